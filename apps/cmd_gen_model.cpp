@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <unistd.h>
 
 #include "apps/command.h"
 #include "apps/tokenizer_location.h"
@@ -26,14 +27,26 @@ struct GenModelFlags {
   bool quiet = false;
 };
 
-void print_progress(const GgufWriteProgress& p, std::chrono::steady_clock::time_point start) {
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "\r[%zu/%zu] %7.1f / %.1f MiB  %5.1fs  %-48.48s", p.tensors_written,
-               p.tensors_total, p.bytes_written / 1048576.0, p.bytes_total / 1048576.0, secs,
-               std::string(p.current_tensor).c_str());
-  if (p.tensors_written == p.tensors_total) std::fprintf(stderr, "\n");
-}
+// On a terminal one line is redrawn after every tensor; into a log, a line every few seconds.
+class ProgressPrinter {
+public:
+  void operator()(const GgufWriteProgress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const bool last = p.tensors_written == p.tensors_total;
+    if (!tty_ && !last && secs < next_log_) return;
+    next_log_ = secs + 5.0;
+    std::fprintf(stderr, "%s[%zu/%zu] %8.1f / %.1f MiB  %6.1fs  %-48.48s%s", tty_ ? "\r" : "",
+                 p.tensors_written, p.tensors_total, p.bytes_written / 1048576.0,
+                 p.bytes_total / 1048576.0, secs, std::string(p.current_tensor).c_str(),
+                 tty_ && !last ? "" : "\n");
+  }
+
+private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  bool tty_ = isatty(fileno(stderr)) != 0;
+  double next_log_ = 0.0;
+};
 
 int run_gen_model(const GenModelFlags& f) {
   Result<V4Config> config = synthetic_preset(f.preset, f.layers, f.experts);
@@ -62,8 +75,7 @@ int run_gen_model(const GenModelFlags& f) {
   o.mtp = f.mtp == "ds4" ? MtpLayout::kDs4 : f.mtp == "lcpp" ? MtpLayout::kLlamaCpp : MtpLayout::kNone;
   o.max_split_bytes = f.split_mb * 1048576ull;
   o.threads = f.threads;
-  const auto start = std::chrono::steady_clock::now();
-  if (!f.quiet) o.progress = [start](const GgufWriteProgress& p) { print_progress(p, start); };
+  if (!f.quiet) o.progress = ProgressPrinter();
   Result<std::vector<std::string>> paths = write_synthetic_model(o);
   if (!paths) {
     std::fprintf(stderr, "gen-model: %s\n", paths.message().c_str());
