@@ -3,7 +3,8 @@
 // products use) and a reference dot product of a quantized weight row with an activation row.
 //
 // Rows hold n values, n a multiple of the type's block size; buffers are caller-owned and never
-// allocated here.
+// allocated here. Block rows need the alignment of their block struct (kernels/cpu/quant_blocks.h:
+// 2 bytes for the fp16-scaled formats, 4 for Q8_K, 1 for IQ1_M and MXFP4).
 #pragma once
 
 #include <cstdint>

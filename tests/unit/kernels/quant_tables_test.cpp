@@ -1,0 +1,97 @@
+// kernels/cpu/quant_tables: the generated IQ/MXFP4 tables equal ggml's ggml-common.h (spec §6).
+//
+// Oracle: digests of the table initialisers in ggml's ggml-common.h. They were produced outside
+// this repository, by a throwaway script (not committed; no ggml code is committed) that:
+//   1. took ggml-org/ggml at commit d99724f2b141fed9e1a9f402213506c081433465, file
+//      src/ggml-common.h (sha256 af255601767325f087313fa84b9435cb77aeec37df6b61b98d9ecc65f29fb4a0);
+//      this is the upstream copy of llama.cpp's ggml/src/ggml-common.h. The ggml-org/llama.cpp
+//      snapshot was too large to fetch, so its file (commit
+//      01243c587feceaa5d6a6c2305535ef2f549c48b8) was read through a code index and compared:
+//      identical text for kmask_iq2xs, ksigns_iq2xs, kvalues_fp4 and the first and last rows of
+//      iq1s_grid, and every table boundary at the offset predicted from ggml's file (plus
+//      llama.cpp's extra kvalues_iq2nl/iq3nl tables), i.e. tables of identical length;
+//   2. cut each `GGML_TABLE_BEGIN(type, name, size) ... GGML_TABLE_END()` body, dropped `//`
+//      comments and parsed every integer literal (regex -?(0x[0-9a-fA-F]+|\d+), base auto);
+//   3. packed the values little-endian at the width of the declared C type (uint8_t, int8_t as
+//      two's complement, uint64_t) and hashed the bytes with FNV-1a 64 (offset basis
+//      0xcbf29ce484222325, prime 0x100000001b3).
+// kvalues_mxfp4 is `#define kvalues_mxfp4 kvalues_fp4` in that file, so its digest is
+// kvalues_fp4's. The other check, against gguf-py's own grid decoder, is
+// tests/python/test_quant_tables.py.
+#include "kernels/cpu/quant_tables.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <set>
+
+namespace v4::kernels {
+namespace {
+
+// FNV-1a 64 over the table's bytes in little-endian element order (step 3 above).
+template <class T, size_t N>
+uint64_t fnv1a64(const T (&table)[N]) {
+  static_assert(std::endian::native == std::endian::little, "digests assume little-endian bytes");
+  uint64_t hash = 0xcbf29ce484222325ull;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(table);
+  for (size_t i = 0; i < sizeof(table); ++i) {
+    hash ^= bytes[i];
+    hash *= 0x100000001b3ull;
+  }
+  return hash;
+}
+
+TEST(QuantTables, DigestsEqualGgmlCommonH) {
+  EXPECT_EQ(fnv1a64(kmask_iq2xs), 0x0af7003a53c25e16ull);
+  EXPECT_EQ(fnv1a64(ksigns_iq2xs), 0xf19ba8f8c3292ba5ull);
+  EXPECT_EQ(fnv1a64(iq2xxs_grid), 0xbb4ee025b5ac6e8eull);
+  EXPECT_EQ(fnv1a64(iq2xs_grid), 0xc9b1ee61e79909bdull);
+  EXPECT_EQ(fnv1a64(iq1s_grid), 0x6703ed863501ae2eull);
+  EXPECT_EQ(fnv1a64(kvalues_mxfp4), 0x3f0e3c08af1e5eb5ull);
+}
+
+TEST(QuantTables, SizesEqualGgmlCommonH) {
+  EXPECT_EQ(std::size(kmask_iq2xs), 8u);
+  EXPECT_EQ(std::size(ksigns_iq2xs), 128u);
+  EXPECT_EQ(std::size(iq2xxs_grid), 256u);
+  EXPECT_EQ(std::size(iq2xs_grid), 512u);
+  EXPECT_EQ(std::size(iq1s_grid), 2048u);  // NGRID_IQ1S
+  EXPECT_EQ(std::size(kvalues_mxfp4), 16u);
+}
+
+// Structural facts from spec §6, independent of any source file: they localise a digest failure.
+TEST(QuantTables, SignTableHasEvenParityInBit7) {
+  for (int i = 0; i < 128; ++i) {
+    EXPECT_EQ(ksigns_iq2xs[i] & 127, i);
+    EXPECT_EQ(std::popcount(static_cast<unsigned>(ksigns_iq2xs[i])) % 2, 0) << "index " << i;
+  }
+  for (int j = 0; j < 8; ++j) EXPECT_EQ(kmask_iq2xs[j], 1u << j);
+}
+
+template <size_t N>
+void expect_rows_unique_with_bytes_in(const uint64_t (&grid)[N], const std::set<uint8_t>& allowed) {
+  std::set<uint64_t> rows(std::begin(grid), std::end(grid));
+  EXPECT_EQ(rows.size(), N) << "grid rows must be distinct";
+  for (uint64_t row : grid) {
+    for (int j = 0; j < 8; ++j) ASSERT_TRUE(allowed.count(static_cast<uint8_t>(row >> (8 * j))));
+  }
+}
+
+TEST(QuantTables, GridsHoldOnlyTheirValueSetsAndDistinctRows) {
+  expect_rows_unique_with_bytes_in(iq2xxs_grid, {0x08, 0x19, 0x2b});
+  expect_rows_unique_with_bytes_in(iq2xs_grid, {0x08, 0x19, 0x2b});
+  expect_rows_unique_with_bytes_in(iq1s_grid, {0xff, 0x00, 0x01});  // int8 −1, 0, +1
+}
+
+TEST(QuantTables, MxFp4ValuesAreDoubledE2M1) {
+  const int8_t e2m1_doubled[8] = {0, 1, 2, 3, 4, 6, 8, 12};  // 2 × {0, .5, 1, 1.5, 2, 3, 4, 6}
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(kvalues_mxfp4[i], e2m1_doubled[i]);
+    EXPECT_EQ(kvalues_mxfp4[i + 8], -e2m1_doubled[i]);  // sign bit is bit 3 of the nibble
+  }
+}
+
+}  // namespace
+}  // namespace v4::kernels
