@@ -17,14 +17,20 @@ namespace v4 {
 
 static_assert(std::endian::native == std::endian::little, "GGUF is read by memcpy: little-endian");
 
-// Text from the file made safe for a one-line message: control bytes escaped, long text cut.
-std::string gguf_printable(std::string_view text);
+// Text made safe for a one-line message: control bytes escaped, text past `max_shown` bytes cut
+// (a hostile key may be megabytes long).
+std::string gguf_printable(std::string_view text, size_t max_shown = 128);
+
+// A file path for a message: escaped like any text but never cut.
+inline std::string gguf_path_text(std::string_view path) {
+  return gguf_printable(path, std::string_view::npos);
+}
 
 // "'name'" with the name made printable: how error messages quote keys and tensor names.
 inline std::string gguf_quoted(std::string_view name) { return "'" + gguf_printable(name) + "'"; }
 
 class GgufCursor {
-public:
+ public:
   GgufCursor(std::string_view file_name, std::span<const uint8_t> bytes)
       : file_name_(file_name), bytes_(bytes) {}
 
@@ -35,12 +41,13 @@ public:
 
   // The error every GGUF parse failure returns: "<file>: <problem> at byte <at>".
   Status error(uint64_t at, std::string_view problem) const {
-    return Status::error(gguf_printable(file_name_) + ": " + std::string(problem) + " at byte " +
+    return Status::error(gguf_path_text(file_name_) + ": " + std::string(problem) + " at byte " +
                          std::to_string(at));
   }
 
   // Reads one fixed-size field; `what` names it in "truncated <what>".
-  template <class T> Status read(T& out, std::string_view what) {
+  template <class T>
+  Status read(T& out, std::string_view what) {
     static_assert(std::is_trivially_copyable_v<T>);
     if (remaining() < sizeof(T)) return error(offset_, "truncated " + std::string(what));
     std::memcpy(&out, bytes_.data() + offset_, sizeof(T));
@@ -76,7 +83,7 @@ public:
 
   void seek(uint64_t offset) { offset_ = offset; }
 
-private:
+ private:
   std::string_view file_name_;
   std::span<const uint8_t> bytes_;
   uint64_t offset_ = 0;

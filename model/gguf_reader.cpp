@@ -1,24 +1,26 @@
 // parse_gguf: the validating GGUF v3 parser over a byte span (mmap'd file or fuzzer input).
 // Spec §5.1. Every field is bounds-checked by GgufCursor; every count is bounded by the bytes
 // left before anything is reserved; tensor data ranges are checked against the image.
+#include "model/gguf_reader.h"
+
 #include <algorithm>
+#include <cstdio>
 #include <numeric>
+#include <optional>
 #include <unordered_set>
 
 #include "model/gguf_cursor.h"
-#include "model/gguf_reader.h"
 
-#define GGUF_TRY(expr)                \
-  do {                                \
+#define GGUF_TRY(expr)                                           \
+  do {                                                           \
     if (::v4::Status status_ = (expr); !status_) return status_; \
   } while (0)
 
 namespace v4 {
 
-std::string gguf_printable(std::string_view text) {
-  constexpr size_t kMaxShown = 128;  // a hostile key may be megabytes long
+std::string gguf_printable(std::string_view text, size_t max_shown) {
   std::string out;
-  for (size_t i = 0; i < text.size() && i < kMaxShown; ++i) {
+  for (size_t i = 0; i < text.size() && i < max_shown; ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x20 || c == 0x7f) {
       static constexpr char kHex[] = "0123456789abcdef";
@@ -29,7 +31,7 @@ std::string gguf_printable(std::string_view text) {
       out += static_cast<char>(c);
     }
   }
-  if (text.size() > kMaxShown) out += "...";
+  if (text.size() > max_shown) out += "...";
   return out;
 }
 
@@ -55,7 +57,7 @@ uint64_t align_up(uint64_t offset, uint64_t alignment) {
 }
 
 class GgufParser {
-public:
+ public:
   GgufParser(std::string_view name, std::span<const uint8_t> bytes) : cursor_(name, bytes) {}
 
   Result<GgufContainer> parse() {
@@ -77,7 +79,7 @@ public:
     return std::move(container_);
   }
 
-private:
+ private:
   Status parse_header(uint64_t& n_tensors, uint64_t& n_entries) {
     uint32_t magic = 0;
     GGUF_TRY(cursor_.read(magic, "magic"));
@@ -94,7 +96,8 @@ private:
     }
     if (version != 3 && version != 2) {
       // v1 used u32 counts and lengths; v2 and v3 share the little-endian layout read here.
-      return cursor_.error(4, "unsupported version " + std::to_string(version) + " (expected 2 or 3)");
+      return cursor_.error(4,
+                           "unsupported version " + std::to_string(version) + " (expected 2 or 3)");
     }
     container_.version = version;
     GGUF_TRY(cursor_.read(n_tensors, "tensor count"));
@@ -133,8 +136,8 @@ private:
     }
     const uint64_t alignment = std::get<uint64_t>(value.value);
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
-      return cursor_.error(at, "general.alignment " + std::to_string(alignment) +
-                                   " is not a nonzero power of two");
+      return cursor_.error(
+          at, "general.alignment " + std::to_string(alignment) + " is not a nonzero power of two");
     }
     container_.alignment = alignment;
     return Status::ok();
@@ -152,34 +155,47 @@ private:
     return parse_scalar(type, context, out);
   }
 
-  template <class T> Status read_scalar(T& out, const std::string& context) {
+  template <class T>
+  Status read_scalar(T& out, const std::string& context) {
     return cursor_.read(out, "value" + context);
   }
 
   Status parse_scalar(GgufValueType type, const std::string& context, GgufValue& out) {
     const uint64_t at = cursor_.offset();
     switch (type) {
-      case GgufValueType::U8: return read_as<uint8_t>(context, out, &GgufValue::u8);
-      case GgufValueType::I8: return read_as<int8_t>(context, out, &GgufValue::i8);
-      case GgufValueType::U16: return read_as<uint16_t>(context, out, &GgufValue::u16);
-      case GgufValueType::I16: return read_as<int16_t>(context, out, &GgufValue::i16);
-      case GgufValueType::U32: return read_as<uint32_t>(context, out, &GgufValue::u32);
-      case GgufValueType::I32: return read_as<int32_t>(context, out, &GgufValue::i32);
-      case GgufValueType::U64: return read_as<uint64_t>(context, out, &GgufValue::u64);
-      case GgufValueType::I64: return read_as<int64_t>(context, out, &GgufValue::i64);
-      case GgufValueType::F32: return read_as<float>(context, out, &GgufValue::f32);
-      case GgufValueType::F64: return read_as<double>(context, out, &GgufValue::f64);
+      case GgufValueType::U8:
+        return read_as<uint8_t>(context, out, &GgufValue::u8);
+      case GgufValueType::I8:
+        return read_as<int8_t>(context, out, &GgufValue::i8);
+      case GgufValueType::U16:
+        return read_as<uint16_t>(context, out, &GgufValue::u16);
+      case GgufValueType::I16:
+        return read_as<int16_t>(context, out, &GgufValue::i16);
+      case GgufValueType::U32:
+        return read_as<uint32_t>(context, out, &GgufValue::u32);
+      case GgufValueType::I32:
+        return read_as<int32_t>(context, out, &GgufValue::i32);
+      case GgufValueType::U64:
+        return read_as<uint64_t>(context, out, &GgufValue::u64);
+      case GgufValueType::I64:
+        return read_as<int64_t>(context, out, &GgufValue::i64);
+      case GgufValueType::F32:
+        return read_as<float>(context, out, &GgufValue::f32);
+      case GgufValueType::F64:
+        return read_as<double>(context, out, &GgufValue::f64);
       case GgufValueType::BOOL: {
         uint8_t raw = 0;
         GGUF_TRY(read_scalar(raw, context));
         if (raw > 1) {
-          return cursor_.error(at, "bool value " + std::to_string(raw) + context + " is not 0 or 1");
+          return cursor_.error(at,
+                               "bool value " + std::to_string(raw) + context + " is not 0 or 1");
         }
         out = GgufValue::boolean(raw == 1);
         return Status::ok();
       }
       case GgufValueType::STRING:
-      case GgufValueType::ARRAY: break;
+      case GgufValueType::ARRAY:
+        break;
     }
     return cursor_.error(at, "invalid value type" + context);  // unreachable: callers validate
   }
@@ -248,8 +264,8 @@ private:
     uint32_t n_dims = 0;
     GGUF_TRY(cursor_.read(n_dims, "n_dims" + context));
     if (n_dims == 0 || n_dims > kGgufMaxDims) {
-      return cursor_.error(n_dims_at, "n_dims " + std::to_string(n_dims) + context + " is not in 1.." +
-                                          std::to_string(kGgufMaxDims));
+      return cursor_.error(n_dims_at, "n_dims " + std::to_string(n_dims) + context +
+                                          " is not in 1.." + std::to_string(kGgufMaxDims));
     }
     info.dims.resize(n_dims);
     info.n_elements = 1;
@@ -303,9 +319,9 @@ private:
                                                     std::to_string(section) + " bytes)");
       }
       if (info.n_bytes > section - offset) {
-        return cursor_.error(data_offset + offset,
-                             "truncated data" + context + " (needs " + std::to_string(info.n_bytes) +
-                                 " bytes, " + std::to_string(section - offset) + " left)");
+        return cursor_.error(data_offset + offset, "truncated data" + context + " (needs " +
+                                                       std::to_string(info.n_bytes) + " bytes, " +
+                                                       std::to_string(section - offset) + " left)");
       }
       info.file_offset = data_offset + offset;
       info.data = cursor_.data() + info.file_offset;
@@ -317,19 +333,20 @@ private:
     std::vector<size_t> order(container_.tensors.size());
     std::iota(order.begin(), order.end(), size_t{0});
     const auto& tensors = container_.tensors;
-    std::sort(order.begin(), order.end(),
-              [&](size_t a, size_t b) { return tensors[a].file_offset < tensors[b].file_offset; });
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return tensors[a].file_offset < tensors[b].file_offset;
+    });
     for (size_t k = 1; k < order.size(); ++k) {
       const GgufTensorInfo& before = tensors[order[k - 1]];
       const GgufTensorInfo& after = tensors[order[k]];
       if (after.file_offset < before.file_offset + before.n_bytes) {
         const uint64_t base = container_.data_offset;
-        return cursor_.error(
-            offset_fields_[order[k]],
-            "data of tensor " + gguf_quoted(after.name) + " at offset " +
-                std::to_string(after.file_offset - base) + " overlaps tensor " +
-                gguf_quoted(before.name) + " at offset " + std::to_string(before.file_offset - base) +
-                " (" + std::to_string(before.n_bytes) + " bytes)");
+        return cursor_.error(offset_fields_[order[k]],
+                             "data of tensor " + gguf_quoted(after.name) + " at offset " +
+                                 std::to_string(after.file_offset - base) + " overlaps tensor " +
+                                 gguf_quoted(before.name) + " at offset " +
+                                 std::to_string(before.file_offset - base) + " (" +
+                                 std::to_string(before.n_bytes) + " bytes)");
       }
     }
     return Status::ok();

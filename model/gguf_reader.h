@@ -28,9 +28,9 @@ struct GgufTensorInfo {
   std::vector<uint64_t> dims;  // ne0 (fastest) first
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
-  uint32_t split = 0;          // index into GgufFile::paths()
-  uint64_t file_offset = 0;    // absolute byte offset of the data in its split file
-  uint64_t info_offset = 0;    // byte offset of this tensor's info record (error messages)
+  uint32_t split = 0;        // index into GgufFile::paths()
+  uint64_t file_offset = 0;  // absolute byte offset of the data in its split file
+  uint64_t info_offset = 0;  // byte offset of this tensor's info record (error messages)
   const uint8_t* data = nullptr;
 
   uint64_t rows() const { return dims.empty() ? 0 : n_elements / dims[0]; }
@@ -42,8 +42,9 @@ struct GgufContainer {
   uint64_t alignment = kGgufDefaultAlignment;
   uint64_t data_offset = 0;  // start of the data section
   std::vector<GgufKeyValue> metadata;
-  std::vector<uint64_t> metadata_offsets;  // byte offset of each entry's value, parallel to metadata
-  std::vector<GgufTensorInfo> tensors;     // data pointers refer to the parsed buffer
+  // Byte offset of each entry's value, parallel to `metadata` (for error messages).
+  std::vector<uint64_t> metadata_offsets;
+  std::vector<GgufTensorInfo> tensors;  // data pointers refer to the parsed buffer
 
   const GgufKeyValue* find(std::string_view key) const;
   // Byte offset of the value of `entry`, which must point into `metadata`.
@@ -57,7 +58,7 @@ struct GgufContainer {
 Result<GgufContainer> parse_gguf(std::string_view name, std::span<const uint8_t> bytes);
 
 class GgufFile {
-public:
+ public:
   // Opens `path`. When it is named "<stem>-00001-of-0000N.gguf" the other N-1 parts are found
   // beside it, checked (split.no / split.count) and merged: metadata comes from the first part,
   // tensors from all parts.
@@ -88,7 +89,7 @@ public:
   const std::vector<GgufTensorInfo>& tensors() const;
   const GgufTensorInfo* find_tensor(std::string_view name) const;
 
-private:
+ private:
   struct Impl;
   explicit GgufFile(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -32,6 +32,7 @@ constexpr uint32_t kGgufMaxArrayDepth = 16;
 
 const char* gguf_value_type_name(GgufValueType type);  // "U8", ..., "F64"; "INVALID" otherwise
 bool gguf_value_type_is_valid(uint32_t raw);
+bool gguf_value_type_is_integer(GgufValueType type);  // U8..I64, not BOOL
 // Bytes of one value of a fixed-size type on disk; 0 for STRING and ARRAY (variable size).
 uint64_t gguf_value_type_size(GgufValueType type);
 // Fewest bytes one value of `type` takes on disk (a string its length field, an array its type
@@ -68,8 +69,9 @@ struct GgufValue {
 
   bool operator==(const GgufValue& other) const = default;
 
-private:
-  template <class T> static GgufValue scalar(GgufValueType t, T v) {
+ private:
+  template <class T>
+  static GgufValue scalar(GgufValueType t, T v) {
     GgufValue out;
     out.type = t;
     out.value = std::move(v);

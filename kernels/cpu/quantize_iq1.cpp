@@ -2,15 +2,18 @@
 // {−1, 0, +1} (iq1s_grid, 2048 rows), δ = ±0.125 and dl = d·(2s + 1), s a 3-bit sub-scale.
 // IQ1_S: one s and one δ per 32 values. IQ1_M: one s per 16 values, one δ per 8 values.
 //
-// Not ggml's quantizer (importance-weighted, with neighbour tables): a per-unit nearest-grid
-// search with a least-squares scale, then block-level rounding of the unit scales to 3 bits
-// with a ±1 refinement. Quality, not bit-exactness, is the contract here.
+// Not ggml's quantizer (importance-weighted, with an exhaustive partition search): a per-unit
+// scale search with least-squares refits, then block-level rounding of the unit scales to 3 bits
+// with a ±1 refinement. Rows are found through LatticeNeighbours (iq_grid_search.h, ggml's
+// kmap/kneighbors idea) instead of scanning all 2048: ~150× faster at +0.1% RMS error. Quality,
+// not bit-exactness, is the contract here.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "core/half.h"
+#include "kernels/cpu/iq_grid_search.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_rounding.h"
 #include "kernels/cpu/quant_tables.h"
@@ -21,12 +24,20 @@ namespace {
 
 constexpr int kGridRows = 2048;
 constexpr float kDelta = 0.125f;  // IQ1S_DELTA = IQ1M_DELTA
+// Candidate rows per off-grid lattice point (iq1s_grid is a subset of {−1, 0, +1}^8; see
+// iq_grid_search.h): the rows in its nearest distance shell while searching unit scales, the 2
+// nearest shells for the final pick at the stored scale. On Gaussian data that costs +0.1% RMS
+// error over an exhaustive scan of the 2048 rows; 3 shells would recover it at 1.6× the time.
+constexpr int kSearchShells = 1;
+constexpr int kFinalShells = 2;
+constexpr int kLevels[3] = {-1, 0, 1};
 
-// iq1s_grid unpacked to floats, with each row's Σg and Σg².
+// iq1s_grid unpacked to floats, with each row's Σg and Σg², and the lattice map.
 struct TernaryGrid {
   float values[kGridRows][8];
   float sum[kGridRows];
   float norm2[kGridRows];
+  LatticeNeighbours neighbours{iq1s_grid, kGridRows, kLevels, /*signed_bytes=*/true, kFinalShells};
 
   TernaryGrid() {
     for (int r = 0; r < kGridRows; ++r) {
@@ -40,28 +51,26 @@ struct TernaryGrid {
   }
 };
 
+// Thread-safe lazy construction (function-local static).
 const TernaryGrid& ternary_grid() {
   static const TernaryGrid grid;
   return grid;
 }
 
-// One octet of input with its dot products against every grid row (they do not depend on the
-// scale or δ, so each candidate scale costs one pass over precomputed numbers).
+// One octet of input with the sums every candidate row's error needs.
 struct Octet {
-  float dot[kGridRows];
+  const float* x = nullptr;
   float sum_x = 0, sum_x2 = 0;
 };
 
-void prepare_octet(const TernaryGrid& grid, const float* x, Octet* octet) {
+Octet prepare_octet(const float* x) {
+  Octet octet;
+  octet.x = x;
   for (int j = 0; j < 8; ++j) {
-    octet->sum_x += x[j];
-    octet->sum_x2 += x[j] * x[j];
+    octet.sum_x += x[j];
+    octet.sum_x2 += x[j] * x[j];
   }
-  for (int r = 0; r < kGridRows; ++r) {
-    float dot = 0;
-    for (int j = 0; j < 8; ++j) dot += grid.values[r][j] * x[j];
-    octet->dot[r] = dot;
-  }
+  return octet;
 }
 
 // A row and δ sign for one octet, with the sums the least-squares scale needs:
@@ -72,34 +81,40 @@ struct OctetCode {
   float a = 0, b = 0;
 };
 
-OctetCode code_for(const TernaryGrid& grid, const Octet& octet, int row, bool negative_delta) {
+// Best row for an octet at scale dl and a given δ. Value dl·(g + δ) is nearest x when g is
+// nearest x/dl − δ, so element j's lattice level is set by x_j against dl·(δ ∓ 0.5); the rows
+// tried are that lattice point's candidates (exact when it is a grid row).
+OctetCode best_code_for_delta(const TernaryGrid& grid, int shells, const Octet& octet, float dl,
+                              bool negative_delta) {
   const float delta = negative_delta ? -kDelta : kDelta;
-  OctetCode code;
-  code.row = row;
-  code.negative_delta = negative_delta;
-  code.a = grid.norm2[row] + 2 * delta * grid.sum[row] + 8 * delta * delta;
-  code.b = octet.dot[row] + delta * octet.sum_x;
-  return code;
-}
-
-// Best row for an octet at scale dl; δ fixed, or free when allow_both_deltas.
-OctetCode best_code(const TernaryGrid& grid, const Octet& octet, float dl, bool negative_delta,
-                    bool allow_both_deltas) {
+  const int point = lattice_index(octet.x, dl * (delta - 0.5f), dl * (delta + 0.5f));
   OctetCode best;
+  best.negative_delta = negative_delta;
   float best_score = std::numeric_limits<float>::infinity();
-  for (int sign = 0; sign < 2; ++sign) {
-    const bool negative = allow_both_deltas ? sign == 1 : negative_delta;
-    if (!allow_both_deltas && sign == 1) break;
-    for (int r = 0; r < kGridRows; ++r) {
-      const OctetCode code = code_for(grid, octet, r, negative);
-      const float score = dl * dl * code.a - 2 * dl * code.b;
-      if (score < best_score) {
-        best_score = score;
-        best = code;
-      }
+  for (const uint16_t r : grid.neighbours.candidates(point, shells)) {
+    float dot = 0;
+    for (int j = 0; j < 8; ++j) dot += grid.values[r][j] * octet.x[j];
+    const float a = grid.norm2[r] + 2 * delta * grid.sum[r] + 8 * delta * delta;
+    const float b = dot + delta * octet.sum_x;
+    const float score = dl * dl * a - 2 * dl * b;
+    if (score < best_score) {
+      best_score = score;
+      best.row = r;
+      best.a = a;
+      best.b = b;
     }
   }
   return best;
+}
+
+// Best row for an octet at scale dl; δ fixed, or free when allow_both_deltas.
+OctetCode best_code(const TernaryGrid& grid, int shells, const Octet& octet, float dl,
+                    bool negative_delta, bool allow_both_deltas) {
+  if (!allow_both_deltas) return best_code_for_delta(grid, shells, octet, dl, negative_delta);
+  const OctetCode plus = best_code_for_delta(grid, shells, octet, dl, false);
+  const OctetCode minus = best_code_for_delta(grid, shells, octet, dl, true);
+  // Scores dl²·a − 2dl·b compared divided by dl (> 0: every scale tried is positive).
+  return dl * minus.a - 2 * minus.b < dl * plus.a - 2 * plus.b ? minus : plus;
 }
 
 // A unit: the octets sharing one sub-scale. shared_delta: one δ for the whole unit (IQ1_S).
@@ -108,14 +123,14 @@ struct UnitFit {
   OctetCode codes[4];
 };
 
-UnitFit fit_at_scale(const TernaryGrid& grid, const Octet* octets, int n, float dl,
+UnitFit fit_at_scale(const TernaryGrid& grid, int shells, const Octet* octets, int n, float dl,
                      bool shared_delta) {
   UnitFit best;
   for (int sign = 0; sign < (shared_delta ? 2 : 1); ++sign) {
     UnitFit fit;
     fit.error = 0;
     for (int k = 0; k < n; ++k) {
-      fit.codes[k] = best_code(grid, octets[k], dl, sign == 1, !shared_delta);
+      fit.codes[k] = best_code(grid, shells, octets[k], dl, sign == 1, !shared_delta);
       fit.error += dl * dl * fit.codes[k].a - 2 * dl * fit.codes[k].b + octets[k].sum_x2;
     }
     if (fit.error < best.error) best = fit;
@@ -123,16 +138,21 @@ UnitFit fit_at_scale(const TernaryGrid& grid, const Octet* octets, int n, float 
   return best;
 }
 
-// Best real dl of a unit: candidates max|x|·[0.3, 1.5] (the largest code magnitude is
-// 1.125·dl), rows picked per candidate, the least-squares dl = Σb/Σa refit, rows re-picked.
+// Best real dl of a unit: 8 candidates max|x|·[0.3, 1.35] (the largest code magnitude is
+// 1.125·dl), rows picked per candidate, the least-squares dl = Σb/Σa refit, and the refit whose
+// error Σx² − b²/a (codes held fixed) is smallest kept. More candidates, or re-picking codes at
+// each refit, changed the error by < 0.05% at 2–3× the cost.
 float fit_unit_scale(const TernaryGrid& grid, const Octet* octets, const float* x, int n,
                      bool shared_delta) {
   float amax = 0;
   for (int j = 0; j < 8 * n; ++j) amax = std::fmax(amax, std::fabs(x[j]));
   if (amax < kGroupMaxEps) return 0;
   float best_scale = amax, best_error = std::numeric_limits<float>::infinity();
-  for (int c = 0; c < 25; ++c) {
-    const UnitFit fit = fit_at_scale(grid, octets, n, amax * (0.3f + 0.05f * c), shared_delta);
+  float x2 = 0;
+  for (int k = 0; k < n; ++k) x2 += octets[k].sum_x2;
+  for (int c = 0; c < 8; ++c) {
+    const UnitFit fit =
+        fit_at_scale(grid, kSearchShells, octets, n, amax * (0.3f + 0.15f * c), shared_delta);
     float a = 0, b = 0;
     for (int k = 0; k < n; ++k) {
       a += fit.codes[k].a;
@@ -140,9 +160,9 @@ float fit_unit_scale(const TernaryGrid& grid, const Octet* octets, const float* 
     }
     if (b <= 0 || a <= 0) continue;
     const float refit = b / a;
-    const UnitFit refitted = fit_at_scale(grid, octets, n, refit, shared_delta);
-    if (refitted.error < best_error) {
-      best_error = refitted.error;
+    const float error = x2 - b * refit;
+    if (error < best_error) {
+      best_error = error;
       best_scale = refit;
     }
   }
@@ -150,26 +170,23 @@ float fit_unit_scale(const TernaryGrid& grid, const Octet* octets, const float* 
 }
 
 // Fills the octets of one unit (n octets starting at x).
-void prepare_unit(const TernaryGrid& grid, const float* x, int n, Octet* octets) {
-  for (int k = 0; k < n; ++k) {
-    octets[k] = Octet{};
-    prepare_octet(grid, x + 8 * k, &octets[k]);
-  }
+void prepare_unit(const float* x, int n, Octet* octets) {
+  for (int k = 0; k < n; ++k) octets[k] = prepare_octet(x + 8 * k);
 }
 
 // Rounds a block's unit scales to d (fp16) and 3-bit s (dl = d·(2s+1), at most 15·d), trying
 // each unit's nearest s and its neighbours with codes re-picked at the rounded scale.
-// Returns d16 (0 for an all-zero block, with sub_scales 0 and default codes). The per-unit dot
-// products (32 KiB) are recomputed in the second pass rather than kept for the whole block.
+// Returns d16 (0 for an all-zero block, with sub_scales 0 and default codes).
 uint16_t quantize_units(const TernaryGrid& grid, const float* x, int units, int octets_per_unit,
                         bool shared_delta, uint8_t* sub_scales, UnitFit* fits) {
-  Octet octets[4];
+  Octet octets[kQK_K / 8];
   const int unit_size = 8 * octets_per_unit;
+  prepare_unit(x, kQK_K / 8, octets);
   float scales[kQK_K / 16];
   float max_scale = 0;
   for (int u = 0; u < units; ++u) {
-    prepare_unit(grid, x + unit_size * u, octets_per_unit, octets);
-    scales[u] = fit_unit_scale(grid, octets, x + unit_size * u, octets_per_unit, shared_delta);
+    scales[u] = fit_unit_scale(grid, octets + octets_per_unit * u, x + unit_size * u,
+                               octets_per_unit, shared_delta);
     max_scale = std::fmax(max_scale, scales[u]);
   }
   const uint16_t d16 = fp32_to_fp16(max_scale / 15);
@@ -180,13 +197,13 @@ uint16_t quantize_units(const TernaryGrid& grid, const float* x, int units, int 
   }
   if (d == 0) return 0;
   for (int u = 0; u < units; ++u) {
-    prepare_unit(grid, x + unit_size * u, octets_per_unit, octets);
     // Clamped first: with d in fp16's subnormal range scales[u]/d can stray far past 15.
     const int nearest = std::clamp(nearest_int((scales[u] / d - 1) / 2), 0, 7);
     for (int s = nearest - 1; s <= nearest + 1; ++s) {
       if (s < 0 || s > 7) continue;
       const float dl = d * (2 * s + 1);  // as dequantization computes it
-      const UnitFit fit = fit_at_scale(grid, octets, octets_per_unit, dl, shared_delta);
+      const UnitFit fit = fit_at_scale(grid, kFinalShells, octets + octets_per_unit * u,
+                                       octets_per_unit, dl, shared_delta);
       if (fit.error < fits[u].error) {
         fits[u] = fit;
         sub_scales[u] = static_cast<uint8_t>(s);

@@ -4,12 +4,16 @@
 // Bit-exactness with gguf-py's encoders (Q8_0, MXFP4, BF16, F16) is tests/python.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "core/half.h"
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/quant_tables.h"
 #include "quant_test_inputs.h"
 
 namespace v4::kernels {
@@ -148,6 +152,129 @@ TEST(Quantize, FloatTypesRoundToNearestEven) {
   quantize_row(GgmlType::BF16, b, h, 2);
   EXPECT_EQ(h[0], 0x3F80);
   EXPECT_EQ(h[1], 0x3F82);
+}
+
+// Index of the first grid row for which `wanted` holds.
+template <class Predicate>
+int find_row(const uint64_t* grid, int rows, Predicate wanted) {
+  for (int r = 0; r < rows; ++r) {
+    if (wanted(grid[r])) return r;
+  }
+  return -1;
+}
+
+bool has_byte(uint64_t row, uint8_t value) {
+  for (int j = 0; j < 8; ++j) {
+    if (static_cast<uint8_t>(row >> (8 * j)) == value) return true;
+  }
+  return false;
+}
+
+// Random IQ blocks whose every scale unit sits at the largest sub-scale (nibble 15 / s = 7) and
+// holds a value of the largest magnitude (an IQ2 row with a 43, an IQ1 row with both −1 and +1,
+// which matches either δ), with d = 2^-7. Their values are then exactly representable and the
+// block-level scale recoverable, so a quantizer that finds the nearest grid row must return
+// them unchanged: a broken lattice map or neighbour list (spec §6 grids) shows up as a mismatch.
+std::vector<uint8_t> blocks_on_grid(GgmlType type, size_t n_blocks, uint32_t seed) {
+  std::vector<uint8_t> bytes = test::random_blocks(type, n_blocks, seed);
+  const uint16_t d16 = fp32_to_fp16(0x1p-7f);
+  const int row43_xxs = find_row(iq2xxs_grid, 256, [](uint64_t r) { return has_byte(r, 43); });
+  const int row43_xs = find_row(iq2xs_grid, 512, [](uint64_t r) { return has_byte(r, 43); });
+  const int row_pm =
+      find_row(iq1s_grid, 2048, [](uint64_t r) { return has_byte(r, 0x01) && has_byte(r, 0xFF); });
+  for (size_t i = 0; i < n_blocks; ++i) {
+    uint8_t* block = bytes.data() + i * ggml_type_traits(type).type_size;
+    if (type == GgmlType::IQ2_XXS) {
+      auto* b = reinterpret_cast<BlockIQ2XXS*>(block);
+      b->d = d16;
+      for (int g = 0; g < 8; ++g) {
+        uint32_t aux[2];
+        std::memcpy(aux, b->qs + 4 * g, sizeof(aux));
+        aux[0] = (aux[0] & ~0xFFu) | static_cast<uint32_t>(row43_xxs);
+        aux[1] |= 0xFu << 28;
+        std::memcpy(b->qs + 4 * g, aux, sizeof(aux));
+      }
+    } else if (type == GgmlType::IQ2_XS) {
+      auto* b = reinterpret_cast<BlockIQ2XS*>(block);
+      b->d = d16;
+      std::memset(b->scales, 0xFF, sizeof(b->scales));
+      for (int u = 0; u < 16; ++u) {
+        b->qs[2 * u] = static_cast<uint16_t>((b->qs[2 * u] & ~511) | row43_xs);
+      }
+    } else if (type == GgmlType::IQ1_S) {
+      auto* b = reinterpret_cast<BlockIQ1S*>(block);
+      b->d = d16;
+      for (int g = 0; g < 8; ++g) {
+        b->qs[4 * g] = static_cast<uint8_t>(row_pm & 0xFF);
+        b->qh[g] = static_cast<uint16_t>((b->qh[g] & ~0x7007) | 0x7000 | (row_pm >> 8));
+      }
+    } else {
+      auto* b = reinterpret_cast<BlockIQ1M*>(block);
+      uint16_t words[4];
+      for (int w = 0; w < 4; ++w)
+        words[w] = static_cast<uint16_t>(0x0FFF | ((d16 >> (4 * w)) & 0xF) << 12);
+      std::memcpy(b->scales, words, sizeof(words));
+      for (int u = 0; u < 16; ++u) {  // the first octet of unit u: qs[2u], low nibble of qh[u]
+        b->qs[2 * u] = static_cast<uint8_t>(row_pm & 0xFF);
+        b->qh[u] = static_cast<uint8_t>((b->qh[u] & 0xF8) | (row_pm >> 8));
+      }
+    }
+  }
+  return bytes;
+}
+
+class IqQuantize : public ::testing::TestWithParam<GgmlType> {};
+
+TEST_P(IqQuantize, ValuesOnTheGridRoundTripExactly) {
+  const GgmlType type = GetParam();
+  constexpr size_t kBlocks = 32;
+  const int64_t n = kBlocks * 256;
+  const std::vector<uint8_t> blocks = blocks_on_grid(type, kBlocks, 21);
+  std::vector<float> x(n), y(n);
+  dequantize_row(type, blocks.data(), x.data(), n);
+  std::vector<uint8_t> requantized(blocks.size());
+  quantize_row(type, x.data(), requantized.data(), n);
+  dequantize_row(type, requantized.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(x[i], y[i]) << "value " << i;
+}
+
+TEST_P(IqQuantize, ConcurrentCallsEncodeAsOneThreadDoes) {
+  // The lattice tables are built lazily on first use (iq_grid_search.h): callers racing for
+  // them, and any number of threads, must get the same bytes as a single serial call.
+  const GgmlType type = GetParam();
+  const std::vector<float> x = test::gaussian_row(8 * 256, 1.0f, 31);
+  const size_t size = *ggml_row_size(type, x.size());
+  std::vector<uint8_t> parallel[2] = {std::vector<uint8_t>(size), std::vector<uint8_t>(size)};
+  std::thread other([&] { quantize_row(type, x.data(), parallel[1].data(), 8 * 256); });
+  quantize_row(type, x.data(), parallel[0].data(), 8 * 256);
+  other.join();
+  std::vector<uint8_t> serial(size);
+  quantize_row(type, x.data(), serial.data(), 8 * 256);
+  EXPECT_EQ(parallel[0], serial);
+  EXPECT_EQ(parallel[1], serial);
+}
+
+INSTANTIATE_TEST_SUITE_P(IqFormats, IqQuantize,
+                         ::testing::Values(GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S,
+                                           GgmlType::IQ1_M),
+                         [](const auto& info) { return test::type_label(info.param); });
+
+TEST(Quantize, F16RowsWidenLikeFp16ToFp32ForAllPatterns) {
+  // dequantize_row's F16 path is a branch-free, vectorised rewrite of fp16_to_fp32: every
+  // pattern (zeros, subnormals, inf, quiet and signalling NaNs) must keep the same bits, through
+  // the chunked loop and its scalar tail (row lengths 65536 − offset).
+  std::vector<uint16_t> halves(65536 + 15);
+  for (size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<uint16_t>(i * 40503u);
+  std::vector<float> out(65536);
+  for (int offset : {0, 1, 7, 15}) {
+    const int64_t n = 65536 - offset;
+    dequantize_row(GgmlType::F16, halves.data() + offset, out.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(std::bit_cast<uint32_t>(out[i]),
+                std::bit_cast<uint32_t>(fp16_to_fp32(halves[offset + i])))
+          << "half 0x" << std::hex << halves[offset + i];
+    }
+  }
 }
 
 TEST(Quantize, SupportsExactlyTheSpecFormats) {
