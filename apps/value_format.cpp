@@ -65,6 +65,8 @@ std::string format_value_summary(const GgufValue& value) {
 std::string format_float_exact(float value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  // "-0" would parse back as the integer 0 in JSON readers; keep the sign of zero.
+  if (value == 0.0f) return std::signbit(value) ? "-0.0" : "0";
   char buf[32];
   for (int precision = 6; precision <= 9; ++precision) {
     std::snprintf(buf, sizeof buf, "%.*g", precision, static_cast<double>(value));

@@ -42,5 +42,6 @@ def tool():
 def run(args, **kwargs) -> subprocess.CompletedProcess:
     """Runs a command, bounded in time, capturing text output."""
     kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 600)
     return subprocess.run([str(a) for a in args], **kwargs)
