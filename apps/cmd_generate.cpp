@@ -1,0 +1,136 @@
+// `v4serve generate --model FILE -p TEXT -n N`: tokenizes the prompt (BOS first), prefills it,
+// then samples N tokens, streaming the text to stdout; prefill and decode tokens/s go to stderr.
+// `--tokens 0,1,2` gives the prompt as ids instead of text.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "apps/command.h"
+#include "model/cpu_backend.h"
+#include "model/detokenizer.h"
+#include "model/sampling.h"
+#include "model/tokenizer.h"
+#include "model/v4_forward.h"
+#include "model/v4_forward_model.h"
+
+namespace v4::apps {
+namespace {
+
+struct GenerateFlags {
+  std::string model;
+  std::string prompt;
+  std::string tokens;
+  uint32_t n_predict = 32;
+  SamplingOptions sampling;
+  unsigned threads = 0;
+  bool no_bos = false;
+  bool print_ids = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+Result<std::vector<int32_t>> prompt_tokens(const GenerateFlags& f, const Tokenizer& tok) {
+  std::vector<int32_t> ids;
+  if (!f.no_bos && tok.bos_id() >= 0) ids.push_back(tok.bos_id());
+  if (!f.tokens.empty()) {
+    std::stringstream ss(f.tokens);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      try {
+        ids.push_back(static_cast<int32_t>(std::stol(item)));
+      } catch (...) {
+        return Status::error("--tokens: \"" + item + "\" is not a token id");
+      }
+    }
+  } else {
+    const std::vector<TokenId> text = tok.encode(f.prompt, true);
+    ids.insert(ids.end(), text.begin(), text.end());
+  }
+  if (ids.empty()) return Status::error("empty prompt");
+  return ids;
+}
+
+int run_generate(const GenerateFlags& f) {
+  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model);
+  if (!model) {
+    std::fprintf(stderr, "error: %s\n", model.message().c_str());
+    return 1;
+  }
+  Result<Tokenizer> tok = Tokenizer::from_gguf((*model)->file);
+  if (!tok) {
+    std::fprintf(stderr, "error: %s\n", tok.message().c_str());
+    return 1;
+  }
+  Result<std::vector<int32_t>> prompt = prompt_tokens(f, *tok);
+  if (!prompt) {
+    std::fprintf(stderr, "error: %s\n", prompt.message().c_str());
+    return 2;
+  }
+  CpuBackend backend(f.threads);
+  V4Forward forward((*model)->weights, backend);
+  ContiguousKvState state((*model)->weights.config);
+  Sampler sampler(f.sampling);
+  IncrementalDetokenizer detok(*tok);
+
+  auto start = std::chrono::steady_clock::now();
+  SequenceInput in{&state, *prompt};
+  Result<ForwardOutput> out = forward.forward({&in, 1});
+  if (!out) {
+    std::fprintf(stderr, "error: %s\n", out.message().c_str());
+    return 1;
+  }
+  const double prefill_s = seconds_since(start);
+  start = std::chrono::steady_clock::now();
+  uint32_t generated = 0;
+  for (; generated < f.n_predict; ++generated) {
+    const int32_t next = sampler.sample(out->logits);
+    if (f.print_ids)
+      std::printf("%s%d", generated ? "," : "", next);
+    else
+      std::fputs(detok.push(next).c_str(), stdout);
+    std::fflush(stdout);
+    if (next == tok->eos_id() || generated + 1 == f.n_predict) {
+      ++generated;
+      break;
+    }
+    in.tokens = std::span<const int32_t>(&next, 1);
+    out = forward.forward({&in, 1});
+    if (!out) {
+      std::fprintf(stderr, "\nerror: %s\n", out.message().c_str());
+      return 1;
+    }
+  }
+  if (!f.print_ids) std::fputs(detok.finish().c_str(), stdout);
+  const double decode_s = seconds_since(start);
+  std::printf("\n");
+  std::fprintf(stderr, "prefill: %zu tokens in %.3f s (%.2f tokens/s)\n", prompt->size(), prefill_s,
+               static_cast<double>(prompt->size()) / prefill_s);
+  std::fprintf(stderr, "decode: %u tokens in %.3f s (%.2f tokens/s)\n", generated, decode_s,
+               generated / decode_s);
+  return 0;
+}
+
+CommandRegistration registration(
+    "generate", "Generate text with the CPU forward pass", [](CLI::App& sub) {
+      auto f = std::make_shared<GenerateFlags>();
+      sub.add_option("--model", f->model, "model GGUF (first part of a split set)")->required();
+      sub.add_option("-p,--prompt", f->prompt, "prompt text (special tokens honoured)");
+      sub.add_option("--tokens", f->tokens, "prompt as comma-separated token ids instead");
+      sub.add_option("-n,--n-predict", f->n_predict, "tokens to generate")->capture_default_str();
+      sub.add_option("--temp", f->sampling.temperature, "temperature (0: greedy)")
+          ->capture_default_str();
+      sub.add_option("--top-p", f->sampling.top_p, "nucleus threshold")->capture_default_str();
+      sub.add_option("--top-k", f->sampling.top_k, "keep the k best tokens (0: off)");
+      sub.add_option("--min-p", f->sampling.min_p, "drop tokens below min_p × best probability");
+      sub.add_option("--seed", f->sampling.seed, "sampling seed")->capture_default_str();
+      sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_flag("--no-bos", f->no_bos, "do not prepend the BOS token");
+      sub.add_flag("--ids", f->print_ids, "print token ids instead of text");
+      return [f] { return run_generate(*f); };
+    });
+
+}  // namespace
+}  // namespace v4::apps

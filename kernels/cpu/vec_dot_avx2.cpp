@@ -1,0 +1,177 @@
+#include "kernels/cpu/vec_dot_avx2.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/half.h"
+#include "kernels/cpu/quant.h"
+#include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/quant_tables.h"
+
+namespace v4::kernels {
+namespace {
+
+#define V4_AVX2 __attribute__((target("avx2")))
+
+V4_AVX2 inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Σ x·y over 32 int8 pairs as 8 int32 partial sums (exact; |x|, |y| <= 127 for activations).
+V4_AVX2 inline __m256i dot_i8_32(__m256i x, __m256i y) {
+  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+V4_AVX2 float dot_q8_0(const BlockQ8_0* x, const BlockQ8_0* y, int64_t nb) {
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const int sumi = hsum_i32(dot_i8_32(qx, qy));
+    sumf += sumi * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));  // reference order
+  }
+  return sumf;
+}
+
+V4_AVX2 float dot_q2_k(const BlockQ2K* x, const BlockQ8K* y, int64_t nb) {
+  const __m256i m3 = _mm256_set1_epi8(3);
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* sc = x[i].scales;
+    int summs = 0;
+    for (int j = 0; j < 16; ++j) summs += y[i].bsums[j] * (sc[j] >> 4);
+    const float dall = y[i].d * fp16_to_fp32(x[i].d);
+    const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
+    __m256i acc = _mm256_setzero_si256();
+    const int8_t* q8 = y[i].qs;
+    int is = 0;
+    for (int half = 0; half < 2; ++half) {
+      const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * half));
+      for (int shift = 0; shift < 8; shift += 2, q8 += 32, is += 2) {
+        const __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q2, shift), m3);
+        const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
+        const __m256i p16 = _mm256_maddubs_epi16(codes, y8);  // codes unsigned 0..3
+        // Lanes 0..15 take scale sc[is], lanes 16..31 sc[is+1].
+        const __m256i scale =
+            _mm256_setr_m128i(_mm_set1_epi16(sc[is] & 0xF), _mm_set1_epi16(sc[is + 1] & 0xF));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, scale));
+      }
+    }
+    sumf += dall * hsum_i32(acc) - dmin * summs;
+  }
+  return sumf;
+}
+
+V4_AVX2 float dot_q4_k(const BlockQ4K* x, const BlockQ8K* y, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  float sums[8] = {};
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t scales[8], mins[8];
+    for (int j = 0; j < 8; ++j) unpack_scale_min_k4(j, x[i].scales, &scales[j], &mins[j]);
+    int sumi = 0;
+    for (int j = 0; j < kQK_K / 16; ++j) sumi += y[i].bsums[j] * mins[j / 2];
+    // aux32[l] of the reference: Σ over sub-blocks j of scale_j · Σ_chunks code·q8 at lane l.
+    __m256i aux = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
+      const __m256i codes[2] = {_mm256_and_si256(q4, m4),
+                                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4)};
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * c + h;
+        const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 32 * j));
+        const __m256i a_lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes[h]));
+        const __m256i a_hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(codes[h], 1));
+        const __m256i y_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(y8));
+        const __m256i y_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(y8, 1));
+        // int16 lanes: chunk 0 + chunk 2 (lanes 0..7), chunk 1 + chunk 3 (lanes 8..15).
+        const __m256i p =
+            _mm256_add_epi16(_mm256_mullo_epi16(a_lo, y_lo), _mm256_mullo_epi16(a_hi, y_hi));
+        const __m256i lanes =
+            _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)),
+                             _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
+        aux = _mm256_add_epi32(aux, _mm256_mullo_epi32(lanes, _mm256_set1_epi32(scales[j])));
+      }
+    }
+    int32_t aux32[8];
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(aux32), aux);
+    const float d = fp16_to_fp32(x[i].d) * y[i].d;
+    for (int l = 0; l < 8; ++l) sums[l] += d * aux32[l];
+    const float dmin = fp16_to_fp32(x[i].dmin) * y[i].d;
+    sumf -= dmin * sumi;
+  }
+  for (int l = 0; l < 8; ++l) sumf += sums[l];
+  return sumf;
+}
+
+V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
+  // Byte b of the 32-lane vector tests bit (b mod 8) of its octet's sign byte.
+  const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_fp32(x[i].d) * y[i].d;
+    const int8_t* q8 = y[i].qs;
+    int32_t bsum = 0;
+    for (int g = 0; g < kQK_K / 32; ++g, q8 += 32) {
+      uint32_t aux[2];
+      std::memcpy(aux, x[i].qs + 4 * g, sizeof(aux));
+      const __m256i grid =
+          _mm256_setr_epi64x(static_cast<int64_t>(iq2xxs_grid[aux[0] & 0xFF]),
+                             static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 8) & 0xFF]),
+                             static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 16) & 0xFF]),
+                             static_cast<int64_t>(iq2xxs_grid[aux[0] >> 24]));
+      const __m256i signs =
+          _mm256_setr_epi64x(0x0101010101010101ll * ksigns_iq2xs[aux[1] & 127],
+                             0x0101010101010101ll * ksigns_iq2xs[(aux[1] >> 7) & 127],
+                             0x0101010101010101ll * ksigns_iq2xs[(aux[1] >> 14) & 127],
+                             0x0101010101010101ll * ksigns_iq2xs[(aux[1] >> 21) & 127]);
+      const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(signs, bit), bit);
+      const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
+      const __m256i ys = _mm256_sub_epi8(_mm256_xor_si256(y8, neg), neg);  // negate where set
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(grid, ys), _mm256_set1_epi16(1));
+      bsum += hsum_i32(p) * static_cast<int32_t>(2 * (aux[1] >> 28) + 1);
+    }
+    sumf += d * bsum;
+  }
+  return 0.125f * sumf;
+}
+
+}  // namespace
+
+bool cpu_has_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+
+bool has_avx2_dot(GgmlType t) {
+  return t == GgmlType::Q8_0 || t == GgmlType::Q2_K || t == GgmlType::Q4_K ||
+         t == GgmlType::IQ2_XXS;
+}
+
+float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
+  const int64_t nb = n / ggml_type_traits(t).block_size;
+  switch (t) {
+    case GgmlType::Q8_0:
+      return dot_q8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a), nb);
+    case GgmlType::Q2_K:
+      return dot_q2_k(static_cast<const BlockQ2K*>(w), static_cast<const BlockQ8K*>(a), nb);
+    case GgmlType::Q4_K:
+      return dot_q4_k(static_cast<const BlockQ4K*>(w), static_cast<const BlockQ8K*>(a), nb);
+    case GgmlType::IQ2_XXS:
+      return dot_iq2_xxs(static_cast<const BlockIQ2XXS*>(w), static_cast<const BlockQ8K*>(a), nb);
+    default:
+      return vec_dot(t, w, a, n);
+  }
+}
+
+float vec_dot_best(GgmlType t, const void* w, const void* a, int64_t n) {
+  if (has_avx2_dot(t) && cpu_has_avx2()) return vec_dot_avx2(t, w, a, n);
+  return vec_dot(t, w, a, n);
+}
+
+}  // namespace v4::kernels

@@ -1,0 +1,27 @@
+// AVX2 versions of the hot weight·activation dot products (Q8_0, Q2_K, Q4_K, IQ2_XXS), chosen at
+// run time. They compute the same exact integer block sums as the scalar reference in
+// kernels/cpu/vec_dot.cpp and then apply the reference's float scaling in the reference's order,
+// so their results are bit-identical to vec_dot — only faster.
+#pragma once
+
+#include <cstdint>
+
+#include "core/ggml_type.h"
+
+namespace v4::kernels {
+
+// Whether this CPU runs the AVX2 kernels (checked once).
+bool cpu_has_avx2();
+
+// Whether an AVX2 kernel exists for `weight_type` (independent of the CPU).
+bool has_avx2_dot(GgmlType weight_type);
+
+// AVX2 dot product; only call when cpu_has_avx2() and has_avx2_dot(weight_type).
+float vec_dot_avx2(GgmlType weight_type, const void* weight_row, const void* activation_row,
+                   int64_t n);
+
+// vec_dot through the fastest available kernel (AVX2 when possible, else the scalar reference).
+float vec_dot_best(GgmlType weight_type, const void* weight_row, const void* activation_row,
+                   int64_t n);
+
+}  // namespace v4::kernels

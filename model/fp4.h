@@ -1,0 +1,16 @@
+// FP4 E2M1 simulation used by the lightning indexer's QAT transform. Spec §3.4.4: per block of
+// 32 values a power-of-two scale 2^ceil(log2(amax/6)) (amax floored at 6·2^-126), then rounding
+// onto the grid {0, 0.5, 1, 1.5, 2, 3, 4, 6} with ties to the even grid index.
+#pragma once
+
+#include <cstdint>
+
+namespace v4 {
+
+// Nearest E2M1 value of x (|x| <= 6 expected; larger magnitudes saturate to ±6).
+float e2m1_round(float x);
+
+// In-place FP4 round-trip of n values in blocks of `block`.
+void fp4_round_trip(float* x, int64_t n, int64_t block = 32);
+
+}  // namespace v4

@@ -1,0 +1,66 @@
+"""The `logits` and `generate` subcommands on the tiny synthetic model: output format, chunked
+prefill and decode agreeing exactly (each token's arithmetic does not depend on the chunking),
+and deterministic greedy generation."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+from conftest import run
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from oracle.models import tiny_model  # noqa: E402
+
+TOKENS = "0,1043,77,9001,12,5,128803,300,41,7,2048,99"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, v4serve):
+    return tiny_model(tmp_path_factory, v4serve)
+
+
+def logits(v4serve, model, *extra):
+    result = run([v4serve, "logits", "--model", model, "--tokens", TOKENS, *extra])
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_logits_prints_top20_and_logsumexp_per_position(v4serve, model):
+    rows = logits(v4serve, model)
+    assert [r["pos"] for r in rows] == list(range(len(TOKENS.split(","))))
+    for r in rows:
+        values = [v for _, v in r["top"]]
+        assert len(r["top"]) == 20
+        assert values == sorted(values, reverse=True)
+        assert r["logsumexp"] >= values[0]
+
+
+def test_chunked_prefill_and_decode_print_identical_logits(v4serve, model):
+    whole = logits(v4serve, model)
+    assert logits(v4serve, model, "--chunk", "5") == whole
+    assert logits(v4serve, model, "--decode", "--threads", "1") == whole
+
+
+def test_greedy_generation_is_deterministic_and_reports_speed(v4serve, model):
+    args = [v4serve, "generate", "--model", model, "--tokens", "1043,77", "-n", "6", "--temp", "0",
+            "--ids"]
+    first, second = run(args), run(args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert len(first.stdout.strip().split(",")) == 6
+    assert "prefill:" in first.stderr and "decode:" in first.stderr and "tokens/s" in first.stderr
+
+
+def test_generate_streams_text_from_a_prompt(v4serve, model):
+    result = run([v4serve, "generate", "--model", model, "-p", "Hello", "-n", "4", "--seed", "3",
+                  "--temp", "0.8", "--top-p", "0.9", "--top-k", "40", "--min-p", "0.01"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() != ""
+
+
+def test_logits_rejects_out_of_vocabulary_ids(v4serve, model):
+    result = run([v4serve, "logits", "--model", model, "--tokens", "0,999999"])
+    assert result.returncode != 0
+    assert "outside the vocabulary" in result.stderr
