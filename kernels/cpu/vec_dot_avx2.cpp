@@ -125,11 +125,11 @@ V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
                              static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 8) & 0xFF]),
                              static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 16) & 0xFF]),
                              static_cast<int64_t>(iq2xxs_grid[aux[0] >> 24]));
-      const __m256i signs =
-          _mm256_setr_epi64x(0x0101010101010101ll * ksigns_iq2xs[aux[1] & 127],
-                             0x0101010101010101ll * ksigns_iq2xs[(aux[1] >> 7) & 127],
-                             0x0101010101010101ll * ksigns_iq2xs[(aux[1] >> 14) & 127],
-                             0x0101010101010101ll * ksigns_iq2xs[(aux[1] >> 21) & 127]);
+      // Broadcast each sign byte to 8 lanes (unsigned: the product wraps by design).
+      auto spread = [](uint8_t b) { return static_cast<int64_t>(0x0101010101010101ull * b); };
+      const __m256i signs = _mm256_setr_epi64x(
+          spread(ksigns_iq2xs[aux[1] & 127]), spread(ksigns_iq2xs[(aux[1] >> 7) & 127]),
+          spread(ksigns_iq2xs[(aux[1] >> 14) & 127]), spread(ksigns_iq2xs[(aux[1] >> 21) & 127]));
       const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(signs, bit), bit);
       const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
       const __m256i ys = _mm256_sub_epi8(_mm256_xor_si256(y8, neg), neg);  // negate where set
