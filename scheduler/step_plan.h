@@ -1,0 +1,49 @@
+// The contract between the scheduler and the worker (docs/design.md, engine loop): what one step
+// runs and which KV pages changed hands, and what the worker sends back. Plain values only.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace v4 {
+
+using RequestId = uint64_t;
+using PageId = uint32_t;
+
+// One sequence's share of a step: tokens [first_position, first_position + tokens.size()) of
+// its prompt-plus-output stream. `pages` is the whole block table after this step's allocation.
+struct ScheduledSequence {
+  RequestId id = 0;
+  uint64_t first_position = 0;
+  std::vector<int32_t> tokens;
+  std::vector<PageId> pages;
+  std::vector<PageId> new_pages;  // appended to `pages` this step
+  bool samples = false;           // the chunk reaches the end of the stream: sample a token
+};
+
+struct StepPlan {
+  std::vector<ScheduledSequence> sequences;  // decodes first, then prefill chunks
+  // Requests whose KV state is gone (preempted: recomputed later from position 0; cancelled or
+  // finished: never seen again). Their pages are already back in the allocator.
+  std::vector<RequestId> preempted;
+  std::vector<RequestId> released;
+  std::vector<PageId> freed_pages;
+  uint64_t token_count() const {
+    uint64_t n = 0;
+    for (const ScheduledSequence& s : sequences) n += s.tokens.size();
+    return n;
+  }
+  bool empty() const { return sequences.empty(); }
+};
+
+struct SampledToken {
+  RequestId id = 0;
+  int32_t token = 0;
+  bool finished = false;  // stop token, max tokens or context limit: the request leaves
+};
+
+struct StepOutput {
+  std::vector<SampledToken> sampled;  // one per ScheduledSequence with `samples`
+};
+
+}  // namespace v4

@@ -1,0 +1,206 @@
+// Scheduler policies replayed step by step against tables of expected plans (TensorRT-LLM's
+// capacity-scheduler test style): packing, chunked prefill, FCFS, preemption, cancellation, and
+// page accounting that always returns to zero.
+#include "scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <string>
+
+namespace v4 {
+namespace {
+
+// "A64" = request A ran 64 tokens without sampling; "A36s" = 36 tokens and sampled.
+std::string describe(const StepPlan& plan, const std::map<RequestId, char>& names) {
+  std::string out;
+  for (const ScheduledSequence& s : plan.sequences) {
+    if (!out.empty()) out += ' ';
+    out += names.at(s.id) + std::to_string(s.tokens.size()) + (s.samples ? "s" : "");
+  }
+  for (RequestId id : plan.preempted) out += std::string(" preempt:") + names.at(id);
+  return out;
+}
+
+// Drives the loop like the engine does: every sampled request gets token 7 until it has
+// produced max_out tokens.
+class StepReplay {
+ public:
+  explicit StepReplay(const SchedulerConfig& c) : scheduler(c) {}
+  void add(char name, size_t prompt, size_t max_out) {
+    const RequestId id = next_id_++;
+    names_[id] = name;
+    max_out_[id] = max_out;
+    ASSERT_TRUE(scheduler.add(id, std::vector<int32_t>(prompt, 3)));
+  }
+  std::string step() {
+    StepPlan plan = scheduler.schedule();
+    StepOutput out;
+    for (const ScheduledSequence& s : plan.sequences) {
+      if (!s.samples) continue;
+      const size_t n = ++produced_[s.id];
+      out.sampled.push_back({s.id, 7, n >= max_out_[s.id]});
+    }
+    const std::string d = describe(plan, names_);
+    scheduler.update(plan, out);
+    return d;
+  }
+  RequestId id_of(char name) const {
+    for (auto& [id, n] : names_)
+      if (n == name) return id;
+    return 0;
+  }
+  Scheduler scheduler;
+
+ private:
+  RequestId next_id_ = 1;
+  std::map<RequestId, char> names_;
+  std::map<RequestId, size_t> max_out_, produced_;
+};
+
+TEST(Scheduler, ChunksPrefillWithinTheTokenBudgetAndRunsDecodesFirst) {
+  StepReplay r({.page_tokens = 128, .total_pages = 8, .max_batch_tokens = 64, .max_seqs = 4});
+  r.add('A', 100, 3);
+  r.add('B', 30, 2);
+  const std::vector<std::string> expected = {"A64", "A36s B28", "A1s B2s", "A1s B1s", ""};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(r.step(), expected[i]) << "step " << i;
+  EXPECT_FALSE(r.scheduler.has_work());
+  EXPECT_EQ(r.scheduler.allocator().used_count(), 0u);
+}
+
+TEST(Scheduler, RequestsJoinAtAnyStepBehindRunningDecodes) {
+  StepReplay r({.page_tokens = 128, .total_pages = 8, .max_batch_tokens = 16, .max_seqs = 4});
+  r.add('A', 4, 3);
+  EXPECT_EQ(r.step(), "A4s");
+  r.add('B', 20, 1);
+  EXPECT_EQ(r.step(), "A1s B15");
+  EXPECT_EQ(r.step(), "A1s B5s");
+  EXPECT_EQ(r.step(), "");
+  EXPECT_EQ(r.scheduler.allocator().used_count(), 0u);
+}
+
+TEST(Scheduler, PreemptsTheRequestingSequenceWhenItIsTheLastAdmitted) {
+  StepReplay r({.page_tokens = 128, .total_pages = 3, .max_batch_tokens = 512, .max_seqs = 4});
+  r.add('A', 200, 4);
+  r.add('B', 127, 3);
+  // B's 129th token needs a second page; B is the most recent admission, so it yields.
+  const std::vector<std::string> expected = {"A200s B127s", "A1s B1s", "A1s preempt:B",
+                                             "A1s",         "B129s",   ""};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(r.step(), expected[i]) << "step " << i;
+  EXPECT_EQ(r.scheduler.stats().preemptions, 1u);
+  EXPECT_EQ(r.scheduler.allocator().used_count(), 0u);
+}
+
+TEST(Scheduler, PreemptsTheLatestAdmissionToKeepTheOldestRunning) {
+  StepReplay r({.page_tokens = 128, .total_pages = 3, .max_batch_tokens = 512, .max_seqs = 4});
+  r.add('A', 127, 3);
+  r.add('B', 200, 5);
+  // A's 129th token needs a page; B, admitted later, gives up its two.
+  const std::vector<std::string> expected = {
+      "A127s B200s", "A1s B1s", "A1s preempt:B", "B202s", "B1s", "B1s", ""};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(r.step(), expected[i]) << "step " << i;
+  EXPECT_EQ(r.scheduler.allocator().used_count(), 0u);
+}
+
+TEST(Scheduler, AdmitsInArrivalOrderWithoutSkippingTheHead) {
+  // 2 pages: A holds one, the head B needs two, C would fit but must wait behind B.
+  StepReplay r({.page_tokens = 128, .total_pages = 2, .max_batch_tokens = 512, .max_seqs = 4});
+  r.add('A', 10, 2);
+  r.add('B', 200, 1);
+  r.add('C', 10, 1);
+  const std::vector<std::string> expected = {"A10s", "A1s", "B200s", "C10s", ""};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(r.step(), expected[i]) << "step " << i;
+}
+
+TEST(Scheduler, RespectsTheSequenceLimit) {
+  StepReplay r({.page_tokens = 128, .total_pages = 8, .max_batch_tokens = 512, .max_seqs = 2});
+  r.add('A', 5, 2);
+  r.add('B', 5, 1);
+  r.add('C', 5, 1);
+  const std::vector<std::string> expected = {"A5s B5s", "A1s C5s", ""};
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(r.step(), expected[i]) << "step " << i;
+}
+
+TEST(Scheduler, CancellationFreesPagesAtOnceAndTellsTheWorker) {
+  StepReplay r({.page_tokens = 128, .total_pages = 8, .max_batch_tokens = 512, .max_seqs = 4});
+  r.add('A', 300, 10);
+  EXPECT_EQ(r.step(), "A300s");
+  EXPECT_EQ(r.scheduler.allocator().used_count(), 3u);
+  const RequestId a = r.id_of('A');
+  EXPECT_TRUE(r.scheduler.cancel(a));
+  EXPECT_EQ(r.scheduler.allocator().used_count(), 0u);
+  EXPECT_FALSE(r.scheduler.cancel(a));
+  const StepPlan plan = r.scheduler.schedule();
+  EXPECT_TRUE(plan.empty());
+  EXPECT_EQ(plan.released, std::vector<RequestId>{a});
+  EXPECT_EQ(plan.freed_pages, (std::vector<PageId>{0, 1, 2}));
+}
+
+TEST(Scheduler, BlockTablesGrowPageByPageWithLowestFreeIds) {
+  Scheduler s({.page_tokens = 128, .total_pages = 4, .max_batch_tokens = 128, .max_seqs = 4});
+  ASSERT_TRUE(s.add(1, std::vector<int32_t>(300, 1)));
+  StepPlan p = s.schedule();
+  ASSERT_EQ(p.sequences.size(), 1u);
+  EXPECT_EQ(p.sequences[0].new_pages, std::vector<PageId>{0});
+  s.update(p, {});
+  p = s.schedule();
+  EXPECT_EQ(p.sequences[0].first_position, 128u);
+  EXPECT_EQ(p.sequences[0].pages, (std::vector<PageId>{0, 1}));
+  EXPECT_EQ(p.sequences[0].new_pages, std::vector<PageId>{1});
+}
+
+// Random arrivals, cancellations and lengths against the invariants: budgets hold, decodes come
+// before prefill chunks, every used page belongs to exactly one block table, and nothing leaks.
+TEST(Scheduler, RandomTrafficNeverLeaksPagesOrBreaksBudgets) {
+  const SchedulerConfig c{
+      .page_tokens = 128, .total_pages = 12, .max_batch_tokens = 96, .max_seqs = 5};
+  Scheduler s(c);
+  std::mt19937_64 rng(5);
+  std::map<RequestId, size_t> left;
+  RequestId next = 1;
+  for (int step = 0; step < 20000 && (step < 2000 || s.has_work()); ++step) {
+    if (step < 2000 && rng() % 25 == 0) {
+      const RequestId id = next++;
+      ASSERT_TRUE(s.add(id, std::vector<int32_t>(1 + rng() % 400, 2)));
+      left[id] = 1 + rng() % 200;
+    }
+    if (step < 2000 && rng() % 40 == 0 && !left.empty()) {
+      auto it = std::next(left.begin(), static_cast<long>(rng() % left.size()));
+      EXPECT_TRUE(s.cancel(it->first));
+      left.erase(it);
+    }
+    const StepPlan plan = s.schedule();
+    EXPECT_LE(plan.token_count(), c.max_batch_tokens);
+    EXPECT_LE(plan.sequences.size(), c.max_seqs);
+    bool prefill_seen = false;
+    std::vector<bool> owned(c.total_pages);
+    size_t owned_count = 0;
+    StepOutput out;
+    for (const ScheduledSequence& q : plan.sequences) {
+      const bool decode = q.tokens.size() == 1 && q.first_position > 0 && q.samples;
+      if (!decode) prefill_seen = true;
+      EXPECT_FALSE(decode && prefill_seen && q.tokens.size() != 1);
+      EXPECT_GE(q.pages.size() * c.page_tokens, q.first_position + q.tokens.size());
+      if (q.samples) out.sampled.push_back({q.id, 1, --left[q.id] == 0});
+    }
+    s.update(plan, out);
+    for (const SampledToken& t : out.sampled)
+      if (t.finished) left.erase(t.id);
+    for (auto& [id, n] : left) {
+      for (PageId p : s.pages_of(id)) {
+        EXPECT_FALSE(owned[p]) << "page " << p << " in two block tables";
+        owned[p] = true;
+        ++owned_count;
+      }
+    }
+    ASSERT_EQ(owned_count, s.allocator().used_count()) << "step " << step;
+  }
+  EXPECT_FALSE(s.has_work()) << s.stats().running << " running, " << s.stats().waiting
+                             << " waiting, " << s.allocator().used_count() << " pages";
+  EXPECT_EQ(s.allocator().used_count(), 0u);
+  EXPECT_GT(s.stats().preemptions, 0u);
+}
+
+}  // namespace
+}  // namespace v4

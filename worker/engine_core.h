@@ -1,0 +1,73 @@
+// The engine loop without a thread (docs/design.md): plan = scheduler.schedule(),
+// out = worker.execute(plan), scheduler.update(out). Engine wraps it in a thread; tests drive
+// it step by step.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "model/backend.h"
+#include "model/v4_weights.h"
+#include "scheduler/scheduler.h"
+#include "worker/model_worker.h"
+
+namespace v4 {
+
+struct EngineOptions {
+  KvStorage storage = KvStorage::kF32;
+  uint32_t page_tokens = 256;
+  uint64_t kv_memory_bytes = uint64_t{1} << 30;  // pages + per-sequence fixed state
+  uint32_t total_pages = 0;                      // nonzero: overrides the byte budget
+  uint32_t max_context = 4096;
+  uint32_t max_batch_tokens = 256;
+  uint32_t max_seqs = 64;
+};
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+};
+
+struct EngineStats {
+  uint32_t running = 0, waiting = 0;
+  uint32_t pages_used = 0, pages_free = 0;
+  uint64_t preemptions = 0;
+  uint64_t steps = 0, step_tokens = 0, step_sequences = 0;
+  double step_seconds = 0.0;      // summed over steps
+  double prefix_hit_ratio = 0.0;  // no prefix cache yet: always 0
+  size_t page_bytes = 0;
+};
+
+class EngineCore {
+ public:
+  EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options);
+
+  // Pages the byte budget buys after reserving every sequence slot's fixed state.
+  static Result<uint32_t> pages_for_budget(const V4Config& config, const EngineOptions& options);
+  // Rejects requests that could never run: empty, over the context limit, or needing more
+  // pages than exist.
+  Status validate(const GenerationRequest& request) const;
+
+  Result<RequestId> add(const GenerationRequest& request);
+  Status add(RequestId id, const GenerationRequest& request);
+  bool cancel(RequestId id);
+  // One step; events in plan order. A failed forward ends the plan's requests with kError.
+  std::vector<GenerationEvent> step();
+
+  bool has_work() const { return scheduler_.has_work(); }
+  EngineStats stats() const;
+  const Scheduler& scheduler() const { return scheduler_; }
+  const ModelWorker& worker() const { return worker_; }
+
+ private:
+  static SchedulerConfig scheduler_config(const V4Config& config, const EngineOptions& options);
+
+  EngineOptions options_;
+  Scheduler scheduler_;
+  ModelWorker worker_;
+  RequestId next_id_ = 1;
+  EngineStats totals_;
+};
+
+}  // namespace v4

@@ -1,0 +1,88 @@
+#include "worker/model_worker.h"
+
+#include <algorithm>
+
+namespace v4 {
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone:
+      return "";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "?";
+}
+
+ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
+                         const ModelWorkerOptions& options)
+    : config_(weights.config),
+      forward_(weights, backend),
+      options_(options),
+      cache_(weights.config, options.kv),
+      // One attention call reads at most top-k ratio-4 rows or every ratio-128 row (§3.4).
+      decode_rows_(std::max(config_.indexer_top_k, options.max_context / 128 + 1) + 1) {}
+
+void ModelWorker::add_request(RequestId id, const SamplingParams& params) {
+  sequences_.emplace(id, RequestState{RequestSampler(params), nullptr});
+}
+
+FinishReason ModelWorker::finish_after(const RequestState& r, const ScheduledSequence& s,
+                                       int32_t token) const {
+  const SamplingParams& p = r.sampler.params();
+  if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end())
+    return FinishReason::kStop;
+  if (r.sampler.generated() >= p.max_tokens) return FinishReason::kLength;
+  // The sampled token would sit at position first_position + tokens.size().
+  if (s.first_position + s.tokens.size() + 1 >= options_.max_context) return FinishReason::kLength;
+  return FinishReason::kNone;
+}
+
+Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
+                                        std::vector<GenerationEvent>& events) {
+  for (RequestId id : plan.released) sequences_.erase(id);
+  for (RequestId id : plan.preempted)
+    if (auto it = sequences_.find(id); it != sequences_.end()) it->second.kv.reset();
+  std::vector<SequenceInput> inputs;
+  inputs.reserve(plan.sequences.size());
+  for (const ScheduledSequence& s : plan.sequences) {
+    RequestState& r = sequences_.at(s.id);
+    if (!r.kv) {
+      r.kv = std::make_unique<PagedSequenceKv>(config_, cache_, options_.max_chunk, decode_rows_);
+    }
+    if (r.kv->n_past() != s.first_position) {
+      return Status::error("request " + std::to_string(s.id) + ": plan starts at " +
+                           std::to_string(s.first_position) + " but its KV holds " +
+                           std::to_string(r.kv->n_past()) + " tokens");
+    }
+    r.kv->set_pages(s.pages);
+    r.sampler.observe(s.tokens);
+    inputs.push_back({r.kv.get(), s.tokens});
+  }
+  StepOutput out;
+  if (inputs.empty()) return out;
+  Result<ForwardOutput> fwd = forward_.forward(inputs);
+  if (!fwd) return fwd.status();
+  const size_t vocab = config_.n_vocab;
+  for (size_t i = 0; i < plan.sequences.size(); ++i) {
+    const ScheduledSequence& s = plan.sequences[i];
+    if (!s.samples) continue;
+    RequestState& r = sequences_.at(s.id);
+    const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
+    SampledChoice c = r.sampler.sample({&fwd->logits[row * vocab], vocab});
+    GenerationEvent e{s.id, c.token, c.logprob, std::move(c.top_logprobs), FinishReason::kNone};
+    e.finish = finish_after(r, s, c.token);
+    out.sampled.push_back({s.id, c.token, e.finish != FinishReason::kNone});
+    if (e.finish != FinishReason::kNone) sequences_.erase(s.id);
+    events.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace v4

@@ -1,0 +1,64 @@
+// Executes one StepPlan (docs/design.md engine loop): keeps a PagedSequenceKv per running
+// request over the shared PagedKvCache, runs the batched forward over the plan's chunks and
+// samples the requests whose chunk reached the end of their stream.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "core/status.h"
+#include "model/v4_forward.h"
+#include "scheduler/step_plan.h"
+#include "worker/paged_kv_cache.h"
+#include "worker/paged_sequence_kv.h"
+#include "worker/request_sampler.h"
+
+namespace v4 {
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+const char* finish_reason_name(FinishReason reason);
+
+// One streamed result: a token (with logprobs when asked), or for kCancelled/kError a final
+// event with token -1.
+struct GenerationEvent {
+  RequestId id = 0;
+  int32_t token = -1;
+  float logprob = 0.0f;
+  std::vector<TokenLogprob> top_logprobs;
+  FinishReason finish = FinishReason::kNone;
+};
+
+struct ModelWorkerOptions {
+  PagedKvOptions kv;
+  uint32_t max_chunk = 256;     // the scheduler's max_batch_tokens
+  uint32_t max_context = 4096;  // per request: prompt + output
+};
+
+class ModelWorker {
+ public:
+  ModelWorker(const V4Weights& weights, Backend& backend, const ModelWorkerOptions& options);
+
+  void add_request(RequestId id, const SamplingParams& params);
+  Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events);
+
+  const PagedKvCache& cache() const { return cache_; }
+  size_t live_sequences() const { return sequences_.size(); }
+
+ private:
+  struct RequestState {
+    RequestSampler sampler;
+    std::unique_ptr<PagedSequenceKv> kv;  // null until scheduled (and after preemption)
+  };
+  FinishReason finish_after(const RequestState& r, const ScheduledSequence& s, int32_t token) const;
+
+  const V4Config& config_;
+  V4Forward forward_;
+  ModelWorkerOptions options_;
+  PagedKvCache cache_;
+  uint32_t decode_rows_;
+  std::map<RequestId, RequestState> sequences_;
+};
+
+}  // namespace v4
