@@ -24,6 +24,7 @@ struct GenerateFlags {
   uint32_t n_predict = 32;
   SamplingOptions sampling;
   unsigned threads = 0;
+  V4ConfigOverrides overrides;
   bool no_bos = false;
   bool print_ids = false;
 };
@@ -54,7 +55,7 @@ Result<std::vector<int32_t>> prompt_tokens(const GenerateFlags& f, const Tokeniz
 }
 
 int run_generate(const GenerateFlags& f) {
-  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model);
+  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model, "", f.overrides);
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.message().c_str());
     return 1;
@@ -127,6 +128,8 @@ CommandRegistration registration(
       sub.add_option("--min-p", f->sampling.min_p, "drop tokens below min_p × best probability");
       sub.add_option("--seed", f->sampling.seed, "sampling seed")->capture_default_str();
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_option("--experts-per-token", f->overrides.experts_per_token,
+                     "routed experts per token (default: the file's expert_used_count)");
       sub.add_flag("--no-bos", f->no_bos, "do not prepend the BOS token");
       sub.add_flag("--ids", f->print_ids, "print token ids instead of text");
       return [f] { return run_generate(*f); };

@@ -22,6 +22,7 @@ struct LogitsFlags {
   uint32_t chunk = 0;
   bool decode = false;
   unsigned threads = 0;
+  V4ConfigOverrides overrides;
   std::string raw;  // optional float32 dump of every logit, row-major by position
 };
 
@@ -61,7 +62,7 @@ int run_logits(const LogitsFlags& f) {
     std::fprintf(stderr, "error: --tokens wants comma-separated token ids\n");
     return 2;
   }
-  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model);
+  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model, "", f.overrides);
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.message().c_str());
     return 1;
@@ -101,6 +102,8 @@ CommandRegistration registration(
       sub.add_option("--chunk", f->chunk, "prefill chunk size (default: all tokens at once)");
       sub.add_flag("--decode", f->decode, "feed one token per forward step");
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_option("--experts-per-token", f->overrides.experts_per_token,
+                     "routed experts per token (default: the file's expert_used_count)");
       sub.add_option("--raw", f->raw, "also write all logits as float32, row-major by position");
       return [f] { return run_logits(*f); };
     });

@@ -85,6 +85,18 @@ Status V4Config::validate() const {
   return Status::ok();
 }
 
+Status apply_config_overrides(V4Config& config, const V4ConfigOverrides& overrides) {
+  if (overrides.experts_per_token) {
+    const uint32_t k = *overrides.experts_per_token;
+    if (k == 0 || k > config.n_expert) {
+      return Status::error("experts per token " + std::to_string(k) + " is outside 1.." +
+                           std::to_string(config.n_expert) + " (the model's expert_count)");
+    }
+    config.n_expert_used = k;
+  }
+  return Status::ok();
+}
+
 void write_v4_metadata(const V4Config& c, GgufWriter& w) {
   w.set("general.architecture", GgufValue::string(kArch));
   w.set(key("block_count"), GgufValue::u32(c.n_layer + c.n_mtp_layers));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,17 @@ struct V4Config {
   // Structural checks (dims divisible by groups, ratio values, counts). Names the bad field.
   Status validate() const;
 };
+
+// Load-time changes to the file's hyperparameters, applied before the weights are bound.
+struct V4ConfigOverrides {
+  // Routed experts per token in place of expert_used_count: community "4-expert" variants run
+  // top-k 4 on the standard weights (spec §5.7). The routing weights renormalise over whichever
+  // experts are selected (§3.5), and hash-routed layers take the first N ids of their tid2eid row.
+  std::optional<uint32_t> experts_per_token;
+};
+
+// Applies the overrides; a value outside its range is an error naming it and the range.
+Status apply_config_overrides(V4Config& config, const V4ConfigOverrides& overrides);
 
 // Spec §1 compress ratios for n layers: 0,0 then alternating 4 (even) / 128 (odd).
 std::vector<uint32_t> v4_default_compress_ratios(uint32_t n_layer);

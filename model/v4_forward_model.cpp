@@ -2,12 +2,15 @@
 
 namespace v4 {
 
-Result<std::unique_ptr<V4Model>> load_v4_model(const std::string& path,
-                                               const std::string& mtp_path) {
+Result<std::unique_ptr<V4Model>> load_v4_model(const std::string& path, const std::string& mtp_path,
+                                               const V4ConfigOverrides& overrides) {
   Result<GgufFile> file = GgufFile::open(path);
   if (!file) return file.status();
   Result<V4Config> config = read_v4_config(*file);
   if (!config) return Status::error(path + ": " + config.message());
+  if (Status s = apply_config_overrides(*config, overrides); !s) {
+    return Status::error(path + ": " + s.message());
+  }
   auto model = std::unique_ptr<V4Model>(new V4Model{std::move(*file), std::nullopt, {}});
   if (!mtp_path.empty()) {
     Result<GgufFile> mtp = GgufFile::open(mtp_path);

@@ -19,8 +19,9 @@ struct V4Model {
 };
 
 // Opens `path` (split sets included) and binds its weights; `mtp_path` optionally names ds4's
-// separate MTP file.
+// separate MTP file. `overrides` change the file's hyperparameters before binding.
 Result<std::unique_ptr<V4Model>> load_v4_model(const std::string& path,
-                                               const std::string& mtp_path = "");
+                                               const std::string& mtp_path = "",
+                                               const V4ConfigOverrides& overrides = {});
 
 }  // namespace v4

@@ -1,0 +1,196 @@
+// `v4serve bench --model FILE`: prefill and decode tokens/s of the CPU forward (decode at each
+// --batch size), the weight bytes a batch-1 decode token really reads, and the machine's
+// streaming-read bandwidth measured in the same run, so the output says how close decode is to
+// the memory roofline. --json prints one machine-readable object instead of the text report.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "apps/command.h"
+#include "apps/value_format.h"
+#include "model/cpu_backend.h"
+#include "model/forward_benchmark.h"
+
+namespace v4::apps {
+namespace {
+
+struct BenchFlags {
+  std::string model;
+  unsigned threads = 0;
+  std::string batches = "1,16";
+  uint32_t bandwidth_mib = 1024;
+  bool json = false;
+  ForwardBenchmarkOptions options;
+  V4ConfigOverrides overrides;
+};
+
+Result<std::vector<uint32_t>> parse_batches(const std::string& text) {
+  std::vector<uint32_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      const long value = std::stol(item, &used);
+      if (used != item.size() || value < 1 || value > 4096) throw std::invalid_argument(item);
+      out.push_back(static_cast<uint32_t>(value));
+    } catch (...) {
+      return Status::error("--batch: \"" + item + "\" is not a batch size in 1..4096");
+    }
+  }
+  if (out.empty()) return Status::error("--batch: no batch sizes given");
+  return out;
+}
+
+double percent_of(double part, double whole) { return whole > 0 ? 100.0 * part / whole : 0.0; }
+
+nlohmann::json traffic_json(const StepTraffic& t) {
+  return {{"total", t.total()},
+          {"matrices", t.matrix_bytes},
+          {"routed_experts", t.routed_expert_bytes},
+          {"embedding_rows", t.embedding_bytes},
+          {"small_vectors", t.small_bytes}};
+}
+
+nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
+                           const ForwardBenchmarkResult& r) {
+  const double bandwidth = r.bandwidth.bytes_per_second;
+  nlohmann::json decode = nlohmann::json::array();
+  for (const DecodeMeasurement& d : r.decode) {
+    decode.push_back(
+        {{"batch", d.batch},
+         {"steps", d.steps},
+         {"tokens", d.tokens()},
+         {"seconds", d.seconds},
+         {"tokens_per_second", d.tokens_per_second()},
+         {"weight_bytes_per_step", d.weight_bytes_per_step()},
+         {"weight_bytes_per_token", d.weight_bytes_per_token()},
+         {"routed_experts_per_step_per_layer", d.routed_experts_per_step_layer()},
+         {"weight_bytes_touched", traffic_json(d.traffic)},
+         {"achieved_bytes_per_second", d.weight_bytes_per_second()},
+         {"percent_of_bandwidth", percent_of(d.weight_bytes_per_second(), bandwidth)}});
+  }
+  return {{"model", f.model},
+          {"model_tensor_bytes", r.model_bytes},
+          {"threads", r.threads},
+          {"token_ids", "synthetic"},
+          {"experts_per_token", config.n_expert_used},
+          {"n_expert", config.n_expert},
+          {"prefill",
+           {{"tokens", r.prefill.tokens},
+            {"seconds", r.prefill.seconds},
+            {"tokens_per_second", r.prefill.tokens_per_second()},
+            {"weight_bytes_touched", traffic_json(r.prefill.traffic)}}},
+          {"decode_prompt_tokens", f.options.decode_prompt_tokens},
+          {"decode", decode},
+          {"memory_bandwidth",
+           {{"buffer_bytes", r.bandwidth.buffer_bytes},
+            {"threads", r.bandwidth.threads},
+            {"bytes_per_second", bandwidth}}}};
+}
+
+void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchmarkResult& r) {
+  const double bandwidth = r.bandwidth.bytes_per_second;
+  std::printf("model: %s (%s of tensors), %u threads\n", f.model.c_str(),
+              format_bytes(r.model_bytes).c_str(), r.threads);
+  std::printf("token ids: synthetic (fixed pseudo-random sequence, seed %llu), not text\n",
+              static_cast<unsigned long long>(f.options.seed));
+  std::printf("experts per token: %u of %u\n", config.n_expert_used, config.n_expert);
+  std::printf("prefill: %u tokens in %.3f s = %.2f tokens/s\n", r.prefill.tokens, r.prefill.seconds,
+              r.prefill.tokens_per_second());
+  for (const DecodeMeasurement& d : r.decode) {
+    std::printf(
+        "decode batch %u: %llu tokens (%u steps, %u-token prompts) in %.3f s = %.2f tokens/s\n",
+        d.batch, static_cast<unsigned long long>(d.tokens()), d.steps,
+        f.options.decode_prompt_tokens, d.seconds, d.tokens_per_second());
+    const StepTraffic per_step{d.traffic.matrix_bytes / d.steps,
+                               d.traffic.embedding_bytes / d.steps, d.traffic.small_bytes / d.steps,
+                               0, d.traffic.routed_expert_bytes / d.steps};
+    std::printf(
+        "  weights touched per step: %s (matrices %s, of which routed experts %s; embedding "
+        "rows %s; small vectors %s); %.2f routed experts per MoE layer per step\n",
+        format_bytes(per_step.total()).c_str(), format_bytes(per_step.matrix_bytes).c_str(),
+        format_bytes(per_step.routed_expert_bytes).c_str(),
+        format_bytes(per_step.embedding_bytes).c_str(), format_bytes(per_step.small_bytes).c_str(),
+        d.routed_experts_per_step_layer());
+    std::printf(
+        "  weights touched per token: %s; achieved %.2f GB/s = %.1f%% of measured "
+        "bandwidth\n",
+        format_bytes(static_cast<uint64_t>(d.weight_bytes_per_token())).c_str(),
+        d.weight_bytes_per_second() / 1e9, percent_of(d.weight_bytes_per_second(), bandwidth));
+  }
+  std::printf(
+      "memory bandwidth: %.2f GB/s (streaming float-sum read of %s, %u threads, best of "
+      "%u)\n",
+      bandwidth / 1e9, format_bytes(r.bandwidth.buffer_bytes).c_str(), r.bandwidth.threads,
+      f.options.bandwidth_repeats);
+  for (const DecodeMeasurement& d : r.decode) {
+    if (d.batch != 1) continue;
+    std::printf(
+        "batch-1 decode roofline: %s/token × %.2f tokens/s = %.2f GB/s = %.1f%% of %.2f "
+        "GB/s\n",
+        format_bytes(static_cast<uint64_t>(d.weight_bytes_per_token())).c_str(),
+        d.tokens_per_second(), d.weight_bytes_per_second() / 1e9,
+        percent_of(d.weight_bytes_per_second(), bandwidth), bandwidth / 1e9);
+  }
+}
+
+int run_bench(BenchFlags f) {
+  Result<std::vector<uint32_t>> batches = parse_batches(f.batches);
+  if (!batches) {
+    std::fprintf(stderr, "error: %s\n", batches.message().c_str());
+    return 2;
+  }
+  f.options.batch_sizes = *batches;
+  f.options.bandwidth_bytes = uint64_t{f.bandwidth_mib} << 20;
+  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model, "", f.overrides);
+  if (!model) {
+    std::fprintf(stderr, "error: %s\n", model.message().c_str());
+    return 1;
+  }
+  CpuBackend backend(f.threads);
+  Result<ForwardBenchmarkResult> result = run_forward_benchmark(**model, backend, f.options);
+  if (!result) {
+    std::fprintf(stderr, "error: %s\n", result.message().c_str());
+    return 1;
+  }
+  const V4Config& config = (*model)->weights.config;
+  if (f.json) {
+    std::printf("%s\n", report_json(f, config, *result).dump(2).c_str());
+  } else {
+    print_text(f, config, *result);
+  }
+  return 0;
+}
+
+CommandRegistration registration(
+    "bench", "Measure prefill/decode throughput and decode memory bandwidth use",
+    [](CLI::App& sub) {
+      auto f = std::make_shared<BenchFlags>();
+      sub.add_option("--model", f->model, "model GGUF (first part of a split set)")->required();
+      sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_option("--prompt-tokens", f->options.prompt_tokens, "prefill length")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      sub.add_option("--decode-tokens", f->options.decode_tokens, "timed decode steps per batch")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      sub.add_option("--decode-prompt-tokens", f->options.decode_prompt_tokens,
+                     "prompt of each decoding sequence (prefilled, untimed)")
+          ->capture_default_str();
+      sub.add_option("--batch", f->batches, "comma-separated decode batch sizes")
+          ->capture_default_str();
+      sub.add_option("--bandwidth-mib", f->bandwidth_mib, "bandwidth probe buffer (MiB, ≫ LLC)")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      sub.add_option("--seed", f->options.seed, "seed of the synthetic token ids")
+          ->capture_default_str();
+      sub.add_option("--experts-per-token", f->overrides.experts_per_token,
+                     "routed experts per token (default: the file's expert_used_count)");
+      sub.add_flag("--json", f->json, "print one JSON object instead of the text report");
+      return [f] { return run_bench(*f); };
+    });
+
+}  // namespace
+}  // namespace v4::apps

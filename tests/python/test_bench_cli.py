@@ -1,0 +1,74 @@
+"""Smoke test of `v4serve bench` on the tiny synthetic model: every figure of the report is
+present and positive (no timing thresholds: the figures depend on the machine), batch-1 decode
+reads the file's top-k experts per layer, and --experts-per-token is applied and validated."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+from conftest import run
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from oracle.models import tiny_model  # noqa: E402
+
+# Small everywhere: this checks wiring and accounting, not speed. 64 MiB is still beyond the
+# L2 of the CI machines, and the bandwidth figure is only checked to be positive.
+FAST = ["--prompt-tokens", "16", "--decode-tokens", "4", "--decode-prompt-tokens", "4",
+        "--bandwidth-mib", "64", "--threads", "2"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, v4serve):
+    return tiny_model(tmp_path_factory, v4serve)
+
+
+def bench_json(v4serve, model, *extra):
+    result = run([v4serve, "bench", "--model", model, *FAST, "--json", *extra])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_bench_json_reports_every_figure_positive(v4serve, model):
+    report = bench_json(v4serve, model)
+    assert report["token_ids"] == "synthetic"
+    assert report["threads"] == 2
+    assert report["prefill"]["tokens"] == 16
+    assert report["prefill"]["tokens_per_second"] > 0
+    assert [d["batch"] for d in report["decode"]] == [1, 16]
+    for d in report["decode"]:
+        assert d["tokens"] == 4 * d["batch"]
+        for key in ("tokens_per_second", "weight_bytes_per_token", "achieved_bytes_per_second",
+                    "percent_of_bandwidth"):
+            assert d[key] > 0, key
+        touched = d["weight_bytes_touched"]
+        assert touched["total"] == (touched["matrices"] + touched["embedding_rows"]
+                                    + touched["small_vectors"])
+        assert 0 < touched["routed_experts"] < touched["matrices"]
+        assert touched["total"] < report["model_tensor_bytes"] * d["steps"]
+    bandwidth = report["memory_bandwidth"]
+    assert bandwidth["bytes_per_second"] > 0 and bandwidth["threads"] == 2
+    # One token per step at batch 1: exactly the file's top-k experts in every MoE layer.
+    assert report["decode"][0]["routed_experts_per_step_per_layer"] == report["experts_per_token"]
+
+
+def test_experts_per_token_override_reaches_the_forward(v4serve, model):
+    report = bench_json(v4serve, model, "--batch", "1", "--experts-per-token", "4")
+    assert report["experts_per_token"] == 4
+    assert report["decode"][0]["routed_experts_per_step_per_layer"] == 4
+
+
+def test_bad_experts_per_token_is_one_line_error(v4serve, model):
+    result = run([v4serve, "bench", "--model", model, *FAST, "--experts-per-token", "99"])
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "experts per token 99 is outside 1..16" in lines[0]
+
+
+def test_text_report_names_the_figures(v4serve, model):
+    result = run([v4serve, "bench", "--model", model, *FAST, "--batch", "1"])
+    assert result.returncode == 0, result.stderr
+    for needle in ("token ids: synthetic", "prefill:", "decode batch 1:",
+                   "weights touched per token", "memory bandwidth:", "batch-1 decode roofline:"):
+        assert needle in result.stdout, needle
