@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "apps/command.h"
+#include "model/chat_encoder.h"
+#include "model/chat_request.h"
 #include "model/cpu_backend.h"
 #include "model/detokenizer.h"
 #include "model/sampling.h"
@@ -27,6 +29,8 @@ struct GenerateFlags {
   V4ConfigOverrides overrides;
   bool no_bos = false;
   bool print_ids = false;
+  bool chat = false;
+  bool think = false;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -46,6 +50,15 @@ Result<std::vector<int32_t>> prompt_tokens(const GenerateFlags& f, const Tokeniz
         return Status::error("--tokens: \"" + item + "\" is not a token id");
       }
     }
+  } else if (f.chat) {
+    // The prompt is one user turn rendered with the V4 DSML encoder (spec §5.8); the rendered
+    // text starts with the BOS token itself.
+    ChatRequest request;
+    request.messages.push_back({.role = "user", .content = f.prompt});
+    request.thinking = f.think;
+    Result<std::string> text = render_chat_prompt(request);
+    if (!text) return text.status();
+    ids = tok.encode(*text, true);
   } else {
     const std::vector<TokenId> text = tok.encode(f.prompt, true);
     ids.insert(ids.end(), text.begin(), text.end());
@@ -131,6 +144,8 @@ CommandRegistration registration(
       sub.add_option("--experts-per-token", f->overrides.experts_per_token,
                      "routed experts per token (default: the file's expert_used_count)");
       sub.add_flag("--no-bos", f->no_bos, "do not prepend the BOS token");
+      sub.add_flag("--chat", f->chat, "render the prompt as a user turn of the V4 chat format");
+      sub.add_flag("--think", f->think, "with --chat: thinking mode (the turn opens <think>)");
       sub.add_flag("--ids", f->print_ids, "print token ids instead of text");
       return [f] { return run_generate(*f); };
     });

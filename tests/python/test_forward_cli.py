@@ -64,3 +64,18 @@ def test_logits_rejects_out_of_vocabulary_ids(v4serve, model):
     result = run([v4serve, "logits", "--model", model, "--tokens", "0,999999"])
     assert result.returncode != 0
     assert "outside the vocabulary" in result.stderr
+
+
+def test_chat_prompt_is_the_rendered_turn(v4serve, model):
+    """--chat feeds exactly the tokens of the DSML prompt that `render` produces."""
+    request = json.dumps({"messages": [{"role": "user", "content": "Hello there"}],
+                          "thinking": True})
+    rendered = run([v4serve, "render", "--model", model], input=request)
+    assert rendered.returncode == 0, rendered.stderr
+    ids = run([v4serve, "tokenize", "--model", model, "--specials"], input=rendered.stdout)
+    assert ids.returncode == 0, ids.stderr
+    n_prompt = len(json.loads(ids.stdout))
+    out = run([v4serve, "generate", "--model", model, "-p", "Hello there", "--chat", "--think",
+               "-n", "1", "--ids"])
+    assert out.returncode == 0, out.stderr
+    assert f"prefill: {n_prompt} tokens" in out.stderr
