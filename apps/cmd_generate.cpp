@@ -54,7 +54,10 @@ Result<std::vector<int32_t>> prompt_tokens(const GenerateFlags& f, const Tokeniz
     // The prompt is one user turn rendered with the V4 DSML encoder (spec §5.8); the rendered
     // text starts with the BOS token itself.
     ChatRequest request;
-    request.messages.push_back({.role = "user", .content = f.prompt});
+    ChatMessage turn;
+    turn.role = "user";
+    turn.content = f.prompt;
+    request.messages.push_back(std::move(turn));
     request.thinking = f.think;
     Result<std::string> text = render_chat_prompt(request);
     if (!text) return text.status();

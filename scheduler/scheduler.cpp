@@ -47,13 +47,33 @@ uint32_t Scheduler::pages_for(uint64_t tokens) const {
   return static_cast<uint32_t>((tokens + config_.page_tokens - 1) / config_.page_tokens);
 }
 
+uint64_t Scheduler::chunk(const SequenceRecord& r, uint64_t budget) const {
+  uint64_t n = std::min<uint64_t>(r.tokens.size() - r.computed, budget);
+  // Spec §4.4: the state a resumed sequence needs exists only at the end of a forward call, so
+  // with prefix caching a chunk never runs past a page boundary (results are chunking-invariant).
+  if (config_.prefix_caching)
+    n = std::min<uint64_t>(n, config_.page_tokens - r.computed % config_.page_tokens);
+  return n;
+}
+
+// Cached pages with no holder count as free: take_page() evicts them when the free list is empty.
+std::optional<PageId> Scheduler::take_page() {
+  if (std::optional<PageId> p = allocator_.allocate()) return p;
+  std::optional<PageId> p = prefix_.evict();
+  if (p) {
+    evicted_since_last_step_.push_back(*p);
+    ++prefix_evictions_;
+  }
+  return p;
+}
+
 // All-or-nothing: on failure the pages taken so far go back, so a failed attempt leaks nothing.
 bool Scheduler::grow_pages(SequenceRecord& r, uint64_t tokens, std::vector<PageId>* added) {
   const uint32_t need = pages_for(tokens);
   if (need <= r.pages.size()) return true;
-  if (allocator_.free_count() < need - r.pages.size()) return false;
+  if (available_pages() < need - r.pages.size()) return false;
   while (r.pages.size() < need) {
-    const PageId p = *allocator_.allocate();
+    const PageId p = *take_page();
     r.pages.push_back(p);
     if (added) added->push_back(p);
   }
@@ -62,10 +82,63 @@ bool Scheduler::grow_pages(SequenceRecord& r, uint64_t tokens, std::vector<PageI
 
 void Scheduler::free_pages(SequenceRecord& r, std::vector<PageId>& freed) {
   for (PageId p : r.pages) {
+    if (prefix_.contains(p)) continue;
     allocator_.release(p);
     freed.push_back(p);
   }
+  // Cached pages go to the LRU list tail first, so a prefix is evicted from its end and its
+  // first pages, shared by the most prompts, stay longest (vLLM's order).
+  for (auto it = r.pages.rbegin(); it != r.pages.rend(); ++it)
+    if (prefix_.contains(*it)) prefix_.release(*it);
   r.pages.clear();
+}
+
+uint64_t Scheduler::page_hash(SequenceRecord& r, size_t page) {
+  const uint32_t pt = config_.page_tokens;
+  while (r.hashes.size() <= page) {
+    const size_t i = r.hashes.size();
+    const uint64_t parent = i == 0 ? 0 : r.hashes[i - 1];
+    r.hashes.push_back(PrefixCache::chain_hash(parent, {r.tokens.data() + i * pt, pt}));
+  }
+  return r.hashes[page];
+}
+
+std::optional<PageId> Scheduler::cached_page(SequenceRecord& r, size_t page) {
+  const uint32_t pt = config_.page_tokens;
+  const uint64_t hash = page_hash(r, page);
+  return prefix_.find(hash, page == 0 ? 0 : r.hashes[page - 1], {r.tokens.data() + page * pt, pt});
+}
+
+// The longest run of cached pages from the stream's start, leaving at least one token to compute
+// so the first sampled token has logits. `lookups`: the full pages that could have hit.
+std::vector<PageId> Scheduler::lookup_prefix(SequenceRecord& r, uint32_t* lookups) {
+  const size_t max_pages = (r.tokens.size() - 1) / config_.page_tokens;
+  *lookups = static_cast<uint32_t>(max_pages);
+  std::vector<PageId> hit;
+  for (size_t i = 0; i < max_pages; ++i) {
+    std::optional<PageId> p = cached_page(r, i);
+    if (!p) break;
+    hit.push_back(*p);
+  }
+  return hit;
+}
+
+// After the step that filled page `page` of r: share it unless an equal page already is.
+void Scheduler::register_page(SequenceRecord& r, size_t page) {
+  if (prefix_.contains(r.pages[page]) || cached_page(r, page)) return;
+  const uint32_t pt = config_.page_tokens;
+  prefix_.insert(r.pages[page], page_hash(r, page), page == 0 ? 0 : r.hashes[page - 1],
+                 {r.tokens.data() + page * pt, pt});
+}
+
+uint32_t Scheduler::flush_prefix_cache() {
+  uint32_t n = 0;
+  while (std::optional<PageId> p = prefix_.evict()) {
+    allocator_.release(*p);
+    evicted_since_last_step_.push_back(*p);
+    ++n;
+  }
+  return n;
 }
 
 // Preemption by recompute: the victim keeps its tokens (prompt and output so far) and rejoins
@@ -85,8 +158,8 @@ void Scheduler::preempt(RequestId victim, StepBuilder& step) {
   ++preemptions_;
 }
 
-ScheduledSequence Scheduler::make_entry(RequestId id, uint64_t n, std::vector<PageId> added) const {
-  const SequenceRecord& r = records_.at(id);
+ScheduledSequence Scheduler::make_entry(RequestId id, uint64_t n, std::vector<PageId> added) {
+  SequenceRecord& r = records_.at(id);
   ScheduledSequence s;
   s.id = id;
   s.first_position = r.computed;
@@ -95,6 +168,12 @@ ScheduledSequence Scheduler::make_entry(RequestId id, uint64_t n, std::vector<Pa
   s.pages = r.pages;
   s.new_pages = std::move(added);
   s.samples = r.computed + n == r.tokens.size();
+  const uint64_t end = r.computed + n;
+  // A snapshot only where this chunk fills a page no equal cached page already covers.
+  if (config_.prefix_caching && end % config_.page_tokens == 0) {
+    const size_t page = end / config_.page_tokens - 1;
+    s.snapshot = !prefix_.contains(r.pages[page]) && !cached_page(r, page);
+  }
   return s;
 }
 
@@ -113,18 +192,40 @@ bool Scheduler::schedule_running(RequestId id, uint64_t n, StepBuilder& step) {
   return true;
 }
 
-// FCFS: admit from the head of the queue while the head fits; never skip it.
+// FCFS: admit from the head of the queue while the head fits; never skip it. With prefix caching
+// a request starting from position 0 first takes the cached pages of its prefix (spec §4.4).
 void Scheduler::admit_waiting(StepBuilder& step) {
   while (!waiting_.empty() && step.token_budget > 0 && running_.size() < config_.max_seqs &&
          step.plan.sequences.size() < config_.max_seqs) {
     const RequestId id = waiting_.front();
     SequenceRecord& r = records_.at(id);
-    const uint64_t n = std::min<uint64_t>(r.tokens.size() - r.computed, step.token_budget);
+    std::vector<PageId> hit;
+    uint32_t lookups = 0;
+    if (config_.prefix_caching && r.computed == 0) hit = lookup_prefix(r, &lookups);
+    // Hit pages nobody holds are counted in available_pages(); they are not free for new rows.
+    uint32_t idle_hits = 0;
+    for (PageId p : hit) idle_hits += prefix_.idle(p) ? 1 : 0;
+    const uint64_t start = hit.size() * uint64_t{config_.page_tokens};
+    const uint64_t saved = r.computed;
+    r.computed = start;
+    const uint64_t n = chunk(r, step.token_budget);
+    r.computed = saved;
+    const uint32_t fresh = pages_for(start + n) - static_cast<uint32_t>(hit.size());
+    if (available_pages() - idle_hits < fresh) return;
+    for (PageId p : hit) prefix_.acquire(p);
+    prefix_hits_ += hit.size();
+    prefix_misses_ += lookups - hit.size();
+    r.pages = hit;
+    r.computed = start;
     std::vector<PageId> added;
-    if (!grow_pages(r, r.computed + n, &added)) return;
+    const bool grown = grow_pages(r, start + n, &added);
+    assert(grown);
+    (void)grown;
     waiting_.pop_front();
     running_.push_back(id);
-    step.plan.sequences.push_back(make_entry(id, n, std::move(added)));
+    ScheduledSequence s = make_entry(id, n, std::move(added));
+    s.cached_tokens.assign(r.tokens.begin(), r.tokens.begin() + static_cast<std::ptrdiff_t>(start));
+    step.plan.sequences.push_back(std::move(s));
     step.token_budget -= n;
   }
 }
@@ -144,13 +245,16 @@ StepPlan Scheduler::schedule() {
       const uint64_t remaining = r.tokens.size() - r.computed;
       if ((remaining == 1) != decode || step.find(id)) continue;
       if (step.token_budget == 0 || step.plan.sequences.size() >= config_.max_seqs) break;
-      const uint64_t n = std::min<uint64_t>(remaining, step.token_budget);
+      const uint64_t n = chunk(r, step.token_budget);
       if (!schedule_running(id, n, step)) break;  // it was the last running request
       // Preemption removed requests behind i only, so i still indexes this request.
     }
   }
   // No admissions in a step that had to preempt: the freed pages go to the preempted first.
   if (!step.preempted_any) admit_waiting(step);
+  // Evictions happen while block tables grow, so they are collected last.
+  step.plan.evicted_pages = std::move(evicted_since_last_step_);
+  evicted_since_last_step_.clear();
   return std::move(step.plan);
 }
 
@@ -158,7 +262,10 @@ void Scheduler::update(const StepPlan& plan, const StepOutput& output) {
   for (const ScheduledSequence& s : plan.sequences) {
     auto it = records_.find(s.id);
     if (it == records_.end()) continue;  // cancelled while the step ran
-    it->second.computed += s.tokens.size();
+    SequenceRecord& r = it->second;
+    r.computed += s.tokens.size();
+    // The worker snapshotted the state at this page's end: the page is now shareable.
+    if (s.snapshot) register_page(r, r.computed / config_.page_tokens - 1);
   }
   for (const SampledToken& t : output.sampled) {
     auto it = records_.find(t.id);
@@ -181,6 +288,10 @@ SchedulerStats Scheduler::stats() const {
   s.pages_used = allocator_.used_count();
   s.pages_free = allocator_.free_count();
   s.preemptions = preemptions_;
+  s.pages_cached = prefix_.cached();
+  s.prefix_hits = prefix_hits_;
+  s.prefix_misses = prefix_misses_;
+  s.prefix_evictions = prefix_evictions_;
   return s;
 }
 

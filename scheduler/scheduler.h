@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
 #include "scheduler/page_allocator.h"
+#include "scheduler/prefix_cache.h"
 #include "scheduler/step_plan.h"
 
 namespace v4 {
@@ -21,6 +23,9 @@ struct SchedulerConfig {
   uint32_t total_pages = 0;
   uint32_t max_batch_tokens = 256;
   uint32_t max_seqs = 64;
+  // Share full pages between sequences with equal token prefixes (spec §4.4). Prefill chunks
+  // then end on page boundaries, where the worker snapshots per-sequence state.
+  bool prefix_caching = false;
 };
 
 struct SchedulerStats {
@@ -29,6 +34,10 @@ struct SchedulerStats {
   uint32_t pages_used = 0;
   uint32_t pages_free = 0;
   uint64_t preemptions = 0;
+  uint32_t pages_cached = 0;      // registered prefix pages, referenced or not (in pages_used)
+  uint64_t prefix_hits = 0;       // pages taken from the cache at admission
+  uint64_t prefix_misses = 0;     // full prompt pages looked up and not found
+  uint64_t prefix_evictions = 0;  // unreferenced cached pages reused under page pressure
 };
 
 class Scheduler {
@@ -47,34 +56,50 @@ class Scheduler {
   bool contains(RequestId id) const { return records_.count(id) != 0; }
   SchedulerStats stats() const;
   const PageAllocator& allocator() const { return allocator_; }
+  const PrefixCache& prefix_cache() const { return prefix_; }
+  // Gives every unreferenced cached page back to the allocator; returns how many. The worker
+  // hears of them through the next plan's evicted_pages.
+  uint32_t flush_prefix_cache();
   const SchedulerConfig& config() const { return config_; }
   // The block table of a request (empty while waiting).
   const std::vector<PageId>& pages_of(RequestId id) const { return records_.at(id).pages; }
 
  private:
   struct SequenceRecord {
-    std::vector<int32_t> tokens;  // prompt, then every sampled token
-    uint64_t computed = 0;        // tokens whose KV state exists
-    std::vector<PageId> pages;    // block table
+    std::vector<int32_t> tokens;   // prompt, then every sampled token
+    uint64_t computed = 0;         // tokens whose KV state exists
+    std::vector<PageId> pages;     // block table
+    std::vector<uint64_t> hashes;  // chain hashes of the first full pages (tokens never change)
   };
   struct StepBuilder;
 
   uint32_t pages_for(uint64_t tokens) const;
+  // Tokens the next chunk may run: with prefix caching it stops at the next page boundary.
+  uint64_t chunk(const SequenceRecord& r, uint64_t budget) const;
+  uint64_t page_hash(SequenceRecord& r, size_t page);
+  std::optional<PageId> cached_page(SequenceRecord& r, size_t page);
+  std::vector<PageId> lookup_prefix(SequenceRecord& r, uint32_t* lookups);
+  void register_page(SequenceRecord& r, size_t page);
+  uint32_t available_pages() const { return allocator_.free_count() + prefix_.evictable(); }
+  std::optional<PageId> take_page();
   bool grow_pages(SequenceRecord& r, uint64_t tokens, std::vector<PageId>* added);
   void free_pages(SequenceRecord& r, std::vector<PageId>& freed);
   void preempt(RequestId victim, StepBuilder& step);
   bool schedule_running(RequestId id, uint64_t n, StepBuilder& step);
   void admit_waiting(StepBuilder& step);
-  ScheduledSequence make_entry(RequestId id, uint64_t n, std::vector<PageId> added) const;
+  ScheduledSequence make_entry(RequestId id, uint64_t n, std::vector<PageId> added);
 
   SchedulerConfig config_;
   PageAllocator allocator_;
+  PrefixCache prefix_;
   std::unordered_map<RequestId, SequenceRecord> records_;
   std::deque<RequestId> waiting_;
   std::vector<RequestId> running_;  // admission order: the back is preempted first
   std::vector<RequestId> released_since_last_step_;
   std::vector<PageId> freed_since_last_step_;
+  std::vector<PageId> evicted_since_last_step_;
   uint64_t preemptions_ = 0;
+  uint64_t prefix_hits_ = 0, prefix_misses_ = 0, prefix_evictions_ = 0;
 };
 
 }  // namespace v4

@@ -19,6 +19,13 @@ struct ScheduledSequence {
   std::vector<PageId> pages;
   std::vector<PageId> new_pages;  // appended to `pages` this step
   bool samples = false;           // the chunk reaches the end of the stream: sample a token
+  // Prefix caching (spec §4.4). On the step that resumes a sequence from a prefix hit:
+  // tokens [0, first_position), whose rows are in the shared pages `pages[0 .. first_position /
+  // page_tokens)`; the worker restores the state snapshot stored with the last of them.
+  std::vector<int32_t> cached_tokens;
+  // The chunk ends on a page boundary the cache wants: the worker snapshots the per-sequence
+  // state (raw window, carry, row counts) there and keeps it with that page.
+  bool snapshot = false;
 };
 
 struct StepPlan {
@@ -28,6 +35,9 @@ struct StepPlan {
   std::vector<RequestId> preempted;
   std::vector<RequestId> released;
   std::vector<PageId> freed_pages;
+  // Cached prefix pages whose contents were dropped (LRU eviction or flush); the worker forgets
+  // their snapshots. An evicted page may already be reused by this plan's block tables.
+  std::vector<PageId> evicted_pages;
   uint64_t token_count() const {
     uint64_t n = 0;
     for (const ScheduledSequence& s : sequences) n += s.tokens.size();

@@ -7,7 +7,10 @@ namespace v4 {
 Result<uint32_t> EngineCore::pages_for_budget(const V4Config& c, const EngineOptions& o) {
   if (o.total_pages) return o.total_pages;
   const uint64_t fixed = uint64_t{o.max_seqs} * PagedSequenceKv::fixed_bytes(c, o.max_batch_tokens);
-  const uint64_t page = PagedKvCache::page_bytes(c, o.page_tokens, o.storage);
+  uint64_t page = PagedKvCache::page_bytes(c, o.page_tokens, o.storage);
+  // A cached page may carry the state snapshot at its end (spec §4.4: raw window and carry,
+  // ≈11.6 MiB for the full model, the size of a sequence's fixed state without chunk room).
+  if (o.prefix_caching) page += PagedSequenceKv::fixed_bytes(c, 0);
   if (o.kv_memory_bytes <= fixed || (o.kv_memory_bytes - fixed) / page == 0) {
     return Status::error("--kv-memory " + std::to_string(o.kv_memory_bytes) +
                          " bytes: the fixed state of " + std::to_string(o.max_seqs) +
@@ -19,7 +22,7 @@ Result<uint32_t> EngineCore::pages_for_budget(const V4Config& c, const EngineOpt
 
 SchedulerConfig EngineCore::scheduler_config(const V4Config& c, const EngineOptions& o) {
   Result<uint32_t> pages = pages_for_budget(c, o);
-  return {o.page_tokens, pages ? *pages : 0u, o.max_batch_tokens, o.max_seqs};
+  return {o.page_tokens, pages ? *pages : 0u, o.max_batch_tokens, o.max_seqs, o.prefix_caching};
 }
 
 EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options)
@@ -99,6 +102,14 @@ EngineStats EngineCore::stats() const {
   s.pages_used = q.pages_used;
   s.pages_free = q.pages_free;
   s.preemptions = q.preemptions;
+  s.pages_cached = q.pages_cached;
+  s.prefix_hits = q.prefix_hits;
+  s.prefix_misses = q.prefix_misses;
+  s.prefix_evictions = q.prefix_evictions;
+  const uint64_t lookups = q.prefix_hits + q.prefix_misses;
+  s.prefix_hit_ratio =
+      lookups ? static_cast<double>(q.prefix_hits) / static_cast<double>(lookups) : 0.0;
+  s.prefix_snapshot_bytes = worker_.snapshot_bytes();
   return s;
 }
 

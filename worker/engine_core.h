@@ -22,6 +22,7 @@ struct EngineOptions {
   uint32_t max_context = 4096;
   uint32_t max_batch_tokens = 256;
   uint32_t max_seqs = 64;
+  bool prefix_caching = false;  // share full pages of equal prompt prefixes (spec §4.4)
 };
 
 struct GenerationRequest {
@@ -35,7 +36,10 @@ struct EngineStats {
   uint64_t preemptions = 0;
   uint64_t steps = 0, step_tokens = 0, step_sequences = 0;
   double step_seconds = 0.0;      // summed over steps
-  double prefix_hit_ratio = 0.0;  // no prefix cache yet: always 0
+  double prefix_hit_ratio = 0.0;  // hits / (hits + misses), 0 before any lookup
+  uint64_t prefix_hits = 0, prefix_misses = 0, prefix_evictions = 0;  // in pages
+  uint32_t pages_cached = 0;
+  size_t prefix_snapshot_bytes = 0;  // held by snapshots; budgeted with each page
   size_t page_bytes = 0;
 };
 
@@ -52,6 +56,8 @@ class EngineCore {
   Result<RequestId> add(const GenerationRequest& request);
   Status add(RequestId id, const GenerationRequest& request);
   bool cancel(RequestId id);
+  // Drops every unreferenced cached prefix page (the worker forgets their snapshots next step).
+  uint32_t flush_prefix_cache() { return scheduler_.flush_prefix_cache(); }
   // One step; events in plan order. A failed forward ends the plan's requests with kError.
   std::vector<GenerationEvent> step();
 

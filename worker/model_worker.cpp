@@ -47,6 +47,8 @@ FinishReason ModelWorker::finish_after(const RequestState& r, const ScheduledSeq
 Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
                                         std::vector<GenerationEvent>& events) {
   for (RequestId id : plan.released) sequences_.erase(id);
+  for (PageId p : plan.freed_pages) snapshots_.erase(p);
+  for (PageId p : plan.evicted_pages) snapshots_.erase(p);
   for (RequestId id : plan.preempted)
     if (auto it = sequences_.find(id); it != sequences_.end()) it->second.kv.reset();
   std::vector<SequenceInput> inputs;
@@ -56,12 +58,23 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     if (!r.kv) {
       r.kv = std::make_unique<PagedSequenceKv>(config_, cache_, options_.max_chunk, decode_rows_);
     }
+    if (!s.cached_tokens.empty() && r.kv->n_past() == 0) {
+      // A prefix hit: resume from the snapshot stored with the last shared page (spec §4.4).
+      const PageId last = s.pages[s.first_position / cache_.page_tokens() - 1];
+      auto snap = snapshots_.find(last);
+      if (snap == snapshots_.end() || snap->second.n_past != s.first_position) {
+        return Status::error("request " + std::to_string(s.id) + ": no prefix snapshot for page " +
+                             std::to_string(last));
+      }
+      r.kv->restore(snap->second);
+    }
     if (r.kv->n_past() != s.first_position) {
       return Status::error("request " + std::to_string(s.id) + ": plan starts at " +
                            std::to_string(s.first_position) + " but its KV holds " +
                            std::to_string(r.kv->n_past()) + " tokens");
     }
     r.kv->set_pages(s.pages);
+    r.sampler.observe(s.cached_tokens);
     r.sampler.observe(s.tokens);
     inputs.push_back({r.kv.get(), s.tokens});
   }
@@ -69,6 +82,11 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
   if (inputs.empty()) return out;
   Result<ForwardOutput> fwd = forward_.forward(inputs);
   if (!fwd) return fwd.status();
+  for (const ScheduledSequence& s : plan.sequences) {
+    if (!s.snapshot) continue;
+    const PagedSequenceKv& kv = *sequences_.at(s.id).kv;
+    snapshots_[s.pages[kv.n_past() / cache_.page_tokens() - 1]] = kv.snapshot();
+  }
   const size_t vocab = config_.n_vocab;
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     const ScheduledSequence& s = plan.sequences[i];
@@ -83,6 +101,12 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     events.push_back(std::move(e));
   }
   return out;
+}
+
+size_t ModelWorker::snapshot_bytes() const {
+  size_t n = 0;
+  for (const auto& [page, snap] : snapshots_) n += snap.bytes();
+  return n;
 }
 
 }  // namespace v4

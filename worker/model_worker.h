@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "core/status.h"
@@ -44,6 +45,9 @@ class ModelWorker {
   Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events);
 
   const PagedKvCache& cache() const { return cache_; }
+  // Prefix-cache snapshots held (spec §4.4), one per cached page the scheduler asked for.
+  size_t snapshot_count() const { return snapshots_.size(); }
+  size_t snapshot_bytes() const;
   size_t live_sequences() const { return sequences_.size(); }
 
  private:
@@ -59,6 +63,9 @@ class ModelWorker {
   PagedKvCache cache_;
   uint32_t decode_rows_;
   std::map<RequestId, RequestState> sequences_;
+  // Keyed by the page whose end the snapshot describes; dropped when the scheduler frees or
+  // evicts that page.
+  std::unordered_map<PageId, KvSnapshot> snapshots_;
 };
 
 }  // namespace v4

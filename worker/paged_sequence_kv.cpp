@@ -47,6 +47,7 @@ PagedSequenceKv::PagedSequenceKv(const V4Config& c, PagedKvCache& cache, uint32_
       indexer_dim_(c.indexer_head_dim),
       max_chunk_(max_chunk),
       decode_rows_(decode_rows),
+      window_(c.sliding_window),
       ring_rows_(uint64_t{c.sliding_window} + max_chunk) {
   layers_.resize(c.n_layer);
   auto make_carry = [](uint32_t ratio, uint32_t width) {
@@ -191,6 +192,59 @@ void PagedSequenceKv::advance(uint64_t n_tokens) {
 CompressorCarry PagedSequenceKv::compressor_carry(uint32_t layer, bool indexer) {
   Carry& c = indexer ? layers_[layer].indexer_carry : layers_[layer].carry;
   return {c.values.data(), c.scores.data(), c.rows, c.width};
+}
+
+size_t KvSnapshot::bytes() const {
+  size_t floats = 0;
+  for (const Layer& l : layers) {
+    floats += l.raw.size() + l.values.size() + l.scores.size() + l.indexer_values.size() +
+              l.indexer_scores.size();
+  }
+  return floats * sizeof(float) + layers.size() * sizeof(Layer);
+}
+
+KvSnapshot PagedSequenceKv::snapshot() const {
+  KvSnapshot s;
+  s.n_past = n_past_;
+  s.layers.resize(layers_.size());
+  const uint64_t first = n_past_ > window_ ? n_past_ - window_ : 0;
+  for (size_t il = 0; il < layers_.size(); ++il) {
+    const Layer& l = layers_[il];
+    KvSnapshot::Layer& o = s.layers[il];
+    assert(l.main.staged.empty() && l.indexer.staged.empty() && "snapshot before advance()");
+    o.raw.reserve((n_past_ - first) * head_dim_);
+    for (uint64_t pos = first; pos < n_past_; ++pos) {
+      const float* row = &l.raw[(pos % ring_rows_) * head_dim_];
+      o.raw.insert(o.raw.end(), row, row + head_dim_);
+    }
+    o.values = l.carry.values;
+    o.scores = l.carry.scores;
+    o.indexer_values = l.indexer_carry.values;
+    o.indexer_scores = l.indexer_carry.scores;
+    o.main_rows = l.main.committed;
+    o.indexer_rows = l.indexer.committed;
+  }
+  return s;
+}
+
+void PagedSequenceKv::restore(const KvSnapshot& s) {
+  assert(n_past_ == 0 && s.layers.size() == layers_.size());
+  const uint64_t first = s.n_past > window_ ? s.n_past - window_ : 0;
+  for (size_t il = 0; il < layers_.size(); ++il) {
+    Layer& l = layers_[il];
+    const KvSnapshot::Layer& o = s.layers[il];
+    for (uint64_t pos = first; pos < s.n_past; ++pos) {
+      std::copy_n(&o.raw[(pos - first) * head_dim_], head_dim_,
+                  &l.raw[(pos % ring_rows_) * head_dim_]);
+    }
+    l.carry.values = o.values;
+    l.carry.scores = o.scores;
+    l.indexer_carry.values = o.indexer_values;
+    l.indexer_carry.scores = o.indexer_scores;
+    l.main = {o.main_rows, {}};
+    l.indexer = {o.indexer_rows, {}};
+  }
+  n_past_ = s.n_past;
 }
 
 }  // namespace v4

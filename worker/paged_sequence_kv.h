@@ -19,6 +19,20 @@
 
 namespace v4 {
 
+// What a sequence resumed at a page boundary needs besides the rows in its shared pages (spec
+// §4.4: the carry state is not derivable from cached rows): per layer the raw rows of the last
+// sliding_window positions, both compressors' carry slots, and the committed row counts.
+struct KvSnapshot {
+  struct Layer {
+    std::vector<float> raw;  // positions max(0, n_past − window) .. n_past − 1, in order
+    std::vector<float> values, scores, indexer_values, indexer_scores;
+    uint64_t main_rows = 0, indexer_rows = 0;
+  };
+  uint64_t n_past = 0;
+  std::vector<Layer> layers;
+  size_t bytes() const;
+};
+
 class PagedSequenceKv final : public KvStateStore {
  public:
   // `max_chunk`: the most tokens one forward call may add; `decode_rows`: see above.
@@ -39,6 +53,11 @@ class PagedSequenceKv final : public KvStateStore {
   float* append_indexer_key(uint32_t layer) override;
   const float* indexer_key(uint32_t layer, uint64_t index) const override;
   CompressorCarry compressor_carry(uint32_t layer, bool indexer) override;
+
+  // The state at n_past, taken after advance() (nothing staged). restore() makes a fresh
+  // sequence continue from it bit-exactly, its rows read from the shared pages of set_pages().
+  KvSnapshot snapshot() const;
+  void restore(const KvSnapshot& snapshot);
 
   // Fixed bytes a sequence holds outside pages (raw ring and carry state), for the budget.
   static size_t fixed_bytes(const V4Config& config, uint32_t max_chunk);
@@ -68,7 +87,7 @@ class PagedSequenceKv final : public KvStateStore {
   uint32_t row_in_page(uint64_t index, uint32_t ratio) const;
 
   PagedKvCache& cache_;
-  uint32_t head_dim_, indexer_dim_, max_chunk_, decode_rows_;
+  uint32_t head_dim_, indexer_dim_, max_chunk_, decode_rows_, window_;
   uint64_t ring_rows_;
   uint64_t n_past_ = 0;
   std::vector<PageId> pages_;
