@@ -26,6 +26,7 @@ struct BenchEngineFlags {
   uint32_t max_batch_tokens = 256;
   std::string kv_storage = "f32";
   unsigned threads = 0;
+  bool prefix_caching = false;
 };
 
 struct LevelResult {
@@ -79,12 +80,22 @@ int run_bench_engine(const BenchEngineFlags& f) {
   std::stringstream levels(f.concurrency);
   std::string item;
   while (std::getline(levels, item, ',')) {
+    uint32_t level = 0;
+    try {
+      size_t used = 0;
+      level = static_cast<uint32_t>(std::stoul(item, &used));
+      if (used != item.size() || level == 0) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      std::fprintf(stderr, "error: --concurrency: \"%s\" is not a positive integer\n", item.c_str());
+      return 2;
+    }
     EngineOptions o;
+    o.prefix_caching = f.prefix_caching;
     o.storage = *storage;
     o.kv_memory_bytes = f.kv_memory_mib << 20;
     o.max_context = f.ctx;
     o.max_batch_tokens = f.max_batch_tokens;
-    o.max_seqs = static_cast<uint32_t>(std::stoul(item));
+    o.max_seqs = level;
     if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, o);
         !pages) {
       std::fprintf(stderr, "error: %s\n", pages.message().c_str());
@@ -121,6 +132,8 @@ CommandRegistration registration(
           ->capture_default_str();
       sub.add_option("--kv-storage", f->kv_storage, "f32, f16 or fp8")->capture_default_str();
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_flag("--prefix-caching", f->prefix_caching,
+                   "share cached pages of equal prompt prefixes between requests");
       return [f] { return run_bench_engine(*f); };
     });
 
