@@ -20,18 +20,13 @@ Result<json> load_json(const std::string& path) {
   return doc;
 }
 
-bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
-bool ends_with(const std::string& s, const std::string& p) {
-  return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
-}
-
 // llama.cpp's does_token_look_special: some models mark control-like added tokens as not
 // special; DeepSeek's "<｜User｜>" family is one of them.
 bool looks_special(const std::string& t) {
   if (t == "<pad>" || t == "<mask>" || t == "<2mass>" || t == "[@BOS@]") return true;
-  if (starts_with(t, "<|") && ends_with(t, "|>")) return true;
-  if (starts_with(t, "<\xEF\xBD\x9C") && ends_with(t, "\xEF\xBD\x9C>")) return true;  // <｜ … ｜>
-  return starts_with(t, "<unused") && ends_with(t, ">");
+  if (t.starts_with("<|") && t.ends_with("|>")) return true;
+  if (t.starts_with("<\xEF\xBD\x9C") && t.ends_with("\xEF\xBD\x9C>")) return true;  // <｜ … ｜>
+  return t.starts_with("<unused") && t.ends_with(">");
 }
 
 // User-defined tokens are stored pre-normalised: SentencePiece's "▁" becomes a space.
@@ -101,7 +96,8 @@ Result<GgufTokenizerData> convert_hf_tokenizer(const std::string& tokenizer_json
     ids[text] = id;
     if (id < 0 || id >= vocab_size) continue;
     const bool control = added.value("special", false) || looks_special(text);
-    types[id] = static_cast<int32_t>(control ? GgufTokenType::kControl : GgufTokenType::kUserDefined);
+    types[id] =
+        static_cast<int32_t>(control ? GgufTokenType::kControl : GgufTokenType::kUserDefined);
     by_id[id] = control ? text : replace_metaspace(text);
     present[id] = true;
   }

@@ -27,10 +27,6 @@ uint64_t name_hash(const std::string& name) {
   return h;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Value = mean + uniform(-half_width, half_width).
 struct WeightInit {
   float mean;
@@ -45,19 +41,22 @@ WeightInit weight_init(const std::string& name, TensorRole role, uint64_t fan_in
   if (role == TensorRole::kSmall) {
     // Norm weights near 1; HC scales moderate so pre/post gates and Sinkhorn logits vary without
     // saturating; sinks O(1) like trained sink logits; router bias small (selection only).
-    if (ends_with(name, "norm.weight")) return {1.0f, 0.1f};
-    if (ends_with(name, "_scale.weight")) return {0.5f, 0.1f};
-    if (ends_with(name, "_base.weight")) return {0.0f, 0.5f};
-    if (ends_with(name, "attn_sinks.weight")) return {0.0f, 1.0f};
+    if (name.ends_with("norm.weight")) return {1.0f, 0.1f};
+    if (name.ends_with("_scale.weight")) return {0.5f, 0.1f};
+    if (name.ends_with("_base.weight")) return {0.0f, 0.5f};
+    if (name.ends_with("attn_sinks.weight")) return {0.0f, 1.0f};
     return {0.0f, 0.1f};  // exp_probs_b
   }
   switch (role) {
-    case TensorRole::kEmbedding: return {0.0f, kSqrt3};  // unit variance rows
-    case TensorRole::kCompressorApe: return {0.0f, 0.1f};
+    case TensorRole::kEmbedding:
+      return {0.0f, kSqrt3};  // unit variance rows
+    case TensorRole::kCompressorApe:
+      return {0.0f, 0.1f};
     // Output projections feed the residual streams: half scale keeps their sum over layers tame.
-    case TensorRole::kExpertDown: return {0.0f, 0.5f * unit};
+    case TensorRole::kExpertDown:
+      return {0.0f, 0.5f * unit};
     default:
-      if (ends_with(name, "attn_output_b.weight") || ends_with(name, "ffn_down_shexp.weight")) {
+      if (name.ends_with("attn_output_b.weight") || name.ends_with("ffn_down_shexp.weight")) {
         return {0.0f, 0.5f * unit};
       }
       return {0.0f, unit};
@@ -77,10 +76,13 @@ float uniform_value(uint64_t tseed, uint64_t index, WeightInit init) {
 // Streams a float tensor: generates row chunks, converts them to the target type on all
 // threads, and writes each chunk before generating the next.
 class GeneratedTensorSource {
-public:
+ public:
   GeneratedTensorSource(TensorSpec spec, GgmlType type, uint64_t seed, unsigned threads)
-      : spec_(std::move(spec)), type_(type), seed_(tensor_seed(spec_.name, seed)),
-        init_(weight_init(spec_.name, spec_.role, spec_.dims[0])), threads_(threads) {}
+      : spec_(std::move(spec)),
+        type_(type),
+        seed_(tensor_seed(spec_.name, seed)),
+        init_(weight_init(spec_.name, spec_.role, spec_.dims[0])),
+        threads_(threads) {}
 
   Status operator()(GgufByteSink& sink) const {
     const uint64_t row_len = spec_.dims[0];
@@ -105,8 +107,9 @@ public:
     return Status::ok();
   }
 
-private:
-  template <class Fn> void parallel_rows(uint64_t n, Fn fn) const {
+ private:
+  template <class Fn>
+  void parallel_rows(uint64_t n, Fn fn) const {
     const unsigned workers = static_cast<unsigned>(std::min<uint64_t>(threads_, n));
     if (workers <= 1) return fn(0, n);
     std::vector<std::thread> pool;
@@ -226,12 +229,14 @@ Result<V4Config> synthetic_preset(std::string_view preset, uint32_t layers, uint
 
 Result<std::vector<std::string>> write_synthetic_model(const SyntheticModelOptions& o) {
   if (Status s = o.config.validate(); !s) return s;
-  const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned threads =
+      o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   Result<GgufTokenizerData> tokenizer = convert_hf_tokenizer(o.tokenizer_json, o.config.n_vocab);
   if (!tokenizer) return tokenizer.status();
 
   auto make_writer = [&](const V4Config& config, const std::string& name) {
-    GgufWriter writer({.alignment = 32, .max_split_bytes = o.max_split_bytes, .progress = o.progress});
+    GgufWriter writer(
+        {.alignment = 32, .max_split_bytes = o.max_split_bytes, .progress = o.progress});
     writer.set("general.name", GgufValue::string(name));
     writer.set("general.type", GgufValue::string("model"));
     write_v4_metadata(config, writer);

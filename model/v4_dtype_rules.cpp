@@ -1,18 +1,8 @@
 #include "model/v4_dtype_rules.h"
 
-#include <algorithm>
+#include "kernels/cpu/quant.h"
 
 namespace v4 {
-namespace {
-
-// The weight formats the CPU kernels read (spec §6).
-constexpr GgmlType kMatrixTypes[] = {
-    GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,    GgmlType::Q8_0,   GgmlType::Q2_K,
-    GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,    GgmlType::IQ2_XXS, GgmlType::IQ2_XS,
-    GgmlType::IQ1_S, GgmlType::IQ1_M, GgmlType::MXFP4,
-};
-
-}  // namespace
 
 std::optional<Recipe> recipe_from_name(std::string_view name) {
   if (name == "ds4-q2") return Recipe::kDs4Q2;
@@ -24,10 +14,14 @@ std::optional<Recipe> recipe_from_name(std::string_view name) {
 
 std::string_view recipe_name(Recipe recipe) {
   switch (recipe) {
-    case Recipe::kDs4Q2: return "ds4-q2";
-    case Recipe::kDs4Q4: return "ds4-q4";
-    case Recipe::kLlamaCppMxfp4: return "lcpp-mxfp4";
-    case Recipe::kF32: return "f32";
+    case Recipe::kDs4Q2:
+      return "ds4-q2";
+    case Recipe::kDs4Q4:
+      return "ds4-q4";
+    case Recipe::kLlamaCppMxfp4:
+      return "lcpp-mxfp4";
+    case Recipe::kF32:
+      return "f32";
   }
   return "?";
 }
@@ -42,12 +36,16 @@ GgmlType recipe_dtype(Recipe recipe, TensorRole role) {
       case TensorRole::kAttnProjection:
       case TensorRole::kIndexerQuery:
       case TensorRole::kSharedExpert:
-      case TensorRole::kMtpProjection: return GgmlType::Q8_0;
+      case TensorRole::kMtpProjection:
+        return GgmlType::Q8_0;
       case TensorRole::kHcFn:
-      case TensorRole::kCompressorApe: return GgmlType::F32;
+      case TensorRole::kCompressorApe:
+        return GgmlType::F32;
       case TensorRole::kExpertGateUp:
-      case TensorRole::kExpertDown: return GgmlType::MXFP4;
-      default: return GgmlType::BF16;
+      case TensorRole::kExpertDown:
+        return GgmlType::MXFP4;
+      default:
+        return GgmlType::BF16;
     }
   }
   // ds4 layouts: the first accepted type of each role, experts by variant (§5.4).
@@ -62,22 +60,29 @@ GgmlType recipe_dtype(Recipe recipe, TensorRole role) {
 
 std::vector<GgmlType> ds4_accepted_dtypes(TensorRole role, bool mtp) {
   switch (role) {
-    case TensorRole::kEmbedding: return {GgmlType::F16};
-    case TensorRole::kOutput: return {GgmlType::Q8_0};
+    case TensorRole::kEmbedding:
+      return {GgmlType::F16};
+    case TensorRole::kOutput:
+      return {GgmlType::Q8_0};
     case TensorRole::kHcFn:
     case TensorRole::kRouter:
       return mtp ? std::vector{GgmlType::F16, GgmlType::F32} : std::vector{GgmlType::F16};
-    case TensorRole::kSmall: return {GgmlType::F32};
+    case TensorRole::kSmall:
+      return {GgmlType::F32};
     case TensorRole::kAttnProjection:
     case TensorRole::kSharedExpert:
-    case TensorRole::kMtpProjection: return {GgmlType::Q8_0};
+    case TensorRole::kMtpProjection:
+      return {GgmlType::Q8_0};
     case TensorRole::kCompressorApe:
     case TensorRole::kCompressorProjection:
     case TensorRole::kIndexerQuery:
-    case TensorRole::kIndexerProjection: return {GgmlType::F16};
-    case TensorRole::kHashTable: return {GgmlType::I32};
+    case TensorRole::kIndexerProjection:
+      return {GgmlType::F16};
+    case TensorRole::kHashTable:
+      return {GgmlType::I32};
     case TensorRole::kExpertGateUp:
-    case TensorRole::kExpertDown: return {GgmlType::IQ2_XXS, GgmlType::Q2_K, GgmlType::Q4_K};
+    case TensorRole::kExpertDown:
+      return {GgmlType::IQ2_XXS, GgmlType::Q2_K, GgmlType::Q4_K};
   }
   return {};
 }
@@ -87,8 +92,8 @@ bool loader_accepts_dtype(TensorRole role, GgmlType type) {
   if (role == TensorRole::kSmall) {
     return type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
   }
-  return std::find(std::begin(kMatrixTypes), std::end(kMatrixTypes), type) !=
-         std::end(kMatrixTypes);
+  // Matrices: any weight format the CPU kernels read (spec §6).
+  return kernels::can_dequantize(type);
 }
 
 }  // namespace v4

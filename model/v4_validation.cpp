@@ -27,10 +27,6 @@ std::string types_text(const std::vector<GgmlType>& types) {
   return out;
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
-
 // The hash table's ne0 is the file's own top-k (ds4 writes 6, llama.cpp expert_used_count;
 // spec §5.7), so only its vocabulary dimension is fixed.
 bool dims_match(const TensorSpec& spec, const GgufTensorInfo& info) {
@@ -82,7 +78,8 @@ void check_against(const GgufFile& file, const std::vector<TensorSpec>& expected
                               dims_text(spec.dims) + ")");
       continue;
     }
-    const bool mtp = mtp_file || starts_with(spec.name, "blk." + std::to_string(report.config.n_layer) + ".");
+    const bool mtp =
+        mtp_file || spec.name.starts_with("blk." + std::to_string(report.config.n_layer) + ".");
     check_tensor(spec, *info, mtp, report);
   }
   for (const GgufTensorInfo& info : file.tensors()) {
@@ -108,8 +105,8 @@ V4ValidationReport validate_v4_file(const GgufFile& file) {
   report.config = *config;
   const V4Config& c = report.config;
 
-  const bool ds4_mtp_file = !file.find_tensor("token_embd.weight") &&
-                            file.find_tensor("mtp.0.e_proj.weight") != nullptr;
+  const bool ds4_mtp_file =
+      !file.find_tensor("token_embd.weight") && file.find_tensor("mtp.0.e_proj.weight") != nullptr;
   if (ds4_mtp_file) {
     report.mtp = "ds4 file";
     check_against(file, v4_ds4_mtp_tensors(c), true, report);
@@ -123,9 +120,12 @@ V4ValidationReport validate_v4_file(const GgufFile& file) {
     check_gate_up_match(file, c, report);
   }
   if (report.mtp == "in-file (llama.cpp layout)") {
-    report.ds4_refusals.push_back("MTP block inside the main file: ds4 loads MTP from its own file");
+    report.ds4_refusals.push_back(
+        "MTP block inside the main file: ds4 loads MTP from its own file");
   }
-  report.layout = !report.ok() ? "unknown" : report.ds4_refusals.empty() ? "ds4" : "llama.cpp family";
+  report.layout = !report.ok()                  ? "unknown"
+                  : report.ds4_refusals.empty() ? "ds4"
+                                                : "llama.cpp family";
   return report;
 }
 
