@@ -1,0 +1,99 @@
+// The router's only view of the engine (docs/design.md, router -> worker): token ids in, a
+// stream of token events out, cancellation and a stats snapshot. The in-process engine and a
+// remote worker behind gRPC both implement it, so nothing in router/ knows which one it has.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace v4::router {
+
+using EngineRequestId = uint64_t;
+
+// Per-request sampling, as the engine applies it (OpenAI/vLLM semantics).
+struct EngineSampling {
+  float temperature = 1.0f;  // 0: greedy
+  float top_p = 1.0f;
+  int32_t top_k = 0;  // 0: off
+  float min_p = 0.0f;
+  uint64_t seed = 0;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  float repetition_penalty = 1.0f;
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  std::vector<int32_t> stop_token_ids;  // ending the output (not returned as text)
+  uint32_t max_tokens = 16;
+  bool logprobs = false;
+  uint32_t top_logprobs = 0;
+  // Guided choice: when not empty, the output is exactly one of these token sequences followed
+  // by the first stop token id.
+  std::vector<std::vector<int32_t>> allowed_outputs;
+};
+
+struct EngineRequest {
+  std::vector<int32_t> prompt;
+  EngineSampling sampling;
+};
+
+enum class EngineFinish { kNone, kStop, kLength, kCancelled, kError };
+
+struct EngineTokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+};
+
+// One event of a request's stream. A token event has token >= 0; the last event of every
+// request has finish != kNone (kCancelled / kError events carry no token).
+struct EngineEvent {
+  int32_t token = -1;
+  float logprob = 0.0f;
+  std::vector<EngineTokenLogprob> top_logprobs;
+  EngineFinish finish = EngineFinish::kNone;
+  // Set on the first event: prompt tokens served from the prefix cache, and seconds the
+  // request waited before its first step.
+  uint32_t cached_tokens = 0;
+  double queue_seconds = 0.0;
+  std::string error;  // kError: what failed
+};
+
+// Cumulative histogram: counts[i] observations <= bounds[i]; counts.back() is the +Inf bucket.
+struct EngineHistogram {
+  std::vector<double> bounds;
+  std::vector<uint64_t> counts;  // bounds.size() + 1
+  double sum = 0.0;
+};
+
+struct EngineSnapshot {
+  bool healthy = false;  // the step loop is alive (stepped, or idle and waiting for work)
+  uint32_t running = 0, waiting = 0;
+  uint32_t pages_used = 0, pages_free = 0;
+  uint64_t preemptions = 0;
+  uint64_t prefix_queries = 0, prefix_hits = 0;  // in tokens (vLLM's prefix_cache_* meaning)
+  EngineHistogram batch_size;    // sequences per step
+  EngineHistogram step_seconds;  // wall time per step
+  // expert_selections[layer][expert]: routed-expert picks since start.
+  std::vector<std::vector<uint64_t>> expert_selections;
+};
+
+class EngineClient {
+ public:
+  using EventCallback = std::function<void(EngineEvent)>;
+  virtual ~EngineClient() = default;
+
+  // Queues a request. `on_event` is called from an engine thread, in order, ending with a final
+  // event; it must return quickly (post the work elsewhere). Fails without calling it when the
+  // request can never run (empty, over the context limit).
+  virtual Result<EngineRequestId> submit(EngineRequest request, EventCallback on_event) = 0;
+  // Ends a request; it still gets its final kCancelled event. Unknown ids are ignored.
+  virtual void cancel(EngineRequestId id) = 0;
+  virtual EngineSnapshot snapshot() const = 0;
+  // Longest prompt + output the engine accepts per request.
+  virtual uint32_t max_context() const = 0;
+};
+
+}  // namespace v4::router

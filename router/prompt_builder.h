@@ -1,0 +1,43 @@
+// From a parsed request to what the engine runs: the prompt token ids of each prompt (chat:
+// rendered by the DeepSeek-V4 encoder, spec §5.8), the engine's sampling settings, and how the
+// output is to be read back (thinking, tools, stop strings).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/dsml_parser.h"
+#include "model/tokenizer.h"
+#include "router/engine_client.h"
+#include "router/openai_error.h"
+#include "router/openai_request.h"
+
+namespace v4::router {
+
+struct PreparedPrompt {
+  std::vector<int32_t> ids;
+  // Text a completion echoes (completions with echo).
+  std::string echo_text;
+};
+
+struct PreparedRequest {
+  std::vector<PreparedPrompt> prompts;  // chat: exactly one
+  EngineSampling sampling;  // max_tokens resolved; per-choice seeds are derived from it
+  // Output decoding: thinking (output starts as reasoning), tool parsing, the forced start of
+  // the output for tool_choice required/named (already appended to every prompt; the output
+  // reader is primed with these tokens so they belong to the first tool call).
+  bool chat = true;
+  bool thinking = false;
+  bool parse_tools = false;
+  std::vector<int32_t> forced_output;
+  std::vector<std::string> stop;
+};
+
+// Renders, tokenizes and checks against `max_context` (prompt + max_tokens; without
+// max_tokens the output may fill what is left, and a prompt that leaves no room is an error).
+std::optional<ApiError> prepare_request(const OpenAiRequest& request, const Tokenizer& tokenizer,
+                                        uint32_t max_context, PreparedRequest& out);
+
+}  // namespace v4::router
