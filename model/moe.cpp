@@ -71,7 +71,8 @@ ExpertChoice select_experts(const V4Config& c, const LayerWeights& w, const floa
   return out;
 }
 
-void moe_forward(const ForwardContext& ctx, const LayerWeights& w, const float* u, float* out) {
+void moe_forward(const ForwardContext& ctx, const LayerWeights& w, const float* u, float* out,
+                 uint64_t* selections) {
   const V4Config& c = ctx.config;
   Backend& be = ctx.backend;
   const int64_t n = ctx.batch.size(), d = c.n_embd;
@@ -92,6 +93,9 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, const float* 
     for (size_t s = 0; s < choice[static_cast<size_t>(t)].experts.size(); ++s) {
       users[static_cast<size_t>(choice[static_cast<size_t>(t)].experts[s])].push_back({t, s});
     }
+  }
+  if (selections) {
+    for (uint32_t e = 0; e < c.n_expert; ++e) selections[e] += users[e].size();
   }
   std::vector<float> routed(static_cast<size_t>(n) * k * d);
   std::vector<float> x, y, scales;

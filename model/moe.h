@@ -24,7 +24,9 @@ float sqrt_softplus(float logit);
 ExpertChoice select_experts(const V4Config& config, const LayerWeights& w, const float* logits,
                             int32_t token);
 
-// u: [n][n_embd] ffn-normed inputs; out: [n][n_embd].
-void moe_forward(const ForwardContext& ctx, const LayerWeights& w, const float* u, float* out);
+// u: [n][n_embd] ffn-normed inputs; out: [n][n_embd]. `selections` (n_expert counters, may be
+// null) gets one count per (token, chosen expert).
+void moe_forward(const ForwardContext& ctx, const LayerWeights& w, const float* u, float* out,
+                 uint64_t* selections = nullptr);
 
 }  // namespace v4

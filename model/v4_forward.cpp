@@ -82,6 +82,8 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend)
     : weights_(weights), backend_(backend) {
   plain_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 0));
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
+  stats_.expert_selections.assign(weights.config.n_layer,
+                                  std::vector<uint64_t>(weights.config.n_expert, 0));
 }
 
 // One block (spec §2): HC_pre → attention → HC_post, HC_pre → MoE → HC_post.
@@ -97,7 +99,9 @@ void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, 
   hc_post_batch(ctx, f, post, comb, x);
   y = hc_pre(ctx, w.hc_ffn, x, post, comb);
   backend_.rms_norm(y.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, y.data());
-  moe_forward(ctx, w, y.data(), f.data());
+  // The MTP block (layer n_layer) has no counters.
+  uint64_t* selections = layer < c.n_layer ? ctx.stats.expert_selections[layer].data() : nullptr;
+  moe_forward(ctx, w, y.data(), f.data(), selections);
   hc_post_batch(ctx, f, post, comb, x);
 }
 

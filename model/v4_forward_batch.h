@@ -17,6 +17,9 @@ struct ForwardStats {
   // indexer_top_k and so dropped some (spec §3.4.4).
   uint64_t indexer_selections = 0;
   uint64_t indexer_rows_dropped = 0;
+  // [layer][expert]: how many tokens picked each routed expert (spec §3.5), hash-routed and
+  // scored layers alike; main layers only (the MTP block is not counted).
+  std::vector<std::vector<uint64_t>> expert_selections;
 };
 
 struct ForwardBatch {

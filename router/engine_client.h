@@ -61,7 +61,9 @@ struct EngineEvent {
   std::string error;  // kError: what failed
 };
 
-// Cumulative histogram: counts[i] observations <= bounds[i]; counts.back() is the +Inf bucket.
+// Cumulative histogram (Prometheus' exposition form): counts[i] is the number of observations
+// <= bounds[i], so counts never decrease; counts.back() is the +Inf bucket, i.e. the number of
+// all observations.
 struct EngineHistogram {
   std::vector<double> bounds;
   std::vector<uint64_t> counts;  // bounds.size() + 1

@@ -34,7 +34,9 @@ std::string response_json(const ResponseMeta& meta, const std::vector<const Choi
 
 // One stream chunk for choice `index` carrying `delta`; chat's first chunk of a choice also
 // carries role "assistant" (`first`). `finish_reason` "" is null. With include_usage every
-// chunk has "usage": null.
+// chunk has "usage": null. A completions chunk's text_offset counts from the start of the
+// generated text (an echoed prompt is not counted; in response_json it is). Logprobs never
+// cover echoed prompt tokens.
 std::string chunk_json(const ResponseMeta& meta, uint32_t index, const ChoiceDelta& delta,
                        bool first, const std::string& finish_reason, bool include_usage);
 // The final usage-only chunk (choices: []).

@@ -24,10 +24,14 @@ struct PreparedPrompt {
 
 struct PreparedRequest {
   std::vector<PreparedPrompt> prompts;  // chat: exactly one
-  EngineSampling sampling;  // max_tokens resolved; per-choice seeds are derived from it
+  // max_tokens resolved. Choice i samples with seed + i; the seed is the request's, else 0.
+  EngineSampling sampling;
   // Output decoding: thinking (output starts as reasoning), tool parsing, the forced start of
   // the output for tool_choice required/named (already appended to every prompt; the output
-  // reader is primed with these tokens so they belong to the first tool call).
+  // reader is primed with these tokens so they belong to the first tool call). The forced text
+  // is "\n\n<｜DSML｜tool_calls>\n", plus `<｜DSML｜invoke name="NAME">\n` for a named tool; in
+  // thinking mode it starts with </think>, so a forced call comes without reasoning.
+  // tool_choice "none" renders no tools and parses none.
   bool chat = true;
   bool thinking = false;
   bool parse_tools = false;

@@ -1,6 +1,19 @@
 #include "worker/engine.h"
 
+#include <exception>
+
 namespace v4 {
+namespace {
+
+GenerationEvent final_event(RequestId id, FinishReason reason, std::string error = "") {
+  GenerationEvent e;
+  e.id = id;
+  e.finish = reason;
+  e.error = std::move(error);
+  return e;
+}
+
+}  // namespace
 
 Engine::Engine(const V4Weights& weights, const EngineOptions& options, unsigned threads)
     : backend_(threads), core_(weights, backend_, options), thread_([this] { loop(); }) {}
@@ -15,11 +28,13 @@ Engine::~Engine() {
 }
 
 Result<RequestId> Engine::submit(const GenerationRequest& request, TokenCallback callback) {
+  const EngineCore::Clock::time_point arrival = EngineCore::Clock::now();
   // validate() reads only immutable configuration, so it is safe beside a running step.
   if (Status s = core_.validate(request); !s) return s;
   std::lock_guard<std::mutex> lock(mutex_);
+  if (!failure_.empty()) return Status::error("the engine stopped: " + failure_);
   const RequestId id = next_id_++;
-  pending_adds_.emplace_back(id, request);
+  pending_adds_.push_back({id, request, arrival});
   callbacks_[id] = std::move(callback);
   wake_.notify_all();
   return id;
@@ -33,7 +48,9 @@ void Engine::cancel(RequestId id) {
 
 void Engine::wait_idle() {
   std::unique_lock<std::mutex> lock(mutex_);
-  idle_.wait(lock, [&] { return !busy_ && pending_adds_.empty() && pending_cancels_.empty(); });
+  idle_.wait(lock, [&] {
+    return !failure_.empty() || (!busy_ && pending_adds_.empty() && pending_cancels_.empty());
+  });
 }
 
 EngineStats Engine::stats() const {
@@ -41,21 +58,58 @@ EngineStats Engine::stats() const {
   return stats_;
 }
 
+bool Engine::alive() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failure_.empty() && !stopping_;
+}
+
+uint64_t Engine::steps() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_.steps;
+}
+
 // Runs on the engine thread with mutex_ held: moves queued submits and cancels into the core.
 void Engine::apply_pending(std::vector<GenerationEvent>& events) {
-  for (auto& [id, request] : pending_adds_) {
-    if (Status s = core_.add(id, request); !s)
-      events.push_back({id, -1, 0.0f, {}, FinishReason::kError});
+  for (PendingAdd& p : pending_adds_) {
+    if (Status s = core_.add(p.id, p.request, p.arrival); !s) {
+      GenerationEvent e = final_event(p.id, FinishReason::kError, s.message());
+      e.queue_seconds = std::chrono::duration<double>(EngineCore::Clock::now() - p.arrival).count();
+      events.push_back(std::move(e));
+    }
   }
   pending_adds_.clear();
   for (RequestId id : pending_cancels_) {
-    if (core_.cancel(id)) events.push_back({id, -1, 0.0f, {}, FinishReason::kCancelled});
+    if (std::optional<GenerationEvent> e = core_.cancel(id)) events.push_back(std::move(*e));
   }
   pending_cancels_.clear();
 }
 
+// Ends every open request with kError and stops accepting work.
+void Engine::fail(const std::string& what, std::unique_lock<std::mutex>& lock) {
+  failure_ = what.empty() ? "unknown error" : what;
+  std::vector<std::pair<TokenCallback, GenerationEvent>> deliveries;
+  for (auto& [id, callback] : callbacks_)
+    deliveries.emplace_back(std::move(callback), final_event(id, FinishReason::kError, failure_));
+  callbacks_.clear();
+  pending_adds_.clear();
+  pending_cancels_.clear();
+  busy_ = false;
+  idle_.notify_all();
+  lock.unlock();
+  for (auto& [callback, event] : deliveries) callback(event);
+}
+
 void Engine::loop() {
   std::unique_lock<std::mutex> lock(mutex_);
+  try {
+    run_steps(lock);
+  } catch (const std::exception& e) {
+    if (!lock.owns_lock()) lock.lock();
+    fail(e.what(), lock);
+  }
+}
+
+void Engine::run_steps(std::unique_lock<std::mutex>& lock) {
   for (;;) {
     wake_.wait(lock, [&] {
       return stopping_ || core_.has_work() || !pending_adds_.empty() || !pending_cancels_.empty();

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -30,25 +31,42 @@ class Engine {
   // Ends the request before the next step (its pages return then); its callback gets a final
   // kCancelled event. Unknown or finished ids are ignored.
   void cancel(RequestId id);
-  // Blocks until no request is running or waiting.
+  // Blocks until no request is running or waiting (or the loop has failed).
   void wait_idle();
   EngineStats stats() const;
 
+  // The step loop runs: it is stepping or idle waiting for work, and has not stopped on an
+  // exception (then every open request got a kError event and submit() fails).
+  bool alive() const;
+  // Non-empty steps run since start.
+  uint64_t steps() const;
+  const EngineOptions& options() const { return core_.options(); }
+  uint32_t max_context() const { return core_.options().max_context; }
+
  private:
+  struct PendingAdd {
+    RequestId id;
+    GenerationRequest request;
+    EngineCore::Clock::time_point arrival;
+  };
+
   void loop();
+  void run_steps(std::unique_lock<std::mutex>& lock);
   void apply_pending(std::vector<GenerationEvent>& events);
+  void fail(const std::string& what, std::unique_lock<std::mutex>& lock);
 
   CpuBackend backend_;
   EngineCore core_;
   mutable std::mutex mutex_;
   std::condition_variable wake_, idle_;
-  std::vector<std::pair<RequestId, GenerationRequest>> pending_adds_;
+  std::vector<PendingAdd> pending_adds_;
   std::vector<RequestId> pending_cancels_;
   std::unordered_map<RequestId, TokenCallback> callbacks_;
   RequestId next_id_ = 1;
   EngineStats stats_;
   bool busy_ = false;
   bool stopping_ = false;
+  std::string failure_;  // why the loop stopped; empty while it runs
   std::thread thread_;
 };
 

@@ -27,6 +27,7 @@ SchedulerConfig EngineCore::scheduler_config(const V4Config& c, const EngineOpti
 
 EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options)
     : options_(options),
+      n_vocab_(weights.config.n_vocab),
       scheduler_(scheduler_config(weights.config, options)),
       worker_(weights, backend,
               {{options.page_tokens, scheduler_.config().total_pages, options.storage},
@@ -50,13 +51,36 @@ Status EngineCore::validate(const GenerationRequest& r) const {
                          std::to_string(pages) + " KV pages; the budget holds " +
                          std::to_string(scheduler_.config().total_pages));
   }
+  return validate_guided(r.sampling);
+}
+
+Status EngineCore::validate_guided(const SamplingParams& p) const {
+  for (size_t i = 0; i < p.allowed_outputs.size(); ++i) {
+    const std::vector<int32_t>& seq = p.allowed_outputs[i];
+    // Every step samples a token, so an empty choice needs a stop token to be its output.
+    if (seq.empty() && p.stop_token_ids.empty())
+      return Status::error("allowed output " + std::to_string(i) + " is empty");
+    for (int32_t t : seq) {
+      if (t < 0 || static_cast<uint32_t>(t) >= n_vocab_) {
+        return Status::error("allowed output " + std::to_string(i) + ": token id " +
+                             std::to_string(t) + " outside the vocabulary of " +
+                             std::to_string(n_vocab_));
+      }
+    }
+  }
+  if (!p.allowed_outputs.empty() && !p.stop_token_ids.empty()) {
+    const int32_t end = p.stop_token_ids.front();
+    if (end < 0 || static_cast<uint32_t>(end) >= n_vocab_)
+      return Status::error("stop token id " + std::to_string(end) + " outside the vocabulary");
+  }
   return Status::ok();
 }
 
-Status EngineCore::add(RequestId id, const GenerationRequest& r) {
+Status EngineCore::add(RequestId id, const GenerationRequest& r, Clock::time_point arrival) {
   if (Status s = validate(r); !s) return s;
   if (Status s = scheduler_.add(id, r.prompt); !s) return s;
   worker_.add_request(id, r.sampling);
+  admissions_[id] = Admission{arrival, std::nullopt, 0};
   next_id_ = std::max(next_id_, id + 1);
   return Status::ok();
 }
@@ -67,11 +91,41 @@ Result<RequestId> EngineCore::add(const GenerationRequest& r) {
   return id;
 }
 
-bool EngineCore::cancel(RequestId id) { return scheduler_.cancel(id); }
+std::optional<GenerationEvent> EngineCore::cancel(RequestId id) {
+  if (!scheduler_.cancel(id)) return std::nullopt;
+  GenerationEvent e;
+  e.id = id;
+  e.finish = FinishReason::kCancelled;
+  stamp_first(e);
+  return e;
+}
+
+// The first step that runs a request fixes its first-event fields; a preempted request that is
+// admitted again (possibly with another prefix hit) keeps them.
+void EngineCore::note_scheduled(const StepPlan& plan, Clock::time_point start) {
+  for (const ScheduledSequence& s : plan.sequences) {
+    auto it = admissions_.find(s.id);
+    if (it == admissions_.end() || it->second.queue_seconds) continue;
+    it->second.queue_seconds = std::chrono::duration<double>(start - it->second.arrival).count();
+    it->second.cached_tokens = static_cast<uint32_t>(s.cached_tokens.size());
+  }
+}
+
+void EngineCore::stamp_first(GenerationEvent& e) {
+  auto it = admissions_.find(e.id);
+  if (it == admissions_.end()) return;
+  const Admission& a = it->second;
+  e.cached_tokens = a.cached_tokens;
+  e.queue_seconds = a.queue_seconds
+                        ? *a.queue_seconds
+                        : std::chrono::duration<double>(Clock::now() - a.arrival).count();
+  admissions_.erase(it);
+}
 
 std::vector<GenerationEvent> EngineCore::step() {
-  const auto start = std::chrono::steady_clock::now();
+  const Clock::time_point start = Clock::now();
   StepPlan plan = scheduler_.schedule();
+  note_scheduled(plan, start);
   std::vector<GenerationEvent> events;
   Result<StepOutput> out = worker_.execute(plan, events);
   if (!out) {
@@ -79,17 +133,25 @@ std::vector<GenerationEvent> EngineCore::step() {
     events.clear();
     for (const ScheduledSequence& s : plan.sequences) {
       scheduler_.cancel(s.id);
-      events.push_back({s.id, -1, 0.0f, {}, FinishReason::kError});
+      GenerationEvent e;
+      e.id = s.id;
+      e.finish = FinishReason::kError;
+      e.error = out.message();
+      stamp_first(e);
+      events.push_back(std::move(e));
     }
     return events;
   }
   scheduler_.update(plan, *out);
+  for (GenerationEvent& e : events) stamp_first(e);
   if (!plan.empty()) {
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     ++totals_.steps;
     totals_.step_tokens += plan.token_count();
     totals_.step_sequences += plan.sequences.size();
-    totals_.step_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    totals_.step_seconds += seconds;
+    totals_.batch_size.observe(static_cast<double>(plan.sequences.size()));
+    totals_.step_time.observe(seconds);
   }
   return events;
 }
@@ -110,6 +172,7 @@ EngineStats EngineCore::stats() const {
   s.prefix_hit_ratio =
       lookups ? static_cast<double>(q.prefix_hits) / static_cast<double>(lookups) : 0.0;
   s.prefix_snapshot_bytes = worker_.snapshot_bytes();
+  s.expert_selections = worker_.forward_stats().expert_selections;
   return s;
 }
 

@@ -5,8 +5,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
+#include "core/histogram.h"
 #include "model/backend.h"
 #include "model/v4_weights.h"
 #include "scheduler/scheduler.h"
@@ -30,6 +33,12 @@ struct GenerationRequest {
   SamplingParams sampling;
 };
 
+// Bucket upper bounds of EngineStats' histograms.
+inline std::vector<double> batch_size_bounds() { return {1, 2, 4, 8, 16, 32, 64, 128, 256}; }
+inline std::vector<double> step_seconds_bounds() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
 struct EngineStats {
   uint32_t running = 0, waiting = 0;
   uint32_t pages_used = 0, pages_free = 0;
@@ -41,21 +50,32 @@ struct EngineStats {
   uint32_t pages_cached = 0;
   size_t prefix_snapshot_bytes = 0;  // held by snapshots; budgeted with each page
   size_t page_bytes = 0;
+  // Per non-empty step since start: sequences in the plan, and wall time of schedule + forward
+  // + sampling + update.
+  Histogram batch_size{batch_size_bounds()};
+  Histogram step_time{step_seconds_bounds()};  // seconds
+  // [layer][expert]: tokens that picked each routed expert since start (ForwardStats).
+  std::vector<std::vector<uint64_t>> expert_selections;
 };
 
 class EngineCore {
  public:
+  using Clock = std::chrono::steady_clock;
+
   EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options);
 
   // Pages the byte budget buys after reserving every sequence slot's fixed state.
   static Result<uint32_t> pages_for_budget(const V4Config& config, const EngineOptions& options);
-  // Rejects requests that could never run: empty, over the context limit, or needing more
-  // pages than exist.
+  // Rejects requests that could never run: empty, over the context limit, needing more pages
+  // than exist, or with guided-choice sequences outside the vocabulary or unable to end.
   Status validate(const GenerationRequest& request) const;
 
   Result<RequestId> add(const GenerationRequest& request);
-  Status add(RequestId id, const GenerationRequest& request);
-  bool cancel(RequestId id);
+  // `arrival`: when the request reached the engine, the start of its queue time.
+  Status add(RequestId id, const GenerationRequest& request,
+             Clock::time_point arrival = Clock::now());
+  // The request's final kCancelled event, or nothing for an unknown or finished id.
+  std::optional<GenerationEvent> cancel(RequestId id);
   // Drops every unreferenced cached prefix page (the worker forgets their snapshots next step).
   uint32_t flush_prefix_cache() { return scheduler_.flush_prefix_cache(); }
   // One step; events in plan order. A failed forward ends the plan's requests with kError.
@@ -63,17 +83,31 @@ class EngineCore {
 
   bool has_work() const { return scheduler_.has_work(); }
   EngineStats stats() const;
+  const EngineOptions& options() const { return options_; }
   const Scheduler& scheduler() const { return scheduler_; }
   const ModelWorker& worker() const { return worker_; }
 
  private:
+  // What a request's first event reports (GenerationEvent::cached_tokens, queue_seconds).
+  struct Admission {
+    Clock::time_point arrival;
+    std::optional<double> queue_seconds;  // set when a step first runs the request
+    uint32_t cached_tokens = 0;
+  };
+
   static SchedulerConfig scheduler_config(const V4Config& config, const EngineOptions& options);
+  Status validate_guided(const SamplingParams& sampling) const;
+  void note_scheduled(const StepPlan& plan, Clock::time_point start);
+  // Fills in the first-event fields if `e` is its request's first event.
+  void stamp_first(GenerationEvent& e);
 
   EngineOptions options_;
+  uint32_t n_vocab_;
   Scheduler scheduler_;
   ModelWorker worker_;
   RequestId next_id_ = 1;
   EngineStats totals_;
+  std::unordered_map<RequestId, Admission> admissions_;  // until the request's first event
 };
 
 }  // namespace v4

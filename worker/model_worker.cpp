@@ -38,6 +38,7 @@ FinishReason ModelWorker::finish_after(const RequestState& r, const ScheduledSeq
   const SamplingParams& p = r.sampler.params();
   if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end())
     return FinishReason::kStop;
+  if (r.sampler.guided_complete()) return FinishReason::kStop;
   if (r.sampler.generated() >= p.max_tokens) return FinishReason::kLength;
   // The sampled token would sit at position first_position + tokens.size().
   if (s.first_position + s.tokens.size() + 1 >= options_.max_context) return FinishReason::kLength;
@@ -94,7 +95,11 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     RequestState& r = sequences_.at(s.id);
     const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
     SampledChoice c = r.sampler.sample({&fwd->logits[row * vocab], vocab});
-    GenerationEvent e{s.id, c.token, c.logprob, std::move(c.top_logprobs), FinishReason::kNone};
+    GenerationEvent e;
+    e.id = s.id;
+    e.token = c.token;
+    e.logprob = c.logprob;
+    e.top_logprobs = std::move(c.top_logprobs);
     e.finish = finish_after(r, s, c.token);
     out.sampled.push_back({s.id, c.token, e.finish != FinishReason::kNone});
     if (e.finish != FinishReason::kNone) sequences_.erase(s.id);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -29,6 +30,12 @@ struct GenerationEvent {
   float logprob = 0.0f;
   std::vector<TokenLogprob> top_logprobs;
   FinishReason finish = FinishReason::kNone;
+  // Set by EngineCore on a request's first event (token or final), kept through preemption:
+  // prompt tokens served from the prefix cache at admission, and seconds from add (or
+  // Engine::submit) to the first step that ran the request (to the event if none did).
+  uint32_t cached_tokens = 0;
+  double queue_seconds = 0.0;
+  std::string error;  // kError: what failed
 };
 
 struct ModelWorkerOptions {
@@ -45,6 +52,8 @@ class ModelWorker {
   Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events);
 
   const PagedKvCache& cache() const { return cache_; }
+  // Counters of the forward pass, expert selections per layer among them.
+  const ForwardStats& forward_stats() const { return forward_.stats(); }
   // Prefix-cache snapshots held (spec §4.4), one per cached page the scheduler asked for.
   size_t snapshot_count() const { return snapshots_.size(); }
   size_t snapshot_bytes() const;

@@ -17,10 +17,21 @@ SamplingOptions sampler_options(const SamplingParams& p) {
   return o;
 }
 
+std::optional<int32_t> end_token(const SamplingParams& p) {
+  if (p.stop_token_ids.empty()) return std::nullopt;
+  return p.stop_token_ids.front();
+}
+
 }  // namespace
 
 RequestSampler::RequestSampler(const SamplingParams& params)
-    : params_(params), sampler_(sampler_options(params)) {}
+    : params_(params),
+      sampler_(sampler_options(params)),
+      guided_(params.allowed_outputs, end_token(params)) {}
+
+bool RequestSampler::guided_complete() const {
+  return guided_.active() && params_.stop_token_ids.empty() && guided_.complete();
+}
 
 void RequestSampler::observe(std::span<const int32_t> tokens) {
   if (params_.repetition_penalty == 1.0f) return;
@@ -46,29 +57,53 @@ void RequestSampler::process(std::vector<float>& logits) const {
   }
 }
 
+// Token choice over `logits`, whose index i is token i (the caller maps indices to ids).
+SampledChoice RequestSampler::choose(std::span<const float> logits) {
+  SampledChoice c;
+  c.token = sampler_.sample(logits);
+  if (!params_.logprobs && params_.top_logprobs == 0) return c;
+  const float mx = *std::max_element(logits.begin(), logits.end());
+  double sum = 0.0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
+  const double log_z = mx + std::log(sum);
+  c.logprob = static_cast<float>(logits[static_cast<size_t>(c.token)] - log_z);
+  const size_t k = std::min<size_t>(params_.top_logprobs, logits.size());
+  std::vector<int32_t> ids(logits.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(
+      ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
+      [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
+  for (size_t i = 0; i < k; ++i)
+    c.top_logprobs.push_back({ids[i], static_cast<float>(logits[ids[i]] - log_z)});
+  return c;
+}
+
 SampledChoice RequestSampler::sample(std::span<const float> raw) {
   std::vector<float> logits(raw.begin(), raw.end());
   process(logits);
+  // Guided choice masks last (after bias and penalties). Sampling over the allowed tokens alone,
+  // in ascending id order, is sampling from the masked distribution: masked tokens have
+  // probability 0, ties still go to the lower id, and the RNG draws are the same. (Ids outside
+  // the logits are dropped; EngineCore::validate rejects them, so the mask is never empty.)
+  std::vector<int32_t> allowed;
+  if (guided_.active()) {
+    allowed = guided_.allowed();
+    std::erase_if(allowed,
+                  [&](int32_t t) { return t < 0 || static_cast<size_t>(t) >= raw.size(); });
+  }
   SampledChoice c;
-  c.token = sampler_.sample(logits);
-  if (params_.logprobs || params_.top_logprobs > 0) {
-    const float mx = *std::max_element(logits.begin(), logits.end());
-    double sum = 0.0;
-    for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
-    const double log_z = mx + std::log(sum);
-    c.logprob = static_cast<float>(logits[static_cast<size_t>(c.token)] - log_z);
-    const size_t k = std::min<size_t>(params_.top_logprobs, logits.size());
-    std::vector<int32_t> ids(logits.size());
-    std::iota(ids.begin(), ids.end(), 0);
-    std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-                      [&](int32_t a, int32_t b) {
-                        return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
-                      });
-    for (size_t i = 0; i < k; ++i)
-      c.top_logprobs.push_back({ids[i], static_cast<float>(logits[ids[i]] - log_z)});
+  if (allowed.empty()) {
+    c = choose(logits);
+  } else {
+    std::vector<float> kept(allowed.size());
+    for (size_t i = 0; i < allowed.size(); ++i) kept[i] = logits[static_cast<size_t>(allowed[i])];
+    c = choose(kept);
+    c.token = allowed[static_cast<size_t>(c.token)];
+    for (TokenLogprob& t : c.top_logprobs) t.token = allowed[static_cast<size_t>(t.token)];
   }
   ++output_counts_[c.token];
   if (params_.repetition_penalty != 1.0f) seen_.insert(c.token);
+  if (guided_.active()) guided_.advance(c.token);
   ++generated_;
   return c;
 }

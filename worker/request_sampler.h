@@ -1,7 +1,7 @@
 // Per-request token choice: OpenAI/vLLM logit processing (logit bias, presence/frequency
-// penalties over the output, repetition penalty over prompt and output) in front of
-// model/sampling.h's Sampler, with its own seeded RNG so a request's draws depend only on its
-// own logits, never on which requests share the step.
+// penalties over the output, repetition penalty over prompt and output, then the guided-choice
+// mask) in front of model/sampling.h's Sampler, with its own seeded RNG so a request's draws
+// depend only on its own logits, never on which requests share the step.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/sampling.h"
+#include "worker/guided_choice.h"
 
 namespace v4 {
 
@@ -29,6 +30,10 @@ struct SamplingParams {
   uint32_t max_tokens = 16;
   bool logprobs = false;
   uint32_t top_logprobs = 0;
+  // Guided choice: when not empty, the output is exactly one of these sequences followed by
+  // stop_token_ids[0]; with no stop token the request ends (kStop) once a sequence is complete.
+  // Logprobs are those of the masked distribution, so top_logprobs lists allowed tokens only.
+  std::vector<std::vector<int32_t>> allowed_outputs;
 };
 
 struct TokenLogprob {
@@ -53,12 +58,16 @@ class RequestSampler {
 
   const SamplingParams& params() const { return params_; }
   uint32_t generated() const { return generated_; }
+  // The output is one of allowed_outputs and no stop token is there to follow it: it is done.
+  bool guided_complete() const;
 
  private:
   void process(std::vector<float>& logits) const;
+  SampledChoice choose(std::span<const float> logits);
 
   SamplingParams params_;
   Sampler sampler_;
+  GuidedChoice guided_;
   std::unordered_set<int32_t> seen_;
   std::unordered_map<int32_t, uint32_t> output_counts_;
   uint32_t generated_ = 0;

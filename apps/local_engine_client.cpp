@@ -1,0 +1,99 @@
+#include "apps/local_engine_client.h"
+
+#include <type_traits>
+#include <utility>
+
+namespace v4::apps {
+namespace {
+
+// Ids pass through unchanged.
+static_assert(std::is_same_v<router::EngineRequestId, RequestId>);
+
+router::EngineFinish to_engine_finish(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone:
+      return router::EngineFinish::kNone;
+    case FinishReason::kStop:
+      return router::EngineFinish::kStop;
+    case FinishReason::kLength:
+      return router::EngineFinish::kLength;
+    case FinishReason::kCancelled:
+      return router::EngineFinish::kCancelled;
+    case FinishReason::kError:
+      return router::EngineFinish::kError;
+  }
+  return router::EngineFinish::kError;
+}
+
+}  // namespace
+
+SamplingParams to_sampling_params(const router::EngineSampling& s) {
+  SamplingParams p;
+  p.temperature = s.temperature;
+  p.top_p = s.top_p;
+  p.top_k = s.top_k;
+  p.min_p = s.min_p;
+  p.seed = s.seed;
+  p.presence_penalty = s.presence_penalty;
+  p.frequency_penalty = s.frequency_penalty;
+  p.repetition_penalty = s.repetition_penalty;
+  p.logit_bias = s.logit_bias;
+  p.stop_token_ids = s.stop_token_ids;
+  p.max_tokens = s.max_tokens;
+  p.logprobs = s.logprobs;
+  p.top_logprobs = s.top_logprobs;
+  p.allowed_outputs = s.allowed_outputs;
+  return p;
+}
+
+router::EngineEvent to_engine_event(const GenerationEvent& e) {
+  router::EngineEvent out;
+  out.token = e.token;
+  out.logprob = e.logprob;
+  out.top_logprobs.reserve(e.top_logprobs.size());
+  for (const TokenLogprob& t : e.top_logprobs) out.top_logprobs.push_back({t.token, t.logprob});
+  out.finish = to_engine_finish(e.finish);
+  out.cached_tokens = e.cached_tokens;
+  out.queue_seconds = e.queue_seconds;
+  out.error = e.error;
+  if (out.finish == router::EngineFinish::kError && out.error.empty()) out.error = "engine error";
+  return out;
+}
+
+router::EngineHistogram to_engine_histogram(const Histogram& h) {
+  return {h.bounds, h.cumulative(), h.sum};
+}
+
+router::EngineSnapshot to_engine_snapshot(const EngineStats& s, bool healthy,
+                                          uint32_t page_tokens) {
+  router::EngineSnapshot out;
+  out.healthy = healthy;
+  out.running = s.running;
+  out.waiting = s.waiting;
+  out.pages_used = s.pages_used;
+  out.pages_free = s.pages_free;
+  out.preemptions = s.preemptions;
+  out.prefix_queries = (s.prefix_hits + s.prefix_misses) * page_tokens;
+  out.prefix_hits = s.prefix_hits * page_tokens;
+  out.batch_size = to_engine_histogram(s.batch_size);
+  out.step_seconds = to_engine_histogram(s.step_time);
+  out.expert_selections = s.expert_selections;
+  return out;
+}
+
+Result<router::EngineRequestId> LocalEngineClient::submit(router::EngineRequest request,
+                                                          EventCallback on_event) {
+  GenerationRequest r;
+  r.prompt = std::move(request.prompt);
+  r.sampling = to_sampling_params(request.sampling);
+  Result<RequestId> id = engine_.submit(
+      r, [cb = std::move(on_event)](const GenerationEvent& e) { cb(to_engine_event(e)); });
+  if (!id) return id.status();
+  return *id;
+}
+
+router::EngineSnapshot LocalEngineClient::snapshot() const {
+  return to_engine_snapshot(engine_.stats(), engine_.alive(), engine_.options().page_tokens);
+}
+
+}  // namespace v4::apps
