@@ -2,9 +2,9 @@
 // (docs/design.md, single-node deployment). Without --model it serves the tiny synthetic model,
 // generated once into the cache directory. SIGINT / SIGTERM drain gracefully: no new requests,
 // in-flight ones finish (or are cancelled at --drain-timeout, each with a final event), exit 0.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -137,7 +137,7 @@ int run_serve(const ServeFlags& f) {
 
   router::ServerMetrics metrics(service_options.model_name);
   auto engine = std::make_unique<Engine>((*model)->weights, *options, f.threads);
-  auto client = std::make_unique<LocalEngineClient>(*engine, *options);
+  auto client = std::make_unique<LocalEngineClient>(*engine);
   router::OpenAiService service(service_options, *tokenizer, *client, metrics);
 
   router::HttpServerOptions http;

@@ -30,7 +30,8 @@ Result<std::string> default_model_path() {
   std::error_code ec;
   if (std::filesystem::exists(path, ec)) return path.string();
   std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec) return Status::error("cannot create " + path.parent_path().string() + ": " + ec.message());
+  if (ec)
+    return Status::error("cannot create " + path.parent_path().string() + ": " + ec.message());
   Result<std::string> tokenizer = locate_tokenizer_json("");
   if (!tokenizer) return tokenizer.status();
   Result<V4Config> config = synthetic_preset("tiny");
@@ -61,7 +62,7 @@ Result<std::unique_ptr<V4Model>> load_model_with_progress(const std::string& pat
   ProgressBar bar("reading weights", total);
   const long page = sysconf(_SC_PAGESIZE);
   uint64_t done = 0;
-  volatile uint8_t sink = 0;
+  uint8_t acc = 0;
   for (const GgufTensorInfo& t : (*model)->file.tensors()) {
     if (!t.data || t.n_bytes == 0) continue;
     // Ask for read-ahead, then touch one byte per page: the data is mapped, so this is what
@@ -69,11 +70,14 @@ Result<std::unique_ptr<V4Model>> load_model_with_progress(const std::string& pat
     const auto start = reinterpret_cast<uintptr_t>(t.data) & ~static_cast<uintptr_t>(page - 1);
     madvise(reinterpret_cast<void*>(start),
             t.n_bytes + (reinterpret_cast<uintptr_t>(t.data) - start), MADV_WILLNEED);
-    for (uint64_t off = 0; off < t.n_bytes; off += static_cast<uint64_t>(page)) sink ^= t.data[off];
+    for (uint64_t off = 0; off < t.n_bytes; off += static_cast<uint64_t>(page))
+      acc = static_cast<uint8_t>(acc ^ t.data[off]);
     done += t.n_bytes;
     bar.update(done);
   }
   bar.finish();
+  // Keeps the reads from being optimised away.
+  volatile uint8_t sink = acc;
   (void)sink;
   return model;
 }

@@ -30,10 +30,12 @@ uint64_t random_seed() {
 CompletionJob::CompletionJob(JobEnvironment& env, std::shared_ptr<HttpExchange> exchange)
     : env_(env), exchange_(std::move(exchange)) {}
 
-std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env, const OpenAiRequest& request,
-                          PreparedRequest prepared, std::shared_ptr<HttpExchange> exchange,
-                          Clock::time_point arrival, double setup_seconds,
-                          std::function<void()> on_end) {
+std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
+                                                    const OpenAiRequest& request,
+                                                    PreparedRequest prepared,
+                                                    std::shared_ptr<HttpExchange> exchange,
+                                                    Clock::time_point arrival, double setup_seconds,
+                                                    std::function<void()> on_end) {
   auto job = std::make_shared<CompletionJob>(env, exchange);
   job->meta_ = {response_id(request.endpoint), static_cast<int64_t>(std::time(nullptr)),
                 env.model_name, request.endpoint,
@@ -44,8 +46,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env, const O
   job->arrival_ = arrival;
   job->router_seconds_ = setup_seconds;
   job->on_end_ = std::move(on_end);
-  job->handler_ =
-      request.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
+  job->handler_ = request.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
   ChoiceOutputOptions options;
   options.chat = prepared.chat;
   options.thinking = prepared.thinking;
@@ -59,8 +60,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env, const O
     for (uint32_t k = 0; k < request.n; ++k) {
       Result<ChoiceOutput> output = ChoiceOutput::create(env.tokenizer, options);
       if (!output) {
-        exchange->respond(500, "application/json",
-                          api_error_json(server_error(output.message())));
+        exchange->respond(500, "application/json", api_error_json(server_error(output.message())));
         env.metrics.http_request(job->handler_, 500);
         if (job->on_end_) job->on_end_();
         return job;

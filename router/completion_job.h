@@ -40,9 +40,11 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
  public:
   // Submits every choice and wires disconnects to cancellation. `setup_seconds` is the router
   // time already spent (parse, render, tokenize). `on_end` runs once the response has ended.
-  static std::shared_ptr<CompletionJob> start(JobEnvironment& env, const OpenAiRequest& request, PreparedRequest prepared,
-                    std::shared_ptr<HttpExchange> exchange, Clock::time_point arrival,
-                    double setup_seconds, std::function<void()> on_end);
+  static std::shared_ptr<CompletionJob> start(JobEnvironment& env, const OpenAiRequest& request,
+                                              PreparedRequest prepared,
+                                              std::shared_ptr<HttpExchange> exchange,
+                                              Clock::time_point arrival, double setup_seconds,
+                                              std::function<void()> on_end);
 
   // Cancels every choice still generating; each still ends with a final event to the client.
   void cancel();

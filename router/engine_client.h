@@ -76,8 +76,8 @@ struct EngineSnapshot {
   uint32_t pages_used = 0, pages_free = 0;
   uint64_t preemptions = 0;
   uint64_t prefix_queries = 0, prefix_hits = 0;  // in tokens (vLLM's prefix_cache_* meaning)
-  EngineHistogram batch_size;    // sequences per step
-  EngineHistogram step_seconds;  // wall time per step
+  EngineHistogram batch_size;                    // sequences per step
+  EngineHistogram step_seconds;                  // wall time per step
   // expert_selections[layer][expert]: routed-expert picks since start.
   std::vector<std::vector<uint64_t>> expert_selections;
 };

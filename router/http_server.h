@@ -22,9 +22,9 @@
 namespace v4::router {
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // path and query as sent
-  std::string path;    // target without the query
+  std::string method;                          // "GET", "POST", ...
+  std::string target;                          // path and query as sent
+  std::string path;                            // target without the query
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   std::string remote;  // peer address, for logs
@@ -103,7 +103,7 @@ class HttpServer {
 struct HttpClientResponse {
   int status = 0;
   std::map<std::string, std::string> headers;  // lower-cased
-  std::string body;  // de-chunked
+  std::string body;                            // de-chunked
 };
 Result<HttpClientResponse> http_fetch(uint16_t port, const std::string& method,
                                       const std::string& target, const std::string& body = "",

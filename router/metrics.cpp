@@ -26,16 +26,14 @@ const Histogram::BucketBoundaries kTtftBuckets = {0.001, 0.005, 0.01, 0.02, 0.04
 const Histogram::BucketBoundaries kItlBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
                                                  0.3,  0.4,   0.5,  0.75,  1.0, 2.5,  5.0,
                                                  7.5,  10.0,  20.0, 40.0,  80.0};
-const Histogram::BucketBoundaries kRequestBuckets = {0.3,  0.5,  0.8,   1.0,   1.5,  2.0,
-                                                     2.5,  5.0,  10.0,  15.0,  20.0, 30.0,
-                                                     40.0, 50.0, 60.0,  120.0, 240.0, 480.0,
-                                                     960.0, 1920.0, 7680.0};
-const Histogram::BucketBoundaries kTokenBuckets = {1,    2,    5,    10,    20,    50,   100,
-                                                   200,  500,  1000, 2000,  5000,  10000,
-                                                   20000, 50000, 100000, 200000, 500000, 1000000};
-const Histogram::BucketBoundaries kOverheadBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
-                                                      0.005,  0.01,    0.025,  0.05,  0.1,
-                                                      0.25,   0.5,     1.0};
+const Histogram::BucketBoundaries kRequestBuckets = {
+    0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
+    30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+const Histogram::BucketBoundaries kTokenBuckets = {
+    1,    2,    5,     10,    20,    50,     100,    200,    500,    1000,
+    2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000};
+const Histogram::BucketBoundaries kOverheadBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 
 }  // namespace
 
@@ -95,16 +93,15 @@ ServerMetrics::ServerMetrics(std::string model_name)
                            .Register(r);
   s.prompt_tokens = &counter("v4serve:prompt_tokens_total", "Prefill tokens processed");
   s.generation_tokens = &counter("v4serve:generation_tokens_total", "Generated tokens");
-  s.ttft = &histogram("v4serve:time_to_first_token_seconds", "Time to first token",
-                      kTtftBuckets);
-  s.itl = &histogram("v4serve:inter_token_latency_seconds", "Time between output tokens",
-                     kItlBuckets);
+  s.ttft = &histogram("v4serve:time_to_first_token_seconds", "Time to first token", kTtftBuckets);
+  s.itl =
+      &histogram("v4serve:inter_token_latency_seconds", "Time between output tokens", kItlBuckets);
   s.e2e = &histogram("v4serve:e2e_request_latency_seconds", "End-to-end request latency",
                      kRequestBuckets);
   s.queue = &histogram("v4serve:request_queue_time_seconds",
                        "Time a request waited before its first engine step", kRequestBuckets);
-  s.request_prompt_tokens = &histogram("v4serve:request_prompt_tokens",
-                                       "Prompt tokens per request", kTokenBuckets);
+  s.request_prompt_tokens =
+      &histogram("v4serve:request_prompt_tokens", "Prompt tokens per request", kTokenBuckets);
   s.request_generation_tokens = &histogram("v4serve:request_generation_tokens",
                                            "Generated tokens per request", kTokenBuckets);
   s.overhead = &histogram("v4serve:request_overhead_seconds",
@@ -116,12 +113,12 @@ ServerMetrics::ServerMetrics(std::string model_name)
   s.pages_used = &gauge("v4serve:kv_cache_pages_used", "KV cache pages in use");
   s.pages_free = &gauge("v4serve:kv_cache_pages_free", "KV cache pages free");
   s.kv_usage = &gauge("v4serve:kv_cache_usage_perc", "Fraction of KV cache pages in use (0-1)");
-  s.prefix_hit_ratio = &gauge("v4serve:prefix_cache_hit_ratio",
-                              "Prefix cache hits / queries in tokens since start");
-  s.prefix_queries = &counter("v4serve:prefix_cache_queries_total",
-                              "Prompt tokens looked up in the prefix cache");
-  s.prefix_hits = &counter("v4serve:prefix_cache_hits_total",
-                           "Prompt tokens found in the prefix cache");
+  s.prefix_hit_ratio =
+      &gauge("v4serve:prefix_cache_hit_ratio", "Prefix cache hits / queries in tokens since start");
+  s.prefix_queries =
+      &counter("v4serve:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache");
+  s.prefix_hits =
+      &counter("v4serve:prefix_cache_hits_total", "Prompt tokens found in the prefix cache");
   s.preemptions = &counter("v4serve:num_preemptions_total", "Requests preempted (recomputed)");
   s.batch_size_family =
       &BuildHistogram().Name("v4serve:batch_size").Help("Sequences per engine step").Register(r);
@@ -155,8 +152,7 @@ void ServerMetrics::request_finished(double e2e_seconds, double queue_seconds,
   s.generation_tokens->Increment(generation_tokens);
   s.request_prompt_tokens->Observe(prompt_tokens);
   s.request_generation_tokens->Observe(generation_tokens);
-  s.request_success->Add({{"model_name", model_}, {"finished_reason", finish_reason}})
-      .Increment();
+  s.request_success->Add({{"model_name", model_}, {"finished_reason", finish_reason}}).Increment();
 }
 
 void ServerMetrics::request_overhead(double seconds) { s_->overhead->Observe(seconds); }
@@ -207,10 +203,10 @@ void ServerMetrics::refresh(const EngineSnapshot& now) {
   for (size_t layer = 0; layer < now.expert_selections.size(); ++layer) {
     const std::vector<uint64_t>& counts = now.expert_selections[layer];
     for (size_t expert = 0; expert < counts.size(); ++expert) {
-      const uint64_t before = layer < last_.expert_selections.size() &&
-                                      expert < last_.expert_selections[layer].size()
-                                  ? last_.expert_selections[layer][expert]
-                                  : 0;
+      const uint64_t before =
+          layer < last_.expert_selections.size() && expert < last_.expert_selections[layer].size()
+              ? last_.expert_selections[layer][expert]
+              : 0;
       if (counts[expert] == before) continue;
       prometheus::Counter*& c = s.expert_counters[{layer, expert}];
       if (!c)

@@ -17,7 +17,8 @@ class Registry;
 class Counter;
 class Gauge;
 class Histogram;
-template <typename T> class Family;
+template <typename T>
+class Family;
 }  // namespace prometheus
 
 namespace v4::router {
@@ -44,8 +45,7 @@ class ServerMetrics {
 
  private:
   void refresh(const EngineSnapshot& snapshot);
-  void advance(prometheus::Histogram& histogram, const EngineHistogram& now,
-               EngineHistogram& last);
+  void advance(prometheus::Histogram& histogram, const EngineHistogram& now, EngineHistogram& last);
 
   std::mutex mutex_;  // scrape() against itself; prometheus-cpp metrics are thread-safe
   std::string model_;

@@ -17,8 +17,8 @@ bool is_api_path(const std::string& path) { return path.rfind("/v1/", 0) == 0; }
 // Handler label for metrics: known routes by name, everything else as "other" so that
 // arbitrary paths cannot grow the series without bound.
 std::string handler_label(const std::string& path) {
-  for (const char* known : {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health",
-                            "/metrics"})
+  for (const char* known :
+       {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"})
     if (path == known) return path;
   return "other";
 }
@@ -44,8 +44,7 @@ bool OpenAiService::authorized(const HttpRequest& request) const {
   if (options_.api_key.empty()) return true;
   const std::string header = request.header("authorization");
   const std::string prefix = "Bearer ";
-  if (header.size() < prefix.size() || header.compare(0, prefix.size(), prefix) != 0)
-    return false;
+  if (header.size() < prefix.size() || header.compare(0, prefix.size(), prefix) != 0) return false;
   return constant_time_equal(header.substr(prefix.size()), options_.api_key);
 }
 
@@ -96,8 +95,8 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
     } else if (request.path == "/v1/completions" && post) {
       generate(Endpoint::kCompletions, request, exchange, arrival);
     } else if (handler != "other") {
-      ApiError e = invalid_request("method " + request.method + " is not allowed on " +
-                                   request.path);
+      ApiError e =
+          invalid_request("method " + request.method + " is not allowed on " + request.path);
       e.status = 405;
       reply_error(exchange, handler, e);
     } else {
@@ -125,8 +124,7 @@ void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
   }
   if (request.model != options_.model_name) {
     reply_error(exchange, handler,
-                not_found("The model `" + request.model + "` does not exist.",
-                          "model_not_found"));
+                not_found("The model `" + request.model + "` does not exist.", "model_not_found"));
     return;
   }
   if (env_.waiting.load() >= options_.max_queue) {
@@ -152,9 +150,8 @@ void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
     std::lock_guard<std::mutex> lock(mutex_);
     jobs_.erase(id);
   };
-  std::shared_ptr<CompletionJob> job =
-      CompletionJob::start(env_, request, std::move(prepared), exchange, arrival,
-                           seconds_since(arrival), on_end);
+  std::shared_ptr<CompletionJob> job = CompletionJob::start(
+      env_, request, std::move(prepared), exchange, arrival, seconds_since(arrival), on_end);
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto it = jobs_.find(id); it != jobs_.end()) it->second = job;
 }
