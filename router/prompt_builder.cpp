@@ -123,11 +123,13 @@ void fill_sampling(const OpenAiRequest& request, const Tokenizer& tokenizer, boo
     sampling.top_logprobs = *request.completion_logprobs;
   }
   // A guided choice is the whole visible answer; in thinking mode the output first closes the
-  // (empty) reasoning so the choice arrives as content.
+  // (empty) reasoning so the choice arrives as content — unless the choice itself holds the
+  // </think>, i.e. it spells out reasoning and answer.
   const std::optional<TokenId> think_end = tokenizer.special_token_id(kThinkEndText);
   for (const std::string& choice : request.guided_choice) {
     std::vector<int32_t> ids;
-    if (thinking && think_end) ids.push_back(*think_end);
+    if (thinking && think_end && choice.find(kThinkEndText) == std::string::npos)
+      ids.push_back(*think_end);
     const std::vector<TokenId> text = tokenizer.encode(choice, /*allow_special=*/false);
     ids.insert(ids.end(), text.begin(), text.end());
     sampling.allowed_outputs.push_back(std::move(ids));
