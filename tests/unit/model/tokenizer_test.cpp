@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/byte_level.h"
+#include "tests/unit/common/deepseek_tokenizer.h"
 
 namespace v4 {
 namespace {
@@ -71,42 +72,7 @@ TEST(Tokenizer, RejectsInconsistentVocabularies) {
   EXPECT_FALSE(Tokenizer::from_vocab(TokenizerVocab{}).is_ok());
 }
 
-// The real vocabulary from the deepseek-tokenizer package in the project's venv, converted as
-// llama.cpp's converter does (added tokens: control when special or spelled "<｜...｜>").
-std::optional<TokenizerVocab> deepseek_vocab() {
-  const std::filesystem::path lib = std::filesystem::path(V4_SOURCE_DIR) / ".venv" / "lib";
-  if (!std::filesystem::exists(lib)) return std::nullopt;
-  for (const auto& entry : std::filesystem::directory_iterator(lib)) {
-    const auto path = entry.path() / "site-packages" / "deepseek_tokenizer" / "tokenizer.json";
-    if (!std::filesystem::exists(path)) continue;
-    std::ifstream in(path);
-    const nlohmann::json doc = nlohmann::json::parse(in);
-    TokenizerVocab vocab;
-    vocab.tokens.assign(129280, "");
-    vocab.token_types.assign(129280, 5);
-    for (const auto& [text, id] : doc["model"]["vocab"].items()) {
-      vocab.tokens[id.get<int>()] = text;
-      vocab.token_types[id.get<int>()] = 1;
-    }
-    for (const auto& added : doc["added_tokens"]) {
-      const std::string text = added["content"];
-      const bool looks_special = (text.starts_with("<｜") && text.ends_with("｜>")) ||
-                                 (text.starts_with("<|") && text.ends_with("|>"));
-      vocab.tokens[added["id"].get<int>()] = text;
-      vocab.token_types[added["id"].get<int>()] =
-          added["special"].get<bool>() || looks_special ? 3 : 4;
-    }
-    for (const auto& merge : doc["model"]["merges"]) {
-      vocab.merges.push_back(merge.is_string()
-                                 ? merge.get<std::string>()
-                                 : merge[0].get<std::string>() + " " + merge[1].get<std::string>());
-    }
-    vocab.bos_id = 0;
-    vocab.eos_id = 1;
-    return vocab;
-  }
-  return std::nullopt;
-}
+using test_support::deepseek_vocab;
 
 class DeepSeekTokenizer : public ::testing::Test {
  protected:

@@ -8,12 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "model/chat_encoder.h"
-#include "tests/unit/router/deepseek_tokenizer.h"
+#include "tests/unit/common/deepseek_tokenizer.h"
 
 namespace v4::router {
 namespace {
 
-using testing::DeepSeekTest;
+using test_support::DeepSeekTest;
 
 // What a streaming client assembles from the deltas, the way the OpenAI SDK does.
 struct Assembled {

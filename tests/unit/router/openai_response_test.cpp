@@ -8,13 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "model/chat_encoder.h"
-#include "tests/unit/router/deepseek_tokenizer.h"
+#include "tests/unit/common/deepseek_tokenizer.h"
 
 namespace v4::router {
 namespace {
 
 using Json = nlohmann::json;
-using testing::DeepSeekTest;
+using test_support::DeepSeekTest;
 
 const std::string kD = kDsmlText;
 

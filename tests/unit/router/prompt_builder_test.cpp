@@ -9,13 +9,13 @@
 
 #include "model/chat_encoder.h"
 #include "router/choice_output.h"
-#include "tests/unit/router/deepseek_tokenizer.h"
+#include "tests/unit/common/deepseek_tokenizer.h"
 
 namespace v4::router {
 namespace {
 
 using Json = nlohmann::json;
-using testing::DeepSeekTest;
+using test_support::DeepSeekTest;
 
 const std::string kD = kDsmlText;
 const std::string kBos = kBosText;

