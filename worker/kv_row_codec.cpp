@@ -74,18 +74,68 @@ void decode_fp8_main(const KvRowShape& s, const uint8_t* in, float* row) {
   }
 }
 
-void encode_halves(bool bf16, const float* row, uint32_t n, uint8_t* out) {
+// Spec §4.3 FP4 indexer row: indexer_dim/2 bytes of E2M1 codes (element 2i in the low nibble,
+// sign in bit 3, grid index in bits 0-2) followed by one UE8M0 scale per block of 32.
+constexpr uint32_t kFp4Block = 32;
+constexpr std::array<float, 8> kE2m1Grid = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
+
+uint8_t e2m1_code(float v) {
+  const float a = std::fabs(v);
+  uint8_t best = 0;
+  for (uint8_t i = 1; i < kE2m1Grid.size(); ++i) {
+    if (std::fabs(kE2m1Grid[i] - a) < std::fabs(kE2m1Grid[best] - a)) best = i;
+  }
+  return static_cast<uint8_t>(best | (std::signbit(v) ? 0x8 : 0));
+}
+
+float e2m1_value(uint8_t code) {
+  const float v = kE2m1Grid[code & 0x7];
+  return (code & 0x8) ? -v : v;
+}
+
+// The model's own scale rule (spec §3.4.4) applied to the already-rounded key: it returns the
+// scale the key was made with, or half of it when every value is at most 3·s, in which case
+// each value is still s/2 times a grid point (2·{0, .5, 1, 1.5, 2, 3} lies on the grid).
+uint32_t fp4_blocks(const KvRowShape& s) { return (s.indexer_dim + kFp4Block - 1) / kFp4Block; }
+size_t fp4_code_bytes(const KvRowShape& s) { return (s.indexer_dim + 1) / 2; }
+
+void encode_fp4_indexer(const KvRowShape& s, const float* row, uint8_t* out) {
+  uint8_t* scales = out + fp4_code_bytes(s);
+  std::memset(out, 0, fp4_code_bytes(s));
+  for (uint32_t b = 0; b < fp4_blocks(s); ++b) {
+    const uint32_t begin = b * kFp4Block, end = std::min(s.indexer_dim, begin + kFp4Block);
+    float amax = 6.0f * 0x1p-126f;
+    for (uint32_t i = begin; i < end; ++i) amax = std::max(amax, std::fabs(row[i]));
+    const float scale = pow2_ceil(amax / 6.0f);
+    int exponent = 0;
+    std::frexp(scale, &exponent);
+    scales[b] = static_cast<uint8_t>(exponent - 1 + 127);  // UE8M0: biased exponent
+    for (uint32_t i = begin; i < end; ++i) {
+      out[i / 2] |= static_cast<uint8_t>(e2m1_code(row[i] / scale) << (4 * (i % 2)));
+    }
+  }
+}
+
+void decode_fp4_indexer(const KvRowShape& s, const uint8_t* in, float* row) {
+  const uint8_t* scales = in + fp4_code_bytes(s);
+  for (uint32_t i = 0; i < s.indexer_dim; ++i) {
+    const float scale = std::ldexp(1.0f, static_cast<int>(scales[i / kFp4Block]) - 127);
+    row[i] = e2m1_value(static_cast<uint8_t>(in[i / 2] >> (4 * (i % 2)))) * scale;
+  }
+}
+
+void encode_halves(const float* row, uint32_t n, uint8_t* out) {
   for (uint32_t i = 0; i < n; ++i) {
-    const uint16_t h = bf16 ? fp32_to_bf16(row[i]) : fp32_to_fp16(row[i]);
+    const uint16_t h = fp32_to_fp16(row[i]);
     std::memcpy(out + 2 * size_t{i}, &h, 2);
   }
 }
 
-void decode_halves(bool bf16, const uint8_t* in, uint32_t n, float* row) {
+void decode_halves(const uint8_t* in, uint32_t n, float* row) {
   for (uint32_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, in + 2 * size_t{i}, 2);
-    row[i] = bf16 ? bf16_to_fp32(h) : fp16_to_fp32(h);
+    row[i] = fp16_to_fp32(h);
   }
 }
 
@@ -138,7 +188,15 @@ size_t main_row_bytes(KvStorage storage, const KvRowShape& s) {
 }
 
 size_t indexer_row_bytes(KvStorage storage, const KvRowShape& s) {
-  return (storage == KvStorage::kF32 ? 4 : 2) * size_t{s.indexer_dim};
+  switch (storage) {
+    case KvStorage::kF32:
+      return 4 * size_t{s.indexer_dim};
+    case KvStorage::kF16:
+      return 2 * size_t{s.indexer_dim};
+    case KvStorage::kFp8:
+      return fp4_code_bytes(s) + fp4_blocks(s);
+  }
+  return 0;
 }
 
 void encode_main_row(KvStorage storage, const KvRowShape& s, const float* row, uint8_t* out) {
@@ -147,7 +205,7 @@ void encode_main_row(KvStorage storage, const KvRowShape& s, const float* row, u
       std::memcpy(out, row, 4 * size_t{s.head_dim});
       return;
     case KvStorage::kF16:
-      encode_halves(false, row, s.head_dim, out);
+      encode_halves(row, s.head_dim, out);
       return;
     case KvStorage::kFp8:
       encode_fp8_main(s, row, out);
@@ -161,7 +219,7 @@ void decode_main_row(KvStorage storage, const KvRowShape& s, const uint8_t* in, 
       std::memcpy(row, in, 4 * size_t{s.head_dim});
       return;
     case KvStorage::kF16:
-      decode_halves(false, in, s.head_dim, row);
+      decode_halves(in, s.head_dim, row);
       return;
     case KvStorage::kFp8:
       decode_fp8_main(s, in, row);
@@ -170,18 +228,30 @@ void decode_main_row(KvStorage storage, const KvRowShape& s, const uint8_t* in, 
 }
 
 void encode_indexer_row(KvStorage storage, const KvRowShape& s, const float* row, uint8_t* out) {
-  if (storage == KvStorage::kF32) {
-    std::memcpy(out, row, 4 * size_t{s.indexer_dim});
-  } else {
-    encode_halves(storage == KvStorage::kFp8, row, s.indexer_dim, out);
+  switch (storage) {
+    case KvStorage::kF32:
+      std::memcpy(out, row, 4 * size_t{s.indexer_dim});
+      return;
+    case KvStorage::kF16:
+      encode_halves(row, s.indexer_dim, out);
+      return;
+    case KvStorage::kFp8:
+      encode_fp4_indexer(s, row, out);
+      return;
   }
 }
 
 void decode_indexer_row(KvStorage storage, const KvRowShape& s, const uint8_t* in, float* row) {
-  if (storage == KvStorage::kF32) {
-    std::memcpy(row, in, 4 * size_t{s.indexer_dim});
-  } else {
-    decode_halves(storage == KvStorage::kFp8, in, s.indexer_dim, row);
+  switch (storage) {
+    case KvStorage::kF32:
+      std::memcpy(row, in, 4 * size_t{s.indexer_dim});
+      return;
+    case KvStorage::kF16:
+      decode_halves(in, s.indexer_dim, row);
+      return;
+    case KvStorage::kFp8:
+      decode_fp4_indexer(s, in, row);
+      return;
   }
 }
 

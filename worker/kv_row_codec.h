@@ -1,8 +1,9 @@
 // Byte encodings of cached compressed rows (spec §4.3). F32 keeps the forward's values; F16
 // halves the bytes but is lossy (the F32 RoPE tail and tiny FP8 scales do not fit binary16);
 // FP8 is the 584-byte production layout for main rows (nope dims as E4M3 with one UE8M0 scale
-// per 64 values, RoPE tail as BF16). Indexer keys are BF16 in FP8 mode: the model rounds them
-// to FP4 (E2M1, power-of-two scales, spec §3.4.4), which BF16 holds exactly.
+// per 64 values, RoPE tail as BF16). In FP8 mode indexer keys take the 68-byte FP4 layout
+// (E2M1 codes with one UE8M0 scale per 32 values): the model already rounds them to exactly
+// those values (spec §3.4.4), so FP8 mode loses nothing but the main rows' BF16 RoPE tails.
 #pragma once
 
 #include <cstddef>

@@ -9,6 +9,8 @@
 
 #include "model/fp4.h"
 #include "model/fp8.h"
+#include "model/synthetic_model.h"
+#include "worker/paged_kv_cache.h"
 
 namespace v4 {
 namespace {
@@ -47,19 +49,66 @@ TEST(KvRowCodec, Fp8IsExactOnTheModelsFp8ValuesAndBf16OnTheRopeTail) {
   }
 }
 
-// Indexer keys are FP4-simulated by the model (spec §3.4.4); BF16 holds E2M1 × 2^k exactly.
-TEST(KvRowCodec, IndexerKeysSurviveBf16Exactly) {
-  const KvRowShape shape{512, 64, 128};
+// Indexer keys are FP4-simulated by the model (spec §3.4.4), so the 68-byte FP4 row of §4.3
+// holds them exactly: at every magnitude (down to the 2^-126 scale floor), for all-zero
+// blocks, for blocks whose largest rounded value is 3·s (the encoder then picks s/2), and for
+// a width that is not a multiple of the 32-value block.
+TEST(KvRowCodec, Fp4IndexerRowHoldsTheModelsKeysExactly) {
+  EXPECT_EQ(indexer_row_bytes(KvStorage::kFp8, {512, 64, 128}), 68u);
   std::mt19937 rng(3);
-  std::normal_distribution<float> d(0.0f, 2.0f);
-  std::vector<float> key(128);
-  for (float& v : key) v = d(rng);
-  fp4_round_trip(key.data(), 128, 32);
+  for (uint32_t dim : {128u, 64u, 72u}) {
+    const KvRowShape shape{512, 64, dim};
+    for (float magnitude : {0.0f, 1e-40f, 1e-30f, 1e-3f, 2.0f, 1e4f, 1e30f}) {
+      std::vector<float> key(dim);
+      std::normal_distribution<float> d(0.0f, 1.0f);
+      for (float& v : key) v = magnitude * d(rng);
+      if (dim >= 64) {
+        for (uint32_t i = 32; i < 64; ++i) key[i] = magnitude * 0.01f * d(rng);
+        key[40] = magnitude;
+      }
+      fp4_round_trip(key.data(), dim, 32);
+      std::vector<uint8_t> bytes(indexer_row_bytes(KvStorage::kFp8, shape));
+      std::vector<float> back(dim);
+      encode_indexer_row(KvStorage::kFp8, shape, key.data(), bytes.data());
+      decode_indexer_row(KvStorage::kFp8, shape, bytes.data(), back.data());
+      EXPECT_EQ(std::memcmp(key.data(), back.data(), dim * sizeof(float)), 0)
+          << "dim " << dim << " magnitude " << magnitude;
+    }
+  }
+}
+
+// A block whose rounded maximum is exactly 3·s: the scale rule re-derived from the stored
+// values yields s/2, and every value must still come back.
+TEST(KvRowCodec, Fp4IndexerRowWhenTheRoundedMaximumHalvesTheScale) {
+  const KvRowShape shape{512, 64, 32};
+  std::vector<float> key(32, 0.0f);
+  key[0] = 3.2f;  // s = 2^ceil(log2(3.2/6)) = 1, rounds to 3
+  key[1] = -1.4f;
+  key[2] = 0.3f;
+  fp4_round_trip(key.data(), 32, 32);
+  ASSERT_EQ(key[0], 3.0f);
   std::vector<uint8_t> bytes(indexer_row_bytes(KvStorage::kFp8, shape));
-  std::vector<float> back(128);
+  std::vector<float> back(32);
   encode_indexer_row(KvStorage::kFp8, shape, key.data(), bytes.data());
   decode_indexer_row(KvStorage::kFp8, shape, bytes.data(), back.data());
   EXPECT_EQ(key, back);
+}
+
+// Spec §4.2's table of bytes per token of context for the real model's layer shapes (43
+// layers: 2 uncompressed, 21 ratio-4, 20 ratio-128): fp32 13,760, F16 6,880, FP8 main + FP4
+// indexer 3,514.25. Pages are whole multiples of 128 tokens, so the page size divided by its
+// tokens must give the table exactly.
+TEST(KvRowCodec, PagesOfTheRealShapeMatchTheSpecsBytesPerToken) {
+  const Result<V4Config> c = synthetic_preset("flash-shape", 43);
+  ASSERT_TRUE(c) << c.status().message();
+  const struct {
+    KvStorage storage;
+    double bytes_per_token;
+  } table[] = {{KvStorage::kF32, 13760.0}, {KvStorage::kF16, 6880.0}, {KvStorage::kFp8, 3514.25}};
+  for (const auto& row : table) {
+    const double page = static_cast<double>(PagedKvCache::page_bytes(*c, 256, row.storage));
+    EXPECT_EQ(page / 256.0, row.bytes_per_token) << kv_storage_name(row.storage);
+  }
 }
 
 }  // namespace
