@@ -55,6 +55,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   options.logprobs = prepared.sampling.logprobs;
   options.top_logprobs = prepared.sampling.top_logprobs;
   options.forced_output = prepared.forced_output;
+  options.single_tool_call = prepared.parse_tools && !request.parallel_tool_calls;
   for (size_t p = 0; p < prepared.prompts.size(); ++p) {
     job->prompt_tokens_.push_back(static_cast<uint32_t>(prepared.prompts[p].ids.size()));
     for (uint32_t k = 0; k < request.n; ++k) {
