@@ -105,8 +105,9 @@ ServerMetrics::ServerMetrics(std::string model_name)
   s.request_generation_tokens = &histogram("v4serve:request_generation_tokens",
                                            "Generated tokens per request", kTokenBuckets);
   s.overhead = &histogram("v4serve:request_overhead_seconds",
-                          "Router time per request: parsing, rendering, tokenization, "
-                          "detokenization and JSON",
+                          "Server CPU time per request outside the engine: HTTP parsing and "
+                          "writing, JSON parsing, rendering, tokenization, detokenization and "
+                          "JSON output",
                           kOverheadBuckets);
   s.running = &gauge("v4serve:num_requests_running", "Requests in the running batch");
   s.waiting = &gauge("v4serve:num_requests_waiting", "Requests waiting to be scheduled");
