@@ -71,7 +71,8 @@ router::EngineSnapshot to_engine_snapshot(const EngineStats& s, bool healthy,
   out.running = s.running;
   out.waiting = s.waiting;
   out.pages_used = s.pages_used;
-  out.pages_free = s.pages_free;
+  out.pages_free = s.pages_free + s.pages_evictable;
+  out.pages_evictable = s.pages_evictable;
   out.preemptions = s.preemptions;
   out.prefix_queries = (s.prefix_hits + s.prefix_misses) * page_tokens;
   out.prefix_hits = s.prefix_hits * page_tokens;

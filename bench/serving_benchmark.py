@@ -5,8 +5,8 @@ For each concurrency level it sends N streamed completion requests with random-t
 of a fixed length and a fixed output length (ignore_eos), keeping `concurrency` in flight, and
 reports requests/s, output tokens/s, and p50 / p99 time to first token and inter-token latency
 as a client measures them. When the server is v4serve, it also reports the server's own
-overhead per request (HTTP handling excluded: parsing, rendering, tokenization,
-detokenization and JSON), read from /metrics before and after each level.
+overhead per request (HTTP parsing and writing, JSON, rendering, tokenization and
+detokenization; not network or engine time), read from /metrics before and after each level.
 
     python bench/serving_benchmark.py --url http://127.0.0.1:8000 --model tiny \\
         --concurrency 1,4,16,64 --requests 64 --prompt-len 128 --output-len 32

@@ -25,8 +25,9 @@ struct ChoiceOutput::State {
   StopMatcher matcher;
   DsmlParser parser;  // chat only
   TokenId think_end = -1, dsml = -1;
-  bool reasoning;         // chat in thinking mode until </think>
-  bool in_block = false;  // a DSML marker was parsed: the rest bypasses the stop matcher
+  bool reasoning;           // chat in thinking mode until </think>
+  bool in_block = false;    // a DSML marker was parsed: the rest bypasses the stop matcher
+  bool call_limit = false;  // single_tool_call and the first invoke is complete: output ends
   bool first_event = true;
   ChoiceDelta primed;  // what the forced output produced, returned by the first push
 
@@ -122,7 +123,7 @@ ChoiceOutput::ChoiceOutput(const Tokenizer& tokenizer, ChoiceOutputOptions optio
   state_->dsml = dsml;
 }
 
-bool ChoiceOutput::stopped() const { return state_->matcher.stopped(); }
+bool ChoiceOutput::stopped() const { return state_->matcher.stopped() || state_->call_limit; }
 
 ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
   State& s = *state_;
@@ -136,7 +137,7 @@ ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
     ++completion_tokens_;
     if (event.finish != EngineFinish::kStop) on_token(event, delta);
   }
-  if (s.matcher.stopped()) {
+  if (stopped()) {
     finalize(delta);
     finish("stop");
     return delta;
@@ -229,6 +230,7 @@ void ChoiceOutput::release_logprobs(bool all, ChoiceDelta& delta) {
 
 void ChoiceOutput::to_parser(int32_t token, std::string_view bytes, ChoiceDelta& delta) {
   State& s = *state_;
+  if (s.call_limit) return;
   if (!s.options.chat) {
     delta.content.append(bytes);
     content_.append(bytes);
@@ -240,6 +242,7 @@ void ChoiceOutput::to_parser(int32_t token, std::string_view bytes, ChoiceDelta&
 }
 
 void ChoiceOutput::apply(std::vector<DsmlEvent>& events, ChoiceDelta& delta) {
+  State& s = *state_;
   for (DsmlEvent& event : events) {
     switch (event.kind) {
       case DsmlEvent::Kind::kReasoningDelta:
@@ -264,6 +267,10 @@ void ChoiceOutput::apply(std::vector<DsmlEvent>& events, ChoiceDelta& delta) {
         break;
       case DsmlEvent::Kind::kToolCallEnd:
         if (!tool_calls_.empty()) tool_calls_.back().dsml = std::move(event.dsml);
+        if (s.options.single_tool_call) {
+          s.call_limit = true;
+          return;  // nothing after the first call is output
+        }
         break;
       case DsmlEvent::Kind::kWarning:
         break;  // malformed markup already came back as content
@@ -283,7 +290,9 @@ void ChoiceOutput::finalize(ChoiceDelta& delta) {
     }
   }
   s.pending.clear();
-  if (s.options.chat) {
+  // After the one allowed call the tool-call block stays open on purpose: closing it in the
+  // parser would report the cut as malformed markup.
+  if (s.options.chat && !s.call_limit) {
     std::vector<DsmlEvent> events;
     s.parser.finish(events);
     apply(events, delta);

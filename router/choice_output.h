@@ -13,7 +13,8 @@
 // parse_tools off a DSML block reaches the client verbatim as content, never as tool calls.
 // Stop strings apply to reasoning and prose; once the first DSML marker is parsed the rest of
 // the output is the tool-call block, which goes straight to the parser (a stop string such as
-// "\n" would otherwise cut every call apart).
+// "\n" would otherwise cut every call apart). With single_tool_call the output ends at the
+// first complete invoke, with finish reason "tool_calls".
 #pragma once
 
 #include <cstdint>
@@ -69,6 +70,9 @@ struct ChoiceOutputOptions {
   std::vector<int32_t> forced_output;  // fed first, as if generated (prompt_builder.h)
   // Tool-call ids are this prefix + the call's index; callers make it unique per choice.
   std::string tool_call_id_prefix = "call_";
+  // parallel_tool_calls=false: the output ends once its first tool call is complete; what the
+  // model writes after that invoke is dropped.
+  bool single_tool_call = false;
 };
 
 struct ChoiceToolCall {
@@ -85,7 +89,9 @@ class ChoiceOutput {
   // The first call's delta also carries what the forced output produced. A kStop event's token
   // is the stop token: counted, never shown, no logprob entry. Events after done() are ignored.
   ChoiceDelta push(const EngineEvent& event);
-  // True once a stop string matched: the caller cancels the engine request; the choice is done.
+  // True once the output ended before the engine's request did (a stop string matched, or
+  // the one tool call single_tool_call allows is complete): the caller cancels the engine
+  // request; the choice is done.
   bool stopped() const;
   bool done() const { return !finish_reason_.empty(); }
   // "stop", "length", "tool_calls", "error" or "abort" once done(). "tool_calls" replaces "stop"

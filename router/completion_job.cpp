@@ -55,6 +55,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   options.logprobs = prepared.sampling.logprobs;
   options.top_logprobs = prepared.sampling.top_logprobs;
   options.forced_output = prepared.forced_output;
+  options.single_tool_call = prepared.parse_tools && !request.parallel_tool_calls;
   for (size_t p = 0; p < prepared.prompts.size(); ++p) {
     job->prompt_tokens_.push_back(static_cast<uint32_t>(prepared.prompts[p].ids.size()));
     for (uint32_t k = 0; k < request.n; ++k) {
@@ -278,7 +279,13 @@ void CompletionJob::end(int status, const std::string& finish_reason) {
   const Usage u = usage();
   env_.metrics.request_finished(seconds_between(arrival_, Clock::now()), queue_seconds_,
                                 u.prompt_tokens, u.completion_tokens, finish_reason);
-  env_.metrics.request_overhead(router_seconds_);
+  // The HTTP layer's part (parsing the request, writing the response) is known once the
+  // response has been written.
+  ServerMetrics& metrics = env_.metrics;
+  const double router_seconds = router_seconds_;
+  exchange_->on_finished([&metrics, router_seconds](double http_seconds) {
+    metrics.request_overhead(router_seconds + http_seconds);
+  });
   env_.metrics.http_request(handler_, status);
 }
 

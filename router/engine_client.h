@@ -73,7 +73,10 @@ struct EngineHistogram {
 struct EngineSnapshot {
   bool healthy = false;  // the step loop is alive (stepped, or idle and waiting for work)
   uint32_t running = 0, waiting = 0;
+  // KV pages as vLLM counts its blocks: used are held by requests; free includes the cached
+  // prefix pages no request holds (evictable), since admission reclaims them on demand.
   uint32_t pages_used = 0, pages_free = 0;
+  uint32_t pages_evictable = 0;  // part of pages_free
   uint64_t preemptions = 0;
   uint64_t prefix_queries = 0, prefix_hits = 0;  // in tokens (vLLM's prefix_cache_* meaning)
   EngineHistogram batch_size;                    // sequences per step

@@ -52,6 +52,26 @@ HttpRequest to_request(http::request<http::string_body> message, std::string rem
   return request;
 }
 
+// Charges the time from its construction to its destruction, one strand handler's HTTP work,
+// to an exchange (none: nothing is charged).
+class ChargedTime {
+ public:
+  explicit ChargedTime(std::shared_ptr<ExchangeState> exchange)
+      : exchange_(std::move(exchange)), start_(std::chrono::steady_clock::now()) {}
+  ~ChargedTime() {
+    if (!exchange_) return;
+    exchange_->http_nanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::steady_clock::now() - start_)
+                                       .count();
+  }
+  ChargedTime(const ChargedTime&) = delete;
+  ChargedTime& operator=(const ChargedTime&) = delete;
+
+ private:
+  std::shared_ptr<ExchangeState> exchange_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 void run_callback(const std::function<void()>& callback) {
   if (!callback) return;
   try {
@@ -128,6 +148,7 @@ void Connection::new_parser() {
   parser_->body_limit(options().body_limit);
   chunked_bytes_ = 0;
   parser_->on_chunk_header(count_chunk_);
+  parse_time_ = {};
 }
 
 // Between keep-alive requests the idle timeout applies until the next request's first bytes.
@@ -155,10 +176,62 @@ void Connection::read_next() {
                           });
 }
 
-void Connection::read_header() {
-  http::async_read_header(
-      stream_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+void Connection::read_header() { read_until(/*whole_message=*/false); }
+
+bool Connection::parsed(bool whole_message) const {
+  return whole_message ? parser_->is_done() : parser_->is_header_done();
+}
+
+// Feeds what is buffered to the parser until it has the header (or the whole message). The
+// parsing runs here, not inside Beast's composed read, so that its time can be charged to the
+// exchange apart from the time spent waiting for the client's bytes.
+beast::error_code Connection::parse_buffered(bool whole_message) {
+  const auto start = std::chrono::steady_clock::now();
+  parser_->eager(whole_message);
+  beast::error_code ec;
+  while (buffer_.size() > 0 && !parsed(whole_message)) {
+    const size_t used = parser_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec == http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec || used == 0) break;
+  }
+  parse_time_ += std::chrono::steady_clock::now() - start;
+  return ec;
+}
+
+// Reads and parses until the header (whole_message: the body too) is complete, as Beast's
+// async_read_header / async_read would: the end of input before any byte is end_of_stream.
+void Connection::read_until(bool whole_message) {
+  if (beast::error_code ec = parse_buffered(whole_message)) {
+    fail_request(ec);
+    return;
+  }
+  if (parsed(whole_message)) {
+    if (whole_message)
+      dispatch();
+    else
+      on_header({});
+    return;
+  }
+  stream_.async_read_some(buffer_.prepare(kReadChunk), [self = shared_from_this(), whole_message](
+                                                           beast::error_code ec, size_t bytes) {
+    self->buffer_.commit(bytes);
+    if (self->closed_) return;
+    if (ec == net::error::eof) {
+      if (self->parser_->got_some())
+        self->parser_->put_eof(ec);
+      else
+        ec = http::error::end_of_stream;
+    }
+    if (ec) {
+      self->fail_request(ec);
+      return;
+    }
+    self->read_until(whole_message);
+  });
 }
 
 void Connection::on_header(beast::error_code ec) {
@@ -186,21 +259,7 @@ void Connection::on_header(beast::error_code ec) {
   read_body();
 }
 
-void Connection::read_body() {
-  if (parser_->is_done()) {
-    dispatch();
-    return;
-  }
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) {
-                     if (self->closed_) return;
-                     if (ec) {
-                       self->fail_request(ec);
-                       return;
-                     }
-                     self->dispatch();
-                   });
-}
+void Connection::read_body() { read_until(/*whole_message=*/true); }
 
 void Connection::fail_request(beast::error_code ec) {
   if (ec == http::error::body_limit) {
@@ -231,6 +290,7 @@ void Connection::reply_error_and_close(int status, const std::string& message) {
 }
 
 void Connection::dispatch() {
+  const auto start = std::chrono::steady_clock::now();
   auto message = parser_->release();
   parser_.reset();
   keep_alive_ = message.keep_alive();
@@ -240,6 +300,9 @@ void Connection::dispatch() {
   spdlog::debug("http: connection {}: {} {}", id_, request.method, request.path);
 
   exchange_ = std::make_shared<ExchangeState>();
+  exchange_->http_nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                    parse_time_ + (std::chrono::steady_clock::now() - start))
+                                    .count();
   server_->exchange_started();
   phase_ = Phase::exchange;
   watch();
@@ -291,6 +354,7 @@ void Connection::finish_exchange() {
   exchange_->response = ExchangeState::Response::ended;
   exchange_->finished = true;
   exchange_->on_disconnect = nullptr;
+  report_finished(exchange_);
   exchange_.reset();
   server_->exchange_ended();
   if (watching_) {
@@ -318,12 +382,25 @@ std::function<void()> Connection::end_exchange_disconnected() {
   exchange->response = ExchangeState::Response::ended;
   auto callback = std::move(exchange->on_disconnect);
   exchange->on_disconnect = nullptr;
+  report_finished(exchange);
   server_->exchange_ended();
   return callback;
 }
 
+// Posted, so that the handler running now (a write completion, a close) has charged its own
+// time before the total is read.
+void Connection::report_finished(const Exchange& exchange) {
+  if (!exchange->on_finished) return;
+  auto report = [exchange, callback = std::move(exchange->on_finished)] {
+    callback(exchange->http_seconds());
+  };
+  exchange->on_finished = nullptr;
+  if (!server_->post(executor_, report)) report();
+}
+
 void Connection::respond(const Exchange& exchange, int status, std::string_view content_type,
                          std::string body, const HttpHeaders& headers) {
+  const ChargedTime charged(exchange);
   if (exchange != exchange_ || exchange->response != ExchangeState::Response::none) return;
   exchange->response = ExchangeState::Response::ending;
   if (server_->draining) keep_alive_ = false;
@@ -340,6 +417,7 @@ void Connection::respond(const Exchange& exchange, int status, std::string_view 
 }
 
 void Connection::start_events(const Exchange& exchange, int status, const HttpHeaders& headers) {
+  const ChargedTime charged(exchange);
   static const HttpHeaders kEventHeaders = {{"Cache-Control", "no-cache"}};
   if (exchange != exchange_ || exchange->response != ExchangeState::Response::none) return;
   exchange->response = ExchangeState::Response::streaming;
@@ -357,12 +435,14 @@ void Connection::start_events(const Exchange& exchange, int status, const HttpHe
 }
 
 void Connection::send_event(const Exchange& exchange, std::string data) {
+  const ChargedTime charged(exchange);
   if (exchange != exchange_ || exchange->response != ExchangeState::Response::streaming) return;
   if (data.empty()) return;
   enqueue(http10_ ? std::move(data) : wire::format_chunk(data));
 }
 
 void Connection::end_events(const Exchange& exchange) {
+  const ChargedTime charged(exchange);
   if (exchange != exchange_ || exchange->response != ExchangeState::Response::streaming) return;
   exchange->response = ExchangeState::Response::ending;
   enqueue(http10_ ? std::string() : std::string(wire::kLastChunk));
@@ -376,6 +456,14 @@ void Connection::on_disconnect(const Exchange& exchange, std::function<void()> c
   // A response that has ended can no longer be cut short; the callback would never run.
   if (exchange != exchange_) return;
   exchange->on_disconnect = std::move(callback);
+}
+
+void Connection::on_finished(const Exchange& exchange, std::function<void(double)> callback) {
+  if (exchange->finished) {
+    callback(exchange->http_seconds());
+    return;
+  }
+  exchange->on_finished = std::move(callback);
 }
 
 void Connection::abandon(const Exchange& exchange) {
@@ -430,6 +518,7 @@ void Connection::write_some() {
 }
 
 void Connection::on_written(beast::error_code ec, size_t bytes) {
+  const ChargedTime charged(exchange_);
   if (!closed_ && !ec) {
     auto first = in_flight_buffers_.begin();
     while (first != in_flight_buffers_.end() && bytes >= first->size()) bytes -= (first++)->size();

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -27,10 +28,14 @@ namespace v4::router {
 // The part of one request/response exchange that outlives the handler's call.
 struct ExchangeState {
   enum class Response { none, streaming, ending, ended };
-  Response response = Response::none;   // strand only
-  std::function<void()> on_disconnect;  // strand only
+  Response response = Response::none;       // strand only
+  std::function<void()> on_disconnect;      // strand only
+  std::function<void(double)> on_finished;  // strand only
   std::atomic<bool> disconnected{false};
   std::atomic<bool> finished{false};  // ended or disconnected
+  // Time the strand spent on this exchange's HTTP work (HttpExchange::on_finished).
+  std::atomic<int64_t> http_nanoseconds{0};
+  double http_seconds() const { return static_cast<double>(http_nanoseconds.load()) * 1e-9; }
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -61,6 +66,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send_event(const Exchange& exchange, std::string data);
   void end_events(const Exchange& exchange);
   void on_disconnect(const Exchange& exchange, std::function<void()> callback);
+  void on_finished(const Exchange& exchange, std::function<void(double)> callback);
   // The handler dropped its handle: a 500 if nothing was sent, a truncated stream otherwise.
   void abandon(const Exchange& exchange);
 
@@ -74,6 +80,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void read_header();
   void on_header(boost::beast::error_code ec);
   void read_body();
+  void read_until(bool whole_message);
+  boost::beast::error_code parse_buffered(bool whole_message);
+  bool parsed(bool whole_message) const;
   void fail_request(boost::beast::error_code ec);
   void reply_error_and_close(int status, const std::string& message);
   void dispatch();
@@ -83,6 +92,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void finish_exchange();
   void after_exchange();
   std::function<void()> end_exchange_disconnected();
+  void report_finished(const Exchange& exchange);
 
   void enqueue(std::string bytes);
   void flush();
@@ -102,6 +112,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   uint64_t chunked_bytes_ = 0;
+  // Parse time of the request being read; becomes the exchange's first HTTP time.
+  std::chrono::steady_clock::duration parse_time_{};
   std::function<void(uint64_t, boost::beast::string_view, boost::beast::error_code&)> count_chunk_;
 
   Phase phase_ = Phase::reading;

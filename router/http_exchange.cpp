@@ -55,6 +55,14 @@ class ExchangeHandle final : public HttpExchange {
     if (!posted && gone && *shared) (*shared)();
   }
 
+  void on_finished(std::function<void(double)> callback) override {
+    auto shared = std::make_shared<std::function<void(double)>>(std::move(callback));
+    const bool posted = connection_->post(
+        [state = state_, shared](Connection& c) { c.on_finished(state, std::move(*shared)); });
+    // Refused once the server has stopped: nothing more will be charged.
+    if (!posted && *shared) (*shared)(state_->http_seconds());
+  }
+
   bool disconnected() const override { return state_->disconnected; }
 
  private:

@@ -52,6 +52,12 @@ class HttpExchange {
   // ended; at once if that already happened. Called on a server thread.
   virtual void on_disconnect(std::function<void()> callback) = 0;
   virtual bool disconnected() const = 0;
+  // Runs `callback` once the response has ended (written, or the client gone; at once if that
+  // already happened) with the seconds the server's threads spent on this exchange's HTTP
+  // work: parsing the request, formatting the response and handing it to the socket. Time
+  // waiting for the client's bytes or for the handler is not in it. Called on a server thread,
+  // or on the caller's once the server has stopped.
+  virtual void on_finished(std::function<void(double http_seconds)> callback) = 0;
 };
 
 using HttpHandler = std::function<void(HttpRequest request, std::shared_ptr<HttpExchange>)>;

@@ -105,13 +105,15 @@ ServerMetrics::ServerMetrics(std::string model_name)
   s.request_generation_tokens = &histogram("v4serve:request_generation_tokens",
                                            "Generated tokens per request", kTokenBuckets);
   s.overhead = &histogram("v4serve:request_overhead_seconds",
-                          "Router time per request: parsing, rendering, tokenization, "
-                          "detokenization and JSON",
+                          "Server CPU time per request outside the engine: HTTP parsing and "
+                          "writing, JSON parsing, rendering, tokenization, detokenization and "
+                          "JSON output",
                           kOverheadBuckets);
   s.running = &gauge("v4serve:num_requests_running", "Requests in the running batch");
   s.waiting = &gauge("v4serve:num_requests_waiting", "Requests waiting to be scheduled");
-  s.pages_used = &gauge("v4serve:kv_cache_pages_used", "KV cache pages in use");
-  s.pages_free = &gauge("v4serve:kv_cache_pages_free", "KV cache pages free");
+  s.pages_used = &gauge("v4serve:kv_cache_pages_used", "KV cache pages held by requests");
+  s.pages_free = &gauge("v4serve:kv_cache_pages_free",
+                        "KV cache pages free, with cached prefix pages no request holds");
   s.kv_usage = &gauge("v4serve:kv_cache_usage_perc", "Fraction of KV cache pages in use (0-1)");
   s.prefix_hit_ratio =
       &gauge("v4serve:prefix_cache_hit_ratio", "Prefix cache hits / queries in tokens since start");

@@ -37,7 +37,8 @@ class ServerMetrics {
   // A generation request ended: end-to-end latency, engine queue time, token counts, reason.
   void request_finished(double e2e_seconds, double queue_seconds, uint32_t prompt_tokens,
                         uint32_t generation_tokens, const std::string& finish_reason);
-  // Router time of one request: parsing, rendering, tokenizing, detokenizing, JSON.
+  // Server time of one request outside the engine: HTTP parsing and writing, JSON parsing,
+  // rendering, tokenizing, detokenizing, JSON output.
   void request_overhead(double seconds);
 
   // The text exposition format, after refreshing engine series from `snapshot`.

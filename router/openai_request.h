@@ -39,7 +39,7 @@ struct OpenAiRequest {
   bool stream = false;
   bool include_usage = false;           // stream_options.include_usage
   uint32_t n = 1;                       // 1..16
-  std::optional<uint32_t> max_tokens;   // max_tokens or max_completion_tokens; absent: fill ctx
+  std::optional<uint32_t> max_tokens;   // max_tokens or max_completion_tokens (prompt_builder.h)
   std::vector<std::string> stop;        // string or array of up to 4 non-empty strings
   std::vector<int32_t> stop_token_ids;  // vLLM extension
   float temperature = 1.0f;             // 0..2

@@ -91,12 +91,16 @@ std::optional<ApiError> resolve_max_tokens(const OpenAiRequest& request, uint32_
                                " tokens. Please reduce the length of the " + what + ".",
                            what, "context_length_exceeded");
   }
-  out.sampling.max_tokens = max_context - static_cast<uint32_t>(prompt_len);
+  const uint32_t room = max_context - static_cast<uint32_t>(prompt_len);
+  // Without max_tokens, chat may fill the context; legacy completions stop at 16 tokens, as
+  // OpenAI's and vLLM's /v1/completions do.
+  out.sampling.max_tokens =
+      request.endpoint == Endpoint::kChat ? room : std::min(room, kCompletionsDefaultMaxTokens);
   return std::nullopt;
 }
 
-// Sampling as the engine applies it. Choice i of the request samples with seed + i (the caller
-// derives it), so n choices differ and a seeded request repeats; without a seed the base is 0.
+// Sampling as the engine applies it. The seed here is the request's (0 when absent); the job
+// sets each choice's own seed when it submits it.
 void fill_sampling(const OpenAiRequest& request, const Tokenizer& tokenizer, bool thinking,
                    EngineSampling& sampling) {
   sampling.temperature = request.temperature;

@@ -24,7 +24,8 @@ struct PreparedPrompt {
 
 struct PreparedRequest {
   std::vector<PreparedPrompt> prompts;  // chat: exactly one
-  // max_tokens resolved. Choice i samples with seed + i; the seed is the request's, else 0.
+  // max_tokens resolved. The seed is left to the job: choice k of a prompt samples with the
+  // request's seed + k, or a fresh random seed when the request has none.
   EngineSampling sampling;
   // Output decoding: thinking (output starts as reasoning), tool parsing, the forced start of
   // the output for tool_choice required/named (already appended to every prompt; the output
@@ -39,8 +40,12 @@ struct PreparedRequest {
   std::vector<std::string> stop;
 };
 
+// Legacy completions' max_tokens when the request sets none (OpenAI's and vLLM's default).
+inline constexpr uint32_t kCompletionsDefaultMaxTokens = 16;
+
 // Renders, tokenizes and checks against `max_context` (prompt + max_tokens; without
-// max_tokens the output may fill what is left, and a prompt that leaves no room is an error).
+// max_tokens a chat output may fill what is left and a completion gets at most
+// kCompletionsDefaultMaxTokens; a prompt that leaves no room is an error).
 std::optional<ApiError> prepare_request(const OpenAiRequest& request, const Tokenizer& tokenizer,
                                         uint32_t max_context, PreparedRequest& out);
 

@@ -285,7 +285,8 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats s;
   s.running = static_cast<uint32_t>(running_.size());
   s.waiting = static_cast<uint32_t>(waiting_.size());
-  s.pages_used = allocator_.used_count();
+  s.pages_evictable = prefix_.evictable();
+  s.pages_used = allocator_.used_count() - s.pages_evictable;
   s.pages_free = allocator_.free_count();
   s.preemptions = preemptions_;
   s.pages_cached = prefix_.cached();

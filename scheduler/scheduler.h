@@ -31,10 +31,13 @@ struct SchedulerConfig {
 struct SchedulerStats {
   uint32_t running = 0;
   uint32_t waiting = 0;
+  // Every page is in exactly one of: held by a request (used), cached by the prefix cache with
+  // no request holding it (evictable: reclaimed on demand), or free.
   uint32_t pages_used = 0;
+  uint32_t pages_evictable = 0;
   uint32_t pages_free = 0;
   uint64_t preemptions = 0;
-  uint32_t pages_cached = 0;      // registered prefix pages, referenced or not (in pages_used)
+  uint32_t pages_cached = 0;      // registered prefix pages, referenced or not
   uint64_t prefix_hits = 0;       // pages taken from the cache at admission
   uint64_t prefix_misses = 0;     // full prompt pages looked up and not found
   uint64_t prefix_evictions = 0;  // unreferenced cached pages reused under page pressure

@@ -163,6 +163,7 @@ EngineStats EngineCore::stats() const {
   s.waiting = q.waiting;
   s.pages_used = q.pages_used;
   s.pages_free = q.pages_free;
+  s.pages_evictable = q.pages_evictable;
   s.preemptions = q.preemptions;
   s.pages_cached = q.pages_cached;
   s.prefix_hits = q.prefix_hits;

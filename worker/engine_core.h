@@ -42,6 +42,7 @@ inline std::vector<double> step_seconds_bounds() {
 struct EngineStats {
   uint32_t running = 0, waiting = 0;
   uint32_t pages_used = 0, pages_free = 0;
+  uint32_t pages_evictable = 0;  // cached prefix pages no request holds (SchedulerStats)
   uint64_t preemptions = 0;
   uint64_t steps = 0, step_tokens = 0, step_sequences = 0;
   double step_seconds = 0.0;      // summed over steps

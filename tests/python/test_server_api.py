@@ -184,6 +184,38 @@ def test_seeded_sampling_is_reproducible_and_n_gives_distinct_choices(client):
     assert a.choices[0].message.content != a.choices[1].message.content
 
 
+def test_unseeded_sampling_differs_between_requests(client):
+    # Without a seed every request draws its own (OpenAI, vLLM): sampling at temperature 1 over
+    # the random model's near-flat distribution, two 16-token outputs agree with a
+    # probability far below anything a test run could meet.
+    kw = dict(temperature=1.0, max_tokens=16, extra_body={"ignore_eos": True})
+    a = chat(client, USER, **kw)
+    b = chat(client, USER, **kw)
+    assert a.usage.completion_tokens == b.usage.completion_tokens == 16
+    assert a.choices[0].message.content != b.choices[0].message.content
+    c = client.completions.create(model=MODEL, prompt="x", temperature=1.0, max_tokens=16,
+                                  extra_body={"ignore_eos": True})
+    d = client.completions.create(model=MODEL, prompt="x", temperature=1.0, max_tokens=16,
+                                  extra_body={"ignore_eos": True})
+    assert c.choices[0].text != d.choices[0].text
+
+
+def test_completions_default_to_16_tokens_and_chat_does_not(client):
+    # OpenAI's legacy completions and vLLM default max_tokens to 16.
+    c = client.completions.create(model=MODEL, prompt="Once upon a time", temperature=0,
+                                  extra_body={"ignore_eos": True})
+    assert c.usage.completion_tokens == 16
+    assert c.choices[0].finish_reason == "length"
+    # Chat without max_tokens may use the rest of the context: a forced answer longer than
+    # 16 tokens comes back whole.
+    text = " ".join(["lighthouse"] * 24) + "."
+    assert len(encode(text)) > 16
+    r = chat(client, USER, temperature=0, extra_body={"guided_choice": [text]})
+    assert r.choices[0].message.content == text
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens == len(encode(text)) + 1  # with the EOS
+
+
 def test_stop_string_split_across_tokens_never_leaks(client):
     text = "alpha beta gamma delta"
     ids = encode(text)
@@ -273,6 +305,43 @@ def test_parallel_tool_call_round_trip(client, encoder):
     oracle_follow[1]["tool_calls"] = calls
     assert answer.usage.prompt_tokens == n_tokens(
         official_prompt(encoder, {"messages": oracle_follow, "tools": [WEATHER]}))
+
+
+def test_parallel_tool_calls_false_returns_only_the_first_call(client, encoder):
+    question = [{"role": "user", "content": "Weather in Paris and in Rome?"}]
+    request = {"messages": question, "tools": [WEATHER]}
+    calls = [{"id": "call_%d" % i, "type": "function", "function": {
+                  "name": "get_weather", "arguments": json.dumps({"city": city})}}
+             for i, city in enumerate(["Paris", "Rome"])]
+    # The model is forced to write both calls; the server must end the choice after the first.
+    forced = assistant_output(encoder, request,
+                              {"role": "assistant", "content": "", "tool_calls": calls})
+    first_call = assistant_output(encoder, request,
+                                  {"role": "assistant", "content": "", "tool_calls": calls[:1]})
+    first_invoke = first_call[:first_call.rindex("</｜DSML｜invoke>") + len("</｜DSML｜invoke>")]
+    assert forced.startswith(first_invoke)
+    ids = encode(forced)
+    kw = dict(tools=[WEATHER], temperature=0, max_tokens=200, parallel_tool_calls=False,
+              extra_body={"guided_choice": [forced]})
+    r = chat(client, question, **kw)
+    assert r.choices[0].finish_reason == "tool_calls"
+    got = r.choices[0].message.tool_calls
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in got] == [
+        ("get_weather", {"city": "Paris"})]
+    # Generation stopped at the token that closes the first invoke.
+    n = r.usage.completion_tokens
+    assert HF.decode(ids[:n], skip_special_tokens=False).startswith(first_invoke)
+    assert first_invoke not in HF.decode(ids[:n - 1], skip_special_tokens=False)
+    _, _, streamed, finish, usage = stream_chat(client, question,
+                                                stream_options={"include_usage": True}, **kw)
+    assert finish == "tool_calls"
+    assert [(c["name"], json.loads(c["arguments"])) for c in streamed] == [
+        ("get_weather", {"city": "Paris"})]
+    assert usage.completion_tokens == n
+    # The default (parallel calls allowed) still returns both.
+    both = chat(client, question, tools=[WEATHER], temperature=0, max_tokens=200,
+                extra_body={"guided_choice": [forced]})
+    assert len(both.choices[0].message.tool_calls) == 2
 
 
 def test_tool_choice_named_forces_that_tool(client):

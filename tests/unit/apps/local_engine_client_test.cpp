@@ -81,6 +81,11 @@ TEST_F(LocalEngineClientTest, StreamsCancelsAndReports) {
   EXPECT_EQ(s.running, 0u);
   EXPECT_EQ(s.waiting, 0u);
   EXPECT_EQ(s.pages_used + s.pages_free, o.total_pages);
+  // The shared prompt's pages stay cached after both requests ended: free for the router
+  // (vLLM counts reclaimable cached blocks as free), not used.
+  EXPECT_EQ(s.pages_used, 0u);
+  EXPECT_GT(s.pages_evictable, 0u);
+  EXPECT_EQ(s.pages_evictable, stats.pages_evictable);
   EXPECT_EQ(s.prefix_hits, 256u);
   EXPECT_EQ(s.prefix_queries, (stats.prefix_hits + stats.prefix_misses) * o.page_tokens);
   EXPECT_GE(s.prefix_queries, 2 * 256u);

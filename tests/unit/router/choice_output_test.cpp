@@ -191,6 +191,52 @@ TEST_F(ChoiceOutputTest, ParallelCallsAfterReasoning) {
   EXPECT_EQ(choice.finish_reason(), "tool_calls");
 }
 
+// parallel_tool_calls=false: the choice ends as soon as the first invoke is closed, whatever
+// the model writes next; the engine's later cancellation does not change the finish reason.
+TEST_F(ChoiceOutputTest, SingleToolCallEndsTheOutputAtTheFirstCompleteCall) {
+  const std::string second = "<" + kD + "invoke name=\"now\">\n\n</" + kD + "invoke>";
+  const std::vector<TokenId> ids =
+      tok().encode(tool_call_output("Checking.", kWeatherInvoke + "\n" + second), true);
+  ChoiceOutputOptions options;
+  options.parse_tools = true;
+  options.single_tool_call = true;
+  options.logprobs = true;
+  ChoiceOutput choice = make(options);
+  Assembled got;
+  size_t pushed = 0;
+  while (pushed < ids.size() && !choice.done()) {
+    got.add(choice.push(token_event(ids[pushed], pushed)));
+    ++pushed;
+  }
+  ASSERT_TRUE(choice.done());
+  EXPECT_TRUE(choice.stopped());  // the caller cancels the engine request
+  // It ended on the token that closes the first invoke: the tokenizer's own decoding of what
+  // was pushed holds that invoke, one token fewer does not.
+  const std::string first = "Checking.\n\n<" + kD + "tool_calls>\n" + kWeatherInvoke;
+  const std::vector<TokenId> used(ids.begin(), ids.begin() + static_cast<long>(pushed));
+  EXPECT_EQ(tok().decode(used).rfind(first, 0), 0u);
+  EXPECT_EQ(tok().decode({ids.begin(), ids.begin() + static_cast<long>(pushed) - 1}).find(first),
+            std::string::npos);
+  got.add(choice.push(final_event(EngineFinish::kCancelled)));
+  EXPECT_EQ(got.content, "Checking.");
+  ASSERT_EQ(got.calls.size(), 1u);
+  EXPECT_EQ(got.calls[0].name, "get_weather");
+  EXPECT_EQ(nlohmann::json::parse(got.calls[0].arguments),
+            nlohmann::json({{"city", "Paris \"FR\""}, {"days", 3}}));
+  ASSERT_EQ(choice.tool_calls().size(), 1u);
+  EXPECT_EQ(choice.tool_calls()[0].dsml, kWeatherInvoke);
+  EXPECT_EQ(choice.finish_reason(), "tool_calls");
+  EXPECT_EQ(choice.completion_tokens(), pushed);
+  EXPECT_EQ(choice.logprobs().size(), pushed);  // one entry per generated token, none later
+
+  // Without the limit the same tokens give both calls.
+  options.single_tool_call = false;
+  ChoiceOutput both = make(options);
+  Assembled all;
+  run(both, ids, final_event(EngineFinish::kStop, tok().eos_id()), all);
+  EXPECT_EQ(all.calls.size(), 2u);
+}
+
 TEST_F(ChoiceOutputTest, WithoutToolParsingDsmlIsContent) {
   const std::string output = tool_call_output("Let me check.", kWeatherInvoke);
   ChoiceOutputOptions options;

@@ -115,6 +115,40 @@ TEST(HttpExchange, OnDisconnectRegisteredAfterTheDisconnectRunsAtOnce) {
   EXPECT_TRUE(second.take());
 }
 
+// The exchange's HTTP time covers parsing and writing only: the client pausing mid-body and
+// the handler taking its time both happen between the server's pieces of work and are left
+// out. The pauses are the waits that must not be counted, not synchronisation.
+TEST(HttpExchange, OnFinishedReportsHttpWorkButNotWaiting) {
+  constexpr auto kPause = 300ms;
+  Exchanges exchanges;
+  Mailbox<std::string> bodies;
+  auto server = start_server([&](HttpRequest request, std::shared_ptr<HttpExchange> e) {
+    bodies.put(request.body);
+    exchanges.put(e);
+  });
+  RawClient client(server->port());
+  ASSERT_FALSE(client.write("POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\nabcd"));
+  std::this_thread::sleep_for(kPause);
+  ASSERT_FALSE(client.write("efgh"));
+  auto exchange = exchanges.take();
+  ASSERT_TRUE(exchange);
+  EXPECT_EQ(bodies.take(), "abcdefgh");
+  Mailbox<double> first, second;
+  (*exchange)->on_finished([&](double seconds) { first.put(seconds); });
+  std::this_thread::sleep_for(kPause);
+  (*exchange)->respond(200, "text/plain", std::string(size_t{1} << 20, 'x'));
+  auto reply = client.read_response();
+  ASSERT_FALSE(reply.ec) << reply.ec.message();
+  EXPECT_EQ(reply.message.body().size(), size_t{1} << 20);
+  const std::optional<double> seconds = first.take();
+  ASSERT_TRUE(seconds);
+  EXPECT_GT(*seconds, 0.0);
+  EXPECT_LT(*seconds, std::chrono::duration<double>(kPause).count());
+  // Registered after the end: runs at once, with the same total.
+  (*exchange)->on_finished([&](double s) { second.put(s); });
+  EXPECT_EQ(second.take(), seconds);
+}
+
 TEST(HttpExchange, PipelinedRequestIsNotMistakenForADisconnect) {
   std::atomic<int> disconnects{0};
   Exchanges slow;

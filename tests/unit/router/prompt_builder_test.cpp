@@ -187,8 +187,10 @@ TEST_F(PromptBuilderTest, CompletionsPrompts) {
 
 TEST_F(PromptBuilderTest, MaxTokensFillsOrChecksTheContext) {
   const Json body = {{"model", "m"}, {"prompt", {{1, 2, 3}, {4, 5, 6, 7, 8}}}};
-  PreparedRequest fill = prepare(Endpoint::kCompletions, body, 100);
-  EXPECT_EQ(fill.sampling.max_tokens, 95u);  // the longest prompt decides
+  // Legacy completions default to 16 tokens (OpenAI, vLLM), less where the context is fuller.
+  EXPECT_EQ(prepare(Endpoint::kCompletions, body, 100).sampling.max_tokens, 16u);
+  PreparedRequest fill = prepare(Endpoint::kCompletions, body, 20);
+  EXPECT_EQ(fill.sampling.max_tokens, 15u);  // the longest prompt decides
   Json limited = body;
   limited["max_tokens"] = 95;
   EXPECT_EQ(prepare(Endpoint::kCompletions, limited, 100).sampling.max_tokens, 95u);
@@ -213,6 +215,9 @@ TEST_F(PromptBuilderTest, MaxTokensFillsOrChecksTheContext) {
   EXPECT_EQ(error->code, "context_length_exceeded");
   EXPECT_FALSE(prepare_request(chat, tok(), static_cast<uint32_t>(prompt_len + 1), out));
   EXPECT_EQ(out.sampling.max_tokens, 1u);
+  // Chat without max_tokens may fill the context.
+  EXPECT_FALSE(prepare_request(chat, tok(), static_cast<uint32_t>(prompt_len + 100), out));
+  EXPECT_EQ(out.sampling.max_tokens, 100u);
 }
 
 TEST_F(PromptBuilderTest, SamplingSettings) {

@@ -100,6 +100,30 @@ TEST_F(EngineTest, FirstEventCarriesThePrefixHit) {
   EXPECT_EQ(events[1].cached_tokens, 0u);
 }
 
+// A finished request's full prompt pages stay in the prefix cache, but no request holds them:
+// they are evictable, not used (vLLM counts such blocks as free).
+TEST_F(EngineTest, CachedPagesNoRequestHoldsAreEvictableNotUsed) {
+  EngineOptions o = options();
+  o.prefix_caching = true;
+  GenerationRequest r;
+  r.prompt = prompt(300, 9);
+  r.sampling.max_tokens = 2;
+  CpuBackend backend(2);
+  EngineCore core(weights(), backend, o);
+  const uint32_t total = core.stats().pages_free;
+  ASSERT_TRUE(core.add(1, r));
+  core.step();
+  EXPECT_GT(core.stats().pages_used, 0u);  // held while the request runs
+  while (core.has_work()) core.step();
+  const EngineStats s = core.stats();
+  EXPECT_EQ(s.pages_used, 0u);
+  EXPECT_EQ(s.pages_evictable, 2u);  // 300 tokens fill two pages of 128
+  EXPECT_EQ(s.pages_used + s.pages_evictable + s.pages_free, total);
+  EXPECT_EQ(core.flush_prefix_cache(), 2u);
+  EXPECT_EQ(core.stats().pages_evictable, 0u);
+  EXPECT_EQ(core.stats().pages_free, total);
+}
+
 // B is admitted behind A's prefill and preempted (it is the later one) when it needs its third
 // page; its two full pages stay cached, so its readmission hits them. Its first event still
 // reports the admission that first ran it: no hit.
