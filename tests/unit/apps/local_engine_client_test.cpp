@@ -60,6 +60,9 @@ TEST_F(LocalEngineClientTest, StreamsCancelsAndReports) {
   EXPECT_EQ(second.events.back().finish, EngineFinish::kStop);
 
   router::EngineRequest long_request = r;
+  // Another prompt: whether the cancel lands before or after admission, it takes no prefix hit,
+  // so the hit count below does not depend on thread timing.
+  long_request.prompt = prompt(300, 5);
   long_request.sampling.allowed_outputs.clear();
   long_request.sampling.max_tokens = 500;
   Collector cancelled;
