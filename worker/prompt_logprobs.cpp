@@ -13,7 +13,10 @@ PromptTokenLogprobs score_token(std::span<const float> logits, int32_t token, si
   const double log_z = mx + std::log(sum);
   PromptTokenLogprobs out;
   out.token = token;
-  out.logprob = static_cast<float>(logits[static_cast<size_t>(token)] - log_z);
+  const float own = logits[static_cast<size_t>(token)];
+  out.logprob = static_cast<float>(own - log_z);
+  out.rank = 1 + static_cast<uint32_t>(
+                     std::count_if(logits.begin(), logits.end(), [&](float l) { return l > own; }));
   const size_t k = std::min(top, logits.size());
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);

@@ -14,10 +14,12 @@
 namespace v4 {
 
 // One prompt token's score: `logprob` of `token`, and the `top` most likely tokens at its
-// position (highest first, lower id first on ties).
+// position (highest first, lower id first on ties). `rank` is vLLM's: 1 + the number of tokens
+// more likely than `token`.
 struct PromptTokenLogprobs {
   int32_t token = 0;
   float logprob = 0.0f;
+  uint32_t rank = 1;
   std::vector<TokenLogprob> top;
 };
 

@@ -49,6 +49,7 @@ void expect_identical(const std::vector<PromptTokenLogprobs>& a,
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].token, b[i].token) << i;
     EXPECT_EQ(a[i].logprob, b[i].logprob) << i;
+    EXPECT_EQ(a[i].rank, b[i].rank) << i;
     ASSERT_EQ(a[i].top.size(), b[i].top.size()) << i;
     for (size_t k = 0; k < a[i].top.size(); ++k) {
       EXPECT_EQ(a[i].top[k].token, b[i].top[k].token) << i << "/" << k;
@@ -79,6 +80,7 @@ TEST_F(PromptLogprobsTest, EqualLogSoftmaxOfTheForwardLogits) {
     EXPECT_EQ(e.token, r.prompt[i]);
     // Only the final cast to float rounds: half an ulp of values of magnitude < 16.
     EXPECT_NEAR(e.logprob, row[r.prompt[i]] - log_z, 1e-6) << i;
+    EXPECT_EQ(e.rank, std::find(order.begin(), order.end(), r.prompt[i]) - order.begin() + 1) << i;
     ASSERT_EQ(e.top.size(), kTop);
     for (size_t k = 0; k < kTop; ++k) {
       EXPECT_EQ(e.top[k].token, order[k]) << i << "/" << k;
