@@ -119,6 +119,25 @@ TEST_F(PromptLogprobsTest, IdenticalAcrossChunkingAndBatching) {
   expect_identical(whole, prompt_entries(run(options(), batch).at(3)));
 }
 
+// A preempted request recomputes its stream; its prompt entries still come once, unchanged.
+TEST_F(PromptLogprobsTest, SurvivePreemption) {
+  std::vector<GenerationRequest> rs;
+  for (uint32_t i = 0; i < 6; ++i) {
+    rs.push_back(request(100 + i * 5, i));
+    rs.back().sampling.max_tokens = 30;  // every request crosses a 128-token page boundary
+  }
+  const Streams free_run = run(options(), rs);
+  EngineOptions tight = options();
+  tight.total_pages = 4;  // 6 requests needing 2 pages each at the end
+  EngineStats stats;
+  const Streams constrained = run(tight, rs, &stats);
+  EXPECT_GT(stats.preemptions, 0u);
+  for (size_t i = 1; i <= rs.size(); ++i) {
+    EXPECT_EQ(tokens_of(free_run.at(i)), tokens_of(constrained.at(i))) << i;
+    expect_identical(prompt_entries(free_run.at(i)), prompt_entries(constrained.at(i)));
+  }
+}
+
 // Cached pages are never scored, so a request asking for prompt logprobs computes its whole
 // prompt even when the cache holds it; its pages still serve later requests.
 TEST_F(PromptLogprobsTest, TakeNoPrefixHitsButFillTheCache) {
