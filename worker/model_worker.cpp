@@ -95,14 +95,8 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     const PagedSequenceKv& kv = *sequences_.at(s.id).kv;
     snapshots_[s.pages[kv.n_past() / cache_.page_tokens() - 1]] = kv.snapshot();
   }
+  score_prompts(plan, inputs, *fwd);
   const size_t vocab = config_.n_vocab;
-  for (size_t i = 0; i < plan.sequences.size(); ++i) {
-    if (!inputs[i].all_logits) continue;
-    const ScheduledSequence& s = plan.sequences[i];
-    const std::span<const float> rows(&fwd->logits[fwd->first_row[i] * vocab],
-                                      fwd->row_count[i] * vocab);
-    sequences_.at(s.id).prompt_logprobs->add_rows(s.first_position, rows, vocab);
-  }
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     const ScheduledSequence& s = plan.sequences[i];
     if (!s.samples) continue;
@@ -129,6 +123,18 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     events.push_back(std::move(e));
   }
   return out;
+}
+
+void ModelWorker::score_prompts(const StepPlan& plan, std::span<const SequenceInput> inputs,
+                                const ForwardOutput& fwd) {
+  const size_t vocab = config_.n_vocab;
+  for (size_t i = 0; i < plan.sequences.size(); ++i) {
+    if (!inputs[i].all_logits) continue;
+    const ScheduledSequence& s = plan.sequences[i];
+    const std::span<const float> rows(&fwd.logits[fwd.first_row[i] * vocab],
+                                      fwd.row_count[i] * vocab);
+    sequences_.at(s.id).prompt_logprobs->add_rows(s.first_position, rows, vocab);
+  }
 }
 
 size_t ModelWorker::snapshot_bytes() const {

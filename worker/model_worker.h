@@ -72,6 +72,9 @@ class ModelWorker {
     // Until the first token event carries them out.
     std::optional<PromptLogprobsCollector> prompt_logprobs;
   };
+  // Feeds the all-position logits of the sequences that asked to their prompt logprobs.
+  void score_prompts(const StepPlan& plan, std::span<const SequenceInput> inputs,
+                     const ForwardOutput& fwd);
   FinishReason finish_after(const RequestState& r, const ScheduledSequence& s, int32_t token) const;
 
   const V4Config& config_;
