@@ -22,6 +22,7 @@ struct GenModelFlags {
   uint64_t seed = 1234;
   uint32_t layers = 0;
   uint32_t experts = 0;
+  uint32_t vocab = 0;
   uint64_t split_mb = 0;
   unsigned threads = 0;
   bool quiet = false;
@@ -68,6 +69,7 @@ int run_gen_model(const GenModelFlags& f) {
   }
   SyntheticModelOptions o;
   o.config = *config;
+  if (f.vocab) o.config.n_vocab = f.vocab;
   o.recipe = *recipe;
   o.out_path = f.out;
   o.tokenizer_json = *tokenizer;
@@ -107,6 +109,9 @@ CommandRegistration registration(
           ->check(CLI::Range(1u, 1024u));
       sub.add_option("--experts", f->experts, "override the preset's routed expert count")
           ->check(CLI::Range(1u, 4096u));
+      sub.add_option("--vocab", f->vocab,
+                     "cut the vocabulary to its first N tokens (the test models use 4096)")
+          ->check(CLI::Range(1u, 1u << 20));
       sub.add_option("--split-mb", f->split_mb, "split into parts of at most this many MiB");
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
       sub.add_flag("--quiet", f->quiet, "no progress output");

@@ -42,6 +42,7 @@ SamplingParams to_sampling_params(const router::EngineSampling& s) {
   p.max_tokens = s.max_tokens;
   p.logprobs = s.logprobs;
   p.top_logprobs = s.top_logprobs;
+  p.prompt_logprobs = s.prompt_logprobs;
   p.allowed_outputs = s.allowed_outputs;
   return p;
 }
@@ -52,6 +53,14 @@ router::EngineEvent to_engine_event(const GenerationEvent& e) {
   out.logprob = e.logprob;
   out.top_logprobs.reserve(e.top_logprobs.size());
   for (const TokenLogprob& t : e.top_logprobs) out.top_logprobs.push_back({t.token, t.logprob});
+  out.prompt_logprobs.reserve(e.prompt_logprobs.size());
+  for (const PromptTokenLogprobs& p : e.prompt_logprobs) {
+    router::EnginePromptLogprob& entry = out.prompt_logprobs.emplace_back();
+    entry.token = p.token;
+    entry.logprob = p.logprob;
+    entry.rank = p.rank;
+    for (const TokenLogprob& t : p.top) entry.top.push_back({t.token, t.logprob});
+  }
   out.finish = to_engine_finish(e.finish);
   out.cached_tokens = e.cached_tokens;
   out.queue_seconds = e.queue_seconds;

@@ -70,7 +70,14 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
       c.output.emplace(std::move(*output));
       c.prompt = p;
       job->choices_.push_back(std::move(c));
-      if (request.echo) job->echo_.push_back(prepared.prompts[p].echo_text);
+      ChoicePrompt prompt;
+      if (request.echo) prompt.echo = prepared.prompts[p].echo_text;
+      if (request.endpoint == Endpoint::kCompletions) {
+        if (request.echo && request.completion_logprobs)
+          prompt.echo_top = request.completion_logprobs;
+        prompt.prompt_top = request.prompt_logprobs;
+      }
+      job->choice_prompts_.push_back(std::move(prompt));
     }
   }
   bool ended = false;
@@ -89,6 +96,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
       job->reject(s.message());
       ended = true;
     }
+    if (prepared.sampling.prompt_logprobs) job->prompts_ = std::move(prepared.prompts);
   }
   if (ended) {
     if (job->on_end_) job->on_end_();
@@ -154,6 +162,7 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
       }
     }
     if (ended_) return;
+    if (!c.prompt_reported && !report_prompt(index, event)) return;
     if (event.token >= 0) {
       if (!first_token_seen_) {
         first_token_seen_ = true;
@@ -177,6 +186,26 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
     on_end_ = nullptr;
     on_end();
   }
+}
+
+// A choice's first event carries its prompt's scores; a stream sends the echo and the scores
+// in the choice's first chunk. False when the job failed.
+bool CompletionJob::report_prompt(size_t index, const EngineEvent& event) {
+  Choice& c = choices_[index];
+  c.prompt_reported = true;
+  ChoicePrompt& prompt = choice_prompts_[index];
+  if (prompt.wants_scores() && event.token >= 0) {
+    const PreparedPrompt& p = prompts_[c.prompt];
+    if (!score_choice_prompt(env_.tokenizer, p.ids, p.echo_start, event.prompt_logprobs, prompt)) {
+      fail("the engine's prompt logprobs do not match the prompt");
+      return false;
+    }
+  }
+  if (stream_ && (!prompt.echo.empty() || prompt.wants_scores())) {
+    exchange_->send_event(
+        sse_event(prompt_chunk_json(meta_, static_cast<uint32_t>(index), prompt, include_usage_)));
+  }
+  return true;
 }
 
 void CompletionJob::stream_delta(size_t index, const ChoiceDelta& delta) {
@@ -225,7 +254,7 @@ void CompletionJob::finish_if_done() {
   } else {
     std::vector<const ChoiceOutput*> outputs;
     for (const Choice& c : choices_) outputs.push_back(&*c.output);
-    exchange_->respond(200, "application/json", response_json(meta_, outputs, u, echo_));
+    exchange_->respond(200, "application/json", response_json(meta_, outputs, u, choice_prompts_));
   }
   end(200, choices_.front().output->finish_reason());
 }

@@ -16,6 +16,7 @@
 
 #include "model/tokenizer.h"
 #include "router/choice_output.h"
+#include "router/choice_prompt.h"
 #include "router/engine_client.h"
 #include "router/http_server.h"
 #include "router/metrics.h"
@@ -59,12 +60,14 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     bool final_event = false;  // the engine's last event arrived
     bool first_event = false;
     bool finish_sent = false;
+    bool prompt_reported = false;  // echo and prompt scores taken from the first event
     size_t prompt = 0;
     Clock::time_point last_token{};
   };
 
   Status submit_all(const PreparedRequest& prepared, std::optional<uint64_t> seed);
   void on_event(size_t index, EngineEvent event);
+  bool report_prompt(size_t index, const EngineEvent& event);
   void stream_delta(size_t index, const ChoiceDelta& delta);
   void finish_if_done();
   void fail(const std::string& message);
@@ -81,7 +84,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   bool include_usage_ = false;
   std::vector<Choice> choices_;
   std::vector<uint32_t> prompt_tokens_;
-  std::vector<std::string> echo_;
+  std::vector<ChoicePrompt> choice_prompts_;  // per choice
+  std::vector<PreparedPrompt> prompts_;       // kept when a choice scores its prompt
   Clock::time_point arrival_;
   bool first_token_seen_ = false;
   bool counted_waiting_ = false;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,9 @@ struct EngineSampling {
   uint32_t max_tokens = 16;
   bool logprobs = false;
   uint32_t top_logprobs = 0;
+  // Set: score every prompt token after the first, with this many alternatives each (raw
+  // logits, temperature 1). Such a request takes no prefix-cache hits.
+  std::optional<uint32_t> prompt_logprobs;
   // Guided choice: when not empty, the output is exactly one of these token sequences followed
   // by the first stop token id.
   std::vector<std::vector<int32_t>> allowed_outputs;
@@ -47,12 +51,23 @@ struct EngineTokenLogprob {
   float logprob = 0.0f;
 };
 
+// A prompt token's score: its logprob and rank (1 + the number of more likely tokens), and the
+// most likely tokens at its position.
+struct EnginePromptLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+  uint32_t rank = 1;
+  std::vector<EngineTokenLogprob> top;
+};
+
 // One event of a request's stream. A token event has token >= 0; the last event of every
 // request has finish != kNone (kCancelled / kError events carry no token).
 struct EngineEvent {
   int32_t token = -1;
   float logprob = 0.0f;
   std::vector<EngineTokenLogprob> top_logprobs;
+  // On the first token event of a request with prompt_logprobs: prompt tokens 1 .. n-1.
+  std::vector<EnginePromptLogprob> prompt_logprobs;
   EngineFinish finish = EngineFinish::kNone;
   // Set on the first event: prompt tokens served from the prefix cache, and seconds the
   // request waited before its first step.

@@ -61,6 +61,9 @@ std::optional<ApiError> read_completions_members(const RequestReader& reader, si
   std::optional<int64_t> logprobs;
   if (auto error = reader.integer("logprobs", 0, 5, logprobs)) return error;
   if (logprobs) out.completion_logprobs = static_cast<uint32_t>(*logprobs);
+  std::optional<int64_t> prompt_logprobs;
+  if (auto error = reader.integer("prompt_logprobs", 0, 20, prompt_logprobs)) return error;
+  if (prompt_logprobs) out.prompt_logprobs = static_cast<uint32_t>(*prompt_logprobs);
   if (reader.find("suffix") != nullptr) {
     return invalid_request("'suffix' is not supported by this model", "suffix");
   }

@@ -94,6 +94,63 @@ uint32_t code_points(const std::string& text) {
   }));
 }
 
+// Echo with logprobs: the prompt's entries lead the arrays, the first prompt token with null
+// logprob and null top_logprobs (OpenAI's shape). Unscored prompts add nothing.
+Json with_prompt_logprobs(Json generated, const ChoicePrompt& prompt) {
+  if (!prompt.echo_top || prompt.entries.empty()) return generated;
+  Json tokens = Json::array(), logprobs = Json::array(), tops = Json::array(),
+       offsets = Json::array();
+  for (size_t i = 0; i < prompt.entries.size(); ++i) {
+    const LogprobEntry& entry = prompt.entries[i];
+    tokens.push_back(entry.text);
+    offsets.push_back(entry.text_offset);
+    if (i == 0) {
+      logprobs.push_back(nullptr);
+      tops.push_back(nullptr);
+      continue;
+    }
+    logprobs.push_back(finite_logprob(entry.logprob));
+    Json top = Json::object();
+    for (size_t k = 0; k < entry.top.size() && k < *prompt.echo_top; ++k)
+      if (!top.contains(entry.top[k].first))
+        top[entry.top[k].first] = finite_logprob(entry.top[k].second);
+    tops.push_back(std::move(top));
+  }
+  for (auto [key, prefix] :
+       {std::pair{"tokens", &tokens}, std::pair{"token_logprobs", &logprobs},
+        std::pair{"top_logprobs", &tops}, std::pair{"text_offset", &offsets}}) {
+    for (Json& item : generated[key]) prefix->push_back(std::move(item));
+    generated[key] = std::move(*prefix);
+  }
+  return generated;
+}
+
+// vLLM's prompt_logprobs: per prompt token null (the first) or {token id: {logprob, rank,
+// decoded_token}} holding the prompt token and the M most likely tokens.
+Json vllm_prompt_logprobs(const ChoicePrompt& prompt) {
+  Json list = Json::array();
+  for (size_t i = 0; i < prompt.entries.size(); ++i) {
+    if (i == 0) {
+      list.push_back(nullptr);
+      continue;
+    }
+    const LogprobEntry& entry = prompt.entries[i];
+    Json position = Json::object();
+    position[std::to_string(entry.token)] = Json{{"logprob", finite_logprob(entry.logprob)},
+                                                 {"rank", prompt.ranks[i]},
+                                                 {"decoded_token", entry.text}};
+    for (size_t k = 0; k < entry.top.size() && k < *prompt.prompt_top; ++k) {
+      const std::string id = std::to_string(entry.top_tokens[k]);
+      if (position.contains(id)) continue;
+      position[id] = Json{{"logprob", finite_logprob(entry.top[k].second)},
+                          {"rank", k + 1},
+                          {"decoded_token", entry.top[k].first}};
+    }
+    list.push_back(std::move(position));
+  }
+  return list;
+}
+
 Json chat_message(const ChoiceOutput& choice) {
   Json message;
   message["role"] = "assistant";
@@ -141,7 +198,7 @@ Json chat_delta(const ChoiceDelta& delta, bool first) {
 }  // namespace
 
 std::string response_json(const ResponseMeta& meta, const std::vector<const ChoiceOutput*>& choices,
-                          const Usage& usage, const std::vector<std::string>& echo_prefix) {
+                          const Usage& usage, const std::vector<ChoicePrompt>& prompts) {
   const bool chat = meta.endpoint == Endpoint::kChat;
   Json out = head(meta, chat ? "chat.completion" : "text_completion");
   Json list = Json::array();
@@ -153,10 +210,14 @@ std::string response_json(const ResponseMeta& meta, const std::vector<const Choi
       item["message"] = chat_message(choice);
       item["logprobs"] = meta.logprobs ? chat_logprobs(choice.logprobs()) : Json();
     } else {
-      const std::string prefix = i < echo_prefix.size() ? echo_prefix[i] : std::string();
-      item["text"] = prefix + choice.content();
+      const ChoicePrompt prompt = i < prompts.size() ? prompts[i] : ChoicePrompt{};
+      item["text"] = prompt.echo + choice.content();
       item["logprobs"] =
-          meta.logprobs ? completion_logprobs(choice.logprobs(), code_points(prefix)) : Json();
+          meta.logprobs
+              ? with_prompt_logprobs(
+                    completion_logprobs(choice.logprobs(), code_points(prompt.echo)), prompt)
+              : Json();
+      if (prompt.prompt_top) item["prompt_logprobs"] = vllm_prompt_logprobs(prompt);
     }
     item["finish_reason"] = finish_json(choice.finish_reason());
     list.push_back(std::move(item));
@@ -181,6 +242,22 @@ std::string chunk_json(const ResponseMeta& meta, uint32_t index, const ChoiceDel
     item["logprobs"] = logprobs ? completion_logprobs(delta.logprobs, 0) : Json();
   }
   item["finish_reason"] = finish_json(finish_reason);
+  out["choices"] = Json::array({std::move(item)});
+  if (include_usage) out["usage"] = nullptr;
+  return dump(out);
+}
+
+std::string prompt_chunk_json(const ResponseMeta& meta, uint32_t index, const ChoicePrompt& prompt,
+                              bool include_usage) {
+  Json out = head(meta, "text_completion");
+  Json item;
+  item["index"] = index;
+  item["text"] = prompt.echo;
+  item["logprobs"] = meta.logprobs && prompt.echo_top && !prompt.entries.empty()
+                         ? with_prompt_logprobs(completion_logprobs({}, 0), prompt)
+                         : Json();
+  if (prompt.prompt_top) item["prompt_logprobs"] = vllm_prompt_logprobs(prompt);
+  item["finish_reason"] = nullptr;
   out["choices"] = Json::array({std::move(item)});
   if (include_usage) out["usage"] = nullptr;
   return dump(out);

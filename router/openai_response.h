@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "router/choice_output.h"
+#include "router/choice_prompt.h"
 #include "router/openai_request.h"
 
 namespace v4::router {
@@ -27,18 +28,23 @@ struct Usage {
   uint32_t cached_tokens = 0;
 };
 
-// A whole response; choices[i] is choice index i. `echo_prefix[i]` (completions echo) goes in
-// front of choice i's text.
+// A whole response; choices[i] is choice index i. `prompts[i]` (completions) is what choice i
+// reports of its prompt: echoed text in front of its text, prompt entries in front of its
+// logprobs, vLLM's prompt_logprobs.
 std::string response_json(const ResponseMeta& meta, const std::vector<const ChoiceOutput*>& choices,
-                          const Usage& usage, const std::vector<std::string>& echo_prefix = {});
+                          const Usage& usage, const std::vector<ChoicePrompt>& prompts = {});
 
 // One stream chunk for choice `index` carrying `delta`; chat's first chunk of a choice also
 // carries role "assistant" (`first`). `finish_reason` "" is null. With include_usage every
 // chunk has "usage": null. A completions chunk's text_offset counts from the start of the
-// generated text (an echoed prompt is not counted; in response_json it is). Logprobs never
-// cover echoed prompt tokens.
+// generated text (an echoed prompt is not counted; in response_json it is); the prompt's own
+// chunk (prompt_chunk_json) comes first.
 std::string chunk_json(const ResponseMeta& meta, uint32_t index, const ChoiceDelta& delta,
                        bool first, const std::string& finish_reason, bool include_usage);
+// A completions choice's first chunk when it echoes or scores its prompt: the echoed text, its
+// prompt entries as logprobs (echo with logprobs) and vLLM's prompt_logprobs.
+std::string prompt_chunk_json(const ResponseMeta& meta, uint32_t index, const ChoicePrompt& prompt,
+                              bool include_usage);
 // The final usage-only chunk (choices: []).
 std::string usage_chunk_json(const ResponseMeta& meta, const Usage& usage);
 

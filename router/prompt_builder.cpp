@@ -51,6 +51,7 @@ void prepare_completions(const OpenAiRequest& request, const Tokenizer& tokenize
   for (const std::string& text : request.text_prompts) {
     PreparedPrompt prepared;
     if (tokenizer.bos_id() >= 0) prepared.ids.push_back(tokenizer.bos_id());
+    prepared.echo_start = prepared.ids.size();
     const std::vector<TokenId> ids = tokenizer.encode(text, /*allow_special=*/false);
     prepared.ids.insert(prepared.ids.end(), ids.begin(), ids.end());
     prepared.echo_text = text;
@@ -122,9 +123,16 @@ void fill_sampling(const OpenAiRequest& request, const Tokenizer& tokenizer, boo
   if (request.endpoint == Endpoint::kChat) {
     sampling.logprobs = request.logprobs;
     sampling.top_logprobs = request.logprobs ? request.top_logprobs : 0;
-  } else if (request.completion_logprobs) {
-    sampling.logprobs = true;
-    sampling.top_logprobs = *request.completion_logprobs;
+  } else {
+    if (request.completion_logprobs) {
+      sampling.logprobs = true;
+      sampling.top_logprobs = *request.completion_logprobs;
+    }
+    // Echo with logprobs scores the prompt too (OpenAI); prompt_logprobs is vLLM's way to ask.
+    sampling.prompt_logprobs = request.prompt_logprobs;
+    if (request.echo && request.completion_logprobs)
+      sampling.prompt_logprobs =
+          std::max(*request.completion_logprobs, request.prompt_logprobs.value_or(0));
   }
   // A guided choice is the whole visible answer; in thinking mode the output first closes the
   // (empty) reasoning so the choice arrives as content — unless the choice itself holds the

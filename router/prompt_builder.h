@@ -18,8 +18,10 @@ namespace v4::router {
 
 struct PreparedPrompt {
   std::vector<int32_t> ids;
-  // Text a completion echoes (completions with echo).
+  // Text a completion echoes (completions with echo): the tokens from echo_start on (a text
+  // prompt's echo leaves out the BOS the server puts in front).
   std::string echo_text;
+  size_t echo_start = 0;
 };
 
 struct PreparedRequest {

@@ -24,10 +24,11 @@ Scheduler::Scheduler(const SchedulerConfig& config)
   assert(config.max_batch_tokens > 0 && config.max_seqs > 0);
 }
 
-Status Scheduler::add(RequestId id, std::vector<int32_t> prompt) {
+Status Scheduler::add(RequestId id, std::vector<int32_t> prompt, bool reuse_prefix) {
   if (prompt.empty()) return Status::error("request " + std::to_string(id) + ": empty prompt");
   if (records_.count(id)) return Status::error("request " + std::to_string(id) + " already exists");
   records_[id].tokens = std::move(prompt);
+  records_[id].reuse_prefix = reuse_prefix;
   waiting_.push_back(id);
   return Status::ok();
 }
@@ -201,7 +202,8 @@ void Scheduler::admit_waiting(StepBuilder& step) {
     SequenceRecord& r = records_.at(id);
     std::vector<PageId> hit;
     uint32_t lookups = 0;
-    if (config_.prefix_caching && r.computed == 0) hit = lookup_prefix(r, &lookups);
+    if (config_.prefix_caching && r.reuse_prefix && r.computed == 0)
+      hit = lookup_prefix(r, &lookups);
     // Hit pages nobody holds are counted in available_pages(); they are not free for new rows.
     uint32_t idle_hits = 0;
     for (PageId p : hit) idle_hits += prefix_.idle(p) ? 1 : 0;

@@ -48,7 +48,8 @@ class Scheduler {
   explicit Scheduler(const SchedulerConfig& config);
 
   // Queues a request behind every waiting one. Fails for a duplicate id or an empty prompt.
-  Status add(RequestId id, std::vector<int32_t> prompt);
+  // With `reuse_prefix` false the request takes no cached pages (its own still enter the cache).
+  Status add(RequestId id, std::vector<int32_t> prompt, bool reuse_prefix = true);
   // Drops a request wherever it is; its pages return to the allocator now. False if unknown.
   bool cancel(RequestId id);
 
@@ -73,6 +74,7 @@ class Scheduler {
     uint64_t computed = 0;         // tokens whose KV state exists
     std::vector<PageId> pages;     // block table
     std::vector<uint64_t> hashes;  // chain hashes of the first full pages (tokens never change)
+    bool reuse_prefix = true;      // may take cached pages at admission
   };
   struct StepBuilder;
 

@@ -78,8 +78,10 @@ Status EngineCore::validate_guided(const SamplingParams& p) const {
 
 Status EngineCore::add(RequestId id, const GenerationRequest& r, Clock::time_point arrival) {
   if (Status s = validate(r); !s) return s;
-  if (Status s = scheduler_.add(id, r.prompt); !s) return s;
-  worker_.add_request(id, r.sampling);
+  // Prompt logprobs need every prompt position computed, so such a request reuses no cached
+  // prefix (vLLM does the same); its pages still enter the cache.
+  if (Status s = scheduler_.add(id, r.prompt, !r.sampling.prompt_logprobs); !s) return s;
+  worker_.add_request(id, r.sampling, r.prompt);
   admissions_[id] = Admission{arrival, std::nullopt, 0};
   next_id_ = std::max(next_id_, id + 1);
   return Status::ok();

@@ -29,8 +29,13 @@ ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
       // One attention call reads at most top-k ratio-4 rows or every ratio-128 row (§3.4).
       decode_rows_(std::max(config_.indexer_top_k, options.max_context / 128 + 1) + 1) {}
 
-void ModelWorker::add_request(RequestId id, const SamplingParams& params) {
-  sequences_.emplace(id, RequestState{RequestSampler(params), nullptr});
+void ModelWorker::add_request(RequestId id, const SamplingParams& params,
+                              std::span<const int32_t> prompt) {
+  RequestState state{RequestSampler(params), nullptr, std::nullopt};
+  if (params.prompt_logprobs)
+    state.prompt_logprobs.emplace(std::vector<int32_t>(prompt.begin(), prompt.end()),
+                                  *params.prompt_logprobs);
+  sequences_.emplace(id, std::move(state));
 }
 
 FinishReason ModelWorker::finish_after(const RequestState& r, const ScheduledSequence& s,
@@ -77,7 +82,9 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     r.kv->set_pages(s.pages);
     r.sampler.observe(s.cached_tokens);
     r.sampler.observe(s.tokens);
-    inputs.push_back({r.kv.get(), s.tokens});
+    // Only a sequence still scoring its prompt pays for the output head at every position.
+    const bool all_logits = r.prompt_logprobs && r.prompt_logprobs->wants(s.first_position);
+    inputs.push_back({r.kv.get(), s.tokens, all_logits});
   }
   StepOutput out;
   if (inputs.empty()) return out;
@@ -88,11 +95,17 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     const PagedSequenceKv& kv = *sequences_.at(s.id).kv;
     snapshots_[s.pages[kv.n_past() / cache_.page_tokens() - 1]] = kv.snapshot();
   }
+  score_prompts(plan, inputs, *fwd);
   const size_t vocab = config_.n_vocab;
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     const ScheduledSequence& s = plan.sequences[i];
     if (!s.samples) continue;
     RequestState& r = sequences_.at(s.id);
+    if (r.prompt_logprobs && !r.prompt_logprobs->complete()) {
+      // Prompt tokens served from the prefix cache were never scored; the scheduler gives such
+      // requests no prefix hits.
+      return Status::error("request " + std::to_string(s.id) + ": prompt logprobs incomplete");
+    }
     const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
     SampledChoice c = r.sampler.sample({&fwd->logits[row * vocab], vocab});
     GenerationEvent e;
@@ -100,12 +113,28 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     e.token = c.token;
     e.logprob = c.logprob;
     e.top_logprobs = std::move(c.top_logprobs);
+    if (r.prompt_logprobs) {
+      e.prompt_logprobs = r.prompt_logprobs->take();
+      r.prompt_logprobs.reset();
+    }
     e.finish = finish_after(r, s, c.token);
     out.sampled.push_back({s.id, c.token, e.finish != FinishReason::kNone});
     if (e.finish != FinishReason::kNone) sequences_.erase(s.id);
     events.push_back(std::move(e));
   }
   return out;
+}
+
+void ModelWorker::score_prompts(const StepPlan& plan, std::span<const SequenceInput> inputs,
+                                const ForwardOutput& fwd) {
+  const size_t vocab = config_.n_vocab;
+  for (size_t i = 0; i < plan.sequences.size(); ++i) {
+    if (!inputs[i].all_logits) continue;
+    const ScheduledSequence& s = plan.sequences[i];
+    const std::span<const float> rows(&fwd.logits[fwd.first_row[i] * vocab],
+                                      fwd.row_count[i] * vocab);
+    sequences_.at(s.id).prompt_logprobs->add_rows(s.first_position, rows, vocab);
+  }
 }
 
 size_t ModelWorker::snapshot_bytes() const {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "scheduler/step_plan.h"
 #include "worker/paged_kv_cache.h"
 #include "worker/paged_sequence_kv.h"
+#include "worker/prompt_logprobs.h"
 #include "worker/request_sampler.h"
 
 namespace v4 {
@@ -29,6 +31,9 @@ struct GenerationEvent {
   int32_t token = -1;
   float logprob = 0.0f;
   std::vector<TokenLogprob> top_logprobs;
+  // On the first token event of a request with SamplingParams::prompt_logprobs: entries for
+  // prompt tokens 1 .. n-1 (the first prompt token has none).
+  std::vector<PromptTokenLogprobs> prompt_logprobs;
   FinishReason finish = FinishReason::kNone;
   // Set by EngineCore on a request's first event (token or final), kept through preemption:
   // prompt tokens served from the prefix cache at admission, and seconds from add (or
@@ -48,7 +53,8 @@ class ModelWorker {
  public:
   ModelWorker(const V4Weights& weights, Backend& backend, const ModelWorkerOptions& options);
 
-  void add_request(RequestId id, const SamplingParams& params);
+  // `prompt` is kept only when the request asks for prompt logprobs.
+  void add_request(RequestId id, const SamplingParams& params, std::span<const int32_t> prompt);
   Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events);
 
   const PagedKvCache& cache() const { return cache_; }
@@ -63,7 +69,12 @@ class ModelWorker {
   struct RequestState {
     RequestSampler sampler;
     std::unique_ptr<PagedSequenceKv> kv;  // null until scheduled (and after preemption)
+    // Until the first token event carries them out.
+    std::optional<PromptLogprobsCollector> prompt_logprobs;
   };
+  // Feeds the all-position logits of the sequences that asked to their prompt logprobs.
+  void score_prompts(const StepPlan& plan, std::span<const SequenceInput> inputs,
+                     const ForwardOutput& fwd);
   FinishReason finish_after(const RequestState& r, const ScheduledSequence& s, int32_t token) const;
 
   const V4Config& config_;

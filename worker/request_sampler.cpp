@@ -1,8 +1,8 @@
 #include "worker/request_sampler.h"
 
 #include <algorithm>
-#include <cmath>
-#include <numeric>
+
+#include "worker/prompt_logprobs.h"
 
 namespace v4 {
 namespace {
@@ -62,19 +62,9 @@ SampledChoice RequestSampler::choose(std::span<const float> logits) {
   SampledChoice c;
   c.token = sampler_.sample(logits);
   if (!params_.logprobs && params_.top_logprobs == 0) return c;
-  const float mx = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
-  const double log_z = mx + std::log(sum);
-  c.logprob = static_cast<float>(logits[static_cast<size_t>(c.token)] - log_z);
-  const size_t k = std::min<size_t>(params_.top_logprobs, logits.size());
-  std::vector<int32_t> ids(logits.size());
-  std::iota(ids.begin(), ids.end(), 0);
-  std::partial_sort(
-      ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(),
-      [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
-  for (size_t i = 0; i < k; ++i)
-    c.top_logprobs.push_back({ids[i], static_cast<float>(logits[ids[i]] - log_z)});
+  PromptTokenLogprobs scored = score_token(logits, c.token, params_.top_logprobs);
+  c.logprob = scored.logprob;
+  c.top_logprobs = std::move(scored.top);
   return c;
 }
 

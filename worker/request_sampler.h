@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <unordered_set>
@@ -30,6 +31,9 @@ struct SamplingParams {
   uint32_t max_tokens = 16;
   bool logprobs = false;
   uint32_t top_logprobs = 0;
+  // Set: the logprobs of every prompt token after the first, with this many alternatives each,
+  // from the raw logits (worker/prompt_logprobs.h). The request then takes no prefix-cache hits.
+  std::optional<uint32_t> prompt_logprobs;
   // Guided choice: when not empty, the output is exactly one of these sequences followed by
   // stop_token_ids[0]; with no stop token the request ends (kStop) once a sequence is complete.
   // Logprobs are those of the masked distribution, so top_logprobs lists allowed tokens only.

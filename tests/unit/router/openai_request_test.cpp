@@ -205,6 +205,9 @@ TEST(OpenAiRequest, EveryBadMemberIsNamed) {
       {chat, {{"response_format", {{"type", "json_object"}}}}, "response_format"},
       {chat, {{"ignore_eos", 1}}, "ignore_eos"},
       {text, {{"echo", "x"}}, "echo"},
+      {text, {{"prompt_logprobs", 21}}, "prompt_logprobs"},
+      {text, {{"prompt_logprobs", -1}}, "prompt_logprobs"},
+      {text, {{"prompt_logprobs", true}}, "prompt_logprobs"},
       {text, {{"suffix", "x"}}, "suffix"},
       {chat, {{"thinking", "yes"}}, "thinking"},
       {chat, {{"chat_template_kwargs", 5}}, "chat_template_kwargs"},
@@ -348,6 +351,10 @@ TEST(OpenAiRequest, CompletionsPromptShapes) {
                with(kCompletions, {{"echo", true}, {"logprobs", 0}, {"suffix", nullptr}}));
   EXPECT_TRUE(legacy.echo);
   EXPECT_EQ(legacy.completion_logprobs, 0u);
+  EXPECT_FALSE(legacy.prompt_logprobs);
+  EXPECT_EQ(parse_ok(Endpoint::kCompletions, with(kCompletions, {{"prompt_logprobs", 20}}))
+                .prompt_logprobs,
+            20u);
 }
 
 TEST(OpenAiRequest, GuidedChoiceSpellings) {

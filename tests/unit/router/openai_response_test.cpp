@@ -141,8 +141,10 @@ TEST_F(OpenAiResponseTest, CompletionWithEchoAndLogprobs) {
   options.top_logprobs = 1;
   const ChoiceOutput choice = run(options, " wörld");
   const std::string prefix = "Hällo";  // 5 code points, 6 bytes
+  ChoicePrompt echoed;
+  echoed.echo = prefix;
   const Json r = Json::parse(
-      response_json(meta(Endpoint::kCompletions, true), {&choice}, Usage{3, 2, 0}, {prefix}));
+      response_json(meta(Endpoint::kCompletions, true), {&choice}, Usage{3, 2, 0}, {echoed}));
   EXPECT_EQ(r["object"], "text_completion");
   const Json& c = r["choices"][0];
   EXPECT_EQ(c["text"], prefix + " wörld");
@@ -167,6 +169,66 @@ TEST_F(OpenAiResponseTest, CompletionWithEchoAndLogprobs) {
       Json::parse(response_json(meta(Endpoint::kCompletions, false), {&choice}, Usage{}));
   EXPECT_TRUE(no_logprobs["choices"][0]["logprobs"].is_null());
   EXPECT_EQ(no_logprobs["choices"][0]["text"], " wörld");
+}
+
+// Echo with logprobs: the prompt's entries lead, the first with null logprob and top_logprobs,
+// offsets counting the echoed text (not the BOS in front of it); vLLM's prompt_logprobs beside.
+TEST_F(OpenAiResponseTest, CompletionEchoLeadsWithPromptEntries) {
+  ChoiceOutputOptions options;
+  options.chat = false;
+  options.logprobs = true;
+  options.top_logprobs = 1;
+  const ChoiceOutput choice = run(options, "!");
+  ChoicePrompt prompt;
+  prompt.echo = "Hällo wörld";
+  prompt.echo_top = 1;
+  prompt.prompt_top = 2;
+  std::vector<int32_t> ids{tok().bos_id()};
+  for (TokenId id : tok().encode(prompt.echo)) ids.push_back(id);
+  ASSERT_GE(ids.size(), 3u);
+  std::vector<EnginePromptLogprob> scores;
+  for (size_t i = 1; i < ids.size(); ++i)
+    scores.push_back({ids[i], -1.0f * i, 4, {{ids[i] + 1, -0.5f}, {ids[i], -1.0f * i}}});
+  EXPECT_FALSE(score_choice_prompt(tok(), ids, 1, {scores.begin() + 1, scores.end()}, prompt));
+  ASSERT_TRUE(score_choice_prompt(tok(), ids, 1, scores, prompt));
+
+  const Json r =
+      Json::parse(response_json(meta(Endpoint::kCompletions, true), {&choice}, Usage{}, {prompt}));
+  const Json& c = r["choices"][0];
+  EXPECT_EQ(c["text"], prompt.echo + "!");
+  const Json& lp = c["logprobs"];
+  const size_t n = ids.size();
+  ASSERT_EQ(lp["tokens"].size(), n + 1);  // the prompt, then "!"
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  EXPECT_EQ(lp["text_offset"][0], 0);  // the BOS is not echoed
+  std::string text;
+  for (size_t i = 1; i < n; ++i) {
+    size_t points = 0;
+    for (char ch : text) points += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+    EXPECT_EQ(lp["text_offset"][i], points) << i;
+    text += lp["tokens"][i].get<std::string>();
+    EXPECT_FLOAT_EQ(lp["token_logprobs"][i].get<float>(), -1.0f * i);
+    EXPECT_EQ(lp["top_logprobs"][i].size(), 1u);
+  }
+  EXPECT_EQ(text, prompt.echo);
+  EXPECT_EQ(lp["text_offset"][n], 11);  // "!" after the 11 code points of the echo
+  EXPECT_EQ(lp["tokens"][n], "!");
+
+  const Json& vllm = c["prompt_logprobs"];
+  ASSERT_EQ(vllm.size(), n);
+  EXPECT_TRUE(vllm[0].is_null());
+  const Json& second = vllm[1][std::to_string(ids[1])];
+  EXPECT_FLOAT_EQ(second["logprob"].get<float>(), -1.0f);
+  EXPECT_EQ(second["rank"], 4);
+  EXPECT_EQ(vllm[1].size(), 2u);  // the prompt token and the other of its top two
+  EXPECT_EQ(vllm[1][std::to_string(ids[1] + 1)]["rank"], 1);
+
+  const Json chunk =
+      Json::parse(prompt_chunk_json(meta(Endpoint::kCompletions, true), 0, prompt, false));
+  EXPECT_EQ(chunk["choices"][0]["text"], prompt.echo);
+  EXPECT_EQ(chunk["choices"][0]["logprobs"]["tokens"].size(), n);
+  EXPECT_EQ(chunk["choices"][0]["prompt_logprobs"].size(), n);
 }
 
 TEST_F(OpenAiResponseTest, ChatChunksCarryToolCallsTheWayTheSdkAccumulates) {

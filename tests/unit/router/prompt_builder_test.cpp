@@ -259,6 +259,24 @@ TEST_F(PromptBuilderTest, SamplingSettings) {
       prepare(Endpoint::kCompletions, {{"model", "m"}, {"prompt", "x"}, {"logprobs", 4}});
   EXPECT_TRUE(legacy.sampling.logprobs);
   EXPECT_EQ(legacy.sampling.top_logprobs, 4u);
+  EXPECT_FALSE(legacy.sampling.prompt_logprobs);
+  EXPECT_EQ(legacy.prompts[0].echo_start, 1u);  // the BOS in front of a text prompt
+
+  // Echo with logprobs scores the prompt; prompt_logprobs asks for it alone or for more.
+  PreparedRequest echo = prepare(
+      Endpoint::kCompletions, {{"model", "m"}, {"prompt", "x"}, {"echo", true}, {"logprobs", 2}});
+  EXPECT_EQ(echo.sampling.prompt_logprobs, 2u);
+  PreparedRequest both = prepare(Endpoint::kCompletions, {{"model", "m"},
+                                                          {"prompt", {5, 6}},
+                                                          {"echo", true},
+                                                          {"logprobs", 2},
+                                                          {"prompt_logprobs", 7}});
+  EXPECT_EQ(both.sampling.prompt_logprobs, 7u);
+  EXPECT_EQ(both.prompts[0].echo_start, 0u);
+  PreparedRequest alone =
+      prepare(Endpoint::kCompletions, {{"model", "m"}, {"prompt", "x"}, {"prompt_logprobs", 0}});
+  EXPECT_EQ(alone.sampling.prompt_logprobs, 0u);
+  EXPECT_FALSE(alone.sampling.logprobs);
 }
 
 TEST_F(PromptBuilderTest, GuidedChoiceBecomesAllowedOutputs) {
