@@ -2,11 +2,13 @@
 // ggml's generic (scalar) form: integer sums inside a block, one fp32 scale per block or
 // sub-block, fp32 accumulation across blocks — ggml_vec_dot_*_generic in ggml-cpu/quants.c,
 // including their lane structure, so results match ggml's scalar path. Float weights take F32
-// activations and accumulate in double like ggml_vec_dot_f32/f16/bf16.
+// activations and accumulate in double like ggml_vec_dot_f32/f16/bf16, in eight lanes
+// (kernels/cpu/float_dot_lanes.h) so that the AVX2 kernel can match them bit for bit.
 #include <cassert>
 #include <cstring>
 
 #include "core/half.h"
+#include "kernels/cpu/float_dot_lanes.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
@@ -16,9 +18,11 @@ namespace {
 
 template <class Decode>
 float dot_float(const void* w, const float* a, int64_t n, Decode decode) {
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(decode(w, i) * a[i]);
-  return static_cast<float>(sum);
+  double lanes[kFloatDotLanes] = {};
+  for (int64_t i = 0; i < n; ++i) {
+    lanes[i % kFloatDotLanes] += static_cast<double>(decode(w, i) * a[i]);
+  }
+  return reduce_float_dot_lanes(lanes);
 }
 
 float dot_q8_0(const BlockQ8_0* x, const BlockQ8_0* y, int64_t nb) {

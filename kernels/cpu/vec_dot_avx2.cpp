@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "kernels/cpu/float_dot_lanes.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
@@ -141,21 +142,76 @@ V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
   return 0.125f * sumf;
 }
 
+// Float weights (F32, F16, BF16) × F32 activations in the lane structure of
+// float_dot_lanes.h: eight products rounded in float (as the scalar path), widened to double
+// and added to lanes 0-3 and 4-7; the tail (n mod 8) and the final tree run as in the reference.
+template <class Load8, class Load1>
+V4_AVX2 float dot_float(const float* a, int64_t n, Load8 load8, Load1 load1) {
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + kFloatDotLanes <= n; i += kFloatDotLanes) {
+    const __m256 p = _mm256_mul_ps(load8(i), _mm256_loadu_ps(a + i));
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+  }
+  alignas(32) double lanes[kFloatDotLanes];
+  _mm256_store_pd(lanes, lo);
+  _mm256_store_pd(lanes + 4, hi);
+  for (; i < n; ++i) lanes[i % kFloatDotLanes] += static_cast<double>(load1(i) * a[i]);
+  return reduce_float_dot_lanes(lanes);
+}
+
+#define V4_AVX2_F16C __attribute__((target("avx2,f16c")))
+
+V4_AVX2_F16C float dot_f16(const uint16_t* w, const float* a, int64_t n) {
+  return dot_float(
+      a, n,
+      [w](int64_t i) V4_AVX2_F16C {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+      },
+      [w](int64_t i) { return fp16_to_fp32(w[i]); });
+}
+
+V4_AVX2 float dot_bf16(const uint16_t* w, const float* a, int64_t n) {
+  return dot_float(
+      a, n,
+      [w](int64_t i) V4_AVX2 {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i));
+        // A BF16 value is the top half of the F32 with the same bits.
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+      },
+      [w](int64_t i) { return bf16_to_fp32(w[i]); });
+}
+
+V4_AVX2 float dot_f32(const float* w, const float* a, int64_t n) {
+  return dot_float(
+      a, n, [w](int64_t i) V4_AVX2 { return _mm256_loadu_ps(w + i); },
+      [w](int64_t i) { return w[i]; });
+}
+
 }  // namespace
 
 bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
+  // F16C comes with every AVX2 CPU in practice; requiring both keeps dot_f16 safe regardless.
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   return has;
 }
 
 bool has_avx2_dot(GgmlType t) {
   return t == GgmlType::Q8_0 || t == GgmlType::Q2_K || t == GgmlType::Q4_K ||
-         t == GgmlType::IQ2_XXS;
+         t == GgmlType::IQ2_XXS || t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
 
 float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
   const int64_t nb = n / ggml_type_traits(t).block_size;
+  const auto* f32 = static_cast<const float*>(a);
   switch (t) {
+    case GgmlType::F32:
+      return dot_f32(static_cast<const float*>(w), f32, n);
+    case GgmlType::F16:
+      return dot_f16(static_cast<const uint16_t*>(w), f32, n);
+    case GgmlType::BF16:
+      return dot_bf16(static_cast<const uint16_t*>(w), f32, n);
     case GgmlType::Q8_0:
       return dot_q8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a), nb);
     case GgmlType::Q2_K:

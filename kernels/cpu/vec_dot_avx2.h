@@ -1,7 +1,8 @@
-// AVX2 versions of the hot weight·activation dot products (Q8_0, Q2_K, Q4_K, IQ2_XXS), chosen at
-// run time. They compute the same exact integer block sums as the scalar reference in
-// kernels/cpu/vec_dot.cpp and then apply the reference's float scaling in the reference's order,
-// so their results are bit-identical to vec_dot — only faster.
+// AVX2 versions of the hot weight·activation dot products (Q8_0, Q2_K, Q4_K, IQ2_XXS, and the
+// float weights F32, F16, BF16), chosen at run time. They compute the same exact integer block
+// sums as the scalar reference in kernels/cpu/vec_dot.cpp and then apply the reference's float
+// scaling in the reference's order (float weights: the same products, double lanes and
+// reduction tree), so their results are bit-identical to vec_dot — only faster.
 #pragma once
 
 #include <cstdint>

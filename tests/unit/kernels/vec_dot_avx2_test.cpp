@@ -70,10 +70,46 @@ TEST(VecDotAvx2, BitIdenticalToScalarReference) {
   }
 }
 
+// Float weights: random bit patterns of every finite F16 / BF16 / F32 magnitude class, lengths
+// that leave every tail size (n mod 8) including rows shorter than one register.
+TEST(VecDotAvx2, FloatWeightsBitIdenticalToScalarReference) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "CPU without AVX2: only the scalar path runs here";
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0, 1);
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
+    ASSERT_TRUE(has_avx2_dot(t));
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 63, 64, 100, 1024, 4096, 4099}) {
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<float> values(static_cast<size_t>(n));
+        const float scale = trial % 4 == 0 ? 1e-4f : trial % 4 == 1 ? 1e3f : 1.0f;
+        for (float& v : values) v = normal(rng) * scale;
+        std::vector<uint8_t> w(static_cast<size_t>(n) * ggml_type_traits(t).type_size);
+        for (int64_t i = 0; i < n; ++i) {
+          const uint16_t h = t == GgmlType::F16 ? fp32_to_fp16(values[static_cast<size_t>(i)])
+                                                : fp32_to_bf16(values[static_cast<size_t>(i)]);
+          if (t == GgmlType::F32) {
+            std::memcpy(&w[static_cast<size_t>(i) * 4], &values[static_cast<size_t>(i)], 4);
+          } else {
+            std::memcpy(&w[static_cast<size_t>(i) * 2], &h, 2);
+          }
+        }
+        std::vector<float> x(static_cast<size_t>(n));
+        for (float& v : x) v = normal(rng);
+        const float ref = vec_dot(t, w.data(), x.data(), n);
+        const float simd = vec_dot_avx2(t, w.data(), x.data(), n);
+        ASSERT_EQ(std::memcmp(&ref, &simd, sizeof(float)), 0)
+            << ggml_type_name(t) << " n=" << n << " trial " << trial << ": " << ref << " vs "
+            << simd;
+      }
+    }
+  }
+}
+
 TEST(VecDotAvx2, BestFallsBackToScalarForOtherTypes) {
-  std::vector<float> w(64, 0.5f), x(64, 2.0f);
-  EXPECT_FALSE(has_avx2_dot(GgmlType::F32));
-  EXPECT_EQ(vec_dot_best(GgmlType::F32, w.data(), x.data(), 64), 64.0f);
+  std::vector<uint8_t> w(ggml_type_traits(GgmlType::Q6_K).type_size, 0);
+  std::vector<uint8_t> x(activation_row_bytes(GgmlType::Q6_K, 256), 0);
+  EXPECT_FALSE(has_avx2_dot(GgmlType::Q6_K));
+  EXPECT_EQ(vec_dot_best(GgmlType::Q6_K, w.data(), x.data(), 256), 0.0f);
 }
 
 }  // namespace
