@@ -150,6 +150,7 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
     Choice& c = choices_[index];
     if (c.final_event) return;
     const Clock::time_point now = Clock::now();
+    const ThreadCpuClock::time_point cpu_start = ThreadCpuClock::now();
     if (event.finish != EngineFinish::kNone) c.final_event = true;
     if (!c.first_event) {
       c.first_event = true;
@@ -178,7 +179,7 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
       if (stream_) stream_delta(index, delta);
     }
     finish_if_done();
-    router_seconds_ += seconds_between(now, Clock::now());
+    router_seconds_ += std::chrono::duration<double>(ThreadCpuClock::now() - cpu_start).count();
     ended_now = ended_;
   }
   if (ended_now && on_end_) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_cpu_clock.h"
 #include "model/tokenizer.h"
 #include "router/choice_output.h"
 #include "router/choice_prompt.h"

@@ -52,24 +52,24 @@ HttpRequest to_request(http::request<http::string_body> message, std::string rem
   return request;
 }
 
-// Charges the time from its construction to its destruction, one strand handler's HTTP work,
-// to an exchange (none: nothing is charged).
+// Charges the CPU time from its construction to its destruction, one strand handler's HTTP
+// work, to an exchange (none: nothing is charged).
 class ChargedTime {
  public:
   explicit ChargedTime(std::shared_ptr<ExchangeState> exchange)
-      : exchange_(std::move(exchange)), start_(std::chrono::steady_clock::now()) {}
+      : exchange_(std::move(exchange)), start_(ThreadCpuClock::now()) {}
   ~ChargedTime() {
     if (!exchange_) return;
-    exchange_->http_nanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                       std::chrono::steady_clock::now() - start_)
-                                       .count();
+    exchange_->http_nanoseconds +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(ThreadCpuClock::now() - start_)
+            .count();
   }
   ChargedTime(const ChargedTime&) = delete;
   ChargedTime& operator=(const ChargedTime&) = delete;
 
  private:
   std::shared_ptr<ExchangeState> exchange_;
-  std::chrono::steady_clock::time_point start_;
+  ThreadCpuClock::time_point start_;
 };
 
 void run_callback(const std::function<void()>& callback) {
@@ -186,7 +186,7 @@ bool Connection::parsed(bool whole_message) const {
 // parsing runs here, not inside Beast's composed read, so that its time can be charged to the
 // exchange apart from the time spent waiting for the client's bytes.
 beast::error_code Connection::parse_buffered(bool whole_message) {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = ThreadCpuClock::now();
   parser_->eager(whole_message);
   beast::error_code ec;
   while (buffer_.size() > 0 && !parsed(whole_message)) {
@@ -198,7 +198,7 @@ beast::error_code Connection::parse_buffered(bool whole_message) {
     }
     if (ec || used == 0) break;
   }
-  parse_time_ += std::chrono::steady_clock::now() - start;
+  parse_time_ += ThreadCpuClock::now() - start;
   return ec;
 }
 
@@ -290,7 +290,7 @@ void Connection::reply_error_and_close(int status, const std::string& message) {
 }
 
 void Connection::dispatch() {
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = ThreadCpuClock::now();
   auto message = parser_->release();
   parser_.reset();
   keep_alive_ = message.keep_alive();
@@ -301,7 +301,7 @@ void Connection::dispatch() {
 
   exchange_ = std::make_shared<ExchangeState>();
   exchange_->http_nanoseconds = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                    parse_time_ + (std::chrono::steady_clock::now() - start))
+                                    parse_time_ + (ThreadCpuClock::now() - start))
                                     .count();
   server_->exchange_started();
   phase_ = Phase::exchange;

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/thread_cpu_clock.h"
 #include "router/http_beast.h"
 #include "router/http_server.h"
 #include "router/http_server_state.h"
@@ -113,7 +114,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   uint64_t chunked_bytes_ = 0;
   // Parse time of the request being read; becomes the exchange's first HTTP time.
-  std::chrono::steady_clock::duration parse_time_{};
+  ThreadCpuClock::duration parse_time_{};
   std::function<void(uint64_t, boost::beast::string_view, boost::beast::error_code&)> count_chunk_;
 
   Phase phase_ = Phase::reading;

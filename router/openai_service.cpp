@@ -4,13 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/thread_cpu_clock.h"
+
 namespace v4::router {
 
 namespace {
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 bool is_api_path(const std::string& path) { return path.rfind("/v1/", 0) == 0; }
 
@@ -111,6 +109,7 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
 void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
                              const std::shared_ptr<HttpExchange>& exchange,
                              Clock::time_point arrival) {
+  const ThreadCpuClock::time_point cpu_start = ThreadCpuClock::now();
   const std::string handler = handler_label(http.path);
   if (!accepting_) {
     reply_error(exchange, handler, server_error("the server is shutting down", 503));
@@ -151,7 +150,8 @@ void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
     jobs_.erase(id);
   };
   std::shared_ptr<CompletionJob> job = CompletionJob::start(
-      env_, request, std::move(prepared), exchange, arrival, seconds_since(arrival), on_end);
+      env_, request, std::move(prepared), exchange, arrival,
+      std::chrono::duration<double>(ThreadCpuClock::now() - cpu_start).count(), on_end);
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto it = jobs_.find(id); it != jobs_.end()) it->second = job;
 }
