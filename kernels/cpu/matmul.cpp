@@ -30,13 +30,21 @@ void quantize_activation_row(GgmlType weight_type, const float* x, int64_t cols,
 void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                  int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const size_t act_bytes = activation_row_bytes(w.type, w.cols);
+  // Four tokens at a time share each weight block where a four-row kernel exists; it gives
+  // every token the single-row result bit for bit, so grouping never changes an output.
+  const bool by_four = n_tokens >= 4 && cpu_has_avx2() && has_avx2_dot_x4(w.type);
+  const auto act = [&](int64_t t) { return xq + static_cast<size_t>(t) * act_bytes; };
   // Token-inner loop: a weight row is read once from memory and reused for every token.
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      y[t * y_stride + r] =
-          vec_dot_best(w.type, row, xq + static_cast<size_t>(t) * act_bytes, w.cols);
+    int64_t t = 0;
+    for (; by_four && t + 4 <= n_tokens; t += 4) {
+      const void* const rows[4] = {act(t), act(t + 1), act(t + 2), act(t + 3)};
+      float out[4];
+      vec_dot_avx2_x4(w.type, row, rows, w.cols, out);
+      for (int k = 0; k < 4; ++k) y[(t + k) * y_stride + r] = out[k];
     }
+    for (; t < n_tokens; ++t) y[t * y_stride + r] = vec_dot_best(w.type, row, act(t), w.cols);
   }
 }
 

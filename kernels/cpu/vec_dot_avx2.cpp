@@ -14,6 +14,7 @@ namespace v4::kernels {
 namespace {
 
 #define V4_AVX2 __attribute__((target("avx2")))
+#define V4_AVX2_F16C __attribute__((target("avx2,f16c")))
 
 V4_AVX2 inline int32_t hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -142,6 +143,33 @@ V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
   return 0.125f * sumf;
 }
 
+// Q8_0 against four activation rows at once: the weight block is loaded and made absolute
+// once, the four integer block sums are reduced together (exact), and each token's float
+// scaling runs in its own SIMD lane with the single-row kernel's operations and order.
+V4_AVX2_F16C void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const y[4], int64_t nb,
+                              float out[4]) {
+  __m128 sumf = _mm_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    const __m256i ax = _mm256_sign_epi8(qx, qx);
+    __m256i p[4];
+    for (int t = 0; t < 4; ++t) {
+      const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
+      p[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)),
+                               _mm256_set1_epi16(1));
+    }
+    const __m256i h =
+        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m128i sumi = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    const __m128i dy = _mm_setr_epi16(
+        static_cast<int16_t>(y[0][i].d), static_cast<int16_t>(y[1][i].d),
+        static_cast<int16_t>(y[2][i].d), static_cast<int16_t>(y[3][i].d), 0, 0, 0, 0);
+    const __m128 dxy = _mm_mul_ps(_mm_set1_ps(fp16_to_fp32(x[i].d)), _mm_cvtph_ps(dy));
+    sumf = _mm_add_ps(sumf, _mm_mul_ps(_mm_cvtepi32_ps(sumi), dxy));
+  }
+  _mm_storeu_ps(out, sumf);
+}
+
 // Float weights (F32, F16, BF16) × F32 activations in the lane structure of
 // float_dot_lanes.h: eight products rounded in float (as the scalar path), widened to double
 // and added to lanes 0-3 and 4-7; the tail (n mod 8) and the final tree run as in the reference.
@@ -160,8 +188,6 @@ V4_AVX2 float dot_float(const float* a, int64_t n, Load8 load8, Load1 load1) {
   for (; i < n; ++i) lanes[i % kFloatDotLanes] += static_cast<double>(load1(i) * a[i]);
   return reduce_float_dot_lanes(lanes);
 }
-
-#define V4_AVX2_F16C __attribute__((target("avx2,f16c")))
 
 V4_AVX2_F16C float dot_f16(const uint16_t* w, const float* a, int64_t n) {
   return dot_float(
@@ -222,6 +248,24 @@ float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
       return dot_iq2_xxs(static_cast<const BlockIQ2XXS*>(w), static_cast<const BlockQ8K*>(a), nb);
     default:
       return vec_dot(t, w, a, n);
+  }
+}
+
+bool has_avx2_dot_x4(GgmlType t) { return t == GgmlType::Q8_0; }
+
+void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t n, float out[4]) {
+  const int64_t nb = n / ggml_type_traits(t).block_size;
+  switch (t) {
+    case GgmlType::Q8_0: {
+      const BlockQ8_0* const y[4] = {
+          static_cast<const BlockQ8_0*>(a[0]), static_cast<const BlockQ8_0*>(a[1]),
+          static_cast<const BlockQ8_0*>(a[2]), static_cast<const BlockQ8_0*>(a[3])};
+      dot_q8_0_x4(static_cast<const BlockQ8_0*>(w), y, nb, out);
+      return;
+    }
+    default:
+      for (int k = 0; k < 4; ++k) out[k] = vec_dot_avx2(t, w, a[k], n);
+      return;
   }
 }
 

@@ -21,6 +21,14 @@ bool has_avx2_dot(GgmlType weight_type);
 float vec_dot_avx2(GgmlType weight_type, const void* weight_row, const void* activation_row,
                    int64_t n);
 
+// Whether vec_dot_avx2_x4 has a four-row kernel for `weight_type` (else it loops).
+bool has_avx2_dot_x4(GgmlType weight_type);
+
+// out[k] = vec_dot_avx2(weight_type, weight_row, activation_rows[k], n) for k < 4, bit for bit,
+// sharing each weight block between the four rows; only call when cpu_has_avx2().
+void vec_dot_avx2_x4(GgmlType weight_type, const void* weight_row,
+                     const void* const activation_rows[4], int64_t n, float out[4]);
+
 // vec_dot through the fastest available kernel (AVX2 when possible, else the scalar reference).
 float vec_dot_best(GgmlType weight_type, const void* weight_row, const void* activation_row,
                    int64_t n);

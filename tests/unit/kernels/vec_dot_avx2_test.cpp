@@ -105,6 +105,54 @@ TEST(VecDotAvx2, FloatWeightsBitIdenticalToScalarReference) {
   }
 }
 
+// The four-row kernel and matmul_rows' grouping of tokens by four: every output equals the
+// single-row dot of its token bit for bit, for every batch size and split of rows.
+TEST(VecDotAvx2, FourRowKernelAndMatmulEqualTheSingleRowDotBitForBit) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "CPU without AVX2: only the scalar path runs here";
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0, 1);
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_K}) {
+    const int64_t cols = 512, rows = 5;
+    std::vector<uint8_t> weights;
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::vector<uint8_t> row = random_row(t, cols, rng);
+      weights.insert(weights.end(), row.begin(), row.end());
+    }
+    const MatrixView w{t, weights.data(), cols, rows, weights.size() / rows};
+    for (int64_t n_tokens = 1; n_tokens <= 9; ++n_tokens) {
+      const size_t act = activation_row_bytes(t, cols);
+      std::vector<uint8_t> xq(act * static_cast<size_t>(n_tokens));
+      for (int64_t k = 0; k < n_tokens; ++k) {
+        std::vector<float> x(cols);
+        for (float& v : x) v = normal(rng) * (k % 2 ? 30.0f : 1.0f);
+        quantize_activation_row(t, x.data(), cols, &xq[act * static_cast<size_t>(k)]);
+      }
+      std::vector<float> y(static_cast<size_t>(n_tokens * rows));
+      matmul_rows(w, xq.data(), n_tokens, y.data(), rows, 0, 2);
+      matmul_rows(w, xq.data(), n_tokens, y.data(), rows, 2, rows);
+      for (int64_t k = 0; k < n_tokens; ++k) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const float single = vec_dot_avx2(t, &weights[static_cast<size_t>(r) * w.row_bytes],
+                                            &xq[act * static_cast<size_t>(k)], cols);
+          const float got = y[static_cast<size_t>(k * rows + r)];
+          ASSERT_EQ(std::memcmp(&single, &got, sizeof(float)), 0)
+              << ggml_type_name(t) << " tokens " << n_tokens << " token " << k << " row " << r;
+        }
+      }
+      if (n_tokens == 4) {
+        const void* const four[4] = {&xq[0], &xq[act], &xq[2 * act], &xq[3 * act]};
+        float out[4];
+        vec_dot_avx2_x4(t, weights.data(), four, cols, out);
+        for (int k = 0; k < 4; ++k) {
+          const float single = vec_dot_avx2(t, weights.data(), four[k], cols);
+          EXPECT_EQ(std::memcmp(&single, &out[k], sizeof(float)), 0) << ggml_type_name(t);
+        }
+      }
+    }
+  }
+  EXPECT_TRUE(has_avx2_dot_x4(GgmlType::Q8_0));
+}
+
 TEST(VecDotAvx2, BestFallsBackToScalarForOtherTypes) {
   std::vector<uint8_t> w(ggml_type_traits(GgmlType::Q6_K).type_size, 0);
   std::vector<uint8_t> x(activation_row_bytes(GgmlType::Q6_K, 256), 0);
