@@ -69,46 +69,67 @@ V4_AVX2 float dot_q2_k(const BlockQ2K* x, const BlockQ8K* y, int64_t nb) {
   return sumf;
 }
 
-V4_AVX2 float dot_q4_k(const BlockQ4K* x, const BlockQ8K* y, int64_t nb) {
+// Q4_K against NT activation rows. The reference's aux32[l] (Σ over sub-blocks j of scale_j ·
+// the code·q8 products at positions ≡ l mod 8 of sub-block j) is an exact integer, so it may be
+// formed in any order: codes and q8 are byte-shuffled within 128-bit halves so that one maddubs
+// adds positions l and l+8, the halves add l+16 and l+24, and one madd applies scale_j. The
+// float scaling then follows the reference lane by lane. Codes and scales are unpacked once per
+// block for all NT rows.
+template <int NT>
+V4_AVX2 void dot_q4_k_rows(const BlockQ4K* x, const BlockQ8K* const* y, int64_t nb, float* out) {
   const __m256i m4 = _mm256_set1_epi8(0xF);
-  float sums[8] = {};
-  float sumf = 0;
+  // Per 128-bit half: byte k of the result takes positions k/2 + 8·(k mod 2).
+  const __m256i pair_l_l8 = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,
+                                             0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  __m256 sums[NT];
+  float sumf[NT];
+  for (int t = 0; t < NT; ++t) {
+    sums[t] = _mm256_setzero_ps();
+    sumf[t] = 0.0f;
+  }
   for (int64_t i = 0; i < nb; ++i) {
     uint8_t scales[8], mins[8];
     for (int j = 0; j < 8; ++j) unpack_scale_min_k4(j, x[i].scales, &scales[j], &mins[j]);
-    int sumi = 0;
-    for (int j = 0; j < kQK_K / 16; ++j) sumi += y[i].bsums[j] * mins[j / 2];
-    // aux32[l] of the reference: Σ over sub-blocks j of scale_j · Σ_chunks code·q8 at lane l.
-    __m256i aux = _mm256_setzero_si256();
+    __m256i codes[8];
     for (int c = 0; c < 4; ++c) {
       const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
-      const __m256i codes[2] = {_mm256_and_si256(q4, m4),
-                                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4)};
-      for (int h = 0; h < 2; ++h) {
-        const int j = 2 * c + h;
-        const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 32 * j));
-        const __m256i a_lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes[h]));
-        const __m256i a_hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(codes[h], 1));
-        const __m256i y_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(y8));
-        const __m256i y_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(y8, 1));
-        // int16 lanes: chunk 0 + chunk 2 (lanes 0..7), chunk 1 + chunk 3 (lanes 8..15).
-        const __m256i p =
-            _mm256_add_epi16(_mm256_mullo_epi16(a_lo, y_lo), _mm256_mullo_epi16(a_hi, y_hi));
-        const __m256i lanes =
-            _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(p)),
-                             _mm256_cvtepi16_epi32(_mm256_extracti128_si256(p, 1)));
-        aux = _mm256_add_epi32(aux, _mm256_mullo_epi32(lanes, _mm256_set1_epi32(scales[j])));
-      }
+      codes[2 * c] = _mm256_shuffle_epi8(_mm256_and_si256(q4, m4), pair_l_l8);
+      codes[2 * c + 1] =
+          _mm256_shuffle_epi8(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), pair_l_l8);
     }
-    int32_t aux32[8];
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(aux32), aux);
-    const float d = fp16_to_fp32(x[i].d) * y[i].d;
-    for (int l = 0; l < 8; ++l) sums[l] += d * aux32[l];
-    const float dmin = fp16_to_fp32(x[i].dmin) * y[i].d;
-    sumf -= dmin * sumi;
+    const float xd = fp16_to_fp32(x[i].d), xdmin = fp16_to_fp32(x[i].dmin);
+    for (int t = 0; t < NT; ++t) {
+      const BlockQ8K& yb = y[t][i];
+      int sumi = 0;
+      for (int j = 0; j < kQK_K / 16; ++j) sumi += yb.bsums[j] * mins[j / 2];
+      __m256i aux = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j) {
+        const __m256i y8 = _mm256_shuffle_epi8(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 32 * j)), pair_l_l8);
+        const __m256i p = _mm256_maddubs_epi16(codes[j], y8);  // |lane| <= 2·15·128
+        const __m128i q = _mm_add_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        // int32 lanes of (q, sign) pairs times (scale, 0): q · scale_j exactly.
+        aux = _mm256_add_epi32(
+            aux, _mm256_madd_epi16(_mm256_cvtepi16_epi32(q), _mm256_set1_epi32(scales[j])));
+      }
+      const float d = xd * yb.d;
+      sums[t] = _mm256_add_ps(sums[t], _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(aux)));
+      const float dmin = xdmin * yb.d;
+      sumf[t] -= dmin * sumi;
+    }
   }
-  for (int l = 0; l < 8; ++l) sumf += sums[l];
-  return sumf;
+  for (int t = 0; t < NT; ++t) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, sums[t]);
+    for (int l = 0; l < 8; ++l) sumf[t] += lanes[l];
+    out[t] = sumf[t];
+  }
+}
+
+V4_AVX2 float dot_q4_k(const BlockQ4K* x, const BlockQ8K* y, int64_t nb) {
+  float out;
+  dot_q4_k_rows<1>(x, &y, nb, &out);
+  return out;
 }
 
 V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
@@ -251,7 +272,7 @@ float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
   }
 }
 
-bool has_avx2_dot_x4(GgmlType t) { return t == GgmlType::Q8_0; }
+bool has_avx2_dot_x4(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_K; }
 
 void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t n, float out[4]) {
   const int64_t nb = n / ggml_type_traits(t).block_size;
@@ -261,6 +282,13 @@ void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t 
           static_cast<const BlockQ8_0*>(a[0]), static_cast<const BlockQ8_0*>(a[1]),
           static_cast<const BlockQ8_0*>(a[2]), static_cast<const BlockQ8_0*>(a[3])};
       dot_q8_0_x4(static_cast<const BlockQ8_0*>(w), y, nb, out);
+      return;
+    }
+    case GgmlType::Q4_K: {
+      const BlockQ8K* const y[4] = {
+          static_cast<const BlockQ8K*>(a[0]), static_cast<const BlockQ8K*>(a[1]),
+          static_cast<const BlockQ8K*>(a[2]), static_cast<const BlockQ8K*>(a[3])};
+      dot_q4_k_rows<4>(static_cast<const BlockQ4K*>(w), y, nb, out);
       return;
     }
     default:
