@@ -40,33 +40,47 @@ V4_AVX2 float dot_q8_0(const BlockQ8_0* x, const BlockQ8_0* y, int64_t nb) {
   return sumf;
 }
 
-V4_AVX2 float dot_q2_k(const BlockQ2K* x, const BlockQ8K* y, int64_t nb) {
+// Q2_K against NT activation rows: codes and sub-block scales are unpacked once per block for
+// all rows; each row keeps the reference's exact integer sums and float order.
+template <int NT>
+V4_AVX2 void dot_q2_k_rows(const BlockQ2K* x, const BlockQ8K* const* y, int64_t nb, float* out) {
   const __m256i m3 = _mm256_set1_epi8(3);
-  float sumf = 0;
+  float sumf[NT] = {};
   for (int64_t i = 0; i < nb; ++i) {
     const uint8_t* sc = x[i].scales;
-    int summs = 0;
-    for (int j = 0; j < 16; ++j) summs += y[i].bsums[j] * (sc[j] >> 4);
-    const float dall = y[i].d * fp16_to_fp32(x[i].d);
-    const float dmin = y[i].d * fp16_to_fp32(x[i].dmin);
-    __m256i acc = _mm256_setzero_si256();
-    const int8_t* q8 = y[i].qs;
-    int is = 0;
-    for (int half = 0; half < 2; ++half) {
+    __m256i codes[8], scales[8];
+    for (int half = 0, k = 0; half < 2; ++half) {
       const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * half));
-      for (int shift = 0; shift < 8; shift += 2, q8 += 32, is += 2) {
-        const __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q2, shift), m3);
-        const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
-        const __m256i p16 = _mm256_maddubs_epi16(codes, y8);  // codes unsigned 0..3
-        // Lanes 0..15 take scale sc[is], lanes 16..31 sc[is+1].
-        const __m256i scale =
-            _mm256_setr_m128i(_mm_set1_epi16(sc[is] & 0xF), _mm_set1_epi16(sc[is + 1] & 0xF));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, scale));
+      for (int shift = 0; shift < 8; shift += 2, ++k) {
+        codes[k] = _mm256_and_si256(_mm256_srli_epi16(q2, shift), m3);
+        // Lanes 0..15 take scale sc[2k], lanes 16..31 sc[2k+1].
+        scales[k] =
+            _mm256_setr_m128i(_mm_set1_epi16(sc[2 * k] & 0xF), _mm_set1_epi16(sc[2 * k + 1] & 0xF));
       }
     }
-    sumf += dall * hsum_i32(acc) - dmin * summs;
+    const float xd = fp16_to_fp32(x[i].d), xdmin = fp16_to_fp32(x[i].dmin);
+    for (int t = 0; t < NT; ++t) {
+      const BlockQ8K& yb = y[t][i];
+      int summs = 0;
+      for (int j = 0; j < 16; ++j) summs += yb.bsums[j] * (sc[j] >> 4);
+      const float dall = yb.d * xd;
+      const float dmin = yb.d * xdmin;
+      __m256i acc = _mm256_setzero_si256();
+      for (int k = 0; k < 8; ++k) {
+        const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 32 * k));
+        const __m256i p16 = _mm256_maddubs_epi16(codes[k], y8);  // codes unsigned 0..3
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, scales[k]));
+      }
+      sumf[t] += dall * hsum_i32(acc) - dmin * summs;
+    }
   }
-  return sumf;
+  for (int t = 0; t < NT; ++t) out[t] = sumf[t];
+}
+
+V4_AVX2 float dot_q2_k(const BlockQ2K* x, const BlockQ8K* y, int64_t nb) {
+  float out;
+  dot_q2_k_rows<1>(x, &y, nb, &out);
+  return out;
 }
 
 // Q4_K against NT activation rows. The reference's aux32[l] (Σ over sub-blocks j of scale_j ·
@@ -132,36 +146,52 @@ V4_AVX2 float dot_q4_k(const BlockQ4K* x, const BlockQ8K* y, int64_t nb) {
   return out;
 }
 
-V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
+// IQ2_XXS against NT activation rows. Grid rows and sign masks are gathered once per group
+// for all rows. The block's integer sum Σ_g (2·s_g + 1)·Σ grid·q8 is exact, so the scale is
+// applied inside madd and the lanes are reduced once per block instead of once per group.
+template <int NT>
+V4_AVX2 void dot_iq2_xxs_rows(const BlockIQ2XXS* x, const BlockQ8K* const* y, int64_t nb,
+                              float* out) {
   // Byte b of the 32-lane vector tests bit (b mod 8) of its octet's sign byte.
   const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
-  float sumf = 0;
+  // Broadcast each sign byte to 8 lanes (unsigned: the product wraps by design).
+  auto spread = [](uint8_t b) { return static_cast<int64_t>(0x0101010101010101ull * b); };
+  float sumf[NT] = {};
   for (int64_t i = 0; i < nb; ++i) {
-    const float d = fp16_to_fp32(x[i].d) * y[i].d;
-    const int8_t* q8 = y[i].qs;
-    int32_t bsum = 0;
-    for (int g = 0; g < kQK_K / 32; ++g, q8 += 32) {
+    __m256i grid[kQK_K / 32], neg[kQK_K / 32], scale[kQK_K / 32];
+    for (int g = 0; g < kQK_K / 32; ++g) {
       uint32_t aux[2];
       std::memcpy(aux, x[i].qs + 4 * g, sizeof(aux));
-      const __m256i grid =
-          _mm256_setr_epi64x(static_cast<int64_t>(iq2xxs_grid[aux[0] & 0xFF]),
-                             static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 8) & 0xFF]),
-                             static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 16) & 0xFF]),
-                             static_cast<int64_t>(iq2xxs_grid[aux[0] >> 24]));
-      // Broadcast each sign byte to 8 lanes (unsigned: the product wraps by design).
-      auto spread = [](uint8_t b) { return static_cast<int64_t>(0x0101010101010101ull * b); };
+      grid[g] = _mm256_setr_epi64x(static_cast<int64_t>(iq2xxs_grid[aux[0] & 0xFF]),
+                                   static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 8) & 0xFF]),
+                                   static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 16) & 0xFF]),
+                                   static_cast<int64_t>(iq2xxs_grid[aux[0] >> 24]));
       const __m256i signs = _mm256_setr_epi64x(
           spread(ksigns_iq2xs[aux[1] & 127]), spread(ksigns_iq2xs[(aux[1] >> 7) & 127]),
           spread(ksigns_iq2xs[(aux[1] >> 14) & 127]), spread(ksigns_iq2xs[(aux[1] >> 21) & 127]));
-      const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(signs, bit), bit);
-      const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q8));
-      const __m256i ys = _mm256_sub_epi8(_mm256_xor_si256(y8, neg), neg);  // negate where set
-      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(grid, ys), _mm256_set1_epi16(1));
-      bsum += hsum_i32(p) * static_cast<int32_t>(2 * (aux[1] >> 28) + 1);
+      neg[g] = _mm256_cmpeq_epi8(_mm256_and_si256(signs, bit), bit);
+      scale[g] = _mm256_set1_epi16(static_cast<int16_t>(2 * (aux[1] >> 28) + 1));
     }
-    sumf += d * bsum;
+    const float xd = fp16_to_fp32(x[i].d);
+    for (int t = 0; t < NT; ++t) {
+      const BlockQ8K& yb = y[t][i];
+      __m256i acc = _mm256_setzero_si256();
+      for (int g = 0; g < kQK_K / 32; ++g) {
+        const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 32 * g));
+        const __m256i ys = _mm256_sub_epi8(_mm256_xor_si256(y8, neg[g]), neg[g]);  // negate
+        // |maddubs lane| <= 2·43·127 and the scale <= 31: the madd stays far inside int32.
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(grid[g], ys), scale[g]));
+      }
+      sumf[t] += xd * yb.d * hsum_i32(acc);
+    }
   }
-  return 0.125f * sumf;
+  for (int t = 0; t < NT; ++t) out[t] = 0.125f * sumf[t];
+}
+
+V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
+  float out;
+  dot_iq2_xxs_rows<1>(x, &y, nb, &out);
+  return out;
 }
 
 // Q8_0 against four activation rows at once: the weight block is loaded and made absolute
@@ -272,7 +302,10 @@ float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
   }
 }
 
-bool has_avx2_dot_x4(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_K; }
+bool has_avx2_dot_x4(GgmlType t) {
+  return t == GgmlType::Q8_0 || t == GgmlType::Q4_K || t == GgmlType::Q2_K ||
+         t == GgmlType::IQ2_XXS;
+}
 
 void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t n, float out[4]) {
   const int64_t nb = n / ggml_type_traits(t).block_size;
@@ -289,6 +322,20 @@ void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t 
           static_cast<const BlockQ8K*>(a[0]), static_cast<const BlockQ8K*>(a[1]),
           static_cast<const BlockQ8K*>(a[2]), static_cast<const BlockQ8K*>(a[3])};
       dot_q4_k_rows<4>(static_cast<const BlockQ4K*>(w), y, nb, out);
+      return;
+    }
+    case GgmlType::Q2_K: {
+      const BlockQ8K* const y[4] = {
+          static_cast<const BlockQ8K*>(a[0]), static_cast<const BlockQ8K*>(a[1]),
+          static_cast<const BlockQ8K*>(a[2]), static_cast<const BlockQ8K*>(a[3])};
+      dot_q2_k_rows<4>(static_cast<const BlockQ2K*>(w), y, nb, out);
+      return;
+    }
+    case GgmlType::IQ2_XXS: {
+      const BlockQ8K* const y[4] = {
+          static_cast<const BlockQ8K*>(a[0]), static_cast<const BlockQ8K*>(a[1]),
+          static_cast<const BlockQ8K*>(a[2]), static_cast<const BlockQ8K*>(a[3])};
+      dot_iq2_xxs_rows<4>(static_cast<const BlockIQ2XXS*>(w), y, nb, out);
       return;
     }
     default:

@@ -111,7 +111,7 @@ TEST(VecDotAvx2, FourRowKernelAndMatmulEqualTheSingleRowDotBitForBit) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "CPU without AVX2: only the scalar path runs here";
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0, 1);
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_K}) {
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
     const int64_t cols = 512, rows = 5;
     std::vector<uint8_t> weights;
     for (int64_t r = 0; r < rows; ++r) {
@@ -150,7 +150,9 @@ TEST(VecDotAvx2, FourRowKernelAndMatmulEqualTheSingleRowDotBitForBit) {
       }
     }
   }
-  EXPECT_TRUE(has_avx2_dot_x4(GgmlType::Q8_0));
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
+    EXPECT_TRUE(has_avx2_dot_x4(t)) << ggml_type_name(t);
+  }
 }
 
 TEST(VecDotAvx2, BestFallsBackToScalarForOtherTypes) {
