@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "core/ggml_type.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/vec_dot_avx2.h"
 
 namespace {
 
@@ -82,6 +84,45 @@ void memcpy_benchmark(benchmark::State& state) {
   set_counters(state, static_cast<double>(kOutputBytes), static_cast<double>(kOutputBytes));
 }
 
+// One 4096-column weight row dotted with one activation row: the scalar reference against the
+// run-time choice (AVX2 where present). Counter: weight values per second.
+void vec_dot_benchmark(benchmark::State& state, GgmlType type, bool best) {
+  const std::vector<uint8_t> weights = make_input(type);
+  std::vector<float> x(static_cast<size_t>(kRowValues), 0.5f);
+  std::vector<uint8_t> xq(v4::kernels::activation_row_bytes(type, kRowValues));
+  v4::kernels::quantize_activation_row(type, x.data(), kRowValues, xq.data());
+  for (auto _ : state) {
+    const float dot = best ? v4::kernels::vec_dot_best(type, weights.data(), xq.data(), kRowValues)
+                           : v4::kernels::vec_dot(type, weights.data(), xq.data(), kRowValues);
+    benchmark::DoNotOptimize(dot);
+  }
+  state.counters["values"] = benchmark::Counter(
+      static_cast<double>(state.iterations()) * kRowValues, benchmark::Counter::kIsRate);
+}
+
+// matmul_rows over 256 rows × 4096 columns for state.range(0) tokens (multi-token kernels where
+// present). Counter: weight·token products per second, so batching gains show as a higher rate.
+void matmul_tokens_benchmark(benchmark::State& state, GgmlType type) {
+  const int64_t rows = 256, n_tokens = state.range(0);
+  const std::vector<uint8_t> weights = make_input(type);
+  const size_t act_bytes = v4::kernels::activation_row_bytes(type, kRowValues);
+  std::vector<float> x(static_cast<size_t>(kRowValues), 0.5f);
+  std::vector<uint8_t> xq(act_bytes * static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    v4::kernels::quantize_activation_row(type, x.data(), kRowValues, xq.data() + t * act_bytes);
+  }
+  std::vector<float> y(static_cast<size_t>(rows * n_tokens));
+  const v4::kernels::MatrixView w{type, weights.data(), kRowValues, rows,
+                                  *v4::ggml_row_size(type, kRowValues)};
+  for (auto _ : state) {
+    v4::kernels::matmul_rows(w, xq.data(), n_tokens, y.data(), rows, 0, rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["products"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * rows * n_tokens) * kRowValues,
+                         benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -94,6 +135,20 @@ int main(int argc, char** argv) {
     const std::string name = "dequantize/" + std::string(v4::ggml_type_name(type));
     benchmark::RegisterBenchmark(name.c_str(), dequantize_benchmark, type)
         ->Unit(benchmark::kMillisecond);
+  }
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
+    for (bool best : {false, true}) {
+      const std::string name =
+          "vec_dot/" + std::string(v4::ggml_type_name(type)) + (best ? "/best" : "/scalar");
+      benchmark::RegisterBenchmark(name.c_str(), vec_dot_benchmark, type, best);
+    }
+  }
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
+    const std::string name = "matmul_rows/" + std::string(v4::ggml_type_name(type));
+    benchmark::RegisterBenchmark(name.c_str(), matmul_tokens_benchmark, type)
+        ->Arg(1)
+        ->Arg(4)
+        ->Arg(16);
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
