@@ -4,6 +4,7 @@
 // across ranges (every output element is computed by one task in a fixed order).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -39,8 +40,9 @@ class ThreadPool {
   std::condition_variable done_cv_;
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_items_ = 0;
-  uint64_t generation_ = 0;
-  unsigned pending_ = 0;
+  // Written under mutex_ (so sleepers miss no wake-up), read without it while spinning.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<unsigned> pending_{0};
   bool stopping_ = false;
 };
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace v4 {
@@ -28,6 +30,19 @@ TEST(ThreadPool, ManyConsecutiveLoopsComplete) {
     pool.parallel_for(16, [&](int64_t begin, int64_t end) { total += end - begin; });
   }
   EXPECT_EQ(total.load(), 2000 * 16);
+}
+
+// Workers wait in user space for a short while after a loop and then sleep; loops that come
+// after idle gaps longer than that budget must wake them and complete like back-to-back ones.
+// The gaps are stimulus (they push workers into the sleeping path), not synchronisation.
+TEST(ThreadPool, LoopsAfterIdleGapsComplete) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> total{0};
+  for (int round = 0; round < 20; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(round % 2 ? 2 : 0));
+    pool.parallel_for(9, [&](int64_t begin, int64_t end) { total += end - begin; });
+  }
+  EXPECT_EQ(total.load(), 20 * 9);
 }
 
 }  // namespace
