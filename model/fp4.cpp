@@ -8,17 +8,16 @@
 namespace v4 {
 
 float e2m1_round(float x) {
-  static constexpr float kGrid[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
   const float a = std::fabs(x);
   int best = 7;
   for (int i = 0; i < 7; ++i) {
-    const float mid = 0.5f * (kGrid[i] + kGrid[i + 1]);  // exact: grid values are dyadic
+    const float mid = 0.5f * (kE2m1Grid[i] + kE2m1Grid[i + 1]);  // exact: grid values are dyadic
     if (a < mid || (a == mid && i % 2 == 0)) {
       best = i;
       break;
     }
   }
-  return std::copysign(kGrid[best], x);
+  return std::copysign(kE2m1Grid[best], x);
 }
 
 void fp4_round_trip(float* x, int64_t n, int64_t block) {

@@ -3,9 +3,13 @@
 // onto the grid {0, 0.5, 1, 1.5, 2, 3, 4, 6} with ties to the even grid index.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 namespace v4 {
+
+// The non-negative E2M1 values, by 3-bit code (the sign is the fourth bit).
+inline constexpr std::array<float, 8> kE2m1Grid = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
 // Nearest E2M1 value of x (|x| <= 6 expected; larger magnitudes saturate to ±6).
 float e2m1_round(float x);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "model/fp4.h"
 #include "model/fp8.h"
 
 namespace v4 {
@@ -77,7 +78,6 @@ void decode_fp8_main(const KvRowShape& s, const uint8_t* in, float* row) {
 // Spec §4.3 FP4 indexer row: indexer_dim/2 bytes of E2M1 codes (element 2i in the low nibble,
 // sign in bit 3, grid index in bits 0-2) followed by one UE8M0 scale per block of 32.
 constexpr uint32_t kFp4Block = 32;
-constexpr std::array<float, 8> kE2m1Grid = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 
 uint8_t e2m1_code(float v) {
   const float a = std::fabs(v);

@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <array>
 #include <cstring>
 
 #include "core/half.h"
@@ -197,7 +198,7 @@ V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
 // Q8_0 against four activation rows at once: the weight block is loaded and made absolute
 // once, the four integer block sums are reduced together (exact), and each token's float
 // scaling runs in its own SIMD lane with the single-row kernel's operations and order.
-V4_AVX2_F16C void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const y[4], int64_t nb,
+V4_AVX2_F16C void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const* y, int64_t nb,
                               float out[4]) {
   __m128 sumf = _mm_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
@@ -266,6 +267,13 @@ V4_AVX2 float dot_f32(const float* w, const float* a, int64_t n) {
       [w](int64_t i) { return w[i]; });
 }
 
+// The four activation rows of vec_dot_avx2_x4 as blocks of their dot-product format.
+template <class Block>
+std::array<const Block*, 4> activation_rows(const void* const a[4]) {
+  return {static_cast<const Block*>(a[0]), static_cast<const Block*>(a[1]),
+          static_cast<const Block*>(a[2]), static_cast<const Block*>(a[3])};
+}
+
 }  // namespace
 
 bool cpu_has_avx2() {
@@ -309,35 +317,17 @@ bool has_avx2_dot_x4(GgmlType t) {
 
 void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t n, float out[4]) {
   const int64_t nb = n / ggml_type_traits(t).block_size;
+  const auto q8_0 = activation_rows<BlockQ8_0>(a);
+  const auto q8_k = activation_rows<BlockQ8K>(a);
   switch (t) {
-    case GgmlType::Q8_0: {
-      const BlockQ8_0* const y[4] = {
-          static_cast<const BlockQ8_0*>(a[0]), static_cast<const BlockQ8_0*>(a[1]),
-          static_cast<const BlockQ8_0*>(a[2]), static_cast<const BlockQ8_0*>(a[3])};
-      dot_q8_0_x4(static_cast<const BlockQ8_0*>(w), y, nb, out);
-      return;
-    }
-    case GgmlType::Q4_K: {
-      const BlockQ8K* const y[4] = {
-          static_cast<const BlockQ8K*>(a[0]), static_cast<const BlockQ8K*>(a[1]),
-          static_cast<const BlockQ8K*>(a[2]), static_cast<const BlockQ8K*>(a[3])};
-      dot_q4_k_rows<4>(static_cast<const BlockQ4K*>(w), y, nb, out);
-      return;
-    }
-    case GgmlType::Q2_K: {
-      const BlockQ8K* const y[4] = {
-          static_cast<const BlockQ8K*>(a[0]), static_cast<const BlockQ8K*>(a[1]),
-          static_cast<const BlockQ8K*>(a[2]), static_cast<const BlockQ8K*>(a[3])};
-      dot_q2_k_rows<4>(static_cast<const BlockQ2K*>(w), y, nb, out);
-      return;
-    }
-    case GgmlType::IQ2_XXS: {
-      const BlockQ8K* const y[4] = {
-          static_cast<const BlockQ8K*>(a[0]), static_cast<const BlockQ8K*>(a[1]),
-          static_cast<const BlockQ8K*>(a[2]), static_cast<const BlockQ8K*>(a[3])};
-      dot_iq2_xxs_rows<4>(static_cast<const BlockIQ2XXS*>(w), y, nb, out);
-      return;
-    }
+    case GgmlType::Q8_0:
+      return dot_q8_0_x4(static_cast<const BlockQ8_0*>(w), q8_0.data(), nb, out);
+    case GgmlType::Q4_K:
+      return dot_q4_k_rows<4>(static_cast<const BlockQ4K*>(w), q8_k.data(), nb, out);
+    case GgmlType::Q2_K:
+      return dot_q2_k_rows<4>(static_cast<const BlockQ2K*>(w), q8_k.data(), nb, out);
+    case GgmlType::IQ2_XXS:
+      return dot_iq2_xxs_rows<4>(static_cast<const BlockIQ2XXS*>(w), q8_k.data(), nb, out);
     default:
       for (int k = 0; k < 4; ++k) out[k] = vec_dot_avx2(t, w, a[k], n);
       return;
