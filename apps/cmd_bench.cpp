@@ -9,8 +9,8 @@
 
 #include "apps/command.h"
 #include "apps/value_format.h"
-#include "model/cpu_backend.h"
-#include "model/forward_benchmark.h"
+#include "model/backend/cpu_backend.h"
+#include "model/v4/forward_benchmark.h"
 
 namespace v4::apps {
 namespace {

@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/cpu_backend.h"
-#include "model/v4_forward_model.h"
+#include "model/backend/cpu_backend.h"
+#include "model/v4/v4_forward_model.h"
 #include "worker/engine_core.h"
 
 namespace v4::apps {
@@ -86,7 +86,8 @@ int run_bench_engine(const BenchEngineFlags& f) {
       level = static_cast<uint32_t>(std::stoul(item, &used));
       if (used != item.size() || level == 0) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      std::fprintf(stderr, "error: --concurrency: \"%s\" is not a positive integer\n", item.c_str());
+      std::fprintf(stderr, "error: --concurrency: \"%s\" is not a positive integer\n",
+                   item.c_str());
       return 2;
     }
     EngineOptions o;

@@ -9,7 +9,7 @@
 
 #include "apps/command.h"
 #include "apps/tokenizer_location.h"
-#include "model/synthetic_model.h"
+#include "model/synthetic/synthetic_model.h"
 
 namespace v4::apps {
 namespace {

@@ -7,14 +7,14 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/chat_encoder.h"
-#include "model/chat_request.h"
-#include "model/cpu_backend.h"
-#include "model/detokenizer.h"
-#include "model/sampling.h"
-#include "model/tokenizer.h"
-#include "model/v4_forward.h"
-#include "model/v4_forward_model.h"
+#include "model/backend/cpu_backend.h"
+#include "model/chat/chat_encoder.h"
+#include "model/chat/chat_request.h"
+#include "model/sampling/sampling.h"
+#include "model/text/detokenizer.h"
+#include "model/text/tokenizer.h"
+#include "model/v4/v4_forward.h"
+#include "model/v4/v4_forward_model.h"
 
 namespace v4::apps {
 namespace {

@@ -11,8 +11,8 @@
 #include "apps/command.h"
 #include "apps/value_format.h"
 #include "kernels/cpu/quant.h"
-#include "model/gguf_reader.h"
-#include "model/v4_validation.h"
+#include "model/gguf/gguf_reader.h"
+#include "model/v4/v4_validation.h"
 
 namespace v4::apps {
 namespace {
@@ -69,8 +69,7 @@ int print_validation(const GgufFile& file) {
   if (report.has_config) {
     const V4Config& c = report.config;
     std::printf("  config: %u layers, embd %u, %u heads x %u, %u experts (top %u), vocab %u\n",
-                c.n_layer, c.n_embd, c.n_head, c.head_dim, c.n_expert, c.n_expert_used,
-                c.n_vocab);
+                c.n_layer, c.n_embd, c.n_head, c.head_dim, c.n_expert, c.n_expert_used, c.n_vocab);
   }
   std::printf("  layout: %s\n  MTP: %s\n", report.layout.c_str(), report.mtp.c_str());
   print_list("errors", report.errors);
@@ -166,8 +165,9 @@ CommandRegistration registration(
       auto f = std::make_shared<InspectFlags>();
       sub.add_option("file", f->path, "GGUF file (the first part of a split set)")->required();
       sub.add_option("--dump", f->dump, "print rows of this tensor as a JSON array of float32");
-      sub.add_option("--rows", f->rows, "A:B, rows A..B-1 for --dump (3-D tensors count rows "
-                                        "across experts); default all");
+      sub.add_option("--rows", f->rows,
+                     "A:B, rows A..B-1 for --dump (3-D tensors count rows "
+                     "across experts); default all");
       sub.add_flag("--no-tensors", f->no_tensors, "omit the per-tensor table");
       return [f] { return run_inspect(*f); };
     });

@@ -9,9 +9,9 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/cpu_backend.h"
-#include "model/v4_forward.h"
-#include "model/v4_forward_model.h"
+#include "model/backend/cpu_backend.h"
+#include "model/v4/v4_forward.h"
+#include "model/v4/v4_forward_model.h"
 
 namespace v4::apps {
 namespace {

@@ -11,10 +11,10 @@
 #include <string>
 
 #include "apps/command.h"
-#include "model/chat_encoder.h"
-#include "model/chat_request.h"
-#include "model/gguf_reader.h"
-#include "model/tokenizer.h"
+#include "model/chat/chat_encoder.h"
+#include "model/chat/chat_request.h"
+#include "model/gguf/gguf_reader.h"
+#include "model/text/tokenizer.h"
 
 namespace v4::apps {
 namespace {

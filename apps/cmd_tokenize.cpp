@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "apps/command.h"
-#include "model/byte_level.h"
-#include "model/gguf_reader.h"
-#include "model/tokenizer.h"
+#include "model/gguf/gguf_reader.h"
+#include "model/text/byte_level.h"
+#include "model/text/tokenizer.h"
 
 namespace v4::apps {
 namespace {

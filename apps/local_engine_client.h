@@ -3,7 +3,7 @@
 // that sees both.
 #pragma once
 
-#include "router/engine_client.h"
+#include "router/openai/engine_client.h"
 #include "worker/engine.h"
 
 namespace v4::apps {

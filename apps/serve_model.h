@@ -6,7 +6,7 @@
 #include <string>
 
 #include "core/status.h"
-#include "model/v4_forward_model.h"
+#include "model/v4/v4_forward_model.h"
 
 namespace v4::apps {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/gguf_value.h"
+#include "model/gguf/gguf_value.h"
 
 namespace v4::apps {
 

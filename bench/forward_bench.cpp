@@ -7,10 +7,10 @@
 #include <filesystem>
 #include <memory>
 
-#include "model/cpu_backend.h"
-#include "model/synthetic_model.h"
-#include "model/v4_forward.h"
-#include "model/v4_forward_model.h"
+#include "model/backend/cpu_backend.h"
+#include "model/synthetic/synthetic_model.h"
+#include "model/v4/v4_forward.h"
+#include "model/v4/v4_forward_model.h"
 
 namespace v4 {
 namespace {

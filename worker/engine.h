@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "model/cpu_backend.h"
+#include "model/backend/cpu_backend.h"
 #include "worker/engine_core.h"
 
 namespace v4 {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "core/histogram.h"
-#include "model/backend.h"
-#include "model/v4_weights.h"
+#include "model/backend/backend.h"
+#include "model/v4/v4_weights.h"
 #include "scheduler/scheduler.h"
 #include "worker/model_worker.h"
 

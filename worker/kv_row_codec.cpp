@@ -6,8 +6,8 @@
 #include <cstring>
 
 #include "core/half.h"
-#include "model/fp4.h"
-#include "model/fp8.h"
+#include "model/v4/fp4.h"
+#include "model/v4/fp8.h"
 
 namespace v4 {
 namespace {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "model/v4_forward.h"
+#include "model/v4/v4_forward.h"
 #include "scheduler/step_plan.h"
 #include "worker/paged_kv_cache.h"
 #include "worker/paged_sequence_kv.h"

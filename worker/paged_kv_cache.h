@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/v4_config.h"
+#include "model/v4/v4_config.h"
 #include "scheduler/step_plan.h"
 #include "worker/kv_row_codec.h"
 

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/sequence_state.h"
-#include "model/v4_config.h"
+#include "model/v4/sequence_state.h"
+#include "model/v4/v4_config.h"
 #include "worker/paged_kv_cache.h"
 
 namespace v4 {

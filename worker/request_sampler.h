@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/sampling.h"
+#include "model/sampling/sampling.h"
 #include "worker/guided_choice.h"
 
 namespace v4 {

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "model/gguf_reader.h"
+#include "model/gguf/gguf_reader.h"
 
 namespace {
 

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-#include "model/gguf_reader.h"
+#include "model/gguf/gguf_reader.h"
 
 namespace {
 
@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
     json entry{{"key", kv.key},
                {"type", v4::gguf_value_type_name(kv.value.type)},
                {"value", value_json(kv.value)}};
-    if (kv.value.is_array()) entry["element_type"] = v4::gguf_value_type_name(kv.value.element_type);
+    if (kv.value.is_array())
+      entry["element_type"] = v4::gguf_value_type_name(kv.value.element_type);
     metadata.push_back(entry);
   }
   out["metadata"] = metadata;

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/cpu/quant.h"
-#include "model/gguf_writer.h"
+#include "model/gguf/gguf_writer.h"
 
 namespace {
 
@@ -29,18 +29,30 @@ v4::GgufValue make_value(v4::GgufValueType type, const json& j, const json& spec
   using v4::GgufValue;
   using T = v4::GgufValueType;
   switch (type) {
-    case T::U8: return GgufValue::u8(j.get<uint8_t>());
-    case T::I8: return GgufValue::i8(j.get<int8_t>());
-    case T::U16: return GgufValue::u16(j.get<uint16_t>());
-    case T::I16: return GgufValue::i16(j.get<int16_t>());
-    case T::U32: return GgufValue::u32(j.get<uint32_t>());
-    case T::I32: return GgufValue::i32(j.get<int32_t>());
-    case T::U64: return GgufValue::u64(j.get<uint64_t>());
-    case T::I64: return GgufValue::i64(j.get<int64_t>());
-    case T::F32: return GgufValue::f32(j.get<float>());
-    case T::F64: return GgufValue::f64(j.get<double>());
-    case T::BOOL: return GgufValue::boolean(j.get<bool>());
-    case T::STRING: return GgufValue::string(j.get<std::string>());
+    case T::U8:
+      return GgufValue::u8(j.get<uint8_t>());
+    case T::I8:
+      return GgufValue::i8(j.get<int8_t>());
+    case T::U16:
+      return GgufValue::u16(j.get<uint16_t>());
+    case T::I16:
+      return GgufValue::i16(j.get<int16_t>());
+    case T::U32:
+      return GgufValue::u32(j.get<uint32_t>());
+    case T::I32:
+      return GgufValue::i32(j.get<int32_t>());
+    case T::U64:
+      return GgufValue::u64(j.get<uint64_t>());
+    case T::I64:
+      return GgufValue::i64(j.get<int64_t>());
+    case T::F32:
+      return GgufValue::f32(j.get<float>());
+    case T::F64:
+      return GgufValue::f64(j.get<double>());
+    case T::BOOL:
+      return GgufValue::boolean(j.get<bool>());
+    case T::STRING:
+      return GgufValue::string(j.get<std::string>());
     case T::ARRAY: {
       const v4::GgufValueType element = *value_type(spec.at("element_type").get<std::string>());
       std::vector<GgufValue> elements;

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "model/tokenizer.h"
+#include "model/text/tokenizer.h"
 
 namespace v4::test_support {
 

@@ -3,7 +3,7 @@
 #include <future>
 #include <numeric>
 
-#include "model/v4_weights.h"
+#include "model/v4/v4_weights.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 #include "worker/engine.h"
 

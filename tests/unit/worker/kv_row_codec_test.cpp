@@ -7,9 +7,9 @@
 #include <random>
 #include <vector>
 
-#include "model/fp4.h"
-#include "model/fp8.h"
-#include "model/synthetic_model.h"
+#include "model/synthetic/synthetic_model.h"
+#include "model/v4/fp4.h"
+#include "model/v4/fp8.h"
 #include "worker/paged_kv_cache.h"
 
 namespace v4 {

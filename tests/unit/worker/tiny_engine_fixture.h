@@ -11,9 +11,9 @@
 #include <map>
 #include <set>
 
-#include "model/cpu_backend.h"
-#include "model/synthetic_model.h"
-#include "model/v4_forward_model.h"
+#include "model/backend/cpu_backend.h"
+#include "model/synthetic/synthetic_model.h"
+#include "model/v4/v4_forward_model.h"
 #include "worker/engine_core.h"
 
 namespace v4 {

@@ -1,0 +1,55 @@
+#include "model/sampling/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+namespace v4 {
+
+int32_t argmax(std::span<const float> logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+}
+
+int32_t Sampler::sample(std::span<const float> logits) {
+  if (options_.temperature <= 0.0f) return argmax(logits);
+  std::vector<int32_t> ids(logits.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  // Candidates in descending logit order (ties: lower id first) so every filter is a prefix.
+  auto by_logit = [&](int32_t a, int32_t b) {
+    return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+  };
+  size_t keep = ids.size();
+  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < keep) {
+    keep = static_cast<size_t>(options_.top_k);
+    std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(), by_logit);
+  } else {
+    std::sort(ids.begin(), ids.end(), by_logit);
+  }
+  std::vector<double> p(keep);
+  const double mx = logits[ids[0]];
+  double sum = 0.0;
+  for (size_t i = 0; i < keep; ++i) {
+    sum += p[i] = std::exp((logits[ids[i]] - mx) / options_.temperature);
+  }
+  for (double& v : p) v /= sum;
+  if (options_.min_p > 0.0f) {
+    size_t n = 1;
+    while (n < keep && p[n] >= options_.min_p * p[0]) ++n;
+    keep = n;
+  }
+  if (options_.top_p < 1.0f) {
+    double acc = 0.0;
+    size_t n = 0;
+    while (n < keep && acc < options_.top_p) acc += p[n++];
+    keep = std::max<size_t>(n, 1);
+  }
+  const double total = std::accumulate(p.begin(), p.begin() + keep, 0.0);
+  double u = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  for (size_t i = 0; i < keep; ++i) {
+    if ((u -= p[i]) < 0.0) return ids[i];
+  }
+  return ids[keep - 1];
+}
+
+}  // namespace v4

@@ -1,0 +1,83 @@
+// Throughput of the V4 forward on one model and how close batch-1 decode comes to the memory
+// roofline: prefill and decode tokens/s, the weight bytes a decode token really reads (counted
+// from the matrices and routed experts the steps touched), and the machine's streaming-read
+// bandwidth measured with the same threads. Token ids are synthetic (a fixed pseudo-random
+// sequence): throughput does not depend on the text, only on which experts get routed.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/status.h"
+#include "model/backend/backend.h"
+#include "model/v4/v4_forward_model.h"
+#include "model/v4/weight_traffic.h"
+
+namespace v4 {
+
+struct ForwardBenchmarkOptions {
+  uint32_t prompt_tokens = 128;        // prefill: one sequence, one forward call
+  uint32_t decode_prompt_tokens = 16;  // prefilled (untimed) for each decoding sequence
+  uint32_t decode_tokens = 32;         // timed decode steps per batch size
+  std::vector<uint32_t> batch_sizes = {1, 16};
+  uint64_t bandwidth_bytes = uint64_t{1} << 30;  // ≫ LLC, so the read streams from DRAM
+  uint32_t bandwidth_repeats = 5;                // the best pass is reported
+  uint64_t seed = 1;                             // of the synthetic token ids
+};
+
+struct PrefillMeasurement {
+  uint32_t tokens = 0;
+  double seconds = 0;
+  StepTraffic traffic;
+
+  double tokens_per_second() const { return tokens / seconds; }
+};
+
+struct DecodeMeasurement {
+  uint32_t batch = 0;
+  uint32_t steps = 0;
+  double seconds = 0;   // of the timed steps only
+  StepTraffic traffic;  // summed over the timed steps
+  uint32_t moe_layers = 0;
+
+  uint64_t tokens() const { return uint64_t{batch} * steps; }
+  double tokens_per_second() const { return static_cast<double>(tokens()) / seconds; }
+  double weight_bytes_per_step() const { return static_cast<double>(traffic.total()) / steps; }
+  double weight_bytes_per_token() const {
+    return static_cast<double>(traffic.total()) / static_cast<double>(tokens());
+  }
+  // Weight bytes streamed per second: bytes touched per step × steps/s.
+  double weight_bytes_per_second() const { return static_cast<double>(traffic.total()) / seconds; }
+  // Distinct routed experts read per MoE layer per step (batch 1: the real top-k).
+  double routed_experts_per_step_layer() const {
+    return static_cast<double>(traffic.routed_experts) / (static_cast<double>(steps) * moe_layers);
+  }
+};
+
+struct BandwidthMeasurement {
+  uint64_t buffer_bytes = 0;
+  unsigned threads = 0;
+  double bytes_per_second = 0;  // best pass
+  double checksum = 0;          // sum of the buffer, kept so the reads cannot be optimised away
+};
+
+struct ForwardBenchmarkResult {
+  unsigned threads = 0;
+  uint64_t model_bytes = 0;  // every tensor of the file
+  PrefillMeasurement prefill;
+  std::vector<DecodeMeasurement> decode;  // one per batch size, in option order
+  BandwidthMeasurement bandwidth;
+};
+
+// Runs prefill, then decode at each batch size, then the bandwidth probe, on `backend`. The
+// model's pages are read once first so no measurement pays for faulting the mapping in.
+Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backend& backend,
+                                                     const ForwardBenchmarkOptions& options);
+
+// Multi-threaded streaming read (float sum) of a `bytes` buffer, best of `repeats` passes.
+BandwidthMeasurement measure_read_bandwidth(Backend& backend, uint64_t bytes, uint32_t repeats);
+
+// `count` ids in [0, n_vocab) from a fixed generator: the same for the same seed everywhere.
+std::vector<int32_t> synthetic_token_ids(uint32_t n_vocab, size_t count, uint64_t seed);
+
+}  // namespace v4

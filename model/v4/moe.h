@@ -1,0 +1,32 @@
+// The MoE feed-forward (spec §3.5): sqrt-softplus router, top-k selection on biased scores (or the
+// tid2eid table on hash-routed layers), normalised and scaled weights, clamped SwiGLU experts
+// (routed and shared).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/v4/v4_forward_batch.h"
+
+namespace v4 {
+
+struct LayerWeights;
+
+struct ExpertChoice {
+  std::vector<int32_t> experts;  // selection order
+  std::vector<float> weights;
+};
+
+// Router probabilities p_e = sqrt(softplus(logit_e)).
+float sqrt_softplus(float logit);
+
+// Chooses the experts of one token from its router logits (spec §3.5).
+ExpertChoice select_experts(const V4Config& config, const LayerWeights& w, const float* logits,
+                            int32_t token);
+
+// u: [n][n_embd] ffn-normed inputs; out: [n][n_embd]. `selections` (n_expert counters, may be
+// null) gets one count per (token, chosen expert).
+void moe_forward(const ForwardContext& ctx, const LayerWeights& w, const float* u, float* out,
+                 uint64_t* selections = nullptr);
+
+}  // namespace v4

@@ -1,0 +1,61 @@
+// The DeepSeek-V4 forward pass (spec §2–§3) over a Backend, batched: one call advances any number
+// of sequences, each from its own position with its own KvStateStore, mixing prefill chunks and
+// single decode tokens. Each token's arithmetic is independent of which other tokens share the
+// step and of how a prompt is chunked, so logits are bit-identical across batchings.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+#include "model/backend/backend.h"
+#include "model/v4/attention.h"
+#include "model/v4/sequence_state.h"
+#include "model/v4/v4_forward_batch.h"
+#include "model/v4/v4_weights.h"
+
+namespace v4 {
+
+struct SequenceInput {
+  KvStateStore* state = nullptr;    // advanced by tokens.size()
+  std::span<const int32_t> tokens;  // at positions state->n_past() onwards
+  bool all_logits = false;          // logits for every token instead of only the last
+  bool keep_hidden = false;         // also return the final HC state of those tokens (MTP input)
+};
+
+struct ForwardOutput {
+  std::vector<float> logits;      // rows of n_vocab floats
+  std::vector<float> hidden;      // rows of n_hc·n_embd (sequences with keep_hidden)
+  std::vector<size_t> first_row;  // per sequence: its first logits row
+  std::vector<size_t> row_count;  // per sequence: how many logits rows
+};
+
+class V4Forward {
+ public:
+  V4Forward(const V4Weights& weights, Backend& backend);
+
+  Result<ForwardOutput> forward(std::span<const SequenceInput> batch);
+
+  // MTP draft logits (spec §3.7): for each (hidden state H, token x) pair, the MTP block's
+  // next-next-token logits. `state` holds the MTP block's raw window in layer slot n_layer
+  // (a ContiguousKvState built with with_mtp) and is advanced by one per call.
+  Result<std::vector<float>> mtp_draft(KvStateStore& state, std::span<const float> hidden,
+                                       int32_t token);
+
+  const ForwardStats& stats() const { return stats_; }
+  const V4Weights& weights() const { return weights_; }
+
+ private:
+  void block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
+                     std::vector<float>& x);
+  void head_logits(const float* x, int64_t n, const HcHeadWeights& head,
+                   const std::vector<float>& norm, float* logits);
+
+  const V4Weights& weights_;
+  Backend& backend_;
+  AttentionRope plain_rope_, compressed_rope_;
+  ForwardStats stats_;
+};
+
+}  // namespace v4

@@ -1,0 +1,41 @@
+// Internal to the V4 forward: the flattened token batch every sub-layer works on. Tokens of one
+// sequence are contiguous and in position order; sub-layers process per-token math in any order
+// but stream per-sequence state (KV rows, compressors) strictly in position order.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/backend/backend.h"
+#include "model/v4/sequence_state.h"
+#include "model/v4/v4_config.h"
+
+namespace v4 {
+
+struct ForwardStats {
+  // (token, layer) pairs where the lightning indexer had more visible compressed rows than
+  // indexer_top_k and so dropped some (spec §3.4.4).
+  uint64_t indexer_selections = 0;
+  uint64_t indexer_rows_dropped = 0;
+  // [layer][expert]: how many tokens picked each routed expert (spec §3.5), hash-routed and
+  // scored layers alike; main layers only (the MTP block is not counted).
+  std::vector<std::vector<uint64_t>> expert_selections;
+};
+
+struct ForwardBatch {
+  std::vector<int32_t> tokens;
+  std::vector<uint64_t> positions;
+  std::vector<uint32_t> sequence_of;    // per token: index into `states`
+  std::vector<KvStateStore*> states;    // per sequence
+  std::vector<int64_t> sequence_begin;  // per sequence: first token index (plus one end entry)
+  int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+struct ForwardContext {
+  const V4Config& config;
+  Backend& backend;
+  const ForwardBatch& batch;
+  ForwardStats& stats;
+};
+
+}  // namespace v4

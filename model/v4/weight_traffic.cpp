@@ -1,0 +1,107 @@
+#include "model/v4/weight_traffic.h"
+
+#include <algorithm>
+#include <set>
+
+#include "model/v4/v4_weights.h"
+
+namespace v4 {
+namespace {
+
+uint64_t float_bytes(const std::vector<float>& v) { return v.size() * sizeof(float); }
+
+// Bytes of the bind-time float vectors a step reads for `n_tokens` tokens of one layer. The
+// compressor's ape is read one row (position mod ratio) per token, so at most `ratio` rows.
+uint64_t layer_small_bytes(const LayerWeights& l, uint64_t n_tokens) {
+  auto compressor = [n_tokens](const CompressorWeights& c) -> uint64_t {
+    if (c.ratio == 0) return 0;
+    const uint64_t rows = std::min<uint64_t>(n_tokens, c.ratio);
+    return rows * c.width * sizeof(float) + float_bytes(c.norm);
+  };
+  return float_bytes(l.hc_attn.scale) + float_bytes(l.hc_attn.base) + float_bytes(l.hc_ffn.scale) +
+         float_bytes(l.hc_ffn.base) + float_bytes(l.attn_norm) + float_bytes(l.q_a_norm) +
+         float_bytes(l.kv_a_norm) + float_bytes(l.sinks) + float_bytes(l.ffn_norm) +
+         float_bytes(l.exp_probs_b) + compressor(l.compressor) + compressor(l.indexer.compressor);
+}
+
+// Total length of the union of `ranges` (sorted by begin).
+uint64_t union_bytes(const std::vector<ByteRange>& sorted) {
+  uint64_t total = 0;
+  const uint8_t* open_begin = nullptr;
+  const uint8_t* open_end = nullptr;
+  for (const ByteRange& r : sorted) {
+    if (open_end && r.begin <= open_end) {
+      open_end = std::max(open_end, r.end);
+      continue;
+    }
+    if (open_end) total += static_cast<uint64_t>(open_end - open_begin);
+    open_begin = r.begin;
+    open_end = r.end;
+  }
+  if (open_end) total += static_cast<uint64_t>(open_end - open_begin);
+  return total;
+}
+
+}  // namespace
+
+void WeightTrafficRecorder::matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride,
+                                   int64_t n_tokens, float* y, int64_t y_stride) {
+  // Called from the forward's own thread only (the pool is not reentrant), so no lock.
+  if (n_tokens > 0 && w.rows > 0) {
+    ranges_.push_back({w.data, w.data + static_cast<size_t>(w.rows) * w.row_bytes});
+  }
+  inner_.matmul(w, x, x_stride, n_tokens, y, y_stride);
+}
+
+std::vector<ByteRange> WeightTrafficRecorder::take_ranges() {
+  std::vector<ByteRange> out;
+  out.swap(ranges_);
+  return out;
+}
+
+StepTraffic& StepTraffic::operator+=(const StepTraffic& o) {
+  matrix_bytes += o.matrix_bytes;
+  embedding_bytes += o.embedding_bytes;
+  small_bytes += o.small_bytes;
+  routed_experts += o.routed_experts;
+  routed_expert_bytes += o.routed_expert_bytes;
+  return *this;
+}
+
+StepTraffic summarize_step_traffic(const V4Weights& w, std::span<const ByteRange> ranges,
+                                   std::span<const int32_t> tokens) {
+  StepTraffic out;
+  std::vector<ByteRange> sorted(ranges.begin(), ranges.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const ByteRange& a, const ByteRange& b) { return a.begin < b.begin; });
+  out.matrix_bytes = union_bytes(sorted);
+
+  // A routed expert is read iff its gate matrix is: the MoE runs gate, up and down for every
+  // expert with at least one token, and never for the others.
+  for (const LayerWeights& l : w.layers) {
+    const WeightMatrix& gate = l.gate_exps;
+    const uint8_t* base = gate.view.data;
+    const uint8_t* end = base + static_cast<size_t>(gate.n_mats) * gate.mat_bytes;
+    std::set<int64_t> experts;
+    auto it = std::lower_bound(sorted.begin(), sorted.end(), base,
+                               [](const ByteRange& r, const uint8_t* p) { return r.begin < p; });
+    for (; it != sorted.end() && it->begin < end; ++it) {
+      experts.insert(static_cast<int64_t>(it->begin - base) / static_cast<int64_t>(gate.mat_bytes));
+    }
+    out.routed_experts += experts.size();
+    out.routed_expert_bytes +=
+        experts.size() * (gate.mat_bytes + l.up_exps.mat_bytes + l.down_exps.mat_bytes);
+  }
+
+  const std::set<int32_t> distinct(tokens.begin(), tokens.end());
+  out.embedding_bytes = distinct.size() * w.token_embd.view.row_bytes;
+  for (const LayerWeights& l : w.layers) {
+    out.small_bytes += layer_small_bytes(l, tokens.size());
+    if (l.hash_routed()) out.small_bytes += distinct.size() * l.tid2eid_width * sizeof(int32_t);
+  }
+  out.small_bytes +=
+      float_bytes(w.output_hc.scale) + float_bytes(w.output_hc.base) + float_bytes(w.output_norm);
+  return out;
+}
+
+}  // namespace v4

@@ -1,0 +1,64 @@
+// Measures which weight bytes a forward step actually reads, for bandwidth accounting (how close
+// decode runs to the memory roofline). Every weight matrix reaches the forward through
+// Backend::matmul, so a Backend decorator that notes each matrix's byte range sees all of them,
+// routed experts included: only the experts the router really selected are read.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/backend/backend.h"
+
+namespace v4 {
+
+struct V4Weights;
+
+struct ByteRange {
+  const uint8_t* begin = nullptr;
+  const uint8_t* end = nullptr;
+};
+
+// Forwards every op to `inner` and records the bytes of each matrix given to matmul.
+class WeightTrafficRecorder final : public Backend {
+ public:
+  explicit WeightTrafficRecorder(Backend& inner) : inner_(inner) {}
+
+  unsigned threads() const override { return inner_.threads(); }
+  void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
+              float* y, int64_t y_stride) override;
+  void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
+                float* y) override {
+    inner_.rms_norm(x, weight, n, n_rows, eps, y);
+  }
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
+    inner_.parallel_for(n, fn);
+  }
+  using Backend::matmul;
+
+  // The ranges recorded since the last call, in call order (one per matmul).
+  std::vector<ByteRange> take_ranges();
+
+ private:
+  Backend& inner_;
+  std::vector<ByteRange> ranges_;
+};
+
+// The weight bytes one forward step read.
+struct StepTraffic {
+  uint64_t matrix_bytes = 0;  // distinct bytes of matrices read (a matrix read twice counts once)
+  uint64_t embedding_bytes = 0;  // token_embd rows of the step's distinct tokens
+  uint64_t small_bytes = 0;      // f32 norms, HC scale/base, sinks, biases (widened at bind time)
+  uint64_t routed_experts = 0;   // (layer, expert) pairs whose gate matrix was read
+  uint64_t routed_expert_bytes = 0;  // part of matrix_bytes: those experts' gate/up/down slices
+
+  uint64_t total() const { return matrix_bytes + embedding_bytes + small_bytes; }
+  StepTraffic& operator+=(const StepTraffic& other);
+};
+
+// Classifies one step's recorded ranges against the main stack of `weights`. `tokens` are the
+// step's input ids: the forward dequantizes their embedding rows directly, not through matmul.
+StepTraffic summarize_step_traffic(const V4Weights& weights, std::span<const ByteRange> ranges,
+                                   std::span<const int32_t> tokens);
+
+}  // namespace v4

@@ -1,0 +1,302 @@
+// One choice's output pipeline (spec §5.8): token bytes -> UTF-8 stream -> stop matcher -> DSML
+// parser (chat) -> OpenAI deltas, with logprob entries released as their text is.
+#include "router/openai/choice_output.h"
+
+#include <deque>
+#include <limits>
+#include <utility>
+
+#include "model/chat/chat_encoder.h"
+#include "model/text/detokenizer.h"
+
+namespace v4::router {
+
+struct ChoiceOutput::State {
+  State(const Tokenizer& t, ChoiceOutputOptions o, DsmlParserOptions parser_options)
+      : tokenizer(t),
+        options(std::move(o)),
+        matcher(options.stop),
+        parser(std::move(parser_options)),
+        reasoning(options.chat && options.thinking) {}
+
+  const Tokenizer& tokenizer;
+  ChoiceOutputOptions options;
+  Utf8Stream utf8;
+  StopMatcher matcher;
+  DsmlParser parser;  // chat only
+  TokenId think_end = -1, dsml = -1;
+  bool reasoning;           // chat in thinking mode until </think>
+  bool in_block = false;    // a DSML marker was parsed: the rest bypasses the stop matcher
+  bool call_limit = false;  // single_tool_call and the first invoke is complete: output ends
+  bool first_event = true;
+  ChoiceDelta primed;  // what the forced output produced, returned by the first push
+
+  // Logprob entries wait until the matcher releases the byte where their text starts. Offsets
+  // count the text given to the matcher and the text it released.
+  struct Pending {
+    uint64_t start;
+    LogprobEntry entry;
+  };
+  std::deque<Pending> pending;
+  uint64_t input_bytes = 0;
+  uint64_t released_bytes = 0;
+  uint32_t text_offset = 0;  // code points of the released entries' texts
+};
+
+namespace {
+
+constexpr TokenId kNoToken = std::numeric_limits<TokenId>::min();
+
+uint32_t code_points(std::string_view text) {
+  uint32_t count = 0;
+  for (char c : text) count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return count;
+}
+
+LogprobEntry make_entry(const Tokenizer& tokenizer, const EngineEvent& event, uint32_t top) {
+  auto fill = [&](int32_t token, std::string& text, std::vector<uint8_t>& bytes) {
+    const std::string_view raw = tokenizer.token_bytes(token);
+    text = utf8_replace_invalid(raw);
+    bytes.assign(raw.begin(), raw.end());
+  };
+  LogprobEntry entry;
+  entry.token = event.token;
+  entry.logprob = event.logprob;
+  fill(event.token, entry.text, entry.bytes);
+  for (size_t i = 0; i < event.top_logprobs.size() && i < top; ++i) {
+    const EngineTokenLogprob& candidate = event.top_logprobs[i];
+    std::string text;
+    std::vector<uint8_t> bytes;
+    fill(candidate.token, text, bytes);
+    entry.top.emplace_back(std::move(text), candidate.logprob);
+    entry.top_bytes.push_back(std::move(bytes));
+    entry.top_tokens.push_back(candidate.token);
+  }
+  return entry;
+}
+
+}  // namespace
+
+Result<ChoiceOutput> ChoiceOutput::create(const Tokenizer& tokenizer, ChoiceOutputOptions options) {
+  for (int32_t id : options.forced_output) {
+    if (!tokenizer.is_valid(id)) {
+      return Status::error("forced output token " + std::to_string(id) + " is out of range");
+    }
+  }
+  if (!options.forced_output.empty() && !(options.chat && options.parse_tools)) {
+    return Status::error("forced output needs chat with tool parsing");
+  }
+  ChoiceOutput out(tokenizer, std::move(options));
+  State& s = *out.state_;
+  if (s.options.chat && (s.think_end < 0 || s.dsml < 0)) {
+    return Status::error(std::string("tokenizer lacks the ") + kThinkEndText + " or " + kDsmlText +
+                         " token");
+  }
+  // The forced tokens are prompt, not output: no stop strings, counts or logprobs (§5.8).
+  const std::vector<int32_t> forced = s.options.forced_output;
+  for (int32_t id : forced) {
+    const std::string_view bytes = tokenizer.token_bytes(id);
+    if (id == s.think_end && s.reasoning) {
+      out.to_parser(id, bytes, s.primed);
+      s.reasoning = false;
+    } else {
+      if (id == s.dsml) s.in_block = true;
+      out.to_parser(id == s.dsml ? id : -1, bytes, s.primed);
+    }
+  }
+  return out;
+}
+
+ChoiceOutput::ChoiceOutput(const Tokenizer& tokenizer, ChoiceOutputOptions options) {
+  const TokenId think_end = tokenizer.special_token_id(kThinkEndText).value_or(kNoToken);
+  const TokenId dsml = tokenizer.special_token_id(kDsmlText).value_or(kNoToken);
+  DsmlParserOptions parser_options;
+  parser_options.thinking = options.chat && options.thinking;
+  parser_options.tool_call_id_prefix = options.tool_call_id_prefix;
+  // Text is fed with id -1, so every marker the parser must not see is kNoToken: EOS (the
+  // parser ends at finish()), and ｜DSML｜ unless tools are parsed.
+  parser_options.think_end_token = think_end;
+  parser_options.dsml_token = options.parse_tools ? dsml : kNoToken;
+  parser_options.eos_token = kNoToken;
+  state_ = std::make_shared<State>(tokenizer, std::move(options), std::move(parser_options));
+  state_->think_end = think_end;
+  state_->dsml = dsml;
+}
+
+bool ChoiceOutput::stopped() const { return state_->matcher.stopped() || state_->call_limit; }
+
+ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
+  State& s = *state_;
+  ChoiceDelta delta = std::exchange(s.primed, ChoiceDelta());
+  if (done()) return delta;
+  if (s.first_event) {
+    cached_tokens_ = event.cached_tokens;
+    s.first_event = false;
+  }
+  if (event.token >= 0) {
+    ++completion_tokens_;
+    if (event.finish != EngineFinish::kStop) on_token(event, delta);
+  }
+  if (stopped()) {
+    finalize(delta);
+    finish("stop");
+    return delta;
+  }
+  switch (event.finish) {
+    case EngineFinish::kNone:
+      return delta;
+    case EngineFinish::kStop:
+      finalize(delta);
+      finish("stop");
+      break;
+    case EngineFinish::kLength:
+      finalize(delta);
+      finish("length");
+      break;
+    case EngineFinish::kCancelled:
+      finalize(delta);
+      finish("abort");
+      break;
+    case EngineFinish::kError:
+      finalize(delta);
+      finish("error");
+      break;
+  }
+  return delta;
+}
+
+void ChoiceOutput::finish(std::string reason) {
+  const bool called = state_->options.chat && state_->options.parse_tools && !tool_calls_.empty();
+  finish_reason_ = reason == "stop" && called ? "tool_calls" : std::move(reason);
+}
+
+void ChoiceOutput::on_token(const EngineEvent& event, ChoiceDelta& delta) {
+  State& s = *state_;
+  const int32_t id = event.token;
+  std::optional<LogprobEntry> entry;
+  if (s.options.logprobs) entry = make_entry(s.tokenizer, event, s.options.top_logprobs);
+  const bool marker = s.options.chat && ((id == s.think_end && s.reasoning) ||
+                                         (id == s.dsml && s.options.parse_tools && !s.reasoning));
+  if (marker || s.tokenizer.token_type(id) == TokenType::kControl) {
+    on_special(id, entry ? &*entry : nullptr, delta);
+    return;
+  }
+  if (entry) s.pending.push_back({s.input_bytes, std::move(*entry)});
+  on_text(s.utf8.push(s.tokenizer.token_bytes(id)), delta);
+}
+
+void ChoiceOutput::on_special(int32_t token, LogprobEntry* entry, ChoiceDelta& delta) {
+  State& s = *state_;
+  // A stop string never spans a special token: what is held can be released now.
+  on_text(s.utf8.finish(), delta);
+  if (s.matcher.stopped()) return;
+  const std::string tail = s.matcher.flush();
+  s.released_bytes += tail.size();
+  if (!tail.empty()) to_parser(-1, tail, delta);
+  if (entry != nullptr) s.pending.push_back({s.input_bytes, std::move(*entry)});
+  release_logprobs(/*all=*/true, delta);
+  if (token == s.think_end && s.reasoning) {
+    s.reasoning = false;
+    to_parser(token, s.tokenizer.token_bytes(token), delta);
+  } else if (token == s.dsml && s.options.chat && s.options.parse_tools) {
+    s.in_block = true;
+    to_parser(token, s.tokenizer.token_bytes(token), delta);
+  }
+  // Other control tokens (BOS, EOS with ignore_eos, ...) are not text.
+}
+
+void ChoiceOutput::on_text(std::string_view text, ChoiceDelta& delta) {
+  State& s = *state_;
+  if (text.empty()) return;
+  s.input_bytes += text.size();
+  const std::string released = s.in_block ? std::string(text) : s.matcher.push(text);
+  s.released_bytes += released.size();
+  if (!released.empty()) to_parser(-1, released, delta);
+  release_logprobs(/*all=*/false, delta);
+  if (s.matcher.stopped()) s.pending.clear();  // their text starts at or after the stop
+}
+
+void ChoiceOutput::release_logprobs(bool all, ChoiceDelta& delta) {
+  State& s = *state_;
+  while (!s.pending.empty() && (all || s.pending.front().start < s.released_bytes)) {
+    LogprobEntry& entry = s.pending.front().entry;
+    entry.text_offset = s.text_offset;
+    s.text_offset += code_points(entry.text);
+    delta.logprobs.push_back(entry);
+    logprobs_.push_back(std::move(entry));
+    s.pending.pop_front();
+  }
+}
+
+void ChoiceOutput::to_parser(int32_t token, std::string_view bytes, ChoiceDelta& delta) {
+  State& s = *state_;
+  if (s.call_limit) return;
+  if (!s.options.chat) {
+    delta.content.append(bytes);
+    content_.append(bytes);
+    return;
+  }
+  std::vector<DsmlEvent> events;
+  s.parser.feed(token, bytes, events);
+  apply(events, delta);
+}
+
+void ChoiceOutput::apply(std::vector<DsmlEvent>& events, ChoiceDelta& delta) {
+  State& s = *state_;
+  for (DsmlEvent& event : events) {
+    switch (event.kind) {
+      case DsmlEvent::Kind::kReasoningDelta:
+        delta.reasoning += event.text;
+        reasoning_ += event.text;
+        break;
+      case DsmlEvent::Kind::kContentDelta:
+        delta.content += event.text;
+        content_ += event.text;
+        break;
+      case DsmlEvent::Kind::kToolCallBegin:
+        tool_calls_.push_back(ChoiceToolCall{event.id, event.name, "", ""});
+        delta.tool_calls.push_back(ToolCallDelta{event.index, event.id, event.name, ""});
+        break;
+      case DsmlEvent::Kind::kToolCallArgumentsDelta:
+        if (tool_calls_.empty()) break;
+        tool_calls_.back().arguments += event.text;
+        if (delta.tool_calls.empty() || delta.tool_calls.back().index != event.index) {
+          delta.tool_calls.push_back(ToolCallDelta{event.index, "", "", ""});
+        }
+        delta.tool_calls.back().arguments += event.text;
+        break;
+      case DsmlEvent::Kind::kToolCallEnd:
+        if (!tool_calls_.empty()) tool_calls_.back().dsml = std::move(event.dsml);
+        if (s.options.single_tool_call) {
+          s.call_limit = true;
+          return;  // nothing after the first call is output
+        }
+        break;
+      case DsmlEvent::Kind::kWarning:
+        break;  // malformed markup already came back as content
+    }
+  }
+}
+
+void ChoiceOutput::finalize(ChoiceDelta& delta) {
+  State& s = *state_;
+  if (!s.matcher.stopped()) {
+    on_text(s.utf8.finish(), delta);
+    if (!s.matcher.stopped()) {
+      const std::string tail = s.matcher.flush();
+      s.released_bytes += tail.size();
+      if (!tail.empty()) to_parser(-1, tail, delta);
+      release_logprobs(/*all=*/true, delta);
+    }
+  }
+  s.pending.clear();
+  // After the one allowed call the tool-call block stays open on purpose: closing it in the
+  // parser would report the cut as malformed markup.
+  if (s.options.chat && !s.call_limit) {
+    std::vector<DsmlEvent> events;
+    s.parser.finish(events);
+    apply(events, delta);
+  }
+}
+
+}  // namespace v4::router

@@ -1,0 +1,236 @@
+#include "router/openai/metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+namespace v4::router {
+
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+// vLLM's request-latency buckets (seconds), so dashboards built for vLLM read ours alike.
+const Histogram::BucketBoundaries kTtftBuckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08,
+                                                  0.1,   0.25,  0.5,  0.75, 1.0,  2.5,  5.0,
+                                                  7.5,   10.0,  20.0, 40.0, 80.0, 160.0};
+const Histogram::BucketBoundaries kItlBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
+                                                 0.3,  0.4,   0.5,  0.75,  1.0, 2.5,  5.0,
+                                                 7.5,  10.0,  20.0, 40.0,  80.0};
+const Histogram::BucketBoundaries kRequestBuckets = {
+    0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
+    30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
+const Histogram::BucketBoundaries kTokenBuckets = {
+    1,    2,    5,     10,    20,    50,     100,    200,    500,    1000,
+    2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000};
+const Histogram::BucketBoundaries kOverheadBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
+
+}  // namespace
+
+struct ServerMetrics::Series {
+  prometheus::Family<prometheus::Counter>* http_requests;
+  prometheus::Family<prometheus::Counter>* request_success;
+  prometheus::Counter* prompt_tokens;
+  prometheus::Counter* generation_tokens;
+  prometheus::Histogram* ttft;
+  prometheus::Histogram* itl;
+  prometheus::Histogram* e2e;
+  prometheus::Histogram* queue;
+  prometheus::Histogram* request_prompt_tokens;
+  prometheus::Histogram* request_generation_tokens;
+  prometheus::Histogram* overhead;
+  prometheus::Gauge* running;
+  prometheus::Gauge* waiting;
+  prometheus::Gauge* pages_used;
+  prometheus::Gauge* pages_free;
+  prometheus::Gauge* kv_usage;
+  prometheus::Gauge* prefix_hit_ratio;
+  prometheus::Counter* prefix_queries;
+  prometheus::Counter* prefix_hits;
+  prometheus::Counter* preemptions;
+  prometheus::Family<prometheus::Histogram>* batch_size_family;
+  prometheus::Family<prometheus::Histogram>* step_seconds_family;
+  prometheus::Histogram* batch_size = nullptr;  // made at the first scrape (bounds from engine)
+  prometheus::Histogram* step_seconds = nullptr;
+  prometheus::Family<prometheus::Counter>* expert_selections;
+  std::map<std::pair<size_t, size_t>, prometheus::Counter*> expert_counters;
+};
+
+ServerMetrics::ServerMetrics(std::string model_name)
+    : model_(std::move(model_name)),
+      registry_(std::make_shared<prometheus::Registry>()),
+      s_(std::make_unique<Series>()) {
+  prometheus::Registry& r = *registry_;
+  const prometheus::Labels model = {{"model_name", model_}};
+  auto counter = [&](const char* name, const char* help) -> prometheus::Counter& {
+    return BuildCounter().Name(name).Help(help).Register(r).Add(model);
+  };
+  auto gauge = [&](const char* name, const char* help) -> prometheus::Gauge& {
+    return BuildGauge().Name(name).Help(help).Register(r).Add(model);
+  };
+  auto histogram = [&](const char* name, const char* help,
+                       const Histogram::BucketBoundaries& buckets) -> Histogram& {
+    return BuildHistogram().Name(name).Help(help).Register(r).Add(model, buckets);
+  };
+  Series& s = *s_;
+  s.http_requests = &BuildCounter()
+                         .Name("v4serve:http_requests_total")
+                         .Help("HTTP requests answered, by handler and status (499: client left)")
+                         .Register(r);
+  s.request_success = &BuildCounter()
+                           .Name("v4serve:request_success_total")
+                           .Help("Finished generation requests by finish reason")
+                           .Register(r);
+  s.prompt_tokens = &counter("v4serve:prompt_tokens_total", "Prefill tokens processed");
+  s.generation_tokens = &counter("v4serve:generation_tokens_total", "Generated tokens");
+  s.ttft = &histogram("v4serve:time_to_first_token_seconds", "Time to first token", kTtftBuckets);
+  s.itl =
+      &histogram("v4serve:inter_token_latency_seconds", "Time between output tokens", kItlBuckets);
+  s.e2e = &histogram("v4serve:e2e_request_latency_seconds", "End-to-end request latency",
+                     kRequestBuckets);
+  s.queue = &histogram("v4serve:request_queue_time_seconds",
+                       "Time a request waited before its first engine step", kRequestBuckets);
+  s.request_prompt_tokens =
+      &histogram("v4serve:request_prompt_tokens", "Prompt tokens per request", kTokenBuckets);
+  s.request_generation_tokens = &histogram("v4serve:request_generation_tokens",
+                                           "Generated tokens per request", kTokenBuckets);
+  s.overhead = &histogram("v4serve:request_overhead_seconds",
+                          "Server CPU time per request outside the engine: HTTP parsing and "
+                          "writing, JSON parsing, rendering, tokenization, detokenization and "
+                          "JSON output",
+                          kOverheadBuckets);
+  s.running = &gauge("v4serve:num_requests_running", "Requests in the running batch");
+  s.waiting = &gauge("v4serve:num_requests_waiting", "Requests waiting to be scheduled");
+  s.pages_used = &gauge("v4serve:kv_cache_pages_used", "KV cache pages held by requests");
+  s.pages_free = &gauge("v4serve:kv_cache_pages_free",
+                        "KV cache pages free, with cached prefix pages no request holds");
+  s.kv_usage = &gauge("v4serve:kv_cache_usage_perc", "Fraction of KV cache pages in use (0-1)");
+  s.prefix_hit_ratio =
+      &gauge("v4serve:prefix_cache_hit_ratio", "Prefix cache hits / queries in tokens since start");
+  s.prefix_queries =
+      &counter("v4serve:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache");
+  s.prefix_hits =
+      &counter("v4serve:prefix_cache_hits_total", "Prompt tokens found in the prefix cache");
+  s.preemptions = &counter("v4serve:num_preemptions_total", "Requests preempted (recomputed)");
+  s.batch_size_family =
+      &BuildHistogram().Name("v4serve:batch_size").Help("Sequences per engine step").Register(r);
+  s.step_seconds_family = &BuildHistogram()
+                               .Name("v4serve:step_duration_seconds")
+                               .Help("Wall time of one engine step")
+                               .Register(r);
+  s.expert_selections = &BuildCounter()
+                             .Name("v4serve:expert_selections_total")
+                             .Help("Routed-expert selections per layer and expert")
+                             .Register(r);
+}
+
+ServerMetrics::~ServerMetrics() = default;
+
+void ServerMetrics::http_request(const std::string& handler, int status) {
+  s_->http_requests->Add({{"handler", handler}, {"status", std::to_string(status)}}).Increment();
+}
+
+void ServerMetrics::time_to_first_token(double seconds) { s_->ttft->Observe(seconds); }
+
+void ServerMetrics::inter_token_latency(double seconds) { s_->itl->Observe(seconds); }
+
+void ServerMetrics::request_finished(double e2e_seconds, double queue_seconds,
+                                     uint32_t prompt_tokens, uint32_t generation_tokens,
+                                     const std::string& finish_reason) {
+  Series& s = *s_;
+  s.e2e->Observe(e2e_seconds);
+  s.queue->Observe(queue_seconds);
+  s.prompt_tokens->Increment(prompt_tokens);
+  s.generation_tokens->Increment(generation_tokens);
+  s.request_prompt_tokens->Observe(prompt_tokens);
+  s.request_generation_tokens->Observe(generation_tokens);
+  s.request_success->Add({{"model_name", model_}, {"finished_reason", finish_reason}}).Increment();
+}
+
+void ServerMetrics::request_overhead(double seconds) { s_->overhead->Observe(seconds); }
+
+// Engine histograms are cumulative (counts[i] = observations <= bounds[i]); prometheus-cpp
+// takes per-bucket increments.
+void ServerMetrics::advance(prometheus::Histogram& histogram, const EngineHistogram& now,
+                            EngineHistogram& last) {
+  if (now.counts.size() != now.bounds.size() + 1) return;
+  if (last.counts.size() != now.counts.size()) last.counts.assign(now.counts.size(), 0);
+  std::vector<double> increments(now.counts.size());
+  uint64_t below_now = 0, below_last = 0;
+  for (size_t i = 0; i < now.counts.size(); ++i) {
+    const uint64_t bucket_now = now.counts[i] - below_now;
+    const uint64_t bucket_last = last.counts[i] - below_last;
+    increments[i] = static_cast<double>(bucket_now - std::min(bucket_now, bucket_last));
+    below_now = now.counts[i];
+    below_last = last.counts[i];
+  }
+  histogram.ObserveMultiple(increments, std::max(0.0, now.sum - last.sum));
+  last = now;
+}
+
+void ServerMetrics::refresh(const EngineSnapshot& now) {
+  Series& s = *s_;
+  s.running->Set(now.running);
+  s.waiting->Set(now.waiting);
+  s.pages_used->Set(now.pages_used);
+  s.pages_free->Set(now.pages_free);
+  const double pages = static_cast<double>(now.pages_used) + now.pages_free;
+  s.kv_usage->Set(pages > 0 ? now.pages_used / pages : 0.0);
+  s.prefix_hit_ratio->Set(now.prefix_queries > 0 ? static_cast<double>(now.prefix_hits) /
+                                                       static_cast<double>(now.prefix_queries)
+                                                 : 0.0);
+  auto grow = [](prometheus::Counter& c, uint64_t now_value, uint64_t last_value) {
+    if (now_value > last_value) c.Increment(static_cast<double>(now_value - last_value));
+  };
+  grow(*s.prefix_queries, now.prefix_queries, last_.prefix_queries);
+  grow(*s.prefix_hits, now.prefix_hits, last_.prefix_hits);
+  grow(*s.preemptions, now.preemptions, last_.preemptions);
+  const prometheus::Labels model = {{"model_name", model_}};
+  if (!s.batch_size && !now.batch_size.bounds.empty())
+    s.batch_size = &s.batch_size_family->Add(model, now.batch_size.bounds);
+  if (!s.step_seconds && !now.step_seconds.bounds.empty())
+    s.step_seconds = &s.step_seconds_family->Add(model, now.step_seconds.bounds);
+  if (s.batch_size) advance(*s.batch_size, now.batch_size, last_.batch_size);
+  if (s.step_seconds) advance(*s.step_seconds, now.step_seconds, last_.step_seconds);
+  for (size_t layer = 0; layer < now.expert_selections.size(); ++layer) {
+    const std::vector<uint64_t>& counts = now.expert_selections[layer];
+    for (size_t expert = 0; expert < counts.size(); ++expert) {
+      const uint64_t before =
+          layer < last_.expert_selections.size() && expert < last_.expert_selections[layer].size()
+              ? last_.expert_selections[layer][expert]
+              : 0;
+      if (counts[expert] == before) continue;
+      prometheus::Counter*& c = s.expert_counters[{layer, expert}];
+      if (!c)
+        c = &s.expert_selections->Add({{"model_name", model_},
+                                       {"layer", std::to_string(layer)},
+                                       {"expert", std::to_string(expert)}});
+      grow(*c, counts[expert], before);
+    }
+  }
+  last_.running = now.running;
+  last_.prefix_queries = std::max(now.prefix_queries, last_.prefix_queries);
+  last_.prefix_hits = std::max(now.prefix_hits, last_.prefix_hits);
+  last_.preemptions = std::max(now.preemptions, last_.preemptions);
+  last_.expert_selections = now.expert_selections;
+}
+
+std::string ServerMetrics::scrape(const EngineSnapshot& snapshot) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  refresh(snapshot);
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry_->Collect());
+  return out.str();
+}
+
+}  // namespace v4::router

@@ -1,0 +1,273 @@
+// OpenAI request bodies (POST /v1/chat/completions, /v1/completions): JSON syntax, then each
+// member's type and range; the first problem becomes the 400 answer. Sampling members follow
+// OpenAI's ranges and vLLM's extensions (top_k, min_p, repetition_penalty, stop_token_ids,
+// ignore_eos, guided_choice).
+#include "router/openai/openai_request.h"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+
+#include "router/openai/openai_request_reader.h"
+
+namespace v4::router {
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+std::optional<ApiError> read_prompt(const RequestReader& reader, size_t vocab_size,
+                                    OpenAiRequest& out) {
+  const RequestJson* prompt = reader.find("prompt");
+  if (prompt == nullptr) return invalid_request("'prompt' is a required property", "prompt");
+  const char* kShapes =
+      "a string, an array of strings, an array of token ids or an array of token-id arrays";
+  if (prompt->is_string()) {
+    out.text_prompts.push_back(prompt->get<std::string>());
+    return std::nullopt;
+  }
+  if (!prompt->is_array()) return type_error("prompt", kShapes, *prompt);
+  if (prompt->empty()) return invalid_request("'prompt' must not be empty", "prompt");
+  const RequestJson& first = prompt->front();
+  if (first.is_string()) {
+    for (const RequestJson& item : *prompt) {
+      if (!item.is_string()) return type_error("prompt", kShapes, item);
+      out.text_prompts.push_back(item.get<std::string>());
+    }
+    return std::nullopt;
+  }
+  if (first.is_number()) {
+    out.token_prompts.emplace_back();
+    return reader.token_ids("prompt", vocab_size, out.token_prompts.back());
+  }
+  if (!first.is_array()) return type_error("prompt", kShapes, first);
+  for (const RequestJson& item : *prompt) {
+    if (!item.is_array()) return type_error("prompt", kShapes, item);
+    if (item.empty()) return invalid_request("'prompt' must not contain empty arrays", "prompt");
+    RequestJson wrapper = RequestJson::object();
+    wrapper["prompt"] = item;
+    out.token_prompts.emplace_back();
+    if (auto error =
+            RequestReader(wrapper).token_ids("prompt", vocab_size, out.token_prompts.back())) {
+      return error;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> read_completions_members(const RequestReader& reader, size_t vocab_size,
+                                                 OpenAiRequest& out) {
+  if (auto error = read_prompt(reader, vocab_size, out)) return error;
+  if (auto error = reader.boolean("echo", out.echo)) return error;
+  std::optional<int64_t> logprobs;
+  if (auto error = reader.integer("logprobs", 0, 5, logprobs)) return error;
+  if (logprobs) out.completion_logprobs = static_cast<uint32_t>(*logprobs);
+  std::optional<int64_t> prompt_logprobs;
+  if (auto error = reader.integer("prompt_logprobs", 0, 20, prompt_logprobs)) return error;
+  if (prompt_logprobs) out.prompt_logprobs = static_cast<uint32_t>(*prompt_logprobs);
+  if (reader.find("suffix") != nullptr) {
+    return invalid_request("'suffix' is not supported by this model", "suffix");
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> read_logit_bias(const RequestReader& reader, size_t vocab_size,
+                                        OpenAiRequest& out) {
+  const RequestJson* bias = reader.find("logit_bias");
+  if (bias == nullptr) return std::nullopt;
+  if (!bias->is_object()) return type_error("logit_bias", "an object", *bias);
+  for (auto it = bias->begin(); it != bias->end(); ++it) {
+    const std::string& key = it.key();
+    uint64_t id = 0;
+    const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (key.empty() || ec != std::errc() || end != key.data() + key.size() || id >= vocab_size) {
+      return invalid_request("'logit_bias' key '" + key + "' is not a token id in [0, " +
+                                 std::to_string(vocab_size) + ")",
+                             "logit_bias");
+    }
+    const RequestJson& value = it.value();
+    if (!value.is_number() || !(std::fabs(value.get<double>()) <= 100.0)) {
+      return invalid_request(
+          "'logit_bias' value for token " + key + " must be a number between -100 and 100",
+          "logit_bias");
+    }
+    out.logit_bias.emplace_back(static_cast<int32_t>(id), value.get<float>());
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> read_choices(const RequestJson& value, const std::string& key,
+                                     std::vector<std::string>& out) {
+  if (!value.is_array()) return type_error(key, "an array of strings", value);
+  if (value.empty()) return invalid_request("'" + key + "' must not be empty", key);
+  for (const RequestJson& item : value) {
+    if (!item.is_string() || item.get<std::string>().empty()) {
+      return invalid_request("'" + key + "' must contain non-empty strings only", key);
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return std::nullopt;
+}
+
+// vLLM's guided_choice and its newer spelling structured_outputs.choice; other constraint kinds
+// (json, regex, grammar) and JSON response formats are refused rather than silently ignored.
+std::optional<ApiError> read_constraints(const RequestReader& reader, OpenAiRequest& out) {
+  if (const RequestJson* choice = reader.find("guided_choice")) {
+    if (auto error = read_choices(*choice, "guided_choice", out.guided_choice)) return error;
+  } else if (const RequestJson* structured = reader.find("structured_outputs")) {
+    if (!structured->is_object()) return type_error("structured_outputs", "an object", *structured);
+    for (auto it = structured->begin(); it != structured->end(); ++it) {
+      if (it.value().is_null()) continue;
+      if (it.key() != "choice") {
+        return invalid_request("'structured_outputs." + it.key() + "' is not supported",
+                               "structured_outputs");
+      }
+      if (auto error = read_choices(it.value(), "structured_outputs", out.guided_choice)) {
+        return error;
+      }
+    }
+  }
+  if (const RequestJson* format = reader.find("response_format")) {
+    if (!format->is_object()) return type_error("response_format", "an object", *format);
+    const std::string type = format->value("type", "");
+    if (type != "text") {
+      return invalid_request("'response_format' type '" + type + "' is not supported",
+                             "response_format");
+    }
+  }
+  if (!out.guided_choice.empty() &&
+      (out.tool_choice == ToolChoice::kRequired || out.tool_choice == ToolChoice::kNamed)) {
+    return invalid_request("'guided_choice' cannot be combined with a forced 'tool_choice'",
+                           "guided_choice");
+  }
+  return std::nullopt;
+}
+
+std::optional<ApiError> read_stream(const RequestReader& reader, OpenAiRequest& out) {
+  if (auto error = reader.boolean("stream", out.stream)) return error;
+  const RequestJson* options = reader.find("stream_options");
+  if (options == nullptr) return std::nullopt;
+  if (!out.stream) {
+    return invalid_request("'stream_options' is only allowed when 'stream' is true",
+                           "stream_options");
+  }
+  if (!options->is_object()) return type_error("stream_options", "an object", *options);
+  auto usage = options->find("include_usage");
+  if (usage == options->end() || usage->is_null()) return std::nullopt;
+  if (!usage->is_boolean()) return type_error("stream_options.include_usage", "a boolean", *usage);
+  out.include_usage = usage->get<bool>();
+  return std::nullopt;
+}
+
+std::optional<ApiError> read_lengths(const RequestReader& reader, OpenAiRequest& out) {
+  std::optional<int64_t> n, max_tokens, max_completion_tokens;
+  if (auto error = reader.integer("n", 1, 16, n)) return error;
+  if (n) out.n = static_cast<uint32_t>(*n);
+  constexpr int64_t kMax = std::numeric_limits<uint32_t>::max();
+  if (auto error = reader.integer("max_tokens", 1, kMax, max_tokens)) return error;
+  if (auto error = reader.integer("max_completion_tokens", 1, kMax, max_completion_tokens)) {
+    return error;
+  }
+  // max_completion_tokens is OpenAI's newer name; it wins when both are given.
+  if (max_completion_tokens) max_tokens = max_completion_tokens;
+  if (max_tokens) out.max_tokens = static_cast<uint32_t>(*max_tokens);
+  return std::nullopt;
+}
+
+std::optional<ApiError> read_sampling(const RequestReader& reader, size_t vocab_size,
+                                      OpenAiRequest& out) {
+  if (auto error = reader.number("temperature", {0, 2}, out.temperature)) return error;
+  if (auto error = reader.number("top_p", {0, 1, true}, out.top_p)) return error;
+  std::optional<int64_t> top_k, seed;
+  if (auto error = reader.integer("top_k", -1, std::numeric_limits<int32_t>::max(), top_k)) {
+    return error;
+  }
+  if (top_k) out.top_k = static_cast<int32_t>(*top_k);
+  if (auto error = reader.number("min_p", {0, 1}, out.min_p)) return error;
+  if (auto error = reader.number("presence_penalty", {-2, 2}, out.presence_penalty)) return error;
+  if (auto error = reader.number("frequency_penalty", {-2, 2}, out.frequency_penalty)) {
+    return error;
+  }
+  if (auto error = reader.number("repetition_penalty", {0, kInf, true}, out.repetition_penalty)) {
+    return error;
+  }
+  if (auto error = reader.integer("seed", std::numeric_limits<int64_t>::min(),
+                                  std::numeric_limits<int64_t>::max(), seed)) {
+    return error;
+  }
+  if (seed) out.seed = static_cast<uint64_t>(*seed);
+  if (auto error = reader.strings("stop", 4, out.stop)) return error;
+  if (auto error = reader.token_ids("stop_token_ids", vocab_size, out.stop_token_ids)) {
+    return error;
+  }
+  if (auto error = read_logit_bias(reader, vocab_size, out)) return error;
+  return reader.boolean("ignore_eos", out.ignore_eos);
+}
+
+// Serialising and rendering recurse per nesting level, so a body nested without bound could
+// exhaust the stack; real requests (JSON schemas included) stay far below this.
+constexpr int kMaxDepth = 128;
+
+bool nests_too_deep(std::string_view body) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+// Syntax errors keep nlohmann's position text without its exception tag.
+ApiError json_error(const std::string& what) {
+  const size_t tag_end = what.find("] ");
+  return invalid_request("invalid JSON: " +
+                         (tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
+}
+
+}  // namespace
+
+std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view body,
+                                             size_t vocab_size, OpenAiRequest& out) {
+  out = OpenAiRequest();
+  out.endpoint = endpoint;
+  if (nests_too_deep(body)) {
+    return invalid_request("the request body nests deeper than " + std::to_string(kMaxDepth) +
+                           " levels");
+  }
+  RequestJson json;
+  try {
+    json = RequestJson::parse(body);
+  } catch (const RequestJson::parse_error& error) {
+    return json_error(error.what());
+  }
+  if (!json.is_object()) return invalid_request("the request body must be a JSON object");
+  const RequestReader reader(json);
+  if (reader.find("model") == nullptr) {
+    return invalid_request("'model' is a required property", "model");
+  }
+  if (auto error = reader.string("model", out.model)) return error;
+  if (endpoint == Endpoint::kChat) {
+    if (auto error = read_chat_members(reader, body, out)) return error;
+  } else {
+    if (auto error = read_completions_members(reader, vocab_size, out)) return error;
+  }
+  if (auto error = read_stream(reader, out)) return error;
+  if (auto error = read_lengths(reader, out)) return error;
+  if (auto error = read_sampling(reader, vocab_size, out)) return error;
+  if (auto error = read_constraints(reader, out)) return error;
+  return reader.string("user", out.user);
+}
+
+}  // namespace v4::router

