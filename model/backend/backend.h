@@ -1,14 +1,69 @@
 // The compute operations the V4 forward pass is written against (architecture: model/ calls a
-// Backend, never kernels or devices directly). Every op is deterministic and its results do not
-// depend on the number of threads: work is split by output element, never by reduction.
+// Backend, never kernels or devices directly). Every pointer an op takes lives on the backend's
+// device; the forward keeps no arithmetic loops of its own. Every op is deterministic and its
+// results do not depend on the number of threads or on which other tokens share the call: work
+// is split by output element, never by reduction.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <span>
 
 #include "kernels/cpu/matmul.h"
 
 namespace v4 {
+
+// The hyper-connection mixing of one sub-layer or of the head (spec §3.2, §3.6): `fn` maps the
+// RMS-normalised flat state (n_hc·n_embd) to the mixes; `scale` and `base` are the learned
+// scalars; n_hc streams of n_embd values.
+struct HcMixing {
+  const kernels::MatrixView* fn = nullptr;
+  const float* scale = nullptr;
+  const float* base = nullptr;
+  uint32_t n_hc = 0;
+  int64_t n_embd = 0;
+  uint32_t sinkhorn_iters = 0;
+  float eps = 0.0f;      // hc epsilon
+  float rms_eps = 0.0f;  // of the weightless RMSNorm before fn
+};
+
+// A stack of equal expert matrices (spec §5.4: ne2 = expert): matrix e starts e·stride bytes
+// after `first`.
+struct ExpertStack {
+  kernels::MatrixView first;
+  size_t stride = 0;
+  kernels::MatrixView matrix(int32_t e) const {
+    kernels::MatrixView m = first;
+    m.data += static_cast<size_t>(e) * stride;
+    return m;
+  }
+};
+
+// The three projections of a SwiGLU FFN (routed experts or the shared expert, spec §3.5).
+struct ExpertFfnWeights {
+  ExpertStack gate, up, down;
+  float swiglu_limit = 0.0f;
+};
+
+// Rows [first_row, first_row + n_rows) of a gathered activation batch all go through expert
+// `expert`.
+struct ExpertGroup {
+  int32_t expert = 0;
+  int64_t first_row = 0;
+  int64_t n_rows = 0;
+};
+
+// How a MoE layer picks experts (spec §3.5). Exactly one of `bias` (n_expert floats) and
+// `hash_table` ([n_vocab][hash_width] expert ids) is set.
+struct ExpertRouting {
+  uint32_t n_expert = 0;
+  uint32_t k = 0;
+  float weights_scale = 1.0f;
+  bool normalize = true;
+  const float* bias = nullptr;
+  const int32_t* hash_table = nullptr;
+  uint32_t hash_width = 0;
+};
 
 class Backend {
  public:
@@ -26,7 +81,51 @@ class Backend {
   virtual void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                         float* y) = 0;
 
-  // Runs fn on disjoint ranges of [0, n); each index is handled by exactly one call.
+  // Embedding lookup (spec §3.1): row tokens[t] of `table`, dequantized, written `copies` times
+  // side by side into x[t] (the n_hc residual streams start equal).
+  virtual void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,
+                     uint32_t copies, float* x) = 0;
+
+  // HC_pre (spec §3.2) of n_tokens states x [n][n_hc·n_embd]: the sub-layer inputs y [n][n_embd],
+  // the post gates [n][n_hc] and the Sinkhorn-normalised combine matrices [n][n_hc²].
+  virtual void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
+                      float* comb) = 0;
+
+  // HC_post (spec §3.3): x_out[t] stream b = post_b·f[t] + Σ_a comb[a][b]·x[t] stream a.
+  // x_out must not alias x.
+  virtual void hc_post(const float* f, const float* x, const float* post, const float* comb,
+                       int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) = 0;
+
+  // HC head (spec §3.6): z[t] = Σ_s w_s·x[t] stream s with w = sigmoid(mixes·scale0 + base) + eps.
+  virtual void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) = 0;
+
+  // MoE routing (spec §3.5) from router logits [n][n_expert]: experts [n][k] in selection order
+  // and their weights [n][k]. `tokens` (the input ids) feed hash routing.
+  virtual void route_experts(const ExpertRouting& routing, const float* logits,
+                             const int32_t* tokens, int64_t n_tokens, int32_t* experts,
+                             float* weights) = 0;
+
+  // Grouped expert FFN (spec §3.5): for every group, rows x[first_row ..] of n_embd floats go
+  // through that expert's gate/up projections, the clamped SwiGLU scaled by row_scales[row]
+  // (null: 1), and its down projection into y[row]. One weight block serves every row routed to
+  // its expert, and all groups share one pass over the threads.
+  virtual void grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,
+                                  const float* x, const float* row_scales, float* y) = 0;
+
+  // dst[i] = src[rows[i]] for n rows of `width` floats (the expert dispatch gather).
+  virtual void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
+                           float* dst) = 0;
+
+  // The weighted expert combine (spec §3.5): out[t] = Σ_{s<k} slots[slot_rows[t·k + s]], summed
+  // from zero in selection order s, so a token's sum never depends on where its experts ran.
+  virtual void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
+                         int64_t width, float* out) = 0;
+
+  // y[i] += a[i] for i < n.
+  virtual void add(const float* a, int64_t n, float* y) = 0;
+
+  // Runs fn on disjoint ranges of [0, n); each index is handled by exactly one call. Host
+  // backends only: the sub-layers that still stream per-token state use it.
   virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) = 0;
 
   // Convenience: contiguous rows.

@@ -1,20 +1,50 @@
 #include "model/backend/cpu_backend.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/quant.h"
+
 namespace v4 {
+namespace {
+
+// Below this many multiply-adds waking the pool costs more than it saves (decode of small
+// layers).
+constexpr int64_t kMinParallelWork = int64_t{1} << 17;
+
+}  // namespace
 
 CpuBackend::CpuBackend(unsigned threads) : pool_(threads) {}
+
+void CpuBackend::run(int64_t n, int64_t work, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (work < kMinParallelWork || n == 1) {
+    fn(0, n);
+    return;
+  }
+  pool_.parallel_for(n, fn);
+}
+
+void CpuBackend::quantize_rows(GgmlType type, const float* x, int64_t cols, int64_t rows,
+                               std::vector<uint8_t>& out) {
+  const size_t bytes = kernels::activation_row_bytes(type, cols);
+  if (out.size() < bytes * static_cast<size_t>(rows)) out.resize(bytes * static_cast<size_t>(rows));
+  uint8_t* q = out.data();
+  run(rows, rows * cols * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      kernels::quantize_activation_row(type, x + t * cols, cols, q + t * bytes);
+    }
+  });
+}
 
 void CpuBackend::matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride,
                         int64_t n_tokens, float* y, int64_t y_stride) {
   if (n_tokens <= 0 || w.rows <= 0) return;
   const size_t act_bytes = kernels::activation_row_bytes(w.type, w.cols);
-  quantized_.resize(act_bytes * static_cast<size_t>(n_tokens));
+  if (quantized_.size() < act_bytes * static_cast<size_t>(n_tokens)) {
+    quantized_.resize(act_bytes * static_cast<size_t>(n_tokens));
+  }
   uint8_t* xq = quantized_.data();
-  // Below this many multiply-adds waking the pool costs more than it saves (decode of small
-  // layers); the per-element arithmetic is the same either way.
-  constexpr int64_t kMinParallelWork = int64_t{1} << 17;
   if (w.rows * w.cols * n_tokens < kMinParallelWork) {
     for (int64_t t = 0; t < n_tokens; ++t) {
       kernels::quantize_activation_row(w.type, x + t * x_stride, w.cols, xq + t * act_bytes);
@@ -52,6 +82,48 @@ void CpuBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_
   }
   pool_.parallel_for(n_rows, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) one_row(r);
+  });
+}
+
+void CpuBackend::embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,
+                       uint32_t copies, float* x) {
+  const int64_t d = table.cols, flat = d * copies;
+  run(n_tokens, n_tokens * flat * 4, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* row = x + t * flat;
+      kernels::dequantize_row(
+          table.type, table.data + static_cast<size_t>(tokens[t]) * table.row_bytes, row, d);
+      for (uint32_t s = 1; s < copies; ++s) std::copy_n(row, d, row + s * d);
+    }
+  });
+}
+
+void CpuBackend::gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
+                             float* dst) {
+  run(n, n * width, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      std::copy_n(src + rows[i] * width, width, dst + i * width);
+  });
+}
+
+void CpuBackend::sum_slots(const float* slots, const int64_t* slot_rows, int64_t n, uint32_t k,
+                           int64_t width, float* out) {
+  run(n, n * k * width, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* o = out + t * width;
+      std::fill_n(o, width, 0.0f);
+      for (uint32_t s = 0; s < k; ++s) {
+        const float* row = slots + slot_rows[t * k + s] * width;
+        for (int64_t i = 0; i < width; ++i) o[i] += row[i];
+      }
+    }
+  });
+}
+
+void CpuBackend::add(const float* a, int64_t n, float* y) {
+  constexpr int64_t kChunk = 4096;
+  run((n + kChunk - 1) / kChunk, n, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * kChunk; i < std::min(n, end * kChunk); ++i) y[i] += a[i];
   });
 }
 

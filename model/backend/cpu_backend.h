@@ -1,4 +1,6 @@
-// The CPU Backend: a thread pool sized to the cores running the scalar kernels of kernels/cpu.
+// The CPU Backend: a thread pool sized to the cores running the kernels of kernels/cpu. Scratch
+// buffers are members that grow to the largest step seen and are reused, so steady-state steps
+// do not allocate. One CpuBackend serves one forward at a time.
 #pragma once
 
 #include <memory>
@@ -18,12 +20,48 @@ class CpuBackend final : public Backend {
               float* y, int64_t y_stride) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override;
+  void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,
+             uint32_t copies, float* x) override;
+  void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
+              float* comb) override;
+  void hc_post(const float* f, const float* x, const float* post, const float* comb,
+               int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override;
+  void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override;
+  void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
+                     int64_t n_tokens, int32_t* experts, float* weights) override;
+  void grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,
+                          const float* x, const float* row_scales, float* y) override;
+  void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
+                   float* dst) override;
+  void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
+                 int64_t width, float* out) override;
+  void add(const float* a, int64_t n, float* y) override;
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override;
   using Backend::matmul;
 
  private:
+  // Runs fn over [0, n) on the pool, or inline when `work` (multiply-adds) is too small to pay
+  // for waking it; the arithmetic per index is the same either way.
+  void run(int64_t n, int64_t work, const std::function<void(int64_t, int64_t)>& fn);
+  // Quantizes rows of x into `out` in the dot-product format of `type`.
+  void quantize_rows(GgmlType type, const float* x, int64_t cols, int64_t rows,
+                     std::vector<uint8_t>& out);
+  // Calls block(group, r0, r1) for every block of kRowsPerTask output rows (of `rows`, each a
+  // dot product over `cols`) of every non-empty group, all groups in one pass over the threads.
+  void for_each_group_block(std::span<const ExpertGroup> groups, int64_t rows, int64_t cols,
+                            const std::function<void(const ExpertGroup&, int64_t, int64_t)>& block);
+
   ThreadPool pool_;
   std::vector<uint8_t> quantized_;  // activation rows in the dot-product format
+  // hc ops
+  std::vector<float> hc_normed_, hc_mixes_, hc_pre_weights_;
+  // routing
+  std::vector<float> route_probs_;
+  std::vector<int32_t> route_ids_;
+  // grouped expert FFN
+  std::vector<uint8_t> ffn_xq_gate_, ffn_xq_up_, ffn_hq_;
+  std::vector<float> ffn_hidden_, ffn_up_;
+  std::vector<int64_t> task_offsets_;
 };
 
 }  // namespace v4

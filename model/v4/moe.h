@@ -1,11 +1,12 @@
 // The MoE feed-forward (spec §3.5): sqrt-softplus router, top-k selection on biased scores (or the
 // tid2eid table on hash-routed layers), normalised and scaled weights, clamped SwiGLU experts
-// (routed and shared).
+// (routed, through the ExpertDispatcher seam, and shared).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/moe_routing.h"
 #include "model/v4/v4_forward_batch.h"
 
 namespace v4 {
@@ -17,8 +18,12 @@ struct ExpertChoice {
   std::vector<float> weights;
 };
 
-// Router probabilities p_e = sqrt(softplus(logit_e)).
-float sqrt_softplus(float logit);
+using kernels::sqrt_softplus;
+
+// The layer's routing rule and its expert stacks, as the Backend takes them.
+ExpertRouting expert_routing(const V4Config& config, const LayerWeights& w);
+ExpertFfnWeights routed_experts(const V4Config& config, const LayerWeights& w);
+ExpertFfnWeights shared_expert(const V4Config& config, const LayerWeights& w);
 
 // Chooses the experts of one token from its router logits (spec §3.5).
 ExpertChoice select_experts(const V4Config& config, const LayerWeights& w, const float* logits,
@@ -26,7 +31,7 @@ ExpertChoice select_experts(const V4Config& config, const LayerWeights& w, const
 
 // u: [n][n_embd] ffn-normed inputs; out: [n][n_embd]. `selections` (n_expert counters, may be
 // null) gets one count per (token, chosen expert).
-void moe_forward(const ForwardContext& ctx, const LayerWeights& w, const float* u, float* out,
-                 uint64_t* selections = nullptr);
+void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, const float* u,
+                 float* out, uint64_t* selections = nullptr);
 
 }  // namespace v4

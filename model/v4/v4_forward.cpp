@@ -3,51 +3,16 @@
 #include <algorithm>
 #include <string>
 
-#include "kernels/cpu/quant.h"
-#include "model/v4/hyper_connections.h"
 #include "model/v4/moe.h"
 #include "model/v4/rope.h"
 
 namespace v4 {
 namespace {
 
-// HC_pre for the batch (spec §3.2): returns the sub-layer inputs y [n][n_embd] and fills the
-// per-token post gates [n][n_hc] and combine matrices [n][n_hc²].
-std::vector<float> hc_pre(const ForwardContext& ctx, const HcWeights& hc,
-                          const std::vector<float>& x, std::vector<float>& post,
-                          std::vector<float>& comb) {
-  const V4Config& c = ctx.config;
-  const int64_t n = ctx.batch.size(), flat = int64_t{c.n_hc} * c.n_embd;
-  const int64_t mixes = hc.fn.rows();
-  std::vector<float> normed(x.size()), m(static_cast<size_t>(n * mixes));
-  ctx.backend.rms_norm(x.data(), nullptr, flat, n, c.rms_eps, normed.data());
-  ctx.backend.matmul(hc.fn.view, normed.data(), n, m.data());
-  std::vector<float> y(static_cast<size_t>(n * c.n_embd)), pre(c.n_hc);
-  post.resize(static_cast<size_t>(n * c.n_hc));
-  comb.resize(static_cast<size_t>(n * c.n_hc * c.n_hc));
-  for (int64_t t = 0; t < n; ++t) {
-    hc_split_sinkhorn(&m[static_cast<size_t>(t * mixes)], hc.scale.data(), hc.base.data(), c.n_hc,
-                      c.hc_sinkhorn_iters, c.hc_eps, pre.data(),
-                      &post[static_cast<size_t>(t * c.n_hc)],
-                      &comb[static_cast<size_t>(t * c.n_hc * c.n_hc)]);
-    hc_weighted_sum(&x[static_cast<size_t>(t * flat)], pre.data(), c.n_hc, c.n_embd,
-                    &y[static_cast<size_t>(t * c.n_embd)]);
-  }
-  return y;
-}
-
-void hc_post_batch(const ForwardContext& ctx, const std::vector<float>& f,
-                   const std::vector<float>& post, const std::vector<float>& comb,
-                   std::vector<float>& x) {
-  const V4Config& c = ctx.config;
-  const int64_t flat = int64_t{c.n_hc} * c.n_embd;
-  std::vector<float> next(x.size());
-  for (int64_t t = 0; t < ctx.batch.size(); ++t) {
-    hc_post(&f[static_cast<size_t>(t * c.n_embd)], &x[static_cast<size_t>(t * flat)],
-            &post[static_cast<size_t>(t * c.n_hc)], &comb[static_cast<size_t>(t * c.n_hc * c.n_hc)],
-            c.n_hc, c.n_embd, &next[static_cast<size_t>(t * flat)]);
-  }
-  x.swap(next);
+HcMixing hc_mixing(const V4Config& c, const WeightMatrix& fn, const std::vector<float>& scale,
+                   const std::vector<float>& base) {
+  return {&fn.view, scale.data(),        base.data(), c.n_hc,
+          c.n_embd, c.hc_sinkhorn_iters, c.hc_eps,    c.rms_eps};
 }
 
 Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, ForwardBatch& b) {
@@ -78,8 +43,11 @@ Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, For
 
 }  // namespace
 
-V4Forward::V4Forward(const V4Weights& weights, Backend& backend)
-    : weights_(weights), backend_(backend) {
+V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatcher* experts)
+    : weights_(weights),
+      backend_(backend),
+      local_experts_(experts ? nullptr : std::make_unique<LocalExpertDispatcher>(backend)),
+      experts_(experts ? *experts : *local_experts_) {
   plain_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 0));
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
   stats_.expert_selections.assign(weights.config.n_layer,
@@ -91,35 +59,32 @@ void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, 
                               std::vector<float>& x) {
   const V4Config& c = ctx.config;
   const int64_t n = ctx.batch.size();
-  std::vector<float> post, comb, f(static_cast<size_t>(n * c.n_embd));
-  std::vector<float> y = hc_pre(ctx, w.hc_attn, x, post, comb);
+  const size_t nn = static_cast<size_t>(n);
+  std::vector<float> post(nn * c.n_hc), comb(nn * c.n_hc * c.n_hc), y(nn * c.n_embd),
+      f(nn * c.n_embd), next(x.size());
+  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x.data(), n,
+                  y.data(), post.data(), comb.data());
   backend_.rms_norm(y.data(), w.attn_norm.data(), c.n_embd, n, c.rms_eps, y.data());
   attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, y.data(),
                     f.data());
-  hc_post_batch(ctx, f, post, comb, x);
-  y = hc_pre(ctx, w.hc_ffn, x, post, comb);
+  backend_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, c.n_hc, c.n_embd, next.data());
+  x.swap(next);
+  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x.data(), n, y.data(),
+                  post.data(), comb.data());
   backend_.rms_norm(y.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, y.data());
   // The MTP block (layer n_layer) has no counters.
   uint64_t* selections = layer < c.n_layer ? ctx.stats.expert_selections[layer].data() : nullptr;
-  moe_forward(ctx, w, y.data(), f.data(), selections);
-  hc_post_batch(ctx, f, post, comb, x);
+  moe_forward(ctx, w, layer, y.data(), f.data(), selections);
+  backend_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, c.n_hc, c.n_embd, next.data());
+  x.swap(next);
 }
 
 // HC head + output norm + vocabulary projection (spec §3.6) for n HC states.
 void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                             const std::vector<float>& norm, float* logits) {
   const V4Config& c = weights_.config;
-  const int64_t flat = int64_t{c.n_hc} * c.n_embd;
-  std::vector<float> normed(static_cast<size_t>(n * flat)), m(static_cast<size_t>(n * c.n_hc));
-  backend_.rms_norm(x, nullptr, flat, n, c.rms_eps, normed.data());
-  backend_.matmul(head.fn.view, normed.data(), n, m.data());
-  std::vector<float> z(static_cast<size_t>(n * c.n_embd)), wts(c.n_hc);
-  for (int64_t t = 0; t < n; ++t) {
-    hc_head_weights(&m[static_cast<size_t>(t * c.n_hc)], head.scale[0], head.base.data(), c.n_hc,
-                    c.hc_eps, wts.data());
-    hc_weighted_sum(x + t * flat, wts.data(), c.n_hc, c.n_embd,
-                    &z[static_cast<size_t>(t * c.n_embd)]);
-  }
+  std::vector<float> z(static_cast<size_t>(n * c.n_embd));
+  backend_.hc_head(hc_mixing(c, head.fn, head.scale, head.base), x, n, z.data());
   backend_.rms_norm(z.data(), norm.data(), c.n_embd, n, c.rms_eps, z.data());
   backend_.matmul(weights_.output.view, z.data(), n, logits);
 }
@@ -128,18 +93,12 @@ Result<ForwardOutput> V4Forward::forward(std::span<const SequenceInput> inputs) 
   const V4Config& c = weights_.config;
   ForwardBatch b;
   if (Status s = build_batch(c, inputs, b); !s) return s;
-  const ForwardContext ctx{c, backend_, b, stats_};
+  const ForwardContext ctx{c, backend_, experts_, b, stats_};
   const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;
 
   // Embedding, copied into every HC stream (spec §3.1).
   std::vector<float> x(static_cast<size_t>(n * flat));
-  for (int64_t t = 0; t < n; ++t) {
-    float* row = &x[static_cast<size_t>(t * flat)];
-    const kernels::MatrixView& e = weights_.token_embd.view;
-    kernels::dequantize_row(e.type, e.data + static_cast<size_t>(b.tokens[t]) * e.row_bytes, row,
-                            c.n_embd);
-    for (uint32_t s = 1; s < c.n_hc; ++s) std::copy_n(row, c.n_embd, row + s * c.n_embd);
-  }
+  backend_.embed(weights_.token_embd.view, b.tokens.data(), n, c.n_hc, x.data());
   for (uint32_t il = 0; il < c.n_layer; ++il) block_forward(ctx, weights_.layers[il], il, x);
 
   ForwardOutput out;
@@ -156,8 +115,9 @@ Result<ForwardOutput> V4Forward::forward(std::span<const SequenceInput> inputs) 
     b.states[s]->advance(static_cast<uint64_t>(end - begin));
   }
   std::vector<float> selected(rows.size() * static_cast<size_t>(flat));
+  backend_.gather_rows(x.data(), flat, rows.data(), static_cast<int64_t>(rows.size()),
+                       selected.data());
   for (size_t r = 0; r < rows.size(); ++r) {
-    std::copy_n(&x[static_cast<size_t>(rows[r] * flat)], flat, &selected[r * flat]);
     if (keep[r])
       out.hidden.insert(out.hidden.end(), &selected[r * flat], &selected[(r + 1) * flat]);
   }

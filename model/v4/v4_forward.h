@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "core/status.h"
 #include "model/backend/backend.h"
 #include "model/v4/attention.h"
+#include "model/v4/expert_dispatcher.h"
 #include "model/v4/sequence_state.h"
 #include "model/v4/v4_forward_batch.h"
 #include "model/v4/v4_weights.h"
@@ -33,7 +35,8 @@ struct ForwardOutput {
 
 class V4Forward {
  public:
-  V4Forward(const V4Weights& weights, Backend& backend);
+  // Routed experts run through `experts` (not owned) when given, else on `backend` alone.
+  V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatcher* experts = nullptr);
 
   Result<ForwardOutput> forward(std::span<const SequenceInput> batch);
 
@@ -54,6 +57,8 @@ class V4Forward {
 
   const V4Weights& weights_;
   Backend& backend_;
+  std::unique_ptr<ExpertDispatcher> local_experts_;
+  ExpertDispatcher& experts_;
   AttentionRope plain_rope_, compressed_rope_;
   ForwardStats stats_;
 };

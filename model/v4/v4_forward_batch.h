@@ -12,6 +12,8 @@
 
 namespace v4 {
 
+class ExpertDispatcher;
+
 struct ForwardStats {
   // (token, layer) pairs where the lightning indexer had more visible compressed rows than
   // indexer_top_k and so dropped some (spec §3.4.4).
@@ -34,6 +36,7 @@ struct ForwardBatch {
 struct ForwardContext {
   const V4Config& config;
   Backend& backend;
+  ExpertDispatcher& experts;
   const ForwardBatch& batch;
   ForwardStats& stats;
 };

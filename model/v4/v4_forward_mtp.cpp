@@ -1,7 +1,6 @@
 // The MTP (next-next-token) block of spec §3.7, run on top of V4Forward's block and head code.
 #include <algorithm>
 
-#include "kernels/cpu/quant.h"
 #include "model/v4/v4_forward.h"
 
 namespace v4 {
@@ -23,9 +22,7 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
 
   // ê = RMSNorm(embedding; enorm); per stream h_s = RMSNorm(H_s; hnorm).
   std::vector<float> e(static_cast<size_t>(d)), hn(static_cast<size_t>(flat));
-  const kernels::MatrixView& embd = weights_.token_embd.view;
-  kernels::dequantize_row(embd.type, embd.data + static_cast<size_t>(token) * embd.row_bytes,
-                          e.data(), d);
+  backend_.embed(weights_.token_embd.view, &token, 1, 1, e.data());
   backend_.rms_norm(e.data(), m.enorm.data(), d, 1, c.rms_eps, e.data());
   backend_.rms_norm(hidden.data(), m.hnorm.data(), d, c.n_hc, c.rms_eps, hn.data());
 
@@ -42,9 +39,7 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
     std::vector<float> pe(static_cast<size_t>(d));
     backend_.matmul(m.e_proj.view, e.data(), 1, pe.data());
     backend_.matmul(m.h_proj.view, hn.data(), c.n_hc, x.data());
-    for (uint32_t s = 0; s < c.n_hc; ++s) {
-      for (int64_t i = 0; i < d; ++i) x[s * d + i] = pe[i] + x[s * d + i];
-    }
+    for (uint32_t s = 0; s < c.n_hc; ++s) backend_.add(pe.data(), d, x.data() + s * d);
   }
 
   ForwardBatch b;
@@ -53,7 +48,7 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
   b.sequence_of = {0};
   b.states = {&state};
   b.sequence_begin = {0, 1};
-  const ForwardContext ctx{c, backend_, b, stats_};
+  const ForwardContext ctx{c, backend_, experts_, b, stats_};
   block_forward(ctx, m.block, c.n_layer, x);
   state.advance(1);
   std::vector<float> logits(c.n_vocab);

@@ -44,13 +44,39 @@ uint64_t union_bytes(const std::vector<ByteRange>& sorted) {
 
 }  // namespace
 
+// Called from the forward's own thread only (the pool is not reentrant), so no lock.
+void WeightTrafficRecorder::record(const kernels::MatrixView& w) {
+  if (w.rows > 0) ranges_.push_back({w.data, w.data + static_cast<size_t>(w.rows) * w.row_bytes});
+}
+
 void WeightTrafficRecorder::matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride,
                                    int64_t n_tokens, float* y, int64_t y_stride) {
-  // Called from the forward's own thread only (the pool is not reentrant), so no lock.
-  if (n_tokens > 0 && w.rows > 0) {
-    ranges_.push_back({w.data, w.data + static_cast<size_t>(w.rows) * w.row_bytes});
-  }
+  if (n_tokens > 0) record(w);
   inner_.matmul(w, x, x_stride, n_tokens, y, y_stride);
+}
+
+void WeightTrafficRecorder::hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y,
+                                   float* post, float* comb) {
+  if (n_tokens > 0) record(*hc.fn);
+  inner_.hc_pre(hc, x, n_tokens, y, post, comb);
+}
+
+void WeightTrafficRecorder::hc_head(const HcMixing& hc, const float* x, int64_t n_tokens,
+                                    float* z) {
+  if (n_tokens > 0) record(*hc.fn);
+  inner_.hc_head(hc, x, n_tokens, z);
+}
+
+void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
+                                               std::span<const ExpertGroup> groups, const float* x,
+                                               const float* row_scales, float* y) {
+  for (const ExpertGroup& g : groups) {
+    if (g.n_rows == 0) continue;
+    record(w.gate.matrix(g.expert));
+    record(w.up.matrix(g.expert));
+    record(w.down.matrix(g.expert));
+  }
+  inner_.grouped_expert_ffn(w, groups, x, row_scales, y);
 }
 
 std::vector<ByteRange> WeightTrafficRecorder::take_ranges() {

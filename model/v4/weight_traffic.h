@@ -1,7 +1,7 @@
 // Measures which weight bytes a forward step actually reads, for bandwidth accounting (how close
-// decode runs to the memory roofline). Every weight matrix reaches the forward through
-// Backend::matmul, so a Backend decorator that notes each matrix's byte range sees all of them,
-// routed experts included: only the experts the router really selected are read.
+// decode runs to the memory roofline). Every weight matrix reaches the forward through a Backend
+// op, so a Backend decorator that notes each matrix's byte range sees all of them, routed experts
+// included: only the experts the router really selected are read.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +19,7 @@ struct ByteRange {
   const uint8_t* end = nullptr;
 };
 
-// Forwards every op to `inner` and records the bytes of each matrix given to matmul.
+// Forwards every op to `inner` and records the bytes of each weight matrix an op reads.
 class WeightTrafficRecorder final : public Backend {
  public:
   explicit WeightTrafficRecorder(Backend& inner) : inner_(inner) {}
@@ -31,6 +31,32 @@ class WeightTrafficRecorder final : public Backend {
                 float* y) override {
     inner_.rms_norm(x, weight, n, n_rows, eps, y);
   }
+  void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,
+             uint32_t copies, float* x) override {
+    inner_.embed(table, tokens, n_tokens, copies, x);  // counted from the tokens instead
+  }
+  void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
+              float* comb) override;
+  void hc_post(const float* f, const float* x, const float* post, const float* comb,
+               int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override {
+    inner_.hc_post(f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
+  }
+  void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override;
+  void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
+                     int64_t n_tokens, int32_t* experts, float* weights) override {
+    inner_.route_experts(routing, logits, tokens, n_tokens, experts, weights);
+  }
+  void grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,
+                          const float* x, const float* row_scales, float* y) override;
+  void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
+                   float* dst) override {
+    inner_.gather_rows(src, width, rows, n, dst);
+  }
+  void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
+                 int64_t width, float* out) override {
+    inner_.sum_slots(slots, slot_rows, n_tokens, k, width, out);
+  }
+  void add(const float* a, int64_t n, float* y) override { inner_.add(a, n, y); }
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
     inner_.parallel_for(n, fn);
   }
@@ -40,6 +66,8 @@ class WeightTrafficRecorder final : public Backend {
   std::vector<ByteRange> take_ranges();
 
  private:
+  void record(const kernels::MatrixView& w);
+
   Backend& inner_;
   std::vector<ByteRange> ranges_;
 };

@@ -255,3 +255,50 @@ TEST_F(V4ForwardTest, QuantizedRecipesStayCloseToF32) {
 
 }  // namespace
 }  // namespace v4
+
+namespace v4 {
+namespace {
+
+// Wraps the local dispatcher and notes each MoE layer that goes through the expert seam, the
+// way an expert-parallel dispatcher would cut in.
+class RecordingDispatcher final : public ExpertDispatcher {
+ public:
+  explicit RecordingDispatcher(Backend& backend) : local_(backend) {}
+  void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
+                        float* out) override {
+    layers.push_back(layer);
+    pairs += tokens.n_tokens * tokens.k;
+    local_.dispatch_combine(layer, experts, tokens, out);
+  }
+  std::vector<uint32_t> layers;
+  int64_t pairs = 0;
+
+ private:
+  LocalExpertDispatcher local_;
+};
+
+// Every MoE layer's routed experts go through the ExpertDispatcher given to the forward, once per
+// layer per step with every (token, expert) pair, and the logits are those of the default path.
+TEST_F(V4ForwardTest, RoutedExpertsGoThroughTheDispatcherSeam) {
+  CpuBackend backend(2);
+  RecordingDispatcher seam(backend);
+  V4Forward through_seam(weights(), backend, &seam);
+  V4Forward plain(weights(), backend);
+  const std::vector<int32_t> t = tokens(40, 3);
+  const std::vector<float> expected = run(plain, t, t.size());
+  const std::vector<float> got = run(through_seam, t, t.size());
+  ASSERT_FALSE(got.empty());
+  EXPECT_TRUE(got == expected);
+  const uint32_t layers = weights().config.n_layer;
+  ASSERT_EQ(seam.layers.size(), layers);
+  for (uint32_t l = 0; l < layers; ++l) EXPECT_EQ(seam.layers[l], l);
+  uint64_t selections = 0;
+  for (const auto& per_layer : through_seam.stats().expert_selections) {
+    for (uint64_t c : per_layer) selections += c;
+  }
+  EXPECT_EQ(static_cast<uint64_t>(seam.pairs), selections);
+  EXPECT_GT(seam.pairs, 0);
+}
+
+}  // namespace
+}  // namespace v4

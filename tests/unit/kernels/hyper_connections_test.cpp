@@ -1,6 +1,6 @@
 // HC split + Sinkhorn and the pre/post mixing against double-precision references written from
 // spec §3.2–§3.3.
-#include "model/v4/hyper_connections.h"
+#include "kernels/cpu/hyper_connections.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-namespace v4 {
+namespace v4::kernels {
 namespace {
 
 struct Split {
@@ -111,4 +111,4 @@ TEST(HyperConnections, HeadWeightsAreSigmoidPlusEps) {
 }
 
 }  // namespace
-}  // namespace v4
+}  // namespace v4::kernels

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace v4 {
+namespace v4::kernels {
 
 // Splits the 2n+n² mixes m (= hc_fn · RMS-normalised flat X) into pre weights, post gates and the
 // Sinkhorn-normalised n×n combine matrix comb[a·n + b] (a = source stream, b = destination):
@@ -27,4 +27,4 @@ void hc_head_weights(const float* mixes, float scale0, const float* base, uint32
 // x̂ = x / sqrt(mean(x²) + eps) without a weight, sum of squares in double.
 void rms_normalize(const float* x, int64_t n, float eps, float* out);
 
-}  // namespace v4
+}  // namespace v4::kernels

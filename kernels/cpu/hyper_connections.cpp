@@ -1,10 +1,10 @@
-#include "model/v4/hyper_connections.h"
+#include "kernels/cpu/hyper_connections.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-namespace v4 {
+namespace v4::kernels {
 namespace {
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -82,4 +82,4 @@ void rms_normalize(const float* x, int64_t n, float eps, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * r;
 }
 
-}  // namespace v4
+}  // namespace v4::kernels
