@@ -1,5 +1,5 @@
 // One choice's output, token by token: incremental detokenization, stop strings, and (chat)
-// reasoning / content / DSML tool-call separation (model/dsml_parser.h), turned into the
+// reasoning / content / DSML tool-call separation (model/chat/dsml_parser.h), turned into the
 // pieces an OpenAI response or stream chunk carries. Spec §5.8.
 //
 // Order of work per token: the token's bytes go through the UTF-8 stream; ordinary text goes

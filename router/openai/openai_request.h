@@ -22,7 +22,7 @@ struct OpenAiRequest {
   Endpoint endpoint = Endpoint::kChat;
   std::string model;
 
-  // Chat: messages, tools, thinking / reasoning_effort (model/chat_request.h's parser).
+  // Chat: messages, tools, thinking / reasoning_effort (model/chat/chat_request.h's parser).
   ChatRequest chat;
   ToolChoice tool_choice = ToolChoice::kAuto;  // "auto" when tools are given, else "none"
   std::string tool_choice_name;                // kNamed

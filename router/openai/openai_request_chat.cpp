@@ -1,4 +1,4 @@
-// Chat-only members of an OpenAI request: messages (model/chat_request.h reads their content),
+// Chat-only members of an OpenAI request: messages (model/chat/chat_request.h reads their content),
 // thinking switches, tools and tool_choice, and chat's boolean logprobs.
 #include <algorithm>
 #include <set>
@@ -127,7 +127,7 @@ std::optional<ApiError> read_thinking_switches(const RequestReader& reader,
   return std::nullopt;
 }
 
-// model/chat_request.h names the member first ("request.messages[0].role must be ...").
+// model/chat/chat_request.h names the member first ("request.messages[0].role must be ...").
 ApiError chat_error(const std::string& message) {
   std::string text = message.starts_with("request.") ? message.substr(8) : message;
   const size_t end = text.find_first_of(".[ ");

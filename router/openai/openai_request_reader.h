@@ -55,7 +55,7 @@ class RequestReader {
 ApiError type_error(const std::string& key, const std::string& expected, const RequestJson& got);
 
 // The chat-only members of parse_openai_request (openai_request_chat.cpp): messages and the
-// rest of model/chat_request.h's members, tools, tool_choice, parallel_tool_calls, logprobs,
+// rest of model/chat/chat_request.h's members, tools, tool_choice, parallel_tool_calls, logprobs,
 // top_logprobs.
 std::optional<ApiError> read_chat_members(const RequestReader& reader, std::string_view body_text,
                                           OpenAiRequest& out);

@@ -2,7 +2,7 @@
 """Writes the GGUF seed corpus (tests/fuzz/corpus/gguf/) with ggml's own `gguf` package.
 
 The files are made by an implementation independent of ours, so they double as oracle inputs:
-tests/unit/model/gguf_corpus_test.cpp reads them with GgufFile, checks the values written here
+tests/unit/model/gguf/gguf_corpus_test.cpp reads them with GgufFile, checks the values written here
 and re-writes them with GgufWriter expecting identical bytes. Keep the two in sync.
 
 Run with the project venv:  .venv/bin/python tests/fuzz/make_gguf_corpus.py

@@ -1,4 +1,4 @@
-// Row encodings of spec §4.3 against the model's own FP8 simulation (model/fp8.h).
+// Row encodings of spec §4.3 against the model's own FP8 simulation (model/v4/fp8.h).
 #include "worker/kv_row_codec.h"
 
 #include <gtest/gtest.h>
