@@ -1,7 +1,7 @@
 // Per-request token choice: OpenAI/vLLM logit processing (logit bias, presence/frequency
 // penalties over the output, repetition penalty over prompt and output, then the guided-choice
-// mask) in front of model/sampling/sampling.h's Sampler, with its own seeded RNG so a request's draws
-// depend only on its own logits, never on which requests share the step.
+// mask) in front of model/sampling/sampling.h's Sampler, with its own seeded RNG so a request's
+// draws depend only on its own logits, never on which requests share the step.
 #pragma once
 
 #include <cstdint>
