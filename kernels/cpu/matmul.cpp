@@ -1,5 +1,6 @@
 #include "kernels/cpu/matmul.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/cpu/quant.h"
@@ -30,9 +31,11 @@ void quantize_activation_row(GgmlType weight_type, const float* x, int64_t cols,
 void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                  int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const size_t act_bytes = activation_row_bytes(w.type, w.cols);
-  // Four tokens at a time share each weight block where a four-row kernel exists; it gives
-  // every token the single-row result bit for bit, so grouping never changes an output.
-  const bool by_four = n_tokens >= 4 && cpu_has_avx2() && has_avx2_dot_x4(w.type);
+  // Four tokens at a time (and a remainder of two or three together) share each weight block
+  // where a multi-row kernel exists; it gives every token the single-row result bit for bit, so
+  // grouping never changes an output.
+  const bool shared = cpu_has_avx2() && has_avx2_dot_x4(w.type);
+  const bool by_four = n_tokens >= 4 && shared;
   const auto act = [&](int64_t t) { return xq + static_cast<size_t>(t) * act_bytes; };
   // Token-inner loop: a weight row is read once from memory and reused for every token.
   for (int64_t r = row_begin; r < row_end; ++r) {
@@ -43,6 +46,14 @@ void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float
       float out[4];
       vec_dot_avx2_x4(w.type, row, rows, w.cols, out);
       for (int k = 0; k < 4; ++k) y[(t + k) * y_stride + r] = out[k];
+    }
+    if (shared && n_tokens - t >= 2) {  // two or three left: they share the block too
+      const int few = static_cast<int>(n_tokens - t);
+      const void* const rows[3] = {act(t), act(t + 1), act(std::min(t + 2, n_tokens - 1))};
+      float out[3];
+      vec_dot_avx2_few(w.type, row, rows, few, w.cols, out);
+      for (int k = 0; k < few; ++k) y[(t + k) * y_stride + r] = out[k];
+      t = n_tokens;
     }
     for (; t < n_tokens; ++t) y[t * y_stride + r] = vec_dot_best(w.type, row, act(t), w.cols);
   }

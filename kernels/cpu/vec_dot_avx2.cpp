@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -267,11 +268,14 @@ V4_AVX2 float dot_f32(const float* w, const float* a, int64_t n) {
       [w](int64_t i) { return w[i]; });
 }
 
-// The four activation rows of vec_dot_avx2_x4 as blocks of their dot-product format.
+// Up to four activation rows as blocks of their dot-product format; unused slots repeat the last
+// row (each row's result is computed independently, so a repeat only costs time).
 template <class Block>
-std::array<const Block*, 4> activation_rows(const void* const a[4]) {
-  return {static_cast<const Block*>(a[0]), static_cast<const Block*>(a[1]),
-          static_cast<const Block*>(a[2]), static_cast<const Block*>(a[3])};
+std::array<const Block*, 4> activation_rows(const void* const* a, int rows = 4) {
+  std::array<const Block*, 4> out;
+  for (int k = 0; k < 4; ++k)
+    out[static_cast<size_t>(k)] = static_cast<const Block*>(a[std::min(k, rows - 1)]);
+  return out;
 }
 
 }  // namespace
@@ -330,6 +334,35 @@ void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t 
       return dot_iq2_xxs_rows<4>(static_cast<const BlockIQ2XXS*>(w), q8_k.data(), nb, out);
     default:
       for (int k = 0; k < 4; ++k) out[k] = vec_dot_avx2(t, w, a[k], n);
+      return;
+  }
+}
+
+void vec_dot_avx2_few(GgmlType t, const void* w, const void* const* a, int rows, int64_t n,
+                      float* out) {
+  const int64_t nb = n / ggml_type_traits(t).block_size;
+  const auto q8_k = activation_rows<BlockQ8K>(a, rows);
+  switch (t) {
+    case GgmlType::Q8_0: {
+      // The Q8_0 kernel is cheap per row: run four lanes, the spare ones on a repeated row.
+      const auto q8_0 = activation_rows<BlockQ8_0>(a, rows);
+      float four[4];
+      dot_q8_0_x4(static_cast<const BlockQ8_0*>(w), q8_0.data(), nb, four);
+      std::copy_n(four, rows, out);
+      return;
+    }
+    case GgmlType::Q4_K:
+      return rows == 2 ? dot_q4_k_rows<2>(static_cast<const BlockQ4K*>(w), q8_k.data(), nb, out)
+                       : dot_q4_k_rows<3>(static_cast<const BlockQ4K*>(w), q8_k.data(), nb, out);
+    case GgmlType::Q2_K:
+      return rows == 2 ? dot_q2_k_rows<2>(static_cast<const BlockQ2K*>(w), q8_k.data(), nb, out)
+                       : dot_q2_k_rows<3>(static_cast<const BlockQ2K*>(w), q8_k.data(), nb, out);
+    case GgmlType::IQ2_XXS:
+      return rows == 2
+                 ? dot_iq2_xxs_rows<2>(static_cast<const BlockIQ2XXS*>(w), q8_k.data(), nb, out)
+                 : dot_iq2_xxs_rows<3>(static_cast<const BlockIQ2XXS*>(w), q8_k.data(), nb, out);
+    default:
+      for (int k = 0; k < rows; ++k) out[k] = vec_dot_avx2(t, w, a[k], n);
       return;
   }
 }

@@ -29,6 +29,12 @@ bool has_avx2_dot_x4(GgmlType weight_type);
 void vec_dot_avx2_x4(GgmlType weight_type, const void* weight_row,
                      const void* const activation_rows[4], int64_t n, float out[4]);
 
+// out[k] = vec_dot_avx2(weight_type, weight_row, activation_rows[k], n) for k < rows (2 or 3),
+// bit for bit, sharing each weight block between the rows (the remainder of a four-row split);
+// only call when cpu_has_avx2().
+void vec_dot_avx2_few(GgmlType weight_type, const void* weight_row,
+                      const void* const* activation_rows, int rows, int64_t n, float* out);
+
 // vec_dot through the fastest available kernel (AVX2 when possible, else the scalar reference).
 float vec_dot_best(GgmlType weight_type, const void* weight_row, const void* activation_row,
                    int64_t n);

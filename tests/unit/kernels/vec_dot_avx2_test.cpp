@@ -105,8 +105,8 @@ TEST(VecDotAvx2, FloatWeightsBitIdenticalToScalarReference) {
   }
 }
 
-// The four-row kernel and matmul_rows' grouping of tokens by four: every output equals the
-// single-row dot of its token bit for bit, for every batch size and split of rows.
+// The four-row and two/three-row kernels and matmul_rows' grouping of tokens: every output equals
+// the single-row dot of its token bit for bit, for every batch size and split of rows.
 TEST(VecDotAvx2, FourRowKernelAndMatmulEqualTheSingleRowDotBitForBit) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "CPU without AVX2: only the scalar path runs here";
   std::mt19937 rng(17);
@@ -137,6 +137,16 @@ TEST(VecDotAvx2, FourRowKernelAndMatmulEqualTheSingleRowDotBitForBit) {
           const float got = y[static_cast<size_t>(k * rows + r)];
           ASSERT_EQ(std::memcmp(&single, &got, sizeof(float)), 0)
               << ggml_type_name(t) << " tokens " << n_tokens << " token " << k << " row " << r;
+        }
+      }
+      if (n_tokens == 2 || n_tokens == 3) {
+        const void* const few[3] = {&xq[0], &xq[act], &xq[act * static_cast<size_t>(n_tokens - 1)]};
+        float out[3];
+        vec_dot_avx2_few(t, weights.data(), few, static_cast<int>(n_tokens), cols, out);
+        for (int k = 0; k < n_tokens; ++k) {
+          const float single = vec_dot_avx2(t, weights.data(), few[k], cols);
+          EXPECT_EQ(std::memcmp(&single, &out[k], sizeof(float)), 0)
+              << ggml_type_name(t) << " rows " << n_tokens << " row " << k;
         }
       }
       if (n_tokens == 4) {
