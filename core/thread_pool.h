@@ -7,10 +7,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/function_ref.h"
 
 namespace v4 {
 
@@ -27,7 +28,7 @@ class ThreadPool {
 
   // Calls fn(begin, end) on disjoint ranges covering [0, n); returns when all are done. Not
   // reentrant: fn must not call parallel_for on the same pool.
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn);
 
  private:
   void worker_loop(unsigned index);
@@ -38,7 +39,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable start_cv_;
   std::condition_variable done_cv_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  const FunctionRef<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_items_ = 0;
   // Written under mutex_ (so sleepers miss no wake-up), read without it while spinning.
   std::atomic<uint64_t> generation_{0};

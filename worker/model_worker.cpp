@@ -23,7 +23,8 @@ const char* finish_reason_name(FinishReason reason) {
 ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
                          const ModelWorkerOptions& options)
     : config_(weights.config),
-      forward_(weights, backend),
+      // A step holds at most max_chunk tokens (the scheduler's token budget).
+      forward_(weights, backend, nullptr, ForwardLimits{options.max_chunk, options.max_context}),
       options_(options),
       cache_(weights.config, options.kv),
       // One attention call reads at most top-k ratio-4 rows or every ratio-128 row (§3.4).
@@ -88,8 +89,8 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
   }
   StepOutput out;
   if (inputs.empty()) return out;
-  Result<ForwardOutput> fwd = forward_.forward(inputs);
-  if (!fwd) return fwd.status();
+  if (Status st = forward_.forward(inputs, forward_out_); !st) return st;
+  const ForwardOutput* fwd = &forward_out_;
   for (const ScheduledSequence& s : plan.sequences) {
     if (!s.snapshot) continue;
     const PagedSequenceKv& kv = *sequences_.at(s.id).kv;

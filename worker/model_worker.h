@@ -79,6 +79,7 @@ class ModelWorker {
 
   const V4Config& config_;
   V4Forward forward_;
+  ForwardOutput forward_out_;  // reused across steps
   ModelWorkerOptions options_;
   PagedKvCache cache_;
   uint32_t decode_rows_;

@@ -6,9 +6,9 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <span>
 
+#include "core/function_ref.h"
 #include "kernels/cpu/matmul.h"
 
 namespace v4 {
@@ -126,7 +126,7 @@ class Backend {
 
   // Runs fn on disjoint ranges of [0, n); each index is handled by exactly one call. Host
   // backends only: the sub-layers that still stream per-token state use it.
-  virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) = 0;
+  virtual void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) = 0;
 
   // Convenience: contiguous rows.
   void matmul(const kernels::MatrixView& w, const float* x, int64_t n_tokens, float* y) {

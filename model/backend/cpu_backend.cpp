@@ -16,7 +16,7 @@ constexpr int64_t kMinParallelWork = int64_t{1} << 17;
 
 CpuBackend::CpuBackend(unsigned threads) : pool_(threads) {}
 
-void CpuBackend::run(int64_t n, int64_t work, const std::function<void(int64_t, int64_t)>& fn) {
+void CpuBackend::run(int64_t n, int64_t work, FunctionRef<void(int64_t, int64_t)> fn) {
   if (n <= 0) return;
   if (work < kMinParallelWork || n == 1) {
     fn(0, n);
@@ -127,7 +127,7 @@ void CpuBackend::add(const float* a, int64_t n, float* y) {
   });
 }
 
-void CpuBackend::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void CpuBackend::parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) {
   pool_.parallel_for(n, fn);
 }
 

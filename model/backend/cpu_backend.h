@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/function_ref.h"
 #include "core/thread_pool.h"
 #include "model/backend/backend.h"
 
@@ -36,20 +37,20 @@ class CpuBackend final : public Backend {
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override;
   void add(const float* a, int64_t n, float* y) override;
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override;
+  void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) override;
   using Backend::matmul;
 
  private:
   // Runs fn over [0, n) on the pool, or inline when `work` (multiply-adds) is too small to pay
   // for waking it; the arithmetic per index is the same either way.
-  void run(int64_t n, int64_t work, const std::function<void(int64_t, int64_t)>& fn);
+  void run(int64_t n, int64_t work, FunctionRef<void(int64_t, int64_t)> fn);
   // Quantizes rows of x into `out` in the dot-product format of `type`.
   void quantize_rows(GgmlType type, const float* x, int64_t cols, int64_t rows,
                      std::vector<uint8_t>& out);
   // Calls block(group, r0, r1) for every block of kRowsPerTask output rows (of `rows`, each a
   // dot product over `cols`) of every non-empty group, all groups in one pass over the threads.
   void for_each_group_block(std::span<const ExpertGroup> groups, int64_t rows, int64_t cols,
-                            const std::function<void(const ExpertGroup&, int64_t, int64_t)>& block);
+                            FunctionRef<void(const ExpertGroup&, int64_t, int64_t)> block);
 
   ThreadPool pool_;
   std::vector<uint8_t> quantized_;  // activation rows in the dot-product format

@@ -29,7 +29,7 @@ void CpuBackend::route_experts(const ExpertRouting& r, const float* logits, cons
 
 void CpuBackend::for_each_group_block(
     std::span<const ExpertGroup> groups, int64_t rows, int64_t cols,
-    const std::function<void(const ExpertGroup&, int64_t, int64_t)>& block) {
+    FunctionRef<void(const ExpertGroup&, int64_t, int64_t)> block) {
   const int64_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
   task_offsets_.assign(1, 0);
   int64_t tokens = 0;

@@ -21,35 +21,35 @@ IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w,
   const V4Config& c = ctx.config;
   const int64_t n = ctx.batch.size();
   const int64_t heads = c.indexer_n_head, dim = c.indexer_head_dim;
-  IndexerQueries out;
-  out.q.resize(static_cast<size_t>(n * heads * dim));
-  out.weights.resize(static_cast<size_t>(n * heads));
-  ctx.backend.matmul(w.indexer.q_b.view, cq, n, out.q.data());
-  ctx.backend.matmul(w.indexer.proj.view, h, n, out.weights.data());
+  float* q = fit(ctx.ws.idx_q, static_cast<size_t>(n * heads * dim));
+  float* weights = fit(ctx.ws.idx_w, static_cast<size_t>(n * heads));
+  ctx.backend.matmul(w.indexer.q_b.view, cq, n, q);
+  ctx.backend.matmul(w.indexer.proj.view, h, n, weights);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim * heads));
-  for (float& x : out.weights) x *= scale;
+  for (int64_t i = 0; i < n * heads; ++i) weights[i] *= scale;
   ctx.backend.parallel_for(n * heads, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      float* q = &out.q[static_cast<size_t>(i * dim)];
-      rope_rotate(q + dim - c.rope_dim, freqs, ctx.batch.positions[static_cast<size_t>(i / heads)],
+      float* qi = q + i * dim;
+      rope_rotate(qi + dim - c.rope_dim, freqs, ctx.batch.positions[static_cast<size_t>(i / heads)],
                   false);
-      indexer_qat_transform(q, dim);
+      indexer_qat_transform(qi, dim);
     }
   });
-  return out;
+  return {q, weights};
 }
 
-std::vector<uint32_t> indexer_select(const ForwardContext& ctx, const IndexerQueries& queries,
-                                     int64_t t, const KvStateStore& state, uint32_t layer,
-                                     uint64_t n_visible) {
+uint32_t indexer_select(const ForwardContext& ctx, const IndexerQueries& queries, int64_t t,
+                        const KvStateStore& state, uint32_t layer, uint64_t n_visible,
+                        uint32_t* all, float* score, uint32_t* out) {
   const V4Config& c = ctx.config;
-  std::vector<uint32_t> all(n_visible);
-  std::iota(all.begin(), all.end(), 0u);
-  if (n_visible <= c.indexer_top_k) return all;
+  if (n_visible <= c.indexer_top_k) {
+    std::iota(out, out + n_visible, 0u);
+    return static_cast<uint32_t>(n_visible);
+  }
+  std::iota(all, all + n_visible, 0u);
   const int64_t heads = c.indexer_n_head, dim = c.indexer_head_dim;
-  const float* q = &queries.q[static_cast<size_t>(t * heads * dim)];
-  const float* wt = &queries.weights[static_cast<size_t>(t * heads)];
-  std::vector<float> score(n_visible);
+  const float* q = queries.q + t * heads * dim;
+  const float* wt = queries.weights + t * heads;
   for (uint64_t i = 0; i < n_visible; ++i) {
     const float* k = state.indexer_key(layer, i);
     float s = 0.0f;
@@ -60,12 +60,12 @@ std::vector<uint32_t> indexer_select(const ForwardContext& ctx, const IndexerQue
     }
     score[i] = s;
   }
-  std::partial_sort(
-      all.begin(), all.begin() + c.indexer_top_k, all.end(),
-      [&](uint32_t a, uint32_t b) { return score[a] != score[b] ? score[a] > score[b] : a < b; });
-  all.resize(c.indexer_top_k);
-  std::sort(all.begin(), all.end());
-  return all;
+  std::partial_sort(all, all + c.indexer_top_k, all + n_visible, [&](uint32_t a, uint32_t b) {
+    return score[a] != score[b] ? score[a] > score[b] : a < b;
+  });
+  std::sort(all, all + c.indexer_top_k);
+  std::copy_n(all, c.indexer_top_k, out);
+  return c.indexer_top_k;
 }
 
 }  // namespace v4

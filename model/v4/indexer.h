@@ -12,11 +12,11 @@ namespace v4 {
 
 struct LayerWeights;
 
-// Queries of the whole batch: q[t][head][dim] (RoPE'd at the token's position, QAT-transformed)
-// and head weights w[t][head] = (proj·h) / sqrt(dim·heads).
+// Queries of the whole batch, in workspace buffers: q[t][head][dim] (RoPE'd at the token's
+// position, QAT-transformed) and head weights w[t][head] = (proj·h) / sqrt(dim·heads).
 struct IndexerQueries {
-  std::vector<float> q;
-  std::vector<float> weights;
+  const float* q = nullptr;
+  const float* weights = nullptr;
 };
 
 IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
@@ -25,11 +25,12 @@ IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w,
 // The QAT transform: Walsh–Hadamard rotation of the whole row, then FP4 (E2M1) round-trip.
 void indexer_qat_transform(float* row, int64_t dim);
 
-// Indices (ascending) of the compressed rows token `t` of the batch attends to among the first
-// `n_visible`: all of them when n_visible <= top_k, else the top_k highest scores
-// S_i = Σ_h w_h·max(0, q_h·K_i) (ties: lower index first).
-std::vector<uint32_t> indexer_select(const ForwardContext& ctx, const IndexerQueries& queries,
-                                     int64_t t, const KvStateStore& state, uint32_t layer,
-                                     uint64_t n_visible);
+// Writes to `out` (room for indexer_top_k) the indices, ascending, of the compressed rows token
+// `t` of the batch attends to among the first `n_visible`, and returns their count: all of them
+// when n_visible <= top_k, else the top_k highest scores S_i = Σ_h w_h·max(0, q_h·K_i) (ties:
+// lower index first). `ids` and `scores` are scratch of n_visible values.
+uint32_t indexer_select(const ForwardContext& ctx, const IndexerQueries& queries, int64_t t,
+                        const KvStateStore& state, uint32_t layer, uint64_t n_visible,
+                        uint32_t* ids, float* scores, uint32_t* out);
 
 }  // namespace v4

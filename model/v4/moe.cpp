@@ -57,22 +57,24 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
                  float* out, uint64_t* selections) {
   const V4Config& c = ctx.config;
   Backend& be = ctx.backend;
+  ForwardWorkspace& ws = ctx.ws;
   const int64_t n = ctx.batch.size(), d = c.n_embd;
+  const size_t nn = static_cast<size_t>(n);
   const ExpertRouting routing = expert_routing(c, w);
-  std::vector<float> logits(static_cast<size_t>(n * c.n_expert));
-  std::vector<int32_t> experts(static_cast<size_t>(n * routing.k));
-  std::vector<float> weights(experts.size()), routed(static_cast<size_t>(n * d));
-  be.matmul(w.router.view, u, n, logits.data());
-  be.route_experts(routing, logits.data(), ctx.batch.tokens.data(), n, experts.data(),
-                   weights.data());
+  float* logits = fit(ws.router_logits, nn * c.n_expert);
+  int32_t* experts = fit(ws.experts, nn * routing.k);
+  float* weights = fit(ws.expert_weights, nn * routing.k);
+  float* routed = fit(ws.routed, nn * d);
+  be.matmul(w.router.view, u, n, logits);
+  be.route_experts(routing, logits, ctx.batch.tokens.data(), n, experts, weights);
   if (selections) {
-    for (int32_t e : experts) ++selections[e];
+    for (size_t i = 0; i < nn * routing.k; ++i) ++selections[experts[i]];
   }
-  ctx.experts.dispatch_combine(layer, routed_experts(c, w),
-                               {u, experts.data(), weights.data(), n, routing.k, d}, routed.data());
+  ctx.experts.dispatch_combine(layer, routed_experts(c, w), {u, experts, weights, n, routing.k, d},
+                               routed);
   const ExpertGroup all{0, 0, n};
   be.grouped_expert_ffn(shared_expert(c, w), {&all, 1}, u, nullptr, out);
-  be.add(routed.data(), n * d, out);  // Σ routed, then + shared
+  be.add(routed, n * d, out);  // Σ routed, then + shared
 }
 
 }  // namespace v4

@@ -43,7 +43,8 @@ Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, For
 
 }  // namespace
 
-V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatcher* experts)
+V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatcher* experts,
+                     ForwardLimits limits)
     : weights_(weights),
       backend_(backend),
       local_experts_(experts ? nullptr : std::make_unique<LocalExpertDispatcher>(backend)),
@@ -52,30 +53,34 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
   stats_.expert_selections.assign(weights.config.n_layer,
                                   std::vector<uint64_t>(weights.config.n_expert, 0));
+  ws_.reserve(weights.config, limits, backend.threads());
 }
 
 // One block (spec §2): HC_pre → attention → HC_post, HC_pre → MoE → HC_post.
 void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
-                              std::vector<float>& x) {
+                              std::vector<float>& x, std::vector<float>& next) {
   const V4Config& c = ctx.config;
   const int64_t n = ctx.batch.size();
   const size_t nn = static_cast<size_t>(n);
-  std::vector<float> post(nn * c.n_hc), comb(nn * c.n_hc * c.n_hc), y(nn * c.n_embd),
-      f(nn * c.n_embd), next(x.size());
-  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x.data(), n,
-                  y.data(), post.data(), comb.data());
-  backend_.rms_norm(y.data(), w.attn_norm.data(), c.n_embd, n, c.rms_eps, y.data());
-  attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, y.data(),
-                    f.data());
-  backend_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, c.n_hc, c.n_embd, next.data());
+  ForwardWorkspace& ws = ctx.ws;
+  float* post = fit(ws.post, nn * c.n_hc);
+  float* comb = fit(ws.comb, nn * c.n_hc * c.n_hc);
+  float* y = fit(ws.y, nn * c.n_embd);
+  float* f = fit(ws.f, nn * c.n_embd);
+  fit(next, nn * c.n_hc * c.n_embd);
+  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x.data(), n, y, post,
+                  comb);
+  backend_.rms_norm(y, w.attn_norm.data(), c.n_embd, n, c.rms_eps, y);
+  attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, y, f);
+  backend_.hc_post(f, x.data(), post, comb, n, c.n_hc, c.n_embd, next.data());
   x.swap(next);
-  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x.data(), n, y.data(),
-                  post.data(), comb.data());
-  backend_.rms_norm(y.data(), w.ffn_norm.data(), c.n_embd, n, c.rms_eps, y.data());
+  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x.data(), n, y, post,
+                  comb);
+  backend_.rms_norm(y, w.ffn_norm.data(), c.n_embd, n, c.rms_eps, y);
   // The MTP block (layer n_layer) has no counters.
   uint64_t* selections = layer < c.n_layer ? ctx.stats.expert_selections[layer].data() : nullptr;
-  moe_forward(ctx, w, layer, y.data(), f.data(), selections);
-  backend_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, c.n_hc, c.n_embd, next.data());
+  moe_forward(ctx, w, layer, y, f, selections);
+  backend_.hc_post(f, x.data(), post, comb, n, c.n_hc, c.n_embd, next.data());
   x.swap(next);
 }
 
@@ -83,48 +88,62 @@ void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, 
 void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                             const std::vector<float>& norm, float* logits) {
   const V4Config& c = weights_.config;
-  std::vector<float> z(static_cast<size_t>(n * c.n_embd));
-  backend_.hc_head(hc_mixing(c, head.fn, head.scale, head.base), x, n, z.data());
-  backend_.rms_norm(z.data(), norm.data(), c.n_embd, n, c.rms_eps, z.data());
-  backend_.matmul(weights_.output.view, z.data(), n, logits);
+  float* z = fit(ws_.head_z, static_cast<size_t>(n * c.n_embd));
+  backend_.hc_head(hc_mixing(c, head.fn, head.scale, head.base), x, n, z);
+  backend_.rms_norm(z, norm.data(), c.n_embd, n, c.rms_eps, z);
+  backend_.matmul(weights_.output.view, z, n, logits);
 }
 
 Result<ForwardOutput> V4Forward::forward(std::span<const SequenceInput> inputs) {
+  ForwardOutput out;
+  if (Status s = forward(inputs, out); !s) return s;
+  return out;
+}
+
+Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& out) {
   const V4Config& c = weights_.config;
-  ForwardBatch b;
+  ForwardBatch& b = batch_;
+  b.clear();
   if (Status s = build_batch(c, inputs, b); !s) return s;
-  const ForwardContext ctx{c, backend_, experts_, b, stats_};
+  const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_};
   const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;
+  const size_t nn = static_cast<size_t>(n);
 
   // Embedding, copied into every HC stream (spec §3.1).
-  std::vector<float> x(static_cast<size_t>(n * flat));
-  backend_.embed(weights_.token_embd.view, b.tokens.data(), n, c.n_hc, x.data());
-  for (uint32_t il = 0; il < c.n_layer; ++il) block_forward(ctx, weights_.layers[il], il, x);
+  fit(ws_.x, nn * flat);
+  fit(ws_.next, nn * flat);
+  backend_.embed(weights_.token_embd.view, b.tokens.data(), n, c.n_hc, ws_.x.data());
+  for (uint32_t il = 0; il < c.n_layer; ++il) {
+    block_forward(ctx, weights_.layers[il], il, ws_.x, ws_.next);
+  }
 
-  ForwardOutput out;
-  std::vector<int64_t> rows;
-  std::vector<bool> keep;
+  out.logits.clear();
+  out.hidden.clear();
+  out.first_row.clear();
+  out.row_count.clear();
+  int64_t* rows = fit(ws_.rows, nn);
+  uint8_t* keep = fit(ws_.keep, nn);
+  size_t n_rows = 0;
   for (size_t s = 0; s < inputs.size(); ++s) {
     const int64_t begin = b.sequence_begin[s], end = b.sequence_begin[s + 1];
-    out.first_row.push_back(rows.size());
+    out.first_row.push_back(n_rows);
     for (int64_t t = inputs[s].all_logits ? begin : std::max(begin, end - 1); t < end; ++t) {
-      rows.push_back(t);
-      keep.push_back(inputs[s].keep_hidden);
+      rows[n_rows] = t;
+      keep[n_rows++] = inputs[s].keep_hidden ? 1 : 0;
     }
-    out.row_count.push_back(rows.size() - out.first_row.back());
+    out.row_count.push_back(n_rows - out.first_row.back());
     b.states[s]->advance(static_cast<uint64_t>(end - begin));
   }
-  std::vector<float> selected(rows.size() * static_cast<size_t>(flat));
-  backend_.gather_rows(x.data(), flat, rows.data(), static_cast<int64_t>(rows.size()),
-                       selected.data());
-  for (size_t r = 0; r < rows.size(); ++r) {
+  float* selected = fit(ws_.selected, n_rows * static_cast<size_t>(flat));
+  backend_.gather_rows(ws_.x.data(), flat, rows, static_cast<int64_t>(n_rows), selected);
+  for (size_t r = 0; r < n_rows; ++r) {
     if (keep[r])
-      out.hidden.insert(out.hidden.end(), &selected[r * flat], &selected[(r + 1) * flat]);
+      out.hidden.insert(out.hidden.end(), selected + r * flat, selected + (r + 1) * flat);
   }
-  out.logits.resize(rows.size() * c.n_vocab);
-  head_logits(selected.data(), static_cast<int64_t>(rows.size()), weights_.output_hc,
-              weights_.output_norm, out.logits.data());
-  return out;
+  out.logits.resize(n_rows * c.n_vocab);
+  head_logits(selected, static_cast<int64_t>(n_rows), weights_.output_hc, weights_.output_norm,
+              out.logits.data());
+  return Status::ok();
 }
 
 }  // namespace v4

@@ -36,8 +36,13 @@ struct ForwardOutput {
 class V4Forward {
  public:
   // Routed experts run through `experts` (not owned) when given, else on `backend` alone.
-  V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatcher* experts = nullptr);
+  // `limits` size the step workspace once (see ForwardWorkspace).
+  V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatcher* experts = nullptr,
+            ForwardLimits limits = {});
 
+  // One step. `out` is overwritten; its buffers are reused, so a caller that keeps one
+  // ForwardOutput across steps makes steady-state steps allocation-free.
+  Status forward(std::span<const SequenceInput> batch, ForwardOutput& out);
   Result<ForwardOutput> forward(std::span<const SequenceInput> batch);
 
   // MTP draft logits (spec §3.7): for each (hidden state H, token x) pair, the MTP block's
@@ -50,8 +55,9 @@ class V4Forward {
   const V4Weights& weights() const { return weights_; }
 
  private:
+  // Advances the HC states x through one block; `next` is scratch of the same size (swapped).
   void block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
-                     std::vector<float>& x);
+                     std::vector<float>& x, std::vector<float>& next);
   void head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                    const std::vector<float>& norm, float* logits);
 
@@ -59,6 +65,8 @@ class V4Forward {
   Backend& backend_;
   std::unique_ptr<ExpertDispatcher> local_experts_;
   ExpertDispatcher& experts_;
+  ForwardWorkspace ws_;
+  ForwardBatch batch_;
   AttentionRope plain_rope_, compressed_rope_;
   ForwardStats stats_;
 };

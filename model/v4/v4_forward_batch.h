@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/backend/backend.h"
+#include "model/v4/forward_workspace.h"
 #include "model/v4/sequence_state.h"
 #include "model/v4/v4_config.h"
 
@@ -31,12 +32,21 @@ struct ForwardBatch {
   std::vector<KvStateStore*> states;    // per sequence
   std::vector<int64_t> sequence_begin;  // per sequence: first token index (plus one end entry)
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
+  // Empties the batch, keeping its capacity.
+  void clear() {
+    tokens.clear();
+    positions.clear();
+    sequence_of.clear();
+    states.clear();
+    sequence_begin.clear();
+  }
 };
 
 struct ForwardContext {
   const V4Config& config;
   Backend& backend;
   ExpertDispatcher& experts;
+  ForwardWorkspace& ws;
   const ForwardBatch& batch;
   ForwardStats& stats;
 };

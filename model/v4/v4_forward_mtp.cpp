@@ -48,8 +48,9 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
   b.sequence_of = {0};
   b.states = {&state};
   b.sequence_begin = {0, 1};
-  const ForwardContext ctx{c, backend_, experts_, b, stats_};
-  block_forward(ctx, m.block, c.n_layer, x);
+  const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_};
+  std::vector<float> next(x.size());
+  block_forward(ctx, m.block, c.n_layer, x, next);
   state.advance(1);
   std::vector<float> logits(c.n_vocab);
   head_logits(x.data(), 1, m.hc_head, m.norm, logits.data());

@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "core/function_ref.h"
 #include "model/backend/backend.h"
 
 namespace v4 {
@@ -57,7 +58,7 @@ class WeightTrafficRecorder final : public Backend {
     inner_.sum_slots(slots, slot_rows, n_tokens, k, width, out);
   }
   void add(const float* a, int64_t n, float* y) override { inner_.add(a, n, y); }
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override {
+  void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) override {
     inner_.parallel_for(n, fn);
   }
   using Backend::matmul;
