@@ -6,10 +6,15 @@
 #include <cstring>
 
 #include "core/half.h"
-#include "model/v4/fp4.h"
-#include "model/v4/fp8.h"
+#include "kernels/cpu/fp4.h"
+#include "kernels/cpu/fp8.h"
 
 namespace v4 {
+using kernels::e4m3_round;
+using kernels::fp4_round_trip;
+using kernels::fp8_round_trip;
+using kernels::kE2m1Grid;
+using kernels::pow2_ceil;
 namespace {
 
 // Spec §3.4.2: the model's FP8 simulation of main rows uses blocks of 64 nope values.

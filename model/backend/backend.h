@@ -9,7 +9,9 @@
 #include <span>
 
 #include "core/function_ref.h"
+#include "core/status.h"
 #include "kernels/cpu/matmul.h"
+#include "model/backend/tensor.h"
 
 namespace v4 {
 
@@ -71,6 +73,14 @@ class Backend {
 
   virtual unsigned threads() const = 0;
 
+  // Memory on the backend's device; the forward's workspace and (later) the KV pages live there.
+  virtual std::unique_ptr<DeviceBuffer> allocate(size_t bytes) = 0;
+  // The explicit host↔device copies of a step, at its edges only: token ids in, requested
+  // logits out. Bytes [offset, offset + bytes) of the tensor's span; an error when out of range.
+  virtual Status copy_to_device(const void* host, const Tensor& dst, size_t offset,
+                                size_t bytes) = 0;
+  virtual Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) = 0;
+
   // y[t·y_stride + r] = W[r] · x[t·x_stride ..] for n_tokens activation rows of w.cols floats.
   // Activations are quantized to the weight type's dot-product format first (like ggml).
   virtual void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride,
@@ -98,6 +108,25 @@ class Backend {
 
   // HC head (spec §3.6): z[t] = Σ_s w_s·x[t] stream s with w = sigmoid(mixes·scale0 + base) + eps.
   virtual void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) = 0;
+
+  // RoPE (spec §3.4.1) on n_tokens × heads head vectors head_stride floats apart: the rope_dim
+  // values at `offset` in each are rotated to their token's position (−θ when `inverse`).
+  // `freqs` holds rope_dim/2 frequencies (plain or YaRN, per layer kind).
+  virtual void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,
+                    int64_t rope_dim, const uint64_t* positions, const float* freqs,
+                    bool inverse) = 0;
+
+  // The FP8 (E4M3, UE8M0 scale per `block`) round-trip of spec §3.4.2 on the first `n` values of
+  // n_rows rows `stride` floats apart, in place.
+  virtual void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n,
+                              int64_t block) = 0;
+
+  // The indexer's QAT transform (spec §3.4.4) on n_rows rows of `dim` floats, in place:
+  // Walsh–Hadamard rotation, then the FP4 (E2M1) round-trip in blocks of 32.
+  virtual void indexer_qat(float* x, int64_t n_rows, int64_t dim) = 0;
+
+  // x[i] *= s for i < n.
+  virtual void scale(float* x, int64_t n, float s) = 0;
 
   // MoE routing (spec §3.5) from router logits [n][n_expert]: experts [n][k] in selection order
   // and their weights [n][k]. `tokens` (the input ids) feed hash routing.

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <new>
+#include <string>
 
 #include "kernels/cpu/quant.h"
 
@@ -12,9 +15,57 @@ namespace {
 // layers).
 constexpr int64_t kMinParallelWork = int64_t{1} << 17;
 
+// Host memory, 64-byte aligned (a cache line; what the AVX2 kernels like).
+class HostBuffer final : public DeviceBuffer {
+ public:
+  explicit HostBuffer(size_t bytes)
+      : bytes_(bytes),
+        data_(static_cast<uint8_t*>(
+            ::operator new (std::max<size_t>(bytes, 1), std::align_val_t{64}))) {}
+  ~HostBuffer() override { ::operator delete (data_, std::align_val_t{64}); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  void* data() override { return data_; }
+  size_t bytes() const override { return bytes_; }
+  DeviceKind device() const override { return DeviceKind::kCpu; }
+
+ private:
+  size_t bytes_;
+  uint8_t* data_;
+};
+
+// Checks that bytes [offset, offset + bytes) of `t` lie inside its buffer.
+Status check_span(const Tensor& t, size_t offset, size_t bytes, const char* what) {
+  if (!t.valid()) return Status::error(std::string(what) + ": tensor has no buffer");
+  if (offset > t.bytes() || bytes > t.bytes() - offset ||
+      t.offset + t.bytes() > t.buffer->bytes()) {
+    return Status::error(std::string(what) + ": bytes [" + std::to_string(offset) + ", " +
+                         std::to_string(offset + bytes) + ") outside a tensor of " +
+                         std::to_string(t.bytes()) + " bytes");
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(unsigned threads) : pool_(threads) {}
+
+std::unique_ptr<DeviceBuffer> CpuBackend::allocate(size_t bytes) {
+  return std::make_unique<HostBuffer>(bytes);
+}
+
+Status CpuBackend::copy_to_device(const void* host, const Tensor& dst, size_t offset,
+                                  size_t bytes) {
+  if (Status s = check_span(dst, offset, bytes, "copy_to_device"); !s) return s;
+  std::memcpy(dst.data<uint8_t>() + offset, host, bytes);
+  return Status::ok();
+}
+
+Status CpuBackend::copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) {
+  if (Status s = check_span(src, offset, bytes, "copy_to_host"); !s) return s;
+  std::memcpy(host, src.data<uint8_t>() + offset, bytes);
+  return Status::ok();
+}
 
 void CpuBackend::run(int64_t n, int64_t work, FunctionRef<void(int64_t, int64_t)> fn) {
   if (n <= 0) return;

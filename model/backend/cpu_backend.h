@@ -17,6 +17,9 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(unsigned threads = 0);
 
   unsigned threads() const override { return pool_.size(); }
+  std::unique_ptr<DeviceBuffer> allocate(size_t bytes) override;
+  Status copy_to_device(const void* host, const Tensor& dst, size_t offset, size_t bytes) override;
+  Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) override;
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
@@ -28,6 +31,11 @@ class CpuBackend final : public Backend {
   void hc_post(const float* f, const float* x, const float* post, const float* comb,
                int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override;
   void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override;
+  void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,
+            int64_t rope_dim, const uint64_t* positions, const float* freqs, bool inverse) override;
+  void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block) override;
+  void indexer_qat(float* x, int64_t n_rows, int64_t dim) override;
+  void scale(float* x, int64_t n, float s) override;
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override;
   void grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,

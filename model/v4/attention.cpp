@@ -4,8 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/fp8.h"
 #include "model/v4/compressor.h"
-#include "model/v4/fp8.h"
 #include "model/v4/indexer.h"
 #include "model/v4/rope.h"
 #include "model/v4/v4_weights.h"
@@ -30,40 +30,30 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
   Backend& be = ctx.backend;
   ForwardWorkspace& ws = ctx.ws;
   const int64_t n = ctx.batch.size(), hd = c.head_dim, nh = c.n_head;
-  const size_t nn = static_cast<size_t>(n);
   Projections p;
-  p.cq = fit(ws.cq, nn * c.q_lora_rank);
+  p.cq = ws.cq.data<float>();
   be.matmul(w.q_a.view, h, n, p.cq);
   be.rms_norm(p.cq, w.q_a_norm.data(), c.q_lora_rank, n, c.rms_eps, p.cq);
-  p.q = fit(ws.q, nn * nh * hd);
+  p.q = ws.q.data<float>();
   be.matmul(w.q_b.view, p.cq, n, p.q);
   // Per-head RMS norm without weight (spec §3.9).
   be.rms_norm(p.q, nullptr, hd, n * nh, c.rms_eps, p.q);
-  p.kv = fit(ws.kv, nn * hd);
+  p.kv = ws.kv.data<float>();
   be.matmul(w.kv.view, h, n, p.kv);
   be.rms_norm(p.kv, w.kv_a_norm.data(), hd, n, c.rms_eps, p.kv);
   const int64_t tail = hd - c.rope_dim;
-  be.parallel_for(n, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const uint64_t pos = ctx.batch.positions[static_cast<size_t>(t)];
-      for (int64_t head = 0; head < nh; ++head) {
-        rope_rotate(p.q + (t * nh + head) * hd + tail, rope.freqs, pos, false);
-      }
-      float* kv = p.kv + t * hd;
-      rope_rotate(kv + tail, rope.freqs, pos, false);
-      fp8_round_trip(kv, tail, kFp8Block);  // the RoPE tail stays high precision
-    }
-  });
+  const uint64_t* positions = ws.positions.data<uint64_t>();
+  be.rope(p.q, n, nh, hd, tail, c.rope_dim, positions, rope.freqs.data(), false);
+  be.rope(p.kv, n, 1, hd, tail, c.rope_dim, positions, rope.freqs.data(), false);
+  be.fp8_round_trip(p.kv, n, hd, tail, kFp8Block);  // the RoPE tail stays high precision
   if (w.compress_ratio == 0) return p;
-  const size_t cw = w.compressor.width;
-  p.comp_a = fit(ws.comp_a, nn * cw);
-  p.comp_g = fit(ws.comp_g, nn * cw);
+  p.comp_a = ws.comp_a.data<float>();
+  p.comp_g = ws.comp_g.data<float>();
   be.matmul(w.compressor.kv.view, h, n, p.comp_a);
   be.matmul(w.compressor.gate.view, h, n, p.comp_g);
   if (w.compress_ratio != 4) return p;
-  const size_t iw = w.indexer.compressor.width;
-  p.idx_a = fit(ws.idx_a, nn * iw);
-  p.idx_g = fit(ws.idx_g, nn * iw);
+  p.idx_a = ws.idx_a.data<float>();
+  p.idx_g = ws.idx_g.data<float>();
   be.matmul(w.indexer.compressor.kv.view, h, n, p.idx_a);
   be.matmul(w.indexer.compressor.gate.view, h, n, p.idx_g);
   return p;
@@ -83,7 +73,7 @@ void finish_compressed_row(const V4Config& c, const CompressorWeights& cw,
   if (indexer) {
     indexer_qat_transform(row, dim);
   } else {
-    fp8_round_trip(row, dim - c.rope_dim, kFp8Block);
+    kernels::fp8_round_trip(row, dim - c.rope_dim, kFp8Block);
   }
 }
 
@@ -166,15 +156,14 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
   const ForwardBatch& b = ctx.batch;
   ForwardWorkspace& ws = ctx.ws;
   const int64_t n = b.size(), hd = c.head_dim, nh = c.n_head;
-  const size_t nn = static_cast<size_t>(n);
   const Projections p = project(ctx, w, rope, h);
   stream_into_state(ctx, w, layer, rope, p);
 
   // Which compressed rows each token sees: row i is visible iff i < floor((t+1)/r). Ratio-4
   // layers take the indexer's choice ([n][top_k] in ws.chosen); ratio 128 sees every one.
   const uint32_t top_k = c.indexer_top_k;
-  uint32_t* chosen = fit(ws.chosen, nn * top_k);
-  uint32_t* chosen_count = fit(ws.chosen_count, nn);
+  uint32_t* chosen = ws.chosen.data<uint32_t>();
+  uint32_t* chosen_count = ws.chosen_count.data<uint32_t>();
   // Parallel loops run one task per thread, each with its own slice of workspace scratch.
   const int64_t threads = std::max<int64_t>(1, ctx.backend.threads());
   if (w.compress_ratio == 4) {
@@ -209,7 +198,7 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
     }
   }
 
-  float* o = fit(ws.o, nn * nh * hd);
+  float* o = ws.o.data<float>();
   const size_t slice =
       c.sliding_window + (n > 0 ? *std::max_element(chosen_count, chosen_count + n) : 0);
   const int64_t items = n * nh, tasks = std::min(items, threads);
@@ -225,15 +214,17 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
         attend_head(c, st, layer, pos, w.compress_ratio == 4 ? chosen + t * top_k : nullptr,
                     chosen_count[t], p.q + i * hd, w.sinks[static_cast<size_t>(head)], oh,
                     rows + task * slice, scores + task * slice);
-        rope_rotate(oh + hd - c.rope_dim, rope.freqs, pos, true);  // undo the keys' rotation
       }
     }
   });
+  // Undo the keys' rotation on each head's output.
+  ctx.backend.rope(o, n, nh, hd, hd - c.rope_dim, c.rope_dim, ws.positions.data<uint64_t>(),
+                   rope.freqs.data(), true);
 
   // Grouped low-rank output: group g maps its heads' concatenation through rows g·o_lora.. of
   // attn_output_a, then attn_output_b mixes all groups (spec §3.4).
   const int64_t groups = c.o_groups, rank = c.o_lora_rank, group_in = nh / groups * hd;
-  float* z = fit(ws.z, nn * groups * rank);
+  float* z = ws.z.data<float>();
   for (int64_t g = 0; g < groups; ++g) {
     ctx.backend.matmul(w.output_a.row_range(g * rank, rank), o + g * group_in, nh * hd, n,
                        z + g * rank, groups * rank);

@@ -5,46 +5,83 @@
 #include "model/v4/v4_config.h"
 
 namespace v4 {
+namespace {
 
-void ForwardWorkspace::reserve(const V4Config& c, const ForwardLimits& limits, int64_t tasks) {
-  if (limits.max_context > 0) {
-    const size_t t = static_cast<size_t>(tasks), ctx = static_cast<size_t>(limits.max_context);
-    // A head reads the raw window plus the chosen ratio-4 rows or every ratio-128 row (§3.4).
-    const size_t rows = c.sliding_window + std::max<size_t>(c.indexer_top_k, ctx / 128 + 1);
-    fit(task_rows, t * rows);
-    fit(task_scores, t * rows);
-    fit(task_ids, t * (ctx / 4 + 1));
-    fit(task_index_scores, t * (ctx / 4 + 1));
-  }
-  const int64_t tokens = limits.max_tokens;
-  if (tokens <= 0) return;
-  const size_t n = static_cast<size_t>(tokens);
-  const size_t flat = size_t{c.n_hc} * c.n_embd, d = c.n_embd;
-  size_t comp_width = 0;
-  for (uint32_t il = 0; il < c.n_layer; ++il) {
-    comp_width = std::max<size_t>(comp_width, c.compressor_width(il));
-  }
-  const size_t k = c.n_expert_used;
-  for (auto* v : {&x, &next, &selected}) fit(*v, n * flat);
-  for (auto* v : {&y, &f, &routed, &head_z}) fit(*v, n * d);
-  fit(post, n * c.n_hc);
-  fit(comb, n * c.n_hc * c.n_hc);
-  fit(cq, n * c.q_lora_rank);
-  fit(q, n * c.n_head * c.head_dim);
-  fit(o, n * c.n_head * c.head_dim);
-  fit(kv, n * c.head_dim);
-  for (auto* v : {&comp_a, &comp_g}) fit(*v, n * comp_width);
-  for (auto* v : {&idx_a, &idx_g}) fit(*v, n * 2 * c.indexer_head_dim);
-  fit(idx_q, n * c.indexer_n_head * c.indexer_head_dim);
-  fit(idx_w, n * c.indexer_n_head);
-  fit(z, n * c.o_groups * c.o_lora_rank);
-  fit(chosen, n * c.indexer_top_k);
-  fit(chosen_count, n);
-  fit(router_logits, n * c.n_expert);
-  fit(expert_weights, n * k);
-  fit(experts, n * k);
-  fit(rows, n);
-  fit(keep, n);
+// Tensors start on cache-line boundaries.
+constexpr size_t kAlign = 64;
+
+}  // namespace
+
+void ForwardWorkspace::reserve_tasks(const V4Config& c, const ForwardLimits& limits,
+                                     int64_t tasks) {
+  if (limits.max_context <= 0) return;
+  const size_t t = static_cast<size_t>(tasks), ctx = static_cast<size_t>(limits.max_context);
+  // A head reads the raw window plus the chosen ratio-4 rows or every ratio-128 row (§3.4).
+  const size_t rows = c.sliding_window + std::max<size_t>(c.indexer_top_k, ctx / 128 + 1);
+  fit(task_rows, t * rows);
+  fit(task_scores, t * rows);
+  fit(task_ids, t * (ctx / 4 + 1));
+  fit(task_index_scores, t * (ctx / 4 + 1));
+}
+
+void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
+  if (n_tokens <= capacity_) return;
+  const int64_t n = n_tokens, flat = int64_t{c.n_hc} * c.n_embd, d = c.n_embd;
+  // Ratio-4 layers project to 2·head_dim (overlapping halves, spec §3.4.3), the widest.
+  const int64_t comp_width = 2 * int64_t{c.head_dim};
+  // Logits of a step come out in batches of at most this many rows: a prompt-logprobs chunk
+  // would otherwise need tokens × vocab floats on the device.
+  const int64_t logit_rows = std::min<int64_t>(n, 64);
+  const int64_t k = c.n_expert_used;
+  struct Slot {
+    Tensor* tensor;
+    int64_t cols;  // values per token
+  };
+  const Slot f32[] = {
+      {&x, flat},
+      {&next, flat},
+      {&selected, flat},
+      {&y, d},
+      {&f, d},
+      {&routed, d},
+      {&head_z, d},
+      {&post, c.n_hc},
+      {&comb, int64_t{c.n_hc} * c.n_hc},
+      {&cq, c.q_lora_rank},
+      {&q, int64_t{c.n_head} * c.head_dim},
+      {&o, int64_t{c.n_head} * c.head_dim},
+      {&kv, c.head_dim},
+      {&comp_a, comp_width},
+      {&comp_g, comp_width},
+      {&idx_a, 2 * int64_t{c.indexer_head_dim}},
+      {&idx_g, 2 * int64_t{c.indexer_head_dim}},
+      {&idx_q, int64_t{c.indexer_n_head} * c.indexer_head_dim},
+      {&idx_w, c.indexer_n_head},
+      {&z, int64_t{c.o_groups} * c.o_lora_rank},
+      {&router_logits, c.n_expert},
+      {&expert_weights, k},
+  };
+  const Slot i32[] = {{&experts, k}, {&chosen, c.indexer_top_k}, {&chosen_count, 1}, {&tokens, 1}};
+  // Lay out first, then allocate once and point every tensor into the buffer.
+  size_t bytes = 0;
+  auto place = [&](Tensor* t, GgmlType type, int64_t cols, int64_t n_rows) {
+    *t = Tensor::contiguous(nullptr, bytes, type, {cols, n_rows, 1, 1});
+    bytes += (t->bytes() + kAlign - 1) / kAlign * kAlign;
+  };
+  for (const Slot& s : f32) place(s.tensor, GgmlType::F32, s.cols, n);
+  for (const Slot& s : i32) place(s.tensor, GgmlType::I32, s.cols, n);
+  place(&rows, GgmlType::I64, 1, n);
+  place(&positions, GgmlType::I64, 1, n);
+  place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
+  arena_ = backend_.allocate(bytes);
+  for (const Slot& s : f32) s.tensor->buffer = arena_.get();
+  for (const Slot& s : i32) s.tensor->buffer = arena_.get();
+  rows.buffer = arena_.get();
+  positions.buffer = arena_.get();
+  logits.buffer = arena_.get();
+  keep.resize(static_cast<size_t>(n));
+  capacity_ = n_tokens;
+  logit_rows_ = logit_rows;
 }
 
 }  // namespace v4

@@ -1,11 +1,16 @@
-// The forward's per-step activation buffers, kept across steps: sized once from the batch
-// limits (most tokens per step) and reused, so a steady-state step allocates nothing. A step
-// larger than the limits grows them (and allocates) once.
+// The forward's per-step activations: tensors carved from one buffer the backend allocates on its
+// device, sized once from the batch limits (most tokens per step) and reused, so a steady-state
+// step allocates nothing. A step larger than the limits re-carves a larger buffer once.
+// The per-task scratch of the sub-layers that still run host loops (attention, the indexer) is
+// host memory sized from the context limit.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "model/backend/backend.h"
 
 namespace v4 {
 
@@ -26,29 +31,41 @@ T* fit(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-struct ForwardWorkspace {
-  // Residual state [n][n_hc·n_embd] (x, next) and sub-layer buffers.
-  std::vector<float> x, next, y, f, post, comb;
+class ForwardWorkspace {
+ public:
+  explicit ForwardWorkspace(Backend& backend) : backend_(backend) {}
+
+  // Makes every tensor below hold steps of `tokens` tokens; allocates only when growing.
+  void ensure(const V4Config& config, int64_t tokens);
+  // Sizes the host task scratch for `tasks` parallel tasks and contexts of limits.max_context.
+  void reserve_tasks(const V4Config& config, const ForwardLimits& limits, int64_t tasks);
+  int64_t capacity() const { return capacity_; }
+  // Rows of logits the head computes at once (ws.logits holds that many).
+  int64_t logit_rows() const { return logit_rows_; }
+
+  // Residual state [n][n_hc·n_embd] (x, next) and sub-layer buffers, on the device.
+  Tensor x, next, y, f, post, comb;
   // Attention: projections, compressor inputs, indexer queries, head outputs, low-rank output.
-  std::vector<float> cq, q, kv, comp_a, comp_g, idx_a, idx_g, idx_q, idx_w, o, z;
-  // Per token: the compressed rows chosen by the lightning indexer ([n][indexer_top_k]).
-  std::vector<uint32_t> chosen, chosen_count;
-  // MoE: router logits, routing, routed sum.
-  std::vector<float> router_logits, expert_weights, routed;
-  std::vector<int32_t> experts;
-  // Head: which rows get logits, their HC states and head outputs.
-  std::vector<int64_t> rows;
+  Tensor cq, q, kv, comp_a, comp_g, idx_a, idx_g, idx_q, idx_w, o, z;
+  // Per token: the compressed rows the lightning indexer chose ([n][indexer_top_k], u32).
+  Tensor chosen, chosen_count;
+  // MoE: router logits, routing (i32 experts), routed sum.
+  Tensor router_logits, experts, expert_weights, routed;
+  // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
+  // outputs and logits.
+  Tensor tokens, positions, rows, selected, head_z, logits;
+  // Host: which logit rows also return their hidden state.
   std::vector<uint8_t> keep;
-  std::vector<float> selected, head_z;
-  // Scratch of the parallel tasks of attention and the indexer, one slice per task: the rows a
-  // head attends to and their scores, the indexer's candidate ids and scores.
+  // Host scratch, one slice per parallel task: the rows a head attends to and their scores, the
+  // indexer's candidate ids and scores.
   std::vector<const float*> task_rows;
   std::vector<float> task_scores, task_index_scores;
   std::vector<uint32_t> task_ids;
 
-  // Sizes every buffer for steps of `limits.max_tokens` tokens (logits for each of them) and, for
-  // `tasks` parallel tasks, contexts of limits.max_context positions.
-  void reserve(const V4Config& config, const ForwardLimits& limits, int64_t tasks);
+ private:
+  Backend& backend_;
+  std::unique_ptr<DeviceBuffer> arena_;
+  int64_t capacity_ = 0, logit_rows_ = 0;
 };
 
 }  // namespace v4

@@ -4,16 +4,16 @@
 #include <cmath>
 #include <numeric>
 
-#include "model/v4/fp4.h"
-#include "model/v4/hadamard.h"
+#include "kernels/cpu/fp4.h"
+#include "kernels/cpu/hadamard.h"
 #include "model/v4/rope.h"
 #include "model/v4/v4_weights.h"
 
 namespace v4 {
 
 void indexer_qat_transform(float* row, int64_t dim) {
-  hadamard_transform(row, dim);
-  fp4_round_trip(row, dim, 32);
+  kernels::hadamard_transform(row, dim);
+  kernels::fp4_round_trip(row, dim, 32);
 }
 
 IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
@@ -21,20 +21,14 @@ IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w,
   const V4Config& c = ctx.config;
   const int64_t n = ctx.batch.size();
   const int64_t heads = c.indexer_n_head, dim = c.indexer_head_dim;
-  float* q = fit(ctx.ws.idx_q, static_cast<size_t>(n * heads * dim));
-  float* weights = fit(ctx.ws.idx_w, static_cast<size_t>(n * heads));
+  float* q = ctx.ws.idx_q.data<float>();
+  float* weights = ctx.ws.idx_w.data<float>();
   ctx.backend.matmul(w.indexer.q_b.view, cq, n, q);
   ctx.backend.matmul(w.indexer.proj.view, h, n, weights);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(dim * heads));
-  for (int64_t i = 0; i < n * heads; ++i) weights[i] *= scale;
-  ctx.backend.parallel_for(n * heads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float* qi = q + i * dim;
-      rope_rotate(qi + dim - c.rope_dim, freqs, ctx.batch.positions[static_cast<size_t>(i / heads)],
-                  false);
-      indexer_qat_transform(qi, dim);
-    }
-  });
+  ctx.backend.scale(weights, n * heads, 1.0f / std::sqrt(static_cast<float>(dim * heads)));
+  ctx.backend.rope(q, n, heads, dim, dim - c.rope_dim, c.rope_dim,
+                   ctx.ws.positions.data<uint64_t>(), freqs.data(), false);
+  ctx.backend.indexer_qat(q, n * heads, dim);
   return {q, weights};
 }
 

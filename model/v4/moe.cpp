@@ -61,12 +61,12 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
   const int64_t n = ctx.batch.size(), d = c.n_embd;
   const size_t nn = static_cast<size_t>(n);
   const ExpertRouting routing = expert_routing(c, w);
-  float* logits = fit(ws.router_logits, nn * c.n_expert);
-  int32_t* experts = fit(ws.experts, nn * routing.k);
-  float* weights = fit(ws.expert_weights, nn * routing.k);
-  float* routed = fit(ws.routed, nn * d);
+  float* logits = ws.router_logits.data<float>();
+  int32_t* experts = ws.experts.data<int32_t>();
+  float* weights = ws.expert_weights.data<float>();
+  float* routed = ws.routed.data<float>();
   be.matmul(w.router.view, u, n, logits);
-  be.route_experts(routing, logits, ctx.batch.tokens.data(), n, experts, weights);
+  be.route_experts(routing, logits, ws.tokens.data<int32_t>(), n, experts, weights);
   if (selections) {
     for (size_t i = 0; i < nn * routing.k; ++i) ++selections[experts[i]];
   }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "kernels/cpu/rope.h"
 #include "model/v4/v4_config.h"
 
 namespace v4 {
@@ -56,15 +57,7 @@ std::vector<float> rope_frequencies(const RopeParams& p) {
 }
 
 void rope_rotate(float* x, const std::vector<float>& freqs, uint64_t pos, bool inverse) {
-  for (size_t k = 0; k < freqs.size(); ++k) {
-    const double theta = static_cast<double>(pos) * freqs[k];
-    const float c = static_cast<float>(std::cos(theta));
-    const float s =
-        inverse ? -static_cast<float>(std::sin(theta)) : static_cast<float>(std::sin(theta));
-    const float x0 = x[2 * k], x1 = x[2 * k + 1];
-    x[2 * k] = x0 * c - x1 * s;
-    x[2 * k + 1] = x0 * s + x1 * c;
-  }
+  kernels::rope_rotate(x, freqs.data(), static_cast<int64_t>(freqs.size()), pos, inverse);
 }
 
 }  // namespace v4

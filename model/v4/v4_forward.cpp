@@ -48,47 +48,46 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
     : weights_(weights),
       backend_(backend),
       local_experts_(experts ? nullptr : std::make_unique<LocalExpertDispatcher>(backend)),
-      experts_(experts ? *experts : *local_experts_) {
+      experts_(experts ? *experts : *local_experts_),
+      ws_(backend) {
   plain_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 0));
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
   stats_.expert_selections.assign(weights.config.n_layer,
                                   std::vector<uint64_t>(weights.config.n_expert, 0));
-  ws_.reserve(weights.config, limits, backend.threads());
+  ws_.reserve_tasks(weights.config, limits, backend.threads());
+  ws_.ensure(weights.config, limits.max_tokens);
 }
 
 // One block (spec §2): HC_pre → attention → HC_post, HC_pre → MoE → HC_post.
 void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
-                              std::vector<float>& x, std::vector<float>& next) {
+                              float*& x, float*& next) {
   const V4Config& c = ctx.config;
   const int64_t n = ctx.batch.size();
-  const size_t nn = static_cast<size_t>(n);
   ForwardWorkspace& ws = ctx.ws;
-  float* post = fit(ws.post, nn * c.n_hc);
-  float* comb = fit(ws.comb, nn * c.n_hc * c.n_hc);
-  float* y = fit(ws.y, nn * c.n_embd);
-  float* f = fit(ws.f, nn * c.n_embd);
-  fit(next, nn * c.n_hc * c.n_embd);
-  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x.data(), n, y, post,
-                  comb);
+  float* post = ws.post.data<float>();
+  float* comb = ws.comb.data<float>();
+  float* y = ws.y.data<float>();
+  float* f = ws.f.data<float>();
+  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x, n, y, post, comb);
   backend_.rms_norm(y, w.attn_norm.data(), c.n_embd, n, c.rms_eps, y);
   attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, y, f);
-  backend_.hc_post(f, x.data(), post, comb, n, c.n_hc, c.n_embd, next.data());
-  x.swap(next);
-  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x.data(), n, y, post,
-                  comb);
+  backend_.hc_post(f, x, post, comb, n, c.n_hc, c.n_embd, next);
+  std::swap(x, next);
+  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x, n, y, post, comb);
   backend_.rms_norm(y, w.ffn_norm.data(), c.n_embd, n, c.rms_eps, y);
   // The MTP block (layer n_layer) has no counters.
   uint64_t* selections = layer < c.n_layer ? ctx.stats.expert_selections[layer].data() : nullptr;
   moe_forward(ctx, w, layer, y, f, selections);
-  backend_.hc_post(f, x.data(), post, comb, n, c.n_hc, c.n_embd, next.data());
-  x.swap(next);
+  backend_.hc_post(f, x, post, comb, n, c.n_hc, c.n_embd, next);
+  std::swap(x, next);
 }
 
-// HC head + output norm + vocabulary projection (spec §3.6) for n HC states.
+// HC head + output norm + vocabulary projection (spec §3.6) for n HC states, into `logits` on
+// the device (n ≤ the workspace's logit rows).
 void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                             const std::vector<float>& norm, float* logits) {
   const V4Config& c = weights_.config;
-  float* z = fit(ws_.head_z, static_cast<size_t>(n * c.n_embd));
+  float* z = ws_.head_z.data<float>();
   backend_.hc_head(hc_mixing(c, head.fn, head.scale, head.base), x, n, z);
   backend_.rms_norm(z, norm.data(), c.n_embd, n, c.rms_eps, z);
   backend_.matmul(weights_.output.view, z, n, logits);
@@ -100,49 +99,82 @@ Result<ForwardOutput> V4Forward::forward(std::span<const SequenceInput> inputs) 
   return out;
 }
 
+Status V4Forward::copy_step_inputs() {
+  const size_t n = batch_.tokens.size();
+  if (Status s = backend_.copy_to_device(batch_.tokens.data(), ws_.tokens, 0, n * sizeof(int32_t));
+      !s) {
+    return s;
+  }
+  return backend_.copy_to_device(batch_.positions.data(), ws_.positions, 0, n * sizeof(uint64_t));
+}
+
 Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& out) {
   const V4Config& c = weights_.config;
   ForwardBatch& b = batch_;
   b.clear();
   if (Status s = build_batch(c, inputs, b); !s) return s;
-  const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_};
   const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;
-  const size_t nn = static_cast<size_t>(n);
+  ws_.ensure(c, n);
+  const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_};
 
-  // Embedding, copied into every HC stream (spec §3.1).
-  fit(ws_.x, nn * flat);
-  fit(ws_.next, nn * flat);
-  backend_.embed(weights_.token_embd.view, b.tokens.data(), n, c.n_hc, ws_.x.data());
-  for (uint32_t il = 0; il < c.n_layer; ++il) {
-    block_forward(ctx, weights_.layers[il], il, ws_.x, ws_.next);
-  }
+  // The step's copies in: token ids and positions. Embedding, copied into every HC stream
+  // (spec §3.1).
+  if (Status s = copy_step_inputs(); !s) return s;
+  float* x = ws_.x.data<float>();
+  float* next = ws_.next.data<float>();
+  backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), n, c.n_hc, x);
+  for (uint32_t il = 0; il < c.n_layer; ++il) block_forward(ctx, weights_.layers[il], il, x, next);
 
   out.logits.clear();
   out.hidden.clear();
   out.first_row.clear();
   out.row_count.clear();
-  int64_t* rows = fit(ws_.rows, nn);
-  uint8_t* keep = fit(ws_.keep, nn);
-  size_t n_rows = 0;
+  // Which rows get logits: host bookkeeping, then one copy of the row ids to the device.
+  int64_t* rows = ws_.rows.data<int64_t>();
+  std::vector<int64_t>& host_rows = host_rows_;
+  host_rows.clear();
   for (size_t s = 0; s < inputs.size(); ++s) {
     const int64_t begin = b.sequence_begin[s], end = b.sequence_begin[s + 1];
-    out.first_row.push_back(n_rows);
+    out.first_row.push_back(host_rows.size());
     for (int64_t t = inputs[s].all_logits ? begin : std::max(begin, end - 1); t < end; ++t) {
-      rows[n_rows] = t;
-      keep[n_rows++] = inputs[s].keep_hidden ? 1 : 0;
+      ws_.keep[host_rows.size()] = inputs[s].keep_hidden ? 1 : 0;
+      host_rows.push_back(t);
     }
-    out.row_count.push_back(n_rows - out.first_row.back());
+    out.row_count.push_back(host_rows.size() - out.first_row.back());
     b.states[s]->advance(static_cast<uint64_t>(end - begin));
   }
-  float* selected = fit(ws_.selected, n_rows * static_cast<size_t>(flat));
-  backend_.gather_rows(ws_.x.data(), flat, rows, static_cast<int64_t>(n_rows), selected);
-  for (size_t r = 0; r < n_rows; ++r) {
-    if (keep[r])
-      out.hidden.insert(out.hidden.end(), selected + r * flat, selected + (r + 1) * flat);
+  const int64_t n_rows = static_cast<int64_t>(host_rows.size());
+  if (Status s = backend_.copy_to_device(host_rows.data(), ws_.rows, 0,
+                                         static_cast<size_t>(n_rows) * sizeof(int64_t));
+      !s) {
+    return s;
   }
-  out.logits.resize(n_rows * c.n_vocab);
-  head_logits(selected, static_cast<int64_t>(n_rows), weights_.output_hc, weights_.output_norm,
-              out.logits.data());
+  float* selected = ws_.selected.data<float>();
+  backend_.gather_rows(x, flat, rows, n_rows, selected);
+  const size_t row_bytes = static_cast<size_t>(flat) * sizeof(float);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    if (!ws_.keep[static_cast<size_t>(r)]) continue;
+    out.hidden.resize(out.hidden.size() + static_cast<size_t>(flat));
+    if (Status s = backend_.copy_to_host(ws_.selected, static_cast<size_t>(r) * row_bytes,
+                                         out.hidden.data() + out.hidden.size() - flat, row_bytes);
+        !s) {
+      return s;
+    }
+  }
+  // Logits in batches of the workspace's logit rows, each copied out: the step's copy out.
+  out.logits.resize(static_cast<size_t>(n_rows) * c.n_vocab);
+  const size_t logit_row_bytes = size_t{c.n_vocab} * sizeof(float);
+  for (int64_t first = 0; first < n_rows; first += ws_.logit_rows()) {
+    const int64_t count = std::min(ws_.logit_rows(), n_rows - first);
+    head_logits(selected + first * flat, count, weights_.output_hc, weights_.output_norm,
+                ws_.logits.data<float>());
+    if (Status s = backend_.copy_to_host(ws_.logits, 0,
+                                         out.logits.data() + static_cast<size_t>(first) * c.n_vocab,
+                                         static_cast<size_t>(count) * logit_row_bytes);
+        !s) {
+      return s;
+    }
+  }
   return Status::ok();
 }
 

@@ -55,9 +55,12 @@ class V4Forward {
   const V4Weights& weights() const { return weights_; }
 
  private:
-  // Advances the HC states x through one block; `next` is scratch of the same size (swapped).
-  void block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
-                     std::vector<float>& x, std::vector<float>& next);
+  // Advances the HC states at x through one block; `next` is scratch of the same size (the two
+  // pointers are swapped).
+  void block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,
+                     float*& next);
+  // Copies batch_'s token ids and positions into the workspace.
+  Status copy_step_inputs();
   void head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                    const std::vector<float>& norm, float* logits);
 
@@ -67,6 +70,7 @@ class V4Forward {
   ExpertDispatcher& experts_;
   ForwardWorkspace ws_;
   ForwardBatch batch_;
+  std::vector<int64_t> host_rows_;  // the step's logit rows, before their copy to the device
   AttentionRope plain_rope_, compressed_rope_;
   ForwardStats stats_;
 };

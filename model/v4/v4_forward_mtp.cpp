@@ -42,18 +42,30 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
     for (uint32_t s = 0; s < c.n_hc; ++s) backend_.add(pe.data(), d, x.data() + s * d);
   }
 
-  ForwardBatch b;
+  ForwardBatch& b = batch_;
+  b.clear();
   b.tokens = {token};
   b.positions = {state.n_past()};
   b.sequence_of = {0};
   b.states = {&state};
   b.sequence_begin = {0, 1};
+  ws_.ensure(c, 1);
   const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_};
-  std::vector<float> next(x.size());
-  block_forward(ctx, m.block, c.n_layer, x, next);
+  // The block works on device tensors: x goes in, the head's logits come out.
+  float* xs = ws_.x.data<float>();
+  float* next = ws_.next.data<float>();
+  if (Status s = backend_.copy_to_device(x.data(), ws_.x, 0, x.size() * sizeof(float)); !s) {
+    return s;
+  }
+  if (Status s = copy_step_inputs(); !s) return s;
+  block_forward(ctx, m.block, c.n_layer, xs, next);
   state.advance(1);
+  head_logits(xs, 1, m.hc_head, m.norm, ws_.logits.data<float>());
   std::vector<float> logits(c.n_vocab);
-  head_logits(x.data(), 1, m.hc_head, m.norm, logits.data());
+  if (Status s = backend_.copy_to_host(ws_.logits, 0, logits.data(), c.n_vocab * sizeof(float));
+      !s) {
+    return s;
+  }
   return logits;
 }
 

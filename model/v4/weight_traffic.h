@@ -26,6 +26,13 @@ class WeightTrafficRecorder final : public Backend {
   explicit WeightTrafficRecorder(Backend& inner) : inner_(inner) {}
 
   unsigned threads() const override { return inner_.threads(); }
+  std::unique_ptr<DeviceBuffer> allocate(size_t bytes) override { return inner_.allocate(bytes); }
+  Status copy_to_device(const void* host, const Tensor& dst, size_t offset, size_t bytes) override {
+    return inner_.copy_to_device(host, dst, offset, bytes);
+  }
+  Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) override {
+    return inner_.copy_to_host(src, offset, host, bytes);
+  }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
@@ -43,6 +50,18 @@ class WeightTrafficRecorder final : public Backend {
     inner_.hc_post(f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
   }
   void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override;
+  void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,
+            int64_t rope_dim, const uint64_t* positions, const float* freqs,
+            bool inverse) override {
+    inner_.rope(x, n_tokens, heads, head_stride, offset, rope_dim, positions, freqs, inverse);
+  }
+  void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block) override {
+    inner_.fp8_round_trip(x, n_rows, stride, n, block);
+  }
+  void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
+    inner_.indexer_qat(x, n_rows, dim);
+  }
+  void scale(float* x, int64_t n, float s) override { inner_.scale(x, n, s); }
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override {
     inner_.route_experts(routing, logits, tokens, n_tokens, experts, weights);

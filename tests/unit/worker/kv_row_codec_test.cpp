@@ -1,4 +1,4 @@
-// Row encodings of spec §4.3 against the model's own FP8 simulation (model/v4/fp8.h).
+// Row encodings of spec §4.3 against the model's own FP8 simulation (kernels/cpu/fp8.h).
 #include "worker/kv_row_codec.h"
 
 #include <gtest/gtest.h>
@@ -7,12 +7,14 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/fp4.h"
+#include "kernels/cpu/fp8.h"
 #include "model/synthetic/synthetic_model.h"
-#include "model/v4/fp4.h"
-#include "model/v4/fp8.h"
 #include "worker/paged_kv_cache.h"
 
 namespace v4 {
+using kernels::fp4_round_trip;
+using kernels::fp8_round_trip;
 namespace {
 
 TEST(KvRowCodec, Fp8MainRowOfTheRealModelIs584Bytes) {

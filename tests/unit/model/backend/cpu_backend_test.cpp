@@ -192,3 +192,35 @@ TEST(CpuBackendRouting, RouteExpertsMatchesTheRowKernelPerToken) {
 
 }  // namespace
 }  // namespace v4
+
+namespace v4 {
+namespace {
+
+TEST(CpuBackendMemory, TensorsViewBackendBuffersAndCopiesStayInRange) {
+  CpuBackend be(1);
+  std::unique_ptr<DeviceBuffer> buffer = be.allocate(4096);
+  ASSERT_EQ(buffer->bytes(), 4096u);
+  EXPECT_EQ(buffer->device(), DeviceKind::kCpu);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(buffer->data()) % 64, 0u);
+  // 3 rows of 8 floats at byte 128; Q8_0 rows of 64 values are 2 blocks of 34 bytes.
+  const Tensor t = Tensor::contiguous(buffer.get(), 128, GgmlType::F32, {8, 3, 1, 1});
+  EXPECT_EQ(t.nb[1], 32u);
+  EXPECT_EQ(t.bytes(), 96u);
+  EXPECT_EQ(Tensor::contiguous(buffer.get(), 0, GgmlType::Q8_0, {64, 2, 1, 1}).nb[1], 68u);
+  const std::vector<float> in = gaussian(24, 51);
+  ASSERT_TRUE(be.copy_to_device(in.data(), t, 0, 96));
+  const Tensor second = t.rows(1, 2);
+  EXPECT_EQ(second.data<float>(), t.data<float>() + 8);
+  std::vector<float> out(16);
+  ASSERT_TRUE(be.copy_to_host(second, 0, out.data(), 64));
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), in.begin() + 8));
+  // Past the tensor's end, or a tensor past its buffer's end: an error, nothing copied.
+  EXPECT_FALSE(be.copy_to_device(in.data(), t, 8, 96));
+  EXPECT_FALSE(be.copy_to_host(t, 100, out.data(), 4));
+  const Tensor outside = Tensor::contiguous(buffer.get(), 4090, GgmlType::F32, {4, 1, 1, 1});
+  EXPECT_FALSE(be.copy_to_host(outside, 0, out.data(), 4));
+  EXPECT_FALSE(be.copy_to_host(Tensor{}, 0, out.data(), 0));
+}
+
+}  // namespace
+}  // namespace v4

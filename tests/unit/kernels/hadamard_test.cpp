@@ -1,5 +1,5 @@
 // The fast Walsh–Hadamard transform against the explicit Sylvester matrix in double precision.
-#include "model/v4/hadamard.h"
+#include "kernels/cpu/hadamard.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-namespace v4 {
+namespace v4::kernels {
 namespace {
 
 TEST(Hadamard, MatchesSylvesterMatrix) {
@@ -41,4 +41,4 @@ TEST(Hadamard, IsItsOwnInverse) {
 }
 
 }  // namespace
-}  // namespace v4
+}  // namespace v4::kernels

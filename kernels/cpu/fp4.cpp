@@ -1,11 +1,11 @@
-#include "model/v4/fp4.h"
+#include "kernels/cpu/fp4.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "model/v4/fp8.h"
+#include "kernels/cpu/fp8.h"
 
-namespace v4 {
+namespace v4::kernels {
 
 float e2m1_round(float x) {
   const float a = std::fabs(x);
@@ -30,4 +30,4 @@ void fp4_round_trip(float* x, int64_t n, int64_t block) {
   }
 }
 
-}  // namespace v4
+}  // namespace v4::kernels

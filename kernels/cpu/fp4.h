@@ -6,7 +6,7 @@
 #include <array>
 #include <cstdint>
 
-namespace v4 {
+namespace v4::kernels {
 
 // The non-negative E2M1 values, by 3-bit code (the sign is the fourth bit).
 inline constexpr std::array<float, 8> kE2m1Grid = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
@@ -17,4 +17,4 @@ float e2m1_round(float x);
 // In-place FP4 round-trip of n values in blocks of `block`.
 void fp4_round_trip(float* x, int64_t n, int64_t block = 32);
 
-}  // namespace v4
+}  // namespace v4::kernels

@@ -1,6 +1,6 @@
 // FP4 E2M1 rounding and the indexer's block round-trip (spec §3.4.4) against a nearest-value
 // search over the grid with ties to the even grid index.
-#include "model/v4/fp4.h"
+#include "kernels/cpu/fp4.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-namespace v4 {
+namespace v4::kernels {
 namespace {
 
 constexpr double kGrid[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
@@ -62,4 +62,4 @@ TEST(Fp4, RoundTripBlocksOf32) {
 }
 
 }  // namespace
-}  // namespace v4
+}  // namespace v4::kernels

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace v4 {
+namespace v4::kernels {
 
 // Nearest E4M3fn value of x (|x| <= 448 expected; larger magnitudes saturate to ±448), ties to
 // even mantissa. Subnormals step by 2^-9.
@@ -18,4 +18,4 @@ void fp8_round_trip(float* x, int64_t n, int64_t block = 64);
 // 2^ceil(log2(v)) for v > 0, exactly (the UE8M0 scale rule shared with the FP4 simulation).
 float pow2_ceil(float v);
 
-}  // namespace v4
+}  // namespace v4::kernels

@@ -1,6 +1,6 @@
 // FP8 E4M3fn rounding and the KV round-trip against references written from the spec (§3.4.2):
 // the full E4M3fn grid is enumerated from its bit layout and the nearest value found by search.
-#include "model/v4/fp8.h"
+#include "kernels/cpu/fp8.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-namespace v4 {
+namespace v4::kernels {
 namespace {
 
 // Every finite non-negative E4M3fn value with its code (exponent bias 7, 3 mantissa bits,
@@ -92,4 +92,4 @@ TEST(Fp8, RoundTripUsesPowerOfTwoBlockScales) {
 }
 
 }  // namespace
-}  // namespace v4
+}  // namespace v4::kernels

@@ -4,9 +4,9 @@
 
 #include <cstdint>
 
-namespace v4 {
+namespace v4::kernels {
 
 // In place; n must be a power of two.
 void hadamard_transform(float* x, int64_t n);
 
-}  // namespace v4
+}  // namespace v4::kernels

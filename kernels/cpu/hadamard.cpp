@@ -1,8 +1,8 @@
-#include "model/v4/hadamard.h"
+#include "kernels/cpu/hadamard.h"
 
 #include <cmath>
 
-namespace v4 {
+namespace v4::kernels {
 
 void hadamard_transform(float* x, int64_t n) {
   // Butterfly stages of the fast transform; pairing j with j+h at every stage gives the
@@ -20,4 +20,4 @@ void hadamard_transform(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= scale;
 }
 
-}  // namespace v4
+}  // namespace v4::kernels

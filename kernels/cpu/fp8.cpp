@@ -1,9 +1,9 @@
-#include "model/v4/fp8.h"
+#include "kernels/cpu/fp8.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace v4 {
+namespace v4::kernels {
 
 float pow2_ceil(float v) {
   int e = 0;
@@ -36,4 +36,4 @@ void fp8_round_trip(float* x, int64_t n, int64_t block) {
   }
 }
 
-}  // namespace v4
+}  // namespace v4::kernels
