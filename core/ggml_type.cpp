@@ -53,9 +53,15 @@ constexpr std::array<Entry, 34> kTypes{{
 }  // namespace
 
 std::optional<GgmlTypeTraits> ggml_type_traits(uint32_t type_id) {
-  for (const Entry& e : kTypes) {
-    if (e.id == type_id) return e.traits;
-  }
+  // Indexed by id: the dot-product kernels ask once per weight row.
+  static const auto by_id = [] {
+    std::array<std::optional<GgmlTypeTraits>, 64> table{};
+    for (const Entry& e : kTypes) {
+      if (e.id < table.size()) table[e.id] = e.traits;
+    }
+    return table;
+  }();
+  if (type_id < by_id.size()) return by_id[type_id];
   return std::nullopt;
 }
 
