@@ -34,6 +34,7 @@ struct ServeFlags {
   bool cors = false;
   uint32_t max_queue = 256;
   unsigned http_threads = 2;
+  unsigned request_threads = 2;
   unsigned threads = 0;
   uint64_t kv_memory_mib = 0;
   uint32_t ctx = 4096;
@@ -133,6 +134,7 @@ int run_serve(const ServeFlags& f) {
     if (const char* key = std::getenv("V4SERVE_API_KEY")) service_options.api_key = key;
   service_options.cors = f.cors;
   service_options.max_queue = f.max_queue;
+  service_options.request_threads = f.request_threads;
   service_options.created = static_cast<int64_t>(std::time(nullptr));
 
   router::ServerMetrics metrics(service_options.model_name);
@@ -165,12 +167,15 @@ int run_serve(const ServeFlags& f) {
                service.active_requests());
   service.stop_accepting();
   const auto deadline = std::chrono::milliseconds(static_cast<int64_t>(f.drain_timeout * 1000));
-  if (!server.drain(deadline)) {
+  // At the deadline the open requests are ended while their connections are still open, so
+  // each client gets its final event (or error body) before the server closes.
+  const bool drained = server.drain(deadline, [&service] {
     spdlog::warn("drain timeout: cancelling {} requests", service.active_requests());
     service.cancel_all();
-    server.drain(std::chrono::seconds(5));
-  }
+  });
+  if (!drained) spdlog::info("drain: open requests were cancelled at the deadline");
   server.stop();
+  service.stop();
   // The engine goes first: its thread may still deliver events to jobs the service owns.
   client.reset();
   engine.reset();
@@ -195,6 +200,10 @@ CommandRegistration registration(
           ->capture_default_str()
           ->check(CLI::Range(1u, 1000000u));
       sub.add_option("--http-threads", f->http_threads, "HTTP threads")
+          ->capture_default_str()
+          ->check(CLI::Range(1u, 256u));
+      sub.add_option("--request-threads", f->request_threads,
+                     "threads that parse, render and tokenize requests (off the HTTP threads)")
           ->capture_default_str()
           ->check(CLI::Range(1u, 256u));
       sub.add_option("--threads", f->threads, "engine threads (default: one per core)");

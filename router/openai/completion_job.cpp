@@ -56,6 +56,8 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   options.top_logprobs = prepared.sampling.top_logprobs;
   options.forced_output = prepared.forced_output;
   options.single_tool_call = prepared.parse_tools && !request.parallel_tool_calls;
+  options.require_tool_call =
+      request.tool_choice == ToolChoice::kRequired || request.tool_choice == ToolChoice::kNamed;
   for (size_t p = 0; p < prepared.prompts.size(); ++p) {
     job->prompt_tokens_.push_back(static_cast<uint32_t>(prepared.prompts[p].ids.size()));
     for (uint32_t k = 0; k < request.n; ++k) {
@@ -240,8 +242,10 @@ void CompletionJob::finish_if_done() {
   std::string error;
   for (const Choice& c : choices_) {
     if (!c.output->done()) return;
-    if (c.output->finish_reason() == "error" && error.empty())
-      error = "the engine failed while generating this request";
+    if (c.output->finish_reason() == "error" && error.empty()) {
+      error = c.output->error().empty() ? "the engine failed while generating this request"
+                                        : c.output->error();
+    }
   }
   if (!error.empty()) {
     fail(error);
@@ -298,6 +302,40 @@ void CompletionJob::cancel() {
   if (ended_) return;
   for (Choice& c : choices_)
     if (c.submitted && !c.final_event) env_.engine.cancel(c.engine_id);
+}
+
+void CompletionJob::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ended_) return;
+    for (Choice& c : choices_)
+      if (c.submitted && !c.final_event) env_.engine.cancel(c.engine_id);
+    if (stream_) {
+      for (size_t i = 0; i < choices_.size(); ++i) {
+        Choice& c = choices_[i];
+        if (c.finish_sent) continue;
+        c.finish_sent = true;
+        exchange_->send_event(sse_event(chunk_json(meta_, static_cast<uint32_t>(i), ChoiceDelta{},
+                                                   false, "abort", include_usage_)));
+      }
+      if (include_usage_) exchange_->send_event(sse_event(usage_chunk_json(meta_, usage())));
+      exchange_->send_event(kSseDone);
+      exchange_->end_events();
+      end(200, "abort");
+    } else {
+      const ApiError error = server_error("the server shut down before this request finished", 503);
+      exchange_->respond(error.status, "application/json", api_error_json(error));
+      end(error.status, "abort");
+    }
+  }
+  run_on_end();
+}
+
+void CompletionJob::run_on_end() {
+  if (!on_end_) return;
+  std::function<void()> on_end = std::move(on_end_);
+  on_end_ = nullptr;
+  on_end();
 }
 
 void CompletionJob::end(int status, const std::string& finish_reason) {

@@ -50,6 +50,10 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
 
   // Cancels every choice still generating; each still ends with a final event to the client.
   void cancel();
+  // Ends the response now, without waiting for the engine (the server is shutting down): a
+  // stream gets a final chunk with finish_reason "abort" for every unfinished choice, the usage
+  // chunk when asked for, and [DONE]; a whole response gets a 503 error body.
+  void shutdown();
 
   CompletionJob(JobEnvironment& env, std::shared_ptr<HttpExchange> exchange);
 
@@ -74,6 +78,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   void fail(const std::string& message);
   void reject(const std::string& message);
   void on_disconnect();
+  void run_on_end();
   Usage usage() const;
   void end(int status, const std::string& finish_reason);
 
