@@ -83,6 +83,22 @@ Result<EngineOptions> engine_options(const ServeFlags& f, const V4Config& config
   return o;
 }
 
+// OpenAI's system_fingerprint: "fp_" and 12 hex digits of FNV-1a over what changes the outputs
+// for a given request (the weights file, the KV storage, the context limit, the version).
+std::string system_fingerprint(const std::string& model_path, const ServeFlags& f) {
+  std::error_code size_error, path_error;
+  const uintmax_t size = std::filesystem::file_size(model_path, size_error);
+  const std::string key = std::filesystem::absolute(model_path, path_error).string() + "|" +
+                          std::to_string(size_error ? 0 : size) + "|" + f.kv_storage + "|" +
+                          std::to_string(f.ctx) + "|" + __DATE__;
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : key) hash = (hash ^ c) * 1099511628211ull;
+  char text[24];
+  std::snprintf(text, sizeof text, "fp_%012llx",
+                static_cast<unsigned long long>(hash & 0xffffffffffffull));
+  return text;
+}
+
 // Blocks until SIGINT or SIGTERM; the signals were blocked in every thread before any started.
 int wait_for_signal(const sigset_t& signals) {
   int signal = 0;
@@ -136,6 +152,7 @@ int run_serve(const ServeFlags& f) {
   service_options.max_queue = f.max_queue;
   service_options.request_threads = f.request_threads;
   service_options.created = static_cast<int64_t>(std::time(nullptr));
+  service_options.system_fingerprint = system_fingerprint(path, f);
 
   router::ServerMetrics metrics(service_options.model_name);
   auto engine = std::make_unique<Engine>((*model)->weights, *options, f.threads);

@@ -209,6 +209,7 @@ void ChoiceOutput::on_warning(const std::string& what) {
 void ChoiceOutput::on_token(const EngineEvent& event, ChoiceDelta& delta) {
   State& s = *state_;
   const int32_t id = event.token;
+  if (s.options.chat && s.reasoning) ++reasoning_tokens_;
   std::optional<LogprobEntry> entry;
   if (s.options.logprobs) entry = make_entry(s.tokenizer, event, s.options.top_logprobs);
   const bool marker = s.options.chat && ((id == s.think_end && s.reasoning) ||

@@ -112,6 +112,8 @@ class ChoiceOutput {
   const std::string& error() const { return error_; }
   uint32_t completion_tokens() const { return completion_tokens_; }
   uint32_t cached_tokens() const { return cached_tokens_; }
+  // Generated tokens up to and including the </think> that ends the reasoning.
+  uint32_t reasoning_tokens() const { return reasoning_tokens_; }
 
   // Everything released so far (non-streaming responses).
   const std::string& content() const { return content_; }
@@ -136,6 +138,7 @@ class ChoiceOutput {
   std::string error_;
   uint32_t completion_tokens_ = 0;
   uint32_t cached_tokens_ = 0;
+  uint32_t reasoning_tokens_ = 0;
   std::string content_, reasoning_;
   std::vector<ChoiceToolCall> tool_calls_;
   std::vector<LogprobEntry> logprobs_;

@@ -37,10 +37,13 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
                                                     Clock::time_point arrival, double setup_seconds,
                                                     std::function<void()> on_end) {
   auto job = std::make_shared<CompletionJob>(env, exchange);
-  job->meta_ = {response_id(request.endpoint), static_cast<int64_t>(std::time(nullptr)),
-                env.model_name, request.endpoint,
+  job->meta_ = {response_id(request.endpoint),
+                static_cast<int64_t>(std::time(nullptr)),
+                env.model_name,
+                request.endpoint,
                 request.endpoint == Endpoint::kChat ? request.logprobs
-                                                    : request.completion_logprobs.has_value()};
+                                                    : request.completion_logprobs.has_value(),
+                env.system_fingerprint};
   job->stream_ = request.stream;
   job->include_usage_ = request.include_usage;
   job->arrival_ = arrival;
@@ -228,6 +231,7 @@ Usage CompletionJob::usage() const {
   std::vector<uint32_t> cached(prompt_tokens_.size(), 0);
   for (const Choice& c : choices_) {
     u.completion_tokens += c.output->completion_tokens();
+    u.reasoning_tokens += c.output->reasoning_tokens();
     cached[c.prompt] = std::max(cached[c.prompt], c.output->cached_tokens());
   }
   for (size_t p = 0; p < prompt_tokens_.size(); ++p) {

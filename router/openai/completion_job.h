@@ -35,6 +35,7 @@ struct JobEnvironment {
   EngineClient& engine;
   ServerMetrics& metrics;
   std::string model_name;
+  std::string system_fingerprint;
   std::atomic<uint32_t> waiting{0};  // jobs without a first engine event yet (--max-queue)
 };
 

@@ -38,7 +38,7 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 OpenAiService::OpenAiService(ServiceOptions options, const Tokenizer& tokenizer,
                              EngineClient& engine, ServerMetrics& metrics)
     : options_(std::move(options)),
-      env_{tokenizer, engine, metrics, options_.model_name},
+      env_{tokenizer, engine, metrics, options_.model_name, options_.system_fingerprint},
       request_pool_(options_.request_threads == 0 ? 1 : options_.request_threads) {}
 
 OpenAiService::~OpenAiService() { stop(); }

@@ -26,6 +26,8 @@ struct ServiceOptions {
   // Requests admitted but without a first engine event; beyond this, 429 with Retry-After.
   uint32_t max_queue = 256;
   int64_t created = 0;  // /v1/models "created"
+  // Responses' system_fingerprint: changes when the serving configuration does.
+  std::string system_fingerprint;
   // Threads that parse, render and tokenize generation requests. That work scales with what a
   // client sends, so it stays off the HTTP threads, which must keep answering /health.
   unsigned request_threads = 2;

@@ -383,6 +383,31 @@ def test_forced_tool_choice_never_leaks_markup_or_half_calls(client, tool_choice
             assert (finish == "tool_calls") == bool(calls), (max_tokens, finish, calls)
 
 
+def test_fields_agents_read(client, encoder):
+    forced = "The user wants a story.</think>Once there was a light."
+    r = chat(client, USER, temperature=0, max_tokens=64,
+             extra_body={"thinking": {"type": "enabled"}, "guided_choice": [forced]})
+    assert isinstance(r.system_fingerprint, str) and r.system_fingerprint.startswith("fp_")
+    message = r.model_dump()["choices"][0]["message"]
+    assert "refusal" in message and message["refusal"] is None
+    # The reasoning and the </think> that ends it, counted by DeepSeek's own tokenizer.
+    reasoning = len(encode("The user wants a story.</think>"))
+    assert r.usage.completion_tokens_details.reasoning_tokens == reasoning
+    chunks = list(chat(client, USER, temperature=0, max_tokens=64, stream=True,
+                       stream_options={"include_usage": True},
+                       extra_body={"thinking": {"type": "enabled"}, "guided_choice": [forced]}))
+    assert {c.system_fingerprint for c in chunks} == {r.system_fingerprint}
+    assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == reasoning
+    off = chat(client, USER, temperature=0, max_tokens=4)
+    assert off.usage.completion_tokens_details.reasoning_tokens == 0
+    # Prefix-cache hits: the same long prompt again reuses the pages of its first run.
+    long = [{"role": "user", "content": "lighthouse keeper " * 200}]
+    first = chat(client, long, temperature=0, max_tokens=1)
+    again = chat(client, long, temperature=0, max_tokens=1)
+    assert again.usage.prompt_tokens == first.usage.prompt_tokens
+    assert 0 < again.usage.prompt_tokens_details.cached_tokens <= again.usage.prompt_tokens
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad requests: status and OpenAI error body.
 
