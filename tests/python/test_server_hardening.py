@@ -5,6 +5,7 @@ Each test starts its own `v4serve serve` on a free loopback port and bounds ever
 
 import concurrent.futures
 import json
+import subprocess
 import pathlib
 import sys
 import threading
@@ -177,3 +178,16 @@ def test_sigterm_past_the_drain_timeout_ends_every_request(v4serve, model):
     assert reply.status_code == 503, reply.text
     error = reply.json()["error"]
     assert error["message"] and error["type"] == "server_error"
+
+
+def test_a_too_small_kv_memory_is_reported_in_mib(v4serve, model):
+    result = subprocess.run([str(v4serve), "serve", "--model", str(model), "--port", "0",
+                             "--kv-memory", "1"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    line = [l for l in result.stderr.splitlines() if "--kv-memory" in l][-1]
+    assert "--kv-memory 1.0 MiB is too small" in line, line
+    assert "bytes" not in line, line
+    least = int(line.split("give at least ")[1].split()[0])
+    # The size it names is enough.
+    with Server(v4serve, model, "--kv-memory", least) as s:
+        assert httpx.get(s.url + "/health", timeout=30).status_code == 200
