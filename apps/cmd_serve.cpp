@@ -155,6 +155,13 @@ int run_serve(const ServeFlags& f) {
   service_options.system_fingerprint = system_fingerprint(path, f);
 
   router::ServerMetrics metrics(service_options.model_name);
+  if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, *options)) {
+    metrics.set_cache_config({{"block_size", std::to_string(options->page_tokens)},
+                              {"cache_dtype", f.kv_storage},
+                              {"enable_prefix_caching", options->prefix_caching ? "True" : "False"},
+                              {"num_gpu_blocks", std::to_string(*pages)},
+                              {"kv_memory_mib", std::to_string(options->kv_memory_bytes >> 20)}});
+  }
   auto engine = std::make_unique<Engine>((*model)->weights, *options, f.threads);
   auto client = std::make_unique<LocalEngineClient>(*engine);
   router::OpenAiService service(service_options, *tokenizer, *client, metrics);

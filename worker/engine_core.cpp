@@ -163,6 +163,7 @@ std::vector<GenerationEvent> EngineCore::step() {
     totals_.step_seconds += seconds;
     totals_.batch_size.observe(static_cast<double>(plan.sequences.size()));
     totals_.step_time.observe(seconds);
+    totals_.step_token_counts.observe(static_cast<double>(plan.token_count()));
   }
   return events;
 }

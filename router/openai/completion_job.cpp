@@ -48,6 +48,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   job->include_usage_ = request.include_usage;
   job->arrival_ = arrival;
   job->router_seconds_ = setup_seconds;
+  job->max_tokens_ = prepared.sampling.max_tokens;
   job->on_end_ = std::move(on_end);
   job->handler_ = request.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
   ChoiceOutputOptions options;
@@ -172,6 +173,7 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
     if (event.token >= 0) {
       if (!first_token_seen_) {
         first_token_seen_ = true;
+        first_token_ = now;
         env_.metrics.time_to_first_token(seconds_between(arrival_, now));
       } else if (c.last_token != Clock::time_point{}) {
         env_.metrics.inter_token_latency(seconds_between(c.last_token, now));
@@ -349,8 +351,26 @@ void CompletionJob::end(int status, const std::string& finish_reason) {
     counted_waiting_ = false;
   }
   const Usage u = usage();
-  env_.metrics.request_finished(seconds_between(arrival_, Clock::now()), queue_seconds_,
-                                u.prompt_tokens, u.completion_tokens, finish_reason);
+  FinishedRequest finished;
+  finished.e2e_seconds = seconds_between(arrival_, Clock::now());
+  finished.queue_seconds = queue_seconds_;
+  Clock::time_point last_token{};
+  for (const Choice& c : choices_) {
+    last_token = std::max(last_token, c.last_token);
+    finished.max_generation_tokens =
+        std::max(finished.max_generation_tokens, c.output->completion_tokens());
+  }
+  if (first_token_seen_) {
+    finished.first_token_seconds = seconds_between(arrival_, first_token_);
+    finished.decode_seconds = seconds_between(first_token_, last_token);
+  }
+  finished.prompt_tokens = u.prompt_tokens;
+  finished.generation_tokens = u.completion_tokens;
+  // Choices per prompt (a completions request may carry several prompts).
+  finished.n = static_cast<uint32_t>(choices_.size() / std::max<size_t>(1, prompt_tokens_.size()));
+  finished.max_tokens = max_tokens_;
+  finished.finish_reason = finish_reason;
+  env_.metrics.request_finished(finished);
   // The HTTP layer's part (parsing the request, writing the response) is known once the
   // response has been written.
   ServerMetrics& metrics = env_.metrics;

@@ -95,6 +95,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   std::vector<PreparedPrompt> prompts_;       // kept when a choice scores its prompt
   Clock::time_point arrival_;
   bool first_token_seen_ = false;
+  Clock::time_point first_token_{};
+  uint32_t max_tokens_ = 0;  // as resolved (metrics)
   bool counted_waiting_ = false;
   double queue_seconds_ = 0.0;
   double router_seconds_ = 0.0;
