@@ -83,7 +83,8 @@ TEST(RequestJson, AWideObjectParsesInLinearTime) {
   RequestJson out;
   const auto start = std::chrono::steady_clock::now();
   ASSERT_FALSE(parse_request_json(body, limits, kKnown, out));
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // About 0.2 s in a release build; the margin is for sanitizers.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
   EXPECT_EQ(out["logit_bias"].size(), 200'000u);
   EXPECT_EQ(out["logit_bias"].back(), 0);
 }
