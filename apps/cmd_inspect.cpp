@@ -26,7 +26,16 @@ struct InspectFlags {
 
 void print_header(const GgufFile& file) {
   std::printf("file: %s", file.paths().front().c_str());
-  if (file.paths().size() > 1) std::printf(" (+%zu split parts)", file.paths().size() - 1);
+  switch (file.layout()) {
+    case GgufLayout::kSingleFile:
+      break;
+    case GgufLayout::kSplitSet:
+      std::printf(" (gguf-split set of %zu parts, each a GGUF)", file.paths().size());
+      break;
+    case GgufLayout::kByteChunks:
+      std::printf(" (%zu byte chunks of one GGUF file, mapped as one)", file.paths().size());
+      break;
+  }
   std::printf("\nGGUF v%u, alignment %" PRIu64 ", %zu metadata keys, %zu tensors, %s\n",
               file.version(), file.alignment(), file.metadata().size(), file.tensors().size(),
               format_bytes(file.file_bytes()).c_str());

@@ -34,6 +34,7 @@ struct ServeFlags {
   bool cors = false;
   uint32_t max_queue = 256;
   unsigned http_threads = 2;
+  unsigned request_threads = 2;
   unsigned threads = 0;
   uint64_t kv_memory_mib = 0;
   uint32_t ctx = 4096;
@@ -80,6 +81,22 @@ Result<EngineOptions> engine_options(const ServeFlags& f, const V4Config& config
                o.kv_memory_bytes / 1048576.0, *pages, o.page_tokens, f.kv_storage,
                o.prefix_caching ? "on" : "off");
   return o;
+}
+
+// OpenAI's system_fingerprint: "fp_" and 12 hex digits of FNV-1a over what changes the outputs
+// for a given request (the weights file, the KV storage, the context limit, the version).
+std::string system_fingerprint(const std::string& model_path, const ServeFlags& f) {
+  std::error_code size_error, path_error;
+  const uintmax_t size = std::filesystem::file_size(model_path, size_error);
+  const std::string key = std::filesystem::absolute(model_path, path_error).string() + "|" +
+                          std::to_string(size_error ? 0 : size) + "|" + f.kv_storage + "|" +
+                          std::to_string(f.ctx) + "|" + __DATE__;
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : key) hash = (hash ^ c) * 1099511628211ull;
+  char text[24];
+  std::snprintf(text, sizeof text, "fp_%012llx",
+                static_cast<unsigned long long>(hash & 0xffffffffffffull));
+  return text;
 }
 
 // Blocks until SIGINT or SIGTERM; the signals were blocked in every thread before any started.
@@ -133,9 +150,18 @@ int run_serve(const ServeFlags& f) {
     if (const char* key = std::getenv("V4SERVE_API_KEY")) service_options.api_key = key;
   service_options.cors = f.cors;
   service_options.max_queue = f.max_queue;
+  service_options.request_threads = f.request_threads;
   service_options.created = static_cast<int64_t>(std::time(nullptr));
+  service_options.system_fingerprint = system_fingerprint(path, f);
 
   router::ServerMetrics metrics(service_options.model_name);
+  if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, *options)) {
+    metrics.set_cache_config({{"block_size", std::to_string(options->page_tokens)},
+                              {"cache_dtype", f.kv_storage},
+                              {"enable_prefix_caching", options->prefix_caching ? "True" : "False"},
+                              {"num_gpu_blocks", std::to_string(*pages)},
+                              {"kv_memory_mib", std::to_string(options->kv_memory_bytes >> 20)}});
+  }
   auto engine = std::make_unique<Engine>((*model)->weights, *options, f.threads);
   auto client = std::make_unique<LocalEngineClient>(*engine);
   router::OpenAiService service(service_options, *tokenizer, *client, metrics);
@@ -165,12 +191,15 @@ int run_serve(const ServeFlags& f) {
                service.active_requests());
   service.stop_accepting();
   const auto deadline = std::chrono::milliseconds(static_cast<int64_t>(f.drain_timeout * 1000));
-  if (!server.drain(deadline)) {
+  // At the deadline the open requests are ended while their connections are still open, so
+  // each client gets its final event (or error body) before the server closes.
+  const bool drained = server.drain(deadline, [&service] {
     spdlog::warn("drain timeout: cancelling {} requests", service.active_requests());
     service.cancel_all();
-    server.drain(std::chrono::seconds(5));
-  }
+  });
+  if (!drained) spdlog::info("drain: open requests were cancelled at the deadline");
   server.stop();
+  service.stop();
   // The engine goes first: its thread may still deliver events to jobs the service owns.
   client.reset();
   engine.reset();
@@ -195,6 +224,10 @@ CommandRegistration registration(
           ->capture_default_str()
           ->check(CLI::Range(1u, 1000000u));
       sub.add_option("--http-threads", f->http_threads, "HTTP threads")
+          ->capture_default_str()
+          ->check(CLI::Range(1u, 256u));
+      sub.add_option("--request-threads", f->request_threads,
+                     "threads that parse, render and tokenize requests (off the HTTP threads)")
           ->capture_default_str()
           ->check(CLI::Range(1u, 256u));
       sub.add_option("--threads", f->threads, "engine threads (default: one per core)");

@@ -87,6 +87,7 @@ router::EngineSnapshot to_engine_snapshot(const EngineStats& s, bool healthy,
   out.prefix_hits = s.prefix_hits * page_tokens;
   out.batch_size = to_engine_histogram(s.batch_size);
   out.step_seconds = to_engine_histogram(s.step_time);
+  out.step_tokens = to_engine_histogram(s.step_token_counts);
   out.expert_selections = s.expert_selections;
   return out;
 }
@@ -96,14 +97,32 @@ Result<router::EngineRequestId> LocalEngineClient::submit(router::EngineRequest 
   GenerationRequest r;
   r.prompt = std::move(request.prompt);
   r.sampling = to_sampling_params(request.sampling);
-  Result<RequestId> id = engine_.submit(
-      r, [cb = std::move(on_event)](const GenerationEvent& e) { cb(to_engine_event(e)); });
+  // A request scoring its prompt reads nothing from the cache (engine_client.h): no lookup.
+  const bool looks_up = engine_.options().prefix_caching && !request.sampling.prompt_logprobs;
+  const uint64_t prompt_tokens = r.prompt.size();
+  Result<RequestId> id =
+      engine_.submit(r, [cb = std::move(on_event), prefix = prefix_, looks_up, prompt_tokens,
+                         counted = std::make_shared<bool>(false)](const GenerationEvent& e) {
+        // The first token's event carries the cache hit of the request's admission. (Events
+        // of one request come in order from one thread; the flag is shared by every copy of
+        // this callback.)
+        if (looks_up && !*counted && e.token >= 0) {
+          *counted = true;
+          prefix->queries += prompt_tokens;
+          prefix->hits += e.cached_tokens;
+        }
+        cb(to_engine_event(e));
+      });
   if (!id) return id.status();
   return *id;
 }
 
 router::EngineSnapshot LocalEngineClient::snapshot() const {
-  return to_engine_snapshot(engine_.stats(), engine_.alive(), engine_.options().page_tokens);
+  router::EngineSnapshot out =
+      to_engine_snapshot(engine_.stats(), engine_.alive(), engine_.options().page_tokens);
+  out.prefix_queries = prefix_->queries.load();
+  out.prefix_hits = prefix_->hits.load();
+  return out;
 }
 
 }  // namespace v4::apps

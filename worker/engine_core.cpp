@@ -1,6 +1,8 @@
 #include "worker/engine_core.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <string>
 
 namespace v4 {
 
@@ -12,10 +14,17 @@ Result<uint32_t> EngineCore::pages_for_budget(const V4Config& c, const EngineOpt
   // ≈11.6 MiB for the full model, the size of a sequence's fixed state without chunk room).
   if (o.prefix_caching) page += PagedSequenceKv::fixed_bytes(c, 0);
   if (o.kv_memory_bytes <= fixed || (o.kv_memory_bytes - fixed) / page == 0) {
-    return Status::error("--kv-memory " + std::to_string(o.kv_memory_bytes) +
-                         " bytes: the fixed state of " + std::to_string(o.max_seqs) +
-                         " sequences needs " + std::to_string(fixed) + " plus one page of " +
-                         std::to_string(page));
+    // In MiB, the unit of the --kv-memory flag.
+    auto mib = [](uint64_t bytes) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / 1048576.0);
+      return std::string(text);
+    };
+    const uint64_t least = (fixed + page + (uint64_t{1} << 20) - 1) >> 20;
+    return Status::error("--kv-memory " + mib(o.kv_memory_bytes) +
+                         " is too small: the fixed state of " + std::to_string(o.max_seqs) +
+                         " sequences needs " + mib(fixed) + " plus one page of " + mib(page) +
+                         "; give at least " + std::to_string(least) + " (MiB) or lower --max-seqs");
   }
   return static_cast<uint32_t>((o.kv_memory_bytes - fixed) / page);
 }
@@ -154,6 +163,7 @@ std::vector<GenerationEvent> EngineCore::step() {
     totals_.step_seconds += seconds;
     totals_.batch_size.observe(static_cast<double>(plan.sequences.size()));
     totals_.step_time.observe(seconds);
+    totals_.step_token_counts.observe(static_cast<double>(plan.token_count()));
   }
   return events;
 }

@@ -35,6 +35,10 @@ struct GenerationRequest {
 
 // Bucket upper bounds of EngineStats' histograms.
 inline std::vector<double> batch_size_bounds() { return {1, 2, 4, 8, 16, 32, 64, 128, 256}; }
+// vLLM's iteration_tokens_total buckets.
+inline std::vector<double> step_tokens_bounds() {
+  return {1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384};
+}
 inline std::vector<double> step_seconds_bounds() {
   return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 }
@@ -54,7 +58,8 @@ struct EngineStats {
   // Per non-empty step since start: sequences in the plan, and wall time of schedule + forward
   // + sampling + update.
   Histogram batch_size{batch_size_bounds()};
-  Histogram step_time{step_seconds_bounds()};  // seconds
+  Histogram step_time{step_seconds_bounds()};         // seconds
+  Histogram step_token_counts{step_tokens_bounds()};  // tokens (prefill + decode) per step
   // [layer][expert]: tokens that picked each routed expert since start (ForwardStats).
   std::vector<std::vector<uint64_t>> expert_selections;
 };

@@ -115,6 +115,10 @@ Result<bool> read_thinking(const OrderedJson& request) {
 Result<ChatRequest> parse_chat_request(std::string_view json_text) {
   OrderedJson request = OrderedJson::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded()) return Status::error("request: not valid JSON");
+  return parse_chat_request_json(request);
+}
+
+Result<ChatRequest> parse_chat_request_json(const OrderedJson& request) {
   if (!request.is_object()) return Status::error("request: must be a JSON object");
   ChatRequest out;
   auto messages = request.find("messages");

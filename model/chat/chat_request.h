@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,5 +52,7 @@ struct ChatRequest {
 // reasoning_effort, task (attached to the last user/developer message) and dsml_replay
 // (object: tool-call id -> DSML text). Errors name the member at fault.
 Result<ChatRequest> parse_chat_request(std::string_view json_text);
+// The same for a body already parsed (the server parses each body once, with limits).
+Result<ChatRequest> parse_chat_request_json(const nlohmann::ordered_json& request);
 
 }  // namespace v4

@@ -53,6 +53,51 @@ class MappedFile {
     return mapped;
   }
 
+  // The files one after the other in one contiguous read-only image: address space for the
+  // whole is reserved, then each file is mapped at its offset. Every file but the last must be
+  // a whole number of pages long, since mappings start on page boundaries.
+  static Result<MappedFile> map_chunks(const std::vector<std::string>& paths) {
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    std::vector<uint64_t> sizes;
+    uint64_t total = 0;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      struct stat info {};
+      if (stat(paths[i].c_str(), &info) != 0 || !S_ISREG(info.st_mode))
+        return Status::error(gguf_path_text(paths[i]) + ": not a regular file");
+      const uint64_t size = static_cast<uint64_t>(info.st_size);
+      if (i + 1 < paths.size() && (size == 0 || size % page != 0)) {
+        return Status::error(gguf_path_text(paths[i]) + ": a byte chunk of " +
+                             std::to_string(size) + " bytes, not a multiple of the page size (" +
+                             std::to_string(page) + "); join the chunks into one file (cat)");
+      }
+      sizes.push_back(size);
+      total += size;
+    }
+    MappedFile mapped;
+    if (total == 0) return mapped;
+    void* base =
+        mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED)
+      return Status::error("cannot reserve " + std::to_string(total) + " bytes");
+    mapped.address_ = base;
+    mapped.size_ = total;
+    uint64_t offset = 0;
+    for (size_t i = 0; i < paths.size(); ++i) {
+      if (sizes[i] == 0) continue;
+      const int fd = ::open(paths[i].c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        return Status::error(gguf_path_text(paths[i]) + ": cannot open: " + std::strerror(errno));
+      void* at = mmap(static_cast<uint8_t*>(base) + offset, sizes[i], PROT_READ,
+                      MAP_PRIVATE | MAP_FIXED, fd, 0);
+      const int error = errno;
+      ::close(fd);
+      if (at == MAP_FAILED)
+        return Status::error(gguf_path_text(paths[i]) + ": cannot map: " + std::strerror(error));
+      offset += sizes[i];
+    }
+    return mapped;
+  }
+
   std::span<const uint8_t> bytes() const { return {static_cast<const uint8_t*>(address_), size_}; }
 
  private:
@@ -63,6 +108,17 @@ class MappedFile {
 bool file_exists(const std::string& path) {
   struct stat info {};
   return stat(path.c_str(), &info) == 0;
+}
+
+// Whether the file starts with the GGUF magic; false when it cannot be read.
+bool starts_with_magic(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char magic[4] = {};
+  const bool ok =
+      ::read(fd, magic, sizeof magic) == sizeof magic && std::memcmp(magic, "GGUF", 4) == 0;
+  ::close(fd);
+  return ok;
 }
 
 Status error_at(const std::string& path, uint64_t at, const std::string& problem) {
@@ -124,9 +180,11 @@ struct GgufFile::Impl {
   std::vector<GgufTensorInfo> tensors;
   std::map<std::string, size_t, std::less<>> tensor_index;
   uint64_t file_bytes = 0;
+  GgufLayout layout = GgufLayout::kSingleFile;
 
   const GgufContainer& first() const { return parts.front().container; }
   Status load_split_set(const GgufSplitName& name);
+  Status load_byte_chunks(const GgufSplitName& name);
   Status check_single_file() const;
   Status merge_tensors();
 };
@@ -145,7 +203,8 @@ Status GgufFile::Impl::check_single_file() const {
 
 // Spec §5.1: every part is a complete GGUF with split.no / split.count; tensors come from all.
 Status GgufFile::Impl::load_split_set(const GgufSplitName& name) {
-  const std::string first_path = gguf_split_path(name.stem, 1, name.count);
+  layout = GgufLayout::kSplitSet;
+  const std::string first_path = gguf_split_path(name.stem, 1, name.count, name.style);
   if (name.part != 1) {
     return Status::error(gguf_path_text(parts.front().path) + ": is part " +
                          std::to_string(name.part) + " of a split set; open " +
@@ -154,7 +213,7 @@ Status GgufFile::Impl::load_split_set(const GgufSplitName& name) {
   const std::string of_n = " of " + std::to_string(name.count);
   for (uint32_t k = 1; k <= name.count; ++k) {
     if (k > 1) {
-      const std::string path = gguf_split_path(name.stem, k, name.count);
+      const std::string path = gguf_split_path(name.stem, k, name.count, name.style);
       if (!file_exists(path)) {
         const GgufKeyValue* count = first().find(kGgufKeySplitCount);
         return error_at(parts.front().path, first().value_offset(*count),
@@ -171,6 +230,33 @@ Status GgufFile::Impl::load_split_set(const GgufSplitName& name) {
     if (Status s = expect_split_key(part, kGgufKeySplitNo, k - 1, why); !s) return s;
   }
   return Status::ok();
+}
+
+Status GgufFile::Impl::load_byte_chunks(const GgufSplitName& name) {
+  layout = GgufLayout::kByteChunks;
+  std::vector<std::string> chunk_paths;
+  for (uint32_t k = 1; k <= name.count; ++k)
+    chunk_paths.push_back(gguf_split_path(name.stem, k, name.count, name.style));
+  if (name.part != 1) {
+    return Status::error(gguf_path_text(chunk_paths[name.part - 1]) + ": is byte chunk " +
+                         std::to_string(name.part) + " of one file; open " +
+                         gguf_path_text(chunk_paths.front()));
+  }
+  for (const std::string& path : chunk_paths) {
+    if (!file_exists(path)) {
+      return Status::error(gguf_path_text(chunk_paths.front()) + ": byte chunk " +
+                           gguf_path_text(path) + " of " + std::to_string(name.count) +
+                           " is missing");
+    }
+  }
+  Result<MappedFile> mapping = MappedFile::map_chunks(chunk_paths);
+  if (!mapping) return mapping.status();
+  Result<GgufContainer> container = parse_gguf(chunk_paths.front(), mapping->bytes());
+  if (!container) return container.status();
+  parts.push_back(
+      Part{chunk_paths.front(), std::move(mapping).value(), std::move(container).value()});
+  paths = std::move(chunk_paths);
+  return check_single_file();
 }
 
 Status GgufFile::Impl::merge_tensors() {
@@ -206,6 +292,18 @@ Status GgufFile::Impl::merge_tensors() {
 
 Result<GgufFile> GgufFile::open(const std::string& path) {
   auto impl = std::make_unique<Impl>();
+  // Parts named as a set whose second part (or this one, past the first) is no GGUF: byte
+  // chunks of one file.
+  if (const std::optional<GgufSplitName> name = parse_gguf_split_path(path);
+      name && name->count > 1) {
+    const std::string second = gguf_split_path(name->stem, 2, name->count, name->style);
+    if ((name->part != 1 && !starts_with_magic(path)) ||
+        (name->part == 1 && file_exists(second) && !starts_with_magic(second))) {
+      if (Status s = impl->load_byte_chunks(*name); !s) return s;
+      if (Status s = impl->merge_tensors(); !s) return s;
+      return GgufFile(std::move(impl));
+    }
+  }
   Result<Part> first = load_part(path);
   if (!first) return first.status();
   impl->parts.push_back(std::move(first).value());
@@ -230,6 +328,7 @@ uint32_t GgufFile::version() const { return impl_->first().version; }
 uint64_t GgufFile::alignment() const { return impl_->first().alignment; }
 const std::vector<std::string>& GgufFile::paths() const { return impl_->paths; }
 uint64_t GgufFile::file_bytes() const { return impl_->file_bytes; }
+GgufLayout GgufFile::layout() const { return impl_->layout; }
 const std::vector<GgufKeyValue>& GgufFile::metadata() const { return impl_->first().metadata; }
 const GgufValue* GgufFile::find(std::string_view key) const {
   const GgufKeyValue* entry = impl_->first().find(key);

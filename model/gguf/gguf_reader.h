@@ -57,11 +57,21 @@ struct GgufContainer {
 // used in error messages only. Accepts versions 3 and 2 (same little-endian layout).
 Result<GgufContainer> parse_gguf(std::string_view name, std::span<const uint8_t> bytes);
 
+// How the file is stored on disk (v4serve inspect reports it).
+enum class GgufLayout {
+  kSingleFile,
+  kSplitSet,    // gguf-split shards, each a complete GGUF with split.* keys
+  kByteChunks,  // one GGUF cut into plain byte chunks, mapped back into one image
+};
+
 class GgufFile {
  public:
-  // Opens `path`. When it is named "<stem>-00001-of-0000N.gguf" the other N-1 parts are found
-  // beside it, checked (split.no / split.count) and merged: metadata comes from the first part,
-  // tensors from all parts.
+  // Opens `path`. When it is named "<stem>-00001-of-0000N.gguf" (or "<stem>.gguf-00001-of-0000N")
+  // the other N-1 parts are found beside it. Parts that are GGUFs themselves are checked
+  // (split.no / split.count) and merged: metadata comes from the first part, tensors from all
+  // parts. Parts after the first that are not GGUFs are byte chunks of one file: they are mapped
+  // one after the other into one image (each chunk but the last must be a whole number of
+  // memory pages long) and parsed as one file.
   static Result<GgufFile> open(const std::string& path);
 
   GgufFile(GgufFile&&) noexcept;
@@ -72,6 +82,7 @@ class GgufFile {
   uint64_t alignment() const;
   const std::vector<std::string>& paths() const;
   uint64_t file_bytes() const;  // all parts together
+  GgufLayout layout() const;
 
   const std::vector<GgufKeyValue>& metadata() const;
   const GgufValue* find(std::string_view key) const;

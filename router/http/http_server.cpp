@@ -72,7 +72,9 @@ struct HttpServer::Impl {
   void on_accept(beast::error_code ec, tcp::socket socket);
   void reject(tcp::socket socket);
   void close_acceptor();
-  bool drain(std::chrono::milliseconds deadline);
+  bool drain(std::chrono::milliseconds deadline, const std::function<void()>& at_deadline,
+             std::chrono::milliseconds grace);
+  bool wait_for_exchanges(std::chrono::milliseconds timeout);
   void stop();
 
   std::shared_ptr<ServerState> state;
@@ -182,7 +184,14 @@ void HttpServer::Impl::close_acceptor() {
   });
 }
 
-bool HttpServer::Impl::drain(std::chrono::milliseconds deadline) {
+bool HttpServer::Impl::wait_for_exchanges(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(state->mutex);
+  return state->changed.wait_for(lock, timeout, [&] { return state->exchanges_open == 0; });
+}
+
+bool HttpServer::Impl::drain(std::chrono::milliseconds deadline,
+                             const std::function<void()>& at_deadline,
+                             std::chrono::milliseconds grace) {
   {
     std::lock_guard lock(lifecycle);
     state->draining = true;
@@ -191,10 +200,11 @@ bool HttpServer::Impl::drain(std::chrono::milliseconds deadline) {
   for (auto& connection : state->live_connections(false)) {
     connection->post([](Connection& c) { c.drain(); });
   }
-  bool ended;
-  {
-    std::unique_lock lock(state->mutex);
-    ended = state->changed.wait_for(lock, deadline, [&] { return state->exchanges_open == 0; });
+  const bool ended = wait_for_exchanges(deadline);
+  // The connections stay open here so that what at_deadline ends still reaches its client.
+  if (!ended && at_deadline) {
+    at_deadline();
+    wait_for_exchanges(grace);
   }
   stop();
   return ended;
@@ -234,7 +244,10 @@ Status HttpServer::start() { return impl_->start(); }
 
 uint16_t HttpServer::port() const { return impl_->port; }
 
-bool HttpServer::drain(std::chrono::milliseconds deadline) { return impl_->drain(deadline); }
+bool HttpServer::drain(std::chrono::milliseconds deadline, std::function<void()> at_deadline,
+                       std::chrono::milliseconds grace) {
+  return impl_->drain(deadline, at_deadline, grace);
+}
 
 void HttpServer::stop() { impl_->stop(); }
 

@@ -93,9 +93,13 @@ class HttpServer {
   uint16_t port() const;
 
   // Graceful drain: stops accepting, closes idle keep-alive connections, and waits until every
-  // open exchange has ended or `deadline` passes; then closes everything. Returns true when all
-  // exchanges ended in time. Responses may still be written while draining.
-  bool drain(std::chrono::milliseconds deadline);
+  // open exchange has ended or `deadline` passes. Exchanges still open then are given their
+  // ends: `at_deadline` runs (it should end every response, e.g. cancel with a final event)
+  // and the server waits up to `grace` for those responses to be written. Then it closes
+  // everything. Returns true when all exchanges ended before the deadline. Responses may
+  // still be written while draining.
+  bool drain(std::chrono::milliseconds deadline, std::function<void()> at_deadline = {},
+             std::chrono::milliseconds grace = std::chrono::seconds(5));
   // Closes everything now and joins the threads. Idempotent.
   void stop();
   HttpServerStats stats() const;

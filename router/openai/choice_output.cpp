@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "model/chat/chat_encoder.h"
@@ -28,6 +29,12 @@ struct ChoiceOutput::State {
   bool reasoning;           // chat in thinking mode until </think>
   bool in_block = false;    // a DSML marker was parsed: the rest bypasses the stop matcher
   bool call_limit = false;  // single_tool_call and the first invoke is complete: output ends
+  bool malformed = false;   // the markup broke the grammar: the output ends, as an error
+  bool finalizing = false;  // the output has ended; the parser is closing what is open
+  bool cut = false;         // the output ended inside the tool-call block
+  std::string warning;      // the parser's word for what was malformed
+  // The call being parsed: sent only once its invoke closes.
+  std::optional<ChoiceToolCall> open_call;
   bool first_event = true;
   ChoiceDelta primed;  // what the forced output produced, returned by the first push
 
@@ -123,7 +130,9 @@ ChoiceOutput::ChoiceOutput(const Tokenizer& tokenizer, ChoiceOutputOptions optio
   state_->dsml = dsml;
 }
 
-bool ChoiceOutput::stopped() const { return state_->matcher.stopped() || state_->call_limit; }
+bool ChoiceOutput::stopped() const {
+  return state_->matcher.stopped() || state_->call_limit || state_->malformed;
+}
 
 ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
   State& s = *state_;
@@ -166,13 +175,41 @@ ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
 }
 
 void ChoiceOutput::finish(std::string reason) {
-  const bool called = state_->options.chat && state_->options.parse_tools && !tool_calls_.empty();
+  const State& s = *state_;
+  const bool called = s.options.chat && s.options.parse_tools && !tool_calls_.empty();
+  if (s.malformed) {
+    error_ = "the model wrote malformed tool-call markup (" + s.warning + ")";
+  } else if (s.cut && reason == "stop") {
+    error_ = "the model's output ended inside a tool call";
+  } else if (s.options.require_tool_call && !called && reason == "stop") {
+    error_ = "the model wrote no tool call although 'tool_choice' requires one";
+  }
+  if (!error_.empty()) {
+    finish_reason_ = "error";
+    return;
+  }
   finish_reason_ = reason == "stop" && called ? "tool_calls" : std::move(reason);
+}
+
+// A warning while generating is malformed markup; at the end it means the output stopped inside
+// the block (the length limit, or a cancellation).
+void ChoiceOutput::on_warning(const std::string& what) {
+  State& s = *state_;
+  if (s.malformed || s.cut) return;
+  s.open_call.reset();
+  constexpr std::string_view kPrefix = "malformed DSML: ";
+  s.warning = what.starts_with(kPrefix) ? what.substr(kPrefix.size()) : what;
+  if (s.finalizing) {
+    s.cut = true;
+  } else {
+    s.malformed = true;
+  }
 }
 
 void ChoiceOutput::on_token(const EngineEvent& event, ChoiceDelta& delta) {
   State& s = *state_;
   const int32_t id = event.token;
+  if (s.options.chat && s.reasoning) ++reasoning_tokens_;
   std::optional<LogprobEntry> entry;
   if (s.options.logprobs) entry = make_entry(s.tokenizer, event, s.options.top_logprobs);
   const bool marker = s.options.chat && ((id == s.think_end && s.reasoning) ||
@@ -230,7 +267,7 @@ void ChoiceOutput::release_logprobs(bool all, ChoiceDelta& delta) {
 
 void ChoiceOutput::to_parser(int32_t token, std::string_view bytes, ChoiceDelta& delta) {
   State& s = *state_;
-  if (s.call_limit) return;
+  if (s.call_limit || s.malformed) return;
   if (!s.options.chat) {
     delta.content.append(bytes);
     content_.append(bytes);
@@ -250,30 +287,36 @@ void ChoiceOutput::apply(std::vector<DsmlEvent>& events, ChoiceDelta& delta) {
         reasoning_ += event.text;
         break;
       case DsmlEvent::Kind::kContentDelta:
+        // After a warning the parser hands the broken markup back as content: never shown.
+        if (s.malformed || s.cut) break;
         delta.content += event.text;
         content_ += event.text;
         break;
       case DsmlEvent::Kind::kToolCallBegin:
-        tool_calls_.push_back(ChoiceToolCall{event.id, event.name, "", ""});
-        delta.tool_calls.push_back(ToolCallDelta{event.index, event.id, event.name, ""});
+        if (s.malformed || s.cut) break;
+        s.open_call = ChoiceToolCall{event.id, event.name, "", ""};
         break;
       case DsmlEvent::Kind::kToolCallArgumentsDelta:
-        if (tool_calls_.empty()) break;
-        tool_calls_.back().arguments += event.text;
-        if (delta.tool_calls.empty() || delta.tool_calls.back().index != event.index) {
-          delta.tool_calls.push_back(ToolCallDelta{event.index, "", "", ""});
-        }
-        delta.tool_calls.back().arguments += event.text;
+        if (s.open_call) s.open_call->arguments += event.text;
         break;
-      case DsmlEvent::Kind::kToolCallEnd:
-        if (!tool_calls_.empty()) tool_calls_.back().dsml = std::move(event.dsml);
+      case DsmlEvent::Kind::kToolCallEnd: {
+        // A call closed by the parser's recovery (after a warning) is incomplete: dropped.
+        if (!s.open_call || s.malformed || s.cut) break;
+        ChoiceToolCall call = std::move(*s.open_call);
+        s.open_call.reset();
+        call.dsml = std::move(event.dsml);
+        const int index = static_cast<int>(tool_calls_.size());
+        delta.tool_calls.push_back(ToolCallDelta{index, call.id, call.name, call.arguments});
+        tool_calls_.push_back(std::move(call));
         if (s.options.single_tool_call) {
           s.call_limit = true;
           return;  // nothing after the first call is output
         }
         break;
+      }
       case DsmlEvent::Kind::kWarning:
-        break;  // malformed markup already came back as content
+        on_warning(event.text);
+        break;
     }
   }
 }
@@ -292,7 +335,8 @@ void ChoiceOutput::finalize(ChoiceDelta& delta) {
   s.pending.clear();
   // After the one allowed call the tool-call block stays open on purpose: closing it in the
   // parser would report the cut as malformed markup.
-  if (s.options.chat && !s.call_limit) {
+  if (s.options.chat && !s.call_limit && !s.malformed) {
+    s.finalizing = true;
     std::vector<DsmlEvent> events;
     s.parser.finish(events);
     apply(events, delta);

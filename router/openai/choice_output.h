@@ -15,6 +15,13 @@
 // the output is the tool-call block, which goes straight to the parser (a stop string such as
 // "\n" would otherwise cut every call apart). With single_tool_call the output ends at the
 // first complete invoke, with finish reason "tool_calls".
+//
+// DSML markup never reaches the client as content, and a tool call is only ever reported whole:
+// a call's id, name and arguments go out in one delta when its invoke closes. Markup that
+// breaks the grammar ends the output at once with finish reason "error" (error() says why);
+// output cut inside a block by the length limit ends with "length" and without the unfinished
+// call; with require_tool_call (tool_choice "required" or a named function) an output without
+// a complete call is an error too.
 #pragma once
 
 #include <cstdint>
@@ -73,6 +80,8 @@ struct ChoiceOutputOptions {
   // parallel_tool_calls=false: the output ends once its first tool call is complete; what the
   // model writes after that invoke is dropped.
   bool single_tool_call = false;
+  // tool_choice "required" or named: an output that ends without a complete call is an error.
+  bool require_tool_call = false;
 };
 
 struct ChoiceToolCall {
@@ -98,8 +107,13 @@ class ChoiceOutput {
   // when a call was parsed; "abort" (vLLM's word) is a cancellation without a matched stop
   // string: a kCancelled event after a stop string keeps "stop".
   const std::string& finish_reason() const { return finish_reason_; }
+  // Why the model's output was refused when finish_reason() is "error" for that reason (""
+  // when the engine failed instead).
+  const std::string& error() const { return error_; }
   uint32_t completion_tokens() const { return completion_tokens_; }
   uint32_t cached_tokens() const { return cached_tokens_; }
+  // Generated tokens up to and including the </think> that ends the reasoning.
+  uint32_t reasoning_tokens() const { return reasoning_tokens_; }
 
   // Everything released so far (non-streaming responses).
   const std::string& content() const { return content_; }
@@ -117,11 +131,14 @@ class ChoiceOutput {
   void release_logprobs(bool all, ChoiceDelta& delta);
   void finalize(ChoiceDelta& delta);
   void finish(std::string reason);
+  void on_warning(const std::string& what);
   struct State;
   std::shared_ptr<State> state_;
   std::string finish_reason_;
+  std::string error_;
   uint32_t completion_tokens_ = 0;
   uint32_t cached_tokens_ = 0;
+  uint32_t reasoning_tokens_ = 0;
   std::string content_, reasoning_;
   std::vector<ChoiceToolCall> tool_calls_;
   std::vector<LogprobEntry> logprobs_;

@@ -37,14 +37,18 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
                                                     Clock::time_point arrival, double setup_seconds,
                                                     std::function<void()> on_end) {
   auto job = std::make_shared<CompletionJob>(env, exchange);
-  job->meta_ = {response_id(request.endpoint), static_cast<int64_t>(std::time(nullptr)),
-                env.model_name, request.endpoint,
+  job->meta_ = {response_id(request.endpoint),
+                static_cast<int64_t>(std::time(nullptr)),
+                env.model_name,
+                request.endpoint,
                 request.endpoint == Endpoint::kChat ? request.logprobs
-                                                    : request.completion_logprobs.has_value()};
+                                                    : request.completion_logprobs.has_value(),
+                env.system_fingerprint};
   job->stream_ = request.stream;
   job->include_usage_ = request.include_usage;
   job->arrival_ = arrival;
   job->router_seconds_ = setup_seconds;
+  job->max_tokens_ = prepared.sampling.max_tokens;
   job->on_end_ = std::move(on_end);
   job->handler_ = request.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
   ChoiceOutputOptions options;
@@ -56,6 +60,8 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   options.top_logprobs = prepared.sampling.top_logprobs;
   options.forced_output = prepared.forced_output;
   options.single_tool_call = prepared.parse_tools && !request.parallel_tool_calls;
+  options.require_tool_call =
+      request.tool_choice == ToolChoice::kRequired || request.tool_choice == ToolChoice::kNamed;
   for (size_t p = 0; p < prepared.prompts.size(); ++p) {
     job->prompt_tokens_.push_back(static_cast<uint32_t>(prepared.prompts[p].ids.size()));
     for (uint32_t k = 0; k < request.n; ++k) {
@@ -167,6 +173,7 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
     if (event.token >= 0) {
       if (!first_token_seen_) {
         first_token_seen_ = true;
+        first_token_ = now;
         env_.metrics.time_to_first_token(seconds_between(arrival_, now));
       } else if (c.last_token != Clock::time_point{}) {
         env_.metrics.inter_token_latency(seconds_between(c.last_token, now));
@@ -226,6 +233,7 @@ Usage CompletionJob::usage() const {
   std::vector<uint32_t> cached(prompt_tokens_.size(), 0);
   for (const Choice& c : choices_) {
     u.completion_tokens += c.output->completion_tokens();
+    u.reasoning_tokens += c.output->reasoning_tokens();
     cached[c.prompt] = std::max(cached[c.prompt], c.output->cached_tokens());
   }
   for (size_t p = 0; p < prompt_tokens_.size(); ++p) {
@@ -240,8 +248,10 @@ void CompletionJob::finish_if_done() {
   std::string error;
   for (const Choice& c : choices_) {
     if (!c.output->done()) return;
-    if (c.output->finish_reason() == "error" && error.empty())
-      error = "the engine failed while generating this request";
+    if (c.output->finish_reason() == "error" && error.empty()) {
+      error = c.output->error().empty() ? "the engine failed while generating this request"
+                                        : c.output->error();
+    }
   }
   if (!error.empty()) {
     fail(error);
@@ -300,6 +310,40 @@ void CompletionJob::cancel() {
     if (c.submitted && !c.final_event) env_.engine.cancel(c.engine_id);
 }
 
+void CompletionJob::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ended_) return;
+    for (Choice& c : choices_)
+      if (c.submitted && !c.final_event) env_.engine.cancel(c.engine_id);
+    if (stream_) {
+      for (size_t i = 0; i < choices_.size(); ++i) {
+        Choice& c = choices_[i];
+        if (c.finish_sent) continue;
+        c.finish_sent = true;
+        exchange_->send_event(sse_event(chunk_json(meta_, static_cast<uint32_t>(i), ChoiceDelta{},
+                                                   false, "abort", include_usage_)));
+      }
+      if (include_usage_) exchange_->send_event(sse_event(usage_chunk_json(meta_, usage())));
+      exchange_->send_event(kSseDone);
+      exchange_->end_events();
+      end(200, "abort");
+    } else {
+      const ApiError error = server_error("the server shut down before this request finished", 503);
+      exchange_->respond(error.status, "application/json", api_error_json(error));
+      end(error.status, "abort");
+    }
+  }
+  run_on_end();
+}
+
+void CompletionJob::run_on_end() {
+  if (!on_end_) return;
+  std::function<void()> on_end = std::move(on_end_);
+  on_end_ = nullptr;
+  on_end();
+}
+
 void CompletionJob::end(int status, const std::string& finish_reason) {
   ended_ = true;
   if (counted_waiting_) {
@@ -307,8 +351,26 @@ void CompletionJob::end(int status, const std::string& finish_reason) {
     counted_waiting_ = false;
   }
   const Usage u = usage();
-  env_.metrics.request_finished(seconds_between(arrival_, Clock::now()), queue_seconds_,
-                                u.prompt_tokens, u.completion_tokens, finish_reason);
+  FinishedRequest finished;
+  finished.e2e_seconds = seconds_between(arrival_, Clock::now());
+  finished.queue_seconds = queue_seconds_;
+  Clock::time_point last_token{};
+  for (const Choice& c : choices_) {
+    last_token = std::max(last_token, c.last_token);
+    finished.max_generation_tokens =
+        std::max(finished.max_generation_tokens, c.output->completion_tokens());
+  }
+  if (first_token_seen_) {
+    finished.first_token_seconds = seconds_between(arrival_, first_token_);
+    finished.decode_seconds = seconds_between(first_token_, last_token);
+  }
+  finished.prompt_tokens = u.prompt_tokens;
+  finished.generation_tokens = u.completion_tokens;
+  // Choices per prompt (a completions request may carry several prompts).
+  finished.n = static_cast<uint32_t>(choices_.size() / std::max<size_t>(1, prompt_tokens_.size()));
+  finished.max_tokens = max_tokens_;
+  finished.finish_reason = finish_reason;
+  env_.metrics.request_finished(finished);
   // The HTTP layer's part (parsing the request, writing the response) is known once the
   // response has been written.
   ServerMetrics& metrics = env_.metrics;

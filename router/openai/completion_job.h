@@ -35,6 +35,7 @@ struct JobEnvironment {
   EngineClient& engine;
   ServerMetrics& metrics;
   std::string model_name;
+  std::string system_fingerprint;
   std::atomic<uint32_t> waiting{0};  // jobs without a first engine event yet (--max-queue)
 };
 
@@ -50,6 +51,10 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
 
   // Cancels every choice still generating; each still ends with a final event to the client.
   void cancel();
+  // Ends the response now, without waiting for the engine (the server is shutting down): a
+  // stream gets a final chunk with finish_reason "abort" for every unfinished choice, the usage
+  // chunk when asked for, and [DONE]; a whole response gets a 503 error body.
+  void shutdown();
 
   CompletionJob(JobEnvironment& env, std::shared_ptr<HttpExchange> exchange);
 
@@ -74,6 +79,7 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   void fail(const std::string& message);
   void reject(const std::string& message);
   void on_disconnect();
+  void run_on_end();
   Usage usage() const;
   void end(int status, const std::string& finish_reason);
 
@@ -89,6 +95,8 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   std::vector<PreparedPrompt> prompts_;       // kept when a choice scores its prompt
   Clock::time_point arrival_;
   bool first_token_seen_ = false;
+  Clock::time_point first_token_{};
+  uint32_t max_tokens_ = 0;  // as resolved (metrics)
   bool counted_waiting_ = false;
   double queue_seconds_ = 0.0;
   double router_seconds_ = 0.0;

@@ -96,6 +96,7 @@ struct EngineSnapshot {
   uint64_t prefix_queries = 0, prefix_hits = 0;  // in tokens (vLLM's prefix_cache_* meaning)
   EngineHistogram batch_size;                    // sequences per step
   EngineHistogram step_seconds;                  // wall time per step
+  EngineHistogram step_tokens;                   // tokens (prefill + decode) per step
   // expert_selections[layer][expert]: routed-expert picks since start.
   std::vector<std::vector<uint64_t>> expert_selections;
 };

@@ -32,6 +32,10 @@ const Histogram::BucketBoundaries kRequestBuckets = {
 const Histogram::BucketBoundaries kTokenBuckets = {
     1,    2,    5,     10,    20,    50,     100,    200,    500,    1000,
     2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000};
+const Histogram::BucketBoundaries kTpotBuckets = {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,
+                                                  0.3,  0.4,   0.5,  0.75,  1.0, 2.5,  5.0,
+                                                  7.5,  10.0,  20.0, 40.0,  80.0};
+const Histogram::BucketBoundaries kParamsNBuckets = {1, 2, 5, 10, 20};
 const Histogram::BucketBoundaries kOverheadBuckets = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
 
@@ -49,6 +53,16 @@ struct ServerMetrics::Series {
   prometheus::Histogram* request_prompt_tokens;
   prometheus::Histogram* request_generation_tokens;
   prometheus::Histogram* overhead;
+  prometheus::Histogram* tpot;
+  prometheus::Histogram* inference;
+  prometheus::Histogram* prefill;
+  prometheus::Histogram* decode;
+  prometheus::Histogram* params_n;
+  prometheus::Histogram* params_max_tokens;
+  prometheus::Histogram* max_generation_tokens;
+  prometheus::Family<prometheus::Gauge>* cache_config;
+  prometheus::Family<prometheus::Histogram>* iteration_tokens_family;
+  prometheus::Histogram* iteration_tokens = nullptr;  // made at the first scrape
   prometheus::Gauge* running;
   prometheus::Gauge* waiting;
   prometheus::Gauge* pages_used;
@@ -109,6 +123,33 @@ ServerMetrics::ServerMetrics(std::string model_name)
                           "writing, JSON parsing, rendering, tokenization, detokenization and "
                           "JSON output",
                           kOverheadBuckets);
+  s.tpot = &histogram("v4serve:request_time_per_output_token_seconds",
+                      "Mean time per output token of a request (decode time / (tokens - 1))",
+                      kTpotBuckets);
+  s.inference =
+      &histogram("v4serve:request_inference_time_seconds",
+                 "Time a request spent in the engine after its queue wait", kRequestBuckets);
+  s.prefill =
+      &histogram("v4serve:request_prefill_time_seconds",
+                 "Time from a request's first engine step to its first token", kRequestBuckets);
+  s.decode = &histogram("v4serve:request_decode_time_seconds",
+                        "Time from a request's first token to its last", kRequestBuckets);
+  s.params_n =
+      &histogram("v4serve:request_params_n", "The n parameter of requests", kParamsNBuckets);
+  s.params_max_tokens =
+      &histogram("v4serve:request_params_max_tokens",
+                 "The max_tokens parameter of requests (as resolved)", kTokenBuckets);
+  s.max_generation_tokens =
+      &histogram("v4serve:request_max_num_generation_tokens",
+                 "Generated tokens of the longest choice of a request", kTokenBuckets);
+  s.cache_config = &BuildGauge()
+                        .Name("v4serve:cache_config_info")
+                        .Help("Information of the KV cache configuration (labels)")
+                        .Register(r);
+  s.iteration_tokens_family = &BuildHistogram()
+                                   .Name("v4serve:iteration_tokens_total")
+                                   .Help("Tokens (prefill and decode) per engine step")
+                                   .Register(r);
   s.running = &gauge("v4serve:num_requests_running", "Requests in the running batch");
   s.waiting = &gauge("v4serve:num_requests_waiting", "Requests waiting to be scheduled");
   s.pages_used = &gauge("v4serve:kv_cache_pages_used", "KV cache pages held by requests");
@@ -144,17 +185,34 @@ void ServerMetrics::time_to_first_token(double seconds) { s_->ttft->Observe(seco
 
 void ServerMetrics::inter_token_latency(double seconds) { s_->itl->Observe(seconds); }
 
-void ServerMetrics::request_finished(double e2e_seconds, double queue_seconds,
-                                     uint32_t prompt_tokens, uint32_t generation_tokens,
-                                     const std::string& finish_reason) {
+void ServerMetrics::request_finished(const FinishedRequest& r) {
   Series& s = *s_;
-  s.e2e->Observe(e2e_seconds);
-  s.queue->Observe(queue_seconds);
-  s.prompt_tokens->Increment(prompt_tokens);
-  s.generation_tokens->Increment(generation_tokens);
-  s.request_prompt_tokens->Observe(prompt_tokens);
-  s.request_generation_tokens->Observe(generation_tokens);
-  s.request_success->Add({{"model_name", model_}, {"finished_reason", finish_reason}}).Increment();
+  s.e2e->Observe(r.e2e_seconds);
+  s.queue->Observe(r.queue_seconds);
+  s.inference->Observe(std::max(0.0, r.e2e_seconds - r.queue_seconds));
+  if (r.first_token_seconds) {
+    s.prefill->Observe(std::max(0.0, *r.first_token_seconds - r.queue_seconds));
+    s.decode->Observe(r.decode_seconds);
+  }
+  // As vLLM: a mean over the gaps between tokens, so a request needs two of them.
+  if (r.max_generation_tokens > 1)
+    s.tpot->Observe(r.decode_seconds / static_cast<double>(r.max_generation_tokens - 1));
+  s.prompt_tokens->Increment(r.prompt_tokens);
+  s.generation_tokens->Increment(r.generation_tokens);
+  s.request_prompt_tokens->Observe(r.prompt_tokens);
+  s.request_generation_tokens->Observe(r.generation_tokens);
+  s.params_n->Observe(r.n);
+  s.params_max_tokens->Observe(r.max_tokens);
+  s.max_generation_tokens->Observe(r.max_generation_tokens);
+  s.request_success->Add({{"model_name", model_}, {"finished_reason", r.finish_reason}})
+      .Increment();
+}
+
+void ServerMetrics::set_cache_config(
+    const std::vector<std::pair<std::string, std::string>>& labels) {
+  prometheus::Labels all(labels.begin(), labels.end());
+  all["model_name"] = model_;
+  s_->cache_config->Add(all).Set(1);
 }
 
 void ServerMetrics::request_overhead(double seconds) { s_->overhead->Observe(seconds); }
@@ -202,6 +260,9 @@ void ServerMetrics::refresh(const EngineSnapshot& now) {
     s.step_seconds = &s.step_seconds_family->Add(model, now.step_seconds.bounds);
   if (s.batch_size) advance(*s.batch_size, now.batch_size, last_.batch_size);
   if (s.step_seconds) advance(*s.step_seconds, now.step_seconds, last_.step_seconds);
+  if (!s.iteration_tokens && !now.step_tokens.bounds.empty())
+    s.iteration_tokens = &s.iteration_tokens_family->Add(model, now.step_tokens.bounds);
+  if (s.iteration_tokens) advance(*s.iteration_tokens, now.step_tokens, last_.step_tokens);
   for (size_t layer = 0; layer < now.expert_selections.size(); ++layer) {
     const std::vector<uint64_t>& counts = now.expert_selections[layer];
     for (size_t expert = 0; expert < counts.size(); ++expert) {

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "router/openai/engine_client.h"
@@ -23,6 +25,21 @@ class Family;
 
 namespace v4::router {
 
+// What a generation request reports when it ends (CompletionJob).
+struct FinishedRequest {
+  double e2e_seconds = 0.0;
+  double queue_seconds = 0.0;  // before its first engine step
+  // From arrival to the first generated token; none when no token came.
+  std::optional<double> first_token_seconds;
+  double decode_seconds = 0.0;  // first token to last token
+  uint32_t prompt_tokens = 0;
+  uint32_t generation_tokens = 0;      // over all choices
+  uint32_t max_generation_tokens = 0;  // of the longest choice
+  uint32_t n = 1;                      // the request's n
+  uint32_t max_tokens = 0;             // the request's max_tokens as resolved
+  std::string finish_reason;
+};
+
 class ServerMetrics {
  public:
   explicit ServerMetrics(std::string model_name);
@@ -34,9 +51,10 @@ class ServerMetrics {
   void http_request(const std::string& handler, int status);
   void time_to_first_token(double seconds);
   void inter_token_latency(double seconds);
-  // A generation request ended: end-to-end latency, engine queue time, token counts, reason.
-  void request_finished(double e2e_seconds, double queue_seconds, uint32_t prompt_tokens,
-                        uint32_t generation_tokens, const std::string& finish_reason);
+  // A generation request ended: latencies and their phases, token counts, parameters, reason.
+  void request_finished(const FinishedRequest& request);
+  // vLLM's cache_config_info: a gauge of 1 whose labels describe the KV cache configuration.
+  void set_cache_config(const std::vector<std::pair<std::string, std::string>>& labels);
   // Server time of one request outside the engine: HTTP parsing and writing, JSON parsing,
   // rendering, tokenizing, detokenizing, JSON output.
   void request_overhead(double seconds);

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "router/openai/openai_request_reader.h"
 
@@ -203,38 +204,45 @@ std::optional<ApiError> read_sampling(const RequestReader& reader, size_t vocab_
   return reader.boolean("ignore_eos", out.ignore_eos);
 }
 
-// Serialising and rendering recurse per nesting level, so a body nested without bound could
-// exhaust the stack; real requests (JSON schemas included) stay far below this.
-constexpr int kMaxDepth = 128;
-
-bool nests_too_deep(std::string_view body) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < body.size(); ++i) {
-    const char c = body[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
-
-// Syntax errors keep nlohmann's position text without its exception tag.
-ApiError json_error(const std::string& what) {
-  const size_t tag_end = what.find("] ");
-  return invalid_request("invalid JSON: " +
-                         (tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
-}
+// Every member any endpoint reads; others are skipped while parsing, never built.
+const std::set<std::string, std::less<>> kKnownMembers = {"model",
+                                                          "messages",
+                                                          "tools",
+                                                          "tool_choice",
+                                                          "parallel_tool_calls",
+                                                          "logprobs",
+                                                          "top_logprobs",
+                                                          "thinking",
+                                                          "chat_template_kwargs",
+                                                          "enable_thinking",
+                                                          "reasoning_effort",
+                                                          "task",
+                                                          "dsml_replay",
+                                                          "prompt",
+                                                          "echo",
+                                                          "prompt_logprobs",
+                                                          "suffix",
+                                                          "stream",
+                                                          "stream_options",
+                                                          "n",
+                                                          "max_tokens",
+                                                          "max_completion_tokens",
+                                                          "temperature",
+                                                          "top_p",
+                                                          "top_k",
+                                                          "min_p",
+                                                          "presence_penalty",
+                                                          "frequency_penalty",
+                                                          "repetition_penalty",
+                                                          "seed",
+                                                          "stop",
+                                                          "stop_token_ids",
+                                                          "logit_bias",
+                                                          "ignore_eos",
+                                                          "guided_choice",
+                                                          "structured_outputs",
+                                                          "response_format",
+                                                          "user"};
 
 }  // namespace
 
@@ -242,16 +250,11 @@ std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view
                                              size_t vocab_size, OpenAiRequest& out) {
   out = OpenAiRequest();
   out.endpoint = endpoint;
-  if (nests_too_deep(body)) {
-    return invalid_request("the request body nests deeper than " + std::to_string(kMaxDepth) +
-                           " levels");
-  }
+  JsonLimits limits;
+  // A bias for every token of the vocabulary is a legitimate (if large) request.
+  limits.member_object_keys["logit_bias"] = vocab_size;
   RequestJson json;
-  try {
-    json = RequestJson::parse(body);
-  } catch (const RequestJson::parse_error& error) {
-    return json_error(error.what());
-  }
+  if (auto error = parse_request_json(body, limits, kKnownMembers, json)) return error;
   if (!json.is_object()) return invalid_request("the request body must be a JSON object");
   const RequestReader reader(json);
   if (reader.find("model") == nullptr) {
@@ -259,7 +262,7 @@ std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view
   }
   if (auto error = reader.string("model", out.model)) return error;
   if (endpoint == Endpoint::kChat) {
-    if (auto error = read_chat_members(reader, body, out)) return error;
+    if (auto error = read_chat_members(reader, out)) return error;
   } else {
     if (auto error = read_completions_members(reader, vocab_size, out)) return error;
   }

@@ -139,8 +139,7 @@ ApiError chat_error(const std::string& message) {
   return invalid_request(std::move(text), std::move(param));
 }
 
-std::optional<ApiError> read_messages(const RequestReader& reader, std::string_view body_text,
-                                      OpenAiRequest& out) {
+std::optional<ApiError> read_messages(const RequestReader& reader, OpenAiRequest& out) {
   const RequestJson* messages = reader.find("messages");
   if (messages == nullptr) return invalid_request("'messages' is a required property", "messages");
   if (!messages->is_array()) return type_error("messages", "an array", *messages);
@@ -148,7 +147,7 @@ std::optional<ApiError> read_messages(const RequestReader& reader, std::string_v
   std::optional<bool> fallback;
   bool explicit_thinking = false;
   if (auto error = read_thinking_switches(reader, fallback, explicit_thinking)) return error;
-  Result<ChatRequest> chat = parse_chat_request(body_text);
+  Result<ChatRequest> chat = parse_chat_request_json(reader.body());
   if (!chat) return chat_error(chat.message());
   out.chat = std::move(*chat);
   if (!explicit_thinking && fallback) out.chat.thinking = *fallback;
@@ -157,11 +156,10 @@ std::optional<ApiError> read_messages(const RequestReader& reader, std::string_v
 
 }  // namespace
 
-std::optional<ApiError> read_chat_members(const RequestReader& reader, std::string_view body_text,
-                                          OpenAiRequest& out) {
+std::optional<ApiError> read_chat_members(const RequestReader& reader, OpenAiRequest& out) {
   std::set<std::string> names;
   if (auto error = read_tools(reader, names)) return error;
-  if (auto error = read_messages(reader, body_text, out)) return error;
+  if (auto error = read_messages(reader, out)) return error;
   if (auto error = read_tool_choice(reader, names, out)) return error;
   if (auto error = reader.boolean("parallel_tool_calls", out.parallel_tool_calls)) return error;
   if (auto error = reader.boolean("logprobs", out.logprobs)) return error;

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 namespace v4::router {
 namespace {
@@ -16,16 +17,18 @@ bool integral(const RequestJson& value) {
   return std::isfinite(d) && std::floor(d) == d;
 }
 
-// Values of an integral JSON number; floats beyond int64 clamp (the range check rejects them).
-int64_t to_int64(const RequestJson& value) {
+// The value of an integral JSON number, or nothing when it is outside int64 (1e30 must be
+// refused by the range check, never clamped into range).
+std::optional<int64_t> to_int64(const RequestJson& value) {
   if (value.is_number_unsigned()) {
     const uint64_t u = value.get<uint64_t>();
-    return u > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(u);
+    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(u);
   }
   if (value.is_number_integer()) return value.get<int64_t>();
   const double d = value.get<double>();
-  if (d >= 9.2e18) return INT64_MAX;
-  if (d <= -9.2e18) return INT64_MIN;
+  // 2^63 is exact in a double; every integral double in [-2^63, 2^63) fits.
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return std::nullopt;
   return static_cast<int64_t>(d);
 }
 
@@ -101,14 +104,15 @@ std::optional<ApiError> RequestReader::integer(const char* key, int64_t low, int
   const RequestJson* value = find(key);
   if (value == nullptr) return std::nullopt;
   if (!integral(*value)) return type_error(key, "an integer", *value);
-  const int64_t v = to_int64(*value);
-  if (v < low || v > high) {
+  const std::optional<int64_t> v = to_int64(*value);
+  if (!v || *v < low || *v > high) {
     const std::string bounds =
-        high == INT64_MAX ? "at least " + std::to_string(low)
-                          : "between " + std::to_string(low) + " and " + std::to_string(high);
+        high != INT64_MAX  ? "between " + std::to_string(low) + " and " + std::to_string(high)
+        : low != INT64_MIN ? "at least " + std::to_string(low)
+                           : "a 64-bit integer";
     return invalid_request(quoted(key) + " must be " + bounds + ", got " + got_text(*value), key);
   }
-  out = v;
+  out = *v;
   return std::nullopt;
 }
 
@@ -117,8 +121,13 @@ std::optional<ApiError> RequestReader::number(const char* key, Range range, floa
   if (value == nullptr) return std::nullopt;
   if (!value->is_number()) return type_error(key, "a number", *value);
   const double v = value->get<double>();
-  const bool below = range.low_open ? !(v > range.low) : !(v >= range.low);
-  if (below || !(v <= range.high)) {
+  // The check is made on the float the sampler gets too: 1e-50 for top_p would become 0, and
+  // 1e300 for repetition_penalty infinity.
+  const float f = static_cast<float>(v);
+  auto in_range = [&](double x) {
+    return (range.low_open ? x > range.low : x >= range.low) && x <= range.high;
+  };
+  if (!in_range(v) || !in_range(f) || !std::isfinite(f)) {
     const std::string low = number_text(range.low), high = number_text(range.high);
     const std::string bounds =
         std::isinf(range.high) ? (range.low_open ? "greater than " + low : "at least " + low)
@@ -126,7 +135,7 @@ std::optional<ApiError> RequestReader::number(const char* key, Range range, floa
                                                  : "between " + low + " and " + high);
     return invalid_request(quoted(key) + " must be " + bounds + ", got " + got_text(*value), key);
   }
-  out = static_cast<float>(v);
+  out = f;
   return std::nullopt;
 }
 
@@ -165,13 +174,13 @@ std::optional<ApiError> RequestReader::token_ids(const char* key, size_t vocab_s
   std::vector<int32_t> ids;
   for (const RequestJson& item : *value) {
     if (!integral(item)) return type_error(key, "an array of token ids", item);
-    const int64_t id = to_int64(item);
-    if (id < 0 || static_cast<uint64_t>(id) >= vocab_size) {
+    const std::optional<int64_t> id = to_int64(item);
+    if (!id || *id < 0 || static_cast<uint64_t>(*id) >= vocab_size) {
       return invalid_request(quoted(key) + " contains token id " + got_text(item) +
                                  ", outside the vocabulary [0, " + std::to_string(vocab_size) + ")",
                              key);
     }
-    ids.push_back(static_cast<int32_t>(id));
+    ids.push_back(static_cast<int32_t>(*id));
   }
   out = std::move(ids);
   return std::nullopt;

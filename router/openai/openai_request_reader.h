@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,10 +12,9 @@
 
 #include "router/openai/openai_error.h"
 #include "router/openai/openai_request.h"
+#include "router/openai/request_json.h"
 
 namespace v4::router {
-
-using RequestJson = nlohmann::ordered_json;
 
 // "a string", "an integer", "null", ... for messages.
 std::string json_type_name(const RequestJson& value);
@@ -31,6 +29,8 @@ struct Range {
 class RequestReader {
  public:
   explicit RequestReader(const RequestJson& body) : body_(body) {}
+
+  const RequestJson& body() const { return body_; }
 
   // The member, or nullptr when absent or null.
   const RequestJson* find(const char* key) const;
@@ -57,7 +57,6 @@ ApiError type_error(const std::string& key, const std::string& expected, const R
 // The chat-only members of parse_openai_request (openai_request_chat.cpp): messages and the
 // rest of model/chat/chat_request.h's members, tools, tool_choice, parallel_tool_calls, logprobs,
 // top_logprobs.
-std::optional<ApiError> read_chat_members(const RequestReader& reader, std::string_view body_text,
-                                          OpenAiRequest& out);
+std::optional<ApiError> read_chat_members(const RequestReader& reader, OpenAiRequest& out);
 
 }  // namespace v4::router

@@ -33,6 +33,8 @@ Json head(const ResponseMeta& meta, const char* object) {
   out["object"] = object;
   out["created"] = meta.created;
   out["model"] = meta.model;
+  out["system_fingerprint"] =
+      meta.system_fingerprint.empty() ? Json() : Json(meta.system_fingerprint);
   return out;
 }
 
@@ -42,6 +44,7 @@ Json usage_json(const Usage& usage) {
   out["completion_tokens"] = usage.completion_tokens;
   out["total_tokens"] = uint64_t{usage.prompt_tokens} + usage.completion_tokens;
   out["prompt_tokens_details"] = Json{{"cached_tokens", usage.cached_tokens}};
+  out["completion_tokens_details"] = Json{{"reasoning_tokens", usage.reasoning_tokens}};
   return out;
 }
 
@@ -156,6 +159,7 @@ Json chat_message(const ChoiceOutput& choice) {
   message["role"] = "assistant";
   const bool calls = !choice.tool_calls().empty();
   message["content"] = calls && choice.content().empty() ? Json() : Json(choice.content());
+  message["refusal"] = nullptr;  // the model has no refusal channel; SDKs read the member
   if (!choice.reasoning().empty()) message["reasoning_content"] = choice.reasoning();
   if (calls) {
     Json list = Json::array();

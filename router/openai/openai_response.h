@@ -20,12 +20,15 @@ struct ResponseMeta {
   std::string model;
   Endpoint endpoint = Endpoint::kChat;
   bool logprobs = false;  // include logprobs members (chat: logprobs; completions: logprobs set)
+  // OpenAI's system_fingerprint: names the serving configuration ("" is null).
+  std::string system_fingerprint;
 };
 
 struct Usage {
   uint32_t prompt_tokens = 0;
   uint32_t completion_tokens = 0;
-  uint32_t cached_tokens = 0;
+  uint32_t cached_tokens = 0;     // prompt tokens whose KV came from the prefix cache
+  uint32_t reasoning_tokens = 0;  // completion tokens spent thinking
 };
 
 // A whole response; choices[i] is choice index i. `prompts[i]` (completions) is what choice i

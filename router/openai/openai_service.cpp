@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
 #include "core/thread_cpu_clock.h"
@@ -36,7 +37,16 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 
 OpenAiService::OpenAiService(ServiceOptions options, const Tokenizer& tokenizer,
                              EngineClient& engine, ServerMetrics& metrics)
-    : options_(std::move(options)), env_{tokenizer, engine, metrics, options_.model_name} {}
+    : options_(std::move(options)),
+      env_{tokenizer, engine, metrics, options_.model_name, options_.system_fingerprint},
+      request_pool_(options_.request_threads == 0 ? 1 : options_.request_threads) {}
+
+OpenAiService::~OpenAiService() { stop(); }
+
+void OpenAiService::stop() {
+  accepting_ = false;
+  request_pool_.join();
+}
 
 bool OpenAiService::authorized(const HttpRequest& request) const {
   if (options_.api_key.empty()) return true;
@@ -89,9 +99,9 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
       reply_json(exchange, handler, 200,
                  models_json(options_.model_name, options_.created, env_.engine.max_context()));
     } else if (request.path == "/v1/chat/completions" && post) {
-      generate(Endpoint::kChat, request, exchange, arrival);
+      start_generate(Endpoint::kChat, std::move(request), exchange, arrival);
     } else if (request.path == "/v1/completions" && post) {
-      generate(Endpoint::kCompletions, request, exchange, arrival);
+      start_generate(Endpoint::kCompletions, std::move(request), exchange, arrival);
     } else if (handler != "other") {
       ApiError e =
           invalid_request("method " + request.method + " is not allowed on " + request.path);
@@ -104,6 +114,21 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
     spdlog::error("{} {}: {}", request.method, request.path, e.what());
     reply_error(exchange, handler, server_error(std::string("internal error: ") + e.what()));
   }
+}
+
+void OpenAiService::start_generate(Endpoint endpoint, HttpRequest request,
+                                   std::shared_ptr<HttpExchange> exchange,
+                                   Clock::time_point arrival) {
+  boost::asio::post(request_pool_, [this, endpoint, request = std::move(request),
+                                    exchange = std::move(exchange), arrival] {
+    try {
+      generate(endpoint, request, exchange, arrival);
+    } catch (const std::exception& e) {
+      spdlog::error("{} {}: {}", request.method, request.path, e.what());
+      reply_error(exchange, handler_label(request.path),
+                  server_error(std::string("internal error: ") + e.what()));
+    }
+  });
 }
 
 void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
@@ -152,18 +177,23 @@ void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
   std::shared_ptr<CompletionJob> job = CompletionJob::start(
       env_, request, std::move(prepared), exchange, arrival,
       std::chrono::duration<double>(ThreadCpuClock::now() - cpu_start).count(), on_end);
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (auto it = jobs_.find(id); it != jobs_.end()) it->second = job;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = jobs_.find(id); it != jobs_.end()) it->second = job;
+  }
+  // A job that started while cancel_all() ran was not in its list.
+  if (shutting_down_) job->shutdown();
 }
 
 void OpenAiService::cancel_all() {
+  shutting_down_ = true;
   std::vector<std::shared_ptr<CompletionJob>> live;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [id, weak] : jobs_)
       if (std::shared_ptr<CompletionJob> job = weak.lock()) live.push_back(job);
   }
-  for (const std::shared_ptr<CompletionJob>& job : live) job->cancel();
+  for (const std::shared_ptr<CompletionJob>& job : live) job->shutdown();
 }
 
 size_t OpenAiService::active_requests() const {

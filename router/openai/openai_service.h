@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <boost/asio/thread_pool.hpp>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,22 +26,34 @@ struct ServiceOptions {
   // Requests admitted but without a first engine event; beyond this, 429 with Retry-After.
   uint32_t max_queue = 256;
   int64_t created = 0;  // /v1/models "created"
+  // Responses' system_fingerprint: changes when the serving configuration does.
+  std::string system_fingerprint;
+  // Threads that parse, render and tokenize generation requests. That work scales with what a
+  // client sends, so it stays off the HTTP threads, which must keep answering /health.
+  unsigned request_threads = 2;
 };
 
 class OpenAiService {
  public:
   OpenAiService(ServiceOptions options, const Tokenizer& tokenizer, EngineClient& engine,
                 ServerMetrics& metrics);
+  ~OpenAiService();  // stop()s
 
   // The HttpHandler.
   void handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange);
   // New generation requests get 503 from now on (graceful drain).
   void stop_accepting() { accepting_ = false; }
-  // Cancels every generation request in flight; each still gets its final event.
+  // Stops accepting and waits for the request threads; call before the engine goes away.
+  void stop();
+  // Ends every generation request in flight now (CompletionJob::shutdown): each gets its final
+  // event or an error body, and the engine work is cancelled.
   void cancel_all();
   size_t active_requests() const;
 
  private:
+  // Runs generate() on a request thread.
+  void start_generate(Endpoint endpoint, HttpRequest request,
+                      std::shared_ptr<HttpExchange> exchange, Clock::time_point arrival);
   void generate(Endpoint endpoint, const HttpRequest& request,
                 const std::shared_ptr<HttpExchange>& exchange, Clock::time_point arrival);
   void reply_error(const std::shared_ptr<HttpExchange>& exchange, const std::string& handler,
@@ -52,9 +65,12 @@ class OpenAiService {
   ServiceOptions options_;
   JobEnvironment env_;
   std::atomic<bool> accepting_{true};
+  std::atomic<bool> shutting_down_{false};
   mutable std::mutex mutex_;
   uint64_t next_job_ = 1;
   std::map<uint64_t, std::weak_ptr<CompletionJob>> jobs_;
+  // Last member: joined first, while everything its work touches is alive.
+  boost::asio::thread_pool request_pool_;
 };
 
 // Equal strings in time that depends only on their lengths (API keys).

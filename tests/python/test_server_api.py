@@ -344,12 +344,68 @@ def test_parallel_tool_calls_false_returns_only_the_first_call(client, encoder):
     assert len(both.choices[0].message.tool_calls) == 2
 
 
-def test_tool_choice_named_forces_that_tool(client):
-    r = chat(client, USER, tools=[WEATHER], temperature=0, max_tokens=4,
-             tool_choice={"type": "function", "function": {"name": "get_weather"}})
-    # The random model cannot finish the call in 4 tokens, but the forced name is there.
-    calls = r.choices[0].message.tool_calls or []
-    assert calls and calls[0].function.name == "get_weather"
+def forced_tool_choice_outcome(client, stream, **kw):
+    """(finish_reason, content, tool calls) of a forced tool choice, or ("error", message, [])
+    when the server refused the model's output (500 / an error event)."""
+    try:
+        if stream:
+            content, _, calls, finish, _ = stream_chat(client, USER, **kw)
+            return finish, content, [(c["name"], c["arguments"]) for c in calls]
+        r = chat(client, USER, **kw)
+    except openai.APIError as e:
+        return "error", str(e), []
+    message = r.choices[0].message
+    calls = [(c.function.name, c.function.arguments) for c in message.tool_calls or []]
+    return r.choices[0].finish_reason, message.content or "", calls
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("parallel", [True, False])
+@pytest.mark.parametrize("tool_choice", [
+    "required", {"type": "function", "function": {"name": "get_weather"}}])
+def test_forced_tool_choice_never_leaks_markup_or_half_calls(client, tool_choice, parallel,
+                                                             stream):
+    # The random model cannot write a valid call: whatever it writes after the forced
+    # "<｜DSML｜tool_calls>" (and invoke) must come back as a cut ("length", no call) or as a
+    # clear error, never as markup in content or a call with broken arguments.
+    for max_tokens in (1, 4, 32):
+        finish, content, calls = forced_tool_choice_outcome(
+            client, stream, tools=[WEATHER], temperature=0, max_tokens=max_tokens,
+            tool_choice=tool_choice, parallel_tool_calls=parallel)
+        for name, arguments in calls:
+            assert name == "get_weather"
+            json.loads(arguments)
+        if finish == "error":
+            assert "tool call" in content or "tool-call" in content, content
+        else:
+            assert "DSML" not in content and "invoke" not in content, (max_tokens, content)
+            assert finish in ("length", "tool_calls"), (max_tokens, finish, calls)
+            assert (finish == "tool_calls") == bool(calls), (max_tokens, finish, calls)
+
+
+def test_fields_agents_read(client, encoder):
+    forced = "The user wants a story.</think>Once there was a light."
+    r = chat(client, USER, temperature=0, max_tokens=64,
+             extra_body={"thinking": {"type": "enabled"}, "guided_choice": [forced]})
+    assert isinstance(r.system_fingerprint, str) and r.system_fingerprint.startswith("fp_")
+    message = r.model_dump()["choices"][0]["message"]
+    assert "refusal" in message and message["refusal"] is None
+    # The reasoning and the </think> that ends it, counted by DeepSeek's own tokenizer.
+    reasoning = len(encode("The user wants a story.</think>"))
+    assert r.usage.completion_tokens_details.reasoning_tokens == reasoning
+    chunks = list(chat(client, USER, temperature=0, max_tokens=64, stream=True,
+                       stream_options={"include_usage": True},
+                       extra_body={"thinking": {"type": "enabled"}, "guided_choice": [forced]}))
+    assert {c.system_fingerprint for c in chunks} == {r.system_fingerprint}
+    assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == reasoning
+    off = chat(client, USER, temperature=0, max_tokens=4)
+    assert off.usage.completion_tokens_details.reasoning_tokens == 0
+    # Prefix-cache hits: the same long prompt again reuses the pages of its first run.
+    long = [{"role": "user", "content": "lighthouse keeper " * 200}]
+    first = chat(client, long, temperature=0, max_tokens=1)
+    again = chat(client, long, temperature=0, max_tokens=1)
+    assert again.usage.prompt_tokens == first.usage.prompt_tokens
+    assert 0 < again.usage.prompt_tokens_details.cached_tokens <= again.usage.prompt_tokens
 
 
 # ---------------------------------------------------------------------------------------------

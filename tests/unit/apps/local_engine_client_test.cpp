@@ -2,6 +2,7 @@
 // final one, cancellation, guided choice passed through, and the snapshot's fields.
 #include "apps/local_engine_client.h"
 
+#include <algorithm>
 #include <future>
 
 #include "tests/unit/worker/tiny_engine_fixture.h"
@@ -90,8 +91,17 @@ TEST_F(LocalEngineClientTest, StreamsCancelsAndReports) {
   EXPECT_GT(s.pages_evictable, 0u);
   EXPECT_EQ(s.pages_evictable, stats.pages_evictable);
   EXPECT_EQ(s.prefix_hits, 256u);
-  EXPECT_EQ(s.prefix_queries, (stats.prefix_hits + stats.prefix_misses) * o.page_tokens);
-  EXPECT_GE(s.prefix_queries, 2 * 256u);
+  // vLLM's count: every prompt token of each admitted request, the last partial page included
+  // (the scheduler's page counts leave it out). The cancelled request counts if it was admitted.
+  auto admitted = [](const Collector& c) {
+    return std::any_of(c.events.begin(), c.events.end(),
+                       [](const EngineEvent& e) { return e.token >= 0; });
+  };
+  EXPECT_EQ(s.prefix_queries, 300u * (2 + (admitted(cancelled) ? 1 : 0)));
+  EXPECT_GT(s.prefix_queries, (stats.prefix_hits + stats.prefix_misses) * o.page_tokens);
+  ASSERT_EQ(s.step_tokens.counts.size(), s.step_tokens.bounds.size() + 1);
+  EXPECT_EQ(s.step_tokens.counts.back(), stats.steps);
+  EXPECT_EQ(s.step_tokens.sum, static_cast<double>(stats.step_tokens));
   ASSERT_EQ(s.batch_size.counts.size(), s.batch_size.bounds.size() + 1);
   EXPECT_EQ(s.batch_size.counts.back(), stats.steps);  // cumulative: +Inf holds every step
   for (size_t i = 1; i < s.batch_size.counts.size(); ++i)

@@ -3,7 +3,9 @@
 #include "model/gguf/gguf_split.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -311,6 +313,95 @@ TEST(GgufSplitReader, SinglePartNameWithoutSplitKeysIsAnOrdinaryFile) {
   Result<GgufFile> file = GgufFile::open(path);
   ASSERT_TRUE(file.is_ok()) << file.message();
   EXPECT_EQ(file->tensors().size(), 1u);
+}
+
+// ---- "<stem>.gguf-0000i-of-0000N": shards or byte chunks -------------------------------------
+
+TEST(GgufSplitName, RecognisesTheNameAfterTheExtension) {
+  const auto name = parse_gguf_split_path("/m/model.gguf-00002-of-00011");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->stem, "/m/model.gguf");
+  EXPECT_EQ(name->part, 2u);
+  EXPECT_EQ(name->count, 11u);
+  EXPECT_EQ(name->style, GgufSplitStyle::kAfterExtension);
+  EXPECT_EQ(gguf_split_path(name->stem, 3, 11, name->style), "/m/model.gguf-00003-of-00011");
+  EXPECT_FALSE(parse_gguf_split_path("/m/model-00002-of-00011"));  // no .gguf anywhere
+  EXPECT_FALSE(parse_gguf_split_path("/m/model.gguf-00012-of-00011"));
+}
+
+// gguf-split shards renamed to the other convention open as the same split set.
+TEST(GgufSplitReader, OpensShardsNamedAfterTheExtension) {
+  const fs::path dir = test_dir();
+  GgufWriter writer(split_at(3000));
+  writer.set("general.name", GgufValue::string("split"));
+  add_tensors(writer, 6);
+  Result<std::vector<std::string>> paths = writer.write((dir / "model.gguf").string());
+  ASSERT_TRUE(paths.is_ok()) << paths.message();
+  std::vector<std::string> renamed;
+  for (uint32_t k = 1; k <= paths->size(); ++k) {
+    renamed.push_back(
+        gguf_split_path((dir / "model.gguf").string(), k, 3, GgufSplitStyle::kAfterExtension));
+    fs::rename((*paths)[k - 1], renamed.back());
+  }
+  Result<GgufFile> file = GgufFile::open(renamed.front());
+  ASSERT_TRUE(file.is_ok()) << file.message();
+  EXPECT_EQ(file->layout(), GgufLayout::kSplitSet);
+  EXPECT_EQ(file->paths(), renamed);
+  ASSERT_EQ(file->tensors().size(), 6u);
+  EXPECT_EQ(file->find_tensor("t5")->split, 2u);
+  EXPECT_FALSE(GgufFile::open(renamed[1]).is_ok());  // "open part 1"
+}
+
+// One GGUF cut into plain byte chunks (as `split -b` does) maps back into one image, tensors
+// straddling a chunk boundary included.
+TEST(GgufSplitReader, MapsByteChunksOfOneFileAsOneFile) {
+  const fs::path dir = test_dir();
+  GgufWriter writer;
+  writer.set("general.name", GgufValue::string("chunks"));
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(writer
+                    .add_tensor("t" + std::to_string(i), GgmlType::F32, {1000},
+                                gguf_bytes_source(pattern(4000, uint8_t(i))))
+                    .is_ok());
+  }
+  const std::string whole = (dir / "whole.gguf").string();
+  ASSERT_TRUE(writer.write(whole).is_ok());
+  std::ifstream in(whole, std::ios::binary);
+  const std::vector<char> bytes(std::istreambuf_iterator<char>(in), {});
+  const size_t chunk = static_cast<size_t>(sysconf(_SC_PAGESIZE)) * 4;
+  const uint32_t count = static_cast<uint32_t>((bytes.size() + chunk - 1) / chunk);
+  ASSERT_GE(count, 3u);
+  const std::string stem = (dir / "model.gguf").string();
+  for (uint32_t k = 0; k < count; ++k) {
+    std::ofstream out(gguf_split_path(stem, k + 1, count, GgufSplitStyle::kAfterExtension),
+                      std::ios::binary);
+    const size_t begin = k * chunk, end = std::min(bytes.size(), begin + chunk);
+    out.write(bytes.data() + begin, static_cast<std::streamsize>(end - begin));
+  }
+  const std::string first = gguf_split_path(stem, 1, count, GgufSplitStyle::kAfterExtension);
+  Result<GgufFile> file = GgufFile::open(first);
+  ASSERT_TRUE(file.is_ok()) << file.message();
+  EXPECT_EQ(file->layout(), GgufLayout::kByteChunks);
+  EXPECT_EQ(file->paths().size(), count);
+  EXPECT_EQ(file->file_bytes(), bytes.size());
+  EXPECT_EQ(*file->get_string("general.name"), "chunks");
+  ASSERT_EQ(file->tensors().size(), 12u);
+  for (int i = 0; i < 12; ++i) {
+    const GgufTensorInfo* info = file->find_tensor("t" + std::to_string(i));
+    ASSERT_NE(info, nullptr);
+    EXPECT_EQ(std::vector<uint8_t>(info->data, info->data + info->n_bytes),
+              pattern(4000, uint8_t(i)));
+  }
+  // A later chunk names the first; a chunk that is not whole pages is refused with the fix.
+  Result<GgufFile> later =
+      GgufFile::open(gguf_split_path(stem, 2, count, GgufSplitStyle::kAfterExtension));
+  ASSERT_FALSE(later.is_ok());
+  EXPECT_NE(later.message().find("open " + first), std::string::npos) << later.message();
+  fs::resize_file(first, chunk - 1);
+  Result<GgufFile> ragged = GgufFile::open(first);
+  ASSERT_FALSE(ragged.is_ok());
+  EXPECT_NE(ragged.message().find("not a multiple of the page size"), std::string::npos)
+      << ragged.message();
 }
 
 }  // namespace

@@ -257,6 +257,30 @@ TEST(HttpExchange, DrainGivesUpOnAStuckExchangeAtTheDeadline) {
   (*exchange)->send_event("data: after\n\n");  // ignored, no crash
 }
 
+// At the deadline the server first lets the handler end what is open (a final event), with the
+// connection still up, and only then closes: the client sees the end of its stream.
+TEST(HttpExchange, DrainEndsOpenExchangesAtTheDeadlineBeforeClosing) {
+  Exchanges exchanges;
+  auto server = start_server([&](HttpRequest, std::shared_ptr<HttpExchange> e) {
+    e->start_events();
+    exchanges.put(e);
+  });
+  RawClient client(server->port());
+  ASSERT_FALSE(client.write(get("/events")));
+  ASSERT_FALSE(client.read_until("\r\n\r\n"));
+  auto exchange = exchanges.take();
+  ASSERT_TRUE(exchange);
+  std::atomic<int> called{0};
+  EXPECT_FALSE(server->drain(200ms, [&] {
+    called++;
+    (*exchange)->send_event("data: final\n\n");
+    (*exchange)->end_events();
+  }));
+  EXPECT_EQ(called.load(), 1);
+  EXPECT_FALSE(client.read_until("data: final\n\n\r\n0\r\n\r\n"));
+  EXPECT_EQ(client.read_until_eof(), net::error::eof);
+}
+
 TEST(HttpExchange, ExchangeOutlivingTheServerIsInert) {
   Exchanges exchanges;
   std::atomic<int> fired{0};

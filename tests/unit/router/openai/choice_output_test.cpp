@@ -347,5 +347,123 @@ TEST_F(ChoiceOutputTest, ForcedOutputNeedsToolParsing) {
   EXPECT_FALSE(ChoiceOutput::create(tok(), options).is_ok());
 }
 
+// tool_choice "required" / named: the prompt builder forces the block opener (and the invoke
+// of the named tool); what the model writes after it may be anything.
+const std::string kRequiredPrefix = "\n\n<" + kD + "tool_calls>\n";
+const std::string kNamedPrefix = kRequiredPrefix + "<" + kD + "invoke name=\"get_weather\">\n";
+
+bool has_markup(const std::string& text) {
+  return text.find(kD) != std::string::npos || text.find("invoke") != std::string::npos;
+}
+
+// Junk after the forced opener is malformed markup: it never becomes content, and the choice
+// ends at once as an error instead of running on.
+TEST_F(ChoiceOutputTest, MalformedToolCallMarkupNeverReachesContent) {
+  for (const std::string& prefix : {kRequiredPrefix, kNamedPrefix}) {
+    SCOPED_TRACE(prefix);
+    ChoiceOutputOptions options;
+    options.parse_tools = true;
+    options.forced_output = tok().encode(prefix, true);
+    ChoiceOutput choice = make(options);
+    Assembled got;
+    const std::vector<TokenId> junk = tok().encode("容量 practitioners toppings", true);
+    for (size_t i = 0; i < junk.size() && !choice.done(); ++i) {
+      got.add(choice.push(token_event(junk[i], i)));
+    }
+    if (!choice.done()) got.add(choice.push(final_event(EngineFinish::kStop, tok().eos_id())));
+    EXPECT_EQ(got.content, "");
+    EXPECT_EQ(choice.content(), "");
+    EXPECT_FALSE(has_markup(got.content));
+    EXPECT_TRUE(got.calls.empty());
+    EXPECT_TRUE(choice.tool_calls().empty());
+    EXPECT_EQ(choice.finish_reason(), "error");
+    EXPECT_EQ(choice.completion_tokens(), 1u);  // it ended at the first token that broke it
+  }
+}
+
+// A named call cut by max_tokens: finish reason "length", no half call, no markup.
+TEST_F(ChoiceOutputTest, ToolCallCutByTheLengthLimitIsNotReported) {
+  const std::string partial = "<" + kD + "parameter name=\"city\" string=\"true\">Par";
+  const std::vector<TokenId> ids = tok().encode(partial, true);
+  for (bool single : {false, true}) {
+    ChoiceOutputOptions options;
+    options.parse_tools = true;
+    options.single_tool_call = single;
+    options.forced_output = tok().encode(kNamedPrefix, true);
+    ChoiceOutput choice = make(options);
+    Assembled got;
+    for (size_t i = 0; i + 1 < ids.size(); ++i) got.add(choice.push(token_event(ids[i], i)));
+    EXPECT_FALSE(choice.done());
+    got.add(choice.push(final_event(EngineFinish::kLength, ids.back())));
+    EXPECT_EQ(choice.finish_reason(), "length");
+    EXPECT_EQ(got.content, "");
+    EXPECT_TRUE(got.calls.empty()) << got.calls[0].arguments;
+    EXPECT_TRUE(choice.tool_calls().empty());
+  }
+}
+
+// parallel_tool_calls=false with a named choice: a malformed first token is not a complete call
+// (it used to end the choice with finish reason "tool_calls" and arguments "{").
+TEST_F(ChoiceOutputTest, SingleToolCallNeedsACompleteInvoke) {
+  ChoiceOutputOptions options;
+  options.parse_tools = true;
+  options.single_tool_call = true;
+  options.forced_output = tok().encode(kNamedPrefix, true);
+  ChoiceOutput choice = make(options);
+  Assembled got;
+  got.add(choice.push(token_event(tok().encode("junk")[0], 0)));
+  ASSERT_TRUE(choice.done());
+  EXPECT_NE(choice.finish_reason(), "tool_calls");
+  EXPECT_TRUE(got.calls.empty());
+  EXPECT_TRUE(choice.tool_calls().empty());
+  EXPECT_EQ(got.content, "");
+
+  // The forced invoke completed by the model is the one call.
+  const std::string rest = "<" + kD + "parameter name=\"city\" string=\"true\">Paris</" + kD +
+                           "parameter>\n</" + kD + "invoke>\n<" + kD + "invoke name=\"x\">";
+  ChoiceOutput good = make(options);
+  Assembled calls;
+  const std::vector<TokenId> ids = tok().encode(rest, true);
+  for (size_t i = 0; i < ids.size() && !good.done(); ++i)
+    calls.add(good.push(token_event(ids[i], i)));
+  EXPECT_EQ(good.finish_reason(), "tool_calls");
+  ASSERT_EQ(calls.calls.size(), 1u);
+  EXPECT_EQ(calls.calls[0].name, "get_weather");
+  EXPECT_EQ(nlohmann::json::parse(calls.calls[0].arguments), nlohmann::json({{"city", "Paris"}}));
+}
+
+// "required" honoured: a block closed without any invoke is an error, not a plain "stop".
+TEST_F(ChoiceOutputTest, RequiredToolChoiceWithoutACallIsAnError) {
+  ChoiceOutputOptions options;
+  options.parse_tools = true;
+  options.require_tool_call = true;
+  options.forced_output = tok().encode(kRequiredPrefix, true);
+  ChoiceOutput empty = make(options);
+  Assembled got;
+  run(empty, tok().encode("</" + kD + "tool_calls>", true),
+      final_event(EngineFinish::kStop, tok().eos_id()), got);
+  EXPECT_EQ(empty.finish_reason(), "error");
+  EXPECT_NE(empty.error().find("no tool call"), std::string::npos) << empty.error();
+  EXPECT_EQ(got.content, "");
+  // A complete call satisfies it, and goes out as one delta: id, name and arguments together.
+  ChoiceOutput called = make(options);
+  std::vector<ChoiceDelta> deltas;
+  const std::vector<TokenId> ids = tok().encode(kWeatherInvoke + "\n</" + kD + "tool_calls>", true);
+  for (size_t i = 0; i < ids.size(); ++i) deltas.push_back(called.push(token_event(ids[i], i)));
+  deltas.push_back(called.push(final_event(EngineFinish::kStop, tok().eos_id())));
+  EXPECT_EQ(called.finish_reason(), "tool_calls");
+  size_t with_calls = 0;
+  for (const ChoiceDelta& delta : deltas) {
+    for (const ToolCallDelta& call : delta.tool_calls) {
+      ++with_calls;
+      EXPECT_EQ(call.name, "get_weather");
+      EXPECT_EQ(call.id, "call_0");
+      EXPECT_EQ(nlohmann::json::parse(call.arguments),
+                nlohmann::json({{"city", "Paris \"FR\""}, {"days", 3}}));
+    }
+  }
+  EXPECT_EQ(with_calls, 1u);
+}
+
 }  // namespace
 }  // namespace v4::router

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 namespace v4::router {
@@ -366,6 +368,85 @@ TEST(OpenAiRequest, GuidedChoiceSpellings) {
             (std::vector<std::string>{"a"}));
   EXPECT_TRUE(parse_ok(Endpoint::kChat, with(kChat, {{"response_format", {{"type", "text"}}}}))
                   .guided_choice.empty());
+}
+
+// Numbers beyond a member's range are refused with the member named, however far out: values
+// beyond int64 and values that a float would turn into 0 or infinity included.
+TEST(OpenAiRequest, OutOfRangeNumbersAreRefusedNotClamped) {
+  const Endpoint chat = Endpoint::kChat, text = Endpoint::kCompletions;
+  const std::vector<BadCase> cases = {
+      {chat, {{"seed", 1e30}}, "seed"},
+      {chat, {{"seed", -1e30}}, "seed"},
+      {chat, {{"seed", 18446744073709551615ull}}, "seed"},
+      {chat, {{"seed", 9223372036854775808.0}}, "seed"},
+      {chat, {{"top_k", 1e30}}, "top_k"},
+      {chat, {{"n", 1e30}}, "n"},
+      {chat, {{"max_tokens", 1e30}}, "max_tokens"},
+      {chat, {{"max_completion_tokens", 18446744073709551615ull}}, "max_completion_tokens"},
+      {chat, {{"logprobs", true}, {"top_logprobs", 1e30}}, "top_logprobs"},
+      {chat, {{"temperature", 1e30}}, "temperature"},
+      {chat, {{"top_p", 1e-50}}, "top_p"},
+      {chat, {{"min_p", -1e-50}}, "min_p"},
+      {chat, {{"repetition_penalty", 1e300}}, "repetition_penalty"},
+      {chat, {{"repetition_penalty", 1e-50}}, "repetition_penalty"},
+      {chat, {{"presence_penalty", -1e30}}, "presence_penalty"},
+      {chat, {{"frequency_penalty", 1e30}}, "frequency_penalty"},
+      {chat, {{"logit_bias", {{"5", 1e30}}}}, "logit_bias"},
+      {chat, {{"stop_token_ids", {1e30}}}, "stop_token_ids"},
+      {chat, {{"stop_token_ids", {18446744073709551615ull}}}, "stop_token_ids"},
+      {text, {{"prompt", {1, 1e30}}}, "prompt"},
+      {text, {{"logprobs", 1e30}}, "logprobs"},
+      {text, {{"prompt_logprobs", 1e30}}, "prompt_logprobs"},
+  };
+  for (const BadCase& c : cases) expect_rejected(c);
+  OpenAiRequest out;
+  ASSERT_TRUE(parse(chat, with(kChat, {{"seed", 1e30}}).dump(), out));
+  EXPECT_EQ(parse(chat, with(kChat, {{"seed", 1e30}}).dump(), out)->message,
+            "'seed' must be a 64-bit integer, got 1e+30");
+  // The extremes themselves are fine.
+  EXPECT_EQ(parse_ok(chat, with(kChat, {{"seed", INT64_MIN}})).seed,
+            static_cast<uint64_t>(INT64_MIN));
+  EXPECT_EQ(parse_ok(chat, with(kChat, {{"seed", INT64_MAX}})).seed,
+            static_cast<uint64_t>(INT64_MAX));
+}
+
+// {"0": 1, "1": 1, ...} with `keys` members.
+Json wide_object(size_t keys) {
+  Json object = Json::object();
+  for (size_t i = 0; i < keys; ++i) object[std::to_string(i)] = 1;
+  return object;
+}
+
+// A body's cost must grow linearly with its size: a logit_bias over a whole DeepSeek vocabulary
+// and an unknown member with 100k keys took about a minute when each key was checked against
+// every earlier one.
+TEST(OpenAiRequest, WideObjectsParseInLinearTime) {
+  constexpr size_t kDeepSeekVocab = 129'280;
+  const std::string body =
+      with(kChat, {{"logit_bias", wide_object(kDeepSeekVocab)}, {"metadata", wide_object(100'000)}})
+          .dump();
+  OpenAiRequest out;
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<ApiError> error = parse_openai_request(Endpoint::kChat, body, kDeepSeekVocab, out);
+  // About 0.5 s in a release build; a quadratic parse took 49 s (the margin is for sanitizers).
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  ASSERT_FALSE(error) << error->message;
+  EXPECT_EQ(out.logit_bias.size(), kDeepSeekVocab);
+}
+
+TEST(OpenAiRequest, ObjectKeysAndArrayItemsAreBounded) {
+  Json tool = kTool;
+  tool["function"]["parameters"] = {{"type", "object"}, {"properties", wide_object(1025)}};
+  expect_rejected({Endpoint::kChat, {{"tools", {tool}}}, "tools"});
+  tool["function"]["parameters"]["properties"] = wide_object(1024);
+  parse_ok(Endpoint::kChat, with(kChat, {{"tools", {tool}}}));
+  // logit_bias may name every token of the vocabulary, and no more (keys are distinct ids).
+  EXPECT_EQ(parse_ok(Endpoint::kChat, with(kChat, {{"logit_bias", wide_object(kVocab)}}))
+                .logit_bias.size(),
+            kVocab);
+  expect_rejected({Endpoint::kChat, {{"logit_bias", wide_object(kVocab + 1)}}, "logit_bias"});
+  expect_rejected(
+      {Endpoint::kCompletions, {{"prompt", std::vector<int>((1 << 20) + 1, 1)}}, "prompt"});
 }
 
 }  // namespace

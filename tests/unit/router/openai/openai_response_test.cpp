@@ -310,5 +310,29 @@ TEST_F(OpenAiResponseTest, CompletionChunksUsageChunkModelsAndSse) {
   EXPECT_EQ(std::string(kSseDone), "data: [DONE]\n\n");
 }
 
+// Members agents read: system_fingerprint on every object, message.refusal (null), the reasoning
+// token count (the </think> token included) and the prefix-cache hits.
+TEST_F(OpenAiResponseTest, FingerprintRefusalAndTokenDetails) {
+  ChoiceOutputOptions options;
+  options.thinking = true;
+  const std::string reasoning = "Think about it.";
+  const ChoiceOutput choice = run(options, reasoning + kThinkEndText + "Answer.");
+  EXPECT_EQ(choice.reasoning_tokens(), tok().encode(reasoning).size() + 1);
+  ResponseMeta m = meta(Endpoint::kChat, false);
+  m.system_fingerprint = "fp_0123456789ab";
+  Usage usage{10, choice.completion_tokens(), 6, choice.reasoning_tokens()};
+  const Json r = Json::parse(response_json(m, {&choice}, usage));
+  EXPECT_EQ(r["system_fingerprint"], "fp_0123456789ab");
+  ASSERT_TRUE(r["choices"][0]["message"].contains("refusal"));
+  EXPECT_TRUE(r["choices"][0]["message"]["refusal"].is_null());
+  EXPECT_EQ(r["usage"]["completion_tokens_details"]["reasoning_tokens"], usage.reasoning_tokens);
+  EXPECT_EQ(r["usage"]["prompt_tokens_details"]["cached_tokens"], 6);
+  const Json chunk = Json::parse(chunk_json(m, 0, ChoiceDelta{}, true, "", false));
+  EXPECT_EQ(chunk["system_fingerprint"], "fp_0123456789ab");
+  const Json last = Json::parse(usage_chunk_json(m, usage));
+  EXPECT_EQ(last["system_fingerprint"], "fp_0123456789ab");
+  EXPECT_EQ(last["usage"]["completion_tokens_details"]["reasoning_tokens"], usage.reasoning_tokens);
+}
+
 }  // namespace
 }  // namespace v4::router

@@ -1,0 +1,72 @@
+"""vLLM's metric names on /metrics, with values checked against what the requests did."""
+
+import pathlib
+import sys
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from oracle import models  # noqa: E402
+from server import Server, metric_values  # noqa: E402
+
+MODEL = "tiny"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, v4serve):
+    return models.tiny_model(tmp_path_factory, v4serve)
+
+
+def total(text, name):
+    values = metric_values(text, name)
+    assert values, f"{name} is missing"
+    return sum(values.values())
+
+
+def test_vllm_request_metrics_cache_config_and_prefix_queries(v4serve, model):
+    with Server(v4serve, model, "--served-model-name", MODEL, "--kv-memory", "256") as s:
+        # A prompt that does not fill whole pages, sent twice: the second finds the first's pages.
+        prompt = "lighthouse keeper " * 150
+        usages = []
+        for n in (1, 1, 2):
+            r = httpx.post(s.url + "/v1/completions", timeout=120, json={
+                "model": MODEL, "prompt": prompt, "max_tokens": 5, "n": n, "temperature": 0,
+                "ignore_eos": True})
+            assert r.status_code == 200, r.text
+            usages.append(r.json()["usage"])
+            if len(usages) == 2:
+                two = httpx.get(s.url + "/metrics", timeout=30).text
+        text = httpx.get(s.url + "/metrics", timeout=30).text
+
+    prompt_tokens = usages[0]["prompt_tokens"]
+    info = metric_values(text, "v4serve:cache_config_info")
+    assert len(info) == 1 and list(info.values()) == [1.0], info
+    labels = next(iter(info))
+    for label in ("block_size=", "cache_dtype=", "enable_prefix_caching=\"True\"",
+                  "num_gpu_blocks="):
+        assert label in labels, labels
+    page = int(labels.split('block_size="')[1].split('"')[0])
+    assert prompt_tokens % page != 0  # the last page is partial
+    # Every prompt token of every request that looked the cache up is a query (vLLM's count);
+    # the hits are what the requests reported as cached.
+    assert total(two, "v4serve:prefix_cache_queries_total") == 2 * prompt_tokens
+    cached = sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages[:2])
+    assert cached > 0
+    assert total(two, "v4serve:prefix_cache_hits_total") == cached
+    # n=2 runs as two engine requests, each looking the cache up.
+    assert total(text, "v4serve:prefix_cache_queries_total") == 4 * prompt_tokens
+
+    # Per-request histograms: one observation per request, with the request's parameters.
+    assert total(text, "v4serve:request_params_n_count") == 3
+    assert total(text, "v4serve:request_params_n_sum") == 4
+    assert total(text, "v4serve:request_params_max_tokens_sum") == 15
+    assert total(text, "v4serve:request_max_num_generation_tokens_sum") == 15
+    for name in ("request_time_per_output_token_seconds", "request_inference_time_seconds",
+                 "request_prefill_time_seconds", "request_decode_time_seconds"):
+        assert total(text, f"v4serve:{name}_count") == 3, name
+        assert total(text, f"v4serve:{name}_sum") > 0, name
+    # Engine steps: every prefill and decode token is in some step.
+    steps = total(text, "v4serve:iteration_tokens_total_count")
+    assert steps == total(text, "v4serve:batch_size_count") and steps > 0
+    assert total(text, "v4serve:iteration_tokens_total_sum") >= 4 * 5
