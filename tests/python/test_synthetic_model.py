@@ -136,7 +136,7 @@ def test_split_output_is_one_model(v4serve, tmp_path):
     assert len(paths) > 1 and "-00001-of-" in paths[0]
     proc = inspect(v4serve, paths[0])
     assert proc.returncode == 0, proc.stdout
-    assert f"(+{len(paths) - 1} split parts)" in proc.stdout
+    assert f"(gguf-split set of {len(paths)} parts, each a GGUF)" in proc.stdout
 
 
 def test_inspect_flags_broken_model(models, v4serve, tmp_path):
