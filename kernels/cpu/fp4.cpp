@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/cpu/fp8.h"
+#include "kernels/cpu/hadamard.h"
 
 namespace v4::kernels {
 
@@ -28,6 +29,11 @@ void fp4_round_trip(float* x, int64_t n, int64_t block) {
     const float s = pow2_ceil(amax / 6.0f);
     for (int64_t i = b0; i < b1; ++i) x[i] = s * e2m1_round(std::clamp(x[i] / s, -6.0f, 6.0f));
   }
+}
+
+void indexer_qat_transform(float* row, int64_t dim) {
+  hadamard_transform(row, dim);
+  fp4_round_trip(row, dim, 32);
 }
 
 }  // namespace v4::kernels

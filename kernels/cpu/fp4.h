@@ -17,4 +17,8 @@ float e2m1_round(float x);
 // In-place FP4 round-trip of n values in blocks of `block`.
 void fp4_round_trip(float* x, int64_t n, int64_t block = 32);
 
+// The lightning indexer's QAT transform of one row (spec §3.4.4), in place: Walsh–Hadamard
+// rotation of the whole row, then the FP4 round-trip in blocks of 32.
+void indexer_qat_transform(float* row, int64_t dim);
+
 }  // namespace v4::kernels

@@ -52,6 +52,8 @@ class CpuBackend final : public Backend {
   // Runs fn over [0, n) on the pool, or inline when `work` (multiply-adds) is too small to pay
   // for waking it; the arithmetic per index is the same either way.
   void run(int64_t n, int64_t work, FunctionRef<void(int64_t, int64_t)> fn);
+  // fn · RMSNorm(x) for the HC ops (see cpu_backend_hc.cpp).
+  void hc_mix(const HcMixing& hc, const float* x, int64_t n);
   // Quantizes rows of x into `out` in the dot-product format of `type`.
   void quantize_rows(GgmlType type, const float* x, int64_t cols, int64_t rows,
                      std::vector<uint8_t>& out);

@@ -5,15 +5,22 @@
 
 namespace v4 {
 
-void CpuBackend::hc_pre(const HcMixing& hc, const float* x, int64_t n, float* y, float* post,
-                        float* comb) {
-  const int64_t flat = int64_t{hc.n_hc} * hc.n_embd, mixes = hc.fn->rows;
+// The mixes shared by HC_pre and the HC head: fn · RMSNorm(flat x) into hc_mixes_ ([n][fn rows]),
+// with hc_pre_weights_ sized for n_hc weights per token.
+void CpuBackend::hc_mix(const HcMixing& hc, const float* x, int64_t n) {
+  const int64_t flat = int64_t{hc.n_hc} * hc.n_embd;
   const size_t nn = static_cast<size_t>(n);
   if (hc_normed_.size() < nn * flat) hc_normed_.resize(nn * flat);
-  if (hc_mixes_.size() < nn * mixes) hc_mixes_.resize(nn * mixes);
+  if (hc_mixes_.size() < nn * hc.fn->rows) hc_mixes_.resize(nn * hc.fn->rows);
   if (hc_pre_weights_.size() < nn * hc.n_hc) hc_pre_weights_.resize(nn * hc.n_hc);
   rms_norm(x, nullptr, flat, n, hc.rms_eps, hc_normed_.data());
   matmul(*hc.fn, hc_normed_.data(), n, hc_mixes_.data());
+}
+
+void CpuBackend::hc_pre(const HcMixing& hc, const float* x, int64_t n, float* y, float* post,
+                        float* comb) {
+  const int64_t flat = int64_t{hc.n_hc} * hc.n_embd, mixes = hc.fn->rows;
+  hc_mix(hc, x, n);
   const uint32_t h = hc.n_hc;
   run(n, n * flat * 2, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
@@ -38,12 +45,7 @@ void CpuBackend::hc_post(const float* f, const float* x, const float* post, cons
 
 void CpuBackend::hc_head(const HcMixing& hc, const float* x, int64_t n, float* z) {
   const int64_t flat = int64_t{hc.n_hc} * hc.n_embd;
-  const size_t nn = static_cast<size_t>(n);
-  if (hc_normed_.size() < nn * flat) hc_normed_.resize(nn * flat);
-  if (hc_mixes_.size() < nn * hc.n_hc) hc_mixes_.resize(nn * hc.n_hc);
-  if (hc_pre_weights_.size() < nn * hc.n_hc) hc_pre_weights_.resize(nn * hc.n_hc);
-  rms_norm(x, nullptr, flat, n, hc.rms_eps, hc_normed_.data());
-  matmul(*hc.fn, hc_normed_.data(), n, hc_mixes_.data());
+  hc_mix(hc, x, n);
   const uint32_t h = hc.n_hc;
   run(n, n * flat, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {

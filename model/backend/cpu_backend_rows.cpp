@@ -2,7 +2,6 @@
 // simulation (§3.4.2) and the indexer's QAT transform (§3.4.4), over the kernels of kernels/cpu.
 #include "kernels/cpu/fp4.h"
 #include "kernels/cpu/fp8.h"
-#include "kernels/cpu/hadamard.h"
 #include "kernels/cpu/rope.h"
 #include "model/backend/cpu_backend.h"
 
@@ -28,10 +27,7 @@ void CpuBackend::fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_
 
 void CpuBackend::indexer_qat(float* x, int64_t n_rows, int64_t dim) {
   run(n_rows, n_rows * dim * 16, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      kernels::hadamard_transform(x + r * dim, dim);
-      kernels::fp4_round_trip(x + r * dim, dim, 32);
-    }
+    for (int64_t r = begin; r < end; ++r) kernels::indexer_qat_transform(x + r * dim, dim);
   });
 }
 

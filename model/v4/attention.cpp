@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/fp4.h"
 #include "kernels/cpu/fp8.h"
 #include "model/v4/compressor.h"
 #include "model/v4/indexer.h"
@@ -71,7 +72,7 @@ void finish_compressed_row(const V4Config& c, const CompressorWeights& cw,
   for (int64_t i = 0; i < dim; ++i) row[i] = row[i] * r * cw.norm[static_cast<size_t>(i)];
   rope_rotate(row + dim - c.rope_dim, rope.freqs, first_pos, false);
   if (indexer) {
-    indexer_qat_transform(row, dim);
+    kernels::indexer_qat_transform(row, dim);
   } else {
     kernels::fp8_round_trip(row, dim - c.rope_dim, kFp8Block);
   }

@@ -4,17 +4,10 @@
 #include <cmath>
 #include <numeric>
 
-#include "kernels/cpu/fp4.h"
-#include "kernels/cpu/hadamard.h"
 #include "model/v4/rope.h"
 #include "model/v4/v4_weights.h"
 
 namespace v4 {
-
-void indexer_qat_transform(float* row, int64_t dim) {
-  kernels::hadamard_transform(row, dim);
-  kernels::fp4_round_trip(row, dim, 32);
-}
 
 IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
                                const float* h, const std::vector<float>& freqs) {

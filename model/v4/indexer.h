@@ -22,9 +22,6 @@ struct IndexerQueries {
 IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
                                const float* h, const std::vector<float>& freqs);
 
-// The QAT transform: Walsh–Hadamard rotation of the whole row, then FP4 (E2M1) round-trip.
-void indexer_qat_transform(float* row, int64_t dim);
-
 // Writes to `out` (room for indexer_top_k) the indices, ascending, of the compressed rows token
 // `t` of the batch attends to among the first `n_visible`, and returns their count: all of them
 // when n_visible <= top_k, else the top_k highest scores S_i = Σ_h w_h·max(0, q_h·K_i) (ties:
