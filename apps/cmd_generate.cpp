@@ -88,7 +88,7 @@ int run_generate(const GenerateFlags& f) {
   }
   CpuBackend backend(f.threads);
   V4Forward forward((*model)->weights, backend);
-  ContiguousKvState state((*model)->weights.config);
+  ContiguousKvState state((*model)->weights.config, backend);
   Sampler sampler(f.sampling);
   IncrementalDetokenizer detok(*tok);
 

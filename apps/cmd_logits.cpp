@@ -70,7 +70,7 @@ int run_logits(const LogitsFlags& f) {
   const V4Config& c = (*model)->weights.config;
   CpuBackend backend(f.threads);
   V4Forward forward((*model)->weights, backend);
-  ContiguousKvState state(c);
+  ContiguousKvState state(c, backend);
   const size_t chunk = f.decode ? 1 : f.chunk ? f.chunk : tokens.size();
   std::FILE* raw = f.raw.empty() ? nullptr : std::fopen(f.raw.c_str(), "wb");
   if (!f.raw.empty() && !raw) {

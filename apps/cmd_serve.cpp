@@ -15,12 +15,12 @@
 #include "apps/local_engine_client.h"
 #include "apps/log_setup.h"
 #include "apps/serve_model.h"
+#include "model/backend/kv_row_codec.h"
 #include "model/text/tokenizer.h"
 #include "router/http/http_server.h"
 #include "router/openai/metrics.h"
 #include "router/openai/openai_service.h"
 #include "worker/engine.h"
-#include "worker/kv_row_codec.h"
 
 namespace v4::apps {
 namespace {

@@ -48,7 +48,7 @@ void BM_Prefill(benchmark::State& state) {
   V4Forward fwd(m->weights, backend);
   const std::vector<int32_t> tokens = bench_tokens(static_cast<size_t>(state.range(0)));
   for (auto _ : state) {
-    ContiguousKvState kv(m->weights.config);
+    ContiguousKvState kv(m->weights.config, backend);
     SequenceInput in{&kv, tokens};
     benchmark::DoNotOptimize(fwd.forward({&in, 1}));
   }
@@ -61,12 +61,12 @@ void BM_Decode(benchmark::State& state) {
   CpuBackend backend(static_cast<unsigned>(state.range(0)));
   V4Forward fwd(m->weights, backend);
   const std::vector<int32_t> tokens = bench_tokens(512);
-  auto kv = std::make_unique<ContiguousKvState>(m->weights.config);
+  auto kv = std::make_unique<ContiguousKvState>(m->weights.config, backend);
   size_t pos = 0;
   for (auto _ : state) {
     if (pos == tokens.size()) {  // keep contexts comparable between runs
       state.PauseTiming();
-      kv = std::make_unique<ContiguousKvState>(m->weights.config);
+      kv = std::make_unique<ContiguousKvState>(m->weights.config, backend);
       pos = 0;
       state.ResumeTiming();
     }

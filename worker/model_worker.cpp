@@ -26,9 +26,7 @@ ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
       // A step holds at most max_chunk tokens (the scheduler's token budget).
       forward_(weights, backend, nullptr, ForwardLimits{options.max_chunk, options.max_context}),
       options_(options),
-      cache_(weights.config, options.kv),
-      // One attention call reads at most top-k ratio-4 rows or every ratio-128 row (§3.4).
-      decode_rows_(std::max(config_.indexer_top_k, options.max_context / 128 + 1) + 1) {}
+      cache_(weights.config, options.kv, backend) {}
 
 void ModelWorker::add_request(RequestId id, const SamplingParams& params,
                               std::span<const int32_t> prompt) {
@@ -63,7 +61,7 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
   for (const ScheduledSequence& s : plan.sequences) {
     RequestState& r = sequences_.at(s.id);
     if (!r.kv) {
-      r.kv = std::make_unique<PagedSequenceKv>(config_, cache_, options_.max_chunk, decode_rows_);
+      r.kv = std::make_unique<PagedSequenceKv>(config_, cache_, options_.max_chunk);
     }
     if (!s.cached_tokens.empty() && r.kv->n_past() == 0) {
       // A prefix hit: resume from the snapshot stored with the last shared page (spec §4.4).
@@ -73,7 +71,7 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
         return Status::error("request " + std::to_string(s.id) + ": no prefix snapshot for page " +
                              std::to_string(last));
       }
-      r.kv->restore(snap->second);
+      if (Status st = r.kv->restore(snap->second); !st) return st;
     }
     if (r.kv->n_past() != s.first_position) {
       return Status::error("request " + std::to_string(s.id) + ": plan starts at " +
@@ -94,7 +92,9 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
   for (const ScheduledSequence& s : plan.sequences) {
     if (!s.snapshot) continue;
     const PagedSequenceKv& kv = *sequences_.at(s.id).kv;
-    snapshots_[s.pages[kv.n_past() / cache_.page_tokens() - 1]] = kv.snapshot();
+    Result<KvSnapshot> snap = kv.snapshot();
+    if (!snap) return snap.status();
+    snapshots_[s.pages[kv.n_past() / cache_.page_tokens() - 1]] = std::move(*snap);
   }
   score_prompts(plan, inputs, *fwd);
   const size_t vocab = config_.n_vocab;

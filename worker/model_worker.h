@@ -82,7 +82,6 @@ class ModelWorker {
   ForwardOutput forward_out_;  // reused across steps
   ModelWorkerOptions options_;
   PagedKvCache cache_;
-  uint32_t decode_rows_;
   std::map<RequestId, RequestState> sequences_;
   // Keyed by the page whose end the snapshot describes; dropped when the scheduler frees or
   // evicts that page.

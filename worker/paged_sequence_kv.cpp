@@ -1,71 +1,26 @@
 #include "worker/paged_sequence_kv.h"
 
-#include <algorithm>
 #include <cassert>
-#include <limits>
 #include <string>
 
+#include "model/v4/kv_layout.h"
+
 namespace v4 {
-namespace {
-
-// The per-thread ring decoded rows are returned from (see the header). Each thread runs one
-// attention call at a time, and one call reads at most `rows` compressed rows.
-float* decode_slot(uint32_t rows, uint32_t width) {
-  struct Ring {
-    std::vector<float> buffer;
-    uint32_t rows = 0, width = 0, next = 0;
-  };
-  thread_local Ring ring;
-  if (ring.rows < rows || ring.width < width) {
-    ring.rows = std::max(ring.rows, rows);
-    ring.width = std::max(ring.width, width);
-    ring.buffer.assign(size_t{ring.rows} * ring.width, 0.0f);
-    ring.next = 0;
-  }
-  float* slot = &ring.buffer[size_t{ring.next} * ring.width];
-  ring.next = (ring.next + 1) % ring.rows;
-  return slot;
-}
-
-}  // namespace
 
 size_t PagedSequenceKv::fixed_bytes(const V4Config& c, uint32_t max_chunk) {
-  size_t floats = 0;
-  for (uint32_t il = 0; il < c.n_layer; ++il) {
-    floats += size_t{c.sliding_window + max_chunk} * c.head_dim;
-    const uint32_t r = c.compress_ratios[il];
-    if (r != 0) floats += 2 * size_t{r == 4 ? 8u : r} * c.compressor_width(il);
-    if (r == 4) floats += 2 * size_t{8} * 2 * c.indexer_head_dim;
-  }
-  return floats * sizeof(float);
+  const KvLayout layout = make_kv_layout(c, KvStorage::kF32, 128, false);
+  return layout.state_floats(uint64_t{c.sliding_window} + max_chunk) * sizeof(float);
 }
 
-PagedSequenceKv::PagedSequenceKv(const V4Config& c, PagedKvCache& cache, uint32_t max_chunk,
-                                 uint32_t decode_rows)
+PagedSequenceKv::PagedSequenceKv(const V4Config& c, PagedKvCache& cache, uint32_t max_chunk)
     : cache_(cache),
       head_dim_(c.head_dim),
-      indexer_dim_(c.indexer_head_dim),
       max_chunk_(max_chunk),
-      decode_rows_(decode_rows),
       window_(c.sliding_window),
-      ring_rows_(uint64_t{c.sliding_window} + max_chunk) {
-  layers_.resize(c.n_layer);
-  auto make_carry = [](uint32_t ratio, uint32_t width) {
-    Carry k;
-    // Ratio 4 keeps the previous block beside the open one (overlapping windows, spec §3.4.3).
-    k.rows = ratio == 4 ? 8 : ratio;
-    k.width = width;
-    k.values.assign(size_t{k.rows} * width, 0.0f);
-    k.scores.assign(size_t{k.rows} * width, -std::numeric_limits<float>::infinity());
-    return k;
-  };
-  for (uint32_t il = 0; il < c.n_layer; ++il) {
-    Layer& l = layers_[il];
-    l.ratio = c.compress_ratios[il];
-    l.raw.assign(ring_rows_ * head_dim_, 0.0f);
-    if (l.ratio != 0) l.carry = make_carry(l.ratio, c.compressor_width(il));
-    if (l.ratio == 4) l.indexer_carry = make_carry(4, 2 * indexer_dim_);
-  }
+      ring_rows_(uint64_t{c.sliding_window} + max_chunk) {}
+
+float* PagedSequenceKv::slot_ring(float* state, uint32_t slot, uint64_t rows) const {
+  return state + cache_.layout().carry_floats + slot * rows * head_dim_;
 }
 
 Status PagedSequenceKv::reserve(uint64_t n_new) {
@@ -77,174 +32,65 @@ Status PagedSequenceKv::reserve(uint64_t n_new) {
     return Status::error("paged KV: block table of " + std::to_string(pages_.size()) +
                          " pages cannot hold " + std::to_string(n_past_ + n_new) + " tokens");
   }
-  return Status::ok();
+  if (state_) return Status::ok();
+  // The state slot, its carries fresh: the sequence's first step (or its first after a
+  // preemption, which starts it over).
+  const KvLayout& layout = cache_.layout();
+  Backend& backend = cache_.backend();
+  state_ = backend.allocate(layout.state_floats(ring_rows_) * sizeof(float));
+  if (!state_) return Status::error("paged KV: out of device memory for a sequence's state");
+  const Tensor carry = Tensor::contiguous(state_.get(), 0, GgmlType::F32,
+                                          {static_cast<int64_t>(layout.carry_floats), 1, 1, 1});
+  return backend.copy_to_device(layout.initial_carry.data(), carry, 0,
+                                layout.carry_floats * sizeof(float));
 }
 
-float* PagedSequenceKv::raw_row(uint32_t layer, uint64_t pos) {
-  return &layers_[layer].raw[(pos % ring_rows_) * head_dim_];
+KvSequenceView PagedSequenceKv::view() {
+  KvSequenceView v;
+  v.pages = cache_.pages();
+  v.n_pages = static_cast<uint32_t>(pages_.size());
+  float* state = state_ ? static_cast<float*>(state_->data()) : nullptr;
+  v.carry = state;
+  v.raw = state ? slot_ring(state, 0, ring_rows_) : nullptr;
+  v.ring_rows = ring_rows_;
+  return v;
 }
 
-PageId PagedSequenceKv::page_of(uint64_t index, uint32_t ratio) const {
-  return pages_[index * ratio / cache_.page_tokens()];
-}
-
-uint32_t PagedSequenceKv::row_in_page(uint64_t index, uint32_t ratio) const {
-  return static_cast<uint32_t>(index * ratio % cache_.page_tokens() / ratio);
-}
-
-float* PagedSequenceKv::append(RowStore& rows, uint32_t width) {
-  rows.staged.resize(rows.staged.size() + width);
-  return &rows.staged[rows.staged.size() - width];
-}
-
-uint64_t PagedSequenceKv::compressed_count(uint32_t layer) const {
-  const RowStore& m = layers_[layer].main;
-  return m.committed + m.staged.size() / head_dim_;
-}
-
-float* PagedSequenceKv::append_compressed_row(uint32_t layer) {
-  return append(layers_[layer].main, head_dim_);
-}
-
-uint64_t PagedSequenceKv::indexer_key_count(uint32_t layer) const {
-  const RowStore& k = layers_[layer].indexer;
-  return k.committed + k.staged.size() / indexer_dim_;
-}
-
-float* PagedSequenceKv::append_indexer_key(uint32_t layer) {
-  return append(layers_[layer].indexer, indexer_dim_);
-}
-
-const float* PagedSequenceKv::compressed_row(uint32_t layer, uint64_t index) const {
-  return read_row(layer, index, false);
-}
-
-const float* PagedSequenceKv::indexer_key(uint32_t layer, uint64_t index) const {
-  return read_row(layer, index, true);
-}
-
-const float* PagedSequenceKv::read_row(uint32_t layer, uint64_t index, bool indexer) const {
-  const Layer& l = layers_[layer];
-  const RowStore& rows = indexer ? l.indexer : l.main;
-  const uint32_t width = indexer ? indexer_dim_ : head_dim_;
-  const KvStorage storage = cache_.storage();
-  const KvRowShape& shape = cache_.shape();
-  if (index >= rows.committed) {
-    const float* staged = &rows.staged[(index - rows.committed) * width];
-    if (storage == KvStorage::kF32) return staged;
-    // Read a staged row through the encoding it will be stored in (chunking invariance).
-    thread_local std::vector<uint8_t> bytes;
-    bytes.resize(indexer ? cache_.indexer_row_bytes() : cache_.main_row_bytes());
-    float* out = decode_slot(decode_rows_, std::max(head_dim_, indexer_dim_));
-    if (indexer) {
-      encode_indexer_row(storage, shape, staged, bytes.data());
-      decode_indexer_row(storage, shape, bytes.data(), out);
-    } else {
-      encode_main_row(storage, shape, staged, bytes.data());
-      decode_main_row(storage, shape, bytes.data(), out);
-    }
-    return out;
-  }
-  const PageId page = page_of(index, l.ratio);
-  const uint32_t row = row_in_page(index, l.ratio);
-  const uint8_t* bytes =
-      indexer ? cache_.indexer_row(page, layer, row) : cache_.main_row(page, layer, row);
-  if (storage == KvStorage::kF32) return reinterpret_cast<const float*>(bytes);
-  float* out = decode_slot(decode_rows_, std::max(head_dim_, indexer_dim_));
-  if (indexer) {
-    decode_indexer_row(storage, shape, bytes, out);
-  } else {
-    decode_main_row(storage, shape, bytes, out);
-  }
-  return out;
-}
-
-void PagedSequenceKv::commit(uint32_t layer, bool indexer) {
-  Layer& l = layers_[layer];
-  RowStore& rows = indexer ? l.indexer : l.main;
-  const uint32_t width = indexer ? indexer_dim_ : head_dim_;
-  const uint64_t n = rows.staged.size() / width;
-  for (uint64_t i = 0; i < n; ++i) {
-    const uint64_t index = rows.committed + i;
-    const PageId page = page_of(index, l.ratio);
-    const uint32_t row = row_in_page(index, l.ratio);
-    const float* src = &rows.staged[i * width];
-    if (indexer) {
-      encode_indexer_row(cache_.storage(), cache_.shape(), src,
-                         cache_.indexer_row(page, layer, row));
-    } else {
-      encode_main_row(cache_.storage(), cache_.shape(), src, cache_.main_row(page, layer, row));
-    }
-  }
-  rows.committed += n;
-  rows.staged.clear();
-}
-
-void PagedSequenceKv::advance(uint64_t n_tokens) {
-  for (uint32_t il = 0; il < layers_.size(); ++il) {
-    if (layers_[il].ratio == 0) continue;
-    commit(il, false);
-    if (layers_[il].ratio == 4) commit(il, true);
-  }
-  n_past_ += n_tokens;
-}
-
-CompressorCarry PagedSequenceKv::compressor_carry(uint32_t layer, bool indexer) {
-  Carry& c = indexer ? layers_[layer].indexer_carry : layers_[layer].carry;
-  return {c.values.data(), c.scores.data(), c.rows, c.width};
-}
-
-size_t KvSnapshot::bytes() const {
-  size_t floats = 0;
-  for (const Layer& l : layers) {
-    floats += l.raw.size() + l.values.size() + l.scores.size() + l.indexer_values.size() +
-              l.indexer_scores.size();
-  }
-  return floats * sizeof(float) + layers.size() * sizeof(Layer);
-}
-
-KvSnapshot PagedSequenceKv::snapshot() const {
+Result<KvSnapshot> PagedSequenceKv::snapshot() const {
+  assert(state_ && "snapshot of a sequence that never ran");
+  const KvLayout& layout = cache_.layout();
+  Backend& backend = cache_.backend();
   KvSnapshot s;
   s.n_past = n_past_;
-  s.layers.resize(layers_.size());
+  s.state = backend.allocate(layout.state_floats(window_) * sizeof(float));
+  if (!s.state) return Status::error("paged KV: out of device memory for a prefix snapshot");
+  float* from = static_cast<float*>(state_->data());
+  float* to = static_cast<float*>(s.state->data());
+  backend.copy_on_device(from, to, layout.carry_floats * sizeof(float));
   const uint64_t first = n_past_ > window_ ? n_past_ - window_ : 0;
-  for (size_t il = 0; il < layers_.size(); ++il) {
-    const Layer& l = layers_[il];
-    KvSnapshot::Layer& o = s.layers[il];
-    assert(l.main.staged.empty() && l.indexer.staged.empty() && "snapshot before advance()");
-    o.raw.reserve((n_past_ - first) * head_dim_);
-    for (uint64_t pos = first; pos < n_past_; ++pos) {
-      const float* row = &l.raw[(pos % ring_rows_) * head_dim_];
-      o.raw.insert(o.raw.end(), row, row + head_dim_);
-    }
-    o.values = l.carry.values;
-    o.scores = l.carry.scores;
-    o.indexer_values = l.indexer_carry.values;
-    o.indexer_scores = l.indexer_carry.scores;
-    o.main_rows = l.main.committed;
-    o.indexer_rows = l.indexer.committed;
+  for (uint32_t slot = 0; slot < layout.layers.size(); ++slot) {
+    copy_ring_rows(backend, {slot_ring(from, slot, ring_rows_), ring_rows_, 0},
+                   {slot_ring(to, slot, window_), window_, first}, first, n_past_, head_dim_);
   }
   return s;
 }
 
-void PagedSequenceKv::restore(const KvSnapshot& s) {
-  assert(n_past_ == 0 && s.layers.size() == layers_.size());
+Status PagedSequenceKv::restore(const KvSnapshot& s) {
+  assert(n_past_ == 0 && !state_);
+  const KvLayout& layout = cache_.layout();
+  Backend& backend = cache_.backend();
+  state_ = backend.allocate(layout.state_floats(ring_rows_) * sizeof(float));
+  if (!state_) return Status::error("paged KV: out of device memory for a sequence's state");
+  float* from = static_cast<float*>(s.state->data());
+  float* to = static_cast<float*>(state_->data());
+  backend.copy_on_device(from, to, layout.carry_floats * sizeof(float));
   const uint64_t first = s.n_past > window_ ? s.n_past - window_ : 0;
-  for (size_t il = 0; il < layers_.size(); ++il) {
-    Layer& l = layers_[il];
-    const KvSnapshot::Layer& o = s.layers[il];
-    for (uint64_t pos = first; pos < s.n_past; ++pos) {
-      std::copy_n(&o.raw[(pos - first) * head_dim_], head_dim_,
-                  &l.raw[(pos % ring_rows_) * head_dim_]);
-    }
-    l.carry.values = o.values;
-    l.carry.scores = o.scores;
-    l.indexer_carry.values = o.indexer_values;
-    l.indexer_carry.scores = o.indexer_scores;
-    l.main = {o.main_rows, {}};
-    l.indexer = {o.indexer_rows, {}};
+  for (uint32_t slot = 0; slot < layout.layers.size(); ++slot) {
+    copy_ring_rows(backend, {slot_ring(from, slot, window_), window_, first},
+                   {slot_ring(to, slot, ring_rows_), ring_rows_, 0}, first, s.n_past, head_dim_);
   }
   n_past_ = s.n_past;
+  return Status::ok();
 }
 
 }  // namespace v4

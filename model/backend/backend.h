@@ -11,6 +11,7 @@
 #include "core/function_ref.h"
 #include "core/status.h"
 #include "kernels/cpu/matmul.h"
+#include "model/backend/kv_view.h"
 #include "model/backend/tensor.h"
 
 namespace v4 {
@@ -80,6 +81,8 @@ class Backend {
   virtual Status copy_to_device(const void* host, const Tensor& dst, size_t offset,
                                 size_t bytes) = 0;
   virtual Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) = 0;
+  // bytes from src to dst, both on the device (the prefix cache's state snapshots, spec §4.4).
+  virtual void copy_on_device(const void* src, void* dst, size_t bytes) = 0;
 
   // y[t·y_stride + r] = W[r] · x[t·x_stride ..] for n_tokens activation rows of w.cols floats.
   // Activations are quantized to the weight type's dot-product format first (like ggml).
@@ -153,8 +156,39 @@ class Backend {
   // y[i] += a[i] for i < n.
   virtual void add(const float* a, int64_t n, float* y) = 0;
 
+  // The KV update of one layer for a step (spec §3.4.2–§3.4.4, §4.1). Each token's raw row
+  // (kv_rows[t], head_dim floats) goes into its sequence's window ring; each compressor given
+  // takes the token and, when the token completes a block, pools it, finishes the pooled row
+  // (RMSNorm, RoPE at the block's first position, then the FP8 simulation of main rows or the
+  // QAT transform of indexer keys) and encodes it into the page its block table names. Tokens
+  // of a sequence go in position order (spec §3.8: a chunk leaves the state its tokens would
+  // one by one); sequences are independent.
+  virtual void kv_append(const KvPageFormat& format, const KvLayerAddress& layer,
+                         const KvStep& step, const float* kv_rows, const KvCompressor* main,
+                         const KvCompressor* indexer) = 0;
+
+  // The lightning indexer (spec §3.4.4) of a ratio-4 layer: for token t, of the n = (pos+1)/4
+  // indexer keys its sequence has, all when n ≤ top_k, else the top_k highest scores
+  // S_i = Σ_h w_h·max(0, q_h·K_i) (ties: lower index first). Writes their indices ascending to
+  // chosen[t·top_k ..] and their count to chosen_count[t]. q: [n_tokens][heads][indexer_dim]
+  // (RoPE'd, QAT-transformed), head_weights: [n_tokens][heads].
+  virtual void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer,
+                            const KvStep& step, const float* q, const float* head_weights,
+                            int64_t heads, uint32_t top_k, uint32_t* chosen,
+                            uint32_t* chosen_count) = 0;
+
+  // Sparse attention (spec §3.4): each head of each token attends, with its sink logit, over
+  // its sequence's raw rows of the last `window` positions up to its own and its compressed
+  // rows: for ratio 4 the indexer's choice (chosen / chosen_count as indexer_topk wrote them),
+  // for ratio 128 every row i < (pos+1)/128, none for ratio 0. K = V; scores scaled by
+  // 1/sqrt(head_dim). q and o: [n_tokens][n_head][head_dim].
+  virtual void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer,
+                                const KvStep& step, uint32_t window, const float* q, int64_t n_head,
+                                const float* sinks, const uint32_t* chosen,
+                                const uint32_t* chosen_count, uint32_t top_k, float* o) = 0;
+
   // Runs fn on disjoint ranges of [0, n); each index is handled by exactly one call. Host
-  // backends only: the sub-layers that still stream per-token state use it.
+  // backends only (benchmarks that touch host memory); the forward does not use it.
   virtual void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) = 0;
 
   // Convenience: contiguous rows.

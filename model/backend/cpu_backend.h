@@ -3,6 +3,7 @@
 // do not allocate. One CpuBackend serves one forward at a time.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -20,6 +21,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<DeviceBuffer> allocate(size_t bytes) override;
   Status copy_to_device(const void* host, const Tensor& dst, size_t offset, size_t bytes) override;
   Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) override;
+  void copy_on_device(const void* src, void* dst, size_t bytes) override;
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
@@ -45,10 +47,27 @@ class CpuBackend final : public Backend {
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override;
   void add(const float* a, int64_t n, float* y) override;
+  void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                 const float* kv_rows, const KvCompressor* main,
+                 const KvCompressor* indexer) override;
+  void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                    const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
+                    uint32_t* chosen, uint32_t* chosen_count) override;
+  void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                        uint32_t window, const float* q, int64_t n_head, const float* sinks,
+                        const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,
+                        float* o) override;
   void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) override;
   using Backend::matmul;
 
  private:
+  // Grows `v` to at least n elements (doubling, so a slowly growing need reallocates rarely)
+  // and returns its data.
+  template <class T>
+  static T* grow(std::vector<T>& v, size_t n) {
+    if (v.size() < n) v.resize(std::max(n, 2 * v.size()));
+    return v.data();
+  }
   // Runs fn over [0, n) on the pool, or inline when `work` (multiply-adds) is too small to pay
   // for waking it; the arithmetic per index is the same either way.
   void run(int64_t n, int64_t work, FunctionRef<void(int64_t, int64_t)> fn);
@@ -73,6 +92,10 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t> ffn_xq_gate_, ffn_xq_up_, ffn_hq_;
   std::vector<float> ffn_hidden_, ffn_up_;
   std::vector<int64_t> task_offsets_;
+  // KV ops: pooled rows, the indexer's candidates, the rows a head attends to.
+  std::vector<float> kv_pooled_, index_scores_, index_key_, attn_scores_, attn_decoded_;
+  std::vector<uint32_t> index_ids_;
+  std::vector<const float*> attn_rows_;
 };
 
 }  // namespace v4

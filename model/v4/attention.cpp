@@ -4,9 +4,6 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/cpu/fp4.h"
-#include "kernels/cpu/fp8.h"
-#include "model/v4/compressor.h"
 #include "model/v4/indexer.h"
 #include "model/v4/rope.h"
 #include "model/v4/v4_weights.h"
@@ -60,93 +57,9 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
   return p;
 }
 
-// A pooled compressed row becomes a cached row: RMSNorm, RoPE at the block's first position
-// (spec §3.9), then FP8 for main rows or the QAT transform for indexer keys.
-void finish_compressed_row(const V4Config& c, const CompressorWeights& cw,
-                           const AttentionRope& rope, uint64_t first_pos, bool indexer,
-                           float* row) {
-  const int64_t dim = static_cast<int64_t>(cw.norm.size());
-  double ss = 0.0;
-  for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(row[i]) * row[i];
-  const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + c.rms_eps));
-  for (int64_t i = 0; i < dim; ++i) row[i] = row[i] * r * cw.norm[static_cast<size_t>(i)];
-  rope_rotate(row + dim - c.rope_dim, rope.freqs, first_pos, false);
-  if (indexer) {
-    kernels::indexer_qat_transform(row, dim);
-  } else {
-    kernels::fp8_round_trip(row, dim - c.rope_dim, kFp8Block);
-  }
-}
-
-// Writes raw rows and runs the compressors token by token in position order, per sequence
-// (spec §3.8: state after a chunk equals state after feeding its tokens one at a time).
-void stream_into_state(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
-                       const AttentionRope& rope, const Projections& p) {
-  const V4Config& c = ctx.config;
-  const ForwardBatch& b = ctx.batch;
-  const int64_t hd = c.head_dim;
-  ctx.backend.parallel_for(static_cast<int64_t>(b.states.size()), [&](int64_t s0, int64_t s1) {
-    thread_local std::vector<float> pooled_rows;  // grows once per thread
-    float* pooled = fit(pooled_rows, std::max<size_t>(hd, c.indexer_head_dim));
-    for (int64_t s = s0; s < s1; ++s) {
-      KvStateStore& st = *b.states[static_cast<size_t>(s)];
-      for (int64_t t = b.sequence_begin[s]; t < b.sequence_begin[s + 1]; ++t) {
-        const uint64_t pos = b.positions[static_cast<size_t>(t)];
-        std::copy_n(p.kv + t * hd, hd, st.raw_row(layer, pos));
-        if (w.compress_ratio == 0) continue;
-        const uint32_t r = w.compress_ratio;
-        const size_t cw = w.compressor.width;
-        if (compressor_push(w.compressor, st.compressor_carry(layer, false), p.comp_a + t * cw,
-                            p.comp_g + t * cw, pos, pooled)) {
-          finish_compressed_row(c, w.compressor, rope, pos + 1 - r, false, pooled);
-          std::copy_n(pooled, hd, st.append_compressed_row(layer));
-        }
-        if (r != 4) continue;
-        const size_t iw = w.indexer.compressor.width;
-        if (compressor_push(w.indexer.compressor, st.compressor_carry(layer, true),
-                            p.idx_a + t * iw, p.idx_g + t * iw, pos, pooled)) {
-          finish_compressed_row(c, w.indexer.compressor, rope, pos + 1 - r, true, pooled);
-          std::copy_n(pooled, c.indexer_head_dim, st.append_indexer_key(layer));
-        }
-      }
-    }
-  });
-}
-
-// One head of one token: softmax with sink over the raw window rows and `n_compressed` compressed
-// rows (indices `compressed`, or 0.. when null; V = K), written to o (head_dim floats).
-// `rows` and `scores` are scratch of sliding_window + n_compressed values.
-void attend_head(const V4Config& c, KvStateStore& st, uint32_t layer, uint64_t pos,
-                 const uint32_t* compressed, uint32_t n_compressed, const float* q, float sink,
-                 float* o, const float** rows, float* scores) {
-  const int64_t hd = c.head_dim;
-  const uint64_t first = pos + 1 > c.sliding_window ? pos + 1 - c.sliding_window : 0;
-  const size_t n_rows = static_cast<size_t>(pos + 1 - first) + n_compressed;
-  size_t j = 0;
-  for (uint64_t p = first; p <= pos; ++p) rows[j++] = st.raw_row(layer, p);
-  for (uint32_t i = 0; i < n_compressed; ++i) {
-    rows[j++] = st.compressed_row(layer, compressed ? compressed[i] : i);
-  }
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  float mx = sink;  // the sink logit is not scaled
-  for (j = 0; j < n_rows; ++j) {
-    float dot = 0.0f;
-    for (int64_t d = 0; d < hd; ++d) dot += q[d] * rows[j][d];
-    scores[j] = dot * scale;
-    mx = std::max(mx, scores[j]);
-  }
-  float den = std::exp(sink - mx);
-  std::fill_n(o, hd, 0.0f);
-  for (j = 0; j < n_rows; ++j) {
-    const float e = std::exp(scores[j] - mx);
-    den += e;
-    for (int64_t d = 0; d < hd; ++d) o[d] += e * rows[j][d];
-  }
-  for (int64_t d = 0; d < hd; ++d) o[d] /= den;
-}
-
-uint64_t max_position(const ForwardBatch& b) {
-  return b.positions.empty() ? 0 : *std::max_element(b.positions.begin(), b.positions.end());
+KvCompressor compressor_op(const V4Config& c, const CompressorWeights& w, const AttentionRope& rope,
+                           const float* a, const float* g) {
+  return {w.ratio, w.width, w.ape.data(), w.norm.data(), c.rms_eps, rope.freqs.data(), a, g};
 }
 
 }  // namespace
@@ -158,31 +71,32 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
   ForwardWorkspace& ws = ctx.ws;
   const int64_t n = b.size(), hd = c.head_dim, nh = c.n_head;
   const Projections p = project(ctx, w, rope, h);
-  stream_into_state(ctx, w, layer, rope, p);
+  const KvPageFormat& format = ctx.kv_layout.format;
+  const KvLayerAddress& address = ctx.kv_layout.layers[layer];
+  const KvStep& kv = ctx.kv;
+  Backend& be = ctx.backend;
+  // The step's rows and compressor steps into the states, then the reads of this layer.
+  if (w.compress_ratio == 0) {
+    be.kv_append(format, address, kv, p.kv, nullptr, nullptr);
+  } else {
+    const KvCompressor main = compressor_op(c, w.compressor, rope, p.comp_a, p.comp_g);
+    if (w.compress_ratio == 4) {
+      const KvCompressor idx = compressor_op(c, w.indexer.compressor, rope, p.idx_a, p.idx_g);
+      be.kv_append(format, address, kv, p.kv, &main, &idx);
+    } else {
+      be.kv_append(format, address, kv, p.kv, &main, nullptr);
+    }
+  }
 
-  // Which compressed rows each token sees: row i is visible iff i < floor((t+1)/r). Ratio-4
-  // layers take the indexer's choice ([n][top_k] in ws.chosen); ratio 128 sees every one.
+  // Ratio-4 layers attend to the rows the indexer chooses ([n][top_k] in ws.chosen).
   const uint32_t top_k = c.indexer_top_k;
   uint32_t* chosen = ws.chosen.data<uint32_t>();
   uint32_t* chosen_count = ws.chosen_count.data<uint32_t>();
-  // Parallel loops run one task per thread, each with its own slice of workspace scratch.
-  const int64_t threads = std::max<int64_t>(1, ctx.backend.threads());
   if (w.compress_ratio == 4) {
     const IndexerQueries iq = indexer_queries(ctx, w, p.cq, h, rope.freqs);
-    const size_t slice = (max_position(b) + 1) / 4 + 1;
-    const int64_t tasks = std::min(n, threads);
-    uint32_t* ids = fit(ws.task_ids, static_cast<size_t>(tasks) * slice);
-    float* scores = fit(ws.task_index_scores, static_cast<size_t>(tasks) * slice);
-    ctx.backend.parallel_for(tasks, [&](int64_t task0, int64_t task1) {
-      for (int64_t task = task0; task < task1; ++task) {
-        for (int64_t t = n * task / tasks; t < n * (task + 1) / tasks; ++t) {
-          const KvStateStore& st = *b.states[b.sequence_of[static_cast<size_t>(t)]];
-          const uint64_t visible = (b.positions[static_cast<size_t>(t)] + 1) / 4;
-          chosen_count[t] = indexer_select(ctx, iq, t, st, layer, visible, ids + task * slice,
-                                           scores + task * slice, chosen + t * top_k);
-        }
-      }
-    });
+    be.indexer_topk(format, address, kv, iq.q, iq.weights, c.indexer_n_head, top_k, chosen,
+                    chosen_count);
+    // Host bookkeeping from the positions alone: how often the indexer had to drop rows.
     for (int64_t t = 0; t < n; ++t) {
       const uint64_t visible = (b.positions[static_cast<size_t>(t)] + 1) / 4;
       if (visible > top_k) {
@@ -190,34 +104,10 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
         ctx.stats.indexer_rows_dropped += visible - top_k;
       }
     }
-  } else {
-    for (int64_t t = 0; t < n; ++t) {
-      chosen_count[t] =
-          w.compress_ratio == 0
-              ? 0
-              : static_cast<uint32_t>((b.positions[static_cast<size_t>(t)] + 1) / w.compress_ratio);
-    }
   }
-
   float* o = ws.o.data<float>();
-  const size_t slice =
-      c.sliding_window + (n > 0 ? *std::max_element(chosen_count, chosen_count + n) : 0);
-  const int64_t items = n * nh, tasks = std::min(items, threads);
-  const float** rows = fit(ws.task_rows, static_cast<size_t>(tasks) * slice);
-  float* scores = fit(ws.task_scores, static_cast<size_t>(tasks) * slice);
-  ctx.backend.parallel_for(tasks, [&](int64_t task0, int64_t task1) {
-    for (int64_t task = task0; task < task1; ++task) {
-      for (int64_t i = items * task / tasks; i < items * (task + 1) / tasks; ++i) {
-        const int64_t t = i / nh, head = i % nh;
-        KvStateStore& st = *b.states[b.sequence_of[static_cast<size_t>(t)]];
-        const uint64_t pos = b.positions[static_cast<size_t>(t)];
-        float* oh = o + i * hd;
-        attend_head(c, st, layer, pos, w.compress_ratio == 4 ? chosen + t * top_k : nullptr,
-                    chosen_count[t], p.q + i * hd, w.sinks[static_cast<size_t>(head)], oh,
-                    rows + task * slice, scores + task * slice);
-      }
-    }
-  });
+  be.sparse_attention(format, address, kv, c.sliding_window, p.q, nh, w.sinks.data(), chosen,
+                      chosen_count, top_k, o);
   // Undo the keys' rotation on each head's output.
   ctx.backend.rope(o, n, nh, hd, hd - c.rope_dim, c.rope_dim, ws.positions.data<uint64_t>(),
                    rope.freqs.data(), true);

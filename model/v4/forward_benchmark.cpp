@@ -72,7 +72,7 @@ Result<PrefillMeasurement> measure_prefill(V4Forward& forward, WeightTrafficReco
   PrefillMeasurement m;
   m.tokens = o.prompt_tokens;
   const std::vector<int32_t> ids = synthetic_token_ids(config.n_vocab, o.prompt_tokens, o.seed);
-  ContiguousKvState state(config);
+  ContiguousKvState state(config, recorder);
   SequenceInput in{&state, ids};
   recorder.take_ranges();
   const Clock::time_point start = Clock::now();
@@ -100,7 +100,7 @@ Result<DecodeMeasurement> measure_decode(V4Forward& forward, WeightTrafficRecord
   std::vector<std::unique_ptr<ContiguousKvState>> states;
   std::vector<SequenceInput> inputs(batch);
   for (uint32_t s = 0; s < batch; ++s) {
-    states.push_back(std::make_unique<ContiguousKvState>(config));
+    states.push_back(std::make_unique<ContiguousKvState>(config, recorder));
     inputs[s] = {states.back().get(), std::span<const int32_t>(ids).subspan(s * prompt, prompt)};
   }
   if (prompt > 0) {
@@ -192,7 +192,7 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
   V4Forward forward(model.weights, recorder);
   {
     // Warm-up: wakes the pool and grows the per-call buffers before anything is timed.
-    ContiguousKvState state(config);
+    ContiguousKvState state(config, recorder);
     const std::vector<int32_t> ids = synthetic_token_ids(config.n_vocab, 4, options.seed + 1);
     SequenceInput in{&state, ids};
     Result<ForwardOutput> out = forward.forward({&in, 1});

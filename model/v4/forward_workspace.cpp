@@ -12,16 +12,13 @@ constexpr size_t kAlign = 64;
 
 }  // namespace
 
-void ForwardWorkspace::reserve_tasks(const V4Config& c, const ForwardLimits& limits,
-                                     int64_t tasks) {
-  if (limits.max_context <= 0) return;
-  const size_t t = static_cast<size_t>(tasks), ctx = static_cast<size_t>(limits.max_context);
-  // A head reads the raw window plus the chosen ratio-4 rows or every ratio-128 row (§3.4).
-  const size_t rows = c.sliding_window + std::max<size_t>(c.indexer_top_k, ctx / 128 + 1);
-  fit(task_rows, t * rows);
-  fit(task_scores, t * rows);
-  fit(task_ids, t * (ctx / 4 + 1));
-  fit(task_index_scores, t * (ctx / 4 + 1));
+void ForwardWorkspace::ensure_block_tables(size_t entries) {
+  if (block_tables.valid() && static_cast<size_t>(block_tables.ne[0]) >= entries) return;
+  const size_t have = block_tables.valid() ? static_cast<size_t>(block_tables.ne[0]) : 0;
+  const size_t n = std::max<size_t>({entries, 2 * have, 64});
+  block_table_buffer_ = backend_.allocate(n * sizeof(uint32_t));
+  block_tables = Tensor::contiguous(block_table_buffer_.get(), 0, GgmlType::I32,
+                                    {static_cast<int64_t>(n), 1, 1, 1});
 }
 
 void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
@@ -61,7 +58,11 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
       {&router_logits, c.n_expert},
       {&expert_weights, k},
   };
-  const Slot i32[] = {{&experts, k}, {&chosen, c.indexer_top_k}, {&chosen_count, 1}, {&tokens, 1}};
+  const Slot i32[] = {{&experts, k},
+                      {&chosen, c.indexer_top_k},
+                      {&chosen_count, 1},
+                      {&tokens, 1},
+                      {&sequence_of, 1}};
   // Lay out first, then allocate once and point every tensor into the buffer.
   size_t bytes = 0;
   auto place = [&](Tensor* t, GgmlType type, int64_t cols, int64_t n_rows) {
@@ -72,12 +73,17 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   for (const Slot& s : i32) place(s.tensor, GgmlType::I32, s.cols, n);
   place(&rows, GgmlType::I64, 1, n);
   place(&positions, GgmlType::I64, 1, n);
+  // A step has at most one sequence per token.
+  place(&sequence_begin, GgmlType::I64, 1, n + 1);
+  place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
   arena_ = backend_.allocate(bytes);
   for (const Slot& s : f32) s.tensor->buffer = arena_.get();
   for (const Slot& s : i32) s.tensor->buffer = arena_.get();
   rows.buffer = arena_.get();
   positions.buffer = arena_.get();
+  sequence_begin.buffer = arena_.get();
+  kv_views.buffer = arena_.get();
   logits.buffer = arena_.get();
   keep.resize(static_cast<size_t>(n));
   capacity_ = n_tokens;

@@ -1,8 +1,8 @@
 // The forward's per-step activations: tensors carved from one buffer the backend allocates on its
 // device, sized once from the batch limits (most tokens per step) and reused, so a steady-state
 // step allocates nothing. A step larger than the limits re-carves a larger buffer once.
-// The per-task scratch of the sub-layers that still run host loops (attention, the indexer) is
-// host memory sized from the context limit.
+// The step's block tables live in a second device buffer that grows (doubling) with the
+// longest tables seen.
 #pragma once
 
 #include <cstddef>
@@ -37,8 +37,8 @@ class ForwardWorkspace {
 
   // Makes every tensor below hold steps of `tokens` tokens; allocates only when growing.
   void ensure(const V4Config& config, int64_t tokens);
-  // Sizes the host task scratch for `tasks` parallel tasks and contexts of limits.max_context.
-  void reserve_tasks(const V4Config& config, const ForwardLimits& limits, int64_t tasks);
+  // Makes block_tables hold `entries` page ids; allocates only when growing.
+  void ensure_block_tables(size_t entries);
   int64_t capacity() const { return capacity_; }
   // Rows of logits the head computes at once (ws.logits holds that many).
   int64_t logit_rows() const { return logit_rows_; }
@@ -54,17 +54,15 @@ class ForwardWorkspace {
   // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
   // outputs and logits.
   Tensor tokens, positions, rows, selected, head_z, logits;
+  // The KV step (kv_view.h): per token its sequence (u32), per sequence its first token (i64,
+  // one more entry), its KvSequenceView (bytes) and, in block_tables, its block table.
+  Tensor sequence_of, sequence_begin, kv_views, block_tables;
   // Host: which logit rows also return their hidden state.
   std::vector<uint8_t> keep;
-  // Host scratch, one slice per parallel task: the rows a head attends to and their scores, the
-  // indexer's candidate ids and scores.
-  std::vector<const float*> task_rows;
-  std::vector<float> task_scores, task_index_scores;
-  std::vector<uint32_t> task_ids;
 
  private:
   Backend& backend_;
-  std::unique_ptr<DeviceBuffer> arena_;
+  std::unique_ptr<DeviceBuffer> arena_, block_table_buffer_;
   int64_t capacity_ = 0, logit_rows_ = 0;
 };
 

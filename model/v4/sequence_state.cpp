@@ -1,90 +1,80 @@
 #include "model/v4/sequence_state.h"
 
 #include <algorithm>
-#include <cstring>
-#include <limits>
+#include <string>
 
+#include "model/v4/kv_layout.h"
 #include "model/v4/v4_config.h"
 
 namespace v4 {
+namespace {
 
-ContiguousKvState::Carry ContiguousKvState::make_carry(uint32_t ratio, uint32_t width) {
-  Carry c;
-  // Ratio 4 keeps the previous block beside the open one (overlapping windows, spec §3.4.3).
-  c.rows = ratio == 4 ? 8 : ratio;
-  c.width = width;
-  c.values.assign(size_t{c.rows} * width, 0.0f);
-  c.scores.assign(size_t{c.rows} * width, -std::numeric_limits<float>::infinity());
-  return c;
-}
+// Small pages: a lone sequence grows a page at a time.
+constexpr uint32_t kPageTokens = 128;
 
-ContiguousKvState::ContiguousKvState(const V4Config& c, bool with_mtp)
-    : head_dim_(c.head_dim),
-      indexer_head_dim_(c.indexer_head_dim),
-      window_(c.sliding_window),
-      ring_capacity_(c.sliding_window) {
-  layers_.resize(c.n_layer + (with_mtp ? 1 : 0));
-  for (uint32_t il = 0; il < layers_.size(); ++il) {
-    Layer& l = layers_[il];
-    l.raw.assign(ring_capacity_ * head_dim_, 0.0f);
-    const uint32_t ratio = il < c.n_layer ? c.compress_ratios[il] : 0;
-    if (ratio != 0) l.carry = make_carry(ratio, c.compressor_width(il));
-    if (ratio == 4) l.indexer_carry = make_carry(4, 2 * indexer_head_dim_);
-  }
-}
+}  // namespace
+
+ContiguousKvState::ContiguousKvState(const V4Config& c, Backend& backend, bool with_mtp)
+    : backend_(backend),
+      layout_(make_kv_layout(c, KvStorage::kF32, kPageTokens, with_mtp)),
+      window_(c.sliding_window) {}
 
 Status ContiguousKvState::reserve(uint64_t n_new) {
-  const uint64_t need = window_ + n_new;
-  if (need <= ring_capacity_) return Status::ok();
-  // Re-lay the live window into a larger ring (slot = position mod capacity).
-  const uint64_t first = n_past_ > window_ ? n_past_ - window_ : 0;
-  for (Layer& l : layers_) {
-    std::vector<float> ring(need * head_dim_, 0.0f);
-    for (uint64_t pos = first; pos < n_past_; ++pos) {
-      std::memcpy(&ring[(pos % need) * head_dim_], &l.raw[(pos % ring_capacity_) * head_dim_],
-                  head_dim_ * sizeof(float));
+  const size_t head_dim = layout_.format.shape.head_dim;
+  const uint64_t ring = uint64_t{window_} + n_new;
+  if (ring > ring_rows_) {
+    // A deeper ring: carries and the live window rows move to a new slot.
+    auto grown = backend_.allocate(layout_.state_floats(ring) * sizeof(float));
+    if (!grown) return Status::error("KV state: out of device memory");
+    float* to = static_cast<float*>(grown->data());
+    if (state_) {
+      float* from = static_cast<float*>(state_->data());
+      backend_.copy_on_device(from, to, layout_.carry_floats * sizeof(float));
+      const uint64_t first = n_past_ > window_ ? n_past_ - window_ : 0;
+      for (size_t slot = 0; slot < layout_.layers.size(); ++slot) {
+        float* old_ring = from + layout_.carry_floats + slot * ring_rows_ * head_dim;
+        float* new_ring = to + layout_.carry_floats + slot * ring * head_dim;
+        copy_ring_rows(backend_, {old_ring, ring_rows_, 0}, {new_ring, ring, 0}, first, n_past_,
+                       static_cast<uint32_t>(head_dim));
+      }
+    } else {
+      const Tensor carry = Tensor::contiguous(
+          grown.get(), 0, GgmlType::F32, {static_cast<int64_t>(layout_.carry_floats), 1, 1, 1});
+      if (Status s = backend_.copy_to_device(layout_.initial_carry.data(), carry, 0,
+                                             layout_.carry_floats * sizeof(float));
+          !s) {
+        return s;
+      }
     }
-    l.raw = std::move(ring);
+    state_ = std::move(grown);
+    ring_rows_ = ring;
   }
-  ring_capacity_ = need;
+  const uint64_t pages = (n_past_ + n_new + kPageTokens - 1) / kPageTokens;
+  if (pages > block_table_.size() && layout_.format.page_bytes > 0) {
+    const uint64_t capacity = std::max<uint64_t>(pages, 2 * block_table_.size());
+    auto grown = backend_.allocate(capacity * layout_.format.page_bytes);
+    if (!grown) return Status::error("KV pages: out of device memory");
+    if (pages_) {
+      backend_.copy_on_device(pages_->data(), grown->data(),
+                              block_table_.size() * layout_.format.page_bytes);
+    }
+    pages_ = std::move(grown);
+    while (block_table_.size() < capacity) {
+      block_table_.push_back(static_cast<uint32_t>(block_table_.size()));
+    }
+  }
   return Status::ok();
 }
 
-float* ContiguousKvState::raw_row(uint32_t layer, uint64_t pos) {
-  return &layers_[layer].raw[(pos % ring_capacity_) * head_dim_];
-}
-
-uint64_t ContiguousKvState::compressed_count(uint32_t layer) const {
-  return layers_[layer].compressed.size() / head_dim_;
-}
-
-float* ContiguousKvState::append_compressed_row(uint32_t layer) {
-  std::vector<float>& v = layers_[layer].compressed;
-  v.resize(v.size() + head_dim_);
-  return &v[v.size() - head_dim_];
-}
-
-const float* ContiguousKvState::compressed_row(uint32_t layer, uint64_t index) const {
-  return &layers_[layer].compressed[index * head_dim_];
-}
-
-uint64_t ContiguousKvState::indexer_key_count(uint32_t layer) const {
-  return layers_[layer].indexer_keys.size() / indexer_head_dim_;
-}
-
-float* ContiguousKvState::append_indexer_key(uint32_t layer) {
-  std::vector<float>& v = layers_[layer].indexer_keys;
-  v.resize(v.size() + indexer_head_dim_);
-  return &v[v.size() - indexer_head_dim_];
-}
-
-const float* ContiguousKvState::indexer_key(uint32_t layer, uint64_t index) const {
-  return &layers_[layer].indexer_keys[index * indexer_head_dim_];
-}
-
-CompressorCarry ContiguousKvState::compressor_carry(uint32_t layer, bool indexer) {
-  Carry& c = indexer ? layers_[layer].indexer_carry : layers_[layer].carry;
-  return {c.values.data(), c.scores.data(), c.rows, c.width};
+KvSequenceView ContiguousKvState::view() {
+  KvSequenceView v;
+  v.pages = pages_ ? static_cast<uint8_t*>(pages_->data()) : nullptr;
+  v.n_pages = static_cast<uint32_t>(block_table_.size());
+  float* state = state_ ? static_cast<float*>(state_->data()) : nullptr;
+  v.carry = state;
+  v.raw = state ? state + layout_.carry_floats : nullptr;
+  v.ring_rows = ring_rows_;
+  return v;
 }
 
 }  // namespace v4

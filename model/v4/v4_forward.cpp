@@ -54,7 +54,6 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
   stats_.expert_selections.assign(weights.config.n_layer,
                                   std::vector<uint64_t>(weights.config.n_expert, 0));
-  ws_.reserve_tasks(weights.config, limits, backend.threads());
   ws_.ensure(weights.config, limits.max_tokens);
 }
 
@@ -100,35 +99,73 @@ Result<ForwardOutput> V4Forward::forward(std::span<const SequenceInput> inputs) 
 }
 
 Status V4Forward::copy_step_inputs() {
-  const size_t n = batch_.tokens.size();
-  if (Status s = backend_.copy_to_device(batch_.tokens.data(), ws_.tokens, 0, n * sizeof(int32_t));
-      !s) {
-    return s;
+  const V4Config& c = weights_.config;
+  ForwardBatch& b = batch_;
+  const size_t n = b.tokens.size(), n_seqs = b.states.size();
+  // Every sequence of a step must share one layout: the KV ops take it once per layer.
+  const KvLayout& layout = b.states.front()->layout();
+  for (KvStateStore* state : b.states) {
+    const KvLayout& other = state->layout();
+    if (!(other.format == layout.format) ||
+        !std::equal(layout.layers.begin(), layout.layers.begin() + c.n_layer, other.layers.begin(),
+                    other.layers.begin() + c.n_layer) ||
+        other.layers.size() < c.n_layer) {
+      return Status::error("the sequences of one step use different KV layouts");
+    }
+    b.views.push_back(state->view());
+    const std::span<const uint32_t> table = state->block_table();
+    b.block_tables.insert(b.block_tables.end(), table.begin(), table.end());
   }
-  return backend_.copy_to_device(batch_.positions.data(), ws_.positions, 0, n * sizeof(uint64_t));
+  // Block tables go end to end into the device buffer; each view points at its own.
+  ws_.ensure_block_tables(b.block_tables.size());
+  const uint32_t* tables = ws_.block_tables.data<uint32_t>();
+  for (size_t s = 0, offset = 0; s < n_seqs; offset += b.views[s].n_pages, ++s) {
+    b.views[s].block_table = tables + offset;
+  }
+  struct Copy {
+    const void* host;
+    const Tensor& dst;
+    size_t bytes;
+  };
+  const Copy copies[] = {
+      {b.tokens.data(), ws_.tokens, n * sizeof(int32_t)},
+      {b.positions.data(), ws_.positions, n * sizeof(uint64_t)},
+      {b.sequence_of.data(), ws_.sequence_of, n * sizeof(uint32_t)},
+      {b.sequence_begin.data(), ws_.sequence_begin, (n_seqs + 1) * sizeof(int64_t)},
+      {b.views.data(), ws_.kv_views, n_seqs * sizeof(KvSequenceView)},
+      {b.block_tables.data(), ws_.block_tables, b.block_tables.size() * sizeof(uint32_t)},
+  };
+  for (const Copy& copy : copies) {
+    if (Status s = backend_.copy_to_device(copy.host, copy.dst, 0, copy.bytes); !s) return s;
+  }
+  kv_step_ = {ws_.kv_views.data<KvSequenceView>(), ws_.sequence_begin.data<int64_t>(),
+              ws_.sequence_of.data<uint32_t>(),    ws_.positions.data<uint64_t>(),
+              static_cast<int64_t>(n_seqs),        static_cast<int64_t>(n)};
+  return Status::ok();
 }
 
 Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& out) {
   const V4Config& c = weights_.config;
   ForwardBatch& b = batch_;
   b.clear();
+  out.logits.clear();
+  out.hidden.clear();
+  out.first_row.clear();
+  out.row_count.clear();
+  if (inputs.empty()) return Status::ok();
   if (Status s = build_batch(c, inputs, b); !s) return s;
   const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;
   ws_.ensure(c, n);
-  const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_};
-
-  // The step's copies in: token ids and positions. Embedding, copied into every HC stream
-  // (spec §3.1).
+  // The step's copies in: token ids, positions and the KV addresses. Embedding, copied into
+  // every HC stream (spec §3.1).
   if (Status s = copy_step_inputs(); !s) return s;
+  const ForwardContext ctx{c,       backend_, experts_, ws_, b, stats_, b.states.front()->layout(),
+                           kv_step_};
   float* x = ws_.x.data<float>();
   float* next = ws_.next.data<float>();
   backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), n, c.n_hc, x);
   for (uint32_t il = 0; il < c.n_layer; ++il) block_forward(ctx, weights_.layers[il], il, x, next);
 
-  out.logits.clear();
-  out.hidden.clear();
-  out.first_row.clear();
-  out.row_count.clear();
   // Which rows get logits: host bookkeeping, then one copy of the row ids to the device.
   int64_t* rows = ws_.rows.data<int64_t>();
   std::vector<int64_t>& host_rows = host_rows_;

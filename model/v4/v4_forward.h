@@ -53,13 +53,16 @@ class V4Forward {
 
   const ForwardStats& stats() const { return stats_; }
   const V4Weights& weights() const { return weights_; }
+  // The backend the forward runs on; KV states for it allocate there.
+  Backend& backend() const { return backend_; }
 
  private:
   // Advances the HC states at x through one block; `next` is scratch of the same size (the two
   // pointers are swapped).
   void block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,
                      float*& next);
-  // Copies batch_'s token ids and positions into the workspace.
+  // Copies batch_'s token ids, positions and KV addresses (views, block tables) into the
+  // workspace and points kv_step_ at them.
   Status copy_step_inputs();
   void head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                    const std::vector<float>& norm, float* logits);
@@ -70,6 +73,7 @@ class V4Forward {
   ExpertDispatcher& experts_;
   ForwardWorkspace ws_;
   ForwardBatch batch_;
+  KvStep kv_step_;
   std::vector<int64_t> host_rows_;  // the step's logit rows, before their copy to the device
   AttentionRope plain_rope_, compressed_rope_;
   ForwardStats stats_;

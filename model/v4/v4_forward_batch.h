@@ -31,6 +31,10 @@ struct ForwardBatch {
   std::vector<uint32_t> sequence_of;    // per token: index into `states`
   std::vector<KvStateStore*> states;    // per sequence
   std::vector<int64_t> sequence_begin;  // per sequence: first token index (plus one end entry)
+  // Host staging of the KV addresses copied to the device each step: the states' views and
+  // their block tables, end to end.
+  std::vector<KvSequenceView> views;
+  std::vector<uint32_t> block_tables;
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
   // Empties the batch, keeping its capacity.
   void clear() {
@@ -39,6 +43,8 @@ struct ForwardBatch {
     sequence_of.clear();
     states.clear();
     sequence_begin.clear();
+    views.clear();
+    block_tables.clear();
   }
 };
 
@@ -49,6 +55,10 @@ struct ForwardContext {
   ForwardWorkspace& ws;
   const ForwardBatch& batch;
   ForwardStats& stats;
+  // The batch's KV state on the device (arrays in the workspace) and the layout all its
+  // sequences share.
+  const KvLayout& kv_layout;
+  const KvStep& kv;
 };
 
 }  // namespace v4

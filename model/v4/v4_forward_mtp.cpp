@@ -50,7 +50,9 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
   b.states = {&state};
   b.sequence_begin = {0, 1};
   ws_.ensure(c, 1);
-  const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_};
+  if (state.layout().layers.size() <= c.n_layer) {
+    return Status::error("the MTP state has no slot for the MTP block");
+  }
   // The block works on device tensors: x goes in, the head's logits come out.
   float* xs = ws_.x.data<float>();
   float* next = ws_.next.data<float>();
@@ -58,6 +60,7 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
     return s;
   }
   if (Status s = copy_step_inputs(); !s) return s;
+  const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_, state.layout(), kv_step_};
   block_forward(ctx, m.block, c.n_layer, xs, next);
   state.advance(1);
   head_logits(xs, 1, m.hc_head, m.norm, ws_.logits.data<float>());

@@ -77,6 +77,26 @@ class WeightTrafficRecorder final : public Backend {
     inner_.sum_slots(slots, slot_rows, n_tokens, k, width, out);
   }
   void add(const float* a, int64_t n, float* y) override { inner_.add(a, n, y); }
+  void copy_on_device(const void* src, void* dst, size_t bytes) override {
+    inner_.copy_on_device(src, dst, bytes);
+  }
+  void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                 const float* kv_rows, const KvCompressor* main,
+                 const KvCompressor* indexer) override {
+    inner_.kv_append(format, layer, step, kv_rows, main, indexer);
+  }
+  void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                    const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
+                    uint32_t* chosen, uint32_t* chosen_count) override {
+    inner_.indexer_topk(format, layer, step, q, head_weights, heads, top_k, chosen, chosen_count);
+  }
+  void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                        uint32_t window, const float* q, int64_t n_head, const float* sinks,
+                        const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,
+                        float* o) override {
+    inner_.sparse_attention(format, layer, step, window, q, n_head, sinks, chosen, chosen_count,
+                            top_k, o);
+  }
   void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) override {
     inner_.parallel_for(n, fn);
   }

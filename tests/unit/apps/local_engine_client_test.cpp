@@ -59,6 +59,11 @@ TEST_F(LocalEngineClientTest, StreamsCancelsAndReports) {
   EXPECT_EQ(second.events[0].cached_tokens, 256u);
   EXPECT_EQ(second.events[1].token, 200);
   EXPECT_EQ(second.events.back().finish, EngineFinish::kStop);
+  // vLLM counts the partial last page as queried too; the scheduler's lookups cover full pages.
+  engine.wait_idle();
+  const EngineStats settled = engine.stats();
+  EXPECT_EQ(client.snapshot().prefix_queries, 600u);
+  EXPECT_GT(600u, (settled.prefix_hits + settled.prefix_misses) * o.page_tokens);
 
   router::EngineRequest long_request = r;
   // Another prompt: whether the cancel lands before or after admission, it takes no prefix hit,
@@ -97,8 +102,9 @@ TEST_F(LocalEngineClientTest, StreamsCancelsAndReports) {
     return std::any_of(c.events.begin(), c.events.end(),
                        [](const EngineEvent& e) { return e.token >= 0; });
   };
+  // (A cancel that lands after admission but before the first token is looked up by the
+  // scheduler yet never counted here, so only the settled figures above compare the two.)
   EXPECT_EQ(s.prefix_queries, 300u * (2 + (admitted(cancelled) ? 1 : 0)));
-  EXPECT_GT(s.prefix_queries, (stats.prefix_hits + stats.prefix_misses) * o.page_tokens);
   ASSERT_EQ(s.step_tokens.counts.size(), s.step_tokens.bounds.size() + 1);
   EXPECT_EQ(s.step_tokens.counts.back(), stats.steps);
   EXPECT_EQ(s.step_tokens.sum, static_cast<double>(stats.step_tokens));

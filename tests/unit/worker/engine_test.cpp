@@ -19,7 +19,7 @@ TEST_F(EngineTest, PagedKvMatchesContiguousKvState) {
 
   CpuBackend backend(2);
   V4Forward fwd(weights(), backend);
-  ContiguousKvState state(weights().config);
+  ContiguousKvState state(weights().config, backend);
   std::vector<int32_t> expected;
   std::vector<int32_t> next = r.prompt;
   for (uint32_t i = 0; i < r.sampling.max_tokens; ++i) {

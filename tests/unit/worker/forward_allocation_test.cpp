@@ -76,13 +76,13 @@ TEST_P(ForwardAllocationTest, SteadyStateDecodeStepsAllocateNothing) {
   kv.page_tokens = 128;
   kv.total_pages = 4 * kSeqs;
   kv.storage = GetParam();
-  PagedKvCache cache(c, kv);
   CpuBackend backend(2);
+  PagedKvCache cache(c, kv, backend);
   V4Forward forward(weights(), backend, nullptr, ForwardLimits{kMaxChunk, 512});
   std::vector<std::unique_ptr<PagedSequenceKv>> states;
   std::vector<std::vector<int32_t>> prompts;
   for (uint32_t s = 0; s < kSeqs; ++s) {
-    states.push_back(std::make_unique<PagedSequenceKv>(c, cache, kMaxChunk, 256));
+    states.push_back(std::make_unique<PagedSequenceKv>(c, cache, kMaxChunk));
     std::vector<PageId> pages;
     for (uint32_t p = 0; p < 4; ++p) pages.push_back(s * 4 + p);
     states.back()->set_pages(pages);
@@ -117,7 +117,7 @@ TEST_P(ForwardAllocationTest, SteadyStateDecodeStepsAllocateNothing) {
   g_allocations = 0;
   g_armed = true;
   std::vector<int32_t> prefix = prompt(kMaxChunk + 8, 9);
-  PagedSequenceKv fresh(c, cache, kMaxChunk + 8, 256);
+  PagedSequenceKv fresh(c, cache, kMaxChunk + 8);
   fresh.set_pages({0, 1, 2, 3});
   SequenceInput big{&fresh, prefix};
   ForwardOutput big_out;

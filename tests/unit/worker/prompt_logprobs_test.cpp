@@ -35,7 +35,7 @@ class PromptLogprobsTest : public EngineTest {
   static std::vector<float> reference_logits(const std::vector<int32_t>& tokens) {
     CpuBackend backend(2);
     V4Forward fwd(weights(), backend);
-    ContiguousKvState state(weights().config);
+    ContiguousKvState state(weights().config, backend);
     SequenceInput in{&state, tokens, /*all_logits=*/true};
     Result<ForwardOutput> out = fwd.forward({&in, 1});
     EXPECT_TRUE(out);

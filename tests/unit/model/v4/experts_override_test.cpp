@@ -62,7 +62,7 @@ std::vector<float> last_logits(const V4Model& model, uint64_t* routed) {
   CpuBackend cpu(2);
   WeightTrafficRecorder recorder(cpu);
   V4Forward forward(model.weights, recorder);
-  ContiguousKvState state(model.weights.config);
+  ContiguousKvState state(model.weights.config, cpu);
   std::vector<float> logits;
   for (const int32_t& token : kTokens) {
     recorder.take_ranges();

@@ -122,7 +122,7 @@ TEST_F(V4ForwardOracle, MainModelMatchesDeepSeekReference) {
   ASSERT_TRUE(model) << model.message();
   CpuBackend backend(2);
   V4Forward fwd((*model)->weights, backend);
-  ContiguousKvState state((*model)->weights.config);
+  ContiguousKvState state((*model)->weights.config, backend);
   std::vector<float> logits;
   for (size_t first = 0; first < tokens.size(); first += first == 0 ? prompt : 1) {
     const size_t n = first == 0 ? prompt : 1;
@@ -146,7 +146,7 @@ TEST_F(V4ForwardOracle, MtpBlockMatchesDeepSeekReference) {
   const V4Config& c = (*model)->weights.config;
   CpuBackend backend(2);
   V4Forward fwd((*model)->weights, backend);
-  ContiguousKvState state(c), mtp_state(c, true);
+  ContiguousKvState state(c, backend), mtp_state(c, backend, true);
   SequenceInput seq{&state, tokens, true, true};
   Result<ForwardOutput> out = fwd.forward({&seq, 1});
   ASSERT_TRUE(out) << out.message();

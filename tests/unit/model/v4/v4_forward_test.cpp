@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "model/backend/cpu_backend.h"
@@ -68,7 +69,7 @@ class V4ForwardTest : public ::testing::Test {
 
   // Logits of every position of `tokens`, fed in chunks of `chunk`.
   static std::vector<float> run(V4Forward& fwd, const std::vector<int32_t>& tokens, size_t chunk) {
-    ContiguousKvState state(weights().config);
+    ContiguousKvState state(weights().config, fwd.backend());
     std::vector<float> all;
     for (size_t first = 0; first < tokens.size(); first += chunk) {
       const size_t n = std::min(chunk, tokens.size() - first);
@@ -117,7 +118,10 @@ TEST_F(V4ForwardTest, SequenceLogitsAreTheSameAloneAndInAMixedBatch) {
   constexpr size_t kSeqs = 8;
   std::vector<std::vector<int32_t>> seqs;
   for (size_t s = 0; s < kSeqs; ++s) seqs.push_back(tokens(20 + 9 * s, static_cast<uint32_t>(s)));
-  std::vector<ContiguousKvState> states(kSeqs, ContiguousKvState(weights().config));
+  std::vector<std::unique_ptr<ContiguousKvState>> states;
+  for (size_t s = 0; s < kSeqs; ++s) {
+    states.push_back(std::make_unique<ContiguousKvState>(weights().config, backend));
+  }
   std::vector<size_t> done(kSeqs, 0);
   std::vector<std::vector<float>> batched(kSeqs);
   // Steps mix prefill chunks of different sizes with single decode tokens.
@@ -130,7 +134,8 @@ TEST_F(V4ForwardTest, SequenceLogitsAreTheSameAloneAndInAMixedBatch) {
       if (done[s] >= seqs[s].size() || (step + s) % 3 == 0) continue;
       const size_t want = (s % 2 == 0 && done[s] > 0) ? 1 : 5 + s;
       const size_t n = std::min(want, seqs[s].size() - done[s]);
-      inputs.push_back({&states[s], std::span<const int32_t>(seqs[s]).subspan(done[s], n), true});
+      inputs.push_back(
+          {states[s].get(), std::span<const int32_t>(seqs[s]).subspan(done[s], n), true});
       which.push_back(s);
       done[s] += n;
     }
@@ -182,7 +187,7 @@ TEST_F(V4ForwardTest, GreedyGenerationIsDeterministic) {
   auto generate = [&] {
     CpuBackend backend(2);
     V4Forward fwd(weights(), backend);
-    ContiguousKvState state(weights().config);
+    ContiguousKvState state(weights().config, backend);
     std::vector<int32_t> out = tokens(12, 7);
     SequenceInput in{&state, out};
     std::vector<int32_t> generated;
@@ -202,7 +207,7 @@ TEST_F(V4ForwardTest, GreedyGenerationIsDeterministic) {
 TEST_F(V4ForwardTest, RejectsBadInputs) {
   CpuBackend backend(1);
   V4Forward fwd(weights(), backend);
-  ContiguousKvState state(weights().config);
+  ContiguousKvState state(weights().config, backend);
   const std::vector<int32_t> bad{0, static_cast<int32_t>(vocab())};
   SequenceInput in{&state, bad};
   Result<ForwardOutput> r = fwd.forward({&in, 1});

@@ -97,13 +97,13 @@ TEST_F(V4WeightsTest, BindsAndRunsBothMtpLayouts) {
     EXPECT_EQ(w.mtp->e_proj.present(), layout == MtpLayout::kDs4);
     CpuBackend backend(2);
     V4Forward fwd(w, backend);
-    ContiguousKvState state(w.config, true);
+    ContiguousKvState state(w.config, backend, true);
     const std::vector<int32_t> prompt{0, 17, 99, 512};
     SequenceInput in{&state, prompt, false, true};
     Result<ForwardOutput> out = fwd.forward({&in, 1});
     ASSERT_TRUE(out) << out.message();
     ASSERT_EQ(out->hidden.size(), size_t{w.config.n_hc} * w.config.n_embd);
-    ContiguousKvState mtp_state(w.config, true);
+    ContiguousKvState mtp_state(w.config, backend, true);
     Result<std::vector<float>> draft = fwd.mtp_draft(mtp_state, out->hidden, 7);
     ASSERT_TRUE(draft) << draft.message();
     ASSERT_EQ(draft->size(), w.config.n_vocab);

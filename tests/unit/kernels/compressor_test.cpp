@@ -1,6 +1,6 @@
 // The streaming compressors against the block formulas of spec §3.4.3 evaluated directly, in
 // double, on a random token sequence.
-#include "model/v4/compressor.h"
+#include "kernels/cpu/compressor.h"
 
 #include <gtest/gtest.h>
 
@@ -9,10 +9,15 @@
 #include <random>
 #include <vector>
 
-#include "model/v4/v4_weights.h"
-
-namespace v4 {
+namespace v4::kernels {
 namespace {
+
+// The compressor's parameters as the test draws them.
+struct CompressorWeights {
+  uint32_t ratio = 0;
+  uint32_t width = 0;
+  std::vector<float> ape;
+};
 
 struct Tokens {
   std::vector<std::vector<float>> a, g;
@@ -77,8 +82,8 @@ void check(uint32_t ratio, uint32_t head, int n_tokens) {
   std::vector<float> pooled(head);
   int emitted = 0;
   for (int pos = 0; pos < n_tokens; ++pos) {
-    const bool done =
-        compressor_push(w, carry, t.a[pos].data(), t.g[pos].data(), pos, pooled.data());
+    const bool done = compressor_push(carry, w.ratio, w.ape.data(), t.a[pos].data(),
+                                      t.g[pos].data(), pos, pooled.data());
     ASSERT_EQ(done, (pos + 1) % static_cast<int>(ratio) == 0) << pos;
     if (!done) continue;
     const std::vector<double> ref = reference_block(w, t, emitted++, head);
@@ -92,4 +97,4 @@ TEST(Compressor, Ratio4OverlapsThePreviousBlock) { check(4, 16, 41); }
 TEST(Compressor, Ratio128PoolsWholeBlocks) { check(128, 8, 300); }
 
 }  // namespace
-}  // namespace v4
+}  // namespace v4::kernels

@@ -1,5 +1,5 @@
 // Row encodings of spec §4.3 against the model's own FP8 simulation (kernels/cpu/fp8.h).
-#include "worker/kv_row_codec.h"
+#include "model/backend/kv_row_codec.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,6 @@
 
 #include "kernels/cpu/fp4.h"
 #include "kernels/cpu/fp8.h"
-#include "model/synthetic/synthetic_model.h"
-#include "worker/paged_kv_cache.h"
 
 namespace v4 {
 using kernels::fp4_round_trip;
@@ -94,23 +92,6 @@ TEST(KvRowCodec, Fp4IndexerRowWhenTheRoundedMaximumHalvesTheScale) {
   encode_indexer_row(KvStorage::kFp8, shape, key.data(), bytes.data());
   decode_indexer_row(KvStorage::kFp8, shape, bytes.data(), back.data());
   EXPECT_EQ(key, back);
-}
-
-// Spec §4.2's table of bytes per token of context for the real model's layer shapes (43
-// layers: 2 uncompressed, 21 ratio-4, 20 ratio-128): fp32 13,760, F16 6,880, FP8 main + FP4
-// indexer 3,514.25. Pages are whole multiples of 128 tokens, so the page size divided by its
-// tokens must give the table exactly.
-TEST(KvRowCodec, PagesOfTheRealShapeMatchTheSpecsBytesPerToken) {
-  const Result<V4Config> c = synthetic_preset("flash-shape", 43);
-  ASSERT_TRUE(c) << c.status().message();
-  const struct {
-    KvStorage storage;
-    double bytes_per_token;
-  } table[] = {{KvStorage::kF32, 13760.0}, {KvStorage::kF16, 6880.0}, {KvStorage::kFp8, 3514.25}};
-  for (const auto& row : table) {
-    const double page = static_cast<double>(PagedKvCache::page_bytes(*c, 256, row.storage));
-    EXPECT_EQ(page / 256.0, row.bytes_per_token) << kv_storage_name(row.storage);
-  }
 }
 
 }  // namespace

@@ -25,6 +25,8 @@ struct KvRowShape {
   uint32_t head_dim = 0;
   uint32_t rope_dim = 0;
   uint32_t indexer_dim = 0;
+
+  bool operator==(const KvRowShape&) const = default;
 };
 
 size_t main_row_bytes(KvStorage storage, const KvRowShape& shape);

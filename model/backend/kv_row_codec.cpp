@@ -1,4 +1,4 @@
-#include "worker/kv_row_codec.h"
+#include "model/backend/kv_row_codec.h"
 
 #include <algorithm>
 #include <array>

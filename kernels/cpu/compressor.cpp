@@ -1,13 +1,11 @@
-#include "model/v4/compressor.h"
+#include "kernels/cpu/compressor.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
-#include "model/v4/v4_weights.h"
-
-namespace v4 {
+namespace v4::kernels {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -34,15 +32,14 @@ void reset_rows(CompressorCarry c, uint32_t first, uint32_t count) {
 
 }  // namespace
 
-bool compressor_push(const CompressorWeights& w, CompressorCarry c, const float* a, const float* g,
-                     uint64_t pos, float* pooled) {
-  const uint32_t r = w.ratio;
+bool compressor_push(CompressorCarry c, uint32_t r, const float* ape_rows, const float* a,
+                     const float* g, uint64_t pos, float* pooled) {
   const uint32_t in_block = static_cast<uint32_t>(pos % r);
   // Ratio 4: slots 4..7 hold the open block, 0..3 the previous one.
   const uint32_t slot = r == 4 ? 4 + in_block : in_block;
   float* v = c.values + size_t{slot} * c.width;
   float* s = c.scores + size_t{slot} * c.width;
-  const float* ape = &w.ape[size_t{in_block} * w.width];
+  const float* ape = ape_rows + size_t{in_block} * c.width;
   std::memcpy(v, a, c.width * sizeof(float));
   for (uint32_t d = 0; d < c.width; ++d) s[d] = g[d] + ape[d];
   if (in_block != r - 1) return false;
@@ -73,4 +70,4 @@ bool compressor_push(const CompressorWeights& w, CompressorCarry c, const float*
   return true;
 }
 
-}  // namespace v4
+}  // namespace v4::kernels
