@@ -24,7 +24,12 @@
 
 namespace {
 
-using v4::ExpertGroup;
+// One expert's rows of a routed batch.
+struct ExpertGroup {
+  int32_t expert = 0;
+  int64_t first_row = 0;
+  int64_t n_rows = 0;
+};
 using v4::GgmlType;
 
 constexpr int64_t kEmbd = 1024, kFf = 512;
@@ -74,6 +79,7 @@ const Layer& layer() {
 // input row (a copy of the token's activation) and weight.
 struct Routed {
   std::vector<ExpertGroup> groups;
+  std::vector<int64_t> offsets;  // per expert, its first row (and one end entry)
   std::vector<float> x, scales;
 };
 
@@ -92,6 +98,7 @@ Routed route(int64_t tokens) {
   Routed r;
   for (int32_t e = 0; e < kExperts; ++e) {
     const auto& list = users[static_cast<size_t>(e)];
+    r.offsets.push_back(static_cast<int64_t>(r.scales.size()));
     if (list.empty()) continue;
     r.groups.push_back(
         {e, static_cast<int64_t>(r.scales.size()), static_cast<int64_t>(list.size())});
@@ -101,6 +108,7 @@ Routed route(int64_t tokens) {
       r.scales.push_back(0.1f + 0.01f * static_cast<float>(t % 7));
     }
   }
+  r.offsets.push_back(static_cast<int64_t>(r.scales.size()));
   return r;
 }
 
@@ -125,7 +133,8 @@ void BM_Moe(benchmark::State& state, bool grouped) {
   v4::CpuBackend be;
   const size_t rows = r.scales.size();
   std::vector<float> y(rows * kEmbd), check(rows * kEmbd), g(rows * kFf), u(rows * kFf);
-  be.grouped_expert_ffn(layer().weights(), r.groups, r.x.data(), r.scales.data(), check.data());
+  be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.x.data(), r.scales.data(),
+                        check.data());
   per_expert(be, r, g, u, y.data());
   if (std::memcmp(y.data(), check.data(), y.size() * sizeof(float)) != 0) {
     state.SkipWithError("grouped and per-expert outputs differ");
@@ -133,7 +142,8 @@ void BM_Moe(benchmark::State& state, bool grouped) {
   }
   for (auto _ : state) {
     if (grouped) {
-      be.grouped_expert_ffn(layer().weights(), r.groups, r.x.data(), r.scales.data(), y.data());
+      be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.x.data(),
+                            r.scales.data(), y.data());
     } else {
       per_expert(be, r, g, u, y.data());
     }

@@ -48,14 +48,6 @@ struct ExpertFfnWeights {
   float swiglu_limit = 0.0f;
 };
 
-// Rows [first_row, first_row + n_rows) of a gathered activation batch all go through expert
-// `expert`.
-struct ExpertGroup {
-  int32_t expert = 0;
-  int64_t first_row = 0;
-  int64_t n_rows = 0;
-};
-
 // How a MoE layer picks experts (spec §3.5). Exactly one of `bias` (n_expert floats) and
 // `hash_table` ([n_vocab][hash_width] expert ids) is set.
 struct ExpertRouting {
@@ -137,12 +129,26 @@ class Backend {
                              const int32_t* tokens, int64_t n_tokens, int32_t* experts,
                              float* weights) = 0;
 
-  // Grouped expert FFN (spec §3.5): for every group, rows x[first_row ..] of n_embd floats go
-  // through that expert's gate/up projections, the clamped SwiGLU scaled by row_scales[row]
-  // (null: 1), and its down projection into y[row]. One weight block serves every row routed to
-  // its expert, and all groups share one pass over the threads.
-  virtual void grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,
-                                  const float* x, const float* row_scales, float* y) = 0;
+  // The dispatch plan of a MoE layer (spec §3.5): a counting sort of the n_tokens·k (token,
+  // slot) pairs of `experts` ([n][k], ids < n_expert) by expert. Expert e's rows are
+  // [expert_offsets[e], expert_offsets[e+1]) (n_expert + 1 entries), in token then slot order;
+  // row r gathers token source_token[r] and carries weight row_scale[r] = weights[pair];
+  // slot_row[t·k + s] is the row of pair (t, s).
+  virtual void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens,
+                               uint32_t k, uint32_t n_expert, int64_t* expert_offsets,
+                               int64_t* source_token, float* row_scale, int64_t* slot_row) = 0;
+
+  // counts[experts[i]] += 1 for i < n (the per-layer expert load the engine reports).
+  virtual void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) = 0;
+
+  // Grouped expert FFN (spec §3.5): rows [expert_offsets[e], expert_offsets[e+1]) of x (n_embd
+  // floats each) go through expert e's gate/up projections, the clamped SwiGLU scaled by
+  // row_scales[row] (null: 1), and its down projection into y[row], for e < n_expert. One
+  // weight block serves every row routed to its expert, and all experts share one pass over
+  // the threads.
+  virtual void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
+                                  uint32_t n_expert, const float* x, const float* row_scales,
+                                  float* y) = 0;
 
   // dst[i] = src[rows[i]] for n rows of `width` floats (the expert dispatch gather).
   virtual void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,

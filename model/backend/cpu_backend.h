@@ -40,8 +40,13 @@ class CpuBackend final : public Backend {
   void scale(float* x, int64_t n, float s) override;
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override;
-  void grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,
-                          const float* x, const float* row_scales, float* y) override;
+  void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens, uint32_t k,
+                       uint32_t n_expert, int64_t* expert_offsets, int64_t* source_token,
+                       float* row_scale, int64_t* slot_row) override;
+  void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) override;
+  void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
+                          uint32_t n_expert, const float* x, const float* row_scales,
+                          float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override;
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
@@ -76,10 +81,10 @@ class CpuBackend final : public Backend {
   // Quantizes rows of x into `out` in the dot-product format of `type`.
   void quantize_rows(GgmlType type, const float* x, int64_t cols, int64_t rows,
                      std::vector<uint8_t>& out);
-  // Calls block(group, r0, r1) for every block of kRowsPerTask output rows (of `rows`, each a
-  // dot product over `cols`) of every non-empty group, all groups in one pass over the threads.
-  void for_each_group_block(std::span<const ExpertGroup> groups, int64_t rows, int64_t cols,
-                            FunctionRef<void(const ExpertGroup&, int64_t, int64_t)> block);
+  // Calls block(expert, r0, r1) for every block of kRowsPerTask output rows (of `rows`, each a
+  // dot product over `cols`) of every expert with rows, all experts in one pass over the threads.
+  void for_each_expert_block(const int64_t* expert_offsets, uint32_t n_expert, int64_t rows,
+                             int64_t cols, FunctionRef<void(int32_t, int64_t, int64_t)> block);
 
   ThreadPool pool_;
   std::vector<uint8_t> quantized_;  // activation rows in the dot-product format
@@ -92,6 +97,7 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t> ffn_xq_gate_, ffn_xq_up_, ffn_hq_;
   std::vector<float> ffn_hidden_, ffn_up_;
   std::vector<int64_t> task_offsets_;
+  std::vector<int32_t> task_experts_;
   // KV ops: pooled rows, the indexer's candidates, the rows a head attends to.
   std::vector<float> kv_pooled_, index_scores_, index_key_, attn_scores_, attn_decoded_;
   std::vector<uint32_t> index_ids_;

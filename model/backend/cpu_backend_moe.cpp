@@ -27,30 +27,53 @@ void CpuBackend::route_experts(const ExpertRouting& r, const float* logits, cons
   }
 }
 
-void CpuBackend::for_each_group_block(
-    std::span<const ExpertGroup> groups, int64_t rows, int64_t cols,
-    FunctionRef<void(const ExpertGroup&, int64_t, int64_t)> block) {
+void CpuBackend::group_by_expert(const int32_t* experts, const float* weights, int64_t n,
+                                 uint32_t k, uint32_t n_expert, int64_t* offsets,
+                                 int64_t* source_token, float* row_scale, int64_t* slot_row) {
+  const int64_t pairs = n * k;
+  std::fill_n(offsets, n_expert + 1, 0);
+  for (int64_t i = 0; i < pairs; ++i) ++offsets[experts[i] + 1];
+  for (uint32_t e = 0; e < n_expert; ++e) offsets[e + 1] += offsets[e];
+  // Each expert's next free row, starting at its first.
+  task_offsets_.assign(offsets, offsets + n_expert);
+  for (int64_t i = 0; i < pairs; ++i) {
+    const int64_t row = task_offsets_[static_cast<size_t>(experts[i])]++;
+    source_token[row] = i / k;
+    row_scale[row] = weights[i];
+    slot_row[i] = row;
+  }
+}
+
+void CpuBackend::count_experts(const int32_t* experts, int64_t n, uint64_t* counts) {
+  for (int64_t i = 0; i < n; ++i) ++counts[experts[i]];
+}
+
+void CpuBackend::for_each_expert_block(const int64_t* offsets, uint32_t n_expert, int64_t rows,
+                                       int64_t cols,
+                                       FunctionRef<void(int32_t, int64_t, int64_t)> block) {
   const int64_t blocks = (rows + kRowsPerTask - 1) / kRowsPerTask;
   task_offsets_.assign(1, 0);
-  int64_t tokens = 0;
-  for (const ExpertGroup& g : groups) {
-    task_offsets_.push_back(task_offsets_.back() + (g.n_rows > 0 ? blocks : 0));
-    tokens += g.n_rows;
+  task_experts_.clear();
+  for (uint32_t e = 0; e < n_expert; ++e) {
+    if (offsets[e + 1] == offsets[e]) continue;
+    task_experts_.push_back(static_cast<int32_t>(e));
+    task_offsets_.push_back(task_offsets_.back() + blocks);
   }
+  const int64_t tokens = offsets[n_expert] - offsets[0];
   run(task_offsets_.back(), tokens * rows * cols, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const auto it = std::upper_bound(task_offsets_.begin(), task_offsets_.end(), task) - 1;
       const int64_t r0 = (task - *it) * kRowsPerTask;
-      block(groups[static_cast<size_t>(it - task_offsets_.begin())], r0,
+      block(task_experts_[static_cast<size_t>(it - task_offsets_.begin())], r0,
             std::min(rows, r0 + kRowsPerTask));
     }
   });
 }
 
-void CpuBackend::grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,
-                                    const float* x, const float* row_scales, float* y) {
-  int64_t n_rows = 0;
-  for (const ExpertGroup& g : groups) n_rows = std::max(n_rows, g.first_row + g.n_rows);
+void CpuBackend::grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* offsets,
+                                    uint32_t n_expert, const float* x, const float* row_scales,
+                                    float* y) {
+  const int64_t n_rows = offsets[n_expert];
   if (n_rows == 0) return;
   const int64_t d = w.gate.first.cols, ff = w.gate.first.rows;
   const size_t hidden = static_cast<size_t>(n_rows * ff);
@@ -66,23 +89,23 @@ void CpuBackend::grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const E
   float* u = ffn_up_.data();
   // One pass for gate and up: a block knows both projections of its rows, and the clamped
   // SwiGLU is element-wise, so it is applied right there.
-  for_each_group_block(groups, ff, 2 * d, [&](const ExpertGroup& g, int64_t r0, int64_t r1) {
-    const size_t first = static_cast<size_t>(g.first_row);
-    kernels::matmul_rows(w.gate.matrix(g.expert), ffn_xq_gate_.data() + first * gate_bytes,
-                         g.n_rows, h + g.first_row * ff, ff, r0, r1);
-    kernels::matmul_rows(w.up.matrix(g.expert), xq_up + first * up_bytes, g.n_rows,
-                         u + g.first_row * ff, ff, r0, r1);
-    for (int64_t r = g.first_row; r < g.first_row + g.n_rows; ++r) {
+  for_each_expert_block(offsets, n_expert, ff, 2 * d, [&](int32_t e, int64_t r0, int64_t r1) {
+    const int64_t first = offsets[e], count = offsets[e + 1] - first;
+    kernels::matmul_rows(w.gate.matrix(e), ffn_xq_gate_.data() + first * gate_bytes, count,
+                         h + first * ff, ff, r0, r1);
+    kernels::matmul_rows(w.up.matrix(e), xq_up + first * up_bytes, count, u + first * ff, ff, r0,
+                         r1);
+    for (int64_t r = first; r < first + count; ++r) {
       kernels::swiglu_row(h + r * ff + r0, u + r * ff + r0, r1 - r0, w.swiglu_limit,
                           row_scales ? row_scales[r] : 1.0f);
     }
   });
   quantize_rows(w.down.first.type, h, ff, n_rows, ffn_hq_);
   const size_t down_bytes = kernels::activation_row_bytes(w.down.first.type, ff);
-  for_each_group_block(groups, d, ff, [&](const ExpertGroup& g, int64_t r0, int64_t r1) {
-    kernels::matmul_rows(w.down.matrix(g.expert),
-                         ffn_hq_.data() + static_cast<size_t>(g.first_row) * down_bytes, g.n_rows,
-                         y + g.first_row * d, d, r0, r1);
+  for_each_expert_block(offsets, n_expert, d, ff, [&](int32_t e, int64_t r0, int64_t r1) {
+    const int64_t first = offsets[e], count = offsets[e + 1] - first;
+    kernels::matmul_rows(w.down.matrix(e), ffn_hq_.data() + static_cast<size_t>(first) * down_bytes,
+                         count, y + first * d, d, r0, r1);
   });
 }
 

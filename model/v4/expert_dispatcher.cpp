@@ -4,40 +4,37 @@
 
 namespace v4 {
 
-void LocalExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
+void LocalExpertDispatcher::ensure(int64_t pairs, int64_t width, uint32_t n_expert) {
+  if (pairs <= pairs_ && width <= width_ && n_expert <= n_expert_) return;
+  pairs_ = std::max(pairs, pairs_);
+  width_ = std::max(width, width_);
+  n_expert_ = std::max(n_expert, n_expert_);
+  const size_t p = static_cast<size_t>(pairs_), rows = p * static_cast<size_t>(width_);
+  // int64 arrays first, then floats: every piece stays 8-byte aligned.
+  const size_t ints = (n_expert_ + 1) + 2 * p, floats = p + 2 * rows;
+  arena_ = backend_.allocate(ints * sizeof(int64_t) + floats * sizeof(float));
+  int64_t* i = static_cast<int64_t*>(arena_->data());
+  offsets_ = i;
+  source_token_ = offsets_ + n_expert_ + 1;
+  slot_row_ = source_token_ + p;
+  float* f = reinterpret_cast<float*>(slot_row_ + p);
+  row_scale_ = f;
+  gathered_ = row_scale_ + p;
+  expert_out_ = gathered_ + rows;
+}
+
+void LocalExpertDispatcher::dispatch_combine([[maybe_unused]] uint32_t layer,
+                                             const ExpertFfnWeights& experts,
                                              const RoutedTokens& in, float* out) {
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd;
   if (pairs == 0) return;
-  // Counting sort of the (token, slot) pairs by expert id: each expert's rows are contiguous, in
-  // token then slot order, so one weight block serves all of them.
-  int32_t n_expert = 0;
-  for (int64_t i = 0; i < pairs; ++i) n_expert = std::max(n_expert, in.experts[i] + 1);
-  count_.assign(static_cast<size_t>(n_expert) + 1, 0);
-  for (int64_t i = 0; i < pairs; ++i) ++count_[static_cast<size_t>(in.experts[i]) + 1];
-  groups_.clear();
-  for (int32_t e = 0; e < n_expert; ++e) {
-    const int64_t first = count_[static_cast<size_t>(e)], rows = count_[static_cast<size_t>(e) + 1];
-    if (rows > 0) groups_.push_back({e, first, rows});
-    count_[static_cast<size_t>(e) + 1] += first;
-  }
-  source_token_.resize(static_cast<size_t>(pairs));
-  slot_row_.resize(static_cast<size_t>(pairs));
-  row_scale_.resize(static_cast<size_t>(pairs));
-  for (int64_t i = 0; i < pairs; ++i) {
-    const int64_t row = count_[static_cast<size_t>(in.experts[i])]++;
-    source_token_[static_cast<size_t>(row)] = i / in.k;
-    slot_row_[static_cast<size_t>(i)] = row;
-    row_scale_[static_cast<size_t>(row)] = in.weights[i];
-  }
-  const size_t values = static_cast<size_t>(pairs * d);
-  if (gathered_.size() < values) {
-    gathered_.resize(values);
-    expert_out_.resize(values);
-  }
-  backend_.gather_rows(in.x, d, source_token_.data(), pairs, gathered_.data());
-  backend_.grouped_expert_ffn(experts, groups_, gathered_.data(), row_scale_.data(),
-                              expert_out_.data());
-  backend_.sum_slots(expert_out_.data(), slot_row_.data(), in.n_tokens, in.k, d, out);
+  ensure(pairs, d, in.n_expert);
+  // Each expert's rows contiguous, in token then slot order, so one weight block serves all.
+  backend_.group_by_expert(in.experts, in.weights, in.n_tokens, in.k, in.n_expert, offsets_,
+                           source_token_, row_scale_, slot_row_);
+  backend_.gather_rows(in.x, d, source_token_, pairs, gathered_);
+  backend_.grouped_expert_ffn(experts, offsets_, in.n_expert, gathered_, row_scale_, expert_out_);
+  backend_.sum_slots(expert_out_, slot_row_, in.n_tokens, in.k, d, out);
 }
 
 }  // namespace v4

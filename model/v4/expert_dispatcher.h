@@ -7,7 +7,7 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "model/backend/backend.h"
 
@@ -20,6 +20,7 @@ struct RoutedTokens {
   int64_t n_tokens = 0;
   uint32_t k = 0;
   int64_t n_embd = 0;
+  uint32_t n_expert = 0;  // expert ids are below it
 };
 
 class ExpertDispatcher {
@@ -32,6 +33,9 @@ class ExpertDispatcher {
                                 const RoutedTokens& tokens, float* out) = 0;
 };
 
+// Every expert on this rank's backend: group the pairs by expert, gather their rows, run the
+// grouped FFN, sum each token's slots. All on the device; its buffers grow to the largest step
+// seen and are reused.
 class LocalExpertDispatcher final : public ExpertDispatcher {
  public:
   explicit LocalExpertDispatcher(Backend& backend) : backend_(backend) {}
@@ -40,12 +44,16 @@ class LocalExpertDispatcher final : public ExpertDispatcher {
                         float* out) override;
 
  private:
+  // Carves the buffers below for `pairs` rows of `width` floats and n_expert experts.
+  void ensure(int64_t pairs, int64_t width, uint32_t n_expert);
+
   Backend& backend_;
-  // Index bookkeeping, reused across steps: rows grouped by expert, each row's source token,
-  // each (token, slot)'s row.
-  std::vector<int64_t> count_, source_token_, slot_row_;
-  std::vector<float> row_scale_, gathered_, expert_out_;
-  std::vector<ExpertGroup> groups_;
+  std::unique_ptr<DeviceBuffer> arena_;
+  int64_t pairs_ = 0, width_ = 0;
+  uint32_t n_expert_ = 0;
+  // The dispatch plan (Backend::group_by_expert) and the rows through the experts.
+  int64_t *offsets_ = nullptr, *source_token_ = nullptr, *slot_row_ = nullptr;
+  float *row_scale_ = nullptr, *gathered_ = nullptr, *expert_out_ = nullptr;
 };
 
 }  // namespace v4

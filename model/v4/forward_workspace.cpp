@@ -75,6 +75,8 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   place(&positions, GgmlType::I64, 1, n);
   // A step has at most one sequence per token.
   place(&sequence_begin, GgmlType::I64, 1, n + 1);
+  place(&all_rows, GgmlType::I64, 2, 1);
+  place(&mtp_cat, GgmlType::F32, 2 * flat, 1);
   place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
   arena_ = backend_.allocate(bytes);
@@ -83,6 +85,8 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   rows.buffer = arena_.get();
   positions.buffer = arena_.get();
   sequence_begin.buffer = arena_.get();
+  all_rows.buffer = arena_.get();
+  mtp_cat.buffer = arena_.get();
   kv_views.buffer = arena_.get();
   logits.buffer = arena_.get();
   keep.resize(static_cast<size_t>(n));

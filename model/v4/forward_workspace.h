@@ -49,14 +49,17 @@ class ForwardWorkspace {
   Tensor cq, q, kv, comp_a, comp_g, idx_a, idx_g, idx_q, idx_w, o, z;
   // Per token: the compressed rows the lightning indexer chose ([n][indexer_top_k], u32).
   Tensor chosen, chosen_count;
-  // MoE: router logits, routing (i32 experts), routed sum.
-  Tensor router_logits, experts, expert_weights, routed;
+  // MoE: router logits, routing (i32 experts), routed sum; the shared expert's one group of
+  // every row ({0, n}, i64).
+  Tensor router_logits, experts, expert_weights, routed, all_rows;
   // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
   // outputs and logits.
   Tensor tokens, positions, rows, selected, head_z, logits;
   // The KV step (kv_view.h): per token its sequence (u32), per sequence its first token (i64,
   // one more entry), its KvSequenceView (bytes) and, in block_tables, its block table.
   Tensor sequence_of, sequence_begin, kv_views, block_tables;
+  // The MTP block's [ê | h_s] rows of one token (n_hc·2·n_embd).
+  Tensor mtp_cat;
   // Host: which logit rows also return their hidden state.
   std::vector<uint8_t> keep;
 

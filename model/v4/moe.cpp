@@ -59,7 +59,6 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
   Backend& be = ctx.backend;
   ForwardWorkspace& ws = ctx.ws;
   const int64_t n = ctx.batch.size(), d = c.n_embd;
-  const size_t nn = static_cast<size_t>(n);
   const ExpertRouting routing = expert_routing(c, w);
   float* logits = ws.router_logits.data<float>();
   int32_t* experts = ws.experts.data<int32_t>();
@@ -67,13 +66,11 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
   float* routed = ws.routed.data<float>();
   be.matmul(w.router.view, u, n, logits);
   be.route_experts(routing, logits, ws.tokens.data<int32_t>(), n, experts, weights);
-  if (selections) {
-    for (size_t i = 0; i < nn * routing.k; ++i) ++selections[experts[i]];
-  }
-  ctx.experts.dispatch_combine(layer, routed_experts(c, w), {u, experts, weights, n, routing.k, d},
-                               routed);
-  const ExpertGroup all{0, 0, n};
-  be.grouped_expert_ffn(shared_expert(c, w), {&all, 1}, u, nullptr, out);
+  if (selections) be.count_experts(experts, n * routing.k, selections);
+  ctx.experts.dispatch_combine(layer, routed_experts(c, w),
+                               {u, experts, weights, n, routing.k, d, c.n_expert}, routed);
+  // The shared expert: one group of every row ({0, n} in the workspace).
+  be.grouped_expert_ffn(shared_expert(c, w), ws.all_rows.data<int64_t>(), 1, u, nullptr, out);
   be.add(routed, n * d, out);  // Σ routed, then + shared
 }
 

@@ -54,6 +54,15 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
   stats_.expert_selections.assign(weights.config.n_layer,
                                   std::vector<uint64_t>(weights.config.n_expert, 0));
+  // The expert counters stay on the device, summed there each step; stats() reads them back.
+  const size_t counters = size_t{weights.config.n_layer} * weights.config.n_expert;
+  selection_counts_ = backend.allocate(std::max<size_t>(counters, 1) * sizeof(uint64_t));
+  const std::vector<uint64_t> zeros(counters, 0);
+  selection_status_ =
+      backend.copy_to_device(zeros.data(),
+                             Tensor::contiguous(selection_counts_.get(), 0, GgmlType::I64,
+                                                {static_cast<int64_t>(counters), 1, 1, 1}),
+                             0, counters * sizeof(uint64_t));
   ws_.ensure(weights.config, limits.max_tokens);
 }
 
@@ -75,7 +84,9 @@ void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, 
   backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x, n, y, post, comb);
   backend_.rms_norm(y, w.ffn_norm.data(), c.n_embd, n, c.rms_eps, y);
   // The MTP block (layer n_layer) has no counters.
-  uint64_t* selections = layer < c.n_layer ? ctx.stats.expert_selections[layer].data() : nullptr;
+  uint64_t* selections = layer < c.n_layer ? static_cast<uint64_t*>(selection_counts_->data()) +
+                                                 size_t{layer} * c.n_expert
+                                           : nullptr;
   moe_forward(ctx, w, layer, y, f, selections);
   backend_.hc_post(f, x, post, comb, n, c.n_hc, c.n_embd, next);
   std::swap(x, next);
@@ -90,6 +101,21 @@ void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head
   backend_.hc_head(hc_mixing(c, head.fn, head.scale, head.base), x, n, z);
   backend_.rms_norm(z, norm.data(), c.n_embd, n, c.rms_eps, z);
   backend_.matmul(weights_.output.view, z, n, logits);
+}
+
+const ForwardStats& V4Forward::stats() const {
+  const V4Config& c = weights_.config;
+  const size_t row_bytes = size_t{c.n_expert} * sizeof(uint64_t);
+  const Tensor counts =
+      Tensor::contiguous(selection_counts_.get(), 0, GgmlType::I64,
+                         {static_cast<int64_t>(c.n_expert), static_cast<int64_t>(c.n_layer), 1, 1});
+  for (uint32_t il = 0; il < c.n_layer; ++il) {
+    if (!backend_.copy_to_host(counts, il * row_bytes, stats_.expert_selections[il].data(),
+                               row_bytes)) {
+      break;  // the counters keep their last values; the step that failed reported it
+    }
+  }
+  return stats_;
 }
 
 Result<ForwardOutput> V4Forward::forward(std::span<const SequenceInput> inputs) {
@@ -122,6 +148,7 @@ Status V4Forward::copy_step_inputs() {
   for (size_t s = 0, offset = 0; s < n_seqs; offset += b.views[s].n_pages, ++s) {
     b.views[s].block_table = tables + offset;
   }
+  const int64_t all_rows[2] = {0, static_cast<int64_t>(n)};
   struct Copy {
     const void* host;
     const Tensor& dst;
@@ -134,6 +161,7 @@ Status V4Forward::copy_step_inputs() {
       {b.sequence_begin.data(), ws_.sequence_begin, (n_seqs + 1) * sizeof(int64_t)},
       {b.views.data(), ws_.kv_views, n_seqs * sizeof(KvSequenceView)},
       {b.block_tables.data(), ws_.block_tables, b.block_tables.size() * sizeof(uint32_t)},
+      {all_rows, ws_.all_rows, sizeof all_rows},
   };
   for (const Copy& copy : copies) {
     if (Status s = backend_.copy_to_device(copy.host, copy.dst, 0, copy.bytes); !s) return s;
@@ -153,6 +181,7 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   out.first_row.clear();
   out.row_count.clear();
   if (inputs.empty()) return Status::ok();
+  if (!selection_status_) return selection_status_;
   if (Status s = build_batch(c, inputs, b); !s) return s;
   const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;
   ws_.ensure(c, n);

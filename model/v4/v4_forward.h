@@ -51,7 +51,8 @@ class V4Forward {
   Result<std::vector<float>> mtp_draft(KvStateStore& state, std::span<const float> hidden,
                                        int32_t token);
 
-  const ForwardStats& stats() const { return stats_; }
+  // The counters, the expert selections read back from the device.
+  const ForwardStats& stats() const;
   const V4Weights& weights() const { return weights_; }
   // The backend the forward runs on; KV states for it allocate there.
   Backend& backend() const { return backend_; }
@@ -76,7 +77,9 @@ class V4Forward {
   KvStep kv_step_;
   std::vector<int64_t> host_rows_;  // the step's logit rows, before their copy to the device
   AttentionRope plain_rope_, compressed_rope_;
-  ForwardStats stats_;
+  mutable ForwardStats stats_;
+  std::unique_ptr<DeviceBuffer> selection_counts_;  // [n_layer][n_expert] u64, on the device
+  Status selection_status_;                         // of zeroing them
 };
 
 }  // namespace v4

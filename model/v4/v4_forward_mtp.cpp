@@ -19,27 +19,8 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
     return Status::error("MTP token id " + std::to_string(token) + " outside the vocabulary");
   }
   if (Status s = state.reserve(1); !s) return s;
-
-  // ê = RMSNorm(embedding; enorm); per stream h_s = RMSNorm(H_s; hnorm).
-  std::vector<float> e(static_cast<size_t>(d)), hn(static_cast<size_t>(flat));
-  backend_.embed(weights_.token_embd.view, &token, 1, 1, e.data());
-  backend_.rms_norm(e.data(), m.enorm.data(), d, 1, c.rms_eps, e.data());
-  backend_.rms_norm(hidden.data(), m.hnorm.data(), d, c.n_hc, c.rms_eps, hn.data());
-
-  // X_s = e_proj·ê + h_proj·h_s (llama.cpp files: eh_proj·[ê | h_s]).
-  std::vector<float> x(static_cast<size_t>(flat));
-  if (m.eh_proj.present()) {
-    std::vector<float> cat(static_cast<size_t>(c.n_hc * 2 * d));
-    for (uint32_t s = 0; s < c.n_hc; ++s) {
-      std::copy_n(e.data(), d, &cat[s * 2 * d]);
-      std::copy_n(&hn[s * d], d, &cat[s * 2 * d + d]);
-    }
-    backend_.matmul(m.eh_proj.view, cat.data(), c.n_hc, x.data());
-  } else {
-    std::vector<float> pe(static_cast<size_t>(d));
-    backend_.matmul(m.e_proj.view, e.data(), 1, pe.data());
-    backend_.matmul(m.h_proj.view, hn.data(), c.n_hc, x.data());
-    for (uint32_t s = 0; s < c.n_hc; ++s) backend_.add(pe.data(), d, x.data() + s * d);
+  if (state.layout().layers.size() <= c.n_layer) {
+    return Status::error("the MTP state has no slot for the MTP block");
   }
 
   ForwardBatch& b = batch_;
@@ -50,17 +31,41 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
   b.states = {&state};
   b.sequence_begin = {0, 1};
   ws_.ensure(c, 1);
-  if (state.layout().layers.size() <= c.n_layer) {
-    return Status::error("the MTP state has no slot for the MTP block");
-  }
-  // The block works on device tensors: x goes in, the head's logits come out.
-  float* xs = ws_.x.data<float>();
-  float* next = ws_.next.data<float>();
-  if (Status s = backend_.copy_to_device(x.data(), ws_.x, 0, x.size() * sizeof(float)); !s) {
+  // The step's copies in: the token, its position and KV addresses, and the hidden state.
+  if (Status s = copy_step_inputs(); !s) return s;
+  float* h = ws_.selected.data<float>();
+  if (Status s = backend_.copy_to_device(hidden.data(), ws_.selected, 0,
+                                         static_cast<size_t>(flat) * sizeof(float));
+      !s) {
     return s;
   }
-  if (Status s = copy_step_inputs(); !s) return s;
+
+  // ê = RMSNorm(embedding; enorm); per stream h_s = RMSNorm(H_s; hnorm).
+  float* e = ws_.y.data<float>();
+  backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), 1, 1, e);
+  backend_.rms_norm(e, m.enorm.data(), d, 1, c.rms_eps, e);
+  float* hn = ws_.next.data<float>();
+  backend_.rms_norm(h, m.hnorm.data(), d, c.n_hc, c.rms_eps, hn);
+
+  // X_s = e_proj·ê + h_proj·h_s (llama.cpp files: eh_proj·[ê | h_s]).
+  float* xs = ws_.x.data<float>();
+  if (m.eh_proj.present()) {
+    float* cat = ws_.mtp_cat.data<float>();
+    const size_t row_bytes = static_cast<size_t>(d) * sizeof(float);
+    for (uint32_t s = 0; s < c.n_hc; ++s) {
+      backend_.copy_on_device(e, cat + s * 2 * d, row_bytes);
+      backend_.copy_on_device(hn + s * d, cat + s * 2 * d + d, row_bytes);
+    }
+    backend_.matmul(m.eh_proj.view, cat, c.n_hc, xs);
+  } else {
+    float* pe = ws_.f.data<float>();
+    backend_.matmul(m.e_proj.view, e, 1, pe);
+    backend_.matmul(m.h_proj.view, hn, c.n_hc, xs);
+    for (uint32_t s = 0; s < c.n_hc; ++s) backend_.add(pe, d, xs + s * d);
+  }
+
   const ForwardContext ctx{c, backend_, experts_, ws_, b, stats_, state.layout(), kv_step_};
+  float* next = ws_.next.data<float>();
   block_forward(ctx, m.block, c.n_layer, xs, next);
   state.advance(1);
   head_logits(xs, 1, m.hc_head, m.norm, ws_.logits.data<float>());

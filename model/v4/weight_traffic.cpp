@@ -68,15 +68,16 @@ void WeightTrafficRecorder::hc_head(const HcMixing& hc, const float* x, int64_t 
 }
 
 void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
-                                               std::span<const ExpertGroup> groups, const float* x,
-                                               const float* row_scales, float* y) {
-  for (const ExpertGroup& g : groups) {
-    if (g.n_rows == 0) continue;
-    record(w.gate.matrix(g.expert));
-    record(w.up.matrix(g.expert));
-    record(w.down.matrix(g.expert));
+                                               const int64_t* expert_offsets, uint32_t n_expert,
+                                               const float* x, const float* row_scales, float* y) {
+  for (uint32_t e = 0; e < n_expert; ++e) {
+    if (expert_offsets[e + 1] == expert_offsets[e]) continue;
+    const int32_t id = static_cast<int32_t>(e);
+    record(w.gate.matrix(id));
+    record(w.up.matrix(id));
+    record(w.down.matrix(id));
   }
-  inner_.grouped_expert_ffn(w, groups, x, row_scales, y);
+  inner_.grouped_expert_ffn(w, expert_offsets, n_expert, x, row_scales, y);
 }
 
 std::vector<ByteRange> WeightTrafficRecorder::take_ranges() {

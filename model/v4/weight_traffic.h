@@ -66,8 +66,19 @@ class WeightTrafficRecorder final : public Backend {
                      int64_t n_tokens, int32_t* experts, float* weights) override {
     inner_.route_experts(routing, logits, tokens, n_tokens, experts, weights);
   }
-  void grouped_expert_ffn(const ExpertFfnWeights& w, std::span<const ExpertGroup> groups,
-                          const float* x, const float* row_scales, float* y) override;
+  void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens, uint32_t k,
+                       uint32_t n_expert, int64_t* expert_offsets, int64_t* source_token,
+                       float* row_scale, int64_t* slot_row) override {
+    inner_.group_by_expert(experts, weights, n_tokens, k, n_expert, expert_offsets, source_token,
+                           row_scale, slot_row);
+  }
+  void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) override {
+    inner_.count_experts(experts, n, counts);
+  }
+  // Reads expert_offsets on the host: the recorder wraps host backends only.
+  void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
+                          uint32_t n_expert, const float* x, const float* row_scales,
+                          float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override {
     inner_.gather_rows(src, width, rows, n, dst);

@@ -74,8 +74,9 @@ class CpuBackendMoeTest : public ::testing::Test {
 };
 
 TEST_F(CpuBackendMoeTest, GroupedExpertFfnEqualsOneMatmulPerRow) {
-  // Groups of 0..9 rows, one empty, covering experts out of order.
-  const std::vector<ExpertGroup> groups{{3, 0, 9}, {0, 9, 1}, {4, 10, 0}, {1, 10, 6}, {2, 16, 4}};
+  // Experts of 0..9 rows, one empty in the middle.
+  const std::vector<int64_t> offsets{0, 1, 7, 7, 16, 20};
+  const uint32_t n_expert = 5;
   constexpr int64_t kRows = 20;
   const std::vector<float> x = gaussian(kRows * kEmbd, 11);
   const std::vector<float> scales = gaussian(kRows, 12, 0.3f);
@@ -83,12 +84,12 @@ TEST_F(CpuBackendMoeTest, GroupedExpertFfnEqualsOneMatmulPerRow) {
   for (unsigned threads : {1u, 2u, 3u}) {
     CpuBackend be(threads);
     std::vector<float> y(kRows * kEmbd, -1.0f);
-    be.grouped_expert_ffn(weights(), groups, x.data(), scales.data(), y.data());
-    for (const ExpertGroup& g : groups) {
-      for (int64_t r = g.first_row; r < g.first_row + g.n_rows; ++r) {
-        const std::vector<float> want = reference_row(one, g.expert, &x[r * kEmbd], scales[r]);
+    be.grouped_expert_ffn(weights(), offsets.data(), n_expert, x.data(), scales.data(), y.data());
+    for (int32_t e = 0; e < static_cast<int32_t>(n_expert); ++e) {
+      for (int64_t r = offsets[e]; r < offsets[e + 1]; ++r) {
+        const std::vector<float> want = reference_row(one, e, &x[r * kEmbd], scales[r]);
         EXPECT_EQ(0, std::memcmp(want.data(), &y[r * kEmbd], kEmbd * sizeof(float)))
-            << threads << " threads, row " << r << " expert " << g.expert;
+            << threads << " threads, row " << r << " expert " << e;
       }
     }
   }
@@ -97,11 +98,11 @@ TEST_F(CpuBackendMoeTest, GroupedExpertFfnEqualsOneMatmulPerRow) {
 TEST_F(CpuBackendMoeTest, NullRowScalesMeanOne) {
   const std::vector<float> x = gaussian(3 * kEmbd, 21);
   const std::vector<float> ones(3, 1.0f);
-  const ExpertGroup all{2, 0, 3};
+  const int64_t offsets[] = {0, 0, 0, 3};  // every row through expert 2
   CpuBackend be(2);
   std::vector<float> a(3 * kEmbd), b(3 * kEmbd);
-  be.grouped_expert_ffn(weights(), {&all, 1}, x.data(), nullptr, a.data());
-  be.grouped_expert_ffn(weights(), {&all, 1}, x.data(), ones.data(), b.data());
+  be.grouped_expert_ffn(weights(), offsets, 3, x.data(), nullptr, a.data());
+  be.grouped_expert_ffn(weights(), offsets, 3, x.data(), ones.data(), b.data());
   EXPECT_TRUE(a == b);
 }
 
@@ -123,7 +124,7 @@ TEST_F(CpuBackendMoeTest, LocalDispatcherSumsEachTokensExpertsInSelectionOrder) 
   LocalExpertDispatcher dispatcher(be);
   std::vector<float> batched(kTokens * kEmbd);
   dispatcher.dispatch_combine(
-      0, weights(), {x.data(), experts.data(), wts.data(), kTokens, kK, kEmbd}, batched.data());
+      0, weights(), {x.data(), experts.data(), wts.data(), kTokens, kK, kEmbd, 5}, batched.data());
   for (int64_t t = 0; t < kTokens; ++t) {
     std::vector<float> want(kEmbd, 0.0f);
     for (uint32_t s = 0; s < kK; ++s) {
@@ -133,8 +134,9 @@ TEST_F(CpuBackendMoeTest, LocalDispatcherSumsEachTokensExpertsInSelectionOrder) 
     }
     EXPECT_EQ(0, std::memcmp(want.data(), &batched[t * kEmbd], kEmbd * sizeof(float))) << t;
     std::vector<float> alone(kEmbd);
-    dispatcher.dispatch_combine(
-        0, weights(), {&x[t * kEmbd], &experts[t * kK], &wts[t * kK], 1, kK, kEmbd}, alone.data());
+    dispatcher.dispatch_combine(0, weights(),
+                                {&x[t * kEmbd], &experts[t * kK], &wts[t * kK], 1, kK, kEmbd, 5},
+                                alone.data());
     EXPECT_EQ(0, std::memcmp(alone.data(), &batched[t * kEmbd], kEmbd * sizeof(float))) << t;
   }
 }
