@@ -182,6 +182,27 @@ std::optional<ApiError> read_stop_sequences(const RequestReader& reader, OpenAiR
   return std::nullopt;
 }
 
+// vLLM's guided_choice, as on chat completions: the output is one of these texts. A v4serve
+// extension (Anthropic's SDKs send it with extra_body).
+std::optional<ApiError> read_guided_choice(const RequestReader& reader, OpenAiRequest& out) {
+  const RequestJson* choices = reader.find("guided_choice");
+  if (choices == nullptr) return std::nullopt;
+  if (!choices->is_array() || choices->empty()) {
+    return invalid_request("guided_choice: must be a non-empty array of strings", "guided_choice");
+  }
+  for (const RequestJson& choice : *choices) {
+    if (!choice.is_string() || choice.get<std::string>().empty()) {
+      return invalid_request("guided_choice: must contain non-empty strings only", "guided_choice");
+    }
+    out.guided_choice.push_back(choice.get<std::string>());
+  }
+  if (out.tool_choice == ToolChoice::kRequired || out.tool_choice == ToolChoice::kNamed) {
+    return invalid_request("guided_choice: cannot be combined with tool_choice 'any' or 'tool'",
+                           "guided_choice");
+  }
+  return std::nullopt;
+}
+
 std::optional<ApiError> read_sampling(const RequestReader& reader, MessagesRoute route,
                                       OpenAiRequest& out) {
   std::optional<int64_t> max_tokens, top_k;
@@ -208,8 +229,9 @@ std::optional<ApiError> read_sampling(const RequestReader& reader, MessagesRoute
 
 // Every member either route reads; others are skipped while parsing, never built.
 const std::set<std::string, std::less<>> kKnownMembers = {
-    "model",  "max_tokens",  "system", "messages", "tools",          "tool_choice",   "thinking",
-    "stream", "temperature", "top_p",  "top_k",    "stop_sequences", "output_config", "metadata"};
+    "model",       "max_tokens",     "system",        "messages",    "tools",
+    "tool_choice", "thinking",       "stream",        "temperature", "top_p",
+    "top_k",       "stop_sequences", "output_config", "metadata",    "guided_choice"};
 
 }  // namespace
 
@@ -229,7 +251,8 @@ std::optional<ApiError> parse_messages_request(MessagesRoute route, std::string_
   if (auto error = read_tool_choice(reader, names, out)) return error;
   if (auto error = read_anthropic_messages(reader, out.chat)) return error;
   if (auto error = read_anthropic_system(reader, out.chat)) return error;
-  return read_thinking(reader, out);
+  if (auto error = read_thinking(reader, out)) return error;
+  return read_guided_choice(reader, out);
 }
 
 }  // namespace v4::router

@@ -22,7 +22,8 @@
 //   thinking disabled / between_tools / absent -> V4 non-thinking mode
 //   stop_sequences, max_tokens, temperature, top_p, top_k -> the same sampling settings
 // Images and documents are refused ("images are not supported": the model reads text only), as
-// are a final assistant message (prefill), server tools and output_config.format.
+// are a final assistant message (prefill), server tools and output_config.format. As on chat
+// completions, vLLM's guided_choice (an extension) makes the output one of the given texts.
 #pragma once
 
 #include <string_view>
