@@ -19,7 +19,8 @@
 //                                        Think-Max; budget_tokens is checked (>= 1024, below
 //                                        max_tokens) but V4 has no budget: max_tokens bounds
 //                                        the whole output, reasoning included
-//   thinking disabled / between_tools / absent -> V4 non-thinking mode
+//   thinking disabled / between_tools / absent -> V4 non-thinking mode; thinking.display is
+//                                        checked, and thinking is always returned in full
 //   stop_sequences, max_tokens, temperature, top_p, top_k -> the same sampling settings
 // Images and documents are refused ("images are not supported": the model reads text only), as
 // are a final assistant message (prefill), server tools and output_config.format. As on chat
