@@ -1,7 +1,8 @@
-// `v4serve serve [--model FILE]`: the OpenAI-compatible router and a CPU engine in one process
-// (docs/design.md, single-node deployment). Without --model it serves the tiny synthetic model,
-// generated once into the cache directory. SIGINT / SIGTERM drain gracefully: no new requests,
-// in-flight ones finish (or are cancelled at --drain-timeout, each with a final event), exit 0.
+// `v4serve serve [--model FILE]`: the OpenAI- and Anthropic-compatible router and a CPU engine
+// in one process (docs/design.md, single-node deployment). Without --model it serves the tiny
+// synthetic model, generated once into the cache directory. SIGINT / SIGTERM drain gracefully: no
+// new requests, in-flight ones finish (or are cancelled at --drain-timeout, each with a final
+// event), exit 0.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +18,7 @@
 #include "apps/serve_model.h"
 #include "model/backend/kv_row_codec.h"
 #include "model/text/tokenizer.h"
+#include "router/anthropic/messages_front.h"
 #include "router/http/http_server.h"
 #include "router/openai/metrics.h"
 #include "router/openai/openai_service.h"
@@ -164,7 +166,9 @@ int run_serve(const ServeFlags& f) {
   }
   auto engine = std::make_unique<Engine>((*model)->weights, *options, f.threads);
   auto client = std::make_unique<LocalEngineClient>(*engine);
-  router::OpenAiService service(service_options, *tokenizer, *client, metrics);
+  std::vector<std::unique_ptr<router::ApiFront>> fronts;
+  fronts.push_back(std::make_unique<router::MessagesFront>());
+  router::OpenAiService service(service_options, *tokenizer, *client, metrics, std::move(fronts));
 
   router::HttpServerOptions http;
   http.host = f.host;
@@ -208,7 +212,8 @@ int run_serve(const ServeFlags& f) {
 }
 
 CommandRegistration registration(
-    "serve", "OpenAI-compatible HTTP server with an in-process CPU engine", [](CLI::App& sub) {
+    "serve", "OpenAI- and Anthropic-compatible HTTP server with an in-process CPU engine",
+    [](CLI::App& sub) {
       auto f = std::make_shared<ServeFlags>();
       sub.add_option("--model", f->model,
                      "model GGUF (first part of a split set); default: the tiny synthetic model");
@@ -217,7 +222,8 @@ CommandRegistration registration(
       sub.add_option("--host", f->host, "address to listen on")->capture_default_str();
       sub.add_option("--port", f->port, "port (0: any free port)")->capture_default_str();
       sub.add_option("--api-key", f->api_key,
-                     "require 'Authorization: Bearer KEY' on /v1 (or set V4SERVE_API_KEY)");
+                     "require 'Authorization: Bearer KEY' or 'x-api-key: KEY' on /v1 (or set "
+                     "V4SERVE_API_KEY)");
       sub.add_flag("--cors", f->cors, "allow cross-origin requests from any origin");
       sub.add_option("--max-queue", f->max_queue,
                      "requests waiting for their first token before new ones get 429")

@@ -134,6 +134,8 @@ bool ChoiceOutput::stopped() const {
   return state_->matcher.stopped() || state_->call_limit || state_->malformed;
 }
 
+const std::string& ChoiceOutput::stop_string() const { return state_->matcher.matched(); }
+
 ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
   State& s = *state_;
   ChoiceDelta delta = std::exchange(s.primed, ChoiceDelta());

@@ -107,6 +107,8 @@ class ChoiceOutput {
   // when a call was parsed; "abort" (vLLM's word) is a cancellation without a matched stop
   // string: a kCancelled event after a stop string keeps "stop".
   const std::string& finish_reason() const { return finish_reason_; }
+  // The stop string that ended the output ("" when none did).
+  const std::string& stop_string() const;
   // Why the model's output was refused when finish_reason() is "error" for that reason (""
   // when the engine failed instead).
   const std::string& error() const { return error_; }

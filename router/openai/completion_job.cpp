@@ -1,6 +1,5 @@
 #include "router/openai/completion_job.h"
 
-#include <ctime>
 #include <random>
 
 namespace v4::router {
@@ -9,15 +8,6 @@ namespace {
 
 double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-// OpenAI-style ids ("chatcmpl-" + 24 hex digits); not secret, only unique.
-std::string response_id(Endpoint endpoint) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id = endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-";
-  for (int i = 0; i < 24; ++i) id += hex[rng() & 15];
-  return id;
 }
 
 uint64_t random_seed() {
@@ -32,25 +22,17 @@ CompletionJob::CompletionJob(JobEnvironment& env, std::shared_ptr<HttpExchange> 
 
 std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
                                                     const OpenAiRequest& request,
-                                                    PreparedRequest prepared,
+                                                    PreparedRequest prepared, JobSetup setup,
                                                     std::shared_ptr<HttpExchange> exchange,
                                                     Clock::time_point arrival, double setup_seconds,
                                                     std::function<void()> on_end) {
   auto job = std::make_shared<CompletionJob>(env, exchange);
-  job->meta_ = {response_id(request.endpoint),
-                static_cast<int64_t>(std::time(nullptr)),
-                env.model_name,
-                request.endpoint,
-                request.endpoint == Endpoint::kChat ? request.logprobs
-                                                    : request.completion_logprobs.has_value(),
-                env.system_fingerprint};
-  job->stream_ = request.stream;
-  job->include_usage_ = request.include_usage;
+  job->writer_ = std::move(setup.writer);
   job->arrival_ = arrival;
   job->router_seconds_ = setup_seconds;
   job->max_tokens_ = prepared.sampling.max_tokens;
   job->on_end_ = std::move(on_end);
-  job->handler_ = request.endpoint == Endpoint::kChat ? "/v1/chat/completions" : "/v1/completions";
+  job->handler_ = std::move(setup.handler);
   ChoiceOutputOptions options;
   options.chat = prepared.chat;
   options.thinking = prepared.thinking;
@@ -59,6 +41,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   options.logprobs = prepared.sampling.logprobs;
   options.top_logprobs = prepared.sampling.top_logprobs;
   options.forced_output = prepared.forced_output;
+  options.tool_call_id_prefix = setup.tool_call_id_prefix;
   options.single_tool_call = prepared.parse_tools && !request.parallel_tool_calls;
   options.require_tool_call =
       request.tool_choice == ToolChoice::kRequired || request.tool_choice == ToolChoice::kNamed;
@@ -67,7 +50,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
     for (uint32_t k = 0; k < request.n; ++k) {
       Result<ChoiceOutput> output = ChoiceOutput::create(env.tokenizer, options);
       if (!output) {
-        exchange->respond(500, "application/json", api_error_json(server_error(output.message())));
+        job->writer_->fail(*exchange, server_error(output.message()));
         env.metrics.http_request(job->handler_, 500);
         if (job->on_end_) job->on_end_();
         return job;
@@ -89,13 +72,7 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   bool ended = false;
   {
     std::lock_guard<std::mutex> lock(job->mutex_);
-    if (job->stream_) {
-      exchange->start_events();
-      if (request.endpoint == Endpoint::kChat)
-        for (uint32_t i = 0; i < job->choices_.size(); ++i)
-          exchange->send_event(
-              sse_event(chunk_json(job->meta_, i, ChoiceDelta{}, true, "", job->include_usage_)));
-    }
+    if (job->writer_->streams()) job->writer_->open(*exchange);
     env.waiting.fetch_add(1);
     job->counted_waiting_ = true;
     if (Status s = job->submit_all(prepared, request.seed); !s) {
@@ -120,11 +97,11 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
 void CompletionJob::reject(const std::string& message) {
   bool any = false;
   for (const Choice& c : choices_) any = any || c.submitted;
-  if (stream_ || any) {
+  if (writer_->streams() || any) {
     fail(message);
     return;
   }
-  exchange_->respond(400, "application/json", api_error_json(invalid_request(message)));
+  writer_->fail(*exchange_, invalid_request(message));
   end(400, "error");
 }
 
@@ -183,7 +160,8 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
     if (!c.output->done()) {
       const ChoiceDelta delta = c.output->push(event);
       if (c.output->stopped() && !c.final_event) env_.engine.cancel(c.engine_id);
-      if (stream_) stream_delta(index, delta);
+      if (writer_->streams())
+        writer_->delta(*exchange_, static_cast<uint32_t>(index), delta, *c.output);
     }
     finish_if_done();
     router_seconds_ += std::chrono::duration<double>(ThreadCpuClock::now() - cpu_start).count();
@@ -209,23 +187,8 @@ bool CompletionJob::report_prompt(size_t index, const EngineEvent& event) {
       return false;
     }
   }
-  if (stream_ && (!prompt.echo.empty() || prompt.wants_scores())) {
-    exchange_->send_event(
-        sse_event(prompt_chunk_json(meta_, static_cast<uint32_t>(index), prompt, include_usage_)));
-  }
+  writer_->prompt(*exchange_, static_cast<uint32_t>(index), prompt);
   return true;
-}
-
-void CompletionJob::stream_delta(size_t index, const ChoiceDelta& delta) {
-  Choice& c = choices_[index];
-  const uint32_t i = static_cast<uint32_t>(index);
-  if (!delta.empty())
-    exchange_->send_event(sse_event(chunk_json(meta_, i, delta, false, "", include_usage_)));
-  if (c.output->done() && !c.finish_sent && c.output->finish_reason() != "error") {
-    c.finish_sent = true;
-    exchange_->send_event(sse_event(
-        chunk_json(meta_, i, ChoiceDelta{}, false, c.output->finish_reason(), include_usage_)));
-  }
 }
 
 Usage CompletionJob::usage() const {
@@ -243,6 +206,12 @@ Usage CompletionJob::usage() const {
   return u;
 }
 
+std::vector<const ChoiceOutput*> CompletionJob::outputs() const {
+  std::vector<const ChoiceOutput*> list;
+  for (const Choice& c : choices_) list.push_back(&*c.output);
+  return list;
+}
+
 void CompletionJob::finish_if_done() {
   if (ended_) return;
   std::string error;
@@ -257,32 +226,16 @@ void CompletionJob::finish_if_done() {
     fail(error);
     return;
   }
-  const Usage u = usage();
-  if (stream_) {
-    if (include_usage_) exchange_->send_event(sse_event(usage_chunk_json(meta_, u)));
-    exchange_->send_event(kSseDone);
-    exchange_->end_events();
-  } else {
-    std::vector<const ChoiceOutput*> outputs;
-    for (const Choice& c : choices_) outputs.push_back(&*c.output);
-    exchange_->respond(200, "application/json", response_json(meta_, outputs, u, choice_prompts_));
-  }
+  writer_->complete(*exchange_, outputs(), usage(), choice_prompts_);
   end(200, choices_.front().output->finish_reason());
 }
 
-// Ends the response with an error: a 500 body, or on a started stream an error event and
-// [DONE] (as vLLM does), after cancelling whatever still runs.
+// Ends the response with an error (a 500 body, or an error event on a started stream), after
+// cancelling whatever still runs.
 void CompletionJob::fail(const std::string& message) {
   for (Choice& c : choices_)
     if (c.submitted && !c.final_event) env_.engine.cancel(c.engine_id);
-  const std::string body = api_error_json(server_error(message));
-  if (stream_) {
-    exchange_->send_event(sse_event(body));
-    exchange_->send_event(kSseDone);
-    exchange_->end_events();
-  } else {
-    exchange_->respond(500, "application/json", body);
-  }
+  writer_->fail(*exchange_, server_error(message));
   end(500, "error");
 }
 
@@ -316,23 +269,8 @@ void CompletionJob::shutdown() {
     if (ended_) return;
     for (Choice& c : choices_)
       if (c.submitted && !c.final_event) env_.engine.cancel(c.engine_id);
-    if (stream_) {
-      for (size_t i = 0; i < choices_.size(); ++i) {
-        Choice& c = choices_[i];
-        if (c.finish_sent) continue;
-        c.finish_sent = true;
-        exchange_->send_event(sse_event(chunk_json(meta_, static_cast<uint32_t>(i), ChoiceDelta{},
-                                                   false, "abort", include_usage_)));
-      }
-      if (include_usage_) exchange_->send_event(sse_event(usage_chunk_json(meta_, usage())));
-      exchange_->send_event(kSseDone);
-      exchange_->end_events();
-      end(200, "abort");
-    } else {
-      const ApiError error = server_error("the server shut down before this request finished", 503);
-      exchange_->respond(error.status, "application/json", api_error_json(error));
-      end(error.status, "abort");
-    }
+    const int status = writer_->shutdown(*exchange_, outputs(), usage());
+    end(status, "abort");
   }
   run_on_end();
 }

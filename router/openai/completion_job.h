@@ -1,7 +1,8 @@
-// One chat or completion request in flight: its choices' engine requests, their output readers,
-// and the response — whole, or streamed as server-sent events — written when every choice is
-// done. Engine events arrive on an engine thread; a job serialises them with its own mutex and
-// does only light work there (detokenize, parse, format, queue a write).
+// One generation request in flight: its choices' engine requests, their output readers, and
+// the response — whole, or streamed as server-sent events — written through the API's
+// ResponseWriter when every choice is done. Engine events arrive on an engine thread; a job
+// serialises them with its own mutex and does only light work there (detokenize, parse,
+// format, queue a write).
 #pragma once
 
 #include <atomic>
@@ -24,6 +25,7 @@
 #include "router/openai/openai_request.h"
 #include "router/openai/openai_response.h"
 #include "router/openai/prompt_builder.h"
+#include "router/openai/response_writer.h"
 
 namespace v4::router {
 
@@ -39,21 +41,28 @@ struct JobEnvironment {
   std::atomic<uint32_t> waiting{0};  // jobs without a first engine event yet (--max-queue)
 };
 
+// What differs between the APIs a job answers (api_front.h): the response's shapes, the
+// route's metrics label, and how tool-call ids are spelled.
+struct JobSetup {
+  std::unique_ptr<ResponseWriter> writer;
+  std::string handler;
+  std::string tool_call_id_prefix = "call_";  // a call's id is this prefix + its index
+};
+
 class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
  public:
   // Submits every choice and wires disconnects to cancellation. `setup_seconds` is the router
   // time already spent (parse, render, tokenize). `on_end` runs once the response has ended.
   static std::shared_ptr<CompletionJob> start(JobEnvironment& env, const OpenAiRequest& request,
-                                              PreparedRequest prepared,
+                                              PreparedRequest prepared, JobSetup setup,
                                               std::shared_ptr<HttpExchange> exchange,
                                               Clock::time_point arrival, double setup_seconds,
                                               std::function<void()> on_end);
 
   // Cancels every choice still generating; each still ends with a final event to the client.
   void cancel();
-  // Ends the response now, without waiting for the engine (the server is shutting down): a
-  // stream gets a final chunk with finish_reason "abort" for every unfinished choice, the usage
-  // chunk when asked for, and [DONE]; a whole response gets a 503 error body.
+  // Ends the response now, without waiting for the engine (the server is shutting down): the
+  // writer gives a stream its final events and a whole response an error body.
   void shutdown();
 
   CompletionJob(JobEnvironment& env, std::shared_ptr<HttpExchange> exchange);
@@ -65,7 +74,6 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
     bool submitted = false;
     bool final_event = false;  // the engine's last event arrived
     bool first_event = false;
-    bool finish_sent = false;
     bool prompt_reported = false;  // echo and prompt scores taken from the first event
     size_t prompt = 0;
     Clock::time_point last_token{};
@@ -74,21 +82,19 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   Status submit_all(const PreparedRequest& prepared, std::optional<uint64_t> seed);
   void on_event(size_t index, EngineEvent event);
   bool report_prompt(size_t index, const EngineEvent& event);
-  void stream_delta(size_t index, const ChoiceDelta& delta);
   void finish_if_done();
   void fail(const std::string& message);
   void reject(const std::string& message);
   void on_disconnect();
   void run_on_end();
   Usage usage() const;
+  std::vector<const ChoiceOutput*> outputs() const;
   void end(int status, const std::string& finish_reason);
 
   JobEnvironment& env_;
   std::shared_ptr<HttpExchange> exchange_;
   std::mutex mutex_;
-  ResponseMeta meta_;
-  bool stream_ = false;
-  bool include_usage_ = false;
+  std::unique_ptr<ResponseWriter> writer_;
   std::vector<Choice> choices_;
   std::vector<uint32_t> prompt_tokens_;
   std::vector<ChoicePrompt> choice_prompts_;  // per choice

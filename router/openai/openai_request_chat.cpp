@@ -8,16 +8,6 @@
 namespace v4::router {
 namespace {
 
-// OpenAI's function-name rule, plus '.' and ':' that MCP-style names use. The name is written
-// into DSML tags (`invoke name="NAME"`), so quotes and angle brackets must never get through.
-bool valid_tool_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.' || c == ':';
-  });
-}
-
 std::optional<ApiError> read_tools(const RequestReader& reader, std::set<std::string>& names) {
   const RequestJson* tools = reader.find("tools");
   if (tools == nullptr) return std::nullopt;
@@ -155,6 +145,16 @@ std::optional<ApiError> read_messages(const RequestReader& reader, OpenAiRequest
 }
 
 }  // namespace
+
+// OpenAI's function-name rule, plus '.' and ':' that MCP-style names use. The name is written
+// into DSML tags (`invoke name="NAME"`), so quotes and angle brackets must never get through.
+bool valid_tool_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.' || c == ':';
+  });
+}
 
 std::optional<ApiError> read_chat_members(const RequestReader& reader, OpenAiRequest& out) {
   std::set<std::string> names;

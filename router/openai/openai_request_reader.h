@@ -54,6 +54,10 @@ class RequestReader {
 
 ApiError type_error(const std::string& key, const std::string& expected, const RequestJson& got);
 
+// A tool name that may be written into DSML markup: 1 to 64 characters of a-z, A-Z, 0-9, '_',
+// '-', '.' and ':'.
+bool valid_tool_name(const std::string& name);
+
 // The chat-only members of parse_openai_request (openai_request_chat.cpp): messages and the
 // rest of model/chat/chat_request.h's members, tools, tool_choice, parallel_tool_calls, logprobs,
 // top_logprobs.

@@ -13,13 +13,15 @@ namespace {
 
 bool is_api_path(const std::string& path) { return path.rfind("/v1/", 0) == 0; }
 
-// Handler label for metrics: known routes by name, everything else as "other" so that
-// arbitrary paths cannot grow the series without bound.
-std::string handler_label(const std::string& path) {
-  for (const char* known :
-       {"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"})
-    if (path == known) return path;
-  return "other";
+// The key a request carries: OpenAI's SDKs send 'Authorization: Bearer KEY', Anthropic's
+// 'x-api-key: KEY'.
+std::optional<std::string> presented_key(const HttpRequest& request) {
+  const std::string header = request.header("authorization");
+  const std::string prefix = "Bearer ";
+  if (header.size() >= prefix.size() && header.compare(0, prefix.size(), prefix) == 0)
+    return header.substr(prefix.size());
+  if (auto it = request.headers.find("x-api-key"); it != request.headers.end()) return it->second;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -36,9 +38,11 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 }
 
 OpenAiService::OpenAiService(ServiceOptions options, const Tokenizer& tokenizer,
-                             EngineClient& engine, ServerMetrics& metrics)
+                             EngineClient& engine, ServerMetrics& metrics,
+                             std::vector<std::unique_ptr<ApiFront>> fronts)
     : options_(std::move(options)),
       env_{tokenizer, engine, metrics, options_.model_name, options_.system_fingerprint},
+      fronts_(std::move(fronts)),
       request_pool_(options_.request_threads == 0 ? 1 : options_.request_threads) {}
 
 OpenAiService::~OpenAiService() { stop(); }
@@ -50,10 +54,23 @@ void OpenAiService::stop() {
 
 bool OpenAiService::authorized(const HttpRequest& request) const {
   if (options_.api_key.empty()) return true;
-  const std::string header = request.header("authorization");
-  const std::string prefix = "Bearer ";
-  if (header.size() < prefix.size() || header.compare(0, prefix.size(), prefix) != 0) return false;
-  return constant_time_equal(header.substr(prefix.size()), options_.api_key);
+  const std::optional<std::string> key = presented_key(request);
+  return key && constant_time_equal(*key, options_.api_key);
+}
+
+const ApiFront& OpenAiService::front_for(std::string_view path) const {
+  for (const std::unique_ptr<ApiFront>& front : fronts_)
+    if (front->owns(path)) return *front;
+  return openai_front_;
+}
+
+// Handler label for metrics: known routes by name, everything else as "other" so that
+// arbitrary paths cannot grow the series without bound.
+std::string OpenAiService::handler_label(const std::string& path) const {
+  for (const char* known : {"/v1/models", "/health", "/metrics"})
+    if (path == known) return path;
+  if (front_for(path).route(path)) return path;
+  return "other";
 }
 
 void OpenAiService::reply_json(const std::shared_ptr<HttpExchange>& exchange,
@@ -63,30 +80,35 @@ void OpenAiService::reply_json(const std::shared_ptr<HttpExchange>& exchange,
 }
 
 void OpenAiService::reply_error(const std::shared_ptr<HttpExchange>& exchange,
-                                const std::string& handler, const ApiError& error,
-                                HttpHeaders headers) {
-  exchange->respond(error.status, "application/json", api_error_json(error), std::move(headers));
-  env_.metrics.http_request(handler, error.status);
+                                const std::string& handler, const ApiFront& front,
+                                const ApiError& error, HttpHeaders headers) {
+  ErrorReply reply = front.error_reply(error);
+  exchange->respond(reply.status, "application/json", std::move(reply.body), std::move(headers));
+  env_.metrics.http_request(handler, reply.status);
 }
 
 void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> exchange) {
   const Clock::time_point arrival = Clock::now();
   const std::string handler = handler_label(request.path);
+  const ApiFront& front = front_for(request.path);
   try {
     if (request.method == "OPTIONS" && options_.cors) {
-      exchange->respond(204, "text/plain", "",
-                        {{"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
-                         {"Access-Control-Allow-Headers", "Authorization, Content-Type"},
-                         {"Access-Control-Max-Age", "600"}});
+      exchange->respond(
+          204, "text/plain", "",
+          {{"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+           {"Access-Control-Allow-Headers",
+            "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta"},
+           {"Access-Control-Max-Age", "600"}});
       return;
     }
     if (is_api_path(request.path) && !authorized(request)) {
-      reply_error(exchange, handler,
+      reply_error(exchange, handler, front,
                   unauthorized("Incorrect API key provided. Pass it as 'Authorization: Bearer "
-                               "KEY'."));
+                               "KEY' or 'x-api-key: KEY'."));
       return;
     }
     const bool get = request.method == "GET", post = request.method == "POST";
+    const std::optional<RouteKind> kind = front.route(request.path);
     if (request.path == "/health" && get) {
       const bool ok = env_.engine.snapshot().healthy && accepting_;
       reply_json(exchange, handler, ok ? 200 : 503,
@@ -98,61 +120,60 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
     } else if (request.path == "/v1/models" && get) {
       reply_json(exchange, handler, 200,
                  models_json(options_.model_name, options_.created, env_.engine.max_context()));
-    } else if (request.path == "/v1/chat/completions" && post) {
-      start_generate(Endpoint::kChat, std::move(request), exchange, arrival);
-    } else if (request.path == "/v1/completions" && post) {
-      start_generate(Endpoint::kCompletions, std::move(request), exchange, arrival);
+    } else if (kind && post) {
+      start_serve(front, *kind, std::move(request), exchange, arrival);
     } else if (handler != "other") {
       ApiError e =
           invalid_request("method " + request.method + " is not allowed on " + request.path);
       e.status = 405;
-      reply_error(exchange, handler, e);
+      reply_error(exchange, handler, front, e);
     } else {
-      reply_error(exchange, handler, not_found("no route for " + request.path));
+      reply_error(exchange, handler, front, not_found("no route for " + request.path));
     }
   } catch (const std::exception& e) {
     spdlog::error("{} {}: {}", request.method, request.path, e.what());
-    reply_error(exchange, handler, server_error(std::string("internal error: ") + e.what()));
+    reply_error(exchange, handler, front, server_error(std::string("internal error: ") + e.what()));
   }
 }
 
-void OpenAiService::start_generate(Endpoint endpoint, HttpRequest request,
-                                   std::shared_ptr<HttpExchange> exchange,
-                                   Clock::time_point arrival) {
-  boost::asio::post(request_pool_, [this, endpoint, request = std::move(request),
+void OpenAiService::start_serve(const ApiFront& front, RouteKind kind, HttpRequest request,
+                                std::shared_ptr<HttpExchange> exchange, Clock::time_point arrival) {
+  boost::asio::post(request_pool_, [this, &front, kind, request = std::move(request),
                                     exchange = std::move(exchange), arrival] {
     try {
-      generate(endpoint, request, exchange, arrival);
+      serve(front, kind, request, exchange, arrival);
     } catch (const std::exception& e) {
       spdlog::error("{} {}: {}", request.method, request.path, e.what());
-      reply_error(exchange, handler_label(request.path),
+      reply_error(exchange, handler_label(request.path), front,
                   server_error(std::string("internal error: ") + e.what()));
     }
   });
 }
 
-void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
-                             const std::shared_ptr<HttpExchange>& exchange,
-                             Clock::time_point arrival) {
+// Parse, check the model and the queue, render and tokenize; then either answer from the
+// prompt alone or start the job.
+void OpenAiService::serve(const ApiFront& front, RouteKind kind, const HttpRequest& http,
+                          const std::shared_ptr<HttpExchange>& exchange,
+                          Clock::time_point arrival) {
   const ThreadCpuClock::time_point cpu_start = ThreadCpuClock::now();
   const std::string handler = handler_label(http.path);
   if (!accepting_) {
-    reply_error(exchange, handler, server_error("the server is shutting down", 503));
+    reply_error(exchange, handler, front, server_error("the server is shutting down", 503));
     return;
   }
   OpenAiRequest request;
   if (std::optional<ApiError> e =
-          parse_openai_request(endpoint, http.body, env_.tokenizer.vocab_size(), request)) {
-    reply_error(exchange, handler, *e);
+          front.parse(http.path, http.body, env_.tokenizer.vocab_size(), request)) {
+    reply_error(exchange, handler, front, *e);
     return;
   }
   if (request.model != options_.model_name) {
-    reply_error(exchange, handler,
+    reply_error(exchange, handler, front,
                 not_found("The model `" + request.model + "` does not exist.", "model_not_found"));
     return;
   }
-  if (env_.waiting.load() >= options_.max_queue) {
-    reply_error(exchange, handler,
+  if (kind == RouteKind::kGenerate && env_.waiting.load() >= options_.max_queue) {
+    reply_error(exchange, handler, front,
                 overloaded("too many requests are waiting (" + std::to_string(options_.max_queue) +
                            "); retry later"),
                 {{"Retry-After", "1"}});
@@ -161,9 +182,22 @@ void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
   PreparedRequest prepared;
   if (std::optional<ApiError> e =
           prepare_request(request, env_.tokenizer, env_.engine.max_context(), prepared)) {
-    reply_error(exchange, handler, *e);
+    reply_error(exchange, handler, front, *e);
     return;
   }
+  if (kind == RouteKind::kPromptTokens) {
+    reply_json(exchange, handler, 200, front.prompt_reply(prepared));
+    return;
+  }
+  start_job(front, http, request, std::move(prepared), exchange, arrival,
+            std::chrono::duration<double>(ThreadCpuClock::now() - cpu_start).count());
+}
+
+void OpenAiService::start_job(const ApiFront& front, const HttpRequest& http,
+                              const OpenAiRequest& request, PreparedRequest prepared,
+                              const std::shared_ptr<HttpExchange>& exchange,
+                              Clock::time_point arrival, double setup_seconds) {
+  const ThreadCpuClock::time_point cpu_start = ThreadCpuClock::now();
   uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -174,9 +208,11 @@ void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
     std::lock_guard<std::mutex> lock(mutex_);
     jobs_.erase(id);
   };
-  std::shared_ptr<CompletionJob> job = CompletionJob::start(
-      env_, request, std::move(prepared), exchange, arrival,
-      std::chrono::duration<double>(ThreadCpuClock::now() - cpu_start).count(), on_end);
+  JobSetup setup = front.job_setup(http.path, request, prepared, env_);
+  setup_seconds += std::chrono::duration<double>(ThreadCpuClock::now() - cpu_start).count();
+  std::shared_ptr<CompletionJob> job =
+      CompletionJob::start(env_, request, std::move(prepared), std::move(setup), exchange, arrival,
+                           setup_seconds, on_end);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (auto it = jobs_.find(id); it != jobs_.end()) it->second = job;

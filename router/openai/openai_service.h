@@ -1,6 +1,7 @@
-// The OpenAI-compatible HTTP API over an EngineClient (docs/design.md, router): routes
-// /v1/chat/completions, /v1/completions, /v1/models, /health and /metrics; checks the API key,
-// the model name and the queue limit; hands each generation request to a CompletionJob.
+// The HTTP API over an EngineClient (docs/design.md, router): routes /v1/models, /health and
+// /metrics itself, and the POST routes of its ApiFronts — OpenAI's /v1/chat/completions and
+// /v1/completions always, others (router/anthropic's Messages API) as given; checks the API
+// key, the model name and the queue limit; hands each generation request to a CompletionJob.
 #pragma once
 
 #include <atomic>
@@ -10,19 +11,24 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "model/text/tokenizer.h"
 #include "router/http/http_server.h"
+#include "router/openai/api_front.h"
 #include "router/openai/completion_job.h"
 #include "router/openai/engine_client.h"
 #include "router/openai/metrics.h"
+#include "router/openai/openai_front.h"
 
 namespace v4::router {
 
 struct ServiceOptions {
   std::string model_name = "deepseek-v4-flash";
-  std::string api_key;  // "": no authentication
-  bool cors = false;    // answer CORS preflight requests (the server adds the allow-origin)
+  // "": no authentication. Else /v1 requests carry it as 'Authorization: Bearer KEY' (OpenAI's
+  // SDKs) or 'x-api-key: KEY' (Anthropic's).
+  std::string api_key;
+  bool cors = false;  // answer CORS preflight requests (the server adds the allow-origin)
   // Requests admitted but without a first engine event; beyond this, 429 with Retry-After.
   uint32_t max_queue = 256;
   int64_t created = 0;  // /v1/models "created"
@@ -35,8 +41,9 @@ struct ServiceOptions {
 
 class OpenAiService {
  public:
+  // `fronts`: APIs served next to OpenAI's; each is asked first about the paths it owns.
   OpenAiService(ServiceOptions options, const Tokenizer& tokenizer, EngineClient& engine,
-                ServerMetrics& metrics);
+                ServerMetrics& metrics, std::vector<std::unique_ptr<ApiFront>> fronts = {});
   ~OpenAiService();  // stop()s
 
   // The HttpHandler.
@@ -51,19 +58,27 @@ class OpenAiService {
   size_t active_requests() const;
 
  private:
-  // Runs generate() on a request thread.
-  void start_generate(Endpoint endpoint, HttpRequest request,
-                      std::shared_ptr<HttpExchange> exchange, Clock::time_point arrival);
-  void generate(Endpoint endpoint, const HttpRequest& request,
-                const std::shared_ptr<HttpExchange>& exchange, Clock::time_point arrival);
+  // Runs serve() on a request thread.
+  void start_serve(const ApiFront& front, RouteKind kind, HttpRequest request,
+                   std::shared_ptr<HttpExchange> exchange, Clock::time_point arrival);
+  void serve(const ApiFront& front, RouteKind kind, const HttpRequest& request,
+             const std::shared_ptr<HttpExchange>& exchange, Clock::time_point arrival);
+  void start_job(const ApiFront& front, const HttpRequest& http, const OpenAiRequest& request,
+                 PreparedRequest prepared, const std::shared_ptr<HttpExchange>& exchange,
+                 Clock::time_point arrival, double setup_seconds);
+  // The front whose shapes the answers for `path` take.
+  const ApiFront& front_for(std::string_view path) const;
+  std::string handler_label(const std::string& path) const;
   void reply_error(const std::shared_ptr<HttpExchange>& exchange, const std::string& handler,
-                   const ApiError& error, HttpHeaders headers = {});
+                   const ApiFront& front, const ApiError& error, HttpHeaders headers = {});
   void reply_json(const std::shared_ptr<HttpExchange>& exchange, const std::string& handler,
                   int status, std::string body);
   bool authorized(const HttpRequest& request) const;
 
   ServiceOptions options_;
   JobEnvironment env_;
+  OpenAiFront openai_front_;
+  std::vector<std::unique_ptr<ApiFront>> fronts_;
   std::atomic<bool> accepting_{true};
   std::atomic<bool> shutting_down_{false};
   mutable std::mutex mutex_;

@@ -25,6 +25,8 @@ ALLOWED = {
                "core", "proto"],
     "router/http": ["core"],
     "router/openai": ["router/http", "model/chat", "model/text", "model/gguf", "core", "proto"],
+    "router/anthropic": ["router/openai", "router/http", "model/chat", "model/text", "model/gguf",
+                         "core", "proto"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 TOP_LEVEL = ("core/", "kernels/", "model/", "scheduler/", "proto/", "worker/", "router/", "apps/")

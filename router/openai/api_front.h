@@ -1,0 +1,56 @@
+// One HTTP API over the shared generation machinery: OpenAI's (openai_front.h) and Anthropic's
+// Messages API (router/anthropic). OpenAiService keeps what every API shares — authentication,
+// draining, the queue limit, the request threads, job tracking, metrics — and asks the front
+// for what differs: which POST routes it serves, how a body reads (every API maps its requests
+// onto OpenAiRequest, so prompts render and sample the same way), how errors look, and how a
+// response is written.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "router/openai/completion_job.h"
+#include "router/openai/openai_error.h"
+#include "router/openai/openai_request.h"
+#include "router/openai/prompt_builder.h"
+
+namespace v4::router {
+
+enum class RouteKind {
+  kGenerate,      // runs the request on the engine (a CompletionJob)
+  kPromptTokens,  // answers from the prepared prompt alone (token counting)
+};
+
+struct ErrorReply {
+  int status = 500;
+  std::string body;  // JSON
+};
+
+class ApiFront {
+ public:
+  virtual ~ApiFront() = default;
+
+  // The kind of the POST route at `path`, or nothing when the front does not serve it.
+  virtual std::optional<RouteKind> route(std::string_view path) const = 0;
+  // Whether `path` lies in this API's namespace, so that the service's own errors for it
+  // (authentication, unknown routes or methods) take this API's shape.
+  virtual bool owns(std::string_view path) const = 0;
+  // An error in this API's shape; the status may differ from error.status where the API has
+  // its own word for a condition.
+  virtual ErrorReply error_reply(const ApiError& error) const = 0;
+  // Parses the body posted to a route into the common request form.
+  virtual std::optional<ApiError> parse(std::string_view path, std::string_view body,
+                                        size_t vocab_size, OpenAiRequest& out) const = 0;
+  // kPromptTokens: the JSON answer for the prepared request.
+  virtual std::string prompt_reply(const PreparedRequest& prepared) const {
+    (void)prepared;
+    return "{}";
+  }
+  // kGenerate: how the job for this request writes its response.
+  virtual JobSetup job_setup(std::string_view path, const OpenAiRequest& request,
+                             const PreparedRequest& prepared, const JobEnvironment& env) const = 0;
+};
+
+}  // namespace v4::router
