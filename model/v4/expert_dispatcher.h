@@ -31,6 +31,12 @@ class ExpertDispatcher {
   // (the MTP block is layer n_layer).
   virtual void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
                                 const RoutedTokens& tokens, float* out) = 0;
+
+  // A collective dispatcher needs every rank of its group at every MoE layer of every step: a
+  // rank with no tokens still joins each layer with none.
+  virtual bool collective() const { return false; }
+  // The first failure since the last call (a lost peer, a rank out of step), then ok.
+  virtual Status take_error() { return Status::ok(); }
 };
 
 // Every expert on this rank's backend: group the pairs by expert, gather their rows, run the

@@ -103,6 +103,18 @@ void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head
   backend_.matmul(weights_.output.view, z, n, logits);
 }
 
+Status V4Forward::join_empty_step() {
+  if (!experts_.collective()) return Status::ok();
+  const V4Config& c = weights_.config;
+  for (uint32_t il = 0; il < c.n_layer; ++il) {
+    const LayerWeights& w = weights_.layers[il];
+    const RoutedTokens none{nullptr,  nullptr,   nullptr, 0, expert_routing(c, w).k,
+                            c.n_embd, c.n_expert};
+    experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr);
+  }
+  return experts_.take_error();
+}
+
 const ForwardStats& V4Forward::stats() const {
   const V4Config& c = weights_.config;
   const size_t row_bytes = size_t{c.n_expert} * sizeof(uint64_t);
@@ -180,8 +192,8 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   out.hidden.clear();
   out.first_row.clear();
   out.row_count.clear();
-  if (inputs.empty()) return Status::ok();
   if (!selection_status_) return selection_status_;
+  if (inputs.empty()) return join_empty_step();
   if (Status s = build_batch(c, inputs, b); !s) return s;
   const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;
   ws_.ensure(c, n);
@@ -194,6 +206,7 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   float* next = ws_.next.data<float>();
   backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), n, c.n_hc, x);
   for (uint32_t il = 0; il < c.n_layer; ++il) block_forward(ctx, weights_.layers[il], il, x, next);
+  if (Status s = experts_.take_error(); !s) return s;
 
   // Which rows get logits: host bookkeeping, then one copy of the row ids to the device.
   int64_t* rows = ws_.rows.data<int64_t>();

@@ -40,7 +40,8 @@ class V4Forward {
   V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatcher* experts = nullptr,
             ForwardLimits limits = {});
 
-  // One step. `out` is overwritten; its buffers are reused, so a caller that keeps one
+  // One step. An empty batch still takes part in a collective dispatcher's exchanges. `out` is
+  // overwritten; its buffers are reused, so a caller that keeps one
   // ForwardOutput across steps makes steady-state steps allocation-free.
   Status forward(std::span<const SequenceInput> batch, ForwardOutput& out);
   Result<ForwardOutput> forward(std::span<const SequenceInput> batch);
@@ -62,6 +63,9 @@ class V4Forward {
   // pointers are swapped).
   void block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,
                      float*& next);
+  // A step with no tokens: joins every MoE layer's collective with none, when the expert
+  // dispatcher is collective (the other ranks of its group are waiting).
+  Status join_empty_step();
   // Copies batch_'s token ids, positions and KV addresses (views, block tables) into the
   // workspace and points kv_step_ at them.
   Status copy_step_inputs();

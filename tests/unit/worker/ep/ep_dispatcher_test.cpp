@@ -1,0 +1,205 @@
+// Expert parallelism against one rank: N real processes (forked, meeting through Gloo's file
+// store, bounded in time) each run their own sequences (data-parallel attention) while the MoE
+// layers exchange rows; every rank's logits must equal, bit for bit, those of the same batches
+// run on one rank that holds every expert. A rank with nothing to do joins with an empty step.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "tests/unit/worker/tiny_engine_fixture.h"
+#include "worker/ep/ep_expert_dispatcher.h"
+#include "worker/ep/gloo_expert_comm.h"
+
+namespace v4 {
+namespace {
+
+constexpr int kSteps = 4;
+
+// Rank r's sequences: r + 1 of them, prompts of different lengths; at step 2 rank 1 has nothing
+// to run and joins with an empty step.
+struct Plan {
+  std::vector<std::vector<int32_t>> prompts;
+  bool idle(int step) const { return rank == 1 && step == 2; }
+  int rank = 0;
+};
+
+Plan plan_for(int rank, const std::function<std::vector<int32_t>(size_t, uint32_t)>& prompt) {
+  Plan p;
+  p.rank = rank;
+  for (int j = 0; j <= rank; ++j) {
+    p.prompts.push_back(prompt(20 + 7 * rank + 3 * j, static_cast<uint32_t>(10 * rank + j)));
+  }
+  return p;
+}
+
+size_t argmax(const float* row, size_t n) {
+  size_t best = 0;
+  for (size_t i = 1; i < n; ++i) best = row[i] > row[best] ? i : best;
+  return best;
+}
+
+// Runs a rank's plan on `forward`: a prefill step, then greedy decode steps. Returns every
+// step's logits end to end, or an error.
+Result<std::vector<float>> run_plan(V4Forward& forward, const Plan& plan, uint32_t vocab) {
+  std::vector<std::unique_ptr<ContiguousKvState>> states;
+  for (size_t s = 0; s < plan.prompts.size(); ++s) {
+    states.push_back(
+        std::make_unique<ContiguousKvState>(forward.weights().config, forward.backend()));
+  }
+  std::vector<std::vector<int32_t>> next = plan.prompts;
+  std::vector<float> all;
+  ForwardOutput out;
+  for (int step = 0; step < kSteps; ++step) {
+    std::vector<SequenceInput> inputs;
+    if (!plan.idle(step)) {
+      for (size_t s = 0; s < states.size(); ++s) inputs.push_back({states[s].get(), next[s]});
+    }
+    if (Status st = forward.forward(inputs, out); !st) return st;
+    all.insert(all.end(), out.logits.begin(), out.logits.end());
+    for (size_t s = 0; s < inputs.size(); ++s) {
+      const float* row = &out.logits[(out.first_row[s] + out.row_count[s] - 1) * vocab];
+      next[s] = {static_cast<int32_t>(argmax(row, vocab))};
+    }
+  }
+  return all;
+}
+
+class EpDispatcherTest : public EngineTest {
+ protected:
+  // Forks `ranks` processes; each writes its logits (or an error) to dir/rank<r>.
+  static void run_group(int ranks, const std::filesystem::path& dir, int deserter = -1) {
+    std::vector<pid_t> children;
+    for (int r = 0; r < ranks; ++r) {
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) ::_exit(rank_main(r, ranks, dir, deserter));
+      children.push_back(pid);
+    }
+    // Bounded: a rank that hangs is killed, and the test fails on its missing output.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    size_t done = 0;
+    while (done < children.size() && std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid > 0) {
+        ++done;
+        EXPECT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || deserter >= 0))
+            << "rank process " << pid;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    for (pid_t pid : children) ::kill(pid, SIGKILL);
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    EXPECT_EQ(done, children.size()) << "ranks still running after the deadline";
+  }
+
+  // With `deserter` set, that rank connects and then leaves before the first step.
+  static int rank_main(int rank, int ranks, const std::filesystem::path& dir, int deserter = -1) {
+    std::ofstream out(dir / ("rank" + std::to_string(rank)), std::ios::binary);
+    GlooRendezvous rv;
+    rv.store_dir = (dir / "store").string();
+    rv.group = "test";
+    rv.rank = rank;
+    rv.size = ranks;
+    rv.timeout = std::chrono::seconds(deserter >= 0 ? 5 : 60);
+    Result<std::unique_ptr<GlooExpertComm>> comm = GlooExpertComm::connect(rv);
+    if (!comm) {
+      out << "error: " << comm.message();
+      return 1;
+    }
+    if (rank == deserter) return 0;
+    CpuBackend backend(1);
+    EpExpertDispatcher experts(backend, **comm, weights().config.n_expert);
+    V4Forward forward(weights(), backend, &experts);
+    Result<std::vector<float>> logits =
+        run_plan(forward, plan_for(rank, prompt), weights().config.n_vocab);
+    if (!logits) {
+      out << "error: " << logits.message();
+      return 1;
+    }
+    out.write(reinterpret_cast<const char*>(logits->data()),
+              static_cast<std::streamsize>(logits->size() * sizeof(float)));
+    std::ofstream(dir / ("rank" + std::to_string(rank) + ".rows"))
+        << experts.rows_sent() << " " << experts.rows_served();
+    return out ? 0 : 1;
+  }
+
+  void check_group(int ranks) {
+    char tmpl[] = "/tmp/v4-ep-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    const std::filesystem::path dir(tmpl);
+    std::filesystem::create_directory(dir / "store");
+    run_group(ranks, dir);
+    CpuBackend backend(1);
+    V4Forward one_rank(weights(), backend);
+    for (int r = 0; r < ranks; ++r) {
+      std::ifstream in(dir / ("rank" + std::to_string(r)), std::ios::binary);
+      const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+      ASSERT_NE(bytes.rfind("error: ", 0), 0u) << "rank " << r << ": " << bytes;
+      Result<std::vector<float>> want =
+          run_plan(one_rank, plan_for(r, prompt), weights().config.n_vocab);
+      ASSERT_TRUE(want) << want.message();
+      ASSERT_EQ(bytes.size(), want->size() * sizeof(float)) << "rank " << r;
+      EXPECT_EQ(0, std::memcmp(bytes.data(), want->data(), bytes.size()))
+          << "rank " << r << " of " << ranks << " differs from one rank";
+      // The experts really ran elsewhere: every rank shipped rows out and served its peers'.
+      uint64_t sent = 0, served = 0;
+      std::ifstream(dir / ("rank" + std::to_string(r) + ".rows")) >> sent >> served;
+      EXPECT_GT(sent, 0u) << "rank " << r;
+      EXPECT_GT(served, 0u) << "rank " << r;
+    }
+    std::filesystem::remove_all(dir);
+  }
+};
+
+TEST(ExpertPlacement, ContiguousShardsCoverEveryExpertOnce) {
+  for (int ranks : {1, 2, 3, 5, 8}) {
+    const ExpertPlacement p(8, ranks);
+    for (int r = 0; r < ranks; ++r) {
+      for (int32_t e = p.first(r); e < p.first(r + 1); ++e) EXPECT_EQ(p.owner(e), r);
+    }
+    EXPECT_EQ(p.first(0), 0);
+    EXPECT_EQ(p.first(ranks), 8);
+  }
+}
+
+TEST_F(EpDispatcherTest, TwoRanksMatchOneRankBitForBit) { check_group(2); }
+
+TEST_F(EpDispatcherTest, ThreeRanksWithUnevenShardsMatchOneRank) { check_group(3); }
+
+// A peer that leaves the group turns into an error on the rank waiting for it, within the
+// communicator's timeout: no hang, no crash.
+TEST_F(EpDispatcherTest, ALostPeerIsAnErrorNotAHang) {
+  char tmpl[] = "/tmp/v4-ep-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::filesystem::path dir(tmpl);
+  std::filesystem::create_directory(dir / "store");
+  run_group(2, dir, 1);
+  std::ifstream in(dir / "rank0");
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(text.rfind("error: expert parallelism: ", 0), 0u) << text.substr(0, 200);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GlooExpertComm, RejectsARankOutsideTheGroup) {
+  GlooRendezvous rv;
+  rv.store_dir = "/tmp";
+  rv.rank = 2;
+  rv.size = 2;
+  Result<std::unique_ptr<GlooExpertComm>> comm = GlooExpertComm::connect(rv);
+  ASSERT_FALSE(comm);
+  EXPECT_NE(comm.message().find("outside a group of 2"), std::string::npos) << comm.message();
+}
+
+}  // namespace
+}  // namespace v4

@@ -1,0 +1,122 @@
+#include "worker/ep/ep_expert_dispatcher.h"
+
+#include <cstring>
+#include <string>
+
+namespace v4 {
+namespace {
+
+// A row on the wire: n_embd activations, then the expert id (its bits) and the routing weight.
+constexpr int64_t kRowExtra = 2;
+
+template <class T>
+T* fit(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert)
+    : backend_(backend), comm_(comm), placement_(n_expert, comm.size()), local_(backend) {}
+
+Status EpExpertDispatcher::take_error() {
+  Status s = error_;
+  error_ = Status::ok();
+  return s;
+}
+
+void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
+                                          const RoutedTokens& in, float* out) {
+  // After a failure the group is broken: skip the collectives (peers time out too) and let the
+  // forward report the first error.
+  if (!error_) return;
+  error_ = exchange(layer, experts, in);
+  if (!error_) return;
+  if (in.n_tokens > 0) {
+    backend_.sum_slots(returned_.data(), slot_row_.data(), in.n_tokens, in.k, in.n_embd, out);
+  }
+}
+
+Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& experts,
+                                    const RoutedTokens& in) {
+  const int ranks = comm_.size(), me = comm_.rank();
+  const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
+  // (1) Pairs in send order: by owning rank, then pair order.
+  counts_.assign(static_cast<size_t>(ranks) + 1, 0);
+  for (int64_t i = 0; i < pairs; ++i)
+    ++counts_[static_cast<size_t>(placement_.owner(in.experts[i]))];
+  // The last entry carries the layer, so ranks that fell out of step notice.
+  counts_[static_cast<size_t>(ranks)] = layer;
+  std::vector<int64_t>& start = send_order_;
+  start.assign(static_cast<size_t>(ranks), 0);
+  for (int r = 1; r < ranks; ++r) start[r] = start[r - 1] + counts_[static_cast<size_t>(r - 1)];
+  slot_row_.resize(static_cast<size_t>(pairs));
+  float* send = fit(send_, static_cast<size_t>(pairs * width));
+  for (int64_t i = 0; i < pairs; ++i) {
+    const int64_t pos = start[static_cast<size_t>(placement_.owner(in.experts[i]))]++;
+    slot_row_[static_cast<size_t>(i)] = pos;
+    float* row = send + pos * width;
+    std::memcpy(row, in.x + (i / in.k) * d, static_cast<size_t>(d) * sizeof(float));
+    std::memcpy(row + d, &in.experts[i], sizeof(int32_t));
+    row[d + 1] = in.weights[i];
+  }
+  // (2) Who sends how many rows to whom.
+  const int64_t n = ranks + 1;
+  fit(all_counts_, static_cast<size_t>(n * ranks));
+  if (Status s = comm_.all_gather(counts_.data(), n, all_counts_.data()); !s) return s;
+  int64_t received = 0;
+  send_bytes_.assign(static_cast<size_t>(ranks), 0);
+  recv_bytes_.assign(static_cast<size_t>(ranks), 0);
+  for (int r = 0; r < ranks; ++r) {
+    const int64_t peer_layer = all_counts_[static_cast<size_t>(r * n + ranks)];
+    if (peer_layer != layer) {
+      return Status::error("expert parallelism: rank " + std::to_string(r) + " is at MoE layer " +
+                           std::to_string(peer_layer) + ", rank " + std::to_string(me) +
+                           " at layer " + std::to_string(layer));
+    }
+    const int64_t from_r = all_counts_[static_cast<size_t>(r * n + me)];
+    if (from_r < 0 || from_r > int64_t{1} << 32) {
+      return Status::error("expert parallelism: rank " + std::to_string(r) + " announced " +
+                           std::to_string(from_r) + " rows");
+    }
+    recv_bytes_[static_cast<size_t>(r)] = from_r * width * static_cast<int64_t>(sizeof(float));
+    send_bytes_[static_cast<size_t>(r)] =
+        counts_[static_cast<size_t>(r)] * width * static_cast<int64_t>(sizeof(float));
+    received += from_r;
+  }
+  // (3) Rows to the ranks owning their experts.
+  float* recv = fit(recv_, static_cast<size_t>(received * width));
+  if (Status s = comm_.all_to_all(send, send_bytes_, recv, recv_bytes_); !s) return s;
+  rows_sent_ += static_cast<uint64_t>(pairs - counts_[static_cast<size_t>(me)]);
+  float* x = fit(recv_x_, static_cast<size_t>(received * d));
+  int32_t* ids = fit(recv_experts_, static_cast<size_t>(received));
+  float* weights = fit(recv_weights_, static_cast<size_t>(received));
+  const int32_t first = placement_.first(me), last = placement_.first(me + 1);
+  for (int64_t j = 0; j < received; ++j) {
+    const float* row = recv + j * width;
+    std::memcpy(x + j * d, row, static_cast<size_t>(d) * sizeof(float));
+    std::memcpy(&ids[j], row + d, sizeof(int32_t));
+    weights[j] = row[d + 1];
+    if (ids[j] < first || ids[j] >= last) {
+      return Status::error("expert parallelism: rank " + std::to_string(me) +
+                           " got a row for expert " + std::to_string(ids[j]) +
+                           ", which it does not own");
+    }
+  }
+  float* served = fit(served_, static_cast<size_t>(received * d));
+  if (received > 0) {
+    local_.dispatch_combine(layer, experts, {x, ids, weights, received, 1, d, in.n_expert}, served);
+  }
+  rows_served_ += static_cast<uint64_t>(received - counts_[static_cast<size_t>(me)]);
+  // (4) Results back, arriving in this rank's send order.
+  for (int r = 0; r < ranks; ++r) {
+    send_bytes_[static_cast<size_t>(r)] = recv_bytes_[static_cast<size_t>(r)] / width * d;
+    recv_bytes_[static_cast<size_t>(r)] =
+        counts_[static_cast<size_t>(r)] * d * static_cast<int64_t>(sizeof(float));
+  }
+  float* returned = fit(returned_, static_cast<size_t>(pairs * d));
+  return comm_.all_to_all(served, send_bytes_, returned, recv_bytes_);
+}
+
+}  // namespace v4

@@ -1,0 +1,53 @@
+// The expert-parallel ExpertDispatcher (spec §3.5 across ranks). Per MoE layer every rank of the
+// group, busy or not: (1) sorts its (token, slot) pairs by the rank owning the expert and packs
+// each pair's row with its expert id and weight, (2) all-gathers the per-rank pair counts,
+// (3) all-to-alls the rows to their owners, which run them through LocalExpertDispatcher (one
+// slot per row, so each row comes back weighted, unsummed), (4) all-to-alls the results back,
+// and (5) sums each token's slots in selection order (Backend::sum_slots). A row's arithmetic
+// is the same on any rank and the sum order is fixed, so every token's output is bit-identical
+// to one rank running every expert.
+//
+// The exchange buffers are host memory (the Gloo communicator's); with CpuBackend that is the
+// device memory the forward works in.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "model/v4/expert_dispatcher.h"
+#include "worker/ep/expert_comm.h"
+#include "worker/ep/expert_placement.h"
+
+namespace v4 {
+
+class EpExpertDispatcher final : public ExpertDispatcher {
+ public:
+  EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert);
+
+  void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
+                        float* out) override;
+  bool collective() const override { return true; }
+  Status take_error() override;
+
+  const ExpertPlacement& placement() const { return placement_; }
+  // Rows this rank sent to other ranks and computed for them, since construction.
+  uint64_t rows_sent() const { return rows_sent_; }
+  uint64_t rows_served() const { return rows_served_; }
+
+ private:
+  Status exchange(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& in);
+
+  Backend& backend_;
+  ExpertComm& comm_;
+  ExpertPlacement placement_;
+  LocalExpertDispatcher local_;
+  Status error_;
+  uint64_t rows_sent_ = 0, rows_served_ = 0;
+  // Reused across layers and steps: pairs in send order, the packed rows out and in, the
+  // received rows unpacked, their results, and per-rank counts.
+  std::vector<int64_t> send_order_, slot_row_, counts_, all_counts_, send_bytes_, recv_bytes_;
+  std::vector<float> send_, recv_, recv_x_, recv_weights_, served_, returned_;
+  std::vector<int32_t> recv_experts_;
+};
+
+}  // namespace v4
