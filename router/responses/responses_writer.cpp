@@ -252,8 +252,9 @@ void ResponsesWriter::complete(HttpExchange& exchange,
   const std::string status = response_status(output);
   if (!stream_) {
     const Json response = response_object(meta_, status, output_items(output), usage_object(usage));
-    exchange.respond(200, "application/json", dump(response));
+    // Kept before the client hears of it: its next request may name this response.
     keep(output, response);
+    exchange.respond(200, "application/json", dump(response));
     return;
   }
   close_item(exchange, status);
@@ -262,10 +263,10 @@ void ResponsesWriter::complete(HttpExchange& exchange,
     close_item(exchange, status);
   }
   const Json response = response_object(meta_, status, items_, usage_object(usage));
+  keep(output, response);
   send(exchange, status == "completed" ? "response.completed" : "response.incomplete",
        {{"response", response}});
   exchange.end_events();
-  keep(output, response);
 }
 
 // Before a stream starts: an OpenAI error body. After: response.failed, whose response

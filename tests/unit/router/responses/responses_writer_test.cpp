@@ -323,6 +323,45 @@ TEST_F(ResponsesWriterTest, NothingGeneratedStillGivesAMessage) {
   EXPECT_EQ(got.terminal["type"], "response.completed");
 }
 
+// A client may name a response in its next request the moment it has it: the response is in
+// the store before its body, or its stream's last event, goes out.
+TEST_F(ResponsesWriterTest, StoredBeforeTheClientHearsOfIt) {
+  class CheckingExchange : public RecordingExchange {
+   public:
+    CheckingExchange(ResponseStore& store, std::string id) : store_(store), id_(std::move(id)) {}
+    void respond(int status_code, std::string content_type, std::string text,
+                 HttpHeaders headers) override {
+      stored_when_sent = store_.find(id_).state == StoredState::kFound;
+      RecordingExchange::respond(status_code, std::move(content_type), std::move(text),
+                                 std::move(headers));
+    }
+    void send_event(std::string data) override {
+      if (data.find("response.completed") != std::string::npos)
+        stored_when_sent = store_.find(id_).state == StoredState::kFound;
+      RecordingExchange::send_event(std::move(data));
+    }
+    bool stored_when_sent = false;
+
+   private:
+    ResponseStore& store_;
+    std::string id_;
+  };
+  for (bool stream : {false, true}) {
+    SCOPED_TRACE(stream);
+    auto store = std::make_shared<ResponseStore>(1 << 20);
+    ResponsesMeta m = meta(/*store=*/true);
+    m.id = store->new_id(true);
+    ResponsesWriter writer(m, stream, store);
+    CheckingExchange exchange(*store, m.id);
+    if (stream) writer.open(exchange);
+    ChoiceOutput output = make(false, false);
+    run(output, "Done.", finish(EngineFinish::kStop, tok().eos_id()), stream ? &writer : nullptr,
+        exchange);
+    writer.complete(exchange, {&output}, usage_of(output), {});
+    EXPECT_TRUE(exchange.stored_when_sent);
+  }
+}
+
 TEST_F(ResponsesWriterTest, ErrorsBeforeAndAfterTheStreamStarts) {
   ResponsesWriter whole(meta(), /*stream=*/false, nullptr);
   RecordingExchange a;
