@@ -359,7 +359,7 @@ def test_openai_agents_tool_loop(server, encoder):
     loop (call the model, run the tool, send the call and its output back, get the answer)
     over the Responses API. The random model's output is forced per turn by a transport that
     adds guided_choice: a call while the tool has not run, then the answer."""
-    agents = pytest.importorskip("agents")
+    import agents  # openai-agents (requirements.txt)
     agents.set_tracing_disabled(True)
     call = {"id": "call_0", "type": "function",
             "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}}
@@ -368,8 +368,7 @@ def test_openai_agents_tool_loop(server, encoder):
         {"role": "assistant", "content": "", "tool_calls": [call]})
     seen = []
 
-    # The SDKs' own HTTP package (a fork of httpx that openai depends on).
-    httpx2 = pytest.importorskip("httpx2")
+    import httpx2  # the openai SDK's own HTTP package, a fork of httpx
 
     class Forcing(httpx2.AsyncBaseTransport):
         def __init__(self):
