@@ -22,6 +22,7 @@
 #include "router/http/http_server.h"
 #include "router/openai/metrics.h"
 #include "router/openai/openai_service.h"
+#include "router/responses/responses_front.h"
 #include "worker/engine.h"
 
 namespace v4::apps {
@@ -46,6 +47,7 @@ struct ServeFlags {
   bool no_prefix_caching = false;
   uint64_t body_limit_mib = 8;
   double drain_timeout = 30.0;
+  double responses_store_mib = 64.0;
   std::string log_format = "text";
   std::string log_level = "info";
 };
@@ -168,6 +170,8 @@ int run_serve(const ServeFlags& f) {
   auto client = std::make_unique<LocalEngineClient>(*engine);
   std::vector<std::unique_ptr<router::ApiFront>> fronts;
   fronts.push_back(std::make_unique<router::MessagesFront>());
+  fronts.push_back(std::make_unique<router::ResponsesFront>(std::make_shared<router::ResponseStore>(
+      static_cast<size_t>(f.responses_store_mib * 1024 * 1024))));
   router::OpenAiService service(service_options, *tokenizer, *client, metrics, std::move(fronts));
 
   router::HttpServerOptions http;
@@ -258,6 +262,11 @@ CommandRegistration registration(
                      "seconds in-flight requests get to finish on SIGINT/SIGTERM")
           ->capture_default_str()
           ->check(CLI::Range(0.0, 3600.0));
+      sub.add_option("--responses-store-mib", f->responses_store_mib,
+                     "memory for stored /v1/responses (previous_response_id); the least "
+                     "recently used go first, 0 stores none")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, 1048576.0));
       sub.add_option("--log-format", f->log_format, "text or json")->capture_default_str();
       sub.add_option("--log-level", f->log_level, "trace, debug, info, warn, error")
           ->capture_default_str();

@@ -1,9 +1,9 @@
-// One HTTP API over the shared generation machinery: OpenAI's (openai_front.h) and Anthropic's
-// Messages API (router/anthropic). OpenAiService keeps what every API shares — authentication,
-// draining, the queue limit, the request threads, job tracking, metrics — and asks the front
-// for what differs: which POST routes it serves, how a body reads (every API maps its requests
-// onto OpenAiRequest, so prompts render and sample the same way), how errors look, and how a
-// response is written.
+// One HTTP API over the shared generation machinery: OpenAI's (openai_front.h), Anthropic's
+// Messages API (router/anthropic) and OpenAI's Responses API (router/responses). OpenAiService
+// keeps what every API shares — authentication, draining, the queue limit, the request threads, job
+// tracking, metrics — and asks the front for what differs: which POST routes it serves, how a body
+// reads (every API maps its requests onto OpenAiRequest, so prompts render and sample the same
+// way), how errors look, and how a response is written.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +28,14 @@ struct ErrorReply {
   std::string body;  // JSON
 };
 
+// The answer to a request a front serves itself, at once and without the engine (reading or
+// deleting a stored response).
+struct DirectReply {
+  int status = 200;
+  std::string body;     // JSON
+  std::string handler;  // the metrics label of the route ("/v1/responses/{id}")
+};
+
 class ApiFront {
  public:
   virtual ~ApiFront() = default;
@@ -43,6 +51,13 @@ class ApiFront {
   // Parses the body posted to a route into the common request form.
   virtual std::optional<ApiError> parse(std::string_view path, std::string_view body,
                                         size_t vocab_size, OpenAiRequest& out) const = 0;
+  // A request other than the POST routes that the front answers itself (GET or DELETE of a
+  // stored response), or nothing when it serves no `method` at `path`. Runs on an HTTP thread:
+  // it must be quick.
+  virtual std::optional<DirectReply> answer(std::string_view method, std::string_view path) const {
+    (void)method, (void)path;
+    return std::nullopt;
+  }
   // kPromptTokens: the JSON answer for the prepared request.
   virtual std::string prompt_reply(const PreparedRequest& prepared) const {
     (void)prepared;

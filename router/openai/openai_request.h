@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,10 @@ struct OpenAiRequest {
   std::vector<std::string> guided_choice;
   bool ignore_eos = false;  // vLLM extension
   std::string user;
+
+  // What an ApiFront keeps from parsing a body to writing its response (members the response
+  // echoes, a conversation to store); the OpenAI front keeps nothing.
+  std::shared_ptr<const void> front_state;
 };
 
 // Parses a request body. `vocab_size` bounds token ids (logit_bias, prompts, stop_token_ids).

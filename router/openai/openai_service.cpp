@@ -95,7 +95,7 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
     if (request.method == "OPTIONS" && options_.cors) {
       exchange->respond(
           204, "text/plain", "",
-          {{"Access-Control-Allow-Methods", "GET, POST, OPTIONS"},
+          {{"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"},
            {"Access-Control-Allow-Headers",
             "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta"},
            {"Access-Control-Max-Age", "600"}});
@@ -122,6 +122,8 @@ void OpenAiService::handle(HttpRequest request, std::shared_ptr<HttpExchange> ex
                  models_json(options_.model_name, options_.created, env_.engine.max_context()));
     } else if (kind && post) {
       start_serve(front, *kind, std::move(request), exchange, arrival);
+    } else if (std::optional<DirectReply> reply = front.answer(request.method, request.path)) {
+      reply_json(exchange, reply->handler, reply->status, std::move(reply->body));
     } else if (handler != "other") {
       ApiError e =
           invalid_request("method " + request.method + " is not allowed on " + request.path);

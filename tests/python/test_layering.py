@@ -28,6 +28,8 @@ ALLOWED = {
     "router/openai": ["router/http", "model/chat", "model/text", "model/gguf", "core", "proto"],
     "router/anthropic": ["router/openai", "router/http", "model/chat", "model/text", "model/gguf",
                          "core", "proto"],
+    "router/responses": ["router/openai", "router/http", "model/chat", "model/text", "model/gguf",
+                         "core", "proto"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 TOP_LEVEL = ("core/", "kernels/", "model/", "scheduler/", "proto/", "worker/", "router/", "apps/")
