@@ -151,6 +151,11 @@ void OpenAiService::generate(Endpoint endpoint, const HttpRequest& http,
                 not_found("The model `" + request.model + "` does not exist.", "model_not_found"));
     return;
   }
+  if (!env_.engine.ready()) {
+    reply_error(exchange, handler, server_error("no worker is available to serve requests", 503),
+                {{"Retry-After", "1"}});
+    return;
+  }
   if (env_.waiting.load() >= options_.max_queue) {
     reply_error(exchange, handler,
                 overloaded("too many requests are waiting (" + std::to_string(options_.max_queue) +

@@ -24,7 +24,11 @@ ALLOWED = {
     "worker": ["scheduler", "model/v4", "model/backend", "model/sampling", "model/gguf", "kernels",
                "core", "proto"],
     "router/http": ["core"],
+    "worker/grpc": ["worker", "scheduler", "model/v4", "model/backend", "model/sampling",
+                    "model/gguf", "kernels", "core", "proto"],
     "router/openai": ["router/http", "model/chat", "model/text", "model/gguf", "core", "proto"],
+    "router/grpc": ["router/openai", "router/http", "model/chat", "model/text", "model/gguf",
+                    "core", "proto"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 TOP_LEVEL = ("core/", "kernels/", "model/", "scheduler/", "proto/", "worker/", "router/", "apps/")
@@ -46,7 +50,7 @@ def sources(folder: str):
 
 
 def test_every_library_folder_is_listed():
-    for top in ("model", "router"):
+    for top in ("model", "router", "worker"):
         for sub in (ROOT / top).iterdir():
             if sub.is_dir():
                 assert f"{top}/{sub.name}" in ALLOWED, f"{top}/{sub.name} has no arrows listed"
