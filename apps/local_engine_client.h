@@ -30,6 +30,7 @@ class LocalEngineClient final : public router::EngineClient {
                                          EventCallback on_event) override;
   void cancel(router::EngineRequestId id) override { engine_.cancel(id); }
   router::EngineSnapshot snapshot() const override;
+  bool ready() const override { return engine_.alive(); }
   uint32_t max_context() const override { return engine_.max_context(); }
 
  private:

@@ -52,8 +52,17 @@ Status EngineCore::validate(const GenerationRequest& r) const {
                          " tokens does not fit the context limit of " +
                          std::to_string(options_.max_context));
   }
-  const uint64_t longest =
-      std::min<uint64_t>(options_.max_context, r.prompt.size() + r.sampling.max_tokens);
+  if (r.resumed_tokens >= r.prompt.size())
+    return Status::error("a resumed request needs prompt tokens before its " +
+                         std::to_string(r.resumed_tokens) + " output tokens");
+  if (r.resumed_tokens >= r.sampling.max_tokens)
+    return Status::error("a request resumed after " + std::to_string(r.resumed_tokens) +
+                         " tokens has nothing left of max_tokens " +
+                         std::to_string(r.sampling.max_tokens));
+  if (r.resumed_tokens > 0 && r.sampling.prompt_logprobs)
+    return Status::error("a resumed request cannot score its prompt");
+  const uint64_t longest = std::min<uint64_t>(
+      options_.max_context, r.prompt.size() - r.resumed_tokens + r.sampling.max_tokens);
   const uint64_t pages = (longest + options_.page_tokens - 1) / options_.page_tokens;
   if (pages > scheduler_.config().total_pages) {
     return Status::error("a request of up to " + std::to_string(longest) + " tokens needs " +
@@ -90,7 +99,7 @@ Status EngineCore::add(RequestId id, const GenerationRequest& r, Clock::time_poi
   // Prompt logprobs need every prompt position computed, so such a request reuses no cached
   // prefix (vLLM does the same); its pages still enter the cache.
   if (Status s = scheduler_.add(id, r.prompt, !r.sampling.prompt_logprobs); !s) return s;
-  worker_.add_request(id, r.sampling, r.prompt);
+  worker_.add_request(id, r.sampling, r.prompt, r.resumed_tokens);
   admissions_[id] = Admission{arrival, std::nullopt, 0};
   next_id_ = std::max(next_id_, id + 1);
   return Status::ok();

@@ -31,6 +31,10 @@ struct EngineOptions {
 struct GenerationRequest {
   std::vector<int32_t> prompt;
   SamplingParams sampling;
+  // A resumed request (docs/design.md, resumable requests): the last `resumed_tokens` of
+  // `prompt` are output it already produced, so its next token is output token number
+  // resumed_tokens, sampled as if it had never stopped; max_tokens counts them too.
+  uint32_t resumed_tokens = 0;
 };
 
 // Bucket upper bounds of EngineStats' histograms.

@@ -54,7 +54,10 @@ class ModelWorker {
   ModelWorker(const V4Weights& weights, Backend& backend, const ModelWorkerOptions& options);
 
   // `prompt` is kept only when the request asks for prompt logprobs.
-  void add_request(RequestId id, const SamplingParams& params, std::span<const int32_t> prompt);
+  // The last `resumed` tokens of `prompt` are output the request produced before (a request
+  // resumed elsewhere after a failure): sampling continues after them.
+  void add_request(RequestId id, const SamplingParams& params, std::span<const int32_t> prompt,
+                   uint32_t resumed = 0);
   Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events);
 
   const PagedKvCache& cache() const { return cache_; }

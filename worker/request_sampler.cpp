@@ -68,6 +68,16 @@ SampledChoice RequestSampler::choose(std::span<const float> logits) {
   return c;
 }
 
+void RequestSampler::resume(std::span<const int32_t> output) {
+  for (int32_t t : output) {
+    ++output_counts_[t];
+    if (params_.repetition_penalty != 1.0f) seen_.insert(t);
+    if (guided_.active()) guided_.advance(t);
+    ++generated_;
+  }
+  sampler_.seek(generated_);
+}
+
 SampledChoice RequestSampler::sample(std::span<const float> raw) {
   std::vector<float> logits(raw.begin(), raw.end());
   process(logits);

@@ -59,6 +59,9 @@ class RequestSampler {
   // applies to all of them. Idempotent, so recompute after preemption changes nothing.
   void observe(std::span<const int32_t> tokens);
   SampledChoice sample(std::span<const float> logits);
+  // The request resumes after `output`, tokens it already produced (elsewhere): penalties,
+  // guided choice, the output count and the random draws continue as if it had sampled them.
+  void resume(std::span<const int32_t> output);
 
   const SamplingParams& params() const { return params_; }
   uint32_t generated() const { return generated_; }

@@ -11,7 +11,25 @@ int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+double counter_uniform(uint64_t seed, uint64_t index) {
+  const uint64_t bits = splitmix64(splitmix64(seed) ^ splitmix64(index ^ 0x5851f42d4c957f2dull));
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
+  // Every token advances the index, greedy ones too, so the index is the output position.
+  const uint64_t index = token_index_++;
   if (options_.temperature <= 0.0f) return argmax(logits);
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
@@ -45,7 +63,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
     keep = std::max<size_t>(n, 1);
   }
   const double total = std::accumulate(p.begin(), p.begin() + keep, 0.0);
-  double u = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  double u = counter_uniform(options_.seed, index) * total;
   for (size_t i = 0; i < keep; ++i) {
     if ((u -= p[i]) < 0.0) return ids[i];
   }

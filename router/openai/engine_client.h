@@ -113,6 +113,9 @@ class EngineClient {
   // Ends a request; it still gets its final kCancelled event. Unknown ids are ignored.
   virtual void cancel(EngineRequestId id) = 0;
   virtual EngineSnapshot snapshot() const = 0;
+  // Requests can be taken now (the engine runs; for remote workers: at least one is connected
+  // and not draining). Cheaper than snapshot(): asked once per request.
+  virtual bool ready() const { return snapshot().healthy; }
   // Longest prompt + output the engine accepts per request.
   virtual uint32_t max_context() const = 0;
 };

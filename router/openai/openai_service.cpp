@@ -174,6 +174,12 @@ void OpenAiService::serve(const ApiFront& front, RouteKind kind, const HttpReque
                 not_found("The model `" + request.model + "` does not exist.", "model_not_found"));
     return;
   }
+  if (kind == RouteKind::kGenerate && !env_.engine.ready()) {
+    reply_error(exchange, handler, front,
+                server_error("no worker is available to serve requests", 503),
+                {{"Retry-After", "1"}});
+    return;
+  }
   if (kind == RouteKind::kGenerate && env_.waiting.load() >= options_.max_queue) {
     reply_error(exchange, handler, front,
                 overloaded("too many requests are waiting (" + std::to_string(options_.max_queue) +

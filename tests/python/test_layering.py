@@ -25,11 +25,15 @@ ALLOWED = {
                "core", "proto"],
     "worker/ep": ["model/v4", "model/backend", "model/gguf", "kernels", "core"],
     "router/http": ["core"],
+    "worker/grpc": ["worker", "scheduler", "model/v4", "model/backend", "model/sampling",
+                    "model/gguf", "kernels", "core", "proto"],
     "router/openai": ["router/http", "model/chat", "model/text", "model/gguf", "core", "proto"],
     "router/anthropic": ["router/openai", "router/http", "model/chat", "model/text", "model/gguf",
                          "core", "proto"],
     "router/responses": ["router/openai", "router/http", "model/chat", "model/text", "model/gguf",
                          "core", "proto"],
+    "router/grpc": ["router/openai", "router/http", "model/chat", "model/text", "model/gguf",
+                    "core", "proto"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 TOP_LEVEL = ("core/", "kernels/", "model/", "scheduler/", "proto/", "worker/", "router/", "apps/")

@@ -42,5 +42,39 @@ TEST(Sampling, MinPDropsUnlikelyTokensAndSeedsReproduce) {
   EXPECT_GT(counts[1], 400);
 }
 
+TEST(Sampling, DrawOfTokenIDependsOnlyOnSeedAndI) {
+  const std::vector<float> logits{1.0f, 0.9f, 0.8f, 0.7f, 0.6f, 0.5f};
+  SamplingOptions o{.temperature = 1.0f, .seed = 7};
+  Sampler whole(o);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 200; ++i) tokens.push_back(whole.sample(logits));
+  // A sampler that starts at token 137 (a resumed request) continues with the same tokens.
+  Sampler resumed(o);
+  resumed.seek(137);
+  for (int i = 137; i < 200; ++i) EXPECT_EQ(resumed.sample(logits), tokens[i]) << "token " << i;
+  // Another seed gives another sequence.
+  Sampler other({.temperature = 1.0f, .seed = 8});
+  int same = 0;
+  for (int i = 0; i < 200; ++i) same += other.sample(logits) == tokens[i];
+  EXPECT_LT(same, 100);  // 6 near-equal choices: about 1/6 agree by chance
+}
+
+TEST(Sampling, CounterUniformIsUniform) {
+  // 16 buckets over 64k draws of one seed and of one index across seeds: each bucket expects
+  // 4096; a chi-square over 15 degrees of freedom above 50 has probability < 1e-5.
+  for (bool vary_seed : {false, true}) {
+    std::vector<double> buckets(16, 0.0);
+    for (uint64_t i = 0; i < 65536; ++i) {
+      const double u = vary_seed ? counter_uniform(i, 3) : counter_uniform(3, i);
+      ASSERT_GE(u, 0.0);
+      ASSERT_LT(u, 1.0);
+      buckets[static_cast<size_t>(u * 16)] += 1.0;
+    }
+    double chi2 = 0.0;
+    for (double b : buckets) chi2 += (b - 4096.0) * (b - 4096.0) / 4096.0;
+    EXPECT_LT(chi2, 50.0) << (vary_seed ? "across seeds" : "across indices");
+  }
+}
+
 }  // namespace
 }  // namespace v4

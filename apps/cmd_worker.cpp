@@ -1,0 +1,117 @@
+// `v4serve worker --model F --listen ADDR`: one CPU engine behind the gRPC Worker service
+// (proto/worker.proto), for `v4serve router` to route to (docs/design.md, processes).
+// SIGTERM / SIGINT drain: Health says DRAINING, new submissions are refused (the router moves
+// them), running requests finish within --drain-grace, then the process exits 0.
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "apps/command.h"
+#include "apps/engine_flags.h"
+#include "apps/http_front.h"
+#include "apps/log_setup.h"
+#include "apps/serve_model.h"
+#include "worker/engine.h"
+#include "worker/grpc/worker_service.h"
+
+namespace v4::apps {
+namespace {
+
+struct WorkerFlags {
+  std::string model;
+  std::string listen = "127.0.0.1:50051";
+  EngineFlags engine;
+  double drain_grace = 30.0;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+int run_worker(const WorkerFlags& f) {
+  if (Status s = configure_logging(f.log_format, f.log_level); !s) {
+    std::fprintf(stderr, "error: %s\n", s.message().c_str());
+    return 2;
+  }
+  const sigset_t signals = block_stop_signals();
+  std::string path = f.model;
+  if (path.empty()) {
+    Result<std::string> generated = default_model_path();
+    if (!generated) {
+      spdlog::error("{}", generated.message());
+      return 1;
+    }
+    path = *generated;
+  }
+  Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path);
+  if (!model) {
+    spdlog::error("{}", model.message());
+    return 1;
+  }
+  Result<EngineOptions> options = engine_options(f.engine, (*model)->weights.config);
+  if (!options) {
+    spdlog::error("{}", options.message());
+    return 2;
+  }
+  auto engine = std::make_unique<Engine>((*model)->weights, *options, f.engine.threads);
+  worker_grpc::WorkerServiceOptions service_options;
+  service_options.worker_id = f.listen;
+  service_options.model = default_model_name(**model, path);
+  worker_grpc::WorkerService service(*engine, service_options);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    spdlog::error("cannot listen on {}", f.listen);
+    return 1;
+  }
+  const std::string host = f.listen.substr(0, f.listen.rfind(':'));
+  // The one line on stdout: scripts read the bound port from it (useful with port 0).
+  std::printf("v4serve: worker listening on %s:%d\n", host.c_str(), port);
+  std::fflush(stdout);
+
+  const int signal = wait_for_signal(signals);
+  spdlog::info("{} received: draining ({} requests open)", strsignal(signal),
+               service.open_requests());
+  service.drain();
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(f.drain_grace * 1000));
+  while (service.open_requests() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (service.open_requests() > 0)
+    spdlog::warn("drain grace over: {} requests still open are left to the router",
+                 service.open_requests());
+  // Open streams end now; a router moves what they still carried to other workers.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  server->Wait();
+  engine.reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
+CommandRegistration registration(
+    "worker", "gRPC worker: one CPU engine for `v4serve router`", [](CLI::App& sub) {
+      auto f = std::make_shared<WorkerFlags>();
+      sub.add_option("--model", f->model,
+                     "model GGUF (first part of a split set); default: the tiny synthetic model");
+      sub.add_option("--listen", f->listen, "host:port to listen on (port 0: any free port)")
+          ->capture_default_str();
+      add_engine_flags(sub, f->engine);
+      sub.add_option("--drain-grace", f->drain_grace,
+                     "seconds running requests get to finish on SIGTERM/SIGINT")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, 3600.0));
+      sub.add_option("--log-format", f->log_format, "text or json")->capture_default_str();
+      sub.add_option("--log-level", f->log_level, "trace, debug, info, warn, error")
+          ->capture_default_str();
+      return [f] { return run_worker(*f); };
+    });
+
+}  // namespace
+}  // namespace v4::apps

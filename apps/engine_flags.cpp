@@ -1,0 +1,69 @@
+#include "apps/engine_flags.h"
+
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "model/backend/kv_row_codec.h"
+
+namespace v4::apps {
+namespace {
+
+// Default KV budget: a quarter of the memory the kernel reports available, so the engine
+// leaves room for the weights' page cache and the rest of the machine.
+uint64_t default_kv_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  uint64_t kib = 0;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return (kib << 10) / 4;
+  return uint64_t{1} << 30;
+}
+
+}  // namespace
+
+std::string default_model_name(const V4Model& model, const std::string& path) {
+  if (Result<std::string> name = model.file.get_string("general.name"); name && !name->empty())
+    return *name;
+  return std::filesystem::path(path).stem().string();
+}
+
+Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& config) {
+  Result<KvStorage> storage = kv_storage_from_name(f.kv_storage);
+  if (!storage) return storage.status();
+  EngineOptions o;
+  o.storage = *storage;
+  o.kv_memory_bytes = f.kv_memory_mib ? f.kv_memory_mib << 20 : default_kv_bytes();
+  o.max_context = f.ctx;
+  o.max_batch_tokens = f.max_batch_tokens;
+  o.max_seqs = f.max_seqs;
+  o.prefix_caching = !f.no_prefix_caching;
+  Result<uint32_t> pages = EngineCore::pages_for_budget(config, o);
+  if (!pages) return pages.status();
+  spdlog::info("KV cache: {:.0f} MiB budget, {} pages of {} tokens, {} storage, prefix caching {}",
+               o.kv_memory_bytes / 1048576.0, *pages, o.page_tokens, f.kv_storage,
+               o.prefix_caching ? "on" : "off");
+  return o;
+}
+
+void add_engine_flags(CLI::App& sub, EngineFlags& f) {
+  sub.add_option("--threads", f.threads, "engine threads (default: one per core)");
+  sub.add_option("--kv-memory", f.kv_memory_mib,
+                 "KV cache budget in MiB (default: a quarter of available memory)");
+  sub.add_option("--ctx", f.ctx, "per-request context limit (prompt + output)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 20));
+  sub.add_option("--max-batch-tokens", f.max_batch_tokens, "tokens per engine step")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1u << 16));
+  sub.add_option("--max-seqs", f.max_seqs, "sequences per engine step")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 4096u));
+  sub.add_option("--kv-storage", f.kv_storage, "f32, f16 or fp8")->capture_default_str();
+  sub.add_flag("--no-prefix-caching", f.no_prefix_caching,
+               "do not share KV pages between requests with equal prompt prefixes");
+}
+
+}  // namespace v4::apps

@@ -1,0 +1,33 @@
+// The engine's flags, shared by `serve` and `worker`, and the EngineOptions they give.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+#include "model/v4/v4_forward_model.h"
+#include "worker/engine_core.h"
+
+namespace CLI {
+class App;
+}
+
+namespace v4::apps {
+
+struct EngineFlags {
+  unsigned threads = 0;
+  uint64_t kv_memory_mib = 0;
+  uint32_t ctx = 4096;
+  uint32_t max_batch_tokens = 256;
+  uint32_t max_seqs = 64;
+  std::string kv_storage = "f32";
+  bool no_prefix_caching = false;
+};
+
+void add_engine_flags(CLI::App& sub, EngineFlags& f);
+// Logs the KV budget it buys.
+Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& config);
+// The file's general.name, or its file name without extension.
+std::string default_model_name(const V4Model& model, const std::string& path);
+
+}  // namespace v4::apps

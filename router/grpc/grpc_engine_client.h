@@ -1,0 +1,102 @@
+// The router's EngineClient over gRPC workers (docs/design.md, router -> worker): routes each
+// request (RoutingPolicy), streams its events back, and moves the requests of a worker that
+// dies, breaks its stream or drains to another one as continuations (prompt + the tokens
+// already sent, same seed, resumed_tokens = their count), so a client's stream goes on without
+// a gap, a duplicate or a changed token. A health thread ejects workers that stop answering and
+// re-admits them when they answer again. With no worker left, submit() fails and open
+// requests end with an error event: nothing hangs.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "router/grpc/routing_policy.h"
+#include "router/grpc/worker_link.h"
+#include "router/openai/engine_client.h"
+
+namespace v4::router_grpc {
+
+struct GrpcClientOptions {
+  std::vector<std::string> workers;  // host:port
+  LinkOptions link;
+  RoutingOptions routing;
+  std::chrono::milliseconds health_interval{500};
+  uint32_t default_max_context = 4096;  // until a worker reports its own
+};
+
+// Router-side batching and failover figures since start.
+struct GrpcClientCounters {
+  uint64_t submit_messages = 0, submitted = 0;  // Submit messages and the requests they carried
+  uint64_t resubmitted = 0;                     // continuations sent after a worker was lost
+  uint64_t affinity_hits = 0;                   // requests routed to a worker holding their pages
+};
+
+class GrpcEngineClient final : public router::EngineClient {
+ public:
+  explicit GrpcEngineClient(GrpcClientOptions options);
+  ~GrpcEngineClient() override;  // ends open requests with kCancelled
+
+  // Probes and connects every worker once (so a router started after its workers serves at
+  // once), then starts the health thread.
+  void start();
+
+  Result<router::EngineRequestId> submit(router::EngineRequest request,
+                                         EventCallback on_event) override;
+  void cancel(router::EngineRequestId id) override;
+  router::EngineSnapshot snapshot() const override;
+  uint32_t max_context() const override;
+  bool ready() const override;
+
+  size_t usable_workers() const;
+  GrpcClientCounters counters() const;
+
+ private:
+  struct Tracked;
+  struct Worker {
+    std::unique_ptr<WorkerLink> link;
+    bool up = false;
+    bool draining = false;
+    uint64_t session = 0;
+    uint32_t max_context = 0;
+    std::optional<pb::StatsResponse> stats;
+    std::string last_error;  // logged once until it changes
+  };
+  using Flush = std::vector<std::shared_ptr<Tracked>>;
+
+  void on_events(size_t worker, uint64_t session, pb::Events& events);
+  void on_broken(size_t worker, uint64_t session, const std::string& why);
+  // Sends the request (again) to a usable worker other than `avoid`, as a continuation after
+  // the tokens it already sent; ends it when none is left. mutex_ held.
+  void place(router::EngineRequestId id, const std::shared_ptr<Tracked>& t,
+             std::optional<size_t> avoid, Flush& flush);
+  void end_locked(router::EngineRequestId id, const std::shared_ptr<Tracked>& t,
+                  router::EngineEvent event, Flush& flush);
+  // Delivers queued events in order, without mutex_ (callbacks may call cancel()).
+  void deliver(const Flush& flush);
+  std::vector<WorkerLoad> loads() const;  // mutex_ held
+  void health_loop();
+  void check(size_t worker);
+  bool usable(const Worker& w) const { return w.up && !w.draining; }
+
+  GrpcClientOptions options_;
+  mutable std::mutex mutex_;
+  std::vector<Worker> workers_;
+  RoutingPolicy policy_;
+  std::unordered_map<router::EngineRequestId, std::shared_ptr<Tracked>> requests_;
+  router::EngineRequestId next_id_ = 1;
+  GrpcClientCounters counters_;
+  bool stopping_ = false;
+  std::condition_variable stop_;
+  std::thread health_;
+};
+
+}  // namespace v4::router_grpc
