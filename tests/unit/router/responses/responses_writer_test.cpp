@@ -160,7 +160,9 @@ Assembled assemble(const std::vector<Json>& events) {
     }
     Json& item = out.items.back();
     EXPECT_EQ(e["output_index"], out.items.size() - 1);
-    if (type != "response.output_item.done") EXPECT_EQ(e["item_id"], item["id"]);
+    if (type != "response.output_item.done") {
+      EXPECT_EQ(e["item_id"], item["id"]);
+    }
     if (type == "response.content_part.added") {
       EXPECT_FALSE(part_open);
       EXPECT_EQ(e["content_index"], item["content"].size());
