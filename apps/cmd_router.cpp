@@ -87,7 +87,7 @@ int run_router(const RouterFlags& f) {
   spdlog::info("{} of {} workers connected", client->usable_workers(), workers.size());
 
   const router::ServiceOptions service = service_options(f.http, model_name, "fp_router");
-  router::ServerMetrics metrics(service.model_name);
+  router::ServerMetrics metrics(service.model_name, f.http.metrics_expert_detail);
   return serve_http(f.http, service, *tokenizer, *client, metrics, signals, [&] {
     const router_grpc::GrpcClientCounters c = client->counters();
     spdlog::info(

@@ -82,7 +82,7 @@ int run_serve(const ServeFlags& f) {
   }
   const router::ServiceOptions options_for_service = service_options(
       f.http, default_model_name(**model, path), system_fingerprint(path, f.engine));
-  router::ServerMetrics metrics(options_for_service.model_name);
+  router::ServerMetrics metrics(options_for_service.model_name, f.http.metrics_expert_detail);
   if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, *options)) {
     metrics.set_cache_config({{"block_size", std::to_string(options->page_tokens)},
                               {"cache_dtype", f.engine.kv_storage},

@@ -48,6 +48,9 @@ void add_http_front_flags(CLI::App& sub, HttpFrontFlags& f) {
                  "used go first, 0 stores none")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1048576.0));
+  sub.add_flag("--metrics-expert-detail", f.metrics_expert_detail,
+               "export one counter per (layer, expert) instead of the per-layer summary "
+               "(about 11k series on the real model)");
   sub.add_option("--log-format", f.log_format, "text or json")->capture_default_str();
   sub.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();

@@ -78,10 +78,16 @@ struct ServerMetrics::Series {
   prometheus::Histogram* step_seconds = nullptr;
   prometheus::Family<prometheus::Counter>* expert_selections;
   std::map<std::pair<size_t, size_t>, prometheus::Counter*> expert_counters;
+  // The default summary, per layer: selections, and max/mean load over the last scrape interval.
+  prometheus::Family<prometheus::Counter>* layer_selections;
+  prometheus::Family<prometheus::Gauge>* layer_imbalance;
+  std::vector<prometheus::Counter*> layer_counters;
+  std::vector<prometheus::Gauge*> layer_gauges;
 };
 
-ServerMetrics::ServerMetrics(std::string model_name)
+ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
     : model_(std::move(model_name)),
+      expert_detail_(expert_detail),
       registry_(std::make_shared<prometheus::Registry>()),
       s_(std::make_unique<Series>()) {
   prometheus::Registry& r = *registry_;
@@ -169,10 +175,21 @@ ServerMetrics::ServerMetrics(std::string model_name)
                                .Name("v4serve:step_duration_seconds")
                                .Help("Wall time of one engine step")
                                .Register(r);
-  s.expert_selections = &BuildCounter()
-                             .Name("v4serve:expert_selections_total")
-                             .Help("Routed-expert selections per layer and expert")
-                             .Register(r);
+  s.layer_selections = &BuildCounter()
+                            .Name("v4serve:expert_layer_selections_total")
+                            .Help("Routed-expert selections per MoE layer")
+                            .Register(r);
+  s.layer_imbalance = &BuildGauge()
+                           .Name("v4serve:expert_load_imbalance")
+                           .Help(
+                               "Per MoE layer, the busiest expert's selections over the mean, "
+                               "in the last scrape interval with any (1: balanced)")
+                           .Register(r);
+  s.expert_selections =
+      &BuildCounter()
+           .Name("v4serve:expert_selections_total")
+           .Help("Routed-expert selections per layer and expert (--metrics-expert-detail)")
+           .Register(r);
 }
 
 ServerMetrics::~ServerMetrics() = default;
@@ -263,27 +280,56 @@ void ServerMetrics::refresh(const EngineSnapshot& now) {
   if (!s.iteration_tokens && !now.step_tokens.bounds.empty())
     s.iteration_tokens = &s.iteration_tokens_family->Add(model, now.step_tokens.bounds);
   if (s.iteration_tokens) advance(*s.iteration_tokens, now.step_tokens, last_.step_tokens);
-  for (size_t layer = 0; layer < now.expert_selections.size(); ++layer) {
-    const std::vector<uint64_t>& counts = now.expert_selections[layer];
-    for (size_t expert = 0; expert < counts.size(); ++expert) {
-      const uint64_t before =
-          layer < last_.expert_selections.size() && expert < last_.expert_selections[layer].size()
-              ? last_.expert_selections[layer][expert]
-              : 0;
-      if (counts[expert] == before) continue;
-      prometheus::Counter*& c = s.expert_counters[{layer, expert}];
-      if (!c)
-        c = &s.expert_selections->Add({{"model_name", model_},
-                                       {"layer", std::to_string(layer)},
-                                       {"expert", std::to_string(expert)}});
-      grow(*c, counts[expert], before);
-    }
-  }
+  refresh_expert_load(now);
   last_.running = now.running;
   last_.prefix_queries = std::max(now.prefix_queries, last_.prefix_queries);
   last_.prefix_hits = std::max(now.prefix_hits, last_.prefix_hits);
   last_.preemptions = std::max(now.preemptions, last_.preemptions);
   last_.expert_selections = now.expert_selections;
+}
+
+void ServerMetrics::refresh_expert_load(const EngineSnapshot& now) {
+  Series& s = *s_;
+  for (size_t layer = 0; layer < now.expert_selections.size(); ++layer) {
+    const std::vector<uint64_t>& counts = now.expert_selections[layer];
+    const std::vector<uint64_t>* last =
+        layer < last_.expert_selections.size() ? &last_.expert_selections[layer] : nullptr;
+    auto before = [&](size_t expert) {
+      return last && expert < last->size() ? (*last)[expert] : uint64_t{0};
+    };
+    if (!expert_detail_) {
+      if (s.layer_counters.size() <= layer) {
+        s.layer_counters.resize(layer + 1, nullptr);
+        s.layer_gauges.resize(layer + 1, nullptr);
+      }
+      const prometheus::Labels labels = {{"model_name", model_}, {"layer", std::to_string(layer)}};
+      if (!s.layer_counters[layer]) {
+        s.layer_counters[layer] = &s.layer_selections->Add(labels);
+        s.layer_gauges[layer] = &s.layer_imbalance->Add(labels);
+      }
+      uint64_t total = 0, most = 0;
+      for (size_t e = 0; e < counts.size(); ++e) {
+        const uint64_t d = counts[e] >= before(e) ? counts[e] - before(e) : 0;
+        total += d;
+        most = std::max(most, d);
+      }
+      if (total == 0) continue;  // nothing routed since the last scrape: keep the last figure
+      s.layer_counters[layer]->Increment(static_cast<double>(total));
+      // max / mean: 1 when every expert got the same share, n_expert when one got everything.
+      s.layer_gauges[layer]->Set(static_cast<double>(most) * static_cast<double>(counts.size()) /
+                                 static_cast<double>(total));
+      continue;
+    }
+    for (size_t expert = 0; expert < counts.size(); ++expert) {
+      if (counts[expert] <= before(expert)) continue;
+      prometheus::Counter*& c = s.expert_counters[{layer, expert}];
+      if (!c)
+        c = &s.expert_selections->Add({{"model_name", model_},
+                                       {"layer", std::to_string(layer)},
+                                       {"expert", std::to_string(expert)}});
+      c->Increment(static_cast<double>(counts[expert] - before(expert)));
+    }
+  }
 }
 
 std::string ServerMetrics::scrape(const EngineSnapshot& snapshot) {

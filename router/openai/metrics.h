@@ -42,7 +42,9 @@ struct FinishedRequest {
 
 class ServerMetrics {
  public:
-  explicit ServerMetrics(std::string model_name);
+  // `expert_detail`: one counter per (layer, expert), 43 × 256 ≈ 11k series on the real model.
+  // Without it, the expert load is summarised per layer (selections, max/mean imbalance).
+  explicit ServerMetrics(std::string model_name, bool expert_detail = false);
   ~ServerMetrics();
   ServerMetrics(const ServerMetrics&) = delete;
   ServerMetrics& operator=(const ServerMetrics&) = delete;
@@ -65,9 +67,11 @@ class ServerMetrics {
  private:
   void refresh(const EngineSnapshot& snapshot);
   void advance(prometheus::Histogram& histogram, const EngineHistogram& now, EngineHistogram& last);
+  void refresh_expert_load(const EngineSnapshot& now);
 
   std::mutex mutex_;  // scrape() against itself; prometheus-cpp metrics are thread-safe
   std::string model_;
+  bool expert_detail_;
   std::shared_ptr<prometheus::Registry> registry_;
   struct Series;
   std::unique_ptr<Series> s_;

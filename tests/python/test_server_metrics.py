@@ -1,6 +1,7 @@
 """vLLM's metric names on /metrics, with values checked against what the requests did."""
 
 import pathlib
+import re
 import sys
 
 import httpx
@@ -70,3 +71,42 @@ def test_vllm_request_metrics_cache_config_and_prefix_queries(v4serve, model):
     steps = total(text, "v4serve:iteration_tokens_total_count")
     assert steps == total(text, "v4serve:batch_size_count") and steps > 0
     assert total(text, "v4serve:iteration_tokens_total_sum") >= 4 * 5
+
+
+def expert_series(url):
+    text = httpx.get(url + "/metrics", timeout=30).text
+    return (metric_values(text, "v4serve:expert_selections_total"),
+            metric_values(text, "v4serve:expert_layer_selections_total"),
+            metric_values(text, "v4serve:expert_load_imbalance"))
+
+
+def test_expert_load_is_summarised_per_layer_unless_detail_is_asked(v4serve, model):
+    def run(*flags):
+        with Server(v4serve, model, "--served-model-name", MODEL, "--kv-memory", "256",
+                    *flags) as s:
+            r = httpx.post(s.url + "/v1/completions", timeout=120, json={
+                "model": MODEL, "prompt": "harbour lights " * 20, "max_tokens": 3,
+                "temperature": 0, "ignore_eos": True})
+            assert r.status_code == 200, r.text
+            return expert_series(s.url)
+
+    detail, layers, imbalance = run()
+    assert not detail, "per-(layer, expert) series without --metrics-expert-detail"
+    assert layers and imbalance
+    assert len(layers) == len(imbalance)
+    assert all(v > 0 for v in layers.values())
+    for value in imbalance.values():
+        assert value >= 1.0  # the busiest expert is at least the mean
+
+    def layer_of(labels):
+        return re.search(r'layer="(\d+)"', labels).group(1)
+
+    summary = {layer_of(labels): value for labels, value in layers.items()}
+
+    detail, _, _ = run("--metrics-expert-detail")
+    assert detail
+    per_layer = {}
+    for labels, value in detail.items():
+        per_layer[layer_of(labels)] = per_layer.get(layer_of(labels), 0) + value
+    # The same requests on a fresh server: the detail sums to the summary, layer by layer.
+    assert per_layer == summary
