@@ -1,0 +1,47 @@
+#include "model/backend/device/backend_factory.h"
+
+#include <charconv>
+
+#include "model/backend/cpu_backend.h"
+#if V4_HAVE_CUDA
+#include "model/backend/device/cuda_backend.h"
+#endif
+
+namespace v4::device {
+
+Result<DeviceSpec> parse_device(const std::string& text) {
+  if (text == "cpu") return DeviceSpec{DeviceKind::kCpu, 0};
+  if (text == "cuda") return DeviceSpec{DeviceKind::kCuda, 0};
+  if (text.rfind("cuda:", 0) == 0 && text.size() > 5) {
+    int index = -1;
+    const char* first = text.data() + 5;
+    const char* last = text.data() + text.size();
+    auto [end, ec] = std::from_chars(first, last, index);
+    if (ec == std::errc() && end == last && index >= 0 && index < 1024) {
+      return DeviceSpec{DeviceKind::kCuda, index};
+    }
+  }
+  return Status::error("--device wants cpu, cuda or cuda:N (N a device index), not '" + text + "'");
+}
+
+bool cuda_built() {
+#if V4_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned threads) {
+  if (spec.kind == DeviceKind::kCpu) {
+    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(threads));
+  }
+#if V4_HAVE_CUDA
+  return make_cuda_backend(spec.index);
+#else
+  return Status::error(
+      "this build has no CUDA backend (nvcc was not found when it was configured)");
+#endif
+}
+
+}  // namespace v4::device

@@ -1,0 +1,27 @@
+// The backend a command runs on, chosen by `--device cpu|cuda[:N]`.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "model/backend/backend.h"
+
+namespace v4::device {
+
+struct DeviceSpec {
+  DeviceKind kind = DeviceKind::kCpu;
+  int index = 0;
+};
+
+// "cpu", "cuda" or "cuda:N"; an error naming the accepted forms otherwise.
+Result<DeviceSpec> parse_device(const std::string& text);
+
+// True when this build has the CUDA backend (nvcc was found when it was configured).
+bool cuda_built();
+
+// A CpuBackend with `threads` threads, or a CUDA backend on the given device; a clear error when
+// the device cannot be used (no GPU, no driver, a CPU-only build).
+Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned threads);
+
+}  // namespace v4::device

@@ -1,0 +1,157 @@
+// A Backend whose ops run through an executor (device_ops.h): memory, copies and the op calls,
+// written once. CudaBackend is DeviceBackend<CudaExec>; EmulatedDeviceBackend is
+// DeviceBackend<HostExec>, the same kernels on the host, which tests compare with CpuBackend.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "model/backend/backend.h"
+#include "model/backend/device/device_ops.h"
+
+namespace v4::device {
+
+// Bytes [offset, offset + bytes) of `t` lie inside its buffer (copy_to_device/_host checks).
+Status check_tensor_span(const Tensor& t, size_t offset, size_t bytes, const char* what);
+
+template <class Exec>
+class ExecBuffer final : public DeviceBuffer {
+ public:
+  ExecBuffer(Exec& exec, void* data, size_t bytes, DeviceKind kind)
+      : exec_(exec), data_(data), bytes_(bytes), kind_(kind) {}
+  ~ExecBuffer() override { exec_.free(data_); }
+  ExecBuffer(const ExecBuffer&) = delete;
+  ExecBuffer& operator=(const ExecBuffer&) = delete;
+  void* data() override { return data_; }
+  size_t bytes() const override { return bytes_; }
+  DeviceKind device() const override { return kind_; }
+
+ private:
+  Exec& exec_;
+  void* data_;
+  size_t bytes_;
+  DeviceKind kind_;
+};
+
+template <class Exec>
+class DeviceBackend : public Backend {
+ public:
+  // `exec` must be initialised; the backend keeps it (by value) for its lifetime.
+  explicit DeviceBackend(Exec exec) : exec_(std::move(exec)), scratch_(exec_) {}
+
+  Exec& exec() { return exec_; }
+  DeviceKind kind() const { return Exec::kIsHost ? DeviceKind::kCpu : DeviceKind::kCuda; }
+
+  unsigned threads() const override { return 1; }
+  // Throws std::bad_alloc when the device is out of memory (callers size what they ask for;
+  // weights are uploaded only after a fit check, see device_weights.h).
+  std::unique_ptr<DeviceBuffer> allocate(size_t bytes) override {
+    void* p = exec_.malloc(bytes);
+    if (!p) throw std::bad_alloc();
+    return std::make_unique<ExecBuffer<Exec>>(exec_, p, bytes, kind());
+  }
+  Status copy_to_device(const void* host, const Tensor& dst, size_t offset, size_t bytes) override {
+    if (Status s = check_tensor_span(dst, offset, bytes, "copy_to_device"); !s) return s;
+    return exec_.copy_in(dst.data<uint8_t>() + offset, host, bytes);
+  }
+  Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) override {
+    if (Status s = check_tensor_span(src, offset, bytes, "copy_to_host"); !s) return s;
+    return exec_.copy_out(host, src.data<uint8_t>() + offset, bytes);
+  }
+  void copy_on_device(const void* src, void* dst, size_t bytes) override {
+    exec_.copy(dst, src, bytes);
+  }
+
+  void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
+              float* y, int64_t y_stride) override {
+    device::matmul(exec_, scratch_, w, x, x_stride, n_tokens, y, y_stride);
+  }
+  void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
+                float* y) override {
+    device::rms_norm(exec_, scratch_, x, weight, n, n_rows, eps, y);
+  }
+  void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,
+             uint32_t copies, float* x) override {
+    device::embed(exec_, scratch_, table, tokens, n_tokens, copies, x);
+  }
+  void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
+              float* comb) override {
+    device::hc_pre(exec_, scratch_, hc, x, n_tokens, y, post, comb);
+  }
+  void hc_post(const float* f, const float* x, const float* post, const float* comb,
+               int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override {
+    device::hc_post(exec_, scratch_, f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
+  }
+  void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override {
+    device::hc_head(exec_, scratch_, hc, x, n_tokens, z);
+  }
+  void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,
+            int64_t rope_dim, const uint64_t* positions, const float* freqs,
+            bool inverse) override {
+    device::rope(exec_, scratch_, x, n_tokens, heads, head_stride, offset, rope_dim, positions,
+                 freqs, inverse);
+  }
+  void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block) override {
+    device::fp8_round_trip(exec_, scratch_, x, n_rows, stride, n, block);
+  }
+  void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
+    device::indexer_qat(exec_, scratch_, x, n_rows, dim);
+  }
+  void scale(float* x, int64_t n, float s) override { device::scale(exec_, scratch_, x, n, s); }
+  void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
+                     int64_t n_tokens, int32_t* experts, float* weights) override {
+    device::route_experts(exec_, scratch_, routing, logits, tokens, n_tokens, experts, weights);
+  }
+  void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens, uint32_t k,
+                       uint32_t n_expert, int64_t* expert_offsets, int64_t* source_token,
+                       float* row_scale, int64_t* slot_row) override {
+    device::group_by_expert(exec_, scratch_, experts, weights, n_tokens, k, n_expert,
+                            expert_offsets, source_token, row_scale, slot_row);
+  }
+  void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) override {
+    device::count_experts(exec_, scratch_, experts, n, counts);
+  }
+  void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
+                          uint32_t n_expert, const float* x, const float* row_scales,
+                          float* y) override {
+    device::grouped_expert_ffn(exec_, scratch_, w, expert_offsets, n_expert, x, row_scales, y);
+  }
+  void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
+                   float* dst) override {
+    device::gather_rows(exec_, scratch_, src, width, rows, n, dst);
+  }
+  void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
+                 int64_t width, float* out) override {
+    device::sum_slots(exec_, scratch_, slots, slot_rows, n_tokens, k, width, out);
+  }
+  void add(const float* a, int64_t n, float* y) override { device::add(exec_, scratch_, a, n, y); }
+  void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                 const float* kv_rows, const KvCompressor* main,
+                 const KvCompressor* indexer) override {
+    device::kv_append(exec_, scratch_, format, layer, step, kv_rows, main, indexer);
+  }
+  void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                    const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
+                    uint32_t* chosen, uint32_t* chosen_count) override {
+    device::indexer_topk(exec_, scratch_, format, layer, step, q, head_weights, heads, top_k,
+                         chosen, chosen_count);
+  }
+  void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
+                        uint32_t window, const float* q, int64_t n_head, const float* sinks,
+                        const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,
+                        float* o) override {
+    device::sparse_attention(exec_, scratch_, format, layer, step, window, q, n_head, sinks, chosen,
+                             chosen_count, top_k, o);
+  }
+  // Device memory is not the host's: benchmarks that need host loops run them inline.
+  void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) override {
+    if (n > 0) fn(0, n);
+  }
+  using Backend::matmul;
+
+ protected:
+  Exec exec_;
+  DeviceScratch<Exec> scratch_;
+};
+
+}  // namespace v4::device

@@ -1,0 +1,78 @@
+// Memory a device backend's ops keep between calls, owned by one executor: scratch slots that
+// grow to the largest step seen (so steady-state steps do not allocate), and constant copies of
+// host tables (the quant grids, made once). One DeviceScratch serves one backend.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace v4::device {
+
+// Each op family has its own slots, so two ops of a step never share scratch by accident.
+enum class ScratchSlot : int {
+  kMatmulActivations,  // quantized activation rows
+  kMatmulMid,          // the expert FFN's SwiGLU rows
+  kMatmulAux,
+  kAttentionScores,
+  kAttentionAux,
+  kAttentionAux2,
+  kElementwise,
+  kElementwiseAux,
+  kCount
+};
+
+template <class Exec>
+class DeviceScratch {
+ public:
+  explicit DeviceScratch(Exec& exec)
+      : exec_(exec), slots_(static_cast<size_t>(ScratchSlot::kCount)) {}
+  ~DeviceScratch() {
+    for (Slot& s : slots_) exec_.free(s.data);
+    for (auto& [host, copy] : constants_) exec_.free(copy);
+  }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+
+  // At least `count` elements of T in `slot`, kept until the next call for the slot. Throws
+  // std::bad_alloc when the device has no room (the forward sizes steps to avoid that).
+  template <class T>
+  T* get(ScratchSlot slot, size_t count) {
+    Slot& s = slots_[static_cast<size_t>(slot)];
+    const size_t bytes = count * sizeof(T);
+    if (s.bytes < bytes) {
+      exec_.free(s.data);
+      s.bytes = 0;
+      s.data = exec_.malloc(std::max(bytes, 2 * s.bytes));
+      if (!s.data) throw std::bad_alloc();
+      s.bytes = std::max(bytes, 2 * s.bytes);
+    }
+    return static_cast<T*>(s.data);
+  }
+
+  // A device copy of `bytes` host bytes at `host` (a static table), made on first use.
+  const void* constant(const void* host, size_t bytes) {
+    auto it = constants_.find(host);
+    if (it != constants_.end()) return it->second;
+    void* copy = exec_.malloc(bytes);
+    if (!copy) throw std::bad_alloc();
+    if (!exec_.copy_in(copy, host, bytes))
+      throw std::runtime_error("copy of a constant table failed");
+    constants_.emplace(host, copy);
+    return copy;
+  }
+
+ private:
+  struct Slot {
+    void* data = nullptr;
+    size_t bytes = 0;
+  };
+  Exec& exec_;
+  std::vector<Slot> slots_;
+  std::map<const void*, void*> constants_;
+};
+
+}  // namespace v4::device

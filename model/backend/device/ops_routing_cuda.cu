@@ -1,0 +1,8 @@
+// The routing ops on the CUDA executor (CudaBackend).
+#include "kernels/cuda/cuda_exec.cuh"
+#include "model/backend/device/device_ops_routing.h"
+
+namespace v4::device {
+using kernels::CudaExec;
+V4_DEVICE_OPS_ROUTING(CudaExec)
+}  // namespace v4::device
