@@ -5,9 +5,11 @@
 #include <bit>
 #include <cstdint>
 
+#include "core/hd.h"
+
 namespace v4 {
 
-inline float fp16_to_fp32(uint16_t h) {
+V4_HD inline float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1Fu;
   uint32_t mant = h & 0x3FFu;
@@ -31,13 +33,13 @@ inline float fp16_to_fp32(uint16_t h) {
   return std::bit_cast<float>(bits);
 }
 
-inline uint16_t fp32_to_fp16(float f) {
+V4_HD inline uint16_t fp32_to_fp16(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t abs = x & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u) return sign | 0x7E00u;                 // NaN (quiet)
-  if (abs >= 0x477FF000u) return sign | 0x7C00u;                // overflow rounds to inf
-  if (abs < 0x33000001u) return sign;                           // below half the min subnormal
+  if (abs > 0x7F800000u) return sign | 0x7E00u;   // NaN (quiet)
+  if (abs >= 0x477FF000u) return sign | 0x7C00u;  // overflow rounds to inf
+  if (abs < 0x33000001u) return sign;             // below half the min subnormal
   const int32_t exp = static_cast<int32_t>(abs >> 23);
   if (exp < 113) {  // result is subnormal
     const uint32_t mant = (abs & 0x7FFFFFu) | 0x800000u;
@@ -55,10 +57,12 @@ inline uint16_t fp32_to_fp16(float f) {
   return sign | static_cast<uint16_t>(r);
 }
 
-inline float bf16_to_fp32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+V4_HD inline float bf16_to_fp32(uint16_t b) {
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
 
 // Round-to-nearest-even; NaNs keep their sign and become quiet (as ggml and gguf-py do).
-inline uint16_t fp32_to_bf16(float f) {
+V4_HD inline uint16_t fp32_to_bf16(float f) {
   uint32_t x = std::bit_cast<uint32_t>(f);
   if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 64u);
   x += 0x7FFFu + ((x >> 16) & 1u);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_kv_simulation.h"
 
 namespace v4::device {
 
@@ -17,17 +18,6 @@ template <class E>
 void rope(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads, int64_t head_stride,
           int64_t offset, int64_t rope_dim, const uint64_t* positions, const float* freqs,
           bool inverse) {
-  std::abort();
-}
-
-template <class E>
-void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t stride, int64_t n,
-                    int64_t block) {
-  std::abort();
-}
-
-template <class E>
-void indexer_qat(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t dim) {
   std::abort();
 }
 
