@@ -1,0 +1,72 @@
+// Shared by the device-backend tests: host vectors in a backend's memory and back, and the
+// backends under test. Each device test runs once per backend: "emulated" (the device ops on the
+// host executor, everywhere) and "cuda" (skipped, saying why, where no GPU is usable).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/backend/backend.h"
+#include "model/backend/device/backend_factory.h"
+#include "model/backend/device/emulated_backend.h"
+
+namespace v4::testing_device {
+
+template <class T>
+struct OnDevice {
+  std::unique_ptr<DeviceBuffer> buffer;
+  size_t count = 0;
+  T* get() const { return static_cast<T*>(buffer->data()); }
+  Tensor tensor() const {
+    return Tensor::contiguous(buffer.get(), 0, GgmlType::I8,
+                              {static_cast<int64_t>(count * sizeof(T)), 1, 1, 1});
+  }
+};
+
+template <class T>
+OnDevice<T> upload(Backend& be, const std::vector<T>& host) {
+  OnDevice<T> d{be.allocate(std::max<size_t>(host.size(), 1) * sizeof(T)), host.size()};
+  if (!host.empty()) {
+    const Status s = be.copy_to_device(host.data(), d.tensor(), 0, host.size() * sizeof(T));
+    EXPECT_TRUE(s.is_ok()) << s.message();
+  }
+  return d;
+}
+
+template <class T>
+OnDevice<T> zeros_on(Backend& be, size_t count) {
+  return upload(be, std::vector<T>(count, T{}));
+}
+
+template <class T>
+std::vector<T> download(Backend& be, const OnDevice<T>& d) {
+  std::vector<T> host(d.count);
+  if (d.count) {
+    const Status s = be.copy_to_host(d.tensor(), 0, host.data(), d.count * sizeof(T));
+    EXPECT_TRUE(s.is_ok()) << s.message();
+  }
+  return host;
+}
+
+// "emulated" or "cuda": the backend, or a skip (GTEST_SKIP from the caller) with the reason.
+inline std::unique_ptr<Backend> make_device_backend(const std::string& name, std::string* why) {
+  if (name == "emulated") {
+    return std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{});
+  }
+  Result<std::unique_ptr<Backend>> be = device::make_backend({DeviceKind::kCuda, 0}, 1);
+  if (!be) {
+    *why = "no usable GPU, CUDA variant skipped: " + be.message();
+    return nullptr;
+  }
+  return std::move(*be);
+}
+
+// The parameter set of every device test.
+inline ::testing::internal::ParamGenerator<std::string> device_backend_names() {
+  return ::testing::Values(std::string("emulated"), std::string("cuda"));
+}
+
+}  // namespace v4::testing_device
