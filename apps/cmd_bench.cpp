@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "apps/command.h"
+#include "apps/device_setup.h"
 #include "apps/value_format.h"
-#include "model/backend/cpu_backend.h"
 #include "model/v4/forward_benchmark.h"
 
 namespace v4::apps {
@@ -18,6 +18,7 @@ namespace {
 struct BenchFlags {
   std::string model;
   unsigned threads = 0;
+  std::string device = "cpu";
   std::string batches = "1,16";
   uint32_t bandwidth_mib = 1024;
   bool json = false;
@@ -92,8 +93,8 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
 
 void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchmarkResult& r) {
   const double bandwidth = r.bandwidth.bytes_per_second;
-  std::printf("model: %s (%s of tensors), %u threads\n", f.model.c_str(),
-              format_bytes(r.model_bytes).c_str(), r.threads);
+  std::printf("model: %s (%s of tensors), device %s, %u threads\n", f.model.c_str(),
+              format_bytes(r.model_bytes).c_str(), f.device.c_str(), r.threads);
   std::printf("token ids: synthetic (fixed pseudo-random sequence, seed %llu), not text\n",
               static_cast<unsigned long long>(f.options.seed));
   std::printf("experts per token: %u of %u\n", config.n_expert_used, config.n_expert);
@@ -120,11 +121,17 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
         format_bytes(static_cast<uint64_t>(d.weight_bytes_per_token())).c_str(),
         d.weight_bytes_per_second() / 1e9, percent_of(d.weight_bytes_per_second(), bandwidth));
   }
-  std::printf(
-      "memory bandwidth: %.2f GB/s (streaming float-sum read of %s, %u threads, best of "
-      "%u)\n",
-      bandwidth / 1e9, format_bytes(r.bandwidth.buffer_bytes).c_str(), r.bandwidth.threads,
-      f.options.bandwidth_repeats);
+  if (r.bandwidth.device_copy) {
+    std::printf("memory bandwidth: %.2f GB/s (device copy of %s, read + written, best of %u)\n",
+                bandwidth / 1e9, format_bytes(r.bandwidth.buffer_bytes).c_str(),
+                f.options.bandwidth_repeats);
+  } else {
+    std::printf(
+        "memory bandwidth: %.2f GB/s (streaming float-sum read of %s, %u threads, best of "
+        "%u)\n",
+        bandwidth / 1e9, format_bytes(r.bandwidth.buffer_bytes).c_str(), r.bandwidth.threads,
+        f.options.bandwidth_repeats);
+  }
   for (const DecodeMeasurement& d : r.decode) {
     if (d.batch != 1) continue;
     std::printf(
@@ -149,8 +156,14 @@ int run_bench(BenchFlags f) {
     std::fprintf(stderr, "error: %s\n", model.message().c_str());
     return 1;
   }
-  CpuBackend backend(f.threads);
-  Result<ForwardBenchmarkResult> result = run_forward_benchmark(**model, backend, f.options);
+  Result<apps::PreparedDevice> dev =
+      apps::prepare_device(f.device, f.threads, (*model)->weights, 0);
+  if (!dev) {
+    std::fprintf(stderr, "error: %s\n", dev.message().c_str());
+    return 1;
+  }
+  if (dev->resident) f.options.resident_weights = dev->weights;
+  Result<ForwardBenchmarkResult> result = run_forward_benchmark(**model, *dev->backend, f.options);
   if (!result) {
     std::fprintf(stderr, "error: %s\n", result.message().c_str());
     return 1;
@@ -170,6 +183,7 @@ CommandRegistration registration(
       auto f = std::make_shared<BenchFlags>();
       sub.add_option("--model", f->model, "model GGUF (first part of a split set)")->required();
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_option("--device", f->device, apps::kDeviceHelp)->capture_default_str();
       sub.add_option("--prompt-tokens", f->options.prompt_tokens, "prefill length")
           ->capture_default_str()
           ->check(CLI::PositiveNumber);

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/backend/cpu_backend.h"
+#include "apps/device_setup.h"
 #include "model/chat/chat_encoder.h"
 #include "model/chat/chat_request.h"
 #include "model/sampling/sampling.h"
@@ -26,6 +26,7 @@ struct GenerateFlags {
   uint32_t n_predict = 32;
   SamplingOptions sampling;
   unsigned threads = 0;
+  std::string device = "cpu";
   V4ConfigOverrides overrides;
   bool no_bos = false;
   bool print_ids = false;
@@ -86,8 +87,14 @@ int run_generate(const GenerateFlags& f) {
     std::fprintf(stderr, "error: %s\n", prompt.message().c_str());
     return 2;
   }
-  CpuBackend backend(f.threads);
-  V4Forward forward((*model)->weights, backend);
+  Result<apps::PreparedDevice> dev =
+      apps::prepare_device(f.device, f.threads, (*model)->weights, 0);
+  if (!dev) {
+    std::fprintf(stderr, "error: %s\n", dev.message().c_str());
+    return 1;
+  }
+  Backend& backend = *dev->backend;
+  V4Forward forward(*dev->weights, backend);
   ContiguousKvState state((*model)->weights.config, backend);
   Sampler sampler(f.sampling);
   IncrementalDetokenizer detok(*tok);
@@ -144,6 +151,7 @@ CommandRegistration registration(
       sub.add_option("--min-p", f->sampling.min_p, "drop tokens below min_p × best probability");
       sub.add_option("--seed", f->sampling.seed, "sampling seed")->capture_default_str();
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_option("--device", f->device, apps::kDeviceHelp)->capture_default_str();
       sub.add_option("--experts-per-token", f->overrides.experts_per_token,
                      "routed experts per token (default: the file's expert_used_count)");
       sub.add_flag("--no-bos", f->no_bos, "do not prepend the BOS token");

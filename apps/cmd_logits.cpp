@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/backend/cpu_backend.h"
+#include "apps/device_setup.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
 
@@ -22,6 +22,7 @@ struct LogitsFlags {
   uint32_t chunk = 0;
   bool decode = false;
   unsigned threads = 0;
+  std::string device = "cpu";
   V4ConfigOverrides overrides;
   std::string raw;  // optional float32 dump of every logit, row-major by position
 };
@@ -68,8 +69,14 @@ int run_logits(const LogitsFlags& f) {
     return 1;
   }
   const V4Config& c = (*model)->weights.config;
-  CpuBackend backend(f.threads);
-  V4Forward forward((*model)->weights, backend);
+  Result<apps::PreparedDevice> dev =
+      apps::prepare_device(f.device, f.threads, (*model)->weights, 0);
+  if (!dev) {
+    std::fprintf(stderr, "error: %s\n", dev.message().c_str());
+    return 1;
+  }
+  Backend& backend = *dev->backend;
+  V4Forward forward(*dev->weights, backend);
   ContiguousKvState state(c, backend);
   const size_t chunk = f.decode ? 1 : f.chunk ? f.chunk : tokens.size();
   std::FILE* raw = f.raw.empty() ? nullptr : std::fopen(f.raw.c_str(), "wb");
@@ -102,6 +109,7 @@ CommandRegistration registration(
       sub.add_option("--chunk", f->chunk, "prefill chunk size (default: all tokens at once)");
       sub.add_flag("--decode", f->decode, "feed one token per forward step");
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_option("--device", f->device, apps::kDeviceHelp)->capture_default_str();
       sub.add_option("--experts-per-token", f->overrides.experts_per_token,
                      "routed experts per token (default: the file's expert_used_count)");
       sub.add_option("--raw", f->raw, "also write all logits as float32, row-major by position");

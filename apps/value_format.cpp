@@ -27,23 +27,28 @@ std::string scalar_text(const GgufValue& v) {
     case GgufValueType::U8:
     case GgufValueType::U16:
     case GgufValueType::U32:
-    case GgufValueType::U64: return std::to_string(std::get<uint64_t>(v.value));
+    case GgufValueType::U64:
+      return std::to_string(std::get<uint64_t>(v.value));
     case GgufValueType::I8:
     case GgufValueType::I16:
     case GgufValueType::I32:
-    case GgufValueType::I64: return std::to_string(std::get<int64_t>(v.value));
-    case GgufValueType::F32: return format_float_exact(static_cast<float>(std::get<double>(v.value)));
+    case GgufValueType::I64:
+      return std::to_string(std::get<int64_t>(v.value));
+    case GgufValueType::F32:
+      return format_float_exact(static_cast<float>(std::get<double>(v.value)));
     case GgufValueType::F64: {
       char buf[40];
       std::snprintf(buf, sizeof buf, "%.17g", std::get<double>(v.value));
       return buf;
     }
-    case GgufValueType::BOOL: return std::get<bool>(v.value) ? "true" : "false";
+    case GgufValueType::BOOL:
+      return std::get<bool>(v.value) ? "true" : "false";
     case GgufValueType::STRING: {
       const std::string& s = std::get<std::string>(v.value);
       return "\"" + (s.size() > 80 ? s.substr(0, 80) + "…" : s) + "\"";
     }
-    case GgufValueType::ARRAY: break;
+    case GgufValueType::ARRAY:
+      break;
   }
   return "?";
 }
@@ -51,12 +56,14 @@ std::string scalar_text(const GgufValue& v) {
 }  // namespace
 
 std::string format_value_summary(const GgufValue& value) {
-  if (!value.is_array()) return std::string(gguf_value_type_name(value.type)) + " " + scalar_text(value);
+  if (!value.is_array())
+    return std::string(gguf_value_type_name(value.type)) + " " + scalar_text(value);
   const auto& elements = value.elements();
   std::string out = "[" + std::string(gguf_value_type_name(value.element_type)) + " x " +
                     std::to_string(elements.size()) + "]";
   for (size_t i = 0; i < elements.size() && i < 6; ++i) {
-    out += (i ? ", " : " ") + (elements[i].is_array() ? std::string("[...]") : scalar_text(elements[i]));
+    out += (i ? ", " : " ") +
+           (elements[i].is_array() ? std::string("[...]") : scalar_text(elements[i]));
   }
   if (elements.size() > 6) out += ", ...";
   return out;

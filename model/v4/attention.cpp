@@ -31,18 +31,18 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
   Projections p;
   p.cq = ws.cq.data<float>();
   be.matmul(w.q_a.view, h, n, p.cq);
-  be.rms_norm(p.cq, w.q_a_norm.data(), c.q_lora_rank, n, c.rms_eps, p.cq);
+  be.rms_norm(p.cq, w.q_a_norm.device(), c.q_lora_rank, n, c.rms_eps, p.cq);
   p.q = ws.q.data<float>();
   be.matmul(w.q_b.view, p.cq, n, p.q);
   // Per-head RMS norm without weight (spec §3.9).
   be.rms_norm(p.q, nullptr, hd, n * nh, c.rms_eps, p.q);
   p.kv = ws.kv.data<float>();
   be.matmul(w.kv.view, h, n, p.kv);
-  be.rms_norm(p.kv, w.kv_a_norm.data(), hd, n, c.rms_eps, p.kv);
+  be.rms_norm(p.kv, w.kv_a_norm.device(), hd, n, c.rms_eps, p.kv);
   const int64_t tail = hd - c.rope_dim;
   const uint64_t* positions = ws.positions.data<uint64_t>();
-  be.rope(p.q, n, nh, hd, tail, c.rope_dim, positions, rope.freqs.data(), false);
-  be.rope(p.kv, n, 1, hd, tail, c.rope_dim, positions, rope.freqs.data(), false);
+  be.rope(p.q, n, nh, hd, tail, c.rope_dim, positions, rope.device(), false);
+  be.rope(p.kv, n, 1, hd, tail, c.rope_dim, positions, rope.device(), false);
   be.fp8_round_trip(p.kv, n, hd, tail, kFp8Block);  // the RoPE tail stays high precision
   if (w.compress_ratio == 0) return p;
   p.comp_a = ws.comp_a.data<float>();
@@ -59,7 +59,7 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
 
 KvCompressor compressor_op(const V4Config& c, const CompressorWeights& w, const AttentionRope& rope,
                            const float* a, const float* g) {
-  return {w.ratio, w.width, w.ape.data(), w.norm.data(), c.rms_eps, rope.freqs.data(), a, g};
+  return {w.ratio, w.width, w.ape.device(), w.norm.device(), c.rms_eps, rope.device(), a, g};
 }
 
 }  // namespace
@@ -93,7 +93,7 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
   uint32_t* chosen = ws.chosen.data<uint32_t>();
   uint32_t* chosen_count = ws.chosen_count.data<uint32_t>();
   if (w.compress_ratio == 4) {
-    const IndexerQueries iq = indexer_queries(ctx, w, p.cq, h, rope.freqs);
+    const IndexerQueries iq = indexer_queries(ctx, w, p.cq, h, rope.device());
     be.indexer_topk(format, address, kv, iq.q, iq.weights, c.indexer_n_head, top_k, chosen,
                     chosen_count);
     // Host bookkeeping from the positions alone: how often the indexer had to drop rows.
@@ -106,11 +106,11 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
     }
   }
   float* o = ws.o.data<float>();
-  be.sparse_attention(format, address, kv, c.sliding_window, p.q, nh, w.sinks.data(), chosen,
+  be.sparse_attention(format, address, kv, c.sliding_window, p.q, nh, w.sinks.device(), chosen,
                       chosen_count, top_k, o);
   // Undo the keys' rotation on each head's output.
   ctx.backend.rope(o, n, nh, hd, hd - c.rope_dim, c.rope_dim, ws.positions.data<uint64_t>(),
-                   rope.freqs.data(), true);
+                   rope.device(), true);
 
   // Grouped low-rank output: group g maps its heads' concatenation through rows g·o_lora.. of
   // attn_output_a, then attn_output_b mixes all groups (spec §3.4).

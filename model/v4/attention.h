@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "model/backend/tensor.h"
 #include "model/v4/v4_forward_batch.h"
 
 namespace v4 {
@@ -16,6 +18,11 @@ struct LayerWeights;
 // RoPE frequencies of one layer kind (plain for ratio 0, YaRN for compressed layers).
 struct AttentionRope {
   std::vector<float> freqs;
+  std::unique_ptr<DeviceBuffer> copy;  // the frequencies in the backend's memory
+  // What backend ops read: the backend's copy once made, else the host values.
+  const float* device() const {
+    return copy ? static_cast<const float*>(copy->data()) : freqs.data();
+  }
 };
 
 // h: [n][n_embd] attention-normed inputs of the batch; out: [n][n_embd]. `layer` indexes the

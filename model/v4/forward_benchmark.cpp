@@ -152,6 +152,27 @@ std::vector<int32_t> synthetic_token_ids(uint32_t n_vocab, size_t count, uint64_
   return ids;
 }
 
+BandwidthMeasurement measure_device_bandwidth(Backend& backend, uint64_t bytes, uint32_t repeats) {
+  BandwidthMeasurement m;
+  m.device_copy = true;
+  m.buffer_bytes = bytes;
+  std::unique_ptr<DeviceBuffer> a = backend.allocate(bytes), b = backend.allocate(bytes);
+  const Tensor t =
+      Tensor::contiguous(b.get(), 0, GgmlType::I8, {static_cast<int64_t>(bytes), 1, 1, 1});
+  float sink = 0;
+  // copy_to_host waits for the device, so each pass is timed to its end.
+  backend.copy_on_device(a->data(), b->data(), bytes);
+  if (!backend.copy_to_host(t, 0, &sink, sizeof(sink))) return m;
+  for (uint32_t r = 0; r < repeats; ++r) {
+    const Clock::time_point start = Clock::now();
+    backend.copy_on_device(a->data(), b->data(), bytes);
+    if (!backend.copy_to_host(t, 0, &sink, sizeof(sink))) return m;
+    const double seconds = seconds_since(start);
+    m.bytes_per_second = std::max(m.bytes_per_second, 2.0 * static_cast<double>(bytes) / seconds);
+  }
+  return m;
+}
+
 BandwidthMeasurement measure_read_bandwidth(Backend& backend, uint64_t bytes, uint32_t repeats) {
   constexpr int64_t kBlockFloats = 16384;  // 64 KiB per task: long sequential runs per thread
   const int64_t blocks = static_cast<int64_t>(bytes / (kBlockFloats * sizeof(float)));
@@ -184,12 +205,13 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
                                                      const ForwardBenchmarkOptions& options) {
   if (Status s = validate_options(options); !s) return s;
   const V4Config& config = model.weights.config;
+  const V4Weights& weights = options.resident_weights ? *options.resident_weights : model.weights;
   ForwardBenchmarkResult result;
   result.threads = backend.threads();
   result.model_bytes = prefault_tensors(model.file, backend);
 
   WeightTrafficRecorder recorder(backend);
-  V4Forward forward(model.weights, recorder);
+  V4Forward forward(weights, recorder);
   {
     // Warm-up: wakes the pool and grows the per-call buffers before anything is timed.
     ContiguousKvState state(config, recorder);
@@ -207,7 +229,9 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
     result.decode.push_back(*decode);
   }
   result.bandwidth =
-      measure_read_bandwidth(backend, options.bandwidth_bytes, options.bandwidth_repeats);
+      options.resident_weights
+          ? measure_device_bandwidth(backend, options.bandwidth_bytes, options.bandwidth_repeats)
+          : measure_read_bandwidth(backend, options.bandwidth_bytes, options.bandwidth_repeats);
   return result;
 }
 

@@ -23,6 +23,8 @@ struct ForwardBenchmarkOptions {
   uint64_t bandwidth_bytes = uint64_t{1} << 30;  // ≫ LLC, so the read streams from DRAM
   uint32_t bandwidth_repeats = 5;                // the best pass is reported
   uint64_t seed = 1;                             // of the synthetic token ids
+  // The weights in the backend's memory (a GPU's: device_weights.h); null: the model's mapping.
+  const V4Weights* resident_weights = nullptr;
 };
 
 struct PrefillMeasurement {
@@ -59,6 +61,7 @@ struct BandwidthMeasurement {
   unsigned threads = 0;
   double bytes_per_second = 0;  // best pass
   double checksum = 0;          // sum of the buffer, kept so the reads cannot be optimised away
+  bool device_copy = false;     // measured as a device-to-device copy (bytes read + written)
 };
 
 struct ForwardBenchmarkResult {
@@ -76,6 +79,10 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
 
 // Multi-threaded streaming read (float sum) of a `bytes` buffer, best of `repeats` passes.
 BandwidthMeasurement measure_read_bandwidth(Backend& backend, uint64_t bytes, uint32_t repeats);
+
+// A GPU's memory bandwidth: device-to-device copies of `bytes`, counted as bytes read plus bytes
+// written per second, best of `repeats` (what a weight-streaming kernel can hope to reach).
+BandwidthMeasurement measure_device_bandwidth(Backend& backend, uint64_t bytes, uint32_t repeats);
 
 // `count` ids in [0, n_vocab) from a fixed generator: the same for the same seed everywhere.
 std::vector<int32_t> synthetic_token_ids(uint32_t n_vocab, size_t count, uint64_t seed);

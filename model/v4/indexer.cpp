@@ -8,7 +8,7 @@
 namespace v4 {
 
 IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
-                               const float* h, const std::vector<float>& freqs) {
+                               const float* h, const float* freqs) {
   const V4Config& c = ctx.config;
   const int64_t n = ctx.batch.size();
   const int64_t heads = c.indexer_n_head, dim = c.indexer_head_dim;
@@ -18,7 +18,7 @@ IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w,
   ctx.backend.matmul(w.indexer.proj.view, h, n, weights);
   ctx.backend.scale(weights, n * heads, 1.0f / std::sqrt(static_cast<float>(dim * heads)));
   ctx.backend.rope(q, n, heads, dim, dim - c.rope_dim, c.rope_dim,
-                   ctx.ws.positions.data<uint64_t>(), freqs.data(), false);
+                   ctx.ws.positions.data<uint64_t>(), freqs, false);
   ctx.backend.indexer_qat(q, n * heads, dim);
   return {q, weights};
 }

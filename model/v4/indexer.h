@@ -20,6 +20,6 @@ struct IndexerQueries {
 };
 
 IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
-                               const float* h, const std::vector<float>& freqs);
+                               const float* h, const float* freqs);
 
 }  // namespace v4

@@ -20,11 +20,11 @@ ExpertRouting expert_routing(const V4Config& c, const LayerWeights& w) {
   if (w.hash_routed()) {
     // The table row of the input token names the experts; p still gives the weights.
     r.k = std::min(w.tid2eid_width, c.n_expert_used);
-    r.hash_table = w.tid2eid.data();
+    r.hash_table = w.tid2eid.device();
     r.hash_width = w.tid2eid_width;
   } else {
     r.k = c.n_expert_used;
-    r.bias = w.exp_probs_b.data();
+    r.bias = w.exp_probs_b.device();
   }
   return r;
 }
@@ -39,7 +39,10 @@ ExpertFfnWeights shared_expert(const V4Config& c, const LayerWeights& w) {
 
 ExpertChoice select_experts(const V4Config& c, const LayerWeights& w, const float* logits,
                             int32_t token) {
-  const ExpertRouting r = expert_routing(c, w);
+  ExpertRouting r = expert_routing(c, w);
+  // This reference path runs on the host: it reads the host copies of the bias and table.
+  r.bias = w.exp_probs_b.empty() ? nullptr : w.exp_probs_b.data();
+  r.hash_table = w.tid2eid.empty() ? nullptr : w.tid2eid.data();
   const kernels::ExpertSelection sel{r.n_expert, r.k, r.weights_scale, r.normalize};
   std::vector<float> probs(c.n_expert);
   std::vector<int32_t> ids(c.n_expert);

@@ -9,10 +9,10 @@
 namespace v4 {
 namespace {
 
-HcMixing hc_mixing(const V4Config& c, const WeightMatrix& fn, const std::vector<float>& scale,
-                   const std::vector<float>& base) {
-  return {&fn.view, scale.data(),        base.data(), c.n_hc,
-          c.n_embd, c.hc_sinkhorn_iters, c.hc_eps,    c.rms_eps};
+HcMixing hc_mixing(const V4Config& c, const WeightMatrix& fn, const WeightVector<float>& scale,
+                   const WeightVector<float>& base) {
+  return {&fn.view, scale.device(),      base.device(), c.n_hc,
+          c.n_embd, c.hc_sinkhorn_iters, c.hc_eps,      c.rms_eps};
 }
 
 Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, ForwardBatch& b) {
@@ -52,6 +52,13 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
       ws_(backend) {
   plain_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 0));
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
+  for (AttentionRope* rope : {&plain_rope_, &compressed_rope_}) {
+    const size_t bytes = rope->freqs.size() * sizeof(float);
+    rope->copy = backend.allocate(std::max<size_t>(bytes, sizeof(float)));
+    const Tensor t = Tensor::contiguous(rope->copy.get(), 0, GgmlType::F32,
+                                        {static_cast<int64_t>(rope->freqs.size()), 1, 1, 1});
+    if (Status s = backend.copy_to_device(rope->freqs.data(), t, 0, bytes); !s) rope_status_ = s;
+  }
   stats_.expert_selections.assign(weights.config.n_layer,
                                   std::vector<uint64_t>(weights.config.n_expert, 0));
   // The expert counters stay on the device, summed there each step; stats() reads them back.
@@ -77,12 +84,12 @@ void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, 
   float* y = ws.y.data<float>();
   float* f = ws.f.data<float>();
   backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x, n, y, post, comb);
-  backend_.rms_norm(y, w.attn_norm.data(), c.n_embd, n, c.rms_eps, y);
+  backend_.rms_norm(y, w.attn_norm.device(), c.n_embd, n, c.rms_eps, y);
   attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, y, f);
   backend_.hc_post(f, x, post, comb, n, c.n_hc, c.n_embd, next);
   std::swap(x, next);
   backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x, n, y, post, comb);
-  backend_.rms_norm(y, w.ffn_norm.data(), c.n_embd, n, c.rms_eps, y);
+  backend_.rms_norm(y, w.ffn_norm.device(), c.n_embd, n, c.rms_eps, y);
   // The MTP block (layer n_layer) has no counters.
   uint64_t* selections = layer < c.n_layer ? static_cast<uint64_t*>(selection_counts_->data()) +
                                                  size_t{layer} * c.n_expert
@@ -95,11 +102,11 @@ void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, 
 // HC head + output norm + vocabulary projection (spec §3.6) for n HC states, into `logits` on
 // the device (n ≤ the workspace's logit rows).
 void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head,
-                            const std::vector<float>& norm, float* logits) {
+                            const WeightVector<float>& norm, float* logits) {
   const V4Config& c = weights_.config;
   float* z = ws_.head_z.data<float>();
   backend_.hc_head(hc_mixing(c, head.fn, head.scale, head.base), x, n, z);
-  backend_.rms_norm(z, norm.data(), c.n_embd, n, c.rms_eps, z);
+  backend_.rms_norm(z, norm.device(), c.n_embd, n, c.rms_eps, z);
   backend_.matmul(weights_.output.view, z, n, logits);
 }
 
@@ -193,6 +200,7 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   out.first_row.clear();
   out.row_count.clear();
   if (!selection_status_) return selection_status_;
+  if (!rope_status_) return rope_status_;
   if (inputs.empty()) return join_empty_step();
   if (Status s = build_batch(c, inputs, b); !s) return s;
   const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;

@@ -70,7 +70,7 @@ class V4Forward {
   // workspace and points kv_step_ at them.
   Status copy_step_inputs();
   void head_logits(const float* x, int64_t n, const HcHeadWeights& head,
-                   const std::vector<float>& norm, float* logits);
+                   const WeightVector<float>& norm, float* logits);
 
   const V4Weights& weights_;
   Backend& backend_;
@@ -84,6 +84,7 @@ class V4Forward {
   mutable ForwardStats stats_;
   std::unique_ptr<DeviceBuffer> selection_counts_;  // [n_layer][n_expert] u64, on the device
   Status selection_status_;                         // of zeroing them
+  Status rope_status_;                              // of copying the RoPE tables
 };
 
 }  // namespace v4

@@ -43,9 +43,9 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
   // ê = RMSNorm(embedding; enorm); per stream h_s = RMSNorm(H_s; hnorm).
   float* e = ws_.y.data<float>();
   backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), 1, 1, e);
-  backend_.rms_norm(e, m.enorm.data(), d, 1, c.rms_eps, e);
+  backend_.rms_norm(e, m.enorm.device(), d, 1, c.rms_eps, e);
   float* hn = ws_.next.data<float>();
-  backend_.rms_norm(h, m.hnorm.data(), d, c.n_hc, c.rms_eps, hn);
+  backend_.rms_norm(h, m.hnorm.device(), d, c.n_hc, c.rms_eps, hn);
 
   // X_s = e_proj·ê + h_proj·h_s (llama.cpp files: eh_proj·[ê | h_s]).
   float* xs = ws_.x.data<float>();

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "kernels/cpu/matmul.h"
 #include "model/v4/v4_config.h"
+#include "model/v4/weight_vector.h"
 
 namespace v4 {
 
@@ -32,23 +33,23 @@ struct WeightMatrix {
 };
 
 struct HcWeights {
-  WeightMatrix fn;           // [n_hc·n_embd → 2n+n²]
-  std::vector<float> scale;  // 3
-  std::vector<float> base;   // 2n+n²
+  WeightMatrix fn;            // [n_hc·n_embd → 2n+n²]
+  WeightVector<float> scale;  // 3
+  WeightVector<float> base;   // 2n+n²
 };
 
 struct HcHeadWeights {
-  WeightMatrix fn;           // [n_hc·n_embd → n_hc]
-  std::vector<float> scale;  // 1
-  std::vector<float> base;   // n_hc
+  WeightMatrix fn;            // [n_hc·n_embd → n_hc]
+  WeightVector<float> scale;  // 1
+  WeightVector<float> base;   // n_hc
 };
 
 struct CompressorWeights {
   uint32_t ratio = 0;  // 4 or 128; 0 when the layer has none
   uint32_t width = 0;  // projection width: 2·head for ratio 4, head for ratio 128
   WeightMatrix kv, gate;
-  std::vector<float> ape;   // [ratio][width]: row t mod ratio is the score bias
-  std::vector<float> norm;  // head width
+  WeightVector<float> ape;   // [ratio][width]: row t mod ratio is the score bias
+  WeightVector<float> norm;  // head width
 };
 
 struct IndexerWeights {
@@ -60,14 +61,14 @@ struct IndexerWeights {
 struct LayerWeights {
   uint32_t compress_ratio = 0;
   HcWeights hc_attn, hc_ffn;
-  std::vector<float> attn_norm, q_a_norm, kv_a_norm, sinks;
+  WeightVector<float> attn_norm, q_a_norm, kv_a_norm, sinks;
   WeightMatrix q_a, q_b, kv, output_a, output_b;
   CompressorWeights compressor;  // ratio != 0
   IndexerWeights indexer;        // ratio == 4
-  std::vector<float> ffn_norm;
+  WeightVector<float> ffn_norm;
   WeightMatrix router;
-  std::vector<float> exp_probs_b;  // empty on hash-routed layers
-  std::vector<int32_t> tid2eid;    // [vocab][tid2eid_width] on hash-routed layers
+  WeightVector<float> exp_probs_b;  // empty on hash-routed layers
+  WeightVector<int32_t> tid2eid;    // [vocab][tid2eid_width] on hash-routed layers
   uint32_t tid2eid_width = 0;
   WeightMatrix gate_exps, up_exps, down_exps;
   WeightMatrix gate_shexp, up_shexp, down_shexp;
@@ -79,7 +80,7 @@ struct LayerWeights {
 struct MtpWeights {
   LayerWeights block;
   WeightMatrix e_proj, h_proj, eh_proj;
-  std::vector<float> enorm, hnorm, norm;
+  WeightVector<float> enorm, hnorm, norm;
   HcHeadWeights hc_head;
 };
 
@@ -87,7 +88,7 @@ struct V4Weights {
   V4Config config;
   WeightMatrix token_embd, output;
   HcHeadWeights output_hc;
-  std::vector<float> output_norm;
+  WeightVector<float> output_norm;
   std::vector<LayerWeights> layers;
   std::optional<MtpWeights> mtp;
 };

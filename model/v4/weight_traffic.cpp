@@ -8,7 +8,7 @@
 namespace v4 {
 namespace {
 
-uint64_t float_bytes(const std::vector<float>& v) { return v.size() * sizeof(float); }
+uint64_t float_bytes(const WeightVector<float>& v) { return v.size() * sizeof(float); }
 
 // Bytes of the bind-time float vectors a step reads for `n_tokens` tokens of one layer. The
 // compressor's ape is read one row (position mod ratio) per token, so at most `ratio` rows.

@@ -32,6 +32,18 @@ bool cuda_built() {
 #endif
 }
 
+Result<DeviceMemory> device_memory(const DeviceSpec& spec) {
+  if (spec.kind == DeviceKind::kCpu) return Status::error("the CPU has no device memory");
+#if V4_HAVE_CUDA
+  Result<CudaDeviceInfo> info = cuda_device_info(spec.index);
+  if (!info) return info.status();
+  return DeviceMemory{info->free_bytes, info->total_bytes, info->name};
+#else
+  return Status::error(
+      "this build has no CUDA backend (nvcc was not found when it was configured)");
+#endif
+}
+
 Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned threads) {
   if (spec.kind == DeviceKind::kCpu) {
     return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(threads));

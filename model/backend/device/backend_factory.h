@@ -1,6 +1,7 @@
 // The backend a command runs on, chosen by `--device cpu|cuda[:N]`.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,14 @@ Result<DeviceSpec> parse_device(const std::string& text);
 
 // True when this build has the CUDA backend (nvcc was found when it was configured).
 bool cuda_built();
+
+// Free and total memory of a CUDA device; an error on a CPU-only build or without a GPU.
+struct DeviceMemory {
+  uint64_t free_bytes = 0;
+  uint64_t total_bytes = 0;
+  std::string name;
+};
+Result<DeviceMemory> device_memory(const DeviceSpec& spec);
 
 // A CpuBackend with `threads` threads, or a CUDA backend on the given device; a clear error when
 // the device cannot be used (no GPU, no driver, a CPU-only build).

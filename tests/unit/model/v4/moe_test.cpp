@@ -43,9 +43,9 @@ TEST(Moe, HashRoutingUsesTheTokensTableRow) {
   const V4Config c = config();
   LayerWeights w;
   w.tid2eid_width = 4;  // wider than expert_used_count: the first 3 ids are used
-  w.tid2eid.assign(4 * 10, 0);
+  w.tid2eid = std::vector<int32_t>(4 * 10, 0);
   const int32_t row[4] = {5, 1, 6, 2};
-  std::copy(row, row + 4, w.tid2eid.begin() + 4 * 9);
+  std::copy(row, row + 4, w.tid2eid.host().begin() + 4 * 9);
   const float logits[8] = {9, 0, 0, 0, 0, 1, 2, 0};
   const ExpertChoice e = select_experts(c, w, logits, 9);
   EXPECT_EQ(e.experts, (std::vector<int32_t>{5, 1, 6}));

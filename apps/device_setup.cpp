@@ -1,0 +1,59 @@
+#include "apps/device_setup.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "apps/progress_bar.h"
+#include "model/backend/device/backend_factory.h"
+
+namespace v4::apps {
+namespace {
+
+std::string gib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f GiB", static_cast<double>(bytes) / (1ull << 30));
+  return text;
+}
+
+}  // namespace
+
+Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
+                                      const V4Weights& host, uint64_t reserve_bytes) {
+  Result<device::DeviceSpec> spec = device::parse_device(device);
+  if (!spec) return spec.status();
+  PreparedDevice out;
+  out.weights = &host;
+  if (spec->kind == DeviceKind::kCpu) {
+    Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
+    if (!be) return be.status();
+    out.backend = std::move(*be);
+    return out;
+  }
+  Result<device::DeviceMemory> memory = device::device_memory(*spec);
+  if (!memory) return memory.status();
+  // The forward's step workspace and the kernels' scratch: a fixed allowance (they grow with the
+  // step size; 1 GiB covers steps of a few thousand tokens on the full-size model).
+  constexpr uint64_t kWorkspace = uint64_t{1} << 30;
+  const uint64_t weights = resident_weight_bytes(host);
+  if (Status s = check_device_fit(weights + reserve_bytes + kWorkspace, memory->free_bytes,
+                                  "weights " + gib(weights) + " + KV " + gib(reserve_bytes) +
+                                      " + workspace " + gib(kWorkspace));
+      !s)
+    return s;
+  Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
+  if (!be) return be.status();
+  out.backend = std::move(*be);
+  ProgressBar bar("weights → " + device + " (" + memory->name + ")", weights);
+  const auto start = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<DeviceWeights>> resident = DeviceWeights::upload(
+      host, *out.backend, [&](const UploadProgress& p) { bar.update(p.bytes_done); });
+  if (!resident) return resident.status();
+  bar.finish();
+  out.upload_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.resident = std::move(*resident);
+  out.weights = &out.resident->weights();
+  return out;
+}
+
+}  // namespace v4::apps

@@ -1,0 +1,30 @@
+// --device for the commands that run the forward: the backend, and on a GPU the weights copied
+// into its memory after a check that they fit (one line saying how much is missing otherwise),
+// with a progress bar while they upload.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "model/backend/backend.h"
+#include "model/v4/device_weights.h"
+#include "model/v4/v4_weights.h"
+
+namespace v4::apps {
+
+inline constexpr const char* kDeviceHelp = "where the forward runs: cpu, cuda or cuda:N";
+
+struct PreparedDevice {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<DeviceWeights> resident;  // null on the CPU: the mapped file is read in place
+  const V4Weights* weights = nullptr;       // what the forward reads
+  double upload_seconds = 0;
+};
+
+// `reserve_bytes`: device memory the caller needs beside the weights (KV pages, workspace).
+Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
+                                      const V4Weights& host, uint64_t reserve_bytes);
+
+}  // namespace v4::apps

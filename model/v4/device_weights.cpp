@@ -1,0 +1,145 @@
+#include "model/v4/device_weights.h"
+
+#include <chrono>
+#include <cstdio>
+#include <type_traits>
+
+namespace v4 {
+namespace {
+
+// 256 bytes: every tensor starts on a boundary any device load width accepts.
+constexpr uint64_t kAlign = 256;
+
+uint64_t aligned(uint64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+uint64_t matrix_bytes(const WeightMatrix& m) {
+  return m.present() ? static_cast<uint64_t>(m.n_mats) * m.mat_bytes : 0;
+}
+
+template <class F>
+void visit_hc(HcWeights& hc, F&& f) {
+  f(hc.fn);
+  f(hc.scale);
+  f(hc.base);
+}
+
+template <class F>
+void visit_compressor(CompressorWeights& c, F&& f) {
+  f(c.kv);
+  f(c.gate);
+  f(c.ape);
+  f(c.norm);
+}
+
+template <class F>
+void visit_layer(LayerWeights& l, F&& f) {
+  visit_hc(l.hc_attn, f);
+  visit_hc(l.hc_ffn, f);
+  for (auto* v : {&l.attn_norm, &l.q_a_norm, &l.kv_a_norm, &l.sinks, &l.ffn_norm, &l.exp_probs_b})
+    f(*v);
+  for (auto* m : {&l.q_a, &l.q_b, &l.kv, &l.output_a, &l.output_b, &l.router, &l.gate_exps,
+                  &l.up_exps, &l.down_exps, &l.gate_shexp, &l.up_shexp, &l.down_shexp})
+    f(*m);
+  visit_compressor(l.compressor, f);
+  f(l.indexer.q_b);
+  f(l.indexer.proj);
+  visit_compressor(l.indexer.compressor, f);
+  f(l.tid2eid);
+}
+
+// Calls f on every WeightMatrix and WeightVector of w (spec §5.4, MTP §5.5).
+template <class F>
+void visit_weights(V4Weights& w, F&& f) {
+  f(w.token_embd);
+  f(w.output);
+  f(w.output_hc.fn);
+  f(w.output_hc.scale);
+  f(w.output_hc.base);
+  f(w.output_norm);
+  for (LayerWeights& l : w.layers) visit_layer(l, f);
+  if (w.mtp) {
+    MtpWeights& m = *w.mtp;
+    visit_layer(m.block, f);
+    for (auto* x : {&m.e_proj, &m.h_proj, &m.eh_proj}) f(*x);
+    for (auto* v : {&m.enorm, &m.hnorm, &m.norm}) f(*v);
+    f(m.hc_head.fn);
+    f(m.hc_head.scale);
+    f(m.hc_head.base);
+  }
+}
+
+template <class T>
+uint64_t bytes_of(const T& x) {
+  if constexpr (std::is_same_v<T, WeightMatrix>) {
+    return matrix_bytes(x);
+  } else {
+    return x.size() * sizeof(x[0]);
+  }
+}
+
+std::string gib(uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2f GiB", static_cast<double>(bytes) / (1ull << 30));
+  return text;
+}
+
+}  // namespace
+
+uint64_t resident_weight_bytes(const V4Weights& weights) {
+  uint64_t total = 0;
+  V4Weights& w = const_cast<V4Weights&>(weights);  // visited read-only
+  visit_weights(w, [&](const auto& x) { total += aligned(bytes_of(x)); });
+  return total;
+}
+
+Status check_device_fit(uint64_t needed, uint64_t free_bytes, const std::string& what) {
+  if (needed <= free_bytes) return Status::ok();
+  return Status::error("the model does not fit on the device: it needs " + gib(needed) + " (" +
+                       what + ") and " + gib(free_bytes) +
+                       " are free: " + gib(needed - free_bytes) + " missing");
+}
+
+Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
+    const V4Weights& host, Backend& backend,
+    const std::function<void(const UploadProgress&)>& progress) {
+  auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
+  out->weights_ = host;
+  out->bytes_ = resident_weight_bytes(host);
+  try {
+    out->buffer_ = backend.allocate(std::max<uint64_t>(out->bytes_, 1));
+  } catch (const std::bad_alloc&) {
+    return Status::error("cannot allocate " + gib(out->bytes_) + " for the weights on the device");
+  }
+  const Tensor all = Tensor::contiguous(out->buffer_.get(), 0, GgmlType::I8,
+                                        {static_cast<int64_t>(out->buffer_->bytes()), 1, 1, 1});
+  uint8_t* base = static_cast<uint8_t*>(out->buffer_->data());
+  const auto start = std::chrono::steady_clock::now();
+  UploadProgress p{0, out->bytes_, 0};
+  uint64_t offset = 0;
+  Status status;
+  visit_weights(out->weights_, [&](auto& x) {
+    const uint64_t bytes = bytes_of(x);
+    if (!status || bytes == 0) return;
+    using X = std::decay_t<decltype(x)>;
+    const void* src;
+    if constexpr (std::is_same_v<X, WeightMatrix>) {
+      src = x.view.data;
+    } else {
+      src = x.data();
+    }
+    status = backend.copy_to_device(src, all, offset, bytes);
+    if constexpr (std::is_same_v<X, WeightMatrix>) {
+      x.view.data = base + offset;
+    } else {
+      x.set_device(reinterpret_cast<const typename std::decay_t<decltype(x[0])>*>(base + offset));
+    }
+    offset += aligned(bytes);
+    p.bytes_done = offset;
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (progress) progress(p);
+  });
+  if (!status) return Status::error("uploading the weights: " + status.message());
+  return out;
+}
+
+}  // namespace v4

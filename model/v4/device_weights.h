@@ -1,0 +1,48 @@
+// The weights of a V4 model resident in a backend's memory (the CUDA backend's GPU): one
+// allocation holds every matrix, in the GGUF block layout the file has (the device kernels read
+// blocks per warp lane, so consecutive lanes read consecutive blocks: coalesced without a
+// repack, and the bytes stay identical to the file's), and the small vectors widened at bind
+// time. The copy of V4Weights it holds points there; the host weights are left unchanged.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "model/backend/backend.h"
+#include "model/v4/v4_weights.h"
+
+namespace v4 {
+
+struct UploadProgress {
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  double seconds = 0;
+};
+
+// Bytes `weights` take once resident (matrices, small vectors, alignment).
+uint64_t resident_weight_bytes(const V4Weights& weights);
+
+// An error naming what is missing when `needed` bytes do not fit in `free_bytes`; `what` lists
+// the parts, e.g. "weights 81.2 GiB + KV 4.0 GiB + workspace 1.0 GiB".
+Status check_device_fit(uint64_t needed, uint64_t free_bytes, const std::string& what);
+
+class DeviceWeights {
+ public:
+  // Copies every tensor of `host` into one buffer of `backend`, calling `progress` after each.
+  static Result<std::unique_ptr<DeviceWeights>> upload(
+      const V4Weights& host, Backend& backend,
+      const std::function<void(const UploadProgress&)>& progress = {});
+
+  const V4Weights& weights() const { return weights_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  V4Weights weights_;
+  std::unique_ptr<DeviceBuffer> buffer_;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace v4
