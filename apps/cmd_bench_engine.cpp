@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "apps/command.h"
-#include "model/backend/cpu_backend.h"
+#include "apps/device_setup.h"
 #include "model/v4/v4_forward_model.h"
 #include "worker/engine_core.h"
 
@@ -26,6 +26,7 @@ struct BenchEngineFlags {
   uint32_t max_batch_tokens = 256;
   std::string kv_storage = "f32";
   unsigned threads = 0;
+  std::string device = "cpu";
   bool prefix_caching = false;
 };
 
@@ -74,7 +75,13 @@ int run_bench_engine(const BenchEngineFlags& f) {
     std::fprintf(stderr, "error: %s\n", storage.message().c_str());
     return 2;
   }
-  CpuBackend backend(f.threads);
+  Result<PreparedDevice> device =
+      prepare_device(f.device, f.threads, (*model)->weights, f.kv_memory_mib << 20);
+  if (!device) {
+    std::fprintf(stderr, "error: %s\n", device.message().c_str());
+    return 1;
+  }
+  Backend& backend = *device->backend;
   std::printf("%-11s %10s %14s %10s %14s %11s\n", "concurrency", "requests/s", "output tok/s",
               "mean batch", "KV B/token", "preemptions");
   std::stringstream levels(f.concurrency);
@@ -102,7 +109,7 @@ int run_bench_engine(const BenchEngineFlags& f) {
       std::fprintf(stderr, "error: %s\n", pages.message().c_str());
       return 2;
     }
-    Result<LevelResult> r = run_level((*model)->weights, backend, o, f);
+    Result<LevelResult> r = run_level(*device->weights, backend, o, f);
     if (!r) {
       std::fprintf(stderr, "error: %s\n", r.message().c_str());
       return 1;
@@ -133,6 +140,7 @@ CommandRegistration registration(
           ->capture_default_str();
       sub.add_option("--kv-storage", f->kv_storage, "f32, f16 or fp8")->capture_default_str();
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
+      sub.add_option("--device", f->device, kDeviceHelp)->capture_default_str();
       sub.add_flag("--prefix-caching", f->prefix_caching,
                    "share cached pages of equal prompt prefixes between requests");
       return [f] { return run_bench_engine(*f); };

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "apps/command.h"
+#include "apps/device_setup.h"
 #include "apps/engine_flags.h"
 #include "apps/http_front.h"
 #include "apps/local_engine_client.h"
@@ -90,7 +91,13 @@ int run_serve(const ServeFlags& f) {
                               {"num_gpu_blocks", std::to_string(*pages)},
                               {"kv_memory_mib", std::to_string(options->kv_memory_bytes >> 20)}});
   }
-  auto engine = std::make_unique<Engine>((*model)->weights, *options, f.engine.threads);
+  Result<PreparedDevice> device = prepare_device(f.engine.device, f.engine.threads,
+                                                 (*model)->weights, options->kv_memory_bytes);
+  if (!device) {
+    spdlog::error("{}", device.message());
+    return 1;
+  }
+  auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend));
   auto client = std::make_unique<LocalEngineClient>(*engine);
   return serve_http(f.http, options_for_service, *tokenizer, *client, metrics, signals, [&] {
     client.reset();

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "apps/command.h"
+#include "apps/device_setup.h"
 #include "apps/engine_flags.h"
 #include "apps/http_front.h"
 #include "apps/log_setup.h"
@@ -55,7 +56,13 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", options.message());
     return 2;
   }
-  auto engine = std::make_unique<Engine>((*model)->weights, *options, f.engine.threads);
+  Result<PreparedDevice> device = prepare_device(f.engine.device, f.engine.threads,
+                                                 (*model)->weights, options->kv_memory_bytes);
+  if (!device) {
+    spdlog::error("{}", device.message());
+    return 1;
+  }
+  auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend));
   worker_grpc::WorkerServiceOptions service_options;
   service_options.worker_id = f.listen;
   service_options.model = default_model_name(**model, path);

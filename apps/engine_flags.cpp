@@ -50,6 +50,8 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& confi
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f) {
   sub.add_option("--threads", f.threads, "engine threads (default: one per core)");
+  sub.add_option("--device", f.device, "where the forward runs: cpu, cuda or cuda:N")
+      ->capture_default_str();
   sub.add_option("--kv-memory", f.kv_memory_mib,
                  "KV cache budget in MiB (default: a quarter of available memory)");
   sub.add_option("--ctx", f.ctx, "per-request context limit (prompt + output)")

@@ -16,6 +16,7 @@ namespace v4::apps {
 
 struct EngineFlags {
   unsigned threads = 0;
+  std::string device = "cpu";
   uint64_t kv_memory_mib = 0;
   uint32_t ctx = 4096;
   uint32_t max_batch_tokens = 256;

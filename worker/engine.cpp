@@ -16,7 +16,13 @@ GenerationEvent final_event(RequestId id, FinishReason reason, std::string error
 }  // namespace
 
 Engine::Engine(const V4Weights& weights, const EngineOptions& options, unsigned threads)
-    : backend_(threads), core_(weights, backend_, options), thread_([this] { loop(); }) {}
+    : Engine(weights, options, std::make_unique<CpuBackend>(threads)) {}
+
+Engine::Engine(const V4Weights& weights, const EngineOptions& options,
+               std::unique_ptr<Backend> backend)
+    : backend_(std::move(backend)),
+      core_(weights, *backend_, options),
+      thread_([this] { loop(); }) {}
 
 Engine::~Engine() {
   {

@@ -21,7 +21,10 @@ using TokenCallback = std::function<void(const GenerationEvent&)>;
 
 class Engine {
  public:
+  // On a CpuBackend with `threads` threads.
   Engine(const V4Weights& weights, const EngineOptions& options, unsigned threads = 0);
+  // On `backend` (a GPU's: `weights` must then be resident there, device_weights.h).
+  Engine(const V4Weights& weights, const EngineOptions& options, std::unique_ptr<Backend> backend);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -55,7 +58,7 @@ class Engine {
   void apply_pending(std::vector<GenerationEvent>& events);
   void fail(const std::string& what, std::unique_lock<std::mutex>& lock);
 
-  CpuBackend backend_;
+  std::unique_ptr<Backend> backend_;
   EngineCore core_;
   mutable std::mutex mutex_;
   std::condition_variable wake_, idle_;
