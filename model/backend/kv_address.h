@@ -5,14 +5,15 @@
 
 #include <cstdint>
 
+#include "core/hd.h"
 #include "model/backend/kv_view.h"
 
 namespace v4 {
 
 // Compressed row `index` of a ratio-`ratio` layer covers positions index·ratio .. and so sits in
 // the page of those positions (rows never straddle pages: page_tokens is a multiple of 128).
-inline uint8_t* kv_main_row(const KvPageFormat& f, const KvLayerAddress& l, const KvSequenceView& s,
-                            uint64_t index) {
+V4_HD inline uint8_t* kv_main_row(const KvPageFormat& f, const KvLayerAddress& l,
+                                  const KvSequenceView& s, uint64_t index) {
   const uint64_t first_pos = index * l.ratio;
   const uint64_t page = s.block_table[first_pos / f.page_tokens];
   const uint64_t row = first_pos % f.page_tokens / l.ratio;
@@ -20,8 +21,8 @@ inline uint8_t* kv_main_row(const KvPageFormat& f, const KvLayerAddress& l, cons
 }
 
 // Indexer key `index` of a ratio-4 layer.
-inline uint8_t* kv_indexer_row(const KvPageFormat& f, const KvLayerAddress& l,
-                               const KvSequenceView& s, uint64_t index) {
+V4_HD inline uint8_t* kv_indexer_row(const KvPageFormat& f, const KvLayerAddress& l,
+                                     const KvSequenceView& s, uint64_t index) {
   const uint64_t first_pos = index * 4;
   const uint64_t page = s.block_table[first_pos / f.page_tokens];
   const uint64_t row = first_pos % f.page_tokens / 4;
@@ -29,7 +30,8 @@ inline uint8_t* kv_indexer_row(const KvPageFormat& f, const KvLayerAddress& l,
 }
 
 // The raw row of position `pos` in ring `slot` of a sequence with head_dim-wide rows.
-inline float* kv_raw_row(const KvSequenceView& s, uint32_t slot, uint32_t head_dim, uint64_t pos) {
+V4_HD inline float* kv_raw_row(const KvSequenceView& s, uint32_t slot, uint32_t head_dim,
+                               uint64_t pos) {
   return s.raw + (uint64_t{slot} * s.ring_rows + pos % s.ring_rows) * head_dim;
 }
 
