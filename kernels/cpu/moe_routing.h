@@ -1,14 +1,21 @@
 // Per-token MoE arithmetic of spec §3.5: the sqrt-softplus router probabilities, the choice of a
 // token's experts (biased top-k, or the hash table row on hash-routed layers) with their weights,
-// and the clamped SwiGLU of one expert's hidden row.
+// and the clamped SwiGLU of one expert's hidden row. Shared by host and device code (V4_HD).
 #pragma once
 
+#include <math.h>
+
 #include <cstdint>
+
+#include "core/hd.h"
 
 namespace v4::kernels {
 
 // Router probability p = sqrt(softplus(logit)).
-float sqrt_softplus(float logit);
+V4_HD inline float sqrt_softplus(float x) {
+  const float sp = x > 20.0f ? x : x < -20.0f ? expf(x) : log1pf(expf(x));
+  return sqrtf(sp);
+}
 
 // How a layer picks experts. Exactly one of `bias` (n_expert floats: noaux_tc, the bias only
 // orders experts) and `hash_row` (the token's tid2eid row of at least k ids) is set.
@@ -21,12 +28,54 @@ struct ExpertSelection {
 
 // Chooses k experts from one token's n_expert router logits: experts[0..k) in selection order
 // (descending biased score, ties to the lower id; or the hash row's order) and their weights.
-// `probs` and `ids` are scratch of n_expert values each.
-void select_experts_row(const ExpertSelection& sel, const float* logits, const float* bias,
-                        const int32_t* hash_row, float* probs, int32_t* ids, int32_t* experts,
-                        float* weights);
+// `probs` is scratch of n_expert values.
+V4_HD inline void select_experts_row(const ExpertSelection& sel, const float* logits,
+                                     const float* bias, const int32_t* hash_row, float* probs,
+                                     int32_t* experts, float* weights) {
+  float* p = probs;
+  for (uint32_t e = 0; e < sel.n_expert; ++e) p[e] = sqrt_softplus(logits[e]);
+  if (hash_row) {
+    for (uint32_t s = 0; s < sel.k; ++s) experts[s] = hash_row[s];
+  } else {
+    // Selection in the total order (biased score descending, id ascending): each pick is the
+    // best expert ranked below the previous one — the first k of a full sort.
+    for (uint32_t s = 0; s < sel.k; ++s) {
+      int32_t best = -1;
+      for (uint32_t e = 0; e < sel.n_expert; ++e) {
+        const float b = p[e] + bias[e];
+        if (s > 0) {
+          const int32_t prev = experts[s - 1];
+          const float pb = p[prev] + bias[prev];
+          if (!(b < pb || (b == pb && static_cast<int32_t>(e) > prev))) continue;
+        }
+        if (best < 0) {
+          best = static_cast<int32_t>(e);
+          continue;
+        }
+        const float bb = p[best] + bias[best];
+        if (b > bb) best = static_cast<int32_t>(e);  // ties keep the lower id
+      }
+      experts[s] = best;
+    }
+  }
+  float sum = 0.0f;
+  for (uint32_t s = 0; s < sel.k; ++s) sum += p[experts[s]];
+  for (uint32_t s = 0; s < sel.k; ++s) {
+    const float pe = p[experts[s]];
+    weights[s] = sel.weights_scale * (sel.normalize ? pe / sum : pe);
+  }
+}
 
-// Clamped SwiGLU in place on gate (spec §3.5): silu(min(g, limit)) · clamp(u, ±limit) · scale.
-void swiglu_row(float* gate, const float* up, int64_t n, float limit, float scale);
+// Clamped SwiGLU of one value (spec §3.5): silu(min(g, limit)) · clamp(u, ±limit) · scale.
+V4_HD inline float swiglu(float gate, float up, float limit, float scale) {
+  const float g = fminf(gate, limit);
+  const float v = fminf(fmaxf(up, -limit), limit);
+  return g / (1.0f + expf(-g)) * v * scale;
+}
+
+// Clamped SwiGLU in place on gate.
+V4_HD inline void swiglu_row(float* gate, const float* up, int64_t n, float limit, float scale) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = swiglu(gate[i], up[i], limit, scale);
+}
 
 }  // namespace v4::kernels

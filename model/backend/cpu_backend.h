@@ -92,7 +92,6 @@ class CpuBackend final : public Backend {
   std::vector<float> hc_normed_, hc_mixes_, hc_pre_weights_;
   // routing
   std::vector<float> route_probs_;
-  std::vector<int32_t> route_ids_;
   // grouped expert FFN
   std::vector<uint8_t> ffn_xq_gate_, ffn_xq_up_, ffn_hq_;
   std::vector<float> ffn_hidden_, ffn_up_;

@@ -15,15 +15,12 @@ constexpr int64_t kRowsPerTask = 16;
 void CpuBackend::route_experts(const ExpertRouting& r, const float* logits, const int32_t* tokens,
                                int64_t n, int32_t* experts, float* weights) {
   const kernels::ExpertSelection sel{r.n_expert, r.k, r.weights_scale, r.normalize};
-  if (route_probs_.size() < r.n_expert) {
-    route_probs_.resize(r.n_expert);
-    route_ids_.resize(r.n_expert);
-  }
+  if (route_probs_.size() < r.n_expert) route_probs_.resize(r.n_expert);
   for (int64_t t = 0; t < n; ++t) {
     const int32_t* hash_row =
         r.hash_table ? r.hash_table + static_cast<size_t>(tokens[t]) * r.hash_width : nullptr;
     kernels::select_experts_row(sel, logits + t * r.n_expert, r.bias, hash_row, route_probs_.data(),
-                                route_ids_.data(), experts + t * r.k, weights + t * r.k);
+                                experts + t * r.k, weights + t * r.k);
   }
 }
 

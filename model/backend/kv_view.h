@@ -74,6 +74,10 @@ struct KvStep {
   const uint64_t* positions = nullptr;      // per token
   int64_t n_sequences = 0;
   int64_t n_tokens = 0;
+  // Host-side bounds for sizing scratch without reading the device arrays: one past the
+  // largest position of the step, and the longest block table.
+  uint64_t position_end = 0;
+  uint32_t max_pages = 0;
 };
 
 // One compressor of a layer (spec §3.4.3) with its step inputs.

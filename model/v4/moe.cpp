@@ -45,13 +45,12 @@ ExpertChoice select_experts(const V4Config& c, const LayerWeights& w, const floa
   r.hash_table = w.tid2eid.empty() ? nullptr : w.tid2eid.data();
   const kernels::ExpertSelection sel{r.n_expert, r.k, r.weights_scale, r.normalize};
   std::vector<float> probs(c.n_expert);
-  std::vector<int32_t> ids(c.n_expert);
   ExpertChoice out;
   out.experts.resize(r.k);
   out.weights.resize(r.k);
   const int32_t* hash_row =
       r.hash_table ? r.hash_table + static_cast<size_t>(token) * r.hash_width : nullptr;
-  kernels::select_experts_row(sel, logits, r.bias, hash_row, probs.data(), ids.data(),
+  kernels::select_experts_row(sel, logits, r.bias, hash_row, probs.data(),
                               out.experts.data(), out.weights.data());
   return out;
 }

@@ -188,6 +188,8 @@ Status V4Forward::copy_step_inputs() {
   kv_step_ = {ws_.kv_views.data<KvSequenceView>(), ws_.sequence_begin.data<int64_t>(),
               ws_.sequence_of.data<uint32_t>(),    ws_.positions.data<uint64_t>(),
               static_cast<int64_t>(n_seqs),        static_cast<int64_t>(n)};
+  for (uint64_t p : b.positions) kv_step_.position_end = std::max(kv_step_.position_end, p + 1);
+  for (const KvSequenceView& v : b.views) kv_step_.max_pages = std::max(kv_step_.max_pages, v.n_pages);
   return Status::ok();
 }
 

@@ -1,33 +1,211 @@
-// STUB: replaced by the family implementation.
+// The device ops' KV update, lightning indexer and sparse attention (spec §3.4). Every
+// per-element step is the CPU backend's own arithmetic in the same order (kv_append.h, the row
+// codecs, the score and softmax loops of cpu_backend_attention.cpp), spread over indices that are
+// independent: so a token's scores and its top-k choice are the CPU's bit for bit, and its
+// attention output differs only by the device's expf.
 #pragma once
 
+#include <math.h>
+
+#include <cstdio>
 #include <cstdlib>
 
 #include "model/backend/device/device_ops.h"
+#include "model/backend/kv_append.h"
 
 namespace v4::device {
 
+// Indexer keys decoded per (token, key) in thread-local memory (V4-Flash: 128 values).
+inline constexpr uint32_t kMaxIndexerDim = 256;
+
+V4_HD inline uint32_t visible_compressed_rows(const KvLayerAddress& l, const KvStep& step,
+                                              const uint32_t* chosen_count, int64_t t) {
+  if (l.ratio == 0) return 0;
+  if (l.ratio == 4) return chosen_count[t];
+  return static_cast<uint32_t>((step.positions[t] + 1) / l.ratio);
+}
+
+// A sequence's tokens run in order inside one index: the compressors carry state from token to
+// token (spec §3.4.3). Sequences are independent.
 template <class E>
-void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& format, const KvLayerAddress& layer,
+void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
                const KvStep& step, const float* kv_rows, const KvCompressor* main,
                const KvCompressor* indexer) {
-  std::abort();
+  if (step.n_sequences == 0) return;
+  const uint32_t width =
+      f.shape.head_dim > f.shape.indexer_dim ? f.shape.head_dim : f.shape.indexer_dim;
+  float* pooled = s.template get<float>(ScratchSlot::kAttentionAux,
+                                        static_cast<size_t>(step.n_sequences) * width);
+  const bool has_main = main != nullptr, has_indexer = indexer != nullptr;
+  const KvCompressor m = has_main ? *main : KvCompressor{};
+  const KvCompressor x = has_indexer ? *indexer : KvCompressor{};
+  const KvPageFormat fmt = f;
+  const KvLayerAddress layer = l;
+  const KvStep st = step;
+  e.for_each(step.n_sequences, [=] V4_HD(int64_t sq) {
+    kv_append_sequence(fmt, layer, st, sq, kv_rows, has_main ? &m : nullptr,
+                       has_indexer ? &x : nullptr, pooled + sq * width);
+  });
 }
 
 template <class E>
-void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
-                  const KvLayerAddress& layer, const KvStep& step, const float* q,
-                  const float* head_weights, int64_t heads, uint32_t top_k, uint32_t* chosen,
-                  uint32_t* chosen_count) {
-  std::abort();
+void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
+                  const KvStep& step, const float* q, const float* head_weights, int64_t heads,
+                  uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) {
+  const int64_t n = step.n_tokens, dim = f.shape.indexer_dim;
+  if (n == 0) return;
+  if (dim > kMaxIndexerDim) {
+    std::fprintf(stderr, "indexer_topk: indexer head dim %lld above the device limit %u\n",
+                 static_cast<long long>(dim), kMaxIndexerDim);
+    std::abort();
+  }
+  const int64_t keys = static_cast<int64_t>(step.position_end / 4) + 1;
+  float* scores =
+      s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * keys));
+  uint8_t* picked =
+      s.template get<uint8_t>(ScratchSlot::kAttentionAux2, static_cast<size_t>(n * keys));
+  const KvPageFormat fmt = f;
+  const KvLayerAddress layer = l;
+  const KvStep st = step;
+  // Scores S_i = Σ_h w_h·max(0, q_h·K_i), in the CPU's order (bit-identical), for tokens that
+  // must choose.
+  e.for_each(n * keys, [=] V4_HD(int64_t idx) {
+    const int64_t t = idx / keys, i = idx % keys;
+    const uint64_t visible = (st.positions[t] + 1) / 4;
+    if (visible <= top_k || static_cast<uint64_t>(i) >= visible) return;
+    const KvSequenceView& seq = st.sequences[st.sequence_of[t]];
+    const uint8_t* bytes = kv_indexer_row(fmt, layer, seq, static_cast<uint64_t>(i));
+    float decoded[kMaxIndexerDim];
+    const float* k = reinterpret_cast<const float*>(bytes);
+    if (fmt.storage != KvStorage::kF32) {
+      decode_indexer_row(fmt.storage, fmt.shape, bytes, decoded);
+      k = decoded;
+    }
+    const float* qt = q + t * heads * dim;
+    const float* wt = head_weights + t * heads;
+    float score = 0.0f;
+    for (int64_t h = 0; h < heads; ++h) {
+      float dot = 0.0f;
+      for (int64_t d = 0; d < dim; ++d) dot += qt[h * dim + d] * k[d];
+      score += wt[h] * fmaxf(0.0f, dot);
+    }
+    scores[idx] = score;
+  });
+  // Key i is chosen when fewer than top_k keys rank above it (higher score, ties: lower index
+  // first), the order the CPU's partial sort gives. Quadratic in the visible keys: simple and
+  // exact; a radix select replaces it for long contexts.
+  e.for_each(n * keys, [=] V4_HD(int64_t idx) {
+    const int64_t t = idx / keys, i = idx % keys;
+    const uint64_t visible = (st.positions[t] + 1) / 4;
+    if (visible <= top_k || static_cast<uint64_t>(i) >= visible) return;
+    const float* row = scores + t * keys;
+    uint64_t above = 0;
+    for (uint64_t j = 0; j < visible && above < top_k; ++j) {
+      above += row[j] > row[i] || (row[j] == row[i] && j < static_cast<uint64_t>(i));
+    }
+    picked[idx] = above < top_k;
+  });
+  e.for_each(n, [=] V4_HD(int64_t t) {
+    const uint64_t visible = (st.positions[t] + 1) / 4;
+    uint32_t* out = chosen + t * top_k;
+    if (visible <= top_k) {
+      for (uint64_t i = 0; i < visible; ++i) out[i] = static_cast<uint32_t>(i);
+      chosen_count[t] = static_cast<uint32_t>(visible);
+      return;
+    }
+    uint32_t c = 0;
+    for (uint64_t i = 0; i < visible; ++i) {
+      if (picked[t * keys + static_cast<int64_t>(i)]) out[c++] = static_cast<uint32_t>(i);
+    }
+    chosen_count[t] = top_k;
+  });
 }
 
 template <class E>
-void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
-                      const KvLayerAddress& layer, const KvStep& step, uint32_t window,
-                      const float* q, int64_t n_head, const float* sinks, const uint32_t* chosen,
-                      const uint32_t* chosen_count, uint32_t top_k, float* o) {
-  std::abort();
+void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
+                      const KvStep& step, uint32_t window, const float* q, int64_t n_head,
+                      const float* sinks, const uint32_t* chosen, const uint32_t* chosen_count,
+                      uint32_t top_k, float* o) {
+  const int64_t n = step.n_tokens, hd = f.shape.head_dim;
+  if (n == 0) return;
+  // Host-side bound on a token's compressed rows: the indexer's k, or every finished row.
+  const int64_t most = l.ratio == 0   ? 0
+                       : l.ratio == 4 ? top_k
+                                      : static_cast<int64_t>(step.position_end / l.ratio);
+  const int64_t slice = window + most;
+  const float** rows =
+      s.template get<const float*>(ScratchSlot::kAttentionAux, static_cast<size_t>(n * slice));
+  uint32_t* total = s.template get<uint32_t>(ScratchSlot::kElementwiseAux, static_cast<size_t>(n));
+  const bool raw_f32 = f.storage == KvStorage::kF32;
+  float* decoded = raw_f32 ? nullptr
+                           : s.template get<float>(ScratchSlot::kAttentionAux2,
+                                                   static_cast<size_t>(n * most * hd) + 1);
+  float* scores =
+      s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * n_head * slice));
+  float* dens = s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(n * n_head));
+  const KvPageFormat fmt = f;
+  const KvLayerAddress layer = l;
+  const KvStep st = step;
+  // The rows token t attends to, in the CPU's order: its raw window, then its compressed rows
+  // (decoded once here when the pages are encoded).
+  e.for_each(n * slice, [=] V4_HD(int64_t idx) {
+    const int64_t t = idx / slice, j = idx % slice;
+    const KvSequenceView& seq = st.sequences[st.sequence_of[t]];
+    const uint64_t pos = st.positions[t];
+    const uint64_t first = pos + 1 > window ? pos + 1 - window : 0;
+    const int64_t n_raw = static_cast<int64_t>(pos - first + 1);
+    const uint32_t count = visible_compressed_rows(layer, st, chosen_count, t);
+    if (j == 0) total[t] = static_cast<uint32_t>(n_raw) + count;
+    if (j < n_raw) {
+      rows[idx] = kv_raw_row(seq, layer.raw_slot, static_cast<uint32_t>(hd), first + j);
+      return;
+    }
+    const int64_t c = j - n_raw;
+    if (c >= count) {
+      rows[idx] = nullptr;
+      return;
+    }
+    const uint64_t index = layer.ratio == 4 ? chosen[t * top_k + c] : static_cast<uint64_t>(c);
+    const uint8_t* bytes = kv_main_row(fmt, layer, seq, index);
+    if (raw_f32) {
+      rows[idx] = reinterpret_cast<const float*>(bytes);
+    } else {
+      float* row = decoded + (t * most + c) * hd;
+      decode_main_row(fmt.storage, fmt.shape, bytes, row);
+      rows[idx] = row;
+    }
+  });
+  const float scale = 1.0f / sqrtf(static_cast<float>(hd));
+  e.for_each(n * n_head * slice, [=] V4_HD(int64_t idx) {
+    const int64_t j = idx % slice, th = idx / slice, t = th / n_head;
+    if (j >= total[t]) return;
+    const float* row = rows[t * slice + j];
+    const float* qh = q + th * hd;
+    float dot = 0.0f;
+    for (int64_t d = 0; d < hd; ++d) dot += qh[d] * row[d];
+    scores[idx] = dot * scale;
+  });
+  // Softmax with the sink logit (not scaled), per (token, head): the weights replace the scores.
+  e.for_each(n * n_head, [=] V4_HD(int64_t th) {
+    const int64_t t = th / n_head, h = th % n_head;
+    float* sc = scores + th * slice;
+    const float sink = sinks[h];
+    float mx = sink;
+    for (uint32_t j = 0; j < total[t]; ++j) mx = fmaxf(mx, sc[j]);
+    float den = expf(sink - mx);
+    for (uint32_t j = 0; j < total[t]; ++j) {
+      sc[j] = expf(sc[j] - mx);
+      den += sc[j];
+    }
+    dens[th] = den;
+  });
+  e.for_each(n * n_head * hd, [=] V4_HD(int64_t idx) {
+    const int64_t d = idx % hd, th = idx / hd, t = th / n_head;
+    const float* w = scores + th * slice;
+    float acc = 0.0f;
+    for (uint32_t j = 0; j < total[t]; ++j) acc += w[j] * rows[t * slice + j][d];
+    o[idx] = acc / dens[th];
+  });
 }
 
 }  // namespace v4::device

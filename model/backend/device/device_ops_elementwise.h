@@ -1,8 +1,13 @@
-// STUB: replaced by the family implementation.
+// The device ops that work row by row or element by element (spec §3.1–§3.5): RMSNorm, RoPE,
+// scaling, sums, the expert gather and the expert combine. Each index computes its output in the
+// CPU backend's order (RMSNorm's sum of squares in double, the combine summed from zero in slot
+// order), so the results are the CPU's bit for bit, except RoPE's cos/sin, which the device's
+// libm may round differently by an ulp.
 #pragma once
 
-#include <cstdlib>
+#include <math.h>
 
+#include "kernels/cpu/rope.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_kv_simulation.h"
 
@@ -11,36 +16,53 @@ namespace v4::device {
 template <class E>
 void rms_norm(E& e, DeviceScratch<E>& s, const float* x, const float* weight, int64_t n,
               int64_t n_rows, float eps, float* y) {
-  std::abort();
+  // A thread per row: the fp64 sum of squares must run in the CPU's order to match it exactly.
+  e.for_each(n_rows, [=] V4_HD(int64_t r) {
+    const float* xr = x + r * n;
+    float* yr = y + r * n;
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float scale = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(n) + eps));
+    for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * scale * (weight ? weight[i] : 1.0f);
+  });
 }
 
 template <class E>
 void rope(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads, int64_t head_stride,
           int64_t offset, int64_t rope_dim, const uint64_t* positions, const float* freqs,
           bool inverse) {
-  std::abort();
+  e.for_each(n_tokens * heads, [=] V4_HD(int64_t i) {
+    kernels::rope_rotate(x + i * head_stride + offset, freqs, rope_dim / 2, positions[i / heads],
+                         inverse);
+  });
 }
 
 template <class E>
 void scale(E& e, DeviceScratch<E>& s, float* x, int64_t n, float factor) {
-  std::abort();
+  e.for_each(n, [=] V4_HD(int64_t i) { x[i] *= factor; });
 }
 
 template <class E>
 void add(E& e, DeviceScratch<E>& s, const float* a, int64_t n, float* y) {
-  std::abort();
+  e.for_each(n, [=] V4_HD(int64_t i) { y[i] += a[i]; });
 }
 
 template <class E>
 void gather_rows(E& e, DeviceScratch<E>& s, const float* src, int64_t width, const int64_t* rows,
                  int64_t n, float* dst) {
-  std::abort();
+  e.for_each(n * width,
+             [=] V4_HD(int64_t i) { dst[i] = src[rows[i / width] * width + i % width]; });
 }
 
 template <class E>
 void sum_slots(E& e, DeviceScratch<E>& s, const float* slots, const int64_t* slot_rows,
                int64_t n_tokens, uint32_t k, int64_t width, float* out) {
-  std::abort();
+  e.for_each(n_tokens * width, [=] V4_HD(int64_t i) {
+    const int64_t t = i / width, d = i % width;
+    float acc = 0.0f;
+    for (uint32_t slot = 0; slot < k; ++slot) acc += slots[slot_rows[t * k + slot] * width + d];
+    out[i] = acc;
+  });
 }
 
 }  // namespace v4::device

@@ -1,28 +1,79 @@
-// STUB: replaced by the family implementation.
+// The device ops' hyper-connections (spec §3.2, §3.3, §3.6): the mixes fn · RMSNorm(flat X)
+// through the device RMSNorm and matmul, then the CPU's per-token functions
+// (kernels/cpu/hyper_connections.h) — the Sinkhorn split a token per index, the weighted sums
+// and HC_post an element per index, each in the CPU's summation order.
 #pragma once
 
-#include <cstdlib>
-
+#include "kernels/cpu/hyper_connections.h"
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_elementwise.h"
 
 namespace v4::device {
+
+// fn · RMSNorm(x) for n tokens into scratch ([n][fn rows]); returns the mixes.
+template <class E>
+float* hc_mixes(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n) {
+  const int64_t flat = int64_t{hc.n_hc} * hc.n_embd;
+  float* normed = s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(n * flat));
+  float* mixes =
+      s.template get<float>(ScratchSlot::kElementwiseAux, static_cast<size_t>(n * hc.fn->rows));
+  rms_norm(e, s, x, nullptr, flat, n, hc.rms_eps, normed);
+  matmul(e, s, *hc.fn, normed, flat, n, mixes, hc.fn->rows);
+  return mixes;
+}
 
 template <class E>
 void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
             float* y, float* post, float* comb) {
-  std::abort();
+  if (n_tokens <= 0) return;
+  const float* mixes = hc_mixes(e, s, hc, x, n_tokens);
+  const uint32_t h = hc.n_hc;
+  const int64_t d = hc.n_embd, rows = hc.fn->rows;
+  float* pre =
+      s.template get<float>(ScratchSlot::kAttentionAux2, static_cast<size_t>(n_tokens) * h);
+  const float *scale = hc.scale, *base = hc.base;
+  const uint32_t iters = hc.sinkhorn_iters;
+  const float eps = hc.eps;
+  e.for_each(n_tokens, [=] V4_HD(int64_t t) {
+    kernels::hc_split_sinkhorn(mixes + t * rows, scale, base, h, iters, eps, pre + t * h,
+                               post + t * h, comb + t * h * h);
+  });
+  e.for_each(n_tokens * d, [=] V4_HD(int64_t i) {
+    const int64_t t = i / d;
+    y[i] = kernels::hc_weighted_value(x + t * h * d, pre + t * h, h, d, i % d);
+  });
 }
 
 template <class E>
 void hc_post(E& e, DeviceScratch<E>& s, const float* f, const float* x, const float* post,
              const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) {
-  std::abort();
+  const int64_t flat = int64_t{n_hc} * n_embd;
+  e.for_each(n_tokens * flat, [=] V4_HD(int64_t i) {
+    const int64_t t = i / flat, b = (i % flat) / n_embd, j = i % n_embd;
+    x_out[i] =
+        kernels::hc_post_value(f + t * n_embd, x + t * flat, post + t * n_hc,
+                               comb + t * n_hc * n_hc, n_hc, n_embd, static_cast<uint32_t>(b), j);
+  });
 }
 
 template <class E>
 void hc_head(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
              float* z) {
-  std::abort();
+  if (n_tokens <= 0) return;
+  const float* mixes = hc_mixes(e, s, hc, x, n_tokens);
+  const uint32_t h = hc.n_hc;
+  const int64_t d = hc.n_embd;
+  float* w = s.template get<float>(ScratchSlot::kAttentionAux2, static_cast<size_t>(n_tokens) * h);
+  const float* base = hc.base;
+  const float* scale = hc.scale;
+  const float eps = hc.eps;
+  e.for_each(n_tokens, [=] V4_HD(int64_t t) {
+    kernels::hc_head_weights(mixes + t * h, scale[0], base, h, eps, w + t * h);
+  });
+  e.for_each(n_tokens * d, [=] V4_HD(int64_t i) {
+    const int64_t t = i / d;
+    z[i] = kernels::hc_weighted_value(x + t * h * d, w + t * h, h, d, i % d);
+  });
 }
 
 }  // namespace v4::device
