@@ -6,6 +6,8 @@
 #include <bit>
 #include <cstdint>
 
+#include "core/hd.h"
+
 namespace v4::kernels {
 
 inline constexpr int kQK_K = 256;     // values per K/IQ super-block
@@ -106,7 +108,7 @@ static_assert(sizeof(BlockIQ1M) == 56);
 static_assert(sizeof(BlockMXFP4) == 17);
 
 // Q4_K/Q5_K 6-bit scale and min of sub-block j (spec §6 Q4_K; ggml get_scale_min_k4).
-inline void unpack_scale_min_k4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
+V4_HD inline void unpack_scale_min_k4(int j, const uint8_t* scales, uint8_t* scale, uint8_t* min) {
   if (j < 4) {
     *scale = scales[j] & 63;
     *min = scales[j + 4] & 63;
@@ -118,13 +120,13 @@ inline void unpack_scale_min_k4(int j, const uint8_t* scales, uint8_t* scale, ui
 
 // MXFP4 scale 2^(e−128): half the E8M0 value because kvalues_mxfp4 holds doubled E2M1 values.
 // e = 0 and 1 give the subnormals 2^-128 and 2^-127 (ggml_e8m0_to_fp32_half).
-inline float e8m0_to_fp32_half(uint8_t e) {
+V4_HD inline float e8m0_to_fp32_half(uint8_t e) {
   const uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<uint32_t>(e - 1) << 23;
   return std::bit_cast<float>(bits);
 }
 
 // IQ1_M keeps its fp16 block scale in the top nibbles of the four u16 scale words (spec §6).
-inline uint16_t iq1m_block_scale_bits(const uint16_t words[4]) {
+V4_HD inline uint16_t iq1m_block_scale_bits(const uint16_t words[4]) {
   return static_cast<uint16_t>((words[0] >> 12) | ((words[1] >> 8) & 0x00F0) |
                                ((words[2] >> 4) & 0x0F00) | (words[3] & 0xF000));
 }

@@ -107,23 +107,40 @@ TEST_P(DeviceForward, MatchesTheCpuForward) {
   ASSERT_EQ(got.size(), want.size());
   const size_t vocab = config().n_vocab;
   float worst = 0;
-  size_t top1_agree = 0, positions = want.size() / vocab;
+  size_t top1_agree = 0, near_ties = 0, positions = want.size() / vocab;
   for (size_t p = 0; p < positions; ++p) {
     const float* a = &want[p * vocab];
     const float* b = &got[p * vocab];
-    top1_agree += std::max_element(a, a + vocab) - a == std::max_element(b, b + vocab) - b;
-    for (size_t i = 0; i < vocab; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+    float here = 0;
+    for (size_t i = 0; i < vocab; ++i) here = std::max(here, std::fabs(a[i] - b[i]));
+    worst = std::max(worst, here);
+    const size_t ta = std::max_element(a, a + vocab) - a, tb = std::max_element(b, b + vocab) - b;
+    top1_agree += ta == tb;
+    // A different top-1 is only acceptable where the CPU's own margin between the two tokens is
+    // within this position's difference: a near-tie, not a wrong result.
+    if (ta != tb) {
+      EXPECT_LT(a[ta] - a[tb], 2 * here) << "position " << p;
+      ++near_ties;
+    }
   }
-  std::printf(
-      "[ report ] %s %s: top-1 %zu/%zu, max |dlogit| %.3g\n", std::get<0>(GetParam()).c_str(),
-      std::string(recipe_name(std::get<1>(GetParam()))).c_str(), top1_agree, positions, worst);
-  // The device sums dot products in another order than the CPU (per-lane block sums and a
-  // butterfly across lanes, float where the CPU's float rows use double lanes) and rounds
-  // activations identically; through 6 layers of random weights that moves logits by ~1e-4 of
-  // their range. 2e-2 absolute leaves room for the quantized recipe's larger products while
-  // catching any wrong index, scale or missing term (those move logits by units).
-  EXPECT_LT(worst, 2e-2f);
-  EXPECT_EQ(top1_agree, positions);
+  const Recipe recipe = std::get<1>(GetParam());
+  std::printf("[ report ] %s %s: top-1 %zu/%zu (%zu near-ties), max |dlogit| %.3g\n",
+              std::get<0>(GetParam()).c_str(), std::string(recipe_name(recipe)).c_str(), top1_agree,
+              positions, near_ties, worst);
+  if (recipe == Recipe::kF32) {
+    // Float weights take float activations: only the order of the dot products' sums differs
+    // (lanes and a butterfly on the device, double lanes on the CPU), ~1e-6 measured.
+    EXPECT_LT(worst, 1e-4f);
+    EXPECT_EQ(top1_agree, positions);
+  } else {
+    // Quantized weights take Q8 activations, and a last-place difference upstream can move an
+    // activation across a rounding boundary: on this random 6-layer model that is chaotic — the
+    // CPU forward itself moves its logits (range ±4) by 0.04 when its embeddings are scaled by
+    // 1 + 1.2e-7. 0.5 allows that amplified noise; a wrong code, scale or index moves logits by
+    // units and breaks the top-1 of most positions.
+    EXPECT_LT(worst, 0.5f);
+    EXPECT_GE(top1_agree * 5, positions * 4);
+  }
 }
 
 TEST_P(DeviceForward, LogitsDoNotDependOnPrefillChunking) {

@@ -1,0 +1,188 @@
+// The device backends' matrix products against CpuBackend for every weight format the models
+// ship, the embedding lookup, and the grouped expert FFN, plus batch invariance: a token's output
+// is bit-identical alone and in a batch.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <tuple>
+
+#include "kernels/cpu/quant.h"
+#include "model/backend/cpu_backend.h"
+#include "tests/unit/model/backend/device_test_util.h"
+
+namespace v4 {
+namespace {
+
+using testing_device::download;
+using testing_device::OnDevice;
+using testing_device::upload;
+
+const GgmlType kTypes[] = {GgmlType::F32,   GgmlType::F16,     GgmlType::BF16,   GgmlType::Q8_0,
+                           GgmlType::MXFP4, GgmlType::Q2_K,    GgmlType::Q4_K,   GgmlType::Q5_K,
+                           GgmlType::Q6_K,  GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S,
+                           GgmlType::IQ1_M};
+
+std::vector<float> randoms(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// rows × cols weights quantized to `type`.
+std::vector<uint8_t> weights_of(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  const size_t row_bytes = *ggml_row_size(type, cols);
+  std::vector<uint8_t> bytes(row_bytes * rows);
+  const std::vector<float> values = randoms(rows * cols, seed, 0.5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels::quantize_row(type, values.data() + r * cols, bytes.data() + r * row_bytes, cols);
+  }
+  return bytes;
+}
+
+class DeviceMatmul : public ::testing::TestWithParam<std::tuple<std::string, GgmlType>> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    be_ = testing_device::make_device_backend(std::get<0>(GetParam()), &why);
+    if (!be_) GTEST_SKIP() << why;
+  }
+  std::unique_ptr<Backend> be_;
+  CpuBackend cpu_{2};
+};
+
+// The sum over blocks is ordered differently from the CPU's (per lane, then across lanes), and
+// the CPU's float rows accumulate in double: relative to the sum of |products| the difference
+// stays near float epsilon times the block count; 2e-5 of that scale catches any wrong code,
+// scale or table entry (those move outputs by whole products).
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, float scale) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_NEAR(got[i], want[i], 2e-5f * scale + 1e-6f) << "output " << i;
+  }
+}
+
+TEST_P(DeviceMatmul, MatchesTheCpuForEveryTokenCountAndStride) {
+  const GgmlType type = std::get<1>(GetParam());
+  const int64_t cols = 512, rows = 37, x_stride = cols + 3, y_stride = rows + 2;
+  const std::vector<uint8_t> w = weights_of(type, rows, cols, 7);
+  const auto dw = upload(*be_, w);
+  for (int64_t n : {1, 3, 17}) {
+    const std::vector<float> x = randoms(n * x_stride, 11 + static_cast<uint32_t>(n));
+    std::vector<float> want(n * y_stride, 0.0f);
+    kernels::MatrixView hv{type, w.data(), cols, rows, *ggml_row_size(type, cols)};
+    cpu_.matmul(hv, x.data(), x_stride, n, want.data(), y_stride);
+    const auto dx = upload(*be_, x);
+    auto dy = testing_device::zeros_on<float>(*be_, want.size());
+    kernels::MatrixView dv = hv;
+    dv.data = dw.get();
+    be_->matmul(dv, dx.get(), x_stride, n, dy.get(), y_stride);
+    float scale = 0;
+    for (float v : x) scale = std::max(scale, std::fabs(v));
+    expect_close(download(*be_, dy), want, scale * cols * 0.5f);
+  }
+}
+
+TEST_P(DeviceMatmul, ATokensOutputDoesNotDependOnItsBatch) {
+  const GgmlType type = std::get<1>(GetParam());
+  const int64_t cols = 256, rows = 19, n = 9;
+  const auto dw = upload(*be_, weights_of(type, rows, cols, 3));
+  const std::vector<float> x = randoms(n * cols, 5);
+  kernels::MatrixView v{type, dw.get(), cols, rows, *ggml_row_size(type, cols)};
+  const auto dx = upload(*be_, x);
+  auto all = testing_device::zeros_on<float>(*be_, n * rows);
+  be_->matmul(v, dx.get(), n, all.get());
+  const std::vector<float> batched = download(*be_, all);
+  for (int64_t t : {0, 4, 8}) {
+    auto one = testing_device::zeros_on<float>(*be_, rows);
+    be_->matmul(v, dx.get() + t * cols, 1, one.get());
+    const std::vector<float> alone = download(*be_, one);
+    EXPECT_TRUE(std::equal(alone.begin(), alone.end(), batched.begin() + t * rows)) << t;
+  }
+}
+
+std::string name(const ::testing::TestParamInfo<DeviceMatmul::ParamType>& info) {
+  return std::get<0>(info.param) + "_" + std::string(ggml_type_name(std::get<1>(info.param)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeviceMatmul,
+                         ::testing::Combine(testing_device::device_backend_names(),
+                                            ::testing::ValuesIn(kTypes)),
+                         name);
+
+class DeviceExperts : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    be_ = testing_device::make_device_backend(GetParam(), &why);
+    if (!be_) GTEST_SKIP() << why;
+  }
+  std::unique_ptr<Backend> be_;
+  CpuBackend cpu_{2};
+};
+
+TEST_P(DeviceExperts, EmbeddingRowsAreTheCpusBitForBit) {
+  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0}) {
+    const int64_t cols = 64, rows = 10;
+    const std::vector<uint8_t> table = weights_of(type, rows, cols, 9);
+    const std::vector<int32_t> tokens = {3, 0, 9, 3};
+    kernels::MatrixView hv{type, table.data(), cols, rows, *ggml_row_size(type, cols)};
+    std::vector<float> want(tokens.size() * cols * 2);
+    cpu_.embed(hv, tokens.data(), 4, 2, want.data());
+    const auto dt = upload(*be_, table);
+    const auto dtok = upload(*be_, tokens);
+    auto dx = testing_device::zeros_on<float>(*be_, want.size());
+    kernels::MatrixView dv = hv;
+    dv.data = dt.get();
+    be_->embed(dv, dtok.get(), 4, 2, dx.get());
+    EXPECT_EQ(download(*be_, dx), want) << ggml_type_name(type);
+  }
+}
+
+TEST_P(DeviceExperts, GroupedExpertFfnMatchesTheCpu) {
+  // 4 experts (one empty) of 256 → 64 → 256, rows grouped by expert as group_by_expert makes them.
+  const int64_t d = 256, ff = 64;
+  const uint32_t n_expert = 4;
+  for (GgmlType type : {GgmlType::F32, GgmlType::Q8_0, GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
+    const std::vector<uint8_t> gate = weights_of(type, n_expert * ff, d, 1);
+    const std::vector<uint8_t> up = weights_of(type, n_expert * ff, d, 2);
+    const GgmlType down_type = type == GgmlType::IQ2_XXS ? GgmlType::Q2_K : type;
+    const std::vector<uint8_t> down = weights_of(down_type, n_expert * d, ff, 3);
+    const std::vector<int64_t> offsets = {0, 3, 3, 4, 7};
+    const std::vector<float> x = randoms(7 * d, 4), scales = randoms(7, 5);
+    auto weights = [&](const uint8_t* g, const uint8_t* u, const uint8_t* dn) {
+      ExpertFfnWeights w;
+      const size_t gb = *ggml_row_size(type, d), db = *ggml_row_size(down_type, ff);
+      w.gate = {{type, g, d, ff, gb}, gb * ff};
+      w.up = {{type, u, d, ff, gb}, gb * ff};
+      w.down = {{down_type, dn, ff, d, db}, db * d};
+      w.swiglu_limit = 7.0f;
+      return w;
+    };
+    std::vector<float> want(7 * d);
+    cpu_.grouped_expert_ffn(weights(gate.data(), up.data(), down.data()), offsets.data(), n_expert,
+                            x.data(), scales.data(), want.data());
+    const auto dg = upload(*be_, gate), du = upload(*be_, up), dd = upload(*be_, down);
+    const auto doff = upload(*be_, offsets);
+    const auto dx = upload(*be_, x), ds = upload(*be_, scales);
+    auto dy = testing_device::zeros_on<float>(*be_, want.size());
+    be_->grouped_expert_ffn(weights(dg.get(), du.get(), dd.get()), doff.get(), n_expert, dx.get(),
+                            ds.get(), dy.get());
+    const std::vector<float> got = download(*be_, dy);
+    float scale = 0;
+    for (float v : want) scale = std::max(scale, std::fabs(v));
+    // Two chained products: the hidden activations are re-quantized, so a last-place difference
+    // in a gate output can move one Q8 code; 1e-3 of the output range bounds that.
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-3f * scale) << ggml_type_name(type) << " output " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeviceExperts, testing_device::device_backend_names());
+
+}  // namespace
+}  // namespace v4
