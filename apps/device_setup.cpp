@@ -23,13 +23,15 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   if (!spec) return spec.status();
   PreparedDevice out;
   out.weights = &host;
-  if (spec->kind == DeviceKind::kCpu) {
+  if (spec->kind == DeviceKind::kCpu && !spec->emulated) {
     Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
     if (!be) return be.status();
     out.backend = std::move(*be);
     return out;
   }
-  Result<device::DeviceMemory> memory = device::device_memory(*spec);
+  Result<device::DeviceMemory> memory =
+      spec->emulated ? Result<device::DeviceMemory>(device::DeviceMemory{~uint64_t{0}, 0, "host"})
+                     : device::device_memory(*spec);
   if (!memory) return memory.status();
   // The forward's step workspace and the kernels' scratch: a fixed allowance (they grow with the
   // step size; 1 GiB covers steps of a few thousand tokens on the full-size model).

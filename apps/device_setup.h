@@ -14,7 +14,8 @@
 
 namespace v4::apps {
 
-inline constexpr const char* kDeviceHelp = "where the forward runs: cpu, cuda or cuda:N";
+inline constexpr const char* kDeviceHelp =
+    "where the forward runs: cpu, cuda or cuda:N (emulated: the GPU kernels on the host, slow)";
 
 struct PreparedDevice {
   std::unique_ptr<Backend> backend;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "apps/device_setup.h"
 #include "model/backend/kv_row_codec.h"
 
 namespace v4::apps {
@@ -50,8 +51,7 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& confi
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f) {
   sub.add_option("--threads", f.threads, "engine threads (default: one per core)");
-  sub.add_option("--device", f.device, "where the forward runs: cpu, cuda or cuda:N")
-      ->capture_default_str();
+  sub.add_option("--device", f.device, kDeviceHelp)->capture_default_str();
   sub.add_option("--kv-memory", f.kv_memory_mib,
                  "KV cache budget in MiB (default: a quarter of available memory)");
   sub.add_option("--ctx", f.ctx, "per-request context limit (prompt + output)")

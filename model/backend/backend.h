@@ -73,6 +73,9 @@ class Backend {
   virtual Status copy_to_device(const void* host, const Tensor& dst, size_t offset,
                                 size_t bytes) = 0;
   virtual Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) = 0;
+  // `bytes` at a device address back to the host, after the work before it (instrumentation that
+  // reads a plan the device made, e.g. which experts a step ran).
+  virtual Status read_back(const void* src, void* host, size_t bytes) = 0;
   // bytes from src to dst, both on the device (the prefix cache's state snapshots, spec §4.4).
   virtual void copy_on_device(const void* src, void* dst, size_t bytes) = 0;
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -22,6 +23,10 @@ class CpuBackend final : public Backend {
   Status copy_to_device(const void* host, const Tensor& dst, size_t offset, size_t bytes) override;
   Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) override;
   void copy_on_device(const void* src, void* dst, size_t bytes) override;
+  Status read_back(const void* src, void* host, size_t bytes) override {
+    if (bytes) std::memcpy(host, src, bytes);
+    return Status::ok();
+  }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,

@@ -70,8 +70,13 @@ void WeightTrafficRecorder::hc_head(const HcMixing& hc, const float* x, int64_t 
 void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
                                                const int64_t* expert_offsets, uint32_t n_expert,
                                                const float* x, const float* row_scales, float* y) {
+  // The dispatch plan is in the backend's memory: read it back (a GPU's is not the host's).
+  offsets_.resize(n_expert + 1);
+  if (!inner_.read_back(expert_offsets, offsets_.data(), offsets_.size() * sizeof(int64_t))) {
+    offsets_.assign(n_expert + 1, 0);
+  }
   for (uint32_t e = 0; e < n_expert; ++e) {
-    if (expert_offsets[e + 1] == expert_offsets[e]) continue;
+    if (offsets_[e + 1] == offsets_[e]) continue;
     const int32_t id = static_cast<int32_t>(e);
     record(w.gate.matrix(id));
     record(w.up.matrix(id));

@@ -88,6 +88,9 @@ class WeightTrafficRecorder final : public Backend {
     inner_.sum_slots(slots, slot_rows, n_tokens, k, width, out);
   }
   void add(const float* a, int64_t n, float* y) override { inner_.add(a, n, y); }
+  Status read_back(const void* src, void* host, size_t bytes) override {
+    return inner_.read_back(src, host, bytes);
+  }
   void copy_on_device(const void* src, void* dst, size_t bytes) override {
     inner_.copy_on_device(src, dst, bytes);
   }
@@ -121,6 +124,7 @@ class WeightTrafficRecorder final : public Backend {
 
   Backend& inner_;
   std::vector<ByteRange> ranges_;
+  std::vector<int64_t> offsets_;  // the last grouped_expert_ffn call's, read back
 };
 
 // The weight bytes one forward step read.

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "model/backend/cpu_backend.h"
+#include "model/backend/device/emulated_backend.h"
 #if V4_HAVE_CUDA
 #include "model/backend/device/cuda_backend.h"
 #endif
@@ -11,6 +12,7 @@ namespace v4::device {
 
 Result<DeviceSpec> parse_device(const std::string& text) {
   if (text == "cpu") return DeviceSpec{DeviceKind::kCpu, 0};
+  if (text == "emulated") return DeviceSpec{DeviceKind::kCpu, 0, true};
   if (text == "cuda") return DeviceSpec{DeviceKind::kCuda, 0};
   if (text.rfind("cuda:", 0) == 0 && text.size() > 5) {
     int index = -1;
@@ -21,7 +23,8 @@ Result<DeviceSpec> parse_device(const std::string& text) {
       return DeviceSpec{DeviceKind::kCuda, index};
     }
   }
-  return Status::error("--device wants cpu, cuda or cuda:N (N a device index), not '" + text + "'");
+  return Status::error("--device wants cpu, cuda or cuda:N (N a device index), or emulated, not '" +
+                       text + "'");
 }
 
 bool cuda_built() {
@@ -45,6 +48,9 @@ Result<DeviceMemory> device_memory(const DeviceSpec& spec) {
 }
 
 Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned threads) {
+  if (spec.emulated) {
+    return std::unique_ptr<Backend>(std::make_unique<EmulatedDeviceBackend>(kernels::HostExec{}));
+  }
   if (spec.kind == DeviceKind::kCpu) {
     return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(threads));
   }

@@ -13,9 +13,12 @@ namespace v4::device {
 struct DeviceSpec {
   DeviceKind kind = DeviceKind::kCpu;
   int index = 0;
+  // The device kernels run on the host (EmulatedDeviceBackend): the GPU path's logic, weights
+  // copied as to a device, on any machine. For checking, not for speed.
+  bool emulated = false;
 };
 
-// "cpu", "cuda" or "cuda:N"; an error naming the accepted forms otherwise.
+// "cpu", "cuda", "cuda:N" or "emulated"; an error naming the accepted forms otherwise.
 Result<DeviceSpec> parse_device(const std::string& text);
 
 // True when this build has the CUDA backend (nvcc was found when it was configured).

@@ -58,6 +58,9 @@ class DeviceBackend : public Backend {
     if (Status s = check_tensor_span(src, offset, bytes, "copy_to_host"); !s) return s;
     return exec_.copy_out(host, src.data<uint8_t>() + offset, bytes);
   }
+  Status read_back(const void* src, void* host, size_t bytes) override {
+    return exec_.copy_out(host, src, bytes);
+  }
   void copy_on_device(const void* src, void* dst, size_t bytes) override {
     exec_.copy(dst, src, bytes);
   }

@@ -38,6 +38,7 @@ TEST(ParseDevice, AcceptsCpuCudaAndCudaIndexOnly) {
   EXPECT_EQ(device::parse_device("cpu")->kind, DeviceKind::kCpu);
   EXPECT_EQ(device::parse_device("cuda")->kind, DeviceKind::kCuda);
   EXPECT_EQ(device::parse_device("cuda:3")->index, 3);
+  EXPECT_TRUE(device::parse_device("emulated")->emulated);
   for (const char* bad : {"", "gpu", "cuda:", "cuda:-1", "cuda:x", "cuda:1x", "CPU"}) {
     Result<device::DeviceSpec> r = device::parse_device(bad);
     EXPECT_FALSE(r.is_ok()) << bad;
