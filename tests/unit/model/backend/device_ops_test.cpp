@@ -1,0 +1,215 @@
+// The device backends' element-wise, routing, hyper-connection and KV-simulation ops against
+// CpuBackend on random inputs. These ops run the CPU's own V4_HD arithmetic per index, so the
+// results are the CPU's bit for bit, except where the device's libm (expf, cos/sin) may round
+// differently by an ulp: those comparisons allow a few float ulps. (The KV update, the indexer
+// and sparse attention are compared through the whole forward: device_forward_test.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "model/backend/cpu_backend.h"
+#include "tests/unit/model/backend/device_test_util.h"
+
+namespace v4 {
+namespace {
+
+using testing_device::download;
+using testing_device::upload;
+using testing_device::zeros_on;
+
+std::vector<float> randoms(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// |a − b| within `ulps` float ulps of the larger magnitude (libm differences), elementwise.
+void expect_ulps(const std::vector<float>& got, const std::vector<float>& want, float ulps,
+                 const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const float tol = ulps * std::numeric_limits<float>::epsilon() *
+                      std::max({std::fabs(got[i]), std::fabs(want[i]), 1e-30f});
+    ASSERT_NEAR(got[i], want[i], tol) << what << " element " << i;
+  }
+}
+
+class DeviceOps : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    be_ = testing_device::make_device_backend(GetParam(), &why);
+    if (!be_) GTEST_SKIP() << why;
+  }
+  std::unique_ptr<Backend> be_;
+  CpuBackend cpu_{2};
+};
+
+TEST_P(DeviceOps, RowAndElementOpsAreTheCpus) {
+  const int64_t n = 100, rows = 5;  // n not a multiple of 32 or 64
+  const std::vector<float> x = randoms(n * rows, 1), w = randoms(n, 2);
+  std::vector<float> want(n * rows);
+  cpu_.rms_norm(x.data(), w.data(), n, rows, 1e-6f, want.data());
+  auto dx = upload(*be_, x), dw = upload(*be_, w);
+  auto dy = zeros_on<float>(*be_, want.size());
+  be_->rms_norm(dx.get(), dw.get(), n, rows, 1e-6f, dy.get());
+  EXPECT_EQ(download(*be_, dy), want) << "rms_norm";
+
+  // scale, add, fp8 round trip (blocks of 64, a short last block), the indexer's QAT transform.
+  std::vector<float> a = x, b = w;
+  cpu_.scale(a.data(), n * rows, 0.37f);
+  be_->scale(dx.get(), n * rows, 0.37f);
+  EXPECT_EQ(download(*be_, dx), a) << "scale";
+  cpu_.add(b.data(), n, a.data());
+  be_->add(dw.get(), n, dx.get());
+  EXPECT_EQ(download(*be_, dx), a) << "add";
+  cpu_.fp8_round_trip(a.data(), rows, n, n - 4, 64);
+  be_->fp8_round_trip(dx.get(), rows, n, n - 4, 64);
+  EXPECT_EQ(download(*be_, dx), a) << "fp8_round_trip";
+  std::vector<float> q = randoms(4 * 64, 3);
+  auto dq = upload(*be_, q);
+  cpu_.indexer_qat(q.data(), 4, 64);
+  be_->indexer_qat(dq.get(), 4, 64);
+  EXPECT_EQ(download(*be_, dq), q) << "indexer_qat";
+}
+
+TEST_P(DeviceOps, RopeGatherAndSlotSumsAreTheCpus) {
+  const int64_t tokens = 3, heads = 4, stride = 40, rope_dim = 16, offset = 24;
+  std::vector<float> x = randoms(tokens * heads * stride, 4);
+  const std::vector<float> freqs = randoms(rope_dim / 2, 5, 0.1f);
+  const std::vector<uint64_t> pos = {0, 7, 4000};
+  auto dx = upload(*be_, x);
+  auto df = upload(*be_, freqs);
+  auto dp = upload(*be_, pos);
+  for (bool inverse : {false, true}) {
+    cpu_.rope(x.data(), tokens, heads, stride, offset, rope_dim, pos.data(), freqs.data(), inverse);
+    be_->rope(dx.get(), tokens, heads, stride, offset, rope_dim, dp.get(), df.get(), inverse);
+    // cos/sin of the double angle: the device's may differ from glibc's by an ulp.
+    expect_ulps(download(*be_, dx), x, 8, "rope");
+    x = download(*be_, dx);
+  }
+  const int64_t width = 33;
+  const std::vector<float> src = randoms(6 * width, 6);
+  const std::vector<int64_t> rows = {5, 0, 0, 3, 2, 1, 4};
+  std::vector<float> gathered(rows.size() * width), summed(2 * width);
+  cpu_.gather_rows(src.data(), width, rows.data(), 7, gathered.data());
+  const std::vector<int64_t> slot_rows = {2, 0, 1, 5, 3, 4};
+  cpu_.sum_slots(src.data(), slot_rows.data(), 2, 3, width, summed.data());
+  auto ds = upload(*be_, src);
+  auto dr = upload(*be_, rows), dsr = upload(*be_, slot_rows);
+  auto dg = zeros_on<float>(*be_, gathered.size()), dsum = zeros_on<float>(*be_, summed.size());
+  be_->gather_rows(ds.get(), width, dr.get(), 7, dg.get());
+  be_->sum_slots(ds.get(), dsr.get(), 2, 3, width, dsum.get());
+  EXPECT_EQ(download(*be_, dg), gathered);
+  EXPECT_EQ(download(*be_, dsum), summed);
+}
+
+TEST_P(DeviceOps, ExpertRoutingAndTheDispatchPlanAreTheCpus) {
+  const uint32_t n_expert = 16, k = 6;
+  const int64_t n = 9;
+  std::vector<float> logits = randoms(n * n_expert, 7, 2.0f);
+  logits[3] = logits[5];  // a tie: the lower id first
+  const std::vector<float> bias = randoms(n_expert, 8, 0.1f);
+  std::vector<int32_t> table(50 * k);
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<int32_t>((i * 7) % n_expert);
+  const std::vector<int32_t> tokens = {1, 49, 3, 3, 0, 17, 8, 2, 44};
+  auto dl = upload(*be_, logits), db = upload(*be_, bias);
+  auto dt = upload(*be_, table), dtok = upload(*be_, tokens);
+  for (bool hashed : {false, true}) {
+    ExpertRouting host{n_expert,
+                       k,
+                       1.5f,
+                       true,
+                       hashed ? nullptr : bias.data(),
+                       hashed ? table.data() : nullptr,
+                       hashed ? k : 0};
+    ExpertRouting dev = host;
+    dev.bias = hashed ? nullptr : db.get();
+    dev.hash_table = hashed ? dt.get() : nullptr;
+    std::vector<int32_t> experts(n * k);
+    std::vector<float> weights(n * k);
+    cpu_.route_experts(host, logits.data(), tokens.data(), n, experts.data(), weights.data());
+    auto de = zeros_on<int32_t>(*be_, experts.size());
+    auto dwt = zeros_on<float>(*be_, weights.size());
+    be_->route_experts(dev, dl.get(), dtok.get(), n, de.get(), dwt.get());
+    EXPECT_EQ(download(*be_, de), experts) << "hashed " << hashed;
+    expect_ulps(download(*be_, dwt), weights, 8, "route weights");  // expf, log1pf
+
+    std::vector<int64_t> offsets(n_expert + 1), source(n * k), slot_row(n * k);
+    std::vector<float> row_scale(n * k);
+    cpu_.group_by_expert(experts.data(), weights.data(), n, k, n_expert, offsets.data(),
+                         source.data(), row_scale.data(), slot_row.data());
+    auto dw2 = upload(*be_, weights);
+    auto doff = zeros_on<int64_t>(*be_, offsets.size());
+    auto dsrc = zeros_on<int64_t>(*be_, n * k), dslot = zeros_on<int64_t>(*be_, n * k);
+    auto dscale = zeros_on<float>(*be_, n * k);
+    be_->group_by_expert(de.get(), dw2.get(), n, k, n_expert, doff.get(), dsrc.get(), dscale.get(),
+                         dslot.get());
+    EXPECT_EQ(download(*be_, doff), offsets);
+    EXPECT_EQ(download(*be_, dsrc), source);
+    EXPECT_EQ(download(*be_, dscale), row_scale);
+    EXPECT_EQ(download(*be_, dslot), slot_row);
+
+    std::vector<uint64_t> counts(n_expert, 3);
+    cpu_.count_experts(experts.data(), n * k, counts.data());
+    auto dc = upload(*be_, std::vector<uint64_t>(n_expert, 3));
+    be_->count_experts(de.get(), n * k, dc.get());
+    EXPECT_EQ(download(*be_, dc), counts);
+  }
+}
+
+TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
+  const uint32_t h = 4;
+  const int64_t d = 72, n = 3, flat = h * d, mixes = 2 * h + h * h;
+  const std::vector<float> fn = randoms(mixes * flat, 9, 0.05f);
+  const std::vector<float> scale = {0.8f, 1.1f, 0.9f}, base = randoms(mixes, 10, 0.3f);
+  const std::vector<float> x = randoms(n * flat, 11), f = randoms(n * d, 12);
+  kernels::MatrixView hv{GgmlType::F32, reinterpret_cast<const uint8_t*>(fn.data()), flat, mixes,
+                         flat * sizeof(float)};
+  const HcMixing host{&hv, scale.data(), base.data(), h, d, 3, 1e-6f, 1e-6f};
+  std::vector<float> y(n * d), post(n * h), comb(n * h * h), out(n * flat), z(n * d);
+  cpu_.hc_pre(host, x.data(), n, y.data(), post.data(), comb.data());
+  cpu_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, h, d, out.data());
+  kernels::MatrixView head_view = hv;
+  head_view.rows = h;
+  const HcMixing head{&head_view, scale.data(), base.data(), h, d, 0, 1e-6f, 1e-6f};
+  cpu_.hc_head(head, x.data(), n, z.data());
+
+  auto dfn = upload(*be_, fn), dsc = upload(*be_, scale), dba = upload(*be_, base);
+  auto dx = upload(*be_, x), dfv = upload(*be_, f);
+  kernels::MatrixView dv = hv;
+  dv.data = reinterpret_cast<const uint8_t*>(dfn.get());
+  const HcMixing dev{&dv, dsc.get(), dba.get(), h, d, 3, 1e-6f, 1e-6f};
+  auto dy = zeros_on<float>(*be_, y.size()), dpost = zeros_on<float>(*be_, post.size()),
+       dcomb = zeros_on<float>(*be_, comb.size()), dout = zeros_on<float>(*be_, out.size()),
+       dz = zeros_on<float>(*be_, z.size());
+  be_->hc_pre(dev, dx.get(), n, dy.get(), dpost.get(), dcomb.get());
+  be_->hc_post(dfv.get(), dx.get(), dpost.get(), dcomb.get(), n, h, d, dout.get());
+  kernels::MatrixView dhead = dv;
+  dhead.rows = h;
+  const HcMixing dev_head{&dhead, dsc.get(), dba.get(), h, d, 0, 1e-6f, 1e-6f};
+  be_->hc_head(dev_head, dx.get(), n, dz.get());
+  // The mixes come from a float matmul summed in another order than the CPU's double lanes, and
+  // the gates pass through expf: relative differences of a few ulps, amplified by the Sinkhorn
+  // divisions; 1e-4 relative is far below what a wrong index or stream would give.
+  auto near = [](const std::vector<float>& got, const std::vector<float>& want, const char* what) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-4f * std::max(1.0f, std::fabs(want[i]))) << what << " " << i;
+    }
+  };
+  near(download(*be_, dpost), post, "post");
+  near(download(*be_, dcomb), comb, "comb");
+  near(download(*be_, dy), y, "y");
+  near(download(*be_, dout), out, "hc_post");
+  near(download(*be_, dz), z, "hc_head");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeviceOps, testing_device::device_backend_names());
+
+}  // namespace
+}  // namespace v4
