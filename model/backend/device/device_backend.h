@@ -3,6 +3,9 @@
 // DeviceBackend<HostExec>, the same kernels on the host, which tests compare with CpuBackend.
 #pragma once
 
+#include <chrono>
+#include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -33,11 +36,34 @@ class ExecBuffer final : public DeviceBuffer {
   DeviceKind kind_;
 };
 
+// Time per op kind, for V4_DEVICE_PROFILE.
+class OpProfile {
+ public:
+  void add(const char* name, double seconds) {
+    Entry& e = entries_[name];
+    e.seconds += seconds;
+    ++e.calls;
+  }
+  void print() const;
+
+ private:
+  struct Entry {
+    double seconds = 0;
+    uint64_t calls = 0;
+  };
+  std::map<std::string, Entry> entries_;
+};
+
 template <class Exec>
 class DeviceBackend : public Backend {
  public:
   // `exec` must be initialised; the backend keeps it (by value) for its lifetime.
-  explicit DeviceBackend(Exec exec) : exec_(std::move(exec)), scratch_(exec_) {}
+  explicit DeviceBackend(Exec exec) : exec_(std::move(exec)), scratch_(exec_) {
+    if (std::getenv("V4_DEVICE_PROFILE")) profile_ = std::make_unique<OpProfile>();
+  }
+  ~DeviceBackend() override {
+    if (profile_) profile_->print();
+  }
 
   Exec& exec() { return exec_; }
   DeviceKind kind() const { return Exec::kIsHost ? DeviceKind::kCpu : DeviceKind::kCuda; }
@@ -67,84 +93,107 @@ class DeviceBackend : public Backend {
 
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override {
-    device::matmul(exec_, scratch_, w, x, x_stride, n_tokens, y, y_stride);
+    run_op("matmul",
+           [&] { device::matmul(exec_, scratch_, w, x, x_stride, n_tokens, y, y_stride); });
   }
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override {
-    device::rms_norm(exec_, scratch_, x, weight, n, n_rows, eps, y);
+    run_op("rms_norm", [&] { device::rms_norm(exec_, scratch_, x, weight, n, n_rows, eps, y); });
   }
   void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,
              uint32_t copies, float* x) override {
-    device::embed(exec_, scratch_, table, tokens, n_tokens, copies, x);
+    run_op("embed", [&] { device::embed(exec_, scratch_, table, tokens, n_tokens, copies, x); });
   }
   void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
               float* comb) override {
-    device::hc_pre(exec_, scratch_, hc, x, n_tokens, y, post, comb);
+    run_op("hc_pre", [&] { device::hc_pre(exec_, scratch_, hc, x, n_tokens, y, post, comb); });
   }
   void hc_post(const float* f, const float* x, const float* post, const float* comb,
                int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override {
-    device::hc_post(exec_, scratch_, f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
+    run_op("hc_post", [&] {
+      device::hc_post(exec_, scratch_, f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
+    });
   }
   void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override {
-    device::hc_head(exec_, scratch_, hc, x, n_tokens, z);
+    run_op("hc_head", [&] { device::hc_head(exec_, scratch_, hc, x, n_tokens, z); });
   }
   void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,
             int64_t rope_dim, const uint64_t* positions, const float* freqs,
             bool inverse) override {
-    device::rope(exec_, scratch_, x, n_tokens, heads, head_stride, offset, rope_dim, positions,
-                 freqs, inverse);
+    run_op("rope", [&] {
+      device::rope(exec_, scratch_, x, n_tokens, heads, head_stride, offset, rope_dim, positions,
+                   freqs, inverse);
+    });
   }
   void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block) override {
-    device::fp8_round_trip(exec_, scratch_, x, n_rows, stride, n, block);
+    run_op("fp8_round_trip",
+           [&] { device::fp8_round_trip(exec_, scratch_, x, n_rows, stride, n, block); });
   }
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
-    device::indexer_qat(exec_, scratch_, x, n_rows, dim);
+    run_op("indexer_qat", [&] { device::indexer_qat(exec_, scratch_, x, n_rows, dim); });
   }
-  void scale(float* x, int64_t n, float s) override { device::scale(exec_, scratch_, x, n, s); }
+  void scale(float* x, int64_t n, float s) override {
+    run_op("scale", [&] { device::scale(exec_, scratch_, x, n, s); });
+  }
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override {
-    device::route_experts(exec_, scratch_, routing, logits, tokens, n_tokens, experts, weights);
+    run_op("route_experts", [&] {
+      device::route_experts(exec_, scratch_, routing, logits, tokens, n_tokens, experts, weights);
+    });
   }
   void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens, uint32_t k,
                        uint32_t n_expert, int64_t* expert_offsets, int64_t* source_token,
                        float* row_scale, int64_t* slot_row) override {
-    device::group_by_expert(exec_, scratch_, experts, weights, n_tokens, k, n_expert,
-                            expert_offsets, source_token, row_scale, slot_row);
+    run_op("group_by_expert", [&] {
+      device::group_by_expert(exec_, scratch_, experts, weights, n_tokens, k, n_expert,
+                              expert_offsets, source_token, row_scale, slot_row);
+    });
   }
   void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) override {
-    device::count_experts(exec_, scratch_, experts, n, counts);
+    run_op("count_experts", [&] { device::count_experts(exec_, scratch_, experts, n, counts); });
   }
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                           uint32_t n_expert, const float* x, const float* row_scales,
                           float* y) override {
-    device::grouped_expert_ffn(exec_, scratch_, w, expert_offsets, n_expert, x, row_scales, y);
+    run_op("grouped_expert_ffn", [&] {
+      device::grouped_expert_ffn(exec_, scratch_, w, expert_offsets, n_expert, x, row_scales, y);
+    });
   }
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override {
-    device::gather_rows(exec_, scratch_, src, width, rows, n, dst);
+    run_op("gather_rows", [&] { device::gather_rows(exec_, scratch_, src, width, rows, n, dst); });
   }
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override {
-    device::sum_slots(exec_, scratch_, slots, slot_rows, n_tokens, k, width, out);
+    run_op("sum_slots",
+           [&] { device::sum_slots(exec_, scratch_, slots, slot_rows, n_tokens, k, width, out); });
   }
-  void add(const float* a, int64_t n, float* y) override { device::add(exec_, scratch_, a, n, y); }
+  void add(const float* a, int64_t n, float* y) override {
+    run_op("add", [&] { device::add(exec_, scratch_, a, n, y); });
+  }
   void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override {
-    device::kv_append(exec_, scratch_, format, layer, step, kv_rows, main, indexer);
+    run_op("kv_append", [&] {
+      device::kv_append(exec_, scratch_, format, layer, step, kv_rows, main, indexer);
+    });
   }
   void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                     const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
                     uint32_t* chosen, uint32_t* chosen_count) override {
-    device::indexer_topk(exec_, scratch_, format, layer, step, q, head_weights, heads, top_k,
-                         chosen, chosen_count);
+    run_op("indexer_topk", [&] {
+      device::indexer_topk(exec_, scratch_, format, layer, step, q, head_weights, heads, top_k,
+                           chosen, chosen_count);
+    });
   }
   void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                         uint32_t window, const float* q, int64_t n_head, const float* sinks,
                         const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,
                         float* o) override {
-    device::sparse_attention(exec_, scratch_, format, layer, step, window, q, n_head, sinks, chosen,
-                             chosen_count, top_k, o);
+    run_op("sparse_attention", [&] {
+      device::sparse_attention(exec_, scratch_, format, layer, step, window, q, n_head, sinks,
+                               chosen, chosen_count, top_k, o);
+    });
   }
   // Device memory is not the host's: benchmarks that need host loops run them inline.
   void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) override {
@@ -153,8 +202,24 @@ class DeviceBackend : public Backend {
   using Backend::matmul;
 
  protected:
+  // With V4_DEVICE_PROFILE set, every op is timed to its end (a sync after each: slower, but it
+  // says where a step's time goes); the table is printed when the backend is destroyed.
+  template <class F>
+  void run_op(const char* name, F&& op) {
+    if (!profile_) {
+      op();
+      return;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    op();
+    (void)exec_.sync();
+    profile_->add(name,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
   Exec exec_;
   DeviceScratch<Exec> scratch_;
+  std::unique_ptr<OpProfile> profile_;
 };
 
 }  // namespace v4::device
