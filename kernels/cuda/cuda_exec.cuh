@@ -21,13 +21,13 @@ __global__ void for_each_kernel(int64_t n, F f) {
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) f(i);
 }
 
-template <int N, class P, class S>
+template <int N, class T, class P, class S>
 __global__ void warp_sums_kernel(int64_t n, P partial, S store) {
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t warps = (int64_t{gridDim.x} * blockDim.x) / 32;
   for (int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32; i < n; i += warps) {
-    float acc[N];
-    for (int k = 0; k < N; ++k) acc[k] = 0.0f;
+    T acc[N];
+    for (int k = 0; k < N; ++k) acc[k] = T(0);
     partial(i, lane, acc);
     for (int offset = 16; offset > 0; offset /= 2) {
       for (int k = 0; k < N; ++k) acc[k] = acc[k] + __shfl_xor_sync(0xffffffffu, acc[k], offset);
@@ -101,12 +101,13 @@ class CudaExec {
     record(cudaGetLastError());
   }
 
-  template <int N, class P, class S>
+  template <int N, class T = float, class P, class S>
   void warp_sums(int64_t n, const P& partial, const S& store) {
     if (n <= 0) return;
     constexpr int64_t kWarpsPerBlock = kThreads / 32;
     const int64_t blocks = std::min(kMaxBlocks, (n + kWarpsPerBlock - 1) / kWarpsPerBlock);
-    warp_sums_kernel<N><<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(n, partial, store);
+    warp_sums_kernel<N, T>
+        <<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(n, partial, store);
     record(cudaGetLastError());
   }
 

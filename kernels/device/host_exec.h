@@ -9,7 +9,8 @@
 //   copy / zero            device → device, and zero fill, ordered with the kernels
 //   sync                   waits for all work; reports the first asynchronous error
 //   for_each(n, f)         f(i) for every i < n, independently and in no particular order
-//   warp_sums<N>(n, p, s)  for every i < n: 32 lanes each add their partials p(i, lane, acc[N]),
+//   warp_sums<N, T>(n, p, s)  for every i < n: 32 lanes each add their partials
+//                          p(i, lane, acc[N]) (T: float by default, or double),
 //                          the lanes are summed by the butterfly of warp_butterfly_sum (lane l
 //                          adds lane l^16, then l^8, …, l^1), and s(i, sum[N]) stores lane 0's
 #pragma once
@@ -26,10 +27,10 @@ inline constexpr int kWarpLanes = 32;
 
 // The lane reduction both executors perform, spelled out for the host: after the step with
 // offset o, lane l holds v[l] + v[l ^ o] (own value first, as __shfl_xor_sync gives it).
-template <int N>
-void warp_butterfly_sum(float (&v)[kWarpLanes][N]) {
+template <int N, class T>
+void warp_butterfly_sum(T (&v)[kWarpLanes][N]) {
   for (int offset = kWarpLanes / 2; offset > 0; offset /= 2) {
-    float next[kWarpLanes][N];
+    T next[kWarpLanes][N];
     for (int l = 0; l < kWarpLanes; ++l) {
       for (int k = 0; k < N; ++k) next[l][k] = v[l][k] + v[l ^ offset][k];
     }
@@ -64,12 +65,12 @@ class HostExec {
     for (int64_t i = 0; i < n; ++i) f(i);
   }
 
-  template <int N, class P, class S>
+  template <int N, class T = float, class P, class S>
   void warp_sums(int64_t n, const P& partial, const S& store) {
     for (int64_t i = 0; i < n; ++i) {
-      float acc[kWarpLanes][N] = {};
+      T acc[kWarpLanes][N] = {};
       for (int lane = 0; lane < kWarpLanes; ++lane) partial(i, lane, acc[lane]);
-      warp_butterfly_sum<N>(acc);
+      warp_butterfly_sum<N, T>(acc);
       store(i, acc[0]);
     }
   }

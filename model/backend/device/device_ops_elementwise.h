@@ -16,14 +16,22 @@ namespace v4::device {
 template <class E>
 void rms_norm(E& e, DeviceScratch<E>& s, const float* x, const float* weight, int64_t n,
               int64_t n_rows, float eps, float* y) {
-  // A thread per row: the fp64 sum of squares must run in the CPU's order to match it exactly.
-  e.for_each(n_rows, [=] V4_HD(int64_t r) {
-    const float* xr = x + r * n;
-    float* yr = y + r * n;
-    double ss = 0.0;
-    for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-    const float scale = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(n) + eps));
-    for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] * scale * (weight ? weight[i] : 1.0f);
+  // A warp per row sums the squares in fp64 (lane-strided, then the butterfly): the double sum
+  // differs from the CPU's sequential one in its last bits only, which the float scale almost
+  // never sees; then an element per index, as the CPU multiplies.
+  if (n_rows <= 0) return;
+  float* scales = s.template get<float>(ScratchSlot::kElementwiseAux2, static_cast<size_t>(n_rows));
+  e.template warp_sums<1, double>(
+      n_rows,
+      [=] V4_HD(int64_t r, int lane, double* acc) {
+        const float* xr = x + r * n;
+        for (int64_t i = lane; i < n; i += 32) acc[0] += static_cast<double>(xr[i]) * xr[i];
+      },
+      [=] V4_HD(int64_t r, const double* ss) {
+        scales[r] = static_cast<float>(1.0 / sqrt(ss[0] / static_cast<double>(n) + eps));
+      });
+  e.for_each(n_rows * n, [=] V4_HD(int64_t i) {
+    y[i] = x[i] * scales[i / n] * (weight ? weight[i % n] : 1.0f);
   });
 }
 

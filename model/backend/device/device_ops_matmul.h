@@ -69,23 +69,30 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
   return {out, row_bytes, true};
 }
 
-// One lane's share of W[row] · activation row: every 32nd block (or value, for float weights).
-V4_HD inline float lane_dot(GgmlType type, int64_t blocks, const uint8_t* w_row,
-                            const uint8_t* a_row, bool quantized, int64_t cols, int lane,
+// One lane's share of W[row] · activation row over units [begin, end) of the row (blocks, or
+// values for float weights): every 32nd unit from begin + lane.
+V4_HD inline float lane_dot(GgmlType type, int64_t begin, int64_t end, const uint8_t* w_row,
+                            const uint8_t* a_row, bool quantized, int lane,
                             const kernels::QuantTables& t) {
   float acc = 0.0f;
   if (quantized) {
-    for (int64_t b = lane; b < blocks; b += kLanes) {
+    for (int64_t b = begin + lane; b < end; b += kLanes) {
       acc += kernels::block_dot(type, w_row, a_row, b, t);
     }
   } else {
     const float* x = reinterpret_cast<const float*>(a_row);
-    for (int64_t i = lane; i < cols; i += kLanes) {
+    for (int64_t i = begin + lane; i < end; i += kLanes) {
       acc += kernels::float_weight(type, w_row, i) * x[i];
     }
   }
   return acc;
 }
+
+// Units (blocks or float values) per row chunk: a row longer than this is split into fixed
+// chunks summed in order afterwards, so that short, wide matrices (the HC mixes: 24 rows of
+// 16384 values) still fill the device. The split depends only on the row length, never on the
+// batch.
+inline constexpr int64_t kChunkUnits = 32 * 16;
 
 // The weight types the device dot products read; anything else is refused before a launch.
 inline void require_device_type(GgmlType type, const char* op) {
@@ -104,23 +111,45 @@ void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float
                                              x_stride, w.cols, n_tokens);
   const kernels::QuantTables tables = quant_tables(s);
   const kernels::MatrixView m = w;
-  const int64_t blocks = w.cols / ggml_type_traits(w.type).block_size;
+  const int64_t units = a.quantized ? w.cols / ggml_type_traits(w.type).block_size : w.cols;
+  const int64_t chunks = (units + kChunkUnits - 1) / kChunkUnits;
   const int64_t tiles = (n_tokens + kMatmulTile - 1) / kMatmulTile;
+  // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
+  // bytes of the weights.
+  float* partials = chunks == 1
+                        ? nullptr
+                        : s.template get<float>(ScratchSlot::kMatmulMid,
+                                                static_cast<size_t>(n_tokens * w.rows * chunks));
   e.template warp_sums<kMatmulTile>(
-      w.rows * tiles,
+      w.rows * tiles * chunks,
       [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t r = i % m.rows, t0 = i / m.rows * kMatmulTile;
+        const int64_t c = i % chunks, r = i / chunks % m.rows,
+                      t0 = i / chunks / m.rows * kMatmulTile;
+        const int64_t begin = c * kChunkUnits,
+                      end = begin + kChunkUnits < units ? begin + kChunkUnits : units;
         const uint8_t* w_row = m.data + r * m.row_bytes;
         for (int k = 0; k < kMatmulTile && t0 + k < n_tokens; ++k) {
-          acc[k] += lane_dot(m.type, blocks, w_row, a.rows + (t0 + k) * a.row_bytes, a.quantized,
-                             m.cols, lane, tables);
+          acc[k] += lane_dot(m.type, begin, end, w_row, a.rows + (t0 + k) * a.row_bytes,
+                             a.quantized, lane, tables);
         }
       },
       [=] V4_HD(int64_t i, const float* sum) {
-        const int64_t r = i % m.rows, t0 = i / m.rows * kMatmulTile;
-        for (int k = 0; k < kMatmulTile && t0 + k < n_tokens; ++k)
-          y[(t0 + k) * y_stride + r] = sum[k];
+        const int64_t c = i % chunks, r = i / chunks % m.rows,
+                      t0 = i / chunks / m.rows * kMatmulTile;
+        for (int k = 0; k < kMatmulTile && t0 + k < n_tokens; ++k) {
+          if (chunks == 1) {
+            y[(t0 + k) * y_stride + r] = sum[k];
+          } else {
+            partials[((t0 + k) * m.rows + r) * chunks + c] = sum[k];
+          }
+        }
       });
+  if (chunks == 1) return;
+  e.for_each(n_tokens * w.rows, [=] V4_HD(int64_t i) {
+    float acc = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) acc += partials[i * chunks + c];
+    y[i / m.rows * y_stride + i % m.rows] = acc;
+  });
 }
 
 template <class E>
@@ -177,34 +206,51 @@ void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
   const int64_t gate_blocks = d / ggml_type_traits(gate.type).block_size;
   const int64_t up_blocks = d / ggml_type_traits(up.type).block_size;
   const float limit = w.swiglu_limit;
-  e.template warp_sums<2>(
-      n_rows * ff,
+  // A warp per (output, tile of kMatmulTile rows): rows of one expert share each weight block the
+  // lanes load (the next row's expert is usually the same). Each row's sums are its own.
+  const int64_t tiles = (n_rows + kMatmulTile - 1) / kMatmulTile;
+  e.template warp_sums<2 * kMatmulTile>(
+      tiles * ff,
       [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t row = i / ff, r = i % ff;
-        const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
-        acc[0] +=
-            lane_dot(gate.type, gate_blocks, gate.data + ex * gate_stride + r * gate.row_bytes,
-                     xg.rows + row * xg.row_bytes, xg.quantized, d, lane, tables);
-        acc[1] += lane_dot(up.type, up_blocks, up.data + ex * up_stride + r * up.row_bytes,
-                           xu.rows + row * xu.row_bytes, xu.quantized, d, lane, tables);
+        const int64_t r = i % ff, first = i / ff * kMatmulTile;
+        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) {
+          const int64_t row = first + k;
+          const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
+          acc[2 * k] +=
+              lane_dot(gate.type, 0, gate_blocks, gate.data + ex * gate_stride + r * gate.row_bytes,
+                       xg.rows + row * xg.row_bytes, xg.quantized, lane, tables);
+          acc[2 * k + 1] +=
+              lane_dot(up.type, 0, up_blocks, up.data + ex * up_stride + r * up.row_bytes,
+                       xu.rows + row * xu.row_bytes, xu.quantized, lane, tables);
+        }
       },
       [=] V4_HD(int64_t i, const float* sum) {
-        const int64_t row = i / ff;
-        mid[i] = kernels::swiglu(sum[0], sum[1], limit, row_scales ? row_scales[row] : 1.0f);
+        const int64_t r = i % ff, first = i / ff * kMatmulTile;
+        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) {
+          const int64_t row = first + k;
+          mid[row * ff + r] = kernels::swiglu(sum[2 * k], sum[2 * k + 1], limit,
+                                              row_scales ? row_scales[row] : 1.0f);
+        }
       });
   const Activations h =
       quantize_activations(e, s, ScratchSlot::kMatmulAux, down.type, mid, ff, ff, n_rows);
   const int64_t down_blocks = ff / ggml_type_traits(down.type).block_size;
-  e.template warp_sums<1>(
-      n_rows * d,
+  e.template warp_sums<kMatmulTile>(
+      tiles * d,
       [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t row = i / d, r = i % d;
-        const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
-        acc[0] +=
-            lane_dot(down.type, down_blocks, down.data + ex * down_stride + r * down.row_bytes,
-                     h.rows + row * h.row_bytes, h.quantized, ff, lane, tables);
+        const int64_t r = i % d, first = i / d * kMatmulTile;
+        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) {
+          const int64_t row = first + k;
+          const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
+          acc[k] +=
+              lane_dot(down.type, 0, down_blocks, down.data + ex * down_stride + r * down.row_bytes,
+                       h.rows + row * h.row_bytes, h.quantized, lane, tables);
+        }
       },
-      [=] V4_HD(int64_t i, const float* sum) { y[i] = sum[0]; });
+      [=] V4_HD(int64_t i, const float* sum) {
+        const int64_t r = i % d, first = i / d * kMatmulTile;
+        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) y[(first + k) * d + r] = sum[k];
+      });
 }
 
 }  // namespace v4::device

@@ -22,6 +22,7 @@ enum class ScratchSlot : int {
   kAttentionAux2,
   kElementwise,
   kElementwiseAux,
+  kElementwiseAux2,
   kCount
 };
 
