@@ -91,8 +91,9 @@ int run_serve(const ServeFlags& f) {
                               {"num_gpu_blocks", std::to_string(*pages)},
                               {"kv_memory_mib", std::to_string(options->kv_memory_bytes >> 20)}});
   }
-  Result<PreparedDevice> device = prepare_device(f.engine.device, f.engine.threads,
-                                                 (*model)->weights, options->kv_memory_bytes);
+  Result<PreparedDevice> device =
+      prepare_device(f.engine.device, f.engine.threads, (*model)->weights, options->kv_memory_bytes,
+                     UploadProgressTo::kLog);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;

@@ -56,8 +56,9 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", options.message());
     return 2;
   }
-  Result<PreparedDevice> device = prepare_device(f.engine.device, f.engine.threads,
-                                                 (*model)->weights, options->kv_memory_bytes);
+  Result<PreparedDevice> device =
+      prepare_device(f.engine.device, f.engine.threads, (*model)->weights, options->kv_memory_bytes,
+                     UploadProgressTo::kLog);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;

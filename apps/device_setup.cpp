@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "apps/progress_bar.h"
 #include "model/backend/device/backend_factory.h"
@@ -18,11 +19,13 @@ std::string gib(uint64_t bytes) {
 }  // namespace
 
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
-                                      const V4Weights& host, uint64_t reserve_bytes) {
+                                      const V4Weights& host, uint64_t reserve_bytes,
+                                      UploadProgressTo progress_to) {
   Result<device::DeviceSpec> spec = device::parse_device(device);
   if (!spec) return spec.status();
   PreparedDevice out;
   out.weights = &host;
+  double next_report = 0;
   if (spec->kind == DeviceKind::kCpu && !spec->emulated) {
     Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
     if (!be) return be.status();
@@ -45,12 +48,24 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
   if (!be) return be.status();
   out.backend = std::move(*be);
-  ProgressBar bar("weights → " + device + " (" + memory->name + ")", weights);
+  const std::string label = "weights → " + device + " (" + memory->name + ")";
+  std::optional<ProgressBar> bar;
+  if (progress_to == UploadProgressTo::kLog) bar.emplace(label, weights);
   const auto start = std::chrono::steady_clock::now();
-  Result<std::unique_ptr<DeviceWeights>> resident = DeviceWeights::upload(
-      host, *out.backend, [&](const UploadProgress& p) { bar.update(p.bytes_done); });
+  Result<std::unique_ptr<DeviceWeights>> resident =
+      DeviceWeights::upload(host, *out.backend, [&](const UploadProgress& p) {
+        if (bar) {
+          bar->update(p.bytes_done);
+        } else if (p.bytes_done == p.bytes_total || p.seconds >= next_report) {
+          next_report = p.seconds + 1.0;
+          const double rate = p.seconds > 0 ? p.bytes_done / p.seconds : 0.0;
+          std::fprintf(stderr, "%s: %.1f / %.1f MiB, %.2f GB/s, ETA %.0f s\n", label.c_str(),
+                       p.bytes_done / 1048576.0, p.bytes_total / 1048576.0, rate / 1e9,
+                       rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0.0);
+        }
+      });
   if (!resident) return resident.status();
-  bar.finish();
+  if (bar) bar->finish();
   out.upload_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out.resident = std::move(*resident);

@@ -24,8 +24,12 @@ struct PreparedDevice {
   double upload_seconds = 0;
 };
 
+// Where upload progress goes: the log (servers), or stderr (commands whose stdout is data).
+enum class UploadProgressTo { kLog, kStderr };
+
 // `reserve_bytes`: device memory the caller needs beside the weights (KV pages, workspace).
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
-                                      const V4Weights& host, uint64_t reserve_bytes);
+                                      const V4Weights& host, uint64_t reserve_bytes,
+                                      UploadProgressTo progress = UploadProgressTo::kStderr);
 
 }  // namespace v4::apps

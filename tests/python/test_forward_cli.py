@@ -79,3 +79,24 @@ def test_chat_prompt_is_the_rendered_turn(v4serve, model):
                "-n", "1", "--ids"])
     assert out.returncode == 0, out.stderr
     assert f"prefill: {n_prompt} tokens" in out.stderr
+
+
+def test_the_device_kernels_emulated_on_the_host_give_the_cpu_logits(v4serve, model):
+    # --device emulated runs the CUDA backend's kernels on the host, weights uploaded as to a GPU;
+    # on float weights only the order of the dot products' sums differs (~1e-6, see
+    # device_forward_test), and the printed values have 6 significant digits.
+    cpu = logits(v4serve, model)
+    emulated = logits(v4serve, model, "--device", "emulated")
+    for a, b in zip(cpu, emulated):
+        assert [t for t, _ in a["top"]] == [t for t, _ in b["top"]]
+        assert a["logsumexp"] == pytest.approx(b["logsumexp"], abs=1e-4)
+
+
+def test_an_unusable_device_is_refused_with_one_clear_line(v4serve, model):
+    bad = run([v4serve, "logits", "--model", model, "--tokens", "1,2", "--device", "gpu"])
+    assert bad.returncode != 0
+    assert "--device wants cpu, cuda or cuda:N" in bad.stderr
+    far = run([v4serve, "logits", "--model", model, "--tokens", "1,2", "--device", "cuda:999"])
+    assert far.returncode != 0
+    assert far.stderr.startswith("error: ") and len(far.stderr.strip().splitlines()) == 1
+    assert "CUDA" in far.stderr or "cuda" in far.stderr
