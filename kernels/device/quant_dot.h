@@ -292,6 +292,162 @@ V4_HD inline float block_dot(GgmlType type, const uint8_t* w_row, const uint8_t*
   }
 }
 
+// --- one group of 32 values of a 256-value block (K and IQ formats) ---
+// A lane that takes a group rather than a whole block keeps all 32 lanes busy on rows of a few
+// blocks (an expert's 4096 values are 16 blocks, 128 groups). Integer sums within a group are
+// exact; the block's float scales are applied per group.
+
+V4_HD inline float group_dot_q2_k(const BlockQ2K& x, const BlockQ8K& y, int g) {
+  const int half = g / 4, shift = (g % 4) * 2;
+  const uint8_t* q2 = x.qs + 32 * half;
+  const int8_t* q8 = y.qs + 32 * g;
+  int isum = 0, summs = 0;
+  for (int sub = 0; sub < 2; ++sub) {
+    const uint8_t sc = x.scales[2 * g + sub];
+    int isuml = 0;
+    for (int l = 16 * sub; l < 16 * sub + 16; ++l) isuml += q8[l] * ((q2[l] >> shift) & 3);
+    isum += (sc & 0xF) * isuml;
+    summs += y.bsums[2 * g + sub] * (sc >> 4);
+  }
+  return y.d * fp16_to_fp32(x.d) * isum - y.d * fp16_to_fp32(x.dmin) * summs;
+}
+
+template <class Block>
+V4_HD inline float group_dot_k4(const Block& x, const BlockQ8K& y, int g) {
+  uint8_t scale, min;
+  unpack_scale_min_k4(g, x.scales, &scale, &min);
+  int s = 0;
+  for (int l = 0; l < 32; ++l) s += y.qs[32 * g + l] * k4_code(x, g, l);
+  const int sumi_min = (y.bsums[2 * g] + y.bsums[2 * g + 1]) * min;
+  return fp16_to_fp32(x.d) * y.d * (s * scale) - fp16_to_fp32(x.dmin) * y.d * sumi_min;
+}
+
+V4_HD inline float group_dot_q6_k(const BlockQ6K& x, const BlockQ8K& y, int g) {
+  const int chunk = (g / 4) * 128, quarter = g % 4;
+  const uint8_t* ql = x.ql + chunk / 2 + (quarter % 2) * 32;
+  const uint8_t* qh = x.qh + chunk / 4;
+  const int8_t* q8 = y.qs + 32 * g;
+  int sumi = 0;
+  for (int l = 0; l < 32; ++l) {
+    const int low = quarter < 2 ? ql[l] & 0xF : ql[l] >> 4;
+    const int a = (low | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
+    sumi += x.scales[(32 * g + l) / 16] * a * q8[l];
+  }
+  return fp16_to_fp32(x.d) * y.d * sumi;
+}
+
+V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const BlockQ8K& y, int g,
+                                     const QuantTables& t) {
+  uint32_t aux[2];
+  memcpy(aux, x.qs + 4 * g, sizeof(aux));
+  const uint32_t ls = 2 * (aux[1] >> 28) + 1;
+  const int8_t* q8 = y.qs + 32 * g;
+  int32_t sumi = 0;
+  for (int k = 0; k < 4; ++k, q8 += 8) {
+    sumi += iq2_octet_dot(t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF],
+                          t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127], q8);
+  }
+  return 0.125f * (fp16_to_fp32(x.d) * y.d * (sumi * static_cast<int32_t>(ls)));
+}
+
+V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const BlockQ8K& y, int g,
+                                    const QuantTables& t) {
+  const int ls[2] = {2 * (x.scales[g] & 0xF) + 1, 2 * (x.scales[g] >> 4) + 1};
+  const int8_t* q8 = y.qs + 32 * g;
+  int32_t bsum = 0;
+  for (int half = 0; half < 2; ++half) {
+    int32_t sumi = 0;
+    for (int k = 2 * half; k < 2 * half + 2; ++k, q8 += 8) {
+      const uint16_t code = x.qs[4 * g + k];
+      sumi += iq2_octet_dot(t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9], q8);
+    }
+    bsum += sumi * ls[half];
+  }
+  return 0.125f * (fp16_to_fp32(x.d) * y.d * bsum);
+}
+
+V4_HD inline float group_dot_iq1_s(const BlockIQ1S& x, const BlockQ8K& y, int g,
+                                   const QuantTables& t) {
+  const uint16_t qh = x.qh[g];
+  const int ls = 2 * ((qh >> 12) & 7) + 1;
+  const int delta = qh & 0x8000 ? -1 : 1;
+  const int8_t* q8 = y.qs + 32 * g;
+  const uint8_t* qs = x.qs + 4 * g;
+  int lsum = 0;
+  for (int k = 0; k < 4; ++k, q8 += 8) {
+    lsum += iq1_octet_dot(t.iq1s_grid[qs[k] | (((qh >> (3 * k)) & 7) << 8)], q8);
+  }
+  const int sumi1 = ls * delta * (y.bsums[2 * g] + y.bsums[2 * g + 1]);
+  return fp16_to_fp32(x.d) * y.d * (ls * lsum + 0.125f * sumi1);
+}
+
+V4_HD inline float group_dot_iq1_m(const BlockIQ1M& x, const BlockQ8K& y, int g,
+                                   const QuantTables& t) {
+  uint16_t sc[4];
+  memcpy(sc, x.scales, sizeof(sc));
+  const int8_t* q8 = y.qs + 32 * g;
+  const uint8_t* qs = x.qs + 4 * g;
+  const uint8_t* qh = x.qh + 2 * g;
+  int sum1[2] = {0, 0}, sum2[2] = {0, 0};
+  for (int k = 0; k < 4; ++k, q8 += 8) {
+    const uint8_t nibble = (qh[k / 2] >> (4 * (k % 2))) & 0xF;
+    int octet_sum = 0;
+    for (int j = 0; j < 8; ++j) octet_sum += q8[j];
+    sum1[k / 2] += iq1_octet_dot(t.iq1s_grid[qs[k] | ((nibble & 7) << 8)], q8);
+    sum2[k / 2] += octet_sum * (nibble & 0x8 ? -1 : 1);
+  }
+  const int ls1 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 0)) & 0x7) + 1;
+  const int ls2 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3)) & 0x7) + 1;
+  const int sumi1 = sum1[0] * ls1 + sum1[1] * ls2, sumi2 = sum2[0] * ls1 + sum2[1] * ls2;
+  return fp16_to_fp32(iq1m_block_scale_bits(sc)) * y.d * (sumi1 + 0.125f * sumi2);
+}
+
+// Dot-product units per block: 8 groups of 32 for the 256-value formats, else the block.
+V4_HD inline int units_per_block(GgmlType type) {
+  switch (type) {
+    case GgmlType::Q2_K:
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K:
+    case GgmlType::IQ2_XXS:
+    case GgmlType::IQ2_XS:
+    case GgmlType::IQ1_S:
+    case GgmlType::IQ1_M:
+      return kQK_K / 32;
+    default:
+      return 1;
+  }
+}
+
+// Unit u of a weight row against its quantized activation row: group u % 8 of block u / 8 for the
+// 256-value formats, block u for the others.
+V4_HD inline float unit_dot(GgmlType type, const uint8_t* w_row, const uint8_t* a_row, int64_t u,
+                            const QuantTables& t) {
+  const int64_t b = u / 8;
+  const int g = static_cast<int>(u % 8);
+  const BlockQ8K& y = reinterpret_cast<const BlockQ8K*>(a_row)[b];
+  switch (type) {
+    case GgmlType::Q2_K:
+      return group_dot_q2_k(reinterpret_cast<const BlockQ2K*>(w_row)[b], y, g);
+    case GgmlType::Q4_K:
+      return group_dot_k4(reinterpret_cast<const BlockQ4K*>(w_row)[b], y, g);
+    case GgmlType::Q5_K:
+      return group_dot_k4(reinterpret_cast<const BlockQ5K*>(w_row)[b], y, g);
+    case GgmlType::Q6_K:
+      return group_dot_q6_k(reinterpret_cast<const BlockQ6K*>(w_row)[b], y, g);
+    case GgmlType::IQ2_XXS:
+      return group_dot_iq2_xxs(reinterpret_cast<const BlockIQ2XXS*>(w_row)[b], y, g, t);
+    case GgmlType::IQ2_XS:
+      return group_dot_iq2_xs(reinterpret_cast<const BlockIQ2XS*>(w_row)[b], y, g, t);
+    case GgmlType::IQ1_S:
+      return group_dot_iq1_s(reinterpret_cast<const BlockIQ1S*>(w_row)[b], y, g, t);
+    case GgmlType::IQ1_M:
+      return group_dot_iq1_m(reinterpret_cast<const BlockIQ1M*>(w_row)[b], y, g, t);
+    default:
+      return block_dot(type, w_row, a_row, u, t);
+  }
+}
+
 // Dequantized value i of a row of an embedding-table type (F32, F16, BF16, Q8_0).
 V4_HD inline float dequantized_value(GgmlType type, const uint8_t* row, int64_t i) {
   if (type == GgmlType::Q8_0) {

@@ -69,15 +69,16 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
   return {out, row_bytes, true};
 }
 
-// One lane's share of W[row] · activation row over units [begin, end) of the row (blocks, or
-// values for float weights): every 32nd unit from begin + lane.
+// One lane's share of W[row] · activation row over units [begin, end) of the row (groups of 32
+// values of the 256-value formats, blocks of the 32-value ones, values of float weights):
+// every 32nd unit from begin + lane.
 V4_HD inline float lane_dot(GgmlType type, int64_t begin, int64_t end, const uint8_t* w_row,
                             const uint8_t* a_row, bool quantized, int lane,
                             const kernels::QuantTables& t) {
   float acc = 0.0f;
   if (quantized) {
-    for (int64_t b = begin + lane; b < end; b += kLanes) {
-      acc += kernels::block_dot(type, w_row, a_row, b, t);
+    for (int64_t u = begin + lane; u < end; u += kLanes) {
+      acc += kernels::unit_dot(type, w_row, a_row, u, t);
     }
   } else {
     const float* x = reinterpret_cast<const float*>(a_row);
@@ -88,7 +89,7 @@ V4_HD inline float lane_dot(GgmlType type, int64_t begin, int64_t end, const uin
   return acc;
 }
 
-// Units (blocks or float values) per row chunk: a row longer than this is split into fixed
+// Units (see lane_dot) per row chunk: a row longer than this is split into fixed
 // chunks summed in order afterwards, so that short, wide matrices (the HC mixes: 24 rows of
 // 16384 values) still fill the device. The split depends only on the row length, never on the
 // batch.
@@ -111,7 +112,9 @@ void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float
                                              x_stride, w.cols, n_tokens);
   const kernels::QuantTables tables = quant_tables(s);
   const kernels::MatrixView m = w;
-  const int64_t units = a.quantized ? w.cols / ggml_type_traits(w.type).block_size : w.cols;
+  const int64_t units =
+      a.quantized ? w.cols / ggml_type_traits(w.type).block_size * kernels::units_per_block(w.type)
+                  : w.cols;
   const int64_t chunks = (units + kChunkUnits - 1) / kChunkUnits;
   const int64_t tiles = (n_tokens + kMatmulTile - 1) / kMatmulTile;
   // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
@@ -203,8 +206,10 @@ void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
                                                                      up.type, x, d, d, n_rows);
   const kernels::QuantTables tables = quant_tables(s);
   float* mid = s.template get<float>(ScratchSlot::kMatmulMid, static_cast<size_t>(n_rows * ff));
-  const int64_t gate_blocks = d / ggml_type_traits(gate.type).block_size;
-  const int64_t up_blocks = d / ggml_type_traits(up.type).block_size;
+  auto units_of = [](GgmlType type, int64_t cols) {
+    return cols / ggml_type_traits(type).block_size * kernels::units_per_block(type);
+  };
+  const int64_t gate_blocks = units_of(gate.type, d), up_blocks = units_of(up.type, d);
   const float limit = w.swiglu_limit;
   // A warp per (output, tile of kMatmulTile rows): rows of one expert share each weight block the
   // lanes load (the next row's expert is usually the same). Each row's sums are its own.
@@ -234,7 +239,7 @@ void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
       });
   const Activations h =
       quantize_activations(e, s, ScratchSlot::kMatmulAux, down.type, mid, ff, ff, n_rows);
-  const int64_t down_blocks = ff / ggml_type_traits(down.type).block_size;
+  const int64_t down_blocks = units_of(down.type, ff);
   e.template warp_sums<kMatmulTile>(
       tiles * d,
       [=] V4_HD(int64_t i, int lane, float* acc) {
