@@ -9,11 +9,21 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "model/backend/device/device_ops.h"
 #include "model/backend/kv_append.h"
 
 namespace v4::device {
+
+// A float's order as an unsigned key (larger float, larger key); −0 is +0, as the CPU's
+// comparison treats them.
+V4_HD inline uint32_t score_order_key(float x) {
+  if (x == 0.0f) x = 0.0f;
+  uint32_t u;
+  memcpy(&u, &x, sizeof(u));
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
 
 // Indexer keys decoded per (token, key) in thread-local memory (V4-Flash: 128 values).
 inline constexpr uint32_t kMaxIndexerDim = 256;
@@ -62,8 +72,6 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
   const int64_t keys = static_cast<int64_t>(step.position_end / 4) + 1;
   float* scores =
       s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * keys));
-  uint8_t* picked =
-      s.template get<uint8_t>(ScratchSlot::kAttentionAux2, static_cast<size_t>(n * keys));
   const KvPageFormat fmt = f;
   const KvLayerAddress layer = l;
   const KvStep st = step;
@@ -91,20 +99,35 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
     }
     scores[idx] = score;
   });
-  // Key i is chosen when fewer than top_k keys rank above it (higher score, ties: lower index
-  // first), the order the CPU's partial sort gives. Quadratic in the visible keys: simple and
-  // exact; a radix select replaces it for long contexts.
+  // The top_k by an exact radix select per token on order keys of the scores (larger score,
+  // larger key; −0 equal to +0, as the CPU's comparison has it): the top_k-th largest key is
+  // found bit by bit from the top, each bit counted by a warp per token; then the keys above it
+  // and the lowest-index ties, ascending — the CPU's partial sort's choice (ties: lower index).
+  uint32_t* order = reinterpret_cast<uint32_t*>(scores);
   e.for_each(n * keys, [=] V4_HD(int64_t idx) {
     const int64_t t = idx / keys, i = idx % keys;
     const uint64_t visible = (st.positions[t] + 1) / 4;
     if (visible <= top_k || static_cast<uint64_t>(i) >= visible) return;
-    const float* row = scores + t * keys;
-    uint64_t above = 0;
-    for (uint64_t j = 0; j < visible && above < top_k; ++j) {
-      above += row[j] > row[i] || (row[j] == row[i] && j < static_cast<uint64_t>(i));
-    }
-    picked[idx] = above < top_k;
+    order[idx] = score_order_key(scores[idx]);
   });
+  uint32_t* threshold =
+      s.template get<uint32_t>(ScratchSlot::kAttentionAux, static_cast<size_t>(n));
+  e.for_each(n, [=] V4_HD(int64_t t) { threshold[t] = 0; });
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t b = 1u << bit;
+    e.template warp_sums<1>(
+        n,
+        [=] V4_HD(int64_t t, int lane, float* acc) {
+          const int64_t visible = static_cast<int64_t>((st.positions[t] + 1) / 4);
+          if (visible <= top_k) return;
+          const uint32_t candidate = threshold[t] | b;
+          for (int64_t i = lane; i < visible; i += 32) acc[0] += order[t * keys + i] >= candidate;
+        },
+        [=] V4_HD(int64_t t, const float* count) {
+          // Counts stay far below 2^24: exact in float.
+          if (count[0] >= static_cast<float>(top_k)) threshold[t] |= b;
+        });
+  }
   e.for_each(n, [=] V4_HD(int64_t t) {
     const uint64_t visible = (st.positions[t] + 1) / 4;
     uint32_t* out = chosen + t * top_k;
@@ -113,9 +136,16 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
       chosen_count[t] = static_cast<uint32_t>(visible);
       return;
     }
+    const uint32_t* key = order + t * keys;
+    uint64_t above = 0;
+    for (uint64_t i = 0; i < visible; ++i) above += key[i] > threshold[t];
+    uint64_t ties = top_k - above;
     uint32_t c = 0;
-    for (uint64_t i = 0; i < visible; ++i) {
-      if (picked[t * keys + static_cast<int64_t>(i)]) out[c++] = static_cast<uint32_t>(i);
+    for (uint64_t i = 0; i < visible && c < top_k; ++i) {
+      if (key[i] > threshold[t] || (key[i] == threshold[t] && ties > 0)) {
+        if (key[i] == threshold[t]) --ties;
+        out[c++] = static_cast<uint32_t>(i);
+      }
     }
     chosen_count[t] = top_k;
   });
