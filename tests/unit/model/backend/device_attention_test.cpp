@@ -7,7 +7,7 @@
 // bit. On CUDA, expf, sin and cos are not correctly rounded (a few ulp), so pooled rows and the
 // softmax may differ in the last bits and, rarely, an FP8/FP4 rounding of a pooled value moves
 // by one step: KV bytes may differ in a small fraction of places and attention outputs by a
-// relative 1e-5. Indexer scores use no transcendental, so the top-k choice must be exact there.
+// relative 1e-4. Indexer scores use no transcendental, so the top-k choice must be exact there.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -372,7 +372,9 @@ TEST_P(DeviceAttention, IndexerAndSparseAttentionMatchTheCpuBackend) {
     SCOPED_TRACE(il);
     EXPECT_EQ(got[il].count, want[il].count);
     EXPECT_EQ(got[il].chosen, want[il].chosen);
-    expect_floats(got[il].o, want[il].o, 1e-5f);
+    // CUDA's expf is within 2 ulp, and an output is a weighted sum of rows whose terms are
+    // larger than the sum itself: an H200 gave differences up to 3.3e-8 on outputs near 1e-3.
+    expect_floats(got[il].o, want[il].o, 1e-4f);
     for (uint32_t c : want[il].count) (c == kTopK ? some_full : some_all) += il == 0;
   }
   EXPECT_GT(some_full, 0u);  // tokens that select, and tokens that take every key
