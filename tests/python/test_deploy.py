@@ -61,6 +61,10 @@ def linked_packages(binary):
         if not m:
             continue
         path = pathlib.Path(m.group(1))
+        # The CUDA runtime is not a Debian package: a build with nvcc links it, and the CPU image
+        # builds with -DV4_ENABLE_CUDA=OFF, so its binary does not.
+        if str(path).startswith("/usr/local/cuda"):
+            continue
         # Merged /usr: dpkg knows a library under one of its two names.
         names = {str(path), str(path.resolve())}
         names |= {n.replace("/usr/lib/", "/lib/", 1) for n in list(names)}
