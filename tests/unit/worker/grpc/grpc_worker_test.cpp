@@ -269,7 +269,8 @@ TEST_F(GrpcWorkerTest, LostWorkerMidStreamChangesNoToken) {
   TestWorker b(weights(), options());
   router_grpc::GrpcEngineClient client(client_options({a->address, b.address}));
   client.start();
-  const std::vector<GenerationRequest> rs = requests(8, 24);
+  // Long enough that worker a is still generating when it dies, however fast the machine.
+  const std::vector<GenerationRequest> rs = requests(8, 160);
   Collector c;
   for (size_t i = 0; i < rs.size(); ++i)
     ASSERT_TRUE(client.submit(to_engine_request(rs[i]), c.callback(i)));
