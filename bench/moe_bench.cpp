@@ -133,8 +133,8 @@ void BM_Moe(benchmark::State& state, bool grouped) {
   v4::CpuBackend be;
   const size_t rows = r.scales.size();
   std::vector<float> y(rows * kEmbd), check(rows * kEmbd), g(rows * kFf), u(rows * kFf);
-  be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.x.data(), r.scales.data(),
-                        check.data());
+  be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.offsets[kExperts],
+                        r.x.data(), r.scales.data(), check.data());
   per_expert(be, r, g, u, y.data());
   if (std::memcmp(y.data(), check.data(), y.size() * sizeof(float)) != 0) {
     state.SkipWithError("grouped and per-expert outputs differ");
@@ -142,8 +142,8 @@ void BM_Moe(benchmark::State& state, bool grouped) {
   }
   for (auto _ : state) {
     if (grouped) {
-      be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.x.data(),
-                            r.scales.data(), y.data());
+      be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.offsets[kExperts],
+                            r.x.data(), r.scales.data(), y.data());
     } else {
       per_expert(be, r, g, u, y.data());
     }

@@ -148,10 +148,11 @@ class Backend {
   // floats each) go through expert e's gate/up projections, the clamped SwiGLU scaled by
   // row_scales[row] (null: 1), and its down projection into y[row], for e < n_expert. One
   // weight block serves every row routed to its expert, and all experts share one pass over
-  // the threads.
+  // the threads. `n_rows` is expert_offsets[n_expert], which the caller knows on the host: a
+  // device backend launches without reading its plan back (no host round trip per layer).
   virtual void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                                  uint32_t n_expert, const float* x, const float* row_scales,
-                                  float* y) = 0;
+                                  uint32_t n_expert, int64_t n_rows, const float* x,
+                                  const float* row_scales, float* y) = 0;
 
   // dst[i] = src[rows[i]] for n rows of `width` floats (the expert dispatch gather).
   virtual void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,

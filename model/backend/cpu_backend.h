@@ -50,8 +50,8 @@ class CpuBackend final : public Backend {
                        float* row_scale, int64_t* slot_row) override;
   void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) override;
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                          uint32_t n_expert, const float* x, const float* row_scales,
-                          float* y) override;
+                          uint32_t n_expert, int64_t n_rows, const float* x,
+                          const float* row_scales, float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override;
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,

@@ -68,10 +68,9 @@ void CpuBackend::for_each_expert_block(const int64_t* offsets, uint32_t n_expert
 }
 
 void CpuBackend::grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* offsets,
-                                    uint32_t n_expert, const float* x, const float* row_scales,
-                                    float* y) {
-  const int64_t n_rows = offsets[n_expert];
-  if (n_rows == 0) return;
+                                    uint32_t n_expert, int64_t n_rows, const float* x,
+                                    const float* row_scales, float* y) {
+  if (n_rows <= 0) return;
   const int64_t d = w.gate.first.cols, ff = w.gate.first.rows;
   const size_t hidden = static_cast<size_t>(n_rows * ff);
   if (ffn_hidden_.size() < hidden) ffn_hidden_.resize(hidden);

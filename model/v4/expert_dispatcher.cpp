@@ -33,7 +33,8 @@ void LocalExpertDispatcher::dispatch_combine([[maybe_unused]] uint32_t layer,
   backend_.group_by_expert(in.experts, in.weights, in.n_tokens, in.k, in.n_expert, offsets_,
                            source_token_, row_scale_, slot_row_);
   backend_.gather_rows(in.x, d, source_token_, pairs, gathered_);
-  backend_.grouped_expert_ffn(experts, offsets_, in.n_expert, gathered_, row_scale_, expert_out_);
+  backend_.grouped_expert_ffn(experts, offsets_, in.n_expert, pairs, gathered_, row_scale_,
+                              expert_out_);
   backend_.sum_slots(expert_out_, slot_row_, in.n_tokens, in.k, d, out);
 }
 

@@ -50,8 +50,8 @@ ExpertChoice select_experts(const V4Config& c, const LayerWeights& w, const floa
   out.weights.resize(r.k);
   const int32_t* hash_row =
       r.hash_table ? r.hash_table + static_cast<size_t>(token) * r.hash_width : nullptr;
-  kernels::select_experts_row(sel, logits, r.bias, hash_row, probs.data(),
-                              out.experts.data(), out.weights.data());
+  kernels::select_experts_row(sel, logits, r.bias, hash_row, probs.data(), out.experts.data(),
+                              out.weights.data());
   return out;
 }
 
@@ -72,7 +72,7 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
   ctx.experts.dispatch_combine(layer, routed_experts(c, w),
                                {u, experts, weights, n, routing.k, d, c.n_expert}, routed);
   // The shared expert: one group of every row ({0, n} in the workspace).
-  be.grouped_expert_ffn(shared_expert(c, w), ws.all_rows.data<int64_t>(), 1, u, nullptr, out);
+  be.grouped_expert_ffn(shared_expert(c, w), ws.all_rows.data<int64_t>(), 1, n, u, nullptr, out);
   be.add(routed, n * d, out);  // Σ routed, then + shared
 }
 

@@ -69,7 +69,8 @@ void WeightTrafficRecorder::hc_head(const HcMixing& hc, const float* x, int64_t 
 
 void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
                                                const int64_t* expert_offsets, uint32_t n_expert,
-                                               const float* x, const float* row_scales, float* y) {
+                                               int64_t n_rows, const float* x,
+                                               const float* row_scales, float* y) {
   // The dispatch plan is in the backend's memory: read it back (a GPU's is not the host's).
   offsets_.resize(n_expert + 1);
   if (!inner_.read_back(expert_offsets, offsets_.data(), offsets_.size() * sizeof(int64_t))) {
@@ -82,7 +83,7 @@ void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
     record(w.up.matrix(id));
     record(w.down.matrix(id));
   }
-  inner_.grouped_expert_ffn(w, expert_offsets, n_expert, x, row_scales, y);
+  inner_.grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, row_scales, y);
 }
 
 std::vector<ByteRange> WeightTrafficRecorder::take_ranges() {

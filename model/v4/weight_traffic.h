@@ -77,8 +77,8 @@ class WeightTrafficRecorder final : public Backend {
   }
   // Reads expert_offsets on the host: the recorder wraps host backends only.
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                          uint32_t n_expert, const float* x, const float* row_scales,
-                          float* y) override;
+                          uint32_t n_expert, int64_t n_rows, const float* x,
+                          const float* row_scales, float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override {
     inner_.gather_rows(src, width, rows, n, dst);

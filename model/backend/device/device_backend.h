@@ -153,10 +153,11 @@ class DeviceBackend : public Backend {
     run_op("count_experts", [&] { device::count_experts(exec_, scratch_, experts, n, counts); });
   }
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                          uint32_t n_expert, const float* x, const float* row_scales,
-                          float* y) override {
+                          uint32_t n_expert, int64_t n_rows, const float* x,
+                          const float* row_scales, float* y) override {
     run_op("grouped_expert_ffn", [&] {
-      device::grouped_expert_ffn(exec_, scratch_, w, expert_offsets, n_expert, x, row_scales, y);
+      device::grouped_expert_ffn(exec_, scratch_, w, expert_offsets, n_expert, n_rows, x,
+                                 row_scales, y);
     });
   }
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,

@@ -28,8 +28,8 @@ void embed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& table, const in
            int64_t n_tokens, uint32_t copies, float* x);
 template <class E>
 void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
-                        const int64_t* expert_offsets, uint32_t n_expert, const float* x,
-                        const float* row_scales, float* y);
+                        const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
+                        const float* x, const float* row_scales, float* y);
 
 // --- hyper-connection family (device_ops_hc.h) ---
 template <class E>
@@ -96,13 +96,13 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
 }  // namespace v4::device
 
 // Explicit instantiations, one macro per family, used by the family's translation units.
-#define V4_DEVICE_OPS_MATMUL(E)                                                                   \
-  template void v4::device::matmul<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,          \
-                                      const float*, int64_t, int64_t, float*, int64_t);           \
-  template void v4::device::embed<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,           \
-                                     const int32_t*, int64_t, uint32_t, float*);                  \
-  template void v4::device::grouped_expert_ffn<E>(E&, DeviceScratch<E>&, const ExpertFfnWeights&, \
-                                                  const int64_t*, uint32_t, const float*,         \
+#define V4_DEVICE_OPS_MATMUL(E)                                                                    \
+  template void v4::device::matmul<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,           \
+                                      const float*, int64_t, int64_t, float*, int64_t);            \
+  template void v4::device::embed<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,            \
+                                     const int32_t*, int64_t, uint32_t, float*);                   \
+  template void v4::device::grouped_expert_ffn<E>(E&, DeviceScratch<E>&, const ExpertFfnWeights&,  \
+                                                  const int64_t*, uint32_t, int64_t, const float*, \
                                                   const float*, float*);
 
 #define V4_DEVICE_OPS_HC(E)                                                                    \

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/hd.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_routing.h"
 #include "kernels/cpu/quant.h"
@@ -69,52 +70,90 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
   return {out, row_bytes, true};
 }
 
-// One lane's share of W[row] · activation row over units [begin, end) of the row (groups of 32
-// values of the 256-value formats, blocks of the 32-value ones, values of float weights):
-// every 32nd unit from begin + lane.
-V4_HD inline float lane_dot(GgmlType type, int64_t begin, int64_t end, const uint8_t* w_row,
-                            const uint8_t* a_row, bool quantized, int lane,
-                            const kernels::QuantTables& t) {
+// The weight types the device dot products read, each dispatched to kernels compiled for it, so
+// that a lane's loop holds one format's decoding (no per-unit switch) and unrolls.
+template <GgmlType T>
+struct WeightTypeTag {
+  static constexpr GgmlType value = T;
+};
+
+template <class F>
+void dispatch_weight_type(GgmlType type, const char* op, F&& f) {
+  switch (type) {
+#define V4_WEIGHT_TYPE_CASE(T)       \
+  case GgmlType::T:                  \
+    f(WeightTypeTag<GgmlType::T>{}); \
+    return;
+    V4_WEIGHT_TYPE_CASE(F32)
+    V4_WEIGHT_TYPE_CASE(F16)
+    V4_WEIGHT_TYPE_CASE(BF16)
+    V4_WEIGHT_TYPE_CASE(Q8_0)
+    V4_WEIGHT_TYPE_CASE(MXFP4)
+    V4_WEIGHT_TYPE_CASE(Q2_K)
+    V4_WEIGHT_TYPE_CASE(Q4_K)
+    V4_WEIGHT_TYPE_CASE(Q5_K)
+    V4_WEIGHT_TYPE_CASE(Q6_K)
+    V4_WEIGHT_TYPE_CASE(IQ2_XXS)
+    V4_WEIGHT_TYPE_CASE(IQ2_XS)
+    V4_WEIGHT_TYPE_CASE(IQ1_S)
+    V4_WEIGHT_TYPE_CASE(IQ1_M)
+#undef V4_WEIGHT_TYPE_CASE
+    default:
+      // The loader refuses other types; reaching here is a programming error.
+      std::fprintf(stderr, "%s: weight type %s has no device dot product\n", op,
+                   std::string(ggml_type_name(type)).c_str());
+      std::abort();
+  }
+}
+
+// Float weights are read against float activations; every other type against the activations
+// quantized to its dot-product format (Activations::quantized).
+constexpr bool is_float_weight(GgmlType t) {
+  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+}
+
+// Dot-product units of a row of `cols` values: groups of 32 for the 256-value formats, blocks of
+// the 32-value ones, values of float weights.
+inline int64_t row_units(GgmlType type, int64_t cols) {
+  if (is_float_weight(type)) return cols;
+  return cols / ggml_type_traits(type).block_size * kernels::units_per_block(type);
+}
+
+// One lane's share of W[row] · activation row over units [begin, end) of the row (see
+// row_units): every 32nd unit from begin + lane. T is a constant, so unit_dot's switch folds
+// away after inlining and the loop unrolls (several blocks' loads in flight per lane).
+template <GgmlType T>
+V4_HD inline float lane_dot(int64_t begin, int64_t end, const uint8_t* w_row, const uint8_t* a_row,
+                            int lane, const kernels::QuantTables& t) {
   float acc = 0.0f;
-  if (quantized) {
-    for (int64_t u = begin + lane; u < end; u += kLanes) {
-      acc += kernels::unit_dot(type, w_row, a_row, u, t);
+  if constexpr (is_float_weight(T)) {
+    const float* x = reinterpret_cast<const float*>(a_row);
+    V4_UNROLL(4)
+    for (int64_t i = begin + lane; i < end; i += kLanes) {
+      acc += kernels::float_weight(T, w_row, i) * x[i];
     }
   } else {
-    const float* x = reinterpret_cast<const float*>(a_row);
-    for (int64_t i = begin + lane; i < end; i += kLanes) {
-      acc += kernels::float_weight(type, w_row, i) * x[i];
+    V4_UNROLL(4)
+    for (int64_t u = begin + lane; u < end; u += kLanes) {
+      acc += kernels::unit_dot(T, w_row, a_row, u, t);
     }
   }
   return acc;
 }
 
-// Units (see lane_dot) per row chunk: a row longer than this is split into fixed
-// chunks summed in order afterwards, so that short, wide matrices (the HC mixes: 24 rows of
-// 16384 values) still fill the device. The split depends only on the row length, never on the
-// batch.
+// Units (see row_units) per row chunk: a row longer than this is split into fixed chunks summed
+// in order afterwards, so that short, wide matrices (the HC mixes: 24 rows of 16384 values)
+// still fill the device. The split depends only on the row length, never on the batch.
 inline constexpr int64_t kChunkUnits = 32 * 16;
 
-// The weight types the device dot products read; anything else is refused before a launch.
-inline void require_device_type(GgmlType type, const char* op) {
-  if (kernels::can_dequantize(type) && type != GgmlType::Q8_K) return;
-  std::fprintf(stderr, "%s: weight type %s has no device dot product\n", op,
-               std::string(ggml_type_name(type)).c_str());
-  std::abort();
-}
-
-template <class E>
-void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
-            int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
-  if (n_tokens <= 0 || w.rows <= 0) return;
-  require_device_type(w.type, "matmul");
+template <GgmlType T, class E>
+void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
+                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
   const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
                                              x_stride, w.cols, n_tokens);
   const kernels::QuantTables tables = quant_tables(s);
   const kernels::MatrixView m = w;
-  const int64_t units =
-      a.quantized ? w.cols / ggml_type_traits(w.type).block_size * kernels::units_per_block(w.type)
-                  : w.cols;
+  const int64_t units = row_units(T, w.cols);
   const int64_t chunks = (units + kChunkUnits - 1) / kChunkUnits;
   const int64_t tiles = (n_tokens + kMatmulTile - 1) / kMatmulTile;
   // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
@@ -131,15 +170,20 @@ void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float
         const int64_t begin = c * kChunkUnits,
                       end = begin + kChunkUnits < units ? begin + kChunkUnits : units;
         const uint8_t* w_row = m.data + r * m.row_bytes;
-        for (int k = 0; k < kMatmulTile && t0 + k < n_tokens; ++k) {
-          acc[k] += lane_dot(m.type, begin, end, w_row, a.rows + (t0 + k) * a.row_bytes,
-                             a.quantized, lane, tables);
+        // Unrolled with a guard rather than a shortened loop, so the sums stay in registers.
+        V4_UNROLL_ALL
+        for (int k = 0; k < kMatmulTile; ++k) {
+          if (t0 + k < n_tokens) {
+            acc[k] += lane_dot<T>(begin, end, w_row, a.rows + (t0 + k) * a.row_bytes, lane, tables);
+          }
         }
       },
       [=] V4_HD(int64_t i, const float* sum) {
         const int64_t c = i % chunks, r = i / chunks % m.rows,
                       t0 = i / chunks / m.rows * kMatmulTile;
-        for (int k = 0; k < kMatmulTile && t0 + k < n_tokens; ++k) {
+        V4_UNROLL_ALL
+        for (int k = 0; k < kMatmulTile; ++k) {
+          if (t0 + k >= n_tokens) continue;
           if (chunks == 1) {
             y[(t0 + k) * y_stride + r] = sum[k];
           } else {
@@ -152,6 +196,15 @@ void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float
     float acc = 0.0f;
     for (int64_t c = 0; c < chunks; ++c) acc += partials[i * chunks + c];
     y[i / m.rows * y_stride + i % m.rows] = acc;
+  });
+}
+
+template <class E>
+void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
+            int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
+  if (n_tokens <= 0 || w.rows <= 0) return;
+  dispatch_weight_type(w.type, "matmul", [&](auto tag) {
+    matmul_typed<decltype(tag)::value>(e, s, w, x, x_stride, n_tokens, y, y_stride);
   });
 }
 
@@ -187,75 +240,74 @@ V4_HD inline int64_t expert_of_row(const int64_t* offsets, uint32_t n_expert, in
   return lo;
 }
 
+// out[row][r] = W_e[r] · act[row] for every row, e the row's expert (expert_of_row), r < m.rows:
+// a warp per (output, tile of kMatmulTile rows). Rows of one expert share each weight block the
+// lanes load (the next row's expert is usually the same); each row's sum is its own.
+template <GgmlType T, class E>
+void expert_rows_matvec(E& e, DeviceScratch<E>& s, const kernels::MatrixView& m, size_t stride,
+                        const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
+                        const Activations& act, float* out) {
+  const kernels::QuantTables tables = quant_tables(s);
+  const kernels::MatrixView w = m;
+  const Activations a = act;
+  const int64_t units = row_units(T, m.cols), outs = m.rows;
+  const int64_t tiles = (n_rows + kMatmulTile - 1) / kMatmulTile;
+  e.template warp_sums<kMatmulTile>(
+      tiles * outs,
+      [=] V4_HD(int64_t i, int lane, float* acc) {
+        const int64_t r = i % outs, first = i / outs * kMatmulTile;
+        V4_UNROLL_ALL
+        for (int k = 0; k < kMatmulTile; ++k) {
+          const int64_t row = first + k;
+          if (row >= n_rows) continue;
+          const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
+          acc[k] += lane_dot<T>(0, units, w.data + ex * stride + r * w.row_bytes,
+                                a.rows + row * a.row_bytes, lane, tables);
+        }
+      },
+      [=] V4_HD(int64_t i, const float* sum) {
+        const int64_t r = i % outs, first = i / outs * kMatmulTile;
+        V4_UNROLL_ALL
+        for (int k = 0; k < kMatmulTile; ++k) {
+          if (first + k < n_rows) out[(first + k) * outs + r] = sum[k];
+        }
+      });
+}
+
+template <class E>
+void expert_rows_matvec(E& e, DeviceScratch<E>& s, const kernels::MatrixView& m, size_t stride,
+                        const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
+                        const Activations& act, float* out) {
+  dispatch_weight_type(m.type, "grouped_expert_ffn", [&](auto tag) {
+    expert_rows_matvec<decltype(tag)::value>(e, s, m, stride, expert_offsets, n_expert, n_rows, act,
+                                             out);
+  });
+}
+
 template <class E>
 void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
-                        const int64_t* expert_offsets, uint32_t n_expert, const float* x,
-                        const float* row_scales, float* y) {
-  // The row count lives on the device (the dispatch plan made it there); the launch needs it.
-  int64_t n_rows = 0;
-  if (!e.copy_out(&n_rows, expert_offsets + n_expert, sizeof(n_rows)) || n_rows <= 0) return;
-  require_device_type(w.gate.first.type, "grouped_expert_ffn");
-  require_device_type(w.down.first.type, "grouped_expert_ffn");
+                        const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
+                        const float* x, const float* row_scales, float* y) {
+  if (n_rows <= 0) return;
   const kernels::MatrixView gate = w.gate.first, up = w.up.first, down = w.down.first;
-  const size_t gate_stride = w.gate.stride, up_stride = w.up.stride, down_stride = w.down.stride;
   const int64_t d = gate.cols, ff = gate.rows;
   const Activations xg =
       quantize_activations(e, s, ScratchSlot::kMatmulActivations, gate.type, x, d, d, n_rows);
   const Activations xu = up.type == gate.type ? xg
                                               : quantize_activations(e, s, ScratchSlot::kMatmulAux,
                                                                      up.type, x, d, d, n_rows);
-  const kernels::QuantTables tables = quant_tables(s);
-  float* mid = s.template get<float>(ScratchSlot::kMatmulMid, static_cast<size_t>(n_rows * ff));
-  auto units_of = [](GgmlType type, int64_t cols) {
-    return cols / ggml_type_traits(type).block_size * kernels::units_per_block(type);
-  };
-  const int64_t gate_blocks = units_of(gate.type, d), up_blocks = units_of(up.type, d);
+  const size_t hidden = static_cast<size_t>(n_rows * ff);
+  float* g = s.template get<float>(ScratchSlot::kMatmulMid, 2 * hidden);
+  float* u = g + hidden;
+  expert_rows_matvec(e, s, gate, w.gate.stride, expert_offsets, n_expert, n_rows, xg, g);
+  expert_rows_matvec(e, s, up, w.up.stride, expert_offsets, n_expert, n_rows, xu, u);
   const float limit = w.swiglu_limit;
-  // A warp per (output, tile of kMatmulTile rows): rows of one expert share each weight block the
-  // lanes load (the next row's expert is usually the same). Each row's sums are its own.
-  const int64_t tiles = (n_rows + kMatmulTile - 1) / kMatmulTile;
-  e.template warp_sums<2 * kMatmulTile>(
-      tiles * ff,
-      [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t r = i % ff, first = i / ff * kMatmulTile;
-        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) {
-          const int64_t row = first + k;
-          const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
-          acc[2 * k] +=
-              lane_dot(gate.type, 0, gate_blocks, gate.data + ex * gate_stride + r * gate.row_bytes,
-                       xg.rows + row * xg.row_bytes, xg.quantized, lane, tables);
-          acc[2 * k + 1] +=
-              lane_dot(up.type, 0, up_blocks, up.data + ex * up_stride + r * up.row_bytes,
-                       xu.rows + row * xu.row_bytes, xu.quantized, lane, tables);
-        }
-      },
-      [=] V4_HD(int64_t i, const float* sum) {
-        const int64_t r = i % ff, first = i / ff * kMatmulTile;
-        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) {
-          const int64_t row = first + k;
-          mid[row * ff + r] = kernels::swiglu(sum[2 * k], sum[2 * k + 1], limit,
-                                              row_scales ? row_scales[row] : 1.0f);
-        }
-      });
+  e.for_each(n_rows * ff, [=] V4_HD(int64_t i) {
+    g[i] = kernels::swiglu(g[i], u[i], limit, row_scales ? row_scales[i / ff] : 1.0f);
+  });
   const Activations h =
-      quantize_activations(e, s, ScratchSlot::kMatmulAux, down.type, mid, ff, ff, n_rows);
-  const int64_t down_blocks = units_of(down.type, ff);
-  e.template warp_sums<kMatmulTile>(
-      tiles * d,
-      [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t r = i % d, first = i / d * kMatmulTile;
-        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) {
-          const int64_t row = first + k;
-          const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
-          acc[k] +=
-              lane_dot(down.type, 0, down_blocks, down.data + ex * down_stride + r * down.row_bytes,
-                       h.rows + row * h.row_bytes, h.quantized, lane, tables);
-        }
-      },
-      [=] V4_HD(int64_t i, const float* sum) {
-        const int64_t r = i % d, first = i / d * kMatmulTile;
-        for (int k = 0; k < kMatmulTile && first + k < n_rows; ++k) y[(first + k) * d + r] = sum[k];
-      });
+      quantize_activations(e, s, ScratchSlot::kMatmulAux, down.type, g, ff, ff, n_rows);
+  expert_rows_matvec(e, s, down, w.down.stride, expert_offsets, n_expert, n_rows, h, y);
 }
 
 }  // namespace v4::device
