@@ -9,7 +9,9 @@
 
 #include "apps/command.h"
 #include "apps/device_setup.h"
+#include "apps/synthetic_bench_model.h"
 #include "apps/value_format.h"
+#include "model/backend/device/backend_factory.h"
 #include "model/v4/forward_benchmark.h"
 
 namespace v4::apps {
@@ -17,6 +19,8 @@ namespace {
 
 struct BenchFlags {
   std::string model;
+  SyntheticBenchSpec synthetic;
+  std::string synthetic_preset;  // set: --synthetic instead of --model
   unsigned threads = 0;
   std::string device = "cpu";
   std::string batches = "1,16";
@@ -91,10 +95,15 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
             {"bytes_per_second", bandwidth}}}};
 }
 
-void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchmarkResult& r) {
+void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchmarkResult& r,
+                const std::string& synthetic) {
   const double bandwidth = r.bandwidth.bytes_per_second;
-  std::printf("model: %s (%s of tensors), device %s, %u threads\n", f.model.c_str(),
-              format_bytes(r.model_bytes).c_str(), f.device.c_str(), r.threads);
+  if (synthetic.empty()) {
+    std::printf("model: %s (%s of tensors), device %s, %u threads\n", f.model.c_str(),
+                format_bytes(r.model_bytes).c_str(), f.device.c_str(), r.threads);
+  } else {
+    std::printf("model: %s, device %s\n", synthetic.c_str(), f.device.c_str());
+  }
   std::printf("token ids: synthetic (fixed pseudo-random sequence, seed %llu), not text\n",
               static_cast<unsigned long long>(f.options.seed));
   std::printf("experts per token: %u of %u\n", config.n_expert_used, config.n_expert);
@@ -143,6 +152,39 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
   }
 }
 
+// The model to measure: the file, or the scaled synthetic model (its template kept alive here).
+struct BenchModel {
+  std::unique_ptr<V4Model> file;
+  std::unique_ptr<SyntheticBenchModel> synthetic;
+  const V4Model& model() const { return synthetic ? synthetic->template_model() : *file; }
+};
+
+Result<BenchModel> open_bench_model(const BenchFlags& f) {
+  BenchModel m;
+  if (f.synthetic_preset.empty()) {
+    if (f.model.empty()) return Status::error("give --model FILE or --synthetic PRESET");
+    Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model, "", f.overrides);
+    if (!model) return model.status();
+    m.file = std::move(*model);
+    return m;
+  }
+  if (!f.model.empty()) return Status::error("--model and --synthetic exclude each other");
+  Result<device::DeviceSpec> spec = device::parse_device(f.device);
+  if (!spec) return spec.status();
+  if (spec->kind == DeviceKind::kCpu && !spec->emulated) {
+    return Status::error(
+        "--synthetic scales the weights up as they are copied to a device: use --device cuda "
+        "(or emulated)");
+  }
+  SyntheticBenchSpec s = f.synthetic;
+  s.preset = f.synthetic_preset;
+  s.threads = f.threads;
+  Result<std::unique_ptr<SyntheticBenchModel>> model = SyntheticBenchModel::create(s);
+  if (!model) return model.status();
+  m.synthetic = std::move(*model);
+  return m;
+}
+
 int run_bench(BenchFlags f) {
   Result<std::vector<uint32_t>> batches = parse_batches(f.batches);
   if (!batches) {
@@ -151,28 +193,39 @@ int run_bench(BenchFlags f) {
   }
   f.options.batch_sizes = *batches;
   f.options.bandwidth_bytes = uint64_t{f.bandwidth_mib} << 20;
-  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model, "", f.overrides);
+  Result<BenchModel> model = open_bench_model(f);
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.message().c_str());
     return 1;
   }
+  const SyntheticBenchModel* synthetic = model->synthetic.get();
+  const V4Weights& host = synthetic ? synthetic->scaled().weights : model->model().weights;
+  DeviceWeights::HostMats host_mats;
+  if (synthetic) {
+    host_mats = [synthetic](const WeightMatrix& m) {
+      return replicated_host_mats(synthetic->scaled(), m);
+    };
+  }
   Result<apps::PreparedDevice> dev =
-      apps::prepare_device(f.device, f.threads, (*model)->weights, 0);
+      apps::prepare_device(f.device, f.threads, host, 0, UploadProgressTo::kStderr, host_mats);
   if (!dev) {
     std::fprintf(stderr, "error: %s\n", dev.message().c_str());
     return 1;
   }
   if (dev->resident) f.options.resident_weights = dev->weights;
-  Result<ForwardBenchmarkResult> result = run_forward_benchmark(**model, *dev->backend, f.options);
+  Result<ForwardBenchmarkResult> result =
+      run_forward_benchmark(model->model(), *dev->backend, f.options);
   if (!result) {
     std::fprintf(stderr, "error: %s\n", result.message().c_str());
     return 1;
   }
-  const V4Config& config = (*model)->weights.config;
+  const V4Config& config = dev->weights->config;
+  const std::string description = synthetic ? synthetic->describe() : "";
   if (f.json) {
+    if (synthetic) f.model = description;
     std::printf("%s\n", report_json(f, config, *result).dump(2).c_str());
   } else {
-    print_text(f, config, *result);
+    print_text(f, config, *result, description);
   }
   return 0;
 }
@@ -181,7 +234,21 @@ CommandRegistration registration(
     "bench", "Measure prefill/decode throughput and decode memory bandwidth use",
     [](CLI::App& sub) {
       auto f = std::make_shared<BenchFlags>();
-      sub.add_option("--model", f->model, "model GGUF (first part of a split set)")->required();
+      sub.add_option("--model", f->model, "model GGUF (first part of a split set)");
+      sub.add_option("--synthetic", f->synthetic_preset,
+                     "instead of --model: a synthetic model of this preset (flash-shape, small, "
+                     "tiny) scaled up on the device from a small template; needs --device");
+      sub.add_option("--layers", f->synthetic.layers,
+                     "--synthetic: layers (default: the preset's)");
+      sub.add_option("--experts", f->synthetic.experts,
+                     "--synthetic: routed experts (default: the preset's)");
+      sub.add_option("--recipe", f->synthetic.recipe,
+                     "--synthetic: ds4-q2, ds4-q4, lcpp-mxfp4 or f32")
+          ->capture_default_str();
+      sub.add_option("--template-experts", f->synthetic.template_experts,
+                     "--synthetic: distinct experts generated (the rest are copies)")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
       sub.add_option("--device", f->device, apps::kDeviceHelp)->capture_default_str();
       sub.add_option("--prompt-tokens", f->options.prompt_tokens, "prefill length")

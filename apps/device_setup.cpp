@@ -20,7 +20,8 @@ std::string gib(uint64_t bytes) {
 
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
                                       const V4Weights& host, uint64_t reserve_bytes,
-                                      UploadProgressTo progress_to) {
+                                      UploadProgressTo progress_to,
+                                      const DeviceWeights::HostMats& host_mats) {
   Result<device::DeviceSpec> spec = device::parse_device(device);
   if (!spec) return spec.status();
   PreparedDevice out;
@@ -52,8 +53,9 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   std::optional<ProgressBar> bar;
   if (progress_to == UploadProgressTo::kLog) bar.emplace(label, weights);
   const auto start = std::chrono::steady_clock::now();
-  Result<std::unique_ptr<DeviceWeights>> resident =
-      DeviceWeights::upload(host, *out.backend, [&](const UploadProgress& p) {
+  Result<std::unique_ptr<DeviceWeights>> resident = DeviceWeights::upload(
+      host, *out.backend,
+      [&](const UploadProgress& p) {
         if (bar) {
           bar->update(p.bytes_done);
         } else if (p.bytes_done == p.bytes_total || p.seconds >= next_report) {
@@ -63,7 +65,8 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
                        p.bytes_done / 1048576.0, p.bytes_total / 1048576.0, rate / 1e9,
                        rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0.0);
         }
-      });
+      },
+      host_mats);
   if (!resident) return resident.status();
   if (bar) bar->finish();
   out.upload_seconds =

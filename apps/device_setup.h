@@ -27,9 +27,11 @@ struct PreparedDevice {
 // Where upload progress goes: the log (servers), or stderr (commands whose stdout is data).
 enum class UploadProgressTo { kLog, kStderr };
 
-// `reserve_bytes`: device memory the caller needs beside the weights (KV pages, workspace).
+// `reserve_bytes`: device memory the caller needs beside the weights (KV pages, workspace);
+// `host_mats`: see DeviceWeights::upload.
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
                                       const V4Weights& host, uint64_t reserve_bytes,
-                                      UploadProgressTo progress = UploadProgressTo::kStderr);
+                                      UploadProgressTo progress = UploadProgressTo::kStderr,
+                                      const DeviceWeights::HostMats& host_mats = {});
 
 }  // namespace v4::apps

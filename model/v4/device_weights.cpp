@@ -1,5 +1,6 @@
 #include "model/v4/device_weights.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <type_traits>
@@ -101,7 +102,7 @@ Status check_device_fit(uint64_t needed, uint64_t free_bytes, const std::string&
 
 Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
     const V4Weights& host, Backend& backend,
-    const std::function<void(const UploadProgress&)>& progress) {
+    const std::function<void(const UploadProgress&)>& progress, const HostMats& host_mats) {
   auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
   out->weights_ = host;
   out->bytes_ = resident_weight_bytes(host);
@@ -121,13 +122,16 @@ Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
     const uint64_t bytes = bytes_of(x);
     if (!status || bytes == 0) return;
     using X = std::decay_t<decltype(x)>;
-    const void* src;
     if constexpr (std::is_same_v<X, WeightMatrix>) {
-      src = x.view.data;
+      const int64_t held = host_mats ? std::max<int64_t>(1, host_mats(x)) : x.n_mats;
+      for (int64_t i = 0; status && i < x.n_mats; i += held) {
+        const int64_t n = std::min(held, x.n_mats - i);
+        status =
+            backend.copy_to_device(x.view.data, all, offset + i * x.mat_bytes, n * x.mat_bytes);
+      }
     } else {
-      src = x.data();
+      status = backend.copy_to_device(x.data(), all, offset, bytes);
     }
-    status = backend.copy_to_device(src, all, offset, bytes);
     if constexpr (std::is_same_v<X, WeightMatrix>) {
       x.view.data = base + offset;
     } else {

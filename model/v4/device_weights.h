@@ -31,10 +31,15 @@ Status check_device_fit(uint64_t needed, uint64_t free_bytes, const std::string&
 
 class DeviceWeights {
  public:
+  // How many matrices of a stack the host memory behind it holds; the device copy repeats them
+  // in order up to n_mats (full-scale benchmarks from a smaller template). Unset: all of them.
+  using HostMats = std::function<int64_t(const WeightMatrix&)>;
+
   // Copies every tensor of `host` into one buffer of `backend`, calling `progress` after each.
   static Result<std::unique_ptr<DeviceWeights>> upload(
       const V4Weights& host, Backend& backend,
-      const std::function<void(const UploadProgress&)>& progress = {});
+      const std::function<void(const UploadProgress&)>& progress = {},
+      const HostMats& host_mats = {});
 
   const V4Weights& weights() const { return weights_; }
   uint64_t bytes() const { return bytes_; }

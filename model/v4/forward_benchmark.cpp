@@ -204,8 +204,8 @@ BandwidthMeasurement measure_read_bandwidth(Backend& backend, uint64_t bytes, ui
 Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backend& backend,
                                                      const ForwardBenchmarkOptions& options) {
   if (Status s = validate_options(options); !s) return s;
-  const V4Config& config = model.weights.config;
   const V4Weights& weights = options.resident_weights ? *options.resident_weights : model.weights;
+  const V4Config& config = weights.config;  // resident weights may be scaled up (full-scale runs)
   ForwardBenchmarkResult result;
   result.threads = backend.threads();
   result.model_bytes = prefault_tensors(model.file, backend);

@@ -72,3 +72,32 @@ def test_text_report_names_the_figures(v4serve, model):
     for needle in ("token ids: synthetic", "prefill:", "decode batch 1:",
                    "weights touched per token", "memory bandwidth:", "batch-1 decode roofline:"):
         assert needle in result.stdout, needle
+
+
+SYNTHETIC = ["--synthetic", "tiny", "--layers", "8", "--experts", "32"]
+
+
+def test_synthetic_full_scale_model_is_scaled_up_on_the_device(v4serve):
+    # The template (5 layers, 8 experts) is scaled to 8 layers and 32 experts as the device copy
+    # is made; routers are generated for all 32, so a batch selects experts beyond the template's.
+    result = run([v4serve, "bench", *SYNTHETIC, "--template-experts", "8", *FAST, "--device",
+                  "emulated", "--json"])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["model"].startswith("synthetic tiny, 8 layers, 32 experts, ds4-q2")
+    assert report["decode"][0]["routed_experts_per_step_per_layer"] == report["experts_per_token"]
+    assert report["decode"][1]["routed_experts_per_step_per_layer"] > 8
+    assert "writing the template (5 layers, 8 experts" in result.stderr
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--device", "cpu"], "--synthetic scales the weights up as they are copied to a device"),
+    (["--device", "emulated", "--template-experts", "4"], "is fewer than the experts per token"),
+    (["--device", "emulated", "--template-experts", "7"], "are not a multiple of"),
+    (["--device", "emulated", "--model", "x.gguf"], "--model and --synthetic exclude each other"),
+])
+def test_bad_synthetic_flags_are_one_line_errors(v4serve, extra, message):
+    result = run([v4serve, "bench", *SYNTHETIC, *FAST, *extra])
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
