@@ -54,6 +54,8 @@ class CudaExec {
     stream_ = nullptr;
   }
   int device() const { return device_; }
+  // Kernels launched so far (the profile reports them per op).
+  uint64_t launches() const { return launches_; }
   cudaStream_t stream() const { return stream_; }
 
   void* malloc(size_t bytes) {
@@ -97,6 +99,7 @@ class CudaExec {
   void for_each(int64_t n, const F& f) {
     if (n <= 0) return;
     const int64_t blocks = std::min(kMaxBlocks, (n + kThreads - 1) / kThreads);
+    ++launches_;
     for_each_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(n, f);
     record(cudaGetLastError());
   }
@@ -106,6 +109,7 @@ class CudaExec {
     if (n <= 0) return;
     constexpr int64_t kWarpsPerBlock = kThreads / 32;
     const int64_t blocks = std::min(kMaxBlocks, (n + kWarpsPerBlock - 1) / kWarpsPerBlock);
+    ++launches_;
     warp_sums_kernel<N, T>
         <<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(n, partial, store);
     record(cudaGetLastError());
@@ -125,6 +129,7 @@ class CudaExec {
   int device_ = 0;
   cudaStream_t stream_ = nullptr;
   std::string error_;
+  uint64_t launches_ = 0;
 };
 
 }  // namespace v4::kernels

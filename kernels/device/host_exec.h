@@ -60,13 +60,18 @@ class HostExec {
   }
   Status sync() { return Status::ok(); }
 
+  // Kernels launched so far (what a device would launch; the profile reports it per op).
+  uint64_t launches() const { return launches_; }
+
   template <class F>
   void for_each(int64_t n, const F& f) {
+    launches_ += n > 0;
     for (int64_t i = 0; i < n; ++i) f(i);
   }
 
   template <int N, class T = float, class P, class S>
   void warp_sums(int64_t n, const P& partial, const S& store) {
+    launches_ += n > 0;
     for (int64_t i = 0; i < n; ++i) {
       T acc[kWarpLanes][N] = {};
       for (int lane = 0; lane < kWarpLanes; ++lane) partial(i, lane, acc[lane]);
@@ -74,6 +79,9 @@ class HostExec {
       store(i, acc[0]);
     }
   }
+
+ private:
+  uint64_t launches_ = 0;
 };
 
 }  // namespace v4::kernels

@@ -28,11 +28,17 @@ void OpProfile::print() const {
   double total = 0;
   for (const auto& [name, e] : rows) total += e.seconds;
   std::fprintf(stderr, "device op profile (each op timed to its end):\n");
+  uint64_t calls = 0, launches = 0;
   for (const auto& [name, e] : rows) {
-    std::fprintf(stderr, "  %-20s %9.3f ms %5.1f%% %8llu calls %9.1f us/call\n", name.c_str(),
-                 e.seconds * 1e3, total > 0 ? 100.0 * e.seconds / total : 0.0,
-                 static_cast<unsigned long long>(e.calls), e.seconds * 1e6 / e.calls);
+    std::fprintf(stderr, "  %-20s %9.3f ms %5.1f%% %8llu calls %9.1f us/call %5.1f kernels/call\n",
+                 name.c_str(), e.seconds * 1e3, total > 0 ? 100.0 * e.seconds / total : 0.0,
+                 static_cast<unsigned long long>(e.calls), e.seconds * 1e6 / e.calls,
+                 static_cast<double>(e.launches) / e.calls);
+    calls += e.calls;
+    launches += e.launches;
   }
+  std::fprintf(stderr, "  total %.3f ms, %llu op calls, %llu kernels\n", total * 1e3,
+               static_cast<unsigned long long>(calls), static_cast<unsigned long long>(launches));
 }
 
 }  // namespace v4::device

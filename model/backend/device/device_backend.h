@@ -39,9 +39,10 @@ class ExecBuffer final : public DeviceBuffer {
 // Time per op kind, for V4_DEVICE_PROFILE.
 class OpProfile {
  public:
-  void add(const char* name, double seconds) {
+  void add(const char* name, double seconds, uint64_t launches) {
     Entry& e = entries_[name];
     e.seconds += seconds;
+    e.launches += launches;
     ++e.calls;
   }
   void print() const;
@@ -50,6 +51,7 @@ class OpProfile {
   struct Entry {
     double seconds = 0;
     uint64_t calls = 0;
+    uint64_t launches = 0;
   };
   std::map<std::string, Entry> entries_;
 };
@@ -212,10 +214,12 @@ class DeviceBackend : public Backend {
       return;
     }
     const auto start = std::chrono::steady_clock::now();
+    const uint64_t launched = exec_.launches();
     op();
     (void)exec_.sync();
     profile_->add(name,
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                  exec_.launches() - launched);
   }
 
   Exec exec_;
