@@ -26,37 +26,42 @@ struct ExpertSelection {
   bool normalize = true;       // weights p_e / Σ p over the chosen experts
 };
 
-// Chooses k experts from one token's n_expert router logits: experts[0..k) in selection order
-// (descending biased score, ties to the lower id; or the hash row's order) and their weights.
-// `probs` is scratch of n_expert values.
-V4_HD inline void select_experts_row(const ExpertSelection& sel, const float* logits,
-                                     const float* bias, const int32_t* hash_row, float* probs,
-                                     int32_t* experts, float* weights) {
-  float* p = probs;
-  for (uint32_t e = 0; e < sel.n_expert; ++e) p[e] = sqrt_softplus(logits[e]);
+// The k best experts by biased score p[e] + bias[e] (descending, ties to the lower id), in that
+// order: each pick is the best expert ranked below the previous one — the first k of a full
+// sort. The previous pick's score stays in a register, so a GPU thread's loads never wait on
+// its own stores.
+V4_HD inline void select_top_k(const float* p, const float* bias, uint32_t n, uint32_t k,
+                               int32_t* experts) {
+  int32_t prev = -1;
+  float prev_score = 0.0f;
+  for (uint32_t s = 0; s < k; ++s) {
+    int32_t best = -1;
+    float best_score = 0.0f;
+    for (uint32_t e = 0; e < n; ++e) {
+      const float b = p[e] + bias[e];
+      if (prev >= 0 && !(b < prev_score || (b == prev_score && static_cast<int32_t>(e) > prev))) {
+        continue;
+      }
+      if (best < 0 || b > best_score) {  // ties keep the lower id
+        best = static_cast<int32_t>(e);
+        best_score = b;
+      }
+    }
+    experts[s] = best;
+    prev = best;
+    prev_score = best_score;
+  }
+}
+
+// A token's experts from its router probabilities p (n_expert values): experts[0..k) in
+// selection order (select_top_k, or the hash row's order) and their weights.
+V4_HD inline void select_experts_from_probs(const ExpertSelection& sel, const float* p,
+                                            const float* bias, const int32_t* hash_row,
+                                            int32_t* experts, float* weights) {
   if (hash_row) {
     for (uint32_t s = 0; s < sel.k; ++s) experts[s] = hash_row[s];
   } else {
-    // Selection in the total order (biased score descending, id ascending): each pick is the
-    // best expert ranked below the previous one — the first k of a full sort.
-    for (uint32_t s = 0; s < sel.k; ++s) {
-      int32_t best = -1;
-      for (uint32_t e = 0; e < sel.n_expert; ++e) {
-        const float b = p[e] + bias[e];
-        if (s > 0) {
-          const int32_t prev = experts[s - 1];
-          const float pb = p[prev] + bias[prev];
-          if (!(b < pb || (b == pb && static_cast<int32_t>(e) > prev))) continue;
-        }
-        if (best < 0) {
-          best = static_cast<int32_t>(e);
-          continue;
-        }
-        const float bb = p[best] + bias[best];
-        if (b > bb) best = static_cast<int32_t>(e);  // ties keep the lower id
-      }
-      experts[s] = best;
-    }
+    select_top_k(p, bias, sel.n_expert, sel.k, experts);
   }
   float sum = 0.0f;
   for (uint32_t s = 0; s < sel.k; ++s) sum += p[experts[s]];
@@ -64,6 +69,15 @@ V4_HD inline void select_experts_row(const ExpertSelection& sel, const float* lo
     const float pe = p[experts[s]];
     weights[s] = sel.weights_scale * (sel.normalize ? pe / sum : pe);
   }
+}
+
+// Chooses k experts from one token's n_expert router logits (select_experts_from_probs);
+// `probs` is scratch of n_expert values.
+V4_HD inline void select_experts_row(const ExpertSelection& sel, const float* logits,
+                                     const float* bias, const int32_t* hash_row, float* probs,
+                                     int32_t* experts, float* weights) {
+  for (uint32_t e = 0; e < sel.n_expert; ++e) probs[e] = sqrt_softplus(logits[e]);
+  select_experts_from_probs(sel, probs, bias, hash_row, experts, weights);
 }
 
 // Clamped SwiGLU of one value (spec §3.5): silu(min(g, limit)) · clamp(u, ±limit) · scale.

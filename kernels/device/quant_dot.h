@@ -31,19 +31,30 @@ struct QuantTables {
 
 // --- activation blocks (bit-identical to activation_quant.cpp) ---
 
+// The values are read into registers before anything is stored: a GPU thread then has every
+// load in flight at once instead of one load-store round trip per value.
 V4_HD inline void quantize_block_q8_0(const float* src, BlockQ8_0* y) {
+  float v[kQK8_0];
+  V4_UNROLL_ALL
+  for (int j = 0; j < kQK8_0; ++j) v[j] = src[j];
   float amax = 0.0f;
+  V4_UNROLL_ALL
   for (int j = 0; j < kQK8_0; ++j) {
-    const float ax = fabsf(src[j]);
+    const float ax = fabsf(v[j]);
     amax = amax > ax ? amax : ax;
   }
   const float d = amax / ((1 << 7) - 1);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   y->d = fp32_to_fp16(d);
-  for (int j = 0; j < kQK8_0; ++j) y->qs[j] = static_cast<int8_t>(roundf(src[j] * id));
+  V4_UNROLL_ALL
+  for (int j = 0; j < kQK8_0; ++j) y->qs[j] = static_cast<int8_t>(roundf(v[j] * id));
 }
 
-V4_HD inline void quantize_block_q8_k(const float* src, BlockQ8K* y) {
+// Group g (values 32g..32g+31) of a Q8_K block, for a thread per group: each finds the block's
+// scale from all 256 values (loads only, so they overlap; every group gets the same scale),
+// then writes its 32 quants and 2 sums, and group 0 the scale: the block is
+// quantize_block_q8_k's, bit for bit.
+V4_HD inline void quantize_group_q8_k(const float* src, BlockQ8K* y, int g) {
   float max = 0, amax = 0;
   for (int j = 0; j < kQK_K; ++j) {
     const float ax = fabsf(src[j]);
@@ -52,21 +63,21 @@ V4_HD inline void quantize_block_q8_k(const float* src, BlockQ8K* y) {
       max = src[j];
     }
   }
-  if (amax == 0.0f) {
-    memset(y, 0, sizeof(BlockQ8K));
-    return;
+  float v[32];
+  V4_UNROLL_ALL
+  for (int l = 0; l < 32; ++l) v[l] = src[32 * g + l];
+  const float iscale = amax == 0.0f ? 0.0f : -127.f / max;
+  int sums[2] = {0, 0};
+  V4_UNROLL_ALL
+  for (int l = 0; l < 32; ++l) {
+    const int q = amax == 0.0f ? 0 : nearest_int(iscale * v[l]);
+    const int8_t c = static_cast<int8_t>(q < 127 ? q : 127);
+    y->qs[32 * g + l] = c;
+    sums[l / 16] += c;
   }
-  const float iscale = -127.f / max;
-  for (int j = 0; j < kQK_K; ++j) {
-    const int v = nearest_int(iscale * src[j]);
-    y->qs[j] = static_cast<int8_t>(v < 127 ? v : 127);
-  }
-  for (int g = 0; g < kQK_K / 16; ++g) {
-    int sum = 0;
-    for (int l = 0; l < 16; ++l) sum += y->qs[16 * g + l];
-    y->bsums[g] = static_cast<int16_t>(sum);
-  }
-  y->d = 1 / iscale;
+  y->bsums[2 * g] = static_cast<int16_t>(sums[0]);
+  y->bsums[2 * g + 1] = static_cast<int16_t>(sums[1]);
+  if (g == 0) y->d = amax == 0.0f ? 0.0f : 1 / iscale;
 }
 
 // --- one weight block against one activation block ---

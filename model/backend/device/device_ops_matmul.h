@@ -54,19 +54,23 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
   }
   const size_t row_bytes = kernels::activation_row_bytes(weight, cols);
   uint8_t* out = s.template get<uint8_t>(slot, row_bytes * static_cast<size_t>(n) + 1);
-  const int64_t block = act == GgmlType::Q8_0 ? kernels::kQK8_0 : kernels::kQK_K;
-  const int64_t blocks = cols / block;
-  const bool q8_0 = act == GgmlType::Q8_0;
-  e.for_each(n * blocks, [=] V4_HD(int64_t i) {
-    const int64_t t = i / blocks, b = i % blocks;
-    const float* src = x + t * x_stride + b * block;
-    uint8_t* row = out + t * row_bytes;
-    if (q8_0) {
-      kernels::quantize_block_q8_0(src, reinterpret_cast<kernels::BlockQ8_0*>(row) + b);
-    } else {
-      kernels::quantize_block_q8_k(src, reinterpret_cast<kernels::BlockQ8K*>(row) + b);
-    }
-  });
+  if (act == GgmlType::Q8_0) {
+    const int64_t blocks = cols / kernels::kQK8_0;
+    e.for_each(n * blocks, [=] V4_HD(int64_t i) {
+      const int64_t t = i / blocks, b = i % blocks;
+      kernels::quantize_block_q8_0(x + t * x_stride + b * kernels::kQK8_0,
+                                   reinterpret_cast<kernels::BlockQ8_0*>(out + t * row_bytes) + b);
+    });
+  } else {
+    // A thread per group of 32 (8 per 256-value block): short serial chains.
+    const int64_t groups = cols / 32;
+    e.for_each(n * groups, [=] V4_HD(int64_t i) {
+      const int64_t t = i / groups, b = i % groups / 8;
+      kernels::quantize_group_q8_k(x + t * x_stride + b * kernels::kQK_K,
+                                   reinterpret_cast<kernels::BlockQ8K*>(out + t * row_bytes) + b,
+                                   static_cast<int>(i % 8));
+    });
+  }
   return {out, row_bytes, true};
 }
 

@@ -17,14 +17,17 @@ void route_experts(E& e, DeviceScratch<E>& s, const ExpertRouting& r, const floa
                                        static_cast<size_t>(n_tokens) * r.n_expert);
   const kernels::ExpertSelection sel{r.n_expert, r.k, r.weights_scale, r.normalize};
   const ExpertRouting routing = r;
+  // The probabilities a thread per (token, expert), then the choice a thread per token.
+  const int64_t n_expert = r.n_expert;
+  e.for_each(n_tokens * n_expert,
+             [=] V4_HD(int64_t i) { probs[i] = kernels::sqrt_softplus(logits[i]); });
   e.for_each(n_tokens, [=] V4_HD(int64_t t) {
     const int32_t* hash_row =
         routing.hash_table
             ? routing.hash_table + static_cast<size_t>(tokens[t]) * routing.hash_width
             : nullptr;
-    kernels::select_experts_row(sel, logits + t * routing.n_expert, routing.bias, hash_row,
-                                probs + t * routing.n_expert, experts + t * routing.k,
-                                weights + t * routing.k);
+    kernels::select_experts_from_probs(sel, probs + t * n_expert, routing.bias, hash_row,
+                                       experts + t * routing.k, weights + t * routing.k);
   });
 }
 
@@ -33,14 +36,12 @@ void group_by_expert(E& e, DeviceScratch<E>& s, const int32_t* experts, const fl
                      int64_t n_tokens, uint32_t k, uint32_t n_expert, int64_t* offsets,
                      int64_t* source_token, float* row_scale, int64_t* slot_row) {
   const int64_t pairs = n_tokens * k;
-  e.for_each(n_expert, [=] V4_HD(int64_t x) {
-    int64_t count = 0;
-    for (int64_t i = 0; i < pairs; ++i) count += experts[i] == x;
-    offsets[x + 1] = count;
-  });
-  e.for_each(1, [=] V4_HD(int64_t) {
-    offsets[0] = 0;
-    for (uint32_t x = 0; x < n_expert; ++x) offsets[x + 1] += offsets[x];
+  // offsets[x] = the pairs of experts below x: a count per thread rather than a serial prefix
+  // sum over the experts.
+  e.for_each(int64_t{n_expert} + 1, [=] V4_HD(int64_t x) {
+    int64_t below = 0;
+    for (int64_t i = 0; i < pairs; ++i) below += experts[i] < x;
+    offsets[x] = below;
   });
   e.for_each(n_expert, [=] V4_HD(int64_t x) {
     int64_t row = offsets[x];
