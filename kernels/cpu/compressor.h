@@ -38,11 +38,61 @@ V4_HD inline float pool_channel(const float* values, const float* scores, int64_
   return num / den;
 }
 
-V4_HD inline void compressor_reset_rows(CompressorCarry c, uint32_t first, uint32_t count) {
-  for (size_t i = size_t{first} * c.width; i < size_t{first + count} * c.width; ++i) {
-    c.values[i] = 0.0f;
-    c.scores[i] = -INFINITY;
+// Pooled columns of a compressor: ratio 4 pools channel d of the previous block with channel
+// width/2 + d of the open one, so a column is that pair (width/2 columns); ratio 128 pools each
+// channel on its own (width columns).
+V4_HD inline uint32_t compressor_columns(uint32_t ratio, uint32_t width) {
+  return ratio == 4 ? width / 2 : width;
+}
+
+// Column d of compressor_push (see compressor_columns): stores the token's values and scores of
+// the column's channels and, when the token completes the block, writes the column's pooled
+// value to *pooled and moves the column's carry on. Columns are independent, so a GPU thread per
+// column computes what compressor_push does.
+V4_HD inline bool compressor_push_column(CompressorCarry c, uint32_t r, const float* ape_rows,
+                                         const float* a, const float* g, uint64_t pos, uint32_t d,
+                                         float* pooled) {
+  const uint32_t in_block = static_cast<uint32_t>(pos % r);
+  // Ratio 4: slots 4..7 hold the open block, 0..3 the previous one.
+  const uint32_t slot = r == 4 ? 4 + in_block : in_block;
+  const uint32_t head = c.width / 2;
+  const uint32_t channels[2] = {d, head + d};
+  const int n_channels = r == 4 ? 2 : 1;
+  const float* ape = ape_rows + size_t{in_block} * c.width;
+  for (int k = 0; k < n_channels; ++k) {
+    const uint32_t ch = channels[k];
+    c.values[size_t{slot} * c.width + ch] = a[ch];
+    c.scores[size_t{slot} * c.width + ch] = g[ch] + ape[ch];
   }
+  if (in_block != r - 1) return false;
+  if (r == 4) {
+    // Candidates: channel d of the previous block, then channel head + d of this block
+    // (reference overlap_transform order).
+    float vals[8], scores[8];
+    for (uint32_t j = 0; j < 4; ++j) {
+      vals[j] = c.values[size_t{j} * c.width + d];
+      scores[j] = c.scores[size_t{j} * c.width + d];
+      vals[4 + j] = c.values[size_t{4 + j} * c.width + head + d];
+      scores[4 + j] = c.scores[size_t{4 + j} * c.width + head + d];
+    }
+    *pooled = pool_channel(vals, scores, 1, 8);
+    for (int k = 0; k < 2; ++k) {
+      for (uint32_t j = 0; j < 4; ++j) {
+        const size_t from = size_t{4 + j} * c.width + channels[k], to = size_t{j} * c.width + channels[k];
+        c.values[to] = c.values[from];
+        c.scores[to] = c.scores[from];
+        c.values[from] = 0.0f;
+        c.scores[from] = -INFINITY;
+      }
+    }
+  } else {
+    *pooled = pool_channel(c.values + d, c.scores + d, c.width, r);
+    for (uint32_t j = 0; j < r; ++j) {
+      c.values[size_t{j} * c.width + d] = 0.0f;
+      c.scores[size_t{j} * c.width + d] = -INFINITY;
+    }
+  }
+  return true;
 }
 
 // Feeds one token's projections a = W_kv·h and g = W_gate·h (width floats each); `ape` is the
@@ -51,44 +101,11 @@ V4_HD inline void compressor_reset_rows(CompressorCarry c, uint32_t first, uint3
 // is written to `pooled` and true is returned; the carry then moves on to the next block.
 V4_HD inline bool compressor_push(CompressorCarry c, uint32_t r, const float* ape_rows,
                                   const float* a, const float* g, uint64_t pos, float* pooled) {
-  const uint32_t in_block = static_cast<uint32_t>(pos % r);
-  // Ratio 4: slots 4..7 hold the open block, 0..3 the previous one.
-  const uint32_t slot = r == 4 ? 4 + in_block : in_block;
-  float* v = c.values + size_t{slot} * c.width;
-  float* s = c.scores + size_t{slot} * c.width;
-  const float* ape = ape_rows + size_t{in_block} * c.width;
-  for (uint32_t d = 0; d < c.width; ++d) {
-    v[d] = a[d];
-    s[d] = g[d] + ape[d];
+  bool done = false;
+  for (uint32_t d = 0; d < compressor_columns(r, c.width); ++d) {
+    done = compressor_push_column(c, r, ape_rows, a, g, pos, d, pooled + d);
   }
-  if (in_block != r - 1) return false;
-
-  if (r == 4) {
-    // Candidates per channel d: A halves (d) of the previous block, then B halves (head + d)
-    // of this block (reference overlap_transform order).
-    const uint32_t head = c.width / 2;
-    for (uint32_t d = 0; d < head; ++d) {
-      float vals[8], scores[8];
-      for (uint32_t j = 0; j < 4; ++j) {
-        vals[j] = c.values[size_t{j} * c.width + d];
-        scores[j] = c.scores[size_t{j} * c.width + d];
-        vals[4 + j] = c.values[size_t{4 + j} * c.width + head + d];
-        scores[4 + j] = c.scores[size_t{4 + j} * c.width + head + d];
-      }
-      pooled[d] = pool_channel(vals, scores, 1, 8);
-    }
-    for (size_t i = 0; i < 4 * size_t{c.width}; ++i) {
-      c.values[i] = c.values[i + 4 * size_t{c.width}];
-      c.scores[i] = c.scores[i + 4 * size_t{c.width}];
-    }
-    compressor_reset_rows(c, 4, 4);
-  } else {
-    for (uint32_t d = 0; d < c.width; ++d) {
-      pooled[d] = pool_channel(c.values + d, c.scores + d, c.width, r);
-    }
-    compressor_reset_rows(c, 0, r);
-  }
-  return true;
+  return done;
 }
 
 }  // namespace v4::kernels

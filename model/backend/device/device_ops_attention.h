@@ -7,6 +7,7 @@
 
 #include <math.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,26 +36,80 @@ V4_HD inline uint32_t visible_compressed_rows(const KvLayerAddress& l, const KvS
   return static_cast<uint32_t>((step.positions[t] + 1) / l.ratio);
 }
 
-// A sequence's tokens run in order inside one index: the compressors carry state from token to
-// token (spec §3.4.3). Sequences are independent.
+// Rows a finishing thread keeps in local memory (V4: 512 main, 128 indexer values).
+inline constexpr uint32_t kMaxKvFinishRow = 1024;
+
+// Two launches, no serial chain over a row's values:
+// 1. a thread per (sequence, column) copies the column's raw values into the window ring and
+//    feeds the column of each compressor (compressor_push_column), the sequence's tokens in
+//    order (the compressors carry state from token to token, spec §3.4.3); a completed block's
+//    pooled column lands in the completing token's scratch row;
+// 2. a thread per token that completed a block finishes its row in thread-local memory (RMSNorm,
+//    RoPE, FP8 or QAT: kv_finish_row) and encodes it into the page its block table names.
+// Every value goes through the CPU's arithmetic in the CPU's order (kv_append_sequence).
 template <class E>
 void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
                const KvStep& step, const float* kv_rows, const KvCompressor* main,
                const KvCompressor* indexer) {
-  if (step.n_sequences == 0) return;
-  const uint32_t width =
-      f.shape.head_dim > f.shape.indexer_dim ? f.shape.head_dim : f.shape.indexer_dim;
-  float* pooled = s.template get<float>(ScratchSlot::kAttentionAux,
-                                        static_cast<size_t>(step.n_sequences) * width);
+  if (step.n_sequences == 0 || step.n_tokens == 0) return;
+  const uint32_t hd = f.shape.head_dim, idim = f.shape.indexer_dim;
+  if (hd > kMaxKvFinishRow || idim > kMaxKvFinishRow) {
+    std::fprintf(stderr, "kv_append: rows of %u/%u values exceed the device limit %u\n", hd, idim,
+                 kMaxKvFinishRow);
+    std::abort();
+  }
+  const int64_t n_tokens = step.n_tokens;
+  float* pooled_main = s.template get<float>(ScratchSlot::kAttentionAux,
+                                             static_cast<size_t>(n_tokens) * (hd + idim));
+  float* pooled_index = pooled_main + n_tokens * hd;
   const bool has_main = main != nullptr, has_indexer = indexer != nullptr;
   const KvCompressor m = has_main ? *main : KvCompressor{};
   const KvCompressor x = has_indexer ? *indexer : KvCompressor{};
   const KvPageFormat fmt = f;
   const KvLayerAddress layer = l;
   const KvStep st = step;
-  e.for_each(step.n_sequences, [=] V4_HD(int64_t sq) {
-    kv_append_sequence(fmt, layer, st, sq, kv_rows, has_main ? &m : nullptr,
-                       has_indexer ? &x : nullptr, pooled + sq * width);
+  const uint32_t main_cols = has_main ? kernels::compressor_columns(l.ratio, l.carry_width) : 0;
+  const uint32_t index_cols = has_indexer ? kernels::compressor_columns(4, l.indexer_carry_width) : 0;
+  const int64_t cols = std::max({hd, main_cols, index_cols});
+  e.for_each(step.n_sequences * cols, [=] V4_HD(int64_t i) {
+    const int64_t sq = i / cols;
+    const uint32_t c = static_cast<uint32_t>(i % cols);
+    const KvSequenceView& seq = st.sequences[sq];
+    for (int64_t t = st.sequence_begin[sq]; t < st.sequence_begin[sq + 1]; ++t) {
+      const uint64_t pos = st.positions[t];
+      if (c < hd) kv_raw_row(seq, layer.raw_slot, hd, pos)[c] = kv_rows[t * hd + c];
+      if (c < main_cols) {
+        kernels::compressor_push_column(
+            kv_carry_of(seq, layer.carry_offset, layer.carry_rows, layer.carry_width), layer.ratio,
+            m.ape, m.a + t * m.width, m.g + t * m.width, pos, c, pooled_main + t * hd + c);
+      }
+      if (c < index_cols) {
+        kernels::compressor_push_column(
+            kv_carry_of(seq, layer.indexer_carry_offset, 8, layer.indexer_carry_width), 4, x.ape,
+            x.a + t * x.width, x.g + t * x.width, pos, c, pooled_index + t * idim + c);
+      }
+    }
+  });
+  if (!has_main && !has_indexer) return;
+  const int64_t rope_dim = f.shape.rope_dim;
+  e.for_each(n_tokens, [=] V4_HD(int64_t t) {
+    const uint64_t pos = st.positions[t];
+    const bool main_done = has_main && (pos + 1) % layer.ratio == 0;
+    const bool index_done = has_indexer && (pos + 1) % 4 == 0;
+    if (!main_done && !index_done) return;  // no block completed
+    const KvSequenceView& seq = st.sequences[st.sequence_of[t]];
+    const uint64_t first_pos = pos + 1 - layer.ratio;
+    float row[kMaxKvFinishRow];
+    if (main_done) {
+      for (uint32_t j = 0; j < hd; ++j) row[j] = pooled_main[t * hd + j];
+      kv_finish_row(m, hd, rope_dim, first_pos, false, row);
+      encode_main_row(fmt.storage, fmt.shape, row, kv_main_row(fmt, layer, seq, pos / layer.ratio));
+    }
+    if (index_done) {
+      for (uint32_t j = 0; j < idim; ++j) row[j] = pooled_index[t * idim + j];
+      kv_finish_row(x, idim, rope_dim, first_pos, true, row);
+      encode_indexer_row(fmt.storage, fmt.shape, row, kv_indexer_row(fmt, layer, seq, pos / 4));
+    }
   });
 }
 
