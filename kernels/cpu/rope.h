@@ -12,16 +12,20 @@
 
 namespace v4::kernels {
 
+// Pair k of rope_rotate (pairs are independent: a GPU thread per pair).
+V4_HD inline void rope_rotate_pair(float* x, const float* freqs, int64_t k, uint64_t pos,
+                                   bool inverse) {
+  const double theta = static_cast<double>(pos) * freqs[k];
+  const float c = static_cast<float>(cos(theta));
+  const float s = inverse ? -static_cast<float>(sin(theta)) : static_cast<float>(sin(theta));
+  const float x0 = x[2 * k], x1 = x[2 * k + 1];
+  x[2 * k] = x0 * c - x1 * s;
+  x[2 * k + 1] = x0 * s + x1 * c;
+}
+
 V4_HD inline void rope_rotate(float* x, const float* freqs, int64_t n_pairs, uint64_t pos,
                               bool inverse) {
-  for (int64_t k = 0; k < n_pairs; ++k) {
-    const double theta = static_cast<double>(pos) * freqs[k];
-    const float c = static_cast<float>(cos(theta));
-    const float s = inverse ? -static_cast<float>(sin(theta)) : static_cast<float>(sin(theta));
-    const float x0 = x[2 * k], x1 = x[2 * k + 1];
-    x[2 * k] = x0 * c - x1 * s;
-    x[2 * k + 1] = x0 * s + x1 * c;
-  }
+  for (int64_t k = 0; k < n_pairs; ++k) rope_rotate_pair(x, freqs, k, pos, inverse);
 }
 
 }  // namespace v4::kernels

@@ -69,7 +69,8 @@ void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAd
   const KvLayerAddress layer = l;
   const KvStep st = step;
   const uint32_t main_cols = has_main ? kernels::compressor_columns(l.ratio, l.carry_width) : 0;
-  const uint32_t index_cols = has_indexer ? kernels::compressor_columns(4, l.indexer_carry_width) : 0;
+  const uint32_t index_cols =
+      has_indexer ? kernels::compressor_columns(4, l.indexer_carry_width) : 0;
   const int64_t cols = std::max({hd, main_cols, index_cols});
   e.for_each(step.n_sequences * cols, [=] V4_HD(int64_t i) {
     const int64_t sq = i / cols;
@@ -113,25 +114,16 @@ void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAd
   });
 }
 
+// For every token that sees more than top_k indexer rows: its scores S_i = Σ_h w_h·max(0,
+// q_h·K_i) in the CPU's order (bit-identical), turned in place into order keys, and the top_k-th
+// largest key (threshold[t]) by an exact radix select, a bit per launch from the top, each bit
+// counted by a warp per token.
 template <class E>
-void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
-                  const KvStep& step, const float* q, const float* head_weights, int64_t heads,
-                  uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) {
-  const int64_t n = step.n_tokens, dim = f.shape.indexer_dim;
-  if (n == 0) return;
-  if (dim > kMaxIndexerDim) {
-    std::fprintf(stderr, "indexer_topk: indexer head dim %lld above the device limit %u\n",
-                 static_cast<long long>(dim), kMaxIndexerDim);
-    std::abort();
-  }
-  const int64_t keys = static_cast<int64_t>(step.position_end / 4) + 1;
-  float* scores =
-      s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * keys));
-  const KvPageFormat fmt = f;
-  const KvLayerAddress layer = l;
-  const KvStep st = step;
-  // Scores S_i = Σ_h w_h·max(0, q_h·K_i), in the CPU's order (bit-identical), for tokens that
-  // must choose.
+void indexer_thresholds(E& e, const KvPageFormat& fmt, const KvLayerAddress& layer,
+                        const KvStep& st, const float* q, const float* head_weights, int64_t heads,
+                        uint32_t top_k, int64_t keys, float* scores, uint32_t* threshold) {
+  const int64_t n = st.n_tokens, dim = fmt.shape.indexer_dim;
+  uint32_t* order = reinterpret_cast<uint32_t*>(scores);
   e.for_each(n * keys, [=] V4_HD(int64_t idx) {
     const int64_t t = idx / keys, i = idx % keys;
     const uint64_t visible = (st.positions[t] + 1) / 4;
@@ -158,15 +150,12 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
   // larger key; −0 equal to +0, as the CPU's comparison has it): the top_k-th largest key is
   // found bit by bit from the top, each bit counted by a warp per token; then the keys above it
   // and the lowest-index ties, ascending — the CPU's partial sort's choice (ties: lower index).
-  uint32_t* order = reinterpret_cast<uint32_t*>(scores);
   e.for_each(n * keys, [=] V4_HD(int64_t idx) {
     const int64_t t = idx / keys, i = idx % keys;
     const uint64_t visible = (st.positions[t] + 1) / 4;
     if (visible <= top_k || static_cast<uint64_t>(i) >= visible) return;
     order[idx] = score_order_key(scores[idx]);
   });
-  uint32_t* threshold =
-      s.template get<uint32_t>(ScratchSlot::kAttentionAux, static_cast<size_t>(n));
   e.for_each(n, [=] V4_HD(int64_t t) { threshold[t] = 0; });
   for (int bit = 31; bit >= 0; --bit) {
     const uint32_t b = 1u << bit;
@@ -182,6 +171,35 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
           // Counts stay far below 2^24: exact in float.
           if (count[0] >= static_cast<float>(top_k)) threshold[t] |= b;
         });
+  }
+}
+
+template <class E>
+void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
+                  const KvStep& step, const float* q, const float* head_weights, int64_t heads,
+                  uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) {
+  const int64_t n = step.n_tokens, dim = f.shape.indexer_dim;
+  if (n == 0) return;
+  if (dim > kMaxIndexerDim) {
+    std::fprintf(stderr, "indexer_topk: indexer head dim %lld above the device limit %u\n",
+                 static_cast<long long>(dim), kMaxIndexerDim);
+    std::abort();
+  }
+  const int64_t keys = static_cast<int64_t>(step.position_end / 4) + 1;
+  float* scores =
+      s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * keys));
+  const KvPageFormat fmt = f;
+  const KvLayerAddress layer = l;
+  const KvStep st = step;
+  // The host bound says whether any token sees more than top_k rows; if none does, every token
+  // takes all it sees and the scoring and selection launches are skipped. Then the keys above
+  // the threshold and the lowest-index ties, ascending — the CPU's partial sort's choice.
+  const bool any_select = step.position_end / 4 > top_k;
+  uint32_t* order = reinterpret_cast<uint32_t*>(scores);
+  uint32_t* threshold =
+      s.template get<uint32_t>(ScratchSlot::kAttentionAux, static_cast<size_t>(n));
+  if (any_select) {
+    indexer_thresholds(e, fmt, layer, st, q, head_weights, heads, top_k, keys, scores, threshold);
   }
   e.for_each(n, [=] V4_HD(int64_t t) {
     const uint64_t visible = (st.positions[t] + 1) / 4;

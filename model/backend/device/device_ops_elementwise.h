@@ -39,9 +39,11 @@ template <class E>
 void rope(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads, int64_t head_stride,
           int64_t offset, int64_t rope_dim, const uint64_t* positions, const float* freqs,
           bool inverse) {
-  e.for_each(n_tokens * heads, [=] V4_HD(int64_t i) {
-    kernels::rope_rotate(x + i * head_stride + offset, freqs, rope_dim / 2, positions[i / heads],
-                         inverse);
+  const int64_t pairs = rope_dim / 2;
+  e.for_each(n_tokens * heads * pairs, [=] V4_HD(int64_t i) {
+    const int64_t row = i / pairs;
+    kernels::rope_rotate_pair(x + row * head_stride + offset, freqs, i % pairs,
+                              positions[row / heads], inverse);
   });
 }
 

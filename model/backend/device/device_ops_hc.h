@@ -4,11 +4,17 @@
 // and HC_post an element per index, each in the CPU's summation order.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "kernels/cpu/hyper_connections.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_elementwise.h"
 
 namespace v4::device {
+
+// Hyper-connection streams the device ops hold in thread-local memory (V4: 4).
+inline constexpr uint32_t kMaxHc = 8;
 
 // fn · RMSNorm(x) for n tokens into scratch ([n][fn rows]); returns the mixes.
 template <class E>
@@ -34,9 +40,20 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
   const float *scale = hc.scale, *base = hc.base;
   const uint32_t iters = hc.sinkhorn_iters;
   const float eps = hc.eps;
+  if (h > kMaxHc) {
+    std::fprintf(stderr, "hc_pre: %u streams exceed the device limit %u\n", h, kMaxHc);
+    std::abort();
+  }
+  // The Sinkhorn iterations read what the previous one wrote: in thread-local memory, not global.
   e.for_each(n_tokens, [=] V4_HD(int64_t t) {
-    kernels::hc_split_sinkhorn(mixes + t * rows, scale, base, h, iters, eps, pre + t * h,
-                               post + t * h, comb + t * h * h);
+    float m[2 * kMaxHc + kMaxHc * kMaxHc], p[kMaxHc], q[kMaxHc], c[kMaxHc * kMaxHc];
+    for (int64_t j = 0; j < rows; ++j) m[j] = mixes[t * rows + j];
+    kernels::hc_split_sinkhorn(m, scale, base, h, iters, eps, p, q, c);
+    for (uint32_t j = 0; j < h; ++j) {
+      pre[t * h + j] = p[j];
+      post[t * h + j] = q[j];
+    }
+    for (uint32_t j = 0; j < h * h; ++j) comb[t * h * h + j] = c[j];
   });
   e.for_each(n_tokens * d, [=] V4_HD(int64_t i) {
     const int64_t t = i / d;
