@@ -1,0 +1,130 @@
+// The decode matrix products on a GPU (--device cuda, the default) or on the host executor
+// (--device emulated): weight bytes per second for the V4-Flash shapes that a decode step reads,
+// per weight type and token count, so kernel changes are measured one shape at a time. The
+// weights are random values quantized to the type (the speed does not depend on the values).
+//
+//   build/bench/device_matmul_bench [--device cuda] [--benchmark_filter=Q8_0]
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/quant.h"
+#include "model/backend/device/backend_factory.h"
+
+namespace v4 {
+namespace {
+
+std::string g_device = "cuda";
+
+Backend* backend() {
+  static std::unique_ptr<Backend> be = [] {
+    Result<device::DeviceSpec> spec = device::parse_device(g_device);
+    if (!spec) return std::unique_ptr<Backend>();
+    Result<std::unique_ptr<Backend>> made = device::make_backend(*spec, 1);
+    return made ? std::move(*made) : std::unique_ptr<Backend>();
+  }();
+  return be.get();
+}
+
+Tensor whole(DeviceBuffer* b) {
+  return Tensor::contiguous(b, 0, GgmlType::I8, {static_cast<int64_t>(b->bytes()), 1, 1, 1});
+}
+
+// rows × cols random weights of `type` in the backend's memory (one row generated, repeated).
+std::unique_ptr<DeviceBuffer> device_weights(Backend& be, GgmlType type, int64_t rows,
+                                             int64_t cols, size_t* row_bytes) {
+  *row_bytes = *ggml_row_size(type, cols);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 0.5f);
+  const int64_t distinct = 64;
+  std::vector<float> values(cols);
+  std::vector<uint8_t> host(*row_bytes * distinct);
+  for (int64_t r = 0; r < distinct; ++r) {
+    for (float& v : values) v = dist(rng);
+    kernels::quantize_row(type, values.data(), host.data() + r * *row_bytes, cols);
+  }
+  auto buffer = be.allocate(*row_bytes * rows);
+  for (int64_t r = 0; r < rows; r += distinct) {
+    const int64_t n = std::min(distinct, rows - r);
+    (void)be.copy_to_device(host.data(), whole(buffer.get()), r * *row_bytes, n * *row_bytes);
+  }
+  return buffer;
+}
+
+void BM_Matmul(benchmark::State& state, GgmlType type, int64_t rows, int64_t cols) {
+  Backend* be = backend();
+  if (!be) {
+    state.SkipWithError(("no usable device \"" + g_device + "\"").c_str());
+    return;
+  }
+  const int64_t tokens = state.range(0);
+  size_t row_bytes = 0;
+  auto w = device_weights(*be, type, rows, cols, &row_bytes);
+  std::vector<float> xs(tokens * cols, 0.25f);
+  auto x = be->allocate(xs.size() * sizeof(float));
+  (void)be->copy_to_device(xs.data(), whole(x.get()), 0, xs.size() * sizeof(float));
+  auto y = be->allocate(tokens * rows * sizeof(float));
+  const kernels::MatrixView m{type, static_cast<const uint8_t*>(w->data()), cols, rows, row_bytes};
+  float sink = 0;
+  for (auto _ : state) {
+    be->matmul(m, static_cast<const float*>(x->data()), cols, tokens,
+               static_cast<float*>(y->data()), rows);
+    (void)be->read_back(y->data(), &sink, sizeof(sink));  // waits for the product
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(row_bytes) * rows);
+  state.counters["weight_MB"] = static_cast<double>(row_bytes * rows) / 1e6;
+}
+
+// The products of a V4-Flash decode step (spec §1, §5.4) in the ds4 recipes' types.
+void register_all() {
+  struct Shape {
+    const char* name;
+    GgmlType type;
+    int64_t rows, cols;
+  };
+  const Shape shapes[] = {
+      {"q_b", GgmlType::Q8_0, 32768, 1024},      {"output_b", GgmlType::Q8_0, 4096, 8192},
+      {"q_a", GgmlType::Q8_0, 1024, 4096},       {"head", GgmlType::Q8_0, 129280, 4096},
+      {"indexer_q_b", GgmlType::F16, 8192, 1024}, {"compressor", GgmlType::F16, 1024, 4096},
+      {"router", GgmlType::F16, 256, 4096},      {"hc_fn", GgmlType::F16, 24, 16384},
+      {"expert_gate", GgmlType::IQ2_XXS, 2048, 4096},
+      {"expert_down", GgmlType::Q2_K, 4096, 2048},
+  };
+  for (const Shape& s : shapes) {
+    const std::string name = std::string("Matmul/") + s.name + "/" +
+                             std::string(ggml_type_name(s.type)) + "/" + std::to_string(s.rows) +
+                             "x" + std::to_string(s.cols);
+    benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, s.type, s.rows, s.cols)
+        ->Arg(1)
+        ->Arg(16)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+}
+
+}  // namespace
+}  // namespace v4
+
+int main(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--device") == 0) v4::g_device = argv[i + 1];
+  }
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--device") == 0) {
+      ++i;
+      continue;
+    }
+    rest.push_back(argv[i]);
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  v4::register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
