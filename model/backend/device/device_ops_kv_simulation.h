@@ -3,16 +3,19 @@
 // the same bits.
 #pragma once
 
+#include <math.h>
+
 #include "kernels/cpu/fp4.h"
 #include "kernels/cpu/fp8.h"
 #include "model/backend/device/device_ops.h"
 
 namespace v4::device {
 
-// Largest FP8 block and QAT row kept in thread-local memory (V4: 64 and 128); larger ones (no
-// model has them) run in place.
+// Largest FP8 block kept in thread-local memory (V4: 64); larger ones (no model has them) run in
+// place.
 inline constexpr int64_t kMaxFp8Block = 128;
-inline constexpr int64_t kMaxQatDim = 512;
+// The indexer's FP4 block (spec §3.4.4).
+inline constexpr int64_t kFp4Block = 32;
 
 template <class E>
 void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t stride, int64_t n,
@@ -34,20 +37,38 @@ void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t
   });
 }
 
+// The Walsh–Hadamard rotation a launch per butterfly stage and a thread per (row, butterfly):
+// each butterfly is the CPU's a + b, a − b on the same pair, so the rotation is bit-identical,
+// with the 1/sqrt(n) scale applied as the CPU does, after the last stage's sums. Then the FP4
+// round trip a thread per (row, block of 32) in thread-local memory.
 template <class E>
 void indexer_qat(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t dim) {
-  // The row in thread-local memory while the Hadamard stages and the FP4 blocks run: each stage
-  // reads what the previous one wrote, which local memory answers far faster than global.
-  if (dim > kMaxQatDim) {
-    e.for_each(n_rows, [=] V4_HD(int64_t r) { kernels::indexer_qat_transform(x + r * dim, dim); });
-    return;
+  if (n_rows <= 0 || dim <= 0) return;
+  const int64_t half = dim / 2;
+  const float scale = 1.0f / sqrtf(static_cast<float>(dim));
+  for (int64_t h = 1; h < dim; h *= 2) {
+    const bool last = 2 * h >= dim;
+    e.for_each(n_rows * half, [=] V4_HD(int64_t i) {
+      const int64_t p = i % half, j = p / h * 2 * h + p % h;
+      float* row = x + i / half * dim;
+      const float a = row[j], b = row[j + h];
+      float sum = a + b, diff = a - b;
+      if (last) {
+        sum = sum * scale;
+        diff = diff * scale;
+      }
+      row[j] = sum;
+      row[j + h] = diff;
+    });
   }
-  e.for_each(n_rows, [=] V4_HD(int64_t r) {
-    float v[kMaxQatDim];
-    float* p = x + r * dim;
-    for (int64_t j = 0; j < dim; ++j) v[j] = p[j];
-    kernels::indexer_qat_transform(v, dim);
-    for (int64_t j = 0; j < dim; ++j) p[j] = v[j];
+  const int64_t blocks = (dim + kFp4Block - 1) / kFp4Block;
+  e.for_each(n_rows * blocks, [=] V4_HD(int64_t i) {
+    const int64_t b0 = i % blocks * kFp4Block, len = dim - b0 < kFp4Block ? dim - b0 : kFp4Block;
+    float v[kFp4Block];
+    float* p = x + i / blocks * dim + b0;
+    for (int64_t j = 0; j < len; ++j) v[j] = p[j];
+    kernels::fp4_round_trip(v, len, kFp4Block);
+    for (int64_t j = 0; j < len; ++j) p[j] = v[j];
   });
 }
 

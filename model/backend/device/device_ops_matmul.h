@@ -1,14 +1,16 @@
 // The device ops' quantized matrix products (spec §6): activations quantized to the weight
 // type's dot-product format exactly as the CPU does, then a warp per (weight row, tile of
-// tokens): lane l takes blocks l, l+32, … of the row and the lanes are summed by the executor's
-// fixed butterfly. Each output is the same sequence of operations whatever the batch, the tile or
-// the launch geometry (batch invariance); it differs from the CPU's vec_dot only in the order of
-// the float sum across blocks. The weights stay in the GGUF block layout: consecutive lanes
-// read consecutive blocks, so a warp's loads are contiguous.
+// tokens): lane l takes units l, l+32, … of the row (blocks, or groups of 32 of the 256-value
+// formats, or runs of 8 float weights), loads each once for all the tile's tokens, and the lanes
+// are summed by the executor's fixed butterfly. Each output is the same sequence of operations
+// whatever the batch, the tile or the launch geometry (batch invariance); it differs from the
+// CPU's vec_dot only in the order of the float sum across units. The weights stay in the GGUF
+// block layout: consecutive lanes read consecutive units, so a warp's loads are contiguous.
 #pragma once
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "core/hd.h"
@@ -22,7 +24,7 @@
 namespace v4::device {
 
 // Tokens per warp: each weight block a lane loads serves this many tokens.
-inline constexpr int kMatmulTile = 4;
+inline constexpr int kMatmulTile = 8;
 // Lanes of a warp (both executors).
 inline constexpr int kLanes = 32;
 
@@ -123,32 +125,114 @@ inline int64_t row_units(GgmlType type, int64_t cols) {
   return cols / ggml_type_traits(type).block_size * kernels::units_per_block(type);
 }
 
-// One lane's share of W[row] · activation row over units [begin, end) of the row (see
-// row_units): every 32nd unit from begin + lane. T is a constant, so unit_dot's switch folds
-// away after inlining and the loop unrolls (several blocks' loads in flight per lane).
+// Values of a float weight row a lane takes per step: 8 consecutive (one 16-byte load of
+// F16/BF16), so a warp reads 512 contiguous bytes per step.
+inline constexpr int64_t kFloatRun = 8;
+
+// The kFloatRun values of float weight row `row` from value i (a multiple of kFloatRun).
+template <GgmlType T>
+V4_HD inline void float_run(const uint8_t* row, int64_t i, float* out) {
+  if constexpr (T == GgmlType::F32) {
+    const float* p = reinterpret_cast<const float*>(row) + i;
+    V4_UNROLL_ALL
+    for (int q = 0; q < kFloatRun; ++q) out[q] = p[q];
+  } else {
+    uint16_t h[kFloatRun];
+#if defined(__CUDA_ARCH__)
+    const uint16_t* p = reinterpret_cast<const uint16_t*>(row) + i;
+    if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+      const uint4 v = *reinterpret_cast<const uint4*>(p);
+      memcpy(h, &v, sizeof(h));
+    } else {
+      for (int q = 0; q < kFloatRun; ++q) h[q] = p[q];
+    }
+#else
+    memcpy(h, row + 2 * i, sizeof(h));
+#endif
+    V4_UNROLL_ALL
+    for (int q = 0; q < kFloatRun; ++q) {
+      out[q] = T == GgmlType::F16 ? fp16_to_fp32(h[q]) : bf16_to_fp32(h[q]);
+    }
+  }
+}
+
+// One lane's share of W[row] · x_k for the tile's tokens k < n (their activation rows
+// `a_row_bytes` apart), over units [begin, end) of the row (see row_units): every 32nd unit (float
+// weights: every 32nd run of kFloatRun values) from begin + lane, added to acc[k]. Each weight
+// unit is loaded once for all the tile's tokens; a token's sum runs over its units in the same
+// order whatever the tile holds (batch invariance). T is a constant, so unit_dot's switch folds
+// away after inlining and the loops unroll.
+template <GgmlType T>
+V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, const uint8_t* w_row,
+                                const uint8_t* a_rows, size_t a_row_bytes, int64_t n, int lane,
+                                const kernels::QuantTables& t, float* acc) {
+  if constexpr (is_float_weight(T)) {
+    // Whole runs, then (rows of a length that is not a multiple of kFloatRun) the tail a value
+    // per lane.
+    const int64_t runs_end = begin + (end - begin) / kFloatRun * kFloatRun;
+    for (int64_t i = begin + kFloatRun * lane; i < runs_end; i += kFloatRun * kLanes) {
+      float w[kFloatRun];
+      float_run<T>(w_row, i, w);
+      V4_UNROLL_ALL
+      for (int k = 0; k < kMatmulTile; ++k) {
+        if (k >= n) continue;
+        const float* x = reinterpret_cast<const float*>(a_rows + k * a_row_bytes) + i;
+        float sum = acc[k];
+        V4_UNROLL_ALL
+        for (int q = 0; q < kFloatRun; ++q) sum += w[q] * x[q];
+        acc[k] = sum;
+      }
+    }
+    for (int64_t i = runs_end + lane; i < end; i += kLanes) {
+      const float w = kernels::float_weight(T, w_row, i);
+      V4_UNROLL_ALL
+      for (int k = 0; k < kMatmulTile; ++k) {
+        if (k < n) acc[k] += w * reinterpret_cast<const float*>(a_rows + k * a_row_bytes)[i];
+      }
+    }
+  } else if constexpr (T == GgmlType::Q8_0) {
+    V4_UNROLL(2)
+    for (int64_t u = begin + lane; u < end; u += kLanes) {
+      const kernels::BlockQ8_0& wb = reinterpret_cast<const kernels::BlockQ8_0*>(w_row)[u];
+      const float dw = fp16_to_fp32(wb.d);
+      V4_UNROLL_ALL
+      for (int k = 0; k < kMatmulTile; ++k) {
+        if (k >= n) continue;
+        const kernels::BlockQ8_0& ab =
+            reinterpret_cast<const kernels::BlockQ8_0*>(a_rows + k * a_row_bytes)[u];
+        acc[k] += kernels::dot_q8_0_values(wb.qs, ab.qs) * (dw * fp16_to_fp32(ab.d));
+      }
+    }
+  } else {
+    V4_UNROLL(2)
+    for (int64_t u = begin + lane; u < end; u += kLanes) {
+      V4_UNROLL_ALL
+      for (int k = 0; k < kMatmulTile; ++k) {
+        if (k < n) acc[k] += kernels::unit_dot(T, w_row, a_rows + k * a_row_bytes, u, t);
+      }
+    }
+  }
+}
+
+// lane_dot_tile for one activation row: the lane's partial sum.
 template <GgmlType T>
 V4_HD inline float lane_dot(int64_t begin, int64_t end, const uint8_t* w_row, const uint8_t* a_row,
                             int lane, const kernels::QuantTables& t) {
-  float acc = 0.0f;
-  if constexpr (is_float_weight(T)) {
-    const float* x = reinterpret_cast<const float*>(a_row);
-    V4_UNROLL(4)
-    for (int64_t i = begin + lane; i < end; i += kLanes) {
-      acc += kernels::float_weight(T, w_row, i) * x[i];
-    }
-  } else {
-    V4_UNROLL(4)
-    for (int64_t u = begin + lane; u < end; u += kLanes) {
-      acc += kernels::unit_dot(T, w_row, a_row, u, t);
-    }
-  }
-  return acc;
+  float one[kMatmulTile] = {};
+  lane_dot_tile<T>(begin, end, w_row, a_row, 0, 1, lane, t, one);
+  return one[0];
 }
 
 // Units (see row_units) per row chunk: a row longer than this is split into fixed chunks summed
 // in order afterwards, so that short, wide matrices (the HC mixes: 24 rows of 16384 values)
 // still fill the device. The split depends only on the row length, never on the batch.
 inline constexpr int64_t kChunkUnits = 32 * 16;
+// Float weights: values per chunk (a lane takes kFloatRun values per step).
+inline constexpr int64_t kFloatChunkValues = kChunkUnits * kFloatRun;
+
+inline int64_t chunk_units(GgmlType type) {
+  return is_float_weight(type) ? kFloatChunkValues : kChunkUnits;
+}
 
 template <GgmlType T, class E>
 void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
@@ -158,7 +242,7 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
   const kernels::QuantTables tables = quant_tables(s);
   const kernels::MatrixView m = w;
   const int64_t units = row_units(T, w.cols);
-  const int64_t chunks = (units + kChunkUnits - 1) / kChunkUnits;
+  const int64_t chunk = chunk_units(T), chunks = (units + chunk - 1) / chunk;
   const int64_t tiles = (n_tokens + kMatmulTile - 1) / kMatmulTile;
   // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
   // bytes of the weights.
@@ -171,16 +255,9 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
       [=] V4_HD(int64_t i, int lane, float* acc) {
         const int64_t c = i % chunks, r = i / chunks % m.rows,
                       t0 = i / chunks / m.rows * kMatmulTile;
-        const int64_t begin = c * kChunkUnits,
-                      end = begin + kChunkUnits < units ? begin + kChunkUnits : units;
-        const uint8_t* w_row = m.data + r * m.row_bytes;
-        // Unrolled with a guard rather than a shortened loop, so the sums stay in registers.
-        V4_UNROLL_ALL
-        for (int k = 0; k < kMatmulTile; ++k) {
-          if (t0 + k < n_tokens) {
-            acc[k] += lane_dot<T>(begin, end, w_row, a.rows + (t0 + k) * a.row_bytes, lane, tables);
-          }
-        }
+        const int64_t begin = c * chunk, end = begin + chunk < units ? begin + chunk : units;
+        lane_dot_tile<T>(begin, end, m.data + r * m.row_bytes, a.rows + t0 * a.row_bytes,
+                         a.row_bytes, n_tokens - t0, lane, tables, acc);
       },
       [=] V4_HD(int64_t i, const float* sum) {
         const int64_t c = i % chunks, r = i / chunks % m.rows,
