@@ -103,6 +103,43 @@ V4_HD inline int dot_q8_0_values(const int8_t* x, const int8_t* y) {
 #endif
 }
 
+// A Q8_0 weight block's 32 quants as 8 words (2-byte aligned in the GGUF layout: 16-bit loads).
+V4_HD inline void load_q8_0_weights(const int8_t* qs, int32_t* w) {
+#if defined(__CUDA_ARCH__)
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(qs);
+#pragma unroll
+  for (int j = 0; j < kQK8_0 / 4; ++j) {
+    w[j] = static_cast<int32_t>(h[2 * j] | (static_cast<uint32_t>(h[2 * j + 1]) << 16));
+  }
+#else
+  memcpy(w, qs, kQK8_0);
+#endif
+}
+
+// Σ w·a over a weight block loaded by load_q8_0_weights and 32 activation quants that are 16-byte
+// aligned (the device's split activation rows): two 16-byte loads and eight __dp4a on the
+// device. The integer sum is exact either way.
+V4_HD inline int dot_q8_0_split(const int32_t* w, const uint8_t* a_qs) {
+  int32_t a[kQK8_0 / 4];
+#if defined(__CUDA_ARCH__)
+  const uint4 lo = reinterpret_cast<const uint4*>(a_qs)[0];
+  const uint4 hi = reinterpret_cast<const uint4*>(a_qs)[1];
+  memcpy(a, &lo, 16);
+  memcpy(a + 4, &hi, 16);
+  int sum = 0;
+#pragma unroll
+  for (int j = 0; j < kQK8_0 / 4; ++j) sum = __dp4a(w[j], a[j], sum);
+  return sum;
+#else
+  memcpy(a, a_qs, kQK8_0);
+  const int8_t* wb = reinterpret_cast<const int8_t*>(w);
+  const int8_t* ab = reinterpret_cast<const int8_t*>(a);
+  int sum = 0;
+  for (int j = 0; j < kQK8_0; ++j) sum += wb[j] * ab[j];
+  return sum;
+#endif
+}
+
 V4_HD inline float block_dot_q8_0(const BlockQ8_0& x, const BlockQ8_0& y) {
   return dot_q8_0_values(x.qs, y.qs) * (fp16_to_fp32(x.d) * fp16_to_fp32(y.d));
 }

@@ -46,6 +46,13 @@ struct Activations {
   bool quantized = false;
 };
 
+// Activations for Q8_0 weights are split: a row holds its blocks' 32 quants each (16-byte
+// aligned, so a lane reads a block with two 16-byte loads and a warp's loads are contiguous),
+// then their fp16 scales, padded to 16 bytes. The values are the CPU's Q8_0 blocks.
+inline size_t split_q8_0_row_bytes(int64_t blocks) {
+  return (static_cast<size_t>(blocks) * (kernels::kQK8_0 + 2) + 15) / 16 * 16;
+}
+
 template <class E>
 Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, GgmlType weight,
                                  const float* x, int64_t x_stride, int64_t cols, int64_t n) {
@@ -53,6 +60,20 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
   if (act != GgmlType::Q8_0 && act != GgmlType::Q8_K) {
     return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(x_stride) * sizeof(float),
             false};
+  }
+  if (weight == GgmlType::Q8_0) {
+    const int64_t blocks = cols / kernels::kQK8_0;
+    const size_t row_bytes = split_q8_0_row_bytes(blocks);
+    uint8_t* out = s.template get<uint8_t>(slot, row_bytes * static_cast<size_t>(n) + 16);
+    e.for_each(n * blocks, [=] V4_HD(int64_t i) {
+      const int64_t t = i / blocks, b = i % blocks;
+      kernels::BlockQ8_0 block;
+      kernels::quantize_block_q8_0(x + t * x_stride + b * kernels::kQK8_0, &block);
+      uint8_t* row = out + t * row_bytes;
+      memcpy(row + b * kernels::kQK8_0, block.qs, kernels::kQK8_0);
+      memcpy(row + blocks * kernels::kQK8_0 + 2 * b, &block.d, 2);
+    });
+    return {out, row_bytes, true};
   }
   const size_t row_bytes = kernels::activation_row_bytes(weight, cols);
   uint8_t* out = s.template get<uint8_t>(slot, row_bytes * static_cast<size_t>(n) + 1);
@@ -163,7 +184,7 @@ V4_HD inline void float_run(const uint8_t* row, int64_t i, float* out) {
 // order whatever the tile holds (batch invariance). T is a constant, so unit_dot's switch folds
 // away after inlining and the loops unroll.
 template <GgmlType T>
-V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, const uint8_t* w_row,
+V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, const uint8_t* w_row,
                                 const uint8_t* a_rows, size_t a_row_bytes, int64_t n, int lane,
                                 const kernels::QuantTables& t, float* acc) {
   if constexpr (is_float_weight(T)) {
@@ -191,16 +212,20 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, const uint8_t* w_row
       }
     }
   } else if constexpr (T == GgmlType::Q8_0) {
+    // Activations in the split layout (split_q8_0_row_bytes); `row_units` blocks per row.
     V4_UNROLL(2)
     for (int64_t u = begin + lane; u < end; u += kLanes) {
       const kernels::BlockQ8_0& wb = reinterpret_cast<const kernels::BlockQ8_0*>(w_row)[u];
+      int32_t w[kernels::kQK8_0 / 4];
+      kernels::load_q8_0_weights(wb.qs, w);
       const float dw = fp16_to_fp32(wb.d);
       V4_UNROLL_ALL
       for (int k = 0; k < kMatmulTile; ++k) {
         if (k >= n) continue;
-        const kernels::BlockQ8_0& ab =
-            reinterpret_cast<const kernels::BlockQ8_0*>(a_rows + k * a_row_bytes)[u];
-        acc[k] += kernels::dot_q8_0_values(wb.qs, ab.qs) * (dw * fp16_to_fp32(ab.d));
+        const uint8_t* a_row = a_rows + k * a_row_bytes;
+        uint16_t da;
+        memcpy(&da, a_row + row_units * kernels::kQK8_0 + 2 * u, 2);
+        acc[k] += kernels::dot_q8_0_split(w, a_row + u * kernels::kQK8_0) * (dw * fp16_to_fp32(da));
       }
     }
   } else {
@@ -216,10 +241,10 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, const uint8_t* w_row
 
 // lane_dot_tile for one activation row: the lane's partial sum.
 template <GgmlType T>
-V4_HD inline float lane_dot(int64_t begin, int64_t end, const uint8_t* w_row, const uint8_t* a_row,
-                            int lane, const kernels::QuantTables& t) {
+V4_HD inline float lane_dot(int64_t begin, int64_t end, int64_t row_units, const uint8_t* w_row,
+                            const uint8_t* a_row, int lane, const kernels::QuantTables& t) {
   float one[kMatmulTile] = {};
-  lane_dot_tile<T>(begin, end, w_row, a_row, 0, 1, lane, t, one);
+  lane_dot_tile<T>(begin, end, row_units, w_row, a_row, 0, 1, lane, t, one);
   return one[0];
 }
 
@@ -256,7 +281,7 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
         const int64_t c = i % chunks, r = i / chunks % m.rows,
                       t0 = i / chunks / m.rows * kMatmulTile;
         const int64_t begin = c * chunk, end = begin + chunk < units ? begin + chunk : units;
-        lane_dot_tile<T>(begin, end, m.data + r * m.row_bytes, a.rows + t0 * a.row_bytes,
+        lane_dot_tile<T>(begin, end, units, m.data + r * m.row_bytes, a.rows + t0 * a.row_bytes,
                          a.row_bytes, n_tokens - t0, lane, tables, acc);
       },
       [=] V4_HD(int64_t i, const float* sum) {
@@ -342,7 +367,7 @@ void expert_rows_matvec(E& e, DeviceScratch<E>& s, const kernels::MatrixView& m,
           const int64_t row = first + k;
           if (row >= n_rows) continue;
           const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
-          acc[k] += lane_dot<T>(0, units, w.data + ex * stride + r * w.row_bytes,
+          acc[k] += lane_dot<T>(0, units, units, w.data + ex * stride + r * w.row_bytes,
                                 a.rows + row * a.row_bytes, lane, tables);
         }
       },
