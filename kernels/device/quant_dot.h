@@ -364,36 +364,63 @@ V4_HD inline float block_dot(GgmlType type, const uint8_t* w_row, const uint8_t*
 // blocks (an expert's 4096 values are 16 blocks, 128 groups). Integer sums within a group are
 // exact; the block's float scales are applied per group.
 
-V4_HD inline float group_dot_q2_k(const BlockQ2K& x, const BlockQ8K& y, int g) {
+// Group g of a Q8_K activation block: its 32 quants, its two sums of 16 and the block's scale.
+struct Q8KGroup {
+  float d;
+  int8_t qs[32];
+  int16_t bsums[2];
+};
+
+// Loaded with 4-byte loads on the device (a Q8_K block is 292 bytes: its quants are 4-byte
+// aligned), eight per lane instead of 32 byte loads.
+V4_HD inline Q8KGroup load_q8k_group(const BlockQ8K& y, int g) {
+  Q8KGroup out;
+  out.d = y.d;
+#if defined(__CUDA_ARCH__)
+  const uint32_t* q = reinterpret_cast<const uint32_t*>(y.qs + 32 * g);
+  uint32_t words[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) words[j] = q[j];
+  memcpy(out.qs, words, 32);
+  const uint32_t sums = reinterpret_cast<const uint32_t*>(y.bsums)[g];
+  memcpy(out.bsums, &sums, 4);
+#else
+  memcpy(out.qs, y.qs + 32 * g, 32);
+  memcpy(out.bsums, y.bsums + 2 * g, 4);
+#endif
+  return out;
+}
+
+V4_HD inline float group_dot_q2_k(const BlockQ2K& x, const Q8KGroup& y, int g) {
   const int half = g / 4, shift = (g % 4) * 2;
   const uint8_t* q2 = x.qs + 32 * half;
-  const int8_t* q8 = y.qs + 32 * g;
+  const int8_t* q8 = y.qs;
   int isum = 0, summs = 0;
   for (int sub = 0; sub < 2; ++sub) {
     const uint8_t sc = x.scales[2 * g + sub];
     int isuml = 0;
     for (int l = 16 * sub; l < 16 * sub + 16; ++l) isuml += q8[l] * ((q2[l] >> shift) & 3);
     isum += (sc & 0xF) * isuml;
-    summs += y.bsums[2 * g + sub] * (sc >> 4);
+    summs += y.bsums[sub] * (sc >> 4);
   }
   return y.d * fp16_to_fp32(x.d) * isum - y.d * fp16_to_fp32(x.dmin) * summs;
 }
 
 template <class Block>
-V4_HD inline float group_dot_k4(const Block& x, const BlockQ8K& y, int g) {
+V4_HD inline float group_dot_k4(const Block& x, const Q8KGroup& y, int g) {
   uint8_t scale, min;
   unpack_scale_min_k4(g, x.scales, &scale, &min);
   int s = 0;
-  for (int l = 0; l < 32; ++l) s += y.qs[32 * g + l] * k4_code(x, g, l);
-  const int sumi_min = (y.bsums[2 * g] + y.bsums[2 * g + 1]) * min;
+  for (int l = 0; l < 32; ++l) s += y.qs[l] * k4_code(x, g, l);
+  const int sumi_min = (y.bsums[0] + y.bsums[1]) * min;
   return fp16_to_fp32(x.d) * y.d * (s * scale) - fp16_to_fp32(x.dmin) * y.d * sumi_min;
 }
 
-V4_HD inline float group_dot_q6_k(const BlockQ6K& x, const BlockQ8K& y, int g) {
+V4_HD inline float group_dot_q6_k(const BlockQ6K& x, const Q8KGroup& y, int g) {
   const int chunk = (g / 4) * 128, quarter = g % 4;
   const uint8_t* ql = x.ql + chunk / 2 + (quarter % 2) * 32;
   const uint8_t* qh = x.qh + chunk / 4;
-  const int8_t* q8 = y.qs + 32 * g;
+  const int8_t* q8 = y.qs;
   int sumi = 0;
   for (int l = 0; l < 32; ++l) {
     const int low = quarter < 2 ? ql[l] & 0xF : ql[l] >> 4;
@@ -403,12 +430,12 @@ V4_HD inline float group_dot_q6_k(const BlockQ6K& x, const BlockQ8K& y, int g) {
   return fp16_to_fp32(x.d) * y.d * sumi;
 }
 
-V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const BlockQ8K& y, int g,
+V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const Q8KGroup& y, int g,
                                      const QuantTables& t) {
   uint32_t aux[2];
   memcpy(aux, x.qs + 4 * g, sizeof(aux));
   const uint32_t ls = 2 * (aux[1] >> 28) + 1;
-  const int8_t* q8 = y.qs + 32 * g;
+  const int8_t* q8 = y.qs;
   int32_t sumi = 0;
   for (int k = 0; k < 4; ++k, q8 += 8) {
     sumi += iq2_octet_dot(t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF],
@@ -417,10 +444,10 @@ V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const BlockQ8K& y, in
   return 0.125f * (fp16_to_fp32(x.d) * y.d * (sumi * static_cast<int32_t>(ls)));
 }
 
-V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const BlockQ8K& y, int g,
+V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const Q8KGroup& y, int g,
                                     const QuantTables& t) {
   const int ls[2] = {2 * (x.scales[g] & 0xF) + 1, 2 * (x.scales[g] >> 4) + 1};
-  const int8_t* q8 = y.qs + 32 * g;
+  const int8_t* q8 = y.qs;
   int32_t bsum = 0;
   for (int half = 0; half < 2; ++half) {
     int32_t sumi = 0;
@@ -433,26 +460,26 @@ V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const BlockQ8K& y, int 
   return 0.125f * (fp16_to_fp32(x.d) * y.d * bsum);
 }
 
-V4_HD inline float group_dot_iq1_s(const BlockIQ1S& x, const BlockQ8K& y, int g,
+V4_HD inline float group_dot_iq1_s(const BlockIQ1S& x, const Q8KGroup& y, int g,
                                    const QuantTables& t) {
   const uint16_t qh = x.qh[g];
   const int ls = 2 * ((qh >> 12) & 7) + 1;
   const int delta = qh & 0x8000 ? -1 : 1;
-  const int8_t* q8 = y.qs + 32 * g;
+  const int8_t* q8 = y.qs;
   const uint8_t* qs = x.qs + 4 * g;
   int lsum = 0;
   for (int k = 0; k < 4; ++k, q8 += 8) {
     lsum += iq1_octet_dot(t.iq1s_grid[qs[k] | (((qh >> (3 * k)) & 7) << 8)], q8);
   }
-  const int sumi1 = ls * delta * (y.bsums[2 * g] + y.bsums[2 * g + 1]);
+  const int sumi1 = ls * delta * (y.bsums[0] + y.bsums[1]);
   return fp16_to_fp32(x.d) * y.d * (ls * lsum + 0.125f * sumi1);
 }
 
-V4_HD inline float group_dot_iq1_m(const BlockIQ1M& x, const BlockQ8K& y, int g,
+V4_HD inline float group_dot_iq1_m(const BlockIQ1M& x, const Q8KGroup& y, int g,
                                    const QuantTables& t) {
   uint16_t sc[4];
   memcpy(sc, x.scales, sizeof(sc));
-  const int8_t* q8 = y.qs + 32 * g;
+  const int8_t* q8 = y.qs;
   const uint8_t* qs = x.qs + 4 * g;
   const uint8_t* qh = x.qh + 2 * g;
   int sum1[2] = {0, 0}, sum2[2] = {0, 0};
@@ -492,7 +519,8 @@ V4_HD inline float unit_dot(GgmlType type, const uint8_t* w_row, const uint8_t* 
                             const QuantTables& t) {
   const int64_t b = u / 8;
   const int g = static_cast<int>(u % 8);
-  const BlockQ8K& y = reinterpret_cast<const BlockQ8K*>(a_row)[b];
+  if (units_per_block(type) == 1) return block_dot(type, w_row, a_row, u, t);
+  const Q8KGroup y = load_q8k_group(reinterpret_cast<const BlockQ8K*>(a_row)[b], g);
   switch (type) {
     case GgmlType::Q2_K:
       return group_dot_q2_k(reinterpret_cast<const BlockQ2K*>(w_row)[b], y, g);
