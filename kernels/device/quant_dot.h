@@ -364,6 +364,19 @@ V4_HD inline float block_dot(GgmlType type, const uint8_t* w_row, const uint8_t*
 // blocks (an expert's 4096 values are 16 blocks, 128 groups). Integer sums within a group are
 // exact; the block's float scales are applied per group.
 
+// 32 bytes from a 4-byte aligned address, with 4-byte loads on the device.
+V4_HD inline void load_32_bytes(const uint8_t* src, uint8_t* out) {
+#if defined(__CUDA_ARCH__)
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(src);
+  uint32_t words[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) words[j] = w[j];
+  memcpy(out, words, 32);
+#else
+  memcpy(out, src, 32);
+#endif
+}
+
 // Group g of a Q8_K activation block: its 32 quants, its two sums of 16 and the block's scale.
 struct Q8KGroup {
   float d;
@@ -377,11 +390,8 @@ V4_HD inline Q8KGroup load_q8k_group(const BlockQ8K& y, int g) {
   Q8KGroup out;
   out.d = y.d;
 #if defined(__CUDA_ARCH__)
-  const uint32_t* q = reinterpret_cast<const uint32_t*>(y.qs + 32 * g);
-  uint32_t words[8];
-#pragma unroll
-  for (int j = 0; j < 8; ++j) words[j] = q[j];
-  memcpy(out.qs, words, 32);
+  load_32_bytes(reinterpret_cast<const uint8_t*>(y.qs + 32 * g),
+                reinterpret_cast<uint8_t*>(out.qs));
   const uint32_t sums = reinterpret_cast<const uint32_t*>(y.bsums)[g];
   memcpy(out.bsums, &sums, 4);
 #else
@@ -393,7 +403,8 @@ V4_HD inline Q8KGroup load_q8k_group(const BlockQ8K& y, int g) {
 
 V4_HD inline float group_dot_q2_k(const BlockQ2K& x, const Q8KGroup& y, int g) {
   const int half = g / 4, shift = (g % 4) * 2;
-  const uint8_t* q2 = x.qs + 32 * half;
+  uint8_t q2[32];  // an 84-byte block's quants start 16 bytes in: 4-byte aligned
+  load_32_bytes(x.qs + 32 * half, q2);
   const int8_t* q8 = y.qs;
   int isum = 0, summs = 0;
   for (int sub = 0; sub < 2; ++sub) {
