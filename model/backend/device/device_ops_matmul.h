@@ -23,7 +23,7 @@
 
 namespace v4::device {
 
-// Tokens per warp: each weight block a lane loads serves this many tokens.
+// Tokens per warp (from two tokens on): each weight block a lane loads serves this many tokens.
 inline constexpr int kMatmulTile = 8;
 // Lanes of a warp (both executors).
 inline constexpr int kLanes = 32;
@@ -183,7 +183,7 @@ V4_HD inline void float_run(const uint8_t* row, int64_t i, float* out) {
 // unit is loaded once for all the tile's tokens; a token's sum runs over its units in the same
 // order whatever the tile holds (batch invariance). T is a constant, so unit_dot's switch folds
 // away after inlining and the loops unroll.
-template <GgmlType T>
+template <GgmlType T, int Tile>
 V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, const uint8_t* w_row,
                                 const uint8_t* a_rows, size_t a_row_bytes, int64_t n, int lane,
                                 const kernels::QuantTables& t, float* acc) {
@@ -195,7 +195,7 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
       float w[kFloatRun];
       float_run<T>(w_row, i, w);
       V4_UNROLL_ALL
-      for (int k = 0; k < kMatmulTile; ++k) {
+      for (int k = 0; k < Tile; ++k) {
         if (k >= n) continue;
         const float* x = reinterpret_cast<const float*>(a_rows + k * a_row_bytes) + i;
         float sum = acc[k];
@@ -207,7 +207,7 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
     for (int64_t i = runs_end + lane; i < end; i += kLanes) {
       const float w = kernels::float_weight(T, w_row, i);
       V4_UNROLL_ALL
-      for (int k = 0; k < kMatmulTile; ++k) {
+      for (int k = 0; k < Tile; ++k) {
         if (k < n) acc[k] += w * reinterpret_cast<const float*>(a_rows + k * a_row_bytes)[i];
       }
     }
@@ -220,7 +220,7 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
       kernels::load_q8_0_weights(wb.qs, w);
       const float dw = fp16_to_fp32(wb.d);
       V4_UNROLL_ALL
-      for (int k = 0; k < kMatmulTile; ++k) {
+      for (int k = 0; k < Tile; ++k) {
         if (k >= n) continue;
         const uint8_t* a_row = a_rows + k * a_row_bytes;
         uint16_t da;
@@ -232,7 +232,7 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
     V4_UNROLL(2)
     for (int64_t u = begin + lane; u < end; u += kLanes) {
       V4_UNROLL_ALL
-      for (int k = 0; k < kMatmulTile; ++k) {
+      for (int k = 0; k < Tile; ++k) {
         if (k < n) acc[k] += kernels::unit_dot(T, w_row, a_rows + k * a_row_bytes, u, t);
       }
     }
@@ -243,8 +243,8 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
 template <GgmlType T>
 V4_HD inline float lane_dot(int64_t begin, int64_t end, int64_t row_units, const uint8_t* w_row,
                             const uint8_t* a_row, int lane, const kernels::QuantTables& t) {
-  float one[kMatmulTile] = {};
-  lane_dot_tile<T>(begin, end, row_units, w_row, a_row, 0, 1, lane, t, one);
+  float one[1] = {};
+  lane_dot_tile<T, 1>(begin, end, row_units, w_row, a_row, 0, 1, lane, t, one);
   return one[0];
 }
 
@@ -259,7 +259,7 @@ inline int64_t chunk_units(GgmlType type) {
   return is_float_weight(type) ? kFloatChunkValues : kChunkUnits;
 }
 
-template <GgmlType T, class E>
+template <GgmlType T, int Tile, class E>
 void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
   const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
@@ -268,27 +268,26 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
   const kernels::MatrixView m = w;
   const int64_t units = row_units(T, w.cols);
   const int64_t chunk = chunk_units(T), chunks = (units + chunk - 1) / chunk;
-  const int64_t tiles = (n_tokens + kMatmulTile - 1) / kMatmulTile;
+  const int64_t tiles = (n_tokens + Tile - 1) / Tile;
   // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
   // bytes of the weights.
   float* partials = chunks == 1
                         ? nullptr
                         : s.template get<float>(ScratchSlot::kMatmulMid,
                                                 static_cast<size_t>(n_tokens * w.rows * chunks));
-  e.template warp_sums<kMatmulTile>(
+  e.template warp_sums<Tile>(
       w.rows * tiles * chunks,
       [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t c = i % chunks, r = i / chunks % m.rows,
-                      t0 = i / chunks / m.rows * kMatmulTile;
+        const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
         const int64_t begin = c * chunk, end = begin + chunk < units ? begin + chunk : units;
-        lane_dot_tile<T>(begin, end, units, m.data + r * m.row_bytes, a.rows + t0 * a.row_bytes,
-                         a.row_bytes, n_tokens - t0, lane, tables, acc);
+        lane_dot_tile<T, Tile>(begin, end, units, m.data + r * m.row_bytes,
+                               a.rows + t0 * a.row_bytes, a.row_bytes, n_tokens - t0, lane, tables,
+                               acc);
       },
       [=] V4_HD(int64_t i, const float* sum) {
-        const int64_t c = i % chunks, r = i / chunks % m.rows,
-                      t0 = i / chunks / m.rows * kMatmulTile;
+        const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
         V4_UNROLL_ALL
-        for (int k = 0; k < kMatmulTile; ++k) {
+        for (int k = 0; k < Tile; ++k) {
           if (t0 + k >= n_tokens) continue;
           if (chunks == 1) {
             y[(t0 + k) * y_stride + r] = sum[k];
@@ -309,8 +308,14 @@ template <class E>
 void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
             int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
   if (n_tokens <= 0 || w.rows <= 0) return;
+  // One token (batch-1 decode) gets a kernel with a tile of one: fewer registers, more warps in
+  // flight. A token's sum is the same sequence of operations in either (batch invariance).
   dispatch_weight_type(w.type, "matmul", [&](auto tag) {
-    matmul_typed<decltype(tag)::value>(e, s, w, x, x_stride, n_tokens, y, y_stride);
+    if (n_tokens == 1) {
+      matmul_typed<decltype(tag)::value, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride);
+    } else {
+      matmul_typed<decltype(tag)::value, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride);
+    }
   });
 }
 
