@@ -161,12 +161,15 @@ TEST_F(GrpcSecurityTest, MissingOrWrongTokenIsUnauthenticated) {
     EXPECT_EQ(stub->Drain(&drain_context, pb::DrainRequest{}, &drain).error_code(),
               grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_FALSE(worker.service->draining());
+    // A worker that let the stream in would otherwise keep it open: the deadline ends it.
+    stream_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     auto stream = stub->Generate(&stream_context);
     pb::GenerateIn hello;
     hello.mutable_hello()->set_protocol_version(pb::PROTOCOL_VERSION_CURRENT);
     stream->Write(hello);
     pb::GenerateOut out;
     EXPECT_FALSE(stream->Read(&out));
+    stream->WritesDone();
     EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
   }
   // The router without the token, or with a wrong one, has no usable worker and says why.
