@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -32,6 +33,9 @@ std::string where(std::string_view flag, const std::string& path) {
 
 Result<std::string> read_file(const std::string& path, std::string_view flag) {
   if (path.empty()) return Status::error(std::string(flag) + " names no file");
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    return Status::error(where(flag, path) + ": is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::error(where(flag, path) + ": cannot read the file");
   std::ostringstream text;

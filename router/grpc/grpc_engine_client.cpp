@@ -334,6 +334,40 @@ void GrpcEngineClient::deliver(const Flush& flush) {
   }
 }
 
+void GrpcEngineClient::note_error(size_t i, const std::string& message, bool refused) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (workers_[i].last_error == message) return;
+  workers_[i].last_error = message;
+  if (refused)
+    spdlog::error("worker refused: {}", message);
+  else
+    spdlog::warn("worker unavailable: {}", message);
+}
+
+bool GrpcEngineClient::connect(size_t i, WorkerLink& link) {
+  pb::Welcome welcome;
+  Result<uint64_t> session = link.open(welcome);
+  if (!session) {
+    note_error(i, session.message(), session.message().find("mismatch") != std::string::npos);
+    return false;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  Worker& w = workers_[i];
+  if (w.removed()) {  // its record went away while the stream opened
+    lock.unlock();
+    link.close();
+    return false;
+  }
+  w.up = true;
+  w.session = *session;
+  w.max_context = welcome.max_context();
+  w.last_error.clear();
+  if (welcome.page_tokens()) policy_.set_page_tokens(welcome.page_tokens());
+  spdlog::info("worker {} ({}) connected: max context {}, pages of {} tokens", link.address(),
+               welcome.model(), welcome.max_context(), welcome.page_tokens());
+  return true;
+}
+
 void GrpcEngineClient::check(size_t i) {
   WorkerLink* link_pointer = nullptr;
   bool up = false;
@@ -360,50 +394,20 @@ void GrpcEngineClient::check(size_t i) {
     }
     if (up) link.close();
   };
-  auto note_error = [&](const std::string& message, bool error) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (workers_[i].last_error == message) return;
-    workers_[i].last_error = message;
-    if (error)
-      spdlog::error("worker refused: {}", message);
-    else
-      spdlog::warn("worker unavailable: {}", message);
-  };
   if (!health) {
     const bool refused = health.message().find("protocol version mismatch") != std::string::npos;
-    note_error(health.message(), refused);
+    note_error(i, health.message(), refused);
     eject(ejection_reason(health.message()));
     return;
   }
   const bool serving = health->status() == pb::HealthResponse::SERVING;
   const bool draining = health->status() == pb::HealthResponse::DRAINING;
   if (!serving && !draining) {
-    note_error(link.address() + ": not serving", false);
+    note_error(i, link.address() + ": not serving", false);
     eject("not_serving");
     return;
   }
-  if (!up && serving) {
-    pb::Welcome welcome;
-    Result<uint64_t> session = link.open(welcome);
-    if (!session) {
-      note_error(session.message(), session.message().find("mismatch") != std::string::npos);
-      return;
-    }
-    std::unique_lock<std::mutex> lock(mutex_);
-    Worker& w = workers_[i];
-    if (w.removed()) {  // its record went away while the stream opened
-      lock.unlock();
-      link.close();
-      return;
-    }
-    w.up = true;
-    w.session = *session;
-    w.max_context = welcome.max_context();
-    w.last_error.clear();
-    if (welcome.page_tokens()) policy_.set_page_tokens(welcome.page_tokens());
-    spdlog::info("worker {} ({}) connected: max context {}, pages of {} tokens", link.address(),
-                 welcome.model(), welcome.max_context(), welcome.page_tokens());
-  }
+  if (!up && serving && !connect(i, link)) return;
   Result<pb::StatsResponse> stats = link.stats();
   std::lock_guard<std::mutex> lock(mutex_);
   Worker& w = workers_[i];

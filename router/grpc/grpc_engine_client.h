@@ -103,6 +103,10 @@ class GrpcEngineClient final : public router::EngineClient {
   void dns_loop();
   void resolve_once();
   void check(size_t worker);
+  // Opens the worker's stream and marks it up; false (logged) when it could not.
+  bool connect(size_t worker, WorkerLink& link);
+  // Logs a worker's error once until it changes (`refused`: as an error, else a warning).
+  void note_error(size_t worker, const std::string& message, bool refused);
   // The index of a new worker for `address`, its link made. mutex_ held.
   size_t add_worker_locked(const std::string& address);
   // The state series of worker i. mutex_ held.

@@ -75,6 +75,9 @@ TEST_F(TlsFilesTest, MissingOrNonPemFilesAreRefused) {
       read_tls_key_pair(path("server.crt"), "--tls-cert", path("server.crt"), "--tls-key");
   ASSERT_FALSE(cert_as_key);
   EXPECT_TRUE(names(cert_as_key.status(), "holds no PEM private key")) << cert_as_key.message();
+  Result<std::string> directory = read_pem_certificates(certificates_->dir.string(), "--tls-cert");
+  ASSERT_FALSE(directory);
+  EXPECT_TRUE(names(directory.status(), "is a directory")) << directory.message();
   const std::string garbage = write("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
   EXPECT_FALSE(read_pem_certificates(garbage, "--tls-cert"));
 }
