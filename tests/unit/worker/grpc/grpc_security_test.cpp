@@ -182,12 +182,25 @@ TEST_F(GrpcSecurityTest, MissingOrWrongTokenIsUnauthenticated) {
   EXPECT_TRUE(contains(refused, "UNAUTHENTICATED: wrong token")) << refused;
 }
 
-TEST_F(GrpcSecurityTest, RightTokenWorksWithAndWithoutTls) {
+TEST_F(GrpcSecurityTest, RightTokenWorksWithAndWithoutTlsOnEveryMethod) {
   TestWorker plain(weights(), options(), pb::PROTOCOL_VERSION_CURRENT, nullptr, "s3cret");
   const std::string token_file = write_token("token", "s3cret");
   Result<router_grpc::LinkSecurity> token = router_grpc::load_link_security({}, token_file);
   ASSERT_TRUE(token) << token.message();
   EXPECT_EQ(connect_and_generate(plain, *token), "");
+  {  // Drain carries it too (the worker drains only for a caller with the token).
+    router_grpc::LinkOptions without_token, with_token;
+    with_token.security = *token;
+    auto link = [&](const router_grpc::LinkOptions& o) {
+      return std::make_unique<router_grpc::WorkerLink>(
+          plain.address, o, [](uint64_t, pb::Events&) {}, [](uint64_t, const std::string&) {});
+    };
+    EXPECT_FALSE(link(without_token)->drain());
+    EXPECT_FALSE(plain.service->draining());
+    Result<uint32_t> drained = link(with_token)->drain();
+    ASSERT_TRUE(drained) << drained.message();
+    EXPECT_TRUE(plain.service->draining());
+  }
   TestWorker secured(weights(), options(), pb::PROTOCOL_VERSION_CURRENT, server_tls(true),
                      "s3cret");
   EXPECT_EQ(connect_and_generate(secured, router_tls("ca.crt", true, token_file)), "");
