@@ -16,6 +16,8 @@
 #include "model/gguf/gguf_reader.h"
 #include "model/text/tokenizer.h"
 #include "router/grpc/grpc_engine_client.h"
+#include "router/grpc/link_security.h"
+#include "router/grpc/router_grpc_metrics.h"
 
 namespace v4::apps {
 namespace {
@@ -29,6 +31,10 @@ struct RouterFlags {
   uint32_t batch_max = 64;
   uint32_t health_interval_ms = 500;
   uint32_t rpc_timeout_ms = 2000;
+  router_grpc::WorkerTlsClientFiles tls;
+  std::string auth_token_file;
+  std::string workers_dns;
+  uint32_t workers_dns_interval_s = 10;
 };
 
 std::vector<std::string> split_list(const std::string& text) {
@@ -47,10 +53,30 @@ int run_router(const RouterFlags& f) {
   const sigset_t signals = block_stop_signals();
   Result<router_grpc::RoutingMode> mode = router_grpc::routing_mode_from_name(f.routing);
   const std::vector<std::string> workers = split_list(f.workers);
-  if (!mode || workers.empty()) {
-    spdlog::error("{}", !mode ? mode.message() : "--workers names no worker");
+  if (!mode || (workers.empty() && f.workers_dns.empty())) {
+    spdlog::error("{}", !mode ? mode.message() : "name workers with --workers or --workers-dns");
     return 2;
   }
+  std::optional<router_grpc::DnsDiscoveryOptions> dns;
+  if (!f.workers_dns.empty()) {
+    Result<router_grpc::DnsDiscoveryOptions> parsed = router_grpc::parse_dns_target(f.workers_dns);
+    if (!parsed) {
+      spdlog::error("{}", parsed.message());
+      return 2;
+    }
+    dns = std::move(*parsed);
+    dns->interval = std::chrono::seconds(f.workers_dns_interval_s);
+  }
+  Result<router_grpc::LinkSecurity> security =
+      router_grpc::load_link_security(f.tls, f.auth_token_file);
+  if (!security) {
+    spdlog::error("{}", security.message());
+    return 2;
+  }
+  if (!security->auth_token.empty() && !security->tls)
+    spdlog::warn(
+        "--workers-auth-token-file without --workers-tls-ca: the token travels in clear "
+        "(acceptable on loopback only)");
   std::string path = f.model;
   if (path.empty()) {
     Result<std::string> generated = default_model_path();
@@ -74,8 +100,13 @@ int run_router(const RouterFlags& f) {
   if (Result<std::string> name = file->get_string("general.name"); name && !name->empty())
     model_name = *name;
 
+  const router::ServiceOptions service = service_options(f.http, model_name, "fp_router");
+  router::ServerMetrics metrics(service.model_name, f.http.metrics_expert_detail);
   router_grpc::GrpcClientOptions options;
   options.workers = workers;
+  options.dns = dns;
+  options.link.security = std::move(*security);
+  options.metrics = std::make_shared<router_grpc::RouterGrpcMetrics>(metrics.registry());
   options.routing.mode = *mode;
   options.link.router_id = "router-" + std::to_string(::getpid());
   options.link.batch_window = std::chrono::microseconds(f.batch_window_us);
@@ -84,10 +115,9 @@ int run_router(const RouterFlags& f) {
   options.health_interval = std::chrono::milliseconds(f.health_interval_ms);
   auto client = std::make_unique<router_grpc::GrpcEngineClient>(options);
   client->start();
-  spdlog::info("{} of {} workers connected", client->usable_workers(), workers.size());
+  spdlog::info("{} of {} workers connected", client->usable_workers(),
+               client->worker_addresses().size());
 
-  const router::ServiceOptions service = service_options(f.http, model_name, "fp_router");
-  router::ServerMetrics metrics(service.model_name, f.http.metrics_expert_detail);
   return serve_http(f.http, service, *tokenizer, *client, metrics, signals, [&] {
     const router_grpc::GrpcClientCounters c = client->counters();
     spdlog::info(
@@ -101,8 +131,24 @@ int run_router(const RouterFlags& f) {
 CommandRegistration registration(
     "router", "OpenAI-compatible HTTP router over gRPC workers", [](CLI::App& sub) {
       auto f = std::make_shared<RouterFlags>();
-      sub.add_option("--workers", f->workers, "worker addresses, host:port,host:port,...")
-          ->required();
+      sub.add_option("--workers", f->workers, "worker addresses, host:port,host:port,...");
+      sub.add_option("--workers-dns", f->workers_dns,
+                     "NAME:PORT whose A/AAAA records are workers (re-resolved; e.g. a "
+                     "Kubernetes headless Service)");
+      sub.add_option("--workers-dns-interval-s", f->workers_dns_interval_s,
+                     "how often --workers-dns is resolved again")
+          ->capture_default_str()
+          ->check(CLI::Range(1u, 86400u));
+      sub.add_option("--workers-tls-ca", f->tls.ca,
+                     "PEM CA bundle: dial workers over TLS, trusting certificates it signed");
+      sub.add_option("--workers-tls-cert", f->tls.certificate,
+                     "PEM client certificate for workers that require one (mutual TLS)");
+      sub.add_option("--workers-tls-key", f->tls.key, "PEM private key of --workers-tls-cert");
+      sub.add_option("--workers-tls-server-name", f->tls.server_name,
+                     "name the workers' certificates must carry (default: the address's host)");
+      sub.add_option("--workers-auth-token-file", f->auth_token_file,
+                     "file holding the token the workers require (sent as authorization: "
+                     "Bearer on every call)");
       sub.add_option("--model", f->model,
                      "the workers' GGUF, read for its tokenizer and name only (default: the "
                      "tiny synthetic model)");

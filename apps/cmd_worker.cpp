@@ -16,7 +16,9 @@
 #include "apps/http_front.h"
 #include "apps/log_setup.h"
 #include "apps/serve_model.h"
+#include "core/tls_files.h"
 #include "worker/engine.h"
+#include "worker/grpc/server_credentials.h"
 #include "worker/grpc/worker_service.h"
 
 namespace v4::apps {
@@ -29,7 +31,32 @@ struct WorkerFlags {
   double drain_grace = 30.0;
   std::string log_format = "text";
   std::string log_level = "info";
+  worker_grpc::WorkerTlsFiles tls;
+  std::string auth_token_file;
 };
+
+// The credentials and the token of the flags; false (after one error line) when a file is bad.
+bool load_security(const WorkerFlags& f, std::shared_ptr<grpc::ServerCredentials>& credentials,
+                   std::string& token) {
+  Result<std::shared_ptr<grpc::ServerCredentials>> made = worker_grpc::server_credentials(f.tls);
+  if (!made) {
+    spdlog::error("{}", made.message());
+    return false;
+  }
+  credentials = std::move(*made);
+  if (f.auth_token_file.empty()) return true;
+  Result<std::string> read = read_token_file(f.auth_token_file, "--auth-token-file");
+  if (!read) {
+    spdlog::error("{}", read.message());
+    return false;
+  }
+  token = std::move(*read);
+  if (!f.tls.enabled())
+    spdlog::warn(
+        "--auth-token-file without --tls-cert: the token travels in clear (acceptable "
+        "on loopback only)");
+  return true;
+}
 
 int run_worker(const WorkerFlags& f) {
   if (Status s = configure_logging(f.log_format, f.log_level); !s) {
@@ -37,6 +64,10 @@ int run_worker(const WorkerFlags& f) {
     return 2;
   }
   const sigset_t signals = block_stop_signals();
+  // Bad security files fail before the model loads, which can take minutes.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  std::string auth_token;
+  if (!load_security(f, credentials, auth_token)) return 2;
   std::string path = f.model;
   if (path.empty()) {
     Result<std::string> generated = default_model_path();
@@ -67,11 +98,12 @@ int run_worker(const WorkerFlags& f) {
   worker_grpc::WorkerServiceOptions service_options;
   service_options.worker_id = f.listen;
   service_options.model = default_model_name(**model, path);
+  service_options.auth_token = auth_token;
   worker_grpc::WorkerService service(*engine, service_options);
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(f.listen, credentials, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -115,6 +147,12 @@ CommandRegistration registration(
                      "seconds running requests get to finish on SIGTERM/SIGINT")
           ->capture_default_str()
           ->check(CLI::Range(0.0, 3600.0));
+      sub.add_option("--tls-cert", f->tls.certificate, "PEM certificate chain: serve TLS");
+      sub.add_option("--tls-key", f->tls.key, "PEM private key of --tls-cert");
+      sub.add_option("--tls-client-ca", f->tls.client_ca,
+                     "PEM CA bundle: require router certificates it signed (mutual TLS)");
+      sub.add_option("--auth-token-file", f->auth_token_file,
+                     "file holding the token every call must carry (authorization: Bearer)");
       sub.add_option("--log-format", f->log_format, "text or json")->capture_default_str();
       sub.add_option("--log-level", f->log_level, "trace, debug, info, warn, error")
           ->capture_default_str();

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "router/grpc/router_proto.h"
@@ -29,15 +30,43 @@ struct GrpcEngineClient::Tracked {
   std::mutex delivery;
 };
 
+namespace {
+
+// The reason label of an ejection, from the error of the Health call that failed.
+std::string_view ejection_reason(const std::string& error) {
+  if (error.find("UNAUTHENTICATED") != std::string::npos) return "unauthenticated";
+  if (error.find("protocol version mismatch") != std::string::npos) return "version_mismatch";
+  if (error.find("DEADLINE_EXCEEDED") != std::string::npos) return "timeout";
+  return "unreachable";
+}
+
+}  // namespace
+
 GrpcEngineClient::GrpcEngineClient(GrpcClientOptions options)
     : options_(std::move(options)), policy_(options_.routing) {
-  workers_.resize(options_.workers.size());
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i].link = std::make_unique<WorkerLink>(
-        options_.workers[i], options_.link,
-        [this, i](uint64_t session, pb::Events& events) { on_events(i, session, events); },
-        [this, i](uint64_t session, const std::string& why) { on_broken(i, session, why); });
-  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const std::string& address : options_.workers)
+    workers_[add_worker_locked(address)].configured = true;
+}
+
+size_t GrpcEngineClient::add_worker_locked(const std::string& address) {
+  // Workers are never erased, so an index names one worker for the client's lifetime.
+  const size_t i = workers_.size();
+  workers_.emplace_back();
+  workers_[i].link = std::make_unique<WorkerLink>(
+      address, options_.link,
+      [this, i](uint64_t session, pb::Events& events) { on_events(i, session, events); },
+      [this, i](uint64_t session, const std::string& why) { on_broken(i, session, why); });
+  return i;
+}
+
+void GrpcEngineClient::publish_state_locked(size_t i) {
+  if (!options_.metrics) return;
+  const Worker& w = workers_[i];
+  if (w.removed()) return options_.metrics->remove_worker(w.link->address());
+  options_.metrics->set_state(w.link->address(), !w.up        ? WorkerState::kEjected
+                                                 : w.draining ? WorkerState::kDraining
+                                                              : WorkerState::kUsable);
 }
 
 GrpcEngineClient::~GrpcEngineClient() {
@@ -47,6 +76,7 @@ GrpcEngineClient::~GrpcEngineClient() {
     stop_.notify_all();
   }
   if (health_.joinable()) health_.join();
+  if (dns_.joinable()) dns_.join();
   // Streams close first, so no reader thread runs while the requests end.
   for (Worker& w : workers_) w.link.reset();
   Flush flush;
@@ -63,8 +93,68 @@ GrpcEngineClient::~GrpcEngineClient() {
 }
 
 void GrpcEngineClient::start() {
-  for (size_t i = 0; i < workers_.size(); ++i) check(i);
+  if (options_.dns) resolve_once();
+  size_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    n = workers_.size();
+  }
+  for (size_t i = 0; i < n; ++i) check(i);
   health_ = std::thread([this] { health_loop(); });
+  if (options_.dns) dns_ = std::thread([this] { dns_loop(); });
+}
+
+void GrpcEngineClient::resolve_once() {
+  const DnsDiscoveryOptions& dns = *options_.dns;
+  Result<std::vector<std::string>> found =
+      dns.resolve ? dns.resolve(dns.host, dns.port) : resolve_with_getaddrinfo(dns.host, dns.port);
+  if (!found) {
+    // A resolver that cannot answer says nothing about the workers: keep them.
+    spdlog::warn("--workers-dns {}:{}: {}; keeping the workers found before", dns.host, dns.port,
+                 found.message());
+    return;
+  }
+  set_discovered_workers(*found);
+}
+
+void GrpcEngineClient::set_discovered_workers(const std::vector<std::string>& addresses) {
+  const std::set<std::string> listed(addresses.begin(), addresses.end());
+  std::vector<WorkerLink*> to_close;
+  std::vector<std::string> added, removed;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    std::set<std::string> known;
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      Worker& w = workers_[i];
+      const std::string& address = w.link->address();
+      known.insert(address);
+      const bool now = listed.count(address) > 0;
+      if (now == w.discovered) continue;
+      const bool was_removed = w.removed();
+      w.discovered = now;
+      if (was_removed && !w.removed()) {
+        added.push_back(address);
+        w.last_error.clear();
+      } else if (!was_removed && w.removed()) {
+        // As a lost worker: the reader's on_broken moves its requests elsewhere.
+        removed.push_back(address);
+        w.eject_reason = "removed";
+        policy_.forget(i);
+        to_close.push_back(w.link.get());
+      }
+      publish_state_locked(i);
+    }
+    for (const std::string& address : listed) {
+      if (known.count(address)) continue;
+      workers_[add_worker_locked(address)].discovered = true;
+      added.push_back(address);
+    }
+  }
+  // Links are never destroyed before the client, so these pointers stay valid.
+  for (WorkerLink* link : to_close) link->close();
+  for (const std::string& a : added) spdlog::info("worker {} added (DNS)", a);
+  for (const std::string& a : removed) spdlog::info("worker {} removed (DNS)", a);
 }
 
 std::vector<WorkerLoad> GrpcEngineClient::loads() const {
@@ -115,6 +205,10 @@ void GrpcEngineClient::place(EngineRequestId id, const std::shared_ptr<Tracked>&
   }
   if (choice->affinity_pages > 0) ++counters_.affinity_hits;
   Worker& w = workers_[choice->worker];
+  if (options_.metrics) {
+    options_.metrics->routed(w.link->address());
+    if (avoid) options_.metrics->failover();
+  }
   t->worker = choice->worker;
   t->session = w.session;
   pb::SubmitRequest r;
@@ -209,12 +303,17 @@ void GrpcEngineClient::on_broken(size_t worker, uint64_t session, const std::str
       w.stats.reset();
       // Its prefix cache is gone with it (or will be stale by the time it is back).
       policy_.forget(worker);
+      const std::string reason = !w.eject_reason.empty() ? w.eject_reason
+                                 : w.draining            ? "drained"
+                                                         : "stream_lost";
+      if (options_.metrics) options_.metrics->ejected(w.link->address(), reason);
+      publish_state_locked(worker);
     }
+    w.eject_reason.clear();
     std::vector<std::pair<EngineRequestId, std::shared_ptr<Tracked>>> moved;
     for (const auto& [id, t] : requests_)
       if (t->worker == worker && t->session == session) moved.emplace_back(id, t);
-    spdlog::warn("worker {}: stream lost ({}); moving {} requests", w.link->address(), why,
-                 moved.size());
+    spdlog::warn("stream lost ({}); moving {} requests", why, moved.size());
     for (auto& [id, t] : moved) place(id, t, worker, flush);
   }
   deliver(flush);
@@ -235,55 +334,80 @@ void GrpcEngineClient::deliver(const Flush& flush) {
   }
 }
 
+void GrpcEngineClient::note_error(size_t i, const std::string& message, bool refused) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (workers_[i].last_error == message) return;
+  workers_[i].last_error = message;
+  if (refused)
+    spdlog::error("worker refused: {}", message);
+  else
+    spdlog::warn("worker unavailable: {}", message);
+}
+
+bool GrpcEngineClient::connect(size_t i, WorkerLink& link) {
+  pb::Welcome welcome;
+  Result<uint64_t> session = link.open(welcome);
+  if (!session) {
+    note_error(i, session.message(), session.message().find("mismatch") != std::string::npos);
+    return false;
+  }
+  std::unique_lock<std::mutex> lock(mutex_);
+  Worker& w = workers_[i];
+  if (w.removed()) {  // its record went away while the stream opened
+    lock.unlock();
+    link.close();
+    return false;
+  }
+  w.up = true;
+  w.session = *session;
+  w.max_context = welcome.max_context();
+  w.last_error.clear();
+  if (welcome.page_tokens()) policy_.set_page_tokens(welcome.page_tokens());
+  spdlog::info("worker {} ({}) connected: max context {}, pages of {} tokens", link.address(),
+               welcome.model(), welcome.max_context(), welcome.page_tokens());
+  return true;
+}
+
 void GrpcEngineClient::check(size_t i) {
-  WorkerLink& link = *workers_[i].link;
+  WorkerLink* link_pointer = nullptr;
   bool up = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (workers_[i].removed()) return;
+    link_pointer = workers_[i].link.get();
     up = workers_[i].up;
   }
+  WorkerLink& link = *link_pointer;
+  const auto asked = std::chrono::steady_clock::now();
   Result<pb::HealthResponse> health = link.health();
-  auto note_error = [&](const std::string& message, bool error) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (workers_[i].last_error == message) return;
-    workers_[i].last_error = message;
-    if (error)
-      spdlog::error("worker refused: {}", message);
-    else
-      spdlog::warn("worker unavailable: {}", message);
+  if (health && options_.metrics)
+    options_.metrics->health_round_trip(
+        link.address(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count());
+  // A worker that stops answering is ejected: its stream is closed and the reader moves its
+  // requests (a SIGSTOPped or wedged process keeps its connection open).
+  auto eject = [&](std::string_view reason) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (up) workers_[i].eject_reason = std::string(reason);
+      publish_state_locked(i);
+    }
+    if (up) link.close();
   };
   if (!health) {
     const bool refused = health.message().find("protocol version mismatch") != std::string::npos;
-    note_error(health.message(), refused);
-    // A worker that stops answering is ejected: its stream is closed and the reader moves its
-    // requests (a SIGSTOPped or wedged process keeps its connection open).
-    if (up) link.close();
+    note_error(i, health.message(), refused);
+    eject(ejection_reason(health.message()));
     return;
   }
   const bool serving = health->status() == pb::HealthResponse::SERVING;
   const bool draining = health->status() == pb::HealthResponse::DRAINING;
   if (!serving && !draining) {
-    note_error(link.address() + ": not serving", false);
-    if (up) link.close();
+    note_error(i, link.address() + ": not serving", false);
+    eject("not_serving");
     return;
   }
-  if (!up && serving) {
-    pb::Welcome welcome;
-    Result<uint64_t> session = link.open(welcome);
-    if (!session) {
-      note_error(session.message(), session.message().find("mismatch") != std::string::npos);
-      return;
-    }
-    std::lock_guard<std::mutex> lock(mutex_);
-    Worker& w = workers_[i];
-    w.up = true;
-    w.session = *session;
-    w.max_context = welcome.max_context();
-    w.last_error.clear();
-    if (welcome.page_tokens()) policy_.set_page_tokens(welcome.page_tokens());
-    spdlog::info("worker {} ({}) connected: max context {}, pages of {} tokens", link.address(),
-                 welcome.model(), welcome.max_context(), welcome.page_tokens());
-  }
+  if (!up && serving && !connect(i, link)) return;
   Result<pb::StatsResponse> stats = link.stats();
   std::lock_guard<std::mutex> lock(mutex_);
   Worker& w = workers_[i];
@@ -291,6 +415,7 @@ void GrpcEngineClient::check(size_t i) {
     spdlog::info("worker {} {}", link.address(), draining ? "is draining" : "serves again");
   w.draining = draining;
   if (stats && w.up) w.stats = std::move(*stats);
+  publish_state_locked(i);
 }
 
 void GrpcEngineClient::health_loop() {
@@ -298,8 +423,20 @@ void GrpcEngineClient::health_loop() {
   while (!stopping_) {
     stop_.wait_for(lock, options_.health_interval);
     if (stopping_) return;
+    const size_t n = workers_.size();
     lock.unlock();
-    for (size_t i = 0; i < workers_.size(); ++i) check(i);
+    for (size_t i = 0; i < n; ++i) check(i);
+    lock.lock();
+  }
+}
+
+void GrpcEngineClient::dns_loop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stopping_) {
+    stop_.wait_for(lock, options_.dns->interval);
+    if (stopping_) return;
+    lock.unlock();
+    resolve_once();
     lock.lock();
   }
 }
@@ -328,11 +465,20 @@ size_t GrpcEngineClient::usable_workers() const {
   return n;
 }
 
+std::vector<std::string> GrpcEngineClient::worker_addresses() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> out;
+  for (const Worker& w : workers_)
+    if (!w.removed()) out.push_back(w.link->address());
+  return out;
+}
+
 uint32_t GrpcEngineClient::max_context() const {
   std::lock_guard<std::mutex> lock(mutex_);
   uint32_t limit = 0;
   for (const Worker& w : workers_)
-    if (w.max_context) limit = limit ? std::min(limit, w.max_context) : w.max_context;
+    if (w.max_context && !w.removed())
+      limit = limit ? std::min(limit, w.max_context) : w.max_context;
   return limit ? limit : options_.default_max_context;
 }
 

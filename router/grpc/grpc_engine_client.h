@@ -4,7 +4,9 @@
 // already sent, same seed, resumed_tokens = their count), so a client's stream goes on without
 // a gap, a duplicate or a changed token. A health thread ejects workers that stop answering and
 // re-admits them when they answer again. With no worker left, submit() fails and open
-// requests end with an error event: nothing hangs.
+// requests end with an error event: nothing hangs. Workers are the configured addresses plus,
+// with DNS discovery, the name's current records: a record that appears adds a worker, one
+// that goes removes it (its requests move on as from a lost worker).
 #pragma once
 
 #include <chrono>
@@ -19,7 +21,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "router/grpc/router_grpc_metrics.h"
 #include "router/grpc/routing_policy.h"
+#include "router/grpc/worker_discovery.h"
 #include "router/grpc/worker_link.h"
 #include "router/openai/engine_client.h"
 
@@ -30,7 +34,9 @@ struct GrpcClientOptions {
   LinkOptions link;
   RoutingOptions routing;
   std::chrono::milliseconds health_interval{500};
-  uint32_t default_max_context = 4096;  // until a worker reports its own
+  uint32_t default_max_context = 4096;         // until a worker reports its own
+  std::optional<DnsDiscoveryOptions> dns;      // workers from a DNS name, besides `workers`
+  std::shared_ptr<RouterGrpcMetrics> metrics;  // null: no Prometheus series
 };
 
 // Router-side batching and failover figures since start.
@@ -45,9 +51,12 @@ class GrpcEngineClient final : public router::EngineClient {
   explicit GrpcEngineClient(GrpcClientOptions options);
   ~GrpcEngineClient() override;  // ends open requests with kCancelled
 
-  // Probes and connects every worker once (so a router started after its workers serves at
-  // once), then starts the health thread.
+  // Resolves the DNS name once, probes and connects every worker once (so a router started
+  // after its workers serves at once), then starts the health (and DNS) threads.
   void start();
+  // The workers of the DNS name are now `addresses` (host:port): new ones are added (the next
+  // health check connects them), those gone are removed. Configured workers stay.
+  void set_discovered_workers(const std::vector<std::string>& addresses);
 
   Result<router::EngineRequestId> submit(router::EngineRequest request,
                                          EventCallback on_event) override;
@@ -57,6 +66,8 @@ class GrpcEngineClient final : public router::EngineClient {
   bool ready() const override;
 
   size_t usable_workers() const;
+  // Addresses of the workers in the configuration now (configured or discovered), usable or not.
+  std::vector<std::string> worker_addresses() const;
   GrpcClientCounters counters() const;
 
  private:
@@ -68,7 +79,12 @@ class GrpcEngineClient final : public router::EngineClient {
     uint64_t session = 0;
     uint32_t max_context = 0;
     std::optional<pb::StatsResponse> stats;
-    std::string last_error;  // logged once until it changes
+    std::string last_error;   // logged once until it changes
+    bool configured = false;  // named by --workers: never removed
+    bool discovered = false;  // among the DNS name's records now
+    // Why the health check closed the stream (the ejection's reason once the reader reports).
+    std::string eject_reason;
+    bool removed() const { return !configured && !discovered; }
   };
   using Flush = std::vector<std::shared_ptr<Tracked>>;
 
@@ -84,8 +100,18 @@ class GrpcEngineClient final : public router::EngineClient {
   void deliver(const Flush& flush);
   std::vector<WorkerLoad> loads() const;  // mutex_ held
   void health_loop();
+  void dns_loop();
+  void resolve_once();
   void check(size_t worker);
-  bool usable(const Worker& w) const { return w.up && !w.draining; }
+  // Opens the worker's stream and marks it up; false (logged) when it could not.
+  bool connect(size_t worker, WorkerLink& link);
+  // Logs a worker's error once until it changes (`refused`: as an error, else a warning).
+  void note_error(size_t worker, const std::string& message, bool refused);
+  // The index of a new worker for `address`, its link made. mutex_ held.
+  size_t add_worker_locked(const std::string& address);
+  // The state series of worker i. mutex_ held.
+  void publish_state_locked(size_t worker);
+  bool usable(const Worker& w) const { return w.up && !w.draining && !w.removed(); }
 
   GrpcClientOptions options_;
   mutable std::mutex mutex_;
@@ -96,7 +122,7 @@ class GrpcEngineClient final : public router::EngineClient {
   GrpcClientCounters counters_;
   bool stopping_ = false;
   std::condition_variable stop_;
-  std::thread health_;
+  std::thread health_, dns_;
 };
 
 }  // namespace v4::router_grpc

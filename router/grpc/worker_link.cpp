@@ -3,6 +3,8 @@
 #include <future>
 #include <utility>
 
+#include "router/grpc/status_code_name.h"
+
 namespace v4::router_grpc {
 
 struct WorkerLink::Session {
@@ -32,7 +34,12 @@ WorkerLink::WorkerLink(std::string address, LinkOptions options, EventsHandler o
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
-  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
+  // Workers found by DNS are dialled by address; their certificates name the service instead.
+  const LinkSecurity& security = options_.security;
+  if (!security.server_name.empty()) args.SetSslTargetNameOverride(security.server_name);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      security.credentials ? security.credentials : grpc::InsecureChannelCredentials();
+  channel_ = grpc::CreateCustomChannel(address_, credentials, args);
   stub_ = pb::Worker::NewStub(channel_);
 }
 
@@ -55,26 +62,56 @@ grpc::Status WorkerLink::version_error(uint32_t worker_version) const {
               "; run a router and workers of the same release"};
 }
 
+void WorkerLink::prepare(grpc::ClientContext& context, bool deadline) const {
+  if (deadline) context.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
+  // The worker's check is worker/grpc/bearer_token.h.
+  if (!options_.security.auth_token.empty())
+    context.AddMetadata("authorization", "Bearer " + options_.security.auth_token);
+}
+
+std::string WorkerLink::describe(const grpc::Status& status) const {
+  std::string out = address_ + ": " + std::string(status_code_name(status.error_code())) + ": " +
+                    status.error_message();
+  // A TLS handshake that fails shows as UNAVAILABLE with a message about connecting only.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE)
+    out += options_.security.tls
+               ? " (if the worker is up: does it serve TLS with a certificate the "
+                 "--workers-tls-ca trusts for this name, and does it require a client "
+                 "certificate?)"
+               : " (if the worker is up: does it serve TLS? then give the router "
+                 "--workers-tls-ca)";
+  return out;
+}
+
 Result<pb::HealthResponse> WorkerLink::health() {
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
+  prepare(context, true);
   pb::HealthRequest request;
   request.set_protocol_version(options_.protocol_version);
   pb::HealthResponse response;
   grpc::Status s = stub_->Health(&context, request, &response);
   if (s.ok() && response.protocol_version() != options_.protocol_version)
     s = version_error(response.protocol_version());
-  if (!s.ok()) return Status::error(address_ + ": " + s.error_message());
+  if (!s.ok()) return Status::error(describe(s));
   return response;
 }
 
 Result<pb::StatsResponse> WorkerLink::stats() {
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout);
+  prepare(context, true);
   pb::StatsResponse response;
   grpc::Status s = stub_->Stats(&context, pb::StatsRequest{}, &response);
-  if (!s.ok()) return Status::error(address_ + ": " + s.error_message());
+  if (!s.ok()) return Status::error(describe(s));
   return response;
+}
+
+Result<uint32_t> WorkerLink::drain() {
+  grpc::ClientContext context;
+  prepare(context, true);
+  pb::DrainResponse response;
+  grpc::Status s = stub_->Drain(&context, pb::DrainRequest{}, &response);
+  if (!s.ok()) return Status::error(describe(s));
+  return response.running();
 }
 
 Result<uint64_t> WorkerLink::open(pb::Welcome& welcome) {
@@ -93,6 +130,7 @@ Result<uint64_t> WorkerLink::open(pb::Welcome& welcome) {
     std::lock_guard<std::mutex> lock(mutex_);
     s->id = next_session_++;
   }
+  prepare(s->context, false);  // the stream lives as long as the worker serves it
   s->stream = stub_->Generate(&s->context);
   pb::GenerateIn hello;
   hello.mutable_hello()->set_protocol_version(options_.protocol_version);
@@ -207,9 +245,9 @@ void WorkerLink::read_loop(std::shared_ptr<Session> s) {
   // The call is over once Read fails, so a Write in progress fails too and the writer ends.
   if (s->writer.joinable()) s->writer.join();
   const grpc::Status status = s->stream->Finish();
-  std::string why = status.ok() ? "the worker closed the stream" : status.error_message();
+  std::string why = status.ok() ? address_ + ": the worker closed the stream" : describe(status);
   if (!welcomed) {
-    s->welcome.set_value(Status::error(address_ + ": " + why));
+    s->welcome.set_value(Status::error(why));
     return;
   }
   on_broken_(s->id, why);

@@ -19,6 +19,7 @@
 
 #include "core/status.h"
 #include "proto/worker.grpc.pb.h"
+#include "router/grpc/link_security.h"
 
 namespace v4::router_grpc {
 
@@ -33,6 +34,8 @@ struct LinkOptions {
   std::chrono::microseconds batch_window{0};
   size_t batch_max = 64;
   std::chrono::milliseconds rpc_timeout{2000};  // Health, Stats, and the Welcome of a stream
+  // TLS credentials and the token every call carries; null credentials dial without TLS.
+  LinkSecurity security;
 };
 
 class WorkerLink {
@@ -51,6 +54,8 @@ class WorkerLink {
   // The worker's Health answer, or why there is none (unreachable, another protocol version).
   Result<pb::HealthResponse> health();
   Result<pb::StatsResponse> stats();
+  // Asks the worker to drain (it stops taking requests); its count of open requests.
+  Result<uint32_t> drain();
   // Opens a Generate stream (Hello, then the worker's Welcome within rpc_timeout) and returns
   // its session id; a previous stream must have broken (its threads are joined first).
   Result<uint64_t> open(pb::Welcome& welcome);
@@ -68,6 +73,10 @@ class WorkerLink {
   void read_loop(std::shared_ptr<Session> session);
   void write_loop(std::shared_ptr<Session> session);
   grpc::Status version_error(uint32_t worker_version) const;
+  // The token metadata and the deadline every unary call carries.
+  void prepare(grpc::ClientContext& context, bool deadline) const;
+  // "<address>: <CODE>: <message>", with a hint where TLS settings are the likely cause.
+  std::string describe(const grpc::Status& status) const;
 
   std::string address_;
   LinkOptions options_;

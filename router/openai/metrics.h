@@ -61,6 +61,9 @@ class ServerMetrics {
   // rendering, tokenizing, detokenizing, JSON output.
   void request_overhead(double seconds);
 
+  // Where other parts of the server register their own series (the gRPC router's, for one).
+  prometheus::Registry& registry() { return *registry_; }
+
   // The text exposition format, after refreshing engine series from `snapshot`.
   std::string scrape(const EngineSnapshot& snapshot);
 

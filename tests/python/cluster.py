@@ -66,8 +66,11 @@ class Process:
 class Cluster:
     """`workers` workers and one router; the router's OpenAI base URL is `base_url`."""
 
-    def __init__(self, v4serve, model, workers=3, worker_args=(), router_args=()):
+    def __init__(self, v4serve, model, workers=3, worker_args=(), router_args=(), dns_name=None):
+        """dns_name: the router finds the workers as this name's records on the first worker's
+        port (`--workers-dns NAME:PORT`) instead of being given their addresses."""
         self.v4serve = v4serve
+        self.dns_name = dns_name
         self.model = model
         self.n = workers
         self.worker_args = list(worker_args)
@@ -85,13 +88,19 @@ class Cluster:
                     r"v4serve: worker listening on ([0-9.]+:\d+)"))
             self.router = Process(
                 [self.v4serve, "router", "--model", self.model, "--port", "0",
-                 "--workers", ",".join(w.address for w in self.workers),
+                 *self.workers_flags(),
                  "--health-interval-ms", "200", *self.router_args],
                 r"v4serve: listening on (http://[0-9.]+:\d+)")
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
+
+    def workers_flags(self):
+        if self.dns_name:
+            port = self.workers[0].address.rsplit(":", 1)[1]
+            return ["--workers-dns", "%s:%s" % (self.dns_name, port), "--workers-dns-interval-s", "1"]
+        return ["--workers", ",".join(w.address for w in self.workers)]
 
     @property
     def url(self):

@@ -2,7 +2,8 @@
 and three CPU workers on the tiny model, many concurrent streaming requests through the official
 `openai` SDK. A worker SIGKILLed or drained (SIGTERM) mid-run changes nothing a client sees:
 every request completes with exactly the text of a run without failure, greedy and seeded.
-With no worker left the router answers 503 at once."""
+With no worker left the router answers 503 at once. A router that finds its worker through DNS
+(`--workers-dns localhost:PORT`) serves through it."""
 
 import concurrent.futures
 import pathlib
@@ -142,3 +143,14 @@ def test_no_worker_left_is_a_clear_503(v4serve, model):
         assert "no worker" in str(e.value)
         assert time.monotonic() - start < 30
         assert cluster.router.terminate() == 0
+
+
+def test_worker_found_through_dns(v4serve, model):
+    # `localhost` resolves to 127.0.0.1 (and maybe ::1, where no worker listens: unusable).
+    with Cluster(v4serve, model, workers=1, dns_name="localhost") as cluster:
+        name = model_id(cluster)
+        out = client(cluster).completions.create(model=name, prompt="hi", max_tokens=3,
+                                                 temperature=0.0)
+        assert out.choices[0].text
+        log = cluster.router.stderr()
+        assert "worker %s added (DNS)" % cluster.workers[0].address in log, log[-3000:]

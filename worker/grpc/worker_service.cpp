@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "worker/grpc/bearer_token.h"
 #include "worker/grpc/worker_proto.h"
 
 namespace v4::worker_grpc {
@@ -41,6 +42,16 @@ grpc::Status WorkerService::check_version(uint32_t peer) const {
               std::to_string(peer) + ", this worker (" + options_.worker_id + ") speaks " +
               std::to_string(options_.protocol_version) +
               "; run a router and workers of the same release"};
+}
+
+grpc::Status WorkerService::authorize(const grpc::ServerContext& context) {
+  grpc::Status s = check_bearer_token(context, options_.auth_token);
+  if (s.ok()) return s;
+  const uint64_t n = ++refused_calls_;
+  // A router with a wrong token asks every health interval: log the first and then fewer.
+  if ((n & (n - 1)) == 0)
+    spdlog::warn("refused a call from {} ({} so far): {}", context.peer(), n, s.error_message());
+  return s;
 }
 
 void WorkerService::submit(const std::shared_ptr<Stream>& stream, const pb::SubmitRequest& r) {
@@ -104,6 +115,7 @@ void WorkerService::submit(const std::shared_ptr<Stream>& stream, const pb::Subm
 
 grpc::Status WorkerService::Generate(
     grpc::ServerContext* context, grpc::ServerReaderWriter<pb::GenerateOut, pb::GenerateIn>* rw) {
+  if (grpc::Status s = authorize(*context); !s.ok()) return s;
   pb::GenerateIn in;
   if (!rw->Read(&in)) return grpc::Status::OK;
   if (!in.has_hello())
@@ -165,8 +177,9 @@ grpc::Status WorkerService::Generate(
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Health(grpc::ServerContext*, const pb::HealthRequest* request,
+grpc::Status WorkerService::Health(grpc::ServerContext* context, const pb::HealthRequest* request,
                                    pb::HealthResponse* response) {
+  if (grpc::Status s = authorize(*context); !s.ok()) return s;
   if (grpc::Status s = check_version(request->protocol_version()); !s.ok()) return s;
   response->set_protocol_version(options_.protocol_version);
   response->set_status(!engine_.alive() ? pb::HealthResponse::NOT_SERVING
@@ -179,8 +192,9 @@ grpc::Status WorkerService::Health(grpc::ServerContext*, const pb::HealthRequest
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Stats(grpc::ServerContext*, const pb::StatsRequest*,
+grpc::Status WorkerService::Stats(grpc::ServerContext* context, const pb::StatsRequest*,
                                   pb::StatsResponse* response) {
+  if (grpc::Status s = authorize(*context); !s.ok()) return s;
   to_proto(engine_.stats(), engine_.options().page_tokens, *response);
   response->set_prefix_queries(prefix_->queries.load());
   response->set_prefix_hits(prefix_->hits.load());
@@ -188,8 +202,9 @@ grpc::Status WorkerService::Stats(grpc::ServerContext*, const pb::StatsRequest*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerService::Drain(grpc::ServerContext*, const pb::DrainRequest*,
+grpc::Status WorkerService::Drain(grpc::ServerContext* context, const pb::DrainRequest*,
                                   pb::DrainResponse* response) {
+  if (grpc::Status s = authorize(*context); !s.ok()) return s;
   drain();
   response->set_running(static_cast<uint32_t>(open_->load()));
   return grpc::Status::OK;

@@ -21,6 +21,8 @@ struct WorkerServiceOptions {
   std::string model;      // general.name of the served file
   // What this worker speaks; only tests set another to check that peers refuse each other.
   uint32_t protocol_version = pb::PROTOCOL_VERSION_CURRENT;
+  // Set: every call must carry `authorization: Bearer <auth_token>` (bearer_token.h).
+  std::string auth_token;
 };
 
 class WorkerService final : public pb::Worker::Service {
@@ -48,11 +50,14 @@ class WorkerService final : public pb::Worker::Service {
   struct Stream;
   // The mismatch error both peers log, or OK.
   grpc::Status check_version(uint32_t peer_version) const;
+  // The token check of every method; a refusal is logged (the first, then at powers of two).
+  grpc::Status authorize(const grpc::ServerContext& context);
   void submit(const std::shared_ptr<Stream>& stream, const pb::SubmitRequest& request);
 
   Engine& engine_;
   WorkerServiceOptions options_;
   std::atomic<bool> draining_{false};
+  std::atomic<uint64_t> refused_calls_{0};
   // Shared with the event callbacks, which the engine may run after a stream has ended.
   std::shared_ptr<std::atomic<uint64_t>> open_ = std::make_shared<std::atomic<uint64_t>>(0);
   struct PrefixCounts {

@@ -1,0 +1,69 @@
+#include "router/grpc/router_grpc_metrics.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+namespace v4::router_grpc {
+
+namespace {
+
+constexpr std::string_view kStates[] = {"usable", "draining", "ejected"};
+
+// A Health call on a healthy link takes well under a millisecond on loopback and a few on a
+// network; the deadline (--rpc-timeout-ms, 2 s by default) bounds the top.
+const prometheus::Histogram::BucketBoundaries kHealthBuckets = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5};
+
+}  // namespace
+
+RouterGrpcMetrics::RouterGrpcMetrics(prometheus::Registry& r)
+    : state_(prometheus::BuildGauge()
+                 .Name("v4serve:router_worker_state")
+                 .Help("1 for the worker's state (usable, draining, ejected), 0 for the others")
+                 .Register(r)),
+      routed_(prometheus::BuildCounter()
+                  .Name("v4serve:router_requests_routed_total")
+                  .Help("Requests (and continuations) the router sent to the worker")
+                  .Register(r)),
+      ejections_(prometheus::BuildCounter()
+                     .Name("v4serve:router_worker_ejections_total")
+                     .Help("Times a usable worker stopped being usable, by reason")
+                     .Register(r)),
+      health_seconds_(prometheus::BuildHistogram()
+                          .Name("v4serve:router_worker_health_rtt_seconds")
+                          .Help("Round trip of the router's Health call to the worker")
+                          .Register(r)),
+      failovers_(prometheus::BuildCounter()
+                     .Name("v4serve:router_failovers_total")
+                     .Help("Requests resubmitted to another worker as continuations")
+                     .Register(r)
+                     .Add({})) {}
+
+void RouterGrpcMetrics::set_state(const std::string& worker, WorkerState state) {
+  for (size_t i = 0; i < std::size(kStates); ++i)
+    state_.Add({{"worker", worker}, {"state", std::string(kStates[i])}})
+        .Set(i == static_cast<size_t>(state) ? 1.0 : 0.0);
+}
+
+void RouterGrpcMetrics::remove_worker(const std::string& worker) {
+  for (std::string_view s : kStates)
+    state_.Remove(&state_.Add({{"worker", worker}, {"state", std::string(s)}}));
+}
+
+void RouterGrpcMetrics::routed(const std::string& worker) {
+  routed_.Add({{"worker", worker}}).Increment();
+}
+
+void RouterGrpcMetrics::failover() { failovers_.Increment(); }
+
+void RouterGrpcMetrics::ejected(const std::string& worker, std::string_view reason) {
+  ejections_.Add({{"worker", worker}, {"reason", std::string(reason)}}).Increment();
+}
+
+void RouterGrpcMetrics::health_round_trip(const std::string& worker, double seconds) {
+  health_seconds_.Add({{"worker", worker}}, kHealthBuckets).Observe(seconds);
+}
+
+}  // namespace v4::router_grpc
