@@ -17,24 +17,39 @@ inline constexpr int64_t kMaxFp8Block = 128;
 // The indexer's FP4 block (spec §3.4.4).
 inline constexpr int64_t kFp4Block = 32;
 
+enum class BlockRounding { kFp8, kFp4 };
+
+// The FP8 or FP4 round trip of the first n values of n_rows rows (`stride` apart) in blocks of
+// `block` (at most kMaxFp8Block): a thread per (row, block), blocks being independent, with the
+// block's values in thread-local memory (loads first, then stores) instead of a load-store round
+// trip per value.
 template <class E>
-void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t stride, int64_t n,
-                    int64_t block) {
-  // A thread per (row, block): blocks are independent, and a block's 64 values sit in registers
-  // (loads first, then stores) instead of a load-store round trip per value.
+void round_trip_blocks(E& e, float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block,
+                       BlockRounding rounding) {
   const int64_t blocks = (n + block - 1) / block;
-  if (block > kMaxFp8Block) {
-    e.for_each(n_rows, [=] V4_HD(int64_t r) { kernels::fp8_round_trip(x + r * stride, n, block); });
-    return;
-  }
+  const bool fp8 = rounding == BlockRounding::kFp8;
   e.for_each(n_rows * blocks, [=] V4_HD(int64_t i) {
     const int64_t b0 = i % blocks * block, len = n - b0 < block ? n - b0 : block;
     float v[kMaxFp8Block];
     float* p = x + i / blocks * stride + b0;
     for (int64_t j = 0; j < len; ++j) v[j] = p[j];
-    kernels::fp8_round_trip(v, len, block);
+    if (fp8) {
+      kernels::fp8_round_trip(v, len, block);
+    } else {
+      kernels::fp4_round_trip(v, len, block);
+    }
     for (int64_t j = 0; j < len; ++j) p[j] = v[j];
   });
+}
+
+template <class E>
+void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t stride, int64_t n,
+                    int64_t block) {
+  if (block > kMaxFp8Block) {
+    e.for_each(n_rows, [=] V4_HD(int64_t r) { kernels::fp8_round_trip(x + r * stride, n, block); });
+    return;
+  }
+  round_trip_blocks(e, x, n_rows, stride, n, block, BlockRounding::kFp8);
 }
 
 // The Walsh–Hadamard rotation a launch per butterfly stage and a thread per (row, butterfly):
@@ -61,15 +76,7 @@ void indexer_qat(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t di
       row[j + h] = diff;
     });
   }
-  const int64_t blocks = (dim + kFp4Block - 1) / kFp4Block;
-  e.for_each(n_rows * blocks, [=] V4_HD(int64_t i) {
-    const int64_t b0 = i % blocks * kFp4Block, len = dim - b0 < kFp4Block ? dim - b0 : kFp4Block;
-    float v[kFp4Block];
-    float* p = x + i / blocks * dim + b0;
-    for (int64_t j = 0; j < len; ++j) v[j] = p[j];
-    kernels::fp4_round_trip(v, len, kFp4Block);
-    for (int64_t j = 0; j < len; ++j) p[j] = v[j];
-  });
+  round_trip_blocks(e, x, n_rows, dim, dim, kFp4Block, BlockRounding::kFp4);
 }
 
 }  // namespace v4::device
