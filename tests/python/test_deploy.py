@@ -1,9 +1,10 @@
 """The deploy/ tree, checked offline: Dockerfiles linted by hadolint and the CPU image's runtime
 packages against ldd of the binary; Kubernetes overlays rendered by kustomize and validated
-against the Kubernetes schemas; alert rules by promtool (syntax and unit tests); and every PromQL
-expression of the Grafana dashboard and of the alert rules evaluated by a real Prometheus that
-scrapes a running server after a short load, so no panel or alert names a metric that does not
-exist."""
+against the Kubernetes schemas, then checked for what a schema cannot see (a router that finds
+and may reach its workers, drains within their grace periods, files on mounted volumes); alert
+rules by promtool (syntax and unit tests); and every PromQL expression of the Grafana dashboard
+and of the alert rules evaluated by a real Prometheus that scrapes a running server after a
+short load, so no panel or alert names a metric that does not exist."""
 
 import json
 import pathlib
@@ -212,7 +213,8 @@ def check_files_are_mounted(pod, container):
         if secret and "items" in secret:
             # With items, only the listed keys exist in the volume.
             assert inside in {i["path"] for i in secret["items"]}, \
-                f"{container['name']} {flag}={path}: Secret {secret['secretName']} projects no {inside}"
+                f"{container['name']} {flag}={path}: " \
+                f"Secret {secret['secretName']} projects no {inside}"
 
 
 def secret_key(pod, container, path):
@@ -262,8 +264,8 @@ def check_router_finds_workers(router_entry, docs):
     rflags = flags(rc)
     assert "--workers-dns" in rflags, f"{rc['name']}: router without --workers-dns"
     name, _, port = rflags["--workers-dns"].rpartition(":")
-    services = [s for s in docs if s["kind"] == "Service"
-                and name == f"{s['metadata']['name']}.{s['metadata']['namespace']}.svc.cluster.local"]
+    services = [s for s in docs if s["kind"] == "Service" and name ==
+                f"{s['metadata']['name']}.{s['metadata']['namespace']}.svc.cluster.local"]
     assert services, f"--workers-dns {name}: no Service of that name in that namespace"
     service = services[0]
     assert service["spec"].get("clusterIP") == "None", f"{name} is not headless"
@@ -301,8 +303,9 @@ def check_router_finds_workers(router_entry, docs):
                               if w is not router and selects(wanted, pod_labels(w))]
                     assert not others, f"peer {wanted} also admits {others}"
                 rule_ports = [container_port(wc, p["port"]) for p in rule.get("ports", [])]
-                assert rule_ports == [grpc_port] * len(rule_ports) and rule_ports, \
-                    f"{policy['metadata']['name']}: opens {rule_ports or 'every port'}, not only {grpc_port}"
+                assert rule_ports and set(rule_ports) == {grpc_port}, \
+                    f"{policy['metadata']['name']}: opens {rule_ports or 'every port'}, " \
+                    f"not only {grpc_port}"
                 admitted = True
         assert admitted, "the worker NetworkPolicy admits no router"
 
