@@ -1,9 +1,10 @@
 """The deploy/ tree, checked offline: Dockerfiles linted by hadolint and the CPU image's runtime
 packages against ldd of the binary; Kubernetes overlays rendered by kustomize and validated
-against the Kubernetes schemas; alert rules by promtool (syntax and unit tests); and every PromQL
-expression of the Grafana dashboard and of the alert rules evaluated by a real Prometheus that
-scrapes a running server after a short load, so no panel or alert names a metric that does not
-exist."""
+against the Kubernetes schemas, then checked for what a schema cannot see (a router that finds
+and may reach its workers, drains within their grace periods, files on mounted volumes); alert
+rules by promtool (syntax and unit tests); and every PromQL expression of the Grafana dashboard
+and of the alert rules evaluated by a real Prometheus that scrapes a running server after a
+short load, so no panel or alert names a metric that does not exist."""
 
 import json
 import pathlib
@@ -120,11 +121,293 @@ def test_manifests_render_and_validate(overlay):
             check_service_monitor(doc, docs)
             continue
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    for deployment in (d for d in docs if d["kind"] == "Deployment"):
-        pod = deployment["spec"]["template"]["spec"]
+    check_structure(docs)
+
+
+def check_structure(docs):
+    """What a schema cannot see: probes and hardening, drains that fit their grace periods,
+    files on mounted volumes, autoscaler targets, and how routers find and reach workers."""
+    for workload in workloads(docs):
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, workload["metadata"]["name"]
         for c in pod["containers"]:
             assert {"readinessProbe", "livenessProbe"} <= c.keys(), c["name"]
             assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True, c["name"]
+            assert "requests" in c.get("resources", {}), c["name"]
+            check_drain_fits_grace(pod, c)
+            check_files_are_mounted(pod, c)
+    for hpa in (d for d in docs if d["kind"] == "HorizontalPodAutoscaler"):
+        check_autoscaler(hpa, docs)
+    for router in containers_running(docs, "router"):
+        check_router_finds_workers(router, docs)
+
+
+WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+# Seconds a command gives running requests on SIGTERM, and their defaults (apps/http_front.h,
+# apps/cmd_worker.cpp).
+DRAIN_FLAGS = {"serve": ("--drain-timeout", 30.0), "router": ("--drain-timeout", 30.0),
+               "worker": ("--drain-grace", 30.0)}
+# Flags naming a file the process reads at start (a missing one stops it with exit code 2).
+FILE_FLAGS = {"--model", "--tls-cert", "--tls-key", "--tls-client-ca", "--auth-token-file",
+              "--workers-tls-ca", "--workers-tls-cert", "--workers-tls-key",
+              "--workers-auth-token-file"}
+
+
+def workloads(docs):
+    return [d for d in docs if d["kind"] in WORKLOAD_KINDS]
+
+
+def pod_labels(workload):
+    return workload["spec"]["template"]["metadata"].get("labels", {})
+
+
+def flags(container):
+    """The --name=value and --name value options of a container's args, by name."""
+    args = container.get("args", [])
+    out = {}
+    for i, arg in enumerate(args):
+        if not arg.startswith("--"):
+            continue
+        name, eq, value = arg.partition("=")
+        if not eq and i + 1 < len(args) and not args[i + 1].startswith("--"):
+            value = args[i + 1]
+        out[name] = value
+    return out
+
+
+def containers_running(docs, command):
+    """(workload, container) for each container whose first argument is the v4serve command."""
+    return [(w, c) for w in workloads(docs) for c in w["spec"]["template"]["spec"]["containers"]
+            if c.get("args", [None])[0] == command]
+
+
+def check_drain_fits_grace(pod, container):
+    """SIGKILL must not cut the drain short: the grace period exceeds the drain."""
+    command = container.get("args", [None])[0]
+    if command not in DRAIN_FLAGS:
+        return
+    flag, default = DRAIN_FLAGS[command]
+    drain = float(flags(container).get(flag, default))
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    assert grace > drain, f"{container['name']}: grace {grace} s does not exceed {flag} {drain}"
+
+
+def mounted_source(pod, container, path):
+    """The volume a file path lies in, and the path inside it; fails when no mount holds it."""
+    mounts = sorted(container.get("volumeMounts", []), key=lambda m: -len(m["mountPath"]))
+    for mount in mounts:
+        prefix = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(prefix):
+            volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+            return volume, path[len(prefix):]
+    pytest.fail(f"{container['name']}: {path} is on no mounted volume")
+
+
+def check_files_are_mounted(pod, container):
+    for flag, path in flags(container).items():
+        if flag not in FILE_FLAGS:
+            continue
+        volume, inside = mounted_source(pod, container, path)
+        secret = volume.get("secret")
+        if secret and "items" in secret:
+            # With items, only the listed keys exist in the volume.
+            assert inside in {i["path"] for i in secret["items"]}, \
+                f"{container['name']} {flag}={path}: " \
+                f"Secret {secret['secretName']} projects no {inside}"
+
+
+def secret_key(pod, container, path):
+    """(Secret name, key) a mounted file comes from, or None for a volume of another kind."""
+    volume, inside = mounted_source(pod, container, path)
+    secret = volume.get("secret")
+    if secret is None:
+        return None
+    items = {i["path"]: i["key"] for i in secret.get("items", [])}
+    return secret["secretName"], items.get(inside, inside)
+
+
+def check_autoscaler(hpa, docs):
+    ref = hpa["spec"]["scaleTargetRef"]
+    targets = [w for w in workloads(docs)
+               if w["kind"] == ref["kind"] and w["metadata"]["name"] == ref["name"]]
+    assert targets, f"HorizontalPodAutoscaler {hpa['metadata']['name']} scales nothing"
+    pod = targets[0]["spec"]["template"]["spec"]
+    for metric in hpa["spec"].get("metrics", []):
+        if metric["type"] == "Resource" and metric["resource"]["target"]["type"] == "Utilization":
+            name = metric["resource"]["name"]
+            # Utilization is a share of the request: without one the autoscaler has no figure.
+            for c in pod["containers"]:
+                assert name in c["resources"]["requests"], f"{c['name']} requests no {name}"
+    # An applied replica count would fight the autoscaler at every apply.
+    assert "replicas" not in targets[0]["spec"], "the autoscaled workload sets replicas"
+
+
+def selects(selector, labels):
+    return bool(selector) and selector.items() <= labels.items()
+
+
+def container_port(container, port):
+    """A named or numbered port of a container, as a number."""
+    if isinstance(port, int):
+        return port
+    found = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == port]
+    assert found, f"{container['name']} has no port named {port}"
+    return found[0]
+
+
+def check_router_finds_workers(router_entry, docs):
+    """The router's --workers-dns names the headless Service of the worker pods and the port
+    they listen on; the worker NetworkPolicy admits the router pods, and only them, on that
+    port; the router may leave towards it; the router's link security matches the workers'."""
+    router, rc = router_entry
+    rflags = flags(rc)
+    assert "--workers-dns" in rflags, f"{rc['name']}: router without --workers-dns"
+    name, _, port = rflags["--workers-dns"].rpartition(":")
+    services = [s for s in docs if s["kind"] == "Service" and name ==
+                f"{s['metadata']['name']}.{s['metadata']['namespace']}.svc.cluster.local"]
+    assert services, f"--workers-dns {name}: no Service of that name in that namespace"
+    service = services[0]
+    assert service["spec"].get("clusterIP") == "None", f"{name} is not headless"
+    ports = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
+    assert ports, f"{name} has no port {port}"
+
+    workers = [(w, c) for w, c in containers_running(docs, "worker")
+               if selects(service["spec"]["selector"], pod_labels(w))]
+    assert workers, f"Service {name} selects no worker pods"
+    router_labels = pod_labels(router)
+    router_pod = router["spec"]["template"]["spec"]
+    for worker, wc in workers:
+        wflags = flags(wc)
+        grpc_port = container_port(wc, ports[0].get("targetPort", int(port)))
+        listen = int(wflags.get("--listen", "127.0.0.1:50051").rpartition(":")[2])
+        assert listen == grpc_port, f"worker listens on {listen}, the Service sends to {grpc_port}"
+        assert not wflags.get("--listen", "").startswith("127."), "worker listens on loopback"
+        labels = pod_labels(worker)
+
+        policies = [p for p in docs if p["kind"] == "NetworkPolicy"
+                    and selects(p["spec"]["podSelector"]["matchLabels"], labels)]
+        assert policies, "no NetworkPolicy guards the workers"
+        admitted = False
+        for policy in policies:
+            assert "Ingress" in policy["spec"]["policyTypes"], policy["metadata"]["name"]
+            for rule in policy["spec"].get("ingress", []):
+                peers = rule.get("from", [])
+                assert peers, f"{policy['metadata']['name']}: an ingress rule admits any source"
+                for peer in peers:
+                    assert peer.keys() == {"podSelector"}, \
+                        f"{policy['metadata']['name']}: a peer other than pods of the namespace"
+                    wanted = peer["podSelector"].get("matchLabels", {})
+                    assert selects(wanted, router_labels), f"peer {wanted} is not the routers"
+                    others = [w["metadata"]["name"] for w in workloads(docs)
+                              if w is not router and selects(wanted, pod_labels(w))]
+                    assert not others, f"peer {wanted} also admits {others}"
+                rule_ports = [container_port(wc, p["port"]) for p in rule.get("ports", [])]
+                assert rule_ports and set(rule_ports) == {grpc_port}, \
+                    f"{policy['metadata']['name']}: opens {rule_ports or 'every port'}, " \
+                    f"not only {grpc_port}"
+                admitted = True
+        assert admitted, "the worker NetworkPolicy admits no router"
+
+        for policy in (p for p in docs if p["kind"] == "NetworkPolicy"
+                       and selects(p["spec"]["podSelector"]["matchLabels"], router_labels)
+                       and "Egress" in p["spec"]["policyTypes"]):
+            assert any(
+                any(selects(peer.get("podSelector", {}).get("matchLabels", {}), labels)
+                    for peer in rule.get("to", []))
+                and any(container_port(wc, p["port"]) == grpc_port for p in rule.get("ports", []))
+                for rule in policy["spec"].get("egress", [])), \
+                f"{policy['metadata']['name']}: the routers may not reach the workers' gRPC port"
+
+        # Each side's settings require the other's: a mismatch leaves every worker unusable.
+        pairs = {"--tls-cert": "--workers-tls-ca", "--tls-client-ca": "--workers-tls-cert",
+                 "--auth-token-file": "--workers-auth-token-file"}
+        for wflag, rflag in pairs.items():
+            assert (wflag in wflags) == (rflag in rflags), f"worker {wflag} without router {rflag}"
+        assert ("--workers-tls-cert" in rflags) == ("--workers-tls-key" in rflags)
+        if "--auth-token-file" in wflags:
+            worker_pod = worker["spec"]["template"]["spec"]
+            assert secret_key(worker_pod, wc, wflags["--auth-token-file"]) == \
+                secret_key(router_pod, rc, rflags["--workers-auth-token-file"]), \
+                "the router and the workers read their tokens from different Secrets"
+
+
+def distributed_docs():
+    return render(DEPLOY / "k8s" / "overlays" / "distributed")
+
+
+def find(docs, kind, name):
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def container(docs, name):
+    return find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+
+
+def set_flag(c, flag, value):
+    c["args"] = [a for a in c["args"] if not a.startswith(flag + "=")] + [f"{flag}={value}"]
+
+
+def drop_flag(c, flag):
+    c["args"] = [a for a in c["args"] if not a.startswith(flag + "=")]
+
+
+def worker_policy(docs):
+    return find(docs, "NetworkPolicy", "v4serve-worker")["spec"]
+
+
+# Each breaks the distributed overlay in a way a schema accepts and a cluster would not work with.
+BREAKAGES = {
+    "dns names the router Service": lambda d: set_flag(
+        container(d, "v4serve-router"), "--workers-dns", "v4serve.v4serve.svc.cluster.local:8000"),
+    "dns names another namespace": lambda d: set_flag(
+        container(d, "v4serve-router"), "--workers-dns",
+        "v4serve-worker.default.svc.cluster.local:50051"),
+    "dns port is not the Service's": lambda d: set_flag(
+        container(d, "v4serve-router"), "--workers-dns",
+        "v4serve-worker.v4serve.svc.cluster.local:50052"),
+    "worker Service not headless": lambda d: find(d, "Service", "v4serve-worker")["spec"].pop(
+        "clusterIP"),
+    "worker listens elsewhere": lambda d: set_flag(
+        container(d, "v4serve-worker"), "--listen", "0.0.0.0:50052"),
+    "worker policy admits any pod": lambda d: worker_policy(d)["ingress"][0]["from"][0].update(
+        podSelector={}),
+    "worker policy admits workers": lambda d: worker_policy(d)["ingress"][0]["from"][0].update(
+        podSelector={"matchLabels": {"app.kubernetes.io/component": "worker"}}),
+    "worker policy admits any source": lambda d: worker_policy(d)["ingress"][0].pop("from"),
+    "worker policy opens every port": lambda d: worker_policy(d)["ingress"][0].pop("ports"),
+    "worker policy opens another port": lambda d: worker_policy(d)["ingress"][0].update(
+        ports=[{"port": 8000, "protocol": "TCP"}]),
+    "router may not reach workers": lambda d: find(d, "NetworkPolicy", "v4serve-router")[
+        "spec"]["egress"].pop(0),
+    "grace equals drain": lambda d: find(d, "Deployment", "v4serve-worker")["spec"]["template"][
+        "spec"].update(terminationGracePeriodSeconds=60),
+    "default grace under drain": lambda d: find(d, "Deployment", "v4serve-worker")["spec"][
+        "template"]["spec"].pop("terminationGracePeriodSeconds"),
+    "token file not mounted": lambda d: set_flag(
+        container(d, "v4serve-worker"), "--auth-token-file", "/etc/v4serve/secret/token"),
+    "token key not projected": lambda d: set_flag(
+        container(d, "v4serve-router"), "--workers-auth-token-file", "/etc/v4serve/token/api"),
+    "router certificate not mounted": lambda d: container(d, "v4serve-router")[
+        "volumeMounts"].pop(1),
+    "router sends no token": lambda d: drop_flag(
+        container(d, "v4serve-router"), "--workers-auth-token-file"),
+    "router presents no certificate": lambda d: drop_flag(
+        container(d, "v4serve-router"), "--workers-tls-cert"),
+    "tokens from different Secrets": lambda d: next(
+        v for v in find(d, "Deployment", "v4serve-router")["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "token")["secret"].update(secretName="another-token"),
+    "autoscaled router sets replicas": lambda d: find(d, "Deployment", "v4serve-router")[
+        "spec"].update(replicas=2),
+}
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES, ids=str)
+def test_structural_checks_catch(breakage):
+    docs = distributed_docs()
+    BREAKAGES[breakage](docs)
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        check_structure(docs)
 
 
 def promtool(*args, cwd=None):
