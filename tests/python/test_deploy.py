@@ -417,6 +417,20 @@ def promtool(*args, cwd=None):
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd)
 
 
+def test_gpu_workers_get_a_gpu_and_the_routers_do_not():
+    docs = render(DEPLOY / "k8s" / "overlays" / "distributed-gpu")
+    worker = container(docs, "v4serve-worker")
+    router = container(docs, "v4serve-router")
+    assert "--device=cuda" in worker["args"]
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert worker["resources"]["limits"]["memory"], "the GPU patch dropped the memory limit"
+    assert worker["image"].endswith(":cuda") and router["image"].endswith(":cpu")
+    assert not any(a.startswith("--device") for a in router["args"])
+    assert "nvidia.com/gpu" not in router.get("resources", {}).get("limits", {})
+    tolerations = find(docs, "Deployment", "v4serve-worker")["spec"]["template"]["spec"]
+    assert any(t["key"] == "nvidia.com/gpu" for t in tolerations["tolerations"])
+
+
 def test_alert_rules_check_and_unit_tests():
     rules = DEPLOY / "prometheus"
     r = promtool("check", "rules", "v4serve-rules.yaml", cwd=rules)
