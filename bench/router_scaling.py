@@ -48,12 +48,13 @@ REQUEST_TIMEOUT_S = 300
 
 
 def scrape(url):
-    """The router's /metrics as {series (name with labels): value}."""
+    """The router's /metrics as {metric name: sum of its series' values} (the counters read
+    here carry at most a model_name label, so the sum is the one series)."""
     out = {}
     for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][^ ]*) (\S+)$", line)
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$", line)
         if m:
-            out[m.group(1)] = float(m.group(2))
+            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(3))
     return out
 
 
@@ -158,9 +159,11 @@ def replay(url, a):
     # The router learns the workers' counters from their Stats, every --health-interval-ms.
     time.sleep(1.0)
     after = scrape(url)
-    hits = after["v4serve:prefix_cache_hits_total"] - before["v4serve:prefix_cache_hits_total"]
+    # The series appear with the first Stats answers, so a fresh router may not have them yet.
+    hits = (after["v4serve:prefix_cache_hits_total"]
+            - before.get("v4serve:prefix_cache_hits_total", 0.0))
     queries = (after["v4serve:prefix_cache_queries_total"]
-               - before["v4serve:prefix_cache_queries_total"])
+               - before.get("v4serve:prefix_cache_queries_total", 0.0))
     return {"hit_tokens": hits, "query_tokens": queries,
             "hit_rate": hits / queries if queries else float("nan")}
 
