@@ -16,8 +16,8 @@ chosen at run time (bench/router_benchmark.py has the gRPC hop's TTFT and ITL ag
               into v4serve:prefix_cache_hits_total / prefix_cache_queries_total), and
               affinity's hits as a fraction of one worker's (the cache's best case).
 
-Every process is started afresh per configuration and stopped at its end; each request is
-bounded in time. Workers and router share this machine's cores, so on a small machine the
+Every process is started afresh per configuration and stopped at its end; each configuration's
+load is bounded in time (--timeout-s), and so is each conversation turn. Workers and router share this machine's cores, so on a small machine the
 throughput figure measures the router's overhead and how it scales here, not capacity.
 
     python bench/router_scaling.py --v4serve build/apps/v4serve [--gguf MODEL.gguf] \\
@@ -44,7 +44,6 @@ from router_benchmark import start_cluster, stop  # noqa: E402
 from serving_benchmark import make_prompts, percentile, run_level  # noqa: E402
 
 SECTIONS = ("throughput", "batching", "prefix")
-REQUEST_TIMEOUT_S = 300
 
 
 def scrape(url):
@@ -67,9 +66,14 @@ def load(url, a, seed):
     TTFT p50, and the Submit counters' growth over the measured part."""
     model = model_id(url)
     prompts = make_prompts(a.requests, a.prompt_len, seed)
-    asyncio.run(run_level(url, model, prompts[:a.concurrency], a.output_len, a.concurrency))
+
+    def bounded(level_prompts):
+        return asyncio.run(asyncio.wait_for(
+            run_level(url, model, level_prompts, a.output_len, a.concurrency), a.timeout_s))
+
+    bounded(prompts[:a.concurrency])  # warm-up
     before = scrape(url)
-    seconds, record, _ = asyncio.run(run_level(url, model, prompts, a.output_len, a.concurrency))
+    seconds, record, _ = bounded(prompts)
     after = scrape(url)
 
     def grew(name):
@@ -138,7 +142,7 @@ def conversation(url, model, session, a):
     """One session's turns, in order; each prompt carries the whole conversation so far."""
     rng = random.Random(session)
     client = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0,
-                           timeout=REQUEST_TIMEOUT_S)
+                           timeout=a.timeout_s)
     # A per-session system prompt, so sessions share no prefix and every hit is the session's own.
     messages = [{"role": "system", "content": f"Session {session}. " + text(rng, a.system_words)}]
     for turn in range(a.turns):
@@ -155,7 +159,7 @@ def replay(url, a):
     before = scrape(url)
     with concurrent.futures.ThreadPoolExecutor(a.sessions) as pool:
         for f in [pool.submit(conversation, url, model, s, a) for s in range(a.sessions)]:
-            f.result(timeout=REQUEST_TIMEOUT_S * a.turns)
+            f.result(timeout=a.timeout_s)
     # The router learns the workers' counters from their Stats, every --health-interval-ms.
     time.sleep(1.0)
     after = scrape(url)
@@ -233,6 +237,8 @@ def main():
                     help="words of each session's system prompt (KV pages are 256 tokens)")
     ap.add_argument("--user-words", type=int, default=60)
     ap.add_argument("--reply-len", type=int, default=32, help="tokens per assistant reply")
+    ap.add_argument("--timeout-s", type=float, default=900,
+                    help="bound on each configuration's load, and on one turn's request")
     ap.add_argument("--json", action="store_true", help="print one JSON object per section")
     ap.add_argument("engine_args", nargs="*", help="worker engine flags, after --")
     a = ap.parse_args()
@@ -241,7 +247,7 @@ def main():
         ap.error(f"--sections: a comma-separated subset of {','.join(SECTIONS)}")
     counts = (a.requests, a.concurrency, a.prompt_len, a.output_len, a.rounds,
               a.batching_workers, a.sessions, a.turns, a.system_words, a.user_words, a.reply_len)
-    if min(counts) < 1 or a.batch_window_us < 1:
+    if min(counts) < 1 or a.batch_window_us < 1 or a.timeout_s <= 0:
         ap.error("counts, lengths and --batch-window-us must be positive")
     for s in sections:
         result = {"throughput": throughput, "batching": batching, "prefix": prefix}[s](a)
