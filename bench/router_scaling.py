@@ -138,13 +138,14 @@ def text(rng, words):
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
-def conversation(url, model, session, a):
-    """One session's turns, in order; each prompt carries the whole conversation so far."""
-    rng = random.Random(session)
+def conversation(url, model, index, a):
+    """One conversation's turns, in order; each prompt carries the whole conversation so far."""
+    rng = random.Random(index)
     client = openai.OpenAI(base_url=url + "/v1", api_key="bench", max_retries=0,
                            timeout=a.timeout_s)
-    # A per-session system prompt, so sessions share no prefix and every hit is the session's own.
-    messages = [{"role": "system", "content": f"Session {session}. " + text(rng, a.system_words)}]
+    # A system prompt of its own, so conversations share no prefix and every hit is their own.
+    messages = [{"role": "system",
+                 "content": f"Conversation {index}. " + text(rng, a.system_words)}]
     for turn in range(a.turns):
         messages.append({"role": "user", "content": f"Turn {turn}: " + text(rng, a.user_words)})
         out = client.chat.completions.create(model=model, messages=messages,
@@ -154,11 +155,11 @@ def conversation(url, model, session, a):
 
 
 def replay(url, a):
-    """All sessions at once (each one's turns in order); the prefix counters' growth."""
+    """All conversations at once (each one's turns in order); the prefix counters' growth."""
     model = model_id(url)
     before = scrape(url)
-    with concurrent.futures.ThreadPoolExecutor(a.sessions) as pool:
-        for f in [pool.submit(conversation, url, model, s, a) for s in range(a.sessions)]:
+    with concurrent.futures.ThreadPoolExecutor(a.conversations) as pool:
+        for f in [pool.submit(conversation, url, model, s, a) for s in range(a.conversations)]:
             f.result(timeout=a.timeout_s)
     # The router learns the workers' counters from their Stats, every --health-interval-ms.
     time.sleep(1.0)
@@ -187,7 +188,7 @@ def prefix(a):
     single = rows[-1]["hit_tokens"]
     for r in rows:
         r["hits_vs_single_worker"] = r["hit_tokens"] / single if single else float("nan")
-    return {"section": "prefix", "sessions": a.sessions, "turns": a.turns, "rows": rows}
+    return {"section": "prefix", "conversations": a.conversations, "turns": a.turns, "rows": rows}
 
 
 def print_text(result):
@@ -209,7 +210,7 @@ def print_text(result):
             print(f"  {r['form']:>20} {r['messages_per_request']:>17.3f} "
                   f"{r['requests_per_s']:>11.1f} {r['ttft_p50_ms']:>8.2f}ms")
     else:
-        print(f"prefix cache: {result['sessions']} sessions x {result['turns']} turns "
+        print(f"prefix cache: {result['conversations']} conversations x {result['turns']} turns "
               "(chat API), hit rate = prompt tokens found / looked up, on the workers")
         print(f"  {'form':>14} {'workers':>7} {'hit rate':>9} {'hit tokens':>11} "
               f"{'vs 1 worker':>12}")
@@ -231,10 +232,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="rounds per configuration (median)")
     ap.add_argument("--batching-workers", type=int, default=1)
     ap.add_argument("--batch-window-us", type=int, default=1000, help="the window compared")
-    ap.add_argument("--sessions", type=int, default=32)
+    ap.add_argument("--conversations", type=int, default=32)
     ap.add_argument("--turns", type=int, default=6)
     ap.add_argument("--system-words", type=int, default=400,
-                    help="words of each session's system prompt (KV pages are 256 tokens)")
+                    help="words of each conversation's system prompt (KV pages are 256 tokens)")
     ap.add_argument("--user-words", type=int, default=60)
     ap.add_argument("--reply-len", type=int, default=32, help="tokens per assistant reply")
     ap.add_argument("--timeout-s", type=float, default=900,
@@ -246,7 +247,7 @@ def main():
     if not sections or any(s not in SECTIONS for s in sections):
         ap.error(f"--sections: a comma-separated subset of {','.join(SECTIONS)}")
     counts = (a.requests, a.concurrency, a.prompt_len, a.output_len, a.rounds,
-              a.batching_workers, a.sessions, a.turns, a.system_words, a.user_words, a.reply_len)
+              a.batching_workers, a.conversations, a.turns, a.system_words, a.user_words, a.reply_len)
     if min(counts) < 1 or a.batch_window_us < 1 or a.timeout_s <= 0:
         ap.error("counts, lengths and --batch-window-us must be positive")
     for s in sections:

@@ -38,7 +38,7 @@ def test_router_benchmark_reports_both_forms_and_ratios(v4serve, model):
 
 def test_router_scaling_reports_every_section(v4serve, model):
     result = run([sys.executable, REPO / "bench" / "router_scaling.py", "--v4serve", v4serve,
-                  "--gguf", model, "--requests", "8", "--concurrency", "4", "--sessions", "3",
+                  "--gguf", model, "--requests", "8", "--concurrency", "4", "--conversations", "3",
                   "--turns", "2", "--system-words", "300", "--user-words", "10", "--reply-len",
                   "2", "--json", "--", "--threads", "1", "--kv-memory", "256"], timeout=600)
     assert result.returncode == 0, result.stderr
