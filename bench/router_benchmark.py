@@ -38,19 +38,37 @@ def start(args, pattern):
     raise SystemExit("%s did not start (exit %s)" % (" ".join(map(str, args[:2])), proc.returncode))
 
 
-def start_form(form, binary, gguf, engine_args):
-    """The processes of `form` ("serve" or "router") and its base URL."""
+HTTP_LISTENING = r"v4serve: listening on (http://\S+)"
+
+
+def start_cluster(binary, gguf, workers, engine_args, router_args=()):
+    """`workers` worker processes and one router over them; the processes (router first) and
+    the router's base URL. A worker that fails to start stops those already started."""
     model = ["--model", gguf] if gguf else []
-    http = r"v4serve: listening on (http://\S+)"
+    procs, addresses = [], []
+    try:
+        for _ in range(workers):
+            worker, address = start([binary, "worker", "--listen", "127.0.0.1:0", "--log-level",
+                                     "warn", *model, *engine_args],
+                                    r"v4serve: worker listening on (\S+)")
+            procs.append(worker)
+            addresses.append(address)
+        router, url = start([binary, "router", "--port", "0", "--log-level", "warn", "--workers",
+                             ",".join(addresses), *model, *router_args], HTTP_LISTENING)
+    except BaseException:
+        stop(procs)
+        raise
+    return [router, *procs], url
+
+
+def start_form(form, binary, gguf, engine_args):
+    """The processes of `form` ("serve" or "router" over one worker) and its base URL."""
     if form == "serve":
+        model = ["--model", gguf] if gguf else []
         proc, url = start([binary, "serve", "--port", "0", "--log-level", "warn", *model,
-                           *engine_args], http)
+                           *engine_args], HTTP_LISTENING)
         return [proc], url
-    worker, address = start([binary, "worker", "--listen", "127.0.0.1:0", "--log-level", "warn",
-                             *model, *engine_args], r"v4serve: worker listening on (\S+)")
-    router, url = start([binary, "router", "--port", "0", "--log-level", "warn", "--workers",
-                         address, *model], http)
-    return [router, worker], url
+    return start_cluster(binary, gguf, 1, engine_args)
 
 
 def stop(procs):

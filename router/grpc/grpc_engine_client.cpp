@@ -44,6 +44,10 @@ std::string_view ejection_reason(const std::string& error) {
 
 GrpcEngineClient::GrpcEngineClient(GrpcClientOptions options)
     : options_(std::move(options)), policy_(options_.routing) {
+  if (options_.metrics && !options_.link.on_submit_message)
+    options_.link.on_submit_message = [metrics = options_.metrics](size_t requests) {
+      metrics->submit_message(requests);
+    };
   std::lock_guard<std::mutex> lock(mutex_);
   for (const std::string& address : options_.workers)
     workers_[add_worker_locked(address)].configured = true;

@@ -39,7 +39,18 @@ RouterGrpcMetrics::RouterGrpcMetrics(prometheus::Registry& r)
                      .Name("v4serve:router_failovers_total")
                      .Help("Requests resubmitted to another worker as continuations")
                      .Register(r)
-                     .Add({})) {}
+                     .Add({})),
+      submit_messages_(prometheus::BuildCounter()
+                           .Name("v4serve:router_submit_messages_total")
+                           .Help("Submit messages sent to workers (each carries one or more "
+                                 "requests gathered within --batch-window-us)")
+                           .Register(r)
+                           .Add({})),
+      submitted_requests_(prometheus::BuildCounter()
+                              .Name("v4serve:router_submitted_requests_total")
+                              .Help("Requests (and continuations) the Submit messages carried")
+                              .Register(r)
+                              .Add({})) {}
 
 void RouterGrpcMetrics::set_state(const std::string& worker, WorkerState state) {
   for (size_t i = 0; i < std::size(kStates); ++i)
@@ -60,6 +71,11 @@ void RouterGrpcMetrics::failover() { failovers_.Increment(); }
 
 void RouterGrpcMetrics::ejected(const std::string& worker, std::string_view reason) {
   ejections_.Add({{"worker", worker}, {"reason", std::string(reason)}}).Increment();
+}
+
+void RouterGrpcMetrics::submit_message(size_t requests) {
+  submit_messages_.Increment();
+  submitted_requests_.Increment(static_cast<double>(requests));
 }
 
 void RouterGrpcMetrics::health_round_trip(const std::string& worker, double seconds) {

@@ -4,6 +4,7 @@
 // returns them with the rest.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,9 @@ class RouterGrpcMetrics {
   // A usable worker stopped being one; `reason` is a short snake_case word.
   void ejected(const std::string& worker, std::string_view reason);
   void health_round_trip(const std::string& worker, double seconds);
+  // One Submit message went to a worker carrying `requests` requests (router-side batching:
+  // requests / messages is the batch size the window achieved).
+  void submit_message(size_t requests);
 
  private:
   prometheus::Family<prometheus::Gauge>& state_;
@@ -42,6 +46,8 @@ class RouterGrpcMetrics {
   prometheus::Family<prometheus::Counter>& ejections_;
   prometheus::Family<prometheus::Histogram>& health_seconds_;
   prometheus::Counter& failovers_;
+  prometheus::Counter& submit_messages_;
+  prometheus::Counter& submitted_requests_;
 };
 
 }  // namespace v4::router_grpc

@@ -211,6 +211,7 @@ void WorkerLink::write_loop(std::shared_ptr<Session> s) {
       ok = s->stream->Write(submit);
       submit_messages_ += 1;
       submitted_ += n;
+      if (options_.on_submit_message) options_.on_submit_message(n);
     }
     // After the submissions, so a request submitted and cancelled in one window is known.
     if (ok && cancel.has_cancel()) ok = s->stream->Write(cancel);

@@ -33,6 +33,9 @@ struct LinkOptions {
   // is sent as soon as the writer gets to it; those queued meanwhile still go together).
   std::chrono::microseconds batch_window{0};
   size_t batch_max = 64;
+  // Called on the writer thread after each Submit message with the requests it carried (the
+  // router's Prometheus counters); may be empty.
+  std::function<void(size_t requests)> on_submit_message;
   std::chrono::milliseconds rpc_timeout{2000};  // Health, Stats, and the Welcome of a stream
   // TLS credentials and the token every call carries; null credentials dial without TLS.
   LinkSecurity security;

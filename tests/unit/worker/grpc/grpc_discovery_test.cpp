@@ -150,6 +150,16 @@ TEST_F(GrpcDiscoveryTest, RecordsThatComeAndGoAddAndRemoveWorkers) {
             std::string::npos);
   EXPECT_NE(metrics.find("v4serve:router_worker_health_rtt_seconds_count{worker=\"" + b.address),
             std::string::npos);
+  // The Submit counters agree with the client's own (every message and request, both workers).
+  const router_grpc::GrpcClientCounters counters = client.counters();
+  EXPECT_NE(metrics.find("v4serve:router_submit_messages_total " +
+                         std::to_string(counters.submit_messages) + "\n"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("v4serve:router_submitted_requests_total " +
+                         std::to_string(counters.submitted) + "\n"),
+            std::string::npos)
+      << metrics;
 
   // The record comes back: the worker serves again.
   dns.set({a.address, b.address});
