@@ -1,8 +1,9 @@
-// The device's quantized dot products, one weight block at a time (spec §6), V4_HD so that the
-// host runs and tests the very code a GPU runs. A lane of a warp takes every 32nd block of a
-// row and sums its blocks' results in float; the integer sums inside a block are exact and
-// identical to kernels/cpu/vec_dot.cpp (ggml's generic forms), only the float accumulation
-// across blocks is ordered differently from the CPU's. Activations are quantized exactly like
+// The device's quantized dot products, one unit of a row at a time (spec §6: an MXFP4 or Q8_0
+// block, or a group of 32 values of the 256-value formats), V4_HD so that the host runs and
+// tests the very code a GPU runs. A lane of a warp takes every 32nd unit of a row and sums the
+// units' results in float; the integer sums inside a unit are exact and identical to
+// kernels/cpu/vec_dot.cpp (ggml's generic forms), only the float accumulation is ordered
+// differently from the CPU's. Activations are quantized exactly like
 // the CPU's (quantize_row_q8_0 / quantize_row_q8_k), block by block.
 #pragma once
 
@@ -80,28 +81,7 @@ V4_HD inline void quantize_group_q8_k(const float* src, BlockQ8K* y, int g) {
   if (g == 0) y->d = amax == 0.0f ? 0.0f : 1 / iscale;
 }
 
-// --- one weight block against one activation block ---
-
-// Σ x[j]·y[j] over 32 int8 values of two Q8_0 blocks (2-byte aligned: blocks are 34 bytes). On
-// the device four products per __dp4a from 16-bit loads; the integer sum is exact either way.
-V4_HD inline int dot_q8_0_values(const int8_t* x, const int8_t* y) {
-#if defined(__CUDA_ARCH__)
-  const uint16_t* a = reinterpret_cast<const uint16_t*>(x);
-  const uint16_t* b = reinterpret_cast<const uint16_t*>(y);
-  int sum = 0;
-#pragma unroll
-  for (int j = 0; j < kQK8_0 / 2; j += 2) {
-    const int va = static_cast<int>(a[j] | (static_cast<uint32_t>(a[j + 1]) << 16));
-    const int vb = static_cast<int>(b[j] | (static_cast<uint32_t>(b[j + 1]) << 16));
-    sum = __dp4a(va, vb, sum);
-  }
-  return sum;
-#else
-  int sum = 0;
-  for (int j = 0; j < kQK8_0; ++j) sum += x[j] * y[j];
-  return sum;
-#endif
-}
+// --- Q8_0 and MXFP4 blocks ---
 
 // A Q8_0 weight block's 32 quants as 8 words (2-byte aligned in the GGUF layout: 16-bit loads).
 V4_HD inline void load_q8_0_weights(const int8_t* qs, int32_t* w) {
@@ -140,10 +120,6 @@ V4_HD inline int dot_q8_0_split(const int32_t* w, const uint8_t* a_qs) {
 #endif
 }
 
-V4_HD inline float block_dot_q8_0(const BlockQ8_0& x, const BlockQ8_0& y) {
-  return dot_q8_0_values(x.qs, y.qs) * (fp16_to_fp32(x.d) * fp16_to_fp32(y.d));
-}
-
 V4_HD inline float block_dot_mxfp4(const BlockMXFP4& x, const BlockQ8_0& y, const QuantTables& t) {
   const float d = fp16_to_fp32(y.d) * e8m0_to_fp32_half(x.e);
   int sumi1 = 0, sumi2 = 0;
@@ -154,27 +130,7 @@ V4_HD inline float block_dot_mxfp4(const BlockMXFP4& x, const BlockQ8_0& y, cons
   return d * (sumi1 + sumi2);
 }
 
-V4_HD inline float block_dot_q2_k(const BlockQ2K& x, const BlockQ8K& y) {
-  const uint8_t* q2 = x.qs;
-  const int8_t* q8 = y.qs;
-  const uint8_t* sc = x.scales;
-  int summs = 0;
-  for (int j = 0; j < 16; ++j) summs += y.bsums[j] * (sc[j] >> 4);
-  const float dall = y.d * fp16_to_fp32(x.d);
-  const float dmin = y.d * fp16_to_fp32(x.dmin);
-  int isum = 0, is = 0;
-  for (int half = 0; half < kQK_K / 128; ++half, q2 += 32) {
-    for (int shift = 0; shift < 8; shift += 2, q8 += 32) {
-      for (int lane0 = 0; lane0 < 32; lane0 += 16) {
-        const int d = sc[is++] & 0xF;
-        int isuml = 0;
-        for (int l = lane0; l < lane0 + 16; ++l) isuml += q8[l] * ((q2[l] >> shift) & 3);
-        isum += d * isuml;
-      }
-    }
-  }
-  return dall * isum - dmin * summs;
-}
+// --- helpers of the group dot products ---
 
 // Q4_K and Q5_K: 8 sub-blocks of 32, 6-bit scales and mins; code j of sub-block `sub`.
 V4_HD inline int k4_code(const BlockQ4K& x, int sub, int l) {
@@ -187,39 +143,6 @@ V4_HD inline int k4_code(const BlockQ5K& x, int sub, int l) {
   return (sub % 2 ? q >> 4 : q & 0xF) + 16 * high;
 }
 
-template <class Block>
-V4_HD inline float block_dot_k4(const Block& x, const BlockQ8K& y) {
-  int sumi_min = 0, sumi = 0;
-  for (int sub = 0; sub < 8; ++sub) {
-    uint8_t scale, min;
-    unpack_scale_min_k4(sub, x.scales, &scale, &min);
-    sumi_min += (y.bsums[2 * sub] + y.bsums[2 * sub + 1]) * min;
-    int s = 0;
-    for (int l = 0; l < 32; ++l) s += y.qs[32 * sub + l] * k4_code(x, sub, l);
-    sumi += s * scale;
-  }
-  return fp16_to_fp32(x.d) * y.d * sumi - fp16_to_fp32(x.dmin) * y.d * sumi_min;
-}
-
-V4_HD inline float block_dot_q6_k(const BlockQ6K& x, const BlockQ8K& y) {
-  int sumi = 0;
-  for (int j = 0; j < kQK_K; j += 128) {
-    const uint8_t* q4 = x.ql + j / 2;
-    const uint8_t* qh = x.qh + j / 4;
-    for (int l = 0; l < 32; ++l) {
-      const int a0 = ((q4[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-      const int a1 = ((q4[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-      const int a2 = ((q4[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-      const int a3 = ((q4[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-      const int8_t* q8 = y.qs + j;
-      sumi += x.scales[(j + l) / 16] * a0 * q8[l] + x.scales[(j + 32 + l) / 16] * a1 * q8[l + 32] +
-              x.scales[(j + 64 + l) / 16] * a2 * q8[l + 64] +
-              x.scales[(j + 96 + l) / 16] * a3 * q8[l + 96];
-    }
-  }
-  return fp16_to_fp32(x.d) * y.d * sumi;
-}
-
 V4_HD inline int iq2_octet_dot(uint64_t row, uint8_t signs, const int8_t* q8) {
   int sum = 0;
   for (int j = 0; j < 8; ++j) {
@@ -229,87 +152,10 @@ V4_HD inline int iq2_octet_dot(uint64_t row, uint8_t signs, const int8_t* q8) {
   return sum;
 }
 
-V4_HD inline float block_dot_iq2_xxs(const BlockIQ2XXS& x, const BlockQ8K& y,
-                                     const QuantTables& t) {
-  const int8_t* q8 = y.qs;
-  int32_t bsum = 0;
-  for (int g = 0; g < kQK_K / 32; ++g) {
-    uint32_t aux[2];
-    memcpy(aux, x.qs + 4 * g, sizeof(aux));
-    const uint32_t ls = 2 * (aux[1] >> 28) + 1;
-    int32_t sumi = 0;
-    for (int k = 0; k < 4; ++k, q8 += 8) {
-      sumi += iq2_octet_dot(t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF],
-                            t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127], q8);
-    }
-    bsum += sumi * static_cast<int32_t>(ls);
-  }
-  return 0.125f * (fp16_to_fp32(x.d) * y.d * bsum);
-}
-
-V4_HD inline float block_dot_iq2_xs(const BlockIQ2XS& x, const BlockQ8K& y, const QuantTables& t) {
-  const int8_t* q8 = y.qs;
-  int32_t bsum = 0;
-  for (int g = 0; g < kQK_K / 32; ++g) {
-    const int ls[2] = {2 * (x.scales[g] & 0xF) + 1, 2 * (x.scales[g] >> 4) + 1};
-    for (int half = 0; half < 2; ++half) {
-      int32_t sumi = 0;
-      for (int k = 2 * half; k < 2 * half + 2; ++k, q8 += 8) {
-        const uint16_t code = x.qs[4 * g + k];
-        sumi += iq2_octet_dot(t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9], q8);
-      }
-      bsum += sumi * ls[half];
-    }
-  }
-  return 0.125f * (fp16_to_fp32(x.d) * y.d * bsum);
-}
-
 V4_HD inline int iq1_octet_dot(uint64_t row, const int8_t* q8) {
   int sum = 0;
   for (int j = 0; j < 8; ++j) sum += q8[j] * static_cast<int8_t>((row >> (8 * j)) & 0xFF);
   return sum;
-}
-
-V4_HD inline float block_dot_iq1_s(const BlockIQ1S& x, const BlockQ8K& y, const QuantTables& t) {
-  const int8_t* q8 = y.qs;
-  const uint8_t* qs = x.qs;
-  int sumi = 0, sumi1 = 0;
-  for (int g = 0; g < kQK_K / 32; ++g, qs += 4) {
-    const uint16_t qh = x.qh[g];
-    const int ls = 2 * ((qh >> 12) & 7) + 1;
-    const int delta = qh & 0x8000 ? -1 : 1;
-    int lsum = 0;
-    for (int k = 0; k < 4; ++k, q8 += 8) {
-      lsum += iq1_octet_dot(t.iq1s_grid[qs[k] | (((qh >> (3 * k)) & 7) << 8)], q8);
-    }
-    sumi += ls * lsum;
-    sumi1 += ls * delta * (y.bsums[2 * g] + y.bsums[2 * g + 1]);
-  }
-  return fp16_to_fp32(x.d) * y.d * (sumi + 0.125f * sumi1);
-}
-
-V4_HD inline float block_dot_iq1_m(const BlockIQ1M& x, const BlockQ8K& y, const QuantTables& t) {
-  const int8_t* q8 = y.qs;
-  const uint8_t* qs = x.qs;
-  const uint8_t* qh = x.qh;
-  uint16_t sc[4];
-  memcpy(sc, x.scales, sizeof(sc));
-  int sumi1 = 0, sumi2 = 0;
-  for (int g = 0; g < kQK_K / 32; ++g, qs += 4, qh += 2) {
-    int sum1[2] = {0, 0}, sum2[2] = {0, 0};
-    for (int k = 0; k < 4; ++k, q8 += 8) {
-      const uint8_t nibble = (qh[k / 2] >> (4 * (k % 2))) & 0xF;
-      int octet_sum = 0;
-      for (int j = 0; j < 8; ++j) octet_sum += q8[j];
-      sum1[k / 2] += iq1_octet_dot(t.iq1s_grid[qs[k] | ((nibble & 7) << 8)], q8);
-      sum2[k / 2] += octet_sum * (nibble & 0x8 ? -1 : 1);
-    }
-    const int ls1 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 0)) & 0x7) + 1;
-    const int ls2 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3)) & 0x7) + 1;
-    sumi1 += sum1[0] * ls1 + sum1[1] * ls2;
-    sumi2 += sum2[0] * ls1 + sum2[1] * ls2;
-  }
-  return fp16_to_fp32(iq1m_block_scale_bits(sc)) * y.d * (sumi1 + 0.125f * sumi2);
 }
 
 // Value i of a float-type row (F32, F16, BF16).
@@ -317,46 +163,6 @@ V4_HD inline float float_weight(GgmlType type, const uint8_t* row, int64_t i) {
   if (type == GgmlType::F32) return reinterpret_cast<const float*>(row)[i];
   const uint16_t h = reinterpret_cast<const uint16_t*>(row)[i];
   return type == GgmlType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
-}
-
-// Block `b` of a weight row against block `b` of its quantized activation row; `type` is a
-// quantized type (float types use float_weight).
-V4_HD inline float block_dot(GgmlType type, const uint8_t* w_row, const uint8_t* a_row, int64_t b,
-                             const QuantTables& t) {
-  switch (type) {
-    case GgmlType::Q8_0:
-      return block_dot_q8_0(reinterpret_cast<const BlockQ8_0*>(w_row)[b],
-                            reinterpret_cast<const BlockQ8_0*>(a_row)[b]);
-    case GgmlType::MXFP4:
-      return block_dot_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[b],
-                             reinterpret_cast<const BlockQ8_0*>(a_row)[b], t);
-    case GgmlType::Q2_K:
-      return block_dot_q2_k(reinterpret_cast<const BlockQ2K*>(w_row)[b],
-                            reinterpret_cast<const BlockQ8K*>(a_row)[b]);
-    case GgmlType::Q4_K:
-      return block_dot_k4(reinterpret_cast<const BlockQ4K*>(w_row)[b],
-                          reinterpret_cast<const BlockQ8K*>(a_row)[b]);
-    case GgmlType::Q5_K:
-      return block_dot_k4(reinterpret_cast<const BlockQ5K*>(w_row)[b],
-                          reinterpret_cast<const BlockQ8K*>(a_row)[b]);
-    case GgmlType::Q6_K:
-      return block_dot_q6_k(reinterpret_cast<const BlockQ6K*>(w_row)[b],
-                            reinterpret_cast<const BlockQ8K*>(a_row)[b]);
-    case GgmlType::IQ2_XXS:
-      return block_dot_iq2_xxs(reinterpret_cast<const BlockIQ2XXS*>(w_row)[b],
-                               reinterpret_cast<const BlockQ8K*>(a_row)[b], t);
-    case GgmlType::IQ2_XS:
-      return block_dot_iq2_xs(reinterpret_cast<const BlockIQ2XS*>(w_row)[b],
-                              reinterpret_cast<const BlockQ8K*>(a_row)[b], t);
-    case GgmlType::IQ1_S:
-      return block_dot_iq1_s(reinterpret_cast<const BlockIQ1S*>(w_row)[b],
-                             reinterpret_cast<const BlockQ8K*>(a_row)[b], t);
-    case GgmlType::IQ1_M:
-      return block_dot_iq1_m(reinterpret_cast<const BlockIQ1M*>(w_row)[b],
-                             reinterpret_cast<const BlockQ8K*>(a_row)[b], t);
-    default:
-      return 0.0f;
-  }
 }
 
 // --- one group of 32 values of a 256-value block (K and IQ formats) ---
@@ -525,12 +331,16 @@ V4_HD inline int units_per_block(GgmlType type) {
 }
 
 // Unit u of a weight row against its quantized activation row: group u % 8 of block u / 8 for the
-// 256-value formats, block u for the others.
+// 256-value formats, block u for MXFP4. Q8_0 and float weights are not units here: the device
+// matmul reads them itself (Q8_0 against its split activation rows).
 V4_HD inline float unit_dot(GgmlType type, const uint8_t* w_row, const uint8_t* a_row, int64_t u,
                             const QuantTables& t) {
+  if (type == GgmlType::MXFP4) {
+    return block_dot_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u],
+                           reinterpret_cast<const BlockQ8_0*>(a_row)[u], t);
+  }
   const int64_t b = u / 8;
   const int g = static_cast<int>(u % 8);
-  if (units_per_block(type) == 1) return block_dot(type, w_row, a_row, u, t);
   const Q8KGroup y = load_q8k_group(reinterpret_cast<const BlockQ8K*>(a_row)[b], g);
   switch (type) {
     case GgmlType::Q2_K:
@@ -550,7 +360,7 @@ V4_HD inline float unit_dot(GgmlType type, const uint8_t* w_row, const uint8_t* 
     case GgmlType::IQ1_M:
       return group_dot_iq1_m(reinterpret_cast<const BlockIQ1M*>(w_row)[b], y, g, t);
     default:
-      return block_dot(type, w_row, a_row, u, t);
+      return 0.0f;
   }
 }
 

@@ -43,7 +43,6 @@ kernels::QuantTables quant_tables(DeviceScratch<E>& s) {
 struct Activations {
   const uint8_t* rows = nullptr;
   size_t row_bytes = 0;
-  bool quantized = false;
 };
 
 // Activations for Q8_0 weights are split: a row holds its blocks' 32 quants each (16-byte
@@ -58,8 +57,7 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
                                  const float* x, int64_t x_stride, int64_t cols, int64_t n) {
   const GgmlType act = kernels::vec_dot_activation_type(weight);
   if (act != GgmlType::Q8_0 && act != GgmlType::Q8_K) {
-    return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(x_stride) * sizeof(float),
-            false};
+    return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(x_stride) * sizeof(float)};
   }
   if (weight == GgmlType::Q8_0) {
     const int64_t blocks = cols / kernels::kQK8_0;
@@ -73,7 +71,7 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
       memcpy(row + b * kernels::kQK8_0, block.qs, kernels::kQK8_0);
       memcpy(row + blocks * kernels::kQK8_0 + 2 * b, &block.d, 2);
     });
-    return {out, row_bytes, true};
+    return {out, row_bytes};
   }
   const size_t row_bytes = kernels::activation_row_bytes(weight, cols);
   uint8_t* out = s.template get<uint8_t>(slot, row_bytes * static_cast<size_t>(n) + 1);
@@ -94,7 +92,7 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
                                    static_cast<int>(i % 8));
     });
   }
-  return {out, row_bytes, true};
+  return {out, row_bytes};
 }
 
 // The weight types the device dot products read, each dispatched to kernels compiled for it, so
@@ -134,7 +132,7 @@ void dispatch_weight_type(GgmlType type, const char* op, F&& f) {
 }
 
 // Float weights are read against float activations; every other type against the activations
-// quantized to its dot-product format (Activations::quantized).
+// quantized to its dot-product format (quantize_activations).
 constexpr bool is_float_weight(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
