@@ -26,6 +26,7 @@ namespace {
 
 using testing_device::download;
 using testing_device::OnDevice;
+using testing_device::randoms;
 using testing_device::upload;
 
 constexpr uint32_t kHeadDim = 160, kRopeDim = 32, kIndexerDim = 64, kPageTokens = 128;
@@ -76,14 +77,6 @@ KvLayout test_layout(KvStorage storage) {
   return l;
 }
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
 // The per-layer weights of the compressors (on one backend).
 struct CompressorWeights {
   OnDevice<float> ape, norm, freqs;
@@ -93,9 +86,9 @@ CompressorWeights upload_weights(Backend& be, uint32_t ratio, uint32_t width, ui
                                  uint32_t seed) {
   std::vector<float> freqs(kRopeDim / 2);
   for (size_t k = 0; k < freqs.size(); ++k) freqs[k] = std::pow(0.7f, static_cast<float>(k));
-  std::vector<float> norm = random_floats(dim, seed + 1, 0.2f);
+  std::vector<float> norm = randoms(dim, seed + 1, 0.2f);
   for (float& x : norm) x += 1.0f;
-  return {upload(be, random_floats(size_t{ratio} * width, seed, 0.3f)), upload(be, norm),
+  return {upload(be, randoms(size_t{ratio} * width, seed, 0.3f)), upload(be, norm),
           upload(be, freqs)};
 }
 
@@ -193,7 +186,7 @@ void append(KvWorld& w, const std::vector<uint32_t>& seqs, const std::vector<uin
     for (size_t i = 0; i < seqs.size(); ++i) {
       for (int64_t k = 0; k < counts[i]; ++k) {
         const uint32_t seed = salt * 7919 + seqs[i] * 104729 + static_cast<uint32_t>(starts[i] + k);
-        const std::vector<float> x = random_floats(width, seed);
+        const std::vector<float> x = randoms(width, seed);
         v.insert(v.end(), x.begin(), x.end());
       }
     }
@@ -309,11 +302,11 @@ struct AttentionInputs {
 };
 
 AttentionInputs attention_inputs(Backend& be, int64_t n) {
-  const std::vector<float> iq = random_floats(size_t(n) * kIndexHeads * kIndexerDim, 5, 0.3f);
+  const std::vector<float> iq = randoms(size_t(n) * kIndexHeads * kIndexerDim, 5, 0.3f);
   return {upload(be, iq),
-          upload(be, random_floats(size_t(n) * kIndexHeads, 6)),
-          upload(be, random_floats(size_t(n) * kHeads * kHeadDim, 7, 0.1f)),
-          upload(be, random_floats(kHeads, 8)),
+          upload(be, randoms(size_t(n) * kIndexHeads, 6)),
+          upload(be, randoms(size_t(n) * kHeads * kHeadDim, 7, 0.1f)),
+          upload(be, randoms(kHeads, 8)),
           testing_device::zeros_on<uint32_t>(be, size_t(n) * kTopK),
           testing_device::zeros_on<uint32_t>(be, size_t(n)),
           testing_device::zeros_on<float>(be, size_t(n) * kHeads * kHeadDim)};
@@ -412,7 +405,7 @@ TEST_P(DeviceAttention, IndexerAndSparseAttentionAreBatchInvariant) {
 
 TEST_P(DeviceAttention, KvSimulationsAreBitIdentical) {
   const int64_t rows = 7, stride = 200, n = 160, dim = 64;
-  std::vector<float> x = random_floats(rows * stride, 11, 3.0f);
+  std::vector<float> x = randoms(rows * stride, 11, 3.0f);
   x[5] = 0.0f, x[70] = 1e-9f, x[140] = -600.0f;  // zero, tiny and saturating values
   OnDevice<float> a = upload(cpu_, x), b = upload(*be_, x);
   cpu_.fp8_round_trip(a.get(), rows, stride, n, 64);

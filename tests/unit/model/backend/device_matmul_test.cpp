@@ -18,20 +18,13 @@ namespace {
 
 using testing_device::download;
 using testing_device::OnDevice;
+using testing_device::randoms;
 using testing_device::upload;
 
 const GgmlType kTypes[] = {GgmlType::F32,   GgmlType::F16,     GgmlType::BF16,   GgmlType::Q8_0,
                            GgmlType::MXFP4, GgmlType::Q2_K,    GgmlType::Q4_K,   GgmlType::Q5_K,
                            GgmlType::Q6_K,  GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S,
                            GgmlType::IQ1_M};
-
-std::vector<float> randoms(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 // rows × cols weights quantized to `type`.
 std::vector<uint8_t> weights_of(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
@@ -117,16 +110,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, DeviceMatmul,
                                             ::testing::ValuesIn(kTypes)),
                          name);
 
-class DeviceExperts : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string why;
-    be_ = testing_device::make_device_backend(GetParam(), &why);
-    if (!be_) GTEST_SKIP() << why;
-  }
-  std::unique_ptr<Backend> be_;
-  CpuBackend cpu_{2};
-};
+class DeviceExperts : public testing_device::OnEachDevice {};
 
 TEST_P(DeviceExperts, EmbeddingRowsAreTheCpusBitForBit) {
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0}) {

@@ -16,16 +16,9 @@ namespace v4 {
 namespace {
 
 using testing_device::download;
+using testing_device::randoms;
 using testing_device::upload;
 using testing_device::zeros_on;
-
-std::vector<float> randoms(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
 
 // |a − b| within `ulps` float ulps of the larger magnitude (libm differences), elementwise.
 void expect_ulps(const std::vector<float>& got, const std::vector<float>& want, float ulps,
@@ -38,16 +31,7 @@ void expect_ulps(const std::vector<float>& got, const std::vector<float>& want, 
   }
 }
 
-class DeviceOps : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    std::string why;
-    be_ = testing_device::make_device_backend(GetParam(), &why);
-    if (!be_) GTEST_SKIP() << why;
-  }
-  std::unique_ptr<Backend> be_;
-  CpuBackend cpu_{2};
-};
+class DeviceOps : public testing_device::OnEachDevice {};
 
 TEST_P(DeviceOps, RowAndElementOpsAreTheCpus) {
   const int64_t n = 100, rows = 5;  // n not a multiple of 32 or 64

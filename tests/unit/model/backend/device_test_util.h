@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "model/backend/backend.h"
+#include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
 #include "model/backend/device/emulated_backend.h"
 
@@ -63,6 +65,28 @@ inline std::unique_ptr<Backend> make_device_backend(const std::string& name, std
   }
   return std::move(*be);
 }
+
+// n floats drawn from N(0, scale²), the same for the same seed.
+inline std::vector<float> randoms(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// A test run once per device backend (device_backend_names), skipped with the reason where that
+// backend is not usable; `cpu_` is the reference backend.
+class OnEachDevice : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    be_ = make_device_backend(GetParam(), &why);
+    if (!be_) GTEST_SKIP() << why;
+  }
+  std::unique_ptr<Backend> be_;
+  CpuBackend cpu_{2};
+};
 
 // The parameter set of every device test.
 inline ::testing::internal::ParamGenerator<std::string> device_backend_names() {
