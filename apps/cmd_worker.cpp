@@ -18,6 +18,7 @@
 #include "apps/serve_model.h"
 #include "core/tls_files.h"
 #include "worker/engine.h"
+#include "worker/ep/worker_group.h"
 #include "worker/grpc/server_credentials.h"
 #include "worker/grpc/worker_service.h"
 
@@ -33,7 +34,31 @@ struct WorkerFlags {
   std::string log_level = "info";
   worker_grpc::WorkerTlsFiles tls;
   std::string auth_token_file;
+  // Expert parallelism: one rank of a worker group (empty name: a worker of its own).
+  WorkerGroupOptions group;
+  double group_timeout_s = 60.0;
 };
+
+// Joins the group the flags name (after the weights load, before the serving port opens, so
+// that a rank reports ready only once its whole group has met). Null without --group.
+Result<std::unique_ptr<WorkerGroup>> join_group(WorkerFlags f, Backend& backend,
+                                                uint32_t n_expert) {
+  if (f.group.name.empty()) return std::unique_ptr<WorkerGroup>();
+  f.group.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.group_timeout_s * 1000));
+  spdlog::info("group {}: rank {} of {} meeting at {}", f.group.name, f.group.rank, f.group.ranks,
+               f.group.leader);
+  Result<std::unique_ptr<WorkerGroup>> group = WorkerGroup::join(f.group, backend, n_expert);
+  if (group) spdlog::info("group {}: all {} ranks connected", f.group.name, f.group.ranks);
+  return group;
+}
+
+// A broken group cannot recover: leave at once, so that every rank of it reports unhealthy
+// together and the router moves the open requests (their streams break) to another worker.
+[[noreturn]] void leave_broken_group(const std::string& group, const std::string& why) {
+  spdlog::critical("group {} broke: {}; exiting", group, why);
+  spdlog::shutdown();
+  std::_Exit(3);
+}
 
 // The credentials and the token of the flags; false (after one error line) when a file is bad.
 bool load_security(const WorkerFlags& f, std::shared_ptr<grpc::ServerCredentials>& credentials,
@@ -94,7 +119,27 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", device.message());
     return 1;
   }
-  auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend));
+  if (!f.group.name.empty()) {
+    if (Status s = validate(f.group); !s) {
+      spdlog::error("{}", s.message());
+      return 2;
+    }
+  }
+  Result<std::unique_ptr<WorkerGroup>> group =
+      join_group(f, *device->backend, (*model)->weights.config.n_expert);
+  if (!group) {
+    spdlog::error("{}", group.message());
+    return 1;
+  }
+  EngineGroup engine_group;
+  if (*group) {
+    engine_group.group = std::move(*group);
+    engine_group.on_failure = [name = f.group.name](const std::string& why) {
+      leave_broken_group(name, why);
+    };
+  }
+  auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend),
+                                         std::move(engine_group));
   worker_grpc::WorkerServiceOptions service_options;
   service_options.worker_id = f.listen;
   service_options.model = default_model_name(**model, path);
@@ -153,6 +198,22 @@ CommandRegistration registration(
                      "PEM CA bundle: require router certificates it signed (mutual TLS)");
       sub.add_option("--auth-token-file", f->auth_token_file,
                      "file holding the token every call must carry (authorization: Bearer)");
+      sub.add_option("--group", f->group.name,
+                     "expert parallelism: the worker group (one model replica) this rank joins");
+      sub.add_option("--rank", f->group.rank, "this worker's rank in --group (0 .. ranks-1)");
+      sub.add_option("--ranks", f->group.ranks, "how many ranks --group has");
+      sub.add_option("--group-leader", f->group.leader,
+                     "host:port of rank 0's rendezvous (rank 0 listens there)");
+      sub.add_option("--group-listen", f->group.leader_listen,
+                     "rank 0: host:port to listen on for the rendezvous (default --group-leader)");
+      sub.add_option("--group-host", f->group.host,
+                     "this rank's address the other ranks connect to")
+          ->capture_default_str();
+      sub.add_option("--group-timeout-s", f->group_timeout_s,
+                     "seconds the rendezvous and every collective may wait for a peer before "
+                     "the group counts as broken")
+          ->capture_default_str()
+          ->check(CLI::Range(0.1, 3600.0));
       sub.add_option("--log-format", f->log_format, "text or json")->capture_default_str();
       sub.add_option("--log-level", f->log_level, "trace, debug, info, warn, error")
           ->capture_default_str();

@@ -1,5 +1,6 @@
 #include "worker/engine.h"
 
+#include <algorithm>
 #include <exception>
 
 namespace v4 {
@@ -20,8 +21,13 @@ Engine::Engine(const V4Weights& weights, const EngineOptions& options, unsigned 
 
 Engine::Engine(const V4Weights& weights, const EngineOptions& options,
                std::unique_ptr<Backend> backend)
+    : Engine(weights, options, std::move(backend), EngineGroup{}) {}
+
+Engine::Engine(const V4Weights& weights, const EngineOptions& options,
+               std::unique_ptr<Backend> backend, EngineGroup group)
     : backend_(std::move(backend)),
-      core_(weights, *backend_, options),
+      group_(std::move(group)),
+      core_(weights, *backend_, options, group_.group.get()),
       thread_([this] { loop(); }) {}
 
 Engine::~Engine() {
@@ -109,6 +115,11 @@ void Engine::loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   try {
     run_steps(lock);
+  } catch (const GroupFailure& e) {
+    if (lock.owns_lock()) lock.unlock();
+    if (group_.on_failure) group_.on_failure(e.what());
+    lock.lock();
+    fail(e.what(), lock);
   } catch (const std::exception& e) {
     if (!lock.owns_lock()) lock.lock();
     fail(e.what(), lock);
@@ -117,16 +128,27 @@ void Engine::loop() {
 
 void Engine::run_steps(std::unique_lock<std::mutex>& lock) {
   for (;;) {
-    wake_.wait(lock, [&] {
+    const auto ready = [&] {
       return stopping_ || core_.has_work() || !pending_adds_.empty() || !pending_cancels_.empty();
-    });
+    };
+    // A rank of a group joins every loop turn, idle or not (EngineCore::step).
+    if (group_.group) {
+      if (!wake_.wait_for(lock, idle_wait_, ready))
+        idle_wait_ = std::min(idle_wait_ * 2, group_.idle_turn);
+      else
+        idle_wait_ = std::chrono::milliseconds(1);
+    } else
+      wake_.wait(lock, ready);
     if (stopping_) return;
     std::vector<GenerationEvent> events;
     apply_pending(events);
     busy_ = core_.has_work();
     lock.unlock();
-    if (busy_) {
+    if (busy_ || group_.group) {
       std::vector<GenerationEvent> step_events = core_.step();
+      // Another rank's work makes this one step too: stay quick while the group is busy.
+      if (!step_events.empty() || core_.last_step_joined())
+        idle_wait_ = std::chrono::milliseconds(1);
       events.insert(events.end(), std::make_move_iterator(step_events.begin()),
                     std::make_move_iterator(step_events.end()));
     }
@@ -137,7 +159,8 @@ void Engine::run_steps(std::unique_lock<std::mutex>& lock) {
       if (it == callbacks_.end()) continue;
       deliveries.emplace_back(&it->second, std::move(e));
     }
-    stats_ = core_.stats();
+    // An idle rank's turns change nothing worth copying the stats for.
+    if (busy_ || !events.empty()) stats_ = core_.stats();
     lock.unlock();
     // Callbacks run unlocked so they may call submit() or cancel().
     for (auto& [callback, event] : deliveries) (*callback)(event);

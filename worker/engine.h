@@ -3,6 +3,7 @@
 // thread, in order, ending with one whose finish reason is set.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -19,12 +20,28 @@ namespace v4 {
 
 using TokenCallback = std::function<void(const GenerationEvent&)>;
 
+// An engine that is one rank of a worker group (step_group.h).
+struct EngineGroup {
+  std::unique_ptr<StepGroup> group;
+  // Called on the engine thread when the group breaks, before the open requests get kError
+  // events; a worker process exits here so that the router moves them to another group.
+  std::function<void(const std::string&)> on_failure;
+  // How long an idle rank waits for work before it joins the next loop turn anyway. The wait
+  // starts at 1 ms after a busy turn and doubles up to this while the group stays idle: the
+  // most a request arriving at an idle group waits for the other ranks, and what bounds the
+  // CPU that idle ranks spend agreeing.
+  std::chrono::milliseconds idle_turn{10};
+};
+
 class Engine {
  public:
   // On a CpuBackend with `threads` threads.
   Engine(const V4Weights& weights, const EngineOptions& options, unsigned threads = 0);
   // On `backend` (a GPU's: `weights` must then be resident there, device_weights.h).
   Engine(const V4Weights& weights, const EngineOptions& options, std::unique_ptr<Backend> backend);
+  // As one rank of `group.group`, whose dispatcher must run on `backend`.
+  Engine(const V4Weights& weights, const EngineOptions& options, std::unique_ptr<Backend> backend,
+         EngineGroup group);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -59,6 +76,7 @@ class Engine {
   void fail(const std::string& what, std::unique_lock<std::mutex>& lock);
 
   std::unique_ptr<Backend> backend_;
+  EngineGroup group_;
   EngineCore core_;
   mutable std::mutex mutex_;
   std::condition_variable wake_, idle_;
@@ -68,6 +86,7 @@ class Engine {
   RequestId next_id_ = 1;
   EngineStats stats_;
   bool busy_ = false;
+  std::chrono::milliseconds idle_wait_{1};  // a group rank's next idle wait (EngineGroup)
   bool stopping_ = false;
   std::string failure_;  // why the loop stopped; empty while it runs
   std::thread thread_;

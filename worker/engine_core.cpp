@@ -34,14 +34,17 @@ SchedulerConfig EngineCore::scheduler_config(const V4Config& c, const EngineOpti
   return {o.page_tokens, pages ? *pages : 0u, o.max_batch_tokens, o.max_seqs, o.prefix_caching};
 }
 
-EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options)
+EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options,
+                       StepGroup* group)
     : options_(options),
+      group_(group),
       n_vocab_(weights.config.n_vocab),
       scheduler_(scheduler_config(weights.config, options)),
       worker_(weights, backend,
               {{options.page_tokens, scheduler_.config().total_pages, options.storage},
                options.max_batch_tokens,
-               options.max_context}) {
+               options.max_context},
+              group ? &group->dispatcher() : nullptr) {
   totals_.page_bytes = worker_.cache().page_bytes();
 }
 
@@ -145,9 +148,19 @@ void EngineCore::stamp_first(GenerationEvent& e) {
 std::vector<GenerationEvent> EngineCore::step() {
   const Clock::time_point start = Clock::now();
   StepPlan plan = scheduler_.schedule();
+  // In a group this rank runs the forward, tokens or none, when any rank has tokens.
+  bool join_group_step = false;
+  if (group_) {
+    Result<uint64_t> total = group_->agree(plan.token_count());
+    if (!total) throw GroupFailure(total.message());
+    join_group_step = *total > 0;
+  }
+  last_step_joined_ = join_group_step;
   note_scheduled(plan, start);
   std::vector<GenerationEvent> events;
-  Result<StepOutput> out = worker_.execute(plan, events);
+  Result<StepOutput> out = worker_.execute(plan, events, join_group_step);
+  // The ranks' collectives no longer line up once one rank's step failed.
+  if (!out && group_) throw GroupFailure("group step failed: " + out.message());
   if (!out) {
     // The forward failed: end this step's requests rather than retry them forever.
     events.clear();

@@ -14,6 +14,7 @@
 #include "model/v4/v4_weights.h"
 #include "scheduler/scheduler.h"
 #include "worker/model_worker.h"
+#include "worker/step_group.h"
 
 namespace v4 {
 
@@ -72,7 +73,10 @@ class EngineCore {
  public:
   using Clock = std::chrono::steady_clock;
 
-  EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options);
+  // `group` (not owned): the worker group this engine steps in lockstep with; null for a
+  // worker of its own.
+  EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options,
+             StepGroup* group = nullptr);
 
   // Pages the byte budget buys after reserving every sequence slot's fixed state.
   static Result<uint32_t> pages_for_budget(const V4Config& config, const EngineOptions& options);
@@ -89,7 +93,12 @@ class EngineCore {
   // Drops every unreferenced cached prefix page (the worker forgets their snapshots next step).
   uint32_t flush_prefix_cache() { return scheduler_.flush_prefix_cache(); }
   // One step; events in plan order. A failed forward ends the plan's requests with kError.
+  // In a group, every rank calls step() once per loop turn, work or not: the ranks agree, and
+  // all of them run the forward when any has tokens. A broken group throws GroupFailure.
   std::vector<GenerationEvent> step();
+  StepGroup* group() const { return group_; }
+  // The last step() ran a forward for the group (this rank's tokens or another's).
+  bool last_step_joined() const { return last_step_joined_; }
 
   bool has_work() const { return scheduler_.has_work(); }
   EngineStats stats() const;
@@ -112,6 +121,8 @@ class EngineCore {
   void stamp_first(GenerationEvent& e);
 
   EngineOptions options_;
+  StepGroup* group_;
+  bool last_step_joined_ = false;
   uint32_t n_vocab_;
   Scheduler scheduler_;
   ModelWorker worker_;

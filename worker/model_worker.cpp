@@ -21,10 +21,10 @@ const char* finish_reason_name(FinishReason reason) {
 }
 
 ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
-                         const ModelWorkerOptions& options)
+                         const ModelWorkerOptions& options, ExpertDispatcher* experts)
     : config_(weights.config),
       // A step holds at most max_chunk tokens (the scheduler's token budget).
-      forward_(weights, backend, nullptr, ForwardLimits{options.max_chunk, options.max_context}),
+      forward_(weights, backend, experts, ForwardLimits{options.max_chunk, options.max_context}),
       options_(options),
       cache_(weights.config, options.kv, backend) {}
 
@@ -50,8 +50,8 @@ FinishReason ModelWorker::finish_after(const RequestState& r, const ScheduledSeq
   return FinishReason::kNone;
 }
 
-Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
-                                        std::vector<GenerationEvent>& events) {
+Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<GenerationEvent>& events,
+                                        bool join_group_step) {
   for (RequestId id : plan.released) sequences_.erase(id);
   for (PageId p : plan.freed_pages) snapshots_.erase(p);
   for (PageId p : plan.evicted_pages) snapshots_.erase(p);
@@ -87,7 +87,7 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan,
     inputs.push_back({r.kv.get(), s.tokens, all_logits});
   }
   StepOutput out;
-  if (inputs.empty()) return out;
+  if (inputs.empty() && !join_group_step) return out;
   if (Status st = forward_.forward(inputs, forward_out_); !st) return st;
   const ForwardOutput* fwd = &forward_out_;
   for (const ScheduledSequence& s : plan.sequences) {

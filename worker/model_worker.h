@@ -51,14 +51,19 @@ struct ModelWorkerOptions {
 
 class ModelWorker {
  public:
-  ModelWorker(const V4Weights& weights, Backend& backend, const ModelWorkerOptions& options);
+  // `experts`: the dispatcher of a worker group (not owned; null: every expert runs here).
+  ModelWorker(const V4Weights& weights, Backend& backend, const ModelWorkerOptions& options,
+              ExpertDispatcher* experts = nullptr);
 
   // `prompt` is kept only when the request asks for prompt logprobs.
   // The last `resumed` tokens of `prompt` are output the request produced before (a request
   // resumed elsewhere after a failure): sampling continues after them.
   void add_request(RequestId id, const SamplingParams& params, std::span<const int32_t> prompt,
                    uint32_t resumed = 0);
-  Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events);
+  // `join_group_step`: run the forward even without tokens, so that this rank joins its group's
+  // exchanges (the expert dispatcher is collective and another rank has tokens).
+  Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events,
+                             bool join_group_step = false);
 
   const PagedKvCache& cache() const { return cache_; }
   // Counters of the forward pass, expert selections per layer among them.

@@ -5,6 +5,7 @@ started, however the test ends."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 
@@ -14,28 +15,36 @@ import pytest
 class Process:
     """One v4serve process; `address` is what it printed after "listening on"."""
 
-    def __init__(self, args, pattern, start_timeout=300):
+    def __init__(self, args, pattern, start_timeout=300, wait=True):
+        """wait=False: returns at once; call started() before using `address` (the ranks of a
+        worker group print their address only once every rank has started)."""
         self.args = [str(a) for a in args]
+        self.start_timeout = start_timeout
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=dict(os.environ))
         self.stderr_lines = []
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
-        found = {}
+        self.found = {}
 
         def read_address():
             for line in self.proc.stdout:
                 m = re.match(pattern, line)
                 if m:
-                    found["address"] = m.group(1)
+                    self.found["address"] = m.group(1)
                     return
 
-        reader = threading.Thread(target=read_address, daemon=True)
-        reader.start()
-        reader.join(start_timeout)
-        if "address" not in found:
+        self.reader = threading.Thread(target=read_address, daemon=True)
+        self.reader.start()
+        if wait:
+            self.started()
+
+    def started(self):
+        self.reader.join(self.start_timeout)
+        if "address" not in self.found:
             self.kill()
             pytest.fail("%s did not start: %s" % (" ".join(self.args[:2]), self.stderr()[-2000:]))
-        self.address = found["address"]
+        self.address = self.found["address"]
+        return self
 
     def _drain(self, stream):
         for line in stream:
@@ -63,13 +72,45 @@ class Process:
             pytest.fail("%s did not stop within %ss of SIGTERM" % (self.args[1], timeout))
 
 
+def free_port():
+    """A port free at the moment of asking (the group's rendezvous needs one known in advance)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_group(v4serve, model, name, ranks, worker_args=()):
+    """The `ranks` workers of one expert-parallel group, started together; returns them once
+    every rank listens (which happens only after the whole group has met)."""
+    leader = "127.0.0.1:%d" % free_port()
+    procs = []
+    try:
+        for r in range(ranks):
+            procs.append(Process(
+                [v4serve, "worker", "--model", model, "--listen", "127.0.0.1:0", "--threads", "1",
+                 "--kv-memory", "256", "--log-level", "info", "--group", name, "--rank", r,
+                 "--ranks", ranks, "--group-leader", leader, "--group-timeout-s", "30",
+                 *worker_args],
+                r"v4serve: worker listening on ([0-9.]+:\d+)", wait=False))
+        return [p.started() for p in procs]
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise
+
+
 class Cluster:
     """`workers` workers and one router; the router's OpenAI base URL is `base_url`."""
 
-    def __init__(self, v4serve, model, workers=3, worker_args=(), router_args=(), dns_name=None):
+    def __init__(self, v4serve, model, workers=3, worker_args=(), router_args=(), dns_name=None,
+                 groups=()):
         """dns_name: the router finds the workers as this name's records on the first worker's
-        port (`--workers-dns NAME:PORT`) instead of being given their addresses."""
+        port (`--workers-dns NAME:PORT`) instead of being given their addresses. groups: the
+        rank counts of expert-parallel worker groups started besides the `workers` single ones;
+        every rank is a worker to the router (`self.groups[i]` holds group i's ranks)."""
         self.v4serve = v4serve
+        self.group_ranks = list(groups)
+        self.groups = []
         self.dns_name = dns_name
         self.model = model
         self.n = workers
@@ -80,6 +121,10 @@ class Cluster:
 
     def __enter__(self):
         try:
+            for i, ranks in enumerate(self.group_ranks):
+                self.groups.append(start_group(self.v4serve, self.model, "group%d" % i, ranks,
+                                               self.worker_args))
+                self.workers += self.groups[-1]
             for _ in range(self.n):
                 self.workers.append(Process(
                     [self.v4serve, "worker", "--model", self.model, "--listen", "127.0.0.1:0",

@@ -8,6 +8,7 @@
 #include <gloo/transport/tcp/device.h>
 
 #include <exception>
+#include <memory>
 #include <vector>
 
 namespace v4 {
@@ -41,8 +42,9 @@ Result<std::unique_ptr<GlooExpertComm>> GlooExpertComm::connect(const GlooRendez
     gloo::transport::tcp::attr attr;
     attr.hostname = r.host;
     auto device = gloo::transport::tcp::CreateDevice(attr);
-    gloo::rendezvous::FileStore files(r.store_dir);
-    gloo::rendezvous::PrefixStore store(r.group, files);
+    std::unique_ptr<gloo::rendezvous::FileStore> files;
+    if (!r.store) files = std::make_unique<gloo::rendezvous::FileStore>(r.store_dir);
+    gloo::rendezvous::PrefixStore store(r.group, r.store ? *r.store : *files);
     context = std::make_shared<gloo::rendezvous::Context>(r.rank, r.size);
     context->setTimeout(r.timeout);
     context->connectFullMesh(store, device);

@@ -1,6 +1,7 @@
 // ExpertComm over Gloo's TCP transport (Debian's libgloo): CPU ranks of a worker group, and the
-// multi-process tests. Ranks meet through a rendezvous store: a directory every rank can reach
-// (Gloo's FileStore; one machine, or a shared volume). Buffers are host memory.
+// multi-process tests. Ranks meet through a rendezvous store: rank 0's gRPC store
+// (grpc_rendezvous_store.h) or a directory every rank can reach (Gloo's FileStore; one machine
+// or a shared volume). Buffers are host memory.
 #pragma once
 
 #include <chrono>
@@ -11,13 +12,17 @@
 
 namespace gloo {
 class Context;
+namespace rendezvous {
+class Store;
 }
+}  // namespace gloo
 
 namespace v4 {
 
 struct GlooRendezvous {
-  std::string store_dir;  // shared by the group; must exist
-  std::string group;      // keys are prefixed with it, so groups may share a directory
+  std::string store_dir;  // shared by the group; must exist (used when `store` is null)
+  gloo::rendezvous::Store* store = nullptr;  // e.g. GrpcRendezvousStore; outlives connect()
+  std::string group;  // keys are prefixed with it, so groups may share a directory
   int rank = 0;
   int size = 1;
   std::string host = "127.0.0.1";  // this rank's address for its peers

@@ -1,0 +1,90 @@
+#include "worker/ep/worker_group.h"
+
+#include <cctype>
+#include <vector>
+
+namespace v4 {
+
+Status validate(const WorkerGroupOptions& o) {
+  if (o.name.empty() || o.name.size() > 128)
+    return Status::error("--group: a name of 1 to 128 characters");
+  for (char c : o.name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return Status::error("--group '" + o.name + "': use letters, digits, '-', '_' and '.'");
+  }
+  if (o.ranks < 1 || o.ranks > 1024)
+    return Status::error("--ranks " + std::to_string(o.ranks) + ": a group has 1 to 1024 ranks");
+  if (o.rank < 0 || o.rank >= o.ranks)
+    return Status::error("--rank " + std::to_string(o.rank) + " is outside a group of " +
+                         std::to_string(o.ranks) + " ranks (0 to " + std::to_string(o.ranks - 1) +
+                         ")");
+  const auto has_port = [](const std::string& a) {
+    const size_t colon = a.rfind(':');
+    return colon != std::string::npos && colon > 0 && colon + 1 < a.size();
+  };
+  if (!has_port(o.leader))
+    return Status::error("--group-leader '" + o.leader + "': rank 0's rendezvous as host:port");
+  if (!o.leader_listen.empty() && !has_port(o.leader_listen))
+    return Status::error("--group-listen '" + o.leader_listen + "': host:port");
+  if (o.host.empty()) return Status::error("--group-host: this rank's address for its peers");
+  if (o.timeout.count() <= 0) return Status::error("--group-timeout-s must be positive");
+  return Status::ok();
+}
+
+WorkerGroup::~WorkerGroup() {
+  // Peers may still be reading from the store while this rank leaves: a short grace only.
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+}
+
+Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions& o,
+                                                       Backend& backend, uint32_t n_expert) {
+  if (Status s = validate(o); !s) return s;
+  std::unique_ptr<WorkerGroup> group(new WorkerGroup());
+  if (o.rank == 0) {
+    group->service_ = std::make_unique<RendezvousService>();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    const std::string listen = o.leader_listen.empty() ? o.leader : o.leader_listen;
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(group->service_.get());
+    group->server_ = builder.BuildAndStart();
+    if (!group->server_ || port == 0)
+      return Status::error("group " + o.name + ": rank 0 cannot listen on " + listen +
+                           " for the rendezvous");
+  }
+  group->store_ = std::make_unique<GrpcRendezvousStore>(o.leader, o.timeout);
+  GlooRendezvous meet;
+  meet.store = group->store_.get();
+  meet.group = o.name;
+  meet.rank = o.rank;
+  meet.size = o.ranks;
+  meet.host = o.host;
+  meet.timeout = o.timeout;
+  Result<std::unique_ptr<GlooExpertComm>> comm = GlooExpertComm::connect(meet);
+  if (!comm)
+    return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
+                         comm.message());
+  group->comm_ = std::move(*comm);
+  group->dispatcher_ = std::make_unique<EpExpertDispatcher>(backend, *group->comm_, n_expert);
+  return group;
+}
+
+Result<uint64_t> WorkerGroup::agree(uint64_t local_tokens) {
+  // The turn number rides along so that ranks whose loops drifted apart are caught here rather
+  // than exchanging rows of different layers.
+  const int64_t mine[2] = {static_cast<int64_t>(turn_), static_cast<int64_t>(local_tokens)};
+  std::vector<int64_t> all(2 * static_cast<size_t>(ranks()));
+  if (Status s = comm_->all_gather(mine, 2, all.data()); !s) return s;
+  uint64_t total = 0;
+  for (int r = 0; r < ranks(); ++r) {
+    if (all[2 * r] != mine[0])
+      return Status::error("rank " + std::to_string(r) + " is at loop turn " +
+                           std::to_string(all[2 * r]) + ", this rank at " +
+                           std::to_string(mine[0]) + ": the group is out of step");
+    total += static_cast<uint64_t>(all[2 * r + 1]);
+  }
+  ++turn_;
+  return total;
+}
+
+}  // namespace v4

@@ -1,0 +1,58 @@
+// One expert-parallel worker group as the engine sees it (StepGroup): the ranks meet through
+// rank 0's rendezvous store, connect Gloo's full mesh, and from then on agree on every loop turn
+// and exchange expert rows every MoE layer (EpExpertDispatcher). A group is ready only when
+// every rank has connected, so a worker opens its serving port only then.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "worker/ep/ep_expert_dispatcher.h"
+#include "worker/ep/gloo_expert_comm.h"
+#include "worker/ep/grpc_rendezvous_store.h"
+#include "worker/ep/rendezvous_service.h"
+#include "worker/step_group.h"
+
+namespace v4 {
+
+struct WorkerGroupOptions {
+  std::string name;  // keys in the store are prefixed with it
+  int rank = 0;
+  int ranks = 1;
+  std::string leader;              // rank 0's rendezvous address (host:port) every rank dials
+  std::string leader_listen;       // where rank 0 listens; empty: `leader`
+  std::string host = "127.0.0.1";  // this rank's address for its peers' collectives
+  std::chrono::milliseconds timeout{60000};  // the rendezvous and every collective
+};
+
+// Checks what flags alone can tell: names, rank range, addresses.
+Status validate(const WorkerGroupOptions& options);
+
+class WorkerGroup final : public StepGroup {
+ public:
+  // Blocks until the whole group has met, or the timeout passes.
+  static Result<std::unique_ptr<WorkerGroup>> join(const WorkerGroupOptions& options,
+                                                   Backend& backend, uint32_t n_expert);
+  ~WorkerGroup() override;
+
+  ExpertDispatcher& dispatcher() override { return *dispatcher_; }
+  Result<uint64_t> agree(uint64_t local_tokens) override;
+  int rank() const override { return comm_->rank(); }
+  int ranks() const override { return comm_->size(); }
+  const EpExpertDispatcher& ep_dispatcher() const { return *dispatcher_; }
+
+ private:
+  WorkerGroup() = default;
+
+  std::unique_ptr<RendezvousService> service_;  // rank 0 only
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcRendezvousStore> store_;
+  std::unique_ptr<GlooExpertComm> comm_;
+  std::unique_ptr<EpExpertDispatcher> dispatcher_;
+  uint64_t turn_ = 0;
+};
+
+}  // namespace v4
