@@ -42,12 +42,12 @@ struct WorkerFlags {
 // Joins the group the flags name (after the weights load, before the serving port opens, so
 // that a rank reports ready only once its whole group has met). Null without --group.
 Result<std::unique_ptr<WorkerGroup>> join_group(WorkerFlags f, Backend& backend,
-                                                uint32_t n_expert) {
+                                                const V4Config& config) {
   if (f.group.name.empty()) return std::unique_ptr<WorkerGroup>();
   f.group.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.group_timeout_s * 1000));
   spdlog::info("group {}: rank {} of {} meeting at {}", f.group.name, f.group.rank, f.group.ranks,
                f.group.leader);
-  Result<std::unique_ptr<WorkerGroup>> group = WorkerGroup::join(f.group, backend, n_expert);
+  Result<std::unique_ptr<WorkerGroup>> group = WorkerGroup::join(f.group, backend, config);
   if (group) spdlog::info("group {}: all {} ranks connected", f.group.name, f.group.ranks);
   return group;
 }
@@ -126,7 +126,7 @@ int run_worker(const WorkerFlags& f) {
     }
   }
   Result<std::unique_ptr<WorkerGroup>> group =
-      join_group(f, *device->backend, (*model)->weights.config.n_expert);
+      join_group(f, *device->backend, (*model)->weights.config);
   if (!group) {
     spdlog::error("{}", group.message());
     return 1;

@@ -159,8 +159,8 @@ void Engine::run_steps(std::unique_lock<std::mutex>& lock) {
       if (it == callbacks_.end()) continue;
       deliveries.emplace_back(&it->second, std::move(e));
     }
-    // An idle rank's turns change nothing worth copying the stats for.
-    if (busy_ || !events.empty()) stats_ = core_.stats();
+    // An idle rank's turns change nothing worth copying the stats for, unless it joined a step.
+    if (busy_ || !events.empty() || core_.last_step_joined()) stats_ = core_.stats();
     lock.unlock();
     // Callbacks run unlocked so they may call submit() or cancel().
     for (auto& [callback, event] : deliveries) (*callback)(event);

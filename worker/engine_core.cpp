@@ -208,6 +208,7 @@ EngineStats EngineCore::stats() const {
       lookups ? static_cast<double>(q.prefix_hits) / static_cast<double>(lookups) : 0.0;
   s.prefix_snapshot_bytes = worker_.snapshot_bytes();
   s.expert_selections = worker_.forward_stats().expert_selections;
+  if (group_) s.group = group_->traffic();
   return s;
 }
 

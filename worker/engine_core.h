@@ -67,6 +67,7 @@ struct EngineStats {
   Histogram step_token_counts{step_tokens_bounds()};  // tokens (prefill + decode) per step
   // [layer][expert]: tokens that picked each routed expert since start (ForwardStats).
   std::vector<std::vector<uint64_t>> expert_selections;
+  GroupTraffic group;  // a worker group's expert exchanges (zero outside a group)
 };
 
 class EngineCore {

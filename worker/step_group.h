@@ -13,6 +13,18 @@
 
 namespace v4 {
 
+// What a rank's expert exchanges cost since start (metrics, benchmarks). Bytes count only what
+// crosses to other ranks; seconds are wall time in each phase of the MoE layers' exchanges.
+struct GroupTraffic {
+  uint64_t dispatch_bytes = 0;  // token rows sent to the ranks owning their experts
+  uint64_t combine_bytes = 0;   // expert results sent back to the ranks owning the tokens
+  uint64_t exchanges = 0;       // MoE layers run through the group
+  uint64_t joined_steps = 0;    // steps this rank joined with no tokens of its own
+  double dispatch_seconds = 0;  // packing, the counts' all-gather and the rows' all-to-all
+  double expert_seconds = 0;    // the experts this rank owns, on every rank's rows
+  double combine_seconds = 0;   // the results' all-to-all and the weighted sums
+};
+
 class StepGroup {
  public:
   virtual ~StepGroup() = default;
@@ -24,6 +36,7 @@ class StepGroup {
   virtual Result<uint64_t> agree(uint64_t local_tokens) = 0;
   virtual int rank() const = 0;
   virtual int ranks() const = 0;
+  virtual GroupTraffic traffic() const = 0;
 };
 
 // Thrown out of EngineCore::step() when the group broke (a lost or out-of-step peer, or a

@@ -99,6 +99,14 @@ void add_stats(const pb::StatsResponse& s, EngineSnapshot& t) {
   t.preemptions += s.preemptions();
   t.prefix_queries += s.prefix_queries();
   t.prefix_hits += s.prefix_hits();
+  const pb::GroupTraffic& g = s.group();
+  t.group.dispatch_bytes += g.dispatch_bytes();
+  t.group.combine_bytes += g.combine_bytes();
+  t.group.exchanges += g.exchanges();
+  t.group.joined_steps += g.joined_steps();
+  t.group.dispatch_seconds += g.dispatch_seconds();
+  t.group.expert_seconds += g.expert_seconds();
+  t.group.combine_seconds += g.combine_seconds();
   add_histogram(s.batch_size(), t.batch_size);
   add_histogram(s.step_seconds(), t.step_seconds);
   add_histogram(s.step_tokens(), t.step_tokens);

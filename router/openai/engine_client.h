@@ -85,6 +85,12 @@ struct EngineHistogram {
   double sum = 0.0;
 };
 
+// Expert-parallel worker groups' exchanges, summed over ranks (proto GroupTraffic).
+struct EngineGroupTraffic {
+  uint64_t dispatch_bytes = 0, combine_bytes = 0, exchanges = 0, joined_steps = 0;
+  double dispatch_seconds = 0, expert_seconds = 0, combine_seconds = 0;
+};
+
 struct EngineSnapshot {
   bool healthy = false;  // the step loop is alive (stepped, or idle and waiting for work)
   uint32_t running = 0, waiting = 0;
@@ -99,6 +105,7 @@ struct EngineSnapshot {
   EngineHistogram step_tokens;                   // tokens (prefill + decode) per step
   // expert_selections[layer][expert]: routed-expert picks since start.
   std::vector<std::vector<uint64_t>> expert_selections;
+  EngineGroupTraffic group;
 };
 
 class EngineClient {

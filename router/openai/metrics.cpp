@@ -83,6 +83,15 @@ struct ServerMetrics::Series {
   prometheus::Family<prometheus::Gauge>* layer_imbalance;
   std::vector<prometheus::Counter*> layer_counters;
   std::vector<prometheus::Gauge*> layer_gauges;
+  // Expert-parallel worker groups (made at the first scrape that reports a group).
+  prometheus::Family<prometheus::Counter>* ep_bytes_family;
+  prometheus::Family<prometheus::Counter>* ep_seconds_family;
+  prometheus::Family<prometheus::Counter>* ep_exchanges_family;
+  prometheus::Family<prometheus::Counter>* ep_joins_family;
+  prometheus::Counter *ep_dispatch_bytes = nullptr, *ep_combine_bytes = nullptr;
+  prometheus::Counter *ep_dispatch_seconds = nullptr, *ep_expert_seconds = nullptr,
+                      *ep_combine_seconds = nullptr;
+  prometheus::Counter *ep_exchanges = nullptr, *ep_joins = nullptr;
 };
 
 ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
@@ -185,6 +194,27 @@ ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
                                "Per MoE layer, the busiest expert's selections over the mean, "
                                "in the last scrape interval with any (1: balanced)")
                            .Register(r);
+  s.ep_bytes_family = &BuildCounter()
+                           .Name("v4serve:ep_alltoall_bytes_total")
+                           .Help(
+                               "Expert parallelism: bytes the ranks sent to other ranks, by "
+                               "direction (dispatch: token rows out; combine: results back)")
+                           .Register(r);
+  s.ep_seconds_family = &BuildCounter()
+                             .Name("v4serve:ep_moe_phase_seconds_total")
+                             .Help(
+                                 "Expert parallelism: wall time of the MoE layers' phases, summed "
+                                 "over ranks (dispatch, experts, combine)")
+                             .Register(r);
+  s.ep_exchanges_family = &BuildCounter()
+                               .Name("v4serve:ep_moe_exchanges_total")
+                               .Help("Expert parallelism: MoE layers run across a group, per rank")
+                               .Register(r);
+  s.ep_joins_family =
+      &BuildCounter()
+           .Name("v4serve:ep_idle_step_joins_total")
+           .Help("Expert parallelism: steps a rank joined with no tokens of its own")
+           .Register(r);
   s.expert_selections =
       &BuildCounter()
            .Name("v4serve:expert_selections_total")
@@ -281,11 +311,47 @@ void ServerMetrics::refresh(const EngineSnapshot& now) {
     s.iteration_tokens = &s.iteration_tokens_family->Add(model, now.step_tokens.bounds);
   if (s.iteration_tokens) advance(*s.iteration_tokens, now.step_tokens, last_.step_tokens);
   refresh_expert_load(now);
+  refresh_group_traffic(now.group);
   last_.running = now.running;
   last_.prefix_queries = std::max(now.prefix_queries, last_.prefix_queries);
   last_.prefix_hits = std::max(now.prefix_hits, last_.prefix_hits);
   last_.preemptions = std::max(now.preemptions, last_.preemptions);
   last_.expert_selections = now.expert_selections;
+}
+
+void ServerMetrics::refresh_group_traffic(const EngineGroupTraffic& now) {
+  Series& s = *s_;
+  if (!s.ep_exchanges) {
+    if (now.exchanges == 0 && now.joined_steps == 0) return;
+    const prometheus::Labels model = {{"model_name", model_}};
+    auto with = [&](const char* key, const char* value) {
+      prometheus::Labels l = model;
+      l[key] = value;
+      return l;
+    };
+    s.ep_dispatch_bytes = &s.ep_bytes_family->Add(with("direction", "dispatch"));
+    s.ep_combine_bytes = &s.ep_bytes_family->Add(with("direction", "combine"));
+    s.ep_dispatch_seconds = &s.ep_seconds_family->Add(with("phase", "dispatch"));
+    s.ep_expert_seconds = &s.ep_seconds_family->Add(with("phase", "experts"));
+    s.ep_combine_seconds = &s.ep_seconds_family->Add(with("phase", "combine"));
+    s.ep_exchanges = &s.ep_exchanges_family->Add(model);
+    s.ep_joins = &s.ep_joins_family->Add(model);
+  }
+  // Sums over the workers drop when a worker leaves: count only growth past the highest seen.
+  auto grow = [](prometheus::Counter& c, auto now_value, auto& last_value) {
+    if (now_value > last_value) {
+      c.Increment(static_cast<double>(now_value - last_value));
+      last_value = now_value;
+    }
+  };
+  EngineGroupTraffic& last = last_.group;
+  grow(*s.ep_dispatch_bytes, now.dispatch_bytes, last.dispatch_bytes);
+  grow(*s.ep_combine_bytes, now.combine_bytes, last.combine_bytes);
+  grow(*s.ep_dispatch_seconds, now.dispatch_seconds, last.dispatch_seconds);
+  grow(*s.ep_expert_seconds, now.expert_seconds, last.expert_seconds);
+  grow(*s.ep_combine_seconds, now.combine_seconds, last.combine_seconds);
+  grow(*s.ep_exchanges, now.exchanges, last.exchanges);
+  grow(*s.ep_joins, now.joined_steps, last.joined_steps);
 }
 
 void ServerMetrics::refresh_expert_load(const EngineSnapshot& now) {

@@ -94,6 +94,11 @@ def test_group_matches_serve(v4serve, model, reference, ranks):
             assert rank.alive(), rank.stderr()[-2000:]
             # Every rank ran requests of its own (data-parallel attention).
             assert routed.get(rank.address, 0) > 0, routed
+        if ranks > 1:
+            # The exchanges show in the router's metrics, summed over the ranks.
+            text = httpx.get(cluster.url + "/metrics", timeout=30).text
+            sent = re.search(r'v4serve:ep_alltoall_bytes_total\{direction="dispatch"[^}]*\} ([0-9.e+]+)', text)
+            assert sent and float(sent.group(1)) > 0, text[-3000:]
             assert "all %d ranks connected" % ranks in rank.stderr()
 
 

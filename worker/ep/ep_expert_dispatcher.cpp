@@ -1,5 +1,6 @@
 #include "worker/ep/ep_expert_dispatcher.h"
 
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -8,6 +9,20 @@ namespace {
 
 // A row on the wire: n_embd activations, then the expert id (its bits) and the routing weight.
 constexpr int64_t kRowExtra = 2;
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Bytes of `bytes` that leave this rank.
+uint64_t to_peers(const std::vector<int64_t>& bytes, int me) {
+  uint64_t sum = 0;
+  for (size_t r = 0; r < bytes.size(); ++r)
+    if (static_cast<int>(r) != me) sum += static_cast<uint64_t>(bytes[r]);
+  return sum;
+}
 
 template <class T>
 T* fit(std::vector<T>& v, size_t n) {
@@ -33,13 +48,17 @@ void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights
   if (!error_) return;
   error_ = exchange(layer, experts, in);
   if (!error_) return;
+  const auto start = Clock::now();
   if (in.n_tokens > 0) {
     backend_.sum_slots(returned_.data(), slot_row_.data(), in.n_tokens, in.k, in.n_embd, out);
   }
+  traffic_.combine_seconds += seconds_since(start);
+  ++traffic_.exchanges;
 }
 
 Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& experts,
                                     const RoutedTokens& in) {
+  const auto dispatch_start = Clock::now();
   const int ranks = comm_.size(), me = comm_.rank();
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
   // (1) Pairs in send order: by owning rank, then pair order.
@@ -88,6 +107,7 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   // (3) Rows to the ranks owning their experts.
   float* recv = fit(recv_, static_cast<size_t>(received * width));
   if (Status s = comm_.all_to_all(send, send_bytes_, recv, recv_bytes_); !s) return s;
+  traffic_.dispatch_bytes += to_peers(send_bytes_, me);
   rows_sent_ += static_cast<uint64_t>(pairs - counts_[static_cast<size_t>(me)]);
   float* x = fit(recv_x_, static_cast<size_t>(received * d));
   int32_t* ids = fit(recv_experts_, static_cast<size_t>(received));
@@ -104,6 +124,9 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
                            ", which it does not own");
     }
   }
+  const auto experts_start = Clock::now();
+  traffic_.dispatch_seconds +=
+      std::chrono::duration<double>(experts_start - dispatch_start).count();
   float* served = fit(served_, static_cast<size_t>(received * d));
   if (received > 0) {
     local_.dispatch_combine(layer, experts, {x, ids, weights, received, 1, d, in.n_expert}, served);
@@ -115,8 +138,13 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
     recv_bytes_[static_cast<size_t>(r)] =
         counts_[static_cast<size_t>(r)] * d * static_cast<int64_t>(sizeof(float));
   }
+  const auto combine_start = Clock::now();
+  traffic_.expert_seconds += std::chrono::duration<double>(combine_start - experts_start).count();
   float* returned = fit(returned_, static_cast<size_t>(pairs * d));
-  return comm_.all_to_all(served, send_bytes_, returned, recv_bytes_);
+  Status s = comm_.all_to_all(served, send_bytes_, returned, recv_bytes_);
+  traffic_.combine_bytes += to_peers(send_bytes_, me);
+  traffic_.combine_seconds += seconds_since(combine_start);
+  return s;
 }
 
 }  // namespace v4

@@ -17,6 +17,7 @@
 #include "model/v4/expert_dispatcher.h"
 #include "worker/ep/expert_comm.h"
 #include "worker/ep/expert_placement.h"
+#include "worker/step_group.h"
 
 namespace v4 {
 
@@ -33,6 +34,8 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   // Rows this rank sent to other ranks and computed for them, since construction.
   uint64_t rows_sent() const { return rows_sent_; }
   uint64_t rows_served() const { return rows_served_; }
+  // Bytes and phase times since construction (joined_steps is the group's to count).
+  const GroupTraffic& traffic() const { return traffic_; }
 
  private:
   Status exchange(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& in);
@@ -43,6 +46,7 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   LocalExpertDispatcher local_;
   Status error_;
   uint64_t rows_sent_ = 0, rows_served_ = 0;
+  GroupTraffic traffic_;
   // Reused across layers and steps: pairs in send order, the packed rows out and in, the
   // received rows unpacked, their results, and per-rank counts.
   std::vector<int64_t> send_order_, slot_row_, counts_, all_counts_, send_bytes_, recv_bytes_;

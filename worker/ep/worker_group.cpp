@@ -1,5 +1,6 @@
 #include "worker/ep/worker_group.h"
 
+#include <algorithm>
 #include <cctype>
 #include <vector>
 
@@ -37,7 +38,7 @@ WorkerGroup::~WorkerGroup() {
 }
 
 Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions& o,
-                                                       Backend& backend, uint32_t n_expert) {
+                                                       Backend& backend, const V4Config& config) {
   if (Status s = validate(o); !s) return s;
   std::unique_ptr<WorkerGroup> group(new WorkerGroup());
   if (o.rank == 0) {
@@ -65,8 +66,36 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          comm.message());
   group->comm_ = std::move(*comm);
-  group->dispatcher_ = std::make_unique<EpExpertDispatcher>(backend, *group->comm_, n_expert);
+  if (Status s = group->compare_models(config); !s)
+    return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
+                         s.message());
+  group->dispatcher_ =
+      std::make_unique<EpExpertDispatcher>(backend, *group->comm_, config.n_expert);
   return group;
+}
+
+// Ranks with different models would exchange rows of different widths (Gloo aborts on a size
+// mismatch) or route to experts a peer lacks: compare the shapes that matter once, up front.
+Status WorkerGroup::compare_models(const V4Config& c) {
+  const int64_t mine[] = {c.n_layer, c.n_embd, c.n_vocab, c.n_expert, c.n_expert_used};
+  constexpr int64_t n = sizeof mine / sizeof mine[0];
+  std::vector<int64_t> all(static_cast<size_t>(n * comm_->size()));
+  if (Status s = comm_->all_gather(mine, n, all.data()); !s) return s;
+  for (int r = 0; r < comm_->size(); ++r) {
+    if (!std::equal(mine, mine + n, all.begin() + r * n)) {
+      return Status::error(
+          "rank " + std::to_string(r) +
+          " loaded a model of another shape (layers, width, vocabulary, experts, experts per "
+          "token differ): every rank of a group must load the same model");
+    }
+  }
+  return Status::ok();
+}
+
+GroupTraffic WorkerGroup::traffic() const {
+  GroupTraffic t = dispatcher_->traffic();
+  t.joined_steps = joined_steps_;
+  return t;
 }
 
 Result<uint64_t> WorkerGroup::agree(uint64_t local_tokens) {
@@ -84,6 +113,7 @@ Result<uint64_t> WorkerGroup::agree(uint64_t local_tokens) {
     total += static_cast<uint64_t>(all[2 * r + 1]);
   }
   ++turn_;
+  if (total > 0 && local_tokens == 0) ++joined_steps_;
   return total;
 }
 

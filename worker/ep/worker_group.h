@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "model/v4/v4_config.h"
 #include "worker/ep/ep_expert_dispatcher.h"
 #include "worker/ep/gloo_expert_comm.h"
 #include "worker/ep/grpc_rendezvous_store.h"
@@ -33,19 +34,22 @@ Status validate(const WorkerGroupOptions& options);
 
 class WorkerGroup final : public StepGroup {
  public:
-  // Blocks until the whole group has met, or the timeout passes.
+  // Blocks until the whole group has met, or the timeout passes. The ranks then compare their
+  // models' shapes: a rank that loaded another model is refused before any step.
   static Result<std::unique_ptr<WorkerGroup>> join(const WorkerGroupOptions& options,
-                                                   Backend& backend, uint32_t n_expert);
+                                                   Backend& backend, const V4Config& config);
   ~WorkerGroup() override;
 
   ExpertDispatcher& dispatcher() override { return *dispatcher_; }
   Result<uint64_t> agree(uint64_t local_tokens) override;
   int rank() const override { return comm_->rank(); }
   int ranks() const override { return comm_->size(); }
+  GroupTraffic traffic() const override;
   const EpExpertDispatcher& ep_dispatcher() const { return *dispatcher_; }
 
  private:
   WorkerGroup() = default;
+  Status compare_models(const V4Config& config);
 
   std::unique_ptr<RendezvousService> service_;  // rank 0 only
   std::unique_ptr<grpc::Server> server_;
@@ -53,6 +57,7 @@ class WorkerGroup final : public StepGroup {
   std::unique_ptr<GlooExpertComm> comm_;
   std::unique_ptr<EpExpertDispatcher> dispatcher_;
   uint64_t turn_ = 0;
+  uint64_t joined_steps_ = 0;
 };
 
 }  // namespace v4

@@ -105,6 +105,16 @@ void to_proto(const EngineStats& s, uint32_t page_tokens, pb::StatsResponse& out
     pb::LayerExperts* l = out.add_expert_selections();
     for (uint64_t n : layer) l->add_selections(n);
   }
+  if (s.group.exchanges > 0 || s.group.joined_steps > 0) {
+    pb::GroupTraffic* g = out.mutable_group();
+    g->set_dispatch_bytes(s.group.dispatch_bytes);
+    g->set_combine_bytes(s.group.combine_bytes);
+    g->set_exchanges(s.group.exchanges);
+    g->set_joined_steps(s.group.joined_steps);
+    g->set_dispatch_seconds(s.group.dispatch_seconds);
+    g->set_expert_seconds(s.group.expert_seconds);
+    g->set_combine_seconds(s.group.combine_seconds);
+  }
 }
 
 }  // namespace v4::worker_grpc
