@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""What expert parallelism costs and moves: `serve` (every expert in one process) against worker
+groups of N ranks (`v4serve worker --group`, processes on loopback, the routed experts sharded
+across them, Gloo all-to-all every MoE layer) behind one router, under the same closed-loop
+load. For each configuration it prints
+
+  tok/s        output tokens per second;
+  dispatch B   bytes the ranks sent to other ranks per token per MoE layer (token rows to the
+               experts' owners: n_embd floats plus expert id and weight per selected expert
+               owned elsewhere), beside the bound k·(n_embd+2)·4·(N−1)/N for uniform routing;
+  combine B    the same for the results coming back (n_embd floats per pair);
+  comm share   the MoE exchanges' dispatch + combine time over the ranks' step time;
+  experts      the share of step time in the experts themselves.
+
+The figures come from the router's /metrics (v4serve:ep_alltoall_bytes_total,
+v4serve:ep_moe_phase_seconds_total, summed over the ranks). All processes share this machine's
+cores, so on a small machine the times measure contention as much as communication; the byte
+counts do not depend on the machine.
+
+    python bench/expert_parallel_benchmark.py --v4serve build/apps/v4serve [--gguf MODEL] \\
+        [--ranks 1,2,4] [--requests 32] [--concurrency 8] [--json]
+"""
+
+import argparse
+import asyncio
+import json
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import threading
+
+import httpx
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from router_benchmark import HTTP_LISTENING, start, stop  # noqa: E402
+from serving_benchmark import make_prompts, run_level  # noqa: E402
+
+WORKER_LISTENING = r"v4serve: worker listening on (\S+)"
+
+
+def model_shape(gguf):
+    """(MoE layers, n_embd, experts per token) from the file's metadata (ggml's gguf reader)."""
+    import gguf as gguf_py
+    reader = gguf_py.GGUFReader(gguf)
+
+    def value(key):
+        field = reader.fields[key]
+        return int(field.parts[field.data[0]][0])
+
+    return (value("deepseek4.block_count"), value("deepseek4.embedding_length"),
+            value("deepseek4.expert_used_count"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_group(binary, gguf, ranks, engine_args, timeout_s):
+    """The ranks of one group, started together; (processes, their addresses)."""
+    leader = "127.0.0.1:%d" % free_port()
+    procs, found = [], {}
+    try:
+        for r in range(ranks):
+            procs.append(subprocess.Popen(
+                [str(binary), "worker", "--model", str(gguf), "--listen", "127.0.0.1:0",
+                 "--log-level", "warn", "--group", "bench", "--rank", str(r), "--ranks",
+                 str(ranks), "--group-leader", leader, *engine_args],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+
+        def read(r):
+            for line in procs[r].stdout:
+                m = re.match(WORKER_LISTENING, line)
+                if m:
+                    found[r] = m.group(1)
+                    return
+
+        readers = [threading.Thread(target=read, args=(r,), daemon=True) for r in range(ranks)]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join(timeout_s)
+        if len(found) != ranks:
+            raise SystemExit("the group of %d ranks did not start" % ranks)
+    except BaseException:
+        stop(procs)
+        raise
+    return procs, [found[r] for r in range(ranks)]
+
+
+def scrape(url):
+    """The router's /metrics: {(name, labels): value}."""
+    out = {}
+    for line in httpx.get(url + "/metrics", timeout=30).text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$", line)
+        if m:
+            out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def total(metrics, name, label=""):
+    return sum(v for (n, labels), v in metrics.items() if n == name and label in labels)
+
+
+def measure(url, a):
+    model = httpx.get(url + "/v1/models", timeout=30).json()["data"][0]["id"]
+    prompts = make_prompts(a.requests, a.prompt_len, 7)
+
+    def bounded(level):
+        return asyncio.run(asyncio.wait_for(
+            run_level(url, model, level, a.output_len, a.concurrency), a.timeout_s))
+
+    bounded(prompts[:a.concurrency])  # warm-up
+    before = scrape(url)
+    seconds, record, _ = bounded(prompts)
+    after = scrape(url)
+
+    def grew(name, label=""):
+        return total(after, name, label) - total(before, name, label)
+
+    return {"seconds": seconds, "requests": len(record),
+            "tokens": grew("v4serve:prompt_tokens_total") + grew("v4serve:generation_tokens_total"),
+            "output_tokens": grew("v4serve:generation_tokens_total"),
+            "step_seconds": grew("v4serve:step_duration_seconds_sum"),
+            "dispatch_bytes": grew("v4serve:ep_alltoall_bytes_total", 'direction="dispatch"'),
+            "combine_bytes": grew("v4serve:ep_alltoall_bytes_total", 'direction="combine"'),
+            "dispatch_s": grew("v4serve:ep_moe_phase_seconds_total", 'phase="dispatch"'),
+            "experts_s": grew("v4serve:ep_moe_phase_seconds_total", 'phase="experts"'),
+            "combine_s": grew("v4serve:ep_moe_phase_seconds_total", 'phase="combine"')}
+
+
+def run_config(a, ranks):
+    engine = ["--threads", str(a.threads), *a.engine_args]
+    if ranks == 0:
+        procs, url = start([a.v4serve, "serve", "--port", "0", "--log-level", "warn", "--model",
+                            a.gguf, *engine], HTTP_LISTENING)
+        procs = [procs]
+    else:
+        procs, addresses = start_group(a.v4serve, a.gguf, ranks, engine, a.timeout_s)
+        try:
+            router, url = start([a.v4serve, "router", "--port", "0", "--log-level", "warn",
+                                 "--model", a.gguf, "--workers", ",".join(addresses)],
+                                HTTP_LISTENING)
+        except BaseException:
+            stop(procs)
+            raise
+        procs = [router, *procs]
+    try:
+        return measure(url, a)
+    finally:
+        stop(procs)
+
+
+def row(a, ranks, m, shape):
+    layers, n_embd, k = shape
+    per = m["tokens"] * layers
+    row = {"form": "serve" if ranks == 0 else "%d ranks" % ranks, "ranks": max(ranks, 1),
+           "output_tok_s": m["output_tokens"] / m["seconds"],
+           "dispatch_bytes_per_token_layer": m["dispatch_bytes"] / per if per else 0.0,
+           "combine_bytes_per_token_layer": m["combine_bytes"] / per if per else 0.0,
+           "uniform_bound_dispatch": k * (n_embd + 2) * 4 * (ranks - 1) / ranks if ranks else 0.0,
+           "comm_share": (m["dispatch_s"] + m["combine_s"]) / m["step_seconds"]
+           if m["step_seconds"] else 0.0,
+           "experts_share": m["experts_s"] / m["step_seconds"] if m["step_seconds"] else 0.0}
+    return row
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--v4serve", required=True)
+    p.add_argument("--gguf", help="model (default: the tiny synthetic model, generated)")
+    p.add_argument("--ranks", default="1,2,4")
+    p.add_argument("--requests", type=int, default=32)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--prompt-len", type=int, default=64)
+    p.add_argument("--output-len", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1, help="engine threads per process")
+    p.add_argument("--timeout-s", type=float, default=600)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("engine_args", nargs="*", help="after --: more engine flags")
+    a = p.parse_args()
+    if not a.gguf:
+        a.gguf = str(pathlib.Path(a.v4serve).resolve().parent / "ep-bench-tiny.gguf")
+        if not pathlib.Path(a.gguf).exists():
+            subprocess.run([a.v4serve, "gen-model", "--preset", "tiny", "--out", a.gguf],
+                           check=True, capture_output=True)
+    shape = model_shape(a.gguf)
+    rows = [row(a, r, run_config(a, r), shape)
+            for r in [0] + [int(x) for x in a.ranks.split(",")]]
+    base = rows[0]["output_tok_s"]
+    for r in rows:
+        r["ratio_to_serve"] = r["output_tok_s"] / base if base else float("nan")
+    result = {"model": a.gguf, "moe_layers": shape[0], "n_embd": shape[1], "experts_per_token":
+              shape[2], "requests": a.requests, "concurrency": a.concurrency, "rows": rows}
+    if a.json:
+        print(json.dumps(result))
+        return
+    print("model %s: %d MoE layers, n_embd %d, %d experts per token; %d requests at "
+          "concurrency %d" % (a.gguf, shape[0], shape[1], shape[2], a.requests, a.concurrency))
+    print("%-8s %9s %7s %12s %12s %12s %10s %8s" % (
+        "form", "tok/s", "ratio", "dispatch B", "uniform B", "combine B", "comm", "experts"))
+    for r in rows:
+        print("%-8s %9.1f %7.3f %12.0f %12.0f %12.0f %9.1f%% %7.1f%%" % (
+            r["form"], r["output_tok_s"], r["ratio_to_serve"],
+            r["dispatch_bytes_per_token_layer"], r["uniform_bound_dispatch"],
+            r["combine_bytes_per_token_layer"], 100 * r["comm_share"], 100 * r["experts_share"]))
+
+
+if __name__ == "__main__":
+    main()
