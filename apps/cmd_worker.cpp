@@ -214,6 +214,13 @@ CommandRegistration registration(
                      "the group counts as broken")
           ->capture_default_str()
           ->check(CLI::Range(0.1, 3600.0));
+      sub.add_option("--expert-stats", f->group.expert_stats,
+                     "balanced expert placement from this trace's selection counts (a "
+                     "/metrics dump served with --metrics-expert-detail); default: contiguous");
+      sub.add_option("--redundant-experts", f->group.redundant_experts,
+                     "with --expert-stats: extra replicas of the hottest experts per rank")
+          ->capture_default_str()
+          ->check(CLI::Range(0u, 1024u));
       sub.add_option("--log-format", f->log_format, "text or json")->capture_default_str();
       sub.add_option("--log-level", f->log_level, "trace, debug, info, warn, error")
           ->capture_default_str();

@@ -33,7 +33,11 @@ T* fit(std::vector<T>& v, size_t n) {
 }  // namespace
 
 EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert)
-    : backend_(backend), comm_(comm), placement_(n_expert, comm.size()), local_(backend) {}
+    : EpExpertDispatcher(backend, comm, ExpertPlacement(n_expert, comm.size())) {}
+
+EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm,
+                                       ExpertPlacement placement)
+    : backend_(backend), comm_(comm), placement_(std::move(placement)), local_(backend) {}
 
 Status EpExpertDispatcher::take_error() {
   Status s = error_;
@@ -64,7 +68,7 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   // (1) Pairs in send order: by owning rank, then pair order.
   counts_.assign(static_cast<size_t>(ranks) + 1, 0);
   for (int64_t i = 0; i < pairs; ++i)
-    ++counts_[static_cast<size_t>(placement_.owner(in.experts[i]))];
+    ++counts_[static_cast<size_t>(placement_.owner(layer, in.experts[i], me))];
   // The last entry carries the layer, so ranks that fell out of step notice.
   counts_[static_cast<size_t>(ranks)] = layer;
   std::vector<int64_t>& start = send_order_;
@@ -73,7 +77,7 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   slot_row_.resize(static_cast<size_t>(pairs));
   float* send = fit(send_, static_cast<size_t>(pairs * width));
   for (int64_t i = 0; i < pairs; ++i) {
-    const int64_t pos = start[static_cast<size_t>(placement_.owner(in.experts[i]))]++;
+    const int64_t pos = start[static_cast<size_t>(placement_.owner(layer, in.experts[i], me))]++;
     slot_row_[static_cast<size_t>(i)] = pos;
     float* row = send + pos * width;
     std::memcpy(row, in.x + (i / in.k) * d, static_cast<size_t>(d) * sizeof(float));
@@ -112,13 +116,12 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   float* x = fit(recv_x_, static_cast<size_t>(received * d));
   int32_t* ids = fit(recv_experts_, static_cast<size_t>(received));
   float* weights = fit(recv_weights_, static_cast<size_t>(received));
-  const int32_t first = placement_.first(me), last = placement_.first(me + 1);
   for (int64_t j = 0; j < received; ++j) {
     const float* row = recv + j * width;
     std::memcpy(x + j * d, row, static_cast<size_t>(d) * sizeof(float));
     std::memcpy(&ids[j], row + d, sizeof(int32_t));
     weights[j] = row[d + 1];
-    if (ids[j] < first || ids[j] >= last) {
+    if (!placement_.holds(me, layer, ids[j])) {
       return Status::error("expert parallelism: rank " + std::to_string(me) +
                            " got a row for expert " + std::to_string(ids[j]) +
                            ", which it does not own");

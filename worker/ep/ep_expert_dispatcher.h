@@ -23,7 +23,10 @@ namespace v4 {
 
 class EpExpertDispatcher final : public ExpertDispatcher {
  public:
+  // Contiguous shards.
   EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert);
+  // `placement` must be the same on every rank (WorkerGroup compares digests).
+  EpExpertDispatcher(Backend& backend, ExpertComm& comm, ExpertPlacement placement);
 
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
                         float* out) override;

@@ -32,6 +32,17 @@ Status validate(const WorkerGroupOptions& o) {
   return Status::ok();
 }
 
+Result<ExpertPlacement> make_placement(const WorkerGroupOptions& o, const V4Config& c) {
+  if (o.expert_stats.empty()) {
+    if (o.redundant_experts > 0)
+      return Status::error("--redundant-experts needs --expert-stats (balanced placement)");
+    return ExpertPlacement::contiguous(c.n_expert, o.ranks, c.n_layer);
+  }
+  Result<ExpertLoad> load = read_expert_load(o.expert_stats, c.n_layer, c.n_expert);
+  if (!load) return load.status();
+  return ExpertPlacement::balanced(*load, o.ranks, o.redundant_experts);
+}
+
 WorkerGroup::~WorkerGroup() {
   // Peers may still be reading from the store while this rank leaves: a short grace only.
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
@@ -66,18 +77,21 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          comm.message());
   group->comm_ = std::move(*comm);
-  if (Status s = group->compare_models(config); !s)
+  Result<ExpertPlacement> placement = make_placement(o, config);
+  if (!placement) return placement.status();
+  if (Status s = group->compare_models(config, placement->digest()); !s)
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          s.message());
   group->dispatcher_ =
-      std::make_unique<EpExpertDispatcher>(backend, *group->comm_, config.n_expert);
+      std::make_unique<EpExpertDispatcher>(backend, *group->comm_, std::move(*placement));
   return group;
 }
 
 // Ranks with different models would exchange rows of different widths (Gloo aborts on a size
 // mismatch) or route to experts a peer lacks: compare the shapes that matter once, up front.
-Status WorkerGroup::compare_models(const V4Config& c) {
-  const int64_t mine[] = {c.n_layer, c.n_embd, c.n_vocab, c.n_expert, c.n_expert_used};
+Status WorkerGroup::compare_models(const V4Config& c, uint64_t placement_digest) {
+  const int64_t mine[] = {c.n_layer,  c.n_embd,        c.n_vocab,
+                          c.n_expert, c.n_expert_used, static_cast<int64_t>(placement_digest)};
   constexpr int64_t n = sizeof mine / sizeof mine[0];
   std::vector<int64_t> all(static_cast<size_t>(n * comm_->size()));
   if (Status s = comm_->all_gather(mine, n, all.data()); !s) return s;
@@ -86,7 +100,8 @@ Status WorkerGroup::compare_models(const V4Config& c) {
       return Status::error(
           "rank " + std::to_string(r) +
           " loaded a model of another shape (layers, width, vocabulary, experts, experts per "
-          "token differ): every rank of a group must load the same model");
+          "token) or placed the experts otherwise: every rank of a group must load the same "
+          "model with the same --expert-stats and --redundant-experts");
     }
   }
   return Status::ok();

@@ -27,10 +27,16 @@ struct WorkerGroupOptions {
   std::string leader_listen;       // where rank 0 listens; empty: `leader`
   std::string host = "127.0.0.1";  // this rank's address for its peers' collectives
   std::chrono::milliseconds timeout{60000};  // the rendezvous and every collective
+  // Balanced placement (expert_placement.h): the selection counts of a recorded trace and the
+  // extra replicas per rank; no file: contiguous shards.
+  std::string expert_stats;
+  uint32_t redundant_experts = 0;
 };
 
 // Checks what flags alone can tell: names, rank range, addresses.
 Status validate(const WorkerGroupOptions& options);
+// The placement the options ask for: contiguous, or balanced from --expert-stats.
+Result<ExpertPlacement> make_placement(const WorkerGroupOptions& options, const V4Config& config);
 
 class WorkerGroup final : public StepGroup {
  public:
@@ -49,7 +55,7 @@ class WorkerGroup final : public StepGroup {
 
  private:
   WorkerGroup() = default;
-  Status compare_models(const V4Config& config);
+  Status compare_models(const V4Config& config, uint64_t placement_digest);
 
   std::unique_ptr<RendezvousService> service_;  // rank 0 only
   std::unique_ptr<grpc::Server> server_;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "tests/unit/worker/tiny_engine_fixture.h"
@@ -74,6 +75,9 @@ Result<std::vector<float>> run_plan(V4Forward& forward, const Plan& plan, uint32
 
 class EpDispatcherTest : public EngineTest {
  protected:
+  // When set, every rank uses it instead of contiguous shards (the forked ranks inherit it).
+  static inline std::optional<ExpertPlacement> placement_;
+
   // Forks `ranks` processes; each writes its logits (or an error) to dir/rank<r>.
   static void run_group(int ranks, const std::filesystem::path& dir, int deserter = -1) {
     std::vector<pid_t> children;
@@ -119,7 +123,9 @@ class EpDispatcherTest : public EngineTest {
     }
     if (rank == deserter) return 0;
     CpuBackend backend(1);
-    EpExpertDispatcher experts(backend, **comm, weights().config.n_expert);
+    EpExpertDispatcher experts(
+        backend, **comm,
+        placement_ ? *placement_ : ExpertPlacement(weights().config.n_expert, ranks));
     V4Forward forward(weights(), backend, &experts);
     Result<std::vector<float>> logits =
         run_plan(forward, plan_for(rank, prompt), weights().config.n_vocab);
@@ -162,20 +168,23 @@ class EpDispatcherTest : public EngineTest {
   }
 };
 
-TEST(ExpertPlacement, ContiguousShardsCoverEveryExpertOnce) {
-  for (int ranks : {1, 2, 3, 5, 8}) {
-    const ExpertPlacement p(8, ranks);
-    for (int r = 0; r < ranks; ++r) {
-      for (int32_t e = p.first(r); e < p.first(r + 1); ++e) EXPECT_EQ(p.owner(e), r);
-    }
-    EXPECT_EQ(p.first(0), 0);
-    EXPECT_EQ(p.first(ranks), 8);
-  }
-}
-
 TEST_F(EpDispatcherTest, TwoRanksMatchOneRankBitForBit) { check_group(2); }
 
 TEST_F(EpDispatcherTest, ThreeRanksWithUnevenShardsMatchOneRank) { check_group(3); }
+
+// Balanced placement with replicas of the hottest experts (a skewed made-up trace): rows go to
+// other ranks than under contiguous shards, and to replicas, yet every logit stays the same.
+TEST_F(EpDispatcherTest, BalancedPlacementWithReplicasMatchesOneRank) {
+  const V4Config& c = weights().config;
+  ExpertLoad load(c.n_layer, std::vector<uint64_t>(c.n_expert, 1));
+  for (uint32_t l = 0; l < c.n_layer; ++l)
+    for (uint32_t e = 0; e < c.n_expert; ++e) load[l][e] = (e * 7 + l) % 5 == 0 ? 100 : 1 + e;
+  Result<ExpertPlacement> p = ExpertPlacement::balanced(load, 3, 2);
+  ASSERT_TRUE(p);
+  placement_ = *p;
+  check_group(3);
+  placement_.reset();
+}
 
 // A peer that leaves the group turns into an error on the rank waiting for it, within the
 // communicator's timeout: no hang, no crash.
