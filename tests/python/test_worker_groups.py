@@ -10,6 +10,7 @@ remaining worker with unchanged tokens."""
 import concurrent.futures
 import pathlib
 import re
+import subprocess
 import sys
 import time
 
@@ -122,3 +123,46 @@ def test_killed_rank_takes_its_group_down_and_requests_move(v4serve, model, refe
         moved = [int(n) for n in re.findall(r"moving (\d+) requests", cluster.router.stderr())]
         assert moved and sum(moved) > 0, cluster.router.stderr()[-3000:]
     assert_same(results, reference, "rank killed")
+
+
+@pytest.fixture(scope="module")
+def trace(v4serve, model, tmp_path_factory):
+    """A recorded trace: the per-(layer, expert) selection counters after some requests."""
+    path = tmp_path_factory.mktemp("trace") / "stats.prom"
+    with Server(v4serve, model, "--threads", "1", "--kv-memory", "256",
+                "--metrics-expert-detail") as server:
+        run(server.base_url)
+        path.write_text(httpx.get(server.url + "/metrics", timeout=30).text)
+    assert "v4serve:expert_selections_total{" in path.read_text()
+    return path
+
+
+def test_balanced_placement_with_replicas_matches_serve(v4serve, model, reference, trace):
+    args = CHUNKED + ["--expert-stats", str(trace), "--redundant-experts", "1"]
+    with Cluster(v4serve, model, workers=0, groups=[2], worker_args=args) as cluster:
+        assert_same(run(cluster.base_url), reference, "balanced placement")
+
+
+def test_placement_report_and_bad_traces(v4serve, model, trace, tmp_path):
+    out = subprocess.run([str(v4serve), "expert-placement", "--model", str(model), "--stats",
+                          str(trace), "--ranks", "2,4", "--redundant", "0,1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = re.findall(r"^\s+(\d+)\s+(\d+)\s+([0-9.]+) /\s+([0-9.]+)\s+([0-9.]+) /\s+([0-9.]+)$",
+                      out.stdout, re.M)
+    assert len(rows) == 4, out.stdout
+    for ranks, redundant, con_mean, con_worst, bal_mean, bal_worst in rows:
+        # Balanced placement is built from this very trace: never worse than contiguous shards.
+        assert 1.0 <= float(bal_mean) <= float(con_mean) + 1e-3, out.stdout
+    assert "hot set per layer" in out.stdout
+    bad = tmp_path / "bad.prom"
+    bad.write_text('v4serve:expert_selections_total{layer="999",expert="0"} 1\n')
+    out = subprocess.run([str(v4serve), "expert-placement", "--model", str(model), "--stats",
+                          str(bad)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "outside this model" in out.stderr, out.stderr
+    # A worker refuses the same trace at start-up with one line, before meeting its group.
+    out = subprocess.run([str(v4serve), "worker", "--model", str(model), "--listen", "127.0.0.1:0",
+                          "--group", "g", "--rank", "0", "--ranks", "2", "--group-leader",
+                          "127.0.0.1:1", "--expert-stats", str(bad)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "outside this model" in out.stderr, out.stderr[-2000:]

@@ -51,6 +51,9 @@ WorkerGroup::~WorkerGroup() {
 Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions& o,
                                                        Backend& backend, const V4Config& config) {
   if (Status s = validate(o); !s) return s;
+  // A bad trace fails here, before any peer waits on this rank.
+  Result<ExpertPlacement> placement = make_placement(o, config);
+  if (!placement) return placement.status();
   std::unique_ptr<WorkerGroup> group(new WorkerGroup());
   if (o.rank == 0) {
     group->service_ = std::make_unique<RendezvousService>();
@@ -77,8 +80,6 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          comm.message());
   group->comm_ = std::move(*comm);
-  Result<ExpertPlacement> placement = make_placement(o, config);
-  if (!placement) return placement.status();
   if (Status s = group->compare_models(config, placement->digest()); !s)
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          s.message());
