@@ -1,5 +1,5 @@
-"""scripts/cluster: starts workers and a router, serves through them, and on SIGINT stops every
-process it started."""
+"""scripts/cluster: starts workers (or expert-parallel worker groups) and a router, serves
+through them, and on SIGINT stops every process it started."""
 
 import os
 import pathlib
@@ -27,12 +27,13 @@ def alive(pid):
     return stat.exists() and stat.read_text().split(") ")[-1][:1] not in ("Z", "X")
 
 
-def test_cluster_serves_and_stops_everything_on_ctrl_c(v4serve, tmp_path_factory):
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_cluster_serves_and_stops_everything_on_ctrl_c(v4serve, tmp_path_factory, ranks):
     model = models.tiny_model(tmp_path_factory, v4serve)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "cluster"), "--model", str(model), "--workers",
-         "2", "--port", "0", "--worker-arg=--threads=1", "--worker-arg=--kv-memory=256",
-         "--grace", "20"],
+         "2", "--ranks", str(ranks), "--port", "0", "--worker-arg=--threads=1",
+         "--worker-arg=--kv-memory=256", "--grace", "20"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, V4SERVE=str(v4serve)))
     try:
@@ -43,7 +44,7 @@ def test_cluster_serves_and_stops_everything_on_ctrl_c(v4serve, tmp_path_factory
                 break
         text = "".join(lines)
         pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", text)]
-        assert len(pids) == 3, text + proc.stderr.read() if proc.poll() is not None else text
+        assert len(pids) == 1 + 2 * ranks, text + proc.stderr.read() if proc.poll() is not None else text
         url = re.search(r"router: (\S+)", text).group(1)
         r = httpx.post(url + "/v1/chat/completions", timeout=120, json={
             "model": httpx.get(url + "/v1/models", timeout=30).json()["data"][0]["id"],
