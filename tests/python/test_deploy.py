@@ -120,15 +120,59 @@ def test_manifests_render_and_validate(overlay):
         if doc["kind"] == "ServiceMonitor":
             check_service_monitor(doc, docs)
             continue
+        if doc["kind"] == "LeaderWorkerSet":
+            check_leader_worker_set(doc)
+            continue
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     check_structure(docs)
+
+
+# What the LeaderWorkerSet controller sets in every pod of a group (kubernetes-sigs/lws).
+LWS_ENV = {"LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE", "LWS_WORKER_INDEX"}
+
+
+def check_leader_worker_set(lws):
+    """No CRD schema is kept here: the pod template is validated strictly as the core schema's
+    PodTemplateSpec (inside a Deployment), the group fields by hand, and the ranks' flags
+    against what the controller provides."""
+    assert lws["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
+    spec = lws["spec"]
+    group = spec["leaderWorkerTemplate"]
+    assert set(spec) <= {"replicas", "leaderWorkerTemplate", "startupPolicy", "rolloutStrategy",
+                         "networkConfig"}, sorted(spec)
+    assert isinstance(group["size"], int) and group["size"] >= 1
+    assert group.get("restartPolicy") == "RecreateGroupOnPodRestart", \
+        "a group that lost a rank must be recreated whole"
+    labels = group["workerTemplate"]["metadata"]["labels"]
+    kubernetes_validate.validate({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": lws["metadata"]["name"], "namespace": lws["metadata"]["namespace"]},
+        "spec": {"selector": {"matchLabels": labels}, "template": group["workerTemplate"]}},
+        K8S_VERSION, strict=True)
+    for c in group["workerTemplate"]["spec"]["containers"]:
+        f = flags(c)
+        if c.get("args", [None])[0] != "worker":
+            continue
+        assert f.get("--rank") == "$(LWS_WORKER_INDEX)", f
+        assert f.get("--ranks") == "$(LWS_GROUP_SIZE)", f
+        leader_host, _, leader_port = f["--group-leader"].rpartition(":")
+        assert leader_host == "$(LWS_LEADER_ADDRESS)", f
+        listen_port = f.get("--group-listen", f["--group-leader"]).rpartition(":")[2]
+        assert leader_port == listen_port, "rank 0 listens on another port than its peers dial"
+        assert int(leader_port) in {p["containerPort"] for p in c.get("ports", [])}, \
+            "the rendezvous port is not a container port"
+        # Every $(VAR) in the args is set by the controller or by the container's env.
+        env = {e["name"] for e in c.get("env", [])} | LWS_ENV
+        used = set(re.findall(r"\$\(([A-Z_]+)\)", " ".join(c["args"])))
+        assert used <= env, f"args use unset variables {sorted(used - env)}"
+        assert "--group-host" in f and "--group" in f
 
 
 def check_structure(docs):
     """What a schema cannot see: probes and hardening, drains that fit their grace periods,
     files on mounted volumes, autoscaler targets, and how routers find and reach workers."""
     for workload in workloads(docs):
-        pod = workload["spec"]["template"]["spec"]
+        pod = template(workload)["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True, workload["metadata"]["name"]
         for c in pod["containers"]:
             assert {"readinessProbe", "livenessProbe"} <= c.keys(), c["name"]
@@ -143,7 +187,7 @@ def check_structure(docs):
         check_router_finds_workers(router, docs)
 
 
-WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "LeaderWorkerSet"}
 # Seconds a command gives running requests on SIGTERM, and their defaults (apps/http_front.h,
 # apps/cmd_worker.cpp).
 DRAIN_FLAGS = {"serve": ("--drain-timeout", 30.0), "router": ("--drain-timeout", 30.0),
@@ -158,8 +202,15 @@ def workloads(docs):
     return [d for d in docs if d["kind"] in WORKLOAD_KINDS]
 
 
+def template(workload):
+    """A workload's pod template (a LeaderWorkerSet's every rank uses its worker template)."""
+    if workload["kind"] == "LeaderWorkerSet":
+        return workload["spec"]["leaderWorkerTemplate"]["workerTemplate"]
+    return workload["spec"]["template"]
+
+
 def pod_labels(workload):
-    return workload["spec"]["template"]["metadata"].get("labels", {})
+    return template(workload)["metadata"].get("labels", {})
 
 
 def flags(container):
@@ -178,7 +229,7 @@ def flags(container):
 
 def containers_running(docs, command):
     """(workload, container) for each container whose first argument is the v4serve command."""
-    return [(w, c) for w in workloads(docs) for c in w["spec"]["template"]["spec"]["containers"]
+    return [(w, c) for w in workloads(docs) for c in template(w)["spec"]["containers"]
             if c.get("args", [None])[0] == command]
 
 
@@ -232,7 +283,7 @@ def check_autoscaler(hpa, docs):
     targets = [w for w in workloads(docs)
                if w["kind"] == ref["kind"] and w["metadata"]["name"] == ref["name"]]
     assert targets, f"HorizontalPodAutoscaler {hpa['metadata']['name']} scales nothing"
-    pod = targets[0]["spec"]["template"]["spec"]
+    pod = template(targets[0])["spec"]
     for metric in hpa["spec"].get("metrics", []):
         if metric["type"] == "Resource" and metric["resource"]["target"]["type"] == "Utilization":
             name = metric["resource"]["name"]
@@ -276,7 +327,7 @@ def check_router_finds_workers(router_entry, docs):
                if selects(service["spec"]["selector"], pod_labels(w))]
     assert workers, f"Service {name} selects no worker pods"
     router_labels = pod_labels(router)
-    router_pod = router["spec"]["template"]["spec"]
+    router_pod = template(router)["spec"]
     for worker, wc in workers:
         wflags = flags(wc)
         grpc_port = container_port(wc, ports[0].get("targetPort", int(port)))
@@ -294,6 +345,11 @@ def check_router_finds_workers(router_entry, docs):
             for rule in policy["spec"].get("ingress", []):
                 peers = rule.get("from", [])
                 assert peers, f"{policy['metadata']['name']}: an ingress rule admits any source"
+                if worker["kind"] == "LeaderWorkerSet" and all(
+                        peer.keys() == {"podSelector"} and
+                        peer["podSelector"].get("matchLabels") == policy["spec"]["podSelector"][
+                            "matchLabels"] for peer in peers):
+                    continue  # the ranks of the groups reach each other (rendezvous, Gloo)
                 for peer in peers:
                     assert peer.keys() == {"podSelector"}, \
                         f"{policy['metadata']['name']}: a peer other than pods of the namespace"
@@ -326,7 +382,7 @@ def check_router_finds_workers(router_entry, docs):
             assert (wflag in wflags) == (rflag in rflags), f"worker {wflag} without router {rflag}"
         assert ("--workers-tls-cert" in rflags) == ("--workers-tls-key" in rflags)
         if "--auth-token-file" in wflags:
-            worker_pod = worker["spec"]["template"]["spec"]
+            worker_pod = template(worker)["spec"]
             assert secret_key(worker_pod, wc, wflags["--auth-token-file"]) == \
                 secret_key(router_pod, rc, rflags["--workers-auth-token-file"]), \
                 "the router and the workers read their tokens from different Secrets"
@@ -407,6 +463,41 @@ def test_structural_checks_catch(breakage):
     docs = distributed_docs()
     BREAKAGES[breakage](docs)
     with pytest.raises((AssertionError, pytest.fail.Exception)):
+        check_structure(docs)
+
+
+def rank_container(docs):
+    return template(find(docs, "LeaderWorkerSet", "v4serve-worker"))["spec"]["containers"][0]
+
+
+def lws_group(docs):
+    return find(docs, "LeaderWorkerSet", "v4serve-worker")["spec"]["leaderWorkerTemplate"]
+
+
+# Each breaks the expert-parallel overlay's worker groups in a way a cluster would not run.
+GROUP_BREAKAGES = {
+    "rank not from the controller": lambda d: set_flag(rank_container(d), "--rank", "0"),
+    "ranks not the group size": lambda d: set_flag(rank_container(d), "--ranks", "4"),
+    "leader dialled on another port": lambda d: set_flag(
+        rank_container(d), "--group-leader", "$(LWS_LEADER_ADDRESS):29501"),
+    "rendezvous port not exposed": lambda d: rank_container(d).update(
+        ports=[p for p in rank_container(d)["ports"] if p["name"] != "rendezvous"]),
+    "unset variable": lambda d: set_flag(rank_container(d), "--group-host", "$(NODE_IP)"),
+    "group not recreated whole": lambda d: lws_group(d).pop("restartPolicy"),
+    "pod template invalid": lambda d: rank_container(d)["ports"][0].update(containerPort="grpc"),
+    "ranks without their own address": lambda d: drop_flag(rank_container(d), "--group-host"),
+    "routers admitted on every port": lambda d: find(d, "NetworkPolicy", "v4serve-worker")[
+        "spec"]["ingress"][0].pop("ports"),
+}
+
+
+@pytest.mark.parametrize("breakage", GROUP_BREAKAGES, ids=str)
+def test_group_checks_catch(breakage):
+    docs = render(DEPLOY / "k8s" / "overlays" / "expert-parallel")
+    GROUP_BREAKAGES[breakage](docs)
+    with pytest.raises((AssertionError, pytest.fail.Exception,
+                        kubernetes_validate.ValidationError)):
+        check_leader_worker_set(find(docs, "LeaderWorkerSet", "v4serve-worker"))
         check_structure(docs)
 
 
