@@ -418,7 +418,10 @@ void GrpcEngineClient::check(size_t i) {
   if (w.draining != draining && w.up)
     spdlog::info("worker {} {}", link.address(), draining ? "is draining" : "serves again");
   w.draining = draining;
-  if (stats && w.up) w.stats = std::move(*stats);
+  if (stats && w.up) {
+    if (options_.metrics) options_.metrics->worker_stats(link.address(), *stats);
+    w.stats = std::move(*stats);
+  }
   publish_state_locked(i);
 }
 

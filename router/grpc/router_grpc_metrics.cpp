@@ -5,6 +5,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "proto/worker.pb.h"
+
 namespace v4::router_grpc {
 
 namespace {
@@ -50,7 +52,53 @@ RouterGrpcMetrics::RouterGrpcMetrics(prometheus::Registry& r)
                               .Name("v4serve:router_submitted_requests_total")
                               .Help("Requests (and continuations) the Submit messages carried")
                               .Register(r)
-                              .Add({})) {}
+                              .Add({})),
+      worker_prefix_queries_(prometheus::BuildCounter()
+                                 .Name("v4serve:router_worker_prefix_cache_queries_total")
+                                 .Help("Prompt tokens the worker looked up in its prefix cache")
+                                 .Register(r)),
+      worker_prefix_hits_(prometheus::BuildCounter()
+                              .Name("v4serve:router_worker_prefix_cache_hits_total")
+                              .Help("Prompt tokens the worker found in its prefix cache")
+                              .Register(r)),
+      worker_step_seconds_(prometheus::BuildCounter()
+                               .Name("v4serve:router_worker_step_seconds_total")
+                               .Help("Wall time of the worker's engine steps")
+                               .Register(r)),
+      worker_ep_bytes_(prometheus::BuildCounter()
+                           .Name("v4serve:router_worker_ep_alltoall_bytes_total")
+                           .Help("A worker group rank's bytes sent to other ranks, by direction")
+                           .Register(r)),
+      worker_ep_seconds_(prometheus::BuildCounter()
+                             .Name("v4serve:router_worker_ep_moe_phase_seconds_total")
+                             .Help("A worker group rank's MoE exchange time, by phase")
+                             .Register(r)) {}
+
+void RouterGrpcMetrics::worker_stats(const std::string& worker,
+                                     const v4serve::worker::v1::StatsResponse& s) {
+  std::map<std::string, double>& last = last_[worker];
+  auto grow = [&](prometheus::Family<prometheus::Counter>& family, prometheus::Labels labels,
+                  const std::string& key, double now) {
+    labels["worker"] = worker;
+    prometheus::Counter& c = family.Add(labels);
+    double& seen = last[key];
+    if (now > seen) {
+      c.Increment(now - seen);
+      seen = now;
+    }
+  };
+  grow(worker_prefix_queries_, {}, "pq", static_cast<double>(s.prefix_queries()));
+  grow(worker_prefix_hits_, {}, "ph", static_cast<double>(s.prefix_hits()));
+  grow(worker_step_seconds_, {}, "ss", s.step_seconds_sum());
+  if (!s.has_group()) return;
+  const auto& g = s.group();
+  grow(worker_ep_bytes_, {{"direction", "dispatch"}}, "bd",
+       static_cast<double>(g.dispatch_bytes()));
+  grow(worker_ep_bytes_, {{"direction", "combine"}}, "bc", static_cast<double>(g.combine_bytes()));
+  grow(worker_ep_seconds_, {{"phase", "dispatch"}}, "sd", g.dispatch_seconds());
+  grow(worker_ep_seconds_, {{"phase", "experts"}}, "se", g.expert_seconds());
+  grow(worker_ep_seconds_, {{"phase", "combine"}}, "sc", g.combine_seconds());
+}
 
 void RouterGrpcMetrics::set_state(const std::string& worker, WorkerState state) {
   for (size_t i = 0; i < std::size(kStates); ++i)
@@ -61,6 +109,13 @@ void RouterGrpcMetrics::set_state(const std::string& worker, WorkerState state) 
 void RouterGrpcMetrics::remove_worker(const std::string& worker) {
   for (std::string_view s : kStates)
     state_.Remove(&state_.Add({{"worker", worker}, {"state", std::string(s)}}));
+  if (last_.erase(worker) == 0) return;
+  for (auto* family : {&worker_prefix_queries_, &worker_prefix_hits_, &worker_step_seconds_})
+    family->Remove(&family->Add({{"worker", worker}}));
+  for (const char* d : {"dispatch", "combine"})
+    worker_ep_bytes_.Remove(&worker_ep_bytes_.Add({{"worker", worker}, {"direction", d}}));
+  for (const char* p : {"dispatch", "experts", "combine"})
+    worker_ep_seconds_.Remove(&worker_ep_seconds_.Add({{"worker", worker}, {"phase", p}}));
 }
 
 void RouterGrpcMetrics::routed(const std::string& worker) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -16,6 +17,10 @@ class Histogram;
 template <typename T>
 class Family;
 }  // namespace prometheus
+
+namespace v4serve::worker::v1 {
+class StatsResponse;
+}
 
 namespace v4::router_grpc {
 
@@ -39,6 +44,10 @@ class RouterGrpcMetrics {
   // One Submit message went to a worker carrying `requests` requests (router-side batching:
   // requests / messages is the batch size the window achieved).
   void submit_message(size_t requests);
+  // A worker's latest Stats: its own prefix-cache and step-time counters and, for a rank of a
+  // worker group, its exchanges' bytes and phase times (per rank, where /metrics' engine
+  // series add the workers up).
+  void worker_stats(const std::string& worker, const v4serve::worker::v1::StatsResponse& stats);
 
  private:
   prometheus::Family<prometheus::Gauge>& state_;
@@ -48,6 +57,14 @@ class RouterGrpcMetrics {
   prometheus::Counter& failovers_;
   prometheus::Counter& submit_messages_;
   prometheus::Counter& submitted_requests_;
+  prometheus::Family<prometheus::Counter>& worker_prefix_queries_;
+  prometheus::Family<prometheus::Counter>& worker_prefix_hits_;
+  prometheus::Family<prometheus::Counter>& worker_step_seconds_;
+  prometheus::Family<prometheus::Counter>& worker_ep_bytes_;
+  prometheus::Family<prometheus::Counter>& worker_ep_seconds_;
+  // Per worker and series: the highest value seen, so a counter that a restarted worker
+  // starts again from zero only resumes growing past it.
+  std::map<std::string, std::map<std::string, double>> last_;
 };
 
 }  // namespace v4::router_grpc

@@ -23,6 +23,7 @@ import yaml
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from oracle import models  # noqa: E402
 from server import Server  # noqa: E402
+from cluster import Cluster  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -560,52 +561,73 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_every_panel_and_alert_expression_returns_data(v4serve, tmp_path, tmp_path_factory):
+# Series only a router over gRPC workers serves (its worker view, and worker groups' exchanges).
+ROUTER_ONLY = re.compile(r"v4serve:(router_|ep_)")
+
+
+@pytest.mark.parametrize("form", ["serve", "router"])
+def test_every_panel_and_alert_expression_returns_data(v4serve, tmp_path, tmp_path_factory, form):
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("prometheus is missing (scripts/setup installs Debian's prometheus)")
     model = models.tiny_model(tmp_path_factory, v4serve)
-    with Server(v4serve, model, "--served-model-name", "tiny", "--kv-memory", "256") as s:
-        target = s.url.removeprefix("http://")
-        port = free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(DEPLOY / "prometheus" / "v4serve-rules.yaml")],
-            "scrape_configs": [{"job_name": "v4serve", "static_configs": [{"targets": [target]}]}],
-        }))
-        proc = subprocess.Popen(
-            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            api = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(api + "/-/ready", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, proc.stderr.read()
-                assert time.monotonic() < deadline, "prometheus did not become ready"
-                time.sleep(0.2)
-            # A short load spread over a few scrapes: rates need two samples.
-            for i in range(6):
-                r = httpx.post(s.url + "/v1/chat/completions", timeout=120, json={
+    if form == "serve":
+        with Server(v4serve, model, "--served-model-name", "tiny", "--kv-memory", "256") as s:
+            scrape_and_query(prometheus, s.url, tmp_path, router=False)
+    else:
+        # A worker group of 2 ranks and a single worker behind one router.
+        with Cluster(v4serve, model, workers=1, groups=[2],
+                     router_args=["--served-model-name", "tiny"]) as c:
+            scrape_and_query(prometheus, c.url, tmp_path, router=True)
+
+
+def scrape_and_query(prometheus, url, tmp_path, router):
+    """Prometheus scrapes `url` while a short load runs; then every dashboard and alert
+    expression must return data."""
+    target = url.removeprefix("http://")
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(DEPLOY / "prometheus" / "v4serve-rules.yaml")],
+        "scrape_configs": [{"job_name": "v4serve", "static_configs": [{"targets": [target]}]}],
+    }))
+    proc = subprocess.Popen(
+        [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        api = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(api + "/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "prometheus did not become ready"
+            time.sleep(0.2)
+        # A short load spread over a few scrapes: rates need two samples. Two requests at a
+        # time, so that with several workers more than one gets some.
+        for i in range(6):
+            for j in range(2):
+                r = httpx.post(url + "/v1/chat/completions", timeout=120, json={
                     "model": "tiny", "max_tokens": 4, "temperature": 0,
-                    "messages": [{"role": "user", "content": f"lighthouse {i} " * 40}]})
+                    "messages": [{"role": "user", "content": f"lighthouse {i} {j} " * 40}]})
                 assert r.status_code == 200, r.text
-                httpx.post(s.url + "/v1/chat/completions", timeout=30, json={"model": "tiny"})
-                time.sleep(0.7)
-            time.sleep(4)
-            missing = []
-            for name, expr in dashboard_expressions() + rule_expressions():
-                r = httpx.get(api + "/api/v1/query", params={"query": expr}, timeout=30).json()
-                assert r["status"] == "success", (name, expr, r)
-                if not r["data"]["result"]:
-                    missing.append(f"{name}: {expr}")
-            assert not missing, "expressions with no data:\n" + "\n".join(missing)
-        finally:
-            proc.terminate()
-            proc.wait(30)
+            httpx.post(url + "/v1/chat/completions", timeout=30, json={"model": "tiny"})
+            time.sleep(0.7)
+        time.sleep(4)
+        missing = []
+        for name, expr in dashboard_expressions() + rule_expressions():
+            if not router and ROUTER_ONLY.search(expr):
+                continue
+            r = httpx.get(api + "/api/v1/query", params={"query": expr}, timeout=30).json()
+            assert r["status"] == "success", (name, expr, r)
+            if not r["data"]["result"]:
+                missing.append(f"{name}: {expr}")
+        assert not missing, "expressions with no data:\n" + "\n".join(missing)
+    finally:
+        proc.terminate()
+        proc.wait(30)
