@@ -291,8 +291,28 @@ def check_autoscaler(hpa, docs):
             # Utilization is a share of the request: without one the autoscaler has no figure.
             for c in pod["containers"]:
                 assert name in c["resources"]["requests"], f"{c['name']} requests no {name}"
+        if metric["type"] == "External":
+            # Served by the Prometheus adapter's rules kept beside the manifests.
+            name = metric["external"]["metric"]["name"]
+            assert name in adapter_metrics(), f"no adapter rule serves the metric {name}"
     # An applied replica count would fight the autoscaler at every apply.
     assert "replicas" not in targets[0]["spec"], "the autoscaled workload sets replicas"
+
+
+ADAPTER_RULES = DEPLOY / "k8s" / "autoscaling" / "prometheus-adapter-rules.yaml"
+
+
+def adapter_metrics():
+    """{external metric name: its PromQL with the adapter's templates filled in}."""
+    rules = yaml.safe_load(ADAPTER_RULES.read_text())["externalRules"]
+    out = {}
+    for rule in rules:
+        series = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)", rule["seriesQuery"]).group(1)
+        assert re.fullmatch(rule["name"]["matches"], series), rule
+        query = rule["metricsQuery"].replace("<<.Series>>", series).replace(
+            "<<.LabelMatchers>>", "").replace(" by (<<.GroupBy>>)", "")
+        out[rule["name"]["as"]] = query
+    return out
 
 
 def selects(selector, labels):
@@ -456,6 +476,11 @@ BREAKAGES = {
         if v["name"] == "token")["secret"].update(secretName="another-token"),
     "autoscaled router sets replicas": lambda d: find(d, "Deployment", "v4serve-router")[
         "spec"].update(replicas=2),
+    "autoscaled workers set replicas": lambda d: find(d, "Deployment", "v4serve-worker")[
+        "spec"].update(replicas=2),
+    "workers scale on a metric no adapter serves": lambda d: find(
+        d, "HorizontalPodAutoscaler", "v4serve-worker")["spec"]["metrics"][0]["external"][
+        "metric"].update(name="v4serve_queue"),
 }
 
 
@@ -487,6 +512,8 @@ GROUP_BREAKAGES = {
     "group not recreated whole": lambda d: lws_group(d).pop("restartPolicy"),
     "pod template invalid": lambda d: rank_container(d)["ports"][0].update(containerPort="grpc"),
     "ranks without their own address": lambda d: drop_flag(rank_container(d), "--group-host"),
+    "autoscaled groups set replicas": lambda d: find(d, "LeaderWorkerSet", "v4serve-worker")[
+        "spec"].update(replicas=2),
     "routers admitted on every port": lambda d: find(d, "NetworkPolicy", "v4serve-worker")[
         "spec"]["ingress"][0].pop("ports"),
 }
@@ -620,7 +647,8 @@ def scrape_and_query(prometheus, url, tmp_path, router):
             time.sleep(0.7)
         time.sleep(4)
         missing = []
-        for name, expr in dashboard_expressions() + rule_expressions():
+        adapter = [(f"adapter {n}", q) for n, q in adapter_metrics().items()]
+        for name, expr in dashboard_expressions() + rule_expressions() + adapter:
             if not router and ROUTER_ONLY.search(expr):
                 continue
             r = httpx.get(api + "/api/v1/query", params={"query": expr}, timeout=30).json()
