@@ -89,7 +89,8 @@ def start_group(v4serve, model, name, ranks, worker_args=()):
             procs.append(Process(
                 [v4serve, "worker", "--model", model, "--listen", "127.0.0.1:0", "--threads", "1",
                  "--kv-memory", "256", "--log-level", "info", "--group", name, "--rank", r,
-                 "--ranks", ranks, "--group-leader", leader, "--group-timeout-s", "30",
+                 "--ranks", ranks, "--group-leader", leader,
+                 *([] if "--group-timeout-s" in worker_args else ["--group-timeout-s", "30"]),
                  *worker_args],
                 r"v4serve: worker listening on ([0-9.]+:\d+)", wait=False))
         return [p.started() for p in procs]

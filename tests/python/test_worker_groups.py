@@ -10,6 +10,7 @@ remaining worker with unchanged tokens."""
 import concurrent.futures
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -166,3 +167,28 @@ def test_placement_report_and_bad_traces(v4serve, model, trace, tmp_path):
                           "127.0.0.1:1", "--expert-stats", str(bad)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "outside this model" in out.stderr, out.stderr[-2000:]
+
+
+def test_stalled_rank_times_its_group_out(v4serve, model, reference):
+    """A rank that stops answering (SIGSTOP: alive, silent) is not waited for forever: its peer
+    gives up after --group-timeout-s and exits, and the router moves its requests."""
+    args = CHUNKED + ["--group-timeout-s", "3"]
+    with Cluster(v4serve, model, workers=1, groups=[2], worker_args=args) as cluster:
+        group = cluster.groups[0]
+        stopped = {}
+
+        def stall_rank_one():
+            time.sleep(0.5)
+            group[1].proc.send_signal(signal.SIGSTOP)
+            stopped["at"] = time.monotonic()
+
+        try:
+            results = run(cluster.base_url, during=stall_rank_one)
+            while group[0].alive() and time.monotonic() < stopped["at"] + 30:
+                time.sleep(0.05)
+            assert not group[0].alive(), "rank 0 waited more than 30 s on a silent peer"
+            assert group[0].proc.returncode == 3
+            assert "broke" in group[0].stderr()
+        finally:
+            group[1].proc.send_signal(signal.SIGCONT)
+    assert_same(results, reference, "rank stalled")

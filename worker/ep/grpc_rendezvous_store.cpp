@@ -20,14 +20,21 @@ std::runtime_error failure(const std::string& leader, const std::string& what,
                             status.error_message());
 }
 
+// Ranks start in any order, so the first calls often find no leader yet: reconnect quickly
+// (gRPC's default backoff grows to minutes) so that the group meets as soon as rank 0 listens.
+std::shared_ptr<grpc::Channel> channel(const std::string& leader) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  return grpc::CreateCustomChannel(leader, grpc::InsecureChannelCredentials(), args);
+}
+
 }  // namespace
 
 GrpcRendezvousStore::GrpcRendezvousStore(const std::string& leader,
                                          std::chrono::milliseconds timeout)
-    : leader_(leader),
-      timeout_(timeout),
-      stub_(pb::Rendezvous::NewStub(
-          grpc::CreateChannel(leader, grpc::InsecureChannelCredentials()))) {}
+    : leader_(leader), timeout_(timeout), stub_(pb::Rendezvous::NewStub(channel(leader))) {}
 
 void GrpcRendezvousStore::set(const std::string& key, const std::vector<char>& data) {
   const auto deadline = Clock::now() + timeout_;
@@ -36,6 +43,7 @@ void GrpcRendezvousStore::set(const std::string& key, const std::vector<char>& d
   request.set_value(std::string(data.begin(), data.end()));
   for (;;) {
     grpc::ClientContext context;
+    context.set_wait_for_ready(true);  // a leader not up yet is waited for, to the deadline
     context.set_deadline(std::chrono::system_clock::now() + (deadline - Clock::now()));
     pb::SetReply reply;
     const grpc::Status status = stub_->Set(&context, request, &reply);
@@ -71,6 +79,7 @@ std::vector<std::string> GrpcRendezvousStore::fetch(const std::vector<std::strin
     request.set_wait_ms(static_cast<uint32_t>(
         std::clamp(left, std::chrono::milliseconds(0), kMaxServerWait).count()));
     grpc::ClientContext context;
+    context.set_wait_for_ready(true);
     // The server answers within wait_ms; the call's own deadline leaves it a second more.
     context.set_deadline(std::chrono::system_clock::now() + std::max(left, kRetryPause) +
                          std::chrono::seconds(1));
