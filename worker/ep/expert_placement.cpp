@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <fstream>
 #include <numeric>
-#include <regex>
+#include <optional>
 #include <sstream>
+#include <string_view>
 
 namespace v4 {
 
@@ -134,32 +135,61 @@ uint64_t ExpertPlacement::digest() const {
   return h;
 }
 
+namespace {
+
+// The value of label `name` in a Prometheus label set `a="1",b="2"`, or nullopt.
+std::optional<std::string> label_value(std::string_view labels, std::string_view name) {
+  const std::string key = std::string(name) + "=\"";
+  for (size_t at = labels.find(key); at != std::string_view::npos; at = labels.find(key, at + 1)) {
+    if (at != 0 && labels[at - 1] != ',') continue;
+    const size_t begin = at + key.size(), end = labels.find('"', begin);
+    if (end == std::string_view::npos) return std::nullopt;
+    return std::string(labels.substr(begin, end - begin));
+  }
+  return std::nullopt;
+}
+
+std::optional<unsigned long> to_count(const std::optional<std::string>& text) {
+  if (!text || text->empty() || text->size() > 9) return std::nullopt;
+  unsigned long v = 0;
+  for (char c : *text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<unsigned long>(c - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
 Result<ExpertLoad> read_expert_load(const std::string& path, uint32_t n_layer, uint32_t n_expert) {
   std::ifstream in(path);
   if (!in) return Status::error("--expert-stats " + path + ": cannot read the file");
   ExpertLoad load(n_layer, std::vector<uint64_t>(n_expert, 0));
-  static const std::regex sample(R"(^v4serve:expert_selections_total\{([^}]*)\} (\S+))");
-  static const std::regex layer_label(R"(layer="(\d+)\")"), expert_label(R"(expert="(\d+)\")");
+  constexpr std::string_view kSeries = "v4serve:expert_selections_total{";
   std::string line;
   size_t samples = 0, line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
-    std::smatch m, l, e;
-    if (!std::regex_search(line, m, sample)) continue;
-    const std::string labels = m[1];
-    if (!std::regex_search(labels, l, layer_label) || !std::regex_search(labels, e, expert_label))
-      return Status::error("--expert-stats " + path + " line " + std::to_string(line_no) +
-                           ": a sample without layer and expert labels");
-    const unsigned long layer = std::stoul(l[1]), expert = std::stoul(e[1]);
-    double value = 0;
-    std::istringstream(m[2].str()) >> value;
-    if (layer >= n_layer || expert >= n_expert || !(value >= 0))
-      return Status::error("--expert-stats " + path + " line " + std::to_string(line_no) +
-                           ": layer " + std::to_string(layer) + " expert " +
-                           std::to_string(expert) + " is outside this model (" +
+    if (!line.starts_with(kSeries)) continue;
+    const auto where = [&] {
+      return "--expert-stats " + path + " line " + std::to_string(line_no);
+    };
+    const size_t close = line.find('}');
+    if (close == std::string::npos) return Status::error(where() + ": an unterminated label set");
+    const std::string_view labels =
+        std::string_view(line).substr(kSeries.size(), close - kSeries.size());
+    const std::optional<unsigned long> layer = to_count(label_value(labels, "layer"));
+    const std::optional<unsigned long> expert = to_count(label_value(labels, "expert"));
+    if (!layer || !expert)
+      return Status::error(where() + ": a sample without layer and expert labels");
+    double value = -1;
+    std::istringstream(line.substr(close + 1)) >> value;
+    if (*layer >= n_layer || *expert >= n_expert || !(value >= 0))
+      return Status::error(where() + ": layer " + std::to_string(*layer) + " expert " +
+                           std::to_string(*expert) + " is outside this model (" +
                            std::to_string(n_layer) + " layers, " + std::to_string(n_expert) +
-                           " experts) or its count is negative");
-    load[layer][expert] += static_cast<uint64_t>(value);
+                           " experts) or its count is not a count");
+    load[*layer][*expert] += static_cast<uint64_t>(value);
     ++samples;
   }
   if (samples == 0)
