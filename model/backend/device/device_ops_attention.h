@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_kv_simulation.h"
 #include "model/backend/kv_append.h"
 
 namespace v4::device {
@@ -45,8 +46,8 @@ inline constexpr int kKvFinishTeam = 256;
 // kv_finish_row (model/backend/kv_append.h) over a team, into `row` (shared memory) from
 // `pooled`: the same steps on every value in the same order — the sum of squares sequential in
 // double on one thread, as the CPU sums it; the scaling a value per thread, RoPE a pair per
-// thread, the FP8 / FP4 round trips a block per thread (each block's arithmetic is its own); the
-// indexer's Hadamard rotation, which mixes the whole row, on one thread.
+// thread, the indexer's Hadamard rotation a butterfly per thread (hadamard_team), the FP8 / FP4
+// round trips a block per thread (each block's arithmetic is its own).
 template <class Team>
 V4_HD void kv_finish_row_team(const Team& team, const KvCompressor& cw, int64_t dim,
                               int64_t rope_dim, uint64_t first_pos, bool indexer,
@@ -69,11 +70,7 @@ V4_HD void kv_finish_row_team(const Team& team, const KvCompressor& cw, int64_t 
       kernels::rope_rotate_pair(row + dim - rope_dim, cw.rope_freqs, k, first_pos, false);
     }
   });
-  if (indexer) {
-    team.threads([&](int l) {
-      if (l == 0) kernels::hadamard_transform(row, dim);
-    });
-  }
+  if (indexer) hadamard_team(team, row, dim);
   const int64_t n = indexer ? dim : dim - rope_dim, block = indexer ? 32 : kKvFp8Block;
   team.threads([&](int l) {
     for (int64_t b0 = l * block; b0 < n; b0 += team.size() * block) {
