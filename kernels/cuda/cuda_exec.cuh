@@ -36,9 +36,45 @@ __global__ void warp_sums_kernel(int64_t n, P partial, S store) {
   }
 }
 
+// A team on the GPU: one block, thread t of the team is threadIdx.x. The methods are host and
+// device functions so that the executor's __host__ __device__ lambdas compile for both sides;
+// only the device side ever runs.
+class CudaTeam {
+ public:
+  __host__ __device__ CudaTeam(int size, void* shared) : size_(size), shared_(shared) {}
+  __host__ __device__ int size() const { return size_; }
+  template <class T>
+  __host__ __device__ T* shared() const {
+    return static_cast<T*>(shared_);
+  }
+  template <class G>
+  __host__ __device__ void threads(const G& g) const {
+#if defined(__CUDA_ARCH__)
+    if (static_cast<int>(threadIdx.x) < size_) g(static_cast<int>(threadIdx.x));
+    __syncthreads();
+#else
+    (void)g;
+#endif
+  }
+
+ private:
+  int size_;
+  void* shared_;
+};
+
+template <class F>
+__global__ void team_kernel(int64_t n, int size, F f) {
+  extern __shared__ double team_shared[];  // double: 8-byte aligned for any element type used
+  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
+    f(i, CudaTeam(size, team_shared));
+    __syncthreads();  // the next index's team reuses the shared memory
+  }
+}
+
 class CudaExec {
  public:
   static constexpr bool kIsHost = false;
+  using Team = CudaTeam;
   static constexpr int kThreads = 256;
   static constexpr int64_t kMaxBlocks = int64_t{1} << 20;
 
@@ -112,6 +148,17 @@ class CudaExec {
     ++launches_;
     warp_sums_kernel<N, T>
         <<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(n, partial, store);
+    record(cudaGetLastError());
+  }
+
+  // A block of `size` threads (rounded up to whole warps) per team; at most 48 KiB shared.
+  template <class F>
+  void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
+    if (n <= 0) return;
+    const int64_t blocks = std::min(kMaxBlocks, n);
+    const unsigned threads = static_cast<unsigned>((size + 31) / 32 * 32);
+    ++launches_;
+    team_kernel<<<static_cast<unsigned>(blocks), threads, shared_bytes, stream_>>>(n, size, f);
     record(cudaGetLastError());
   }
 

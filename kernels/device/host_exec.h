@@ -13,11 +13,20 @@
 //                          p(i, lane, acc[N]) (T: float by default, or double),
 //                          the lanes are summed by the butterfly of warp_butterfly_sum (lane l
 //                          adds lane l^16, then l^8, …, l^1), and s(i, sum[N]) stores lane 0's
+//   for_each_team(n, size, shared_bytes, f)
+//                          f(i, team) for every i < n: a team of `size` threads (a GPU block)
+//                          with `shared_bytes` of memory of its own (team.shared<T>()). The body
+//                          runs its per-thread work as phases, team.threads(g): g(thread) for
+//                          every thread, then a barrier, so a phase reads what the one before
+//                          wrote. Outside the phases the body must do the same for every thread
+//                          (a GPU runs it on each; the host once), and per-thread values that
+//                          outlive a phase live in shared memory.
 #pragma once
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "core/status.h"
 
@@ -38,9 +47,30 @@ void warp_butterfly_sum(T (&v)[kWarpLanes][N]) {
   }
 }
 
+// A team on the host: its threads' phases run one thread after the other, which is a barrier
+// between phases by construction.
+class HostTeam {
+ public:
+  HostTeam(int size, void* shared) : size_(size), shared_(shared) {}
+  int size() const { return size_; }
+  template <class T>
+  T* shared() const {
+    return static_cast<T*>(shared_);
+  }
+  template <class G>
+  void threads(const G& g) const {
+    for (int thread = 0; thread < size_; ++thread) g(thread);
+  }
+
+ private:
+  int size_;
+  void* shared_;
+};
+
 class HostExec {
  public:
   static constexpr bool kIsHost = true;
+  using Team = HostTeam;
 
   void* malloc(size_t bytes) { return std::malloc(bytes ? bytes : 1); }
   void free(void* p) { std::free(p); }
@@ -78,6 +108,14 @@ class HostExec {
       warp_butterfly_sum<N, T>(acc);
       store(i, acc[0]);
     }
+  }
+
+  template <class F>
+  void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
+    launches_ += n > 0;
+    // Zeroed once, like nothing a kernel may rely on: every body writes before it reads.
+    std::vector<double> shared((shared_bytes + sizeof(double) - 1) / sizeof(double) + 1);
+    for (int64_t i = 0; i < n; ++i) f(i, HostTeam(size, shared.data()));
   }
 
  private:

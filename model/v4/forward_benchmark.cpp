@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "model/v4/sequence_state.h"
@@ -66,25 +67,68 @@ float sum_floats(const float* p, int64_t n) {
   return acc[0] + acc[1] + acc[2] + acc[3];
 }
 
+// The forward runs twice on fresh state with the same tokens: timed with the recorder off (its
+// read-back of the dispatch plan waits for the device, so it must not be in the time), then
+// untimed with it on. The forward is deterministic, so the second run routes to the same experts
+// and reads the same weights as the timed one.
 Result<PrefillMeasurement> measure_prefill(V4Forward& forward, WeightTrafficRecorder& recorder,
                                            const V4Config& config,
                                            const ForwardBenchmarkOptions& o) {
   PrefillMeasurement m;
   m.tokens = o.prompt_tokens;
   const std::vector<int32_t> ids = synthetic_token_ids(config.n_vocab, o.prompt_tokens, o.seed);
-  ContiguousKvState state(config, recorder);
-  SequenceInput in{&state, ids};
-  recorder.take_ranges();
-  const Clock::time_point start = Clock::now();
-  Result<ForwardOutput> out = forward.forward({&in, 1});
-  m.seconds = seconds_since(start);
-  if (!out) return Status::error("prefill: " + out.message());
+  for (const bool timed : {true, false}) {
+    ContiguousKvState state(config, recorder);
+    SequenceInput in{&state, ids};
+    recorder.set_recording(!timed);
+    recorder.take_ranges();
+    const Clock::time_point start = Clock::now();
+    Result<ForwardOutput> out = forward.forward({&in, 1});
+    if (timed) m.seconds = seconds_since(start);
+    recorder.set_recording(true);
+    if (!out) return Status::error("prefill: " + out.message());
+  }
   m.traffic = summarize_step_traffic(forward.weights(), recorder.take_ranges(), ids);
   return m;
 }
 
-// `batch` sequences, each prefilled with its own short prompt (untimed), then decode steps of
-// one token per sequence. Each step's traffic is taken outside the timed region.
+// One decode pass: `batch` fresh sequences, each prefilled with its own short prompt (untimed),
+// then o.decode_tokens steps of one token per sequence. Timed: the steps' time (recorder off);
+// otherwise each step's recorded ranges.
+Status decode_pass(V4Forward& forward, WeightTrafficRecorder& recorder, const V4Config& config,
+                   uint32_t batch, std::span<const int32_t> ids, const ForwardBenchmarkOptions& o,
+                   bool timed, DecodeMeasurement& m,
+                   std::vector<std::vector<ByteRange>>& step_ranges) {
+  const size_t prompt = o.decode_prompt_tokens;
+  const int32_t* decode_ids = ids.data() + batch * prompt;
+  const std::string what = "decode batch " + std::to_string(batch) + ": ";
+  recorder.set_recording(!timed);
+  std::vector<std::unique_ptr<ContiguousKvState>> states;
+  std::vector<SequenceInput> inputs(batch);
+  for (uint32_t s = 0; s < batch; ++s) {
+    states.push_back(std::make_unique<ContiguousKvState>(config, recorder));
+    inputs[s] = {states.back().get(), ids.subspan(s * prompt, prompt)};
+  }
+  if (prompt > 0) {
+    Result<ForwardOutput> out = forward.forward(inputs);
+    if (!out) return Status::error(what + out.message());
+  }
+  recorder.take_ranges();
+  for (uint32_t step = 0; step < o.decode_tokens; ++step) {
+    for (uint32_t s = 0; s < batch; ++s) {
+      inputs[s].tokens = std::span<const int32_t>(decode_ids + step * batch + s, 1);
+    }
+    const Clock::time_point start = Clock::now();
+    Result<ForwardOutput> out = forward.forward(inputs);
+    if (timed) m.seconds += seconds_since(start);
+    if (!out) return Status::error(what + out.message());
+    if (!timed) step_ranges.push_back(recorder.take_ranges());
+  }
+  recorder.set_recording(true);
+  return Status::ok();
+}
+
+// Decode at one batch size: a timed pass, then the same pass untimed for its weight traffic.
 Result<DecodeMeasurement> measure_decode(V4Forward& forward, WeightTrafficRecorder& recorder,
                                          const V4Config& config, uint32_t batch,
                                          const ForwardBenchmarkOptions& o) {
@@ -95,31 +139,13 @@ Result<DecodeMeasurement> measure_decode(V4Forward& forward, WeightTrafficRecord
   const size_t prompt = o.decode_prompt_tokens;
   const std::vector<int32_t> ids = synthetic_token_ids(
       config.n_vocab, batch * (prompt + o.decode_tokens), splitmix64(o.seed + batch));
-  const int32_t* decode_ids = ids.data() + batch * prompt;
-
-  std::vector<std::unique_ptr<ContiguousKvState>> states;
-  std::vector<SequenceInput> inputs(batch);
-  for (uint32_t s = 0; s < batch; ++s) {
-    states.push_back(std::make_unique<ContiguousKvState>(config, recorder));
-    inputs[s] = {states.back().get(), std::span<const int32_t>(ids).subspan(s * prompt, prompt)};
-  }
-  if (prompt > 0) {
-    Result<ForwardOutput> out = forward.forward(inputs);
-    if (!out) return Status::error("decode batch " + std::to_string(batch) + ": " + out.message());
-  }
-  recorder.take_ranges();
   std::vector<std::vector<ByteRange>> step_ranges;
   step_ranges.reserve(o.decode_tokens);
-  for (uint32_t step = 0; step < o.decode_tokens; ++step) {
-    for (uint32_t s = 0; s < batch; ++s) {
-      inputs[s].tokens = std::span<const int32_t>(decode_ids + step * batch + s, 1);
-    }
-    const Clock::time_point start = Clock::now();
-    Result<ForwardOutput> out = forward.forward(inputs);
-    m.seconds += seconds_since(start);
-    if (!out) return Status::error("decode batch " + std::to_string(batch) + ": " + out.message());
-    step_ranges.push_back(recorder.take_ranges());
+  for (const bool timed : {true, false}) {
+    if (Status s = decode_pass(forward, recorder, config, batch, ids, o, timed, m, step_ranges); !s)
+      return s;
   }
+  const int32_t* decode_ids = ids.data() + batch * prompt;
   for (uint32_t step = 0; step < o.decode_tokens; ++step) {
     m.traffic += summarize_step_traffic(forward.weights(), step_ranges[step],
                                         std::span<const int32_t>(decode_ids + step * batch, batch));

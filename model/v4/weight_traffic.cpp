@@ -46,7 +46,8 @@ uint64_t union_bytes(const std::vector<ByteRange>& sorted) {
 
 // Called from the forward's own thread only (the pool is not reentrant), so no lock.
 void WeightTrafficRecorder::record(const kernels::MatrixView& w) {
-  if (w.rows > 0) ranges_.push_back({w.data, w.data + static_cast<size_t>(w.rows) * w.row_bytes});
+  if (recording_ && w.rows > 0)
+    ranges_.push_back({w.data, w.data + static_cast<size_t>(w.rows) * w.row_bytes});
 }
 
 void WeightTrafficRecorder::matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride,
@@ -71,6 +72,10 @@ void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
                                                const int64_t* expert_offsets, uint32_t n_expert,
                                                int64_t n_rows, const float* x,
                                                const float* row_scales, float* y) {
+  if (!recording_) {
+    inner_.grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, row_scales, y);
+    return;
+  }
   // The dispatch plan is in the backend's memory: read it back (a GPU's is not the host's).
   offsets_.resize(n_expert + 1);
   if (!inner_.read_back(expert_offsets, offsets_.data(), offsets_.size() * sizeof(int64_t))) {

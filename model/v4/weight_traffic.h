@@ -75,7 +75,7 @@ class WeightTrafficRecorder final : public Backend {
   void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) override {
     inner_.count_experts(experts, n, counts);
   }
-  // Reads expert_offsets on the host: the recorder wraps host backends only.
+  // Reads expert_offsets back from the backend's memory when recording (a device sync).
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                           uint32_t n_expert, int64_t n_rows, const float* x,
                           const float* row_scales, float* y) override;
@@ -119,10 +119,15 @@ class WeightTrafficRecorder final : public Backend {
   // The ranges recorded since the last call, in call order (one per matmul).
   std::vector<ByteRange> take_ranges();
 
+  // Off: a plain pass-through that records nothing and, above all, reads nothing back (the
+  // dispatch plan's read-back waits for the device), so timed passes run as without it.
+  void set_recording(bool on) { recording_ = on; }
+
  private:
   void record(const kernels::MatrixView& w);
 
   Backend& inner_;
+  bool recording_ = true;
   std::vector<ByteRange> ranges_;
   std::vector<int64_t> offsets_;  // the last grouped_expert_ffn call's, read back
 };

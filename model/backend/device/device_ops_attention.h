@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_kv_simulation.h"
 #include "model/backend/kv_append.h"
 
 namespace v4::device {
@@ -39,13 +40,57 @@ V4_HD inline uint32_t visible_compressed_rows(const KvLayerAddress& l, const KvS
 // Rows a finishing thread keeps in local memory (V4: 512 main, 128 indexer values).
 inline constexpr uint32_t kMaxKvFinishRow = 1024;
 
+// Threads of the team that finishes a completed block's row.
+inline constexpr int kKvFinishTeam = 256;
+
+// kv_finish_row (model/backend/kv_append.h) over a team, into `row` (shared memory) from
+// `pooled`: the same steps on every value in the same order — the sum of squares sequential in
+// double on one thread, as the CPU sums it; the scaling a value per thread, RoPE a pair per
+// thread, the indexer's Hadamard rotation a butterfly per thread (hadamard_team), the FP8 / FP4
+// round trips a block per thread (each block's arithmetic is its own).
+template <class Team>
+V4_HD void kv_finish_row_team(const Team& team, const KvCompressor& cw, int64_t dim,
+                              int64_t rope_dim, uint64_t first_pos, bool indexer,
+                              const float* pooled, float* row, float* scale) {
+  team.threads([&](int l) {
+    for (int64_t i = l; i < dim; i += team.size()) row[i] = pooled[i];
+  });
+  team.threads([&](int l) {
+    if (l != 0) return;
+    double ss = 0.0;
+    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(row[i]) * row[i];
+    *scale = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(dim) + cw.rms_eps));
+  });
+  team.threads([&](int l) {
+    const float r = *scale;
+    for (int64_t i = l; i < dim; i += team.size()) row[i] = row[i] * r * cw.norm[i];
+  });
+  team.threads([&](int l) {
+    for (int64_t k = l; k < rope_dim / 2; k += team.size()) {
+      kernels::rope_rotate_pair(row + dim - rope_dim, cw.rope_freqs, k, first_pos, false);
+    }
+  });
+  if (indexer) hadamard_team(team, row, dim);
+  const int64_t n = indexer ? dim : dim - rope_dim, block = indexer ? 32 : kKvFp8Block;
+  team.threads([&](int l) {
+    for (int64_t b0 = l * block; b0 < n; b0 += team.size() * block) {
+      const int64_t len = n - b0 < block ? n - b0 : block;
+      if (indexer) {
+        kernels::fp4_round_trip(row + b0, len, block);
+      } else {
+        kernels::fp8_round_trip(row + b0, len, block);
+      }
+    }
+  });
+}
+
 // Two launches, no serial chain over a row's values:
 // 1. a thread per (sequence, column) copies the column's raw values into the window ring and
 //    feeds the column of each compressor (compressor_push_column), the sequence's tokens in
 //    order (the compressors carry state from token to token, spec §3.4.3); a completed block's
 //    pooled column lands in the completing token's scratch row;
-// 2. a thread per token that completed a block finishes its row in thread-local memory (RMSNorm,
-//    RoPE, FP8 or QAT: kv_finish_row) and encodes it into the page its block table names.
+// 2. a team per token that completed a block finishes its row in shared memory (RMSNorm, RoPE,
+//    FP8 or QAT: kv_finish_row_team) and encodes it into the page its block table names.
 // Every value goes through the CPU's arithmetic in the CPU's order (kv_append_sequence).
 template <class E>
 void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
@@ -93,25 +138,38 @@ void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAd
   });
   if (!has_main && !has_indexer) return;
   const int64_t rope_dim = f.shape.rope_dim;
-  e.for_each(n_tokens, [=] V4_HD(int64_t t) {
-    const uint64_t pos = st.positions[t];
-    const bool main_done = has_main && (pos + 1) % layer.ratio == 0;
-    const bool index_done = has_indexer && (pos + 1) % 4 == 0;
-    if (!main_done && !index_done) return;  // no block completed
-    const KvSequenceView& seq = st.sequences[st.sequence_of[t]];
-    const uint64_t first_pos = pos + 1 - layer.ratio;
-    float row[kMaxKvFinishRow];
-    if (main_done) {
-      for (uint32_t j = 0; j < hd; ++j) row[j] = pooled_main[t * hd + j];
-      kv_finish_row(m, hd, rope_dim, first_pos, false, row);
-      encode_main_row(fmt.storage, fmt.shape, row, kv_main_row(fmt, layer, seq, pos / layer.ratio));
-    }
-    if (index_done) {
-      for (uint32_t j = 0; j < idim; ++j) row[j] = pooled_index[t * idim + j];
-      kv_finish_row(x, idim, rope_dim, first_pos, true, row);
-      encode_indexer_row(fmt.storage, fmt.shape, row, kv_indexer_row(fmt, layer, seq, pos / 4));
-    }
-  });
+  const uint32_t widest = hd > idim ? hd : idim;
+  e.for_each_team(n_tokens, kKvFinishTeam, (widest + 1) * sizeof(float),
+                  [=] V4_HD(int64_t t, const typename E::Team& team) {
+                    const uint64_t pos = st.positions[t];
+                    const bool main_done = has_main && (pos + 1) % layer.ratio == 0;
+                    const bool index_done = has_indexer && (pos + 1) % 4 == 0;
+                    if (!main_done && !index_done) return;  // no block completed
+                    const KvSequenceView& seq = st.sequences[st.sequence_of[t]];
+                    const uint64_t first_pos = pos + 1 - layer.ratio;
+                    float* row = team.template shared<float>();
+                    float* scale = row + widest;
+                    if (main_done) {
+                      kv_finish_row_team(team, m, hd, rope_dim, first_pos, false,
+                                         pooled_main + t * hd, row, scale);
+                      team.threads([&](int l) {
+                        if (l == 0) {
+                          encode_main_row(fmt.storage, fmt.shape, row,
+                                          kv_main_row(fmt, layer, seq, pos / layer.ratio));
+                        }
+                      });
+                    }
+                    if (index_done) {
+                      kv_finish_row_team(team, x, idim, rope_dim, first_pos, true,
+                                         pooled_index + t * idim, row, scale);
+                      team.threads([&](int l) {
+                        if (l == 0) {
+                          encode_indexer_row(fmt.storage, fmt.shape, row,
+                                             kv_indexer_row(fmt, layer, seq, pos / 4));
+                        }
+                      });
+                    }
+                  });
 }
 
 // For every token that sees more than top_k indexer rows: its scores S_i = Σ_h w_h·max(0,

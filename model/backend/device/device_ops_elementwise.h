@@ -13,26 +13,45 @@
 
 namespace v4::device {
 
+// Threads of a row's RMSNorm team: kNormLanes sum the squares (a warp's lanes), all apply
+// the scale.
+inline constexpr int kNormLanes = 32;
+inline constexpr int kNormTeam = 256;
+
 template <class E>
 void rms_norm(E& e, DeviceScratch<E>& s, const float* x, const float* weight, int64_t n,
               int64_t n_rows, float eps, float* y) {
-  // A warp per row sums the squares in fp64 (lane-strided, then the butterfly): the double sum
-  // differs from the CPU's sequential one in its last bits only, which the float scale almost
-  // never sees; then an element per index, as the CPU multiplies.
+  // A team per row, one launch: 32 threads sum the squares in fp64, lane-strided, then a tree
+  // that is the warp butterfly's order for lane 0 (step o: s[l] = s[l] + s[l + o]), so the sum
+  // is the same whatever the batch; the double sum differs from the CPU's sequential one in its
+  // last bits only, which the float scale almost never sees. Then each element as the CPU
+  // multiplies. `y` may be `x`: every element is read before its own thread writes it.
   if (n_rows <= 0) return;
-  float* scales = s.template get<float>(ScratchSlot::kElementwiseAux2, static_cast<size_t>(n_rows));
-  e.template warp_sums<1, double>(
-      n_rows,
-      [=] V4_HD(int64_t r, int lane, double* acc) {
-        const float* xr = x + r * n;
-        for (int64_t i = lane; i < n; i += 32) acc[0] += static_cast<double>(xr[i]) * xr[i];
-      },
-      [=] V4_HD(int64_t r, const double* ss) {
-        scales[r] = static_cast<float>(1.0 / sqrt(ss[0] / static_cast<double>(n) + eps));
-      });
-  e.for_each(n_rows * n, [=] V4_HD(int64_t i) {
-    y[i] = x[i] * scales[i / n] * (weight ? weight[i % n] : 1.0f);
-  });
+  e.for_each_team(n_rows, kNormTeam, kNormLanes * sizeof(double),
+                  [=] V4_HD(int64_t r, const typename E::Team& team) {
+                    double* part = team.template shared<double>();
+                    const float* xr = x + r * n;
+                    team.threads([&](int l) {
+                      if (l >= kNormLanes) return;
+                      double acc = 0.0;
+                      for (int64_t i = l; i < n; i += kNormLanes) {
+                        acc += static_cast<double>(xr[i]) * xr[i];
+                      }
+                      part[l] = acc;
+                    });
+                    for (int o = kNormLanes / 2; o > 0; o /= 2) {
+                      team.threads([&](int l) {
+                        if (l < o) part[l] = part[l] + part[l + o];
+                      });
+                    }
+                    team.threads([&](int l) {
+                      const float sc =
+                          static_cast<float>(1.0 / sqrt(part[0] / static_cast<double>(n) + eps));
+                      for (int64_t i = l; i < n; i += team.size()) {
+                        y[r * n + i] = xr[i] * sc * (weight ? weight[i] : 1.0f);
+                      }
+                    });
+                  });
 }
 
 template <class E>

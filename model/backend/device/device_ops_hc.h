@@ -1,7 +1,8 @@
 // The device ops' hyper-connections (spec §3.2, §3.3, §3.6): the mixes fn · RMSNorm(flat X)
 // through the device RMSNorm and matmul, then the CPU's per-token functions
-// (kernels/cpu/hyper_connections.h) — the Sinkhorn split a token per index, the weighted sums
-// and HC_post an element per index, each in the CPU's summation order.
+// (kernels/cpu/hyper_connections.h) — the Sinkhorn and the weighted sum a team (GPU block) per
+// token, the Sinkhorn's elements over the threads, HC_post an element per index — each value in
+// the CPU's summation order.
 #pragma once
 
 #include <cstdio>
@@ -28,6 +29,72 @@ float* hc_mixes(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, i
   return mixes;
 }
 
+// Threads of the team that finishes a token's hyper-connection (the Sinkhorn uses h² of them,
+// the weighted sum all).
+inline constexpr int kHcTeam = 256;
+
+// c_out = c_in with each row (by_rows) or column divided by its sum + eps: thread k owns element
+// k = a·h + b and sums its row or column from zero in the CPU's order (hc_normalize_rows /
+// hc_normalize_columns), so every element is the CPU's bit for bit.
+V4_HD inline void hc_normalize_element(const float* c_in, float* c_out, uint32_t h, float eps,
+                                       bool by_rows, uint32_t k) {
+  const uint32_t a = k / h, b = k % h;
+  float sum = 0.0f;
+  for (uint32_t j = 0; j < h; ++j) sum += by_rows ? c_in[a * h + j] : c_in[j * h + b];
+  c_out[k] = c_in[k] / (sum + eps);
+}
+
+// The CPU's hc_split_sinkhorn (kernels/cpu/hyper_connections.h) over a team: the gates a thread
+// per stream, the combine matrix a thread per element, one phase per row or column step (read one
+// buffer, write the other). `sm` holds 2n + n² mixes then three n² buffers; returns the buffer
+// with the result.
+template <class Team>
+V4_HD float* hc_sinkhorn_team(const Team& team, const float* mixes, const float* scale,
+                              const float* base, uint32_t h, uint32_t iters, float eps, float* pre,
+                              float* post, float* sm) {
+  const uint32_t rows = 2 * h + h * h, hh = h * h;
+  float *m = sm, *c = sm + rows, *other = c + hh, *ex = other + hh;
+  team.threads([&](int k) {
+    if (k < static_cast<int>(rows)) m[k] = mixes[k];
+  });
+  team.threads([&](int k) {
+    const uint32_t u = static_cast<uint32_t>(k);
+    if (u < h) {
+      pre[u] = kernels::hc_sigmoid(m[u] * scale[0] + base[u]) + eps;
+      post[u] = 2.0f * kernels::hc_sigmoid(m[h + u] * scale[1] + base[h + u]);
+    }
+    if (u < hh) c[u] = m[2 * h + u] * scale[2] + base[2 * h + u];
+  });
+  team.threads([&](int k) {  // the row softmax's exponentials
+    const uint32_t u = static_cast<uint32_t>(k);
+    if (u >= hh) return;
+    const float* row = c + (u / h) * h;
+    float mx = row[0];
+    for (uint32_t b = 1; b < h; ++b) mx = row[b] > mx ? row[b] : mx;
+    ex[u] = expf(c[u] - mx);
+  });
+  team.threads([&](int k) {
+    const uint32_t u = static_cast<uint32_t>(k);
+    if (u >= hh) return;
+    const float* row = ex + (u / h) * h;
+    float sum = 0.0f;
+    for (uint32_t b = 0; b < h; ++b) sum += row[b];
+    c[u] = ex[u] / sum + eps;
+  });
+  // Sinkhorn: the first iteration's row step is the softmax above.
+  for (uint32_t step = 1; step < 2 * iters; ++step) {
+    const bool by_rows = step % 2 == 0;
+    team.threads([&](int k) {
+      if (k < static_cast<int>(hh))
+        hc_normalize_element(c, other, h, eps, by_rows, static_cast<uint32_t>(k));
+    });
+    float* t = c;
+    c = other;
+    other = t;
+  }
+  return c;
+}
+
 template <class E>
 void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
             float* y, float* post, float* comb) {
@@ -35,8 +102,6 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
   const float* mixes = hc_mixes(e, s, hc, x, n_tokens);
   const uint32_t h = hc.n_hc;
   const int64_t d = hc.n_embd, rows = hc.fn->rows;
-  float* pre =
-      s.template get<float>(ScratchSlot::kAttentionAux2, static_cast<size_t>(n_tokens) * h);
   const float *scale = hc.scale, *base = hc.base;
   const uint32_t iters = hc.sinkhorn_iters;
   const float eps = hc.eps;
@@ -44,20 +109,19 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
     std::fprintf(stderr, "hc_pre: %u streams exceed the device limit %u\n", h, kMaxHc);
     std::abort();
   }
-  // The Sinkhorn iterations read what the previous one wrote: in thread-local memory, not global.
-  e.for_each(n_tokens, [=] V4_HD(int64_t t) {
-    float m[2 * kMaxHc + kMaxHc * kMaxHc], p[kMaxHc], q[kMaxHc], c[kMaxHc * kMaxHc];
-    for (int64_t j = 0; j < rows; ++j) m[j] = mixes[t * rows + j];
-    kernels::hc_split_sinkhorn(m, scale, base, h, iters, eps, p, q, c);
-    for (uint32_t j = 0; j < h; ++j) {
-      pre[t * h + j] = p[j];
-      post[t * h + j] = q[j];
-    }
-    for (uint32_t j = 0; j < h * h; ++j) comb[t * h * h + j] = c[j];
-  });
-  e.for_each(n_tokens * d, [=] V4_HD(int64_t i) {
-    const int64_t t = i / d;
-    y[i] = kernels::hc_weighted_value(x + t * h * d, pre + t * h, h, d, i % d);
+  // A team per token: the Sinkhorn in shared memory, then y = Σ_s pre_s·X_s an element per thread.
+  const size_t shared = (rows + 3 * h * h + h) * sizeof(float);
+  e.for_each_team(n_tokens, kHcTeam, shared, [=] V4_HD(int64_t t, const typename E::Team& team) {
+    float* sm = team.template shared<float>();
+    float* pre = sm + rows + 3 * h * h;
+    const float* c =
+        hc_sinkhorn_team(team, mixes + t * rows, scale, base, h, iters, eps, pre, post + t * h, sm);
+    team.threads([&](int k) {
+      if (k < static_cast<int>(h * h)) comb[t * h * h + k] = c[k];
+      for (int64_t i = k; i < d; i += team.size()) {
+        y[t * d + i] = kernels::hc_weighted_value(x + t * h * d, pre, h, d, i);
+      }
+    });
   });
 }
 
@@ -80,17 +144,23 @@ void hc_head(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int6
   const float* mixes = hc_mixes(e, s, hc, x, n_tokens);
   const uint32_t h = hc.n_hc;
   const int64_t d = hc.n_embd;
-  float* w = s.template get<float>(ScratchSlot::kAttentionAux2, static_cast<size_t>(n_tokens) * h);
   const float* base = hc.base;
   const float* scale = hc.scale;
   const float eps = hc.eps;
-  e.for_each(n_tokens, [=] V4_HD(int64_t t) {
-    kernels::hc_head_weights(mixes + t * h, scale[0], base, h, eps, w + t * h);
-  });
-  e.for_each(n_tokens * d, [=] V4_HD(int64_t i) {
-    const int64_t t = i / d;
-    z[i] = kernels::hc_weighted_value(x + t * h * d, w + t * h, h, d, i % d);
-  });
+  // A team per token: its weights (one thread), then z = Σ_s w_s·X_s an element per thread.
+  e.for_each_team(n_tokens, kHcTeam, h * sizeof(float),
+                  [=] V4_HD(int64_t t, const typename E::Team& team) {
+                    float* w = team.template shared<float>();
+                    team.threads([&](int k) {
+                      if (k == 0)
+                        kernels::hc_head_weights(mixes + t * h, scale[0], base, h, eps, w);
+                    });
+                    team.threads([&](int k) {
+                      for (int64_t i = k; i < d; i += team.size()) {
+                        z[t * d + i] = kernels::hc_weighted_value(x + t * h * d, w, h, d, i);
+                      }
+                    });
+                  });
 }
 
 }  // namespace v4::device

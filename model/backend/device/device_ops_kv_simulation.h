@@ -52,31 +52,50 @@ void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t
   round_trip_blocks(e, x, n_rows, stride, n, block, BlockRounding::kFp8);
 }
 
-// The Walsh–Hadamard rotation a launch per butterfly stage and a thread per (row, butterfly):
-// each butterfly is the CPU's a + b, a − b on the same pair, so the rotation is bit-identical,
-// with the 1/sqrt(n) scale applied as the CPU does, after the last stage's sums. Then the FP4
-// round trip a thread per (row, block of 32) in thread-local memory.
-template <class E>
-void indexer_qat(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t dim) {
-  if (n_rows <= 0 || dim <= 0) return;
+// The Walsh–Hadamard rotation of one row (dim a power of two, as the CPU requires) over a team:
+// a phase per butterfly stage, a thread per butterfly. Each butterfly is the CPU's a + b, a − b on
+// the same pair (kernels/cpu/hadamard.h), and the 1/sqrt(n) scale multiplies the last stage's
+// results as the CPU multiplies them after it, so the rotation is bit-identical.
+template <class Team>
+V4_HD void hadamard_team(const Team& team, float* row, int64_t dim) {
   const int64_t half = dim / 2;
   const float scale = 1.0f / sqrtf(static_cast<float>(dim));
   for (int64_t h = 1; h < dim; h *= 2) {
     const bool last = 2 * h >= dim;
-    e.for_each(n_rows * half, [=] V4_HD(int64_t i) {
-      const int64_t p = i % half, j = p / h * 2 * h + p % h;
-      float* row = x + i / half * dim;
-      const float a = row[j], b = row[j + h];
-      float sum = a + b, diff = a - b;
-      if (last) {
-        sum = sum * scale;
-        diff = diff * scale;
+    team.threads([&](int l) {
+      for (int64_t p = l; p < half; p += team.size()) {
+        const int64_t j = p / h * 2 * h + p % h;
+        const float a = row[j], b = row[j + h];
+        float sum = a + b, diff = a - b;
+        if (last) {
+          sum = sum * scale;
+          diff = diff * scale;
+        }
+        row[j] = sum;
+        row[j + h] = diff;
       }
-      row[j] = sum;
-      row[j + h] = diff;
     });
   }
-  round_trip_blocks(e, x, n_rows, dim, dim, kFp4Block, BlockRounding::kFp4);
+}
+
+// Threads of the team that rotates and rounds one indexer row.
+inline constexpr int kQatTeam = 128;
+
+// The indexer's QAT (kernels::indexer_qat_transform) of each row, one launch: a team per row
+// rotates it (hadamard_team), then rounds its FP4 blocks of 32 a block per thread (each block's
+// arithmetic is its own).
+template <class E>
+void indexer_qat(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t dim) {
+  if (n_rows <= 0 || dim <= 0) return;
+  e.for_each_team(n_rows, kQatTeam, 0, [=] V4_HD(int64_t r, const typename E::Team& team) {
+    float* row = x + r * dim;
+    hadamard_team(team, row, dim);
+    team.threads([&](int l) {
+      for (int64_t b0 = l * kFp4Block; b0 < dim; b0 += team.size() * kFp4Block) {
+        kernels::fp4_round_trip(row + b0, dim - b0 < kFp4Block ? dim - b0 : kFp4Block, kFp4Block);
+      }
+    });
+  });
 }
 
 }  // namespace v4::device

@@ -27,6 +27,8 @@ namespace v4::device {
 inline constexpr int kMatmulTile = 8;
 // Lanes of a warp (both executors).
 inline constexpr int kLanes = 32;
+// Threads of the team that finishes an expert FFN row (SwiGLU, then its quantization).
+inline constexpr int kSwigluTeam = 256;
 
 template <class E>
 kernels::QuantTables quant_tables(DeviceScratch<E>& s) {
@@ -52,47 +54,67 @@ inline size_t split_q8_0_row_bytes(int64_t blocks) {
   return (static_cast<size_t>(blocks) * (kernels::kQK8_0 + 2) + 15) / 16 * 16;
 }
 
+// How the activations for a weight type are laid out, and quantized a unit (block, or group
+// of 32 of a 256-value block) at a time.
+struct ActivationFormat {
+  enum Kind { kFloat, kSplitQ8_0, kQ8_0, kQ8_K } kind = kFloat;
+  int64_t units = 0;     // quantized units per row
+  size_t row_bytes = 0;  // of a quantized row
+};
+
+inline ActivationFormat activation_format(GgmlType weight, int64_t cols) {
+  const GgmlType act = kernels::vec_dot_activation_type(weight);
+  if (act != GgmlType::Q8_0 && act != GgmlType::Q8_K) return {};
+  if (weight == GgmlType::Q8_0) {
+    const int64_t blocks = cols / kernels::kQK8_0;
+    return {ActivationFormat::kSplitQ8_0, blocks, split_q8_0_row_bytes(blocks)};
+  }
+  const size_t row_bytes = kernels::activation_row_bytes(weight, cols);
+  if (act == GgmlType::Q8_0) return {ActivationFormat::kQ8_0, cols / kernels::kQK8_0, row_bytes};
+  return {ActivationFormat::kQ8_K, cols / 32, row_bytes};
+}
+
+// Unit u of the quantized row `row` from the float row `x` (the CPU's block quantizers).
+V4_HD inline void quantize_unit(const ActivationFormat& f, const float* x, uint8_t* row,
+                                int64_t u) {
+  if (f.kind == ActivationFormat::kSplitQ8_0) {
+    kernels::BlockQ8_0 block;
+    kernels::quantize_block_q8_0(x + u * kernels::kQK8_0, &block);
+    memcpy(row + u * kernels::kQK8_0, block.qs, kernels::kQK8_0);
+    memcpy(row + f.units * kernels::kQK8_0 + 2 * u, &block.d, 2);
+  } else if (f.kind == ActivationFormat::kQ8_0) {
+    kernels::quantize_block_q8_0(x + u * kernels::kQK8_0,
+                                 reinterpret_cast<kernels::BlockQ8_0*>(row) + u);
+  } else if (f.kind == ActivationFormat::kQ8_K) {
+    // A thread per group of 32 (8 per 256-value block): short serial chains.
+    kernels::quantize_group_q8_k(x + u / 8 * kernels::kQK_K,
+                                 reinterpret_cast<kernels::BlockQ8K*>(row) + u / 8,
+                                 static_cast<int>(u % 8));
+  }
+}
+
+// Scratch for n quantized rows (with the padding the dot products may read past a row).
+template <class E>
+uint8_t* activation_rows(DeviceScratch<E>& s, ScratchSlot slot, const ActivationFormat& f,
+                         int64_t n) {
+  const size_t pad = f.kind == ActivationFormat::kSplitQ8_0 ? 16 : 1;
+  return s.template get<uint8_t>(slot, f.row_bytes * static_cast<size_t>(n) + pad);
+}
+
 template <class E>
 Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, GgmlType weight,
                                  const float* x, int64_t x_stride, int64_t cols, int64_t n) {
-  const GgmlType act = kernels::vec_dot_activation_type(weight);
-  if (act != GgmlType::Q8_0 && act != GgmlType::Q8_K) {
+  const ActivationFormat f = activation_format(weight, cols);
+  if (f.kind == ActivationFormat::kFloat) {
     return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(x_stride) * sizeof(float)};
   }
-  if (weight == GgmlType::Q8_0) {
-    const int64_t blocks = cols / kernels::kQK8_0;
-    const size_t row_bytes = split_q8_0_row_bytes(blocks);
-    uint8_t* out = s.template get<uint8_t>(slot, row_bytes * static_cast<size_t>(n) + 16);
-    e.for_each(n * blocks, [=] V4_HD(int64_t i) {
-      const int64_t t = i / blocks, b = i % blocks;
-      kernels::BlockQ8_0 block;
-      kernels::quantize_block_q8_0(x + t * x_stride + b * kernels::kQK8_0, &block);
-      uint8_t* row = out + t * row_bytes;
-      memcpy(row + b * kernels::kQK8_0, block.qs, kernels::kQK8_0);
-      memcpy(row + blocks * kernels::kQK8_0 + 2 * b, &block.d, 2);
-    });
-    return {out, row_bytes};
-  }
-  const size_t row_bytes = kernels::activation_row_bytes(weight, cols);
-  uint8_t* out = s.template get<uint8_t>(slot, row_bytes * static_cast<size_t>(n) + 1);
-  if (act == GgmlType::Q8_0) {
-    const int64_t blocks = cols / kernels::kQK8_0;
-    e.for_each(n * blocks, [=] V4_HD(int64_t i) {
-      const int64_t t = i / blocks, b = i % blocks;
-      kernels::quantize_block_q8_0(x + t * x_stride + b * kernels::kQK8_0,
-                                   reinterpret_cast<kernels::BlockQ8_0*>(out + t * row_bytes) + b);
-    });
-  } else {
-    // A thread per group of 32 (8 per 256-value block): short serial chains.
-    const int64_t groups = cols / 32;
-    e.for_each(n * groups, [=] V4_HD(int64_t i) {
-      const int64_t t = i / groups, b = i % groups / 8;
-      kernels::quantize_group_q8_k(x + t * x_stride + b * kernels::kQK_K,
-                                   reinterpret_cast<kernels::BlockQ8K*>(out + t * row_bytes) + b,
-                                   static_cast<int>(i % 8));
-    });
-  }
-  return {out, row_bytes};
+  uint8_t* out = activation_rows(s, slot, f, n);
+  const int64_t units = f.units;
+  e.for_each(n * units, [=] V4_HD(int64_t i) {
+    const int64_t t = i / units;
+    quantize_unit(f, x + t * x_stride, out + t * f.row_bytes, i % units);
+  });
+  return {out, f.row_bytes};
 }
 
 // The weight types the device dot products read, each dispatched to kernels compiled for it, so
@@ -349,47 +371,67 @@ V4_HD inline int64_t expert_of_row(const int64_t* offsets, uint32_t n_expert, in
   return lo;
 }
 
-// out[row][r] = W_e[r] · act[row] for every row, e the row's expert (expert_of_row), r < m.rows:
-// a warp per (output, tile of kMatmulTile rows). Rows of one expert share each weight block the
-// lanes load (the next row's expert is usually the same); each row's sum is its own.
+// One expert product: out[row][r] = W_e[r] · act[row], W_e at w.data + e·stride.
+struct ExpertProduct {
+  kernels::MatrixView w;
+  size_t stride = 0;
+  Activations act;
+  float* out = nullptr;
+};
+
+// out[row][r] = W_e[r] · act[row] for every row, e the row's expert (expert_of_row), r < rows,
+// for `first` and, when `both`, for `second` too (same type and shape) in the same launch: a warp
+// per (product, output, tile of kMatmulTile rows). Rows of one expert share each weight block the
+// lanes load (the next row's expert is usually the same); each row's sum is its own, the same
+// whether one product or two share the launch.
 template <GgmlType T, class E>
-void expert_rows_matvec(E& e, DeviceScratch<E>& s, const kernels::MatrixView& m, size_t stride,
-                        const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
-                        const Activations& act, float* out) {
+void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
+                        const ExpertProduct& second, bool both, const int64_t* expert_offsets,
+                        uint32_t n_expert, int64_t n_rows) {
   const kernels::QuantTables tables = quant_tables(s);
-  const kernels::MatrixView w = m;
-  const Activations a = act;
-  const int64_t units = row_units(T, m.cols), outs = m.rows;
+  const ExpertProduct p0 = first, p1 = second;
+  const int64_t units = row_units(T, first.w.cols), outs = first.w.rows;
   const int64_t tiles = (n_rows + kMatmulTile - 1) / kMatmulTile;
+  const int64_t per_product = tiles * outs;
   e.template warp_sums<kMatmulTile>(
-      tiles * outs,
+      (both ? 2 : 1) * per_product,
       [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t r = i % outs, first = i / outs * kMatmulTile;
+        // Scalars picked, not a reference to either product: the closure stays in registers.
+        const bool second_product = i >= per_product;
+        const uint8_t* wdata = second_product ? p1.w.data : p0.w.data;
+        const size_t wstride = second_product ? p1.stride : p0.stride;
+        const size_t wrow = second_product ? p1.w.row_bytes : p0.w.row_bytes;
+        const uint8_t* arows = second_product ? p1.act.rows : p0.act.rows;
+        const size_t arow = second_product ? p1.act.row_bytes : p0.act.row_bytes;
+        const int64_t j = i % per_product;
+        const int64_t r = j % outs, tile_first = j / outs * kMatmulTile;
         V4_UNROLL_ALL
         for (int k = 0; k < kMatmulTile; ++k) {
-          const int64_t row = first + k;
+          const int64_t row = tile_first + k;
           if (row >= n_rows) continue;
           const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
-          acc[k] += lane_dot<T>(0, units, units, w.data + ex * stride + r * w.row_bytes,
-                                a.rows + row * a.row_bytes, lane, tables);
+          acc[k] += lane_dot<T>(0, units, units, wdata + ex * wstride + r * wrow,
+                                arows + row * arow, lane, tables);
         }
       },
       [=] V4_HD(int64_t i, const float* sum) {
-        const int64_t r = i % outs, first = i / outs * kMatmulTile;
+        float* out = i < per_product ? p0.out : p1.out;
+        const int64_t j = i % per_product;
+        const int64_t r = j % outs, tile_first = j / outs * kMatmulTile;
         V4_UNROLL_ALL
         for (int k = 0; k < kMatmulTile; ++k) {
-          if (first + k < n_rows) out[(first + k) * outs + r] = sum[k];
+          if (tile_first + k < n_rows) out[(tile_first + k) * outs + r] = sum[k];
         }
       });
 }
 
 template <class E>
-void expert_rows_matvec(E& e, DeviceScratch<E>& s, const kernels::MatrixView& m, size_t stride,
-                        const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
-                        const Activations& act, float* out) {
-  dispatch_weight_type(m.type, "grouped_expert_ffn", [&](auto tag) {
-    expert_rows_matvec<decltype(tag)::value>(e, s, m, stride, expert_offsets, n_expert, n_rows, act,
-                                             out);
+void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
+                        const ExpertProduct& second, bool both, const int64_t* expert_offsets,
+                        uint32_t n_expert, int64_t n_rows) {
+  dispatch_weight_type(first.w.type, "grouped_expert_ffn", [&](auto tag) {
+    expert_rows_matvec<decltype(tag)::value>(e, s, first, second, both, expert_offsets, n_expert,
+                                             n_rows);
   });
 }
 
@@ -408,15 +450,36 @@ void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
   const size_t hidden = static_cast<size_t>(n_rows * ff);
   float* g = s.template get<float>(ScratchSlot::kMatmulMid, 2 * hidden);
   float* u = g + hidden;
-  expert_rows_matvec(e, s, gate, w.gate.stride, expert_offsets, n_expert, n_rows, xg, g);
-  expert_rows_matvec(e, s, up, w.up.stride, expert_offsets, n_expert, n_rows, xu, u);
+  // Gate and up in one launch when they are alike (V4: always), else one each.
+  const ExpertProduct gp{gate, w.gate.stride, xg, g}, upp{up, w.up.stride, xu, u};
+  const bool alike = up.type == gate.type && up.rows == gate.rows && up.cols == gate.cols;
+  expert_rows_matvec(e, s, gp, upp, alike, expert_offsets, n_expert, n_rows);
+  if (!alike) expert_rows_matvec(e, s, upp, upp, false, expert_offsets, n_expert, n_rows);
+  // SwiGLU and the down product's activations in one launch: a team per row computes its
+  // SwiGLU in place, then quantizes the row it just wrote.
   const float limit = w.swiglu_limit;
-  e.for_each(n_rows * ff, [=] V4_HD(int64_t i) {
-    g[i] = kernels::swiglu(g[i], u[i], limit, row_scales ? row_scales[i / ff] : 1.0f);
+  const ActivationFormat hf = activation_format(down.type, ff);
+  uint8_t* hq = hf.kind == ActivationFormat::kFloat
+                    ? nullptr
+                    : activation_rows(s, ScratchSlot::kMatmulAux, hf, n_rows);
+  e.for_each_team(n_rows, kSwigluTeam, 0, [=] V4_HD(int64_t t, const typename E::Team& team) {
+    float* gt = g + t * ff;
+    const float* ut = u + t * ff;
+    const float scale = row_scales ? row_scales[t] : 1.0f;
+    team.threads([&](int l) {
+      for (int64_t i = l; i < ff; i += team.size())
+        gt[i] = kernels::swiglu(gt[i], ut[i], limit, scale);
+    });
+    if (hf.kind == ActivationFormat::kFloat) return;
+    team.threads([&](int l) {
+      for (int64_t i = l; i < hf.units; i += team.size())
+        quantize_unit(hf, gt, hq + t * hf.row_bytes, i);
+    });
   });
-  const Activations h =
-      quantize_activations(e, s, ScratchSlot::kMatmulAux, down.type, g, ff, ff, n_rows);
-  expert_rows_matvec(e, s, down, w.down.stride, expert_offsets, n_expert, n_rows, h, y);
+  const Activations h = hq ? Activations{hq, hf.row_bytes}
+                           : Activations{reinterpret_cast<const uint8_t*>(g), ff * sizeof(float)};
+  const ExpertProduct dp{down, w.down.stride, h, y};
+  expert_rows_matvec(e, s, dp, dp, false, expert_offsets, n_expert, n_rows);
 }
 
 }  // namespace v4::device

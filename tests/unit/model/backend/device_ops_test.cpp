@@ -9,7 +9,10 @@
 #include <cmath>
 #include <random>
 
+#include "kernels/cpu/hyper_connections.h"
+#include "kernels/device/host_exec.h"
 #include "model/backend/cpu_backend.h"
+#include "model/backend/device/device_ops_hc.h"
 #include "tests/unit/model/backend/device_test_util.h"
 
 namespace v4 {
@@ -148,6 +151,39 @@ TEST_P(DeviceOps, ExpertRoutingAndTheDispatchPlanAreTheCpus) {
   }
 }
 
+// Exact score ties (zero bias, repeated logits: the lower id first), more experts than a team
+// has threads, and a NaN logit (no place in the order: the CPU's serial choice decides).
+TEST_P(DeviceOps, ExpertChoiceWithTiesAndNanIsTheCpus) {
+  const uint32_t n_expert = 300, k = 8;
+  const int64_t n = 3;
+  std::vector<float> logits = randoms(n * n_expert, 13, 2.0f);
+  for (uint32_t x = 0; x < n_expert; ++x) logits[x] = static_cast<float>(x % 7) * 0.25f;
+  // Last: the CPU passes a NaN over (never the best), while it would precede every expert by count.
+  logits[3 * n_expert - 1] = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> bias(n_expert, 0.0f);
+  const std::vector<int32_t> tokens = {0, 1, 2};
+  auto dl = upload(*be_, logits), db = upload(*be_, bias);
+  auto dtok = upload(*be_, tokens);
+  const ExpertRouting host{n_expert, k, 1.0f, true, bias.data(), nullptr, 0};
+  ExpertRouting dev = host;
+  dev.bias = db.get();
+  std::vector<int32_t> experts(n * k);
+  std::vector<float> weights(n * k);
+  cpu_.route_experts(host, logits.data(), tokens.data(), n, experts.data(), weights.data());
+  auto de = zeros_on<int32_t>(*be_, experts.size());
+  auto dwt = zeros_on<float>(*be_, weights.size());
+  be_->route_experts(dev, dl.get(), dtok.get(), n, de.get(), dwt.get());
+  EXPECT_EQ(download(*be_, de), experts);
+  const std::vector<float> got = download(*be_, dwt);
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(weights[i])) {
+      EXPECT_TRUE(std::isnan(got[i])) << i;
+    } else {
+      EXPECT_NEAR(got[i], weights[i], 8 * std::numeric_limits<float>::epsilon()) << i;
+    }
+  }
+}
+
 TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
   const uint32_t h = 4;
   const int64_t d = 72, n = 3, flat = h * d, mixes = 2 * h + h * h;
@@ -193,6 +229,42 @@ TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
   near(download(*be_, dy), y, "y");
   near(download(*be_, dout), out, "hc_post");
   near(download(*be_, dz), z, "hc_head");
+
+  // Batch invariance: the middle token alone gives the batch's bits.
+  auto dy1 = zeros_on<float>(*be_, d), dpost1 = zeros_on<float>(*be_, h),
+       dcomb1 = zeros_on<float>(*be_, h * h), dz1 = zeros_on<float>(*be_, d);
+  be_->hc_pre(dev, dx.get() + flat, 1, dy1.get(), dpost1.get(), dcomb1.get());
+  be_->hc_head(dev_head, dx.get() + flat, 1, dz1.get());
+  auto slice = [](const std::vector<float>& v, size_t at, size_t len) {
+    return std::vector<float>(v.begin() + at * len, v.begin() + (at + 1) * len);
+  };
+  EXPECT_EQ(download(*be_, dy1), slice(download(*be_, dy), 1, d)) << "y alone";
+  EXPECT_EQ(download(*be_, dpost1), slice(download(*be_, dpost), 1, h)) << "post alone";
+  EXPECT_EQ(download(*be_, dcomb1), slice(download(*be_, dcomb), 1, h * h)) << "comb alone";
+  EXPECT_EQ(download(*be_, dz1), slice(download(*be_, dz), 1, d)) << "hc_head alone";
+}
+
+// The Sinkhorn a team runs (a thread per element, a phase per row or column step) is the CPU's
+// per-token function bit for bit, given the same mixes.
+TEST(DeviceHyperConnections, TeamSinkhornIsTheCpusBitForBit) {
+  const std::vector<float> scale = {0.8f, 1.1f, 0.9f};
+  for (uint32_t h : {1u, 3u, 4u, 8u}) {
+    const uint32_t rows = 2 * h + h * h;
+    const std::vector<float> m = randoms(rows, 20 + h, 3.0f), base = randoms(rows, 40 + h, 0.5f);
+    for (uint32_t iters : {1u, 2u, 20u}) {
+      std::vector<float> pre(h), post(h), comb(h * h);
+      kernels::hc_split_sinkhorn(m.data(), scale.data(), base.data(), h, iters, 1e-6f, pre.data(),
+                                 post.data(), comb.data());
+      std::vector<float> shared(rows + 3 * h * h), team_pre(h), team_post(h);
+      const kernels::HostTeam team(device::kHcTeam, shared.data());
+      const float* c =
+          device::hc_sinkhorn_team(team, m.data(), scale.data(), base.data(), h, iters, 1e-6f,
+                                   team_pre.data(), team_post.data(), shared.data());
+      EXPECT_EQ(team_pre, pre) << "h " << h << " iters " << iters;
+      EXPECT_EQ(team_post, post) << "h " << h << " iters " << iters;
+      EXPECT_EQ(std::vector<float>(c, c + h * h), comb) << "h " << h << " iters " << iters;
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceOps, testing_device::device_backend_names());
