@@ -260,6 +260,14 @@ void KvDiskStore::put(KvStoredPage page, bool wait) {
   page.header.geometry = geometry_;
   const uint64_t bytes = page.payload.size();
   std::unique_lock lock(mutex_);
+  // A page loaded from disk and evicted again is already there: refresh its place, write nothing.
+  if (auto it = index_.find(page.header.hash);
+      it != index_.end() && it->second.parent == page.header.parent) {
+    lru_.splice(lru_.end(), lru_, it->second.lru);
+    lock.unlock();
+    ::utimensat(AT_FDCWD, path_of(page.header.hash).c_str(), nullptr, 0);
+    return;
+  }
   if (wait) {
     queue_changed_.wait(
         lock, [&] { return queued_bytes_ == 0 || queued_bytes_ + bytes <= options_.queue_bytes; });

@@ -72,6 +72,7 @@ class KvDiskStore final : public PrefixPageStore {
 
   // Queues a page for writing (model identity, geometry and checksum are filled in here). With
   // `wait` a full queue blocks instead of dropping the page (a stopping engine keeps everything).
+  // A page whose file is already indexed is not written again, only made most recent.
   void put(KvStoredPage page, bool wait);
   // Blocks until every queued page is on disk (or dropped for an I/O error).
   void flush();

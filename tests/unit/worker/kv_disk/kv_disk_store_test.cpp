@@ -120,6 +120,18 @@ TEST_F(KvDiskStoreTest, QueuedPageIsFoundBeforeItsWrite) {
   EXPECT_EQ(s->take_staged(p.header.hash)->payload, p.payload);
 }
 
+// A page loaded from disk and evicted again costs no second write.
+TEST_F(KvDiskStoreTest, PageAlreadyOnDiskIsNotWrittenAgain) {
+  const KvStoredPage p = make_page(12);
+  auto s = open();
+  s->put(p, false);
+  s->flush();
+  s->put(p, false);
+  s->flush();
+  EXPECT_EQ(s->stats().writes, 1u);
+  EXPECT_EQ(s->stats().files, 1u);
+}
+
 // A 64-bit collision or a different parent is a plain miss: no rows of another prefix.
 TEST_F(KvDiskStoreTest, OtherTokensOrParentUnderTheSameHashMiss) {
   const KvStoredPage p = make_page(3);
