@@ -121,6 +121,33 @@ TEST(PrefixPageStore, LookupContinuesInTheStoreAndLoadsIntoFreshPages) {
   EXPECT_EQ(s.stats().prefix_hits, 4u);
 }
 
+// Stored pages need page ids like new rows: with fewer available than loads plus the chunk, the
+// request waits (and takes none), and is admitted once a running request leaves.
+TEST(PrefixPageStore, LoadsWaitForPageIdsLikeNewRows) {
+  Scheduler s(config(3));
+  TableStore store;
+  s.set_page_store(&store);
+  const std::vector<int32_t> a = prompt(2 * kPage + 10, 1);
+  run(s, store, 1, a);
+  run(s, store, 2, prompt(2 * kPage + 10, 2));  // a's pages now in the store, b's cached
+  ASSERT_TRUE(s.add(3, prompt(10, 3)));         // holds the free page while it decodes
+  StepPlan plan = s.schedule();
+  s.update(plan, {{{3, 1, false}}});
+  std::vector<int32_t> again(a.begin(), a.begin() + 2 * kPage);
+  again.push_back(5);
+  ASSERT_TRUE(s.add(4, again));
+  plan = s.schedule();  // two loads and one new page, two ids available
+  ASSERT_EQ(plan.sequences.size(), 1u);
+  EXPECT_EQ(plan.sequences[0].id, 3u);
+  EXPECT_TRUE(plan.loaded_pages.empty());
+  s.update(plan, {{{3, 1, true}}});
+  plan = s.schedule();
+  ASSERT_EQ(plan.sequences.size(), 1u);
+  EXPECT_EQ(plan.sequences[0].id, 4u);
+  EXPECT_EQ(plan.loaded_pages.size(), 2u);
+  EXPECT_EQ(s.stats().prefix_store_hits, 2u);
+}
+
 // The store is asked only past the pages found in memory, and a page it lacks ends the chain.
 TEST(PrefixPageStore, StoreMissEndsTheChain) {
   Scheduler s(config(8));
