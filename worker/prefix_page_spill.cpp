@@ -55,7 +55,7 @@ Status spill_prefix_pages(std::span<const PageSpill> spills, const PagedKvCache&
     page.header.parent = spill.key.parent;
     page.header.tokens = spill.key.tokens;
     page.header.n_past = snap->second.n_past;
-    page.payload.resize(g.page_bytes + g.snapshot_bytes);
+    page.payload = store.payload_buffer(g.page_bytes + g.snapshot_bytes);
     if (Status s = cache.read_page(spill.page, page.payload.data()); !s) return s;
     if (Status s = copy_snapshot_to_host(cache.backend(), snap->second,
                                          page.payload.data() + g.page_bytes, g.snapshot_bytes);

@@ -16,6 +16,8 @@ namespace {
 
 constexpr const char* kPageSuffix = ".kvpage";
 constexpr const char* kTempSuffix = ".tmp";
+// Written pages' buffers kept for reuse: enough for a burst of evictions in one step.
+constexpr size_t kSpareBuffers = 4;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -275,11 +277,24 @@ void KvDiskStore::put(KvStoredPage page, bool wait) {
     ++counts_.dropped;
     return;
   }
-  auto shared = std::make_shared<const KvStoredPage>(std::move(page));
+  auto shared = std::make_shared<KvStoredPage>(std::move(page));
   pending_[shared->header.hash] = shared;
   queue_.push_back(std::move(shared));
   queued_bytes_ += bytes;
   queue_changed_.notify_all();
+}
+
+std::vector<uint8_t> KvDiskStore::payload_buffer(size_t bytes) {
+  std::vector<uint8_t> buffer;
+  {
+    std::lock_guard lock(mutex_);
+    if (!spare_buffers_.empty()) {
+      buffer = std::move(spare_buffers_.back());
+      spare_buffers_.pop_back();
+    }
+  }
+  buffer.resize(bytes);  // a recycled buffer has this size already: nothing is filled
+  return buffer;
 }
 
 void KvDiskStore::flush() {
@@ -300,7 +315,7 @@ void KvDiskStore::write_loop() {
   for (;;) {
     queue_changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping with nothing left to write
-    std::shared_ptr<const KvStoredPage> page = std::move(queue_.front());
+    std::shared_ptr<KvStoredPage> page = std::move(queue_.front());
     queue_.pop_front();
     writing_ = true;
     lock.unlock();
@@ -317,6 +332,8 @@ void KvDiskStore::write_loop() {
       index_locked(hash, page->header.parent, bytes);
       ++counts_.writes;
     }
+    // No reader holds the page now (find() copies under the lock): its buffer can be reused.
+    if (spare_buffers_.size() < kSpareBuffers) spare_buffers_.push_back(std::move(page->payload));
     writing_ = false;
     queue_changed_.notify_all();
   }

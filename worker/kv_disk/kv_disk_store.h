@@ -74,6 +74,8 @@ class KvDiskStore final : public PrefixPageStore {
   // `wait` a full queue blocks instead of dropping the page (a stopping engine keeps everything).
   // A page whose file is already indexed is not written again, only made most recent.
   void put(KvStoredPage page, bool wait);
+  // A payload buffer of `bytes` (contents unspecified) for the next put(), recycled when one is.
+  std::vector<uint8_t> payload_buffer(size_t bytes);
   // Blocks until every queued page is on disk (or dropped for an I/O error).
   void flush();
   KvDiskStats stats() const;
@@ -107,9 +109,12 @@ class KvDiskStore final : public PrefixPageStore {
   std::list<uint64_t> lru_;  // front: evicted first
   uint64_t indexed_bytes_ = 0;
   // Queued for the writer, and findable meanwhile by hash.
-  std::deque<std::shared_ptr<const KvStoredPage>> queue_;
-  std::unordered_map<uint64_t, std::shared_ptr<const KvStoredPage>> pending_;
+  std::deque<std::shared_ptr<KvStoredPage>> queue_;
+  std::unordered_map<uint64_t, std::shared_ptr<KvStoredPage>> pending_;
   uint64_t queued_bytes_ = 0;
+  // Payload buffers of written pages, for the next spill: reusing them spares the step loop the
+  // page faults of fresh memory (about ten times the copy itself for a full-model page).
+  std::vector<std::vector<uint8_t>> spare_buffers_;
   bool writing_ = false, stopping_ = false;
   KvDiskStats counts_;
   std::unordered_map<uint64_t, KvStoredPage> staged_;  // step-loop thread only
