@@ -93,7 +93,7 @@ void run(const char* name, const v4::V4Config& c, const std::string& dir, uint32
   uint32_t found = 0;
   for (uint32_t i = 0; i < pages; ++i) {
     const v4::KvStoredPage p = page_for(i, g);
-    found += store->find(p.header.hash, 0, p.header.tokens) ? 1 : 0;
+    found += store->find(p.header.hash, 0, p.header.tokens, p.header.n_past) ? 1 : 0;
     store->drop_staged();
   }
   const double read_s = seconds_since(read_start);

@@ -14,9 +14,11 @@ namespace v4 {
 class PrefixPageStore {
  public:
   virtual ~PrefixPageStore() = default;
-  // True when the store holds the page `hash` after `parent` with exactly `tokens`, verified and
-  // ready for the worker to load before the next step runs. A false answer is a plain miss.
-  virtual bool find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) = 0;
+  // True when the store holds the page `hash` after `parent` with exactly `tokens`, ending at
+  // stream position `end`, verified and ready for the worker to load before the next step runs.
+  // A false answer is a plain miss.
+  virtual bool find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens,
+                    uint64_t end) = 0;
 };
 
 }  // namespace v4

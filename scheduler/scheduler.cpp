@@ -126,7 +126,7 @@ std::vector<std::optional<PageId>> Scheduler::lookup_prefix(SequenceRecord& r, u
       continue;
     }
     if (!store_ || !store_->find(page_hash(r, i), i == 0 ? 0 : r.hashes[i - 1],
-                                 {r.tokens.data() + i * pt, pt}))
+                                 {r.tokens.data() + i * pt, pt}, (i + 1) * uint64_t{pt}))
       break;
     hit.push_back(std::nullopt);
   }

@@ -210,9 +210,11 @@ Result<KvStoredPage> KvDiskStore::read_page(const fs::path& path) {
   return page;
 }
 
-bool KvDiskStore::find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) {
+bool KvDiskStore::find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens,
+                       uint64_t end) {
+  // The snapshot must describe this page's end: a resumed sequence continues from there.
   auto same = [&](const KvPageFileHeader& h) {
-    return h.hash == hash && h.parent == parent &&
+    return h.hash == hash && h.parent == parent && h.n_past == end &&
            std::equal(h.tokens.begin(), h.tokens.end(), tokens.begin(), tokens.end());
   };
   if (auto it = staged_.find(hash); it != staged_.end()) return same(it->second.header);

@@ -64,7 +64,7 @@ class KvDiskStore final : public PrefixPageStore {
 
   // Reads and verifies the page (header fields, tokens, payload checksum) and keeps it staged for
   // take_staged(). A file that fails verification is removed with a warning: a miss.
-  bool find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) override;
+  bool find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens, uint64_t end) override;
   // The page staged by find(), moved out; none if find() did not stage it.
   std::optional<KvStoredPage> take_staged(uint64_t hash);
   // Forgets staged pages nobody took (their admission did not fit this step).

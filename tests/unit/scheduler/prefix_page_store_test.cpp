@@ -14,7 +14,9 @@ namespace {
 
 class TableStore final : public PrefixPageStore {
  public:
-  bool find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens) override {
+  bool find(uint64_t hash, uint64_t parent, std::span<const int32_t> tokens,
+            uint64_t end) override {
+    ends.push_back(end);
     ++lookups;
     auto it = pages.find(hash);
     return it != pages.end() && it->second.parent == parent &&
@@ -26,6 +28,7 @@ class TableStore final : public PrefixPageStore {
   }
   std::map<uint64_t, PrefixPageKey> pages;
   int lookups = 0;
+  std::vector<uint64_t> ends;  // the positions asked for, in order
 };
 
 constexpr uint32_t kPage = 128;
@@ -96,6 +99,7 @@ TEST(PrefixPageStore, LookupContinuesInTheStoreAndLoadsIntoFreshPages) {
   run(s, store, 2, prompt(2 * kPage + 10, 2));  // evicts a's pages to the store
   std::vector<int32_t> again(a.begin(), a.begin() + 2 * kPage);
   again.push_back(5);
+  store.ends.clear();
   ASSERT_TRUE(s.add(3, again));
   const StepPlan plan = s.schedule();
   ASSERT_EQ(plan.sequences.size(), 1u);
@@ -106,6 +110,7 @@ TEST(PrefixPageStore, LookupContinuesInTheStoreAndLoadsIntoFreshPages) {
   EXPECT_EQ(plan.loaded_pages[0].page, q.pages[0]);
   EXPECT_EQ(plan.loaded_pages[1].page, q.pages[1]);
   EXPECT_EQ(plan.loaded_pages[0].hash, PrefixCache::chain_hash(0, {a.data(), kPage}));
+  EXPECT_EQ(store.ends, (std::vector<uint64_t>{kPage, 2 * kPage}));
   // b's cached pages made room; they were spilled in this same plan.
   EXPECT_EQ(plan.spilled_pages.size(), 2u);
   EXPECT_EQ(s.stats().prefix_store_hits, 2u);

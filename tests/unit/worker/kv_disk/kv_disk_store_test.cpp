@@ -71,7 +71,7 @@ class KvDiskStoreTest : public ::testing::Test {
   }
 
   static bool find(KvDiskStore& s, const KvStoredPage& p) {
-    return s.find(p.header.hash, p.header.parent, p.header.tokens);
+    return s.find(p.header.hash, p.header.parent, p.header.tokens, p.header.n_past);
   }
 
   // Writes `p` through a store and closes it: the file is on disk.
@@ -132,15 +132,18 @@ TEST_F(KvDiskStoreTest, PageAlreadyOnDiskIsNotWrittenAgain) {
   EXPECT_EQ(s->stats().files, 1u);
 }
 
-// A 64-bit collision or a different parent is a plain miss: no rows of another prefix.
+// A 64-bit collision, a different parent or another position is a plain miss: no rows of another
+// prefix.
 TEST_F(KvDiskStoreTest, OtherTokensOrParentUnderTheSameHashMiss) {
   const KvStoredPage p = make_page(3);
   write(p);
   auto s = open();
   std::vector<int32_t> other = p.header.tokens;
   other[5] += 1;
-  EXPECT_FALSE(s->find(p.header.hash, p.header.parent, other));
-  EXPECT_FALSE(s->find(p.header.hash, p.header.parent + 1, p.header.tokens));
+  EXPECT_FALSE(s->find(p.header.hash, p.header.parent, other, p.header.n_past));
+  EXPECT_FALSE(s->find(p.header.hash, p.header.parent + 1, p.header.tokens, p.header.n_past));
+  // The same page at another depth of the chain: its snapshot is not this position's.
+  EXPECT_FALSE(s->find(p.header.hash, p.header.parent, p.header.tokens, 2 * p.header.n_past));
   EXPECT_TRUE(find(*s, p));
 }
 
@@ -213,7 +216,7 @@ TEST_F(KvDiskStoreTest, HeaderThatLiesAboutItsChainIsIgnored) {
   out.close();
   s = open();
   EXPECT_EQ(s->stats().ignored, 1u);
-  EXPECT_FALSE(s->find(p.header.hash, 99, p.header.tokens));
+  EXPECT_FALSE(s->find(p.header.hash, 99, p.header.tokens, p.header.n_past));
   EXPECT_FALSE(fs::exists(path));
   EXPECT_EQ(warnings(), 1u);
 }
