@@ -76,7 +76,7 @@ int run_serve(const ServeFlags& f) {
     spdlog::error("{}: {}", path, tokenizer.message());
     return 1;
   }
-  Result<EngineOptions> options = engine_options(f.engine, (*model)->weights.config);
+  Result<EngineOptions> options = engine_options(f.engine, **model);
   if (!options) {
     spdlog::error("{}", options.message());
     return 2;

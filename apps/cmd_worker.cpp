@@ -107,7 +107,7 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", model.message());
     return 1;
   }
-  Result<EngineOptions> options = engine_options(f.engine, (*model)->weights.config);
+  Result<EngineOptions> options = engine_options(f.engine, **model);
   if (!options) {
     spdlog::error("{}", options.message());
     return 2;

@@ -8,6 +8,7 @@
 
 #include "apps/device_setup.h"
 #include "model/backend/kv_row_codec.h"
+#include "worker/kv_disk/model_identity.h"
 
 namespace v4::apps {
 namespace {
@@ -41,11 +42,34 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& confi
   o.max_batch_tokens = f.max_batch_tokens;
   o.max_seqs = f.max_seqs;
   o.prefix_caching = !f.no_prefix_caching;
+  if (!f.kv_disk.empty()) {
+    if (!o.prefix_caching) return Status::error("--kv-disk needs prefix caching");
+    if (!(f.kv_disk_gb > 0)) return Status::error("--kv-disk-gb must be positive");
+    std::error_code error;
+    std::filesystem::create_directories(f.kv_disk, error);
+    if (error || !std::filesystem::is_directory(f.kv_disk))
+      return Status::error("--kv-disk " + f.kv_disk + ": cannot create the directory" +
+                           (error ? ": " + error.message() : ""));
+    o.kv_disk_dir = f.kv_disk;
+    o.kv_disk_bytes = static_cast<uint64_t>(f.kv_disk_gb * double(uint64_t{1} << 30));
+  }
   Result<uint32_t> pages = EngineCore::pages_for_budget(config, o);
   if (!pages) return pages.status();
   spdlog::info("KV cache: {:.0f} MiB budget, {} pages of {} tokens, {} storage, prefix caching {}",
                o.kv_memory_bytes / 1048576.0, *pages, o.page_tokens, f.kv_storage,
                o.prefix_caching ? "on" : "off");
+  return o;
+}
+
+Result<EngineOptions> engine_options(const EngineFlags& f, const V4Model& model) {
+  Result<EngineOptions> o = engine_options(f, model.weights.config);
+  if (!o || o->kv_disk_dir.empty()) return o;
+  // Pages computed by another device kind's kernels may differ in their last bits.
+  const std::string kind = f.device.substr(0, f.device.find(':'));
+  o->model_identity = model_identity_on_device(
+      model_identity(model.file, model.mtp_file ? &*model.mtp_file : nullptr), kind);
+  spdlog::info("KV disk store: {}, up to {:.1f} GiB, model identity {:016x}", o->kv_disk_dir,
+               f.kv_disk_gb, o->model_identity);
   return o;
 }
 
@@ -66,6 +90,12 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
   sub.add_option("--kv-storage", f.kv_storage, "f32, f16 or fp8")->capture_default_str();
   sub.add_flag("--no-prefix-caching", f.no_prefix_caching,
                "do not share KV pages between requests with equal prompt prefixes");
+  sub.add_option("--kv-disk", f.kv_disk,
+                 "directory where cached prefix pages spill when evicted from memory and are "
+                 "found again, also after a restart");
+  sub.add_option("--kv-disk-gb", f.kv_disk_gb, "size bound of --kv-disk in GiB (LRU eviction)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 }
 
 }  // namespace v4::apps

@@ -23,11 +23,15 @@ struct EngineFlags {
   uint32_t max_seqs = 64;
   std::string kv_storage = "f32";
   bool no_prefix_caching = false;
+  std::string kv_disk;       // directory of cached prefix pages that survive a restart
+  double kv_disk_gb = 10.0;  // its size bound
 };
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f);
 // Logs the KV budget it buys.
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& config);
+// The same for a loaded model: with --kv-disk, the page files carry the model's identity.
+Result<EngineOptions> engine_options(const EngineFlags& f, const V4Model& model);
 // The file's general.name, or its file name without extension.
 std::string default_model_name(const V4Model& model, const std::string& path);
 

@@ -89,6 +89,11 @@ router::EngineSnapshot to_engine_snapshot(const EngineStats& s, bool healthy,
   out.step_seconds = to_engine_histogram(s.step_time);
   out.step_tokens = to_engine_histogram(s.step_token_counts);
   out.expert_selections = s.expert_selections;
+  out.kv_disk_hits = s.kv_disk_hits;
+  out.kv_disk_writes = s.kv_disk_writes;
+  out.kv_disk_evictions = s.kv_disk_evictions;
+  out.kv_disk_ignored = s.kv_disk_ignored;
+  out.kv_disk_dropped = s.kv_disk_dropped;
   return out;
 }
 

@@ -58,12 +58,14 @@ void PrefixCache::release(PageId page) {
   if (--e.refs == 0) e.lru = lru_.insert(lru_.end(), page);
 }
 
-std::optional<PageId> PrefixCache::evict() {
+std::optional<PageId> PrefixCache::evict(PrefixPageKey* key) {
   if (lru_.empty()) return std::nullopt;
   const PageId page = lru_.front();
   lru_.pop_front();
-  by_hash_.erase(pages_.at(page).hash);
-  pages_.erase(page);
+  auto it = pages_.find(page);
+  by_hash_.erase(it->second.hash);
+  if (key) *key = {it->second.hash, it->second.parent, std::move(it->second.tokens)};
+  pages_.erase(it);
   return page;
 }
 

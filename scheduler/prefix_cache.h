@@ -35,8 +35,9 @@ class PrefixCache {
   // One block table fewer; at zero the page joins the back (most recent end) of the LRU list.
   void release(PageId page);
   // Forgets the least recently released unreferenced page and returns it: the caller reuses it
-  // or gives it back to the allocator.
-  std::optional<PageId> evict();
+  // or gives it back to the allocator. `key`, when given, receives the page's place in the chain
+  // (for a PrefixPageStore to keep it).
+  std::optional<PageId> evict(PrefixPageKey* key = nullptr);
 
   bool contains(PageId page) const { return pages_.count(page) != 0; }
   uint32_t ref_count(PageId page) const;

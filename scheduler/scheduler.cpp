@@ -60,9 +60,11 @@ uint64_t Scheduler::chunk(const SequenceRecord& r, uint64_t budget) const {
 // Cached pages with no holder count as free: take_page() evicts them when the free list is empty.
 std::optional<PageId> Scheduler::take_page() {
   if (std::optional<PageId> p = allocator_.allocate()) return p;
-  std::optional<PageId> p = prefix_.evict();
+  PrefixPageKey key;
+  std::optional<PageId> p = prefix_.evict(store_ ? &key : nullptr);
   if (p) {
     evicted_since_last_step_.push_back(*p);
+    if (store_) spilled_since_last_step_.push_back({*p, std::move(key)});
     ++prefix_evictions_;
   }
   return p;
@@ -111,17 +113,38 @@ std::optional<PageId> Scheduler::cached_page(SequenceRecord& r, size_t page) {
 }
 
 // The longest run of cached pages from the stream's start, leaving at least one token to compute
-// so the first sampled token has logits. `lookups`: the full pages that could have hit.
-std::vector<PageId> Scheduler::lookup_prefix(SequenceRecord& r, uint32_t* lookups) {
+// so the first sampled token has logits; a page missing in memory may come from the store.
+// `lookups`: the full pages that could have hit.
+std::vector<std::optional<PageId>> Scheduler::lookup_prefix(SequenceRecord& r, uint32_t* lookups) {
   const size_t max_pages = (r.tokens.size() - 1) / config_.page_tokens;
+  const uint32_t pt = config_.page_tokens;
   *lookups = static_cast<uint32_t>(max_pages);
-  std::vector<PageId> hit;
+  std::vector<std::optional<PageId>> hit;
   for (size_t i = 0; i < max_pages; ++i) {
-    std::optional<PageId> p = cached_page(r, i);
-    if (!p) break;
-    hit.push_back(*p);
+    if (std::optional<PageId> p = cached_page(r, i)) {
+      hit.push_back(*p);
+      continue;
+    }
+    if (!store_ || !store_->find(page_hash(r, i), i == 0 ? 0 : r.hashes[i - 1],
+                                 {r.tokens.data() + i * pt, pt}, (i + 1) * uint64_t{pt}))
+      break;
+    hit.push_back(std::nullopt);
   }
   return hit;
+}
+
+// Gives page `page` of r a page id and registers it as held by r; the worker fills it from the
+// store before the step runs.
+void Scheduler::load_stored_page(SequenceRecord& r, size_t page, StepBuilder& step) {
+  const uint32_t pt = config_.page_tokens;
+  const PageId p = *take_page();
+  const bool inserted = prefix_.insert(p, page_hash(r, page), page == 0 ? 0 : r.hashes[page - 1],
+                                       {r.tokens.data() + page * pt, pt});
+  assert(inserted);
+  (void)inserted;
+  r.pages.push_back(p);
+  step.plan.loaded_pages.push_back({p, r.hashes[page]});
+  ++prefix_store_hits_;
 }
 
 // After the step that filled page `page` of r: share it unless an equal page already is.
@@ -134,12 +157,27 @@ void Scheduler::register_page(SequenceRecord& r, size_t page) {
 
 uint32_t Scheduler::flush_prefix_cache() {
   uint32_t n = 0;
-  while (std::optional<PageId> p = prefix_.evict()) {
+  PrefixPageKey key;
+  while (std::optional<PageId> p = prefix_.evict(store_ ? &key : nullptr)) {
     allocator_.release(*p);
     evicted_since_last_step_.push_back(*p);
+    if (store_) spilled_since_last_step_.push_back({*p, std::move(key)});
     ++n;
   }
   return n;
+}
+
+StepPlan Scheduler::take_page_changes() {
+  StepPlan plan;
+  plan.released = std::move(released_since_last_step_);
+  plan.freed_pages = std::move(freed_since_last_step_);
+  plan.evicted_pages = std::move(evicted_since_last_step_);
+  plan.spilled_pages = std::move(spilled_since_last_step_);
+  released_since_last_step_.clear();
+  freed_since_last_step_.clear();
+  evicted_since_last_step_.clear();
+  spilled_since_last_step_.clear();
+  return plan;
 }
 
 // Preemption by recompute: the victim keeps its tokens (prompt and output so far) and rejoins
@@ -200,24 +238,36 @@ void Scheduler::admit_waiting(StepBuilder& step) {
          step.plan.sequences.size() < config_.max_seqs) {
     const RequestId id = waiting_.front();
     SequenceRecord& r = records_.at(id);
-    std::vector<PageId> hit;
+    std::vector<std::optional<PageId>> hit;
     uint32_t lookups = 0;
     if (config_.prefix_caching && r.reuse_prefix && r.computed == 0)
       hit = lookup_prefix(r, &lookups);
     // Hit pages nobody holds are counted in available_pages(); they are not free for new rows.
-    uint32_t idle_hits = 0;
-    for (PageId p : hit) idle_hits += prefix_.idle(p) ? 1 : 0;
+    // Pages coming from the store need fresh ids like new rows do.
+    uint32_t idle_hits = 0, in_memory = 0;
+    for (const std::optional<PageId>& p : hit) {
+      in_memory += p ? 1 : 0;
+      idle_hits += p && prefix_.idle(*p) ? 1 : 0;
+    }
     const uint64_t start = hit.size() * uint64_t{config_.page_tokens};
     const uint64_t saved = r.computed;
     r.computed = start;
     const uint64_t n = chunk(r, step.token_budget);
     r.computed = saved;
-    const uint32_t fresh = pages_for(start + n) - static_cast<uint32_t>(hit.size());
+    const uint32_t fresh = pages_for(start + n) - in_memory;
     if (available_pages() - idle_hits < fresh) return;
-    for (PageId p : hit) prefix_.acquire(p);
+    // Acquired first, so taking ids for stored pages cannot evict them.
+    for (const std::optional<PageId>& p : hit)
+      if (p) prefix_.acquire(*p);
     prefix_hits_ += hit.size();
     prefix_misses_ += lookups - hit.size();
-    r.pages = hit;
+    r.pages.clear();
+    for (size_t i = 0; i < hit.size(); ++i) {
+      if (hit[i])
+        r.pages.push_back(*hit[i]);
+      else
+        load_stored_page(r, i, step);
+    }
     r.computed = start;
     std::vector<PageId> added;
     const bool grown = grow_pages(r, start + n, &added);
@@ -256,7 +306,9 @@ StepPlan Scheduler::schedule() {
   if (!step.preempted_any) admit_waiting(step);
   // Evictions happen while block tables grow, so they are collected last.
   step.plan.evicted_pages = std::move(evicted_since_last_step_);
+  step.plan.spilled_pages = std::move(spilled_since_last_step_);
   evicted_since_last_step_.clear();
+  spilled_since_last_step_.clear();
   return std::move(step.plan);
 }
 
@@ -295,6 +347,7 @@ SchedulerStats Scheduler::stats() const {
   s.prefix_hits = prefix_hits_;
   s.prefix_misses = prefix_misses_;
   s.prefix_evictions = prefix_evictions_;
+  s.prefix_store_hits = prefix_store_hits_;
   return s;
 }
 

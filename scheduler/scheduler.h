@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "scheduler/page_allocator.h"
 #include "scheduler/prefix_cache.h"
+#include "scheduler/prefix_page_store.h"
 #include "scheduler/step_plan.h"
 
 namespace v4 {
@@ -37,10 +38,11 @@ struct SchedulerStats {
   uint32_t pages_evictable = 0;
   uint32_t pages_free = 0;
   uint64_t preemptions = 0;
-  uint32_t pages_cached = 0;      // registered prefix pages, referenced or not
-  uint64_t prefix_hits = 0;       // pages taken from the cache at admission
-  uint64_t prefix_misses = 0;     // full prompt pages looked up and not found
-  uint64_t prefix_evictions = 0;  // unreferenced cached pages reused under page pressure
+  uint32_t pages_cached = 0;       // registered prefix pages, referenced or not
+  uint64_t prefix_hits = 0;        // pages taken from the cache at admission
+  uint64_t prefix_misses = 0;      // full prompt pages looked up and not found
+  uint64_t prefix_evictions = 0;   // unreferenced cached pages reused under page pressure
+  uint64_t prefix_store_hits = 0;  // of prefix_hits: pages loaded from the PrefixPageStore
 };
 
 class Scheduler {
@@ -64,6 +66,12 @@ class Scheduler {
   // Gives every unreferenced cached page back to the allocator; returns how many. The worker
   // hears of them through the next plan's evicted_pages.
   uint32_t flush_prefix_cache();
+  // Lookups that miss in memory continue in `store` (not owned; null: none). Evicted cached pages
+  // are then announced in StepPlan::spilled_pages, found ones in StepPlan::loaded_pages.
+  void set_page_store(PrefixPageStore* store) { store_ = store; }
+  // A plan that runs nothing and carries only the page changes since the last one (releases,
+  // frees, evictions and spills): how a stopping engine hands its cache to the store.
+  StepPlan take_page_changes();
   const SchedulerConfig& config() const { return config_; }
   // The block table of a request (empty while waiting).
   const std::vector<PageId>& pages_of(RequestId id) const { return records_.at(id).pages; }
@@ -83,7 +91,9 @@ class Scheduler {
   uint64_t chunk(const SequenceRecord& r, uint64_t budget) const;
   uint64_t page_hash(SequenceRecord& r, size_t page);
   std::optional<PageId> cached_page(SequenceRecord& r, size_t page);
-  std::vector<PageId> lookup_prefix(SequenceRecord& r, uint32_t* lookups);
+  // Per page of the longest cached prefix: its id when in memory, none when in the store.
+  std::vector<std::optional<PageId>> lookup_prefix(SequenceRecord& r, uint32_t* lookups);
+  void load_stored_page(SequenceRecord& r, size_t page, StepBuilder& step);
   void register_page(SequenceRecord& r, size_t page);
   uint32_t available_pages() const { return allocator_.free_count() + prefix_.evictable(); }
   std::optional<PageId> take_page();
@@ -103,8 +113,10 @@ class Scheduler {
   std::vector<RequestId> released_since_last_step_;
   std::vector<PageId> freed_since_last_step_;
   std::vector<PageId> evicted_since_last_step_;
+  std::vector<PageSpill> spilled_since_last_step_;
+  PrefixPageStore* store_ = nullptr;
   uint64_t preemptions_ = 0;
-  uint64_t prefix_hits_ = 0, prefix_misses_ = 0, prefix_evictions_ = 0;
+  uint64_t prefix_hits_ = 0, prefix_misses_ = 0, prefix_evictions_ = 0, prefix_store_hits_ = 0;
 };
 
 }  // namespace v4

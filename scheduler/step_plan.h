@@ -28,6 +28,24 @@ struct ScheduledSequence {
   bool snapshot = false;
 };
 
+// A prefix page by its place in the hash chain (prefix_cache.h).
+struct PrefixPageKey {
+  uint64_t hash = 0, parent = 0;
+  std::vector<int32_t> tokens;
+};
+
+// With a PrefixPageStore attached: an evicted cached page whose rows and snapshot the worker
+// copies out before anything reuses the page id, and a page the worker fills from the store
+// before the step runs (its snapshot included).
+struct PageSpill {
+  PageId page = 0;
+  PrefixPageKey key;
+};
+struct PageLoad {
+  PageId page = 0;
+  uint64_t hash = 0;
+};
+
 struct StepPlan {
   std::vector<ScheduledSequence> sequences;  // decodes first, then prefill chunks
   // Requests whose KV state is gone (preempted: recomputed later from position 0; cancelled or
@@ -38,6 +56,10 @@ struct StepPlan {
   // Cached prefix pages whose contents were dropped (LRU eviction or flush); the worker forgets
   // their snapshots. An evicted page may already be reused by this plan's block tables.
   std::vector<PageId> evicted_pages;
+  // Only with a PrefixPageStore. Spills come first (before evicted snapshots are dropped), loads
+  // last: a page id evicted and loaded in the same plan keeps the loaded contents.
+  std::vector<PageSpill> spilled_pages;
+  std::vector<PageLoad> loaded_pages;
   uint64_t token_count() const {
     uint64_t n = 0;
     for (const ScheduledSequence& s : sequences) n += s.tokens.size();

@@ -43,9 +43,18 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
       worker_(weights, backend,
               {{options.page_tokens, scheduler_.config().total_pages, options.storage},
                options.max_batch_tokens,
-               options.max_context},
+               options.max_context,
+               {options.prefix_caching ? options.kv_disk_dir : std::string(), options.kv_disk_bytes,
+                options.model_identity}},
               group ? &group->dispatcher() : nullptr) {
   totals_.page_bytes = worker_.cache().page_bytes();
+  scheduler_.set_page_store(worker_.disk_store());
+}
+
+EngineCore::~EngineCore() {
+  if (!worker_.disk_store()) return;
+  scheduler_.flush_prefix_cache();
+  (void)worker_.save_prefix_pages(scheduler_.take_page_changes());
 }
 
 Status EngineCore::validate(const GenerationRequest& r) const {
@@ -207,6 +216,16 @@ EngineStats EngineCore::stats() const {
   s.prefix_hit_ratio =
       lookups ? static_cast<double>(q.prefix_hits) / static_cast<double>(lookups) : 0.0;
   s.prefix_snapshot_bytes = worker_.snapshot_bytes();
+  s.kv_disk_hits = q.prefix_store_hits;
+  if (const KvDiskStore* disk = worker_.disk_store()) {
+    const KvDiskStats d = disk->stats();
+    s.kv_disk_writes = d.writes;
+    s.kv_disk_evictions = d.evictions;
+    s.kv_disk_ignored = d.ignored;
+    s.kv_disk_dropped = d.dropped;
+    s.kv_disk_files = d.files;
+    s.kv_disk_bytes = d.bytes;
+  }
   s.expert_selections = worker_.forward_stats().expert_selections;
   if (group_) s.group = group_->traffic();
   return s;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -27,6 +28,11 @@ struct EngineOptions {
   uint32_t max_batch_tokens = 256;
   uint32_t max_seqs = 64;
   bool prefix_caching = false;  // share full pages of equal prompt prefixes (spec §4.4)
+  // With prefix caching: evicted cached pages spill to this directory, up to kv_disk_bytes, and
+  // survive a restart; the files carry model_identity (kv_disk/model_identity.h).
+  std::string kv_disk_dir;
+  uint64_t kv_disk_bytes = 0;
+  uint64_t model_identity = 0;
 };
 
 struct GenerationRequest {
@@ -58,6 +64,11 @@ struct EngineStats {
   double prefix_hit_ratio = 0.0;  // hits / (hits + misses), 0 before any lookup
   uint64_t prefix_hits = 0, prefix_misses = 0, prefix_evictions = 0;  // in pages
   uint32_t pages_cached = 0;
+  // The disk store of prefix pages (--kv-disk): pages loaded from it (part of prefix_hits), page
+  // files written, files evicted for size, files ignored (another model, corrupt, truncated),
+  // pages dropped on a full write queue, and the files it holds now.
+  uint64_t kv_disk_hits = 0, kv_disk_writes = 0, kv_disk_evictions = 0, kv_disk_ignored = 0;
+  uint64_t kv_disk_dropped = 0, kv_disk_files = 0, kv_disk_bytes = 0;
   size_t prefix_snapshot_bytes = 0;  // held by snapshots; budgeted with each page
   size_t page_bytes = 0;
   // Per non-empty step since start: sequences in the plan, and wall time of schedule + forward
@@ -78,6 +89,10 @@ class EngineCore {
   // worker of its own.
   EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options,
              StepGroup* group = nullptr);
+  // With a disk store: the cached prefix pages no request holds are written to it first.
+  ~EngineCore();
+  EngineCore(const EngineCore&) = delete;
+  EngineCore& operator=(const EngineCore&) = delete;
 
   // Pages the byte budget buys after reserving every sequence slot's fixed state.
   static Result<uint32_t> pages_for_budget(const V4Config& config, const EngineOptions& options);

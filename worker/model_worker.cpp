@@ -1,6 +1,10 @@
 #include "worker/model_worker.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+
+#include "worker/prefix_page_spill.h"
 
 namespace v4 {
 
@@ -26,7 +30,23 @@ ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
       // A step holds at most max_chunk tokens (the scheduler's token budget).
       forward_(weights, backend, experts, ForwardLimits{options.max_chunk, options.max_context}),
       options_(options),
-      cache_(weights.config, options.kv, backend) {}
+      cache_(weights.config, options.kv, backend) {
+  if (options.disk.dir.empty()) return;
+  Result<std::unique_ptr<KvDiskStore>> store =
+      KvDiskStore::open(options.disk, kv_page_geometry(config_, cache_));
+  // The store is a cache: without it the engine still serves, and says why.
+  if (!store)
+    spdlog::error("{}; running without it", store.message());
+  else
+    disk_ = std::move(*store);
+}
+
+Status ModelWorker::save_prefix_pages(const StepPlan& changes) {
+  if (!disk_) return Status::ok();
+  Status s = spill_prefix_pages(changes.spilled_pages, cache_, snapshots_, *disk_, true);
+  disk_->flush();
+  return s;
+}
 
 void ModelWorker::add_request(RequestId id, const SamplingParams& params,
                               std::span<const int32_t> prompt, uint32_t resumed) {
@@ -53,8 +73,18 @@ FinishReason ModelWorker::finish_after(const RequestState& r, const ScheduledSeq
 Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<GenerationEvent>& events,
                                         bool join_group_step) {
   for (RequestId id : plan.released) sequences_.erase(id);
+  // Spilled pages leave before anything can overwrite them; loads come after every snapshot of a
+  // reused page id is gone (step_plan.h).
+  if (disk_) {
+    if (Status st = spill_prefix_pages(plan.spilled_pages, cache_, snapshots_, *disk_, false); !st)
+      return st;
+  }
   for (PageId p : plan.freed_pages) snapshots_.erase(p);
   for (PageId p : plan.evicted_pages) snapshots_.erase(p);
+  if (disk_) {
+    if (Status st = load_prefix_pages(plan.loaded_pages, cache_, snapshots_, *disk_); !st)
+      return st;
+  }
   for (RequestId id : plan.preempted)
     if (auto it = sequences_.find(id); it != sequences_.end()) it->second.kv.reset();
   std::vector<SequenceInput> inputs;

@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "model/v4/v4_forward.h"
 #include "scheduler/step_plan.h"
+#include "worker/kv_disk/kv_disk_store.h"
 #include "worker/paged_kv_cache.h"
 #include "worker/paged_sequence_kv.h"
 #include "worker/prompt_logprobs.h"
@@ -47,6 +48,8 @@ struct ModelWorkerOptions {
   PagedKvOptions kv;
   uint32_t max_chunk = 256;     // the scheduler's max_batch_tokens
   uint32_t max_context = 4096;  // per request: prompt + output
+  // Cached prefix pages spill to this store when evicted (dir empty: none).
+  KvDiskOptions disk;
 };
 
 class ModelWorker {
@@ -72,6 +75,11 @@ class ModelWorker {
   size_t snapshot_count() const { return snapshots_.size(); }
   size_t snapshot_bytes() const;
   size_t live_sequences() const { return sequences_.size(); }
+  // The disk store of prefix pages, or null (no --kv-disk, or it could not be opened).
+  KvDiskStore* disk_store() const { return disk_.get(); }
+  // A stopping engine's last plan of page changes: spills every page in it, waiting for room in
+  // the write queue, and returns when the files are written.
+  Status save_prefix_pages(const StepPlan& changes);
 
  private:
   struct RequestState {
@@ -94,6 +102,7 @@ class ModelWorker {
   // Keyed by the page whose end the snapshot describes; dropped when the scheduler frees or
   // evicts that page.
   std::unordered_map<PageId, KvSnapshot> snapshots_;
+  std::unique_ptr<KvDiskStore> disk_;
 };
 
 }  // namespace v4

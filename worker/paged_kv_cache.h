@@ -13,6 +13,7 @@
 #include "model/backend/backend.h"
 #include "model/backend/kv_view.h"
 #include "model/v4/v4_config.h"
+#include "scheduler/step_plan.h"
 
 namespace v4 {
 
@@ -37,6 +38,11 @@ class PagedKvCache {
   uint32_t page_tokens() const { return options_.page_tokens; }
   uint32_t total_pages() const { return options_.total_pages; }
   size_t page_bytes() const { return layout_.format.page_bytes; }
+
+  // The bytes of one page to or from host memory (the prefix pages' disk store), at the step's
+  // edge: nothing may be writing the page.
+  Status read_page(PageId page, uint8_t* host) const;
+  Status write_page(PageId page, const uint8_t* host);
 
  private:
   PagedKvOptions options_;

@@ -12,6 +12,30 @@ size_t PagedSequenceKv::fixed_bytes(const V4Config& c, uint32_t max_chunk) {
   return layout.state_floats(uint64_t{c.sliding_window} + max_chunk) * sizeof(float);
 }
 
+size_t PagedSequenceKv::snapshot_bytes(const V4Config& c, const KvLayout& layout) {
+  return layout.state_floats(c.sliding_window) * sizeof(float);
+}
+
+Status copy_snapshot_to_host(Backend& backend, const KvSnapshot& snapshot, uint8_t* host,
+                             size_t bytes) {
+  if (snapshot.bytes() != bytes)
+    return Status::error("snapshot of " + std::to_string(snapshot.bytes()) + " bytes, expected " +
+                         std::to_string(bytes));
+  return backend.read_back(snapshot.state->data(), host, bytes);
+}
+
+Result<KvSnapshot> snapshot_from_host(Backend& backend, uint64_t n_past, const uint8_t* host,
+                                      size_t bytes) {
+  KvSnapshot s;
+  s.n_past = n_past;
+  s.state = backend.allocate(bytes);
+  if (!s.state) return Status::error("paged KV: out of device memory for a prefix snapshot");
+  const Tensor state =
+      Tensor::contiguous(s.state.get(), 0, GgmlType::I8, {static_cast<int64_t>(bytes), 1, 1, 1});
+  if (Status st = backend.copy_to_device(host, state, 0, bytes); !st) return st;
+  return s;
+}
+
 PagedSequenceKv::PagedSequenceKv(const V4Config& c, PagedKvCache& cache, uint32_t max_chunk)
     : cache_(cache),
       head_dim_(c.head_dim),

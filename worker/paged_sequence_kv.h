@@ -27,6 +27,13 @@ struct KvSnapshot {
   size_t bytes() const { return state ? state->bytes() : 0; }
 };
 
+// A snapshot's state to or from host memory (the prefix pages' disk store): `bytes` must be
+// snapshot_bytes(), the size every snapshot of the layout has.
+Status copy_snapshot_to_host(Backend& backend, const KvSnapshot& snapshot, uint8_t* host,
+                             size_t bytes);
+Result<KvSnapshot> snapshot_from_host(Backend& backend, uint64_t n_past, const uint8_t* host,
+                                      size_t bytes);
+
 class PagedSequenceKv final : public KvStateStore {
  public:
   // `max_chunk`: the most tokens one forward call may add.
@@ -49,6 +56,8 @@ class PagedSequenceKv final : public KvStateStore {
 
   // Fixed bytes a sequence holds outside pages (raw ring and carry state), for the budget.
   static size_t fixed_bytes(const V4Config& config, uint32_t max_chunk);
+  // Bytes of one snapshot's state (KvSnapshot::state).
+  static size_t snapshot_bytes(const V4Config& config, const KvLayout& layout);
 
  private:
   float* slot_ring(float* state, uint32_t slot, uint64_t rows) const;

@@ -106,6 +106,10 @@ struct EngineSnapshot {
   // expert_selections[layer][expert]: routed-expert picks since start.
   std::vector<std::vector<uint64_t>> expert_selections;
   EngineGroupTraffic group;
+  // The disk store of prefix pages (--kv-disk), in pages and files: pages loaded from it, files
+  // written, files evicted for size, files ignored (another model, corrupt), pages dropped.
+  uint64_t kv_disk_hits = 0, kv_disk_writes = 0, kv_disk_evictions = 0, kv_disk_ignored = 0;
+  uint64_t kv_disk_dropped = 0;
 };
 
 class EngineClient {

@@ -72,6 +72,8 @@ struct ServerMetrics::Series {
   prometheus::Counter* prefix_queries;
   prometheus::Counter* prefix_hits;
   prometheus::Counter* preemptions;
+  // (counter, its EngineSnapshot field) for the KV disk store's counts.
+  std::vector<std::pair<prometheus::Counter*, uint64_t EngineSnapshot::*>> kv_disk;
   prometheus::Family<prometheus::Histogram>* batch_size_family;
   prometheus::Family<prometheus::Histogram>* step_seconds_family;
   prometheus::Histogram* batch_size = nullptr;  // made at the first scrape (bounds from engine)
@@ -178,6 +180,20 @@ ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
   s.prefix_hits =
       &counter("v4serve:prefix_cache_hits_total", "Prompt tokens found in the prefix cache");
   s.preemptions = &counter("v4serve:num_preemptions_total", "Requests preempted (recomputed)");
+  s.kv_disk = {
+      {&counter("v4serve:kv_disk_hits_total", "Prefix pages loaded from the KV disk store"),
+       &EngineSnapshot::kv_disk_hits},
+      {&counter("v4serve:kv_disk_writes_total", "Prefix page files written to the KV disk store"),
+       &EngineSnapshot::kv_disk_writes},
+      {&counter("v4serve:kv_disk_evictions_total",
+                "Page files removed from the KV disk store to stay within --kv-disk-gb"),
+       &EngineSnapshot::kv_disk_evictions},
+      {&counter("v4serve:kv_disk_ignored_files_total",
+                "Page files ignored: another model or geometry, corrupt, truncated or unfinished"),
+       &EngineSnapshot::kv_disk_ignored},
+      {&counter("v4serve:kv_disk_dropped_total",
+                "Evicted prefix pages not written because the write queue was full"),
+       &EngineSnapshot::kv_disk_dropped}};
   s.batch_size_family =
       &BuildHistogram().Name("v4serve:batch_size").Help("Sequences per engine step").Register(r);
   s.step_seconds_family = &BuildHistogram()
@@ -300,6 +316,10 @@ void ServerMetrics::refresh(const EngineSnapshot& now) {
   grow(*s.prefix_queries, now.prefix_queries, last_.prefix_queries);
   grow(*s.prefix_hits, now.prefix_hits, last_.prefix_hits);
   grow(*s.preemptions, now.preemptions, last_.preemptions);
+  for (auto [c, field] : s.kv_disk) {
+    grow(*c, now.*field, last_.*field);
+    last_.*field = std::max(now.*field, last_.*field);
+  }
   const prometheus::Labels model = {{"model_name", model_}};
   if (!s.batch_size && !now.batch_size.bounds.empty())
     s.batch_size = &s.batch_size_family->Add(model, now.batch_size.bounds);

@@ -21,9 +21,11 @@ ALLOWED = {
     "model/synthetic": ["model/v4", "model/backend", "model/text", "model/gguf", "kernels", "core"],
     "scheduler": ["core"],
     "proto": [],
-    "worker": ["scheduler", "model/v4", "model/backend", "model/sampling", "model/gguf", "kernels",
-               "core", "proto"],
+    "worker": ["worker/kv_disk", "scheduler", "model/v4", "model/backend", "model/sampling",
+               "model/gguf", "kernels", "core", "proto"],
     "worker/ep": ["model/v4", "model/backend", "model/gguf", "kernels", "core"],
+    # The disk store of prefix pages: opaque payloads, the chain hash and the model file's identity.
+    "worker/kv_disk": ["scheduler", "model/gguf", "core"],
     "router/http": ["core"],
     "worker/grpc": ["worker", "scheduler", "model/v4", "model/backend", "model/sampling",
                     "model/gguf", "kernels", "core", "proto"],
