@@ -41,7 +41,8 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
       worker_(weights, backend,
               {{options.page_tokens, scheduler_.config().total_pages, options.storage},
                options.max_batch_tokens,
-               options.max_context}) {
+               options.max_context,
+               options.vocabulary}) {
   totals_.page_bytes = worker_.cache().page_bytes();
 }
 
@@ -69,6 +70,7 @@ Status EngineCore::validate(const GenerationRequest& r) const {
                          std::to_string(pages) + " KV pages; the budget holds " +
                          std::to_string(scheduler_.config().total_pages));
   }
+  if (Status s = validate_output_constraint(r.sampling, options_.vocabulary.get()); !s) return s;
   return validate_guided(r.sampling);
 }
 

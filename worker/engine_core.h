@@ -26,6 +26,8 @@ struct EngineOptions {
   uint32_t max_batch_tokens = 256;
   uint32_t max_seqs = 64;
   bool prefix_caching = false;  // share full pages of equal prompt prefixes (spec §4.4)
+  // Token bytes for structured-output masks; without it such requests are refused.
+  std::shared_ptr<const TokenVocabulary> vocabulary;
 };
 
 struct GenerationRequest {

@@ -45,8 +45,9 @@ struct GenerationEvent {
 
 struct ModelWorkerOptions {
   PagedKvOptions kv;
-  uint32_t max_chunk = 256;     // the scheduler's max_batch_tokens
-  uint32_t max_context = 4096;  // per request: prompt + output
+  uint32_t max_chunk = 256;                           // the scheduler's max_batch_tokens
+  uint32_t max_context = 4096;                        // per request: prompt + output
+  std::shared_ptr<const TokenVocabulary> vocabulary;  // for structured outputs
 };
 
 class ModelWorker {

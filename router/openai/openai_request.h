@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/chat/chat_request.h"
+#include "model/grammar/json_grammar.h"
 #include "router/openai/openai_error.h"
 
 namespace v4::router {
@@ -55,6 +56,11 @@ struct OpenAiRequest {
   std::vector<std::pair<int32_t, float>> logit_bias;  // ids as strings -> -100..100
   // vLLM's guided_choice (also structured_outputs.choice): the output is one of these texts.
   std::vector<std::string> guided_choice;
+  // Structured output: response_format json_object / json_schema (also vLLM's guided_json and
+  // structured_outputs.json). The schema is checked here (unsupported keywords are a 400) and
+  // travels as its JSON text. Such requests render in non-thinking mode.
+  OutputConstraintKind constraint = OutputConstraintKind::kNone;
+  std::string constraint_source;
   bool ignore_eos = false;  // vLLM extension
   std::string user;
 
