@@ -313,6 +313,11 @@ const std::set<std::string, std::less<>> kKnownMembers = {"model",
 
 }  // namespace
 
+std::optional<ApiError> read_schema_constraint(const RequestJson& schema, const std::string& param,
+                                               OpenAiRequest& out) {
+  return read_schema(schema, param, out);
+}
+
 std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view body,
                                              size_t vocab_size, OpenAiRequest& out) {
   out = OpenAiRequest();

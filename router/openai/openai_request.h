@@ -13,6 +13,7 @@
 #include "model/chat/chat_request.h"
 #include "model/grammar/json_grammar.h"
 #include "router/openai/openai_error.h"
+#include "router/openai/request_json.h"
 
 namespace v4::router {
 
@@ -73,5 +74,10 @@ struct OpenAiRequest {
 // Returns std::nullopt and fills `out`, or the error.
 std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view body,
                                              size_t vocab_size, OpenAiRequest& out);
+
+// A JSON schema for structured output (an object, or a JSON text of one): compiled to check it,
+// then kept in `out` as text. Errors name `param`, and the unsupported keyword if any.
+std::optional<ApiError> read_schema_constraint(const RequestJson& schema, const std::string& param,
+                                               OpenAiRequest& out);
 
 }  // namespace v4::router

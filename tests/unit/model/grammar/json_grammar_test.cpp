@@ -31,7 +31,8 @@ TEST(JsonGrammar, ObjectPropertiesInSchemaOrderWithOptionalOnesLeftOut) {
       "additionalProperties":false})");
   EXPECT_TRUE(grammar_accepts(g, R"({"a":1,"b":"x","c":true})"));
   EXPECT_TRUE(grammar_accepts(g, R"({"a":-12,"c":false})"));
-  EXPECT_FALSE(grammar_accepts(g, R"({"a":1})"));                 // c is required
+  EXPECT_FALSE(grammar_accepts(g, R"({"a":1})"));  // c is required
+  EXPECT_FALSE(grammar_accepts(g, "{}"));
   EXPECT_FALSE(grammar_accepts(g, R"({"c":true,"a":1})"));        // schema order
   EXPECT_FALSE(grammar_accepts(g, R"({"a":1,"d":2,"c":true})"));  // not listed
   EXPECT_FALSE(grammar_accepts(g, R"({"a":1, "c":true})"));       // no whitespace
@@ -186,6 +187,8 @@ TEST(JsonGrammar, RandomWalksProduceValidJson) {
     ++finished;
     const Json parsed = Json::parse(text, nullptr, false);
     ASSERT_FALSE(parsed.is_discarded()) << text;
+    ASSERT_TRUE(parsed.contains("name") && parsed.contains("age") && parsed.contains("kind"))
+        << text;
     EXPECT_LE(parsed["age"].get<int64_t>(), 150) << text;
     EXPECT_GE(parsed["age"].get<int64_t>(), 0) << text;
   }
