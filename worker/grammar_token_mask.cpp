@@ -49,13 +49,11 @@ void string_body_bits(const JsonGrammar& grammar, const TokenVocabulary& vocabul
   const GrammarNode& node = grammar_node(grammar, f.node);
   const StringBodyTable& table = vocabulary.string_table(f.sub);
   const uint64_t room = uint64_t{node.max_length} - f.count;
-  if (room >= static_cast<uint64_t>(table.max_chars)) {
-    for (size_t w = 0; w < bits.size(); ++w) bits[w] |= table.stay_bits[w];
-  } else {
-    for (size_t id = 0; id < table.chars.size(); ++id)
-      if (table.chars[id] >= 0 && static_cast<uint64_t>(table.chars[id]) <= room)
-        set_bit(bits, static_cast<int32_t>(id));
-  }
+  const auto& short_bits = table.stay_bits_upto[static_cast<size_t>(
+      std::min<uint64_t>(room, StringBodyTable::kShortTokenChars))];
+  for (size_t w = 0; w < bits.size(); ++w) bits[w] |= short_bits[w];
+  for (int32_t id : table.long_tokens)
+    if (static_cast<uint64_t>(table.chars[static_cast<size_t>(id)]) <= room) set_bit(bits, id);
   GrammarThread closed = thread;
   closed.pop_back();
   std::vector<GrammarThread> threads, scratch;

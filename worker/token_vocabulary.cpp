@@ -54,7 +54,8 @@ void TokenVocabulary::build_string_tables(const std::vector<bool>& text_token) {
   for (uint8_t start = 0; start < kStringBodyStates; ++start) {
     StringBodyTable& table = string_tables_[start];
     table.chars.assign(size(), -1);
-    table.stay_bits.assign(words(), 0);
+    table.stay_bits_upto.assign(StringBodyTable::kShortTokenChars + 1,
+                                std::vector<uint64_t>(words(), 0));
     for (size_t id = 0; id < size(); ++id) {
       if (!text_token[id] || token_bytes_[id].empty()) continue;
       const std::string_view text = token_bytes_[id];
@@ -73,8 +74,12 @@ void TokenVocabulary::build_string_tables(const std::vector<bool>& text_token) {
       }
       if (!stayed) continue;
       table.chars[id] = static_cast<int16_t>(std::min(chars, 0x7FFF));
-      table.max_chars = std::max(table.max_chars, table.chars[id]);
-      table.stay_bits[id / 64] |= uint64_t{1} << (id % 64);
+      if (table.chars[id] > StringBodyTable::kShortTokenChars) {
+        table.long_tokens.push_back(static_cast<int32_t>(id));
+        continue;
+      }
+      for (int k = table.chars[id]; k <= StringBodyTable::kShortTokenChars; ++k)
+        table.stay_bits_upto[static_cast<size_t>(k)][id / 64] |= uint64_t{1} << (id % 64);
     }
   }
 }

@@ -21,11 +21,14 @@ struct StringClosingToken {
   uint16_t chars_before = 0;  // string characters the token adds before its quote
 };
 
-// Tokens from one string-body state.
+// Tokens from one string-body state. A string with room for k more characters allows the
+// tokens of stay_bits_upto[min(k, kShortTokenChars)] plus those of long_tokens that fit.
 struct StringBodyTable {
-  std::vector<int16_t> chars;               // by id: characters added staying inside; -1: not
-  std::vector<uint64_t> stay_bits;          // bitset of ids with chars >= 0
-  int16_t max_chars = 0;                    // largest chars entry
+  static constexpr int16_t kShortTokenChars = 24;
+  std::vector<int16_t> chars;  // by id: characters added staying inside; -1: not
+  // [k]: bitset of the ids with 0 <= chars <= k, for k up to kShortTokenChars.
+  std::vector<std::vector<uint64_t>> stay_bits_upto;
+  std::vector<int32_t> long_tokens;         // ids with chars > kShortTokenChars
   std::vector<StringClosingToken> closing;  // by id
 };
 

@@ -31,6 +31,9 @@ std::shared_ptr<const TokenVocabulary> test_vocabulary() {
                         "red",      "green",    "\"red\"", "\"gr"}) {
     tokens.emplace_back(t);
   }
+  // Longer than StringBodyTable::kShortTokenChars: the string tables list these apart.
+  tokens.push_back(std::string(30, 'x'));
+  tokens.push_back(std::string(26, 'y') + "\"}");
   std::vector<bool> text(tokens.size(), true);
   tokens.emplace_back("<end>");  // a special token: never part of constrained text
   text.push_back(false);
@@ -45,6 +48,7 @@ const char* kSchemas[] = {
     R"({"type":"array","items":{"anyOf":[{"type":"string","minLength":2},{"type":"number"}]},
         "maxItems":4})",
     R"({"type":"object","properties":{"v":{}},"required":["v"]})",
+    R"({"type":"array","items":{"type":"string","maxLength":40},"maxItems":5})",
 };
 
 std::vector<int32_t> ids_of(const std::vector<uint64_t>& bits) {
