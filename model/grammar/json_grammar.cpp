@@ -41,7 +41,8 @@ class SchemaCompiler {
                                    const std::string& where);
   Result<int32_t> compile_alternatives(const Json& list, const std::string& keyword,
                                        const std::string& where);
-  Status check_keywords(const Json& schema, const std::string& type, const std::string& where);
+  Status check_keywords(const Json& schema, const std::vector<std::string>& types,
+                        const std::string& where);
 
   const Json& document_;
   std::vector<GrammarNode> nodes_;
@@ -69,22 +70,21 @@ const std::set<std::string, std::less<>>& keywords_of(const std::string& type) {
   return it == table.end() ? none : it->second;
 }
 
-Status SchemaCompiler::check_keywords(const Json& schema, const std::string& type,
+// Every keyword must be one some type understands (unknown ones are refused rather than
+// ignored). Numeric bounds are enforced on integers only, so beside 'number' they are refused.
+Status SchemaCompiler::check_keywords(const Json& schema, const std::vector<std::string>& types,
                                       const std::string& where) {
+  const bool number = std::find(types.begin(), types.end(), "number") != types.end();
   for (auto it = schema.begin(); it != schema.end(); ++it) {
     const std::string& key = it.key();
-    if (key == "type" || kAnnotations.count(key) || keywords_of(type).count(key)) continue;
-    // Keywords of another type are ignored by JSON Schema when the type differs: refuse them
-    // only when no type allows them (the user most likely meant them to apply).
-    bool known_elsewhere = false;
-    for (const char* other : {"object", "array", "string", "integer"})
-      if (keywords_of(other).count(key)) known_elsewhere = true;
-    if (known_elsewhere && (key == "minimum" || key == "maximum" || key == "exclusiveMinimum" ||
-                            key == "exclusiveMaximum")) {
-      return refuse(key, where, "is supported on type 'integer' only");
-    }
-    if (known_elsewhere) continue;
-    return refuse(key, where, "is not supported");
+    if (key == "type" || kAnnotations.count(key)) continue;
+    const bool bound = keywords_of("integer").count(key) > 0;
+    if (bound && number) return refuse(key, where, "is supported on type 'integer' only");
+    bool known = false;
+    for (const char* type : {"object", "array", "string", "integer"})
+      known = known || keywords_of(type).count(key) > 0;
+    // A keyword of a type not listed has no effect in JSON Schema; one of no type is unknown.
+    if (!known) return refuse(key, where, "is not supported");
   }
   return Status::ok();
 }
@@ -123,19 +123,30 @@ Result<int32_t> SchemaCompiler::compile(const Json& schema, const std::string& w
         implied = type;
       }
     }
-    if (!implied.empty()) return compile_typed(schema, implied, where);
-    if (auto s = check_keywords(schema, "", where); !s) return s;
+    if (!implied.empty()) {
+      if (auto s = check_keywords(schema, {implied}, where); !s) return s;
+      return compile_typed(schema, implied, where);
+    }
+    if (auto s = check_keywords(schema, {}, where); !s) return s;
     return add({});
   }
   const Json& type = schema["type"];
-  if (type.is_string()) return compile_typed(schema, type.get<std::string>(), where);
+  if (type.is_string()) {
+    if (auto s = check_keywords(schema, {type.get<std::string>()}, where); !s) return s;
+    return compile_typed(schema, type.get<std::string>(), where);
+  }
   if (!type.is_array() || type.empty())
     return refuse("type", where, "must be a type name or a non-empty list of them");
-  GrammarNode any_of;
-  any_of.kind = GrammarNodeKind::kAnyOf;
+  std::vector<std::string> names;
   for (const Json& name : type) {
     if (!name.is_string()) return refuse("type", where, "must list type names");
-    Result<int32_t> node = compile_typed(schema, name.get<std::string>(), where);
+    names.push_back(name.get<std::string>());
+  }
+  if (auto s = check_keywords(schema, names, where); !s) return s;
+  GrammarNode any_of;
+  any_of.kind = GrammarNodeKind::kAnyOf;
+  for (const std::string& name : names) {
+    Result<int32_t> node = compile_typed(schema, name, where);
     if (!node) return node;
     any_of.alternatives.push_back(*node);
   }
@@ -175,7 +186,6 @@ Result<int32_t> SchemaCompiler::compile_typed(const Json& schema, const std::str
       type != "number" && type != "boolean" && type != "null") {
     return refuse("type", where, "'" + type + "' is not a JSON Schema type");
   }
-  if (auto s = check_keywords(schema, type, where); !s) return s;
   if (type == "object") return compile_object(schema, where);
   if (type == "array") return compile_array(schema, where);
   if (type == "string") return compile_string(schema, where);

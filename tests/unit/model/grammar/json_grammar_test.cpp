@@ -107,7 +107,11 @@ TEST(JsonGrammar, EnumConstAndLiterals) {
     EXPECT_FALSE(grammar_accepts(g, bad)) << bad;
   EXPECT_TRUE(grammar_accepts(compile(R"({"const":"x"})"), R"("x")"));
   EXPECT_TRUE(grammar_accepts(compile(R"({"type":"boolean"})"), "false"));
-  EXPECT_TRUE(grammar_accepts(compile(R"({"type":["integer","null"]})"), "null"));
+  // Each listed type takes the keywords meant for it: the bounds bind the integer only.
+  const JsonGrammar nullable = compile(R"({"type":["integer","null"],"minimum":0,"maximum":9})");
+  EXPECT_TRUE(grammar_accepts(nullable, "null"));
+  EXPECT_TRUE(grammar_accepts(nullable, "9"));
+  EXPECT_FALSE(grammar_accepts(nullable, "10"));
 }
 
 TEST(JsonGrammar, AnyOfKeepsEveryAlternativeAlive) {
