@@ -41,7 +41,7 @@ StringByte string_body_step(uint8_t& sub, uint8_t byte, bool& new_char);
 
 // The string frame at the top of `thread`, in its body, or nullptr.
 const GrammarFrame* open_string_body(const JsonGrammar& grammar, const GrammarThread& thread);
-// Limits of the string node a frame matches.
+// The node at `index`; negative indices are the free-JSON nodes every grammar shares.
 const GrammarNode& grammar_node(const JsonGrammar& grammar, int32_t index);
 
 // Feeds `byte` to `thread`; appends each surviving successor (several when an anyOf opens).

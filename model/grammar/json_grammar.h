@@ -5,7 +5,7 @@
 // validates against the schema; the converse does not hold (e.g. a different property order).
 //
 // Supported: type (one name or a list), properties, required, additionalProperties (false, true
-// or a schema: extra properties are never generated), items, prefixItems-free arrays with
+// or a schema: extra properties are never generated), items (one schema for every item) with
 // minItems/maxItems, enum, const, anyOf/oneOf (alternatives), allOf with one member, $ref to
 // #/$defs/… or #/definitions/… (non-recursive), minimum/maximum/exclusiveMinimum/
 // exclusiveMaximum on integers, minLength/maxLength on strings, and annotations (title,
