@@ -21,6 +21,7 @@ from server import Server
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from oracle import models  # noqa: E402
+from cluster import Cluster  # noqa: E402
 
 MODEL = "tiny"
 USER = [{"role": "user", "content": "Describe a person as JSON."}]
@@ -264,3 +265,25 @@ def test_responses_text_format(client):
         client.responses.create(model=MODEL, input="x", text={"format": dict(
             fmt, schema={"type": "string", "pattern": "x"})})
     assert "'pattern'" in error.value.response.json()["error"]["message"]
+
+
+def test_router_and_worker_over_grpc_give_the_same_outputs(v4serve, model, client):
+    """The schema travels router -> worker in the proto; the worker masks with its own copy of
+    the vocabulary: outputs validate and equal the in-process server's for the same seed."""
+    names = ["person", "shared_refs", "mixed_enum", "any_of_items"]
+    with Cluster(v4serve, model, workers=1) as cluster:
+        remote = openai.OpenAI(base_url=cluster.base_url, api_key="unused", max_retries=0,
+                               timeout=300)
+        served = remote.models.list().data[0].id
+        for name in names:
+            schema = SCHEMAS[name]
+            r = remote.chat.completions.create(
+                model=served, messages=USER, response_format=response_format(schema), seed=21,
+                temperature=1.0, max_tokens=MAX_TOKENS)
+            text = r.choices[0].message.content
+            assert_valid(schema, text)
+            assert text == structured(client, schema, 21).choices[0].message.content, name
+        with pytest.raises(openai.BadRequestError):
+            remote.chat.completions.create(
+                model=served, messages=USER, max_tokens=5,
+                response_format=response_format({"type": "string", "format": "uri"}))
