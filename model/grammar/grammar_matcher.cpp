@@ -303,6 +303,20 @@ StepResult step_literals(const GrammarNode& node, GrammarFrame& f, uint8_t b) {
   return {Action::kConsumed};
 }
 
+// bits: the live NFA states. A byte no live state takes ends the match (if it may end there)
+// and goes to the parent; a match nothing may extend ends at once.
+StepResult step_regex(const GrammarNode& node, GrammarFrame& f, uint8_t b) {
+  uint64_t next = 0;
+  for (const GrammarNode::RegexEdge& e : node.regex_edges)
+    if ((f.bits >> e.state & 1) && b >= e.lo && b <= e.hi) next |= node.regex_closure[e.next];
+  if (!next)
+    return (f.bits & node.regex_accept) ? StepResult{Action::kPop} : StepResult{Action::kReject};
+  f.bits = next;
+  for (const GrammarNode::RegexEdge& e : node.regex_edges)
+    if (next >> e.state & 1) return {Action::kConsumed};
+  return {Action::kPopConsumed};
+}
+
 // The concrete free node a first byte of any JSON value opens.
 int32_t free_node_for(uint8_t b) {
   if (b == '{') return kFreeObjectNode;
@@ -319,6 +333,7 @@ GrammarFrame fresh_frame(const JsonGrammar& grammar, int32_t index) {
   const GrammarNode& node = grammar_node(grammar, index);
   if (node.kind == GrammarNodeKind::kLiterals)
     f.bits = uint64_t{static_cast<uint32_t>(node.literals.size())} << 32;
+  if (node.kind == GrammarNodeKind::kRegex) f.bits = node.regex_start;
   return f;
 }
 
@@ -350,6 +365,8 @@ StepResult step_frame(const JsonGrammar& grammar, GrammarFrame& f, uint8_t b) {
       return step_number(f, b);
     case GrammarNodeKind::kLiterals:
       return step_literals(node, f, b);
+    case GrammarNodeKind::kRegex:
+      return step_regex(node, f, b);
     case GrammarNodeKind::kAnyValue: {
       const int32_t concrete = free_node_for(b);
       if (concrete == 0) return {Action::kReject};
@@ -489,6 +506,8 @@ bool thread_accepting(const JsonGrammar& grammar, const GrammarThread& thread) {
       return f.phase == 3 || (f.phase == 2 && integer_in_bounds(node, f.sub == 1, f.bits));
     case GrammarNodeKind::kLiterals:
       return f.count > 0 && node.literals[static_cast<uint32_t>(f.bits)].size() == f.count;
+    case GrammarNodeKind::kRegex:
+      return (f.bits & node.regex_accept) != 0;
     default:
       return false;
   }

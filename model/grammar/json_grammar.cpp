@@ -5,6 +5,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "model/grammar/regex_grammar.h"
+
 namespace v4 {
 namespace {
 
@@ -365,6 +367,8 @@ const char* output_constraint_name(OutputConstraintKind kind) {
       return "json_object";
     case OutputConstraintKind::kJsonSchema:
       return "json_schema";
+    case OutputConstraintKind::kRegex:
+      return "regex";
   }
   return "";
 }
@@ -372,11 +376,13 @@ const char* output_constraint_name(OutputConstraintKind kind) {
 Result<OutputConstraintKind> parse_output_constraint_kind(std::string_view name) {
   if (name == "json_object") return OutputConstraintKind::kJsonObject;
   if (name == "json_schema") return OutputConstraintKind::kJsonSchema;
+  if (name == "regex") return OutputConstraintKind::kRegex;
   return Status::error("unknown output constraint kind '" + std::string(name) + "'");
 }
 
 Result<JsonGrammar> compile_output_constraint(OutputConstraintKind kind, std::string_view source) {
   if (kind == OutputConstraintKind::kJsonObject) return json_object_grammar();
+  if (kind == OutputConstraintKind::kRegex) return compile_regex(source);
   if (kind != OutputConstraintKind::kJsonSchema) return Status::error("no output constraint");
   Json schema = Json::parse(source, nullptr, /*allow_exceptions=*/false);
   if (schema.is_discarded()) return Status::error("the JSON schema is not valid JSON");

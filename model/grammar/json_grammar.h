@@ -33,6 +33,7 @@ enum class GrammarNodeKind : uint8_t {
   kNumber,
   kLiterals,  // one of a set of exact texts (enum, const, true/false, null)
   kAnyOf,     // one of the alternatives
+  kRegex,     // raw text a regular expression matches whole (model/grammar/regex_grammar.h)
 };
 
 struct GrammarProperty {
@@ -61,6 +62,13 @@ struct GrammarNode {
   std::vector<std::string> literals;
   // kAnyOf: node indices.
   std::vector<int32_t> alternatives;
+  // kRegex: a byte NFA of at most 64 states; a matcher state is the set of live NFA states.
+  struct RegexEdge {
+    uint8_t state, lo, hi, next;  // a byte in [lo, hi] leads from state to next
+  };
+  std::vector<RegexEdge> regex_edges;
+  std::vector<uint64_t> regex_closure;  // by state: the states its epsilon moves reach
+  uint64_t regex_start = 0, regex_accept = 0;
 };
 
 struct JsonGrammar {
@@ -80,11 +88,11 @@ Result<JsonGrammar> compile_json_schema(const nlohmann::ordered_json& schema);
 JsonGrammar json_object_grammar();
 
 // The kinds of output constraint a request can carry (router -> worker as kind + source text).
-enum class OutputConstraintKind : uint8_t { kNone, kJsonObject, kJsonSchema };
+enum class OutputConstraintKind : uint8_t { kNone, kJsonObject, kJsonSchema, kRegex };
 const char* output_constraint_name(OutputConstraintKind kind);
-// "json_object" / "json_schema"; anything else is an error.
+// "json_object" / "json_schema" / "regex"; anything else is an error.
 Result<OutputConstraintKind> parse_output_constraint_kind(std::string_view name);
-// kJsonSchema: `source` is the schema's JSON text; kJsonObject: `source` is ignored.
+// kJsonSchema: `source` is the schema's JSON text; kRegex: the pattern; kJsonObject: ignored.
 Result<JsonGrammar> compile_output_constraint(OutputConstraintKind kind, std::string_view source);
 
 }  // namespace v4

@@ -9,6 +9,7 @@
 #include <limits>
 #include <set>
 
+#include "model/grammar/regex_grammar.h"
 #include "router/openai/openai_request_reader.h"
 
 namespace v4::router {
@@ -125,6 +126,17 @@ std::optional<ApiError> read_schema(const RequestJson& value, const std::string&
   return std::nullopt;
 }
 
+// vLLM's guided_regex: the whole output matches the pattern.
+std::optional<ApiError> read_regex(const RequestJson& value, const std::string& param,
+                                   OpenAiRequest& out) {
+  if (!value.is_string()) return type_error(param, "a string", value);
+  Result<JsonGrammar> grammar = compile_regex(value.get<std::string>());
+  if (!grammar) return invalid_request("'" + param + "': " + grammar.message(), param);
+  out.constraint = OutputConstraintKind::kRegex;
+  out.constraint_source = value.get<std::string>();
+  return std::nullopt;
+}
+
 // OpenAI's response_format: text, json_object, or json_schema {name, schema, strict}.
 std::optional<ApiError> read_response_format(const RequestJson& format, OpenAiRequest& out) {
   if (!format.is_object()) return type_error("response_format", "an object", format);
@@ -155,7 +167,7 @@ std::optional<ApiError> read_response_format(const RequestJson& format, OpenAiRe
   return read_schema(*schema, "response_format.json_schema.schema", out);
 }
 
-// vLLM's structured_outputs {choice | json}; other constraint kinds are refused.
+// vLLM's structured_outputs {choice | json | regex}; other constraint kinds are refused.
 std::optional<ApiError> read_structured_outputs(const RequestJson& structured, OpenAiRequest& out) {
   if (!structured.is_object()) return type_error("structured_outputs", "an object", structured);
   for (auto it = structured.begin(); it != structured.end(); ++it) {
@@ -165,6 +177,8 @@ std::optional<ApiError> read_structured_outputs(const RequestJson& structured, O
         return error;
     } else if (it.key() == "json") {
       if (auto error = read_schema(it.value(), "structured_outputs.json", out)) return error;
+    } else if (it.key() == "regex") {
+      if (auto error = read_regex(it.value(), "structured_outputs.regex", out)) return error;
     } else {
       return invalid_request("'structured_outputs." + it.key() + "' is not supported",
                              "structured_outputs");
@@ -173,12 +187,15 @@ std::optional<ApiError> read_structured_outputs(const RequestJson& structured, O
   return std::nullopt;
 }
 
-// vLLM's guided_choice / guided_json and their newer spelling structured_outputs, and OpenAI's
-// response_format; regex and grammar constraints are refused rather than silently ignored.
+// vLLM's guided_choice / guided_json / guided_regex and their newer spelling
+// structured_outputs, and OpenAI's response_format; grammar constraints are refused rather than
+// silently ignored.
 std::optional<ApiError> read_constraints(const RequestReader& reader, OpenAiRequest& out) {
-  for (const char* refused : {"guided_regex", "guided_grammar"})
-    if (reader.find(refused) != nullptr)
-      return invalid_request(std::string("'") + refused + "' is not supported", refused);
+  if (reader.find("guided_grammar") != nullptr)
+    return invalid_request("'guided_grammar' is not supported", "guided_grammar");
+  if (const RequestJson* pattern = reader.find("guided_regex")) {
+    if (auto error = read_regex(*pattern, "guided_regex", out)) return error;
+  }
   if (const RequestJson* choice = reader.find("guided_choice")) {
     if (auto error = read_choices(*choice, "guided_choice", out.guided_choice)) return error;
   } else if (const RequestJson* structured = reader.find("structured_outputs")) {

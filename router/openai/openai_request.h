@@ -58,8 +58,9 @@ struct OpenAiRequest {
   // vLLM's guided_choice (also structured_outputs.choice): the output is one of these texts.
   std::vector<std::string> guided_choice;
   // Structured output: response_format json_object / json_schema (also vLLM's guided_json and
-  // structured_outputs.json). The schema is checked here (unsupported keywords are a 400) and
-  // travels as its JSON text. Such requests render in non-thinking mode.
+  // structured_outputs.json), or vLLM's guided_regex (structured_outputs.regex). The schema or
+  // pattern is checked here (what cannot be enforced is a 400) and travels as text. Such
+  // requests render in non-thinking mode.
   OutputConstraintKind constraint = OutputConstraintKind::kNone;
   std::string constraint_source;
   bool ignore_eos = false;  // vLLM extension

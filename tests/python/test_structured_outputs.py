@@ -9,6 +9,7 @@ maxLength / maxItems: a random model left alone keeps a string open as long as m
 
 import concurrent.futures
 import json
+import re
 import sys
 import pathlib
 
@@ -246,7 +247,8 @@ def test_malformed_response_formats_are_a_400(server):
         r = httpx.post(url, json={"model": MODEL, "messages": USER, "response_format": fmt},
                        timeout=60)
         assert r.status_code == 400, (fmt, r.text)
-    r = httpx.post(url, json={"model": MODEL, "messages": USER, "guided_regex": "a+"}, timeout=60)
+    r = httpx.post(url, json={"model": MODEL, "messages": USER, "guided_regex": "(?=a)b"},
+                   timeout=60)
     assert r.status_code == 400 and "guided_regex" in r.text
     r = httpx.post(url, json={"model": MODEL, "messages": USER, "guided_choice": ["a"],
                               "response_format": {"type": "json_object"}}, timeout=60)
@@ -287,3 +289,20 @@ def test_router_and_worker_over_grpc_give_the_same_outputs(v4serve, model, clien
             remote.chat.completions.create(
                 model=served, messages=USER, max_tokens=5,
                 response_format=response_format({"type": "string", "format": "uri"}))
+
+
+REGEXES = [r"\d{3}-\d{4}", r"(yes|no|maybe)", r"[A-Z][a-z]{2,8}( [A-Z][a-z]{2,8}){0,2}",
+           r"-?\d{1,5}(\.\d{1,3})?", r"[a-z0-9._]{1,10}@[a-z]{2,8}\.(com|org|net)",
+           r"#[0-9a-fA-F]{6}", r"(GET|POST) /[a-z]{1,8}(/[a-z0-9]{1,6}){0,2}"]
+
+
+@pytest.mark.parametrize("pattern", REGEXES)
+def test_guided_regex_outputs_match(client, pattern):
+    """Python's `re` is the oracle: the whole output must match."""
+    for seed, temperature in ((1, 1.0), (2, 0.0)):
+        r = client.chat.completions.create(model=MODEL, messages=USER, seed=seed,
+                                           temperature=temperature, max_tokens=200,
+                                           extra_body={"guided_regex": pattern})
+        choice = r.choices[0]
+        assert choice.finish_reason == "stop", (pattern, choice.message.content)
+        assert re.fullmatch(pattern, choice.message.content), (pattern, choice.message.content)

@@ -8,6 +8,7 @@
 
 #include <random>
 
+#include "model/grammar/regex_grammar.h"
 #include "worker/request_sampler.h"
 
 namespace v4 {
@@ -81,6 +82,29 @@ TEST(GrammarTokenMask, TrieWalkAgreesWithTokenByTokenScan) {
     }
   }
   EXPECT_GT(states, 1000);
+}
+
+TEST(GrammarTokenMask, RegexMaskAgreesWithTokenByTokenScan) {
+  const auto vocabulary = test_vocabulary();
+  std::mt19937 rng(3);
+  for (const char* pattern : {R"(\d{1,4}(,\d{1,4}){0,3})", "(red|green|abc)+", R"([a-z"]{0,12}\})",
+                              "(true|false|null|name)"}) {
+    Result<JsonGrammar> g = compile_regex(pattern);
+    ASSERT_TRUE(g) << g.message();
+    const auto grammar = std::make_shared<const JsonGrammar>(*g);
+    for (int walk = 0; walk < 20; ++walk) {
+      GrammarMatcher m(grammar);
+      for (int step = 0; step < 30 && !m.complete(); ++step) {
+        std::vector<uint64_t> fast, scan;
+        allowed_token_bits(m, *vocabulary, fast);
+        allowed_token_bits_by_scan(m, *vocabulary, scan);
+        ASSERT_EQ(ids_of(fast), ids_of(scan)) << pattern << " step " << step;
+        const std::vector<int32_t> ids = ids_of(fast);
+        if (ids.empty()) break;
+        ASSERT_TRUE(m.advance(vocabulary->bytes(ids[rng() % ids.size()])));
+      }
+    }
+  }
 }
 
 TEST(GrammarTokenMask, SpecialTokensAreNeverAllowed) {

@@ -202,7 +202,8 @@ TEST(OpenAiRequest, EveryBadMemberIsNamed) {
       {chat,
        {{"guided_choice", {"a"}}, {"tools", {kTool}}, {"tool_choice", "required"}},
        "guided_choice"},
-      {chat, {{"structured_outputs", {{"regex", "a+"}}}}, "structured_outputs"},
+      {chat, {{"structured_outputs", {{"grammar", "root ::= x"}}}}, "structured_outputs"},
+      {chat, {{"structured_outputs", {{"regex", "(?=a)"}}}}, "structured_outputs.regex"},
       {chat, {{"structured_outputs", {{"json", 3}}}}, "structured_outputs.json"},
       {chat, {{"structured_outputs", {{"choice", {1}}}}}, "structured_outputs"},
       {chat, {{"response_format", {{"type", "yaml"}}}}, "response_format"},
@@ -213,7 +214,9 @@ TEST(OpenAiRequest, EveryBadMemberIsNamed) {
           {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"pattern", "a"}}}}}}}},
        "response_format.json_schema.schema"},
       {chat, {{"guided_json", {{"type", "string"}, {"format", "date"}}}}, "guided_json"},
-      {chat, {{"guided_regex", "a+"}}, "guided_regex"},
+      {chat, {{"guided_regex", "a{2,1}"}}, "guided_regex"},
+      {chat, {{"guided_regex", 5}}, "guided_regex"},
+      {chat, {{"guided_grammar", "root ::= x"}}, "guided_grammar"},
       {chat,
        {{"response_format", {{"type", "json_object"}}},
         {"tools", {kTool}},
@@ -399,6 +402,9 @@ TEST(OpenAiRequest, ResponseFormatsBecomeOutputConstraints) {
                      {"json_schema", {{"name", "x"}, {"schema", schema}, {"strict", true}}}}}}));
   EXPECT_EQ(r.constraint, OutputConstraintKind::kJsonSchema);
   EXPECT_EQ(Json::parse(r.constraint_source), schema);
+  const OpenAiRequest regex = parse_ok(Endpoint::kChat, with(kChat, {{"guided_regex", "a|b+"}}));
+  EXPECT_EQ(regex.constraint, OutputConstraintKind::kRegex);
+  EXPECT_EQ(regex.constraint_source, "a|b+");
   // vLLM's guided_json takes the schema as an object or as its JSON text.
   EXPECT_EQ(
       parse_ok(Endpoint::kChat, with(kChat, {{"guided_json", schema.dump()}})).constraint_source,
