@@ -18,6 +18,7 @@
 #include "apps/local_engine_client.h"
 #include "apps/log_setup.h"
 #include "apps/serve_model.h"
+#include "apps/token_vocabulary_source.h"
 #include "model/backend/kv_row_codec.h"
 #include "model/text/tokenizer.h"
 #include "router/http/http_server.h"
@@ -81,6 +82,7 @@ int run_serve(const ServeFlags& f) {
     spdlog::error("{}", options.message());
     return 2;
   }
+  options->vocabulary = token_vocabulary(*tokenizer);
   const router::ServiceOptions options_for_service = service_options(
       f.http, default_model_name(**model, path), system_fingerprint(path, f.engine));
   router::ServerMetrics metrics(options_for_service.model_name, f.http.metrics_expert_detail);

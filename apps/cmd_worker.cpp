@@ -16,6 +16,7 @@
 #include "apps/http_front.h"
 #include "apps/log_setup.h"
 #include "apps/serve_model.h"
+#include "apps/token_vocabulary_source.h"
 #include "core/tls_files.h"
 #include "worker/engine.h"
 #include "worker/ep/worker_group.h"
@@ -112,6 +113,7 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", options.message());
     return 2;
   }
+  if (auto vocabulary = token_vocabulary((*model)->file)) options->vocabulary = *vocabulary;
   Result<PreparedDevice> device =
       prepare_device(f.engine.device, f.engine.threads, (*model)->weights, options->kv_memory_bytes,
                      UploadProgressTo::kLog);

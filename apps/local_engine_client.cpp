@@ -44,6 +44,8 @@ SamplingParams to_sampling_params(const router::EngineSampling& s) {
   p.top_logprobs = s.top_logprobs;
   p.prompt_logprobs = s.prompt_logprobs;
   p.allowed_outputs = s.allowed_outputs;
+  p.constraint = s.constraint;
+  p.constraint_source = s.constraint_source;
   return p;
 }
 

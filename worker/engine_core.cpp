@@ -45,7 +45,8 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                options.max_batch_tokens,
                options.max_context,
                {options.prefix_caching ? options.kv_disk_dir : std::string(), options.kv_disk_bytes,
-                options.model_identity}},
+                options.model_identity},
+               options.vocabulary},
               group ? &group->dispatcher() : nullptr) {
   totals_.page_bytes = worker_.cache().page_bytes();
   scheduler_.set_page_store(worker_.disk_store());
@@ -81,6 +82,7 @@ Status EngineCore::validate(const GenerationRequest& r) const {
                          std::to_string(pages) + " KV pages; the budget holds " +
                          std::to_string(scheduler_.config().total_pages));
   }
+  if (Status s = validate_output_constraint(r.sampling, options_.vocabulary.get()); !s) return s;
   return validate_guided(r.sampling);
 }
 

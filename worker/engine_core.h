@@ -33,6 +33,8 @@ struct EngineOptions {
   std::string kv_disk_dir;
   uint64_t kv_disk_bytes = 0;
   uint64_t model_identity = 0;
+  // Token bytes for structured-output masks; without it such requests are refused.
+  std::shared_ptr<const TokenVocabulary> vocabulary;
 };
 
 struct GenerationRequest {

@@ -50,7 +50,7 @@ Status ModelWorker::save_prefix_pages(const StepPlan& changes) {
 
 void ModelWorker::add_request(RequestId id, const SamplingParams& params,
                               std::span<const int32_t> prompt, uint32_t resumed) {
-  RequestState state{RequestSampler(params), nullptr, std::nullopt};
+  RequestState state{RequestSampler(params, options_.vocabulary), nullptr, std::nullopt};
   state.sampler.resume(prompt.subspan(prompt.size() - resumed));
   if (params.prompt_logprobs)
     state.prompt_logprobs.emplace(std::vector<int32_t>(prompt.begin(), prompt.end()),

@@ -50,6 +50,7 @@ struct ModelWorkerOptions {
   uint32_t max_context = 4096;  // per request: prompt + output
   // Cached prefix pages spill to this store when evicted (dir empty: none).
   KvDiskOptions disk;
+  std::shared_ptr<const TokenVocabulary> vocabulary;  // for structured outputs
 };
 
 class ModelWorker {

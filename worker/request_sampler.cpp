@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "worker/grammar_token_mask.h"
 #include "worker/prompt_logprobs.h"
 
 namespace v4 {
@@ -24,13 +25,63 @@ std::optional<int32_t> end_token(const SamplingParams& p) {
 
 }  // namespace
 
-RequestSampler::RequestSampler(const SamplingParams& params)
+Status validate_output_constraint(const SamplingParams& p, const TokenVocabulary* vocabulary) {
+  if (p.constraint == OutputConstraintKind::kNone) return Status::ok();
+  if (vocabulary == nullptr)
+    return Status::error("this engine has no token vocabulary for structured outputs");
+  if (!p.allowed_outputs.empty())
+    return Status::error("a structured output cannot be combined with allowed outputs");
+  Result<JsonGrammar> grammar = compile_output_constraint(p.constraint, p.constraint_source);
+  if (!grammar) return Status::error("structured output: " + grammar.message());
+  if (!p.stop_token_ids.empty()) {
+    const int32_t end = p.stop_token_ids.front();
+    if (end < 0 || static_cast<size_t>(end) >= vocabulary->size())
+      return Status::error("stop token id " + std::to_string(end) + " outside the vocabulary");
+  }
+  return Status::ok();
+}
+
+RequestSampler::RequestSampler(const SamplingParams& params,
+                               std::shared_ptr<const TokenVocabulary> vocabulary)
     : params_(params),
       sampler_(sampler_options(params)),
-      guided_(params.allowed_outputs, end_token(params)) {}
+      guided_(params.allowed_outputs, end_token(params)),
+      vocabulary_(std::move(vocabulary)) {
+  if (params.constraint == OutputConstraintKind::kNone || !vocabulary_) return;
+  // EngineCore::validate has compiled it once already; a failure here leaves it unconstrained.
+  Result<JsonGrammar> grammar =
+      compile_output_constraint(params.constraint, params.constraint_source);
+  if (grammar) matcher_.emplace(std::make_shared<const JsonGrammar>(std::move(*grammar)));
+}
 
 bool RequestSampler::guided_complete() const {
-  return guided_.active() && params_.stop_token_ids.empty() && guided_.complete();
+  if (!params_.stop_token_ids.empty()) return false;
+  return (guided_.active() && guided_.complete()) || (matcher_ && matcher_->complete());
+}
+
+std::vector<int32_t> RequestSampler::constrained_allowed(size_t n_logits) {
+  const std::optional<int32_t> end = end_token(params_);
+  std::vector<int32_t> ids;
+  if (!matcher_->complete()) {
+    allowed_token_bits(*matcher_, *vocabulary_, mask_bits_);
+    for (size_t w = 0; w < mask_bits_.size(); ++w)
+      for (uint64_t m = mask_bits_[w]; m; m &= m - 1)
+        ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(m))));
+    std::erase_if(ids, [&](int32_t t) { return static_cast<size_t>(t) >= n_logits; });
+  }
+  if (end && (matcher_->accepting() || ids.empty())) {
+    ids.insert(std::lower_bound(ids.begin(), ids.end(), *end), *end);
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  }
+  return ids;
+}
+
+void RequestSampler::advance_constraint(int32_t token) {
+  if (!matcher_) return;
+  const std::optional<int32_t> end = end_token(params_);
+  if ((end && token == *end) || token < 0 || static_cast<size_t>(token) >= vocabulary_->size())
+    return;
+  matcher_->advance(vocabulary_->bytes(token));
 }
 
 void RequestSampler::observe(std::span<const int32_t> tokens) {
@@ -73,6 +124,7 @@ void RequestSampler::resume(std::span<const int32_t> output) {
     ++output_counts_[t];
     if (params_.repetition_penalty != 1.0f) seen_.insert(t);
     if (guided_.active()) guided_.advance(t);
+    advance_constraint(t);
     ++generated_;
   }
   sampler_.seek(generated_);
@@ -90,6 +142,8 @@ SampledChoice RequestSampler::sample(std::span<const float> raw) {
     allowed = guided_.allowed();
     std::erase_if(allowed,
                   [&](int32_t t) { return t < 0 || static_cast<size_t>(t) >= raw.size(); });
+  } else if (matcher_) {
+    allowed = constrained_allowed(raw.size());
   }
   SampledChoice c;
   if (allowed.empty()) {
@@ -104,6 +158,7 @@ SampledChoice RequestSampler::sample(std::span<const float> raw) {
   ++output_counts_[c.token];
   if (params_.repetition_penalty != 1.0f) seen_.insert(c.token);
   if (guided_.active()) guided_.advance(c.token);
+  advance_constraint(c.token);
   ++generated_;
   return c;
 }

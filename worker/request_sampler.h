@@ -5,15 +5,20 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "core/status.h"
+#include "model/grammar/grammar_matcher.h"
 #include "model/sampling/sampling.h"
 #include "worker/guided_choice.h"
+#include "worker/token_vocabulary.h"
 
 namespace v4 {
 
@@ -38,7 +43,16 @@ struct SamplingParams {
   // stop_token_ids[0]; with no stop token the request ends (kStop) once a sequence is complete.
   // Logprobs are those of the masked distribution, so top_logprobs lists allowed tokens only.
   std::vector<std::vector<int32_t>> allowed_outputs;
+  // Structured output (model/grammar/json_grammar.h): the output is text the grammar admits,
+  // then stop_token_ids[0], which may come only once the text is a complete value (and must
+  // come once nothing else may); with no stop token the request ends (kStop) when nothing may
+  // follow. `constraint_source`: the JSON schema text for kJsonSchema.
+  OutputConstraintKind constraint = OutputConstraintKind::kNone;
+  std::string constraint_source;
 };
+
+// Rejects a constraint that does not compile or that has no vocabulary to mask.
+Status validate_output_constraint(const SamplingParams& params, const TokenVocabulary* vocabulary);
 
 struct TokenLogprob {
   int32_t token = 0;
@@ -53,7 +67,10 @@ struct SampledChoice {
 
 class RequestSampler {
  public:
-  explicit RequestSampler(const SamplingParams& params);
+  // `vocabulary`: the token bytes a structured-output constraint masks with (may be null for
+  // requests without one).
+  explicit RequestSampler(const SamplingParams& params,
+                          std::shared_ptr<const TokenVocabulary> vocabulary = nullptr);
 
   // Tokens the request's stream contains (prompt and recomputed output); the repetition penalty
   // applies to all of them. Idempotent, so recompute after preemption changes nothing.
@@ -65,16 +82,24 @@ class RequestSampler {
 
   const SamplingParams& params() const { return params_; }
   uint32_t generated() const { return generated_; }
-  // The output is one of allowed_outputs and no stop token is there to follow it: it is done.
+  // The output is one of allowed_outputs, or a structured output nothing may follow, and no
+  // stop token is there to follow it: it is done.
   bool guided_complete() const;
 
  private:
   void process(std::vector<float>& logits) const;
   SampledChoice choose(std::span<const float> logits);
+  // Token ids the structured-output constraint allows next, ascending (the end token included
+  // when the output may end).
+  std::vector<int32_t> constrained_allowed(size_t n_logits);
+  void advance_constraint(int32_t token);
 
   SamplingParams params_;
   Sampler sampler_;
   GuidedChoice guided_;
+  std::shared_ptr<const TokenVocabulary> vocabulary_;
+  std::optional<GrammarMatcher> matcher_;
+  std::vector<uint64_t> mask_bits_;
   std::unordered_set<int32_t> seen_;
   std::unordered_map<int32_t, uint32_t> output_counts_;
   uint32_t generated_ = 0;

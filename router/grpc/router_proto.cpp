@@ -44,6 +44,8 @@ void to_proto(const EngineRequest& r, uint64_t id, uint32_t resumed, pb::SubmitR
   if (s.prompt_logprobs && resumed == 0) p->set_prompt_logprobs(*s.prompt_logprobs);
   for (const std::vector<int32_t>& seq : s.allowed_outputs)
     p->add_allowed_outputs()->mutable_tokens()->Assign(seq.begin(), seq.end());
+  p->set_constraint_kind(output_constraint_name(s.constraint));
+  p->set_constraint_source(s.constraint_source);
 }
 
 EngineFinish from_proto(pb::Finish f) {

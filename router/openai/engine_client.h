@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/grammar/json_grammar.h"
 
 namespace v4::router {
 
@@ -37,6 +38,10 @@ struct EngineSampling {
   // Guided choice: when not empty, the output is exactly one of these token sequences followed
   // by the first stop token id.
   std::vector<std::vector<int32_t>> allowed_outputs;
+  // Structured output: the output is JSON the constraint admits, then the first stop token id
+  // (worker/request_sampler.h). `constraint_source`: the JSON schema text for kJsonSchema.
+  OutputConstraintKind constraint = OutputConstraintKind::kNone;
+  std::string constraint_source;
 };
 
 struct EngineRequest {

@@ -9,6 +9,7 @@
 #include <limits>
 #include <set>
 
+#include "model/grammar/regex_grammar.h"
 #include "router/openai/openai_request_reader.h"
 
 namespace v4::router {
@@ -109,35 +110,115 @@ std::optional<ApiError> read_choices(const RequestJson& value, const std::string
   return std::nullopt;
 }
 
-// vLLM's guided_choice and its newer spelling structured_outputs.choice; other constraint kinds
-// (json, regex, grammar) and JSON response formats are refused rather than silently ignored.
+// A JSON schema (an object, or vLLM's JSON text of one) compiled to check it; kept as text.
+std::optional<ApiError> read_schema(const RequestJson& value, const std::string& param,
+                                    OpenAiRequest& out) {
+  RequestJson schema = value;
+  if (value.is_string()) {
+    schema = RequestJson::parse(value.get<std::string>(), nullptr, /*allow_exceptions=*/false);
+    if (schema.is_discarded()) return invalid_request("'" + param + "' is not valid JSON", param);
+  }
+  if (!schema.is_object()) return type_error(param, "a JSON schema object", value);
+  Result<JsonGrammar> grammar = compile_json_schema(schema);
+  if (!grammar) return invalid_request("'" + param + "': " + grammar.message(), param);
+  out.constraint = OutputConstraintKind::kJsonSchema;
+  out.constraint_source = schema.dump();
+  return std::nullopt;
+}
+
+// vLLM's guided_regex: the whole output matches the pattern.
+std::optional<ApiError> read_regex(const RequestJson& value, const std::string& param,
+                                   OpenAiRequest& out) {
+  if (!value.is_string()) return type_error(param, "a string", value);
+  Result<JsonGrammar> grammar = compile_regex(value.get<std::string>());
+  if (!grammar) return invalid_request("'" + param + "': " + grammar.message(), param);
+  out.constraint = OutputConstraintKind::kRegex;
+  out.constraint_source = value.get<std::string>();
+  return std::nullopt;
+}
+
+// OpenAI's response_format: text, json_object, or json_schema {name, schema, strict}.
+std::optional<ApiError> read_response_format(const RequestJson& format, OpenAiRequest& out) {
+  if (!format.is_object()) return type_error("response_format", "an object", format);
+  const auto type = format.find("type");
+  if (type == format.end() || !type->is_string())
+    return invalid_request("'response_format.type' must be a string", "response_format");
+  const std::string name = type->get<std::string>();
+  if (name == "text") return std::nullopt;
+  if (name == "json_object") {
+    out.constraint = OutputConstraintKind::kJsonObject;
+    return std::nullopt;
+  }
+  if (name != "json_schema") {
+    return invalid_request("'response_format' type '" + name + "' is not supported",
+                           "response_format");
+  }
+  const auto spec = format.find("json_schema");
+  if (spec == format.end() || !spec->is_object())
+    return invalid_request("'response_format.json_schema' must be an object", "response_format");
+  if (auto n = spec->find("name"); n != spec->end() && !n->is_string())
+    return type_error("response_format.json_schema.name", "a string", *n);
+  if (auto strict = spec->find("strict");
+      strict != spec->end() && !strict->is_null() && !strict->is_boolean())
+    return type_error("response_format.json_schema.strict", "a boolean", *strict);
+  const auto schema = spec->find("schema");
+  if (schema == spec->end())
+    return invalid_request("'response_format.json_schema.schema' is required", "response_format");
+  return read_schema(*schema, "response_format.json_schema.schema", out);
+}
+
+// vLLM's structured_outputs {choice | json | regex}; other constraint kinds are refused.
+std::optional<ApiError> read_structured_outputs(const RequestJson& structured, OpenAiRequest& out) {
+  if (!structured.is_object()) return type_error("structured_outputs", "an object", structured);
+  for (auto it = structured.begin(); it != structured.end(); ++it) {
+    if (it.value().is_null()) continue;
+    if (it.key() == "choice") {
+      if (auto error = read_choices(it.value(), "structured_outputs", out.guided_choice))
+        return error;
+    } else if (it.key() == "json") {
+      if (auto error = read_schema(it.value(), "structured_outputs.json", out)) return error;
+    } else if (it.key() == "regex") {
+      if (auto error = read_regex(it.value(), "structured_outputs.regex", out)) return error;
+    } else {
+      return invalid_request("'structured_outputs." + it.key() + "' is not supported",
+                             "structured_outputs");
+    }
+  }
+  return std::nullopt;
+}
+
+// vLLM's guided_choice / guided_json / guided_regex and their newer spelling
+// structured_outputs, and OpenAI's response_format; grammar constraints are refused rather than
+// silently ignored.
 std::optional<ApiError> read_constraints(const RequestReader& reader, OpenAiRequest& out) {
+  if (reader.find("guided_grammar") != nullptr)
+    return invalid_request("'guided_grammar' is not supported", "guided_grammar");
+  if (const RequestJson* pattern = reader.find("guided_regex")) {
+    if (auto error = read_regex(*pattern, "guided_regex", out)) return error;
+  }
   if (const RequestJson* choice = reader.find("guided_choice")) {
     if (auto error = read_choices(*choice, "guided_choice", out.guided_choice)) return error;
   } else if (const RequestJson* structured = reader.find("structured_outputs")) {
-    if (!structured->is_object()) return type_error("structured_outputs", "an object", *structured);
-    for (auto it = structured->begin(); it != structured->end(); ++it) {
-      if (it.value().is_null()) continue;
-      if (it.key() != "choice") {
-        return invalid_request("'structured_outputs." + it.key() + "' is not supported",
-                               "structured_outputs");
-      }
-      if (auto error = read_choices(it.value(), "structured_outputs", out.guided_choice)) {
-        return error;
-      }
-    }
+    if (auto error = read_structured_outputs(*structured, out)) return error;
+  }
+  if (const RequestJson* schema = reader.find("guided_json")) {
+    if (auto error = read_schema(*schema, "guided_json", out)) return error;
   }
   if (const RequestJson* format = reader.find("response_format")) {
-    if (!format->is_object()) return type_error("response_format", "an object", *format);
-    const std::string type = format->value("type", "");
-    if (type != "text") {
-      return invalid_request("'response_format' type '" + type + "' is not supported",
-                             "response_format");
-    }
+    if (auto error = read_response_format(*format, out)) return error;
   }
-  if (!out.guided_choice.empty() &&
-      (out.tool_choice == ToolChoice::kRequired || out.tool_choice == ToolChoice::kNamed)) {
+  const bool forced_tool =
+      out.tool_choice == ToolChoice::kRequired || out.tool_choice == ToolChoice::kNamed;
+  if (!out.guided_choice.empty() && forced_tool) {
     return invalid_request("'guided_choice' cannot be combined with a forced 'tool_choice'",
+                           "guided_choice");
+  }
+  if (out.constraint != OutputConstraintKind::kNone && forced_tool) {
+    return invalid_request("'response_format' cannot be combined with a forced 'tool_choice'",
+                           "response_format");
+  }
+  if (out.constraint != OutputConstraintKind::kNone && !out.guided_choice.empty()) {
+    return invalid_request("'guided_choice' cannot be combined with a JSON output format",
                            "guided_choice");
   }
   return std::nullopt;
@@ -241,10 +322,18 @@ const std::set<std::string, std::less<>> kKnownMembers = {"model",
                                                           "ignore_eos",
                                                           "guided_choice",
                                                           "structured_outputs",
+                                                          "guided_json",
+                                                          "guided_regex",
+                                                          "guided_grammar",
                                                           "response_format",
                                                           "user"};
 
 }  // namespace
+
+std::optional<ApiError> read_schema_constraint(const RequestJson& schema, const std::string& param,
+                                               OpenAiRequest& out) {
+  return read_schema(schema, param, out);
+}
 
 std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view body,
                                              size_t vocab_size, OpenAiRequest& out) {

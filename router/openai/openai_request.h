@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "model/chat/chat_request.h"
+#include "model/grammar/json_grammar.h"
 #include "router/openai/openai_error.h"
+#include "router/openai/request_json.h"
 
 namespace v4::router {
 
@@ -55,6 +57,12 @@ struct OpenAiRequest {
   std::vector<std::pair<int32_t, float>> logit_bias;  // ids as strings -> -100..100
   // vLLM's guided_choice (also structured_outputs.choice): the output is one of these texts.
   std::vector<std::string> guided_choice;
+  // Structured output: response_format json_object / json_schema (also vLLM's guided_json and
+  // structured_outputs.json), or vLLM's guided_regex (structured_outputs.regex). The schema or
+  // pattern is checked here (what cannot be enforced is a 400) and travels as text. Such
+  // requests render in non-thinking mode.
+  OutputConstraintKind constraint = OutputConstraintKind::kNone;
+  std::string constraint_source;
   bool ignore_eos = false;  // vLLM extension
   std::string user;
 
@@ -67,5 +75,10 @@ struct OpenAiRequest {
 // Returns std::nullopt and fills `out`, or the error.
 std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view body,
                                              size_t vocab_size, OpenAiRequest& out);
+
+// A JSON schema for structured output (an object, or a JSON text of one): compiled to check it,
+// then kept in `out` as text. Errors name `param`, and the unsupported keyword if any.
+std::optional<ApiError> read_schema_constraint(const RequestJson& schema, const std::string& param,
+                                               OpenAiRequest& out);
 
 }  // namespace v4::router

@@ -30,6 +30,9 @@ std::optional<ApiError> prepare_chat(const OpenAiRequest& request, const Tokeniz
                                      PreparedRequest& out) {
   ChatRequest chat = request.chat;
   if (request.tool_choice == ToolChoice::kNone) chat.tools.clear();
+  // A structured output is the whole answer from its first token, so it skips reasoning: the
+  // prompt is rendered in non-thinking mode.
+  if (request.constraint != OutputConstraintKind::kNone) chat.thinking = false;
   Result<std::string> prompt = render_chat_prompt(chat);
   if (!prompt) return invalid_request(prompt.message(), "messages");
   // The output is reasoning when the prompt opened a <think> (not, e.g., after a task token).
@@ -146,6 +149,8 @@ void fill_sampling(const OpenAiRequest& request, const Tokenizer& tokenizer, boo
     ids.insert(ids.end(), text.begin(), text.end());
     sampling.allowed_outputs.push_back(std::move(ids));
   }
+  sampling.constraint = request.constraint;
+  sampling.constraint_source = request.constraint_source;
 }
 
 }  // namespace

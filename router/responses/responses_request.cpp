@@ -20,6 +20,26 @@ ApiError bad(const std::string& member, const std::string& problem, const std::s
   return invalid_request("Invalid '" + member + "': " + problem, param);
 }
 
+// text.format: text, json_object, or json_schema {name, schema, strict} (structured outputs, as
+// response_format on chat completions).
+std::optional<ApiError> read_text_format(const RequestJson& format, OpenAiRequest& out) {
+  if (!format.is_object() || !format.contains("type") || !format["type"].is_string())
+    return bad("text.format", "must be an object with a string 'type'", "text");
+  const std::string type = format["type"].get<std::string>();
+  if (type == "text") return std::nullopt;
+  if (type == "json_object") {
+    out.constraint = OutputConstraintKind::kJsonObject;
+    return std::nullopt;
+  }
+  if (type != "json_schema")
+    return bad("text.format.type", "'" + type + "' is not supported", "text");
+  if (!format.contains("schema"))
+    return bad("text.format.schema", "is required for 'json_schema'", "text");
+  if (format.contains("strict") && !format["strict"].is_boolean() && !format["strict"].is_null())
+    return bad("text.format.strict", "must be a boolean", "text");
+  return read_schema_constraint(format["schema"], "text.format.schema", out);
+}
+
 std::optional<ApiError> read_tool(const RequestJson& tool, const std::string& where,
                                   std::set<std::string>& names, OpenAiRequest& out,
                                   RequestJson& echo) {
@@ -231,6 +251,8 @@ std::optional<ApiError> read_guided_choice(const RequestReader& reader, OpenAiRe
   if (out.tool_choice == ToolChoice::kRequired || out.tool_choice == ToolChoice::kNamed) {
     return bad("guided_choice", "cannot be combined with a forced 'tool_choice'", "guided_choice");
   }
+  if (out.constraint != OutputConstraintKind::kNone)
+    return bad("guided_choice", "cannot be combined with a JSON 'text.format'", "guided_choice");
   return std::nullopt;
 }
 
@@ -290,10 +312,8 @@ std::optional<ApiError> read_modes(const RequestReader& reader, OpenAiRequest& o
     if (!given->is_object()) return type_error("text", "an object", *given);
     const RequestReader fields(*given);
     if (const RequestJson* format = fields.find("format")) {
-      if (!format->is_object() || !format->contains("type") || (*format)["type"] != "text") {
-        return bad("text.format",
-                   "only {\"type\": \"text\"} is supported (structured outputs are not)", "text");
-      }
+      if (auto error = read_text_format(*format, out)) return error;
+      text["format"] = *format;
     }
     std::string verbosity;
     if (fields.string("verbosity", verbosity) || !(verbosity.empty() || verbosity == "low" ||
@@ -419,6 +439,10 @@ std::optional<ApiError> parse_responses_request(std::string_view body, ResponseS
   if (auto error = read_modes(reader, out, state)) return error;
   if (auto error = read_metadata(reader, state)) return error;
   if (auto error = read_guided_choice(reader, out)) return error;
+  if (out.constraint != OutputConstraintKind::kNone &&
+      (out.tool_choice == ToolChoice::kRequired || out.tool_choice == ToolChoice::kNamed)) {
+    return bad("text.format", "cannot be combined with a forced 'tool_choice'", "text");
+  }
   if (auto error = read_previous(reader, store, out, state)) return error;
   const RequestJson* input = reader.find("input");
   if (input == nullptr) return bad("input", "is required", "input");

@@ -343,7 +343,8 @@ def test_error_shapes(oai, server):
         create(oai, QUESTION, tools=[{"type": "web_search"}])
     assert "tools[0].type" in e.value.body["message"]
     with pytest.raises(openai.BadRequestError) as e:
-        create(oai, QUESTION, text={"format": {"type": "json_object"}})
+        create(oai, QUESTION, text={"format": {"type": "json_schema", "name": "d",
+                                               "schema": {"type": "string", "format": "date"}}})
     assert "text.format" in e.value.body["message"]
     with pytest.raises(openai.NotFoundError) as e:
         oai.responses.create(model="gpt-none", input=QUESTION)

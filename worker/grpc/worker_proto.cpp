@@ -35,6 +35,12 @@ Result<GenerationRequest> from_proto(const pb::SubmitRequest& r) {
   if (s.has_prompt_logprobs()) p.prompt_logprobs = s.prompt_logprobs();
   for (const pb::TokenSequence& seq : s.allowed_outputs())
     p.allowed_outputs.emplace_back(seq.tokens().begin(), seq.tokens().end());
+  if (!s.constraint_kind().empty()) {
+    Result<OutputConstraintKind> kind = parse_output_constraint_kind(s.constraint_kind());
+    if (!kind) return Status::error("request " + std::to_string(r.id()) + ": " + kind.message());
+    p.constraint = *kind;
+    p.constraint_source = s.constraint_source();
+  }
   // What EngineCore::validate does not check because the router's own parser guarantees it.
   if (!(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f) ||
       !(p.min_p >= 0.0f && p.min_p <= 1.0f) || !(p.repetition_penalty > 0.0f))

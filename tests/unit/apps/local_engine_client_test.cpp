@@ -146,6 +146,8 @@ TEST(LocalEngineClientConversion, EventsAndSampling) {
   s.logit_bias = {{1, 2.0f}};
   s.stop_token_ids = {3};
   s.allowed_outputs = {{4, 5}};
+  s.constraint = OutputConstraintKind::kJsonObject;
+  s.constraint_source = "{}";
   const SamplingParams p = apps::to_sampling_params(s);
   EXPECT_EQ(p.temperature, 0.7f);
   EXPECT_EQ(p.top_k, 5);
@@ -153,6 +155,8 @@ TEST(LocalEngineClientConversion, EventsAndSampling) {
   EXPECT_EQ(p.logit_bias, s.logit_bias);
   EXPECT_EQ(p.stop_token_ids, s.stop_token_ids);
   EXPECT_EQ(p.allowed_outputs, s.allowed_outputs);
+  EXPECT_EQ(p.constraint, OutputConstraintKind::kJsonObject);
+  EXPECT_EQ(p.constraint_source, "{}");
 }
 
 }  // namespace

@@ -202,9 +202,26 @@ TEST(OpenAiRequest, EveryBadMemberIsNamed) {
       {chat,
        {{"guided_choice", {"a"}}, {"tools", {kTool}}, {"tool_choice", "required"}},
        "guided_choice"},
-      {chat, {{"structured_outputs", {{"json", Json::object()}}}}, "structured_outputs"},
+      {chat, {{"structured_outputs", {{"grammar", "root ::= x"}}}}, "structured_outputs"},
+      {chat, {{"structured_outputs", {{"regex", "(?=a)"}}}}, "structured_outputs.regex"},
+      {chat, {{"structured_outputs", {{"json", 3}}}}, "structured_outputs.json"},
       {chat, {{"structured_outputs", {{"choice", {1}}}}}, "structured_outputs"},
-      {chat, {{"response_format", {{"type", "json_object"}}}}, "response_format"},
+      {chat, {{"response_format", {{"type", "yaml"}}}}, "response_format"},
+      {chat, {{"response_format", {{"type", "json_schema"}}}}, "response_format"},
+      {chat,
+       {{"response_format",
+         {{"type", "json_schema"},
+          {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"pattern", "a"}}}}}}}},
+       "response_format.json_schema.schema"},
+      {chat, {{"guided_json", {{"type", "string"}, {"format", "date"}}}}, "guided_json"},
+      {chat, {{"guided_regex", "a{2,1}"}}, "guided_regex"},
+      {chat, {{"guided_regex", 5}}, "guided_regex"},
+      {chat, {{"guided_grammar", "root ::= x"}}, "guided_grammar"},
+      {chat,
+       {{"response_format", {{"type", "json_object"}}},
+        {"tools", {kTool}},
+        {"tool_choice", "required"}},
+       "response_format"},
       {chat, {{"ignore_eos", 1}}, "ignore_eos"},
       {text, {{"echo", "x"}}, "echo"},
       {text, {{"prompt_logprobs", 21}}, "prompt_logprobs"},
@@ -368,6 +385,30 @@ TEST(OpenAiRequest, GuidedChoiceSpellings) {
             (std::vector<std::string>{"a"}));
   EXPECT_TRUE(parse_ok(Endpoint::kChat, with(kChat, {{"response_format", {{"type", "text"}}}}))
                   .guided_choice.empty());
+}
+
+TEST(OpenAiRequest, ResponseFormatsBecomeOutputConstraints) {
+  EXPECT_EQ(
+      parse_ok(Endpoint::kChat, with(kChat, {{"response_format", {{"type", "text"}}}})).constraint,
+      OutputConstraintKind::kNone);
+  EXPECT_EQ(parse_ok(Endpoint::kChat, with(kChat, {{"response_format", {{"type", "json_object"}}}}))
+                .constraint,
+            OutputConstraintKind::kJsonObject);
+  const Json schema = {{"type", "object"}, {"properties", {{"b", {{"type", "integer"}}}}}};
+  const OpenAiRequest r = parse_ok(
+      Endpoint::kChat,
+      with(kChat, {{"response_format",
+                    {{"type", "json_schema"},
+                     {"json_schema", {{"name", "x"}, {"schema", schema}, {"strict", true}}}}}}));
+  EXPECT_EQ(r.constraint, OutputConstraintKind::kJsonSchema);
+  EXPECT_EQ(Json::parse(r.constraint_source), schema);
+  const OpenAiRequest regex = parse_ok(Endpoint::kChat, with(kChat, {{"guided_regex", "a|b+"}}));
+  EXPECT_EQ(regex.constraint, OutputConstraintKind::kRegex);
+  EXPECT_EQ(regex.constraint_source, "a|b+");
+  // vLLM's guided_json takes the schema as an object or as its JSON text.
+  EXPECT_EQ(
+      parse_ok(Endpoint::kChat, with(kChat, {{"guided_json", schema.dump()}})).constraint_source,
+      r.constraint_source);
 }
 
 // Numbers beyond a member's range are refused with the member named, however far out: values

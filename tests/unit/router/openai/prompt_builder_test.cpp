@@ -295,5 +295,18 @@ TEST_F(PromptBuilderTest, GuidedChoiceBecomesAllowedOutputs) {
   EXPECT_EQ(thinking.sampling.allowed_outputs[0], expected);
 }
 
+// A JSON response format travels as the constraint, and a thinking request renders as a
+// non-thinking one: the answer is the JSON, with no reasoning before it.
+TEST_F(PromptBuilderTest, ResponseFormatSkipsReasoning) {
+  const Json format = {{"type", "json_object"}};
+  PreparedRequest thinking =
+      prepare(Endpoint::kChat, chat_body({{"response_format", format}, {"thinking", true}}));
+  PreparedRequest plain = prepare(Endpoint::kChat, chat_body({{"thinking", false}}));
+  EXPECT_EQ(thinking.sampling.constraint, OutputConstraintKind::kJsonObject);
+  EXPECT_FALSE(thinking.thinking);
+  EXPECT_EQ(thinking.prompts[0].ids, plain.prompts[0].ids);
+  EXPECT_EQ(plain.sampling.constraint, OutputConstraintKind::kNone);
+}
+
 }  // namespace
 }  // namespace v4::router

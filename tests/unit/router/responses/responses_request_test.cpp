@@ -159,8 +159,15 @@ TEST(ResponsesRequest, EveryBadMemberIsA400NamingIt) {
       {{{"reasoning", {{"effort", 3}}}}, "reasoning.effort"},
       {{{"reasoning", {{"summary", "long"}}}}, "reasoning.summary"},
       {{{"text", "x"}}, "text"},
-      {{{"text", {{"format", {{"type", "json_object"}}}}}}, "text.format"},
-      {{{"text", {{"format", {{"type", "json_schema"}, {"schema", Json::object()}}}}}},
+      {{{"text", {{"format", {{"type", "yaml"}}}}}}, "text.format"},
+      {{{"text", {{"format", {{"type", "json_schema"}}}}}}, "text.format.schema"},
+      {{{"text",
+         {{"format",
+           {{"type", "json_schema"}, {"schema", {{"type", "string"}, {"pattern", "a"}}}}}}}},
+       "'pattern'"},
+      {{{"tools", {kWeatherTool}},
+        {"tool_choice", "required"},
+        {"text", {{"format", {{"type", "json_object"}}}}}},
        "text.format"},
       {{{"text", {{"verbosity", "loud"}}}}, "text.verbosity"},
       {{{"truncation", "sometimes"}}, "truncation"},
@@ -188,6 +195,25 @@ TEST(ResponsesRequest, EveryBadMemberIsA400NamingIt) {
     EXPECT_EQ(error->type, "invalid_request_error");
     EXPECT_NE(error->message.find(c.field), std::string::npos) << error->message;
   }
+}
+
+TEST(ResponsesRequest, TextFormatBecomesAnOutputConstraint) {
+  const Json schema = {{"type", "object"}, {"properties", {{"a", {{"type", "boolean"}}}}}};
+  const Json format = {
+      {"type", "json_schema"}, {"name", "x"}, {"schema", schema}, {"strict", true}};
+  OpenAiRequest out;
+  ResponsesState state;
+  ASSERT_FALSE(parse_responses_request(with(base(), {{"text", {{"format", format}}}}).dump(),
+                                       nullptr, out, state));
+  EXPECT_EQ(out.constraint, OutputConstraintKind::kJsonSchema);
+  EXPECT_EQ(Json::parse(out.constraint_source), schema);
+  EXPECT_EQ(Json::parse(state.echo["text"]["format"].dump()), format);
+  OpenAiRequest object;
+  ResponsesState object_state;
+  ASSERT_FALSE(parse_responses_request(
+      with(base(), {{"text", {{"format", {{"type", "json_object"}}}}}}).dump(), nullptr, object,
+      object_state));
+  EXPECT_EQ(object.constraint, OutputConstraintKind::kJsonObject);
 }
 
 TEST(ResponsesRequest, BodiesThatAreNotObjectsAreRefused) {

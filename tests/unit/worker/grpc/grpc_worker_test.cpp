@@ -27,6 +27,8 @@ TEST(GrpcProto, RequestSurvivesTheWire) {
   r.sampling.top_logprobs = 4;
   r.sampling.prompt_logprobs = 2;
   r.sampling.allowed_outputs = {{4, 5}, {6}};
+  r.sampling.constraint = OutputConstraintKind::kJsonSchema;
+  r.sampling.constraint_source = R"({"type":"integer"})";
   for (uint32_t resumed : {0u, 2u}) {
     pb::SubmitRequest m;
     router_grpc::to_proto(r, 77, resumed, m);
@@ -54,6 +56,8 @@ TEST(GrpcProto, RequestSurvivesTheWire) {
     // A continuation's prompt scores went out with its first token already.
     EXPECT_EQ(p.prompt_logprobs, resumed ? std::nullopt : std::optional<uint32_t>(2));
     EXPECT_EQ(p.allowed_outputs, r.sampling.allowed_outputs);
+    EXPECT_EQ(p.constraint, OutputConstraintKind::kJsonSchema);
+    EXPECT_EQ(p.constraint_source, r.sampling.constraint_source);
   }
 }
 
