@@ -5,15 +5,11 @@
 // group within the collective timeout, through the failure handler, and nothing hangs.
 #include "worker/ep/worker_group.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <future>
 #include <optional>
 #include <thread>
 
+#include "tests/unit/common/free_port.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 #include "worker/engine.h"
 
@@ -23,17 +19,7 @@ namespace {
 namespace pb = v4serve::group::v1;
 using namespace std::chrono_literals;
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using test::free_port;
 
 WorkerGroupOptions group_options(int rank, int ranks, int port,
                                  std::chrono::milliseconds timeout = 20s) {

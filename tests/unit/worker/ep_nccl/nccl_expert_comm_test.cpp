@@ -4,17 +4,14 @@
 // the timeout instead of hanging. Without a GPU these tests skip, saying so.
 #include "worker/ep/nccl/nccl_expert_comm.h"
 
-#include <arpa/inet.h>
 #include <cuda_runtime.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <numeric>
 #include <vector>
 
+#include "tests/unit/common/free_port.h"
 #include "worker/ep/grpc_rendezvous_store.h"
 #include "worker/ep/rendezvous_service.h"
 
@@ -23,17 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using test::free_port;
 
 class NcclExpertCommTest : public ::testing::Test {
  protected:
