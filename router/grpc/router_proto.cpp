@@ -101,6 +101,11 @@ void add_stats(const pb::StatsResponse& s, EngineSnapshot& t) {
   t.preemptions += s.preemptions();
   t.prefix_queries += s.prefix_queries();
   t.prefix_hits += s.prefix_hits();
+  t.kv_disk_hits += s.kv_disk().hits();
+  t.kv_disk_writes += s.kv_disk().writes();
+  t.kv_disk_evictions += s.kv_disk().evictions();
+  t.kv_disk_ignored += s.kv_disk().ignored();
+  t.kv_disk_dropped += s.kv_disk().dropped();
   const pb::GroupTraffic& g = s.group();
   t.group.dispatch_bytes += g.dispatch_bytes();
   t.group.combine_bytes += g.combine_bytes();

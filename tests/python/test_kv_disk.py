@@ -9,6 +9,7 @@ a model generated with another seed never loads the first model's pages.
 
 import pathlib
 import subprocess
+import time
 import sys
 
 import httpx
@@ -121,3 +122,26 @@ def test_kv_disk_needs_prefix_caching(v4serve, model, tmp_path):
          "--kv-disk", str(tmp_path / "kv")], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "--kv-disk needs prefix caching" in result.stderr
+
+
+def test_a_worker_behind_a_router_resumes_from_disk(v4serve, model, tmp_path):
+    """The same across a restart of a `v4serve worker`: its disk counters reach the router's
+    /metrics (through the worker's Stats)."""
+    from cluster import Cluster  # noqa: E402
+    _, cold_tokens = conversation(v4serve, model, "--no-prefix-caching")
+    worker_args = ["--kv-disk", str(tmp_path / "kv"), "--kv-disk-gb", "1"]
+    router_args = ["--served-model-name", MODEL]
+    with Cluster(v4serve, model, workers=1, worker_args=worker_args,
+                 router_args=router_args) as c:
+        reply, _, _ = chat(c, [{"role": "user", "content": FIRST}])
+        assert c.workers[0].terminate() == 0  # SIGTERM: drains and writes its cached pages
+    with Cluster(v4serve, model, workers=1, worker_args=worker_args,
+                 router_args=router_args) as c:
+        _, tokens, usage = chat(c, second_turn(reply))
+        assert tokens == cold_tokens
+        assert usage["prompt_tokens_details"]["cached_tokens"] >= 512, usage
+        # The router refreshes its workers' Stats every --health-interval-ms (200 in Cluster).
+        deadline = time.monotonic() + 10
+        while total(metrics(c), "v4serve:kv_disk_hits_total") < 2:
+            assert time.monotonic() < deadline, metrics(c)[-3000:]
+            time.sleep(0.2)

@@ -111,6 +111,14 @@ void to_proto(const EngineStats& s, uint32_t page_tokens, pb::StatsResponse& out
     pb::LayerExperts* l = out.add_expert_selections();
     for (uint64_t n : layer) l->add_selections(n);
   }
+  if (s.kv_disk_writes + s.kv_disk_hits + s.kv_disk_ignored + s.kv_disk_dropped > 0) {
+    pb::KvDiskCounts* d = out.mutable_kv_disk();
+    d->set_hits(s.kv_disk_hits);
+    d->set_writes(s.kv_disk_writes);
+    d->set_evictions(s.kv_disk_evictions);
+    d->set_ignored(s.kv_disk_ignored);
+    d->set_dropped(s.kv_disk_dropped);
+  }
   if (s.group.exchanges > 0 || s.group.joined_steps > 0) {
     pb::GroupTraffic* g = out.mutable_group();
     g->set_dispatch_bytes(s.group.dispatch_bytes);
