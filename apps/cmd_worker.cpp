@@ -94,6 +94,21 @@ int run_worker(const WorkerFlags& f) {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   std::string auth_token;
   if (!load_security(f, credentials, auth_token)) return 2;
+  // Bad group flags fail before the model loads too.
+  if (!f.group.name.empty()) {
+    if (Status s = validate(f.group); !s) {
+      spdlog::error("{}", s.message());
+      return 2;
+    }
+    // The expert exchange packs rows in host memory: a GPU rank needs the device-side
+    // dispatch (over NcclExpertComm), which is not built yet.
+    if (f.engine.device != "cpu") {
+      spdlog::error(
+          "--group: worker groups run on CPU workers only (--device cpu), not --device {}",
+          f.engine.device);
+      return 2;
+    }
+  }
   std::string path = f.model;
   if (path.empty()) {
     Result<std::string> generated = default_model_path();
@@ -121,12 +136,7 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", device.message());
     return 1;
   }
-  if (!f.group.name.empty()) {
-    if (Status s = validate(f.group); !s) {
-      spdlog::error("{}", s.message());
-      return 2;
-    }
-  }
+
   Result<std::unique_ptr<WorkerGroup>> group =
       join_group(f, *device->backend, (*model)->weights.config);
   if (!group) {

@@ -192,3 +192,21 @@ def test_stalled_rank_times_its_group_out(v4serve, model, reference):
         finally:
             group[1].proc.send_signal(signal.SIGCONT)
     assert_same(results, reference, "rank stalled")
+
+
+LEADER = ["--group-leader", "127.0.0.1:1"]
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--rank", "2", "--ranks", "2", *LEADER], "--rank 2 is outside a group of 2"),
+    (["--rank", "0", "--ranks", "0", *LEADER], "--ranks 0"),
+    (["--rank", "0", "--ranks", "2", "--group-leader", "nohost"], "rank 0's rendezvous as host:port"),
+    (["--rank", "0", "--ranks", "2", "--device", "cuda", *LEADER], "CPU workers only"),
+    (["--rank", "0", "--ranks", "2", "--redundant-experts", "1", *LEADER], "needs --expert-stats"),
+])
+def test_bad_group_flags_are_refused_with_one_line(v4serve, model, flags, says):
+    args = [str(v4serve), "worker", "--model", str(model), "--listen", "127.0.0.1:0",
+            "--group", "g", *flags]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and says in out.stderr, out.stderr[-2000:]
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -29,6 +29,8 @@ Status validate(const WorkerGroupOptions& o) {
     return Status::error("--group-listen '" + o.leader_listen + "': host:port");
   if (o.host.empty()) return Status::error("--group-host: this rank's address for its peers");
   if (o.timeout.count() <= 0) return Status::error("--group-timeout-s must be positive");
+  if (o.expert_stats.empty() && o.redundant_experts > 0)
+    return Status::error("--redundant-experts needs --expert-stats (balanced placement)");
   return Status::ok();
 }
 
