@@ -241,8 +241,11 @@ def check_drain_fits_grace(pod, container):
         return
     flag, default = DRAIN_FLAGS[command]
     drain = float(flags(container).get(flag, default))
+    # A preStop sleep runs before SIGTERM, inside the same grace period.
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     grace = pod.get("terminationGracePeriodSeconds", 30)
-    assert grace > drain, f"{container['name']}: grace {grace} s does not exceed {flag} {drain}"
+    assert grace > pre_stop + drain, \
+        f"{container['name']}: grace {grace} s does not exceed preStop {pre_stop} s + {flag} {drain}"
 
 
 def mounted_source(pod, container, path):
@@ -474,6 +477,8 @@ BREAKAGES = {
     "tokens from different Secrets": lambda d: next(
         v for v in find(d, "Deployment", "v4serve-router")["spec"]["template"]["spec"]["volumes"]
         if v["name"] == "token")["secret"].update(secretName="another-token"),
+    "preStop and drain exceed the grace": lambda d: container(d, "v4serve-router")[
+        "lifecycle"]["preStop"]["sleep"].update(seconds=40),
     "autoscaled router sets replicas": lambda d: find(d, "Deployment", "v4serve-router")[
         "spec"].update(replicas=2),
     "autoscaled workers set replicas": lambda d: find(d, "Deployment", "v4serve-worker")[
