@@ -7,6 +7,7 @@
 #include <gloo/rendezvous/prefix_store.h>
 #include <gloo/transport/tcp/device.h>
 
+#include <csignal>
 #include <exception>
 #include <memory>
 #include <vector>
@@ -37,6 +38,10 @@ Result<std::unique_ptr<GlooExpertComm>> GlooExpertComm::connect(const GlooRendez
     return Status::error("expert parallelism: rank " + std::to_string(r.rank) +
                          " is outside a group of " + std::to_string(r.size));
   }
+  // Gloo writes to its sockets without MSG_NOSIGNAL: a peer that left would kill this process
+  // with SIGPIPE instead of failing the collective with an error. Ignored process-wide, as
+  // network servers do (gRPC sends with MSG_NOSIGNAL, so nothing else relies on the signal).
+  std::signal(SIGPIPE, SIG_IGN);
   std::shared_ptr<gloo::rendezvous::Context> context;
   const Status s = guarded("connecting the group", [&] {
     gloo::transport::tcp::attr attr;
