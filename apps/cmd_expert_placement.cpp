@@ -65,7 +65,7 @@ int run(const PlacementFlags& f) {
   for (uint32_t n : *ranks) {
     if (n < 1) continue;
     const auto con = mean_and_worst(
-        ExpertPlacement::contiguous(c.n_expert, static_cast<int>(n), c.n_layer).imbalance(*load));
+        ExpertPlacement::contiguous(c.n_expert, static_cast<int>(n)).imbalance(*load));
     for (uint32_t r : *redundant) {
       Result<ExpertPlacement> b = ExpertPlacement::balanced(*load, static_cast<int>(n), r);
       if (!b) return std::fprintf(stderr, "error: %s\n", b.message().c_str()), 1;

@@ -10,7 +10,6 @@ import json
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import yaml
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from oracle import models  # noqa: E402
 from server import Server  # noqa: E402
-from cluster import Cluster  # noqa: E402
+from cluster import Cluster, free_port  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -585,12 +584,6 @@ def rule_expressions():
             for part in rule["expr"].split(" and "):
                 out.append((rule["alert"], THRESHOLD.sub("", part)))
     return out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Series only a router over gRPC workers serves (its worker view, and worker groups' exchanges).

@@ -9,7 +9,7 @@
 
 namespace v4 {
 
-ExpertPlacement ExpertPlacement::contiguous(uint32_t n_expert, int ranks, uint32_t) {
+ExpertPlacement ExpertPlacement::contiguous(uint32_t n_expert, int ranks) {
   std::vector<std::vector<int32_t>> layer(n_expert);
   for (uint32_t e = 0; e < n_expert; ++e)
     layer[e] = {static_cast<int32_t>((int64_t{e + 1} * ranks - 1) / n_expert)};

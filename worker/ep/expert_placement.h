@@ -23,9 +23,9 @@ using ExpertLoad = std::vector<std::vector<uint64_t>>;
 
 class ExpertPlacement {
  public:
-  ExpertPlacement(uint32_t n_expert, int ranks) : ExpertPlacement(contiguous(n_expert, ranks, 0)) {}
+  ExpertPlacement(uint32_t n_expert, int ranks) : ExpertPlacement(contiguous(n_expert, ranks)) {}
 
-  static ExpertPlacement contiguous(uint32_t n_expert, int ranks, uint32_t n_layer);
+  static ExpertPlacement contiguous(uint32_t n_expert, int ranks);
   // `load` must have one row of n_expert counts per layer; `redundant`: extra replicas per rank.
   static Result<ExpertPlacement> balanced(const ExpertLoad& load, int ranks, uint32_t redundant);
 

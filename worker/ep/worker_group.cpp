@@ -38,7 +38,7 @@ Result<ExpertPlacement> make_placement(const WorkerGroupOptions& o, const V4Conf
   if (o.expert_stats.empty()) {
     if (o.redundant_experts > 0)
       return Status::error("--redundant-experts needs --expert-stats (balanced placement)");
-    return ExpertPlacement::contiguous(c.n_expert, o.ranks, c.n_layer);
+    return ExpertPlacement::contiguous(c.n_expert, o.ranks);
   }
   Result<ExpertLoad> load = read_expert_load(o.expert_stats, c.n_layer, c.n_expert);
   if (!load) return load.status();

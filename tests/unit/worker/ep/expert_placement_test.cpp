@@ -17,7 +17,7 @@ namespace {
 
 TEST(ExpertPlacementTest, ContiguousShardsCoverEveryExpertOnce) {
   for (int ranks : {1, 2, 3, 5, 8}) {
-    const ExpertPlacement p = ExpertPlacement::contiguous(8, ranks, 4);
+    const ExpertPlacement p = ExpertPlacement::contiguous(8, ranks);
     std::vector<int> per_rank(ranks, 0);
     int last = 0;
     for (int32_t e = 0; e < 8; ++e) {
@@ -71,8 +71,7 @@ TEST(ExpertPlacementTest, BalancedKeepsEveryExpertAndBeatsContiguousOnSkewedLoad
         for (uint32_t u : used) EXPECT_LE(u, slots);
       }
       const std::vector<double> bal = b->imbalance(load);
-      const std::vector<double> con =
-          ExpertPlacement::contiguous(experts, ranks, layers).imbalance(load);
+      const std::vector<double> con = ExpertPlacement::contiguous(experts, ranks).imbalance(load);
       for (uint32_t l = 0; l < layers; ++l) {
         EXPECT_LE(bal[l], con[l] + 1e-9) << ranks << " ranks, layer " << l;
         if (redundant > 0 && ranks >= 4) {
@@ -84,7 +83,7 @@ TEST(ExpertPlacementTest, BalancedKeepsEveryExpertAndBeatsContiguousOnSkewedLoad
       }
       // Deterministic: every rank builds the same table from the same trace.
       EXPECT_EQ(b->digest(), ExpertPlacement::balanced(load, ranks, redundant)->digest());
-      EXPECT_NE(b->digest(), ExpertPlacement::contiguous(experts, ranks, layers).digest());
+      EXPECT_NE(b->digest(), ExpertPlacement::contiguous(experts, ranks).digest());
     }
   }
   EXPECT_FALSE(ExpertPlacement::balanced({}, 2, 0));
