@@ -88,21 +88,25 @@ def hits(server):
                              "v4serve:prefix_cache_hits_total").values())
 
 
-def expected_prompts(encoder, question, call_id):
+def expected_prompts(encoder, question, call_id, reasoning=None):
     """(turn 1 prompt, turn 2 prompt as replayed, turn 2 prompt as re-rendered), per the
-    official encoder; the replayed one is the re-rendered one with the model's bytes."""
+    official encoder; the replayed one is the re-rendered one with the model's bytes. With
+    `reasoning`, in thinking mode: the model wrote that reasoning and </think> first."""
     first = [{"role": "user", "content": question}]
-    follow = first + [
-        {"role": "assistant", "content": "Reading it.", "tool_calls": [
-            {"id": call_id, "type": "function", "function": {
-                "name": "read_file", "arguments": json.dumps(ARGUMENTS)}}]},
-        {"role": "tool", "tool_call_id": call_id, "content": RESULT}]
-    turn1 = official_prompt(encoder, {"messages": first, "tools": [TOOL]})
-    rerendered = official_prompt(encoder, {"messages": follow, "tools": [TOOL]})
+    assistant = {"role": "assistant", "content": "Reading it.", "tool_calls": [
+        {"id": call_id, "type": "function", "function": {
+            "name": "read_file", "arguments": json.dumps(ARGUMENTS)}}]}
+    if reasoning is not None:
+        assistant["reasoning_content"] = reasoning
+    follow = first + [assistant, {"role": "tool", "tool_call_id": call_id, "content": RESULT}]
+    mode = {"thinking": reasoning is not None}
+    turn1 = official_prompt(encoder, {"messages": first, "tools": [TOOL], **mode})
+    rerendered = official_prompt(encoder, {"messages": follow, "tools": [TOOL], **mode})
     assert rerendered.count(RERENDERED) == 1
     replayed = rerendered.replace(RERENDERED, WRITTEN)
     # The replayed prompt is turn 1's prompt, then exactly what the model wrote, then EOS.
-    assert replayed.startswith(turn1 + OUTPUT + EOS)
+    written = OUTPUT if reasoning is None else reasoning + "</think>" + OUTPUT
+    assert replayed.startswith(turn1 + written + EOS)
     assert n_tokens(replayed) != n_tokens(rerendered)  # the counts tell the two apart
     return turn1, replayed, rerendered
 
@@ -162,6 +166,34 @@ def test_chat_tool_calls_replay_exactly(server, oai, encoder):
     replays = metric_values(httpx.get(server.url + "/metrics").text,
                             "v4serve:tool_call_replays_total")
     assert sum(replays.values()) >= 2
+
+
+def test_chat_tool_calls_replay_exactly_in_thinking_mode(server, oai, encoder):
+    # With tools the reasoning of earlier turns stays in the prompt (spec §5.8), so the client
+    # sends it back with the calls, and the prompt still extends the previous turn's tokens.
+    question = "thinking: " + QUESTION
+    reasoning = "The user wants a.py; read it."
+    thinking = {"thinking": {"type": "enabled"}}
+    r1 = oai.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": question}], tools=[TOOL],
+        temperature=0, max_tokens=200,
+        extra_body=dict(thinking, guided_choice=[reasoning + "</think>" + OUTPUT]))
+    message = r1.choices[0].message
+    assert (message.reasoning_content, message.content) == (reasoning, "Reading it.")
+    (call,) = message.tool_calls
+    turn1, replayed, _ = expected_prompts(encoder, question, call.id, reasoning)
+    assert r1.usage.prompt_tokens == n_tokens(turn1)
+    follow = [{"role": "user", "content": question},
+              {"role": "assistant", "content": message.content,
+               "reasoning_content": message.reasoning_content,
+               "tool_calls": [{"id": call.id, "type": "function", "function": {
+                   "name": "read_file", "arguments": call.function.arguments}}]},
+              {"role": "tool", "tool_call_id": call.id, "content": RESULT}]
+    before = hits(server)
+    r2 = oai.chat.completions.create(model=MODEL, messages=follow, tools=[TOOL], temperature=0,
+                                     max_tokens=1, extra_body=thinking)
+    assert r2.usage.prompt_tokens == n_tokens(replayed)
+    check_cached(server, before, r1.usage.prompt_tokens, r1.usage.completion_tokens)
 
 
 def test_chat_tool_call_ids_are_unique_across_requests(oai):
