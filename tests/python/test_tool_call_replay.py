@@ -246,3 +246,28 @@ def test_responses_function_call_replays_exactly(server, oai, encoder):
                               temperature=0, max_output_tokens=1)
     assert r2.usage.input_tokens == n_tokens(replayed)
     check_cached(server, before, r1.usage.input_tokens, r1.usage.output_tokens)
+
+
+def test_without_a_replay_store_calls_render_from_their_arguments(tmp_path_factory, v4serve,
+                                                                 encoder):
+    # --tool-call-replay-mib 0 keeps nothing: the same conversation renders the canonical
+    # `[1, 2]`, which is what tells the replay above from a re-rendering.
+    model = models.tiny_model(tmp_path_factory, v4serve)
+    with Server(v4serve, model, "--served-model-name", MODEL, "--ctx", "4096",
+                "--kv-memory", "256", "--tool-call-replay-mib", "0") as s:
+        client = openai.OpenAI(base_url=s.base_url, api_key="unused", max_retries=0,
+                               timeout=120)
+        question = "no store: " + QUESTION
+        r1 = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": question}], tools=[TOOL],
+            temperature=0, max_tokens=200, extra_body={"guided_choice": [OUTPUT]})
+        (call,) = r1.choices[0].message.tool_calls
+        _, _, rerendered = expected_prompts(encoder, question, call.id)
+        follow = [{"role": "user", "content": question},
+                  {"role": "assistant", "content": r1.choices[0].message.content,
+                   "tool_calls": [{"id": call.id, "type": "function", "function": {
+                       "name": "read_file", "arguments": call.function.arguments}}]},
+                  {"role": "tool", "tool_call_id": call.id, "content": RESULT}]
+        r2 = client.chat.completions.create(model=MODEL, messages=follow, tools=[TOOL],
+                                            temperature=0, max_tokens=1)
+        assert r2.usage.prompt_tokens == n_tokens(rerendered)
