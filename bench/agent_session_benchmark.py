@@ -6,7 +6,8 @@ user's task, then every assistant turn with its tool calls and every tool result
 server renders those turns exactly as the model wrote them (spec §5.8: DSML replay), each
 turn's prompt starts with the previous turn's prompt and output, and the engine finds their KV
 pages in its prefix cache. This benchmark replays such a session through OpenAI's chat
-completions API and Anthropic's Messages API and reports, for the turns after the first, the
+completions API, Anthropic's Messages API and OpenAI's Responses API (with store false, as a
+client that keeps its own history) and reports, for the turns after the first, the
 share of prompt tokens served from the prefix cache (v4serve:prefix_cache_hits_total from
 /metrics, over the prompt tokens the responses report).
 
@@ -185,7 +186,7 @@ def main():
     ap.add_argument("--system-repeat", type=int, default=40,
                     help="how many times the system prompt's rules repeat (its length)")
     ap.add_argument("--max-tokens", type=int, default=256)
-    ap.add_argument("--api", choices=["chat", "messages", "both"], default="both")
+    ap.add_argument("--api", choices=["chat", "messages", "responses", "all"], default="all")
     ap.add_argument("--no-replay-baseline", action="store_true",
                     help="also run each session with client-rewritten tool-call ids")
     ap.add_argument("--json", action="store_true", help="print one JSON object per session")
@@ -212,8 +213,9 @@ def main():
     try:
         with httpx.Client(timeout=600) as http:
             model = a.model or http.get(url + "/v1/models").json()["data"][0]["id"]
-            sessions = {"chat": chat_session, "messages": messages_session}
-            names = ["chat", "messages"] if a.api == "both" else [a.api]
+            sessions = {"chat": chat_session, "messages": messages_session,
+                        "responses": responses_session}
+            names = list(sessions) if a.api == "all" else [a.api]
             modes = [False, True] if a.no_replay_baseline else [False]
             for name in names:
                 for rewrite in modes:
@@ -222,7 +224,7 @@ def main():
                     if a.json:
                         print(json.dumps(row))
                     else:
-                        print(f"{name:>8} replay={'on ' if not rewrite else 'off'} "
+                        print(f"{name:>9} replay={'on ' if not rewrite else 'off'} "
                               f"turns={row['turns']} prompt tokens after turn 1="
                               f"{row['prompt_tokens_after_first']} "
                               f"prefix-cache hit rate={row['hit_rate']:.3f}")
@@ -231,6 +233,39 @@ def main():
         if proc:
             proc.terminate()
             proc.wait(120)
+
+
+def responses_session(http, url, model, a, rewrite_ids, after_turn):
+    """The session through /v1/responses (store false: the client sends every item back):
+    [(input_tokens, cached_tokens)] per turn."""
+    tools = [dict(t, type="function") for t in TOOLS]
+    items = [{"role": "user", "content": "The tests of module 5 fail; find out why."}]
+    turns = []
+    for turn in range(1, a.turns + 1):
+        last = turn == a.turns
+        forced = "The failure comes from module 5's handler." if last else forced_call(turn)
+        body = {"model": model, "instructions": system_prompt(a.system_repeat), "input": items,
+                "tools": tools, "store": False, "temperature": 0,
+                "max_output_tokens": a.max_tokens, "guided_choice": [forced]}
+        r = http.post(url + "/v1/responses", json=body)
+        r.raise_for_status()
+        out = r.json()
+        usage = out["usage"]
+        turns.append((usage["input_tokens"],
+                      (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)))
+        after_turn()
+        if last:
+            break
+        calls = [item for item in out["output"] if item["type"] == "function_call"]
+        if not calls:
+            raise SystemExit(f"responses turn {turn}: expected function calls, got {out}")
+        if rewrite_ids:
+            for k, item in enumerate(calls):
+                item["call_id"] = f"client_{turn}_{k}"
+        items += out["output"]
+        items += [{"type": "function_call_output", "call_id": item["call_id"],
+                   "output": tool_result(turn, k)} for k, item in enumerate(calls)]
+    return turns
 
 
 def run_session(session, http, url, model, a, rewrite_ids):
@@ -245,7 +280,7 @@ def run_session(session, http, url, model, a, rewrite_ids):
            "cached_tokens_after_first": hits, "hit_rate": hits / prompt if prompt else 0.0,
            "prompt_tokens_per_turn": [p for p, _ in turns]}
     if all(c is not None for _, c in turns):
-        # OpenAI's usage reports each turn's cached tokens too.
+        # OpenAI's usage (chat and Responses) reports each turn's cached tokens too.
         row["usage_cached_tokens_after_first"] = sum(c for _, c in turns[1:])
     return row
 
