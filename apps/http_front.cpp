@@ -48,6 +48,11 @@ void add_http_front_flags(CLI::App& sub, HttpFrontFlags& f) {
                  "used go first, 0 stores none")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1048576.0));
+  sub.add_option("--tool-call-replay-mib", f.tool_call_replay_mib,
+                 "memory for the exact DSML of returned tool calls, so calls sent back render "
+                 "as generated; the least recently used go first, 0 keeps none")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1048576.0));
   sub.add_flag("--metrics-expert-detail", f.metrics_expert_detail,
                "export one counter per (layer, expert) instead of the per-layer summary "
                "(about 11k series on the real model)");
@@ -83,6 +88,7 @@ router::ServiceOptions service_options(const HttpFrontFlags& f, std::string mode
   o.cors = f.cors;
   o.max_queue = f.max_queue;
   o.request_threads = f.request_threads;
+  o.tool_call_replay_bytes = static_cast<size_t>(f.tool_call_replay_mib * 1024 * 1024);
   o.created = static_cast<int64_t>(std::time(nullptr));
   o.system_fingerprint = std::move(system_fingerprint);
   return o;

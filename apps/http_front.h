@@ -30,6 +30,7 @@ struct HttpFrontFlags {
   uint64_t body_limit_mib = 8;
   double drain_timeout = 30.0;
   double responses_store_mib = 64.0;
+  double tool_call_replay_mib = 64.0;
   bool metrics_expert_detail = false;
   std::string log_format = "text";
   std::string log_level = "info";

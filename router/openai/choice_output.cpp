@@ -18,7 +18,8 @@ struct ChoiceOutput::State {
         options(std::move(o)),
         matcher(options.stop),
         parser(std::move(parser_options)),
-        reasoning(options.chat && options.thinking) {}
+        reasoning(options.chat && options.thinking),
+        lenient(!options.require_tool_call) {}
 
   const Tokenizer& tokenizer;
   ChoiceOutputOptions options;
@@ -29,9 +30,13 @@ struct ChoiceOutput::State {
   bool reasoning;           // chat in thinking mode until </think>
   bool in_block = false;    // a DSML marker was parsed: the rest bypasses the stop matcher
   bool call_limit = false;  // single_tool_call and the first invoke is complete: output ends
-  bool malformed = false;   // the markup broke the grammar: the output ends, as an error
+  // Broken markup goes out as content and the output goes on (header comment); only with
+  // require_tool_call does it end the output as an error.
+  bool lenient;
+  bool malformed = false;   // strict: the markup broke the grammar, the output ends as an error
   bool finalizing = false;  // the output has ended; the parser is closing what is open
-  bool cut = false;         // the output ended inside the tool-call block
+  bool keep_cut = false;    // lenient, and the model ended the output: an open block is content
+  bool cut = false;         // the output ended inside the tool-call block, which is dropped
   std::string warning;      // the parser's word for what was malformed
   // The call being parsed: sent only once its invoke closes.
   std::optional<ChoiceToolCall> open_call;
@@ -149,7 +154,7 @@ ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
     if (event.finish != EngineFinish::kStop) on_token(event, delta);
   }
   if (stopped()) {
-    finalize(delta);
+    finalize(delta, /*by_model=*/false);
     finish("stop");
     return delta;
   }
@@ -157,19 +162,19 @@ ChoiceDelta ChoiceOutput::push(const EngineEvent& event) {
     case EngineFinish::kNone:
       return delta;
     case EngineFinish::kStop:
-      finalize(delta);
+      finalize(delta, /*by_model=*/true);
       finish("stop");
       break;
     case EngineFinish::kLength:
-      finalize(delta);
+      finalize(delta, /*by_model=*/false);
       finish("length");
       break;
     case EngineFinish::kCancelled:
-      finalize(delta);
+      finalize(delta, /*by_model=*/false);
       finish("abort");
       break;
     case EngineFinish::kError:
-      finalize(delta);
+      finalize(delta, /*by_model=*/false);
       finish("error");
       break;
   }
@@ -194,18 +199,26 @@ void ChoiceOutput::finish(std::string reason) {
 }
 
 // A warning while generating is malformed markup; at the end it means the output stopped inside
-// the block (the length limit, or a cancellation).
+// the block. Either way the parser has closed the open call (dropped here: its arguments are
+// incomplete) and hands the markup back as content. That content is shown (lenient), except
+// for a block cut by the length limit or a cancellation, which is dropped whole.
 void ChoiceOutput::on_warning(const std::string& what) {
   State& s = *state_;
   if (s.malformed || s.cut) return;
   s.open_call.reset();
   constexpr std::string_view kPrefix = "malformed DSML: ";
-  s.warning = what.starts_with(kPrefix) ? what.substr(kPrefix.size()) : what;
-  if (s.finalizing) {
-    s.cut = true;
-  } else {
-    s.malformed = true;
+  std::string why = what.starts_with(kPrefix) ? what.substr(kPrefix.size()) : what;
+  if (s.finalizing ? !s.keep_cut : !s.lenient) {
+    s.warning = std::move(why);
+    if (s.finalizing) {
+      s.cut = true;
+    } else {
+      s.malformed = true;
+    }
+    return;
   }
+  s.in_block = false;  // the parser reads prose again; stop strings apply to it
+  warnings_.push_back(std::move(why));
 }
 
 void ChoiceOutput::on_token(const EngineEvent& event, ChoiceDelta& delta) {
@@ -323,8 +336,9 @@ void ChoiceOutput::apply(std::vector<DsmlEvent>& events, ChoiceDelta& delta) {
   }
 }
 
-void ChoiceOutput::finalize(ChoiceDelta& delta) {
+void ChoiceOutput::finalize(ChoiceDelta& delta, bool by_model) {
   State& s = *state_;
+  s.keep_cut = s.lenient && by_model;
   if (!s.matcher.stopped()) {
     on_text(s.utf8.finish(), delta);
     if (!s.matcher.stopped()) {
@@ -342,6 +356,13 @@ void ChoiceOutput::finalize(ChoiceDelta& delta) {
     std::vector<DsmlEvent> events;
     s.parser.finish(events);
     apply(events, delta);
+  }
+  // The model ended its turn inside the reasoning (no </think>): what it wrote is all the
+  // answer there is, so it is also returned as content rather than left in reasoning alone.
+  if (s.options.chat && s.reasoning && s.keep_cut && !reasoning_.empty()) {
+    delta.content += reasoning_;
+    content_ += reasoning_;
+    warnings_.push_back("the output ended inside the reasoning, without </think>");
   }
 }
 

@@ -16,12 +16,16 @@
 // "\n" would otherwise cut every call apart). With single_tool_call the output ends at the
 // first complete invoke, with finish reason "tool_calls".
 //
-// DSML markup never reaches the client as content, and a tool call is only ever reported whole:
-// a call's id, name and arguments go out in one delta when its invoke closes. Markup that
-// breaks the grammar ends the output at once with finish reason "error" (error() says why);
-// output cut inside a block by the length limit ends with "length" and without the unfinished
-// call; with require_tool_call (tool_choice "required" or a named function) an output without
-// a complete call is an error too.
+// A tool call is only ever reported whole: a call's id, name and arguments go out in one delta
+// when its invoke closes. Markup that breaks the grammar never swallows the answer: the parser
+// hands it back as content (with the unfinished call dropped), the output goes on, and
+// warnings() says what was wrong; so does an output the model ends inside a block (EOS before
+// the block closes). An output the model ends inside its reasoning (no </think>) also gets that
+// reasoning as content, at the end. Output cut inside a block by the length limit or a
+// cancellation ends without the unfinished block ("length", "abort"). With require_tool_call
+// (tool_choice "required" or a named function) the output must be a call: malformed markup
+// ends it at once with finish reason "error" (error() says why), as does an output without a
+// complete call.
 #pragma once
 
 #include <cstdint>
@@ -122,6 +126,8 @@ class ChoiceOutput {
   const std::string& reasoning() const { return reasoning_; }
   const std::vector<ChoiceToolCall>& tool_calls() const { return tool_calls_; }
   const std::vector<LogprobEntry>& logprobs() const { return logprobs_; }
+  // What broke the chat format and was returned as content instead (for logs and metrics).
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   ChoiceOutput(const Tokenizer& tokenizer, ChoiceOutputOptions options);
@@ -131,7 +137,8 @@ class ChoiceOutput {
   void to_parser(int32_t token, std::string_view bytes, ChoiceDelta& delta);
   void apply(std::vector<DsmlEvent>& events, ChoiceDelta& delta);
   void release_logprobs(bool all, ChoiceDelta& delta);
-  void finalize(ChoiceDelta& delta);
+  // `by_model`: the model ended the output (EOS or a stop token), not a limit or the client.
+  void finalize(ChoiceDelta& delta, bool by_model);
   void finish(std::string reason);
   void on_warning(const std::string& what);
   struct State;
@@ -144,6 +151,7 @@ class ChoiceOutput {
   std::string content_, reasoning_;
   std::vector<ChoiceToolCall> tool_calls_;
   std::vector<LogprobEntry> logprobs_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace v4::router

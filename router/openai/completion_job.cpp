@@ -1,5 +1,7 @@
 #include "router/openai/completion_job.h"
 
+#include <spdlog/spdlog.h>
+
 #include <random>
 
 namespace v4::router {
@@ -41,13 +43,15 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
   options.logprobs = prepared.sampling.logprobs;
   options.top_logprobs = prepared.sampling.top_logprobs;
   options.forced_output = prepared.forced_output;
-  options.tool_call_id_prefix = setup.tool_call_id_prefix;
   options.single_tool_call = prepared.parse_tools && !request.parallel_tool_calls;
   options.require_tool_call =
       request.tool_choice == ToolChoice::kRequired || request.tool_choice == ToolChoice::kNamed;
+  const bool several = prepared.prompts.size() * request.n > 1;
   for (size_t p = 0; p < prepared.prompts.size(); ++p) {
     job->prompt_tokens_.push_back(static_cast<uint32_t>(prepared.prompts[p].ids.size()));
     for (uint32_t k = 0; k < request.n; ++k) {
+      options.tool_call_id_prefix = setup.tool_call_id_prefix;
+      if (several) options.tool_call_id_prefix += std::to_string(job->choices_.size()) + "_";
       Result<ChoiceOutput> output = ChoiceOutput::create(env.tokenizer, options);
       if (!output) {
         job->writer_->fail(*exchange, server_error(output.message()));
@@ -159,6 +163,8 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
     }
     if (!c.output->done()) {
       const ChoiceDelta delta = c.output->push(event);
+      record_tool_calls(*c.output, delta);
+      if (c.output->done()) report_warnings(index, *c.output);
       if (c.output->stopped() && !c.final_event) env_.engine.cancel(c.engine_id);
       if (writer_->streams())
         writer_->delta(*exchange_, static_cast<uint32_t>(index), delta, *c.output);
@@ -172,6 +178,21 @@ void CompletionJob::on_event(size_t index, EngineEvent event) {
     on_end_ = nullptr;
     on_end();
   }
+}
+
+void CompletionJob::record_tool_calls(const ChoiceOutput& output, const ChoiceDelta& delta) {
+  if (env_.tool_call_replay == nullptr) return;
+  for (const ToolCallDelta& released : delta.tool_calls) {
+    const ChoiceToolCall& call = output.tool_calls().at(static_cast<size_t>(released.index));
+    env_.tool_call_replay->put(call.id, call.name, call.arguments, call.dsml);
+  }
+}
+
+void CompletionJob::report_warnings(size_t index, const ChoiceOutput& output) {
+  for (const std::string& warning : output.warnings()) {
+    spdlog::warn("{} choice {}: {}; returned as content", handler_, index, warning);
+  }
+  if (!output.warnings().empty()) env_.metrics.malformed_output();
 }
 
 // A choice's first event carries its prompt's scores; a stream sends the echo and the scores

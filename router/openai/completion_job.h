@@ -26,6 +26,7 @@
 #include "router/openai/openai_response.h"
 #include "router/openai/prompt_builder.h"
 #include "router/openai/response_writer.h"
+#include "router/openai/tool_call_replay_store.h"
 
 namespace v4::router {
 
@@ -39,6 +40,8 @@ struct JobEnvironment {
   std::string model_name;
   std::string system_fingerprint;
   std::atomic<uint32_t> waiting{0};  // jobs without a first engine event yet (--max-queue)
+  // Where each returned tool call's DSML is recorded for replay (none: not recorded).
+  ToolCallReplayStore* tool_call_replay = nullptr;
 };
 
 // What differs between the APIs a job answers (api_front.h): the response's shapes, the
@@ -46,7 +49,10 @@ struct JobEnvironment {
 struct JobSetup {
   std::unique_ptr<ResponseWriter> writer;
   std::string handler;
-  std::string tool_call_id_prefix = "call_";  // a call's id is this prefix + its index
+  // A call's id is this prefix + its index (+ the choice's index and "_" before it when a
+  // request has several choices). Fronts make the prefix unique per request: the replay store
+  // keys calls by id.
+  std::string tool_call_id_prefix = "call_";
 };
 
 class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
@@ -84,6 +90,10 @@ class CompletionJob : public std::enable_shared_from_this<CompletionJob> {
   bool report_prompt(size_t index, const EngineEvent& event);
   void finish_if_done();
   void fail(const std::string& message);
+  // Records the calls `delta` releases in the replay store, before the client can see them.
+  void record_tool_calls(const ChoiceOutput& output, const ChoiceDelta& delta);
+  // Logs and counts what broke the chat format in a finished choice (ChoiceOutput::warnings).
+  void report_warnings(size_t index, const ChoiceOutput& output);
   void reject(const std::string& message);
   void on_disconnect();
   void run_on_end();

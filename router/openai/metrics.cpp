@@ -71,6 +71,8 @@ struct ServerMetrics::Series {
   prometheus::Gauge* prefix_hit_ratio;
   prometheus::Counter* prefix_queries;
   prometheus::Counter* prefix_hits;
+  prometheus::Counter* malformed_outputs;
+  prometheus::Counter* replayed_tool_calls;
   prometheus::Counter* preemptions;
   // (counter, its EngineSnapshot field) for the KV disk store's counts.
   std::vector<std::pair<prometheus::Counter*, uint64_t EngineSnapshot::*>> kv_disk;
@@ -159,6 +161,13 @@ ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
   s.max_generation_tokens =
       &histogram("v4serve:request_max_num_generation_tokens",
                  "Generated tokens of the longest choice of a request", kTokenBuckets);
+  s.malformed_outputs =
+      &counter("v4serve:malformed_output_total",
+               "Choices whose output broke the chat format (malformed DSML, no </think>) and "
+               "was returned as content");
+  s.replayed_tool_calls =
+      &counter("v4serve:tool_call_replays_total",
+               "Tool calls sent back by clients that rendered with the exact DSML generated");
   s.cache_config = &BuildGauge()
                         .Name("v4serve:cache_config_info")
                         .Help("Information of the KV cache configuration (labels)")
@@ -279,6 +288,12 @@ void ServerMetrics::set_cache_config(
 }
 
 void ServerMetrics::request_overhead(double seconds) { s_->overhead->Observe(seconds); }
+
+void ServerMetrics::malformed_output() { s_->malformed_outputs->Increment(); }
+
+void ServerMetrics::tool_calls_replayed(size_t calls) {
+  s_->replayed_tool_calls->Increment(static_cast<double>(calls));
+}
 
 // Engine histograms are cumulative (counts[i] = observations <= bounds[i]); prometheus-cpp
 // takes per-bucket increments.

@@ -60,6 +60,11 @@ class ServerMetrics {
   // Server time of one request outside the engine: HTTP parsing and writing, JSON parsing,
   // rendering, tokenizing, detokenizing, JSON output.
   void request_overhead(double seconds);
+  // The model's output broke the chat format (spec §5.8) and was returned as content instead:
+  // malformed DSML markup, or an output that ended in its reasoning without </think>.
+  void malformed_output();
+  // Tool calls a request sent back that rendered from the replay store's exact DSML.
+  void tool_calls_replayed(size_t calls);
 
   // Where other parts of the server register their own series (the gRPC router's, for one).
   prometheus::Registry& registry() { return *registry_; }

@@ -21,6 +21,16 @@ std::string response_id(Endpoint endpoint) {
   return id;
 }
 
+// Tool-call ids: "call_" + 24 base62 digits, then the call's index. Unique across requests, as
+// the replay store and clients key calls by id; not secret.
+std::string tool_call_id_prefix() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::string id = "call_";
+  for (int i = 0; i < 24; ++i) id += digits[rng() % 62];
+  return id;
+}
+
 }  // namespace
 
 std::optional<RouteKind> OpenAiFront::route(std::string_view path) const {
@@ -57,6 +67,7 @@ JobSetup OpenAiFront::job_setup(std::string_view path, const OpenAiRequest& requ
   setup.writer = std::make_unique<OpenAiWriter>(std::move(meta), request.stream,
                                                 request.include_usage, choices);
   setup.handler = std::string(path);
+  setup.tool_call_id_prefix = tool_call_id_prefix();
   return setup;
 }
 

@@ -41,9 +41,12 @@ OpenAiService::OpenAiService(ServiceOptions options, const Tokenizer& tokenizer,
                              EngineClient& engine, ServerMetrics& metrics,
                              std::vector<std::unique_ptr<ApiFront>> fronts)
     : options_(std::move(options)),
+      replay_store_(options_.tool_call_replay_entries, options_.tool_call_replay_bytes),
       env_{tokenizer, engine, metrics, options_.model_name, options_.system_fingerprint},
       fronts_(std::move(fronts)),
-      request_pool_(options_.request_threads == 0 ? 1 : options_.request_threads) {}
+      request_pool_(options_.request_threads == 0 ? 1 : options_.request_threads) {
+  env_.tool_call_replay = &replay_store_;
+}
 
 OpenAiService::~OpenAiService() { stop(); }
 
@@ -186,6 +189,13 @@ void OpenAiService::serve(const ApiFront& front, RouteKind kind, const HttpReque
                            "); retry later"),
                 {{"Retry-After", "1"}});
     return;
+  }
+  // Calls this router generated render as the model wrote them (spec §5.8), so the prompt
+  // extends the previous turn's tokens and its KV pages are found in the prefix cache.
+  if (request.endpoint == Endpoint::kChat) {
+    if (const size_t replayed = replay_store_.fill(request.chat)) {
+      env_.metrics.tool_calls_replayed(replayed);
+    }
   }
   PreparedRequest prepared;
   if (std::optional<ApiError> e =

@@ -37,6 +37,10 @@ struct ServiceOptions {
   // Threads that parse, render and tokenize generation requests. That work scales with what a
   // client sends, so it stays off the HTTP threads, which must keep answering /health.
   unsigned request_threads = 2;
+  // Bounds of the tool-call replay store (tool_call_replay_store.h): generated calls whose
+  // exact DSML a follow-up turn renders.
+  size_t tool_call_replay_entries = 65536;
+  size_t tool_call_replay_bytes = size_t{64} << 20;
 };
 
 class OpenAiService {
@@ -76,6 +80,7 @@ class OpenAiService {
   bool authorized(const HttpRequest& request) const;
 
   ServiceOptions options_;
+  ToolCallReplayStore replay_store_;
   JobEnvironment env_;
   OpenAiFront openai_front_;
   std::vector<std::unique_ptr<ApiFront>> fronts_;

@@ -356,13 +356,14 @@ bool has_markup(const std::string& text) {
   return text.find(kD) != std::string::npos || text.find("invoke") != std::string::npos;
 }
 
-// Junk after the forced opener is malformed markup: it never becomes content, and the choice
-// ends at once as an error instead of running on.
+// tool_choice "required" or named: junk after the forced opener is malformed markup; it never
+// becomes content, and the choice ends at once as an error instead of running on.
 TEST_F(ChoiceOutputTest, MalformedToolCallMarkupNeverReachesContent) {
   for (const std::string& prefix : {kRequiredPrefix, kNamedPrefix}) {
     SCOPED_TRACE(prefix);
     ChoiceOutputOptions options;
     options.parse_tools = true;
+    options.require_tool_call = true;
     options.forced_output = tok().encode(prefix, true);
     ChoiceOutput choice = make(options);
     Assembled got;
@@ -407,6 +408,7 @@ TEST_F(ChoiceOutputTest, ToolCallCutByTheLengthLimitIsNotReported) {
 TEST_F(ChoiceOutputTest, SingleToolCallNeedsACompleteInvoke) {
   ChoiceOutputOptions options;
   options.parse_tools = true;
+  options.require_tool_call = true;  // a named choice
   options.single_tool_call = true;
   options.forced_output = tok().encode(kNamedPrefix, true);
   ChoiceOutput choice = make(options);
@@ -463,6 +465,93 @@ TEST_F(ChoiceOutputTest, RequiredToolChoiceWithoutACallIsAnError) {
     }
   }
   EXPECT_EQ(with_calls, 1u);
+}
+
+// Without tool_choice "required", broken markup never swallows the answer: the parser's text
+// for it is content, the output goes on, and a warning says what was wrong (spec §5.8).
+TEST_F(ChoiceOutputTest, MalformedMarkupIsReturnedAsContentAndTheOutputGoesOn) {
+  const std::string broken = "\n\n<" + kD + "tool_calls>\n<" + kD + "oops>";
+  const std::vector<TokenId> ids =
+      concat(tok().encode("Let me check." + broken, true), tok().encode(" It is sunny.", true));
+  ChoiceOutputOptions options;
+  options.parse_tools = true;
+  ChoiceOutput choice = make(options);
+  Assembled got;
+  run(choice, ids, final_event(EngineFinish::kStop, tok().eos_id()), got);
+  EXPECT_EQ(choice.finish_reason(), "stop");
+  EXPECT_EQ(got.content, "Let me check." + broken + " It is sunny.");
+  EXPECT_EQ(choice.content(), got.content);
+  EXPECT_TRUE(got.calls.empty());
+  ASSERT_EQ(choice.warnings().size(), 1u);
+  EXPECT_NE(choice.warnings()[0].find("unexpected DSML tag"), std::string::npos);
+}
+
+// A complete call stays a call when markup after it breaks; the broken invoke is content.
+TEST_F(ChoiceOutputTest, CallsBeforeMalformedMarkupAreKept) {
+  const std::string broken = "<" + kD + "invoke name=\"get_time\">\nnoise";
+  const std::string output = "\n\n<" + kD + "tool_calls>\n" + kWeatherInvoke + "\n" + broken;
+  ChoiceOutputOptions options;
+  options.parse_tools = true;
+  ChoiceOutput choice = make(options);
+  Assembled got;
+  run(choice, tok().encode(output, true), final_event(EngineFinish::kStop, tok().eos_id()), got);
+  EXPECT_EQ(choice.finish_reason(), "tool_calls");
+  ASSERT_EQ(got.calls.size(), 1u);
+  EXPECT_EQ(got.calls[0].name, "get_weather");
+  EXPECT_EQ(choice.tool_calls()[0].dsml, kWeatherInvoke);
+  EXPECT_EQ(got.content, "\n" + broken);  // with the newline that followed the good invoke
+  EXPECT_EQ(choice.warnings().size(), 1u);
+}
+
+// The model ends its turn (EOS) inside a block: the unfinished markup is content, finish "stop".
+// A block cut by the length limit is dropped instead: the call was not finished, not broken.
+TEST_F(ChoiceOutputTest, OutputEndedInsideABlockIsContentUnlessCutByTheLimit) {
+  const std::string partial = "\n\n<" + kD + "tool_calls>\n<" + kD +
+                              "invoke name=\"get_weather\">\n<" + kD +
+                              "parameter name=\"city\" string=\"true\">Par";
+  const std::vector<TokenId> ids = tok().encode("Checking." + partial, true);
+  for (EngineFinish end : {EngineFinish::kStop, EngineFinish::kLength}) {
+    ChoiceOutputOptions options;
+    options.parse_tools = true;
+    ChoiceOutput choice = make(options);
+    Assembled got;
+    run(choice, ids,
+        final_event(end, end == EngineFinish::kStop ? tok().eos_id() : tok().encode("is")[0]), got);
+    EXPECT_TRUE(got.calls.empty());
+    if (end == EngineFinish::kStop) {
+      EXPECT_EQ(choice.finish_reason(), "stop");
+      EXPECT_EQ(got.content, "Checking." + partial);
+      EXPECT_EQ(choice.warnings().size(), 1u);
+    } else {
+      EXPECT_EQ(choice.finish_reason(), "length");
+      EXPECT_EQ(got.content, "Checking.");
+      EXPECT_TRUE(choice.warnings().empty());
+    }
+  }
+}
+
+// Thinking mode, and the model ends its turn without </think>: the reasoning is all the answer
+// there is, so it also comes back as content, at the end. Cut by the limit it stays reasoning.
+TEST_F(ChoiceOutputTest, ReasoningWithoutThinkEndIsAlsoContent) {
+  const std::string text = "The answer is 4.";
+  for (EngineFinish end : {EngineFinish::kStop, EngineFinish::kLength}) {
+    ChoiceOutputOptions options;
+    options.thinking = true;
+    options.parse_tools = true;
+    ChoiceOutput choice = make(options);
+    Assembled got;
+    std::vector<TokenId> ids = tok().encode(text, true);
+    const TokenId last = end == EngineFinish::kStop ? tok().eos_id() : ids.back();
+    if (end == EngineFinish::kLength) ids.pop_back();
+    run(choice, ids, final_event(end, last), got);
+    EXPECT_EQ(got.reasoning, text);
+    EXPECT_EQ(choice.reasoning(), text);
+    const bool ended_by_model = end == EngineFinish::kStop;
+    EXPECT_EQ(got.content, ended_by_model ? text : "");
+    EXPECT_EQ(choice.content(), got.content);
+    EXPECT_EQ(choice.warnings().size(), ended_by_model ? 1u : 0u);
+    EXPECT_EQ(choice.finish_reason(), ended_by_model ? "stop" : "length");
+  }
 }
 
 }  // namespace
