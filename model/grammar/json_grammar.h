@@ -88,11 +88,13 @@ Result<JsonGrammar> compile_json_schema(const nlohmann::ordered_json& schema);
 JsonGrammar json_object_grammar();
 
 // The kinds of output constraint a request can carry (router -> worker as kind + source text).
-enum class OutputConstraintKind : uint8_t { kNone, kJsonObject, kJsonSchema, kRegex };
+// kDsmlTools: strict function tools, the DSML tool-call block (model/grammar/dsml_tool_grammar.h).
+enum class OutputConstraintKind : uint8_t { kNone, kJsonObject, kJsonSchema, kRegex, kDsmlTools };
 const char* output_constraint_name(OutputConstraintKind kind);
-// "json_object" / "json_schema" / "regex"; anything else is an error.
+// "json_object" / "json_schema" / "regex" / "dsml_tools"; anything else is an error.
 Result<OutputConstraintKind> parse_output_constraint_kind(std::string_view name);
 // kJsonSchema: `source` is the schema's JSON text; kRegex: the pattern; kJsonObject: ignored.
+// kDsmlTools is not a JsonGrammar (compile_dsml_tool_grammar compiles it): an error here.
 Result<JsonGrammar> compile_output_constraint(OutputConstraintKind kind, std::string_view source);
 
 }  // namespace v4

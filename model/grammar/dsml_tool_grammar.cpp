@@ -1,0 +1,455 @@
+#include "model/grammar/dsml_tool_grammar.h"
+
+#include <array>
+#include <set>
+
+namespace v4 {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// Stands for the marker token inside the literal table. A text byte never matches it (step()
+// skips it), so a text token with this byte cannot pass for the marker.
+constexpr char kMarker = '\xFF';
+
+// The fixed pieces of the block (spec §5.8), as the chat encoder writes them.
+enum Literal : int {
+  kBlockRest,         // after "<" M in free text: the rest of the block opener
+  kInvokeOpen,        // first invoke
+  kNlInvokeOpen,      // a further invoke
+  kParamOpen,         // first parameter of an invoke
+  kNlParamOpen,       // a further parameter
+  kInvokeClose,       //
+  kBlockClose,        //
+  kStringTrue,        // after `string="`
+  kStringFalse,       //
+  kCloseAfterMarker,  // a RAW value ended with "</" M
+  kCloseAfterLt,      // a JSON value ended with "<"
+  kLiteralCount
+};
+
+constexpr std::array<std::string_view, kLiteralCount> kLiterals = {
+    "tool_calls>\n",
+    "<\xFFinvoke name=\"",
+    "\n<\xFFinvoke name=\"",
+    "<\xFFparameter name=\"",
+    "\n<\xFFparameter name=\"",
+    "\n</\xFFinvoke>",
+    "\n</\xFFtool_calls>",
+    "true\">",
+    "false\">",
+    "parameter>",
+    "/\xFFparameter>",
+};
+
+constexpr uint16_t bit(int literal) { return static_cast<uint16_t>(1u << literal); }
+
+// Keywords of a tool's parameters schema besides the annotations.
+const std::set<std::string, std::less<>> kToolSchemaKeywords = {"type", "properties", "required",
+                                                                "additionalProperties"};
+const std::set<std::string, std::less<>> kAnnotations = {
+    "title",  "description", "default",   "examples",   "$schema", "$id",        "$comment",
+    "strict", "readOnly",    "writeOnly", "deprecated", "$defs",   "definitions"};
+
+// A string schema that constrains nothing: its value may be written raw (string="true").
+bool plain_string_schema(const Json& schema) {
+  if (!schema.is_object() || schema.value("type", Json()) != "string") return false;
+  for (auto it = schema.begin(); it != schema.end(); ++it) {
+    if (it.key() != "type" && kAnnotations.count(it.key()) == 0) return false;
+  }
+  return true;
+}
+
+// Names go between quotes in a DSML tag and the parser ends them at the first quote.
+bool valid_tag_name(std::string_view name) {
+  for (char c : name) {
+    if (c == '"' || c == '<' || c == '>' || static_cast<unsigned char>(c) < 0x20) return false;
+  }
+  return true;
+}
+
+Status tool_error(const std::string& tool, const std::string& why) {
+  return Status::error("tool '" + tool + "': " + why);
+}
+
+}  // namespace
+
+bool raw_text_step(uint8_t& utf8, uint8_t byte) {
+  if (utf8 == 0 && byte < 0x80) return byte >= 0x20 || byte == '\n' || byte == '\t' || byte == '\r';
+  bool new_char = false;
+  return string_body_step(utf8, byte, new_char) == StringByte::kStay;
+}
+
+Result<DsmlTool> compile_dsml_tool(const std::string& name, const Json& parameters) {
+  if (name.empty() || !valid_tag_name(name)) return tool_error(name, "the name cannot be written");
+  DsmlTool tool;
+  tool.name = name;
+  tool.header = name + "\">\n";
+  if (parameters.is_null()) return tool;
+  if (!parameters.is_object()) return tool_error(name, "'parameters' must be an object");
+  for (auto it = parameters.begin(); it != parameters.end(); ++it) {
+    if (kToolSchemaKeywords.count(it.key()) == 0 && kAnnotations.count(it.key()) == 0)
+      return tool_error(name, "'" + it.key() + "' is not supported (at parameters)");
+  }
+  if (parameters.contains("type") && parameters["type"] != "object")
+    return tool_error(name, "'type' must be 'object' (at parameters)");
+  const Json properties = parameters.value("properties", Json::object());
+  if (!properties.is_object())
+    return tool_error(name, "'properties' must be an object (at parameters)");
+  if (properties.size() > kMaxDsmlParameters)
+    return tool_error(name, "more than " + std::to_string(kMaxDsmlParameters) + " properties");
+  std::set<std::string> required;
+  if (parameters.contains("required")) {
+    const Json& list = parameters["required"];
+    if (!list.is_array()) return tool_error(name, "'required' must be an array (at parameters)");
+    for (const Json& key : list) {
+      if (!key.is_string() || !properties.contains(key.get<std::string>()))
+        return tool_error(name, "'required' names a property that is not in 'properties'");
+      required.insert(key.get<std::string>());
+    }
+  }
+  for (auto it = properties.begin(); it != properties.end(); ++it) {
+    if (!valid_tag_name(it.key()))
+      return tool_error(name, "property name '" + it.key() + "' cannot be written in a DSML tag");
+    // A property's $ref points into the parameters' $defs: the subschema carries them along.
+    Json schema = it.value();
+    for (const char* defs : {"$defs", "definitions"}) {
+      if (parameters.contains(defs) && schema.is_object() && !schema.contains(defs))
+        schema[defs] = parameters[defs];
+    }
+    Result<JsonGrammar> value = compile_json_schema(schema);
+    if (!value) return tool_error(name, "property '" + it.key() + "': " + value.message());
+    DsmlToolParameter p;
+    p.name = it.key();
+    p.header = it.key() + "\" string=\"";
+    p.required = required.count(it.key()) != 0;
+    p.raw_text = plain_string_schema(it.value());
+    p.value = std::make_shared<const JsonGrammar>(std::move(*value));
+    tool.parameters.push_back(std::move(p));
+  }
+  return tool;
+}
+
+Result<DsmlToolGrammar> compile_dsml_tool_grammar(std::string_view source) {
+  const Json doc = Json::parse(source, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object())
+    return Status::error("the tool constraint is not a JSON object");
+  DsmlToolGrammar g;
+  auto token = [&](const char* key, int32_t& out) -> Status {
+    if (!doc.contains(key)) return Status::ok();
+    const Json& v = doc[key];
+    if (!v.is_number_integer() || v.get<int64_t>() < -1 || v.get<int64_t>() > INT32_MAX)
+      return Status::error(std::string("tool constraint: '") + key + "' must be a token id");
+    out = v.get<int32_t>();
+    return Status::ok();
+  };
+  if (Status s = token("marker", g.marker_token); !s) return s;
+  if (Status s = token("reasoning_end", g.reasoning_end_token); !s) return s;
+  if (g.marker_token < 0) return Status::error("tool constraint: no marker token");
+  if (doc.contains("reasoning")) {
+    if (!doc["reasoning"].is_boolean())
+      return Status::error("tool constraint: 'reasoning' must be a boolean");
+    g.reasoning = doc["reasoning"].get<bool>();
+  }
+  if (doc.contains("max_calls")) {
+    const Json& v = doc["max_calls"];
+    if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > UINT32_MAX)
+      return Status::error("tool constraint: 'max_calls' must be a positive integer");
+    g.max_calls = v.get<uint32_t>();
+  }
+  const std::string start = doc.value("start", std::string("free"));
+  if (start == "free") {
+    g.start = DsmlStart::kFree;
+  } else if (start == "block") {
+    g.start = DsmlStart::kBlock;
+  } else if (start == "invoke") {
+    g.start = DsmlStart::kInvoke;
+  } else {
+    return Status::error("tool constraint: unknown start '" + start + "'");
+  }
+  if (!doc.contains("tools") || !doc["tools"].is_array() || doc["tools"].empty() ||
+      doc["tools"].size() > kMaxDsmlTools)
+    return Status::error("tool constraint: 'tools' must list 1 to " +
+                         std::to_string(kMaxDsmlTools) + " tools");
+  std::set<std::string> names;
+  for (const Json& t : doc["tools"]) {
+    if (!t.is_object() || !t.contains("name") || !t["name"].is_string())
+      return Status::error("tool constraint: every tool needs a name");
+    const std::string name = t["name"].get<std::string>();
+    if (!names.insert(name).second)
+      return Status::error("tool constraint: tool '" + name + "' is given twice");
+    Result<DsmlTool> tool = compile_dsml_tool(name, t.value("parameters", Json()));
+    if (!tool) return tool.status();
+    g.tools.push_back(std::move(*tool));
+  }
+  if (g.start == DsmlStart::kInvoke) {
+    const std::string forced = doc.value("tool", std::string());
+    for (size_t i = 0; i < g.tools.size(); ++i) {
+      if (g.tools[i].name == forced) g.start_tool = static_cast<int32_t>(i);
+    }
+    if (g.start_tool < 0) return Status::error("tool constraint: 'tool' names no listed tool");
+  }
+  return g;
+}
+
+DsmlToolMatcher::DsmlToolMatcher(std::shared_ptr<const DsmlToolGrammar> grammar)
+    : grammar_(std::move(grammar)), reasoning_(grammar_->reasoning) {
+  switch (grammar_->start) {
+    case DsmlStart::kFree:
+      phase_ = Phase::kFree;
+      break;
+    case DsmlStart::kBlock:
+      expect(bit(kInvokeOpen));
+      break;
+    case DsmlStart::kInvoke: {
+      tool_ = grammar_->start_tool;
+      calls_ = 1;
+      const DsmlTool& tool = grammar_->tools[static_cast<size_t>(tool_)];
+      uint16_t next = tool.parameters.empty() ? 0 : bit(kParamOpen);
+      bool any_required = false;
+      for (const DsmlToolParameter& p : tool.parameters) any_required |= p.required;
+      if (!any_required) next |= bit(kInvokeClose);
+      expect(next);
+      break;
+    }
+  }
+}
+
+void DsmlToolMatcher::expect(uint16_t literals) {
+  phase_ = Phase::kLiteral;
+  literals_ = literals;
+  offset_ = 0;
+}
+
+void DsmlToolMatcher::enter(Phase phase) {
+  phase_ = phase;
+  offset_ = 0;
+  candidates_.clear();
+  if (phase == Phase::kToolName) {
+    for (uint32_t i = 0; i < grammar_->tools.size(); ++i) candidates_.push_back(i);
+  } else if (phase == Phase::kParamName) {
+    const DsmlTool& tool = grammar_->tools[static_cast<size_t>(tool_)];
+    for (uint32_t i = 0; i < tool.parameters.size(); ++i) {
+      if (!(used_ >> i & 1)) candidates_.push_back(i);
+    }
+  } else if (phase == Phase::kRaw) {
+    utf8_ = 0;
+    tail_[0] = tail_[1] = 0;
+  } else if (phase == Phase::kJson) {
+    const DsmlTool& tool = grammar_->tools[static_cast<size_t>(tool_)];
+    json_.emplace(tool.parameters[static_cast<size_t>(param_)].value);
+  }
+}
+
+// After a parameter's closing tag: another unused parameter, or the invoke's end once every
+// required one is there.
+void DsmlToolMatcher::after_parameter() {
+  const DsmlTool& tool = grammar_->tools[static_cast<size_t>(tool_)];
+  bool unused = false, required_left = false;
+  for (size_t i = 0; i < tool.parameters.size(); ++i) {
+    if (used_ >> i & 1) continue;
+    unused = true;
+    required_left |= tool.parameters[i].required;
+  }
+  expect(static_cast<uint16_t>((unused ? bit(kNlParamOpen) : 0) |
+                               (required_left ? 0 : bit(kInvokeClose))));
+}
+
+void DsmlToolMatcher::after_literal(int literal) {
+  switch (literal) {
+    case kBlockRest:
+      calls_ = 0;
+      expect(bit(kInvokeOpen));
+      return;
+    case kInvokeOpen:
+    case kNlInvokeOpen:
+      enter(Phase::kToolName);
+      return;
+    case kParamOpen:
+    case kNlParamOpen:
+      enter(Phase::kParamName);
+      return;
+    case kInvokeClose:
+      expect(static_cast<uint16_t>((calls_ < grammar_->max_calls ? bit(kNlInvokeOpen) : 0) |
+                                   bit(kBlockClose)));
+      return;
+    case kBlockClose:
+      phase_ = Phase::kDone;
+      return;
+    case kStringTrue:
+      enter(Phase::kRaw);
+      return;
+    case kStringFalse:
+      enter(Phase::kJson);
+      return;
+    default:  // a parameter's closing tag
+      after_parameter();
+      return;
+  }
+}
+
+bool DsmlToolMatcher::step_names(uint8_t byte) {
+  const DsmlTool* tool = tool_ >= 0 ? &grammar_->tools[static_cast<size_t>(tool_)] : nullptr;
+  auto header = [&](uint32_t i) -> const std::string& {
+    return phase_ == Phase::kToolName ? grammar_->tools[i].header : tool->parameters[i].header;
+  };
+  std::erase_if(candidates_, [&](uint32_t i) {
+    const std::string& h = header(i);
+    return offset_ >= h.size() || static_cast<uint8_t>(h[offset_]) != byte;
+  });
+  if (candidates_.empty()) return false;
+  ++offset_;
+  // Headers end with a quote that names never hold, so at most one is whole here.
+  for (uint32_t i : candidates_) {
+    if (header(i).size() != offset_) continue;
+    if (phase_ == Phase::kToolName) {
+      tool_ = static_cast<int32_t>(i);
+      ++calls_;
+      used_ = 0;
+      const DsmlTool& chosen = grammar_->tools[i];
+      bool any_required = false;
+      for (const DsmlToolParameter& p : chosen.parameters) any_required |= p.required;
+      expect(static_cast<uint16_t>((chosen.parameters.empty() ? 0 : bit(kParamOpen)) |
+                                   (any_required ? 0 : bit(kInvokeClose))));
+    } else {
+      param_ = static_cast<int32_t>(i);
+      used_ |= uint64_t{1} << i;
+      expect(static_cast<uint16_t>((tool->parameters[i].raw_text ? bit(kStringTrue) : 0) |
+                                   bit(kStringFalse)));
+    }
+    return true;
+  }
+  return true;
+}
+
+bool DsmlToolMatcher::step(uint8_t byte) {
+  switch (phase_) {
+    case Phase::kFree:
+      tail_[0] = tail_[1];
+      tail_[1] = static_cast<char>(byte);
+      return true;
+    case Phase::kLiteral: {
+      uint16_t kept = 0;
+      for (int i = 0; i < kLiteralCount; ++i) {
+        if (!(literals_ & bit(i))) continue;
+        const std::string_view text = kLiterals[static_cast<size_t>(i)];
+        if (offset_ < text.size() && text[offset_] != kMarker &&
+            static_cast<uint8_t>(text[offset_]) == byte)
+          kept |= bit(i);
+      }
+      if (!kept) return false;
+      literals_ = kept;
+      ++offset_;
+      for (int i = 0; i < kLiteralCount; ++i) {
+        if ((kept & bit(i)) && kLiterals[static_cast<size_t>(i)].size() == offset_) {
+          after_literal(i);
+          break;
+        }
+      }
+      return true;
+    }
+    case Phase::kToolName:
+    case Phase::kParamName:
+      return step_names(byte);
+    case Phase::kRaw: {
+      // Any UTF-8 text: the value ends only where "</" meets the marker token (spec §5.8).
+      if (!raw_text_step(utf8_, byte)) return false;
+      tail_[0] = tail_[1];
+      tail_[1] = static_cast<char>(byte);
+      return true;
+    }
+    case Phase::kJson:
+      // A JSON value never holds "<" outside a string: once the value may end, "<" ends it.
+      if (byte == '<' && json_->accepting()) {
+        json_.reset();
+        expect(bit(kCloseAfterLt));
+        return true;
+      }
+      return json_->advance(std::string_view(reinterpret_cast<const char*>(&byte), 1));
+    case Phase::kDone:
+      return false;
+  }
+  return false;
+}
+
+bool DsmlToolMatcher::marker_allowed() const {
+  switch (phase_) {
+    case Phase::kFree:
+      return true;
+    case Phase::kLiteral:
+      for (int i = 0; i < kLiteralCount; ++i) {
+        const std::string_view text = kLiterals[static_cast<size_t>(i)];
+        if ((literals_ & bit(i)) && offset_ < text.size() && text[offset_] == kMarker) return true;
+      }
+      return false;
+    case Phase::kRaw:
+      return utf8_ == 0 && tail_[0] == '<' && tail_[1] == '/';
+    default:
+      return false;
+  }
+}
+
+bool DsmlToolMatcher::advance_marker() {
+  if (!marker_allowed()) return false;
+  switch (phase_) {
+    case Phase::kFree:
+      // In content the marker right after "<" (not "</") opens a block; anywhere else it is
+      // prose to the parser, and the text stays free.
+      if (!reasoning_ && tail_[1] == '<' && tail_[0] != '/') expect(bit(kBlockRest));
+      tail_[0] = tail_[1] = 0;
+      return true;
+    case Phase::kRaw:
+      expect(bit(kCloseAfterMarker));
+      return true;
+    default: {  // kLiteral
+      uint16_t kept = 0;
+      for (int i = 0; i < kLiteralCount; ++i) {
+        const std::string_view text = kLiterals[static_cast<size_t>(i)];
+        if ((literals_ & bit(i)) && offset_ < text.size() && text[offset_] == kMarker)
+          kept |= bit(i);
+      }
+      literals_ = kept;
+      ++offset_;  // no literal ends with the marker
+      return true;
+    }
+  }
+}
+
+bool DsmlToolMatcher::advance(std::string_view bytes) {
+  DsmlToolMatcher next = *this;
+  for (char c : bytes) {
+    if (!next.step(static_cast<uint8_t>(c))) return false;
+  }
+  *this = std::move(next);
+  return true;
+}
+
+bool DsmlToolMatcher::advance_token(int32_t id, std::string_view bytes, bool is_text) {
+  if (id == grammar_->marker_token) return advance_marker();
+  if (phase_ != Phase::kFree) return is_text && advance(bytes);
+  if (id == grammar_->reasoning_end_token && reasoning_) {
+    reasoning_ = false;
+  } else if (is_text) {
+    return advance(bytes);
+  }
+  tail_[0] = tail_[1] = 0;
+  return true;
+}
+
+bool dsml_grammar_accepts(std::shared_ptr<const DsmlToolGrammar> grammar, std::string_view text,
+                          std::string_view marker_text) {
+  if (marker_text.empty()) return false;
+  DsmlToolMatcher matcher(std::move(grammar));
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t next = text.find(marker_text, at);
+    if (!matcher.advance(text.substr(at, next == std::string_view::npos ? text.npos : next - at)))
+      return false;
+    if (next == std::string_view::npos) break;
+    if (!matcher.advance_marker()) return false;
+    at = next + marker_text.size();
+  }
+  return matcher.complete();
+}
+
+}  // namespace v4

@@ -1,0 +1,133 @@
+// Strict function tools: the DSML tool-call block (spec §5.8) as a grammar, so that the calls the
+// model writes name an offered tool and carry exactly that tool's parameters, each value valid
+// against its JSON schema. The block, as the chat encoder renders calls in history:
+//
+//   <M tool_calls>\n
+//   <M invoke name="NAME">\n
+//   <M parameter name="K" string="true">RAW</M parameter>\n      (plain string schemas)
+//   <M parameter name="K" string="false">JSON</M parameter>\n    (any schema: compact JSON)
+//   </M invoke>\n<M invoke name="NAME2">\n ... </M invoke>\n</M tool_calls>  then the end token
+//
+// M is the ｜DSML｜ special token: a terminal of its own that only that token id matches (the
+// same characters as ordinary text are prose, spec §5.8), so the matcher takes it as a separate
+// input beside text bytes. An invoke with no parameters is "NAME">\n\n</M invoke>. Parameters
+// may come in any order, each at most once, the required ones always. A RAW value is any UTF-8
+// text (it ends where "</" meets the marker); JSON values follow model/grammar/json_grammar.h.
+//
+// Where the constraint starts: kBlock after the forced "\n\n<M tool_calls>\n" (tool_choice
+// required), kInvoke after a forced invoke header (a named tool), kFree for tool_choice auto:
+// text is free (reasoning until the reasoning-end token, then content) until the marker comes
+// right after a "<" in the content, which opens the block (how the parser reads it, spec §5.8).
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "model/grammar/grammar_matcher.h"
+
+namespace v4 {
+
+struct DsmlToolParameter {
+  std::string name;
+  std::string header;  // name + "\" string=\"": what follows `parameter name="` in the tag
+  bool required = false;
+  bool raw_text = false;  // string="true" allowed: a string schema with no constraint
+  std::shared_ptr<const JsonGrammar> value;  // string="false"
+};
+
+struct DsmlTool {
+  std::string name;
+  std::string header;  // name + "\">\n": what follows `invoke name="` in the tag
+  std::vector<DsmlToolParameter> parameters;
+};
+
+enum class DsmlStart : uint8_t { kFree, kBlock, kInvoke };
+
+struct DsmlToolGrammar {
+  std::vector<DsmlTool> tools;
+  int32_t marker_token = -1;
+  int32_t reasoning_end_token = -1;  // kFree: closes the reasoning
+  bool reasoning = false;            // kFree: the output starts as reasoning
+  DsmlStart start = DsmlStart::kFree;
+  int32_t start_tool = -1;  // kInvoke: the forced tool
+  uint32_t max_calls = std::numeric_limits<uint32_t>::max();
+};
+
+inline constexpr size_t kMaxDsmlTools = 128;
+inline constexpr size_t kMaxDsmlParameters = 64;  // a used-parameter set is a 64-bit mask
+
+// One strict tool: `parameters` is its JSON schema (null: no parameters), an object schema with
+// properties / required / additionalProperties and annotations; each property compiles with
+// compile_json_schema. Errors name the keyword and where it is, as for response_format.
+Result<DsmlTool> compile_dsml_tool(const std::string& name,
+                                   const nlohmann::ordered_json& parameters);
+
+// The constraint as it travels router -> worker (OutputConstraintKind::kDsmlTools), JSON text:
+//   {"marker": id, "reasoning_end": id, "reasoning": bool, "start": "free"|"block"|"invoke",
+//    "tool": "NAME" (invoke), "max_calls": n (optional),
+//    "tools": [{"name": "NAME", "parameters": {schema}}, ...]}
+Result<DsmlToolGrammar> compile_dsml_tool_grammar(std::string_view source);
+
+// One byte of a RAW value from UTF-8 state `utf8` (string_body_step's: 0, or 10..16 inside a
+// character): any UTF-8 text but control bytes other than tab, newline and carriage return.
+bool raw_text_step(uint8_t& utf8, uint8_t byte);
+
+class DsmlToolMatcher {
+ public:
+  enum class Phase : uint8_t { kFree, kLiteral, kToolName, kParamName, kRaw, kJson, kDone };
+
+  explicit DsmlToolMatcher(std::shared_ptr<const DsmlToolGrammar> grammar);
+
+  // One sampled token (not the end token): the marker, the reasoning end, another special token
+  // (`is_text` false) or text. False, and no change, when the grammar does not allow it.
+  bool advance_token(int32_t id, std::string_view bytes, bool is_text);
+  bool advance_marker();
+  bool advance(std::string_view bytes);
+  // One byte, in place; false leaves the matcher unusable (callers step a copy).
+  bool step(uint8_t byte);
+
+  bool free() const { return phase_ == Phase::kFree; }  // unconstrained: any token may come
+  bool marker_allowed() const;
+  bool accepting() const { return phase_ == Phase::kFree || phase_ == Phase::kDone; }
+  bool complete() const { return phase_ == Phase::kDone; }
+  Phase phase() const { return phase_; }
+  // kRaw: the UTF-8 state (string_body_step's: 0, or 10..16 inside a character).
+  uint8_t raw_utf8_state() const { return utf8_; }
+  // kJson: the value's matcher.
+  const GrammarMatcher* json_value() const { return json_ ? &*json_ : nullptr; }
+  const DsmlToolGrammar& grammar() const { return *grammar_; }
+
+ private:
+  void enter(Phase phase);
+  void expect(uint16_t literals);
+  void after_literal(int literal);
+  void after_parameter();
+  bool step_names(uint8_t byte);
+
+  std::shared_ptr<const DsmlToolGrammar> grammar_;
+  Phase phase_ = Phase::kFree;
+  uint16_t literals_ = 0;             // kLiteral: the live alternatives (bits of the literal table)
+  uint32_t offset_ = 0;               // bytes matched of the literal or name
+  std::vector<uint32_t> candidates_;  // kToolName / kParamName: names still matching
+  int32_t tool_ = -1, param_ = -1;
+  uint64_t used_ = 0;  // parameters of the open invoke already written
+  uint32_t calls_ = 0;
+  bool reasoning_ = false;
+  uint8_t utf8_ = 0;
+  char tail_[2] = {0, 0};  // kFree / kRaw: the last two text bytes
+  std::optional<GrammarMatcher> json_;
+};
+
+// Tests: whether `text` is a whole output the grammar admits, `marker_text` standing for the
+// marker token wherever it occurs.
+bool dsml_grammar_accepts(std::shared_ptr<const DsmlToolGrammar> grammar, std::string_view text,
+                          std::string_view marker_text);
+
+}  // namespace v4
