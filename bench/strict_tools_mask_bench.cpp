@@ -23,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kTools = R"([
   {"name":"get_weather","parameters":{"type":"object","required":["city"],
-    "properties":{"city":{"type":"string"},"unit":{"enum":["celsius","fahrenheit"]},
+    "properties":{"city":{"type":"string"},"unit":{"enum":["celsius","fahrenheit","kelvin"]},
       "days":{"type":"integer","minimum":1,"maximum":14}}}},
   {"name":"search","parameters":{"type":"object","required":["query"],
     "properties":{"query":{"type":"string","maxLength":24},"limit":{"type":"integer"},
@@ -95,7 +95,7 @@ int run(int walks) {
   std::printf("%-12s %8s %14s %12s\n", "phase", "masks", "mean_us", "max_us");
   double all = 0;
   size_t count = 0;
-  for (size_t p = 0; p < 7; ++p) {
+  for (size_t p = 0; p < 8; ++p) {
     if (!cost[p].count) continue;
     all += cost[p].total;
     count += cost[p].count;

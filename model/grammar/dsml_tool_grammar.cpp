@@ -60,6 +60,28 @@ bool plain_string_schema(const Json& schema) {
   return true;
 }
 
+// The texts of a schema whose values are a set of strings (enum or const, type string or none):
+// such a value may be written raw. Empty when the schema allows anything else.
+std::vector<std::string> string_choices(const Json& schema) {
+  if (!schema.is_object()) return {};
+  if (schema.contains("type") && schema["type"] != "string") return {};
+  std::vector<std::string> texts;
+  for (auto it = schema.begin(); it != schema.end(); ++it) {
+    if (it.key() == "enum" && it.value().is_array()) {
+      for (const Json& v : it.value()) {
+        if (!v.is_string()) return {};
+        texts.push_back(v.get<std::string>());
+      }
+    } else if (it.key() == "const" && it.value().is_string()) {
+      texts.push_back(it.value().get<std::string>());
+    } else if (it.key() != "type" && kAnnotations.count(it.key()) == 0) {
+      return {};
+    }
+  }
+  if (schema.contains("enum") && schema.contains("const")) return {};  // both: left to JSON
+  return texts;
+}
+
 // Names go between quotes in a DSML tag and the parser ends them at the first quote.
 bool valid_tag_name(std::string_view name) {
   for (char c : name) {
@@ -124,6 +146,9 @@ Result<DsmlTool> compile_dsml_tool(const std::string& name, const Json& paramete
     p.header = it.key() + "\" string=\"";
     p.required = required.count(it.key()) != 0;
     p.raw_text = plain_string_schema(it.value());
+    p.raw_choices = string_choices(it.value());
+    // The encoder writes values with Python's json.dumps (spec §5.8): the model's own style.
+    value->spaced = true;
     p.value = std::make_shared<const JsonGrammar>(std::move(*value));
     tool.parameters.push_back(std::move(p));
   }
@@ -232,6 +257,10 @@ void DsmlToolMatcher::enter(Phase phase) {
     for (uint32_t i = 0; i < tool.parameters.size(); ++i) {
       if (!(used_ >> i & 1)) candidates_.push_back(i);
     }
+  } else if (phase == Phase::kRawChoice) {
+    const DsmlToolParameter& p =
+        grammar_->tools[static_cast<size_t>(tool_)].parameters[static_cast<size_t>(param_)];
+    for (uint32_t i = 0; i < p.raw_choices.size(); ++i) candidates_.push_back(i);
   } else if (phase == Phase::kRaw) {
     utf8_ = 0;
     tail_[0] = tail_[1] = 0;
@@ -276,9 +305,12 @@ void DsmlToolMatcher::after_literal(int literal) {
     case kBlockClose:
       phase_ = Phase::kDone;
       return;
-    case kStringTrue:
-      enter(Phase::kRaw);
+    case kStringTrue: {
+      const DsmlToolParameter& p =
+          grammar_->tools[static_cast<size_t>(tool_)].parameters[static_cast<size_t>(param_)];
+      enter(p.raw_text ? Phase::kRaw : Phase::kRawChoice);
       return;
+    }
     case kStringFalse:
       enter(Phase::kJson);
       return;
@@ -314,8 +346,9 @@ bool DsmlToolMatcher::step_names(uint8_t byte) {
     } else {
       param_ = static_cast<int32_t>(i);
       used_ |= uint64_t{1} << i;
-      expect(static_cast<uint16_t>((tool->parameters[i].raw_text ? bit(kStringTrue) : 0) |
-                                   bit(kStringFalse)));
+      const DsmlToolParameter& chosen = tool->parameters[i];
+      const bool raw = chosen.raw_text || !chosen.raw_choices.empty();
+      expect(static_cast<uint16_t>((raw ? bit(kStringTrue) : 0) | bit(kStringFalse)));
     }
     return true;
   }
@@ -351,6 +384,20 @@ bool DsmlToolMatcher::step(uint8_t byte) {
     case Phase::kToolName:
     case Phase::kParamName:
       return step_names(byte);
+    case Phase::kRawChoice: {
+      // One of the texts, then "</" (the marker follows, see marker_allowed).
+      const DsmlToolParameter& p =
+          grammar_->tools[static_cast<size_t>(tool_)].parameters[static_cast<size_t>(param_)];
+      std::erase_if(candidates_, [&](uint32_t i) {
+        const std::string& text = p.raw_choices[i];
+        const size_t n = text.size();
+        const char expected = offset_ < n ? text[offset_] : offset_ == n ? '<' : '/';
+        return offset_ >= n + 2 || static_cast<uint8_t>(expected) != byte;
+      });
+      if (candidates_.empty()) return false;
+      ++offset_;
+      return true;
+    }
     case Phase::kRaw: {
       // Any UTF-8 text: the value ends only where "</" meets the marker token (spec §5.8).
       if (!raw_text_step(utf8_, byte)) return false;
@@ -384,6 +431,14 @@ bool DsmlToolMatcher::marker_allowed() const {
       return false;
     case Phase::kRaw:
       return utf8_ == 0 && tail_[0] == '<' && tail_[1] == '/';
+    case Phase::kRawChoice: {
+      const DsmlToolParameter& p =
+          grammar_->tools[static_cast<size_t>(tool_)].parameters[static_cast<size_t>(param_)];
+      for (uint32_t i : candidates_) {
+        if (p.raw_choices[i].size() + 2 == offset_) return true;
+      }
+      return false;
+    }
     default:
       return false;
   }
@@ -399,6 +454,7 @@ bool DsmlToolMatcher::advance_marker() {
       tail_[0] = tail_[1] = 0;
       return true;
     case Phase::kRaw:
+    case Phase::kRawChoice:
       expect(bit(kCloseAfterMarker));
       return true;
     default: {  // kLiteral

@@ -5,14 +5,17 @@
 //   <M tool_calls>\n
 //   <M invoke name="NAME">\n
 //   <M parameter name="K" string="true">RAW</M parameter>\n      (plain string schemas)
-//   <M parameter name="K" string="false">JSON</M parameter>\n    (any schema: compact JSON)
+//   <M parameter name="K" string="false">JSON</M parameter>\n    (any schema)
 //   </M invoke>\n<M invoke name="NAME2">\n ... </M invoke>\n</M tool_calls>  then the end token
 //
 // M is the ｜DSML｜ special token: a terminal of its own that only that token id matches (the
 // same characters as ordinary text are prose, spec §5.8), so the matcher takes it as a separate
 // input beside text bytes. An invoke with no parameters is "NAME">\n\n</M invoke>. Parameters
 // may come in any order, each at most once, the required ones always. A RAW value is any UTF-8
-// text (it ends where "</" meets the marker); JSON values follow model/grammar/json_grammar.h.
+// text for a string schema with no constraint, one of the texts of a string enum / const, and
+// not allowed otherwise (it ends where "</" meets the marker); JSON values follow
+// model/grammar/json_grammar.h, written as the encoder writes them (Python's json.dumps: ", " and
+// ": " separators).
 //
 // Where the constraint starts: kBlock after the forced "\n\n<M tool_calls>\n" (tool_choice
 // required), kInvoke after a forced invoke header (a named tool), kFree for tool_choice auto:
@@ -39,6 +42,9 @@ struct DsmlToolParameter {
   std::string header;  // name + "\" string=\"": what follows `parameter name="` in the tag
   bool required = false;
   bool raw_text = false;  // string="true" allowed: a string schema with no constraint
+  // string="true" allowed for one of these texts (each followed by "</"): a schema whose values
+  // are a set of strings (enum / const), as the encoder writes them raw.
+  std::vector<std::string> raw_choices;
   std::shared_ptr<const JsonGrammar> value;  // string="false"
 };
 
@@ -81,7 +87,16 @@ bool raw_text_step(uint8_t& utf8, uint8_t byte);
 
 class DsmlToolMatcher {
  public:
-  enum class Phase : uint8_t { kFree, kLiteral, kToolName, kParamName, kRaw, kJson, kDone };
+  enum class Phase : uint8_t {
+    kFree,
+    kLiteral,
+    kToolName,
+    kParamName,
+    kRaw,
+    kRawChoice,
+    kJson,
+    kDone
+  };
 
   explicit DsmlToolMatcher(std::shared_ptr<const DsmlToolGrammar> grammar);
 
@@ -115,7 +130,7 @@ class DsmlToolMatcher {
   Phase phase_ = Phase::kFree;
   uint16_t literals_ = 0;             // kLiteral: the live alternatives (bits of the literal table)
   uint32_t offset_ = 0;               // bytes matched of the literal or name
-  std::vector<uint32_t> candidates_;  // kToolName / kParamName: names still matching
+  std::vector<uint32_t> candidates_;  // kToolName / kParamName / kRawChoice: still matching
   int32_t tool_ = -1, param_ = -1;
   uint64_t used_ = 0;  // parameters of the open invoke already written
   uint32_t calls_ = 0;

@@ -74,6 +74,9 @@ struct GrammarNode {
 struct JsonGrammar {
   std::vector<GrammarNode> nodes;
   int32_t root = -1;
+  // Python's json.dumps separators: ", " between members and items, ": " after keys (exactly
+  // one space each, no other whitespace). DSML tool-call values are written so (spec §5.8).
+  bool spaced = false;
 };
 
 // Bounds that keep every output finite and every matcher state small.

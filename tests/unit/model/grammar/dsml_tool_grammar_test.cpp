@@ -32,6 +32,8 @@ std::shared_ptr<const DsmlToolGrammar> grammar(const char* start, const char* to
           "city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 7},
           "unit": {"type": "string", "enum": ["c", "f"]}}, "required": ["city", "days"]}},
       {"name": "ping", "parameters": {"type": "object", "properties": {}}},
+      {"name": "search", "parameters": {"type": "object", "properties": {
+          "q": {"type": "string", "maxLength": 4}}, "required": ["q"]}},
       {"name": "tag", "parameters": {"type": "object", "properties": {
           "labels": {"type": "array", "items": {"type": "string"}}}, "required": ["labels"],
           "additionalProperties": false}}]})");
@@ -65,10 +67,15 @@ TEST(DsmlToolGrammar, RequiredAcceptsOneOrMoreCalls) {
                       "<@parameter name=\"days\" string=\"false\">7</@parameter>\n"
                       "<@parameter name=\"city\" string=\"false\">\"Oslo\"</@parameter>\n"
                       "</@invoke>\n</@tool_calls>"));
+  // JSON values as the encoder writes them: Python's json.dumps separators.
   EXPECT_TRUE(accepts(g,
                       "<@invoke name=\"tag\">\n"
-                      "<@parameter name=\"labels\" string=\"false\">[\"a\",\"b<c\"]</@parameter>\n"
+                      "<@parameter name=\"labels\" string=\"false\">[\"a\", \"b<c\"]</@parameter>\n"
                       "</@invoke>\n</@tool_calls>"));
+  EXPECT_FALSE(accepts(g,
+                       "<@invoke name=\"tag\">\n"
+                       "<@parameter name=\"labels\" string=\"false\">[\"a\",\"b\"]</@parameter>\n"
+                       "</@invoke>\n</@tool_calls>"));
 }
 
 TEST(DsmlToolGrammar, RejectsWrongNamesMissingAndRepeatedParameters) {
@@ -109,9 +116,25 @@ TEST(DsmlToolGrammar, RejectsInvalidValues) {
   EXPECT_FALSE(accepts(g, weather("\"3\"", "")));  // a string
   EXPECT_FALSE(
       accepts(g, weather("3", "<@parameter name=\"unit\" string=\"false\">\"k\"</@parameter>\n")));
-  // An enum string may not be raw text (only a string schema with no constraint may).
-  EXPECT_FALSE(
-      accepts(g, weather("3", "<@parameter name=\"unit\" string=\"true\">c</@parameter>\n")));
+  // A string enum may be raw text: exactly one of its texts.
+  auto unit = [&](const std::string& raw) {
+    return weather("3", "<@parameter name=\"unit\" string=\"true\">" + raw + "</@parameter>\n");
+  };
+  EXPECT_TRUE(accepts(g, unit("c")));
+  EXPECT_TRUE(accepts(g, unit("f")));
+  EXPECT_FALSE(accepts(g, unit("k")));
+  EXPECT_FALSE(accepts(g, unit("cc")));
+  EXPECT_FALSE(accepts(g, unit("")));
+  EXPECT_FALSE(accepts(g, unit("\"c\"")));
+  // A string with a length bound is JSON only.
+  EXPECT_FALSE(accepts(g,
+                       "<@invoke name=\"search\">\n"
+                       "<@parameter name=\"q\" string=\"true\">abc</@parameter>\n"
+                       "</@invoke>\n</@tool_calls>"));
+  EXPECT_TRUE(accepts(g,
+                      "<@invoke name=\"search\">\n"
+                      "<@parameter name=\"q\" string=\"false\">\"abc\"</@parameter>\n"
+                      "</@invoke>\n</@tool_calls>"));
   // A non-string schema may not be raw text either.
   EXPECT_FALSE(accepts(g,
                        "<@invoke name=\"tag\">\n"
