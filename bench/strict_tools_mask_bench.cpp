@@ -52,9 +52,10 @@ int run(int walks) {
   if (!compiled) return std::fprintf(stderr, "%s\n", compiled.message().c_str()), 1;
   const auto grammar = std::make_shared<const DsmlToolGrammar>(std::move(*compiled));
 
-  const char* names[] = {"free",      "tag",        "tool name", "param name",
-                         "raw value", "json value", "done"};
-  PhaseCost cost[7];
+  const char* names[] = {"free",      "tag",        "tool name",  "param name",
+                         "raw value", "raw choice", "json value", "done"};
+  constexpr size_t kPhases = sizeof(names) / sizeof(names[0]);
+  PhaseCost cost[kPhases];
   std::vector<uint64_t> bits;
   size_t finished = 0;
   for (int walk = 0; walk < walks; ++walk) {
@@ -95,7 +96,7 @@ int run(int walks) {
   std::printf("%-12s %8s %14s %12s\n", "phase", "masks", "mean_us", "max_us");
   double all = 0;
   size_t count = 0;
-  for (size_t p = 0; p < 8; ++p) {
+  for (size_t p = 0; p < kPhases; ++p) {
     if (!cost[p].count) continue;
     all += cost[p].total;
     count += cost[p].count;
