@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/grammar/dsml_tool_grammar.h"
+#include "model/grammar/dsml_tool_matcher.h"
 #include "worker/token_vocabulary.h"
 
 namespace v4 {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "model/grammar/dsml_tool_grammar.h"
+#include "model/grammar/dsml_tool_matcher.h"
 #include "model/grammar/grammar_matcher.h"
 #include "model/sampling/sampling.h"
 #include "worker/guided_choice.h"

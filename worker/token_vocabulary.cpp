@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "model/grammar/dsml_tool_grammar.h"
+#include "model/grammar/dsml_tool_matcher.h"
 
 namespace v4 {
 

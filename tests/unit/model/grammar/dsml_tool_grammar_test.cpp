@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "model/grammar/dsml_tool_matcher.h"
+
 namespace v4 {
 namespace {
 

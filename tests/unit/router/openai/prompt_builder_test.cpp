@@ -9,6 +9,7 @@
 
 #include "model/chat/chat_encoder.h"
 #include "model/grammar/dsml_tool_grammar.h"
+#include "model/grammar/dsml_tool_matcher.h"
 #include "router/openai/choice_output.h"
 #include "tests/unit/common/deepseek_tokenizer.h"
 
