@@ -76,21 +76,20 @@ bool RequestSampler::guided_complete() const {
 std::vector<int32_t> RequestSampler::constrained_allowed(size_t n_logits) {
   const std::optional<int32_t> end = end_token(params_);
   std::vector<int32_t> ids;
-  // Strict tools: free text takes no mask (an empty list samples from every token).
-  if (tools_ && !dsml_allowed_token_bits(*tools_, *vocabulary_, mask_bits_)) return ids;
-  const bool accepting = tools_ ? tools_->accepting() : matcher_->accepting();
+  bool accepting = false;
   if (tools_) {
-    for (size_t w = 0; w < mask_bits_.size(); ++w)
-      for (uint64_t m = mask_bits_[w]; m; m &= m - 1)
-        ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(m))));
-    std::erase_if(ids, [&](int32_t t) { return static_cast<size_t>(t) >= n_logits; });
-  } else if (!matcher_->complete()) {
-    allowed_token_bits(*matcher_, *vocabulary_, mask_bits_);
-    for (size_t w = 0; w < mask_bits_.size(); ++w)
-      for (uint64_t m = mask_bits_[w]; m; m &= m - 1)
-        ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(m))));
-    std::erase_if(ids, [&](int32_t t) { return static_cast<size_t>(t) >= n_logits; });
+    // Strict tools: free text takes no mask (an empty list samples from every token).
+    if (!dsml_allowed_token_bits(*tools_, *vocabulary_, mask_bits_)) return ids;
+    accepting = tools_->accepting();
+  } else {
+    accepting = matcher_->accepting();
+    mask_bits_.clear();
+    if (!matcher_->complete()) allowed_token_bits(*matcher_, *vocabulary_, mask_bits_);
   }
+  for (size_t w = 0; w < mask_bits_.size(); ++w)
+    for (uint64_t m = mask_bits_[w]; m; m &= m - 1)
+      ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(m))));
+  std::erase_if(ids, [&](int32_t t) { return static_cast<size_t>(t) >= n_logits; });
   if (end && (accepting || ids.empty())) {
     ids.insert(std::lower_bound(ids.begin(), ids.end(), *end), *end);
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
