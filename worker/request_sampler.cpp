@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "worker/dsml_token_mask.h"
 #include "worker/grammar_token_mask.h"
 #include "worker/prompt_logprobs.h"
 
@@ -31,8 +32,15 @@ Status validate_output_constraint(const SamplingParams& p, const TokenVocabulary
     return Status::error("this engine has no token vocabulary for structured outputs");
   if (!p.allowed_outputs.empty())
     return Status::error("a structured output cannot be combined with allowed outputs");
-  Result<JsonGrammar> grammar = compile_output_constraint(p.constraint, p.constraint_source);
-  if (!grammar) return Status::error("structured output: " + grammar.message());
+  if (p.constraint == OutputConstraintKind::kDsmlTools) {
+    Result<DsmlToolGrammar> tools = compile_dsml_tool_grammar(p.constraint_source);
+    if (!tools) return Status::error("strict tools: " + tools.message());
+    if (static_cast<size_t>(tools->marker_token) >= vocabulary->size())
+      return Status::error("strict tools: marker token outside the vocabulary");
+  } else {
+    Result<JsonGrammar> grammar = compile_output_constraint(p.constraint, p.constraint_source);
+    if (!grammar) return Status::error("structured output: " + grammar.message());
+  }
   if (!p.stop_token_ids.empty()) {
     const int32_t end = p.stop_token_ids.front();
     if (end < 0 || static_cast<size_t>(end) >= vocabulary->size())
@@ -49,6 +57,11 @@ RequestSampler::RequestSampler(const SamplingParams& params,
       vocabulary_(std::move(vocabulary)) {
   if (params.constraint == OutputConstraintKind::kNone || !vocabulary_) return;
   // EngineCore::validate has compiled it once already; a failure here leaves it unconstrained.
+  if (params.constraint == OutputConstraintKind::kDsmlTools) {
+    Result<DsmlToolGrammar> tools = compile_dsml_tool_grammar(params.constraint_source);
+    if (tools) tools_.emplace(std::make_shared<const DsmlToolGrammar>(std::move(*tools)));
+    return;
+  }
   Result<JsonGrammar> grammar =
       compile_output_constraint(params.constraint, params.constraint_source);
   if (grammar) matcher_.emplace(std::make_shared<const JsonGrammar>(std::move(*grammar)));
@@ -56,20 +69,28 @@ RequestSampler::RequestSampler(const SamplingParams& params,
 
 bool RequestSampler::guided_complete() const {
   if (!params_.stop_token_ids.empty()) return false;
-  return (guided_.active() && guided_.complete()) || (matcher_ && matcher_->complete());
+  return (guided_.active() && guided_.complete()) || (matcher_ && matcher_->complete()) ||
+         (tools_ && tools_->complete());
 }
 
 std::vector<int32_t> RequestSampler::constrained_allowed(size_t n_logits) {
   const std::optional<int32_t> end = end_token(params_);
   std::vector<int32_t> ids;
-  if (!matcher_->complete()) {
-    allowed_token_bits(*matcher_, *vocabulary_, mask_bits_);
-    for (size_t w = 0; w < mask_bits_.size(); ++w)
-      for (uint64_t m = mask_bits_[w]; m; m &= m - 1)
-        ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(m))));
-    std::erase_if(ids, [&](int32_t t) { return static_cast<size_t>(t) >= n_logits; });
+  bool accepting = false;
+  if (tools_) {
+    // Strict tools: free text takes no mask (an empty list samples from every token).
+    if (!dsml_allowed_token_bits(*tools_, *vocabulary_, mask_bits_)) return ids;
+    accepting = tools_->accepting();
+  } else {
+    accepting = matcher_->accepting();
+    mask_bits_.clear();
+    if (!matcher_->complete()) allowed_token_bits(*matcher_, *vocabulary_, mask_bits_);
   }
-  if (end && (matcher_->accepting() || ids.empty())) {
+  for (size_t w = 0; w < mask_bits_.size(); ++w)
+    for (uint64_t m = mask_bits_[w]; m; m &= m - 1)
+      ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(m))));
+  std::erase_if(ids, [&](int32_t t) { return static_cast<size_t>(t) >= n_logits; });
+  if (end && (accepting || ids.empty())) {
     ids.insert(std::lower_bound(ids.begin(), ids.end(), *end), *end);
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
@@ -77,10 +98,14 @@ std::vector<int32_t> RequestSampler::constrained_allowed(size_t n_logits) {
 }
 
 void RequestSampler::advance_constraint(int32_t token) {
-  if (!matcher_) return;
+  if (!matcher_ && !tools_) return;
   const std::optional<int32_t> end = end_token(params_);
   if ((end && token == *end) || token < 0 || static_cast<size_t>(token) >= vocabulary_->size())
     return;
+  if (tools_) {
+    tools_->advance_token(token, vocabulary_->bytes(token), vocabulary_->is_text(token));
+    return;
+  }
   matcher_->advance(vocabulary_->bytes(token));
 }
 
@@ -142,7 +167,7 @@ SampledChoice RequestSampler::sample(std::span<const float> raw) {
     allowed = guided_.allowed();
     std::erase_if(allowed,
                   [&](int32_t t) { return t < 0 || static_cast<size_t>(t) >= raw.size(); });
-  } else if (matcher_) {
+  } else if (matcher_ || tools_) {
     allowed = constrained_allowed(raw.size());
   }
   SampledChoice c;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/grammar/dsml_tool_matcher.h"
 #include "model/grammar/grammar_matcher.h"
 #include "model/sampling/sampling.h"
 #include "worker/guided_choice.h"
@@ -46,7 +47,9 @@ struct SamplingParams {
   // Structured output (model/grammar/json_grammar.h): the output is text the grammar admits,
   // then stop_token_ids[0], which may come only once the text is a complete value (and must
   // come once nothing else may); with no stop token the request ends (kStop) when nothing may
-  // follow. `constraint_source`: the JSON schema text for kJsonSchema.
+  // follow. `constraint_source`: the JSON schema text for kJsonSchema. kDsmlTools (strict
+  // function tools): the source is model/grammar/dsml_tool_grammar.h's JSON; the output may be
+  // free text until it opens a tool-call block, which then follows the grammar to the end token.
   OutputConstraintKind constraint = OutputConstraintKind::kNone;
   std::string constraint_source;
 };
@@ -99,6 +102,7 @@ class RequestSampler {
   GuidedChoice guided_;
   std::shared_ptr<const TokenVocabulary> vocabulary_;
   std::optional<GrammarMatcher> matcher_;
+  std::optional<DsmlToolMatcher> tools_;
   std::vector<uint64_t> mask_bits_;
   std::unordered_set<int32_t> seen_;
   std::unordered_map<int32_t, uint32_t> output_counts_;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "model/grammar/dsml_tool_matcher.h"
+
 namespace v4 {
 
 TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes,
@@ -11,6 +13,7 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes,
   text_token_.resize(token_bytes_.size(), false);
   build_trie(text_token_);
   build_string_tables(text_token_);
+  build_tool_tables(text_token_);
 }
 
 // Tokens sorted by bytes share prefixes in runs, so each trie node is a range of the sorted
@@ -81,6 +84,25 @@ void TokenVocabulary::build_string_tables(const std::vector<bool>& text_token) {
       for (int k = table.chars[id]; k <= StringBodyTable::kShortTokenChars; ++k)
         table.stay_bits_upto[static_cast<size_t>(k)][id / 64] |= uint64_t{1} << (id % 64);
     }
+  }
+}
+
+void TokenVocabulary::build_tool_tables(const std::vector<bool>& text_token) {
+  raw_text_bits_.assign(kStringBodyStates, std::vector<uint64_t>(words(), 0));
+  for (uint8_t start = 0; start < kStringBodyStates; ++start) {
+    if (start != 0 && start < 10) continue;  // not UTF-8 states
+    for (size_t id = 0; id < size(); ++id) {
+      if (!text_token[id] || token_bytes_[id].empty()) continue;
+      uint8_t utf8 = start;
+      bool ok = true;
+      for (char c : token_bytes_[id]) ok = ok && raw_text_step(utf8, static_cast<uint8_t>(c));
+      if (ok) raw_text_bits_[start][id / 64] |= uint64_t{1} << (id % 64);
+    }
+  }
+  for (size_t id = 0; id < size(); ++id) {
+    const std::string_view text = token_bytes_[id];
+    if (text_token[id] && (text.ends_with('<') || text.ends_with("</")))
+      closing_tag_tokens_.push_back(static_cast<int32_t>(id));
   }
 }
 

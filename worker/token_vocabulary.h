@@ -55,9 +55,17 @@ class TokenVocabulary {
 
   const StringBodyTable& string_table(uint8_t sub) const { return string_tables_[sub]; }
 
+  // Strict tools (model/grammar/dsml_tool_grammar.h): by UTF-8 state (raw_text_step's), the
+  // bitset of the text tokens a RAW parameter value may take whole; and the text tokens that
+  // end in "<" or "</", the only ones that may end a JSON parameter value and start its
+  // closing tag.
+  const std::vector<uint64_t>& raw_text_bits(uint8_t utf8) const { return raw_text_bits_[utf8]; }
+  const std::vector<int32_t>& closing_tag_tokens() const { return closing_tag_tokens_; }
+
  private:
   void build_trie(const std::vector<bool>& text_token);
   void build_string_tables(const std::vector<bool>& text_token);
+  void build_tool_tables(const std::vector<bool>& text_token);
 
   std::vector<std::string> token_bytes_;
   std::vector<bool> text_token_;
@@ -65,7 +73,9 @@ class TokenVocabulary {
   std::vector<uint8_t> edge_bytes_;
   std::vector<uint32_t> edge_children_;
   std::vector<int32_t> node_tokens_;
-  std::vector<StringBodyTable> string_tables_;  // by string-body state
+  std::vector<StringBodyTable> string_tables_;        // by string-body state
+  std::vector<std::vector<uint64_t>> raw_text_bits_;  // by UTF-8 state
+  std::vector<int32_t> closing_tag_tokens_;
 };
 
 }  // namespace v4

@@ -80,7 +80,17 @@ bool required_left(const GrammarNode& node, uint32_t next) {
   return false;
 }
 
-StepResult step_schema_object(const GrammarNode& node, GrammarFrame& f, uint8_t b) {
+// Phases 8 and 9 of objects (4 of arrays) take the space of a spaced grammar's separators.
+constexpr uint8_t kSpaceBeforeValue = 8;
+constexpr uint8_t kSpaceBeforeKey = 9;
+
+StepResult step_space(GrammarFrame& f, uint8_t b, uint8_t next) {
+  if (b != ' ') return {Action::kReject};
+  f.phase = next;
+  return {Action::kConsumed};
+}
+
+StepResult step_schema_object(const GrammarNode& node, GrammarFrame& f, uint8_t b, bool spaced) {
   switch (f.phase) {
     case 0:
       if (b != '{') return {Action::kReject};
@@ -116,14 +126,18 @@ StepResult step_schema_object(const GrammarNode& node, GrammarFrame& f, uint8_t 
     }
     case 4:
       if (b != ':') return {Action::kReject};
-      f.phase = 5;
+      f.phase = spaced ? kSpaceBeforeValue : 5;
       return {Action::kConsumed};
     case 5:
       f.phase = 6;
       return {Action::kPush, node.properties[f.count - 1].value};
+    case kSpaceBeforeValue:
+      return step_space(f, b, 5);
+    case kSpaceBeforeKey:
+      return step_space(f, b, 2);
     default:
       if (b == ',' && key_candidates(node, f.count) != 0) {
-        f.phase = 2;
+        f.phase = spaced ? kSpaceBeforeKey : 2;
         return {Action::kConsumed};
       }
       if (b == '}' && !required_left(node, f.count)) return {Action::kPopConsumed};
@@ -131,7 +145,7 @@ StepResult step_schema_object(const GrammarNode& node, GrammarFrame& f, uint8_t 
   }
 }
 
-StepResult step_free_object(GrammarFrame& f, uint8_t b) {
+StepResult step_free_object(GrammarFrame& f, uint8_t b, bool spaced) {
   switch (f.phase) {
     case 0:
       if (b != '{') return {Action::kReject};
@@ -144,14 +158,18 @@ StepResult step_free_object(GrammarFrame& f, uint8_t b) {
       return {Action::kPush, kFreeStringNode};
     case 4:
       if (b != ':') return {Action::kReject};
-      f.phase = 5;
+      f.phase = spaced ? kSpaceBeforeValue : 5;
       return {Action::kConsumed};
     case 5:
       f.phase = 6;
       return {Action::kPush, kAnyValueNode};
+    case kSpaceBeforeValue:
+      return step_space(f, b, 5);
+    case kSpaceBeforeKey:
+      return step_space(f, b, 2);
     default:
       if (b == ',') {
-        f.phase = 2;
+        f.phase = spaced ? kSpaceBeforeKey : 2;
         return {Action::kConsumed};
       }
       if (b == '}') return {Action::kPopConsumed};
@@ -159,7 +177,7 @@ StepResult step_free_object(GrammarFrame& f, uint8_t b) {
   }
 }
 
-StepResult step_array(const GrammarNode& node, GrammarFrame& f, uint8_t b) {
+StepResult step_array(const GrammarNode& node, GrammarFrame& f, uint8_t b, bool spaced) {
   switch (f.phase) {
     case 0:
       if (b != '[') return {Action::kReject};
@@ -174,9 +192,11 @@ StepResult step_array(const GrammarNode& node, GrammarFrame& f, uint8_t b) {
       ++f.count;
       f.phase = 3;
       return {Action::kPush, node.items};
+    case 4:
+      return step_space(f, b, 2);
     default:
       if (b == ',' && f.count < node.max_items) {
-        f.phase = 2;
+        f.phase = spaced ? 4 : 2;
         return {Action::kConsumed};
       }
       if (b == ']' && f.count >= node.min_items) return {Action::kPopConsumed};
@@ -354,9 +374,10 @@ StepResult step_frame(const JsonGrammar& grammar, GrammarFrame& f, uint8_t b) {
   const GrammarNode& node = grammar_node(grammar, f.node);
   switch (node.kind) {
     case GrammarNodeKind::kObject:
-      return node.free_object ? step_free_object(f, b) : step_schema_object(node, f, b);
+      return node.free_object ? step_free_object(f, b, grammar.spaced)
+                              : step_schema_object(node, f, b, grammar.spaced);
     case GrammarNodeKind::kArray:
-      return step_array(node, f, b);
+      return step_array(node, f, b, grammar.spaced);
     case GrammarNodeKind::kString:
       return step_string(node, f, b);
     case GrammarNodeKind::kInteger:

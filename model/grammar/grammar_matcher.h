@@ -3,10 +3,10 @@
 // so its state is a small set of stacks. Bytes only ever come from sampled tokens, so the state
 // depends on the output alone (preemption and prefix hits leave it as it was).
 //
-// Bounded output: no whitespace anywhere, numbers with at most 15 integer digits, 15 fraction
-// digits and 2 exponent digits (integers: within int64 and the schema's bounds), nesting of at
-// most kMaxNesting values; strings and arrays end where the schema bounds them, and otherwise
-// whenever the model closes them.
+// Bounded output: no whitespace anywhere (a `spaced` grammar: exactly Python's ", " and ": "),
+// numbers with at most 15 integer digits, 15 fraction digits and 2 exponent digits (integers:
+// within int64 and the schema's bounds), nesting of at most kMaxNesting values; strings and arrays
+// end where the schema bounds them, and otherwise whenever the model closes them.
 #pragma once
 
 #include <cstdint>

@@ -369,6 +369,8 @@ const char* output_constraint_name(OutputConstraintKind kind) {
       return "json_schema";
     case OutputConstraintKind::kRegex:
       return "regex";
+    case OutputConstraintKind::kDsmlTools:
+      return "dsml_tools";
   }
   return "";
 }
@@ -377,6 +379,7 @@ Result<OutputConstraintKind> parse_output_constraint_kind(std::string_view name)
   if (name == "json_object") return OutputConstraintKind::kJsonObject;
   if (name == "json_schema") return OutputConstraintKind::kJsonSchema;
   if (name == "regex") return OutputConstraintKind::kRegex;
+  if (name == "dsml_tools") return OutputConstraintKind::kDsmlTools;
   return Status::error("unknown output constraint kind '" + std::string(name) + "'");
 }
 

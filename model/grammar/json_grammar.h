@@ -74,6 +74,9 @@ struct GrammarNode {
 struct JsonGrammar {
   std::vector<GrammarNode> nodes;
   int32_t root = -1;
+  // Python's json.dumps separators: ", " between members and items, ": " after keys (exactly
+  // one space each, no other whitespace). DSML tool-call values are written so (spec §5.8).
+  bool spaced = false;
 };
 
 // Bounds that keep every output finite and every matcher state small.
@@ -88,11 +91,13 @@ Result<JsonGrammar> compile_json_schema(const nlohmann::ordered_json& schema);
 JsonGrammar json_object_grammar();
 
 // The kinds of output constraint a request can carry (router -> worker as kind + source text).
-enum class OutputConstraintKind : uint8_t { kNone, kJsonObject, kJsonSchema, kRegex };
+// kDsmlTools: strict function tools, the DSML tool-call block (model/grammar/dsml_tool_grammar.h).
+enum class OutputConstraintKind : uint8_t { kNone, kJsonObject, kJsonSchema, kRegex, kDsmlTools };
 const char* output_constraint_name(OutputConstraintKind kind);
-// "json_object" / "json_schema" / "regex"; anything else is an error.
+// "json_object" / "json_schema" / "regex" / "dsml_tools"; anything else is an error.
 Result<OutputConstraintKind> parse_output_constraint_kind(std::string_view name);
 // kJsonSchema: `source` is the schema's JSON text; kRegex: the pattern; kJsonObject: ignored.
+// kDsmlTools is not a JsonGrammar (compile_dsml_tool_grammar compiles it): an error here.
 Result<JsonGrammar> compile_output_constraint(OutputConstraintKind kind, std::string_view source);
 
 }  // namespace v4

@@ -16,7 +16,8 @@ namespace {
 constexpr size_t kMaxStopSequences = 64;
 
 std::optional<ApiError> read_tool(const RequestJson& tool, const std::string& where,
-                                  std::set<std::string>& names, std::vector<std::string>& out) {
+                                  std::set<std::string>& names, std::vector<std::string>& out,
+                                  size_t& strict_tools) {
   if (!tool.is_object()) return invalid_request(where + ": must be an object", "tools");
   if (auto type = tool.find("type"); type != tool.end() && !type->is_null() && *type != "custom") {
     const std::string name = type->is_string() ? type->get<std::string>() : type->dump();
@@ -46,6 +47,15 @@ std::optional<ApiError> read_tool(const RequestJson& tool, const std::string& wh
     function["description"] = *description;
   }
   function["parameters"] = *schema;
+  // strict: true enforces the tool's calls (spec §5.8, model/grammar/dsml_tool_grammar.h).
+  if (auto strict = tool.find("strict"); strict != tool.end() && !strict->is_null()) {
+    if (!strict->is_boolean())
+      return invalid_request(where + ".strict: must be a boolean", "tools");
+    if (strict->get<bool>()) {
+      if (auto error = check_strict_tool(name->get<std::string>(), *schema, where)) return error;
+      ++strict_tools;
+    }
+  }
   names.insert(name->get<std::string>());
   out.push_back(function.dump());
   return std::nullopt;
@@ -57,7 +67,8 @@ std::optional<ApiError> read_tools(const RequestReader& reader, std::set<std::st
   if (tools == nullptr) return std::nullopt;
   if (!tools->is_array()) return type_error("tools", "an array", *tools);
   for (size_t i = 0; i < tools->size(); ++i) {
-    if (auto error = read_tool((*tools)[i], "tools." + std::to_string(i), names, out.chat.tools)) {
+    if (auto error = read_tool((*tools)[i], "tools." + std::to_string(i), names, out.chat.tools,
+                               out.strict_tools)) {
       return error;
     }
   }

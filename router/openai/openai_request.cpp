@@ -9,6 +9,7 @@
 #include <limits>
 #include <set>
 
+#include "model/grammar/dsml_tool_grammar.h"
 #include "model/grammar/regex_grammar.h"
 #include "router/openai/openai_request_reader.h"
 
@@ -125,6 +126,17 @@ std::optional<ApiError> read_schema(const RequestJson& value, const std::string&
   out.constraint_source = schema.dump();
   return std::nullopt;
 }
+
+}  // namespace
+
+std::optional<ApiError> check_strict_tool(const std::string& name, const RequestJson& parameters,
+                                          const std::string& where) {
+  Result<DsmlTool> tool = compile_dsml_tool(name, parameters);
+  if (!tool) return invalid_request("'" + where + "' is strict, but " + tool.message(), "tools");
+  return std::nullopt;
+}
+
+namespace {
 
 // vLLM's guided_regex: the whole output matches the pattern.
 std::optional<ApiError> read_regex(const RequestJson& value, const std::string& param,

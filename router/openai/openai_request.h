@@ -30,6 +30,10 @@ struct OpenAiRequest {
   ToolChoice tool_choice = ToolChoice::kAuto;  // "auto" when tools are given, else "none"
   std::string tool_choice_name;                // kNamed
   bool parallel_tool_calls = true;
+  // Function tools marked `strict: true`. When every tool is strict, the calls the model writes
+  // are enforced by constrained decoding (model/grammar/dsml_tool_grammar.h, spec §5.8): offered
+  // names, the schema's parameters, valid values. With some tools not strict nothing is.
+  size_t strict_tools = 0;
   bool logprobs = false;      // chat: logprobs (bool)
   uint32_t top_logprobs = 0;  // chat: 0..20, needs logprobs
 
@@ -80,5 +84,11 @@ std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view
 // then kept in `out` as text. Errors name `param`, and the unsupported keyword if any.
 std::optional<ApiError> read_schema_constraint(const RequestJson& schema, const std::string& param,
                                                OpenAiRequest& out);
+
+// A tool marked strict: its parameters schema (null: none) compiled to check that it can be
+// enforced; an unsupported keyword is a 400 naming it, as for response_format. `where` names
+// the tool in the message ("tools[2]").
+std::optional<ApiError> check_strict_tool(const std::string& name, const RequestJson& parameters,
+                                          const std::string& where);
 
 }  // namespace v4::router

@@ -8,7 +8,8 @@
 namespace v4::router {
 namespace {
 
-std::optional<ApiError> read_tools(const RequestReader& reader, std::set<std::string>& names) {
+std::optional<ApiError> read_tools(const RequestReader& reader, std::set<std::string>& names,
+                                   OpenAiRequest& out) {
   const RequestJson* tools = reader.find("tools");
   if (tools == nullptr) return std::nullopt;
   if (!tools->is_array()) return type_error("tools", "an array", *tools);
@@ -38,6 +39,19 @@ std::optional<ApiError> read_tools(const RequestReader& reader, std::set<std::st
     auto parameters = function->find("parameters");
     if (parameters != function->end() && !parameters->is_null() && !parameters->is_object()) {
       return invalid_request("'" + where + ".function.parameters' must be an object", "tools");
+    }
+    auto strict = function->find("strict");
+    if (strict != function->end() && !strict->is_null() && !strict->is_boolean()) {
+      return invalid_request("'" + where + ".function.strict' must be a boolean", "tools");
+    }
+    if (strict != function->end() && strict->is_boolean() && strict->get<bool>()) {
+      const RequestJson none;
+      if (auto error = check_strict_tool(name->get<std::string>(),
+                                         parameters == function->end() ? none : *parameters,
+                                         where + ".function")) {
+        return error;
+      }
+      ++out.strict_tools;
     }
     names.insert(name->get<std::string>());
   }
@@ -158,7 +172,7 @@ bool valid_tool_name(const std::string& name) {
 
 std::optional<ApiError> read_chat_members(const RequestReader& reader, OpenAiRequest& out) {
   std::set<std::string> names;
-  if (auto error = read_tools(reader, names)) return error;
+  if (auto error = read_tools(reader, names, out)) return error;
   if (auto error = read_messages(reader, out)) return error;
   if (auto error = read_tool_choice(reader, names, out)) return error;
   if (auto error = reader.boolean("parallel_tool_calls", out.parallel_tool_calls)) return error;

@@ -26,6 +26,40 @@ std::string forced_tool_text(const OpenAiRequest& request, bool thinking) {
   return text;
 }
 
+// Strict tools (every offered tool strict): the constraint the worker enforces on the calls,
+// model/grammar/dsml_tool_grammar.h's JSON. It starts where the forced text of tool_choice
+// required / named leaves the output (spec §5.8 layout), or in free text for "auto". Nothing when
+// the output is constrained otherwise (response_format, guided_choice) or the tokenizer has no
+// DSML marker.
+std::string strict_tools_source(const OpenAiRequest& request, const Tokenizer& tokenizer,
+                                bool thinking) {
+  if (request.strict_tools == 0 || request.strict_tools != request.chat.tools.size() ||
+      request.tool_choice == ToolChoice::kNone ||
+      request.constraint != OutputConstraintKind::kNone || !request.guided_choice.empty())
+    return "";
+  const std::optional<TokenId> marker = tokenizer.special_token_id(kDsmlText);
+  if (!marker) return "";
+  RequestJson source = RequestJson::object();
+  source["marker"] = *marker;
+  source["reasoning_end"] = tokenizer.special_token_id(kThinkEndText).value_or(-1);
+  source["reasoning"] = thinking;
+  source["start"] = request.tool_choice == ToolChoice::kAuto       ? "free"
+                    : request.tool_choice == ToolChoice::kRequired ? "block"
+                                                                   : "invoke";
+  if (request.tool_choice == ToolChoice::kNamed) source["tool"] = request.tool_choice_name;
+  if (!request.parallel_tool_calls) source["max_calls"] = 1;
+  RequestJson tools = RequestJson::array();
+  for (const std::string& text : request.chat.tools) {
+    const RequestJson function = RequestJson::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!function.is_object() || !function.contains("name")) return "";
+    RequestJson tool = {{"name", function["name"]}};
+    if (function.contains("parameters")) tool["parameters"] = function["parameters"];
+    tools.push_back(std::move(tool));
+  }
+  source["tools"] = std::move(tools);
+  return source.dump();
+}
+
 std::optional<ApiError> prepare_chat(const OpenAiRequest& request, const Tokenizer& tokenizer,
                                      PreparedRequest& out) {
   ChatRequest chat = request.chat;
@@ -167,6 +201,13 @@ std::optional<ApiError> prepare_request(const OpenAiRequest& request, const Toke
   }
   if (auto error = resolve_max_tokens(request, max_context, out)) return error;
   fill_sampling(request, tokenizer, out.thinking, out.sampling);
+  if (out.chat) {
+    std::string tools = strict_tools_source(request, tokenizer, out.thinking);
+    if (!tools.empty()) {
+      out.sampling.constraint = OutputConstraintKind::kDsmlTools;
+      out.sampling.constraint_source = std::move(tools);
+    }
+  }
   return std::nullopt;
 }
 

@@ -81,6 +81,15 @@ std::optional<ApiError> read_tool(const RequestJson& tool, const std::string& wh
   if (strict != tool.end() && !strict->is_null() && !strict->is_boolean()) {
     return bad(where + ".strict", "must be a boolean", "tools");
   }
+  // Enforced only when asked for explicitly (spec §5.8 calls, model/grammar/dsml_tool_grammar.h).
+  if (strict != tool.end() && strict->is_boolean() && strict->get<bool>()) {
+    if (auto error = check_strict_tool(
+            name->get<std::string>(),
+            function.contains("parameters") ? function["parameters"] : RequestJson(), where)) {
+      return error;
+    }
+    ++out.strict_tools;
+  }
   names.insert(name->get<std::string>());
   out.chat.tools.push_back(function.dump());
   RequestJson echoed = {{"type", "function"}, {"name", *name}};

@@ -141,6 +141,22 @@ TEST(JsonGrammar, FreeJsonObject) {
   EXPECT_FALSE(grammar_accepts(g, R"({"a":tru})"));
 }
 
+// Python's json.dumps separators, exactly: ", " and ": ", nothing else.
+TEST(JsonGrammar, SpacedGrammarTakesPythonSeparators) {
+  JsonGrammar g = compile(R"({"type":"object","properties":{"a":{"type":"array",
+      "items":{"type":"integer"}},"b":{}},"required":["a"]})");
+  g.spaced = true;
+  EXPECT_TRUE(grammar_accepts(g, R"({"a": [1, 2], "b": {"x": [true, null]}})"));
+  EXPECT_TRUE(grammar_accepts(g, R"({"a": []})"));
+  EXPECT_FALSE(grammar_accepts(g, R"({"a":[1, 2]})"));
+  EXPECT_FALSE(grammar_accepts(g, R"({"a": [1,2]})"));
+  EXPECT_FALSE(grammar_accepts(g, R"({"a": [1,  2]})"));
+  EXPECT_FALSE(grammar_accepts(g, R"({"a": [1, 2], "b": {"x":1}})"));
+  g.spaced = false;
+  EXPECT_TRUE(grammar_accepts(g, R"({"a":[1,2],"b":{"x":[true,null]}})"));
+  EXPECT_FALSE(grammar_accepts(g, R"({"a": [1, 2]})"));
+}
+
 TEST(JsonGrammar, UnsupportedKeywordsAreNamed) {
   EXPECT_NE(refusal(R"({"type":"string","pattern":"a+"})").find("'pattern'"), std::string::npos);
   EXPECT_NE(refusal(R"({"type":"string","format":"date"})").find("'format'"), std::string::npos);

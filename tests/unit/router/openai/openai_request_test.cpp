@@ -336,6 +336,33 @@ TEST(OpenAiRequest, ToolChoiceForms) {
             ToolChoice::kNone);
 }
 
+// strict: true is counted (calls are enforced when every tool is strict) and its parameters
+// are checked: what cannot be enforced is a 400 naming the keyword, as for response_format.
+TEST(OpenAiRequest, StrictToolsAreCheckedAndCounted) {
+  const Json strict = {
+      {"type", "function"},
+      {"function",
+       {{"name", "f"},
+        {"strict", true},
+        {"parameters", {{"type", "object"}, {"properties", {{"a", {{"type", "integer"}}}}}}}}}};
+  EXPECT_EQ(parse_ok(Endpoint::kChat, with(kChat, {{"tools", {kTool, strict}}})).strict_tools, 1u);
+  EXPECT_EQ(parse_ok(Endpoint::kChat, with(kChat, {{"tools", {kTool}}})).strict_tools, 0u);
+  Json unsupported = strict;
+  unsupported["function"]["parameters"]["properties"]["a"]["pattern"] = "x";
+  OpenAiRequest out;
+  std::optional<ApiError> error =
+      parse(Endpoint::kChat, with(kChat, {{"tools", {unsupported}}}).dump(), out);
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->status, 400);
+  EXPECT_EQ(error->param, "tools");
+  EXPECT_NE(error->message.find("'pattern' is not supported"), std::string::npos) << error->message;
+  unsupported["function"]["strict"] = false;  // not strict: accepted, as before
+  EXPECT_EQ(parse_ok(Endpoint::kChat, with(kChat, {{"tools", {unsupported}}})).strict_tools, 0u);
+  Json bad_flag = strict;
+  bad_flag["function"]["strict"] = "yes";
+  expect_rejected({Endpoint::kChat, {{"tools", {bad_flag}}}, "tools"});
+}
+
 TEST(OpenAiRequest, ThinkingSwitches) {
   EXPECT_TRUE(parse_ok(Endpoint::kChat, with(kChat, {{"thinking", true}})).chat.thinking);
   EXPECT_TRUE(

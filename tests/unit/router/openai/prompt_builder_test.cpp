@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/chat/chat_encoder.h"
+#include "model/grammar/dsml_tool_grammar.h"
+#include "model/grammar/dsml_tool_matcher.h"
 #include "router/openai/choice_output.h"
 #include "tests/unit/common/deepseek_tokenizer.h"
 
@@ -306,6 +308,87 @@ TEST_F(PromptBuilderTest, ResponseFormatSkipsReasoning) {
   EXPECT_FALSE(thinking.thinking);
   EXPECT_EQ(thinking.prompts[0].ids, plain.prompts[0].ids);
   EXPECT_EQ(plain.sampling.constraint, OutputConstraintKind::kNone);
+}
+
+Json strict_tool(Json tool) {
+  tool["function"]["strict"] = true;
+  return tool;
+}
+
+Json plan_tool() {
+  return {{"type", "function"},
+          {"function",
+           {{"name", "plan"},
+            {"strict", true},
+            {"parameters",
+             {{"type", "object"},
+              {"properties",
+               {{"steps", {{"type", "array"}, {"items", {{"type", "integer"}}}}},
+                {"note", {{"type", "string"}}},
+                {"mode", {{"enum", {"fast", "slow"}}}}}},
+              {"required", {"steps"}}}}}}};
+}
+
+DsmlToolGrammar tool_grammar(const PreparedRequest& out) {
+  EXPECT_EQ(out.sampling.constraint, OutputConstraintKind::kDsmlTools);
+  Result<DsmlToolGrammar> g = compile_dsml_tool_grammar(out.sampling.constraint_source);
+  EXPECT_TRUE(g) << g.message();
+  return g ? *g : DsmlToolGrammar();
+}
+
+// Every tool strict: the calls travel as the DSML tool constraint, starting where the forced
+// text leaves the output; the encoder's own rendering of calls (spec §5.8) is admitted.
+TEST_F(PromptBuilderTest, StrictToolsTravelAsTheDsmlConstraint) {
+  const Json tools = {strict_tool(weather_tool()), plan_tool()};
+  const PreparedRequest required =
+      prepare(Endpoint::kChat, chat_body({{"tools", tools}, {"tool_choice", "required"}}));
+  const auto g = std::make_shared<const DsmlToolGrammar>(tool_grammar(required));
+  EXPECT_EQ(g->start, DsmlStart::kBlock);
+  EXPECT_EQ(g->marker_token, *tok().special_token_id(kDsmlText));
+  ChatToolCall weather{"", "get_weather", R"({"city": "Paris"})", true};
+  ChatToolCall plan{"", "plan", R"({"mode": "fast", "steps": [1, 2, 3], "note": "a </b>"})", true};
+  const std::string block =
+      *render_dsml_invoke(weather) + "\n" + *render_dsml_invoke(plan) + "\n</" + kD + "tool_calls>";
+  EXPECT_TRUE(dsml_grammar_accepts(g, block, kD)) << block;
+  ChatToolCall bad_value{"", "plan", R"({"steps": ["1"]})", true};
+  ChatToolCall missing{"", "plan", R"({"mode": "slow"})", true};
+  ChatToolCall unknown{"", "get_time", R"({})", true};
+  for (const ChatToolCall& call : {bad_value, missing, unknown}) {
+    EXPECT_FALSE(
+        dsml_grammar_accepts(g, *render_dsml_invoke(call) + "\n</" + kD + "tool_calls>", kD))
+        << call.arguments;
+  }
+
+  const Json named = {{"type", "function"}, {"function", {{"name", "plan"}}}};
+  const PreparedRequest forced = prepare(
+      Endpoint::kChat,
+      chat_body({{"tools", tools}, {"tool_choice", named}, {"parallel_tool_calls", false}}));
+  const DsmlToolGrammar named_grammar = tool_grammar(forced);
+  EXPECT_EQ(named_grammar.start, DsmlStart::kInvoke);
+  EXPECT_EQ(named_grammar.tools[static_cast<size_t>(named_grammar.start_tool)].name, "plan");
+  EXPECT_EQ(named_grammar.max_calls, 1u);
+
+  const PreparedRequest automatic =
+      prepare(Endpoint::kChat, chat_body({{"tools", tools}, {"thinking", true}}));
+  const DsmlToolGrammar auto_grammar = tool_grammar(automatic);
+  EXPECT_EQ(auto_grammar.start, DsmlStart::kFree);
+  EXPECT_TRUE(auto_grammar.reasoning);
+  EXPECT_EQ(auto_grammar.reasoning_end_token, *tok().special_token_id(kThinkEndText));
+}
+
+// Some tool not strict, tool_choice none, or another constraint: nothing is enforced on calls.
+TEST_F(PromptBuilderTest, StrictToolsOnlyWhenEveryToolIsStrict) {
+  const PreparedRequest mixed =
+      prepare(Endpoint::kChat,
+              chat_body({{"tools", {weather_tool(), plan_tool()}}, {"tool_choice", "required"}}));
+  EXPECT_EQ(mixed.sampling.constraint, OutputConstraintKind::kNone);
+  const PreparedRequest none =
+      prepare(Endpoint::kChat, chat_body({{"tools", {plan_tool()}}, {"tool_choice", "none"}}));
+  EXPECT_EQ(none.sampling.constraint, OutputConstraintKind::kNone);
+  const PreparedRequest json = prepare(
+      Endpoint::kChat,
+      chat_body({{"tools", {plan_tool()}}, {"response_format", {{"type", "json_object"}}}}));
+  EXPECT_EQ(json.sampling.constraint, OutputConstraintKind::kJsonObject);
 }
 
 }  // namespace
