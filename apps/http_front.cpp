@@ -11,6 +11,7 @@
 
 #include "router/anthropic/messages_front.h"
 #include "router/http/http_server.h"
+#include "router/openai/tokenize_front.h"
 #include "router/responses/response_store.h"
 #include "router/responses/responses_front.h"
 
@@ -22,7 +23,8 @@ void add_http_front_flags(CLI::App& sub, HttpFrontFlags& f) {
   sub.add_option("--host", f.host, "address to listen on")->capture_default_str();
   sub.add_option("--port", f.port, "port (0: any free port)")->capture_default_str();
   sub.add_option("--api-key", f.api_key,
-                 "require 'Authorization: Bearer KEY' or 'x-api-key: KEY' on /v1 (or set "
+                 "require 'Authorization: Bearer KEY' or 'x-api-key: KEY' on /v1, /tokenize and "
+                 "/detokenize (or set "
                  "V4SERVE_API_KEY)");
   sub.add_flag("--cors", f.cors, "allow cross-origin requests from any origin");
   sub.add_option("--max-queue", f.max_queue,
@@ -101,6 +103,7 @@ int serve_http(const HttpFrontFlags& f, const router::ServiceOptions& options,
   // The Anthropic Messages and OpenAI Responses APIs share the service's machinery.
   std::vector<std::unique_ptr<router::ApiFront>> fronts;
   fronts.push_back(std::make_unique<router::MessagesFront>());
+  fronts.push_back(std::make_unique<router::TokenizeFront>(options.model_name, tokenizer));
   fronts.push_back(std::make_unique<router::ResponsesFront>(std::make_shared<router::ResponseStore>(
       static_cast<size_t>(f.responses_store_mib * 1024 * 1024))));
   router::OpenAiService service(options, tokenizer, engine, metrics, std::move(fronts));

@@ -47,7 +47,9 @@ std::optional<ApiError> MessagesFront::parse(std::string_view path, std::string_
   return parse_messages_request(route, body, out);
 }
 
-std::string MessagesFront::prompt_reply(const PreparedRequest& prepared) const {
+std::string MessagesFront::prompt_reply(const PreparedRequest& prepared,
+                                        uint32_t max_context) const {
+  (void)max_context;
   return "{\"input_tokens\":" + std::to_string(prepared.prompts.front().ids.size()) + "}";
 }
 

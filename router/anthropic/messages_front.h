@@ -15,7 +15,7 @@ class MessagesFront : public ApiFront {
   ErrorReply error_reply(const ApiError& error) const override;
   std::optional<ApiError> parse(std::string_view path, std::string_view body, size_t vocab_size,
                                 OpenAiRequest& out) const override;
-  std::string prompt_reply(const PreparedRequest& prepared) const override;
+  std::string prompt_reply(const PreparedRequest& prepared, uint32_t max_context) const override;
   JobSetup job_setup(std::string_view path, const OpenAiRequest& request,
                      const PreparedRequest& prepared, const JobEnvironment& env) const override;
 };

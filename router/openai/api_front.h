@@ -21,6 +21,7 @@ namespace v4::router {
 enum class RouteKind {
   kGenerate,      // runs the request on the engine (a CompletionJob)
   kPromptTokens,  // answers from the prepared prompt alone (token counting)
+  kDirect,        // answers from the body alone (direct_reply), on a request thread
 };
 
 struct ErrorReply {
@@ -58,10 +59,16 @@ class ApiFront {
     (void)method, (void)path;
     return std::nullopt;
   }
-  // kPromptTokens: the JSON answer for the prepared request.
-  virtual std::string prompt_reply(const PreparedRequest& prepared) const {
-    (void)prepared;
+  // kPromptTokens: the JSON answer for the prepared request; `max_context` is the workers'.
+  virtual std::string prompt_reply(const PreparedRequest& prepared, uint32_t max_context) const {
+    (void)prepared, (void)max_context;
     return "{}";
+  }
+  // kDirect: the JSON answer (200) for `body`, or the error to return.
+  virtual std::optional<ApiError> direct_reply(std::string_view path, std::string_view body,
+                                               std::string& reply) const {
+    (void)path, (void)body, (void)reply;
+    return server_error("this route has no direct answer");
   }
   // kGenerate: how the job for this request writes its response.
   virtual JobSetup job_setup(std::string_view path, const OpenAiRequest& request,

@@ -11,7 +11,10 @@ namespace v4::router {
 
 namespace {
 
-bool is_api_path(const std::string& path) { return path.rfind("/v1/", 0) == 0; }
+// The routes behind the API key: /v1/... and vLLM's /tokenize and /detokenize.
+bool is_api_path(const std::string& path) {
+  return path.rfind("/v1/", 0) == 0 || path == "/tokenize" || path == "/detokenize";
+}
 
 // The key a request carries: OpenAI's SDKs send 'Authorization: Bearer KEY', Anthropic's
 // 'x-api-key: KEY'.
@@ -166,6 +169,15 @@ void OpenAiService::serve(const ApiFront& front, RouteKind kind, const HttpReque
     reply_error(exchange, handler, front, server_error("the server is shutting down", 503));
     return;
   }
+  if (kind == RouteKind::kDirect) {
+    std::string reply;
+    if (std::optional<ApiError> e = front.direct_reply(http.path, http.body, reply)) {
+      reply_error(exchange, handler, front, *e);
+    } else {
+      reply_json(exchange, handler, 200, std::move(reply));
+    }
+    return;
+  }
   OpenAiRequest request;
   if (std::optional<ApiError> e =
           front.parse(http.path, http.body, env_.tokenizer.vocab_size(), request)) {
@@ -204,7 +216,7 @@ void OpenAiService::serve(const ApiFront& front, RouteKind kind, const HttpReque
     return;
   }
   if (kind == RouteKind::kPromptTokens) {
-    reply_json(exchange, handler, 200, front.prompt_reply(prepared));
+    reply_json(exchange, handler, 200, front.prompt_reply(prepared, env_.engine.max_context()));
     return;
   }
   start_job(front, http, request, std::move(prepared), exchange, arrival,
