@@ -118,7 +118,7 @@ int run_worker(const WorkerFlags& f) {
     }
     path = *generated;
   }
-  Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path);
+  Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path, f.engine.mtp);
   if (!model) {
     spdlog::error("{}", model.message());
     return 1;
