@@ -12,6 +12,9 @@
 
 namespace v4 {
 
+// The most drafts one step verifies (the request option's upper bound).
+constexpr uint32_t kMaxSpeculativeTokens = 3;
+
 class DraftSource {
  public:
   virtual ~DraftSource() = default;

@@ -4,8 +4,6 @@
 #include <cstdio>
 #include <string>
 
-#include "worker/mtp_drafter.h"
-
 namespace v4 {
 
 Result<uint32_t> EngineCore::pages_for_budget(const V4Config& c, const EngineOptions& o) {
@@ -51,6 +49,8 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                options.vocabulary},
               group ? &group->dispatcher() : nullptr) {
   totals_.page_bytes = worker_.cache().page_bytes();
+  // The MTP block's MoE would run outside the group's lockstep exchanges: no drafts in a group.
+  if (group) worker_.set_draft_source(nullptr);
   scheduler_.set_page_store(worker_.disk_store());
 }
 
@@ -90,7 +90,8 @@ Status EngineCore::validate(const GenerationRequest& r) const {
       return Status::error("speculative_tokens " + std::to_string(*r.speculative_tokens) +
                            " is above the most, " + std::to_string(kMaxSpeculativeTokens));
     if (*r.speculative_tokens > 0 && !worker_.has_draft_source())
-      return Status::error("speculative_tokens needs a model with an MTP block");
+      return Status::error(
+          "speculative_tokens needs a model with an MTP block (and a worker outside a group)");
   }
   return validate_guided(r.sampling);
 }

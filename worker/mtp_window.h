@@ -10,11 +10,9 @@
 #include "model/v4/kv_layout.h"
 #include "model/v4/sequence_state.h"
 #include "model/v4/v4_config.h"
+#include "worker/draft_source.h"
 
 namespace v4 {
-
-// The most drafts one step verifies (the request option's upper bound).
-constexpr uint32_t kMaxSpeculativeTokens = 3;
 
 class MtpWindow final : public KvStateStore {
  public:
