@@ -60,14 +60,14 @@ def complete(url, body):
     return choice["text"], lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]
 
 
-def run_all(url, drafts, concurrent):
+def run_all(url, drafts, together):
     bodies = []
     for body in requests():
         body = dict(body)
         if drafts is not None:
             body["speculative_tokens"] = drafts
         bodies.append(body)
-    if not concurrent:
+    if not together:
         return [complete(url, b) for b in bodies]
     with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
         return list(pool.map(lambda b: complete(url, b), bodies))
@@ -92,10 +92,10 @@ def test_drafts_never_change_the_completions(v4serve, agreeing, random_lcpp, lay
         model, extra = random_lcpp, []
     with Server(v4serve, model, "--served-model-name", MODEL, "--kv-memory", "256",
                 "--speculative-tokens", "2", *extra) as s:
-        baseline = run_all(s.url, 0, concurrent=False)
+        baseline = run_all(s.url, 0, together=False)
         for drafts in (0, 1, 2, 3, None):  # None: the server default (2)
-            for concurrent in (False, True):
-                assert run_all(s.url, drafts, concurrent) == baseline, (drafts, concurrent)
+            for together in (False, True):
+                assert run_all(s.url, drafts, together) == baseline, (drafts, together)
         counts = spec_counts(s.url)
     assert counts["num_drafts"] > 0
     assert counts["num_draft_tokens"] >= counts["num_drafts"]
