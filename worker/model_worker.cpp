@@ -55,7 +55,7 @@ void ModelWorker::add_request(RequestId id, const SamplingParams& params,
                               std::span<const int32_t> prompt, uint32_t resumed,
                               uint32_t speculative_tokens) {
   RequestState state{
-      RequestSampler(params, options_.vocabulary), nullptr, std::nullopt, 0, {}, 0, {}};
+      RequestSampler(params, options_.vocabulary), nullptr, std::nullopt, 0, {}, 0, {}, 0, 0};
   state.speculative = std::min(speculative_tokens, kMaxSpeculativeTokens);
   state.sampler.resume(prompt.subspan(prompt.size() - resumed));
   if (params.prompt_logprobs)

@@ -109,6 +109,9 @@ class ModelWorker {
     std::vector<int32_t> step_tokens;  // this step's chunk and drafts (speculative requests)
     size_t n_drafts = 0;               // the drafts at the end of step_tokens
     KvSnapshot saved;                  // the carry before this step's drafts
+    // Back-off of a request whose drafts keep failing: after n verify steps in a row with no
+    // draft accepted it drafts again only after 2^n − 1 sampling steps without (n ≤ 4).
+    uint32_t failed_verifies = 0, steps_without_drafts = 0;
   };
   // The step's input of a speculative request that samples: its chunk, plus drafts when the
   // scheduler left room and the source has some (the carry is saved before them).

@@ -26,6 +26,12 @@ Result<std::span<const int32_t>> ModelWorker::speculative_input(RequestId id, Re
   room =
       std::min<uint64_t>(room, options_.max_context > end + 1 ? options_.max_context - end - 1 : 0);
   if (room == 0 || r.kv->n_past() == 0) return std::span<const int32_t>(r.step_tokens);
+  // A rejected draft costs a replay of the step's tokens: a request whose drafts keep failing
+  // (random MTP weights, text the MTP block cannot predict) pauses drafting.
+  if (r.steps_without_drafts > 0) {
+    --r.steps_without_drafts;
+    return std::span<const int32_t>(r.step_tokens);
+  }
   Result<std::vector<int32_t>> drafts =
       drafter_->draft(id, s.first_position, s.tokens, static_cast<uint32_t>(room));
   if (!drafts) return drafts.status();
@@ -66,6 +72,8 @@ Status ModelWorker::sample_speculative(RequestState& r, const ScheduledSequence&
     ++speculative_.drafts;
     speculative_.draft_tokens += k;
     speculative_.accepted_tokens += accepted;
+    r.failed_verifies = accepted == 0 ? std::min(r.failed_verifies + 1, 4u) : 0;
+    r.steps_without_drafts = (1u << r.failed_verifies) - 1;
   }
   const RequestId id = s.id;
   if (finished) {
