@@ -22,14 +22,17 @@ import sys
 ROW = re.compile(r"^(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(.*)$")
 
 
-def generate(v4serve, out, preset, recipe, layout, agrees):
-    main = out / f"{preset}-{recipe}-{layout}{'-agrees' if agrees else ''}.gguf"
+def generate(v4serve, out, preset, recipe, layout, agrees, vocab):
+    cut = f"-v{vocab}" if vocab else ""
+    main = out / f"{preset}{cut}-{recipe}-{layout}{'-agrees' if agrees else ''}.gguf"
     mtp = main.with_name(main.stem + "-mtp.gguf") if layout == "ds4" else None
     if not main.exists():
         cmd = [v4serve, "gen-model", "--preset", preset, "--recipe", recipe, "--mtp", layout,
                "--out", main, "--quiet"]
         if agrees:
             cmd.append("--mtp-agrees")
+        if vocab:
+            cmd += ["--vocab", vocab]
         subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
     return main, mtp
 
@@ -60,15 +63,21 @@ def main():
     p.add_argument("--kv-memory", type=int, default=512)
     p.add_argument("--requests-1", type=int, default=4, help="requests at concurrency 1")
     p.add_argument("--requests-16", type=int, default=32, help="requests at concurrency 16")
+    p.add_argument("--vocab", type=int, default=0,
+                   help="cut the vocabulary (0: the preset's); a smaller output head shows the "
+                        "gain where the layers, not the head, dominate a step")
+    p.add_argument("--layouts", default="ds4,lcpp")
+    p.add_argument("--mtp", default="random,agreeing")
     args = p.parse_args()
     out = pathlib.Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"preset {args.preset}, recipe {args.recipe}, greedy, prompt {args.prompt_len} tokens, "
+    print(f"preset {args.preset}, recipe {args.recipe}, vocab {args.vocab or 'full'}, greedy, prompt {args.prompt_len} tokens, "
           f"output {args.output_len} tokens")
     print(f"{'model':<22} {'conc':>4} {'drafts':>6} {'tok/s':>8} {'speed-up':>8}  accepted per position")
-    for layout in ("ds4", "lcpp"):
-        for agrees in (False, True):
-            main_path, mtp = generate(args.v4serve, out, args.preset, args.recipe, layout, agrees)
+    for layout in args.layouts.split(","):
+        for agrees in (kind == "agreeing" for kind in args.mtp.split(",")):
+            main_path, mtp = generate(args.v4serve, out, args.preset, args.recipe, layout, agrees,
+                                      args.vocab)
             name = f"{layout} {'agreeing' if agrees else 'random'} MTP"
             for level, n in ((1, args.requests_1), (16, args.requests_16)):
                 for drafts, rate, speedup, accepted in bench(args.v4serve, main_path, mtp, level,
