@@ -1,8 +1,11 @@
 // `v4serve bench-engine --model FILE`: closed-loop load on the continuous-batching engine. For
 // each concurrency level, N requests with fixed prompt/output lengths (synthetic token ids) are
 // kept `concurrency` in flight; prints requests/s, output tokens/s, mean batch size and the KV
-// bytes each token of context costs in pages.
+// bytes each token of context costs in pages. With --speculative-tokens, each level runs once
+// per draft count and prints the speed-up over the first count given and the share of drafts
+// accepted at each position (docs/design.md, speculative decoding).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -28,7 +31,30 @@ struct BenchEngineFlags {
   unsigned threads = 0;
   std::string device = "cpu";
   bool prefix_caching = false;
+  std::string mtp;                       // ds4's separate MTP file
+  std::string speculative_tokens = "0";  // draft counts to compare
 };
+
+// A comma-separated list of integers in [low, high], for `flag`.
+Result<std::vector<uint32_t>> parse_list(const std::string& text, const char* flag, uint32_t low,
+                                         uint32_t high) {
+  std::vector<uint32_t> out;
+  std::stringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    try {
+      size_t used = 0;
+      const unsigned long v = std::stoul(item, &used);
+      if (used != item.size() || v < low || v > high) throw std::invalid_argument(item);
+      out.push_back(static_cast<uint32_t>(v));
+    } catch (const std::exception&) {
+      return Status::error(std::string(flag) + ": \"" + item + "\" is not an integer in [" +
+                           std::to_string(low) + ", " + std::to_string(high) + "]");
+    }
+  }
+  if (out.empty()) return Status::error(std::string(flag) + ": empty list");
+  return out;
+}
 
 struct LevelResult {
   double seconds = 0.0;
@@ -37,7 +63,8 @@ struct LevelResult {
 };
 
 Result<LevelResult> run_level(const V4Weights& weights, Backend& backend,
-                              const EngineOptions& options, const BenchEngineFlags& f) {
+                              const EngineOptions& options, const BenchEngineFlags& f,
+                              uint32_t speculative) {
   EngineCore core(weights, backend, options);
   const uint32_t vocab = weights.config.n_vocab;
   uint32_t submitted = 0, finished = 0;
@@ -49,6 +76,7 @@ Result<LevelResult> run_level(const V4Weights& weights, Backend& backend,
       for (uint32_t i = 0; i < f.prompt_len; ++i)
         q.prompt.push_back(static_cast<int32_t>((i * 7919u + submitted * 104729u + 1) % vocab));
       q.sampling.max_tokens = f.output_len;
+      q.speculative_tokens = speculative;
       Result<RequestId> id = core.add(q);
       if (!id) return id.status();
       ++submitted;
@@ -64,8 +92,32 @@ Result<LevelResult> run_level(const V4Weights& weights, Backend& backend,
   return r;
 }
 
+// One line of the table; the first draft count of a level sets `base_rate` for the speed-up.
+void print_row(uint32_t level, uint32_t drafts, const LevelResult& r, const BenchEngineFlags& f,
+               const EngineOptions& o, double& base_rate) {
+  const EngineStats& s = r.stats;
+  const double rate = static_cast<double>(r.output_tokens) / r.seconds;
+  if (base_rate == 0.0) base_rate = rate;
+  std::string accepted;
+  const SpeculativeStats& spec = s.speculative;
+  for (size_t p = 0; p < spec.accepted_per_position.size() && spec.drafts > 0 && p < drafts; ++p) {
+    char cell[32];
+    std::snprintf(
+        cell, sizeof cell, "%s%.3f", p ? " " : "",
+        static_cast<double>(spec.accepted_per_position[p]) / static_cast<double>(spec.drafts));
+    accepted += cell;
+  }
+  std::printf("%-11u %6u %10.3f %14.2f %8.3f %10.2f %14.1f %11llu %s\n", level, drafts,
+              f.requests / r.seconds, rate, rate / base_rate,
+              static_cast<double>(s.step_sequences) / static_cast<double>(s.steps),
+              static_cast<double>(s.page_bytes) / o.page_tokens,
+              static_cast<unsigned long long>(s.preemptions),
+              accepted.empty() ? "-" : accepted.c_str());
+  std::fflush(stdout);
+}
+
 int run_bench_engine(const BenchEngineFlags& f) {
-  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model);
+  Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model, f.mtp);
   if (!model) {
     std::fprintf(stderr, "error: %s\n", model.message().c_str());
     return 1;
@@ -82,45 +134,42 @@ int run_bench_engine(const BenchEngineFlags& f) {
     return 1;
   }
   Backend& backend = *device->backend;
-  std::printf("%-11s %10s %14s %10s %14s %11s\n", "concurrency", "requests/s", "output tok/s",
-              "mean batch", "KV B/token", "preemptions");
-  std::stringstream levels(f.concurrency);
-  std::string item;
-  while (std::getline(levels, item, ',')) {
-    uint32_t level = 0;
-    try {
-      size_t used = 0;
-      level = static_cast<uint32_t>(std::stoul(item, &used));
-      if (used != item.size() || level == 0) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      std::fprintf(stderr, "error: --concurrency: \"%s\" is not a positive integer\n",
-                   item.c_str());
-      return 2;
+  Result<std::vector<uint32_t>> levels = parse_list(f.concurrency, "--concurrency", 1, 1u << 16);
+  Result<std::vector<uint32_t>> drafts =
+      parse_list(f.speculative_tokens, "--speculative-tokens", 0, kMaxSpeculativeTokens);
+  if (!levels || !drafts) {
+    std::fprintf(stderr, "error: %s\n", (levels ? drafts.message() : levels.message()).c_str());
+    return 2;
+  }
+  if (!(*model)->weights.mtp && *std::max_element(drafts->begin(), drafts->end()) > 0) {
+    std::fprintf(stderr, "error: --speculative-tokens needs a model with an MTP block (--mtp)\n");
+    return 2;
+  }
+  std::printf("%-11s %6s %10s %14s %8s %10s %14s %11s %s\n", "concurrency", "drafts", "requests/s",
+              "output tok/s", "speed-up", "mean batch", "KV B/token", "preemptions",
+              "accepted per draft position");
+  for (uint32_t level : *levels) {
+    double base_rate = 0.0;
+    for (uint32_t k : *drafts) {
+      EngineOptions o;
+      o.prefix_caching = f.prefix_caching;
+      o.storage = *storage;
+      o.kv_memory_bytes = f.kv_memory_mib << 20;
+      o.max_context = f.ctx;
+      o.max_batch_tokens = f.max_batch_tokens;
+      o.max_seqs = level;
+      if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, o);
+          !pages) {
+        std::fprintf(stderr, "error: %s\n", pages.message().c_str());
+        return 2;
+      }
+      Result<LevelResult> r = run_level(*device->weights, backend, o, f, k);
+      if (!r) {
+        std::fprintf(stderr, "error: %s\n", r.message().c_str());
+        return 1;
+      }
+      print_row(level, k, *r, f, o, base_rate);
     }
-    EngineOptions o;
-    o.prefix_caching = f.prefix_caching;
-    o.storage = *storage;
-    o.kv_memory_bytes = f.kv_memory_mib << 20;
-    o.max_context = f.ctx;
-    o.max_batch_tokens = f.max_batch_tokens;
-    o.max_seqs = level;
-    if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, o);
-        !pages) {
-      std::fprintf(stderr, "error: %s\n", pages.message().c_str());
-      return 2;
-    }
-    Result<LevelResult> r = run_level(*device->weights, backend, o, f);
-    if (!r) {
-      std::fprintf(stderr, "error: %s\n", r.message().c_str());
-      return 1;
-    }
-    const EngineStats& s = r->stats;
-    std::printf("%-11s %10.3f %14.2f %10.2f %14.1f %11llu\n", item.c_str(), f.requests / r->seconds,
-                static_cast<double>(r->output_tokens) / r->seconds,
-                static_cast<double>(s.step_sequences) / static_cast<double>(s.steps),
-                static_cast<double>(s.page_bytes) / o.page_tokens,
-                static_cast<unsigned long long>(s.preemptions));
-    std::fflush(stdout);
   }
   return 0;
 }
@@ -141,6 +190,11 @@ CommandRegistration registration(
       sub.add_option("--kv-storage", f->kv_storage, "f32, f16 or fp8")->capture_default_str();
       sub.add_option("--threads", f->threads, "worker threads (default: one per core)");
       sub.add_option("--device", f->device, kDeviceHelp)->capture_default_str();
+      sub.add_option("--mtp", f->mtp, "ds4's separate MTP GGUF")->check(CLI::ExistingFile);
+      sub.add_option("--speculative-tokens", f->speculative_tokens,
+                     "MTP draft counts to run each level with, e.g. 0,1,2,3 (speed-up relative "
+                     "to the first)")
+          ->capture_default_str();
       sub.add_flag("--prefix-caching", f->prefix_caching,
                    "share cached pages of equal prompt prefixes between requests");
       return [f] { return run_bench_engine(*f); };

@@ -20,6 +20,7 @@ struct GenModelFlags {
   std::string out;
   std::string tokenizer;
   std::string mtp = "none";
+  bool mtp_agrees = false;
   uint64_t seed = 1234;
   uint32_t layers = 0;
   uint32_t experts = 0;
@@ -78,6 +79,11 @@ int run_gen_model(const GenModelFlags& f) {
   o.mtp = f.mtp == "ds4"    ? MtpLayout::kDs4
           : f.mtp == "lcpp" ? MtpLayout::kLlamaCpp
                             : MtpLayout::kNone;
+  if (f.mtp_agrees && o.mtp == MtpLayout::kNone) {
+    std::fprintf(stderr, "gen-model: --mtp-agrees needs --mtp ds4 or --mtp lcpp\n");
+    return 1;
+  }
+  o.mtp_agrees = f.mtp_agrees;
   o.max_split_bytes = f.split_mb * 1048576ull;
   o.threads = f.threads;
   if (!f.quiet) o.progress = ProgressPrinter();
@@ -110,6 +116,9 @@ CommandRegistration registration(
                      "(layer n_layer of the main file)")
           ->check(CLI::IsMember({"none", "ds4", "lcpp"}))
           ->capture_default_str();
+      sub.add_flag("--mtp-agrees", f->mtp_agrees,
+                   "make the MTP block agree with the main model (near-bigram main model, MTP "
+                   "block passing its token through), to measure speculative decoding's ceiling");
       sub.add_option("--seed", f->seed, "random seed")->capture_default_str();
       sub.add_option("--layers", f->layers, "override the preset's layer count")
           ->check(CLI::Range(1u, 1024u));

@@ -67,7 +67,7 @@ int run_serve(const ServeFlags& f) {
     }
     path = *generated;
   }
-  Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path);
+  Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path, f.engine.mtp);
   if (!model) {
     spdlog::error("{}", model.message());
     return 1;

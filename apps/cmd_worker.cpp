@@ -102,6 +102,11 @@ int run_worker(const WorkerFlags& f) {
     }
     // The expert exchange packs rows in host memory: a GPU rank needs the device-side
     // dispatch (over NcclExpertComm), which is not built yet.
+    if (f.engine.speculative_tokens > 0) {
+      spdlog::error(
+          "--group: speculative decoding (--speculative-tokens) runs outside groups only");
+      return 2;
+    }
     if (f.engine.device != "cpu") {
       spdlog::error(
           "--group: worker groups run on CPU workers only (--device cpu), not --device {}",
@@ -118,7 +123,7 @@ int run_worker(const WorkerFlags& f) {
     }
     path = *generated;
   }
-  Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path);
+  Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path, f.engine.mtp);
   if (!model) {
     spdlog::error("{}", model.message());
     return 1;

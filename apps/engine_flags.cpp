@@ -63,7 +63,13 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& confi
 
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Model& model) {
   Result<EngineOptions> o = engine_options(f, model.weights.config);
-  if (!o || o->kv_disk_dir.empty()) return o;
+  if (!o) return o;
+  if (f.speculative_tokens > 0 && !model.weights.mtp)
+    return Status::error(
+        "--speculative-tokens needs a model with an MTP block (--mtp FILE for "
+        "a separate ds4 MTP file)");
+  o->speculative_tokens = f.speculative_tokens;
+  if (o->kv_disk_dir.empty()) return o;
   // Pages computed by another device kind's kernels may differ in their last bits.
   const std::string kind = f.device.substr(0, f.device.find(':'));
   o->model_identity = model_identity_on_device(
@@ -93,6 +99,14 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
   sub.add_option("--kv-disk", f.kv_disk,
                  "directory where cached prefix pages spill when evicted from memory and are "
                  "found again, also after a restart");
+  sub.add_option("--mtp", f.mtp,
+                 "ds4's separate MTP GGUF (<model>-mtp.gguf), for speculative decoding")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--speculative-tokens", f.speculative_tokens,
+                 "MTP drafts each decode step verifies, for requests that do not choose (0: off; "
+                 "never changes the tokens)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3u));
   sub.add_option("--kv-disk-gb", f.kv_disk_gb, "size bound of --kv-disk in GiB (LRU eviction)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -25,6 +25,9 @@ struct EngineFlags {
   bool no_prefix_caching = false;
   std::string kv_disk;       // directory of cached prefix pages that survive a restart
   double kv_disk_gb = 10.0;  // its size bound
+  uint32_t speculative_tokens = 0;
+  std::string mtp;  // ds4's separate MTP file (llama.cpp files hold the block in the main file)  //
+                    // MTP drafts per decode step for requests that do not choose
 };
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f);

@@ -96,6 +96,10 @@ router::EngineSnapshot to_engine_snapshot(const EngineStats& s, bool healthy,
   out.kv_disk_evictions = s.kv_disk_evictions;
   out.kv_disk_ignored = s.kv_disk_ignored;
   out.kv_disk_dropped = s.kv_disk_dropped;
+  out.spec_num_drafts = s.speculative.drafts;
+  out.spec_num_draft_tokens = s.speculative.draft_tokens;
+  out.spec_num_accepted_tokens = s.speculative.accepted_tokens;
+  out.spec_accepted_per_position = s.speculative.accepted_per_position;
   return out;
 }
 
@@ -104,6 +108,7 @@ Result<router::EngineRequestId> LocalEngineClient::submit(router::EngineRequest 
   GenerationRequest r;
   r.prompt = std::move(request.prompt);
   r.sampling = to_sampling_params(request.sampling);
+  r.speculative_tokens = request.sampling.speculative_tokens;
   // A request scoring its prompt reads nothing from the cache (engine_client.h): no lookup.
   const bool looks_up = engine_.options().prefix_caching && !request.sampling.prompt_logprobs;
   const uint64_t prompt_tokens = r.prompt.size();

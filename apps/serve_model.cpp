@@ -53,9 +53,10 @@ Result<std::string> default_model_path() {
   return path.string();
 }
 
-Result<std::unique_ptr<V4Model>> load_model_with_progress(const std::string& path) {
-  spdlog::info("loading {}", path);
-  Result<std::unique_ptr<V4Model>> model = load_v4_model(path);
+Result<std::unique_ptr<V4Model>> load_model_with_progress(const std::string& path,
+                                                          const std::string& mtp_path) {
+  spdlog::info("loading {}{}", path, mtp_path.empty() ? "" : " with MTP file " + mtp_path);
+  Result<std::unique_ptr<V4Model>> model = load_v4_model(path, mtp_path);
   if (!model) return model;
   uint64_t total = 0;
   for (const GgufTensorInfo& t : (*model)->file.tensors()) total += t.n_bytes;

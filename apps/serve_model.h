@@ -15,7 +15,9 @@ namespace v4::apps {
 Result<std::string> default_model_path();
 
 // Opens and binds the model, then reads every weight page once with a progress bar, so that
-// the first requests do not pay for page faults on a cold file.
-Result<std::unique_ptr<V4Model>> load_model_with_progress(const std::string& path);
+// the first requests do not pay for page faults on a cold file. `mtp_path`: ds4's separate MTP
+// file, or empty.
+Result<std::unique_ptr<V4Model>> load_model_with_progress(const std::string& path,
+                                                          const std::string& mtp_path = "");
 
 }  // namespace v4::apps

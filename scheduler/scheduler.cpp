@@ -24,11 +24,13 @@ Scheduler::Scheduler(const SchedulerConfig& config)
   assert(config.max_batch_tokens > 0 && config.max_seqs > 0);
 }
 
-Status Scheduler::add(RequestId id, std::vector<int32_t> prompt, bool reuse_prefix) {
+Status Scheduler::add(RequestId id, std::vector<int32_t> prompt, bool reuse_prefix,
+                      uint32_t speculative_tokens) {
   if (prompt.empty()) return Status::error("request " + std::to_string(id) + ": empty prompt");
   if (records_.count(id)) return Status::error("request " + std::to_string(id) + " already exists");
   records_[id].tokens = std::move(prompt);
   records_[id].reuse_prefix = reuse_prefix;
+  records_[id].speculative_tokens = speculative_tokens;
   waiting_.push_back(id);
   return Status::ok();
 }
@@ -185,7 +187,7 @@ StepPlan Scheduler::take_page_changes() {
 void Scheduler::preempt(RequestId victim, StepBuilder& step) {
   SequenceRecord& r = records_.at(victim);
   if (ScheduledSequence* s = step.find(victim)) {
-    step.token_budget += s->tokens.size();
+    step.token_budget += s->tokens.size() + s->draft_room;
     std::erase_if(step.plan.sequences, [&](const ScheduledSequence& e) { return e.id == victim; });
   }
   free_pages(r, step.plan.freed_pages);
@@ -226,9 +228,23 @@ bool Scheduler::schedule_running(RequestId id, uint64_t n, StepBuilder& step) {
     preempt(victim, step);
     if (victim == id) return false;
   }
-  step.plan.sequences.push_back(make_entry(id, n, std::move(added)));
-  step.token_budget -= n;
+  const uint32_t room = draft_room(r, n, step, &added);
+  ScheduledSequence s = make_entry(id, n, std::move(added));
+  if (s.samples && !s.snapshot) s.draft_room = room;
+  step.token_budget -= n + s.draft_room;
+  step.plan.sequences.push_back(std::move(s));
   return true;
+}
+
+// Drafts only extend a short sampling chunk (a decode, or the replay after a rejected draft):
+// they never preempt anyone and fit in what is left of the token budget.
+uint32_t Scheduler::draft_room(SequenceRecord& r, uint64_t n, const StepBuilder& step,
+                               std::vector<PageId>* added) {
+  if (r.speculative_tokens == 0 || r.computed + n != r.tokens.size()) return 0;
+  if (n > uint64_t{r.speculative_tokens} + 1 || step.token_budget <= n) return 0;
+  const auto room =
+      static_cast<uint32_t>(std::min<uint64_t>(r.speculative_tokens, step.token_budget - n));
+  return grow_pages(r, r.computed + n + room, added) ? room : 0;
 }
 
 // FCFS: admit from the head of the queue while the head fits; never skip it. With prefix caching
@@ -324,6 +340,7 @@ void Scheduler::update(const StepPlan& plan, const StepOutput& output) {
   for (const SampledToken& t : output.sampled) {
     auto it = records_.find(t.id);
     if (it == records_.end()) continue;
+    if (t.in_kv) ++it->second.computed;
     if (t.finished) {
       free_pages(it->second, freed_since_last_step_);
       std::erase(running_, t.id);
@@ -332,6 +349,10 @@ void Scheduler::update(const StepPlan& plan, const StepOutput& output) {
     } else {
       it->second.tokens.push_back(t.token);
     }
+  }
+  for (const KvRollback& back : output.rolled_back) {
+    auto it = records_.find(back.id);
+    if (it != records_.end()) it->second.computed = std::min(it->second.computed, back.computed);
   }
 }
 

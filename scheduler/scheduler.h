@@ -51,7 +51,10 @@ class Scheduler {
 
   // Queues a request behind every waiting one. Fails for a duplicate id or an empty prompt.
   // With `reuse_prefix` false the request takes no cached pages (its own still enter the cache).
-  Status add(RequestId id, std::vector<int32_t> prompt, bool reuse_prefix = true);
+  // `speculative_tokens`: draft positions a sampling chunk of the request may run besides its
+  // own (ScheduledSequence::draft_room), when the budget and free pages allow.
+  Status add(RequestId id, std::vector<int32_t> prompt, bool reuse_prefix = true,
+             uint32_t speculative_tokens = 0);
   // Drops a request wherever it is; its pages return to the allocator now. False if unknown.
   bool cancel(RequestId id);
 
@@ -83,6 +86,7 @@ class Scheduler {
     std::vector<PageId> pages;     // block table
     std::vector<uint64_t> hashes;  // chain hashes of the first full pages (tokens never change)
     bool reuse_prefix = true;      // may take cached pages at admission
+    uint32_t speculative_tokens = 0;
   };
   struct StepBuilder;
 
@@ -101,6 +105,9 @@ class Scheduler {
   void free_pages(SequenceRecord& r, std::vector<PageId>& freed);
   void preempt(RequestId victim, StepBuilder& step);
   bool schedule_running(RequestId id, uint64_t n, StepBuilder& step);
+  // Draft positions a running request's chunk of n tokens may add (pages taken, no preemption).
+  uint32_t draft_room(SequenceRecord& r, uint64_t n, const StepBuilder& step,
+                      std::vector<PageId>* added);
   void admit_waiting(StepBuilder& step);
   ScheduledSequence make_entry(RequestId id, uint64_t n, std::vector<PageId> added);
 

@@ -26,6 +26,10 @@ struct ScheduledSequence {
   // The chunk ends on a page boundary the cache wants: the worker snapshots the per-sequence
   // state (raw window, carry, row counts) there and keeps it with that page.
   bool snapshot = false;
+  // Speculative decoding (docs/design.md): positions past the chunk the worker may also run
+  // this step as draft tokens to verify; their pages are in `pages` already. Nonzero only on a
+  // sampling chunk without a snapshot.
+  uint32_t draft_room = 0;
 };
 
 // A prefix page by its place in the hash chain (prefix_cache.h).
@@ -72,10 +76,23 @@ struct SampledToken {
   RequestId id = 0;
   int32_t token = 0;
   bool finished = false;  // stop token, max tokens or context limit: the request leaves
+  // An accepted draft: the token was also the step's input at its position, so its KV state
+  // exists already.
+  bool in_kv = false;
+};
+
+// After a speculative step that rejected a draft: the worker restored the request's KV state to
+// `computed` tokens (the start of the step's chunk); the tokens after it are run again.
+struct KvRollback {
+  RequestId id = 0;
+  uint64_t computed = 0;
 };
 
 struct StepOutput {
-  std::vector<SampledToken> sampled;  // one per ScheduledSequence with `samples`
+  // One per ScheduledSequence with `samples`, or, with speculative decoding, one per accepted
+  // draft plus one, in stream order.
+  std::vector<SampledToken> sampled;
+  std::vector<KvRollback> rolled_back;
 };
 
 }  // namespace v4

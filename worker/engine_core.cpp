@@ -49,6 +49,8 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                options.vocabulary},
               group ? &group->dispatcher() : nullptr) {
   totals_.page_bytes = worker_.cache().page_bytes();
+  // The MTP block's MoE would run outside the group's lockstep exchanges: no drafts in a group.
+  if (group) worker_.set_draft_source(nullptr);
   scheduler_.set_page_store(worker_.disk_store());
 }
 
@@ -83,6 +85,14 @@ Status EngineCore::validate(const GenerationRequest& r) const {
                          std::to_string(scheduler_.config().total_pages));
   }
   if (Status s = validate_output_constraint(r.sampling, options_.vocabulary.get()); !s) return s;
+  if (r.speculative_tokens) {
+    if (*r.speculative_tokens > kMaxSpeculativeTokens)
+      return Status::error("speculative_tokens " + std::to_string(*r.speculative_tokens) +
+                           " is above the most, " + std::to_string(kMaxSpeculativeTokens));
+    if (*r.speculative_tokens > 0 && !worker_.has_draft_source())
+      return Status::error(
+          "speculative_tokens needs a model with an MTP block (and a worker outside a group)");
+  }
   return validate_guided(r.sampling);
 }
 
@@ -112,8 +122,12 @@ Status EngineCore::add(RequestId id, const GenerationRequest& r, Clock::time_poi
   if (Status s = validate(r); !s) return s;
   // Prompt logprobs need every prompt position computed, so such a request reuses no cached
   // prefix (vLLM does the same); its pages still enter the cache.
-  if (Status s = scheduler_.add(id, r.prompt, !r.sampling.prompt_logprobs); !s) return s;
-  worker_.add_request(id, r.sampling, r.prompt, r.resumed_tokens);
+  // Without a draft source (a model without MTP) the server default means no drafts.
+  const uint32_t speculative =
+      worker_.has_draft_source() ? r.speculative_tokens.value_or(options_.speculative_tokens) : 0;
+  if (Status s = scheduler_.add(id, r.prompt, !r.sampling.prompt_logprobs, speculative); !s)
+    return s;
+  worker_.add_request(id, r.sampling, r.prompt, r.resumed_tokens, speculative);
   admissions_[id] = Admission{arrival, std::nullopt, 0};
   next_id_ = std::max(next_id_, id + 1);
   return Status::ok();
@@ -229,6 +243,7 @@ EngineStats EngineCore::stats() const {
     s.kv_disk_bytes = d.bytes;
   }
   s.expert_selections = worker_.forward_stats().expert_selections;
+  s.speculative = worker_.speculative_stats();
   if (group_) s.group = group_->traffic();
   return s;
 }

@@ -35,6 +35,9 @@ struct EngineOptions {
   uint64_t model_identity = 0;
   // Token bytes for structured-output masks; without it such requests are refused.
   std::shared_ptr<const TokenVocabulary> vocabulary;
+  // Drafts a decode step verifies for requests that do not choose (0 to 3; docs/design.md,
+  // speculative decoding). Needs a model with an MTP block.
+  uint32_t speculative_tokens = 0;
 };
 
 struct GenerationRequest {
@@ -44,6 +47,9 @@ struct GenerationRequest {
   // `prompt` are output it already produced, so its next token is output token number
   // resumed_tokens, sampled as if it had never stopped; max_tokens counts them too.
   uint32_t resumed_tokens = 0;
+  // Drafts per decode step (0 to 3); unset: EngineOptions::speculative_tokens. Never changes
+  // the tokens or logprobs, only how many a step yields.
+  std::optional<uint32_t> speculative_tokens;
 };
 
 // Bucket upper bounds of EngineStats' histograms.
@@ -81,6 +87,7 @@ struct EngineStats {
   // [layer][expert]: tokens that picked each routed expert since start (ForwardStats).
   std::vector<std::vector<uint64_t>> expert_selections;
   GroupTraffic group;  // a worker group's expert exchanges (zero outside a group)
+  SpeculativeStats speculative;
 };
 
 class EngineCore {
@@ -123,6 +130,10 @@ class EngineCore {
   const EngineOptions& options() const { return options_; }
   const Scheduler& scheduler() const { return scheduler_; }
   const ModelWorker& worker() const { return worker_; }
+  // Replaces the model's MTP drafter (tests verify with drafts of their choosing).
+  void set_draft_source(std::unique_ptr<DraftSource> source) {
+    worker_.set_draft_source(std::move(source));
+  }
 
  private:
   // What a request's first event reports (GenerationEvent::cached_tokens, queue_seconds).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "worker/mtp_drafter.h"
 #include "worker/prefix_page_spill.h"
 
 namespace v4 {
@@ -31,6 +32,8 @@ ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
       forward_(weights, backend, experts, ForwardLimits{options.max_chunk, options.max_context}),
       options_(options),
       cache_(weights.config, options.kv, backend) {
+  speculative_.accepted_per_position.assign(kMaxSpeculativeTokens, 0);
+  if (weights.mtp) drafter_ = std::make_unique<MtpDrafter>(forward_);
   if (options.disk.dir.empty()) return;
   Result<std::unique_ptr<KvDiskStore>> store =
       KvDiskStore::open(options.disk, kv_page_geometry(config_, cache_));
@@ -49,8 +52,11 @@ Status ModelWorker::save_prefix_pages(const StepPlan& changes) {
 }
 
 void ModelWorker::add_request(RequestId id, const SamplingParams& params,
-                              std::span<const int32_t> prompt, uint32_t resumed) {
-  RequestState state{RequestSampler(params, options_.vocabulary), nullptr, std::nullopt};
+                              std::span<const int32_t> prompt, uint32_t resumed,
+                              uint32_t speculative_tokens) {
+  RequestState state{
+      RequestSampler(params, options_.vocabulary), nullptr, std::nullopt, 0, {}, 0, {}, 0, 0};
+  state.speculative = std::min(speculative_tokens, kMaxSpeculativeTokens);
   state.sampler.resume(prompt.subspan(prompt.size() - resumed));
   if (params.prompt_logprobs)
     state.prompt_logprobs.emplace(std::vector<int32_t>(prompt.begin(), prompt.end()),
@@ -58,21 +64,38 @@ void ModelWorker::add_request(RequestId id, const SamplingParams& params,
   sequences_.emplace(id, std::move(state));
 }
 
-FinishReason ModelWorker::finish_after(const RequestState& r, const ScheduledSequence& s,
+FinishReason ModelWorker::finish_after(const RequestState& r, uint64_t position,
                                        int32_t token) const {
   const SamplingParams& p = r.sampler.params();
   if (std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), token) != p.stop_token_ids.end())
     return FinishReason::kStop;
   if (r.sampler.guided_complete()) return FinishReason::kStop;
   if (r.sampler.generated() >= p.max_tokens) return FinishReason::kLength;
-  // The sampled token would sit at position first_position + tokens.size().
-  if (s.first_position + s.tokens.size() + 1 >= options_.max_context) return FinishReason::kLength;
+  if (position + 1 >= options_.max_context) return FinishReason::kLength;
   return FinishReason::kNone;
+}
+
+GenerationEvent ModelWorker::token_event(RequestId id, RequestState& r, SampledChoice c,
+                                         uint64_t position) {
+  GenerationEvent e;
+  e.id = id;
+  e.token = c.token;
+  e.logprob = c.logprob;
+  e.top_logprobs = std::move(c.top_logprobs);
+  if (r.prompt_logprobs) {
+    e.prompt_logprobs = r.prompt_logprobs->take();
+    r.prompt_logprobs.reset();
+  }
+  e.finish = finish_after(r, position, c.token);
+  return e;
 }
 
 Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<GenerationEvent>& events,
                                         bool join_group_step) {
-  for (RequestId id : plan.released) sequences_.erase(id);
+  for (RequestId id : plan.released) {
+    sequences_.erase(id);
+    if (drafter_) drafter_->forget(id);
+  }
   // Spilled pages leave before anything can overwrite them; loads come after every snapshot of a
   // reused page id is gone (step_plan.h).
   if (disk_) {
@@ -85,8 +108,10 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
     if (Status st = load_prefix_pages(plan.loaded_pages, cache_, snapshots_, *disk_); !st)
       return st;
   }
-  for (RequestId id : plan.preempted)
+  for (RequestId id : plan.preempted) {
     if (auto it = sequences_.find(id); it != sequences_.end()) it->second.kv.reset();
+    if (drafter_) drafter_->forget(id);
+  }
   std::vector<SequenceInput> inputs;
   inputs.reserve(plan.sequences.size());
   for (const ScheduledSequence& s : plan.sequences) {
@@ -112,9 +137,19 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
     r.kv->set_pages(s.pages);
     r.sampler.observe(s.cached_tokens);
     r.sampler.observe(s.tokens);
+    std::span<const int32_t> tokens = s.tokens;
+    // A speculative request keeps every row's logits and HC state when it samples: its drafts
+    // are verified row by row, and the HC states feed its drafter.
+    const bool speculative = r.speculative > 0 && drafter_ && s.samples;
+    if (speculative) {
+      Result<std::span<const int32_t>> in = speculative_input(s.id, r, s);
+      if (!in) return in.status();
+      tokens = *in;
+    }
     // Only a sequence still scoring its prompt pays for the output head at every position.
-    const bool all_logits = r.prompt_logprobs && r.prompt_logprobs->wants(s.first_position);
-    inputs.push_back({r.kv.get(), s.tokens, all_logits});
+    const bool all_logits =
+        speculative || (r.prompt_logprobs && r.prompt_logprobs->wants(s.first_position));
+    inputs.push_back({r.kv.get(), tokens, all_logits, speculative});
   }
   StepOutput out;
   if (inputs.empty() && !join_group_step) return out;
@@ -129,8 +164,11 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
   }
   score_prompts(plan, inputs, *fwd);
   const size_t vocab = config_.n_vocab;
+  size_t hidden_row = 0;  // the sequence's first row in fwd->hidden
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     const ScheduledSequence& s = plan.sequences[i];
+    const size_t hidden_first = hidden_row;
+    if (inputs[i].keep_hidden) hidden_row += fwd->row_count[i];
     if (!s.samples) continue;
     RequestState& r = sequences_.at(s.id);
     if (r.prompt_logprobs && !r.prompt_logprobs->complete()) {
@@ -138,19 +176,14 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
       // requests no prefix hits.
       return Status::error("request " + std::to_string(s.id) + ": prompt logprobs incomplete");
     }
+    if (inputs[i].keep_hidden) {
+      if (Status st = sample_speculative(r, s, *fwd, i, hidden_first, out, events); !st) return st;
+      continue;
+    }
     const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
     SampledChoice c = r.sampler.sample({&fwd->logits[row * vocab], vocab});
-    GenerationEvent e;
-    e.id = s.id;
-    e.token = c.token;
-    e.logprob = c.logprob;
-    e.top_logprobs = std::move(c.top_logprobs);
-    if (r.prompt_logprobs) {
-      e.prompt_logprobs = r.prompt_logprobs->take();
-      r.prompt_logprobs.reset();
-    }
-    e.finish = finish_after(r, s, c.token);
-    out.sampled.push_back({s.id, c.token, e.finish != FinishReason::kNone});
+    GenerationEvent e = token_event(s.id, r, std::move(c), s.first_position + s.tokens.size());
+    out.sampled.push_back({s.id, e.token, e.finish != FinishReason::kNone});
     if (e.finish != FinishReason::kNone) sequences_.erase(s.id);
     events.push_back(std::move(e));
   }
@@ -163,9 +196,12 @@ void ModelWorker::score_prompts(const StepPlan& plan, std::span<const SequenceIn
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     if (!inputs[i].all_logits) continue;
     const ScheduledSequence& s = plan.sequences[i];
+    RequestState& r = sequences_.at(s.id);
+    if (!r.prompt_logprobs || !r.prompt_logprobs->wants(s.first_position)) continue;
+    // A speculative request's draft rows follow its chunk's rows; they score no prompt token.
     const std::span<const float> rows(&fwd.logits[fwd.first_row[i] * vocab],
-                                      fwd.row_count[i] * vocab);
-    sequences_.at(s.id).prompt_logprobs->add_rows(s.first_position, rows, vocab);
+                                      s.tokens.size() * vocab);
+    r.prompt_logprobs->add_rows(s.first_position, rows, vocab);
   }
 }
 

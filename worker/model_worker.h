@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "model/v4/v4_forward.h"
 #include "scheduler/step_plan.h"
+#include "worker/draft_source.h"
 #include "worker/kv_disk/kv_disk_store.h"
 #include "worker/paged_kv_cache.h"
 #include "worker/paged_sequence_kv.h"
@@ -44,6 +45,16 @@ struct GenerationEvent {
   std::string error;  // kError: what failed
 };
 
+// Speculative decoding since start, in vLLM's spec_decode terms: steps that verified drafts
+// (one per request and step), drafts verified, drafts accepted, and accepted drafts by their
+// place in the step's run of drafts.
+struct SpeculativeStats {
+  uint64_t drafts = 0;
+  uint64_t draft_tokens = 0;
+  uint64_t accepted_tokens = 0;
+  std::vector<uint64_t> accepted_per_position;
+};
+
 struct ModelWorkerOptions {
   PagedKvOptions kv;
   uint32_t max_chunk = 256;     // the scheduler's max_batch_tokens
@@ -62,14 +73,20 @@ class ModelWorker {
   // `prompt` is kept only when the request asks for prompt logprobs.
   // The last `resumed` tokens of `prompt` are output the request produced before (a request
   // resumed elsewhere after a failure): sampling continues after them.
+  // `speculative_tokens`: drafts each decode step may verify (0: none; needs a DraftSource).
   void add_request(RequestId id, const SamplingParams& params, std::span<const int32_t> prompt,
-                   uint32_t resumed = 0);
+                   uint32_t resumed = 0, uint32_t speculative_tokens = 0);
   // `join_group_step`: run the forward even without tokens, so that this rank joins its group's
   // exchanges (the expert dispatcher is collective and another rank has tokens).
   Result<StepOutput> execute(const StepPlan& plan, std::vector<GenerationEvent>& events,
                              bool join_group_step = false);
 
   const PagedKvCache& cache() const { return cache_; }
+  // Where drafts come from: the model's MTP block when it has one (MtpDrafter); tests may put
+  // another source in (null: no drafts).
+  void set_draft_source(std::unique_ptr<DraftSource> source) { drafter_ = std::move(source); }
+  bool has_draft_source() const { return drafter_ != nullptr; }
+  const SpeculativeStats& speculative_stats() const { return speculative_; }
   // Counters of the forward pass, expert selections per layer among them.
   const ForwardStats& forward_stats() const { return forward_.stats(); }
   // Prefix-cache snapshots held (spec §4.4), one per cached page the scheduler asked for.
@@ -88,11 +105,29 @@ class ModelWorker {
     std::unique_ptr<PagedSequenceKv> kv;  // null until scheduled (and after preemption)
     // Until the first token event carries them out.
     std::optional<PromptLogprobsCollector> prompt_logprobs;
+    uint32_t speculative = 0;
+    std::vector<int32_t> step_tokens;  // this step's chunk and drafts (speculative requests)
+    size_t n_drafts = 0;               // the drafts at the end of step_tokens
+    KvSnapshot saved;                  // the carry before this step's drafts
+    // Back-off of a request whose drafts keep failing: after n verify steps in a row with no
+    // draft accepted it drafts again only after 2^n − 1 sampling steps without (n ≤ 4).
+    uint32_t failed_verifies = 0, steps_without_drafts = 0;
   };
+  // The step's input of a speculative request that samples: its chunk, plus drafts when the
+  // scheduler left room and the source has some (the carry is saved before them).
+  Result<std::span<const int32_t>> speculative_input(RequestId id, RequestState& r,
+                                                     const ScheduledSequence& s);
+  // Samples the chunk's last row and then each draft's row while the draft equals the token
+  // sampled before it; rolls the KV state back when a draft is rejected. Appends events.
+  Status sample_speculative(RequestState& r, const ScheduledSequence& s, const ForwardOutput& fwd,
+                            size_t index, size_t hidden_row, StepOutput& out,
+                            std::vector<GenerationEvent>& events);
   // Feeds the all-position logits of the sequences that asked to their prompt logprobs.
   void score_prompts(const StepPlan& plan, std::span<const SequenceInput> inputs,
                      const ForwardOutput& fwd);
-  FinishReason finish_after(const RequestState& r, const ScheduledSequence& s, int32_t token) const;
+  // `position`: where the sampled token sits in the stream.
+  FinishReason finish_after(const RequestState& r, uint64_t position, int32_t token) const;
+  GenerationEvent token_event(RequestId id, RequestState& r, SampledChoice c, uint64_t position);
 
   const V4Config& config_;
   V4Forward forward_;
@@ -104,6 +139,8 @@ class ModelWorker {
   // evicts that page.
   std::unordered_map<PageId, KvSnapshot> snapshots_;
   std::unique_ptr<KvDiskStore> disk_;
+  std::unique_ptr<DraftSource> drafter_;
+  SpeculativeStats speculative_;
 };
 
 }  // namespace v4

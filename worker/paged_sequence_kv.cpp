@@ -1,5 +1,6 @@
 #include "worker/paged_sequence_kv.h"
 
+#include <algorithm>
 #include <cassert>
 #include <string>
 
@@ -115,6 +116,26 @@ Status PagedSequenceKv::restore(const KvSnapshot& s) {
   }
   n_past_ = s.n_past;
   return Status::ok();
+}
+
+Status PagedSequenceKv::save_carry(KvSnapshot& into) const {
+  assert(state_ && "carry of a sequence that never ran");
+  const size_t bytes = cache_.layout().carry_floats * sizeof(float);
+  const size_t room = std::max<size_t>(bytes, sizeof(float));  // a model without compressors
+  if (!into.state || into.state->bytes() != room) {
+    into.state = cache_.backend().allocate(room);
+    if (!into.state) return Status::error("paged KV: out of device memory for a carry copy");
+  }
+  if (bytes) cache_.backend().copy_on_device(state_->data(), into.state->data(), bytes);
+  into.n_past = n_past_;
+  return Status::ok();
+}
+
+void PagedSequenceKv::rollback(const KvSnapshot& saved) {
+  assert(state_ && saved.n_past <= n_past_);
+  const size_t bytes = cache_.layout().carry_floats * sizeof(float);
+  if (bytes) cache_.backend().copy_on_device(saved.state->data(), state_->data(), bytes);
+  n_past_ = saved.n_past;
 }
 
 }  // namespace v4

@@ -54,6 +54,15 @@ class PagedSequenceKv final : public KvStateStore {
   Result<KvSnapshot> snapshot() const;
   Status restore(const KvSnapshot& snapshot);
 
+  // Speculative decoding: the carry area (the compressors' streaming state, spec §3.4.3) at
+  // n_past, saved into `into` (its buffer reused) before a step that runs draft tokens, and the
+  // return to it when a draft is rejected (spec §4.4). Nothing else needs saving: raw rows of
+  // earlier positions sit in ring rows a step of at most max_chunk tokens does not reach, and
+  // compressed rows the step wrote for positions past the saved n_past are written again, with
+  // the same values, when those positions run again.
+  Status save_carry(KvSnapshot& into) const;
+  void rollback(const KvSnapshot& saved);
+
   // Fixed bytes a sequence holds outside pages (raw ring and carry state), for the budget.
   static size_t fixed_bytes(const V4Config& config, uint32_t max_chunk);
   // Bytes of one snapshot's state (KvSnapshot::state).

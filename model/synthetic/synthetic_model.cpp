@@ -67,6 +67,42 @@ uint64_t tensor_seed(const std::string& name, uint64_t seed) {
   return splitmix64(seed ^ name_hash(name));
 }
 
+// How one tensor's values are made: uniform values seeded by a name, or a fixed matrix.
+struct TensorValues {
+  enum class Kind { kUniform, kIdentity, kZero };
+  Kind kind = Kind::kUniform;
+  std::string seed_name;
+  WeightInit init{0.0f, 0.0f};
+};
+
+bool is_mtp_tensor(const std::string& name, uint32_t n_layer) {
+  return name.starts_with("mtp.") || name.starts_with("blk." + std::to_string(n_layer) + ".");
+}
+
+// SyntheticModelOptions::mtp_agrees: see its comment for what each rule is for.
+TensorValues tensor_values(const TensorSpec& spec, const SyntheticModelOptions& o) {
+  const std::string& name = spec.name;
+  TensorValues v{TensorValues::Kind::kUniform, name, weight_init(name, spec.role, spec.dims[0])};
+  if (!o.mtp_agrees) return v;
+  if (name.ends_with("attn_output_b.weight") || name.ends_with("ffn_down_shexp.weight") ||
+      spec.role == TensorRole::kExpertDown) {
+    v.init.half_width *= 1e-3f;
+  }
+  if (!is_mtp_tensor(name, o.config.n_layer)) return v;
+  if (name.ends_with("e_proj.weight") || name.ends_with("eh_proj.weight")) {
+    v.kind = TensorValues::Kind::kIdentity;  // eh_proj: [e | h] inputs, the e half passes
+  } else if (name.ends_with("h_proj.weight")) {
+    v.kind = TensorValues::Kind::kZero;
+  } else if (name.ends_with("enorm.weight")) {
+    v.init = {1.0f, 0.0f};
+  } else if (name.ends_with("shared_head_norm.weight") || name == "mtp.0.norm.weight") {
+    v.seed_name = "output_norm.weight";
+  } else if (const size_t at = name.find("hc_head_"); at != std::string::npos) {
+    v.seed_name = "output_hc_" + name.substr(at + 8);
+  }
+  return v;
+}
+
 float uniform_value(uint64_t tseed, uint64_t index, WeightInit init) {
   const uint64_t bits = splitmix64(tseed + index);
   const float u = static_cast<float>(bits >> 40) * (1.0f / 16777216.0f);  // [0, 1)
@@ -77,11 +113,12 @@ float uniform_value(uint64_t tseed, uint64_t index, WeightInit init) {
 // threads, and writes each chunk before generating the next.
 class GeneratedTensorSource {
  public:
-  GeneratedTensorSource(TensorSpec spec, GgmlType type, uint64_t seed, unsigned threads)
+  GeneratedTensorSource(TensorSpec spec, GgmlType type, TensorValues values, uint64_t seed,
+                        unsigned threads)
       : spec_(std::move(spec)),
         type_(type),
-        seed_(tensor_seed(spec_.name, seed)),
-        init_(weight_init(spec_.name, spec_.role, spec_.dims[0])),
+        seed_(tensor_seed(values.seed_name, seed)),
+        values_(std::move(values)),
         threads_(threads) {}
 
   Status operator()(GgufByteSink& sink) const {
@@ -97,7 +134,7 @@ class GeneratedTensorSource {
         std::vector<float> row(row_len);
         for (uint64_t r = lo; r < hi; ++r) {
           const uint64_t base = (first + r) * row_len;
-          for (uint64_t j = 0; j < row_len; ++j) row[j] = uniform_value(seed_, base + j, init_);
+          for (uint64_t j = 0; j < row_len; ++j) row[j] = value(first + r, j, base + j);
           kernels::quantize_row(type_, row.data(), out.data() + r * row_bytes,
                                 static_cast<int64_t>(row_len));
         }
@@ -119,10 +156,22 @@ class GeneratedTensorSource {
     for (std::thread& t : pool) t.join();
   }
 
+  float value(uint64_t row, uint64_t column, uint64_t index) const {
+    switch (values_.kind) {
+      case TensorValues::Kind::kIdentity:
+        return row == column ? 1.0f : 0.0f;
+      case TensorValues::Kind::kZero:
+        return 0.0f;
+      case TensorValues::Kind::kUniform:
+        break;
+    }
+    return uniform_value(seed_, index, values_.init);
+  }
+
   TensorSpec spec_;
   GgmlType type_;
   uint64_t seed_;
-  WeightInit init_;
+  TensorValues values_;
   unsigned threads_;
 };
 
@@ -156,10 +205,10 @@ Status add_tensors(GgufWriter& writer, const std::vector<TensorSpec>& specs,
                    const SyntheticModelOptions& o, unsigned threads) {
   for (const TensorSpec& spec : specs) {
     const GgmlType type = recipe_dtype(o.recipe, spec.role);
-    GgufTensorSource source =
-        spec.role == TensorRole::kHashTable
-            ? hash_table_source(spec, o.config.n_expert, o.seed)
-            : GgufTensorSource(GeneratedTensorSource(spec, type, o.seed, threads));
+    GgufTensorSource source = spec.role == TensorRole::kHashTable
+                                  ? hash_table_source(spec, o.config.n_expert, o.seed)
+                                  : GgufTensorSource(GeneratedTensorSource(
+                                        spec, type, tensor_values(spec, o), o.seed, threads));
     if (Status s = writer.add_tensor(spec.name, type, spec.dims, std::move(source)); !s) {
       return Status::error("recipe " + std::string(recipe_name(o.recipe)) + ": " + s.message());
     }

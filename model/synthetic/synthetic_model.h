@@ -30,6 +30,13 @@ struct SyntheticModelOptions {
   std::string tokenizer_json;  // HF tokenizer.json with the DeepSeek V3/V4 vocabulary
   uint64_t seed = 1234;
   MtpLayout mtp = MtpLayout::kNone;  // kDs4 writes a second file "<out stem>-mtp.gguf"
+  // A model whose MTP block agrees with it, to measure what speculative decoding can gain when
+  // drafts are right (docs/design.md): every block's output projections (attention output,
+  // expert and shared-expert down) are scaled by 1e-3, so the main model's next token is nearly
+  // a function of the current token alone; the MTP block passes the embedding of its input
+  // token through (e_proj identity, h_proj zero, enorm one) and uses the main HC head and
+  // output norm, so it predicts that same function one token later. Off: the random weights.
+  bool mtp_agrees = false;
   uint64_t max_split_bytes = 0;
   unsigned threads = 0;  // 0: one per core
   std::function<void(const GgufWriteProgress&)> progress;

@@ -49,8 +49,12 @@ class V4Forward {
   // MTP draft logits (spec §3.7): for each (hidden state H, token x) pair, the MTP block's
   // next-next-token logits. `state` holds the MTP block's raw window in layer slot n_layer
   // (a ContiguousKvState built with with_mtp) and is advanced by one per call.
+  // `hidden_out`, when given, receives the block's output HC state (the H of a recursive draft,
+  // as ds4 feeds it); with `want_logits` false the head is skipped and no logits return (a
+  // call that only fills the block's raw window).
   Result<std::vector<float>> mtp_draft(KvStateStore& state, std::span<const float> hidden,
-                                       int32_t token);
+                                       int32_t token, std::vector<float>* hidden_out = nullptr,
+                                       bool want_logits = true);
 
   // The counters, the expert selections read back from the device.
   const ForwardStats& stats() const;

@@ -6,7 +6,8 @@
 namespace v4 {
 
 Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<const float> hidden,
-                                                int32_t token) {
+                                                int32_t token, std::vector<float>* hidden_out,
+                                                bool want_logits) {
   const V4Config& c = weights_.config;
   if (!weights_.mtp) return Status::error("the model has no MTP block");
   const MtpWeights& m = *weights_.mtp;
@@ -68,6 +69,17 @@ Result<std::vector<float>> V4Forward::mtp_draft(KvStateStore& state, std::span<c
   float* next = ws_.next.data<float>();
   block_forward(ctx, m.block, c.n_layer, xs, next);
   state.advance(1);
+  if (hidden_out) {
+    // block_forward swaps its two buffers an even number of times: xs is ws_.x again.
+    const Tensor& out = xs == ws_.x.data<float>() ? ws_.x : ws_.next;
+    hidden_out->resize(static_cast<size_t>(flat));
+    if (Status s = backend_.copy_to_host(out, 0, hidden_out->data(),
+                                         static_cast<size_t>(flat) * sizeof(float));
+        !s) {
+      return s;
+    }
+  }
+  if (!want_logits) return std::vector<float>();
   head_logits(xs, 1, m.hc_head, m.norm, ws_.logits.data<float>());
   std::vector<float> logits(c.n_vocab);
   if (Status s = backend_.copy_to_host(ws_.logits, 0, logits.data(), c.n_vocab * sizeof(float));

@@ -46,6 +46,7 @@ void to_proto(const EngineRequest& r, uint64_t id, uint32_t resumed, pb::SubmitR
     p->add_allowed_outputs()->mutable_tokens()->Assign(seq.begin(), seq.end());
   p->set_constraint_kind(output_constraint_name(s.constraint));
   p->set_constraint_source(s.constraint_source);
+  if (s.speculative_tokens) p->set_speculative_tokens(*s.speculative_tokens);
 }
 
 EngineFinish from_proto(pb::Finish f) {
@@ -106,6 +107,16 @@ void add_stats(const pb::StatsResponse& s, EngineSnapshot& t) {
   t.kv_disk_evictions += s.kv_disk().evictions();
   t.kv_disk_ignored += s.kv_disk().ignored();
   t.kv_disk_dropped += s.kv_disk().dropped();
+  const pb::SpeculativeCounts& spec = s.speculative();
+  t.spec_num_drafts += spec.num_drafts();
+  t.spec_num_draft_tokens += spec.num_draft_tokens();
+  t.spec_num_accepted_tokens += spec.num_accepted_tokens();
+  if (t.spec_accepted_per_position.size() <
+      static_cast<size_t>(spec.num_accepted_tokens_per_pos_size()))
+    t.spec_accepted_per_position.resize(
+        static_cast<size_t>(spec.num_accepted_tokens_per_pos_size()));
+  for (int i = 0; i < spec.num_accepted_tokens_per_pos_size(); ++i)
+    t.spec_accepted_per_position[static_cast<size_t>(i)] += spec.num_accepted_tokens_per_pos(i);
   const pb::GroupTraffic& g = s.group();
   t.group.dispatch_bytes += g.dispatch_bytes();
   t.group.combine_bytes += g.combine_bytes();

@@ -42,6 +42,9 @@ struct EngineSampling {
   // (worker/request_sampler.h). `constraint_source`: the JSON schema text for kJsonSchema.
   OutputConstraintKind constraint = OutputConstraintKind::kNone;
   std::string constraint_source;
+  // Not sampling but carried with it: MTP drafts per decode step (0 to 3; unset: the engine's
+  // default). Changes how many tokens a step yields, never which.
+  std::optional<uint32_t> speculative_tokens;
 };
 
 struct EngineRequest {
@@ -115,6 +118,10 @@ struct EngineSnapshot {
   // written, files evicted for size, files ignored (another model, corrupt), pages dropped.
   uint64_t kv_disk_hits = 0, kv_disk_writes = 0, kv_disk_evictions = 0, kv_disk_ignored = 0;
   uint64_t kv_disk_dropped = 0;
+  // Speculative decoding (vLLM's spec_decode_* counts): steps of a request that verified
+  // drafts, drafts verified, drafts accepted, and accepted drafts by their place in the step.
+  uint64_t spec_num_drafts = 0, spec_num_draft_tokens = 0, spec_num_accepted_tokens = 0;
+  std::vector<uint64_t> spec_accepted_per_position;
 };
 
 class EngineClient {

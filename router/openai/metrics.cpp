@@ -76,6 +76,10 @@ struct ServerMetrics::Series {
   prometheus::Counter* preemptions;
   // (counter, its EngineSnapshot field) for the KV disk store's counts.
   std::vector<std::pair<prometheus::Counter*, uint64_t EngineSnapshot::*>> kv_disk;
+  // The same for speculative decoding; the per-position counters are made as positions appear.
+  std::vector<std::pair<prometheus::Counter*, uint64_t EngineSnapshot::*>> spec;
+  prometheus::Family<prometheus::Counter>* spec_per_position_family;
+  std::vector<prometheus::Counter*> spec_per_position;
   prometheus::Family<prometheus::Histogram>* batch_size_family;
   prometheus::Family<prometheus::Histogram>* step_seconds_family;
   prometheus::Histogram* batch_size = nullptr;  // made at the first scrape (bounds from engine)
@@ -203,6 +207,20 @@ ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
       {&counter("v4serve:kv_disk_dropped_total",
                 "Evicted prefix pages not written because the write queue was full"),
        &EngineSnapshot::kv_disk_dropped}};
+  s.spec = {{&counter("v4serve:spec_decode_num_drafts_total",
+                      "Speculative decoding: steps of a request that verified drafts"),
+             &EngineSnapshot::spec_num_drafts},
+            {&counter("v4serve:spec_decode_num_draft_tokens_total",
+                      "Speculative decoding: draft tokens verified"),
+             &EngineSnapshot::spec_num_draft_tokens},
+            {&counter("v4serve:spec_decode_num_accepted_tokens_total",
+                      "Speculative decoding: draft tokens accepted (equal to the sampled token)"),
+             &EngineSnapshot::spec_num_accepted_tokens}};
+  s.spec_per_position_family =
+      &BuildCounter()
+           .Name("v4serve:spec_decode_num_accepted_tokens_per_pos_total")
+           .Help("Speculative decoding: accepted draft tokens by position in the step's drafts")
+           .Register(r);
   s.batch_size_family =
       &BuildHistogram().Name("v4serve:batch_size").Help("Sequences per engine step").Register(r);
   s.step_seconds_family = &BuildHistogram()
@@ -347,11 +365,33 @@ void ServerMetrics::refresh(const EngineSnapshot& now) {
   if (s.iteration_tokens) advance(*s.iteration_tokens, now.step_tokens, last_.step_tokens);
   refresh_expert_load(now);
   refresh_group_traffic(now.group);
+  refresh_speculative(now);
   last_.running = now.running;
   last_.prefix_queries = std::max(now.prefix_queries, last_.prefix_queries);
   last_.prefix_hits = std::max(now.prefix_hits, last_.prefix_hits);
   last_.preemptions = std::max(now.preemptions, last_.preemptions);
   last_.expert_selections = now.expert_selections;
+}
+
+void ServerMetrics::refresh_speculative(const EngineSnapshot& now) {
+  Series& s = *s_;
+  // Sums over the workers drop when a worker leaves: count only growth past the highest seen.
+  auto grow = [](prometheus::Counter& c, uint64_t now_value, uint64_t& last_value) {
+    if (now_value > last_value) {
+      c.Increment(static_cast<double>(now_value - last_value));
+      last_value = now_value;
+    }
+  };
+  for (auto [c, field] : s.spec) grow(*c, now.*field, last_.*field);
+  std::vector<uint64_t>& last = last_.spec_accepted_per_position;
+  for (size_t p = 0; p < now.spec_accepted_per_position.size(); ++p) {
+    if (s.spec_per_position.size() <= p) {
+      s.spec_per_position.push_back(&s.spec_per_position_family->Add(
+          {{"model_name", model_}, {"position", std::to_string(p)}}));
+      last.resize(p + 1, 0);
+    }
+    grow(*s.spec_per_position[p], now.spec_accepted_per_position[p], last[p]);
+  }
 }
 
 void ServerMetrics::refresh_group_traffic(const EngineGroupTraffic& now) {

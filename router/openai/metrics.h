@@ -77,6 +77,7 @@ class ServerMetrics {
   void advance(prometheus::Histogram& histogram, const EngineHistogram& now, EngineHistogram& last);
   void refresh_expert_load(const EngineSnapshot& now);
   void refresh_group_traffic(const EngineGroupTraffic& now);
+  void refresh_speculative(const EngineSnapshot& now);
 
   std::mutex mutex_;  // scrape() against itself; prometheus-cpp metrics are thread-safe
   std::string model_;

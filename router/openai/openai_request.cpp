@@ -289,6 +289,9 @@ std::optional<ApiError> read_sampling(const RequestReader& reader, size_t vocab_
     return error;
   }
   if (seed) out.seed = static_cast<uint64_t>(*seed);
+  std::optional<int64_t> speculative;
+  if (auto error = reader.integer("speculative_tokens", 0, 3, speculative)) return error;
+  if (speculative) out.speculative_tokens = static_cast<uint32_t>(*speculative);
   if (auto error = reader.strings("stop", 4, out.stop)) return error;
   if (auto error = reader.token_ids("stop_token_ids", vocab_size, out.stop_token_ids)) {
     return error;
@@ -328,6 +331,7 @@ const std::set<std::string, std::less<>> kKnownMembers = {"model",
                                                           "frequency_penalty",
                                                           "repetition_penalty",
                                                           "seed",
+                                                          "speculative_tokens",
                                                           "stop",
                                                           "stop_token_ids",
                                                           "logit_bias",

@@ -58,6 +58,9 @@ struct OpenAiRequest {
   float frequency_penalty = 0.0f;       // -2..2
   float repetition_penalty = 1.0f;      // vLLM extension; > 0
   std::optional<uint64_t> seed;
+  // v4serve extension: MTP drafts per decode step, 0 to 3 (unset: the server's
+  // --speculative-tokens). Changes speed only, never the tokens.
+  std::optional<uint32_t> speculative_tokens;
   std::vector<std::pair<int32_t, float>> logit_bias;  // ids as strings -> -100..100
   // vLLM's guided_choice (also structured_outputs.choice): the output is one of these texts.
   std::vector<std::string> guided_choice;

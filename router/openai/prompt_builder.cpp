@@ -146,6 +146,7 @@ void fill_sampling(const OpenAiRequest& request, const Tokenizer& tokenizer, boo
   sampling.top_k = request.top_k < 0 ? 0 : request.top_k;
   sampling.min_p = request.min_p;
   sampling.seed = request.seed.value_or(0);
+  sampling.speculative_tokens = request.speculative_tokens;
   sampling.presence_penalty = request.presence_penalty;
   sampling.frequency_penalty = request.frequency_penalty;
   sampling.repetition_penalty = request.repetition_penalty;

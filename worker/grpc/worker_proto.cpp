@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "worker/draft_source.h"
+
 namespace v4::worker_grpc {
 namespace {
 
@@ -33,6 +35,13 @@ Result<GenerationRequest> from_proto(const pb::SubmitRequest& r) {
   p.logprobs = s.logprobs();
   p.top_logprobs = s.top_logprobs();
   if (s.has_prompt_logprobs()) p.prompt_logprobs = s.prompt_logprobs();
+  if (s.has_speculative_tokens()) {
+    if (s.speculative_tokens() > kMaxSpeculativeTokens)
+      return Status::error("request " + std::to_string(r.id()) + ": speculative_tokens " +
+                           std::to_string(s.speculative_tokens()) + " above " +
+                           std::to_string(kMaxSpeculativeTokens));
+    g.speculative_tokens = s.speculative_tokens();
+  }
   for (const pb::TokenSequence& seq : s.allowed_outputs())
     p.allowed_outputs.emplace_back(seq.tokens().begin(), seq.tokens().end());
   if (!s.constraint_kind().empty()) {
@@ -118,6 +127,13 @@ void to_proto(const EngineStats& s, uint32_t page_tokens, pb::StatsResponse& out
     d->set_evictions(s.kv_disk_evictions);
     d->set_ignored(s.kv_disk_ignored);
     d->set_dropped(s.kv_disk_dropped);
+  }
+  if (s.speculative.drafts > 0) {
+    pb::SpeculativeCounts* c = out.mutable_speculative();
+    c->set_num_drafts(s.speculative.drafts);
+    c->set_num_draft_tokens(s.speculative.draft_tokens);
+    c->set_num_accepted_tokens(s.speculative.accepted_tokens);
+    for (uint64_t n : s.speculative.accepted_per_position) c->add_num_accepted_tokens_per_pos(n);
   }
   if (s.group.exchanges > 0 || s.group.joined_steps > 0) {
     pb::GroupTraffic* g = out.mutable_group();

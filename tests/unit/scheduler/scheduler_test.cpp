@@ -204,3 +204,67 @@ TEST(Scheduler, RandomTrafficNeverLeaksPagesOrBreaksBudgets) {
 
 }  // namespace
 }  // namespace v4
+
+namespace v4 {
+namespace {
+
+// Speculative decoding: a decode gets draft room within the token budget and free pages; an
+// accepted draft counts as computed, a rollback returns the request to the chunk's start so the
+// next step runs the valid tokens again, and every page comes back.
+TEST(SchedulerSpeculative, DraftRoomAcceptedDraftsAndRollback) {
+  Scheduler s({128, 4, 6, 4, false});
+  ASSERT_TRUE(s.add(1, std::vector<int32_t>(126, 3), true, 3));
+  ASSERT_TRUE(s.add(2, std::vector<int32_t>(2, 3)));  // no drafts asked
+  StepPlan p = s.schedule();                          // budget 6: A's first chunk takes it all
+  ASSERT_EQ(p.sequences.size(), 1u);
+  EXPECT_EQ(p.sequences[0].draft_room, 0u);  // a prefill chunk that does not sample
+  s.update(p, {});
+  while (s.pages_of(1).size() < 1 || p.sequences.empty() || !p.sequences[0].samples) {
+    p = s.schedule();
+    StepOutput out;
+    for (const ScheduledSequence& q : p.sequences)
+      if (q.samples) out.sampled.push_back({q.id, 7, false});
+    s.update(p, out);
+  }
+  // Now A decodes one token; its draft room crosses into a second page.
+  p = s.schedule();
+  const ScheduledSequence* a = nullptr;
+  for (const ScheduledSequence& q : p.sequences)
+    if (q.id == 1) a = &q;
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->tokens.size(), 1u);
+  EXPECT_EQ(a->draft_room, 3u);
+  EXPECT_GE(a->pages.size() * 128, a->first_position + 1 + 3);
+  const uint64_t start = a->first_position;
+  // Two drafts accepted, then a rejection: three tokens out and the KV back at `start`.
+  StepOutput out;
+  out.sampled = {{1, 8, false, true}, {1, 9, false, true}, {1, 10, false, false}};
+  out.rolled_back = {{1, start}};
+  for (const ScheduledSequence& q : p.sequences)
+    if (q.id != 1 && q.samples) out.sampled.push_back({q.id, 7, true});
+  s.update(p, out);
+  p = s.schedule();
+  for (const ScheduledSequence& q : p.sequences) {
+    if (q.id != 1) continue;
+    EXPECT_EQ(q.first_position, start);
+    EXPECT_EQ(q.tokens, (std::vector<int32_t>{7, 8, 9, 10}));
+    EXPECT_TRUE(q.samples);
+    EXPECT_EQ(q.draft_room, 2u);  // what the budget of 6 leaves after 4 tokens
+  }
+  // All drafts accepted: the step's tokens and the drafts are computed; one token is left.
+  out = {};
+  out.sampled = {{1, 11, false, true}, {1, 12, false, true}, {1, 13, false, false}};
+  s.update(p, out);
+  p = s.schedule();
+  ASSERT_EQ(p.sequences.size(), 1u);
+  EXPECT_EQ(p.sequences[0].first_position, start + 6);
+  EXPECT_EQ(p.sequences[0].tokens, std::vector<int32_t>{13});
+  out = {};
+  out.sampled = {{1, 14, true, false}};
+  s.update(p, out);
+  EXPECT_FALSE(s.has_work());
+  EXPECT_EQ(s.allocator().used_count(), 0u);
+}
+
+}  // namespace
+}  // namespace v4

@@ -1,0 +1,88 @@
+#include "worker/mtp_drafter.h"
+
+#include <algorithm>
+
+#include "model/v4/v4_config.h"
+
+namespace v4 {
+
+MtpDrafter::MtpDrafter(V4Forward& forward) : forward_(forward) {}
+MtpDrafter::~MtpDrafter() = default;
+
+Status MtpDrafter::observe(RequestId id, uint64_t first, std::span<const float> hidden, size_t rows,
+                           std::span<const int32_t> tokens) {
+  const V4Config& c = forward_.weights().config;
+  const size_t flat = size_t{c.n_hc} * c.n_embd;
+  if (hidden.size() < rows * flat) return Status::error("MTP drafter: hidden rows missing");
+  Sequence& s = sequences_[id];
+  if (!s.window) s.window = std::make_unique<MtpWindow>(c, forward_.backend());
+  for (size_t r = 0; r < rows; ++r) {
+    if (s.window->started() && first + r < s.window->n_past()) continue;  // fed already
+    s.hidden[first + r].assign(hidden.begin() + static_cast<std::ptrdiff_t>(r * flat),
+                               hidden.begin() + static_cast<std::ptrdiff_t>((r + 1) * flat));
+  }
+  for (size_t i = 0; i < tokens.size(); ++i) s.tokens[first + i] = tokens[i];
+  return Status::ok();
+}
+
+Status MtpDrafter::catch_up(Sequence& s, uint64_t target) {
+  MtpWindow& w = *s.window;
+  const uint64_t window = forward_.weights().config.sliding_window;
+  if (!w.started()) {
+    // A fresh window starts at the earliest pair it can fill (at most a window before target).
+    uint64_t start = target;
+    while (start > 0 && target - (start - 1) < window && s.hidden.count(start - 1) &&
+           s.tokens.count(start))
+      --start;
+    w.start(start);
+  }
+  if (w.n_past() > target) w.set_n_past(target);
+  while (w.n_past() < target) {
+    const uint64_t t = w.n_past();
+    auto h = s.hidden.find(t);
+    auto x = s.tokens.find(t + 1);
+    if (h == s.hidden.end() || x == s.tokens.end()) {
+      // A position this request never kept (inside an earlier prefill chunk): its row stays
+      // stale, which only lowers the drafts' quality.
+      w.advance(1);
+      continue;
+    }
+    Result<std::vector<float>> none = forward_.mtp_draft(w, h->second, x->second, nullptr, false);
+    if (!none) return none.status();
+  }
+  s.hidden.erase(s.hidden.begin(), s.hidden.lower_bound(target));
+  return Status::ok();
+}
+
+// Greedy drafts (lowest id on ties): the most likely continuation is the likeliest to equal the
+// token the request samples.
+Result<std::vector<int32_t>> MtpDrafter::draft(RequestId id, uint64_t first,
+                                               std::span<const int32_t> chunk, uint32_t count) {
+  std::vector<int32_t> drafts;
+  auto it = sequences_.find(id);
+  if (it == sequences_.end() || chunk.empty() || first + chunk.size() < 2 || count == 0)
+    return drafts;
+  Sequence& s = it->second;
+  for (size_t i = 0; i < chunk.size(); ++i) s.tokens[first + i] = chunk[i];
+  // Pair (H_t, x_{t+1}) with t + 1 the chunk's last position predicts the first draft.
+  const uint64_t target = first + chunk.size() - 2;
+  auto h = s.hidden.find(target);
+  if (h == s.hidden.end()) return drafts;
+  if (Status st = catch_up(s, target); !st) return st;
+  std::vector<float> state = std::move(s.hidden.at(target));
+  s.hidden.erase(target);
+  int32_t token = chunk.back();
+  for (uint32_t i = 0; i < std::min(count, kMaxSpeculativeTokens); ++i) {
+    Result<std::vector<float>> logits = forward_.mtp_draft(*s.window, state, token, &state);
+    if (!logits) return logits.status();
+    token =
+        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
+    drafts.push_back(token);
+  }
+  // Only the first pair was verified; the recursive drafts' rows are dropped.
+  s.window->set_n_past(target + 1);
+  s.tokens.erase(s.tokens.begin(), s.tokens.lower_bound(target + 1));
+  return drafts;
+}
+
+}  // namespace v4
