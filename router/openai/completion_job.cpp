@@ -65,11 +65,11 @@ std::shared_ptr<CompletionJob> CompletionJob::start(JobEnvironment& env,
       job->choices_.push_back(std::move(c));
       ChoicePrompt prompt;
       if (request.echo) prompt.echo = prepared.prompts[p].echo_text;
-      if (request.endpoint == Endpoint::kCompletions) {
-        if (request.echo && request.completion_logprobs)
-          prompt.echo_top = request.completion_logprobs;
-        prompt.prompt_top = request.prompt_logprobs;
+      if (request.endpoint == Endpoint::kCompletions && request.echo &&
+          request.completion_logprobs) {
+        prompt.echo_top = request.completion_logprobs;
       }
+      prompt.prompt_top = request.prompt_logprobs;
       job->choice_prompts_.push_back(std::move(prompt));
     }
   }

@@ -300,6 +300,20 @@ std::optional<ApiError> read_sampling(const RequestReader& reader, size_t vocab_
   return reader.boolean("ignore_eos", out.ignore_eos);
 }
 
+// vLLM's prompt_logprobs on chat: scores of the rendered prompt's tokens, returned once per
+// response (all choices share the prompt); like vLLM, not with streaming.
+std::optional<ApiError> read_chat_prompt_logprobs(const RequestReader& reader, OpenAiRequest& out) {
+  std::optional<int64_t> prompt_logprobs;
+  if (auto error = reader.integer("prompt_logprobs", 0, 20, prompt_logprobs)) return error;
+  if (!prompt_logprobs) return std::nullopt;
+  if (out.stream) {
+    return invalid_request("'prompt_logprobs' is not available when 'stream' is true",
+                           "prompt_logprobs");
+  }
+  out.prompt_logprobs = static_cast<uint32_t>(*prompt_logprobs);
+  return std::nullopt;
+}
+
 // Every member any endpoint reads; others are skipped while parsing, never built.
 const std::set<std::string, std::less<>> kKnownMembers = {"model",
                                                           "messages",
@@ -372,6 +386,9 @@ std::optional<ApiError> parse_openai_request(Endpoint endpoint, std::string_view
     if (auto error = read_completions_members(reader, vocab_size, out)) return error;
   }
   if (auto error = read_stream(reader, out)) return error;
+  if (endpoint == Endpoint::kChat) {
+    if (auto error = read_chat_prompt_logprobs(reader, out)) return error;
+  }
   if (auto error = read_lengths(reader, out)) return error;
   if (auto error = read_sampling(reader, vocab_size, out)) return error;
   if (auto error = read_constraints(reader, out)) return error;

@@ -42,7 +42,7 @@ struct OpenAiRequest {
   std::vector<std::vector<int32_t>> token_prompts;
   bool echo = false;
   std::optional<uint32_t> completion_logprobs;  // completions: logprobs 0..5
-  std::optional<uint32_t> prompt_logprobs;      // completions: vLLM extension, 0..20
+  std::optional<uint32_t> prompt_logprobs;      // vLLM extension, 0..20
 
   bool stream = false;
   bool include_usage = false;           // stream_options.include_usage

@@ -227,6 +227,10 @@ std::string response_json(const ResponseMeta& meta, const std::vector<const Choi
     list.push_back(std::move(item));
   }
   out["choices"] = std::move(list);
+  // vLLM returns a chat's prompt_logprobs once, beside the choices: they share the prompt.
+  if (chat && !prompts.empty() && prompts.front().prompt_top) {
+    out["prompt_logprobs"] = vllm_prompt_logprobs(prompts.front());
+  }
   out["usage"] = usage_json(usage);
   return dump(out);
 }

@@ -161,6 +161,7 @@ void fill_sampling(const OpenAiRequest& request, const Tokenizer& tokenizer, boo
   if (request.endpoint == Endpoint::kChat) {
     sampling.logprobs = request.logprobs;
     sampling.top_logprobs = request.logprobs ? request.top_logprobs : 0;
+    sampling.prompt_logprobs = request.prompt_logprobs;
   } else {
     if (request.completion_logprobs) {
       sampling.logprobs = true;

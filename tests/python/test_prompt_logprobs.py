@@ -180,3 +180,49 @@ def test_bad_prompt_logprobs_is_a_400_naming_the_member(server, value):
     r = httpx.post(server.base_url + "/completions", json=body, timeout=60)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "prompt_logprobs"
+
+
+@pytest.fixture(scope="module")
+def chat_server(tmp_path_factory, v4serve):
+    # Chat needs the full vocabulary (</think>, the DSML marker): the shared tiny model.
+    from oracle import models
+    with Server(v4serve, models.tiny_model(tmp_path_factory, v4serve), "--served-model-name",
+                "tiny", "--ctx", "1024") as s:
+        yield s
+
+
+CHAT = [{"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Name three prime numbers."}]
+
+
+def test_chat_prompt_logprobs_score_the_rendered_prompt(chat_server):
+    server = chat_server
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=300)
+    # The rendered prompt's ids come from /tokenize (checked against DeepSeek's encoder in
+    # test_tokenize.py); the same ids through /v1/completions are scored by the path the golden
+    # reference checks above, so the chat scores must equal those exactly.
+    ids = httpx.post(server.url + "/tokenize", json={"messages": CHAT}, timeout=60).json()["tokens"]
+    chat = client.chat.completions.create(model="tiny", messages=CHAT, max_tokens=1, temperature=0,
+                                          n=2, extra_body={"prompt_logprobs": 3})
+    entries = chat.model_extra["prompt_logprobs"]
+    assert len(entries) == len(ids) == chat.usage.prompt_tokens and entries[0] is None
+    for i in range(1, len(ids)):
+        assert str(ids[i]) in entries[i], i
+    plain = client.completions.create(model="tiny", prompt=ids, max_tokens=1, temperature=0,
+                                      extra_body={"prompt_logprobs": 3})
+    assert entries == plain.choices[0].model_extra["prompt_logprobs"]
+    assert all("prompt_logprobs" not in (c.model_extra or {}) for c in chat.choices)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"prompt_logprobs": 2, "stream": True}, "stream"),
+    ({"prompt_logprobs": 21}, "prompt_logprobs"),
+    ({"prompt_logprobs": "1"}, "prompt_logprobs"),
+])
+def test_bad_chat_prompt_logprobs_is_a_400(chat_server, extra, message):
+    server = chat_server
+    body = {"model": "tiny", "messages": CHAT, **extra}
+    r = httpx.post(server.base_url + "/chat/completions", json=body, timeout=60)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "prompt_logprobs"
+    assert message in r.json()["error"]["message"]
