@@ -116,7 +116,7 @@ TEST(PrefixPageStore, LookupContinuesInTheStoreAndLoadsIntoFreshPages) {
   EXPECT_EQ(s.stats().prefix_store_hits, 2u);
   EXPECT_EQ(s.stats().prefix_hits, 2u);
   // The loaded pages are now cached in memory: a fourth request finds them there.
-  StepOutput out{{{3, 1, true}}};
+  StepOutput out{{{3, 1, true}}, {}};
   s.update(plan, out);
   const int before = store.lookups;
   ASSERT_TRUE(s.add(4, again));
@@ -137,7 +137,7 @@ TEST(PrefixPageStore, LoadsWaitForPageIdsLikeNewRows) {
   run(s, store, 2, prompt(2 * kPage + 10, 2));  // a's pages now in the store, b's cached
   ASSERT_TRUE(s.add(3, prompt(10, 3)));         // holds the free page while it decodes
   StepPlan plan = s.schedule();
-  s.update(plan, {{{3, 1, false}}});
+  s.update(plan, {{{3, 1, false}}, {}});
   std::vector<int32_t> again(a.begin(), a.begin() + 2 * kPage);
   again.push_back(5);
   ASSERT_TRUE(s.add(4, again));
@@ -145,7 +145,7 @@ TEST(PrefixPageStore, LoadsWaitForPageIdsLikeNewRows) {
   ASSERT_EQ(plan.sequences.size(), 1u);
   EXPECT_EQ(plan.sequences[0].id, 3u);
   EXPECT_TRUE(plan.loaded_pages.empty());
-  s.update(plan, {{{3, 1, true}}});
+  s.update(plan, {{{3, 1, true}}, {}});
   plan = s.schedule();
   ASSERT_EQ(plan.sequences.size(), 1u);
   EXPECT_EQ(plan.sequences[0].id, 4u);
