@@ -24,6 +24,7 @@ import pathlib
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from oracle import models  # noqa: E402
+from test_structured_outputs import POINT, obj, s  # noqa: E402  (the schema builders)
 
 MODEL = "tiny"
 USER = [{"role": "user", "content": "Use the tools."}]
@@ -46,19 +47,6 @@ def server(v4serve, model):
 def client(server):
     return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=300)
 
-
-def s(max_length=8, **kw):
-    return dict(type="string", maxLength=max_length, **kw)
-
-
-def obj(required=None, **properties):
-    return {"type": "object", "properties": properties,
-            "required": list(properties) if required is None else required,
-            "additionalProperties": False}
-
-
-POINT = obj(x={"type": "integer", "minimum": -100, "maximum": 100},
-            y={"type": "integer", "minimum": -100, "maximum": 100})
 
 TOOLS = {
     "get_weather": obj(required=["city"], city=s(12),
