@@ -136,14 +136,16 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(name.c_str(), dequantize_benchmark, type)
         ->Unit(benchmark::kMillisecond);
   }
-  for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
+  // Every format: the scalar reference against the run-time choice, a ratio in one run.
+  for (GgmlType type : types) {
     for (bool best : {false, true}) {
       const std::string name =
           "vec_dot/" + std::string(v4::ggml_type_name(type)) + (best ? "/best" : "/scalar");
       benchmark::RegisterBenchmark(name.c_str(), vec_dot_benchmark, type, best);
     }
   }
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
+  for (GgmlType type : types) {
+    if (v4::kernels::vec_dot_activation_type(type) == GgmlType::F32) continue;
     const std::string name = "matmul_rows/" + std::string(v4::ggml_type_name(type));
     benchmark::RegisterBenchmark(name.c_str(), matmul_tokens_benchmark, type)
         ->Arg(1)

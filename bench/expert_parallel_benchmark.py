@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import httpx
 
@@ -101,6 +102,29 @@ def scrape(url):
     return out
 
 
+HEALTH_INTERVAL_MS = 100  # the router's Stats poll: ranks' counters reach /metrics this late
+
+
+def settled_scrape(url, timeout_s=30.0):
+    """/metrics once the ranks' counters have stopped moving. The router learns them from each
+    worker's Stats, polled every HEALTH_INTERVAL_MS and not at the same moment for every rank: a
+    scrape right after the last response can hold one rank's latest layers but not its peer's,
+    and dispatch and combine then disagree. Two equal scrapes several polls apart are whole."""
+    def moving(metrics):
+        return {k: v for k, v in metrics.items() if k[0].startswith("v4serve:ep_")
+                or k[0] == "v4serve:step_duration_seconds_sum"}
+
+    last = moving(scrape(url))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(5 * HEALTH_INTERVAL_MS / 1000)
+        metrics = scrape(url)
+        if moving(metrics) == last:
+            return metrics
+        last = moving(metrics)
+    raise RuntimeError("the ranks' counters did not settle within %.0f s" % timeout_s)
+
+
 def total(metrics, name, label=""):
     return sum(v for (n, labels), v in metrics.items() if n == name and label in labels)
 
@@ -114,9 +138,9 @@ def measure(url, a):
             run_level(url, model, level, a.output_len, a.concurrency), a.timeout_s))
 
     bounded(prompts[:a.concurrency])  # warm-up
-    before = scrape(url)
+    before = settled_scrape(url)
     seconds, record, _ = bounded(prompts)
-    after = scrape(url)
+    after = settled_scrape(url)
 
     def grew(name, label=""):
         return total(after, name, label) - total(before, name, label)
@@ -142,7 +166,8 @@ def run_config(a, ranks):
         procs, addresses = start_group(a.v4serve, a.gguf, ranks, engine, a.timeout_s)
         try:
             router, url = start([a.v4serve, "router", "--port", "0", "--log-level", "warn",
-                                 "--model", a.gguf, "--workers", ",".join(addresses)],
+                                 "--model", a.gguf, "--workers", ",".join(addresses),
+                                 "--health-interval-ms", str(HEALTH_INTERVAL_MS)],
                                 HTTP_LISTENING)
         except BaseException:
             stop(procs)

@@ -11,25 +11,13 @@
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
+#include "kernels/cpu/vec_dot_avx2_kernels.h"
 
 namespace v4::kernels {
 namespace {
 
-#define V4_AVX2 __attribute__((target("avx2")))
-#define V4_AVX2_F16C __attribute__((target("avx2,f16c")))
-
-V4_AVX2 inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
-// Σ x·y over 32 int8 pairs as 8 int32 partial sums (exact; |x|, |y| <= 127 for activations).
-V4_AVX2 inline __m256i dot_i8_32(__m256i x, __m256i y) {
-  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
-  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
+using avx2::dot_i8_32;
+using avx2::hsum_i32;
 
 V4_AVX2 float dot_q8_0(const BlockQ8_0* x, const BlockQ8_0* y, int64_t nb) {
   float sumf = 0;
@@ -85,68 +73,33 @@ V4_AVX2 float dot_q2_k(const BlockQ2K* x, const BlockQ8K* y, int64_t nb) {
   return out;
 }
 
-// Q4_K against NT activation rows. The reference's aux32[l] (Σ over sub-blocks j of scale_j ·
-// the code·q8 products at positions ≡ l mod 8 of sub-block j) is an exact integer, so it may be
-// formed in any order: codes and q8 are byte-shuffled within 128-bit halves so that one maddubs
-// adds positions l and l+8, the halves add l+16 and l+24, and one madd applies scale_j. The
-// float scaling then follows the reference lane by lane. Codes and scales are unpacked once per
-// block for all NT rows.
+// MXFP4 against NT Q8_0 rows: the 32 codes become their doubled E2M1 values through one byte
+// shuffle, once per block for all rows; each row's block sum is exact and scaled as the
+// reference does (d = d_y · 2^(e−128), then d · Σ).
 template <int NT>
-V4_AVX2 void dot_q4_k_rows(const BlockQ4K* x, const BlockQ8K* const* y, int64_t nb, float* out) {
-  const __m256i m4 = _mm256_set1_epi8(0xF);
-  // Per 128-bit half: byte k of the result takes positions k/2 + 8·(k mod 2).
-  const __m256i pair_l_l8 = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15,
-                                             0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-  __m256 sums[NT];
-  float sumf[NT];
-  for (int t = 0; t < NT; ++t) {
-    sums[t] = _mm256_setzero_ps();
-    sumf[t] = 0.0f;
-  }
-  for (int64_t i = 0; i < nb; ++i) {
-    uint8_t scales[8], mins[8];
-    for (int j = 0; j < 8; ++j) unpack_scale_min_k4(j, x[i].scales, &scales[j], &mins[j]);
-    __m256i codes[8];
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q4 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * c));
-      codes[2 * c] = _mm256_shuffle_epi8(_mm256_and_si256(q4, m4), pair_l_l8);
-      codes[2 * c + 1] =
-          _mm256_shuffle_epi8(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), pair_l_l8);
-    }
-    const float xd = fp16_to_fp32(x[i].d), xdmin = fp16_to_fp32(x[i].dmin);
-    for (int t = 0; t < NT; ++t) {
-      const BlockQ8K& yb = y[t][i];
-      int sumi = 0;
-      for (int j = 0; j < kQK_K / 16; ++j) sumi += yb.bsums[j] * mins[j / 2];
-      __m256i aux = _mm256_setzero_si256();
-      for (int j = 0; j < 8; ++j) {
-        const __m256i y8 = _mm256_shuffle_epi8(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 32 * j)), pair_l_l8);
-        const __m256i p = _mm256_maddubs_epi16(codes[j], y8);  // |lane| <= 2·15·128
-        const __m128i q = _mm_add_epi16(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        // int32 lanes of (q, sign) pairs times (scale, 0): q · scale_j exactly.
-        aux = _mm256_add_epi32(
-            aux, _mm256_madd_epi16(_mm256_cvtepi16_epi32(q), _mm256_set1_epi32(scales[j])));
+struct Mxfp4Rows {
+  V4_AVX2 static void run(const BlockMXFP4* x, const BlockQ8_0* const* y, int64_t nb, float* out) {
+    const __m256i values = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4)));
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    float sumf[NT] = {};
+    for (int64_t i = 0; i < nb; ++i) {
+      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs));
+      // Split nibble order: low nibbles are positions 0..15, high nibbles 16..31.
+      const __m256i codes =
+          _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+      const __m256i w = _mm256_shuffle_epi8(values, codes);
+      const float xe = e8m0_to_fp32_half(x[i].e);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
+        const int sumi = hsum_i32(dot_i8_32(w, qy));
+        const float d = fp16_to_fp32(y[t][i].d) * xe;
+        sumf[t] += d * sumi;
       }
-      const float d = xd * yb.d;
-      sums[t] = _mm256_add_ps(sums[t], _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(aux)));
-      const float dmin = xdmin * yb.d;
-      sumf[t] -= dmin * sumi;
     }
+    for (int t = 0; t < NT; ++t) out[t] = sumf[t];
   }
-  for (int t = 0; t < NT; ++t) {
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, sums[t]);
-    for (int l = 0; l < 8; ++l) sumf[t] += lanes[l];
-    out[t] = sumf[t];
-  }
-}
-
-V4_AVX2 float dot_q4_k(const BlockQ4K* x, const BlockQ8K* y, int64_t nb) {
-  float out;
-  dot_q4_k_rows<1>(x, &y, nb, &out);
-  return out;
-}
+};
 
 // IQ2_XXS against NT activation rows. Grid rows and sign masks are gathered once per group
 // for all rows. The block's integer sum Σ_g (2·s_g + 1)·Σ grid·q8 is exact, so the scale is
@@ -278,6 +231,32 @@ std::array<const Block*, 4> activation_rows(const void* const* a, int rows = 4) 
   return out;
 }
 
+// The formats whose kernels live in their own files (vec_dot_avx2_kernels.h).
+void mxfp4_rows(const void* w, const void* const* a, int rows, int64_t nb, float* out) {
+  avx2::dispatch_rows<Mxfp4Rows, BlockMXFP4, BlockQ8_0>(w, a, rows, nb, out);
+}
+
+avx2::RowsKernel rows_kernel(GgmlType t) {
+  switch (t) {
+    case GgmlType::MXFP4:
+      return mxfp4_rows;
+    case GgmlType::Q4_K:
+      return avx2::q4_k_rows;
+    case GgmlType::Q5_K:
+      return avx2::q5_k_rows;
+    case GgmlType::Q6_K:
+      return avx2::q6_k_rows;
+    case GgmlType::IQ2_XS:
+      return avx2::iq2_xs_rows;
+    case GgmlType::IQ1_S:
+      return avx2::iq1_s_rows;
+    case GgmlType::IQ1_M:
+      return avx2::iq1_m_rows;
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace
 
 bool cpu_has_avx2() {
@@ -287,12 +266,18 @@ bool cpu_has_avx2() {
 }
 
 bool has_avx2_dot(GgmlType t) {
-  return t == GgmlType::Q8_0 || t == GgmlType::Q2_K || t == GgmlType::Q4_K ||
-         t == GgmlType::IQ2_XXS || t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+  return t == GgmlType::Q8_0 || t == GgmlType::Q2_K || t == GgmlType::IQ2_XXS ||
+         t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 ||
+         rows_kernel(t) != nullptr;
 }
 
 float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
   const int64_t nb = n / ggml_type_traits(t).block_size;
+  if (const avx2::RowsKernel kernel = rows_kernel(t)) {
+    float out;
+    kernel(w, &a, 1, nb, &out);
+    return out;
+  }
   const auto* f32 = static_cast<const float*>(a);
   switch (t) {
     case GgmlType::F32:
@@ -305,8 +290,6 @@ float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
       return dot_q8_0(static_cast<const BlockQ8_0*>(w), static_cast<const BlockQ8_0*>(a), nb);
     case GgmlType::Q2_K:
       return dot_q2_k(static_cast<const BlockQ2K*>(w), static_cast<const BlockQ8K*>(a), nb);
-    case GgmlType::Q4_K:
-      return dot_q4_k(static_cast<const BlockQ4K*>(w), static_cast<const BlockQ8K*>(a), nb);
     case GgmlType::IQ2_XXS:
       return dot_iq2_xxs(static_cast<const BlockIQ2XXS*>(w), static_cast<const BlockQ8K*>(a), nb);
     default:
@@ -315,19 +298,18 @@ float vec_dot_avx2(GgmlType t, const void* w, const void* a, int64_t n) {
 }
 
 bool has_avx2_dot_x4(GgmlType t) {
-  return t == GgmlType::Q8_0 || t == GgmlType::Q4_K || t == GgmlType::Q2_K ||
-         t == GgmlType::IQ2_XXS;
+  return t == GgmlType::Q8_0 || t == GgmlType::Q2_K || t == GgmlType::IQ2_XXS ||
+         rows_kernel(t) != nullptr;
 }
 
 void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t n, float out[4]) {
   const int64_t nb = n / ggml_type_traits(t).block_size;
+  if (const avx2::RowsKernel kernel = rows_kernel(t)) return kernel(w, a, 4, nb, out);
   const auto q8_0 = activation_rows<BlockQ8_0>(a);
   const auto q8_k = activation_rows<BlockQ8K>(a);
   switch (t) {
     case GgmlType::Q8_0:
       return dot_q8_0_x4(static_cast<const BlockQ8_0*>(w), q8_0.data(), nb, out);
-    case GgmlType::Q4_K:
-      return dot_q4_k_rows<4>(static_cast<const BlockQ4K*>(w), q8_k.data(), nb, out);
     case GgmlType::Q2_K:
       return dot_q2_k_rows<4>(static_cast<const BlockQ2K*>(w), q8_k.data(), nb, out);
     case GgmlType::IQ2_XXS:
@@ -341,6 +323,7 @@ void vec_dot_avx2_x4(GgmlType t, const void* w, const void* const a[4], int64_t 
 void vec_dot_avx2_few(GgmlType t, const void* w, const void* const* a, int rows, int64_t n,
                       float* out) {
   const int64_t nb = n / ggml_type_traits(t).block_size;
+  if (const avx2::RowsKernel kernel = rows_kernel(t)) return kernel(w, a, rows, nb, out);
   const auto q8_k = activation_rows<BlockQ8K>(a, rows);
   switch (t) {
     case GgmlType::Q8_0: {
@@ -351,9 +334,6 @@ void vec_dot_avx2_few(GgmlType t, const void* w, const void* const* a, int rows,
       std::copy_n(four, rows, out);
       return;
     }
-    case GgmlType::Q4_K:
-      return rows == 2 ? dot_q4_k_rows<2>(static_cast<const BlockQ4K*>(w), q8_k.data(), nb, out)
-                       : dot_q4_k_rows<3>(static_cast<const BlockQ4K*>(w), q8_k.data(), nb, out);
     case GgmlType::Q2_K:
       return rows == 2 ? dot_q2_k_rows<2>(static_cast<const BlockQ2K*>(w), q8_k.data(), nb, out)
                        : dot_q2_k_rows<3>(static_cast<const BlockQ2K*>(w), q8_k.data(), nb, out);

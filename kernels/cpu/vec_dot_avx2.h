@@ -1,5 +1,6 @@
-// AVX2 versions of the hot weight·activation dot products (Q8_0, Q2_K, Q4_K, IQ2_XXS, and the
-// float weights F32, F16, BF16), chosen at run time. They compute the same exact integer block
+// AVX2 versions of the weight·activation dot products of every quantized format (Q8_0, MXFP4,
+// Q2_K, Q4_K, Q5_K, Q6_K, IQ2_XXS, IQ2_XS, IQ1_S, IQ1_M) and of the float weights (F32, F16,
+// BF16), chosen at run time. They compute the same exact integer block
 // sums as the scalar reference in kernels/cpu/vec_dot.cpp and then apply the reference's float
 // scaling in the reference's order (float weights: the same products, double lanes and
 // reduction tree), so their results are bit-identical to vec_dot — only faster.

@@ -1,9 +1,11 @@
 #include "model/backend/device/backend_factory.h"
 
 #include <charconv>
+#include <cstdlib>
 
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/emulated_backend.h"
+#include "model/backend/profiled_backend.h"
 #if V4_HAVE_CUDA
 #include "model/backend/device/cuda_backend.h"
 #endif
@@ -52,7 +54,11 @@ Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned t
     return std::unique_ptr<Backend>(std::make_unique<EmulatedDeviceBackend>(kernels::HostExec{}));
   }
   if (spec.kind == DeviceKind::kCpu) {
-    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(threads));
+    std::unique_ptr<Backend> cpu = std::make_unique<CpuBackend>(threads);
+    // The device backends time their own ops; the CPU backend is timed from outside.
+    if (std::getenv("V4_DEVICE_PROFILE"))
+      return std::unique_ptr<Backend>(std::make_unique<ProfiledBackend>(std::move(cpu)));
+    return cpu;
   }
 #if V4_HAVE_CUDA
   return make_cuda_backend(spec.index);

@@ -11,6 +11,7 @@
 
 #include "model/backend/backend.h"
 #include "model/backend/device/device_ops.h"
+#include "model/backend/op_profile.h"
 
 namespace v4::device {
 
@@ -36,26 +37,6 @@ class ExecBuffer final : public DeviceBuffer {
   DeviceKind kind_;
 };
 
-// Time per op kind, for V4_DEVICE_PROFILE.
-class OpProfile {
- public:
-  void add(const char* name, double seconds, uint64_t launches) {
-    Entry& e = entries_[name];
-    e.seconds += seconds;
-    e.launches += launches;
-    ++e.calls;
-  }
-  void print() const;
-
- private:
-  struct Entry {
-    double seconds = 0;
-    uint64_t calls = 0;
-    uint64_t launches = 0;
-  };
-  std::map<std::string, Entry> entries_;
-};
-
 template <class Exec>
 class DeviceBackend : public Backend {
  public:
@@ -64,7 +45,7 @@ class DeviceBackend : public Backend {
     if (std::getenv("V4_DEVICE_PROFILE")) profile_ = std::make_unique<OpProfile>();
   }
   ~DeviceBackend() override {
-    if (profile_) profile_->print();
+    if (profile_) profile_->print("device op profile (each op timed to its end)");
   }
 
   Exec& exec() { return exec_; }

@@ -16,7 +16,12 @@
 namespace v4::kernels {
 namespace {
 
-// Random weight row: random bytes, with every fp16 scale field replaced by a finite value.
+// Every quantized weight format of the seeds (spec §6).
+constexpr GgmlType kQuantized[] = {
+    GgmlType::Q8_0, GgmlType::MXFP4,   GgmlType::Q2_K,   GgmlType::Q4_K,  GgmlType::Q5_K,
+    GgmlType::Q6_K, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S, GgmlType::IQ1_M};
+
+// Random weight row: random bytes, with every scale field replaced by a finite value.
 std::vector<uint8_t> random_row(GgmlType t, int64_t n, std::mt19937& rng) {
   const GgmlTypeTraits tr = ggml_type_traits(t);
   std::vector<uint8_t> row(static_cast<size_t>(n / tr.block_size * tr.type_size));
@@ -35,11 +40,28 @@ std::vector<uint8_t> random_row(GgmlType t, int64_t n, std::mt19937& rng) {
         put(80), put(82);
         break;
       case GgmlType::Q4_K:
+      case GgmlType::Q5_K:
         put(0), put(2);
         break;
+      case GgmlType::Q6_K:
+        put(208);
+        break;
       case GgmlType::IQ2_XXS:
+      case GgmlType::IQ2_XS:
+      case GgmlType::IQ1_S:
         put(0);
         break;
+      case GgmlType::MXFP4:  // E8M0 exponent: 2^-20 to 2^4, every block a different one
+        row[off] = static_cast<uint8_t>(107 + rng() % 25);
+        break;
+      case GgmlType::IQ1_M: {  // the fp16 block scale lives in the words' top nibbles
+        const uint16_t h = fp32_to_fp16(scale(rng));
+        for (int k = 0; k < 4; ++k) {
+          uint8_t& top = row[off + 48 + 2 * static_cast<size_t>(k) + 1];
+          top = static_cast<uint8_t>((top & 0x0F) | (((h >> (4 * k)) & 0xF) << 4));
+        }
+        break;
+      }
       default:
         break;
     }
@@ -51,8 +73,8 @@ TEST(VecDotAvx2, BitIdenticalToScalarReference) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "CPU without AVX2: only the scalar path runs here";
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0, 1);
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q4_K, GgmlType::IQ2_XXS}) {
-    ASSERT_TRUE(has_avx2_dot(t));
+  for (GgmlType t : kQuantized) {
+    ASSERT_TRUE(has_avx2_dot(t)) << ggml_type_name(t);
     for (int64_t n : {256, 512, 4096}) {
       for (int trial = 0; trial < 50; ++trial) {
         const std::vector<uint8_t> w = random_row(t, n, rng);
@@ -111,7 +133,7 @@ TEST(VecDotAvx2, FourRowKernelAndMatmulEqualTheSingleRowDotBitForBit) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "CPU without AVX2: only the scalar path runs here";
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0, 1);
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
+  for (GgmlType t : kQuantized) {
     const int64_t cols = 512, rows = 5;
     std::vector<uint8_t> weights;
     for (int64_t r = 0; r < rows; ++r) {
@@ -160,16 +182,15 @@ TEST(VecDotAvx2, FourRowKernelAndMatmulEqualTheSingleRowDotBitForBit) {
       }
     }
   }
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q2_K, GgmlType::IQ2_XXS}) {
-    EXPECT_TRUE(has_avx2_dot_x4(t)) << ggml_type_name(t);
-  }
+  for (GgmlType t : kQuantized) EXPECT_TRUE(has_avx2_dot_x4(t)) << ggml_type_name(t);
 }
 
 TEST(VecDotAvx2, BestFallsBackToScalarForOtherTypes) {
-  std::vector<uint8_t> w(ggml_type_traits(GgmlType::Q6_K).type_size, 0);
-  std::vector<uint8_t> x(activation_row_bytes(GgmlType::Q6_K, 256), 0);
-  EXPECT_FALSE(has_avx2_dot(GgmlType::Q6_K));
-  EXPECT_EQ(vec_dot_best(GgmlType::Q6_K, w.data(), x.data(), 256), 0.0f);
+  std::vector<uint8_t> w(16, 0);
+  std::vector<float> x(4, 1.0f);
+  EXPECT_FALSE(has_avx2_dot(GgmlType::I32));
+  EXPECT_FALSE(has_avx2_dot_x4(GgmlType::F16)) << "float weights have no shared-block kernel";
+  EXPECT_EQ(vec_dot_best(GgmlType::F32, w.data(), x.data(), 4), 0.0f);
 }
 
 }  // namespace
