@@ -17,42 +17,96 @@ namespace v4::kernels {
 namespace {
 
 using avx2::dot_i8_32;
+using avx2::half_to_float;
 using avx2::hsum_i32;
 
+// Two int32 vectors of partial sums reduced together: out[0] = Σ a, out[1] = Σ b (exact).
+V4_AVX2 inline void hsum2_i32(__m256i a, __m256i b, int32_t out[2]) {
+  const __m256i h = _mm256_hadd_epi32(a, b);  // a01 a23 b01 b23 | a45 a67 b45 b67
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  s = _mm_hadd_epi32(s, s);  // Σa Σb Σa Σb
+  out[0] = _mm_cvtsi128_si32(s);
+  out[1] = _mm_extract_epi32(s, 1);
+}
+
+// Four int32 vectors of partial sums reduced together: lane k of the result is Σ p[k] (exact).
+V4_AVX2 inline __m128i hsum4_i32(const __m256i p[4]) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// The fp16 scales of four consecutive blocks as floats.
+template <class Block>
+V4_AVX2 inline __m128 four_scales(const Block* b) {
+  return _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(b[0].d), static_cast<int16_t>(b[1].d),
+                                     static_cast<int16_t>(b[2].d), static_cast<int16_t>(b[3].d), 0,
+                                     0, 0, 0));
+}
+
+// sumf += terms[0]; … sumf += terms[3]: the reference's float chain, block by block.
+V4_AVX2 inline float add_in_order(float sumf, __m128 terms) {
+  alignas(16) float t[4];
+  _mm_store_ps(t, terms);
+  sumf += t[0];
+  sumf += t[1];
+  sumf += t[2];
+  sumf += t[3];
+  return sumf;
+}
+
+// Four blocks per iteration: their integer sums are reduced together and their terms
+// Σ·(d_x·d_y) formed in SIMD lanes (the reference's products), then added in block order.
 V4_AVX2 float dot_q8_0(const BlockQ8_0* x, const BlockQ8_0* y, int64_t nb) {
   float sumf = 0;
-  for (int64_t i = 0; i < nb; ++i) {
+  int64_t i = 0;
+  for (; i + 4 <= nb; i += 4) {
+    __m256i p[4];
+    for (int k = 0; k < 4; ++k) {
+      p[k] = dot_i8_32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i + k].qs)),
+                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i + k].qs)));
+    }
+    const __m128 dxy = _mm_mul_ps(four_scales(x + i), four_scales(y + i));
+    sumf = add_in_order(sumf, _mm_mul_ps(_mm_cvtepi32_ps(hsum4_i32(p)), dxy));
+  }
+  for (; i < nb; ++i) {
     const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
     const int sumi = hsum_i32(dot_i8_32(qx, qy));
-    sumf += sumi * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));  // reference order
+    sumf += sumi * (half_to_float(x[i].d) * half_to_float(y[i].d));  // reference order
   }
   return sumf;
 }
 
-// Q2_K against NT activation rows: codes and sub-block scales are unpacked once per block for
-// all rows; each row keeps the reference's exact integer sums and float order.
+// Q2_K against NT activation rows: codes, sub-block scales and mins are unpacked once per block
+// for all rows; each row keeps the reference's exact integer sums (the min term Σ bsums·min as
+// one madd) and float order.
 template <int NT>
 V4_AVX2 void dot_q2_k_rows(const BlockQ2K* x, const BlockQ8K* const* y, int64_t nb, float* out) {
   const __m256i m3 = _mm256_set1_epi8(3);
+  const __m128i m4 = _mm_set1_epi8(0xF);
+  // Byte shuffles that spread scale 2k over int16 lanes 0..7 and scale 2k+1 over lanes 8..15
+  // (the high byte of each lane reads index 0x80: zero).
+  __m256i spread[8];
+  for (int k = 0; k < 8; ++k) {
+    spread[k] = _mm256_setr_m128i(_mm_set1_epi16(static_cast<int16_t>(0x8000 | (2 * k))),
+                                  _mm_set1_epi16(static_cast<int16_t>(0x8000 | (2 * k + 1))));
+  }
   float sumf[NT] = {};
   for (int64_t i = 0; i < nb; ++i) {
-    const uint8_t* sc = x[i].scales;
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales));
+    const __m256i all_scales = _mm256_broadcastsi128_si256(_mm_and_si128(sc, m4));
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
     __m256i codes[8], scales[8];
     for (int half = 0, k = 0; half < 2; ++half) {
       const __m256i q2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * half));
       for (int shift = 0; shift < 8; shift += 2, ++k) {
         codes[k] = _mm256_and_si256(_mm256_srli_epi16(q2, shift), m3);
-        // Lanes 0..15 take scale sc[2k], lanes 16..31 sc[2k+1].
-        scales[k] =
-            _mm256_setr_m128i(_mm_set1_epi16(sc[2 * k] & 0xF), _mm_set1_epi16(sc[2 * k + 1] & 0xF));
+        scales[k] = _mm256_shuffle_epi8(all_scales, spread[k]);
       }
     }
-    const float xd = fp16_to_fp32(x[i].d), xdmin = fp16_to_fp32(x[i].dmin);
+    const float xd = half_to_float(x[i].d), xdmin = half_to_float(x[i].dmin);
     for (int t = 0; t < NT; ++t) {
       const BlockQ8K& yb = y[t][i];
-      int summs = 0;
-      for (int j = 0; j < 16; ++j) summs += yb.bsums[j] * (sc[j] >> 4);
       const float dall = yb.d * xd;
       const float dmin = yb.d * xdmin;
       __m256i acc = _mm256_setzero_si256();
@@ -61,7 +115,12 @@ V4_AVX2 void dot_q2_k_rows(const BlockQ2K* x, const BlockQ8K* const* y, int64_t 
         const __m256i p16 = _mm256_maddubs_epi16(codes[k], y8);  // codes unsigned 0..3
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, scales[k]));
       }
-      sumf[t] += dall * hsum_i32(acc) - dmin * summs;
+      // |bsum| <= 16·127 and min <= 15: the products and their sums stay inside int32.
+      const __m256i summs =
+          _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), mins);
+      int32_t sums[2];
+      hsum2_i32(acc, summs, sums);
+      sumf[t] += dall * sums[0] - dmin * sums[1];
     }
   }
   for (int t = 0; t < NT; ++t) out[t] = sumf[t];
@@ -78,22 +137,43 @@ V4_AVX2 float dot_q2_k(const BlockQ2K* x, const BlockQ8K* y, int64_t nb) {
 // reference does (d = d_y · 2^(e−128), then d · Σ).
 template <int NT>
 struct Mxfp4Rows {
+  V4_AVX2 static __m256i decode(const BlockMXFP4& x, __m256i values) {
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.qs));
+    // Split nibble order: low nibbles are positions 0..15, high nibbles 16..31.
+    const __m256i codes =
+        _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+    return _mm256_shuffle_epi8(values, codes);
+  }
+
   V4_AVX2 static void run(const BlockMXFP4* x, const BlockQ8_0* const* y, int64_t nb, float* out) {
     const __m256i values = _mm256_broadcastsi128_si256(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4)));
-    const __m128i m4 = _mm_set1_epi8(0xF);
     float sumf[NT] = {};
-    for (int64_t i = 0; i < nb; ++i) {
-      const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs));
-      // Split nibble order: low nibbles are positions 0..15, high nibbles 16..31.
-      const __m256i codes =
-          _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
-      const __m256i w = _mm256_shuffle_epi8(values, codes);
+    int64_t i = 0;
+    // Four blocks at a time, as dot_q8_0: terms in SIMD lanes, added in block order.
+    for (; i + 4 <= nb; i += 4) {
+      __m256i w[4];
+      for (int k = 0; k < 4; ++k) w[k] = decode(x[i + k], values);
+      const __m128 xe = _mm_setr_ps(e8m0_to_fp32_half(x[i].e), e8m0_to_fp32_half(x[i + 1].e),
+                                    e8m0_to_fp32_half(x[i + 2].e), e8m0_to_fp32_half(x[i + 3].e));
+      for (int t = 0; t < NT; ++t) {
+        __m256i p[4];
+        for (int k = 0; k < 4; ++k) {
+          p[k] =
+              dot_i8_32(w[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i + k].qs)));
+        }
+        const __m128 d = _mm_mul_ps(four_scales(y[t] + i), xe);
+        sumf[t] = add_in_order(sumf[t], _mm_mul_ps(d, _mm_cvtepi32_ps(hsum4_i32(p))));
+      }
+    }
+    for (; i < nb; ++i) {
+      const __m256i w = decode(x[i], values);
       const float xe = e8m0_to_fp32_half(x[i].e);
       for (int t = 0; t < NT; ++t) {
         const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
         const int sumi = hsum_i32(dot_i8_32(w, qy));
-        const float d = fp16_to_fp32(y[t][i].d) * xe;
+        const float d = half_to_float(y[t][i].d) * xe;
         sumf[t] += d * sumi;
       }
     }
@@ -107,13 +187,10 @@ struct Mxfp4Rows {
 template <int NT>
 V4_AVX2 void dot_iq2_xxs_rows(const BlockIQ2XXS* x, const BlockQ8K* const* y, int64_t nb,
                               float* out) {
-  // Byte b of the 32-lane vector tests bit (b mod 8) of its octet's sign byte.
-  const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
-  // Broadcast each sign byte to 8 lanes (unsigned: the product wraps by design).
-  auto spread = [](uint8_t b) { return static_cast<int64_t>(0x0101010101010101ull * b); };
+  const uint64_t* sign = avx2::iq2_sign_multipliers();
   float sumf[NT] = {};
   for (int64_t i = 0; i < nb; ++i) {
-    __m256i grid[kQK_K / 32], neg[kQK_K / 32], scale[kQK_K / 32];
+    __m256i grid[kQK_K / 32], signs[kQK_K / 32], scale[kQK_K / 32];
     for (int g = 0; g < kQK_K / 32; ++g) {
       uint32_t aux[2];
       std::memcpy(aux, x[i].qs + 4 * g, sizeof(aux));
@@ -121,19 +198,19 @@ V4_AVX2 void dot_iq2_xxs_rows(const BlockIQ2XXS* x, const BlockQ8K* const* y, in
                                    static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 8) & 0xFF]),
                                    static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 16) & 0xFF]),
                                    static_cast<int64_t>(iq2xxs_grid[aux[0] >> 24]));
-      const __m256i signs = _mm256_setr_epi64x(
-          spread(ksigns_iq2xs[aux[1] & 127]), spread(ksigns_iq2xs[(aux[1] >> 7) & 127]),
-          spread(ksigns_iq2xs[(aux[1] >> 14) & 127]), spread(ksigns_iq2xs[(aux[1] >> 21) & 127]));
-      neg[g] = _mm256_cmpeq_epi8(_mm256_and_si256(signs, bit), bit);
+      signs[g] = _mm256_setr_epi64x(static_cast<int64_t>(sign[aux[1] & 127]),
+                                    static_cast<int64_t>(sign[(aux[1] >> 7) & 127]),
+                                    static_cast<int64_t>(sign[(aux[1] >> 14) & 127]),
+                                    static_cast<int64_t>(sign[(aux[1] >> 21) & 127]));
       scale[g] = _mm256_set1_epi16(static_cast<int16_t>(2 * (aux[1] >> 28) + 1));
     }
-    const float xd = fp16_to_fp32(x[i].d);
+    const float xd = half_to_float(x[i].d);
     for (int t = 0; t < NT; ++t) {
       const BlockQ8K& yb = y[t][i];
       __m256i acc = _mm256_setzero_si256();
       for (int g = 0; g < kQK_K / 32; ++g) {
         const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 32 * g));
-        const __m256i ys = _mm256_sub_epi8(_mm256_xor_si256(y8, neg[g]), neg[g]);  // negate
+        const __m256i ys = _mm256_sign_epi8(y8, signs[g]);  // |q8| <= 127: no overflow
         // |maddubs lane| <= 2·43·127 and the scale <= 31: the madd stays far inside int32.
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(grid[g], ys), scale[g]));
       }
@@ -152,8 +229,7 @@ V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
 // Q8_0 against four activation rows at once: the weight block is loaded and made absolute
 // once, the four integer block sums are reduced together (exact), and each token's float
 // scaling runs in its own SIMD lane with the single-row kernel's operations and order.
-V4_AVX2_F16C void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const* y, int64_t nb,
-                              float out[4]) {
+V4_AVX2 void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const* y, int64_t nb, float out[4]) {
   __m128 sumf = _mm_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
@@ -170,7 +246,7 @@ V4_AVX2_F16C void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const* y, int
     const __m128i dy = _mm_setr_epi16(
         static_cast<int16_t>(y[0][i].d), static_cast<int16_t>(y[1][i].d),
         static_cast<int16_t>(y[2][i].d), static_cast<int16_t>(y[3][i].d), 0, 0, 0, 0);
-    const __m128 dxy = _mm_mul_ps(_mm_set1_ps(fp16_to_fp32(x[i].d)), _mm_cvtph_ps(dy));
+    const __m128 dxy = _mm_mul_ps(_mm_set1_ps(half_to_float(x[i].d)), _mm_cvtph_ps(dy));
     sumf = _mm_add_ps(sumf, _mm_mul_ps(_mm_cvtepi32_ps(sumi), dxy));
   }
   _mm_storeu_ps(out, sumf);

@@ -5,6 +5,7 @@
 // (kernels/cpu/vec_dot.cpp) does.
 #include <immintrin.h>
 
+#include <array>
 #include <cstring>
 
 #include "core/half.h"
@@ -43,30 +44,26 @@ V4_AVX2 inline __m256i signed_dot_scaled(__m256i w, __m256i y, __m256i scale) {
 template <int NT>
 struct Iq2XsRows {
   V4_AVX2 static void run(const BlockIQ2XS* x, const BlockQ8K* const* y, int64_t nb, float* out) {
-    // Byte b of the 32-lane vector tests bit (b mod 8) of its octet's sign byte.
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201ll);
-    auto spread = [](uint16_t code) {
-      return static_cast<int64_t>(0x0101010101010101ull * ksigns_iq2xs[code >> 9]);
-    };
+    const uint64_t* sign = iq2_sign_multipliers();
+    auto multipliers = [sign](uint16_t code) { return static_cast<int64_t>(sign[code >> 9]); };
     float sumf[NT] = {};
     for (int64_t i = 0; i < nb; ++i) {
-      __m256i grid[kGroups], neg[kGroups], scale[kGroups];
+      __m256i grid[kGroups], signs[kGroups], scale[kGroups];
       for (int g = 0; g < kGroups; ++g) {
         const uint16_t* q = x[i].qs + 4 * g;
         grid[g] = four_octets(iq2xs_grid[q[0] & 511], iq2xs_grid[q[1] & 511],
                               iq2xs_grid[q[2] & 511], iq2xs_grid[q[3] & 511]);
-        const __m256i signs =
-            _mm256_setr_epi64x(spread(q[0]), spread(q[1]), spread(q[2]), spread(q[3]));
-        neg[g] = _mm256_cmpeq_epi8(_mm256_and_si256(signs, bit), bit);
+        signs[g] = _mm256_setr_epi64x(multipliers(q[0]), multipliers(q[1]), multipliers(q[2]),
+                                      multipliers(q[3]));
         scale[g] = half_scales(2 * (x[i].scales[g] & 0xF) + 1, 2 * (x[i].scales[g] >> 4) + 1);
       }
-      const float xd = fp16_to_fp32(x[i].d);
+      const float xd = half_to_float(x[i].d);
       for (int t = 0; t < NT; ++t) {
         const BlockQ8K& yb = y[t][i];
         __m256i acc = _mm256_setzero_si256();
         for (int g = 0; g < kGroups; ++g) {
           const __m256i y8 = load32(yb.qs + 32 * g);
-          const __m256i ys = _mm256_sub_epi8(_mm256_xor_si256(y8, neg[g]), neg[g]);  // negate
+          const __m256i ys = _mm256_sign_epi8(y8, signs[g]);  // |q8| <= 127: no overflow
           // Grid values are unsigned (<= 43): |maddubs lane| <= 2·43·127, scale <= 31.
           acc =
               _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(grid[g], ys), scale[g]));
@@ -95,7 +92,7 @@ struct Iq1SRows {
         delta[g] = qh & 0x8000 ? -1 : 1;
         scale[g] = _mm256_set1_epi16(static_cast<int16_t>(ls[g]));
       }
-      const float xd = fp16_to_fp32(x[i].d);
+      const float xd = half_to_float(x[i].d);
       for (int t = 0; t < NT; ++t) {
         const BlockQ8K& yb = y[t][i];
         __m256i acc = _mm256_setzero_si256();
@@ -139,7 +136,7 @@ struct Iq1MRows {
         scale[g] = half_scales(2 * ((sc[g / 2] >> shift) & 0x7) + 1,
                                2 * ((sc[g / 2] >> (shift + 3)) & 0x7) + 1);
       }
-      const float d = fp16_to_fp32(iq1m_block_scale_bits(sc));
+      const float d = half_to_float(iq1m_block_scale_bits(sc));
       for (int t = 0; t < NT; ++t) {
         const BlockQ8K& yb = y[t][i];
         __m256i acc1 = _mm256_setzero_si256(), acc2 = _mm256_setzero_si256();
@@ -158,6 +155,20 @@ struct Iq1MRows {
 };
 
 }  // namespace
+
+const uint64_t* iq2_sign_multipliers() {
+  static const auto table = [] {
+    std::array<uint64_t, 128> out{};
+    for (size_t i = 0; i < out.size(); ++i) {
+      for (int j = 0; j < 8; ++j) {
+        const uint64_t byte = ksigns_iq2xs[i] & kmask_iq2xs[j] ? 0xFF : 0x01;
+        out[i] |= byte << (8 * j);
+      }
+    }
+    return out;
+  }();
+  return table.data();
+}
 
 void iq2_xs_rows(const void* w, const void* const* a, int rows, int64_t nb, float* out) {
   dispatch_rows<Iq2XsRows, BlockIQ2XS, BlockQ8K>(w, a, rows, nb, out);

@@ -87,11 +87,14 @@ struct K4Rows {
         for (int j = 0; j < 8; ++j) unpack_scale_min_k4(j, x[i].scales, &scales[j], &mins[j]);
         __m256i codes[8];
         k4_codes(x[i], codes);
-        const float xd = fp16_to_fp32(x[i].d), xdmin = fp16_to_fp32(x[i].dmin);
+        // Lane j of the 16 takes mins[j / 2], the min of the sub-block bsums[j] lies in.
+        const __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins));
+        const __m256i min_lanes = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+        const float xd = half_to_float(x[i].d), xdmin = half_to_float(x[i].dmin);
         for (int t = 0; t < NT; ++t) {
           const BlockQ8K& yb = y[t][i];
-          int sumi = 0;
-          for (int j = 0; j < kQK_K / 16; ++j) sumi += yb.bsums[j] * mins[j / 2];
+          // Σ bsums[j]·mins[j/2], exact: |bsum| <= 16·127, min <= 63.
+          const int sumi = hsum_i32(_mm256_madd_epi16(load32(yb.bsums), min_lanes));
           __m256i aux = _mm256_setzero_si256();
           for (int j = 0; j < 8; ++j) {
             // |maddubs lane| <= 2·31·127; the two halves (one sub-block) add up below 2^15.
@@ -133,7 +136,7 @@ struct Q6KRows {
         c[2] = pair_l_l8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), high(4)));
         c[3] = pair_l_l8(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4), high(6)));
       }
-      const float xd = fp16_to_fp32(x[i].d);
+      const float xd = half_to_float(x[i].d);
       for (int t = 0; t < NT; ++t) {
         const BlockQ8K& yb = y[t][i];
         __m256i aux = _mm256_setzero_si256();

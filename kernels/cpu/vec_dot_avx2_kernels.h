@@ -10,8 +10,9 @@
 
 #include <cstdint>
 
-#define V4_AVX2 __attribute__((target("avx2")))
-#define V4_AVX2_F16C __attribute__((target("avx2,f16c")))
+// cpu_has_avx2() requires F16C too, so every kernel may convert fp16 scales in hardware.
+#define V4_AVX2 __attribute__((target("avx2,f16c")))
+#define V4_AVX2_F16C V4_AVX2
 
 namespace v4::kernels::avx2 {
 
@@ -22,11 +23,19 @@ V4_AVX2 inline int32_t hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// An fp16 scale as float: exact either way, one instruction instead of core/half.h's bit
+// manipulation (which the scalar reference keeps).
+V4_AVX2 inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
+
 // Σ x·y over 32 int8 pairs as 8 int32 partial sums (exact; |x|, |y| <= 127 for activations).
 V4_AVX2 inline __m256i dot_i8_32(__m256i x, __m256i y) {
   const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
+
+// The 128 sign patterns of the IQ2 formats (ksigns_iq2xs) as 8 bytes of +1 or −1 each, the
+// form _mm256_sign_epi8 applies to 8 activations at once.
+const uint64_t* iq2_sign_multipliers();
 
 // w: one weight row of nb blocks; a: `rows` activation rows (Q8_K or Q8_0 blocks).
 using RowsKernel = void (*)(const void* w, const void* const* a, int rows, int64_t nb, float* out);
