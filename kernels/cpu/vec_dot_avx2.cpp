@@ -220,10 +220,33 @@ V4_AVX2 void dot_iq2_xxs_rows(const BlockIQ2XXS* x, const BlockQ8K* const* y, in
   for (int t = 0; t < NT; ++t) out[t] = 0.125f * sumf[t];
 }
 
+// One row: each group is used as soon as it is gathered, so nothing of the block is kept
+// (the shared form holds 24 vectors, more than there are registers).
 V4_AVX2 float dot_iq2_xxs(const BlockIQ2XXS* x, const BlockQ8K* y, int64_t nb) {
-  float out;
-  dot_iq2_xxs_rows<1>(x, &y, nb, &out);
-  return out;
+  const uint64_t* sign = avx2::iq2_sign_multipliers();
+  float sumf = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int g = 0; g < kQK_K / 32; ++g) {
+      uint32_t aux[2];
+      std::memcpy(aux, x[i].qs + 4 * g, sizeof(aux));
+      const __m256i grid =
+          _mm256_setr_epi64x(static_cast<int64_t>(iq2xxs_grid[aux[0] & 0xFF]),
+                             static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 8) & 0xFF]),
+                             static_cast<int64_t>(iq2xxs_grid[(aux[0] >> 16) & 0xFF]),
+                             static_cast<int64_t>(iq2xxs_grid[aux[0] >> 24]));
+      const __m256i signs = _mm256_setr_epi64x(static_cast<int64_t>(sign[aux[1] & 127]),
+                                               static_cast<int64_t>(sign[(aux[1] >> 7) & 127]),
+                                               static_cast<int64_t>(sign[(aux[1] >> 14) & 127]),
+                                               static_cast<int64_t>(sign[(aux[1] >> 21) & 127]));
+      const __m256i scale = _mm256_set1_epi16(static_cast<int16_t>(2 * (aux[1] >> 28) + 1));
+      const __m256i y8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs + 32 * g));
+      acc = _mm256_add_epi32(
+          acc, _mm256_madd_epi16(_mm256_maddubs_epi16(grid, _mm256_sign_epi8(y8, signs)), scale));
+    }
+    sumf += half_to_float(x[i].d) * y[i].d * hsum_i32(acc);
+  }
+  return 0.125f * sumf;
 }
 
 // Q8_0 against four activation rows at once: the weight block is loaded and made absolute
