@@ -145,7 +145,6 @@ int main(int argc, char** argv) {
     }
   }
   for (GgmlType type : types) {
-    if (v4::kernels::vec_dot_activation_type(type) == GgmlType::F32) continue;
     const std::string name = "matmul_rows/" + std::string(v4::ggml_type_name(type));
     benchmark::RegisterBenchmark(name.c_str(), matmul_tokens_benchmark, type)
         ->Arg(1)
