@@ -1,8 +1,7 @@
 // Routes, ids and writers of the Messages API.
 #include "router/anthropic/messages_front.h"
 
-#include <random>
-
+#include "core/random_id.h"
 #include "router/anthropic/anthropic_error.h"
 #include "router/anthropic/messages_request.h"
 #include "router/anthropic/messages_writer.h"
@@ -13,13 +12,9 @@ namespace {
 constexpr std::string_view kMessagesPath = "/v1/messages";
 constexpr std::string_view kCountTokensPath = "/v1/messages/count_tokens";
 
-// Anthropic-style ids ("msg_" / "toolu_" + base62); not secret, only unique.
-std::string random_id(const char* prefix, int length) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string id = prefix;
-  for (int i = 0; i < length; ++i) id += digits[rng() % 62];
-  return id;
+// Anthropic-style ids ("msg_" / "toolu_" + base62).
+std::string anthropic_id(const char* prefix, size_t length) {
+  return random_id(prefix, length, kBase62Digits);
 }
 
 }  // namespace
@@ -56,13 +51,13 @@ std::string MessagesFront::prompt_reply(const PreparedRequest& prepared,
 JobSetup MessagesFront::job_setup(std::string_view path, const OpenAiRequest& request,
                                   const PreparedRequest& prepared,
                                   const JobEnvironment& env) const {
-  MessageMeta meta{random_id("msg_", 24), env.model_name,
+  MessageMeta meta{anthropic_id("msg_", 24), env.model_name,
                    static_cast<uint32_t>(prepared.prompts.front().ids.size())};
   JobSetup setup;
   setup.writer = std::make_unique<MessagesWriter>(std::move(meta), request.stream);
   setup.handler = std::string(path);
   // Ids are unique across a conversation, as clients key tool results by them.
-  setup.tool_call_id_prefix = random_id("toolu_", 20) + "_";
+  setup.tool_call_id_prefix = anthropic_id("toolu_", 20) + "_";
   return setup;
 }
 

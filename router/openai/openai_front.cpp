@@ -2,8 +2,8 @@
 #include "router/openai/openai_front.h"
 
 #include <ctime>
-#include <random>
 
+#include "core/random_id.h"
 #include "router/openai/openai_writer.h"
 
 namespace v4::router {
@@ -14,22 +14,12 @@ constexpr std::string_view kCompletionsPath = "/v1/completions";
 
 // OpenAI-style ids ("chatcmpl-" + 24 hex digits); not secret, only unique.
 std::string response_id(Endpoint endpoint) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id = endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-";
-  for (int i = 0; i < 24; ++i) id += hex[rng() & 15];
-  return id;
+  return random_id(endpoint == Endpoint::kChat ? "chatcmpl-" : "cmpl-", 24, kHexDigits);
 }
 
 // Tool-call ids: "call_" + 24 base62 digits, then the call's index. Unique across requests, as
 // the replay store and clients key calls by id; not secret.
-std::string tool_call_id_prefix() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id += digits[rng() % 62];
-  return id;
-}
+std::string tool_call_id_prefix() { return random_id("call_", 24, kBase62Digits); }
 
 }  // namespace
 

@@ -3,7 +3,8 @@
 
 #include <charconv>
 #include <cstdio>
-#include <random>
+
+#include "core/random_id.h"
 
 namespace v4::router {
 namespace {
@@ -13,13 +14,7 @@ constexpr std::string_view kPrefix = "resp_";
 // Per message: the struct, its strings' headers and the list node, roughly.
 constexpr size_t kMessageOverhead = 256;
 
-std::string random_hex(size_t digits) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < digits; ++i) out += hex[rng() & 15];
-  return out;
-}
+std::string random_hex(size_t digits) { return random_id("", digits, kHexDigits); }
 
 }  // namespace
 

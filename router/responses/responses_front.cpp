@@ -3,8 +3,8 @@
 
 #include <ctime>
 #include <nlohmann/json.hpp>
-#include <random>
 
+#include "core/random_id.h"
 #include "router/responses/responses_request.h"
 #include "router/responses/responses_writer.h"
 
@@ -16,13 +16,7 @@ constexpr const char* kOneResponse = "/v1/responses/{id}";
 
 // Tool-call ids ("call_" + 24 hex digits + "_"; the job appends the call's index): unique
 // across conversations, as stored DSML is found by them.
-std::string call_id_prefix() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id = "call_";
-  for (int i = 0; i < 24; ++i) id += hex[rng() & 15];
-  return id + "_";
-}
+std::string call_id_prefix() { return random_id("call_", 24, kHexDigits) + "_"; }
 
 DirectReply error_answer(const ApiError& error) {
   return {error.status, api_error_json(error), kOneResponse};

@@ -1,8 +1,7 @@
 // Responses API bytes for a CompletionJob (one choice: the API has no `n`).
 #include "router/responses/responses_writer.h"
 
-#include <random>
-
+#include "core/random_id.h"
 #include "router/openai/openai_error.h"
 
 namespace v4::router {
@@ -15,13 +14,7 @@ std::string dump(const Json& json) {
 }
 
 // Item ids ("rs_", "msg_", "fc_" + 32 hex digits); not secret, only unique.
-std::string item_id(const char* prefix) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static const char* hex = "0123456789abcdef";
-  std::string id = prefix;
-  for (int i = 0; i < 32; ++i) id += hex[rng() & 15];
-  return id;
-}
+std::string item_id(const char* prefix) { return random_id(prefix, 32, kHexDigits); }
 
 Json reasoning_part(const std::string& text) {
   return {{"type", "reasoning_text"}, {"text", text}};
