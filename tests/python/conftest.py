@@ -8,10 +8,13 @@ the official encoder and the OpenAI SDK.
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from oracle import official_dsv4_encoder  # noqa: E402
 
 
 def build_dir() -> pathlib.Path:
@@ -45,3 +48,12 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 600)
     return subprocess.run([str(a) for a in args], **kwargs)
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    """DeepSeek's official V4 chat encoder (tests/oracle/official_dsv4_encoder.py)."""
+    try:
+        return official_dsv4_encoder.load()
+    except official_dsv4_encoder.OracleUnavailable as error:
+        pytest.fail(f"the official DeepSeek-V4 encoder is unavailable: {error}")

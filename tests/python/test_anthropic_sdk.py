@@ -23,7 +23,7 @@ import pytest
 from server import Server
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from oracle import models, official_dsv4_encoder  # noqa: E402
+from oracle import models  # noqa: E402
 from test_chat_render import WEATHER, official_prompt  # noqa: E402
 from test_server_api import assistant_output, n_tokens  # noqa: E402
 
@@ -55,14 +55,6 @@ def claude(server):
 @pytest.fixture(scope="module")
 def oai(server):
     return openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    try:
-        return official_dsv4_encoder.load()
-    except official_dsv4_encoder.OracleUnavailable as error:
-        pytest.fail(f"the official DeepSeek-V4 encoder is unavailable: {error}")
 
 
 SAMPLING = ("temperature", "top_p", "top_k", "guided_choice")

@@ -16,17 +16,9 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from oracle import models, official_dsv4_encoder  # noqa: E402
+from oracle import models  # noqa: E402
 
 DSML = "｜DSML｜"
-
-
-@pytest.fixture(scope="session")
-def encoder():
-    try:
-        return official_dsv4_encoder.load()
-    except official_dsv4_encoder.OracleUnavailable as error:
-        pytest.fail(f"the official DeepSeek-V4 encoder is unavailable: {error}")
 
 
 @pytest.fixture(scope="session")

