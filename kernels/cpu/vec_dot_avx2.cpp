@@ -263,9 +263,7 @@ V4_AVX2 void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const* y, int64_t 
       p[t] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(qy, qx)),
                                _mm256_set1_epi16(1));
     }
-    const __m256i h =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-    const __m128i sumi = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    const __m128i sumi = hsum4_i32(p);
     const __m128i dy = _mm_setr_epi16(
         static_cast<int16_t>(y[0][i].d), static_cast<int16_t>(y[1][i].d),
         static_cast<int16_t>(y[2][i].d), static_cast<int16_t>(y[3][i].d), 0, 0, 0, 0);
@@ -294,10 +292,10 @@ V4_AVX2 float dot_float(const float* a, int64_t n, Load8 load8, Load1 load1) {
   return reduce_float_dot_lanes(lanes);
 }
 
-V4_AVX2_F16C float dot_f16(const uint16_t* w, const float* a, int64_t n) {
+V4_AVX2 float dot_f16(const uint16_t* w, const float* a, int64_t n) {
   return dot_float(
       a, n,
-      [w](int64_t i) V4_AVX2_F16C {
+      [w](int64_t i) V4_AVX2 {
         return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
       },
       [w](int64_t i) { return fp16_to_fp32(w[i]); });

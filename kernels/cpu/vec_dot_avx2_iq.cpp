@@ -19,10 +19,6 @@ namespace {
 
 constexpr int kGroups = kQK_K / 32;
 
-V4_AVX2 inline __m256i load32(const void* p) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-}
-
 V4_AVX2 inline __m256i four_octets(uint64_t a, uint64_t b, uint64_t c, uint64_t d) {
   return _mm256_setr_epi64x(static_cast<int64_t>(a), static_cast<int64_t>(b),
                             static_cast<int64_t>(c), static_cast<int64_t>(d));

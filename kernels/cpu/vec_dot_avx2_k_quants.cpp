@@ -27,10 +27,6 @@ V4_AVX2 inline __m256i scale_lanes(__m128i q, int32_t scale) {
   return _mm256_madd_epi16(_mm256_cvtepi16_epi32(q), _mm256_set1_epi32(scale & 0xFFFF));
 }
 
-V4_AVX2 inline __m256i load32(const void* p) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-}
-
 // The reference's float tail of one block: sums[l] += d · aux32[l].
 V4_AVX2 inline __m256 add_scaled(__m256 sums, float d, __m256i aux) {
   return _mm256_add_ps(sums, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(aux)));

@@ -12,7 +12,6 @@
 
 // cpu_has_avx2() requires F16C too, so every kernel may convert fp16 scales in hardware.
 #define V4_AVX2 __attribute__((target("avx2,f16c")))
-#define V4_AVX2_F16C V4_AVX2
 
 namespace v4::kernels::avx2 {
 
@@ -21,6 +20,11 @@ V4_AVX2 inline int32_t hsum_i32(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
   return _mm_cvtsi128_si32(s);
+}
+
+// 32 bytes from an unaligned address.
+V4_AVX2 inline __m256i load32(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
 }
 
 // An fp16 scale as float: exact either way, one instruction instead of core/half.h's bit
