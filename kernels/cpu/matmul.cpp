@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/vec_dot_avx2.h"
+#include "kernels/cpu/vec_dot_avx512.h"
 
 namespace v4::kernels {
 
@@ -31,12 +32,28 @@ void quantize_activation_row(GgmlType weight_type, const float* x, int64_t cols,
 void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                  int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const size_t act_bytes = activation_row_bytes(w.type, w.cols);
+  const auto act = [&](int64_t t) { return xq + static_cast<size_t>(t) * act_bytes; };
+  if (cpu_has_avx512() && has_avx512_dot(w.type)) {
+    // Up to four tokens per call share each decoded weight block, bit for bit as one by one.
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      for (int64_t t = 0; t < n_tokens; t += 4) {
+        const int rows = static_cast<int>(std::min<int64_t>(4, n_tokens - t));
+        const void* const acts[4] = {act(t), act(t + std::min(1, rows - 1)),
+                                     act(t + std::min(2, rows - 1)),
+                                     act(t + std::min(3, rows - 1))};
+        float out[4];
+        vec_dot_avx512_rows(w.type, row, acts, rows, w.cols, out);
+        for (int k = 0; k < rows; ++k) y[(t + k) * y_stride + r] = out[k];
+      }
+    }
+    return;
+  }
   // Four tokens at a time (and a remainder of two or three together) share each weight block
   // where a multi-row kernel exists; it gives every token the single-row result bit for bit, so
   // grouping never changes an output.
   const bool shared = cpu_has_avx2() && has_avx2_dot_x4(w.type);
   const bool by_four = n_tokens >= 4 && shared;
-  const auto act = [&](int64_t t) { return xq + static_cast<size_t>(t) * act_bytes; };
   // Token-inner loop: a weight row is read once from memory and reused for every token.
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;

@@ -12,6 +12,7 @@
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
 #include "kernels/cpu/vec_dot_avx2_kernels.h"
+#include "kernels/cpu/vec_dot_avx512.h"
 
 namespace v4::kernels {
 namespace {
@@ -445,6 +446,11 @@ void vec_dot_avx2_few(GgmlType t, const void* w, const void* const* a, int rows,
 }
 
 float vec_dot_best(GgmlType t, const void* w, const void* a, int64_t n) {
+  if (has_avx512_dot(t) && cpu_has_avx512()) {
+    float out;
+    vec_dot_avx512_rows(t, w, &a, 1, n, &out);
+    return out;
+  }
   if (has_avx2_dot(t) && cpu_has_avx2()) return vec_dot_avx2(t, w, a, n);
   return vec_dot(t, w, a, n);
 }

@@ -1,0 +1,191 @@
+#include "kernels/cpu/vec_dot_avx512.h"
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused source of unmasked
+// operations, which -O3 reports as maybe-uninitialized (a known false positive of the headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/quant_tables.h"
+
+// VBMI gives the byte permutes (sign-index extraction, the 128-entry sign table in one
+// instruction); DQ and VL come with every VBMI CPU and are used for 256-bit halves.
+#define V4_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,f16c")))
+
+namespace v4::kernels {
+namespace {
+
+// IQ2_XXS: a block is 8 groups of 32; group g is qs[4g..4g+3] read as two u32: four grid
+// indices (bytes), then four 7-bit sign indices and a 4-bit scale. Per block, in 512-bit lanes:
+// the 32 sign indices are cut out of the eight u32 by one multishift, mapped through the
+// 128-entry ksigns table by one two-table permute (the table's bit 7 is the parity sign), and
+// packed into four 64-bit masks, one per pair of groups, that negate activations directly. The
+// grid rows are loaded as scalars (measured faster than a gather here). Integer sums per block
+// are exact; the float scaling is the reference's, in its order.
+template <int NT>
+struct Iq2XxsRows {
+  V4_AVX512 static void run(const BlockIQ2XXS* x, const BlockQ8K* const* y, int64_t nb,
+                            float* out) {
+    const __m512i signs_lo = _mm512_loadu_si512(ksigns_iq2xs);
+    const __m512i signs_hi = _mm512_loadu_si512(ksigns_iq2xs + 64);
+    // Per u64 (group): result bytes 0..3 = bits 32, 39, 46, 53 onward — the sign indices.
+    const __m512i sign_shifts = _mm512_set1_epi64(0x352E2720);
+    alignas(64) uint8_t compact_bytes[64];
+    for (int k = 0; k < 64; ++k) compact_bytes[k] = static_cast<uint8_t>((k / 4) * 8 + k % 4) & 63;
+    const __m512i compact = _mm512_load_si512(compact_bytes);
+    // Scale of group g: the low u16 of u32 lane 2g+1 after the shift below; pair p spreads
+    // group 2p over words 0..15 and group 2p+1 over words 16..31.
+    __m512i scale_index[4];
+    for (int p = 0; p < 4; ++p) {
+      alignas(64) uint16_t words[32];
+      for (int k = 0; k < 32; ++k) words[k] = static_cast<uint16_t>((2 * (2 * p + k / 16) + 1) * 2);
+      scale_index[p] = _mm512_load_si512(words);
+    }
+    const __m512i zero = _mm512_setzero_si512();
+    float sumf[NT] = {};
+    for (int64_t i = 0; i < nb; ++i) {
+      const __m512i q = _mm512_loadu_si512(x[i].qs);
+      const __m512i sign_index = _mm512_multishift_epi64_epi8(sign_shifts, q);
+      const __m512i sign_bytes = _mm512_permutex2var_epi8(signs_lo, sign_index, signs_hi);
+      alignas(32) uint64_t masks[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(masks),
+                         _mm512_castsi512_si256(_mm512_permutexvar_epi8(compact, sign_bytes)));
+      // 2·scale + 1 in every u32 lane (the even lanes are unused).
+      const __m512i scales =
+          _mm512_or_si512(_mm512_slli_epi32(_mm512_srli_epi32(q, 28), 1), _mm512_set1_epi32(1));
+      const auto* idx = reinterpret_cast<const uint8_t*>(x[i].qs);
+      __m512i grid[4], scale[4];
+      for (int p = 0; p < 4; ++p) {
+        const uint8_t* g0 = idx + 16 * p;
+        const uint8_t* g1 = g0 + 8;
+        grid[p] = _mm512_set_epi64(
+            static_cast<int64_t>(iq2xxs_grid[g1[3]]), static_cast<int64_t>(iq2xxs_grid[g1[2]]),
+            static_cast<int64_t>(iq2xxs_grid[g1[1]]), static_cast<int64_t>(iq2xxs_grid[g1[0]]),
+            static_cast<int64_t>(iq2xxs_grid[g0[3]]), static_cast<int64_t>(iq2xxs_grid[g0[2]]),
+            static_cast<int64_t>(iq2xxs_grid[g0[1]]), static_cast<int64_t>(iq2xxs_grid[g0[0]]));
+        scale[p] = _mm512_permutexvar_epi16(scale_index[p], scales);
+      }
+      const float xd = _cvtsh_ss(x[i].d);
+      for (int t = 0; t < NT; ++t) {
+        const BlockQ8K& yb = y[t][i];
+        __m512i acc = zero;
+        for (int p = 0; p < 4; ++p) {
+          const __m512i y8 = _mm512_loadu_si512(yb.qs + 64 * p);
+          const __m512i ys = _mm512_mask_sub_epi8(y8, _cvtu64_mask64(masks[p]), zero, y8);
+          // |maddubs lane| <= 2·43·127 and the scale <= 31: the madd stays inside int32.
+          acc =
+              _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(grid[p], ys), scale[p]));
+        }
+        sumf[t] += xd * yb.d * _mm512_reduce_add_epi32(acc);
+      }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = 0.125f * sumf[t];
+  }
+};
+
+// Q2_K: the 64 code bytes hold four 2-bit planes; plane k covers positions 32k..32k+31 (bytes
+// 0..31) and 128+32k.. (bytes 32..63), so one 512-bit shift-and-mask yields 64 codes and their
+// activations are two 256-bit loads. Sub-block scales reach the int16 lanes by one permute.
+template <int NT>
+struct Q2KRows {
+  V4_AVX512 static void run(const BlockQ2K* x, const BlockQ8K* const* y, int64_t nb, float* out) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0xF);
+    __m512i scale_index[4];
+    for (int k = 0; k < 4; ++k) {
+      alignas(64) uint16_t words[32];
+      for (int l = 0; l < 32; ++l) {
+        words[l] = static_cast<uint16_t>(2 * k + (l / 8) % 2 + (l >= 16 ? 8 : 0));
+      }
+      scale_index[k] = _mm512_load_si512(words);
+    }
+    float sumf[NT] = {};
+    for (int64_t i = 0; i < nb; ++i) {
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales));
+      const __m512i scales = _mm512_zextsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(sc, m4)));
+      const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+      const __m512i q = _mm512_loadu_si512(x[i].qs);
+      __m512i codes[4], scale[4];
+      for (int k = 0; k < 4; ++k) {
+        codes[k] = _mm512_and_si512(_mm512_srli_epi16(q, 2 * k), m3);
+        scale[k] = _mm512_permutexvar_epi16(scale_index[k], scales);
+      }
+      const float xd = _cvtsh_ss(x[i].d), xdmin = _cvtsh_ss(x[i].dmin);
+      for (int t = 0; t < NT; ++t) {
+        const BlockQ8K& yb = y[t][i];
+        const float dall = yb.d * xd;
+        const float dmin = yb.d * xdmin;
+        __m512i acc = _mm512_setzero_si512();
+        for (int k = 0; k < 4; ++k) {
+          const __m512i y8 = _mm512_inserti64x4(
+              _mm512_castsi256_si512(
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 32 * k))),
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs + 128 + 32 * k)), 1);
+          acc = _mm512_add_epi32(acc,
+                                 _mm512_madd_epi16(_mm512_maddubs_epi16(codes[k], y8), scale[k]));
+        }
+        // |bsum| <= 16·127 and min <= 15: the products and their sums stay inside int32.
+        const __m256i summs =
+            _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.bsums)), mins);
+        const int32_t isum = _mm512_reduce_add_epi32(acc);
+        const int32_t msum = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(summs));
+        sumf[t] += dall * isum - dmin * msum;
+      }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = sumf[t];
+  }
+};
+
+template <template <int> class Kernel, class Block>
+void dispatch(const void* w, const void* const* a, int rows, int64_t nb, float* out) {
+  const auto* x = static_cast<const Block*>(w);
+  const BlockQ8K* y[4];
+  for (int t = 0; t < 4; ++t) y[t] = static_cast<const BlockQ8K*>(a[t < rows ? t : rows - 1]);
+  switch (rows) {
+    case 1:
+      return Kernel<1>::run(x, y, nb, out);
+    case 2:
+      return Kernel<2>::run(x, y, nb, out);
+    case 3:
+      return Kernel<3>::run(x, y, nb, out);
+    default:
+      return Kernel<4>::run(x, y, nb, out);
+  }
+}
+
+bool simd_capped_to_avx2() {
+  const char* cap = std::getenv("V4_CPU_SIMD");
+  return cap != nullptr && std::strcmp(cap, "avx2") == 0;
+}
+
+}  // namespace
+
+bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("f16c") &&
+                          !simd_capped_to_avx2();
+  return has;
+}
+
+bool has_avx512_dot(GgmlType t) { return t == GgmlType::IQ2_XXS || t == GgmlType::Q2_K; }
+
+void vec_dot_avx512_rows(GgmlType t, const void* w, const void* const* a, int rows, int64_t n,
+                         float* out) {
+  const int64_t nb = n / kQK_K;
+  switch (t) {
+    case GgmlType::IQ2_XXS:
+      return dispatch<Iq2XxsRows, BlockIQ2XXS>(w, a, rows, nb, out);
+    case GgmlType::Q2_K:
+      return dispatch<Q2KRows, BlockQ2K>(w, a, rows, nb, out);
+    default:
+      return;
+  }
+}
+
+}  // namespace v4::kernels

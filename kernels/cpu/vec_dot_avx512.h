@@ -1,0 +1,28 @@
+// AVX-512 dot products (F, BW, VL, DQ and VBMI, plus F16C) for the formats that bound the
+// routed experts: IQ2_XXS and Q2_K, ds4's expert recipe. Like the AVX2 kernels they compute the
+// scalar reference's exact integer block sums and then its float scaling in its order, so their
+// results are bit-identical to vec_dot (kernels/cpu/vec_dot.cpp) — only faster: a block's
+// codes, signs and scales are decoded in 512-bit lanes (byte permutes instead of per-group table
+// work), which the AVX2 kernels cannot do.
+#pragma once
+
+#include <cstdint>
+
+#include "core/ggml_type.h"
+
+namespace v4::kernels {
+
+// Whether this CPU runs the AVX-512 kernels (checked once). V4_CPU_SIMD=avx2 in the
+// environment turns them off, so the AVX2 tier can be measured on the same machine.
+bool cpu_has_avx512();
+
+// Whether an AVX-512 kernel exists for `weight_type` (independent of the CPU).
+bool has_avx512_dot(GgmlType weight_type);
+
+// out[k] = vec_dot(weight_type, weight_row, activation_rows[k], n) for k < rows (1 to 4), bit
+// for bit, decoding each weight block once for all rows; only call when cpu_has_avx512() and
+// has_avx512_dot(weight_type).
+void vec_dot_avx512_rows(GgmlType weight_type, const void* weight_row,
+                         const void* const* activation_rows, int rows, int64_t n, float* out);
+
+}  // namespace v4::kernels

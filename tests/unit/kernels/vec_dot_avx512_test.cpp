@@ -1,0 +1,104 @@
+// The AVX-512 dot products against the scalar reference: bit-identical results for one to four
+// activation rows, on random blocks of every byte pattern, and through matmul_rows for every
+// token count and split of rows.
+#include "kernels/cpu/vec_dot_avx512.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/quant.h"
+#include "tests/unit/kernels/random_weight_row.h"
+
+namespace v4::kernels {
+namespace {
+
+using test_support::kQuantized;
+using test_support::random_row;
+
+constexpr const char* kNoAvx512 =
+    "CPU without AVX-512 (F, BW, VL, DQ, VBMI) or V4_CPU_SIMD=avx2: the AVX2 kernels run instead";
+
+TEST(VecDotAvx512, RowsBitIdenticalToScalarReference) {
+  if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0, 1);
+  int covered = 0;
+  for (GgmlType t : kQuantized) {
+    if (!has_avx512_dot(t)) continue;
+    ++covered;
+    for (int64_t n : {256, 512, 4096}) {
+      for (int trial = 0; trial < 40; ++trial) {
+        const std::vector<uint8_t> w = random_row(t, n, rng);
+        const size_t act = activation_row_bytes(t, n);
+        std::vector<uint8_t> xq(4 * act);
+        for (int k = 0; k < 4; ++k) {
+          std::vector<float> x(static_cast<size_t>(n));
+          for (float& v : x) v = normal(rng) * ((trial + k) % 3 == 0 ? 100.0f : 1.0f);
+          quantize_activation_row(t, x.data(), n, &xq[act * static_cast<size_t>(k)]);
+        }
+        const void* const rows[4] = {&xq[0], &xq[act], &xq[2 * act], &xq[3 * act]};
+        for (int count = 1; count <= 4; ++count) {
+          float out[4];
+          vec_dot_avx512_rows(t, w.data(), rows, count, n, out);
+          for (int k = 0; k < count; ++k) {
+            const float ref = vec_dot(t, w.data(), rows[k], n);
+            ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
+                << ggml_type_name(t) << " n=" << n << " trial " << trial << " rows " << count
+                << " row " << k << ": " << ref << " vs " << out[k];
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(covered, 2) << "IQ2_XXS and Q2_K have AVX-512 kernels";
+}
+
+TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
+  if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
+  std::mt19937 rng(29);
+  std::normal_distribution<float> normal(0, 1);
+  for (GgmlType t : {GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
+    const int64_t cols = 512, rows = 7;
+    std::vector<uint8_t> weights;
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::vector<uint8_t> row = random_row(t, cols, rng);
+      weights.insert(weights.end(), row.begin(), row.end());
+    }
+    const MatrixView w{t, weights.data(), cols, rows, weights.size() / rows};
+    const size_t act = activation_row_bytes(t, cols);
+    for (int64_t n_tokens = 1; n_tokens <= 9; ++n_tokens) {
+      std::vector<uint8_t> xq(act * static_cast<size_t>(n_tokens));
+      for (int64_t k = 0; k < n_tokens; ++k) {
+        std::vector<float> x(cols);
+        for (float& v : x) v = normal(rng);
+        quantize_activation_row(t, x.data(), cols, &xq[act * static_cast<size_t>(k)]);
+      }
+      std::vector<float> y(static_cast<size_t>(n_tokens * rows));
+      matmul_rows(w, xq.data(), n_tokens, y.data(), rows, 0, 3);
+      matmul_rows(w, xq.data(), n_tokens, y.data(), rows, 3, rows);
+      for (int64_t k = 0; k < n_tokens; ++k) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const float ref = vec_dot(t, &weights[static_cast<size_t>(r) * w.row_bytes],
+                                    &xq[act * static_cast<size_t>(k)], cols);
+          const float got = y[static_cast<size_t>(k * rows + r)];
+          ASSERT_EQ(std::memcmp(&ref, &got, sizeof(float)), 0)
+              << ggml_type_name(t) << " tokens " << n_tokens << " token " << k << " row " << r;
+        }
+      }
+    }
+  }
+}
+
+TEST(VecDotAvx512, OnlyTheKernelledFormatsClaimOne) {
+  EXPECT_TRUE(has_avx512_dot(GgmlType::IQ2_XXS));
+  EXPECT_TRUE(has_avx512_dot(GgmlType::Q2_K));
+  EXPECT_FALSE(has_avx512_dot(GgmlType::F16));
+  EXPECT_FALSE(has_avx512_dot(GgmlType::I32));
+}
+
+}  // namespace
+}  // namespace v4::kernels
