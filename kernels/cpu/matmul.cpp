@@ -49,6 +49,27 @@ void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float
     }
     return;
   }
+  if (cpu_has_avx512() && has_avx512_dot_4w(w.type)) {
+    // Float weights: four weight rows per call, each token on its own (n is an F32 row).
+    int64_t r = row_begin;
+    for (; r + 4 <= row_end; r += 4) {
+      const void* const rows[4] = {w.data + static_cast<size_t>(r) * w.row_bytes,
+                                   w.data + static_cast<size_t>(r + 1) * w.row_bytes,
+                                   w.data + static_cast<size_t>(r + 2) * w.row_bytes,
+                                   w.data + static_cast<size_t>(r + 3) * w.row_bytes};
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        float out[4];
+        vec_dot_avx512_4w(w.type, rows, act(t), w.cols, out);
+        for (int k = 0; k < 4; ++k) y[t * y_stride + r + k] = out[k];
+      }
+    }
+    for (; r < row_end; ++r) {
+      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
+      for (int64_t t = 0; t < n_tokens; ++t)
+        y[t * y_stride + r] = vec_dot_best(w.type, row, act(t), w.cols);
+    }
+    return;
+  }
   // Four tokens at a time (and a remainder of two or three together) share each weight block
   // where a multi-row kernel exists; it gives every token the single-row result bit for bit, so
   // grouping never changes an output.
