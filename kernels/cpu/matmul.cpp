@@ -29,72 +29,96 @@ void quantize_activation_row(GgmlType weight_type, const float* x, int64_t cols,
   }
 }
 
+namespace {
+
+// The operands of one matmul_rows call.
+struct RowsJob {
+  const MatrixView& w;
+  const uint8_t* xq;
+  size_t act_bytes;
+  int64_t n_tokens;
+  float* y;
+  int64_t y_stride;
+
+  const uint8_t* act(int64_t t) const { return xq + static_cast<size_t>(t) * act_bytes; }
+  const uint8_t* row(int64_t r) const { return w.data + static_cast<size_t>(r) * w.row_bytes; }
+  float& out(int64_t t, int64_t r) const { return y[t * y_stride + r]; }
+};
+
+// Float weights on AVX-512: four weight rows per call, each token on its own, so that the four
+// rows' float sums (chains of dependent adds) advance side by side.
+void float_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
+  int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) {
+    const void* const rows[4] = {j.row(r), j.row(r + 1), j.row(r + 2), j.row(r + 3)};
+    for (int64_t t = 0; t < j.n_tokens; ++t) {
+      float out[4];
+      vec_dot_avx512_4w(j.w.type, rows, j.act(t), j.w.cols, out);
+      for (int k = 0; k < 4; ++k) j.out(t, r + k) = out[k];
+    }
+  }
+  for (; r < row_end; ++r) {
+    for (int64_t t = 0; t < j.n_tokens; ++t) {
+      j.out(t, r) = vec_dot_best(j.w.type, j.row(r), j.act(t), j.w.cols);
+    }
+  }
+}
+
+// AVX-512 quantized kernels: up to four tokens per call share each decoded weight block.
+void quantized_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    for (int64_t t = 0; t < j.n_tokens; t += 4) {
+      const int rows = static_cast<int>(std::min<int64_t>(4, j.n_tokens - t));
+      const void* const acts[4] = {j.act(t), j.act(t + std::min(1, rows - 1)),
+                                   j.act(t + std::min(2, rows - 1)),
+                                   j.act(t + std::min(3, rows - 1))};
+      float out[4];
+      vec_dot_avx512_rows(j.w.type, j.row(r), acts, rows, j.w.cols, out);
+      for (int k = 0; k < rows; ++k) j.out(t + k, r) = out[k];
+    }
+  }
+}
+
+// AVX2 (or scalar): four tokens at a time, and a remainder of two or three together, share each
+// weight block where a multi-row kernel exists.
+void rows_avx2(const RowsJob& j, int64_t row_begin, int64_t row_end) {
+  const bool shared = cpu_has_avx2() && has_avx2_dot_x4(j.w.type);
+  const bool by_four = j.n_tokens >= 4 && shared;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = j.row(r);
+    int64_t t = 0;
+    for (; by_four && t + 4 <= j.n_tokens; t += 4) {
+      const void* const acts[4] = {j.act(t), j.act(t + 1), j.act(t + 2), j.act(t + 3)};
+      float out[4];
+      vec_dot_avx2_x4(j.w.type, row, acts, j.w.cols, out);
+      for (int k = 0; k < 4; ++k) j.out(t + k, r) = out[k];
+    }
+    if (shared && j.n_tokens - t >= 2) {
+      const int few = static_cast<int>(j.n_tokens - t);
+      const void* const acts[3] = {j.act(t), j.act(t + 1), j.act(std::min(t + 2, j.n_tokens - 1))};
+      float out[3];
+      vec_dot_avx2_few(j.w.type, row, acts, few, j.w.cols, out);
+      for (int k = 0; k < few; ++k) j.out(t + k, r) = out[k];
+      t = j.n_tokens;
+    }
+    for (; t < j.n_tokens; ++t) j.out(t, r) = vec_dot_best(j.w.type, row, j.act(t), j.w.cols);
+  }
+}
+
+}  // namespace
+
+// Every kernel gives each output the single-row reference result bit for bit, so the choice of
+// kernel and the grouping of rows and tokens never change an output. The token-inner loops read
+// a weight row once from memory and reuse it for every token.
 void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                  int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  const size_t act_bytes = activation_row_bytes(w.type, w.cols);
-  const auto act = [&](int64_t t) { return xq + static_cast<size_t>(t) * act_bytes; };
+  const RowsJob job{w, xq, activation_row_bytes(w.type, w.cols), n_tokens, y, y_stride};
+  if (cpu_has_avx512() && has_avx512_dot_4w(w.type))
+    return float_rows_avx512(job, row_begin, row_end);
   if (cpu_has_avx512() && has_avx512_dot(w.type)) {
-    // Up to four tokens per call share each decoded weight block, bit for bit as one by one.
-    for (int64_t r = row_begin; r < row_end; ++r) {
-      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-      for (int64_t t = 0; t < n_tokens; t += 4) {
-        const int rows = static_cast<int>(std::min<int64_t>(4, n_tokens - t));
-        const void* const acts[4] = {act(t), act(t + std::min(1, rows - 1)),
-                                     act(t + std::min(2, rows - 1)),
-                                     act(t + std::min(3, rows - 1))};
-        float out[4];
-        vec_dot_avx512_rows(w.type, row, acts, rows, w.cols, out);
-        for (int k = 0; k < rows; ++k) y[(t + k) * y_stride + r] = out[k];
-      }
-    }
-    return;
+    return quantized_rows_avx512(job, row_begin, row_end);
   }
-  if (cpu_has_avx512() && has_avx512_dot_4w(w.type)) {
-    // Float weights: four weight rows per call, each token on its own (n is an F32 row).
-    int64_t r = row_begin;
-    for (; r + 4 <= row_end; r += 4) {
-      const void* const rows[4] = {w.data + static_cast<size_t>(r) * w.row_bytes,
-                                   w.data + static_cast<size_t>(r + 1) * w.row_bytes,
-                                   w.data + static_cast<size_t>(r + 2) * w.row_bytes,
-                                   w.data + static_cast<size_t>(r + 3) * w.row_bytes};
-      for (int64_t t = 0; t < n_tokens; ++t) {
-        float out[4];
-        vec_dot_avx512_4w(w.type, rows, act(t), w.cols, out);
-        for (int k = 0; k < 4; ++k) y[t * y_stride + r + k] = out[k];
-      }
-    }
-    for (; r < row_end; ++r) {
-      const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-      for (int64_t t = 0; t < n_tokens; ++t)
-        y[t * y_stride + r] = vec_dot_best(w.type, row, act(t), w.cols);
-    }
-    return;
-  }
-  // Four tokens at a time (and a remainder of two or three together) share each weight block
-  // where a multi-row kernel exists; it gives every token the single-row result bit for bit, so
-  // grouping never changes an output.
-  const bool shared = cpu_has_avx2() && has_avx2_dot_x4(w.type);
-  const bool by_four = n_tokens >= 4 && shared;
-  // Token-inner loop: a weight row is read once from memory and reused for every token.
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes;
-    int64_t t = 0;
-    for (; by_four && t + 4 <= n_tokens; t += 4) {
-      const void* const rows[4] = {act(t), act(t + 1), act(t + 2), act(t + 3)};
-      float out[4];
-      vec_dot_avx2_x4(w.type, row, rows, w.cols, out);
-      for (int k = 0; k < 4; ++k) y[(t + k) * y_stride + r] = out[k];
-    }
-    if (shared && n_tokens - t >= 2) {  // two or three left: they share the block too
-      const int few = static_cast<int>(n_tokens - t);
-      const void* const rows[3] = {act(t), act(t + 1), act(std::min(t + 2, n_tokens - 1))};
-      float out[3];
-      vec_dot_avx2_few(w.type, row, rows, few, w.cols, out);
-      for (int k = 0; k < few; ++k) y[(t + k) * y_stride + r] = out[k];
-      t = n_tokens;
-    }
-    for (; t < n_tokens; ++t) y[t * y_stride + r] = vec_dot_best(w.type, row, act(t), w.cols);
-  }
+  rows_avx2(job, row_begin, row_end);
 }
 
 }  // namespace v4::kernels

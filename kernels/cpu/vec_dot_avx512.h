@@ -1,10 +1,11 @@
-// AVX-512 dot products (F, BW, VL, DQ and VBMI, plus F16C) for the formats that bound the
-// routed experts: IQ2_XXS and Q2_K, ds4's expert recipe; and four-row kernels for the float
-// weights (the BF16 output head of the llama.cpp recipe). Like the AVX2 kernels they compute the
+// AVX-512 dot products (F, BW, VL, DQ, VBMI and VNNI, plus F16C) for the routed experts'
+// formats, where the AVX2 kernels are compute-bound: IQ2_XXS and Q2_K (ds4's recipe) and MXFP4
+// (the llama.cpp recipe); and four-row kernels for the float weights (that recipe's BF16 output
+// head). Like the AVX2 kernels they compute the
 // scalar reference's exact integer block sums and then its float scaling in its order, so their
 // results are bit-identical to vec_dot (kernels/cpu/vec_dot.cpp) — only faster: a block's
 // codes, signs and scales are decoded in 512-bit lanes (byte permutes instead of per-group table
-// work), which the AVX2 kernels cannot do.
+// work, VNNI dots), which the AVX2 kernels cannot do.
 #pragma once
 
 #include <cstdint>
@@ -30,8 +31,8 @@ void vec_dot_avx512_rows(GgmlType weight_type, const void* weight_row,
 bool has_avx512_dot_4w(GgmlType weight_type);
 
 // out[k] = vec_dot(weight_type, weight_rows[k], activation_row, n) for k < 4, bit for bit: four
-// weight rows against one F32 activation row; only call when cpu_has_avx512() and
-// has_avx512_dot_4w(weight_type).
+// weight rows against one F32 activation row, so that the four rows' float sums advance side by
+// side; only call when cpu_has_avx512() and has_avx512_dot_4w(weight_type).
 void vec_dot_avx512_4w(GgmlType weight_type, const void* const weight_rows[4],
                        const void* activation_row, int64_t n, float out[4]);
 

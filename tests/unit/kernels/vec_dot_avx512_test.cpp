@@ -21,7 +21,8 @@ using test_support::kQuantized;
 using test_support::random_row;
 
 constexpr const char* kNoAvx512 =
-    "CPU without AVX-512 (F, BW, VL, DQ, VBMI) or V4_CPU_SIMD=avx2: the AVX2 kernels run instead";
+    "CPU without AVX-512 (F, BW, VL, DQ, VBMI, VNNI) or V4_CPU_SIMD=avx2: the AVX2 kernels run "
+    "instead";
 
 TEST(VecDotAvx512, RowsBitIdenticalToScalarReference) {
   if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
@@ -31,7 +32,10 @@ TEST(VecDotAvx512, RowsBitIdenticalToScalarReference) {
   for (GgmlType t : kQuantized) {
     if (!has_avx512_dot(t)) continue;
     ++covered;
-    for (int64_t n : {256, 512, 4096}) {
+    // 32-value formats also get rows of 1, 3 and 5 blocks: the tails of the four-block step.
+    std::vector<int64_t> lengths = {256, 512, 4096};
+    if (ggml_type_traits(t).block_size == 32) lengths.insert(lengths.end(), {32, 96, 160});
+    for (int64_t n : lengths) {
       for (int trial = 0; trial < 40; ++trial) {
         const std::vector<uint8_t> w = random_row(t, n, rng);
         const size_t act = activation_row_bytes(t, n);
@@ -55,14 +59,14 @@ TEST(VecDotAvx512, RowsBitIdenticalToScalarReference) {
       }
     }
   }
-  EXPECT_EQ(covered, 2) << "IQ2_XXS and Q2_K have AVX-512 kernels";
+  EXPECT_EQ(covered, 3) << "MXFP4, IQ2_XXS and Q2_K have AVX-512 kernels";
 }
 
 TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
   if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
   std::mt19937 rng(29);
   std::normal_distribution<float> normal(0, 1);
-  for (GgmlType t : {GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
+  for (GgmlType t : {GgmlType::MXFP4, GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
     const int64_t cols = 512, rows = 7;
     std::vector<uint8_t> weights;
     for (int64_t r = 0; r < rows; ++r) {
@@ -140,6 +144,9 @@ TEST(VecDotAvx512, FourFloatWeightRowsBitIdenticalToScalarReference) {
 TEST(VecDotAvx512, OnlyTheKernelledFormatsClaimOne) {
   EXPECT_TRUE(has_avx512_dot(GgmlType::IQ2_XXS));
   EXPECT_TRUE(has_avx512_dot(GgmlType::Q2_K));
+  EXPECT_FALSE(has_avx512_dot(GgmlType::Q8_0));
+  EXPECT_TRUE(has_avx512_dot(GgmlType::MXFP4));
+  EXPECT_FALSE(has_avx512_dot(GgmlType::Q4_K));
   EXPECT_FALSE(has_avx512_dot(GgmlType::F16));
   EXPECT_FALSE(has_avx512_dot(GgmlType::I32));
 }
