@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/cpu/q8_0_row_groups.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/vec_dot_avx2.h"
 #include "kernels/cpu/vec_dot_avx512.h"
@@ -115,6 +116,11 @@ void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float
   const RowsJob job{w, xq, activation_row_bytes(w.type, w.cols), n_tokens, y, y_stride};
   if (cpu_has_avx512() && has_avx512_dot_4w(w.type))
     return float_rows_avx512(job, row_begin, row_end);
+  if (w.type == GgmlType::Q8_0 && n_tokens >= kQ8_0GroupMinTokens && q8_0_row_groups_available()) {
+    const int64_t grouped_end = row_begin + (row_end - row_begin) / kQ8_0GroupRows * kQ8_0GroupRows;
+    matmul_q8_0_row_groups(w, xq, n_tokens, y, y_stride, row_begin, grouped_end);
+    return rows_avx2(job, grouped_end, row_end);
+  }
   if (cpu_has_avx512() && has_avx512_dot(w.type)) {
     return quantized_rows_avx512(job, row_begin, row_end);
   }

@@ -1,0 +1,133 @@
+#include "kernels/cpu/q8_0_row_groups.h"
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused source of unmasked
+// operations, which -O3 reports as maybe-uninitialized (a known false positive of the headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/vec_dot_avx512.h"
+
+#define V4_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
+
+namespace v4::kernels {
+namespace {
+
+// One block of a 16-row group: the rows' fp16 scales, then eight 64-byte chunks; chunk k holds
+// bytes 4k..4k+3 of every row's block (row l in 32-bit lane l), each byte + 128 so that VNNI's
+// unsigned operand carries the weights: Σ (w + 128)·a = Σ w·a + 128·Σ a, and 128·Σ a is
+// subtracted per token and block (exact integers throughout).
+struct GroupBlock {
+  uint16_t d[kQ8_0GroupRows];
+  uint8_t q[8][64];
+};
+static_assert(sizeof(GroupBlock) == 32 + 512);
+
+void pack_group(const MatrixView& w, int64_t r0, int64_t nb, GroupBlock* out) {
+  for (int64_t l = 0; l < kQ8_0GroupRows; ++l) {
+    const auto* row = reinterpret_cast<const BlockQ8_0*>(w.data + (r0 + l) * w.row_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      out[b].d[l] = row[b].d;
+      for (int k = 0; k < 8; ++k) {
+        for (int j = 0; j < 4; ++j) {
+          out[b].q[k][4 * l + j] = static_cast<uint8_t>(row[b].qs[4 * k + j] ^ 0x80);
+        }
+      }
+    }
+  }
+}
+
+// 128·Σ a over every activation block of every token.
+void activation_offsets(const uint8_t* xq, size_t act_bytes, int64_t n_tokens, int64_t nb,
+                        int32_t* out) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const auto* a = reinterpret_cast<const BlockQ8_0*>(xq + t * act_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int j = 0; j < kQK8_0; ++j) sum += a[b].qs[j];
+      out[t * nb + b] = 128 * sum;
+    }
+  }
+}
+
+// Tokens per pass over a packed group: each block's eight weight registers serve this many
+// tokens (eight: the sums and the weights still fit the 32 registers).
+constexpr int kTokenTile = 8;
+
+// Up to kTokenTile tokens against one packed group: lane l of sumf[t] is row l's reference sum.
+template <int NT>
+V4_AVX512_VNNI void group_tokens(const GroupBlock* g, int64_t nb, const BlockQ8_0* const* a,
+                                 const int32_t* const* offsets, float* const* y) {
+  __m512 sumf[NT];
+  for (__m512& s : sumf) s = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i w[8];
+    for (int k = 0; k < 8; ++k) w[k] = _mm512_loadu_si512(g[b].q[k]);
+    const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g[b].d)));
+    for (int t = 0; t < NT; ++t) {
+      const BlockQ8_0& ab = a[t][b];
+      __m512i acc = _mm512_setzero_si512();
+      for (int k = 0; k < 8; ++k) {
+        int32_t four;
+        std::memcpy(&four, ab.qs + 4 * k, sizeof(four));
+        acc = _mm512_dpbusd_epi32(acc, w[k], _mm512_set1_epi32(four));
+      }
+      const __m512i sumi = _mm512_sub_epi32(acc, _mm512_set1_epi32(offsets[t][b]));
+      // sumi · (d_w · d_a), then added: the reference's operations, per row lane.
+      const __m512 dxy = _mm512_mul_ps(wd, _mm512_set1_ps(_cvtsh_ss(ab.d)));
+      sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), dxy));
+    }
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y[t], sumf[t]);
+}
+
+template <int... NT>
+void group_token_tile(int count, std::integer_sequence<int, NT...>, const GroupBlock* g, int64_t nb,
+                      const BlockQ8_0* const* a, const int32_t* const* off, float* const* out) {
+  ((count == NT + 1 ? group_tokens<NT + 1>(g, nb, a, off, out) : void()), ...);
+}
+
+void group_all_tokens(const GroupBlock* g, int64_t nb, const uint8_t* xq, size_t act_bytes,
+                      const int32_t* offsets, int64_t n_tokens, float* y, int64_t y_stride,
+                      int64_t r0) {
+  for (int64_t t = 0; t < n_tokens; t += kTokenTile) {
+    const int count = static_cast<int>(std::min<int64_t>(kTokenTile, n_tokens - t));
+    const BlockQ8_0* a[kTokenTile];
+    const int32_t* off[kTokenTile];
+    float* out[kTokenTile];
+    for (int k = 0; k < count; ++k) {
+      a[k] = reinterpret_cast<const BlockQ8_0*>(xq + (t + k) * act_bytes);
+      off[k] = offsets + (t + k) * nb;
+      out[k] = y + (t + k) * y_stride + r0;
+    }
+    group_token_tile(count, std::make_integer_sequence<int, kTokenTile>{}, g, nb, a, off, out);
+  }
+}
+
+}  // namespace
+
+bool q8_0_row_groups_available() { return cpu_has_avx512(); }
+
+void matmul_q8_0_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
+                            int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  const int64_t nb = w.cols / kQK8_0;
+  const size_t act_bytes = activation_row_bytes(w.type, w.cols);
+  // Per-thread scratch: one packed group and the activations' offsets (a few hundred KiB).
+  thread_local std::vector<GroupBlock> group;
+  thread_local std::vector<int32_t> offsets;
+  group.resize(static_cast<size_t>(nb));
+  offsets.resize(static_cast<size_t>(n_tokens * nb));
+  activation_offsets(xq, act_bytes, n_tokens, nb, offsets.data());
+  for (int64_t r0 = row_begin; r0 + kQ8_0GroupRows <= row_end; r0 += kQ8_0GroupRows) {
+    pack_group(w, r0, nb, group.data());
+    group_all_tokens(group.data(), nb, xq, act_bytes, offsets.data(), n_tokens, y, y_stride, r0);
+  }
+}
+
+}  // namespace v4::kernels

@@ -1,0 +1,31 @@
+// Q8_0 matrix products for many tokens (prefill, large batches) on AVX-512 VNNI, by groups of 16
+// weight rows repacked on the fly so that each 32-bit SIMD lane owns one row: a block's 32
+// products of a row accumulate in its lane, so no per-block horizontal reduction is needed (the
+// cost that bounds the row-at-a-time kernels), and the float sum of every row advances in its
+// lane, block by block, in the reference's order — results stay bit-identical to vec_dot.
+//
+// The repacked group is built in a small per-thread buffer from the GGUF rows and reused for
+// every token, so nothing is cached and no memory is added; repacking costs about one token's
+// pass over the group, which is why matmul_rows uses this only from kQ8_0GroupMinTokens tokens.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cpu/matmul.h"
+
+namespace v4::kernels {
+
+constexpr int64_t kQ8_0GroupRows = 16;
+constexpr int64_t kQ8_0GroupMinTokens = 8;
+
+// Whether this CPU runs the grouped kernel (AVX-512 VNNI, see cpu_has_avx512).
+bool q8_0_row_groups_available();
+
+// y[t·y_stride + r] = vec_dot(Q8_0, W[r], xq[t]) for r in [row_begin, row_end) and every token,
+// bit for bit; xq holds n_tokens Q8_0 activation rows. Only call when
+// q8_0_row_groups_available(), w.type is Q8_0 and row_end − row_begin is a multiple of 16.
+void matmul_q8_0_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
+                            int64_t y_stride, int64_t row_begin, int64_t row_end);
+
+}  // namespace v4::kernels
