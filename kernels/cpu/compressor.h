@@ -78,7 +78,8 @@ V4_HD inline bool compressor_push_column(CompressorCarry c, uint32_t r, const fl
     *pooled = pool_channel(vals, scores, 1, 8);
     for (int k = 0; k < 2; ++k) {
       for (uint32_t j = 0; j < 4; ++j) {
-        const size_t from = size_t{4 + j} * c.width + channels[k], to = size_t{j} * c.width + channels[k];
+        const size_t from = size_t{4 + j} * c.width + channels[k],
+                     to = size_t{j} * c.width + channels[k];
         c.values[to] = c.values[from];
         c.scores[to] = c.scores[from];
         c.values[from] = 0.0f;

@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "kernels/cpu/float_dot_lanes.h"
+#include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
@@ -297,6 +298,7 @@ V4_AVX2 float dot_f16(const uint16_t* w, const float* a, int64_t n) {
   return dot_float(
       a, n,
       [w](int64_t i) V4_AVX2 {
+        prefetch_weights(w + i);
         return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
       },
       [w](int64_t i) { return fp16_to_fp32(w[i]); });
@@ -306,6 +308,7 @@ V4_AVX2 float dot_bf16(const uint16_t* w, const float* a, int64_t n) {
   return dot_float(
       a, n,
       [w](int64_t i) V4_AVX2 {
+        prefetch_weights(w + i);
         const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i));
         // A BF16 value is the top half of the F32 with the same bits.
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -315,7 +318,11 @@ V4_AVX2 float dot_bf16(const uint16_t* w, const float* a, int64_t n) {
 
 V4_AVX2 float dot_f32(const float* w, const float* a, int64_t n) {
   return dot_float(
-      a, n, [w](int64_t i) V4_AVX2 { return _mm256_loadu_ps(w + i); },
+      a, n,
+      [w](int64_t i) V4_AVX2 {
+        prefetch_weights(w + i);
+        return _mm256_loadu_ps(w + i);
+      },
       [w](int64_t i) { return w[i]; });
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/half.h"
 #include "kernels/cpu/float_dot_lanes.h"
+#include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
 
@@ -143,12 +144,6 @@ struct Q2KRows {
     for (int t = 0; t < NT; ++t) out[t] = sumf[t];
   }
 };
-
-// Four rows are four memory streams, which the hardware prefetcher follows poorly from DRAM
-// (measured: 30% slower than one row at a time without this); 2 KiB ahead was the best distance.
-inline void prefetch_ahead(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p) + 2048, _MM_HINT_T0);
-}
 
 // MXFP4 (32-value blocks, Q8_0 activations): four blocks per step as two 512-bit registers of
 // signed weight bytes in position order. (Q8_0 weights ran this code no faster than their AVX2
@@ -364,7 +359,7 @@ V4_AVX512 void vec_dot_avx512_4w(GgmlType t, const void* const w[4], const void*
       return dot_float_4w(
           x, n,
           [&](int k, int64_t i) V4_AVX512 {
-            prefetch_ahead(r[k] + i);
+            prefetch_weights(r[k] + i);
             return _mm512_maskz_loadu_ps(mask(i), r[k] + i);
           },
           [&](int k, int64_t i) { return r[k][i]; }, out);
@@ -374,7 +369,7 @@ V4_AVX512 void vec_dot_avx512_4w(GgmlType t, const void* const w[4], const void*
       return dot_float_4w(
           x, n,
           [&](int k, int64_t i) V4_AVX512 {
-            prefetch_ahead(r[k] + i);
+            prefetch_weights(r[k] + i);
             return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(i), r[k] + i));
           },
           [&](int k, int64_t i) { return fp16_to_fp32(r[k][i]); }, out);
@@ -385,7 +380,7 @@ V4_AVX512 void vec_dot_avx512_4w(GgmlType t, const void* const w[4], const void*
           x, n,
           [&](int k, int64_t i) V4_AVX512 {
             // A BF16 value is the top half of the F32 with the same bits.
-            prefetch_ahead(r[k] + i);
+            prefetch_weights(r[k] + i);
             const __m256i h = _mm256_maskz_loadu_epi16(mask(i), r[k] + i);
             return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
           },

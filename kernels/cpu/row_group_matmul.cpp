@@ -1,4 +1,4 @@
-#include "kernels/cpu/q8_0_row_groups.h"
+#include "kernels/cpu/row_group_matmul.h"
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused source of unmasked
 // operations, which -O3 reports as maybe-uninitialized (a known false positive of the headers).
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/quant_tables.h"
 #include "kernels/cpu/vec_dot_avx512.h"
 
 #define V4_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
@@ -19,26 +20,46 @@
 namespace v4::kernels {
 namespace {
 
-// One block of a 16-row group: the rows' fp16 scales, then eight 64-byte chunks; chunk k holds
-// bytes 4k..4k+3 of every row's block (row l in 32-bit lane l), each byte + 128 so that VNNI's
-// unsigned operand carries the weights: Σ (w + 128)·a = Σ w·a + 128·Σ a, and 128·Σ a is
-// subtracted per token and block (exact integers throughout).
+// One block of a 16-row group: the rows' scales as floats (fp16 and E8M0 convert exactly), then
+// eight 64-byte chunks; chunk k holds values 4k..4k+3 of every row's block (row l in 32-bit lane
+// l) as int8, each + 128 so that VNNI's unsigned operand carries the weights:
+// Σ (w + 128)·a = Σ w·a + 128·Σ a, and 128·Σ a is subtracted per token and block (exact
+// integers throughout).
 struct GroupBlock {
-  uint16_t d[kQ8_0GroupRows];
+  float d[kRowGroupRows];
   uint8_t q[8][64];
 };
-static_assert(sizeof(GroupBlock) == 32 + 512);
+static_assert(sizeof(GroupBlock) == 64 + 512);
 
-void pack_group(const MatrixView& w, int64_t r0, int64_t nb, GroupBlock* out) {
-  for (int64_t l = 0; l < kQ8_0GroupRows; ++l) {
-    const auto* row = reinterpret_cast<const BlockQ8_0*>(w.data + (r0 + l) * w.row_bytes);
+// A block's 32 values as int8 in position order (MXFP4: low nibbles are values 0..15, high
+// nibbles 16..31, through the doubled E2M1 table).
+V4_AVX512_VNNI inline __m256i block_values(GgmlType type, const uint8_t* row, int64_t b) {
+  if (type == GgmlType::Q8_0) {
+    return _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ8_0*>(row)[b].qs));
+  }
+  const __m128i m4 = _mm_set1_epi8(0xF);
+  const __m128i q = _mm_loadu_si128(
+      reinterpret_cast<const __m128i*>(reinterpret_cast<const BlockMXFP4*>(row)[b].qs));
+  const __m256i codes =
+      _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+  return _mm256_shuffle_epi8(
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4))),
+      codes);
+}
+
+V4_AVX512_VNNI void pack_group(const MatrixView& w, int64_t r0, int64_t nb, GroupBlock* out) {
+  const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int64_t l = 0; l < kRowGroupRows; ++l) {
+    const uint8_t* row = w.data + (r0 + l) * w.row_bytes;
     for (int64_t b = 0; b < nb; ++b) {
-      out[b].d[l] = row[b].d;
-      for (int k = 0; k < 8; ++k) {
-        for (int j = 0; j < 4; ++j) {
-          out[b].q[k][4 * l + j] = static_cast<uint8_t>(row[b].qs[4 * k + j] ^ 0x80);
-        }
-      }
+      out[b].d[l] = w.type == GgmlType::Q8_0
+                        ? _cvtsh_ss(reinterpret_cast<const BlockQ8_0*>(row)[b].d)
+                        : e8m0_to_fp32_half(reinterpret_cast<const BlockMXFP4*>(row)[b].e);
+      alignas(32) uint32_t words[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words),
+                         _mm256_xor_si256(block_values(w.type, row, b), bias));
+      for (int k = 0; k < 8; ++k) std::memcpy(&out[b].q[k][4 * l], &words[k], 4);
     }
   }
 }
@@ -69,7 +90,7 @@ V4_AVX512_VNNI void group_tokens(const GroupBlock* g, int64_t nb, const BlockQ8_
   for (int64_t b = 0; b < nb; ++b) {
     __m512i w[8];
     for (int k = 0; k < 8; ++k) w[k] = _mm512_loadu_si512(g[b].q[k]);
-    const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(g[b].d)));
+    const __m512 wd = _mm512_loadu_ps(g[b].d);
     for (int t = 0; t < NT; ++t) {
       const BlockQ8_0& ab = a[t][b];
       __m512i acc = _mm512_setzero_si512();
@@ -79,7 +100,8 @@ V4_AVX512_VNNI void group_tokens(const GroupBlock* g, int64_t nb, const BlockQ8_
         acc = _mm512_dpbusd_epi32(acc, w[k], _mm512_set1_epi32(four));
       }
       const __m512i sumi = _mm512_sub_epi32(acc, _mm512_set1_epi32(offsets[t][b]));
-      // sumi · (d_w · d_a), then added: the reference's operations, per row lane.
+      // sumi · (d_w · d_a), then added: the reference's operations (MXFP4's d_a · d_w · sumi
+      // is the same product), per row lane.
       const __m512 dxy = _mm512_mul_ps(wd, _mm512_set1_ps(_cvtsh_ss(ab.d)));
       sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(_mm512_cvtepi32_ps(sumi), dxy));
     }
@@ -112,10 +134,12 @@ void group_all_tokens(const GroupBlock* g, int64_t nb, const uint8_t* xq, size_t
 
 }  // namespace
 
-bool q8_0_row_groups_available() { return cpu_has_avx512(); }
+bool row_groups_available(GgmlType t) {
+  return (t == GgmlType::Q8_0 || t == GgmlType::MXFP4) && cpu_has_avx512();
+}
 
-void matmul_q8_0_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
-                            int64_t y_stride, int64_t row_begin, int64_t row_end) {
+void matmul_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
+                       int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const int64_t nb = w.cols / kQK8_0;
   const size_t act_bytes = activation_row_bytes(w.type, w.cols);
   // Per-thread scratch: one packed group and the activations' offsets (a few hundred KiB).
@@ -124,7 +148,7 @@ void matmul_q8_0_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_to
   group.resize(static_cast<size_t>(nb));
   offsets.resize(static_cast<size_t>(n_tokens * nb));
   activation_offsets(xq, act_bytes, n_tokens, nb, offsets.data());
-  for (int64_t r0 = row_begin; r0 + kQ8_0GroupRows <= row_end; r0 += kQ8_0GroupRows) {
+  for (int64_t r0 = row_begin; r0 + kRowGroupRows <= row_end; r0 += kRowGroupRows) {
     pack_group(w, r0, nb, group.data());
     group_all_tokens(group.data(), nb, xq, act_bytes, offsets.data(), n_tokens, y, y_stride, r0);
   }

@@ -1,0 +1,35 @@
+// Matrix products of the 32-value formats (Q8_0, MXFP4) for many tokens (prefill, large batches)
+// on AVX-512 VNNI, by groups of 16 weight rows repacked on the fly so that each 32-bit SIMD lane
+// owns one row: a block's 32 products of a row accumulate in its lane, so no per-block horizontal
+// reduction is needed (the cost that bounds the row-at-a-time kernels), and the float sum of
+// every row advances in its lane, block by block, in the reference's order — results stay
+// bit-identical to vec_dot.
+//
+// The repacked group (weights as int8, scales as float) is built in a small per-thread buffer
+// from the GGUF rows and reused for every token, so nothing is cached and no memory is added;
+// repacking costs about one token's pass over the group, which is why matmul_rows uses this only
+// from kRowGroupMinTokens tokens.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/ggml_type.h"
+#include "kernels/cpu/matmul.h"
+
+namespace v4::kernels {
+
+constexpr int64_t kRowGroupRows = 16;
+constexpr int64_t kRowGroupMinTokens = 8;
+
+// Whether this CPU runs the grouped kernel for `weight_type` (Q8_0 and MXFP4 with AVX-512 VNNI,
+// see cpu_has_avx512).
+bool row_groups_available(GgmlType weight_type);
+
+// y[t·y_stride + r] = vec_dot(W.type, W[r], xq[t]) for r in [row_begin, row_end) and every token,
+// bit for bit; xq holds n_tokens Q8_0 activation rows. Only call when
+// row_groups_available(w.type) and row_end − row_begin is a multiple of 16.
+void matmul_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
+                       int64_t y_stride, int64_t row_begin, int64_t row_end);
+
+}  // namespace v4::kernels
