@@ -46,21 +46,17 @@ struct RowsJob {
   float& out(int64_t t, int64_t r) const { return y[t * y_stride + r]; }
 };
 
-// Float weights on AVX-512: four weight rows per call, each token on its own, so that the four
+// Float weights on AVX-512: `per_call` weight rows per call, each token on its own, so that the
 // rows' float sums (chains of dependent adds) advance side by side.
-void float_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
-  int64_t r = row_begin;
-  for (; r + 4 <= row_end; r += 4) {
-    const void* const rows[4] = {j.row(r), j.row(r + 1), j.row(r + 2), j.row(r + 3)};
+void float_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end, int per_call) {
+  for (int64_t r = row_begin; r < row_end; r += per_call) {
+    const int rows = static_cast<int>(std::min<int64_t>(per_call, row_end - r));
+    const void* rows_at[4];
+    for (int k = 0; k < rows; ++k) rows_at[k] = j.row(r + k);
     for (int64_t t = 0; t < j.n_tokens; ++t) {
       float out[4];
-      vec_dot_avx512_4w(j.w.type, rows, j.act(t), j.w.cols, out);
-      for (int k = 0; k < 4; ++k) j.out(t, r + k) = out[k];
-    }
-  }
-  for (; r < row_end; ++r) {
-    for (int64_t t = 0; t < j.n_tokens; ++t) {
-      j.out(t, r) = vec_dot_best(j.w.type, j.row(r), j.act(t), j.w.cols);
+      vec_dot_avx512_float_rows(j.w.type, rows_at, rows, j.act(t), j.w.cols, out);
+      for (int k = 0; k < rows; ++k) j.out(t, r + k) = out[k];
     }
   }
 }
@@ -106,16 +102,18 @@ void rows_avx2(const RowsJob& j, int64_t row_begin, int64_t row_end) {
   }
 }
 
-// Float matrices up to this size take the four-row kernel. From cache its four add chains win
-// (BF16 4096×1024: 400 against 534 µs a call); from DRAM four row streams lose to one (the BF16
-// output head, 4096×129280: 42 against 38 ms), since one thread's reads are the bound there.
+// Float matrices up to this size take four rows per call. From cache four add chains win
+// (BF16 4096×1024: 400 against 534 µs a call for one row at a time); from DRAM each row is a
+// memory stream, and several per thread lose to one (the BF16 output head, 4096×129280: 42 ms
+// with four rows, 47 with two, 32 with the AVX2 kernel's one), since one thread's reads are the
+// bound there.
 constexpr size_t kFourRowMaxBytes = size_t{16} << 20;
 
 // The best row-at-a-time kernel of this CPU for the weight type.
 void rows_any(const RowsJob& j, int64_t row_begin, int64_t row_end) {
-  if (cpu_has_avx512() && has_avx512_dot_4w(j.w.type) &&
+  if (cpu_has_avx512() && has_avx512_float_rows(j.w.type) &&
       static_cast<size_t>(j.w.rows) * j.w.row_bytes <= kFourRowMaxBytes) {
-    return float_rows_avx512(j, row_begin, row_end);
+    return float_rows_avx512(j, row_begin, row_end, 4);
   }
   if (cpu_has_avx512() && has_avx512_dot(j.w.type)) {
     return quantized_rows_avx512(j, row_begin, row_end);

@@ -258,14 +258,14 @@ struct Block32Rows {
 // that bounds a single-row kernel by add latency; four rows give four independent chains.
 // Sixteen products per step go to the eight lanes as two in-order adds, so every lane sees the
 // reference's sequence of values.
-template <class Load16, class Load1>
-V4_AVX512 void dot_float_4w(const float* a, int64_t n, Load16 load16, Load1 load1, float out[4]) {
-  __m512d acc[4];
+template <int NR, class Load16, class Load1>
+V4_AVX512 void dot_float_rows(const float* a, int64_t n, Load16 load16, Load1 load1, float* out) {
+  __m512d acc[NR];
   for (__m512d& v : acc) v = _mm512_setzero_pd();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m512 x = _mm512_loadu_ps(a + i);
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < NR; ++k) {
       const __m512 p = _mm512_mul_ps(load16(k, i), x);
       acc[k] = _mm512_add_pd(acc[k], _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
       acc[k] = _mm512_add_pd(acc[k], _mm512_cvtps_pd(_mm512_extractf32x8_ps(p, 1)));
@@ -273,18 +273,33 @@ V4_AVX512 void dot_float_4w(const float* a, int64_t n, Load16 load16, Load1 load
   }
   if (i + kFloatDotLanes <= n) {
     const __m256 x = _mm256_loadu_ps(a + i);
-    for (int k = 0; k < 4; ++k) {
+    for (int k = 0; k < NR; ++k) {
       const __m256 p = _mm256_mul_ps(_mm512_castps512_ps256(load16(k, i)), x);
       acc[k] = _mm512_add_pd(acc[k], _mm512_cvtps_pd(p));
     }
     i += kFloatDotLanes;
   }
-  for (int k = 0; k < 4; ++k) {
+  for (int k = 0; k < NR; ++k) {
     alignas(64) double lanes[kFloatDotLanes];
     _mm512_store_pd(lanes, acc[k]);
     for (int64_t j = i; j < n; ++j)
       lanes[j % kFloatDotLanes] += static_cast<double>(load1(k, j) * a[j]);
     out[k] = reduce_float_dot_lanes(lanes);
+  }
+}
+
+template <class Load16, class Load1>
+V4_AVX512 void dot_float_any_rows(int rows, const float* a, int64_t n, Load16 load16, Load1 load1,
+                                  float* out) {
+  switch (rows) {
+    case 1:
+      return dot_float_rows<1>(a, n, load16, load1, out);
+    case 2:
+      return dot_float_rows<2>(a, n, load16, load1, out);
+    case 3:
+      return dot_float_rows<3>(a, n, load16, load1, out);
+    default:
+      return dot_float_rows<4>(a, n, load16, load1, out);
   }
 }
 
@@ -341,14 +356,14 @@ void vec_dot_avx512_rows(GgmlType t, const void* w, const void* const* a, int ro
   }
 }
 
-bool has_avx512_dot_4w(GgmlType t) {
+bool has_avx512_float_rows(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
 
 // load16 reads 16 values at i; with fewer than 16 left it is only called where 8 remain and only
 // its low 8 lanes are used, so it reads 8 (masked) values there.
-V4_AVX512 void vec_dot_avx512_4w(GgmlType t, const void* const w[4], const void* a, int64_t n,
-                                 float out[4]) {
+V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int rows, const void* a,
+                                         int64_t n, float* out) {
   const auto* x = static_cast<const float*>(a);
   const auto mask = [n](int64_t i) {
     return static_cast<__mmask16>(n - i >= 16 ? 0xFFFF : 0x00FF);
@@ -356,8 +371,8 @@ V4_AVX512 void vec_dot_avx512_4w(GgmlType t, const void* const w[4], const void*
   switch (t) {
     case GgmlType::F32: {
       const auto* r = reinterpret_cast<const float* const*>(w);
-      return dot_float_4w(
-          x, n,
+      return dot_float_any_rows(
+          rows, x, n,
           [&](int k, int64_t i) V4_AVX512 {
             prefetch_weights(r[k] + i);
             return _mm512_maskz_loadu_ps(mask(i), r[k] + i);
@@ -366,8 +381,8 @@ V4_AVX512 void vec_dot_avx512_4w(GgmlType t, const void* const w[4], const void*
     }
     case GgmlType::F16: {
       const auto* r = reinterpret_cast<const uint16_t* const*>(w);
-      return dot_float_4w(
-          x, n,
+      return dot_float_any_rows(
+          rows, x, n,
           [&](int k, int64_t i) V4_AVX512 {
             prefetch_weights(r[k] + i);
             return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(i), r[k] + i));
@@ -376,8 +391,8 @@ V4_AVX512 void vec_dot_avx512_4w(GgmlType t, const void* const w[4], const void*
     }
     case GgmlType::BF16: {
       const auto* r = reinterpret_cast<const uint16_t* const*>(w);
-      return dot_float_4w(
-          x, n,
+      return dot_float_any_rows(
+          rows, x, n,
           [&](int k, int64_t i) V4_AVX512 {
             // A BF16 value is the top half of the F32 with the same bits.
             prefetch_weights(r[k] + i);

@@ -27,13 +27,14 @@ bool has_avx512_dot(GgmlType weight_type);
 void vec_dot_avx512_rows(GgmlType weight_type, const void* weight_row,
                          const void* const* activation_rows, int rows, int64_t n, float* out);
 
-// Whether vec_dot_avx512_4w handles `weight_type` (the float weights F32, F16, BF16).
-bool has_avx512_dot_4w(GgmlType weight_type);
+// Whether vec_dot_avx512_float_rows handles `weight_type` (the float weights F32, F16, BF16).
+bool has_avx512_float_rows(GgmlType weight_type);
 
-// out[k] = vec_dot(weight_type, weight_rows[k], activation_row, n) for k < 4, bit for bit: four
-// weight rows against one F32 activation row, so that the four rows' float sums advance side by
-// side; only call when cpu_has_avx512() and has_avx512_dot_4w(weight_type).
-void vec_dot_avx512_4w(GgmlType weight_type, const void* const weight_rows[4],
-                       const void* activation_row, int64_t n, float out[4]);
+// out[k] = vec_dot(weight_type, weight_rows[k], activation_row, n) for k < rows (1 to 4), bit for
+// bit: several weight rows against one F32 activation row, so that their float sums (chains of
+// dependent adds) advance side by side; only call when cpu_has_avx512() and
+// has_avx512_float_rows(weight_type).
+void vec_dot_avx512_float_rows(GgmlType weight_type, const void* const* weight_rows, int rows,
+                               const void* activation_row, int64_t n, float* out);
 
 }  // namespace v4::kernels

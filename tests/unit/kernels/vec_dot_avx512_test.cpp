@@ -98,14 +98,14 @@ TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
   }
 }
 
-// Four float weight rows against one activation row: each result equals the single-row
+// One to four float weight rows against one activation row: each result equals the single-row
 // reference bit for bit, for every tail length (n mod 16 and n mod 8) and magnitude class.
-TEST(VecDotAvx512, FourFloatWeightRowsBitIdenticalToScalarReference) {
+TEST(VecDotAvx512, FloatWeightRowsBitIdenticalToScalarReference) {
   if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
   std::mt19937 rng(31);
   std::normal_distribution<float> normal(0, 1);
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
-    ASSERT_TRUE(has_avx512_dot_4w(t));
+    ASSERT_TRUE(has_avx512_float_rows(t));
     const size_t value_bytes = ggml_type_traits(t).type_size;
     for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 24, 31, 63, 64, 100, 1024, 4099}) {
       for (int trial = 0; trial < 10; ++trial) {
@@ -127,18 +127,20 @@ TEST(VecDotAvx512, FourFloatWeightRowsBitIdenticalToScalarReference) {
         std::vector<float> x(static_cast<size_t>(n));
         for (float& v : x) v = normal(rng);
         const void* const rows[4] = {w[0].data(), w[1].data(), w[2].data(), w[3].data()};
-        float out[4];
-        vec_dot_avx512_4w(t, rows, x.data(), n, out);
-        for (int k = 0; k < 4; ++k) {
-          const float ref = vec_dot(t, rows[k], x.data(), n);
-          ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
-              << ggml_type_name(t) << " n=" << n << " trial " << trial << " row " << k << ": "
-              << ref << " vs " << out[k];
+        for (int count = 1; count <= 4; ++count) {
+          float out[4];
+          vec_dot_avx512_float_rows(t, rows, count, x.data(), n, out);
+          for (int k = 0; k < count; ++k) {
+            const float ref = vec_dot(t, rows[k], x.data(), n);
+            ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
+                << ggml_type_name(t) << " n=" << n << " trial " << trial << " rows " << count
+                << " row " << k << ": " << ref << " vs " << out[k];
+          }
         }
       }
     }
   }
-  EXPECT_FALSE(has_avx512_dot_4w(GgmlType::Q8_0));
+  EXPECT_FALSE(has_avx512_float_rows(GgmlType::Q8_0));
 }
 
 TEST(VecDotAvx512, OnlyTheKernelledFormatsClaimOne) {
