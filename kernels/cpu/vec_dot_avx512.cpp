@@ -2,7 +2,9 @@
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused source of unmasked
 // operations, which -O3 reports as maybe-uninitialized (a known false positive of the headers).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <immintrin.h>
 
