@@ -46,11 +46,11 @@ struct RowsJob {
   float& out(int64_t t, int64_t r) const { return y[t * y_stride + r]; }
 };
 
-// Float weights on AVX-512: `per_call` weight rows per call, each token on its own, so that the
-// rows' float sums (chains of dependent adds) advance side by side.
-void float_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end, int per_call) {
-  for (int64_t r = row_begin; r < row_end; r += per_call) {
-    const int rows = static_cast<int>(std::min<int64_t>(per_call, row_end - r));
+// Float weights on AVX-512: four weight rows per call, each token on its own, so that the rows'
+// float sums (chains of dependent adds) advance side by side.
+void float_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; r += 4) {
+    const int rows = static_cast<int>(std::min<int64_t>(4, row_end - r));
     const void* rows_at[4];
     for (int k = 0; k < rows; ++k) rows_at[k] = j.row(r + k);
     for (int64_t t = 0; t < j.n_tokens; ++t) {
@@ -113,7 +113,7 @@ constexpr size_t kFourRowMaxBytes = size_t{16} << 20;
 void rows_any(const RowsJob& j, int64_t row_begin, int64_t row_end) {
   if (cpu_has_avx512() && has_avx512_float_rows(j.w.type) &&
       static_cast<size_t>(j.w.rows) * j.w.row_bytes <= kFourRowMaxBytes) {
-    return float_rows_avx512(j, row_begin, row_end, 4);
+    return float_rows_avx512(j, row_begin, row_end);
   }
   if (cpu_has_avx512() && has_avx512_dot(j.w.type)) {
     return quantized_rows_avx512(j, row_begin, row_end);

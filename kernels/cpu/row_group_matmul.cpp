@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
+#include "kernels/cpu/vec_dot_avx2_kernels.h"
 #include "kernels/cpu/vec_dot_avx512.h"
 
 #define V4_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
@@ -33,21 +34,13 @@ struct GroupBlock {
 };
 static_assert(sizeof(GroupBlock) == 64 + 512);
 
-// A block's 32 values as int8 in position order (MXFP4: low nibbles are values 0..15, high
-// nibbles 16..31, through the doubled E2M1 table).
+// A block's 32 values as int8 in position order.
 V4_AVX512_VNNI inline __m256i block_values(GgmlType type, const uint8_t* row, int64_t b) {
   if (type == GgmlType::Q8_0) {
     return _mm256_loadu_si256(
         reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ8_0*>(row)[b].qs));
   }
-  const __m128i m4 = _mm_set1_epi8(0xF);
-  const __m128i q = _mm_loadu_si128(
-      reinterpret_cast<const __m128i*>(reinterpret_cast<const BlockMXFP4*>(row)[b].qs));
-  const __m256i codes =
-      _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
-  return _mm256_shuffle_epi8(
-      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4))),
-      codes);
+  return avx2::mxfp4_values(reinterpret_cast<const BlockMXFP4*>(row)[b], avx2::mxfp4_table());
 }
 
 V4_AVX512_VNNI void pack_group(const MatrixView& w, int64_t r0, int64_t nb, GroupBlock* out) {

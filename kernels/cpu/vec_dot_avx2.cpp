@@ -139,24 +139,14 @@ V4_AVX2 float dot_q2_k(const BlockQ2K* x, const BlockQ8K* y, int64_t nb) {
 // reference does (d = d_y · 2^(e−128), then d · Σ).
 template <int NT>
 struct Mxfp4Rows {
-  V4_AVX2 static __m256i decode(const BlockMXFP4& x, __m256i values) {
-    const __m128i m4 = _mm_set1_epi8(0xF);
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.qs));
-    // Split nibble order: low nibbles are positions 0..15, high nibbles 16..31.
-    const __m256i codes =
-        _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
-    return _mm256_shuffle_epi8(values, codes);
-  }
-
   V4_AVX2 static void run(const BlockMXFP4* x, const BlockQ8_0* const* y, int64_t nb, float* out) {
-    const __m256i values = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4)));
+    const __m256i values = avx2::mxfp4_table();
     float sumf[NT] = {};
     int64_t i = 0;
     // Four blocks at a time, as dot_q8_0: terms in SIMD lanes, added in block order.
     for (; i + 4 <= nb; i += 4) {
       __m256i w[4];
-      for (int k = 0; k < 4; ++k) w[k] = decode(x[i + k], values);
+      for (int k = 0; k < 4; ++k) w[k] = avx2::mxfp4_values(x[i + k], values);
       const __m128 xe = _mm_setr_ps(e8m0_to_fp32_half(x[i].e), e8m0_to_fp32_half(x[i + 1].e),
                                     e8m0_to_fp32_half(x[i + 2].e), e8m0_to_fp32_half(x[i + 3].e));
       for (int t = 0; t < NT; ++t) {
@@ -170,7 +160,7 @@ struct Mxfp4Rows {
       }
     }
     for (; i < nb; ++i) {
-      const __m256i w = decode(x[i], values);
+      const __m256i w = avx2::mxfp4_values(x[i], values);
       const float xe = e8m0_to_fp32_half(x[i].e);
       for (int t = 0; t < NT; ++t) {
         const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
@@ -338,7 +328,7 @@ std::array<const Block*, 4> activation_rows(const void* const* a, int rows = 4) 
 
 // The formats whose kernels live in their own files (vec_dot_avx2_kernels.h).
 void mxfp4_rows(const void* w, const void* const* a, int rows, int64_t nb, float* out) {
-  avx2::dispatch_rows<Mxfp4Rows, BlockMXFP4, BlockQ8_0>(w, a, rows, nb, out);
+  dispatch_rows<Mxfp4Rows, BlockMXFP4, BlockQ8_0>(w, a, rows, nb, out);
 }
 
 avx2::RowsKernel rows_kernel(GgmlType t) {

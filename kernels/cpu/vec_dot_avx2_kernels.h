@@ -1,6 +1,6 @@
-// Internal to the AVX2 dot products (vec_dot_avx2*.cpp): the helpers they share and the
-// per-format kernels that live in their own files. Every kernel computes
-// out[t] = vec_dot(type, w, a[t], nb · block size) for t < rows (1 to 4), bit for bit: the
+// Internal to the AVX2 dot products (vec_dot_avx2*.cpp): the helpers they share (the AVX-512
+// kernels use a few too) and the per-format kernels that live in their own files. Every kernel
+// computes out[t] = vec_dot(type, w, a[t], nb · block size) for t < rows (1 to 4), bit for bit: the
 // integer block sums are exact in any order, and the float scaling follows the scalar
 // reference (kernels/cpu/vec_dot.cpp) operation by operation. Weight blocks are decoded once
 // and shared by the rows.
@@ -9,6 +9,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
+
+#include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/quant_tables.h"
+#include "kernels/cpu/rows_dispatch.h"
 
 // cpu_has_avx2() requires F16C too, so every kernel may convert fp16 scales in hardware.
 #define V4_AVX2 __attribute__((target("avx2,f16c")))
@@ -20,6 +24,22 @@ V4_AVX2 inline int32_t hsum_i32(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
   return _mm_cvtsi128_si32(s);
+}
+
+// The doubled E2M1 values of MXFP4 (kvalues_mxfp4) in both 128-bit lanes: mxfp4_values' table.
+V4_AVX2 inline __m256i mxfp4_table() {
+  return _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4)));
+}
+
+// An MXFP4 block's 32 values as int8 in position order: low nibbles are positions 0..15, high
+// nibbles 16..31, each through one byte shuffle of `table` (mxfp4_table()).
+V4_AVX2 inline __m256i mxfp4_values(const BlockMXFP4& x, __m256i table) {
+  const __m128i m4 = _mm_set1_epi8(0xF);
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.qs));
+  const __m256i codes =
+      _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+  return _mm256_shuffle_epi8(table, codes);
 }
 
 // 32 bytes from an unaligned address.
@@ -53,23 +73,5 @@ void q6_k_rows(const void* w, const void* const* a, int rows, int64_t nb, float*
 void iq2_xs_rows(const void* w, const void* const* a, int rows, int64_t nb, float* out);
 void iq1_s_rows(const void* w, const void* const* a, int rows, int64_t nb, float* out);
 void iq1_m_rows(const void* w, const void* const* a, int rows, int64_t nb, float* out);
-
-// Runs Kernel<NT> with NT = rows (1 to 4), so the per-row state stays in registers.
-template <template <int> class Kernel, class Block, class Act>
-void dispatch_rows(const void* w, const void* const* a, int rows, int64_t nb, float* out) {
-  const auto* x = static_cast<const Block*>(w);
-  const Act* y[4];
-  for (int t = 0; t < 4; ++t) y[t] = static_cast<const Act*>(a[t < rows ? t : rows - 1]);
-  switch (rows) {
-    case 1:
-      return Kernel<1>::run(x, y, nb, out);
-    case 2:
-      return Kernel<2>::run(x, y, nb, out);
-    case 3:
-      return Kernel<3>::run(x, y, nb, out);
-    default:
-      return Kernel<4>::run(x, y, nb, out);
-  }
-}
 
 }  // namespace v4::kernels::avx2

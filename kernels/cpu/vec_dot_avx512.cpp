@@ -16,6 +16,8 @@
 #include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
+#include "kernels/cpu/rows_dispatch.h"
+#include "kernels/cpu/vec_dot_avx2_kernels.h"
 
 // VBMI gives the byte permutes (sign-index extraction, the 128-entry sign table in one
 // instruction), VNNI the int8 dot of the 32-value formats; DQ and VL come with every such CPU
@@ -147,40 +149,20 @@ struct Q2KRows {
   }
 };
 
-// MXFP4 (32-value blocks, Q8_0 activations): four blocks per step as two 512-bit registers of
-// signed weight bytes in position order. (Q8_0 weights ran this code no faster than their AVX2
-// kernel: the per-block reductions, not the dots, bound it; they stay on AVX2.) Each block's
-// integer sum is exact
-// (|weight| times the activation with the weight's sign, by VNNI's unsigned-by-signed dot; an
-// activation byte is never -128, so the negation is exact too); the float terms
-// sum·(scale_w·scale_a) are the reference's products and go into each row's sum block by block.
-struct Mxfp4Weights {
-  using Block = BlockMXFP4;
-  // Low nibbles are positions 0..15 of a block, high nibbles 16..31; the doubled E2M1 values
-  // come from one in-lane byte shuffle.
-  V4_AVX512 static __m256i one(const Block& x) {
-    const __m128i m4 = _mm_set1_epi8(0xF);
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.qs));
-    const __m256i codes =
-        _mm256_setr_m128i(_mm_and_si128(q, m4), _mm_and_si128(_mm_srli_epi16(q, 4), m4));
-    const __m256i values = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4)));
-    return _mm256_shuffle_epi8(values, codes);
-  }
-  V4_AVX512 static __m512i two(const Block* x) {
-    const __m256i m4 = _mm256_set1_epi8(0xF);
-    const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0].qs)),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1].qs)));
-    const __m512i split =
-        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-                           _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);  // lo0 lo1 hi0 hi1
-    const __m512i codes = _mm512_shuffle_i64x2(split, split, _MM_SHUFFLE(3, 1, 2, 0));
-    const __m512i values =
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4)));
-    return _mm512_shuffle_epi8(values, codes);
-  }
-  V4_AVX512 static float scale(const Block& x) { return e8m0_to_fp32_half(x.e); }
-};
+// Two consecutive MXFP4 blocks' values as signed bytes in position order (low nibbles are
+// positions 0..15 of a block, high nibbles 16..31), through one in-lane byte shuffle.
+V4_AVX512 inline __m512i mxfp4_two(const BlockMXFP4* x) {
+  const __m256i m4 = _mm256_set1_epi8(0xF);
+  const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0].qs)),
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1].qs)));
+  const __m512i split =
+      _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
+                         _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);  // lo0 lo1 hi0 hi1
+  const __m512i codes = _mm512_shuffle_i64x2(split, split, _MM_SHUFFLE(3, 1, 2, 0));
+  return _mm512_shuffle_epi8(
+      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4))),
+      codes);
+}
 
 // Σ over each 256-bit half of two registers: lane k = block k's integer sum (exact).
 V4_AVX512 inline __m128i block_sums(__m512i a, __m512i b) {
@@ -202,62 +184,65 @@ V4_AVX512 inline __m512i signed_dot(__m512i w, __m512i y) {
   return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), ys);
 }
 
-template <class W>
-struct Block32Rows {
-  template <int NT>
-  struct Kernel {
-    V4_AVX512 static void run(const typename W::Block* x, const BlockQ8_0* const* y, int64_t nb,
-                              float* out) {
-      float sumf[NT] = {};
-      __m128 lanes = _mm_setzero_ps();  // NT > 1: row t's sum in lane t
-      int64_t i = 0;
-      for (; i + 4 <= nb; i += 4) {
-        const __m512i w01 = W::two(x + i), w23 = W::two(x + i + 2);
-        const __m128 ws =
-            _mm_setr_ps(W::scale(x[i]), W::scale(x[i + 1]), W::scale(x[i + 2]), W::scale(x[i + 3]));
-        __m128 terms[4];
-        for (int t = 0; t < NT; ++t) {
-          const BlockQ8_0* yt = y[t] + i;
-          const __m128i sums = block_sums(signed_dot(w01, activations_two(yt)),
-                                          signed_dot(w23, activations_two(yt + 2)));
-          const __m128 ys = _mm_cvtph_ps(_mm_setr_epi16(
-              static_cast<int16_t>(yt[0].d), static_cast<int16_t>(yt[1].d),
-              static_cast<int16_t>(yt[2].d), static_cast<int16_t>(yt[3].d), 0, 0, 0, 0));
-          terms[t] = _mm_mul_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(ws, ys));
-        }
-        if constexpr (NT == 1) {
-          alignas(16) float tb[4];
-          _mm_store_ps(tb, terms[0]);
-          for (float term : tb) sumf[0] += term;
-        } else {
-          for (int t = NT; t < 4; ++t) terms[t] = terms[NT - 1];
-          _MM_TRANSPOSE4_PS(terms[0], terms[1], terms[2], terms[3]);  // terms[b]: block b, by row
-          for (const __m128 block_terms : terms) lanes = _mm_add_ps(lanes, block_terms);
-        }
+// MXFP4 against NT Q8_0 rows: four blocks per step as two 512-bit registers of signed weight
+// bytes. Each block's integer sum is exact (|weight| times the activation with the weight's sign,
+// by VNNI's unsigned-by-signed dot; an activation byte is never -128, so the negation is exact
+// too); the float terms sum·(2^(e-128)·d_y) are the reference's products and go into each row's
+// sum block by block. (Q8_0 weights ran this scheme no faster than their AVX2 kernel: the
+// per-block reductions, not the dots, bound it; they stay on AVX2.)
+template <int NT>
+struct Mxfp4Rows {
+  V4_AVX512 static void run(const BlockMXFP4* x, const BlockQ8_0* const* y, int64_t nb,
+                            float* out) {
+    float sumf[NT] = {};
+    __m128 lanes = _mm_setzero_ps();  // NT > 1: row t's sum in lane t
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      const __m512i w01 = mxfp4_two(x + i), w23 = mxfp4_two(x + i + 2);
+      const __m128 ws = _mm_setr_ps(e8m0_to_fp32_half(x[i].e), e8m0_to_fp32_half(x[i + 1].e),
+                                    e8m0_to_fp32_half(x[i + 2].e), e8m0_to_fp32_half(x[i + 3].e));
+      __m128 terms[4];
+      for (int t = 0; t < NT; ++t) {
+        const BlockQ8_0* yt = y[t] + i;
+        const __m128i sums = block_sums(signed_dot(w01, activations_two(yt)),
+                                        signed_dot(w23, activations_two(yt + 2)));
+        const __m128 ys = _mm_cvtph_ps(_mm_setr_epi16(
+            static_cast<int16_t>(yt[0].d), static_cast<int16_t>(yt[1].d),
+            static_cast<int16_t>(yt[2].d), static_cast<int16_t>(yt[3].d), 0, 0, 0, 0));
+        terms[t] = _mm_mul_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(ws, ys));
       }
-      if constexpr (NT > 1) {
+      if constexpr (NT == 1) {
         alignas(16) float tb[4];
-        _mm_store_ps(tb, lanes);
-        for (int t = 0; t < NT; ++t) sumf[t] = tb[t];
+        _mm_store_ps(tb, terms[0]);
+        for (float term : tb) sumf[0] += term;
+      } else {
+        for (int t = NT; t < 4; ++t) terms[t] = terms[NT - 1];
+        _MM_TRANSPOSE4_PS(terms[0], terms[1], terms[2], terms[3]);  // terms[b]: block b, by row
+        for (const __m128 block_terms : terms) lanes = _mm_add_ps(lanes, block_terms);
       }
-      for (; i < nb; ++i) {  // the last nb mod 4 blocks, one at a time
-        const __m512i w = _mm512_castsi256_si512(W::one(x[i]));
-        const float xs = W::scale(x[i]);
-        for (int t = 0; t < NT; ++t) {
-          const __m256i yi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
-          // Only the low half is summed (lane 0 of block_sums); the high half is ignored.
-          const __m128i sums = block_sums(signed_dot(w, _mm512_castsi256_si512(yi)), w);
-          sumf[t] += static_cast<float>(_mm_cvtsi128_si32(sums)) * (xs * _cvtsh_ss(y[t][i].d));
-        }
-      }
-      for (int t = 0; t < NT; ++t) out[t] = sumf[t];
     }
-  };
+    if constexpr (NT > 1) {
+      alignas(16) float tb[4];
+      _mm_store_ps(tb, lanes);
+      for (int t = 0; t < NT; ++t) sumf[t] = tb[t];
+    }
+    for (; i < nb; ++i) {  // the last nb mod 4 blocks, one at a time
+      const __m512i w = _mm512_castsi256_si512(avx2::mxfp4_values(x[i], avx2::mxfp4_table()));
+      const float xs = e8m0_to_fp32_half(x[i].e);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i yi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
+        // Only the low half is summed (lane 0 of block_sums); the high half is ignored.
+        const __m128i sums = block_sums(signed_dot(w, _mm512_castsi256_si512(yi)), w);
+        sumf[t] += static_cast<float>(_mm_cvtsi128_si32(sums)) * (xs * _cvtsh_ss(y[t][i].d));
+      }
+    }
+    for (int t = 0; t < NT; ++t) out[t] = sumf[t];
+  }
 };
 
-// Float weights (F32, F16, BF16): four weight rows against one activation row in the lane
+// Float weights (F32, F16, BF16): NR weight rows against one activation row in the lane
 // structure of float_dot_lanes.h. One row's eight double lanes form a chain of dependent adds
-// that bounds a single-row kernel by add latency; four rows give four independent chains.
+// that bounds a single-row kernel by add latency; NR rows give NR independent chains.
 // Sixteen products per step go to the eight lanes as two in-order adds, so every lane sees the
 // reference's sequence of values.
 template <int NR, class Load16, class Load1>
@@ -305,23 +290,6 @@ V4_AVX512 void dot_float_any_rows(int rows, const float* a, int64_t n, Load16 lo
   }
 }
 
-template <template <int> class Kernel, class Block, class Act = BlockQ8K>
-void dispatch(const void* w, const void* const* a, int rows, int64_t nb, float* out) {
-  const auto* x = static_cast<const Block*>(w);
-  const Act* y[4];
-  for (int t = 0; t < 4; ++t) y[t] = static_cast<const Act*>(a[t < rows ? t : rows - 1]);
-  switch (rows) {
-    case 1:
-      return Kernel<1>::run(x, y, nb, out);
-    case 2:
-      return Kernel<2>::run(x, y, nb, out);
-    case 3:
-      return Kernel<3>::run(x, y, nb, out);
-    default:
-      return Kernel<4>::run(x, y, nb, out);
-  }
-}
-
 bool simd_capped_to_avx2() {
   const char* cap = std::getenv("V4_CPU_SIMD");
   return cap != nullptr && std::strcmp(cap, "avx2") == 0;
@@ -347,12 +315,11 @@ void vec_dot_avx512_rows(GgmlType t, const void* w, const void* const* a, int ro
   const int64_t nb = n / kQK_K;
   switch (t) {
     case GgmlType::MXFP4:
-      return dispatch<Block32Rows<Mxfp4Weights>::Kernel, BlockMXFP4, BlockQ8_0>(w, a, rows,
-                                                                                n / kQK_MXFP4, out);
+      return dispatch_rows<Mxfp4Rows, BlockMXFP4, BlockQ8_0>(w, a, rows, n / kQK_MXFP4, out);
     case GgmlType::IQ2_XXS:
-      return dispatch<Iq2XxsRows, BlockIQ2XXS>(w, a, rows, nb, out);
+      return dispatch_rows<Iq2XxsRows, BlockIQ2XXS, BlockQ8K>(w, a, rows, nb, out);
     case GgmlType::Q2_K:
-      return dispatch<Q2KRows, BlockQ2K>(w, a, rows, nb, out);
+      return dispatch_rows<Q2KRows, BlockQ2K, BlockQ8K>(w, a, rows, nb, out);
     default:
       return;
   }
