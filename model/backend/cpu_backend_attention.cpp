@@ -2,9 +2,9 @@
 // and sparse attention over the raw window and the compressed rows, both reading the pages
 // through the sequences' block tables. Encoded rows are decoded once per task into scratch.
 #include <algorithm>
-#include <cmath>
 #include <numeric>
 
+#include "kernels/cpu/attend_heads.h"
 #include "model/backend/cpu_backend.h"
 #include "model/backend/kv_address.h"
 
@@ -18,27 +18,6 @@ uint32_t visible_rows(const KvLayerAddress& l, const KvStep& step, const uint32_
   if (l.ratio == 0) return 0;
   if (l.ratio == 4) return chosen_count[t];
   return static_cast<uint32_t>((step.positions[t] + 1) / l.ratio);
-}
-
-// One head: softmax with sink over `n_rows` rows (V = K), written to o (head_dim floats).
-void attend_head(const float* const* rows, size_t n_rows, int64_t hd, const float* q, float sink,
-                 float* scores, float* o) {
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  float mx = sink;  // the sink logit is not scaled
-  for (size_t j = 0; j < n_rows; ++j) {
-    float dot = 0.0f;
-    for (int64_t d = 0; d < hd; ++d) dot += q[d] * rows[j][d];
-    scores[j] = dot * scale;
-    mx = std::max(mx, scores[j]);
-  }
-  float den = std::exp(sink - mx);
-  std::fill_n(o, hd, 0.0f);
-  for (size_t j = 0; j < n_rows; ++j) {
-    const float e = std::exp(scores[j] - mx);
-    den += e;
-    for (int64_t d = 0; d < hd; ++d) o[d] += e * rows[j][d];
-  }
-  for (int64_t d = 0; d < hd; ++d) o[d] /= den;
 }
 
 uint32_t max_pages(const KvStep& step) {
@@ -116,15 +95,17 @@ void CpuBackend::sparse_attention(const KvPageFormat& f, const KvLayerAddress& l
   // thread; each task decodes its token's compressed rows once for all of its heads.
   const int64_t splits = std::clamp<int64_t>((threads() + n - 1) / n, 1, n_head);
   const int64_t items = n * splits, tasks = std::min<int64_t>(items, threads());
+  const int64_t heads_per_item = (n_head + splits - 1) / splits;
   const float** rows = grow(attn_rows_, static_cast<size_t>(tasks) * slice);
-  float* scores = grow(attn_scores_, static_cast<size_t>(tasks) * slice);
+  float* scores = grow(attn_scores_, static_cast<size_t>(tasks * heads_per_item) * slice);
   const bool raw_f32 = f.storage == KvStorage::kF32;
   float* decoded = raw_f32 ? nullptr : grow(attn_decoded_, static_cast<size_t>(tasks) * most * hd);
   run(tasks, n * n_head * static_cast<int64_t>(slice) * hd * 2, [&](int64_t task0, int64_t task1) {
     for (int64_t task = task0; task < task1; ++task) {
       const float** task_rows = rows + task * slice;
       float* task_decoded = raw_f32 ? nullptr : decoded + task * most * hd;
-      for (int64_t i = items * task / tasks; i < items * (task + 1) / tasks; ++i) {
+      // Items are dealt round-robin: a prompt's later tokens see more rows than its first.
+      for (int64_t i = task; i < items; i += tasks) {
         const int64_t t = i / splits, part = i % splits;
         const KvSequenceView& seq = step.sequences[step.sequence_of[t]];
         const uint64_t pos = step.positions[t];
@@ -143,10 +124,11 @@ void CpuBackend::sparse_attention(const KvPageFormat& f, const KvLayerAddress& l
             task_rows[j++] = row;
           }
         }
-        for (int64_t h = n_head * part / splits; h < n_head * (part + 1) / splits; ++h) {
-          attend_head(task_rows, j, hd, q + (t * n_head + h) * hd, sinks[h], scores + task * slice,
-                      o + (t * n_head + h) * hd);
-        }
+        const int64_t h0 = n_head * part / splits, h1 = n_head * (part + 1) / splits;
+        const kernels::AttentionHeads heads{task_rows,  j,      hd, q + (t * n_head + h0) * hd,
+                                            sinks + h0, h1 - h0};
+        kernels::attend_heads(heads, scores + task * heads_per_item * slice,
+                              o + (t * n_head + h0) * hd);
       }
     }
   });

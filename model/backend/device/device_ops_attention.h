@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cpu/attention_dot.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_kv_simulation.h"
 #include "model/backend/kv_append.h"
@@ -342,9 +343,7 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const Kv
     if (j >= total[t]) return;
     const float* row = rows[t * slice + j];
     const float* qh = q + th * hd;
-    float dot = 0.0f;
-    for (int64_t d = 0; d < hd; ++d) dot += qh[d] * row[d];
-    scores[idx] = dot * scale;
+    scores[idx] = kernels::attention_dot(qh, row, hd) * scale;
   });
   // Softmax with the sink logit (not scaled), per (token, head): the weights replace the scores.
   e.for_each(n * n_head, [=] V4_HD(int64_t th) {
