@@ -154,7 +154,7 @@ V4_AVX2_F void heads_avx2(const AttentionHeads& a, int64_t h0, float* w, float* 
 
 }  // namespace
 
-// Four heads per block on AVX-512 (16 score accumulators, 8 output registers), two on AVX2,
+// Four heads per block on AVX-512 (8 score and 8 output registers), two on AVX2,
 // whose 16 registers hold no more.
 void attend_heads_avx512(const AttentionHeads& a, float* scratch, float* o) {
   int64_t h = 0;

@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
+#include "kernels/cpu/row_group_matmul_k.h"
 #include "kernels/cpu/vec_dot_avx2_kernels.h"
 #include "kernels/cpu/vec_dot_avx512.h"
 
@@ -130,11 +131,17 @@ void group_all_tokens(const GroupBlock* g, int64_t nb, const uint8_t* xq, size_t
 }  // namespace
 
 bool row_groups_available(GgmlType t) {
-  return (t == GgmlType::Q8_0 || t == GgmlType::MXFP4) && cpu_has_avx512();
+  return (t == GgmlType::Q8_0 || t == GgmlType::MXFP4 || row_groups_k_format(t)) &&
+         cpu_has_avx512();
 }
+
+int64_t row_group_min_tokens(GgmlType t) { return row_groups_k_format(t) ? 4 : kRowGroupMinTokens; }
 
 void matmul_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                        int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  if (row_groups_k_format(w.type)) {
+    return matmul_row_groups_k(w, xq, n_tokens, y, y_stride, row_begin, row_end);
+  }
   const int64_t nb = w.cols / kQK8_0;
   const size_t act_bytes = activation_row_bytes(w.type, w.cols);
   // Per-thread scratch: one packed group and the activations' offsets (a few hundred KiB).

@@ -1,14 +1,13 @@
-// Matrix products of the 32-value formats (Q8_0, MXFP4) for many tokens (prefill, large batches)
-// on AVX-512 VNNI, by groups of 16 weight rows repacked on the fly so that each 32-bit SIMD lane
-// owns one row: a block's 32 products of a row accumulate in its lane, so no per-block horizontal
-// reduction is needed (the cost that bounds the row-at-a-time kernels), and the float sum of
-// every row advances in its lane, block by block, in the reference's order — results stay
-// bit-identical to vec_dot.
+// Matrix products for many tokens (prefill, large batches) on AVX-512 VNNI, by groups of 16
+// weight rows repacked on the fly so that each 32-bit SIMD lane owns one row: a block's products
+// of a row accumulate in its lane, so no per-block horizontal reduction is needed (the cost that
+// bounds the row-at-a-time kernels), and the float sum of every row advances in its lane, block
+// by block, in the reference's order — results stay bit-identical to vec_dot.
 //
 // The repacked group (weights as int8, scales as float) is built in a small per-thread buffer
 // from the GGUF rows and reused for every token, so nothing is cached and no memory is added;
 // repacking costs about one token's pass over the group, which is why matmul_rows uses this only
-// from kRowGroupMinTokens tokens.
+// from row_group_min_tokens tokens. The 256-value formats: kernels/cpu/row_group_matmul_k.h.
 #pragma once
 
 #include <cstddef>
@@ -22,9 +21,14 @@ namespace v4::kernels {
 constexpr int64_t kRowGroupRows = 16;
 constexpr int64_t kRowGroupMinTokens = 8;
 
-// Whether this CPU runs the grouped kernel for `weight_type` (Q8_0 and MXFP4 with AVX-512 VNNI,
-// see cpu_has_avx512).
+// Whether this CPU runs the grouped kernel for `weight_type` (Q8_0, MXFP4, IQ2_XXS and Q2_K with
+// AVX-512 VNNI, see cpu_has_avx512).
 bool row_groups_available(GgmlType weight_type);
+
+// From how many tokens matmul_rows takes the grouped kernel: kRowGroupMinTokens for the 32-value
+// formats; 4 for IQ2_XXS and Q2_K, whose row kernels spend more per token (sign, scale and
+// reduction work) — measured even at 3 tokens, 1.2-1.7x faster at 4-6 (bench/dequant_bench).
+int64_t row_group_min_tokens(GgmlType weight_type);
 
 // y[t·y_stride + r] = vec_dot(W.type, W[r], xq[t]) for r in [row_begin, row_end) and every token,
 // bit for bit; xq holds n_tokens Q8_0 activation rows. Only call when

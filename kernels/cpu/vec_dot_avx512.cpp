@@ -13,6 +13,7 @@
 
 #include "core/half.h"
 #include "kernels/cpu/float_dot_lanes.h"
+#include "kernels/cpu/iq2xxs_decode_avx512.h"
 #include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
@@ -28,24 +29,13 @@
 namespace v4::kernels {
 namespace {
 
-// IQ2_XXS: a block is 8 groups of 32; group g is qs[4g..4g+3] read as two u32: four grid
-// indices (bytes), then four 7-bit sign indices and a 4-bit scale. Per block, in 512-bit lanes:
-// the 32 sign indices are cut out of the eight u32 by one multishift, mapped through the
-// 128-entry ksigns table by one two-table permute (the table's bit 7 is the parity sign), and
-// packed into four 64-bit masks, one per pair of groups, that negate activations directly. The
-// grid rows are loaded as scalars (measured faster than a gather here). Integer sums per block
-// are exact; the float scaling is the reference's, in its order.
+// IQ2_XXS (decoding: kernels/cpu/iq2xxs_decode_avx512.h): the sign masks negate activations
+// directly. Integer sums per block are exact; the float scaling is the reference's, in its order.
 template <int NT>
 struct Iq2XxsRows {
   V4_AVX512 static void run(const BlockIQ2XXS* x, const BlockQ8K* const* y, int64_t nb,
                             float* out) {
-    const __m512i signs_lo = _mm512_loadu_si512(ksigns_iq2xs);
-    const __m512i signs_hi = _mm512_loadu_si512(ksigns_iq2xs + 64);
-    // Per u64 (group): result bytes 0..3 = bits 32, 39, 46, 53 onward — the sign indices.
-    const __m512i sign_shifts = _mm512_set1_epi64(0x352E2720);
-    alignas(64) uint8_t compact_bytes[64];
-    for (int k = 0; k < 64; ++k) compact_bytes[k] = static_cast<uint8_t>((k / 4) * 8 + k % 4) & 63;
-    const __m512i compact = _mm512_load_si512(compact_bytes);
+    const avx512::Iq2XxsSignTables tables = avx512::iq2xxs_sign_tables();
     // Scale of group g: the low u16 of u32 lane 2g+1 after the shift below; pair p spreads
     // group 2p over words 0..15 and group 2p+1 over words 16..31.
     __m512i scale_index[4];
@@ -57,27 +47,14 @@ struct Iq2XxsRows {
     const __m512i zero = _mm512_setzero_si512();
     float sumf[NT] = {};
     for (int64_t i = 0; i < nb; ++i) {
-      const __m512i q = _mm512_loadu_si512(x[i].qs);
-      const __m512i sign_index = _mm512_multishift_epi64_epi8(sign_shifts, q);
-      const __m512i sign_bytes = _mm512_permutex2var_epi8(signs_lo, sign_index, signs_hi);
-      alignas(32) uint64_t masks[4];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(masks),
-                         _mm512_castsi512_si256(_mm512_permutexvar_epi8(compact, sign_bytes)));
+      __m512i grid[4], scale[4];
+      uint64_t masks[4];
+      avx512::iq2xxs_grid_and_signs(tables, x[i], grid, masks);
       // 2·scale + 1 in every u32 lane (the even lanes are unused).
+      const __m512i q = _mm512_loadu_si512(x[i].qs);
       const __m512i scales =
           _mm512_or_si512(_mm512_slli_epi32(_mm512_srli_epi32(q, 28), 1), _mm512_set1_epi32(1));
-      const auto* idx = reinterpret_cast<const uint8_t*>(x[i].qs);
-      __m512i grid[4], scale[4];
-      for (int p = 0; p < 4; ++p) {
-        const uint8_t* g0 = idx + 16 * p;
-        const uint8_t* g1 = g0 + 8;
-        grid[p] = _mm512_set_epi64(
-            static_cast<int64_t>(iq2xxs_grid[g1[3]]), static_cast<int64_t>(iq2xxs_grid[g1[2]]),
-            static_cast<int64_t>(iq2xxs_grid[g1[1]]), static_cast<int64_t>(iq2xxs_grid[g1[0]]),
-            static_cast<int64_t>(iq2xxs_grid[g0[3]]), static_cast<int64_t>(iq2xxs_grid[g0[2]]),
-            static_cast<int64_t>(iq2xxs_grid[g0[1]]), static_cast<int64_t>(iq2xxs_grid[g0[0]]));
-        scale[p] = _mm512_permutexvar_epi16(scale_index[p], scales);
-      }
+      for (int p = 0; p < 4; ++p) scale[p] = _mm512_permutexvar_epi16(scale_index[p], scales);
       const float xd = _cvtsh_ss(x[i].d);
       for (int t = 0; t < NT; ++t) {
         const BlockQ8K& yb = y[t][i];

@@ -1,7 +1,7 @@
-// The grouped kernel of the 32-value formats (16 repacked weight rows per SIMD register)
-// against the scalar reference: bit-identical outputs for every token count from its threshold on,
-// for row ranges that are whole groups, that start off a group boundary, and that leave a tail of
-// rows.
+// The grouped kernels (16 repacked weight rows per SIMD register) of Q8_0, MXFP4, IQ2_XXS and
+// Q2_K against the scalar reference: bit-identical outputs for every token count from its
+// threshold on, for row ranges that are whole groups, that start off a group boundary, and that
+// leave a tail of rows.
 #include "kernels/cpu/row_group_matmul.h"
 
 #include <gtest/gtest.h>
@@ -63,9 +63,10 @@ TEST(RowGroupMatmul, GroupsBitIdenticalToScalarReference) {
     GTEST_SKIP() << "CPU without AVX-512 VNNI or V4_CPU_SIMD=avx2: the row-at-a-time kernels run";
   }
   std::mt19937 rng(41);
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
     ASSERT_TRUE(row_groups_available(type));
-    for (int64_t cols : {32, 96, 4096}) {
+    const int64_t block = ggml_type_traits(type).block_size;
+    for (int64_t cols : {block, 3 * block, int64_t{4096}}) {
       for (int64_t n_tokens : {1, 3, 4, 5, 8, 9, 13}) {
         const Case c = make_case(type, 32, cols, n_tokens, rng);
         std::vector<float> y(static_cast<size_t>(n_tokens * 32));
@@ -76,15 +77,16 @@ TEST(RowGroupMatmul, GroupsBitIdenticalToScalarReference) {
       }
     }
   }
-  EXPECT_FALSE(row_groups_available(GgmlType::IQ2_XXS));
+  EXPECT_FALSE(row_groups_available(GgmlType::IQ1_M));
 }
 
-// Through matmul_rows, which takes the grouped kernel from kRowGroupMinTokens tokens: any split
+// Through matmul_rows, which takes the grouped kernel from row_group_min_tokens tokens: any split
 // of the rows among threads gives the reference result.
 TEST(RowGroupMatmul, MatmulRowsAnySplitBitIdenticalToScalarReference) {
   std::mt19937 rng(43);
-  for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4}) {
-    for (int64_t n_tokens : {kRowGroupMinTokens - 1, kRowGroupMinTokens, int64_t{17}}) {
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
+    const int64_t from = row_group_min_tokens(type);
+    for (int64_t n_tokens : {from - 1, from, int64_t{17}}) {
       const int64_t rows = 53, cols = 256;
       const Case c = make_case(type, rows, cols, n_tokens, rng);
       std::vector<float> y(static_cast<size_t>(n_tokens * rows));
