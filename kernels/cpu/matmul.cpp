@@ -129,7 +129,7 @@ void rows_any(const RowsJob& j, int64_t row_begin, int64_t row_end) {
 void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                  int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const RowsJob job{w, xq, activation_row_bytes(w.type, w.cols), n_tokens, y, y_stride};
-  if (row_groups_available(w.type) && n_tokens >= row_group_min_tokens(w.type)) {
+  if (n_tokens >= kRowGroupMinTokens && row_groups_available(w.type)) {
     const int64_t grouped_end = row_begin + (row_end - row_begin) / kRowGroupRows * kRowGroupRows;
     matmul_row_groups(w, xq, n_tokens, y, y_stride, row_begin, grouped_end);
     return rows_any(job, grouped_end, row_end);

@@ -16,6 +16,7 @@
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
 #include "kernels/cpu/row_group_matmul_k.h"
+#include "kernels/cpu/transpose16_avx512.h"
 #include "kernels/cpu/vec_dot_avx2_kernels.h"
 #include "kernels/cpu/vec_dot_avx512.h"
 
@@ -44,19 +45,30 @@ V4_AVX512_VNNI inline __m256i block_values(GgmlType type, const uint8_t* row, in
   return avx2::mxfp4_values(reinterpret_cast<const BlockMXFP4*>(row)[b], avx2::mxfp4_table());
 }
 
+// Two blocks at a time: each row's 64 values (+128) are one register, and one 16×16 transpose
+// of 32-bit words lays them out as the two blocks' 16 chunks. An odd last block is padded.
 V4_AVX512_VNNI void pack_group(const MatrixView& w, int64_t r0, int64_t nb, GroupBlock* out) {
   const __m256i bias = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (int64_t l = 0; l < kRowGroupRows; ++l) {
-    const uint8_t* row = w.data + (r0 + l) * w.row_bytes;
-    for (int64_t b = 0; b < nb; ++b) {
-      out[b].d[l] = w.type == GgmlType::Q8_0
-                        ? _cvtsh_ss(reinterpret_cast<const BlockQ8_0*>(row)[b].d)
-                        : e8m0_to_fp32_half(reinterpret_cast<const BlockMXFP4*>(row)[b].e);
-      alignas(32) uint32_t words[8];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(words),
-                         _mm256_xor_si256(block_values(w.type, row, b), bias));
-      for (int k = 0; k < 8; ++k) std::memcpy(&out[b].q[k][4 * l], &words[k], 4);
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool pair = b + 1 < nb;
+    __m512i rows[kRowGroupRows], chunks[kRowGroupRows];
+    for (int64_t l = 0; l < kRowGroupRows; ++l) {
+      const uint8_t* row = w.data + (r0 + l) * w.row_bytes;
+      const __m256i first = _mm256_xor_si256(block_values(w.type, row, b), bias);
+      const __m256i second =
+          pair ? _mm256_xor_si256(block_values(w.type, row, b + 1), bias) : _mm256_setzero_si256();
+      rows[l] = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
+      for (int64_t k = 0; k < (pair ? 2 : 1); ++k) {
+        out[b + k].d[l] =
+            w.type == GgmlType::Q8_0
+                ? _cvtsh_ss(reinterpret_cast<const BlockQ8_0*>(row)[b + k].d)
+                : e8m0_to_fp32_half(reinterpret_cast<const BlockMXFP4*>(row)[b + k].e);
+      }
     }
+    avx512::transpose_16x16_u32(rows, chunks);
+    for (int k = 0; k < 8; ++k) _mm512_storeu_si512(out[b].q[k], chunks[k]);
+    if (!pair) continue;
+    for (int k = 0; k < 8; ++k) _mm512_storeu_si512(out[b + 1].q[k], chunks[8 + k]);
   }
 }
 
@@ -134,8 +146,6 @@ bool row_groups_available(GgmlType t) {
   return (t == GgmlType::Q8_0 || t == GgmlType::MXFP4 || row_groups_k_format(t)) &&
          cpu_has_avx512();
 }
-
-int64_t row_group_min_tokens(GgmlType t) { return row_groups_k_format(t) ? 4 : kRowGroupMinTokens; }
 
 void matmul_row_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                        int64_t y_stride, int64_t row_begin, int64_t row_end) {

@@ -29,6 +29,7 @@
 #include "kernels/cpu/iq2xxs_decode_avx512.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/row_group_matmul.h"
+#include "kernels/cpu/transpose16_avx512.h"
 
 #define V4_AVX512_K \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni,f16c")))
@@ -57,30 +58,10 @@ struct alignas(64) Q2KGroupBlock {
 // four 16×16 transposes of 32-bit words (row l's chunk c goes to q[c], lane l).
 V4_AVX512_K void transpose_rows(const uint8_t (*values)[kQK_K], uint8_t (*q)[64]) {
   for (int quarter = 0; quarter < 4; ++quarter) {
-    __m512i r[kRows], u[kRows];
+    __m512i r[kRows], t[kRows];
     for (int l = 0; l < kRows; ++l) r[l] = _mm512_load_si512(values[l] + 64 * quarter);
-    // u[4i + m], 128-bit lane k: word 4k + m of rows 4i..4i+3.
-    for (int i = 0; i < 4; ++i) {
-      const __m512i* x = r + 4 * i;
-      const __m512i t0 = _mm512_unpacklo_epi32(x[0], x[1]), t1 = _mm512_unpackhi_epi32(x[0], x[1]);
-      const __m512i t2 = _mm512_unpacklo_epi32(x[2], x[3]), t3 = _mm512_unpackhi_epi32(x[2], x[3]);
-      u[4 * i + 0] = _mm512_unpacklo_epi64(t0, t2);
-      u[4 * i + 1] = _mm512_unpackhi_epi64(t0, t2);
-      u[4 * i + 2] = _mm512_unpacklo_epi64(t1, t3);
-      u[4 * i + 3] = _mm512_unpackhi_epi64(t1, t3);
-    }
-    // Word 4k + m of all 16 rows: 128-bit lane k of u[m], u[4 + m], u[8 + m], u[12 + m].
-    uint8_t(*out)[64] = q + 16 * quarter;
-    for (int m = 0; m < 4; ++m) {
-      const __m512i a01 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44);
-      const __m512i a23 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xEE);
-      const __m512i b01 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44);
-      const __m512i b23 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xEE);
-      _mm512_store_si512(out[m], _mm512_shuffle_i32x4(a01, b01, 0x88));
-      _mm512_store_si512(out[4 + m], _mm512_shuffle_i32x4(a01, b01, 0xDD));
-      _mm512_store_si512(out[8 + m], _mm512_shuffle_i32x4(a23, b23, 0x88));
-      _mm512_store_si512(out[12 + m], _mm512_shuffle_i32x4(a23, b23, 0xDD));
-    }
+    avx512::transpose_16x16_u32(r, t);
+    for (int c = 0; c < kRows; ++c) _mm512_store_si512(q[16 * quarter + c], t[c]);
   }
 }
 

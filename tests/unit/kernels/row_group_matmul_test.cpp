@@ -80,13 +80,12 @@ TEST(RowGroupMatmul, GroupsBitIdenticalToScalarReference) {
   EXPECT_FALSE(row_groups_available(GgmlType::IQ1_M));
 }
 
-// Through matmul_rows, which takes the grouped kernel from row_group_min_tokens tokens: any split
+// Through matmul_rows, which takes the grouped kernel from kRowGroupMinTokens tokens: any split
 // of the rows among threads gives the reference result.
 TEST(RowGroupMatmul, MatmulRowsAnySplitBitIdenticalToScalarReference) {
   std::mt19937 rng(43);
   for (GgmlType type : {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
-    const int64_t from = row_group_min_tokens(type);
-    for (int64_t n_tokens : {from - 1, from, int64_t{17}}) {
+    for (int64_t n_tokens : {kRowGroupMinTokens - 1, kRowGroupMinTokens, int64_t{17}}) {
       const int64_t rows = 53, cols = 256;
       const Case c = make_case(type, rows, cols, n_tokens, rng);
       std::vector<float> y(static_cast<size_t>(n_tokens * rows));
