@@ -29,6 +29,21 @@
 namespace v4::kernels {
 namespace {
 
+struct Iq2XxsScaleIndex {
+  alignas(64) uint16_t words[4][32];
+};
+
+constexpr Iq2XxsScaleIndex make_iq2xxs_scale_index() {
+  Iq2XxsScaleIndex s{};
+  for (int p = 0; p < 4; ++p) {
+    for (int k = 0; k < 32; ++k)
+      s.words[p][k] = static_cast<uint16_t>((2 * (2 * p + k / 16) + 1) * 2);
+  }
+  return s;
+}
+
+constexpr Iq2XxsScaleIndex kIq2XxsScaleIndex = make_iq2xxs_scale_index();
+
 // IQ2_XXS (decoding: kernels/cpu/iq2xxs_decode_avx512.h): the sign masks negate activations
 // directly. Integer sums per block are exact; the float scaling is the reference's, in its order.
 template <int NT>
@@ -39,11 +54,7 @@ struct Iq2XxsRows {
     // Scale of group g: the low u16 of u32 lane 2g+1 after the shift below; pair p spreads
     // group 2p over words 0..15 and group 2p+1 over words 16..31.
     __m512i scale_index[4];
-    for (int p = 0; p < 4; ++p) {
-      alignas(64) uint16_t words[32];
-      for (int k = 0; k < 32; ++k) words[k] = static_cast<uint16_t>((2 * (2 * p + k / 16) + 1) * 2);
-      scale_index[p] = _mm512_load_si512(words);
-    }
+    for (int p = 0; p < 4; ++p) scale_index[p] = _mm512_load_si512(kIq2XxsScaleIndex.words[p]);
     const __m512i zero = _mm512_setzero_si512();
     float sumf[NT] = {};
     for (int64_t i = 0; i < nb; ++i) {
