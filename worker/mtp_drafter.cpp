@@ -25,33 +25,50 @@ Status MtpDrafter::observe(RequestId id, uint64_t first, std::span<const float> 
   return Status::ok();
 }
 
-Status MtpDrafter::catch_up(Sequence& s, uint64_t target) {
+Result<std::vector<float>> MtpDrafter::feed_through(Sequence& s, uint64_t last,
+                                                    std::vector<float>* hidden_out) {
   MtpWindow& w = *s.window;
   const uint64_t window = forward_.weights().config.sliding_window;
   if (!w.started()) {
-    // A fresh window starts at the earliest pair it can fill (at most a window before target).
-    uint64_t start = target;
-    while (start > 0 && target - (start - 1) < window && s.hidden.count(start - 1) &&
+    // A fresh window starts at the earliest pair it can fill (at most a window before last).
+    uint64_t start = last;
+    while (start > 0 && last - (start - 1) < window && s.hidden.count(start - 1) &&
            s.tokens.count(start))
       --start;
     w.start(start);
   }
-  if (w.n_past() > target) w.set_n_past(target);
-  while (w.n_past() < target) {
-    const uint64_t t = w.n_past();
-    auto h = s.hidden.find(t);
-    auto x = s.tokens.find(t + 1);
-    if (h == s.hidden.end() || x == s.tokens.end()) {
+  if (w.n_past() > last) w.set_n_past(last);
+  std::vector<float> hidden;
+  std::vector<int32_t> tokens;
+  for (;;) {
+    // The run of kept pairs from the window's next position, up to kMtpMaxRows and `last`.
+    const uint64_t first = w.n_past();
+    hidden.clear();
+    tokens.clear();
+    uint64_t t = first;
+    for (; t <= last && t - first < static_cast<uint64_t>(kMtpMaxRows); ++t) {
+      auto h = s.hidden.find(t);
+      auto x = s.tokens.find(t + 1);
+      if (h == s.hidden.end() || x == s.tokens.end()) break;
+      hidden.insert(hidden.end(), h->second.begin(), h->second.end());
+      tokens.push_back(x->second);
+    }
+    if (t == first) {
       // A position this request never kept (inside an earlier prefill chunk): its row stays
       // stale, which only lowers the drafts' quality.
       w.advance(1);
       continue;
     }
-    Result<std::vector<float>> none = forward_.mtp_draft(w, h->second, x->second, nullptr, false);
-    if (!none) return none.status();
+    const bool final = t == last + 1;
+    Result<std::vector<float>> out =
+        forward_.mtp_forward(w, hidden, tokens, final ? hidden_out : nullptr, final);
+    if (!out || !final) {
+      if (!out) return out.status();
+      continue;
+    }
+    s.hidden.erase(s.hidden.begin(), s.hidden.upper_bound(last));
+    return out;
   }
-  s.hidden.erase(s.hidden.begin(), s.hidden.lower_bound(target));
-  return Status::ok();
 }
 
 // Greedy drafts (lowest id on ties): the most likely continuation is the likeliest to equal the
@@ -66,18 +83,15 @@ Result<std::vector<int32_t>> MtpDrafter::draft(RequestId id, uint64_t first,
   for (size_t i = 0; i < chunk.size(); ++i) s.tokens[first + i] = chunk[i];
   // Pair (H_t, x_{t+1}) with t + 1 the chunk's last position predicts the first draft.
   const uint64_t target = first + chunk.size() - 2;
-  auto h = s.hidden.find(target);
-  if (h == s.hidden.end()) return drafts;
-  if (Status st = catch_up(s, target); !st) return st;
-  std::vector<float> state = std::move(s.hidden.at(target));
-  s.hidden.erase(target);
-  int32_t token = chunk.back();
+  if (!s.hidden.count(target)) return drafts;
+  // The verified pairs the window lacks and the first draft's pair, batched into forwards.
+  std::vector<float> state;
+  Result<std::vector<float>> logits = feed_through(s, target, &state);
   for (uint32_t i = 0; i < std::min(count, kMaxSpeculativeTokens); ++i) {
-    Result<std::vector<float>> logits = forward_.mtp_draft(*s.window, state, token, &state);
+    if (i > 0) logits = forward_.mtp_draft(*s.window, state, drafts.back(), &state);
     if (!logits) return logits.status();
-    token =
-        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin());
-    drafts.push_back(token);
+    drafts.push_back(
+        static_cast<int32_t>(std::max_element(logits->begin(), logits->end()) - logits->begin()));
   }
   // Only the first pair was verified; the recursive drafts' rows are dropped.
   s.window->set_n_past(target + 1);

@@ -35,8 +35,11 @@ class MtpDrafter final : public DraftSource {
     std::map<uint64_t, std::vector<float>> hidden;  // H by position, not yet fed
     std::map<uint64_t, int32_t> tokens;             // the stream's tokens by position
   };
-  // Feeds the verified pairs of positions [window n_past, target) into the block's window.
-  Status catch_up(Sequence& s, uint64_t target);
+  // Feeds the pairs of positions [window n_past, last] into the block's window, up to
+  // kMtpMaxRows per forward; returns the logits of the pair at `last` (which must be kept) and
+  // its output HC state in hidden_out.
+  Result<std::vector<float>> feed_through(Sequence& s, uint64_t last,
+                                          std::vector<float>* hidden_out);
 
   V4Forward& forward_;
   std::unordered_map<RequestId, Sequence> sequences_;

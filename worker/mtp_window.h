@@ -5,8 +5,10 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "model/v4/forward_workspace.h"
 #include "model/v4/kv_layout.h"
 #include "model/v4/sequence_state.h"
 #include "model/v4/v4_config.h"
@@ -19,7 +21,7 @@ class MtpWindow final : public KvStateStore {
   MtpWindow(const V4Config& c, Backend& backend)
       : backend_(backend),
         layout_(make_kv_layout(c, KvStorage::kF32, 128, true)),
-        ring_rows_(uint64_t{c.sliding_window} + kMaxSpeculativeTokens + 1) {
+        ring_rows_(uint64_t{c.sliding_window} + kMtpMaxRows) {
     layout_.layers.back().raw_slot = 0;
     layout_.carry_floats = 0;
     layout_.initial_carry.clear();
@@ -36,7 +38,10 @@ class MtpWindow final : public KvStateStore {
   }
   bool started() const { return started_; }
   Status reserve(uint64_t n_new) override {
-    if (n_new != 1) return Status::error("MTP window: one token per call");
+    // A forward's rows must not wrap onto rows its first token still reads.
+    if (n_new < 1 || n_new > static_cast<uint64_t>(kMtpMaxRows)) {
+      return Status::error("MTP window: 1 to " + std::to_string(kMtpMaxRows) + " tokens per call");
+    }
     if (ring_) return Status::ok();
     const size_t floats = ring_rows_ * layout_.format.shape.head_dim;
     ring_ = backend_.allocate(floats * sizeof(float));

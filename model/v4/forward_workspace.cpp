@@ -76,7 +76,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   // A step has at most one sequence per token.
   place(&sequence_begin, GgmlType::I64, 1, n + 1);
   place(&all_rows, GgmlType::I64, 2, 1);
-  place(&mtp_cat, GgmlType::F32, 2 * flat, 1);
+  place(&mtp_cat, GgmlType::F32, 2 * flat, std::min<int64_t>(n, kMtpMaxRows));
   place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
   arena_ = backend_.allocate(bytes);

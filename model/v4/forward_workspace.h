@@ -14,6 +14,11 @@
 
 namespace v4 {
 
+// The most (H, token) pairs one MTP forward takes (V4Forward::mtp_forward): the drafts of one
+// step and the pair before them; the MTP block's raw window ring keeps this many rows beyond the
+// sliding window.
+constexpr int64_t kMtpMaxRows = 4;
+
 struct V4Config;
 
 // Steps of up to max_tokens tokens over sequences of up to max_context positions; 0: buffers
@@ -58,7 +63,7 @@ class ForwardWorkspace {
   // The KV step (kv_view.h): per token its sequence (u32), per sequence its first token (i64,
   // one more entry), its KvSequenceView (bytes) and, in block_tables, its block table.
   Tensor sequence_of, sequence_begin, kv_views, block_tables;
-  // The MTP block's [ê | h_s] rows of one token (n_hc·2·n_embd).
+  // The MTP block's [ê | h_s] rows of up to kMtpMaxRows tokens (n_hc·2·n_embd each).
   Tensor mtp_cat;
   // Host: which logit rows also return their hidden state.
   std::vector<uint8_t> keep;

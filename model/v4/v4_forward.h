@@ -55,6 +55,13 @@ class V4Forward {
   Result<std::vector<float>> mtp_draft(KvStateStore& state, std::span<const float> hidden,
                                        int32_t token, std::vector<float>* hidden_out = nullptr,
                                        bool want_logits = true);
+  // mtp_draft for up to kMtpMaxRows consecutive pairs in one forward (their H rows end to end in
+  // `hidden`): the block's raw window gets every pair's row, `state` advances by their count,
+  // and `hidden_out` and the logits are those of the last pair. Bit-identical to that many
+  // mtp_draft calls (the forward is chunk-invariant), in one pass over the block's weights.
+  Result<std::vector<float>> mtp_forward(KvStateStore& state, std::span<const float> hidden,
+                                         std::span<const int32_t> tokens,
+                                         std::vector<float>* hidden_out, bool want_logits);
 
   // The counters, the expert selections read back from the device.
   const ForwardStats& stats() const;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 
 #include "model/backend/cpu_backend.h"
 #include "model/gguf/gguf_reader.h"
@@ -106,6 +107,46 @@ TEST_F(V4WeightsTest, BindsAndRunsBothMtpLayouts) {
     ASSERT_EQ(draft->size(), w.config.n_vocab);
     for (float v : *draft) ASSERT_TRUE(std::isfinite(v));
     EXPECT_EQ(mtp_state.n_past(), 1u);
+  }
+}
+
+// Several (H, token) pairs in one MTP forward give, bit for bit, what one call per pair gives:
+// the last pair's logits and output HC state, and the same window length (both layouts: the
+// split e/h projections and the concatenated eh_proj).
+TEST_F(V4WeightsTest, MtpForwardOfSeveralPairsEqualsOneCallPerPair) {
+  for (MtpLayout layout : {MtpLayout::kDs4, MtpLayout::kLlamaCpp}) {
+    const std::vector<std::string> paths = write(Recipe::kF32, layout);
+    Result<std::unique_ptr<V4Model>> m =
+        load_v4_model(paths.at(0), layout == MtpLayout::kDs4 ? paths.at(1) : "");
+    ASSERT_TRUE(m) << m.message();
+    const V4Weights& w = (*m)->weights;
+    CpuBackend backend(2);
+    V4Forward fwd(w, backend);
+    const size_t flat = size_t{w.config.n_hc} * w.config.n_embd;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> hidden(3 * flat);
+    for (float& v : hidden) v = normal(rng);
+    const std::vector<int32_t> tokens{7, 300, 41};
+    ContiguousKvState one_by_one(w.config, backend, true), together(w.config, backend, true);
+    std::vector<float> state_one, state_together;
+    Result<std::vector<float>> want(std::vector<float>{});
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const bool last = i + 1 == tokens.size();
+      want = fwd.mtp_draft(one_by_one, std::span<const float>(hidden).subspan(i * flat, flat),
+                           tokens[i], last ? &state_one : nullptr, last);
+      ASSERT_TRUE(want) << want.message();
+    }
+    Result<std::vector<float>> got =
+        fwd.mtp_forward(together, hidden, tokens, &state_together, true);
+    ASSERT_TRUE(got) << got.message();
+    EXPECT_EQ(*got, *want);
+    EXPECT_EQ(state_together, state_one);
+    EXPECT_EQ(together.n_past(), 3u);
+    // More pairs than one forward takes, or hidden rows that do not match the tokens: errors.
+    const std::vector<int32_t> five{1, 2, 3, 4, 5};
+    EXPECT_FALSE(fwd.mtp_forward(together, std::vector<float>(5 * flat), five, nullptr, false));
+    EXPECT_FALSE(fwd.mtp_forward(together, hidden, five, nullptr, false));
   }
 }
 
