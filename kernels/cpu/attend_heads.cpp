@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/attend_heads_simd.h"
-#include "kernels/cpu/attention_dot.h"
+#include "kernels/cpu/float_dot_lanes.h"
 #include "kernels/cpu/vec_dot_avx2.h"
 #include "kernels/cpu/vec_dot_avx512.h"
 
@@ -15,7 +15,7 @@ void attend_heads_reference(const AttentionHeads& a, float* scratch, float* o) {
   float* w = scratch;
   for (int64_t h = 0; h < a.n_heads; ++h) {
     const float* q = a.q + h * hd;
-    for (size_t j = 0; j < a.n_rows; ++j) w[j] = attention_dot(q, a.rows[j], hd) * scale;
+    for (size_t j = 0; j < a.n_rows; ++j) w[j] = float_dot(q, a.rows[j], hd) * scale;
     const float den = softmax_with_sink(w, a.n_rows, a.sinks[h]);
     float* out = o + h * hd;
     std::fill_n(out, hd, 0.0f);

@@ -1,6 +1,6 @@
 // Sparse attention of one token's query heads over the rows it sees (spec §3.4): per head, a
 // softmax with the head's sink logit over the scaled scores, then the weighted sum of the rows
-// (V = K in V4). The scores use attention_dot's lane order (kernels/cpu/attention_dot.h); the
+// (V = K in V4). The scores use float_dot's lane order (kernels/cpu/float_dot_lanes.h); the
 // softmax and the weighted sum run in row order. The SIMD kernels compute exactly this, several
 // heads at a time, so every tier gives the scalar reference's result bit for bit.
 #pragma once

@@ -1,7 +1,7 @@
 // attend_heads on AVX-512 and AVX2. A block of heads shares every row load: the scores pass
 // keeps each head's 32 dot lanes in registers (two 16-float or four 8-float), the weighted-sum
 // pass keeps each head's 32 output floats in registers across all rows. Both passes add in the
-// reference's order (lane d mod 32 in d order; rows in row order), with separate multiplies and
+// reference's order (float_dot_lanes.h's lanes; rows in row order), with separate multiplies and
 // adds as the reference rounds them, so the results are bit-identical to it.
 #include "kernels/cpu/attend_heads_simd.h"
 
@@ -13,26 +13,13 @@
 
 #include <immintrin.h>
 
+#include "kernels/cpu/float_dot_lanes_simd.h"
+
 #define V4_AVX512_F __attribute__((target("avx512f,avx512dq")))
 #define V4_AVX2_F __attribute__((target("avx2")))
 
 namespace v4::kernels {
 namespace {
-
-// The last three steps of reduce_attention_lanes on four floats: lanes + high pair, then + lane 1.
-V4_AVX2_F inline float reduce4(__m128 s4) {
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  const __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
-  return _mm_cvtss_f32(s1);
-}
-
-V4_AVX512_F inline float reduce_lanes(__m512 lo, __m512 hi) {
-  const __m512 s16 = _mm512_add_ps(lo, hi);
-  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(s16), _mm512_extractf32x8_ps(s16, 1));
-  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
-}
 
 // Scores of heads h0..h0+NH-1 against every row, scaled, into w (n_rows per head).
 template <int NH>
@@ -51,7 +38,8 @@ V4_AVX512_F void scores_avx512(const AttentionHeads& a, int64_t h0, float scale,
         acc[h][1] = _mm512_add_ps(acc[h][1], _mm512_mul_ps(_mm512_loadu_ps(qh + 16), r1));
       }
     }
-    for (int h = 0; h < NH; ++h) w[h * a.n_rows + j] = reduce_lanes(acc[h][0], acc[h][1]) * scale;
+    for (int h = 0; h < NH; ++h)
+      w[h * a.n_rows + j] = simd::reduce_float_lanes(acc[h][0], acc[h][1]) * scale;
   }
 }
 
@@ -90,11 +78,6 @@ V4_AVX512_F void heads_avx512(const AttentionHeads& a, int64_t h0, float* w, flo
   weighted_sum_avx512<NH>(a, h0, w, den, o);
 }
 
-V4_AVX2_F inline float reduce_lanes(const __m256* l) {
-  const __m256 s8 = _mm256_add_ps(_mm256_add_ps(l[0], l[2]), _mm256_add_ps(l[1], l[3]));
-  return reduce4(_mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1)));
-}
-
 template <int NH>
 V4_AVX2_F void scores_avx2(const AttentionHeads& a, int64_t h0, float scale, float* w) {
   const int64_t hd = a.head_dim;
@@ -114,7 +97,7 @@ V4_AVX2_F void scores_avx2(const AttentionHeads& a, int64_t h0, float scale, flo
         }
       }
     }
-    for (int h = 0; h < NH; ++h) w[h * a.n_rows + j] = reduce_lanes(acc[h]) * scale;
+    for (int h = 0; h < NH; ++h) w[h * a.n_rows + j] = simd::reduce_float_lanes(acc[h]) * scale;
   }
 }
 

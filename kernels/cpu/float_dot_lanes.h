@@ -1,22 +1,38 @@
-// Lane structure shared by the scalar and the AVX2 dot products of float weights (F32, F16,
-// BF16) with F32 activations: product i is rounded to float, widened to double and added to lane
-// i mod 8; the eight lanes are then summed in one fixed tree. Double lanes keep the sum as
-// accurate as ggml's double accumulation, and the fixed structure lets a SIMD kernel (two
-// registers of four double lanes) give bit-identical results to the scalar reference.
+// The lane structure of every float dot product on the CPU — float weights (F32, F16, BF16)
+// against F32 activations, and sparse attention's query·key scores — shared with the device
+// ops: product i is rounded to float and added to float lane i mod 32; the 32 lanes are then
+// summed in one fixed tree. The order depends on neither the batch, the thread nor the SIMD
+// width: two 16-float or four 8-float registers hold the lanes, so AVX-512, AVX2 and this scalar
+// form agree bit for bit, and the 32 independent chains keep a SIMD kernel from waiting on its
+// adds. ggml's SIMD paths accumulate float dots in float lanes too; a 4096-term dot spreads over
+// 32 lanes of 128 terms, so its rounding error stays near 128 float ulps of the terms at worst.
 #pragma once
 
 #include <cstdint>
 
+#include "core/hd.h"
+
 namespace v4::kernels {
 
-constexpr int kFloatDotLanes = 8;
+constexpr int kFloatDotLanes = 32;
 
-// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): the order of adding the high half of a
-// 4-lane register pair to the low half, then the high 128 bits to the low, then lane 1 to 0.
-inline float reduce_float_dot_lanes(const double* lanes) {
-  const double s0 = lanes[0] + lanes[4], s1 = lanes[1] + lanes[5];
-  const double s2 = lanes[2] + lanes[6], s3 = lanes[3] + lanes[7];
-  return static_cast<float>((s0 + s2) + (s1 + s3));
+// Lane k += lane k + w for w = 16, 8, 4, 2, 1: the order of adding a register's high half to its
+// low half, from two 512-bit registers down to one float. Reads and overwrites `lanes`.
+V4_HD inline float reduce_float_dot_lanes(float* lanes) {
+  for (int width = kFloatDotLanes / 2; width >= 1; width /= 2) {
+    for (int k = 0; k < width; ++k) lanes[k] = lanes[k] + lanes[k + width];
+  }
+  return lanes[0];
+}
+
+// Σ over d < n of a[d]·b[d], in the lane order above.
+V4_HD inline float float_dot(const float* a, const float* b, int64_t n) {
+  float lanes[kFloatDotLanes] = {};
+  for (int64_t d = 0; d < n; ++d) {
+    const float product = a[d] * b[d];
+    lanes[d % kFloatDotLanes] = lanes[d % kFloatDotLanes] + product;
+  }
+  return reduce_float_dot_lanes(lanes);
 }
 
 }  // namespace v4::kernels

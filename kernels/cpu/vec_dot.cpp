@@ -2,8 +2,8 @@
 // ggml's generic (scalar) form: integer sums inside a block, one fp32 scale per block or
 // sub-block, fp32 accumulation across blocks — ggml_vec_dot_*_generic in ggml-cpu/quants.c,
 // including their lane structure, so results match ggml's scalar path. Float weights take F32
-// activations and accumulate in double like ggml_vec_dot_f32/f16/bf16, in eight lanes
-// (kernels/cpu/float_dot_lanes.h) so that the AVX2 kernel can match them bit for bit.
+// activations and accumulate in 32 float lanes (kernels/cpu/float_dot_lanes.h), as ggml's SIMD
+// float dots accumulate in float, so that the SIMD kernels match them bit for bit.
 #include <cassert>
 #include <cstring>
 
@@ -18,9 +18,10 @@ namespace {
 
 template <class Decode>
 float dot_float(const void* w, const float* a, int64_t n, Decode decode) {
-  double lanes[kFloatDotLanes] = {};
+  float lanes[kFloatDotLanes] = {};
   for (int64_t i = 0; i < n; ++i) {
-    lanes[i % kFloatDotLanes] += static_cast<double>(decode(w, i) * a[i]);
+    const float product = decode(w, i) * a[i];
+    lanes[i % kFloatDotLanes] = lanes[i % kFloatDotLanes] + product;
   }
   return reduce_float_dot_lanes(lanes);
 }

@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "kernels/cpu/float_dot_lanes.h"
+#include "kernels/cpu/float_dot_lanes_simd.h"
 #include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -266,21 +267,26 @@ V4_AVX2 void dot_q8_0_x4(const BlockQ8_0* x, const BlockQ8_0* const* y, int64_t 
 }
 
 // Float weights (F32, F16, BF16) × F32 activations in the lane structure of
-// float_dot_lanes.h: eight products rounded in float (as the scalar path), widened to double
-// and added to lanes 0-3 and 4-7; the tail (n mod 8) and the final tree run as in the reference.
+// float_dot_lanes.h: 32 products per step, rounded in float (as the scalar path), into four
+// registers of eight float lanes; the tail (n mod 32) and the final tree run as in the reference.
 template <class Load8, class Load1>
 V4_AVX2 float dot_float(const float* a, int64_t n, Load8 load8, Load1 load1) {
-  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  __m256 acc[4];
+  for (__m256& v : acc) v = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + kFloatDotLanes <= n; i += kFloatDotLanes) {
-    const __m256 p = _mm256_mul_ps(load8(i), _mm256_loadu_ps(a + i));
-    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
-    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+    for (int q = 0; q < 4; ++q) {
+      const __m256 p = _mm256_mul_ps(load8(i + 8 * q), _mm256_loadu_ps(a + i + 8 * q));
+      acc[q] = _mm256_add_ps(acc[q], p);
+    }
   }
-  alignas(32) double lanes[kFloatDotLanes];
-  _mm256_store_pd(lanes, lo);
-  _mm256_store_pd(lanes + 4, hi);
-  for (; i < n; ++i) lanes[i % kFloatDotLanes] += static_cast<double>(load1(i) * a[i]);
+  if (i == n) return simd::reduce_float_lanes(acc);
+  alignas(32) float lanes[kFloatDotLanes];
+  for (int q = 0; q < 4; ++q) _mm256_store_ps(lanes + 8 * q, acc[q]);
+  for (; i < n; ++i) {
+    const float product = load1(i) * a[i];
+    lanes[i % kFloatDotLanes] = lanes[i % kFloatDotLanes] + product;
+  }
   return reduce_float_dot_lanes(lanes);
 }
 

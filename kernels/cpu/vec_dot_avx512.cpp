@@ -13,6 +13,7 @@
 
 #include "core/half.h"
 #include "kernels/cpu/float_dot_lanes.h"
+#include "kernels/cpu/float_dot_lanes_simd.h"
 #include "kernels/cpu/iq2xxs_decode_avx512.h"
 #include "kernels/cpu/prefetch.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -229,36 +230,32 @@ struct Mxfp4Rows {
 };
 
 // Float weights (F32, F16, BF16): NR weight rows against one activation row in the lane
-// structure of float_dot_lanes.h. One row's eight double lanes form a chain of dependent adds
-// that bounds a single-row kernel by add latency; NR rows give NR independent chains.
-// Sixteen products per step go to the eight lanes as two in-order adds, so every lane sees the
-// reference's sequence of values.
+// structure of float_dot_lanes.h, each row's 32 lanes in two registers; 32 products per step
+// and row. Several rows per call share the activation loads and give more independent adds.
 template <int NR, class Load16, class Load1>
 V4_AVX512 void dot_float_rows(const float* a, int64_t n, Load16 load16, Load1 load1, float* out) {
-  __m512d acc[NR];
-  for (__m512d& v : acc) v = _mm512_setzero_pd();
+  __m512 acc[NR][2];
+  for (auto& v : acc) v[0] = v[1] = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 x = _mm512_loadu_ps(a + i);
+  for (; i + kFloatDotLanes <= n; i += kFloatDotLanes) {
+    const __m512 x0 = _mm512_loadu_ps(a + i), x1 = _mm512_loadu_ps(a + i + 16);
     for (int k = 0; k < NR; ++k) {
-      const __m512 p = _mm512_mul_ps(load16(k, i), x);
-      acc[k] = _mm512_add_pd(acc[k], _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-      acc[k] = _mm512_add_pd(acc[k], _mm512_cvtps_pd(_mm512_extractf32x8_ps(p, 1)));
+      acc[k][0] = _mm512_add_ps(acc[k][0], _mm512_mul_ps(load16(k, i), x0));
+      acc[k][1] = _mm512_add_ps(acc[k][1], _mm512_mul_ps(load16(k, i + 16), x1));
     }
-  }
-  if (i + kFloatDotLanes <= n) {
-    const __m256 x = _mm256_loadu_ps(a + i);
-    for (int k = 0; k < NR; ++k) {
-      const __m256 p = _mm256_mul_ps(_mm512_castps512_ps256(load16(k, i)), x);
-      acc[k] = _mm512_add_pd(acc[k], _mm512_cvtps_pd(p));
-    }
-    i += kFloatDotLanes;
   }
   for (int k = 0; k < NR; ++k) {
-    alignas(64) double lanes[kFloatDotLanes];
-    _mm512_store_pd(lanes, acc[k]);
-    for (int64_t j = i; j < n; ++j)
-      lanes[j % kFloatDotLanes] += static_cast<double>(load1(k, j) * a[j]);
+    if (i == n) {
+      out[k] = simd::reduce_float_lanes(acc[k][0], acc[k][1]);
+      continue;
+    }
+    alignas(64) float lanes[kFloatDotLanes];
+    _mm512_store_ps(lanes, acc[k][0]);
+    _mm512_store_ps(lanes + 16, acc[k][1]);
+    for (int64_t j = i; j < n; ++j) {
+      const float product = load1(k, j) * a[j];
+      lanes[j % kFloatDotLanes] = lanes[j % kFloatDotLanes] + product;
+    }
     out[k] = reduce_float_dot_lanes(lanes);
   }
 }
@@ -317,14 +314,10 @@ bool has_avx512_float_rows(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
 
-// load16 reads 16 values at i; with fewer than 16 left it is only called where 8 remain and only
-// its low 8 lanes are used, so it reads 8 (masked) values there.
+// load16 reads 16 values at i (dot_float_rows calls it only inside whole 32-value chunks).
 V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int rows, const void* a,
                                          int64_t n, float* out) {
   const auto* x = static_cast<const float*>(a);
-  const auto mask = [n](int64_t i) {
-    return static_cast<__mmask16>(n - i >= 16 ? 0xFFFF : 0x00FF);
-  };
   switch (t) {
     case GgmlType::F32: {
       const auto* r = reinterpret_cast<const float* const*>(w);
@@ -332,7 +325,7 @@ V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int r
           rows, x, n,
           [&](int k, int64_t i) V4_AVX512 {
             prefetch_weights(r[k] + i);
-            return _mm512_maskz_loadu_ps(mask(i), r[k] + i);
+            return _mm512_loadu_ps(r[k] + i);
           },
           [&](int k, int64_t i) { return r[k][i]; }, out);
     }
@@ -342,7 +335,7 @@ V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int r
           rows, x, n,
           [&](int k, int64_t i) V4_AVX512 {
             prefetch_weights(r[k] + i);
-            return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(i), r[k] + i));
+            return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[k] + i)));
           },
           [&](int k, int64_t i) { return fp16_to_fp32(r[k][i]); }, out);
     }
@@ -353,7 +346,7 @@ V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int r
           [&](int k, int64_t i) V4_AVX512 {
             // A BF16 value is the top half of the F32 with the same bits.
             prefetch_weights(r[k] + i);
-            const __m256i h = _mm256_maskz_loadu_epi16(mask(i), r[k] + i);
+            const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[k] + i));
             return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
           },
           [&](int k, int64_t i) { return bf16_to_fp32(r[k][i]); }, out);

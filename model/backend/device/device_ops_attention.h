@@ -12,7 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "kernels/cpu/attention_dot.h"
+#include "kernels/cpu/float_dot_lanes.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_kv_simulation.h"
 #include "model/backend/kv_append.h"
@@ -343,7 +343,7 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const Kv
     if (j >= total[t]) return;
     const float* row = rows[t * slice + j];
     const float* qh = q + th * hd;
-    scores[idx] = kernels::attention_dot(qh, row, hd) * scale;
+    scores[idx] = kernels::float_dot(qh, row, hd) * scale;
   });
   // Softmax with the sink logit (not scaled), per (token, head): the weights replace the scores.
   e.for_each(n * n_head, [=] V4_HD(int64_t th) {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/attend_heads_simd.h"
-#include "kernels/cpu/attention_dot.h"
+#include "kernels/cpu/float_dot_lanes.h"
 #include "kernels/cpu/vec_dot_avx2.h"
 #include "kernels/cpu/vec_dot_avx512.h"
 
@@ -118,13 +118,13 @@ TEST(AttendHeads, ReferenceAgreesWithDoublePrecisionAttention) {
   }
 }
 
-TEST(AttentionDot, LaneOrderIsTheDocumentedTree) {
+TEST(FloatDot, LaneOrderIsTheDocumentedTree) {
   // Values whose sum depends on the order: 1e8 in lane 0 cancels in lane 16, and the small
   // terms survive only if they are added after the cancellation, as the tree does.
   std::vector<float> a(64, 0.0f), b(64, 1.0f);
   a[0] = 1e8f, a[16] = -1e8f, a[32] = 1.0f, a[1] = 0.5f;
   // lane 0: 1e8 + 1 = 1e8 (rounded); lane 16: -1e8; tree: (1e8 + -1e8) + ... + 0.5 = 0.5.
-  EXPECT_EQ(attention_dot(a.data(), b.data(), 64), 0.5f);
+  EXPECT_EQ(float_dot(a.data(), b.data(), 64), 0.5f);
 }
 
 }  // namespace

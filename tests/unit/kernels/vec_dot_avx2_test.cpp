@@ -43,14 +43,14 @@ TEST(VecDotAvx2, BitIdenticalToScalarReference) {
 }
 
 // Float weights: random bit patterns of every finite F16 / BF16 / F32 magnitude class, lengths
-// that leave every tail size (n mod 8) including rows shorter than one register.
+// that leave tails of many sizes (n mod 32) including rows shorter than one register.
 TEST(VecDotAvx2, FloatWeightsBitIdenticalToScalarReference) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "CPU without AVX2: only the scalar path runs here";
   std::mt19937 rng(5);
   std::normal_distribution<float> normal(0, 1);
   for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16}) {
     ASSERT_TRUE(has_avx2_dot(t));
-    for (int64_t n : {1, 7, 8, 9, 15, 16, 63, 64, 100, 1024, 4096, 4099}) {
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 31, 32, 33, 63, 64, 100, 1024, 4096, 4099}) {
       for (int trial = 0; trial < 20; ++trial) {
         std::vector<float> values(static_cast<size_t>(n));
         const float scale = trial % 4 == 0 ? 1e-4f : trial % 4 == 1 ? 1e3f : 1.0f;
