@@ -50,6 +50,13 @@ class V4WeightsTest : public ::testing::Test {
     return paths ? *paths : std::vector<std::string>{};
   }
 
+  // The f32 tiny model with its MTP block in `layout`, loaded (ds4's layout: the side file too).
+  Result<std::unique_ptr<V4Model>> load_with_mtp(MtpLayout layout) {
+    const std::vector<std::string> paths = write(Recipe::kF32, layout);
+    if (paths.empty()) return Status::error("the model was not written");
+    return load_v4_model(paths.at(0), layout == MtpLayout::kDs4 ? paths.at(1) : "");
+  }
+
   std::filesystem::path dir_;
 };
 
@@ -85,9 +92,7 @@ TEST_F(V4WeightsTest, BindsSplitFiles) {
 // Both MTP layouts bind, and the MTP block drafts finite logits from a main-model HC state.
 TEST_F(V4WeightsTest, BindsAndRunsBothMtpLayouts) {
   for (MtpLayout layout : {MtpLayout::kDs4, MtpLayout::kLlamaCpp}) {
-    const std::vector<std::string> paths = write(Recipe::kF32, layout);
-    Result<std::unique_ptr<V4Model>> m =
-        load_v4_model(paths.at(0), layout == MtpLayout::kDs4 ? paths.at(1) : "");
+    Result<std::unique_ptr<V4Model>> m = load_with_mtp(layout);
     ASSERT_TRUE(m) << m.message();
     const V4Weights& w = (*m)->weights;
     ASSERT_TRUE(w.mtp.has_value());
@@ -115,9 +120,7 @@ TEST_F(V4WeightsTest, BindsAndRunsBothMtpLayouts) {
 // split e/h projections and the concatenated eh_proj).
 TEST_F(V4WeightsTest, MtpForwardOfSeveralPairsEqualsOneCallPerPair) {
   for (MtpLayout layout : {MtpLayout::kDs4, MtpLayout::kLlamaCpp}) {
-    const std::vector<std::string> paths = write(Recipe::kF32, layout);
-    Result<std::unique_ptr<V4Model>> m =
-        load_v4_model(paths.at(0), layout == MtpLayout::kDs4 ? paths.at(1) : "");
+    Result<std::unique_ptr<V4Model>> m = load_with_mtp(layout);
     ASSERT_TRUE(m) << m.message();
     const V4Weights& w = (*m)->weights;
     CpuBackend backend(2);
