@@ -62,10 +62,8 @@ Result<std::vector<float>> MtpDrafter::feed_through(Sequence& s, uint64_t last,
     const bool final = t == last + 1;
     Result<std::vector<float>> out =
         forward_.mtp_forward(w, hidden, tokens, final ? hidden_out : nullptr, final);
-    if (!out || !final) {
-      if (!out) return out.status();
-      continue;
-    }
+    if (!out) return out.status();
+    if (!final) continue;
     s.hidden.erase(s.hidden.begin(), s.hidden.upper_bound(last));
     return out;
   }

@@ -70,15 +70,6 @@ V4_AVX512_F void weighted_sum_avx512(const AttentionHeads& a, int64_t h0, const 
 }
 
 template <int NH>
-V4_AVX512_F void heads_avx512(const AttentionHeads& a, int64_t h0, float* w, float* o) {
-  scores_avx512<NH>(a, h0, attention_scale(a.head_dim), w);
-  float den[NH];
-  for (int h = 0; h < NH; ++h)
-    den[h] = softmax_with_sink(w + h * a.n_rows, a.n_rows, a.sinks[h0 + h]);
-  weighted_sum_avx512<NH>(a, h0, w, den, o);
-}
-
-template <int NH>
 V4_AVX2_F void scores_avx2(const AttentionHeads& a, int64_t h0, float scale, float* w) {
   const int64_t hd = a.head_dim;
   const float* q = a.q + h0 * hd;
@@ -126,13 +117,16 @@ V4_AVX2_F void weighted_sum_avx2(const AttentionHeads& a, int64_t h0, const floa
   }
 }
 
-template <int NH>
-V4_AVX2_F void heads_avx2(const AttentionHeads& a, int64_t h0, float* w, float* o) {
-  scores_avx2<NH>(a, h0, attention_scale(a.head_dim), w);
+// Heads h0..h0+NH-1 through one tier's passes: scores, the softmax with sinks (scalar, in the
+// reference's code), then the weighted sum.
+template <int NH, class Scores, class WeightedSum>
+void heads(const AttentionHeads& a, int64_t h0, float* w, float* o, Scores scores,
+           WeightedSum weighted_sum) {
+  scores(a, h0, attention_scale(a.head_dim), w);
   float den[NH];
   for (int h = 0; h < NH; ++h)
     den[h] = softmax_with_sink(w + h * a.n_rows, a.n_rows, a.sinks[h0 + h]);
-  weighted_sum_avx2<NH>(a, h0, w, den, o);
+  weighted_sum(a, h0, w, den, o);
 }
 
 }  // namespace
@@ -141,14 +135,16 @@ V4_AVX2_F void heads_avx2(const AttentionHeads& a, int64_t h0, float* w, float* 
 // whose 16 registers hold no more.
 void attend_heads_avx512(const AttentionHeads& a, float* scratch, float* o) {
   int64_t h = 0;
-  for (; h + 4 <= a.n_heads; h += 4) heads_avx512<4>(a, h, scratch, o);
-  for (; h < a.n_heads; ++h) heads_avx512<1>(a, h, scratch, o);
+  for (; h + 4 <= a.n_heads; h += 4)
+    heads<4>(a, h, scratch, o, scores_avx512<4>, weighted_sum_avx512<4>);
+  for (; h < a.n_heads; ++h) heads<1>(a, h, scratch, o, scores_avx512<1>, weighted_sum_avx512<1>);
 }
 
 void attend_heads_avx2(const AttentionHeads& a, float* scratch, float* o) {
   int64_t h = 0;
-  for (; h + 2 <= a.n_heads; h += 2) heads_avx2<2>(a, h, scratch, o);
-  for (; h < a.n_heads; ++h) heads_avx2<1>(a, h, scratch, o);
+  for (; h + 2 <= a.n_heads; h += 2)
+    heads<2>(a, h, scratch, o, scores_avx2<2>, weighted_sum_avx2<2>);
+  for (; h < a.n_heads; ++h) heads<1>(a, h, scratch, o, scores_avx2<1>, weighted_sum_avx2<1>);
 }
 
 }  // namespace v4::kernels

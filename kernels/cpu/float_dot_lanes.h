@@ -25,6 +25,18 @@ V4_HD inline float reduce_float_dot_lanes(float* lanes) {
   return lanes[0];
 }
 
+// Adds product(i) for i in [from, n) to lane i mod 32 and sums the lanes: the reference order of
+// a whole dot (from 0, lanes zeroed) or of a SIMD kernel's tail after whole 32-value chunks (its
+// registers stored to `lanes`). `product(i)` is value i's product, rounded to float.
+template <class Product>
+inline float finish_float_dot(float* lanes, int64_t from, int64_t n, Product product) {
+  for (int64_t i = from; i < n; ++i) {
+    const float p = product(i);
+    lanes[i % kFloatDotLanes] = lanes[i % kFloatDotLanes] + p;
+  }
+  return reduce_float_dot_lanes(lanes);
+}
+
 // Σ over d < n of a[d]·b[d], in the lane order above. The loops over lanes have a constant trip
 // count (the tail is predicated), so a GPU compiler unrolls them and keeps the lanes in
 // registers rather than in a thread's local memory.

@@ -4,7 +4,11 @@
 // then four 7-bit sign indices and a 4-bit scale. The 32 sign indices are cut out of the eight
 // u32 by one multishift, mapped through the 128-entry ksigns table by one two-table permute (the
 // table's bit 7 is the parity sign), and packed into four 64-bit masks, one per pair of groups.
-// The grid rows are loaded as scalars (measured faster than a gather). Internal to kernels/cpu.
+// The grid rows come from a 256-entry table of 2-bit codes (each magnitude 8, 25 or 43 is a code
+// 0..2) held in eight registers: four two-table word permutes and three blends look up all 32
+// rows at once, and per pair of groups a multishift cuts the codes out and a byte shuffle turns
+// them into magnitudes — fewer instructions than 32 scalar loads and inserts. Internal to
+// kernels/cpu.
 #pragma once
 
 #include <immintrin.h>
@@ -36,7 +40,7 @@ inline const uint16_t* iq2xxs_grid_codes() {
 }
 
 // The tables and permute controls of the decoding; built once per kernel call.
-struct Iq2XxsSignTables {
+struct Iq2XxsTables {
   __m512i lo, hi, shifts, compact;
   __m512i grid[8];     // the code table, 32 entries per register
   __m512i grid_index;  // byte permute: word w = the grid index of octet w
@@ -68,9 +72,9 @@ constexpr Iq2XxsControls make_iq2xxs_controls() {
 
 inline constexpr Iq2XxsControls kIq2XxsControls = make_iq2xxs_controls();
 
-V4_AVX512_IQ2_DECODE inline Iq2XxsSignTables iq2xxs_sign_tables() {
+V4_AVX512_IQ2_DECODE inline Iq2XxsTables iq2xxs_tables() {
   const Iq2XxsControls& c = kIq2XxsControls;
-  Iq2XxsSignTables t;
+  Iq2XxsTables t;
   t.lo = _mm512_loadu_si512(ksigns_iq2xs);
   t.hi = _mm512_loadu_si512(ksigns_iq2xs + 64);
   // Per u64 (group): result bytes 0..3 = bits 32, 39, 46, 53 onward — the sign indices.
@@ -87,9 +91,8 @@ V4_AVX512_IQ2_DECODE inline Iq2XxsSignTables iq2xxs_sign_tables() {
 
 // grid[p]: the unsigned grid bytes of groups 2p (bytes 0..31) and 2p + 1 (bytes 32..63), in
 // position order; masks[p]: bit j set where value j of that pair is negative.
-V4_AVX512_IQ2_DECODE inline void iq2xxs_grid_and_signs(const Iq2XxsSignTables& t,
-                                                       const BlockIQ2XXS& x, __m512i grid[4],
-                                                       uint64_t masks[4]) {
+V4_AVX512_IQ2_DECODE inline void iq2xxs_grid_and_signs(const Iq2XxsTables& t, const BlockIQ2XXS& x,
+                                                       __m512i grid[4], uint64_t masks[4]) {
   const __m512i q = _mm512_loadu_si512(x.qs);
   const __m512i sign_index = _mm512_multishift_epi64_epi8(t.shifts, q);
   const __m512i sign_bytes = _mm512_permutex2var_epi8(t.lo, sign_index, t.hi);

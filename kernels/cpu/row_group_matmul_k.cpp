@@ -66,7 +66,7 @@ V4_AVX512_K void transpose_rows(const uint8_t (*values)[kQK_K], uint8_t (*q)[64]
 }
 
 V4_AVX512_K void pack_iq2_xxs(const MatrixView& w, int64_t r0, int64_t nb, Iq2XxsGroupBlock* out) {
-  const avx512::Iq2XxsSignTables tables = avx512::iq2xxs_sign_tables();
+  const avx512::Iq2XxsTables tables = avx512::iq2xxs_tables();
   const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
   alignas(64) uint8_t values[kRows][kQK_K];
   for (int64_t b = 0; b < nb; ++b) {
@@ -137,77 +137,81 @@ V4_AVX512_K inline __m512i broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(four);
 }
 
-// Up to kTokenTile tokens against one packed IQ2_XXS group: lane l of out[t] is row l's result.
+// Up to kTokenTile tokens against one packed IQ2_XXS group: lane l of y[t] is row l's result.
 template <int NT>
-V4_AVX512_K void iq2_xxs_tokens(const Iq2XxsGroupBlock* g, int64_t nb, const BlockQ8K* const* a,
-                                float* const* y) {
-  __m512 sumf[NT];
-  for (__m512& s : sumf) s = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    __m512i bsum[NT];
-    for (__m512i& s : bsum) s = _mm512_setzero_si512();
-    for (int gi = 0; gi < 8; ++gi) {
-      __m512i acc[NT];
-      for (__m512i& s : acc) s = _mm512_setzero_si512();
-      for (int k = 0; k < 8; ++k) {
-        const int c = 8 * gi + k;
-        const __m512i wq = _mm512_load_si512(g[b].q[c]);
+struct Iq2XxsTokens {
+  V4_AVX512_K static void run(const Iq2XxsGroupBlock* g, int64_t nb, const BlockQ8K* const* a,
+                              float* const* y) {
+    __m512 sumf[NT];
+    for (__m512& s : sumf) s = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      __m512i bsum[NT];
+      for (__m512i& s : bsum) s = _mm512_setzero_si512();
+      for (int gi = 0; gi < 8; ++gi) {
+        __m512i acc[NT];
+        for (__m512i& s : acc) s = _mm512_setzero_si512();
+        for (int k = 0; k < 8; ++k) {
+          const int c = 8 * gi + k;
+          const __m512i wq = _mm512_load_si512(g[b].q[c]);
+          for (int t = 0; t < NT; ++t) {
+            acc[t] = _mm512_dpbusd_epi32(acc[t], wq, broadcast4(a[t][b].qs + 4 * c));
+          }
+        }
+        const __m512i ls = _mm512_load_si512(g[b].scale[gi]);
         for (int t = 0; t < NT; ++t) {
-          acc[t] = _mm512_dpbusd_epi32(acc[t], wq, broadcast4(a[t][b].qs + 4 * c));
+          const int32_t offset = 128 * (a[t][b].bsums[2 * gi] + a[t][b].bsums[2 * gi + 1]);
+          const __m512i sumi = _mm512_sub_epi32(acc[t], _mm512_set1_epi32(offset));
+          bsum[t] = _mm512_add_epi32(bsum[t], _mm512_mullo_epi32(sumi, ls));
         }
       }
-      const __m512i ls = _mm512_load_si512(g[b].scale[gi]);
+      // d = d_w · d_a, then sumf += d · bsum: the reference's operations.
+      const __m512 wd = _mm512_load_ps(g[b].d);
       for (int t = 0; t < NT; ++t) {
-        const int32_t offset = 128 * (a[t][b].bsums[2 * gi] + a[t][b].bsums[2 * gi + 1]);
-        const __m512i sumi = _mm512_sub_epi32(acc[t], _mm512_set1_epi32(offset));
-        bsum[t] = _mm512_add_epi32(bsum[t], _mm512_mullo_epi32(sumi, ls));
+        const __m512 d = _mm512_mul_ps(wd, _mm512_set1_ps(a[t][b].d));
+        sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(d, _mm512_cvtepi32_ps(bsum[t])));
       }
     }
-    // d = d_w · d_a, then sumf += d · bsum: the reference's operations.
-    const __m512 wd = _mm512_load_ps(g[b].d);
-    for (int t = 0; t < NT; ++t) {
-      const __m512 d = _mm512_mul_ps(wd, _mm512_set1_ps(a[t][b].d));
-      sumf[t] = _mm512_add_ps(sumf[t], _mm512_mul_ps(d, _mm512_cvtepi32_ps(bsum[t])));
-    }
+    for (int t = 0; t < NT; ++t)
+      _mm512_storeu_ps(y[t], _mm512_mul_ps(_mm512_set1_ps(0.125f), sumf[t]));
   }
-  for (int t = 0; t < NT; ++t)
-    _mm512_storeu_ps(y[t], _mm512_mul_ps(_mm512_set1_ps(0.125f), sumf[t]));
-}
+};
 
 template <int NT>
-V4_AVX512_K void q2_k_tokens(const Q2KGroupBlock* g, int64_t nb, const BlockQ8K* const* a,
-                             float* const* y) {
-  __m512 sumf[NT];
-  for (__m512& s : sumf) s = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    __m512i isum[NT], summs[NT];
-    for (int t = 0; t < NT; ++t) isum[t] = summs[t] = _mm512_setzero_si512();
-    for (int c = 0; c < kChunks; ++c) {
-      const __m512i wq = _mm512_load_si512(g[b].q[c]);
+struct Q2KTokens {
+  V4_AVX512_K static void run(const Q2KGroupBlock* g, int64_t nb, const BlockQ8K* const* a,
+                              float* const* y) {
+    __m512 sumf[NT];
+    for (__m512& s : sumf) s = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      __m512i isum[NT], summs[NT];
+      for (int t = 0; t < NT; ++t) isum[t] = summs[t] = _mm512_setzero_si512();
+      for (int c = 0; c < kChunks; ++c) {
+        const __m512i wq = _mm512_load_si512(g[b].q[c]);
+        for (int t = 0; t < NT; ++t) {
+          isum[t] = _mm512_dpbusd_epi32(isum[t], wq, broadcast4(a[t][b].qs + 4 * c));
+        }
+      }
+      for (int m = 0; m < 8; ++m) {
+        const __m512i mins = _mm512_load_si512(g[b].mins[m]);
+        for (int t = 0; t < NT; ++t) {
+          int32_t pair;
+          std::memcpy(&pair, a[t][b].bsums + 2 * m, sizeof(pair));
+          summs[t] = _mm512_dpwssd_epi32(summs[t], mins, _mm512_set1_epi32(pair));
+        }
+      }
+      // dall = d_a · d, dmin = d_a · dmin; sumf += dall·isum − dmin·summs, as the reference.
+      const __m512 wd = _mm512_load_ps(g[b].d), wmin = _mm512_load_ps(g[b].dmin);
       for (int t = 0; t < NT; ++t) {
-        isum[t] = _mm512_dpbusd_epi32(isum[t], wq, broadcast4(a[t][b].qs + 4 * c));
+        const __m512 ad = _mm512_set1_ps(a[t][b].d);
+        const __m512 dall = _mm512_mul_ps(ad, wd), dmin = _mm512_mul_ps(ad, wmin);
+        const __m512 term = _mm512_sub_ps(_mm512_mul_ps(dall, _mm512_cvtepi32_ps(isum[t])),
+                                          _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summs[t])));
+        sumf[t] = _mm512_add_ps(sumf[t], term);
       }
     }
-    for (int m = 0; m < 8; ++m) {
-      const __m512i mins = _mm512_load_si512(g[b].mins[m]);
-      for (int t = 0; t < NT; ++t) {
-        int32_t pair;
-        std::memcpy(&pair, a[t][b].bsums + 2 * m, sizeof(pair));
-        summs[t] = _mm512_dpwssd_epi32(summs[t], mins, _mm512_set1_epi32(pair));
-      }
-    }
-    // dall = d_a · d, dmin = d_a · dmin; sumf += dall·isum − dmin·summs, as the reference.
-    const __m512 wd = _mm512_load_ps(g[b].d), wmin = _mm512_load_ps(g[b].dmin);
-    for (int t = 0; t < NT; ++t) {
-      const __m512 ad = _mm512_set1_ps(a[t][b].d);
-      const __m512 dall = _mm512_mul_ps(ad, wd), dmin = _mm512_mul_ps(ad, wmin);
-      const __m512 term = _mm512_sub_ps(_mm512_mul_ps(dall, _mm512_cvtepi32_ps(isum[t])),
-                                        _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(summs[t])));
-      sumf[t] = _mm512_add_ps(sumf[t], term);
-    }
+    for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y[t], sumf[t]);
   }
-  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(y[t], sumf[t]);
-}
+};
 
 constexpr int kTokenTile = 8;
 
@@ -216,21 +220,6 @@ void token_tile(int count, std::integer_sequence<int, NT...>, const Block* g, in
                 const BlockQ8K* const* a, float* const* out) {
   ((count == NT + 1 ? Tokens<NT + 1>::run(g, nb, a, out) : void()), ...);
 }
-
-template <int NT>
-struct Iq2XxsTokens {
-  static void run(const Iq2XxsGroupBlock* g, int64_t nb, const BlockQ8K* const* a,
-                  float* const* y) {
-    iq2_xxs_tokens<NT>(g, nb, a, y);
-  }
-};
-
-template <int NT>
-struct Q2KTokens {
-  static void run(const Q2KGroupBlock* g, int64_t nb, const BlockQ8K* const* a, float* const* y) {
-    q2_k_tokens<NT>(g, nb, a, y);
-  }
-};
 
 template <class Block, template <int> class Tokens, class Pack>
 void run_groups(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,

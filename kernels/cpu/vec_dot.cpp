@@ -19,11 +19,7 @@ namespace {
 template <class Decode>
 float dot_float(const void* w, const float* a, int64_t n, Decode decode) {
   float lanes[kFloatDotLanes] = {};
-  for (int64_t i = 0; i < n; ++i) {
-    const float product = decode(w, i) * a[i];
-    lanes[i % kFloatDotLanes] = lanes[i % kFloatDotLanes] + product;
-  }
-  return reduce_float_dot_lanes(lanes);
+  return finish_float_dot(lanes, 0, n, [&](int64_t i) { return decode(w, i) * a[i]; });
 }
 
 float dot_q8_0(const BlockQ8_0* x, const BlockQ8_0* y, int64_t nb) {

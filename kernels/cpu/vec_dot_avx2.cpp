@@ -283,11 +283,7 @@ V4_AVX2 float dot_float(const float* a, int64_t n, Load8 load8, Load1 load1) {
   if (i == n) return simd::reduce_float_lanes(acc);
   alignas(32) float lanes[kFloatDotLanes];
   for (int q = 0; q < 4; ++q) _mm256_store_ps(lanes + 8 * q, acc[q]);
-  for (; i < n; ++i) {
-    const float product = load1(i) * a[i];
-    lanes[i % kFloatDotLanes] = lanes[i % kFloatDotLanes] + product;
-  }
-  return reduce_float_dot_lanes(lanes);
+  return finish_float_dot(lanes, i, n, [&](int64_t j) { return load1(j) * a[j]; });
 }
 
 V4_AVX2 float dot_f16(const uint16_t* w, const float* a, int64_t n) {

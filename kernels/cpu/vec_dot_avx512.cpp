@@ -51,7 +51,7 @@ template <int NT>
 struct Iq2XxsRows {
   V4_AVX512 static void run(const BlockIQ2XXS* x, const BlockQ8K* const* y, int64_t nb,
                             float* out) {
-    const avx512::Iq2XxsSignTables tables = avx512::iq2xxs_sign_tables();
+    const avx512::Iq2XxsTables tables = avx512::iq2xxs_tables();
     // Scale of group g: the low u16 of u32 lane 2g+1 after the shift below; pair p spreads
     // group 2p over words 0..15 and group 2p+1 over words 16..31.
     __m512i scale_index[4];
@@ -252,11 +252,7 @@ V4_AVX512 void dot_float_rows(const float* a, int64_t n, Load16 load16, Load1 lo
     alignas(64) float lanes[kFloatDotLanes];
     _mm512_store_ps(lanes, acc[k][0]);
     _mm512_store_ps(lanes + 16, acc[k][1]);
-    for (int64_t j = i; j < n; ++j) {
-      const float product = load1(k, j) * a[j];
-      lanes[j % kFloatDotLanes] = lanes[j % kFloatDotLanes] + product;
-    }
-    out[k] = reduce_float_dot_lanes(lanes);
+    out[k] = finish_float_dot(lanes, i, n, [&](int64_t j) { return load1(k, j) * a[j]; });
   }
 }
 
