@@ -256,6 +256,52 @@ V4_AVX512 void dot_float_rows(const float* a, int64_t n, Load16 load16, Load1 lo
   }
 }
 
+// Float weights: one weight row against NT activation rows (F32). Each 32-value step of the row
+// is loaded and widened once for all NT rows, and the weight row stays one memory stream; each
+// activation row keeps its 32 lanes (float_dot_lanes.h) in two registers.
+template <int NT>
+struct FloatTokens {
+  template <class Load16, class Load1>
+  V4_AVX512 static void run(const float* const* a, int64_t n, Load16 load16, Load1 load1,
+                            float* out) {
+    __m512 acc[NT][2];
+    for (auto& v : acc) v[0] = v[1] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + kFloatDotLanes <= n; i += kFloatDotLanes) {
+      const __m512 w0 = load16(i), w1 = load16(i + 16);
+      for (int t = 0; t < NT; ++t) {
+        acc[t][0] = _mm512_add_ps(acc[t][0], _mm512_mul_ps(w0, _mm512_loadu_ps(a[t] + i)));
+        acc[t][1] = _mm512_add_ps(acc[t][1], _mm512_mul_ps(w1, _mm512_loadu_ps(a[t] + i + 16)));
+      }
+    }
+    for (int t = 0; t < NT; ++t) {
+      if (i == n) {
+        out[t] = simd::reduce_float_lanes(acc[t][0], acc[t][1]);
+        continue;
+      }
+      alignas(64) float lanes[kFloatDotLanes];
+      _mm512_store_ps(lanes, acc[t][0]);
+      _mm512_store_ps(lanes + 16, acc[t][1]);
+      out[t] = finish_float_dot(lanes, i, n, [&](int64_t j) { return load1(j) * a[t][j]; });
+    }
+  }
+};
+
+template <class Load16, class Load1>
+V4_AVX512 void dot_float_any_tokens(int tokens, const float* const* a, int64_t n, Load16 load16,
+                                    Load1 load1, float* out) {
+  switch (tokens) {
+    case 1:
+      return FloatTokens<1>::run(a, n, load16, load1, out);
+    case 2:
+      return FloatTokens<2>::run(a, n, load16, load1, out);
+    case 3:
+      return FloatTokens<3>::run(a, n, load16, load1, out);
+    default:
+      return FloatTokens<4>::run(a, n, load16, load1, out);
+  }
+}
+
 template <class Load16, class Load1>
 V4_AVX512 void dot_float_any_rows(int rows, const float* a, int64_t n, Load16 load16, Load1 load1,
                                   float* out) {
@@ -346,6 +392,47 @@ V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int r
             return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
           },
           [&](int k, int64_t i) { return bf16_to_fp32(r[k][i]); }, out);
+    }
+    default:
+      return;
+  }
+}
+
+V4_AVX512 void vec_dot_avx512_float_tokens(GgmlType t, const void* w, const void* const* a,
+                                           int tokens, int64_t n, float* out) {
+  const auto* const* x = reinterpret_cast<const float* const*>(a);
+  switch (t) {
+    case GgmlType::F32: {
+      const auto* r = static_cast<const float*>(w);
+      return dot_float_any_tokens(
+          tokens, x, n,
+          [&](int64_t i) V4_AVX512 {
+            prefetch_weights(r + i);
+            return _mm512_loadu_ps(r + i);
+          },
+          [&](int64_t i) { return r[i]; }, out);
+    }
+    case GgmlType::F16: {
+      const auto* r = static_cast<const uint16_t*>(w);
+      return dot_float_any_tokens(
+          tokens, x, n,
+          [&](int64_t i) V4_AVX512 {
+            prefetch_weights(r + i);
+            return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i)));
+          },
+          [&](int64_t i) { return fp16_to_fp32(r[i]); }, out);
+    }
+    case GgmlType::BF16: {
+      const auto* r = static_cast<const uint16_t*>(w);
+      return dot_float_any_tokens(
+          tokens, x, n,
+          [&](int64_t i) V4_AVX512 {
+            // A BF16 value is the top half of the F32 with the same bits.
+            prefetch_weights(r + i);
+            const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i));
+            return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+          },
+          [&](int64_t i) { return bf16_to_fp32(r[i]); }, out);
     }
     default:
       return;

@@ -37,4 +37,11 @@ bool has_avx512_float_rows(GgmlType weight_type);
 void vec_dot_avx512_float_rows(GgmlType weight_type, const void* const* weight_rows, int rows,
                                const void* activation_row, int64_t n, float* out);
 
+// out[k] = vec_dot(weight_type, weight_row, activation_rows[k], n) for k < tokens (1 to 4), bit
+// for bit: one float weight row against several F32 activation rows, its values read and widened
+// once for all of them; only call when cpu_has_avx512() and has_avx512_float_rows(weight_type).
+void vec_dot_avx512_float_tokens(GgmlType weight_type, const void* weight_row,
+                                 const void* const* activation_rows, int tokens, int64_t n,
+                                 float* out);
+
 }  // namespace v4::kernels

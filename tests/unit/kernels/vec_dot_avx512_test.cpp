@@ -98,8 +98,9 @@ TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
   }
 }
 
-// One to four float weight rows against one activation row: each result equals the single-row
-// reference bit for bit, for every tail length (n mod 16 and n mod 8) and magnitude class.
+// One to four float weight rows against one activation row, and one weight row against one to
+// four activation rows: each result equals the single-row reference bit for bit, for every tail
+// length (n mod 16 and n mod 8) and magnitude class.
 TEST(VecDotAvx512, FloatWeightRowsBitIdenticalToScalarReference) {
   if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
   std::mt19937 rng(31);
@@ -124,23 +125,64 @@ TEST(VecDotAvx512, FloatWeightRowsBitIdenticalToScalarReference) {
             }
           }
         }
-        std::vector<float> x(static_cast<size_t>(n));
-        for (float& v : x) v = normal(rng);
+        std::vector<std::vector<float>> x(4, std::vector<float>(static_cast<size_t>(n)));
+        for (auto& row : x) {
+          for (float& v : row) v = normal(rng);
+        }
         const void* const rows[4] = {w[0].data(), w[1].data(), w[2].data(), w[3].data()};
+        const void* const acts[4] = {x[0].data(), x[1].data(), x[2].data(), x[3].data()};
         for (int count = 1; count <= 4; ++count) {
           float out[4];
-          vec_dot_avx512_float_rows(t, rows, count, x.data(), n, out);
+          vec_dot_avx512_float_rows(t, rows, count, x[0].data(), n, out);
+          float by_token[4];
+          vec_dot_avx512_float_tokens(t, rows[0], acts, count, n, by_token);
           for (int k = 0; k < count; ++k) {
-            const float ref = vec_dot(t, rows[k], x.data(), n);
+            const float ref = vec_dot(t, rows[k], x[0].data(), n);
             ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
                 << ggml_type_name(t) << " n=" << n << " trial " << trial << " rows " << count
                 << " row " << k << ": " << ref << " vs " << out[k];
+            const float ref_token = vec_dot(t, rows[0], acts[k], n);
+            ASSERT_EQ(std::memcmp(&ref_token, &by_token[k], sizeof(float)), 0)
+                << ggml_type_name(t) << " n=" << n << " trial " << trial << " tokens " << count
+                << " token " << k << ": " << ref_token << " vs " << by_token[k];
           }
         }
       }
     }
   }
   EXPECT_FALSE(has_avx512_float_rows(GgmlType::Q8_0));
+}
+
+// Float matrices over the four-row kernel's 16 MiB take the AVX2 kernel for one token and the
+// token-pair kernel for several: every output equals the reference, for any token count and
+// split of rows.
+TEST(VecDotAvx512, LargeFloatMatmulEqualsScalarReferenceForEveryTokenCount) {
+  if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
+  std::mt19937 rng(37);
+  std::normal_distribution<float> normal(0, 1);
+  const int64_t cols = 4096 + 40, rows = 2050;  // 16.9 MB of BF16: past the four-row cut
+  std::vector<uint16_t> weights(static_cast<size_t>(cols * rows));
+  for (uint16_t& v : weights) v = fp32_to_bf16(normal(rng));
+  const MatrixView w{GgmlType::BF16, reinterpret_cast<const uint8_t*>(weights.data()), cols, rows,
+                     static_cast<size_t>(cols) * 2};
+  ASSERT_GT(static_cast<size_t>(rows) * w.row_bytes, size_t{16} << 20);
+  for (int64_t n_tokens : {1, 2, 3, 5}) {
+    std::vector<float> x(static_cast<size_t>(cols * n_tokens));
+    for (float& v : x) v = normal(rng);
+    const auto* xq = reinterpret_cast<const uint8_t*>(x.data());
+    std::vector<float> y(static_cast<size_t>(n_tokens * rows));
+    matmul_rows(w, xq, n_tokens, y.data(), rows, 0, 11);
+    matmul_rows(w, xq, n_tokens, y.data(), rows, 11, rows);
+    for (int64_t k = 0; k < n_tokens; ++k) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float ref = vec_dot(GgmlType::BF16, &weights[static_cast<size_t>(r * cols)],
+                                  &x[static_cast<size_t>(k * cols)], cols);
+        const float got = y[static_cast<size_t>(k * rows + r)];
+        ASSERT_EQ(std::memcmp(&ref, &got, sizeof(float)), 0)
+            << "tokens " << n_tokens << " token " << k << " row " << r;
+      }
+    }
+  }
 }
 
 TEST(VecDotAvx512, OnlyTheKernelledFormatsClaimOne) {
