@@ -173,23 +173,44 @@ V4_AVX512 inline __m512i signed_dot(__m512i w, __m512i y) {
   return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), ys);
 }
 
-// MXFP4 against NT Q8_0 rows: four blocks per step as two 512-bit registers of signed weight
-// bytes. Each block's integer sum is exact (|weight| times the activation with the weight's sign,
-// by VNNI's unsigned-by-signed dot; an activation byte is never -128, so the negation is exact
-// too); the float terms sum·(2^(e-128)·d_y) are the reference's products and go into each row's
-// sum block by block. (Q8_0 weights ran this scheme no faster than their AVX2 kernel: the
-// per-block reductions, not the dots, bound it; they stay on AVX2.)
-template <int NT>
-struct Mxfp4Rows {
-  V4_AVX512 static void run(const BlockMXFP4* x, const BlockQ8_0* const* y, int64_t nb,
-                            float* out) {
+// The 32-value formats with one scale per block, as the kernel below reads them: two blocks'
+// values as signed bytes, one block's, and a block's scale.
+struct Mxfp4Blocks {
+  using Block = BlockMXFP4;
+  V4_AVX512 static __m512i two(const BlockMXFP4* x) { return mxfp4_two(x); }
+  V4_AVX512 static __m256i one(const BlockMXFP4& x) {
+    return avx2::mxfp4_values(x, avx2::mxfp4_table());
+  }
+  static float scale(const BlockMXFP4& x) { return e8m0_to_fp32_half(x.e); }
+};
+
+struct Q8_0Blocks {
+  using Block = BlockQ8_0;
+  V4_AVX512 static __m512i two(const BlockQ8_0* x) { return activations_two(x); }
+  V4_AVX512 static __m256i one(const BlockQ8_0& x) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
+  }
+  static float scale(const BlockQ8_0& x) { return fp16_to_fp32(x.d); }
+};
+
+// MXFP4 or Q8_0 weights against NT Q8_0 rows: four blocks per step as two 512-bit registers of
+// signed weight bytes. Each block's integer sum is exact (|weight| times the activation with the
+// weight's sign, by VNNI's unsigned-by-signed dot: |-128| reads as 128 unsigned, and an
+// activation byte is never -128, so the negation is exact too); the float terms
+// sum·(d_x·d_y) are the reference's products and go into each row's sum block by block. (At one
+// token Q8_0's AVX2 kernel is as fast: the per-block reductions, not the dots, bound both; from
+// two tokens on, the weight bytes and signs decoded once serve every row.)
+template <class Format, int NT>
+struct ScaledBlockRows {
+  using Block = typename Format::Block;
+  V4_AVX512 static void run(const Block* x, const BlockQ8_0* const* y, int64_t nb, float* out) {
     float sumf[NT] = {};
     __m128 lanes = _mm_setzero_ps();  // NT > 1: row t's sum in lane t
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-      const __m512i w01 = mxfp4_two(x + i), w23 = mxfp4_two(x + i + 2);
-      const __m128 ws = _mm_setr_ps(e8m0_to_fp32_half(x[i].e), e8m0_to_fp32_half(x[i + 1].e),
-                                    e8m0_to_fp32_half(x[i + 2].e), e8m0_to_fp32_half(x[i + 3].e));
+      const __m512i w01 = Format::two(x + i), w23 = Format::two(x + i + 2);
+      const __m128 ws = _mm_setr_ps(Format::scale(x[i]), Format::scale(x[i + 1]),
+                                    Format::scale(x[i + 2]), Format::scale(x[i + 3]));
       __m128 terms[4];
       for (int t = 0; t < NT; ++t) {
         const BlockQ8_0* yt = y[t] + i;
@@ -216,8 +237,8 @@ struct Mxfp4Rows {
       for (int t = 0; t < NT; ++t) sumf[t] = tb[t];
     }
     for (; i < nb; ++i) {  // the last nb mod 4 blocks, one at a time
-      const __m512i w = _mm512_castsi256_si512(avx2::mxfp4_values(x[i], avx2::mxfp4_table()));
-      const float xs = e8m0_to_fp32_half(x[i].e);
+      const __m512i w = _mm512_castsi256_si512(Format::one(x[i]));
+      const float xs = Format::scale(x[i]);
       for (int t = 0; t < NT; ++t) {
         const __m256i yi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
         // Only the low half is summed (lane 0 of block_sums); the high half is ignored.
@@ -255,6 +276,11 @@ V4_AVX512 void dot_float_rows(const float* a, int64_t n, Load16 load16, Load1 lo
     out[k] = finish_float_dot(lanes, i, n, [&](int64_t j) { return load1(k, j) * a[j]; });
   }
 }
+
+template <int NT>
+using Mxfp4Rows = ScaledBlockRows<Mxfp4Blocks, NT>;
+template <int NT>
+using Q8_0Rows = ScaledBlockRows<Q8_0Blocks, NT>;
 
 // Float weights: one weight row against NT activation rows (F32). Each 32-value step of the row
 // is loaded and widened once for all NT rows, and the weight row stays one memory stream; each
@@ -334,7 +360,8 @@ bool cpu_has_avx512() {
 }
 
 bool has_avx512_dot(GgmlType t) {
-  return t == GgmlType::IQ2_XXS || t == GgmlType::Q2_K || t == GgmlType::MXFP4;
+  return t == GgmlType::IQ2_XXS || t == GgmlType::Q2_K || t == GgmlType::MXFP4 ||
+         t == GgmlType::Q8_0;
 }
 
 void vec_dot_avx512_rows(GgmlType t, const void* w, const void* const* a, int rows, int64_t n,
@@ -343,6 +370,8 @@ void vec_dot_avx512_rows(GgmlType t, const void* w, const void* const* a, int ro
   switch (t) {
     case GgmlType::MXFP4:
       return dispatch_rows<Mxfp4Rows, BlockMXFP4, BlockQ8_0>(w, a, rows, n / kQK_MXFP4, out);
+    case GgmlType::Q8_0:
+      return dispatch_rows<Q8_0Rows, BlockQ8_0, BlockQ8_0>(w, a, rows, n / kQK8_0, out);
     case GgmlType::IQ2_XXS:
       return dispatch_rows<Iq2XxsRows, BlockIQ2XXS, BlockQ8K>(w, a, rows, nb, out);
     case GgmlType::Q2_K:

@@ -1,7 +1,7 @@
 // AVX-512 dot products (F, BW, VL, DQ, VBMI and VNNI, plus F16C) for the routed experts'
 // formats, where the AVX2 kernels are compute-bound: IQ2_XXS and Q2_K (ds4's recipe) and MXFP4
-// (the llama.cpp recipe); and four-row kernels for the float weights (that recipe's BF16 output
-// head). Like the AVX2 kernels they compute the
+// (the llama.cpp recipe); Q8_0 for two or more activation rows; and several-row kernels for the
+// float weights (that recipe's BF16 output head). Like the AVX2 kernels they compute the
 // scalar reference's exact integer block sums and then its float scaling in its order, so their
 // results are bit-identical to vec_dot (kernels/cpu/vec_dot.cpp) — only faster: a block's
 // codes, signs and scales are decoded in 512-bit lanes (byte permutes instead of per-group table

@@ -59,14 +59,14 @@ TEST(VecDotAvx512, RowsBitIdenticalToScalarReference) {
       }
     }
   }
-  EXPECT_EQ(covered, 3) << "MXFP4, IQ2_XXS and Q2_K have AVX-512 kernels";
+  EXPECT_EQ(covered, 4) << "MXFP4, IQ2_XXS, Q2_K and Q8_0 have AVX-512 kernels";
 }
 
 TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
   if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
   std::mt19937 rng(29);
   std::normal_distribution<float> normal(0, 1);
-  for (GgmlType t : {GgmlType::MXFP4, GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
+  for (GgmlType t : {GgmlType::MXFP4, GgmlType::IQ2_XXS, GgmlType::Q2_K, GgmlType::Q8_0}) {
     const int64_t cols = 512, rows = 7;
     std::vector<uint8_t> weights;
     for (int64_t r = 0; r < rows; ++r) {
@@ -188,7 +188,7 @@ TEST(VecDotAvx512, LargeFloatMatmulEqualsScalarReferenceForEveryTokenCount) {
 TEST(VecDotAvx512, OnlyTheKernelledFormatsClaimOne) {
   EXPECT_TRUE(has_avx512_dot(GgmlType::IQ2_XXS));
   EXPECT_TRUE(has_avx512_dot(GgmlType::Q2_K));
-  EXPECT_FALSE(has_avx512_dot(GgmlType::Q8_0));
+  EXPECT_TRUE(has_avx512_dot(GgmlType::Q8_0));
   EXPECT_TRUE(has_avx512_dot(GgmlType::MXFP4));
   EXPECT_FALSE(has_avx512_dot(GgmlType::Q4_K));
   EXPECT_FALSE(has_avx512_dot(GgmlType::F16));
