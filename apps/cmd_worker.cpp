@@ -238,6 +238,10 @@ CommandRegistration registration(
                      "with --expert-stats: extra replicas of the hottest experts per rank")
           ->capture_default_str()
           ->check(CLI::Range(0u, 1024u));
+      sub.add_option("--expert-overlap", f->group.overlap,
+                     "run each MoE layer's exchanges beside this rank's own compute (the shared "
+                     "expert, its own rows); false: one after the other")
+          ->capture_default_str();
       sub.add_option("--log-format", f->log_format, "text or json")->capture_default_str();
       sub.add_option("--log-level", f->log_level, "trace, debug, info, warn, error")
           ->capture_default_str();

@@ -9,16 +9,23 @@ load. For each configuration it prints
                experts' owners: n_embd floats plus expert id and weight per selected expert
                owned elsewhere), beside the bound k·(n_embd+2)·4·(N−1)/N for uniform routing;
   combine B    the same for the results coming back (n_embd floats per pair);
-  comm share   the MoE exchanges' dispatch + combine time over the ranks' step time;
-  experts      the share of step time in the experts themselves.
+  comm share   the MoE exchanges' dispatch + combine time over the ranks' step time (what the
+               forward waited for: with overlap, only the part its own work did not hide);
+  experts      the share of step time in the experts themselves;
+  hidden       exchange time that ran while the ranks computed (the shared expert during the
+               dispatch, their own rows during the combine), over the step time.
+
+Each group size runs with the exchanges beside the compute (the default, `--expert-overlap`)
+and inline (`--expert-overlap false`), so the two can be compared in one run.
 
 The figures come from the router's /metrics (v4serve:ep_alltoall_bytes_total,
-v4serve:ep_moe_phase_seconds_total, summed over the ranks). All processes share this machine's
+v4serve:ep_moe_phase_seconds_total, v4serve:ep_overlapped_seconds_total, summed over the
+ranks). All processes share this machine's
 cores, so on a small machine the times measure contention as much as communication; the byte
 counts do not depend on the machine.
 
     python bench/expert_parallel_benchmark.py --v4serve build/apps/v4serve [--gguf MODEL] \\
-        [--ranks 1,2,4] [--requests 32] [--concurrency 8] [--json]
+        [--ranks 1,2,4] [--overlap both|on|off] [--requests 32] [--concurrency 8] [--json]
 """
 
 import argparse
@@ -153,17 +160,19 @@ def measure(url, a):
             "combine_bytes": grew("v4serve:ep_alltoall_bytes_total", 'direction="combine"'),
             "dispatch_s": grew("v4serve:ep_moe_phase_seconds_total", 'phase="dispatch"'),
             "experts_s": grew("v4serve:ep_moe_phase_seconds_total", 'phase="experts"'),
-            "combine_s": grew("v4serve:ep_moe_phase_seconds_total", 'phase="combine"')}
+            "combine_s": grew("v4serve:ep_moe_phase_seconds_total", 'phase="combine"'),
+            "overlapped_s": grew("v4serve:ep_overlapped_seconds_total")}
 
 
-def run_config(a, ranks):
+def run_config(a, ranks, overlap=True):
     engine = ["--threads", str(a.threads), *a.engine_args]
     if ranks == 0:
         procs, url = start([a.v4serve, "serve", "--port", "0", "--log-level", "warn", "--model",
                             a.gguf, *engine], HTTP_LISTENING)
         procs = [procs]
     else:
-        procs, addresses = start_group(a.v4serve, a.gguf, ranks, engine, a.timeout_s)
+        group_engine = engine + ([] if overlap else ["--expert-overlap", "false"])
+        procs, addresses = start_group(a.v4serve, a.gguf, ranks, group_engine, a.timeout_s)
         try:
             router, url = start([a.v4serve, "router", "--port", "0", "--log-level", "warn",
                                  "--model", a.gguf, "--workers", ",".join(addresses),
@@ -179,17 +188,19 @@ def run_config(a, ranks):
         stop(procs)
 
 
-def row(a, ranks, m, shape):
+def row(a, ranks, overlap, m, shape):
     layers, n_embd, k = shape
     per = m["tokens"] * layers
-    row = {"form": "serve" if ranks == 0 else "%d ranks" % ranks, "ranks": max(ranks, 1),
+    form = "serve" if ranks == 0 else "%d ranks%s" % (ranks, "" if overlap else ", inline")
+    row = {"form": form, "ranks": max(ranks, 1), "overlap": overlap,
            "output_tok_s": m["output_tokens"] / m["seconds"],
            "dispatch_bytes_per_token_layer": m["dispatch_bytes"] / per if per else 0.0,
            "combine_bytes_per_token_layer": m["combine_bytes"] / per if per else 0.0,
            "uniform_bound_dispatch": k * (n_embd + 2) * 4 * (ranks - 1) / ranks if ranks else 0.0,
            "comm_share": (m["dispatch_s"] + m["combine_s"]) / m["step_seconds"]
            if m["step_seconds"] else 0.0,
-           "experts_share": m["experts_s"] / m["step_seconds"] if m["step_seconds"] else 0.0}
+           "experts_share": m["experts_s"] / m["step_seconds"] if m["step_seconds"] else 0.0,
+           "hidden_share": m["overlapped_s"] / m["step_seconds"] if m["step_seconds"] else 0.0}
     return row
 
 
@@ -198,6 +209,8 @@ def main():
     p.add_argument("--v4serve", required=True)
     p.add_argument("--gguf", help="model (default: the tiny synthetic model, generated)")
     p.add_argument("--ranks", default="1,2,4")
+    p.add_argument("--overlap", choices=["both", "on", "off"], default="both",
+                   help="groups with the exchanges beside the compute, inline, or each")
     p.add_argument("--requests", type=int, default=32)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--prompt-len", type=int, default=64)
@@ -213,8 +226,9 @@ def main():
             subprocess.run([a.v4serve, "gen-model", "--preset", "tiny", "--out", a.gguf],
                            check=True, capture_output=True)
     shape = model_shape(a.gguf)
-    rows = [row(a, r, run_config(a, r), shape)
-            for r in [0] + [int(x) for x in a.ranks.split(",")]]
+    modes = {"both": [True, False], "on": [True], "off": [False]}[a.overlap]
+    configs = [(0, True)] + [(int(r), o) for r in a.ranks.split(",") for o in modes]
+    rows = [row(a, r, o, run_config(a, r, o), shape) for r, o in configs]
     base = rows[0]["output_tok_s"]
     for r in rows:
         r["ratio_to_serve"] = r["output_tok_s"] / base if base else float("nan")
@@ -225,13 +239,15 @@ def main():
         return
     print("model %s: %d MoE layers, n_embd %d, %d experts per token; %d requests at "
           "concurrency %d" % (a.gguf, shape[0], shape[1], shape[2], a.requests, a.concurrency))
-    print("%-8s %9s %7s %12s %12s %12s %10s %8s" % (
-        "form", "tok/s", "ratio", "dispatch B", "uniform B", "combine B", "comm", "experts"))
+    print("%-16s %9s %7s %12s %12s %12s %10s %8s %8s" % (
+        "form", "tok/s", "ratio", "dispatch B", "uniform B", "combine B", "comm", "experts",
+        "hidden"))
     for r in rows:
-        print("%-8s %9.1f %7.3f %12.0f %12.0f %12.0f %9.1f%% %7.1f%%" % (
+        print("%-16s %9.1f %7.3f %12.0f %12.0f %12.0f %9.1f%% %7.1f%% %7.1f%%" % (
             r["form"], r["output_tok_s"], r["ratio_to_serve"],
             r["dispatch_bytes_per_token_layer"], r["uniform_bound_dispatch"],
-            r["combine_bytes_per_token_layer"], 100 * r["comm_share"], 100 * r["experts_share"]))
+            r["combine_bytes_per_token_layer"], 100 * r["comm_share"], 100 * r["experts_share"],
+            100 * r["hidden_share"]))
 
 
 if __name__ == "__main__":

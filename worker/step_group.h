@@ -23,6 +23,9 @@ struct GroupTraffic {
   double dispatch_seconds = 0;  // packing, the counts' all-gather and the rows' all-to-all
   double expert_seconds = 0;    // the experts this rank owns, on every rank's rows
   double combine_seconds = 0;   // the results' all-to-all and the weighted sums
+  // Exchange time hidden under the rank's own compute (the shared expert, its own rows); the
+  // three phases above count only what the forward waited.
+  double overlapped_seconds = 0;
 };
 
 class StepGroup {

@@ -69,10 +69,13 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
   be.matmul(w.router.view, u, n, logits);
   be.route_experts(routing, logits, ws.tokens.data<int32_t>(), n, experts, weights);
   if (selections) be.count_experts(experts, n * routing.k, selections);
+  // The shared expert (one group of every row: {0, n} in the workspace) runs while an
+  // expert-parallel dispatcher's rows travel.
+  const auto shared = [&] {
+    be.grouped_expert_ffn(shared_expert(c, w), ws.all_rows.data<int64_t>(), 1, n, u, nullptr, out);
+  };
   ctx.experts.dispatch_combine(layer, routed_experts(c, w),
-                               {u, experts, weights, n, routing.k, d, c.n_expert}, routed);
-  // The shared expert: one group of every row ({0, n} in the workspace).
-  be.grouped_expert_ffn(shared_expert(c, w), ws.all_rows.data<int64_t>(), 1, n, u, nullptr, out);
+                               {u, experts, weights, n, routing.k, d, c.n_expert}, routed, shared);
   be.add(routed, n * d, out);  // Σ routed, then + shared
 }
 

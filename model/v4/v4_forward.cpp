@@ -117,7 +117,7 @@ Status V4Forward::join_empty_step() {
     const LayerWeights& w = weights_.layers[il];
     const RoutedTokens none{nullptr,  nullptr,   nullptr, 0, expert_routing(c, w).k,
                             c.n_embd, c.n_expert};
-    experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr);
+    experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr, {});
   }
   return experts_.take_error();
 }
@@ -189,7 +189,8 @@ Status V4Forward::copy_step_inputs() {
               ws_.sequence_of.data<uint32_t>(),    ws_.positions.data<uint64_t>(),
               static_cast<int64_t>(n_seqs),        static_cast<int64_t>(n)};
   for (uint64_t p : b.positions) kv_step_.position_end = std::max(kv_step_.position_end, p + 1);
-  for (const KvSequenceView& v : b.views) kv_step_.max_pages = std::max(kv_step_.max_pages, v.n_pages);
+  for (const KvSequenceView& v : b.views)
+    kv_step_.max_pages = std::max(kv_step_.max_pages, v.n_pages);
   return Status::ok();
 }
 

@@ -125,6 +125,7 @@ void add_stats(const pb::StatsResponse& s, EngineSnapshot& t) {
   t.group.dispatch_seconds += g.dispatch_seconds();
   t.group.expert_seconds += g.expert_seconds();
   t.group.combine_seconds += g.combine_seconds();
+  t.group.overlapped_seconds += g.overlapped_seconds();
   add_histogram(s.batch_size(), t.batch_size);
   add_histogram(s.step_seconds(), t.step_seconds);
   add_histogram(s.step_tokens(), t.step_tokens);

@@ -97,6 +97,7 @@ struct EngineHistogram {
 struct EngineGroupTraffic {
   uint64_t dispatch_bytes = 0, combine_bytes = 0, exchanges = 0, joined_steps = 0;
   double dispatch_seconds = 0, expert_seconds = 0, combine_seconds = 0;
+  double overlapped_seconds = 0;  // exchange time hidden under the ranks' own compute
 };
 
 struct EngineSnapshot {

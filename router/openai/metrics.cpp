@@ -95,10 +95,11 @@ struct ServerMetrics::Series {
   prometheus::Family<prometheus::Counter>* ep_bytes_family;
   prometheus::Family<prometheus::Counter>* ep_seconds_family;
   prometheus::Family<prometheus::Counter>* ep_exchanges_family;
+  prometheus::Family<prometheus::Counter>* ep_overlapped_family;
   prometheus::Family<prometheus::Counter>* ep_joins_family;
   prometheus::Counter *ep_dispatch_bytes = nullptr, *ep_combine_bytes = nullptr;
   prometheus::Counter *ep_dispatch_seconds = nullptr, *ep_expert_seconds = nullptr,
-                      *ep_combine_seconds = nullptr;
+                      *ep_combine_seconds = nullptr, *ep_overlapped_seconds = nullptr;
   prometheus::Counter *ep_exchanges = nullptr, *ep_joins = nullptr;
 };
 
@@ -249,6 +250,13 @@ ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
                                  "Expert parallelism: wall time of the MoE layers' phases, summed "
                                  "over ranks (dispatch, experts, combine)")
                              .Register(r);
+  s.ep_overlapped_family =
+      &BuildCounter()
+           .Name("v4serve:ep_overlapped_seconds_total")
+           .Help(
+               "Expert parallelism: exchange time that ran while the ranks computed (the shared "
+               "expert, their own rows), summed over ranks; the phases count only the waits")
+           .Register(r);
   s.ep_exchanges_family = &BuildCounter()
                                .Name("v4serve:ep_moe_exchanges_total")
                                .Help("Expert parallelism: MoE layers run across a group, per rank")
@@ -409,6 +417,7 @@ void ServerMetrics::refresh_group_traffic(const EngineGroupTraffic& now) {
     s.ep_dispatch_seconds = &s.ep_seconds_family->Add(with("phase", "dispatch"));
     s.ep_expert_seconds = &s.ep_seconds_family->Add(with("phase", "experts"));
     s.ep_combine_seconds = &s.ep_seconds_family->Add(with("phase", "combine"));
+    s.ep_overlapped_seconds = &s.ep_overlapped_family->Add(model);
     s.ep_exchanges = &s.ep_exchanges_family->Add(model);
     s.ep_joins = &s.ep_joins_family->Add(model);
   }
@@ -425,6 +434,7 @@ void ServerMetrics::refresh_group_traffic(const EngineGroupTraffic& now) {
   grow(*s.ep_dispatch_seconds, now.dispatch_seconds, last.dispatch_seconds);
   grow(*s.ep_expert_seconds, now.expert_seconds, last.expert_seconds);
   grow(*s.ep_combine_seconds, now.combine_seconds, last.combine_seconds);
+  grow(*s.ep_overlapped_seconds, now.overlapped_seconds, last.overlapped_seconds);
   grow(*s.ep_exchanges, now.exchanges, last.exchanges);
   grow(*s.ep_joins, now.joined_steps, last.joined_steps);
 }

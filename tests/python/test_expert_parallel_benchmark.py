@@ -1,5 +1,6 @@
-"""bench/expert_parallel_benchmark.py runs end to end on the tiny model (serve and a group of 2
-ranks) and its byte counts obey what the wire format fixes: a selected expert owned elsewhere
+"""bench/expert_parallel_benchmark.py runs end to end on the tiny model (serve, and a group of 2
+ranks with its exchanges beside the compute and inline) and its byte counts obey what the wire
+format fixes: a selected expert owned elsewhere
 costs n_embd + 2 floats out and n_embd floats back, so combine / dispatch bytes is exactly
 n_embd / (n_embd + 2), and no token can send more than k·(n_embd + 2)·4 bytes per MoE layer."""
 
@@ -29,10 +30,14 @@ def test_benchmark_counts_what_the_wire_format_fixes(v4serve, model):
         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
-    serve, group = result["rows"]
+    serve, overlapped, inline = result["rows"]
     assert serve["form"] == "serve" and serve["dispatch_bytes_per_token_layer"] == 0
     n_embd, k = result["n_embd"], result["experts_per_token"]
-    d, c = group["dispatch_bytes_per_token_layer"], group["combine_bytes_per_token_layer"]
-    assert 0 < d <= k * (n_embd + 2) * 4
-    assert c / d == pytest.approx(n_embd / (n_embd + 2), rel=1e-9)
-    assert group["output_tok_s"] > 0 and 0 < group["comm_share"] < 1
+    for group in (overlapped, inline):
+        d, c = group["dispatch_bytes_per_token_layer"], group["combine_bytes_per_token_layer"]
+        assert 0 < d <= k * (n_embd + 2) * 4
+        assert c / d == pytest.approx(n_embd / (n_embd + 2), rel=1e-9)
+        assert group["output_tok_s"] > 0 and 0 < group["comm_share"] < 1
+    # Only the overlapped group hid exchange time under its compute.
+    assert overlapped["overlap"] and overlapped["hidden_share"] > 0
+    assert not inline["overlap"] and inline["hidden_share"] == 0

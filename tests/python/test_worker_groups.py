@@ -2,8 +2,9 @@
 routed experts (Gloo all-to-all every MoE layer), each rank runs its own requests, and the
 router sees every rank as a worker. Against `serve` on the same tiny model (every expert in one
 process, different chunking): groups of 1, 2 and 4 ranks give the same tokens and the same
-logprobs bit for bit, greedy and seeded, with chunked prefill (--max-batch-tokens 16) and with
-ranks idle while others run (requests one at a time). A rank killed mid-run takes its whole
+logprobs bit for bit, greedy and seeded, with chunked prefill (--max-batch-tokens 16), with
+ranks idle while others run (requests one at a time), and with the exchanges beside the ranks'
+compute or inline (--expert-overlap false). A rank killed mid-run takes its whole
 group down within seconds (no collective hangs) and the router finishes every request on the
 remaining worker with unchanged tokens."""
 
@@ -84,9 +85,10 @@ def assert_same(results, reference, what):
         assert got == want, "%s: request %d (%s)" % (what, i, "seeded" if i % 2 else "greedy")
 
 
-@pytest.mark.parametrize("ranks", [1, 2, 4])
-def test_group_matches_serve(v4serve, model, reference, ranks):
-    with Cluster(v4serve, model, workers=0, groups=[ranks], worker_args=CHUNKED) as cluster:
+@pytest.mark.parametrize("ranks,overlap", [(1, True), (2, True), (4, True), (2, False)])
+def test_group_matches_serve(v4serve, model, reference, ranks, overlap):
+    args = CHUNKED + ([] if overlap else ["--expert-overlap", "false"])
+    with Cluster(v4serve, model, workers=0, groups=[ranks], worker_args=args) as cluster:
         assert_same(run(cluster.base_url), reference, "%d ranks, concurrent" % ranks)
         # One at a time: every rank but the one the router picked joins each step idle.
         assert_same(run(cluster.base_url, parallel=False), reference,
@@ -101,6 +103,11 @@ def test_group_matches_serve(v4serve, model, reference, ranks):
             text = httpx.get(cluster.url + "/metrics", timeout=30).text
             sent = re.search(r'v4serve:ep_alltoall_bytes_total\{direction="dispatch"[^}]*\} ([0-9.e+]+)', text)
             assert sent and float(sent.group(1)) > 0, text[-3000:]
+            # With overlap the exchanges ran beside the shared expert and the own rows; without,
+            # none of their time was hidden.
+            hidden = re.search(r'v4serve:ep_overlapped_seconds_total\{[^}]*\} ([0-9.e+-]+)', text)
+            assert hidden, text[-3000:]
+            assert (float(hidden.group(1)) > 0) == overlap, hidden.group(0)
             assert "all %d ranks connected" % ranks in rank.stderr()
 
 

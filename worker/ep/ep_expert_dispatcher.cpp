@@ -1,5 +1,6 @@
 #include "worker/ep/ep_expert_dispatcher.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -32,12 +33,17 @@ T* fit(std::vector<T>& v, size_t n) {
 
 }  // namespace
 
-EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert)
-    : EpExpertDispatcher(backend, comm, ExpertPlacement(n_expert, comm.size())) {}
+EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert,
+                                       bool overlap)
+    : EpExpertDispatcher(backend, comm, ExpertPlacement(n_expert, comm.size()), overlap) {}
 
 EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm,
-                                       ExpertPlacement placement)
-    : backend_(backend), comm_(comm), placement_(std::move(placement)), local_(backend) {}
+                                       ExpertPlacement placement, bool overlap)
+    : backend_(backend),
+      comm_(comm),
+      placement_(std::move(placement)),
+      local_(backend),
+      exchanges_(overlap) {}
 
 Status EpExpertDispatcher::take_error() {
   Status s = error_;
@@ -46,11 +52,15 @@ Status EpExpertDispatcher::take_error() {
 }
 
 void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
-                                          const RoutedTokens& in, float* out) {
+                                          const RoutedTokens& in, float* out,
+                                          const std::function<void()>& meanwhile) {
   // After a failure the group is broken: skip the collectives (peers time out too) and let the
   // forward report the first error.
-  if (!error_) return;
-  error_ = exchange(layer, experts, in);
+  if (!error_) {
+    if (meanwhile) meanwhile();
+    return;
+  }
+  error_ = exchange(layer, experts, in, meanwhile);
   if (!error_) return;
   const auto start = Clock::now();
   if (in.n_tokens > 0) {
@@ -60,37 +70,51 @@ void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights
   ++traffic_.exchanges;
 }
 
-Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& experts,
-                                    const RoutedTokens& in) {
-  const auto dispatch_start = Clock::now();
+void EpExpertDispatcher::pack(uint32_t layer, const RoutedTokens& in) {
   const int ranks = comm_.size(), me = comm_.rank();
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
-  // (1) Pairs in send order: by owning rank, then pair order.
+  // Pairs per owning rank.
   counts_.assign(static_cast<size_t>(ranks) + 1, 0);
   for (int64_t i = 0; i < pairs; ++i)
     ++counts_[static_cast<size_t>(placement_.owner(layer, in.experts[i], me))];
   // The last entry carries the layer, so ranks that fell out of step notice.
   counts_[static_cast<size_t>(ranks)] = layer;
+  // Send order: the peers' rows by rank (the segments of the all-to-all), then this rank's own,
+  // which never leave it. Results come back in the same order, so a pair's send position is
+  // also its result row.
   std::vector<int64_t>& start = send_order_;
   start.assign(static_cast<size_t>(ranks), 0);
-  for (int r = 1; r < ranks; ++r) start[r] = start[r - 1] + counts_[static_cast<size_t>(r - 1)];
+  int64_t at = 0;
+  for (int r = 0; r < ranks; ++r) {
+    if (r == me) continue;
+    start[static_cast<size_t>(r)] = at;
+    at += counts_[static_cast<size_t>(r)];
+  }
+  own_begin_ = at;
+  start[static_cast<size_t>(me)] = at;
   slot_row_.resize(static_cast<size_t>(pairs));
   float* send = fit(send_, static_cast<size_t>(pairs * width));
   for (int64_t i = 0; i < pairs; ++i) {
-    const int64_t pos = start[static_cast<size_t>(placement_.owner(layer, in.experts[i], me))]++;
+    const int owner = placement_.owner(layer, in.experts[i], me);
+    const int64_t pos = start[static_cast<size_t>(owner)]++;
     slot_row_[static_cast<size_t>(i)] = pos;
     float* row = send + pos * width;
     std::memcpy(row, in.x + (i / in.k) * d, static_cast<size_t>(d) * sizeof(float));
     std::memcpy(row + d, &in.experts[i], sizeof(int32_t));
     row[d + 1] = in.weights[i];
   }
-  // (2) Who sends how many rows to whom.
+}
+
+Status EpExpertDispatcher::send_rows(uint32_t layer, int64_t width) {
+  const int ranks = comm_.size(), me = comm_.rank();
+  // Who sends how many rows to whom.
   const int64_t n = ranks + 1;
   fit(all_counts_, static_cast<size_t>(n * ranks));
   if (Status s = comm_.all_gather(counts_.data(), n, all_counts_.data()); !s) return s;
-  int64_t received = 0;
+  from_.assign(static_cast<size_t>(ranks), 0);
   send_bytes_.assign(static_cast<size_t>(ranks), 0);
   recv_bytes_.assign(static_cast<size_t>(ranks), 0);
+  received_ = 0;
   for (int r = 0; r < ranks; ++r) {
     const int64_t peer_layer = all_counts_[static_cast<size_t>(r * n + ranks)];
     if (peer_layer != layer) {
@@ -103,21 +127,22 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
       return Status::error("expert parallelism: rank " + std::to_string(r) + " announced " +
                            std::to_string(from_r) + " rows");
     }
+    if (r == me) continue;  // this rank's own rows never leave send_
+    from_[static_cast<size_t>(r)] = from_r;
     recv_bytes_[static_cast<size_t>(r)] = from_r * width * static_cast<int64_t>(sizeof(float));
     send_bytes_[static_cast<size_t>(r)] =
         counts_[static_cast<size_t>(r)] * width * static_cast<int64_t>(sizeof(float));
-    received += from_r;
+    received_ += from_r;
   }
-  // (3) Rows to the ranks owning their experts.
-  float* recv = fit(recv_, static_cast<size_t>(received * width));
-  if (Status s = comm_.all_to_all(send, send_bytes_, recv, recv_bytes_); !s) return s;
-  traffic_.dispatch_bytes += to_peers(send_bytes_, me);
-  rows_sent_ += static_cast<uint64_t>(pairs - counts_[static_cast<size_t>(me)]);
-  float* x = fit(recv_x_, static_cast<size_t>(received * d));
-  int32_t* ids = fit(recv_experts_, static_cast<size_t>(received));
-  float* weights = fit(recv_weights_, static_cast<size_t>(received));
-  for (int64_t j = 0; j < received; ++j) {
-    const float* row = recv + j * width;
+  float* recv = fit(recv_, static_cast<size_t>(received_ * width));
+  return comm_.all_to_all(send_.data(), send_bytes_, recv, recv_bytes_);
+}
+
+Status EpExpertDispatcher::unpack(uint32_t layer, const float* rows, int64_t count, int64_t d,
+                                  float* x, int32_t* ids, float* weights) const {
+  const int me = comm_.rank();
+  for (int64_t j = 0; j < count; ++j) {
+    const float* row = rows + j * (d + kRowExtra);
     std::memcpy(x + j * d, row, static_cast<size_t>(d) * sizeof(float));
     std::memcpy(&ids[j], row + d, sizeof(int32_t));
     weights[j] = row[d + 1];
@@ -127,26 +152,82 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
                            ", which it does not own");
     }
   }
-  const auto experts_start = Clock::now();
-  traffic_.dispatch_seconds +=
-      std::chrono::duration<double>(experts_start - dispatch_start).count();
-  float* served = fit(served_, static_cast<size_t>(received * d));
-  if (received > 0) {
-    local_.dispatch_combine(layer, experts, {x, ids, weights, received, 1, d, in.n_expert}, served);
+  return Status::ok();
+}
+
+// The hidden exchange time of the job just waited for, and the part that was not hidden.
+void EpExpertDispatcher::account(double exposed, double& phase_seconds) {
+  phase_seconds += exposed;
+  traffic_.overlapped_seconds += std::max(0.0, exchanges_.last_job_seconds() - exposed);
+}
+
+Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& experts,
+                                    const RoutedTokens& in,
+                                    const std::function<void()>& meanwhile) {
+  auto clock = Clock::now();
+  const int me = comm_.rank();
+  const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
+  pack(layer, in);
+  const int64_t own = counts_[static_cast<size_t>(me)], from_peers = own_begin_;
+  // (1) Rows to the ranks owning their experts, while the shared expert runs here.
+  traffic_.dispatch_seconds += seconds_since(clock);  // the exchange itself: account() below
+  exchanges_.start([this, layer, width] { return send_rows(layer, width); });
+  if (meanwhile) meanwhile();
+  double exposed = 0;
+  Status s = exchanges_.wait(&exposed);
+  account(exposed, traffic_.dispatch_seconds);
+  if (!s) return s;
+  traffic_.dispatch_bytes += to_peers(send_bytes_, me);
+  rows_sent_ += static_cast<uint64_t>(from_peers);
+  clock = Clock::now();
+  // The peers' rows and this rank's own (still in send_), unpacked for the experts.
+  const int64_t rows = received_ + own;
+  float* x = fit(recv_x_, static_cast<size_t>(rows * d));
+  int32_t* ids = fit(recv_experts_, static_cast<size_t>(rows));
+  float* weights = fit(recv_weights_, static_cast<size_t>(rows));
+  if (s = unpack(layer, recv_.data(), received_, d, x, ids, weights); !s) return s;
+  const float* own_rows = send_.data() + own_begin_ * width;
+  if (s = unpack(layer, own_rows, own, d, x + received_ * d, ids + received_, weights + received_);
+      !s) {
+    return s;
   }
-  rows_served_ += static_cast<uint64_t>(received - counts_[static_cast<size_t>(me)]);
-  // (4) Results back, arriving in this rank's send order.
+  traffic_.dispatch_seconds += seconds_since(clock);
+  // (2) The peers' rows through this rank's experts (one slot per row: each comes back
+  // weighted, unsummed).
+  clock = Clock::now();
+  float* served = fit(served_, static_cast<size_t>(received_ * d));
+  if (received_ > 0) {
+    local_.dispatch_combine(layer, experts, {x, ids, weights, received_, 1, d, in.n_expert}, served,
+                            {});
+  }
+  rows_served_ += static_cast<uint64_t>(received_);
+  traffic_.expert_seconds += seconds_since(clock);
+  // (3) Their results back, arriving in this rank's send order without its own rows, while this
+  // rank's own rows run through its experts into the place after them.
+  clock = Clock::now();
+  const int ranks = comm_.size();
   for (int r = 0; r < ranks; ++r) {
-    send_bytes_[static_cast<size_t>(r)] = recv_bytes_[static_cast<size_t>(r)] / width * d;
+    send_bytes_[static_cast<size_t>(r)] =
+        from_[static_cast<size_t>(r)] * d * static_cast<int64_t>(sizeof(float));
     recv_bytes_[static_cast<size_t>(r)] =
-        counts_[static_cast<size_t>(r)] * d * static_cast<int64_t>(sizeof(float));
+        r == me ? 0 : counts_[static_cast<size_t>(r)] * d * static_cast<int64_t>(sizeof(float));
   }
-  const auto combine_start = Clock::now();
-  traffic_.expert_seconds += std::chrono::duration<double>(combine_start - experts_start).count();
   float* returned = fit(returned_, static_cast<size_t>(pairs * d));
-  Status s = comm_.all_to_all(served, send_bytes_, returned, recv_bytes_);
+  traffic_.combine_seconds += seconds_since(clock);
+  exchanges_.start([this, served, returned] {
+    return comm_.all_to_all(served, send_bytes_, returned, recv_bytes_);
+  });
+  clock = Clock::now();
+  if (own > 0) {
+    local_.dispatch_combine(
+        layer, experts,
+        {x + received_ * d, ids + received_, weights + received_, own, 1, d, in.n_expert},
+        returned + from_peers * d, {});
+  }
+  traffic_.expert_seconds += seconds_since(clock);
+  s = exchanges_.wait(&exposed);
+  account(exposed, traffic_.combine_seconds);
   traffic_.combine_bytes += to_peers(send_bytes_, me);
-  traffic_.combine_seconds += seconds_since(combine_start);
   return s;
 }
 

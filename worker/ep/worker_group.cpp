@@ -85,8 +85,8 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
   if (Status s = group->compare_models(config, placement->digest()); !s)
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          s.message());
-  group->dispatcher_ =
-      std::make_unique<EpExpertDispatcher>(backend, *group->comm_, std::move(*placement));
+  group->dispatcher_ = std::make_unique<EpExpertDispatcher>(backend, *group->comm_,
+                                                            std::move(*placement), o.overlap);
   return group;
 }
 

@@ -31,6 +31,8 @@ struct WorkerGroupOptions {
   // extra replicas per rank; no file: contiguous shards.
   std::string expert_stats;
   uint32_t redundant_experts = 0;
+  // The MoE exchanges beside the rank's own compute (EpExpertDispatcher), or inline.
+  bool overlap = true;
 };
 
 // Checks what flags alone can tell: names, rank range, addresses.

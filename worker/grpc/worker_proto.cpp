@@ -144,6 +144,7 @@ void to_proto(const EngineStats& s, uint32_t page_tokens, pb::StatsResponse& out
     g->set_dispatch_seconds(s.group.dispatch_seconds);
     g->set_expert_seconds(s.group.expert_seconds);
     g->set_combine_seconds(s.group.combine_seconds);
+    g->set_overlapped_seconds(s.group.overlapped_seconds);
   }
 }
 

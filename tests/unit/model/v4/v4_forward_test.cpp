@@ -257,10 +257,10 @@ class RecordingDispatcher final : public ExpertDispatcher {
  public:
   explicit RecordingDispatcher(Backend& backend) : local_(backend) {}
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
-                        float* out) override {
+                        float* out, const std::function<void()>& meanwhile) override {
     layers.push_back(layer);
     pairs += tokens.n_tokens * tokens.k;
-    local_.dispatch_combine(layer, experts, tokens, out);
+    local_.dispatch_combine(layer, experts, tokens, out, meanwhile);
   }
   std::vector<uint32_t> layers;
   int64_t pairs = 0;

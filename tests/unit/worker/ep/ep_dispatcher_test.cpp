@@ -77,6 +77,8 @@ class EpDispatcherTest : public EngineTest {
  protected:
   // When set, every rank uses it instead of contiguous shards (the forked ranks inherit it).
   static inline std::optional<ExpertPlacement> placement_;
+  // Whether the exchanges run beside the ranks' own compute (the dispatcher's default) or inline.
+  static inline bool overlap_ = true;
 
   // Forks `ranks` processes; each writes its logits (or an error) to dir/rank<r>.
   static void run_group(int ranks, const std::filesystem::path& dir, int deserter = -1) {
@@ -125,7 +127,7 @@ class EpDispatcherTest : public EngineTest {
     CpuBackend backend(1);
     EpExpertDispatcher experts(
         backend, **comm,
-        placement_ ? *placement_ : ExpertPlacement(weights().config.n_expert, ranks));
+        placement_ ? *placement_ : ExpertPlacement(weights().config.n_expert, ranks), overlap_);
     V4Forward forward(weights(), backend, &experts);
     Result<std::vector<float>> logits =
         run_plan(forward, plan_for(rank, prompt), weights().config.n_vocab);
@@ -171,6 +173,13 @@ class EpDispatcherTest : public EngineTest {
 TEST_F(EpDispatcherTest, TwoRanksMatchOneRankBitForBit) { check_group(2); }
 
 TEST_F(EpDispatcherTest, ThreeRanksWithUnevenShardsMatchOneRank) { check_group(3); }
+
+// With the exchanges inline instead of beside the compute: the same logits.
+TEST_F(EpDispatcherTest, ThreeRanksWithoutOverlapMatchOneRank) {
+  overlap_ = false;
+  check_group(3);
+  overlap_ = true;
+}
 
 // Balanced placement with replicas of the hottest experts (a skewed made-up trace): rows go to
 // other ranks than under contiguous shards, and to replicas, yet every logit stays the same.
