@@ -43,7 +43,7 @@ EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm,
       comm_(comm),
       placement_(std::move(placement)),
       local_(backend),
-      exchanges_(overlap) {}
+      exchanges_(overlap && comm.size() > 1) {}  // one rank: nothing travels to overlap
 
 Status EpExpertDispatcher::take_error() {
   Status s = error_;
