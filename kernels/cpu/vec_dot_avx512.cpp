@@ -250,6 +250,22 @@ struct ScaledBlockRows {
   }
 };
 
+template <int NT>
+using Mxfp4Rows = ScaledBlockRows<Mxfp4Blocks, NT>;
+template <int NT>
+using Q8_0Rows = ScaledBlockRows<Q8_0Blocks, NT>;
+
+// One float dot from its 32 lanes in two registers, after steps up to i: the fixed tree, or
+// first the tail's products (product(j) for i <= j < n) into the lanes.
+template <class Product>
+V4_AVX512 float finish_float_lanes(__m512 lo, __m512 hi, int64_t i, int64_t n, Product product) {
+  if (i == n) return simd::reduce_float_lanes(lo, hi);
+  alignas(64) float lanes[kFloatDotLanes];
+  _mm512_store_ps(lanes, lo);
+  _mm512_store_ps(lanes + 16, hi);
+  return finish_float_dot(lanes, i, n, product);
+}
+
 // Float weights (F32, F16, BF16): NR weight rows against one activation row in the lane
 // structure of float_dot_lanes.h, each row's 32 lanes in two registers; 32 products per step
 // and row. Several rows per call share the activation loads and give more independent adds.
@@ -266,21 +282,10 @@ V4_AVX512 void dot_float_rows(const float* a, int64_t n, Load16 load16, Load1 lo
     }
   }
   for (int k = 0; k < NR; ++k) {
-    if (i == n) {
-      out[k] = simd::reduce_float_lanes(acc[k][0], acc[k][1]);
-      continue;
-    }
-    alignas(64) float lanes[kFloatDotLanes];
-    _mm512_store_ps(lanes, acc[k][0]);
-    _mm512_store_ps(lanes + 16, acc[k][1]);
-    out[k] = finish_float_dot(lanes, i, n, [&](int64_t j) { return load1(k, j) * a[j]; });
+    out[k] = finish_float_lanes(acc[k][0], acc[k][1], i, n,
+                                [&](int64_t j) { return load1(k, j) * a[j]; });
   }
 }
-
-template <int NT>
-using Mxfp4Rows = ScaledBlockRows<Mxfp4Blocks, NT>;
-template <int NT>
-using Q8_0Rows = ScaledBlockRows<Q8_0Blocks, NT>;
 
 // Float weights: one weight row against NT activation rows (F32). Each 32-value step of the row
 // is loaded and widened once for all NT rows, and the weight row stays one memory stream; each
@@ -301,14 +306,8 @@ struct FloatTokens {
       }
     }
     for (int t = 0; t < NT; ++t) {
-      if (i == n) {
-        out[t] = simd::reduce_float_lanes(acc[t][0], acc[t][1]);
-        continue;
-      }
-      alignas(64) float lanes[kFloatDotLanes];
-      _mm512_store_ps(lanes, acc[t][0]);
-      _mm512_store_ps(lanes + 16, acc[t][1]);
-      out[t] = finish_float_dot(lanes, i, n, [&](int64_t j) { return load1(j) * a[t][j]; });
+      out[t] = finish_float_lanes(acc[t][0], acc[t][1], i, n,
+                                  [&](int64_t j) { return load1(j) * a[t][j]; });
     }
   }
 };
