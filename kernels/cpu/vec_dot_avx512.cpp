@@ -255,6 +255,66 @@ using Mxfp4Rows = ScaledBlockRows<Mxfp4Blocks, NT>;
 template <int NT>
 using Q8_0Rows = ScaledBlockRows<Q8_0Blocks, NT>;
 
+// Q8_0 weights, NR rows against one Q8_0 activation row (a decode step's token): the activation
+// blocks are loaded once for all rows, and each row's float sum runs in its own SIMD lane, so the
+// rows' chains of dependent adds advance together (one row's chain bounds the AVX2 kernel at one
+// token). A weight byte plus 128 is unsigned (exact for every byte, -128 included), so VNNI gives
+// Σ(w + 128)·y, and minus 128·Σy that is the block's exact integer sum; the float terms
+// sum·(d_x·d_y) are the reference's and go into each row's sum block by block.
+template <int NR>
+struct Q8_0WeightRows {
+  V4_AVX512 static void run(const BlockQ8_0* const* x, const BlockQ8_0* y, int64_t nb, float* out) {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i bias = _mm512_set1_epi8(static_cast<char>(0x80));
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m128 lanes = _mm_setzero_ps();  // row r's sum in lane r
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      const __m512i y01 = activations_two(y + i), y23 = activations_two(y + i + 2);
+      const __m128i offset = _mm_slli_epi32(
+          block_sums(_mm512_dpbusd_epi32(zero, ones, y01), _mm512_dpbusd_epi32(zero, ones, y23)),
+          7);
+      const __m128 ys = _mm_cvtph_ps(_mm_setr_epi16(
+          static_cast<int16_t>(y[i].d), static_cast<int16_t>(y[i + 1].d),
+          static_cast<int16_t>(y[i + 2].d), static_cast<int16_t>(y[i + 3].d), 0, 0, 0, 0));
+      __m128 terms[4];
+      for (int r = 0; r < NR; ++r) {
+        const BlockQ8_0* xr = x[r] + i;
+        // The same blocks of the row four rows on: the next call's. Four interleaved row
+        // streams outrun the hardware prefetcher from DRAM (one thread, 8192×4096: 3.0 ms
+        // without this, 1.7 with it, 2.4 for the one-row AVX2 kernel).
+        const char* next = reinterpret_cast<const char*>(xr + 4 * nb);
+        _mm_prefetch(next, _MM_HINT_T0);
+        _mm_prefetch(next + 64, _MM_HINT_T0);
+        _mm_prefetch(next + 128, _MM_HINT_T0);
+        const __m512i w01 = _mm512_xor_si512(activations_two(xr), bias);
+        const __m512i w23 = _mm512_xor_si512(activations_two(xr + 2), bias);
+        const __m128i sums = _mm_sub_epi32(
+            block_sums(_mm512_dpbusd_epi32(zero, w01, y01), _mm512_dpbusd_epi32(zero, w23, y23)),
+            offset);
+        const __m128 ws = _mm_cvtph_ps(_mm_setr_epi16(
+            static_cast<int16_t>(xr[0].d), static_cast<int16_t>(xr[1].d),
+            static_cast<int16_t>(xr[2].d), static_cast<int16_t>(xr[3].d), 0, 0, 0, 0));
+        terms[r] = _mm_mul_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(ws, ys));
+      }
+      for (int r = NR; r < 4; ++r) terms[r] = terms[NR - 1];
+      _MM_TRANSPOSE4_PS(terms[0], terms[1], terms[2], terms[3]);  // terms[b]: block b, by row
+      for (const __m128 block_terms : terms) lanes = _mm_add_ps(lanes, block_terms);
+    }
+    alignas(16) float sumf[4];
+    _mm_store_ps(sumf, lanes);
+    for (; i < nb; ++i) {  // the last nb mod 4 blocks, one at a time
+      const float dy = fp16_to_fp32(y[i].d);
+      for (int r = 0; r < NR; ++r) {
+        int sumi = 0;
+        for (int j = 0; j < kQK8_0; ++j) sumi += x[r][i].qs[j] * y[i].qs[j];
+        sumf[r] += sumi * (fp16_to_fp32(x[r][i].d) * dy);
+      }
+    }
+    for (int r = 0; r < NR; ++r) out[r] = sumf[r];
+  }
+};
+
 // One float dot from its 32 lanes in two registers, after steps up to i: the fixed tree, or
 // first the tail's products (product(j) for i <= j < n) into the lanes.
 template <class Product>
@@ -464,6 +524,24 @@ V4_AVX512 void vec_dot_avx512_float_tokens(GgmlType t, const void* w, const void
     }
     default:
       return;
+  }
+}
+
+void vec_dot_avx512_q8_0_rows(const void* const* w, int rows, const void* a, int64_t n,
+                              float* out) {
+  const BlockQ8_0* x[4];
+  for (int r = 0; r < 4; ++r) x[r] = static_cast<const BlockQ8_0*>(w[r < rows ? r : rows - 1]);
+  const auto* y = static_cast<const BlockQ8_0*>(a);
+  const int64_t nb = n / kQK8_0;
+  switch (rows) {
+    case 1:
+      return Q8_0WeightRows<1>::run(x, y, nb, out);
+    case 2:
+      return Q8_0WeightRows<2>::run(x, y, nb, out);
+    case 3:
+      return Q8_0WeightRows<3>::run(x, y, nb, out);
+    default:
+      return Q8_0WeightRows<4>::run(x, y, nb, out);
   }
 }
 

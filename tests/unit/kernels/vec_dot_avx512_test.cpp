@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/quant_blocks.h"
 #include "tests/unit/kernels/random_weight_row.h"
 
 namespace v4::kernels {
@@ -96,6 +97,42 @@ TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
       }
     }
   }
+}
+
+// One to four Q8_0 weight rows against one activation row: each result equals the single-row
+// reference bit for bit, for random weight bytes (-128 included) and every tail of the four-block
+// step.
+TEST(VecDotAvx512, Q8_0WeightRowsBitIdenticalToScalarReference) {
+  if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
+  std::mt19937 rng(41);
+  std::normal_distribution<float> normal(0, 1);
+  int minus_128 = 0;
+  for (int64_t n : {32, 64, 96, 128, 160, 1024, 4096}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<std::vector<uint8_t>> w;
+      for (int r = 0; r < 4; ++r) {
+        w.push_back(random_row(GgmlType::Q8_0, n, rng));
+        for (size_t b = 0; b < w.back().size(); b += sizeof(BlockQ8_0))
+          for (int j = 0; j < kQK8_0; ++j) minus_128 += w.back()[b + 2 + j] == 0x80;
+      }
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = normal(rng) * (trial % 3 == 0 ? 100.0f : 1.0f);
+      std::vector<uint8_t> xq(activation_row_bytes(GgmlType::Q8_0, n));
+      quantize_activation_row(GgmlType::Q8_0, x.data(), n, xq.data());
+      const void* const rows[4] = {w[0].data(), w[1].data(), w[2].data(), w[3].data()};
+      for (int count = 1; count <= 4; ++count) {
+        float out[4];
+        vec_dot_avx512_q8_0_rows(rows, count, xq.data(), n, out);
+        for (int k = 0; k < count; ++k) {
+          const float ref = vec_dot(GgmlType::Q8_0, rows[k], xq.data(), n);
+          ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
+              << "n=" << n << " trial " << trial << " rows " << count << " row " << k << ": " << ref
+              << " vs " << out[k];
+        }
+      }
+    }
+  }
+  EXPECT_GT(minus_128, 0) << "no weight byte of -128 was tested";
 }
 
 // One to four float weight rows against one activation row, and one weight row against one to
