@@ -84,15 +84,15 @@ void float_tokens_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
   }
 }
 
-// Q8_0 at one token on AVX-512: four weight rows per call, so that their float sums advance
-// side by side.
-void q8_0_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
+// Q8_0 and MXFP4 at one token on AVX-512: four weight rows per call, so that their float sums
+// advance side by side and the activation's blocks are read once for four rows.
+void weight_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
   for (int64_t r = row_begin; r < row_end; r += 4) {
     const int rows = static_cast<int>(std::min<int64_t>(4, row_end - r));
     const void* rows_at[4];
     for (int k = 0; k < rows; ++k) rows_at[k] = j.row(r + k);
     float out[4];
-    vec_dot_avx512_q8_0_rows(rows_at, rows, j.act(0), j.w.cols, out);
+    vec_dot_avx512_weight_rows(j.w.type, rows_at, rows, j.act(0), j.w.cols, out);
     for (int k = 0; k < rows; ++k) j.out(0, r + k) = out[k];
   }
 }
@@ -155,8 +155,8 @@ void rows_any(const RowsJob& j, int64_t row_begin, int64_t row_end) {
     }
     if (j.n_tokens > 1) return float_tokens_avx512(j, row_begin, row_end);
   }
-  if (cpu_has_avx512() && j.w.type == GgmlType::Q8_0 && j.n_tokens == 1) {
-    return q8_0_rows_avx512(j, row_begin, row_end);
+  if (cpu_has_avx512() && has_avx512_weight_rows(j.w.type) && j.n_tokens == 1) {
+    return weight_rows_avx512(j, row_begin, row_end);
   }
   // Q8_0 from two tokens: the token kernel (one thread, 8192×4096 from DRAM: 4.2 against the
   // AVX2 kernel's 5.5 ms at two tokens, 5.2 against 5.5 at three).

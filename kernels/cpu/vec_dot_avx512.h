@@ -44,10 +44,13 @@ void vec_dot_avx512_float_tokens(GgmlType weight_type, const void* weight_row,
                                  const void* const* activation_rows, int tokens, int64_t n,
                                  float* out);
 
-// out[k] = vec_dot(Q8_0, weight_rows[k], activation_row, n) for k < rows (1 to 4), bit for bit:
-// several Q8_0 weight rows against one activation row, their float sums side by side; only call
-// when cpu_has_avx512().
-void vec_dot_avx512_q8_0_rows(const void* const* weight_rows, int rows, const void* activation_row,
-                              int64_t n, float* out);
+// Whether vec_dot_avx512_weight_rows handles `weight_type` (Q8_0 and MXFP4).
+bool has_avx512_weight_rows(GgmlType weight_type);
+
+// out[k] = vec_dot(weight_type, weight_rows[k], activation_row, n) for k < rows (1 to 4), bit for
+// bit: several weight rows against one activation row (one token), their float sums side by
+// side; only call when cpu_has_avx512() and has_avx512_weight_rows(weight_type).
+void vec_dot_avx512_weight_rows(GgmlType weight_type, const void* const* weight_rows, int rows,
+                                const void* activation_row, int64_t n, float* out);
 
 }  // namespace v4::kernels

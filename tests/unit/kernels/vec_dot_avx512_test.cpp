@@ -99,40 +99,46 @@ TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
   }
 }
 
-// One to four Q8_0 weight rows against one activation row: each result equals the single-row
-// reference bit for bit, for random weight bytes (-128 included) and every tail of the four-block
-// step.
-TEST(VecDotAvx512, Q8_0WeightRowsBitIdenticalToScalarReference) {
+// One to four Q8_0 or MXFP4 weight rows against one activation row: each result equals the
+// single-row reference bit for bit, for random weight bytes (every MXFP4 code, Q8_0's -128
+// included) and every tail of the four-block step.
+TEST(VecDotAvx512, WeightRowsAtOneTokenBitIdenticalToScalarReference) {
   if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
   std::mt19937 rng(41);
   std::normal_distribution<float> normal(0, 1);
   int minus_128 = 0;
-  for (int64_t n : {32, 64, 96, 128, 160, 1024, 4096}) {
-    for (int trial = 0; trial < 20; ++trial) {
-      std::vector<std::vector<uint8_t>> w;
-      for (int r = 0; r < 4; ++r) {
-        w.push_back(random_row(GgmlType::Q8_0, n, rng));
-        for (size_t b = 0; b < w.back().size(); b += sizeof(BlockQ8_0))
-          for (int j = 0; j < kQK8_0; ++j) minus_128 += w.back()[b + 2 + j] == 0x80;
-      }
-      std::vector<float> x(static_cast<size_t>(n));
-      for (float& v : x) v = normal(rng) * (trial % 3 == 0 ? 100.0f : 1.0f);
-      std::vector<uint8_t> xq(activation_row_bytes(GgmlType::Q8_0, n));
-      quantize_activation_row(GgmlType::Q8_0, x.data(), n, xq.data());
-      const void* const rows[4] = {w[0].data(), w[1].data(), w[2].data(), w[3].data()};
-      for (int count = 1; count <= 4; ++count) {
-        float out[4];
-        vec_dot_avx512_q8_0_rows(rows, count, xq.data(), n, out);
-        for (int k = 0; k < count; ++k) {
-          const float ref = vec_dot(GgmlType::Q8_0, rows[k], xq.data(), n);
-          ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
-              << "n=" << n << " trial " << trial << " rows " << count << " row " << k << ": " << ref
-              << " vs " << out[k];
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::MXFP4}) {
+    ASSERT_TRUE(has_avx512_weight_rows(t));
+    const size_t block = ggml_type_traits(t).type_size;
+    for (int64_t n : {32, 64, 96, 128, 160, 1024, 4096}) {
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<std::vector<uint8_t>> w;
+        for (int r = 0; r < 4; ++r) {
+          w.push_back(random_row(t, n, rng));
+          if (t != GgmlType::Q8_0) continue;
+          for (size_t b = 0; b < w.back().size(); b += block)
+            for (int j = 0; j < kQK8_0; ++j) minus_128 += w.back()[b + 2 + j] == 0x80;
+        }
+        std::vector<float> x(static_cast<size_t>(n));
+        for (float& v : x) v = normal(rng) * (trial % 3 == 0 ? 100.0f : 1.0f);
+        std::vector<uint8_t> xq(activation_row_bytes(t, n));
+        quantize_activation_row(t, x.data(), n, xq.data());
+        const void* const rows[4] = {w[0].data(), w[1].data(), w[2].data(), w[3].data()};
+        for (int count = 1; count <= 4; ++count) {
+          float out[4];
+          vec_dot_avx512_weight_rows(t, rows, count, xq.data(), n, out);
+          for (int k = 0; k < count; ++k) {
+            const float ref = vec_dot(t, rows[k], xq.data(), n);
+            ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
+                << ggml_type_name(t) << " n=" << n << " trial " << trial << " rows " << count
+                << " row " << k << ": " << ref << " vs " << out[k];
+          }
         }
       }
     }
   }
-  EXPECT_GT(minus_128, 0) << "no weight byte of -128 was tested";
+  EXPECT_GT(minus_128, 0) << "no Q8_0 weight byte of -128 was tested";
+  EXPECT_FALSE(has_avx512_weight_rows(GgmlType::IQ2_XXS));
 }
 
 // One to four float weight rows against one activation row, and one weight row against one to
