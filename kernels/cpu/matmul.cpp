@@ -7,6 +7,7 @@
 #include "kernels/cpu/row_group_matmul.h"
 #include "kernels/cpu/vec_dot_avx2.h"
 #include "kernels/cpu/vec_dot_avx512.h"
+#include "kernels/cpu/weight_rows_avx512.h"
 
 namespace v4::kernels {
 
@@ -84,16 +85,34 @@ void float_tokens_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
   }
 }
 
-// Q8_0 and MXFP4 at one token on AVX-512: four weight rows per call, so that their float sums
-// advance side by side and the activation's blocks are read once for four rows.
+// Up to how many tokens the four-row kernel below beats the 16-row groups (one thread, from
+// DRAM, G products/s, groups against four rows: Q8_0 at 4 / 6 / 8 tokens 34 / 46 / 54 against
+// 47 / 49 / 48; MXFP4 at 4 tokens 42 against 41). 0: the format has no such kernel here.
+int64_t weight_rows_max_tokens(GgmlType type) {
+  if (!cpu_has_avx512() || !has_avx512_weight_rows(type)) return 0;
+  return type == GgmlType::Q8_0 ? 6 : 3;
+}
+
+// Q8_0 and MXFP4 for a few tokens on AVX-512: four weight rows per call, so that their float sums
+// advance side by side, each weight block is decoded once for up to three tokens and each
+// activation block read once for four rows (one thread, from DRAM, G products/s against the
+// one-row kernels: Q8_0 at 1 / 2 / 3 tokens 42 / 50 / 49 against 28 (AVX2) / 32 / 38, MXFP4 33 /
+// 36 / 43 against 24 / 30 / 38).
 void weight_rows_avx512(const RowsJob& j, int64_t row_begin, int64_t row_end) {
   for (int64_t r = row_begin; r < row_end; r += 4) {
     const int rows = static_cast<int>(std::min<int64_t>(4, row_end - r));
     const void* rows_at[4];
     for (int k = 0; k < rows; ++k) rows_at[k] = j.row(r + k);
-    float out[4];
-    vec_dot_avx512_weight_rows(j.w.type, rows_at, rows, j.act(0), j.w.cols, out);
-    for (int k = 0; k < rows; ++k) j.out(0, r + k) = out[k];
+    for (int64_t t = 0; t < j.n_tokens; t += 3) {
+      const int tokens = static_cast<int>(std::min<int64_t>(3, j.n_tokens - t));
+      const void* acts[3];
+      for (int u = 0; u < tokens; ++u) acts[u] = j.act(t + u);
+      float out[12];
+      vec_dot_avx512_weight_rows(j.w.type, rows_at, rows, acts, tokens, j.w.cols, out);
+      for (int k = 0; k < rows; ++k) {
+        for (int u = 0; u < tokens; ++u) j.out(t + u, r + k) = out[k * tokens + u];
+      }
+    }
   }
 }
 
@@ -155,11 +174,9 @@ void rows_any(const RowsJob& j, int64_t row_begin, int64_t row_end) {
     }
     if (j.n_tokens > 1) return float_tokens_avx512(j, row_begin, row_end);
   }
-  if (cpu_has_avx512() && has_avx512_weight_rows(j.w.type) && j.n_tokens == 1) {
+  if (cpu_has_avx512() && has_avx512_weight_rows(j.w.type)) {
     return weight_rows_avx512(j, row_begin, row_end);
   }
-  // Q8_0 from two tokens: the token kernel (one thread, 8192×4096 from DRAM: 4.2 against the
-  // AVX2 kernel's 5.5 ms at two tokens, 5.2 against 5.5 at three).
   if (cpu_has_avx512() && has_avx512_dot(j.w.type)) {
     return quantized_rows_avx512(j, row_begin, row_end);
   }
@@ -174,7 +191,8 @@ void rows_any(const RowsJob& j, int64_t row_begin, int64_t row_end) {
 void matmul_rows(const MatrixView& w, const uint8_t* xq, int64_t n_tokens, float* y,
                  int64_t y_stride, int64_t row_begin, int64_t row_end) {
   const RowsJob job{w, xq, activation_row_bytes(w.type, w.cols), n_tokens, y, y_stride};
-  if (n_tokens >= kRowGroupMinTokens && row_groups_available(w.type)) {
+  if (n_tokens > weight_rows_max_tokens(w.type) && n_tokens >= kRowGroupMinTokens &&
+      row_groups_available(w.type)) {
     const int64_t grouped_end = row_begin + (row_end - row_begin) / kRowGroupRows * kRowGroupRows;
     matmul_row_groups(w, xq, n_tokens, y, y_stride, row_begin, grouped_end);
     return rows_any(job, grouped_end, row_end);

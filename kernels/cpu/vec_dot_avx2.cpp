@@ -445,8 +445,7 @@ void vec_dot_avx2_few(GgmlType t, const void* w, const void* const* a, int rows,
 }
 
 float vec_dot_best(GgmlType t, const void* w, const void* a, int64_t n) {
-  // Q8_0's AVX-512 kernel pays only from two activation rows on (kernels/cpu/matmul.cpp).
-  if (has_avx512_dot(t) && t != GgmlType::Q8_0 && cpu_has_avx512()) {
+  if (has_avx512_dot(t) && cpu_has_avx512()) {
     float out;
     vec_dot_avx512_rows(t, w, &a, 1, n, &out);
     return out;

@@ -16,6 +16,7 @@
 #include "kernels/cpu/float_dot_lanes_simd.h"
 #include "kernels/cpu/iq2xxs_decode_avx512.h"
 #include "kernels/cpu/prefetch.h"
+#include "kernels/cpu/q8_blocks_avx512.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
 #include "kernels/cpu/rows_dispatch.h"
@@ -153,69 +154,32 @@ V4_AVX512 inline __m512i mxfp4_two(const BlockMXFP4* x) {
       codes);
 }
 
-// Σ over each 256-bit half of two registers: lane k = block k's integer sum (exact).
-V4_AVX512 inline __m128i block_sums(__m512i a, __m512i b) {
-  const __m256i h = _mm256_hadd_epi32(
-      _mm256_hadd_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1)),
-      _mm256_hadd_epi32(_mm512_castsi512_si256(b), _mm512_extracti64x4_epi64(b, 1)));
-  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
-
-// The values of two consecutive Q8_0 activation blocks.
-V4_AVX512 inline __m512i activations_two(const BlockQ8_0* y) {
-  return _mm512_inserti64x4(
-      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[0].qs))),
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[1].qs)), 1);
-}
-
 V4_AVX512 inline __m512i signed_dot(__m512i w, __m512i y) {
   const __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
   return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), ys);
 }
 
-// The 32-value formats with one scale per block, as the kernel below reads them: two blocks'
-// values as signed bytes, one block's, and a block's scale.
-struct Mxfp4Blocks {
-  using Block = BlockMXFP4;
-  V4_AVX512 static __m512i two(const BlockMXFP4* x) { return mxfp4_two(x); }
-  V4_AVX512 static __m256i one(const BlockMXFP4& x) {
-    return avx2::mxfp4_values(x, avx2::mxfp4_table());
-  }
-  static float scale(const BlockMXFP4& x) { return e8m0_to_fp32_half(x.e); }
-};
-
-struct Q8_0Blocks {
-  using Block = BlockQ8_0;
-  V4_AVX512 static __m512i two(const BlockQ8_0* x) { return activations_two(x); }
-  V4_AVX512 static __m256i one(const BlockQ8_0& x) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.qs));
-  }
-  static float scale(const BlockQ8_0& x) { return fp16_to_fp32(x.d); }
-};
-
-// MXFP4 or Q8_0 weights against NT Q8_0 rows: four blocks per step as two 512-bit registers of
-// signed weight bytes. Each block's integer sum is exact (|weight| times the activation with the
-// weight's sign, by VNNI's unsigned-by-signed dot: |-128| reads as 128 unsigned, and an
-// activation byte is never -128, so the negation is exact too); the float terms
-// sum·(d_x·d_y) are the reference's products and go into each row's sum block by block. (At one
-// token Q8_0's AVX2 kernel is as fast: the per-block reductions, not the dots, bound both; from
-// two tokens on, the weight bytes and signs decoded once serve every row.)
-template <class Format, int NT>
-struct ScaledBlockRows {
-  using Block = typename Format::Block;
-  V4_AVX512 static void run(const Block* x, const BlockQ8_0* const* y, int64_t nb, float* out) {
+// MXFP4 against NT Q8_0 rows: four blocks per step as two 512-bit registers of signed weight
+// bytes. Each block's integer sum is exact (|weight| times the activation with the weight's sign,
+// by VNNI's unsigned-by-signed dot; an activation byte is never -128, so the negation is exact
+// too); the float terms sum·(2^(e-128)·d_y) are the reference's products and go into each row's
+// sum block by block. (Matmuls take the four-row kernel below; this one serves single rows.)
+template <int NT>
+struct Mxfp4Rows {
+  V4_AVX512 static void run(const BlockMXFP4* x, const BlockQ8_0* const* y, int64_t nb,
+                            float* out) {
     float sumf[NT] = {};
     __m128 lanes = _mm_setzero_ps();  // NT > 1: row t's sum in lane t
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-      const __m512i w01 = Format::two(x + i), w23 = Format::two(x + i + 2);
-      const __m128 ws = _mm_setr_ps(Format::scale(x[i]), Format::scale(x[i + 1]),
-                                    Format::scale(x[i + 2]), Format::scale(x[i + 3]));
+      const __m512i w01 = mxfp4_two(x + i), w23 = mxfp4_two(x + i + 2);
+      const __m128 ws = _mm_setr_ps(e8m0_to_fp32_half(x[i].e), e8m0_to_fp32_half(x[i + 1].e),
+                                    e8m0_to_fp32_half(x[i + 2].e), e8m0_to_fp32_half(x[i + 3].e));
       __m128 terms[4];
       for (int t = 0; t < NT; ++t) {
         const BlockQ8_0* yt = y[t] + i;
-        const __m128i sums = block_sums(signed_dot(w01, activations_two(yt)),
-                                        signed_dot(w23, activations_two(yt + 2)));
+        const __m128i sums = avx512::block_sums(signed_dot(w01, avx512::activations_two(yt)),
+                                                signed_dot(w23, avx512::activations_two(yt + 2)));
         const __m128 ys = _mm_cvtph_ps(_mm_setr_epi16(
             static_cast<int16_t>(yt[0].d), static_cast<int16_t>(yt[1].d),
             static_cast<int16_t>(yt[2].d), static_cast<int16_t>(yt[3].d), 0, 0, 0, 0));
@@ -237,161 +201,18 @@ struct ScaledBlockRows {
       for (int t = 0; t < NT; ++t) sumf[t] = tb[t];
     }
     for (; i < nb; ++i) {  // the last nb mod 4 blocks, one at a time
-      const __m512i w = _mm512_castsi256_si512(Format::one(x[i]));
-      const float xs = Format::scale(x[i]);
+      const __m512i w = _mm512_castsi256_si512(avx2::mxfp4_values(x[i], avx2::mxfp4_table()));
+      const float xs = e8m0_to_fp32_half(x[i].e);
       for (int t = 0; t < NT; ++t) {
         const __m256i yi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][i].qs));
         // Only the low half is summed (lane 0 of block_sums); the high half is ignored.
-        const __m128i sums = block_sums(signed_dot(w, _mm512_castsi256_si512(yi)), w);
+        const __m128i sums = avx512::block_sums(signed_dot(w, _mm512_castsi256_si512(yi)), w);
         sumf[t] += static_cast<float>(_mm_cvtsi128_si32(sums)) * (xs * _cvtsh_ss(y[t][i].d));
       }
     }
     for (int t = 0; t < NT; ++t) out[t] = sumf[t];
   }
 };
-
-template <int NT>
-using Mxfp4Rows = ScaledBlockRows<Mxfp4Blocks, NT>;
-template <int NT>
-using Q8_0Rows = ScaledBlockRows<Q8_0Blocks, NT>;
-
-// The one-token row kernel's view of the one-scale 32-value formats: two blocks' values plus
-// kBias (unsigned bytes for VNNI), four blocks' scales, and one block's exact integer sum.
-struct Q8_0Biased {
-  using Block = BlockQ8_0;
-  static constexpr int kBias = 128;  // a signed byte plus 128: its bits with the top one flipped
-  V4_AVX512 static __m512i two(const BlockQ8_0* x) {
-    return _mm512_xor_si512(activations_two(x), _mm512_set1_epi8(static_cast<char>(0x80)));
-  }
-  V4_AVX512 static __m128 scales(const BlockQ8_0* x) {
-    return _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(x[0].d), static_cast<int16_t>(x[1].d),
-                                       static_cast<int16_t>(x[2].d), static_cast<int16_t>(x[3].d),
-                                       0, 0, 0, 0));
-  }
-  static float scale(const BlockQ8_0& x) { return fp16_to_fp32(x.d); }
-  static int block_sum(const BlockQ8_0& x, const BlockQ8_0& y) {
-    int sumi = 0;
-    for (int j = 0; j < kQK8_0; ++j) sumi += x.qs[j] * y.qs[j];
-    return sumi;
-  }
-};
-
-// MXFP4's doubled E2M1 values (kvalues_mxfp4) plus 12, as a 16-entry table: 0..24. (The tests
-// check every code against the reference.)
-struct Mxfp4BiasedTable {
-  alignas(16) uint8_t values[16];
-};
-
-constexpr Mxfp4BiasedTable make_mxfp4_biased() {
-  constexpr int8_t doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-  Mxfp4BiasedTable t{};
-  for (int i = 0; i < 16; ++i) t.values[i] = static_cast<uint8_t>(doubled[i] + 12);
-  return t;
-}
-
-constexpr Mxfp4BiasedTable kMxfp4Biased = make_mxfp4_biased();
-
-struct Mxfp4Biased {
-  using Block = BlockMXFP4;
-  static constexpr int kBias = 12;
-  V4_AVX512 static __m512i two(const BlockMXFP4* x) {
-    const __m256i m4 = _mm256_set1_epi8(0xF);
-    const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0].qs)),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1].qs)));
-    const __m512i split =
-        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-                           _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);  // lo0 lo1 hi0 hi1
-    const __m512i codes = _mm512_shuffle_i64x2(split, split, _MM_SHUFFLE(3, 1, 2, 0));
-    return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_load_si128(
-                                   reinterpret_cast<const __m128i*>(kMxfp4Biased.values))),
-                               codes);
-  }
-  V4_AVX512 static __m128 scales(const BlockMXFP4* x) {
-    return _mm_setr_ps(e8m0_to_fp32_half(x[0].e), e8m0_to_fp32_half(x[1].e),
-                       e8m0_to_fp32_half(x[2].e), e8m0_to_fp32_half(x[3].e));
-  }
-  static float scale(const BlockMXFP4& x) { return e8m0_to_fp32_half(x.e); }
-  static int block_sum(const BlockMXFP4& x, const BlockQ8_0& y) {
-    int sumi = 0;
-    for (int j = 0; j < kQK_MXFP4 / 2; ++j) {
-      sumi += y.qs[j] * kvalues_mxfp4[x.qs[j] & 0xF];
-      sumi += y.qs[j + kQK_MXFP4 / 2] * kvalues_mxfp4[x.qs[j] >> 4];
-    }
-    return sumi;
-  }
-};
-
-// Q8_0 or MXFP4 weights, NR rows against one Q8_0 activation row (a decode step's token): the
-// activation blocks are loaded once for all rows, and each row's float sum runs in its own SIMD
-// lane, so the rows' chains of dependent adds advance together (one row's chain bounds the
-// single-row kernels at one token). Weight values plus kBias are unsigned (exact for every
-// byte), so VNNI gives Σ(w + bias)·y, and minus bias·Σy that is the block's exact integer sum;
-// the float terms sum·(d_x·d_y) are the reference's and go into each row's sum block by block.
-template <class Format, int NR>
-struct WeightRowsOneToken {
-  using Block = typename Format::Block;
-  V4_AVX512 static void run(const Block* const* x, const BlockQ8_0* y, int64_t nb, float* out) {
-    const __m512i zero = _mm512_setzero_si512();
-    const __m512i ones = _mm512_set1_epi8(1);
-    const __m128i bias = _mm_set1_epi32(Format::kBias);
-    __m128 lanes = _mm_setzero_ps();  // row r's sum in lane r
-    int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-      const __m512i y01 = activations_two(y + i), y23 = activations_two(y + i + 2);
-      const __m128i offset = _mm_mullo_epi32(
-          block_sums(_mm512_dpbusd_epi32(zero, ones, y01), _mm512_dpbusd_epi32(zero, ones, y23)),
-          bias);
-      const __m128 ys = Q8_0Biased::scales(y + i);
-      __m128 terms[4];
-      for (int r = 0; r < NR; ++r) {
-        const Block* xr = x[r] + i;
-        // The same blocks of the row four rows on: the next call's. Four interleaved row
-        // streams outrun the hardware prefetcher from DRAM (Q8_0, one thread, 8192×4096: 3.0 ms
-        // without this, 1.7 with it, 2.4 for the one-row AVX2 kernel).
-        const char* next = reinterpret_cast<const char*>(xr + 4 * nb);
-        _mm_prefetch(next, _MM_HINT_T0);
-        _mm_prefetch(next + 64, _MM_HINT_T0);
-        _mm_prefetch(next + 128, _MM_HINT_T0);
-        const __m128i sums =
-            _mm_sub_epi32(block_sums(_mm512_dpbusd_epi32(zero, Format::two(xr), y01),
-                                     _mm512_dpbusd_epi32(zero, Format::two(xr + 2), y23)),
-                          offset);
-        terms[r] = _mm_mul_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(Format::scales(xr), ys));
-      }
-      for (int r = NR; r < 4; ++r) terms[r] = terms[NR - 1];
-      _MM_TRANSPOSE4_PS(terms[0], terms[1], terms[2], terms[3]);  // terms[b]: block b, by row
-      for (const __m128 block_terms : terms) lanes = _mm_add_ps(lanes, block_terms);
-    }
-    alignas(16) float sumf[4];
-    _mm_store_ps(sumf, lanes);
-    for (; i < nb; ++i) {  // the last nb mod 4 blocks, one at a time
-      const float dy = fp16_to_fp32(y[i].d);
-      for (int r = 0; r < NR; ++r)
-        sumf[r] += Format::block_sum(x[r][i], y[i]) * (Format::scale(x[r][i]) * dy);
-    }
-    for (int r = 0; r < NR; ++r) out[r] = sumf[r];
-  }
-};
-
-template <class Format>
-V4_AVX512 void weight_rows_one_token(const void* const* w, int rows, const void* a, int64_t n,
-                                     float* out) {
-  using Block = typename Format::Block;
-  const Block* x[4];
-  for (int r = 0; r < 4; ++r) x[r] = static_cast<const Block*>(w[r < rows ? r : rows - 1]);
-  const auto* y = static_cast<const BlockQ8_0*>(a);
-  const int64_t nb = n / kQK8_0;
-  switch (rows) {
-    case 1:
-      return WeightRowsOneToken<Format, 1>::run(x, y, nb, out);
-    case 2:
-      return WeightRowsOneToken<Format, 2>::run(x, y, nb, out);
-    case 3:
-      return WeightRowsOneToken<Format, 3>::run(x, y, nb, out);
-    default:
-      return WeightRowsOneToken<Format, 4>::run(x, y, nb, out);
-  }
-}
 
 // One float dot from its 32 lanes in two registers, after steps up to i: the fixed tree, or
 // first the tail's products (product(j) for i <= j < n) into the lanes.
@@ -497,8 +318,7 @@ bool cpu_has_avx512() {
 }
 
 bool has_avx512_dot(GgmlType t) {
-  return t == GgmlType::IQ2_XXS || t == GgmlType::Q2_K || t == GgmlType::MXFP4 ||
-         t == GgmlType::Q8_0;
+  return t == GgmlType::IQ2_XXS || t == GgmlType::Q2_K || t == GgmlType::MXFP4;
 }
 
 void vec_dot_avx512_rows(GgmlType t, const void* w, const void* const* a, int rows, int64_t n,
@@ -507,8 +327,6 @@ void vec_dot_avx512_rows(GgmlType t, const void* w, const void* const* a, int ro
   switch (t) {
     case GgmlType::MXFP4:
       return dispatch_rows<Mxfp4Rows, BlockMXFP4, BlockQ8_0>(w, a, rows, n / kQK_MXFP4, out);
-    case GgmlType::Q8_0:
-      return dispatch_rows<Q8_0Rows, BlockQ8_0, BlockQ8_0>(w, a, rows, n / kQK8_0, out);
     case GgmlType::IQ2_XXS:
       return dispatch_rows<Iq2XxsRows, BlockIQ2XXS, BlockQ8K>(w, a, rows, nb, out);
     case GgmlType::Q2_K:
@@ -600,20 +418,6 @@ V4_AVX512 void vec_dot_avx512_float_tokens(GgmlType t, const void* w, const void
           },
           [&](int64_t i) { return bf16_to_fp32(r[i]); }, out);
     }
-    default:
-      return;
-  }
-}
-
-bool has_avx512_weight_rows(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::MXFP4; }
-
-void vec_dot_avx512_weight_rows(GgmlType t, const void* const* w, int rows, const void* a,
-                                int64_t n, float* out) {
-  switch (t) {
-    case GgmlType::Q8_0:
-      return weight_rows_one_token<Q8_0Biased>(w, rows, a, n, out);
-    case GgmlType::MXFP4:
-      return weight_rows_one_token<Mxfp4Biased>(w, rows, a, n, out);
     default:
       return;
   }

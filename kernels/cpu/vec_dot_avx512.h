@@ -1,9 +1,9 @@
 // AVX-512 dot products (F, BW, VL, DQ, VBMI and VNNI, plus F16C) for the routed experts'
 // formats, where the AVX2 kernels are compute-bound: IQ2_XXS and Q2_K (ds4's recipe) and MXFP4
-// (the llama.cpp recipe); Q8_0 for two or more activation rows; and several-row kernels for the
-// float weights (that recipe's BF16 output head). Like the AVX2 kernels they compute the
-// scalar reference's exact integer block sums and then its float scaling in its order, so their
-// results are bit-identical to vec_dot (kernels/cpu/vec_dot.cpp) — only faster: a block's
+// (the llama.cpp recipe); four-row kernels for Q8_0 and MXFP4 at a few tokens; and several-row
+// kernels for the float weights (that recipe's BF16 output head). Like the AVX2 kernels they
+// compute the scalar reference's exact integer block sums and then its float scaling in its order,
+// so their results are bit-identical to vec_dot (kernels/cpu/vec_dot.cpp) — only faster: a block's
 // codes, signs and scales are decoded in 512-bit lanes (byte permutes instead of per-group table
 // work, VNNI dots), which the AVX2 kernels cannot do.
 #pragma once
@@ -43,14 +43,5 @@ void vec_dot_avx512_float_rows(GgmlType weight_type, const void* const* weight_r
 void vec_dot_avx512_float_tokens(GgmlType weight_type, const void* weight_row,
                                  const void* const* activation_rows, int tokens, int64_t n,
                                  float* out);
-
-// Whether vec_dot_avx512_weight_rows handles `weight_type` (Q8_0 and MXFP4).
-bool has_avx512_weight_rows(GgmlType weight_type);
-
-// out[k] = vec_dot(weight_type, weight_rows[k], activation_row, n) for k < rows (1 to 4), bit for
-// bit: several weight rows against one activation row (one token), their float sums side by
-// side; only call when cpu_has_avx512() and has_avx512_weight_rows(weight_type).
-void vec_dot_avx512_weight_rows(GgmlType weight_type, const void* const* weight_rows, int rows,
-                                const void* activation_row, int64_t n, float* out);
 
 }  // namespace v4::kernels

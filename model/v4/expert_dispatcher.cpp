@@ -26,8 +26,8 @@ void LocalExpertDispatcher::ensure(int64_t pairs, int64_t width, uint32_t n_expe
 void LocalExpertDispatcher::dispatch_combine([[maybe_unused]] uint32_t layer,
                                              const ExpertFfnWeights& experts,
                                              const RoutedTokens& in, float* out,
-                                             const std::function<void()>& meanwhile) {
-  if (meanwhile) meanwhile();
+                                             FunctionRef<void()> meanwhile) {
+  meanwhile();
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd;
   if (pairs == 0) return;
   ensure(pairs, d, in.n_expert);

@@ -7,9 +7,9 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 
+#include "core/function_ref.h"
 #include "model/backend/backend.h"
 
 namespace v4 {
@@ -29,12 +29,13 @@ class ExpertDispatcher {
   virtual ~ExpertDispatcher() = default;
 
   // out[t] = Σ_{s<k} weights[t][s]·FFN_{experts[t][s]}(x[t]) ([n][n_embd]) for MoE layer `layer`
-  // (the MTP block is layer n_layer). `meanwhile` (may be empty) is the caller's work that
-  // neither reads `out` nor changes the inputs (the shared expert): a dispatcher that exchanges
-  // rows runs it while they travel, the others before their own work. It runs exactly once.
+  // (the MTP block is layer n_layer). `meanwhile` is the caller's work that neither reads `out`
+  // nor changes the inputs (the shared expert): a dispatcher that exchanges rows runs it while
+  // they travel, the others before their own work. It runs exactly once. (A FunctionRef: the
+  // forward's steady-state steps allocate nothing.)
   virtual void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
                                 const RoutedTokens& tokens, float* out,
-                                const std::function<void()>& meanwhile) = 0;
+                                FunctionRef<void()> meanwhile) = 0;
 
   // A collective dispatcher needs every rank of its group at every MoE layer of every step: a
   // rank with no tokens still joins each layer with none.
@@ -51,7 +52,7 @@ class LocalExpertDispatcher final : public ExpertDispatcher {
   explicit LocalExpertDispatcher(Backend& backend) : backend_(backend) {}
 
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
-                        float* out, const std::function<void()>& meanwhile) override;
+                        float* out, FunctionRef<void()> meanwhile) override;
 
  private:
   // Carves the buffers below for `pairs` rows of `width` floats and n_expert experts.

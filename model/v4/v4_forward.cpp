@@ -117,7 +117,7 @@ Status V4Forward::join_empty_step() {
     const LayerWeights& w = weights_.layers[il];
     const RoutedTokens none{nullptr,  nullptr,   nullptr, 0, expert_routing(c, w).k,
                             c.n_embd, c.n_expert};
-    experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr, {});
+    experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr, [] {});
   }
   return experts_.take_error();
 }

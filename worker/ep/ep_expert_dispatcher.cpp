@@ -53,11 +53,11 @@ Status EpExpertDispatcher::take_error() {
 
 void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
                                           const RoutedTokens& in, float* out,
-                                          const std::function<void()>& meanwhile) {
+                                          FunctionRef<void()> meanwhile) {
   // After a failure the group is broken: skip the collectives (peers time out too) and let the
   // forward report the first error.
   if (!error_) {
-    if (meanwhile) meanwhile();
+    meanwhile();
     return;
   }
   error_ = exchange(layer, experts, in, meanwhile);
@@ -162,8 +162,7 @@ void EpExpertDispatcher::account(double exposed, double& phase_seconds) {
 }
 
 Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& experts,
-                                    const RoutedTokens& in,
-                                    const std::function<void()>& meanwhile) {
+                                    const RoutedTokens& in, FunctionRef<void()> meanwhile) {
   auto clock = Clock::now();
   const int me = comm_.rank();
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
@@ -171,8 +170,10 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   const int64_t own = counts_[static_cast<size_t>(me)], from_peers = own_begin_;
   // (1) Rows to the ranks owning their experts, while the shared expert runs here.
   traffic_.dispatch_seconds += seconds_since(clock);  // the exchange itself: account() below
-  exchanges_.start([this, layer, width] { return send_rows(layer, width); });
-  if (meanwhile) meanwhile();
+  // The jobs live until their wait() below: the exchange thread holds only references to them.
+  const auto send = [this, layer, width] { return send_rows(layer, width); };
+  exchanges_.start(send);
+  meanwhile();
   double exposed = 0;
   Status s = exchanges_.wait(&exposed);
   account(exposed, traffic_.dispatch_seconds);
@@ -198,7 +199,7 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   float* served = fit(served_, static_cast<size_t>(received_ * d));
   if (received_ > 0) {
     local_.dispatch_combine(layer, experts, {x, ids, weights, received_, 1, d, in.n_expert}, served,
-                            {});
+                            [] {});
   }
   rows_served_ += static_cast<uint64_t>(received_);
   traffic_.expert_seconds += seconds_since(clock);
@@ -214,15 +215,16 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   }
   float* returned = fit(returned_, static_cast<size_t>(pairs * d));
   traffic_.combine_seconds += seconds_since(clock);
-  exchanges_.start([this, served, returned] {
+  const auto send_back = [this, served, returned] {
     return comm_.all_to_all(served, send_bytes_, returned, recv_bytes_);
-  });
+  };
+  exchanges_.start(send_back);
   clock = Clock::now();
   if (own > 0) {
     local_.dispatch_combine(
         layer, experts,
         {x + received_ * d, ids + received_, weights + received_, own, 1, d, in.n_expert},
-        returned + from_peers * d, {});
+        returned + from_peers * d, [] {});
   }
   traffic_.expert_seconds += seconds_since(clock);
   s = exchanges_.wait(&exposed);

@@ -14,7 +14,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 #include "model/v4/expert_dispatcher.h"
@@ -34,7 +33,7 @@ class EpExpertDispatcher final : public ExpertDispatcher {
                      bool overlap = true);
 
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
-                        float* out, const std::function<void()>& meanwhile) override;
+                        float* out, FunctionRef<void()> meanwhile) override;
   bool collective() const override { return true; }
   Status take_error() override;
 
@@ -47,7 +46,7 @@ class EpExpertDispatcher final : public ExpertDispatcher {
 
  private:
   Status exchange(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& in,
-                  const std::function<void()>& meanwhile);
+                  FunctionRef<void()> meanwhile);
   // Fills counts_, send_ (rows in send order), own_begin_ and slot_row_ (each pair's result row).
   void pack(uint32_t layer, const RoutedTokens& in);
   // On the exchange thread: the counts' all-gather and the rows' all-to-all into recv_.

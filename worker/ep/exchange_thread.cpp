@@ -27,7 +27,7 @@ ExchangeThread::~ExchangeThread() {
   thread_.join();  // a job in flight ends within the communicator's timeout
 }
 
-void ExchangeThread::start(std::function<Status()> job) {
+void ExchangeThread::start(FunctionRef<Status()> job) {
   if (!overlap_) {
     const auto start = Clock::now();
     status_ = job();
@@ -36,7 +36,7 @@ void ExchangeThread::start(std::function<Status()> job) {
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = std::move(job);
+    job_ = job;
     pending_ = true;
     finished_ = false;
   }
@@ -61,7 +61,7 @@ void ExchangeThread::loop() {
     wake_.wait(lock, [this] { return pending_ || stop_; });
     if (stop_) return;
     pending_ = false;
-    std::function<Status()> job = std::move(job_);
+    const FunctionRef<Status()> job = *job_;
     lock.unlock();
     const auto start = Clock::now();
     Status status = job();

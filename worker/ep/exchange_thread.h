@@ -6,10 +6,11 @@
 #pragma once
 
 #include <condition_variable>
-#include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
+#include "core/function_ref.h"
 #include "core/status.h"
 
 namespace v4 {
@@ -22,8 +23,9 @@ class ExchangeThread {
   ExchangeThread& operator=(const ExchangeThread&) = delete;
 
   bool overlap() const { return overlap_; }
-  // Starts `job` (one at a time: a started job must be waited for before the next).
-  void start(std::function<Status()> job);
+  // Starts `job` (one at a time: a started job must be waited for before the next). The job is
+  // referenced, not copied (no allocation per exchange): it must live until wait() returns.
+  void start(FunctionRef<Status()> job);
   // Blocks until the started job has finished; its status. `exposed` gets the seconds the
   // caller was held up by the job (all of it without overlap; else the wait here): the
   // communication its own work did not hide.
@@ -37,7 +39,7 @@ class ExchangeThread {
   const bool overlap_;
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  std::function<Status()> job_;
+  std::optional<FunctionRef<Status()>> job_;
   bool pending_ = false, finished_ = true, stop_ = false;
   Status status_;
   double job_seconds_ = 0;

@@ -13,6 +13,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/weight_rows_avx512.h"
 #include "tests/unit/kernels/random_weight_row.h"
 
 namespace v4::kernels {
@@ -60,7 +61,7 @@ TEST(VecDotAvx512, RowsBitIdenticalToScalarReference) {
       }
     }
   }
-  EXPECT_EQ(covered, 4) << "MXFP4, IQ2_XXS, Q2_K and Q8_0 have AVX-512 kernels";
+  EXPECT_EQ(covered, 3) << "MXFP4, IQ2_XXS and Q2_K have AVX-512 kernels";
 }
 
 TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
@@ -99,10 +100,10 @@ TEST(VecDotAvx512, MatmulRowsEqualsScalarReferenceForEveryTokenCount) {
   }
 }
 
-// One to four Q8_0 or MXFP4 weight rows against one activation row: each result equals the
-// single-row reference bit for bit, for random weight bytes (every MXFP4 code, Q8_0's -128
+// One to four Q8_0 or MXFP4 weight rows against one to three activation rows: each result equals
+// the single-row reference bit for bit, for random weight bytes (every MXFP4 code, Q8_0's -128
 // included) and every tail of the four-block step.
-TEST(VecDotAvx512, WeightRowsAtOneTokenBitIdenticalToScalarReference) {
+TEST(VecDotAvx512, WeightRowsBitIdenticalToScalarReference) {
   if (!cpu_has_avx512()) GTEST_SKIP() << kNoAvx512;
   std::mt19937 rng(41);
   std::normal_distribution<float> normal(0, 1);
@@ -119,19 +120,28 @@ TEST(VecDotAvx512, WeightRowsAtOneTokenBitIdenticalToScalarReference) {
           for (size_t b = 0; b < w.back().size(); b += block)
             for (int j = 0; j < kQK8_0; ++j) minus_128 += w.back()[b + 2 + j] == 0x80;
         }
-        std::vector<float> x(static_cast<size_t>(n));
-        for (float& v : x) v = normal(rng) * (trial % 3 == 0 ? 100.0f : 1.0f);
-        std::vector<uint8_t> xq(activation_row_bytes(t, n));
-        quantize_activation_row(t, x.data(), n, xq.data());
+        const size_t act = activation_row_bytes(t, n);
+        std::vector<uint8_t> xq(3 * act);
+        for (int u = 0; u < 3; ++u) {
+          std::vector<float> x(static_cast<size_t>(n));
+          for (float& v : x) v = normal(rng) * ((trial + u) % 3 == 0 ? 100.0f : 1.0f);
+          quantize_activation_row(t, x.data(), n, &xq[act * static_cast<size_t>(u)]);
+        }
         const void* const rows[4] = {w[0].data(), w[1].data(), w[2].data(), w[3].data()};
+        const void* const acts[3] = {xq.data(), &xq[act], &xq[2 * act]};
         for (int count = 1; count <= 4; ++count) {
-          float out[4];
-          vec_dot_avx512_weight_rows(t, rows, count, xq.data(), n, out);
-          for (int k = 0; k < count; ++k) {
-            const float ref = vec_dot(t, rows[k], xq.data(), n);
-            ASSERT_EQ(std::memcmp(&ref, &out[k], sizeof(float)), 0)
-                << ggml_type_name(t) << " n=" << n << " trial " << trial << " rows " << count
-                << " row " << k << ": " << ref << " vs " << out[k];
+          for (int tokens = 1; tokens <= 3; ++tokens) {
+            float out[12];
+            vec_dot_avx512_weight_rows(t, rows, count, acts, tokens, n, out);
+            for (int k = 0; k < count; ++k) {
+              for (int u = 0; u < tokens; ++u) {
+                const float ref = vec_dot(t, rows[k], acts[u], n);
+                ASSERT_EQ(std::memcmp(&ref, &out[k * tokens + u], sizeof(float)), 0)
+                    << ggml_type_name(t) << " n=" << n << " trial " << trial << " rows " << count
+                    << " tokens " << tokens << " row " << k << " token " << u << ": " << ref
+                    << " vs " << out[k * tokens + u];
+              }
+            }
           }
         }
       }
@@ -231,7 +241,7 @@ TEST(VecDotAvx512, LargeFloatMatmulEqualsScalarReferenceForEveryTokenCount) {
 TEST(VecDotAvx512, OnlyTheKernelledFormatsClaimOne) {
   EXPECT_TRUE(has_avx512_dot(GgmlType::IQ2_XXS));
   EXPECT_TRUE(has_avx512_dot(GgmlType::Q2_K));
-  EXPECT_TRUE(has_avx512_dot(GgmlType::Q8_0));
+  EXPECT_FALSE(has_avx512_dot(GgmlType::Q8_0));
   EXPECT_TRUE(has_avx512_dot(GgmlType::MXFP4));
   EXPECT_FALSE(has_avx512_dot(GgmlType::Q4_K));
   EXPECT_FALSE(has_avx512_dot(GgmlType::F16));

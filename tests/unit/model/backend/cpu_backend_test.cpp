@@ -126,7 +126,7 @@ TEST_F(CpuBackendMoeTest, LocalDispatcherSumsEachTokensExpertsInSelectionOrder) 
   std::vector<float> batched(kTokens * kEmbd);
   dispatcher.dispatch_combine(0, weights(),
                               {x.data(), experts.data(), wts.data(), kTokens, kK, kEmbd, 5},
-                              batched.data(), {});
+                              batched.data(), [] {});
   for (int64_t t = 0; t < kTokens; ++t) {
     std::vector<float> want(kEmbd, 0.0f);
     for (uint32_t s = 0; s < kK; ++s) {
@@ -138,7 +138,7 @@ TEST_F(CpuBackendMoeTest, LocalDispatcherSumsEachTokensExpertsInSelectionOrder) 
     std::vector<float> alone(kEmbd);
     dispatcher.dispatch_combine(0, weights(),
                                 {&x[t * kEmbd], &experts[t * kK], &wts[t * kK], 1, kK, kEmbd, 5},
-                                alone.data(), {});
+                                alone.data(), [] {});
     EXPECT_EQ(0, std::memcmp(alone.data(), &batched[t * kEmbd], kEmbd * sizeof(float))) << t;
   }
 }

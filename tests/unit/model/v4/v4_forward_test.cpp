@@ -257,7 +257,7 @@ class RecordingDispatcher final : public ExpertDispatcher {
  public:
   explicit RecordingDispatcher(Backend& backend) : local_(backend) {}
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
-                        float* out, const std::function<void()>& meanwhile) override {
+                        float* out, FunctionRef<void()> meanwhile) override {
     layers.push_back(layer);
     pairs += tokens.n_tokens * tokens.k;
     local_.dispatch_combine(layer, experts, tokens, out, meanwhile);

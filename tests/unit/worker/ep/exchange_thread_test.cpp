@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 namespace v4 {
@@ -29,7 +30,8 @@ TEST(ExchangeThread, RunsTheJobWhileTheCallerWorks) {
   for (int round = 0; round < 3; ++round) {
     std::atomic<bool> caller_worked{false};
     std::thread::id ran_on;
-    exchanges.start(wait_for(caller_worked, ran_on));
+    const std::function<Status()> job = wait_for(caller_worked, ran_on);  // lives past wait()
+    exchanges.start(job);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     caller_worked = true;  // the caller's own work, after start() returned
     double exposed = -1;
@@ -43,22 +45,25 @@ TEST(ExchangeThread, RunsTheJobWhileTheCallerWorks) {
 
 TEST(ExchangeThread, AFailedJobsStatusComesBack) {
   ExchangeThread exchanges(true);
-  exchanges.start([] { return Status::error("peer lost"); });
+  const auto fail = [] { return Status::error("peer lost"); };
+  exchanges.start(fail);
   const Status s = exchanges.wait();
   ASSERT_FALSE(s);
   EXPECT_EQ(s.message(), "peer lost");
-  exchanges.start([] { return Status::ok(); });
+  const auto succeed = [] { return Status::ok(); };
+  exchanges.start(succeed);
   EXPECT_TRUE(exchanges.wait());
 }
 
 TEST(ExchangeThread, WithoutOverlapTheJobRunsInlineAndIsAllExposed) {
   ExchangeThread exchanges(false);
   std::thread::id ran_on;
-  exchanges.start([&ran_on] {
+  const auto job = [&ran_on] {
     ran_on = std::this_thread::get_id();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     return Status::error("inline");
-  });
+  };
+  exchanges.start(job);
   EXPECT_EQ(ran_on, std::this_thread::get_id());
   double exposed = 0;
   EXPECT_FALSE(exchanges.wait(&exposed));
