@@ -149,12 +149,18 @@ int run_bench_engine(const BenchEngineFlags& f) {
   // An untimed pass first: the first forwards fault in the mmapped weights and the first pages,
   // and would otherwise count against whichever row runs first (measured: 8.5 against 16.1
   // output tok/s for the same 0-draft row, cold and warm).
-  {
+  const auto options = [&](uint32_t max_seqs) {
     EngineOptions o;
+    o.prefix_caching = f.prefix_caching;
     o.storage = *storage;
     o.kv_memory_bytes = f.kv_memory_mib << 20;
     o.max_context = f.ctx;
     o.max_batch_tokens = f.max_batch_tokens;
+    o.max_seqs = max_seqs;
+    return o;
+  };
+  {
+    const EngineOptions o = options(1);
     BenchEngineFlags one = f;
     one.requests = 1;
     one.output_len = std::min<uint32_t>(f.output_len, 8);
@@ -174,13 +180,7 @@ int run_bench_engine(const BenchEngineFlags& f) {
   for (uint32_t level : *levels) {
     double base_rate = 0.0;
     for (uint32_t k : *drafts) {
-      EngineOptions o;
-      o.prefix_caching = f.prefix_caching;
-      o.storage = *storage;
-      o.kv_memory_bytes = f.kv_memory_mib << 20;
-      o.max_context = f.ctx;
-      o.max_batch_tokens = f.max_batch_tokens;
-      o.max_seqs = level;
+      const EngineOptions o = options(level);
       if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, o);
           !pages) {
         std::fprintf(stderr, "error: %s\n", pages.message().c_str());

@@ -20,6 +20,7 @@ namespace v4::kernels {
 namespace {
 
 using avx2::dot_i8_32;
+using avx2::four_scales;
 using avx2::half_to_float;
 using avx2::hsum_i32;
 
@@ -36,14 +37,6 @@ V4_AVX2 inline void hsum2_i32(__m256i a, __m256i b, int32_t out[2]) {
 V4_AVX2 inline __m128i hsum4_i32(const __m256i p[4]) {
   const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
   return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
-
-// The fp16 scales of four consecutive blocks as floats.
-template <class Block>
-V4_AVX2 inline __m128 four_scales(const Block* b) {
-  return _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(b[0].d), static_cast<int16_t>(b[1].d),
-                                     static_cast<int16_t>(b[2].d), static_cast<int16_t>(b[3].d), 0,
-                                     0, 0, 0));
 }
 
 // sumf += terms[0]; … sumf += terms[3]: the reference's float chain, block by block.

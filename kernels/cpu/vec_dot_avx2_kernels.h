@@ -26,6 +26,14 @@ V4_AVX2 inline int32_t hsum_i32(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// The fp16 scales of four consecutive blocks as floats.
+template <class Block>
+V4_AVX2 inline __m128 four_scales(const Block* b) {
+  return _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(b[0].d), static_cast<int16_t>(b[1].d),
+                                     static_cast<int16_t>(b[2].d), static_cast<int16_t>(b[3].d), 0,
+                                     0, 0, 0));
+}
+
 // The doubled E2M1 values of MXFP4 (kvalues_mxfp4) in both 128-bit lanes: mxfp4_values' table.
 V4_AVX2 inline __m256i mxfp4_table() {
   return _mm256_broadcastsi128_si256(

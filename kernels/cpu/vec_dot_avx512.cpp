@@ -12,11 +12,11 @@
 #include <cstring>
 
 #include "core/half.h"
+#include "kernels/cpu/blocks32_avx512.h"
 #include "kernels/cpu/float_dot_lanes.h"
 #include "kernels/cpu/float_dot_lanes_simd.h"
 #include "kernels/cpu/iq2xxs_decode_avx512.h"
 #include "kernels/cpu/prefetch.h"
-#include "kernels/cpu/q8_blocks_avx512.h"
 #include "kernels/cpu/quant_blocks.h"
 #include "kernels/cpu/quant_tables.h"
 #include "kernels/cpu/rows_dispatch.h"
@@ -139,21 +139,6 @@ struct Q2KRows {
   }
 };
 
-// Two consecutive MXFP4 blocks' values as signed bytes in position order (low nibbles are
-// positions 0..15 of a block, high nibbles 16..31), through one in-lane byte shuffle.
-V4_AVX512 inline __m512i mxfp4_two(const BlockMXFP4* x) {
-  const __m256i m4 = _mm256_set1_epi8(0xF);
-  const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0].qs)),
-                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1].qs)));
-  const __m512i split =
-      _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-                         _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);  // lo0 lo1 hi0 hi1
-  const __m512i codes = _mm512_shuffle_i64x2(split, split, _MM_SHUFFLE(3, 1, 2, 0));
-  return _mm512_shuffle_epi8(
-      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kvalues_mxfp4))),
-      codes);
-}
-
 V4_AVX512 inline __m512i signed_dot(__m512i w, __m512i y) {
   const __m512i ys = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
   return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), ys);
@@ -172,17 +157,14 @@ struct Mxfp4Rows {
     __m128 lanes = _mm_setzero_ps();  // NT > 1: row t's sum in lane t
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-      const __m512i w01 = mxfp4_two(x + i), w23 = mxfp4_two(x + i + 2);
-      const __m128 ws = _mm_setr_ps(e8m0_to_fp32_half(x[i].e), e8m0_to_fp32_half(x[i + 1].e),
-                                    e8m0_to_fp32_half(x[i + 2].e), e8m0_to_fp32_half(x[i + 3].e));
+      const __m512i w01 = avx512::mxfp4_two(x + i), w23 = avx512::mxfp4_two(x + i + 2);
+      const __m128 ws = avx512::mxfp4_four_scales(x + i);
       __m128 terms[4];
       for (int t = 0; t < NT; ++t) {
         const BlockQ8_0* yt = y[t] + i;
         const __m128i sums = avx512::block_sums(signed_dot(w01, avx512::activations_two(yt)),
                                                 signed_dot(w23, avx512::activations_two(yt + 2)));
-        const __m128 ys = _mm_cvtph_ps(_mm_setr_epi16(
-            static_cast<int16_t>(yt[0].d), static_cast<int16_t>(yt[1].d),
-            static_cast<int16_t>(yt[2].d), static_cast<int16_t>(yt[3].d), 0, 0, 0, 0));
+        const __m128 ys = avx2::four_scales(yt);
         terms[t] = _mm_mul_ps(_mm_cvtepi32_ps(sums), _mm_mul_ps(ws, ys));
       }
       if constexpr (NT == 1) {
@@ -340,87 +322,66 @@ bool has_avx512_float_rows(GgmlType t) {
   return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
 }
 
-// load16 reads 16 values at i (dot_float_rows calls it only inside whole 32-value chunks).
-V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int rows, const void* a,
-                                         int64_t n, float* out) {
-  const auto* x = static_cast<const float*>(a);
+namespace {
+
+// Calls use(load16, load1) with the loaders of float weight format t over the rows w: load16(k, i)
+// reads 16 values of row k at i, widened to F32 (the dots call it only inside whole 32-value
+// chunks, prefetching ahead), and load1(k, i) one value.
+template <class Use>
+V4_AVX512 void with_float_loads(GgmlType t, const void* const* w, Use use) {
   switch (t) {
     case GgmlType::F32: {
       const auto* r = reinterpret_cast<const float* const*>(w);
-      return dot_float_any_rows(
-          rows, x, n,
-          [&](int k, int64_t i) V4_AVX512 {
+      return use(
+          [r](int k, int64_t i) V4_AVX512 {
             prefetch_weights(r[k] + i);
             return _mm512_loadu_ps(r[k] + i);
           },
-          [&](int k, int64_t i) { return r[k][i]; }, out);
+          [r](int k, int64_t i) { return r[k][i]; });
     }
     case GgmlType::F16: {
       const auto* r = reinterpret_cast<const uint16_t* const*>(w);
-      return dot_float_any_rows(
-          rows, x, n,
-          [&](int k, int64_t i) V4_AVX512 {
+      return use(
+          [r](int k, int64_t i) V4_AVX512 {
             prefetch_weights(r[k] + i);
             return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[k] + i)));
           },
-          [&](int k, int64_t i) { return fp16_to_fp32(r[k][i]); }, out);
+          [r](int k, int64_t i) { return fp16_to_fp32(r[k][i]); });
     }
     case GgmlType::BF16: {
       const auto* r = reinterpret_cast<const uint16_t* const*>(w);
-      return dot_float_any_rows(
-          rows, x, n,
-          [&](int k, int64_t i) V4_AVX512 {
+      return use(
+          [r](int k, int64_t i) V4_AVX512 {
             // A BF16 value is the top half of the F32 with the same bits.
             prefetch_weights(r[k] + i);
             const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r[k] + i));
             return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
           },
-          [&](int k, int64_t i) { return bf16_to_fp32(r[k][i]); }, out);
+          [r](int k, int64_t i) { return bf16_to_fp32(r[k][i]); });
     }
     default:
       return;
   }
 }
 
+}  // namespace
+
+V4_AVX512 void vec_dot_avx512_float_rows(GgmlType t, const void* const* w, int rows, const void* a,
+                                         int64_t n, float* out) {
+  const auto* x = static_cast<const float*>(a);
+  with_float_loads(t, w, [&](auto load16, auto load1) V4_AVX512 {
+    dot_float_any_rows(rows, x, n, load16, load1, out);
+  });
+}
+
 V4_AVX512 void vec_dot_avx512_float_tokens(GgmlType t, const void* w, const void* const* a,
                                            int tokens, int64_t n, float* out) {
   const auto* const* x = reinterpret_cast<const float* const*>(a);
-  switch (t) {
-    case GgmlType::F32: {
-      const auto* r = static_cast<const float*>(w);
-      return dot_float_any_tokens(
-          tokens, x, n,
-          [&](int64_t i) V4_AVX512 {
-            prefetch_weights(r + i);
-            return _mm512_loadu_ps(r + i);
-          },
-          [&](int64_t i) { return r[i]; }, out);
-    }
-    case GgmlType::F16: {
-      const auto* r = static_cast<const uint16_t*>(w);
-      return dot_float_any_tokens(
-          tokens, x, n,
-          [&](int64_t i) V4_AVX512 {
-            prefetch_weights(r + i);
-            return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i)));
-          },
-          [&](int64_t i) { return fp16_to_fp32(r[i]); }, out);
-    }
-    case GgmlType::BF16: {
-      const auto* r = static_cast<const uint16_t*>(w);
-      return dot_float_any_tokens(
-          tokens, x, n,
-          [&](int64_t i) V4_AVX512 {
-            // A BF16 value is the top half of the F32 with the same bits.
-            prefetch_weights(r + i);
-            const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + i));
-            return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-          },
-          [&](int64_t i) { return bf16_to_fp32(r[i]); }, out);
-    }
-    default:
-      return;
-  }
+  with_float_loads(t, &w, [&](auto load16, auto load1) V4_AVX512 {
+    dot_float_any_tokens(
+        tokens, x, n, [&](int64_t i) V4_AVX512 { return load16(0, i); },
+        [&](int64_t i) { return load1(0, i); }, out);
+  });
 }
 
 }  // namespace v4::kernels

@@ -11,10 +11,10 @@
 
 #include <immintrin.h>
 
-#include "core/half.h"
-#include "kernels/cpu/q8_blocks_avx512.h"
+#include "kernels/cpu/blocks32_avx512.h"
+#include "kernels/cpu/quant.h"
 #include "kernels/cpu/quant_blocks.h"
-#include "kernels/cpu/quant_tables.h"
+#include "kernels/cpu/vec_dot_avx2_kernels.h"
 
 #define V4_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vnni,f16c")))
@@ -22,73 +22,30 @@
 namespace v4::kernels {
 namespace {
 
+using avx2::four_scales;
 using avx512::activations_two;
 using avx512::block_sums;
 
-// The one-token row kernel's view of the one-scale 32-value formats: two blocks' values plus
-// kBias (unsigned bytes for VNNI), four blocks' scales, and one block's exact integer sum.
+// How the kernel below reads the one-scale 32-value formats: two blocks' values plus kBias
+// (unsigned bytes for VNNI) and four blocks' scales.
 struct Q8_0Biased {
   using Block = BlockQ8_0;
+  static constexpr GgmlType kType = GgmlType::Q8_0;
   static constexpr int kBias = 128;  // a signed byte plus 128: its bits with the top one flipped
   V4_AVX512 static __m512i two(const BlockQ8_0* x) {
     return _mm512_xor_si512(activations_two(x), _mm512_set1_epi8(static_cast<char>(0x80)));
   }
-  V4_AVX512 static __m128 scales(const BlockQ8_0* x) {
-    return _mm_cvtph_ps(_mm_setr_epi16(static_cast<int16_t>(x[0].d), static_cast<int16_t>(x[1].d),
-                                       static_cast<int16_t>(x[2].d), static_cast<int16_t>(x[3].d),
-                                       0, 0, 0, 0));
-  }
-  static float scale(const BlockQ8_0& x) { return fp16_to_fp32(x.d); }
-  static int block_sum(const BlockQ8_0& x, const BlockQ8_0& y) {
-    int sumi = 0;
-    for (int j = 0; j < kQK8_0; ++j) sumi += x.qs[j] * y.qs[j];
-    return sumi;
-  }
+  V4_AVX512 static __m128 scales(const BlockQ8_0* x) { return four_scales(x); }
 };
-
-// MXFP4's doubled E2M1 values (kvalues_mxfp4) plus 12, as a 16-entry table: 0..24. (The tests
-// check every code against the reference.)
-struct Mxfp4BiasedTable {
-  alignas(16) uint8_t values[16];
-};
-
-constexpr Mxfp4BiasedTable make_mxfp4_biased() {
-  constexpr int8_t doubled[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-  Mxfp4BiasedTable t{};
-  for (int i = 0; i < 16; ++i) t.values[i] = static_cast<uint8_t>(doubled[i] + 12);
-  return t;
-}
-
-constexpr Mxfp4BiasedTable kMxfp4Biased = make_mxfp4_biased();
 
 struct Mxfp4Biased {
   using Block = BlockMXFP4;
-  static constexpr int kBias = 12;
+  static constexpr GgmlType kType = GgmlType::MXFP4;
+  static constexpr int kBias = 12;  // the doubled E2M1 values are -12..12
   V4_AVX512 static __m512i two(const BlockMXFP4* x) {
-    const __m256i m4 = _mm256_set1_epi8(0xF);
-    const __m256i q = _mm256_setr_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[0].qs)),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[1].qs)));
-    const __m512i split =
-        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(q, m4)),
-                           _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), 1);  // lo0 lo1 hi0 hi1
-    const __m512i codes = _mm512_shuffle_i64x2(split, split, _MM_SHUFFLE(3, 1, 2, 0));
-    return _mm512_shuffle_epi8(_mm512_broadcast_i32x4(_mm_load_si128(
-                                   reinterpret_cast<const __m128i*>(kMxfp4Biased.values))),
-                               codes);
+    return _mm512_add_epi8(avx512::mxfp4_two(x), _mm512_set1_epi8(kBias));
   }
-  V4_AVX512 static __m128 scales(const BlockMXFP4* x) {
-    return _mm_setr_ps(e8m0_to_fp32_half(x[0].e), e8m0_to_fp32_half(x[1].e),
-                       e8m0_to_fp32_half(x[2].e), e8m0_to_fp32_half(x[3].e));
-  }
-  static float scale(const BlockMXFP4& x) { return e8m0_to_fp32_half(x.e); }
-  static int block_sum(const BlockMXFP4& x, const BlockQ8_0& y) {
-    int sumi = 0;
-    for (int j = 0; j < kQK_MXFP4 / 2; ++j) {
-      sumi += y.qs[j] * kvalues_mxfp4[x.qs[j] & 0xF];
-      sumi += y.qs[j + kQK_MXFP4 / 2] * kvalues_mxfp4[x.qs[j] >> 4];
-    }
-    return sumi;
-  }
+  static __m128 scales(const BlockMXFP4* x) { return avx512::mxfp4_four_scales(x); }
 };
 
 // Q8_0 or MXFP4 weights, NR rows against NT Q8_0 activation rows (a decode step's tokens): each
@@ -131,7 +88,7 @@ struct WeightRowsTokens {
         const __m128i offset = _mm_mullo_epi32(
             block_sums(_mm512_dpbusd_epi32(zero, ones, y01), _mm512_dpbusd_epi32(zero, ones, y23)),
             bias);
-        const __m128 ys = Q8_0Biased::scales(yt);
+        const __m128 ys = four_scales(yt);
         __m128 terms[4];
         for (int r = 0; r < NR; ++r) {
           const __m128i sums = _mm_sub_epi32(block_sums(_mm512_dpbusd_epi32(zero, w[r][0], y01),
@@ -147,10 +104,10 @@ struct WeightRowsTokens {
     for (int t = 0; t < NT; ++t) {
       alignas(16) float sumf[4];
       _mm_store_ps(sumf, lanes[t]);
-      for (int64_t b = i; b < nb; ++b) {  // the last nb mod 4 blocks, one at a time
-        const float dy = fp16_to_fp32(y[t][b].d);
-        for (int r = 0; r < NR; ++r)
-          sumf[r] += Format::block_sum(x[r][b], y[t][b]) * (Format::scale(x[r][b]) * dy);
+      // The last nb mod 4 blocks, one at a time: the reference on one block is 0 + its term,
+      // which is the term (a -0 term gives +0, and adding either to a sum never -0 is the same).
+      for (int64_t b = i; b < nb; ++b) {
+        for (int r = 0; r < NR; ++r) sumf[r] += vec_dot(Format::kType, &x[r][b], &y[t][b], kQK8_0);
       }
       for (int r = 0; r < NR; ++r) out[r * NT + t] = sumf[r];
     }
