@@ -13,6 +13,7 @@
 
 #include "apps/command.h"
 #include "apps/device_setup.h"
+#include "apps/engine_flags.h"
 #include "model/v4/v4_forward_model.h"
 #include "worker/engine_core.h"
 
@@ -34,6 +35,7 @@ struct BenchEngineFlags {
   bool prefix_caching = false;
   std::string mtp;                       // ds4's separate MTP file
   std::string speculative_tokens = "0";  // draft counts to compare
+  uint32_t speculative_max_batch = kDefaultSpeculativeMaxBatch;
 };
 
 // A comma-separated list of integers in [low, high], for `flag`.
@@ -157,6 +159,7 @@ int run_bench_engine(const BenchEngineFlags& f) {
     o.max_context = f.ctx;
     o.max_batch_tokens = f.max_batch_tokens;
     o.max_seqs = max_seqs;
+    o.speculative_max_batch = f.speculative_max_batch;
     return o;
   };
   {
@@ -217,6 +220,9 @@ CommandRegistration registration(
       sub.add_option("--speculative-tokens", f->speculative_tokens,
                      "MTP draft counts to run each level with, e.g. 0,1,2,3 (speed-up relative "
                      "to the first)")
+          ->capture_default_str();
+      sub.add_option("--speculative-max-batch", f->speculative_max_batch,
+                     "steps with more running requests than this verify no drafts (0: no limit)")
           ->capture_default_str();
       sub.add_flag("--prefix-caching", f->prefix_caching,
                    "share cached pages of equal prompt prefixes between requests");

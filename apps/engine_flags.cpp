@@ -69,6 +69,7 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Model& model)
         "--speculative-tokens needs a model with an MTP block (--mtp FILE for "
         "a separate ds4 MTP file)");
   o->speculative_tokens = f.speculative_tokens;
+  o->speculative_max_batch = f.speculative_max_batch;
   if (o->kv_disk_dir.empty()) return o;
   // Pages computed by another device kind's kernels may differ in their last bits.
   const std::string kind = f.device.substr(0, f.device.find(':'));
@@ -107,6 +108,10 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
                  "never changes the tokens)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 3u));
+  sub.add_option("--speculative-max-batch", f.speculative_max_batch,
+                 "steps with more running requests than this verify no drafts (0: no limit); "
+                 "on a CPU a larger batch is compute-bound and drafts slow it")
+      ->capture_default_str();
   sub.add_option("--kv-disk-gb", f.kv_disk_gb, "size bound of --kv-disk in GiB (LRU eviction)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -14,6 +14,13 @@ class App;
 
 namespace v4::apps {
 
+// Decode batches above this verify no MTP drafts by default. Measured on the 2-core CPU worker
+// (README, bench-engine on a 12-layer flash-shape model with an agreeing MTP block): drafts gain
+// 1.1-1.3x for one sequence and lose at two already (0.87-0.91x at 2, 4 and 8), where the
+// two-token kernels make a step's second token cheap. A GPU's crossover is surely higher but has
+// not been measured: raise --speculative-max-batch there.
+constexpr uint32_t kDefaultSpeculativeMaxBatch = 1;
+
 struct EngineFlags {
   unsigned threads = 0;
   std::string device = "cpu";
@@ -23,11 +30,11 @@ struct EngineFlags {
   uint32_t max_seqs = 64;
   std::string kv_storage = "f32";
   bool no_prefix_caching = false;
-  std::string kv_disk;       // directory of cached prefix pages that survive a restart
-  double kv_disk_gb = 10.0;  // its size bound
-  uint32_t speculative_tokens = 0;
-  std::string mtp;  // ds4's separate MTP file (llama.cpp files hold the block in the main file)  //
-                    // MTP drafts per decode step for requests that do not choose
+  std::string kv_disk;              // directory of cached prefix pages that survive a restart
+  double kv_disk_gb = 10.0;         // its size bound
+  uint32_t speculative_tokens = 0;  // MTP drafts per decode step for requests that do not choose
+  uint32_t speculative_max_batch = kDefaultSpeculativeMaxBatch;
+  std::string mtp;  // ds4's separate MTP file (llama.cpp files hold the block in the main file)
 };
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f);

@@ -40,7 +40,8 @@ def generate(v4serve, out, preset, recipe, layout, agrees, vocab):
 def bench(v4serve, main, mtp, level, requests, args):
     cmd = [v4serve, "bench-engine", "--model", main, "--concurrency", level, "-n", requests,
            "--prompt-len", args.prompt_len, "--output-len", args.output_len,
-           "--speculative-tokens", "0,1,2,3", "--kv-memory", args.kv_memory]
+           "--speculative-tokens", "0,1,2,3", "--kv-memory", args.kv_memory,
+           "--speculative-max-batch", args.speculative_max_batch]
     if mtp:
         cmd += ["--mtp", mtp]
     out = subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True).stdout
@@ -66,6 +67,9 @@ def main():
     p.add_argument("--vocab", type=int, default=0,
                    help="cut the vocabulary (0: the preset's); a smaller output head shows the "
                         "gain where the layers, not the head, dominate a step")
+    p.add_argument("--speculative-max-batch", type=int, default=0,
+                   help="bench-engine's batch limit for drafts (0: none, the mechanism's raw "
+                        "cost; serve's default is 1)")
     p.add_argument("--layouts", default="ds4,lcpp")
     p.add_argument("--mtp", default="random,agreeing")
     args = p.parse_args()

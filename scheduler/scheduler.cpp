@@ -10,6 +10,7 @@ struct Scheduler::StepBuilder {
   StepPlan plan;
   uint64_t token_budget = 0;
   bool preempted_any = false;
+  bool drafts = true;  // SchedulerConfig::speculative_max_batch allows draft room this step
 
   ScheduledSequence* find(RequestId id) {
     for (ScheduledSequence& s : plan.sequences)
@@ -240,7 +241,7 @@ bool Scheduler::schedule_running(RequestId id, uint64_t n, StepBuilder& step) {
 // they never preempt anyone and fit in what is left of the token budget.
 uint32_t Scheduler::draft_room(SequenceRecord& r, uint64_t n, const StepBuilder& step,
                                std::vector<PageId>* added) {
-  if (r.speculative_tokens == 0 || r.computed + n != r.tokens.size()) return 0;
+  if (r.speculative_tokens == 0 || !step.drafts || r.computed + n != r.tokens.size()) return 0;
   if (n > uint64_t{r.speculative_tokens} + 1 || step.token_budget <= n) return 0;
   const auto room =
       static_cast<uint32_t>(std::min<uint64_t>(r.speculative_tokens, step.token_budget - n));
@@ -301,6 +302,8 @@ void Scheduler::admit_waiting(StepBuilder& step) {
 StepPlan Scheduler::schedule() {
   StepBuilder step;
   step.token_budget = config_.max_batch_tokens;
+  step.drafts =
+      config_.speculative_max_batch == 0 || running_.size() <= config_.speculative_max_batch;
   step.plan.released = std::move(released_since_last_step_);
   step.plan.freed_pages = std::move(freed_since_last_step_);
   released_since_last_step_.clear();

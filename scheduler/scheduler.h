@@ -27,6 +27,11 @@ struct SchedulerConfig {
   // Share full pages between sequences with equal token prefixes (spec §4.4). Prefill chunks
   // then end on page boundaries, where the worker snapshots per-sequence state.
   bool prefix_caching = false;
+  // Steps that start with more running requests than this give no draft room (0: no limit).
+  // Drafts pay while a decode step reads its weights at the memory's pace; a larger batch makes
+  // the step compute-bound, and then every verified draft costs about a token's full compute
+  // (docs/design.md, speculative decoding). Tokens never depend on it.
+  uint32_t speculative_max_batch = 0;
 };
 
 struct SchedulerStats {

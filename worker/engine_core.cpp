@@ -31,7 +31,14 @@ Result<uint32_t> EngineCore::pages_for_budget(const V4Config& c, const EngineOpt
 
 SchedulerConfig EngineCore::scheduler_config(const V4Config& c, const EngineOptions& o) {
   Result<uint32_t> pages = pages_for_budget(c, o);
-  return {o.page_tokens, pages ? *pages : 0u, o.max_batch_tokens, o.max_seqs, o.prefix_caching};
+  SchedulerConfig s;
+  s.page_tokens = o.page_tokens;
+  s.total_pages = pages ? *pages : 0u;
+  s.max_batch_tokens = o.max_batch_tokens;
+  s.max_seqs = o.max_seqs;
+  s.prefix_caching = o.prefix_caching;
+  s.speculative_max_batch = o.speculative_max_batch;
+  return s;
 }
 
 EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options,

@@ -38,6 +38,9 @@ struct EngineOptions {
   // Drafts a decode step verifies for requests that do not choose (0 to 3; docs/design.md,
   // speculative decoding). Needs a model with an MTP block.
   uint32_t speculative_tokens = 0;
+  // Steps with more running requests than this verify no drafts (0: no limit;
+  // SchedulerConfig::speculative_max_batch).
+  uint32_t speculative_max_batch = 0;
 };
 
 struct GenerationRequest {

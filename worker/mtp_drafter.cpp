@@ -22,6 +22,15 @@ Status MtpDrafter::observe(RequestId id, uint64_t first, std::span<const float> 
                                hidden.begin() + static_cast<std::ptrdiff_t>((r + 1) * flat));
   }
   for (size_t i = 0; i < tokens.size(); ++i) s.tokens[first + i] = tokens[i];
+  // Pairs more than a window behind the newest can never reach a draft (the block attends over
+  // its last sliding_window rows, each row's K/V a function of its own pair only): dropping them
+  // bounds what a request keeps while it does not draft (long prefills, large batches).
+  const uint64_t end = first + rows;  // one past the newest row
+  if (end > c.sliding_window) {
+    const uint64_t cut = end - c.sliding_window;
+    s.hidden.erase(s.hidden.begin(), s.hidden.lower_bound(cut));
+    s.tokens.erase(s.tokens.begin(), s.tokens.lower_bound(cut));
+  }
   return Status::ok();
 }
 
@@ -38,6 +47,8 @@ Result<std::vector<float>> MtpDrafter::feed_through(Sequence& s, uint64_t last,
     w.start(start);
   }
   if (w.n_past() > last) w.set_n_past(last);
+  // Rows a window or more behind `last` are outside every draft's attention: skip them.
+  if (last + 1 > w.n_past() + window) w.set_n_past(last + 1 - window);
   std::vector<float> hidden;
   std::vector<int32_t> tokens;
   for (;;) {

@@ -28,6 +28,11 @@ class MtpDrafter final : public DraftSource {
   Result<std::vector<int32_t>> draft(RequestId id, uint64_t first, std::span<const int32_t> chunk,
                                      uint32_t count) override;
   void forget(RequestId id) override { sequences_.erase(id); }
+  // The request's window of the block, or null; for inspection.
+  const MtpWindow* window(RequestId id) const {
+    auto it = sequences_.find(id);
+    return it == sequences_.end() ? nullptr : it->second.window.get();
+  }
 
  private:
   struct Sequence {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,13 @@ class MtpWindow final : public KvStateStore {
     return v;
   }
   std::span<const uint32_t> block_table() const override { return {}; }
+  // The K/V row the ring holds for position `pos` (written by the position, or by one a multiple
+  // of the ring's length away); empty before the first forward. For inspection.
+  std::span<const float> row(uint64_t pos) const {
+    if (!ring_) return {};
+    const size_t width = layout_.format.shape.head_dim;
+    return {static_cast<const float*>(ring_->data()) + (pos % ring_rows_) * width, width};
+  }
 
  private:
   Backend& backend_;

@@ -91,9 +91,10 @@ def test_drafts_never_change_the_completions(v4serve, agreeing, random_lcpp, lay
     else:
         model, extra = random_lcpp, []
     with Server(v4serve, model, "--served-model-name", MODEL, "--kv-memory", "256",
-                "--speculative-tokens", "2", *extra) as s:
+                "--speculative-tokens", "2", "--speculative-max-batch", "8", *extra) as s:
         baseline = run_all(s.url, 0, together=False)
-        for drafts in (0, 1, 2, 3, None):  # None: the server default (2)
+        # None: the server default (2); batches of up to 8 verify drafts too
+        for drafts in (0, 1, 2, 3, None):
             for together in (False, True):
                 assert run_all(s.url, drafts, together) == baseline, (drafts, together)
         counts = spec_counts(s.url)

@@ -266,5 +266,41 @@ TEST(SchedulerSpeculative, DraftRoomAcceptedDraftsAndRollback) {
   EXPECT_EQ(s.allocator().used_count(), 0u);
 }
 
+// SchedulerConfig::speculative_max_batch: a step that starts with more running requests than
+// the limit gives no draft room to anyone; once the batch shrinks to the limit, drafts return.
+TEST(SchedulerSpeculative, NoDraftRoomAboveTheBatchLimit) {
+  SchedulerConfig config{128, 8, 64, 8, false};
+  config.speculative_max_batch = 2;
+  Scheduler s(config);
+  for (RequestId id = 1; id <= 3; ++id) ASSERT_TRUE(s.add(id, std::vector<int32_t>(4, 3), true, 2));
+  const auto decode_step = [&](RequestId finishing) {
+    StepPlan p = s.schedule();
+    StepOutput out;
+    uint32_t room = 0;
+    for (const ScheduledSequence& q : p.sequences) {
+      room += q.draft_room;
+      if (q.samples) out.sampled.push_back({q.id, 7, q.id == finishing});
+    }
+    s.update(p, out);
+    return room;
+  };
+  EXPECT_EQ(decode_step(0), 0u);     // the prompts' chunks (prefill never drafts)
+  EXPECT_EQ(decode_step(0), 0u);     // three decoding requests: above the limit
+  EXPECT_EQ(decode_step(3), 0u);     // still three at the step's start; one finishes
+  EXPECT_EQ(decode_step(0), 4u);     // two left: each gets its two drafts
+  config.speculative_max_batch = 0;  // no limit
+  Scheduler unlimited(config);
+  for (RequestId id = 1; id <= 3; ++id)
+    ASSERT_TRUE(unlimited.add(id, std::vector<int32_t>(4, 3), true, 2));
+  StepPlan p = unlimited.schedule();
+  StepOutput out;
+  for (const ScheduledSequence& q : p.sequences) out.sampled.push_back({q.id, 7, false});
+  unlimited.update(p, out);
+  p = unlimited.schedule();
+  uint32_t room = 0;
+  for (const ScheduledSequence& q : p.sequences) room += q.draft_room;
+  EXPECT_EQ(room, 6u);
+}
+
 }  // namespace
 }  // namespace v4

@@ -2,6 +2,8 @@
 // tokens or logprobs — greedy or seeded, alone or in a batch, with drafts that are all accepted,
 // all rejected or rejected part way (KV rollback), with stop tokens and limits inside a run of
 // accepted drafts, with preemption and with prefix caching.
+#include <map>
+#include <memory>
 #include <unordered_map>
 
 #include "tests/unit/worker/tiny_engine_fixture.h"
@@ -45,6 +47,44 @@ class ScriptedDrafts final : public DraftSource {
  private:
   std::unordered_map<RequestId, std::vector<int32_t>> streams_;
   std::function<bool(uint64_t)> wrong_;
+};
+
+// The model's MTP drafter, recording each draft by (request, first drafted position) and the
+// hidden rows and tokens it was shown, by position.
+class RecordingDrafter final : public DraftSource {
+ public:
+  RecordingDrafter(const V4Weights& weights, Backend& backend)
+      : forward_(weights, backend), inner_(forward_) {}
+  Status observe(RequestId id, uint64_t first, std::span<const float> hidden, size_t rows,
+                 std::span<const int32_t> tokens) override {
+    const size_t flat = hidden.size() / std::max<size_t>(rows, 1);
+    for (size_t r = 0; r < rows; ++r)
+      seen_->hidden[first + r].assign(hidden.begin() + static_cast<std::ptrdiff_t>(r * flat),
+                                      hidden.begin() + static_cast<std::ptrdiff_t>((r + 1) * flat));
+    for (size_t i = 0; i < tokens.size(); ++i) seen_->tokens[first + i] = tokens[i];
+    return inner_.observe(id, first, hidden, rows, tokens);
+  }
+  Result<std::vector<int32_t>> draft(RequestId id, uint64_t first, std::span<const int32_t> chunk,
+                                     uint32_t count) override {
+    Result<std::vector<int32_t>> d = inner_.draft(id, first, chunk, count);
+    if (d && !d->empty()) (*drafts_)[{id, first + chunk.size()}] = *d;
+    return d;
+  }
+  void forget(RequestId id) override { inner_.forget(id); }
+
+  using Record = std::map<std::pair<RequestId, uint64_t>, std::vector<int32_t>>;
+  struct Seen {
+    std::map<uint64_t, std::vector<float>> hidden;
+    std::map<uint64_t, int32_t> tokens;
+  };
+  std::shared_ptr<Record> drafts() const { return drafts_; }
+  std::shared_ptr<Seen> seen() const { return seen_; }
+
+ private:
+  V4Forward forward_;
+  MtpDrafter inner_;
+  std::shared_ptr<Record> drafts_ = std::make_shared<Record>();
+  std::shared_ptr<Seen> seen_ = std::make_shared<Seen>();
 };
 
 class SpeculativeTest : public EngineTest {
@@ -276,6 +316,88 @@ TEST_F(SpeculativeTest, PrefixCachingKeepsTheTokens) {
   expect_same(plain, spec);
   EXPECT_GT(stats.prefix_hits, 0u);
   expect_same(plain, run_mtp(o, with_drafts(rs, 2)));
+}
+
+// EngineOptions::speculative_max_batch: a request drafts while it runs alone, not while a second
+// one runs beside it (longer than the MTP block's window), and again once that one finished; its
+// tokens are those of decoding without drafts.
+TEST_F(SpeculativeTest, BatchLimitPausesDraftsAndChangesNothing) {
+  std::vector<GenerationRequest> rs = requests(2, 0);
+  rs[0].sampling.max_tokens = 150;  // greedy
+  rs[1].sampling.max_tokens = 90;   // longer than the tiny model's 64-row window
+  const Streams plain = run_mtp(options(), rs, nullptr, nullptr, agreeing_model_);
+  EngineOptions o = options();
+  o.speculative_max_batch = 1;
+  CpuBackend backend(2);
+  EngineCore core(agreeing_model_->weights, backend, o);
+  auto drafter = std::make_unique<RecordingDrafter>(agreeing_model_->weights, backend);
+  const std::shared_ptr<RecordingDrafter::Record> record = drafter->drafts();
+  core.set_draft_source(std::move(drafter));
+  Streams streams;
+  ASSERT_TRUE(core.add(1, with_drafts({rs[0]}, 2)[0]));
+  for (int step = 0; core.has_work() && step < 10000; ++step) {
+    if (step == 12) ASSERT_TRUE(core.add(2, with_drafts({rs[1]}, 2)[0]));
+    for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
+  }
+  expect_same(plain, streams);
+  // Request 2 never drafts (it never runs alone); request 1 drafts before and after the pause.
+  const uint64_t pause_start = rs[0].prompt.size() + 12;
+  const uint64_t pause_end = pause_start + rs[1].sampling.max_tokens;
+  uint64_t before = 0, after = 0;
+  for (const auto& [key, drafts] : *record) {
+    EXPECT_EQ(key.first, 1u);
+    before += key.second <= pause_start ? 1 : 0;
+    after += key.second >= pause_end ? 1 : 0;
+  }
+  EXPECT_GT(before, 0u);
+  EXPECT_GT(after, 0u);
+}
+
+// The MTP drafter after a pause longer than its window (rows dropped, the window skipped ahead)
+// drafts exactly what a drafter that drafted at every position does: the rows it dropped were
+// outside every draft's attention. Both replay the hidden rows of a real run, one position a step.
+TEST_F(SpeculativeTest, DrafterPausedLongerThanItsWindowDraftsTheSame) {
+  std::vector<GenerationRequest> rs = requests(1, 0);
+  rs[0].sampling.max_tokens = 200;
+  CpuBackend backend(2);
+  EngineCore core(agreeing_model_->weights, backend, options());
+  auto recorder = std::make_unique<RecordingDrafter>(agreeing_model_->weights, backend);
+  const std::shared_ptr<RecordingDrafter::Seen> seen = recorder->seen();
+  core.set_draft_source(std::move(recorder));
+  ASSERT_TRUE(core.add(1, with_drafts(rs, 2)[0]));
+  for (int step = 0; core.has_work() && step < 10000; ++step) core.step();
+  ASSERT_GE(seen->hidden.size(), 190u);
+
+  V4Forward forward(agreeing_model_->weights, backend);
+  MtpDrafter continuous(forward), paused(forward);
+  const uint64_t first = rs[0].prompt.size(), pause = first + 20, resume = pause + 100;
+  uint64_t compared = 0;
+  for (uint64_t q = first; seen->hidden.count(q) && seen->tokens.count(q + 1); ++q) {
+    const int32_t input = seen->tokens.at(q);
+    Result<std::vector<int32_t>> a = continuous.draft(1, q, {&input, 1}, 3);
+    ASSERT_TRUE(a) << a.message();
+    if (q < pause || q >= resume) {
+      Result<std::vector<int32_t>> b = paused.draft(1, q, {&input, 1}, 3);
+      ASSERT_TRUE(b) << b.message();
+      if (q >= resume && !a->empty()) {
+        EXPECT_EQ(*a, *b) << "position " << q;
+        // The rows a draft here attends over (positions q - window .. q - 1), bit for bit.
+        const uint64_t window = agreeing_model_->weights.config.sliding_window;
+        for (uint64_t p = q - window; p < q; ++p) {
+          const std::span<const float> x = continuous.window(1)->row(p);
+          const std::span<const float> y = paused.window(1)->row(p);
+          ASSERT_FALSE(x.empty());
+          ASSERT_TRUE(std::equal(x.begin(), x.end(), y.begin(), y.end()))
+              << "position " << q << ", row " << p;
+        }
+        ++compared;
+      }
+    }
+    const std::vector<float>& h = seen->hidden.at(q);
+    const int32_t pair[2] = {input, seen->tokens.at(q + 1)};
+    for (MtpDrafter* d : {&continuous, &paused}) ASSERT_TRUE(d->observe(1, q, h, 1, pair));
+  }
+  EXPECT_GT(compared, 50u);
 }
 
 TEST_F(SpeculativeTest, RequestsAreValidated) {
