@@ -84,11 +84,34 @@ std::string gib(uint64_t bytes) {
   return text;
 }
 
+// A routed-expert stack `tiers` cuts to its hot experts: their ids, and the stack's full count.
+struct CutStack {
+  WeightMatrix* stack;
+  const std::vector<int32_t>* hot;
+  int64_t full_mats;
+};
+
+// Cuts the stacks of the layers `tiers` does not keep whole: their n_mats becomes the hot count
+// (their views still on the host's full stacks).
+std::vector<CutStack> cut_to_hot_sets(V4Weights& w, const ExpertTiers* tiers) {
+  std::vector<CutStack> cut;
+  if (!tiers) return cut;
+  for (uint32_t l = 0; l < w.layers.size(); ++l) {
+    if (tiers->all_hot(l, w.config.n_expert)) continue;
+    for (WeightMatrix* m : {&w.layers[l].gate_exps, &w.layers[l].up_exps, &w.layers[l].down_exps}) {
+      cut.push_back({m, &tiers->hot[l], m->n_mats});
+      m->n_mats = static_cast<int64_t>(tiers->hot[l].size());
+    }
+  }
+  return cut;
+}
+
 }  // namespace
 
-uint64_t resident_weight_bytes(const V4Weights& weights) {
+uint64_t resident_weight_bytes(const V4Weights& weights, const ExpertTiers* tiers) {
   uint64_t total = 0;
-  V4Weights& w = const_cast<V4Weights&>(weights);  // visited read-only
+  V4Weights w = weights;  // a copy of the views: the tiers change its stacks' counts
+  cut_to_hot_sets(w, tiers);
   visit_weights(w, [&](const auto& x) { total += aligned(bytes_of(x)); });
   return total;
 }
@@ -102,10 +125,14 @@ Status check_device_fit(uint64_t needed, uint64_t free_bytes, const std::string&
 
 Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
     const V4Weights& host, Backend& backend,
-    const std::function<void(const UploadProgress&)>& progress, const HostMats& host_mats) {
+    const std::function<void(const UploadProgress&)>& progress, const HostMats& host_mats,
+    const ExpertTiers* tiers) {
+  if (tiers)
+    if (Status s = tiers->validate(host.config.n_layer, host.config.n_expert); !s) return s;
   auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
   out->weights_ = host;
-  out->bytes_ = resident_weight_bytes(host);
+  const auto cut = cut_to_hot_sets(out->weights_, tiers);
+  out->bytes_ = resident_weight_bytes(host, tiers);
   try {
     out->buffer_ = backend.allocate(std::max<uint64_t>(out->bytes_, 1));
   } catch (const std::bad_alloc&) {
@@ -123,8 +150,21 @@ Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
     if (!status || bytes == 0) return;
     using X = std::decay_t<decltype(x)>;
     if constexpr (std::is_same_v<X, WeightMatrix>) {
-      const int64_t held = host_mats ? std::max<int64_t>(1, host_mats(x)) : x.n_mats;
-      for (int64_t i = 0; status && i < x.n_mats; i += held) {
+      const auto tiered =
+          std::find_if(cut.begin(), cut.end(), [&](const CutStack& c) { return c.stack == &x; });
+      WeightMatrix full = x;
+      if (tiered != cut.end()) full.n_mats = tiered->full_mats;
+      const int64_t held = host_mats ? std::max<int64_t>(1, host_mats(full)) : full.n_mats;
+      if (tiered != cut.end()) {
+        // The hot experts, packed in id order; a template stack repeats its held matrices.
+        const std::vector<int32_t>& ids = *tiered->hot;
+        for (size_t j = 0; status && j < ids.size(); ++j) {
+          const int64_t source = ids[j] % held;
+          status = backend.copy_to_device(x.view.data + source * x.mat_bytes, all,
+                                          offset + j * x.mat_bytes, x.mat_bytes);
+        }
+      }
+      for (int64_t i = 0; status && tiered == cut.end() && i < x.n_mats; i += held) {
         const int64_t n = std::min(held, x.n_mats - i);
         status =
             backend.copy_to_device(x.view.data, all, offset + i * x.mat_bytes, n * x.mat_bytes);

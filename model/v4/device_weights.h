@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "model/backend/backend.h"
+#include "model/v4/expert_tiers.h"
 #include "model/v4/v4_weights.h"
 
 namespace v4 {
@@ -22,8 +23,9 @@ struct UploadProgress {
   double seconds = 0;
 };
 
-// Bytes `weights` take once resident (matrices, small vectors, alignment).
-uint64_t resident_weight_bytes(const V4Weights& weights);
+// Bytes `weights` take once resident (matrices, small vectors, alignment); with `tiers`, the
+// routed experts of each layer only its hot set.
+uint64_t resident_weight_bytes(const V4Weights& weights, const ExpertTiers* tiers = nullptr);
 
 // An error naming what is missing when `needed` bytes do not fit in `free_bytes`; `what` lists
 // the parts, e.g. "weights 81.2 GiB + KV 4.0 GiB + workspace 1.0 GiB".
@@ -36,10 +38,12 @@ class DeviceWeights {
   using HostMats = std::function<int64_t(const WeightMatrix&)>;
 
   // Copies every tensor of `host` into one buffer of `backend`, calling `progress` after each.
+  // With `tiers`, a main layer's routed-expert stacks hold only its hot experts, in ascending id
+  // order (ExpertTiers::slots); the cold ones stay in host memory (TieredExpertDispatcher).
   static Result<std::unique_ptr<DeviceWeights>> upload(
       const V4Weights& host, Backend& backend,
       const std::function<void(const UploadProgress&)>& progress = {},
-      const HostMats& host_mats = {});
+      const HostMats& host_mats = {}, const ExpertTiers* tiers = nullptr);
 
   const V4Weights& weights() const { return weights_; }
   uint64_t bytes() const { return bytes_; }

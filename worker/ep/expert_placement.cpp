@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "model/v4/expert_tiers.h"
+
 namespace v4 {
 
 ExpertPlacement ExpertPlacement::contiguous(uint32_t n_expert, int ranks) {
@@ -201,15 +203,8 @@ Result<ExpertLoad> read_expert_load(const std::string& path, uint32_t n_layer, u
 
 std::vector<uint32_t> hot_set_sizes(const ExpertLoad& load, double coverage) {
   std::vector<uint32_t> out;
-  for (const std::vector<uint64_t>& layer : load) {
-    std::vector<uint64_t> sorted = layer;
-    std::sort(sorted.rbegin(), sorted.rend());
-    const double total = std::accumulate(sorted.begin(), sorted.end(), 0.0);
-    double taken = 0;
-    uint32_t n = 0;
-    while (n < sorted.size() && taken < coverage * total) taken += static_cast<double>(sorted[n++]);
-    out.push_back(n);
-  }
+  for (const std::vector<int32_t>& hot : hot_experts(load, coverage).hot)
+    out.push_back(static_cast<uint32_t>(hot.size()));
   return out;
 }
 
