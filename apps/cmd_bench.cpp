@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "apps/command.h"
@@ -28,6 +29,8 @@ struct BenchFlags {
   bool json = false;
   ForwardBenchmarkOptions options;
   V4ConfigOverrides overrides;
+  std::string expert_tiers;  // expert statistics: only each layer's hot set on the device
+  double hot_coverage = 0.9;
 };
 
 Result<std::vector<uint32_t>> parse_batches(const std::string& text) {
@@ -130,6 +133,13 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
         format_bytes(static_cast<uint64_t>(d.weight_bytes_per_token())).c_str(),
         d.weight_bytes_per_second() / 1e9, percent_of(d.weight_bytes_per_second(), bandwidth));
   }
+  if (f.options.tiers) {
+    const uint64_t pairs = r.hot_pairs + r.cold_pairs;
+    std::printf(
+        "expert tiers: %.1f%% of the routed (token, expert) pairs ran on the CPU from host memory "
+        "(their weights are not in the bytes above)\n",
+        percent_of(static_cast<double>(r.cold_pairs), static_cast<double>(pairs)));
+  }
   if (r.bandwidth.device_copy) {
     std::printf("memory bandwidth: %.2f GB/s (device copy of %s, read + written, best of %u)\n",
                 bandwidth / 1e9, format_bytes(r.bandwidth.buffer_bytes).c_str(),
@@ -206,12 +216,28 @@ int run_bench(BenchFlags f) {
       return replicated_host_mats(synthetic->scaled(), m);
     };
   }
-  Result<apps::PreparedDevice> dev =
-      apps::prepare_device(f.device, f.threads, host, 0, UploadProgressTo::kStderr, host_mats);
+  std::optional<ExpertTiers> tiers;
+  if (!f.expert_tiers.empty()) {
+    // The cold experts run from the host's stacks, which a synthetic model only templates.
+    Result<ExpertTiers> t =
+        synthetic ? Result<ExpertTiers>(Status::error("needs --model, not --synthetic"))
+                  : apps::expert_tiers_from_stats(f.expert_tiers, f.hot_coverage, host.config);
+    if (!t) {
+      std::fprintf(stderr, "error: --expert-tiers %s: %s\n", f.expert_tiers.c_str(),
+                   t.message().c_str());
+      return 2;
+    }
+    tiers = std::move(*t);
+    f.options.tiers = &*tiers;
+  }
+  Result<apps::PreparedDevice> dev = apps::prepare_device(
+      f.device, f.threads, host, 0, UploadProgressTo::kStderr, host_mats, f.options.tiers);
   if (!dev) {
     std::fprintf(stderr, "error: %s\n", dev.message().c_str());
     return 1;
   }
+  // The bench runs its own dispatcher over its traffic recorder (ForwardBenchmarkOptions::tiers).
+  dev->experts.reset();
   if (dev->resident) f.options.resident_weights = dev->weights;
   Result<ForwardBenchmarkResult> result =
       run_forward_benchmark(model->model(), *dev->backend, f.options);
@@ -269,6 +295,14 @@ CommandRegistration registration(
           ->capture_default_str();
       sub.add_option("--experts-per-token", f->overrides.experts_per_token,
                      "routed experts per token (default: the file's expert_used_count)");
+      sub.add_option("--expert-tiers", f->expert_tiers,
+                     "expert statistics (a /metrics dump): only each layer's hot experts on the "
+                     "device, the rest on the CPU from host memory; needs --device and --model")
+          ->check(CLI::ExistingFile);
+      sub.add_option("--hot-coverage", f->hot_coverage,
+                     "with --expert-tiers: the share of a layer's selections its hot set takes")
+          ->capture_default_str()
+          ->check(CLI::Range(0.01, 1.0));
       sub.add_flag("--json", f->json, "print one JSON object instead of the text report");
       return [f] { return run_bench(*f); };
     });

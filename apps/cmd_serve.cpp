@@ -93,14 +93,20 @@ int run_serve(const ServeFlags& f) {
                               {"num_gpu_blocks", std::to_string(*pages)},
                               {"kv_memory_mib", std::to_string(options->kv_memory_bytes >> 20)}});
   }
+  Result<std::optional<ExpertTiers>> tiers = expert_tiers(f.engine, (*model)->weights.config);
+  if (!tiers) {
+    spdlog::error("{}", tiers.message());
+    return 2;
+  }
   Result<PreparedDevice> device =
       prepare_device(f.engine.device, f.engine.threads, (*model)->weights, options->kv_memory_bytes,
-                     UploadProgressTo::kLog);
+                     UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;
   }
-  auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend));
+  auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend),
+                                         EngineGroup{}, std::move(device->experts));
   auto client = std::make_unique<LocalEngineClient>(*engine);
   return serve_http(f.http, options_for_service, *tokenizer, *client, metrics, signals, [&] {
     client.reset();

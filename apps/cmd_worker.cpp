@@ -134,9 +134,16 @@ int run_worker(const WorkerFlags& f) {
     return 2;
   }
   if (auto vocabulary = token_vocabulary((*model)->file)) options->vocabulary = *vocabulary;
+  Result<std::optional<ExpertTiers>> tiers = expert_tiers(f.engine, (*model)->weights.config);
+  if (!tiers || (*tiers && !f.group.name.empty())) {
+    spdlog::error("{}", !tiers ? tiers.message()
+                               : "--expert-tiers is for a worker of its own: in a group each rank "
+                                 "holds only its share of the experts");
+    return 2;
+  }
   Result<PreparedDevice> device =
       prepare_device(f.engine.device, f.engine.threads, (*model)->weights, options->kv_memory_bytes,
-                     UploadProgressTo::kLog);
+                     UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;
@@ -156,7 +163,7 @@ int run_worker(const WorkerFlags& f) {
     };
   }
   auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend),
-                                         std::move(engine_group));
+                                         std::move(engine_group), std::move(device->experts));
   worker_grpc::WorkerServiceOptions service_options;
   service_options.worker_id = f.listen;
   service_options.model = default_model_name(**model, path);

@@ -5,7 +5,10 @@
 #include <optional>
 
 #include "apps/progress_bar.h"
+#include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
+#include "model/v4/tiered_expert_dispatcher.h"
+#include "worker/ep/expert_placement.h"
 
 namespace v4::apps {
 namespace {
@@ -21,13 +24,18 @@ std::string gib(uint64_t bytes) {
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
                                       const V4Weights& host, uint64_t reserve_bytes,
                                       UploadProgressTo progress_to,
-                                      const DeviceWeights::HostMats& host_mats) {
+                                      const DeviceWeights::HostMats& host_mats,
+                                      const ExpertTiers* tiers) {
   Result<device::DeviceSpec> spec = device::parse_device(device);
   if (!spec) return spec.status();
   PreparedDevice out;
   out.weights = &host;
   double next_report = 0;
   if (spec->kind == DeviceKind::kCpu && !spec->emulated) {
+    if (tiers)
+      return Status::error(
+          "--expert-tiers needs a device (--device cuda or emulated): on the CPU every expert is "
+          "in host memory already");
     Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
     if (!be) return be.status();
     out.backend = std::move(*be);
@@ -40,7 +48,7 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   // The forward's step workspace and the kernels' scratch: a fixed allowance (they grow with the
   // step size; 1 GiB covers steps of a few thousand tokens on the full-size model).
   constexpr uint64_t kWorkspace = uint64_t{1} << 30;
-  const uint64_t weights = resident_weight_bytes(host);
+  const uint64_t weights = resident_weight_bytes(host, tiers);
   if (Status s = check_device_fit(weights + reserve_bytes + kWorkspace, memory->free_bytes,
                                   "weights " + gib(weights) + " + KV " + gib(reserve_bytes) +
                                       " + workspace " + gib(kWorkspace));
@@ -66,14 +74,35 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
                        rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0.0);
         }
       },
-      host_mats);
+      host_mats, tiers);
   if (!resident) return resident.status();
   if (bar) bar->finish();
   out.upload_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out.resident = std::move(*resident);
   out.weights = &out.resident->weights();
+  if (!tiers) return out;
+  Result<std::unique_ptr<TieredExpertDispatcher>> experts = TieredExpertDispatcher::create(
+      *out.backend, std::make_unique<CpuBackend>(threads), host, *tiers);
+  if (!experts) return experts.status();
+  out.experts = std::move(*experts);
+  const uint64_t cold = tiers->cold_count(host.config.n_expert);
+  std::fprintf(
+      stderr,
+      "expert tiers: %llu of %llu routed experts stay in host memory and run on the CPU; "
+      "%s of weights on the device instead of %s\n",
+      static_cast<unsigned long long>(cold),
+      static_cast<unsigned long long>(uint64_t{host.config.n_expert} * host.config.n_layer),
+      gib(weights).c_str(), gib(resident_weight_bytes(host)).c_str());
   return out;
+}
+
+Result<ExpertTiers> expert_tiers_from_stats(const std::string& stats, double coverage,
+                                            const V4Config& config) {
+  if (!(coverage > 0 && coverage <= 1)) return Status::error("--hot-coverage must be in (0, 1]");
+  Result<ExpertLoad> load = read_expert_load(stats, config.n_layer, config.n_expert);
+  if (!load) return load.status();
+  return hot_experts(*load, coverage);
 }
 
 }  // namespace v4::apps

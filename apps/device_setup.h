@@ -10,6 +10,8 @@
 #include "core/status.h"
 #include "model/backend/backend.h"
 #include "model/v4/device_weights.h"
+#include "model/v4/expert_dispatcher.h"
+#include "model/v4/expert_tiers.h"
 #include "model/v4/v4_weights.h"
 
 namespace v4::apps {
@@ -22,16 +24,26 @@ struct PreparedDevice {
   std::unique_ptr<DeviceWeights> resident;  // null on the CPU: the mapped file is read in place
   const V4Weights* weights = nullptr;       // what the forward reads
   double upload_seconds = 0;
+  // With expert tiers: the dispatcher that runs the cold experts on the CPU (it owns that
+  // backend); the forward and the engines take it as their ExpertDispatcher.
+  std::unique_ptr<ExpertDispatcher> experts;
 };
 
 // Where upload progress goes: the log (servers), or stderr (commands whose stdout is data).
 enum class UploadProgressTo { kLog, kStderr };
 
 // `reserve_bytes`: device memory the caller needs beside the weights (KV pages, workspace);
-// `host_mats`: see DeviceWeights::upload.
+// `host_mats`: see DeviceWeights::upload; `tiers`: only each layer's hot experts go to the
+// device (a device backend only: on the CPU every expert is in host memory already).
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
                                       const V4Weights& host, uint64_t reserve_bytes,
                                       UploadProgressTo progress = UploadProgressTo::kStderr,
-                                      const DeviceWeights::HostMats& host_mats = {});
+                                      const DeviceWeights::HostMats& host_mats = {},
+                                      const ExpertTiers* tiers = nullptr);
+
+// The hot sets of `stats` (a Prometheus dump of v4serve:expert_selections_total, see
+// `v4serve expert-placement`): per layer the experts taking `coverage` of its selections.
+Result<ExpertTiers> expert_tiers_from_stats(const std::string& stats, double coverage,
+                                            const V4Config& config);
 
 }  // namespace v4::apps

@@ -26,6 +26,13 @@ uint64_t default_kv_bytes() {
 
 }  // namespace
 
+Result<std::optional<ExpertTiers>> expert_tiers(const EngineFlags& f, const V4Config& config) {
+  if (f.expert_tiers.empty()) return std::optional<ExpertTiers>();
+  Result<ExpertTiers> t = expert_tiers_from_stats(f.expert_tiers, f.hot_coverage, config);
+  if (!t) return Status::error("--expert-tiers " + f.expert_tiers + ": " + t.message());
+  return std::optional<ExpertTiers>(std::move(*t));
+}
+
 std::string default_model_name(const V4Model& model, const std::string& path) {
   if (Result<std::string> name = model.file.get_string("general.name"); name && !name->empty())
     return *name;
@@ -112,6 +119,14 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
                  "steps with more running requests than this verify no drafts (0: no limit); "
                  "on a CPU a larger batch is compute-bound and drafts slow it")
       ->capture_default_str();
+  sub.add_option("--expert-tiers", f.expert_tiers,
+                 "expert statistics (a /metrics dump with --metrics-expert-detail): only each "
+                 "layer's hot experts go to the device, the rest run on the CPU from host memory")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--hot-coverage", f.hot_coverage,
+                 "with --expert-tiers: the share of a layer's selections its hot set takes")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1.0));
   sub.add_option("--kv-disk-gb", f.kv_disk_gb, "size bound of --kv-disk in GiB (LRU eviction)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
+#include "model/v4/expert_tiers.h"
 #include "model/v4/v4_forward_model.h"
 #include "worker/engine_core.h"
 
@@ -35,6 +37,8 @@ struct EngineFlags {
   uint32_t speculative_tokens = 0;  // MTP drafts per decode step for requests that do not choose
   uint32_t speculative_max_batch = kDefaultSpeculativeMaxBatch;
   std::string mtp;  // ds4's separate MTP file (llama.cpp files hold the block in the main file)
+  std::string expert_tiers;  // expert statistics: only each layer's hot set on the device
+  double hot_coverage = 0.9;
 };
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f);
@@ -42,6 +46,8 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f);
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& config);
 // The same for a loaded model: with --kv-disk, the page files carry the model's identity.
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Model& model);
+// With --expert-tiers, the hot sets of its statistics; none without.
+Result<std::optional<ExpertTiers>> expert_tiers(const EngineFlags& f, const V4Config& config);
 // The file's general.name, or its file name without extension.
 std::string default_model_name(const V4Model& model, const std::string& path);
 

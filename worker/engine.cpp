@@ -24,10 +24,12 @@ Engine::Engine(const V4Weights& weights, const EngineOptions& options,
     : Engine(weights, options, std::move(backend), EngineGroup{}) {}
 
 Engine::Engine(const V4Weights& weights, const EngineOptions& options,
-               std::unique_ptr<Backend> backend, EngineGroup group)
+               std::unique_ptr<Backend> backend, EngineGroup group,
+               std::unique_ptr<ExpertDispatcher> experts)
     : backend_(std::move(backend)),
       group_(std::move(group)),
-      core_(weights, *backend_, options, group_.group.get()),
+      experts_(std::move(experts)),
+      core_(weights, *backend_, options, group_.group.get(), experts_.get()),
       thread_([this] { loop(); }) {}
 
 Engine::~Engine() {

@@ -39,9 +39,10 @@ class Engine {
   Engine(const V4Weights& weights, const EngineOptions& options, unsigned threads = 0);
   // On `backend` (a GPU's: `weights` must then be resident there, device_weights.h).
   Engine(const V4Weights& weights, const EngineOptions& options, std::unique_ptr<Backend> backend);
-  // As one rank of `group.group`, whose dispatcher must run on `backend`.
+  // As one rank of `group.group`, whose dispatcher must run on `backend`; or, outside a group,
+  // with its routed experts run by `experts` (EngineCore).
   Engine(const V4Weights& weights, const EngineOptions& options, std::unique_ptr<Backend> backend,
-         EngineGroup group);
+         EngineGroup group, std::unique_ptr<ExpertDispatcher> experts = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -77,6 +78,7 @@ class Engine {
 
   std::unique_ptr<Backend> backend_;
   EngineGroup group_;
+  std::unique_ptr<ExpertDispatcher> experts_;
   EngineCore core_;
   mutable std::mutex mutex_;
   std::condition_variable wake_, idle_;

@@ -42,7 +42,7 @@ SchedulerConfig EngineCore::scheduler_config(const V4Config& c, const EngineOpti
 }
 
 EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options,
-                       StepGroup* group)
+                       StepGroup* group, ExpertDispatcher* experts)
     : options_(options),
       group_(group),
       n_vocab_(weights.config.n_vocab),
@@ -54,7 +54,7 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                {options.prefix_caching ? options.kv_disk_dir : std::string(), options.kv_disk_bytes,
                 options.model_identity},
                options.vocabulary},
-              group ? &group->dispatcher() : nullptr) {
+              group ? &group->dispatcher() : experts) {
   totals_.page_bytes = worker_.cache().page_bytes();
   // The MTP block's MoE would run outside the group's lockstep exchanges: no drafts in a group.
   if (group) worker_.set_draft_source(nullptr);

@@ -98,9 +98,10 @@ class EngineCore {
   using Clock = std::chrono::steady_clock;
 
   // `group` (not owned): the worker group this engine steps in lockstep with; null for a
-  // worker of its own.
+  // worker of its own. `experts` (not owned; outside a group only): where the MoE layers' routed
+  // experts run (e.g. TieredExpertDispatcher); null: all on `backend`.
   EngineCore(const V4Weights& weights, Backend& backend, const EngineOptions& options,
-             StepGroup* group = nullptr);
+             StepGroup* group = nullptr, ExpertDispatcher* experts = nullptr);
   // With a disk store: the cached prefix pages no request holds are written to it first.
   ~EngineCore();
   EngineCore(const EngineCore&) = delete;

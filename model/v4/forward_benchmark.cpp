@@ -7,7 +7,9 @@
 #include <span>
 #include <string>
 
+#include "model/backend/cpu_backend.h"
 #include "model/v4/sequence_state.h"
+#include "model/v4/tiered_expert_dispatcher.h"
 #include "model/v4/v4_forward.h"
 
 namespace v4 {
@@ -237,7 +239,14 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
   result.model_bytes = prefault_tensors(model.file, backend);
 
   WeightTrafficRecorder recorder(backend);
-  V4Forward forward(weights, recorder);
+  std::unique_ptr<TieredExpertDispatcher> tiered;
+  if (options.tiers) {
+    Result<std::unique_ptr<TieredExpertDispatcher>> t = TieredExpertDispatcher::create(
+        recorder, std::make_unique<CpuBackend>(backend.threads()), model.weights, *options.tiers);
+    if (!t) return t.status();
+    tiered = std::move(*t);
+  }
+  V4Forward forward(weights, recorder, tiered.get());
   {
     // Warm-up: wakes the pool and grows the per-call buffers before anything is timed.
     ContiguousKvState state(config, recorder);
@@ -258,6 +267,10 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
       options.resident_weights
           ? measure_device_bandwidth(backend, options.bandwidth_bytes, options.bandwidth_repeats)
           : measure_read_bandwidth(backend, options.bandwidth_bytes, options.bandwidth_repeats);
+  if (tiered) {
+    result.hot_pairs = tiered->hot_pairs();
+    result.cold_pairs = tiered->cold_pairs();
+  }
   return result;
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "model/backend/backend.h"
+#include "model/v4/expert_tiers.h"
 #include "model/v4/v4_forward_model.h"
 #include "model/v4/weight_traffic.h"
 
@@ -25,6 +26,9 @@ struct ForwardBenchmarkOptions {
   uint64_t seed = 1;                             // of the synthetic token ids
   // The weights in the backend's memory (a GPU's: device_weights.h); null: the model's mapping.
   const V4Weights* resident_weights = nullptr;
+  // With resident weights uploaded with these tiers: the cold experts run on a CPU backend of
+  // as many threads, from the model's host weights (TieredExpertDispatcher).
+  const ExpertTiers* tiers = nullptr;
 };
 
 struct PrefillMeasurement {
@@ -70,6 +74,8 @@ struct ForwardBenchmarkResult {
   PrefillMeasurement prefill;
   std::vector<DecodeMeasurement> decode;  // one per batch size, in option order
   BandwidthMeasurement bandwidth;
+  // With tiers: routed (token, expert) pairs run on the device and on the CPU.
+  uint64_t hot_pairs = 0, cold_pairs = 0;
 };
 
 // Runs prefill, then decode at each batch size, then the bandwidth probe, on `backend`. The

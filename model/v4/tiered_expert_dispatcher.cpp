@@ -15,6 +15,15 @@ Result<std::unique_ptr<TieredExpertDispatcher>> TieredExpertDispatcher::create(
       new TieredExpertDispatcher(device, host, host_weights, std::move(tiers)));
 }
 
+Result<std::unique_ptr<TieredExpertDispatcher>> TieredExpertDispatcher::create(
+    Backend& device, std::unique_ptr<Backend> host, const V4Weights& host_weights,
+    ExpertTiers tiers) {
+  Result<std::unique_ptr<TieredExpertDispatcher>> d =
+      create(device, *host, host_weights, std::move(tiers));
+  if (d) (*d)->owned_host_ = std::move(host);
+  return d;
+}
+
 TieredExpertDispatcher::TieredExpertDispatcher(Backend& device, Backend& host,
                                                const V4Weights& host_weights, ExpertTiers tiers)
     : device_(device),

@@ -27,6 +27,11 @@ class TieredExpertDispatcher final : public ExpertDispatcher {
   static Result<std::unique_ptr<TieredExpertDispatcher>> create(Backend& device, Backend& host,
                                                                 const V4Weights& host_weights,
                                                                 ExpertTiers tiers);
+  // The same, owning its host backend.
+  static Result<std::unique_ptr<TieredExpertDispatcher>> create(Backend& device,
+                                                                std::unique_ptr<Backend> host,
+                                                                const V4Weights& host_weights,
+                                                                ExpertTiers tiers);
 
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
                         float* out, FunctionRef<void()> meanwhile) override;
@@ -48,6 +53,7 @@ class TieredExpertDispatcher final : public ExpertDispatcher {
   void run_cold(uint32_t layer, const RoutedTokens& in);
 
   Backend& device_;
+  std::unique_ptr<Backend> owned_host_;
   Backend& host_;
   const V4Weights& host_weights_;
   ExpertTiers tiers_;
