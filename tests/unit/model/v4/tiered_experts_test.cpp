@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "model/backend/cpu_backend.h"
+#include "model/backend/device/backend_factory.h"
 #include "model/backend/device/emulated_backend.h"
 #include "model/synthetic/synthetic_model.h"
 #include "model/v4/device_weights.h"
@@ -124,21 +126,23 @@ TEST_P(TieredExperts, LogitsDoNotDependOnTheOtherSequencesOfAStep) {
   EXPECT_EQ(mine, solo->logits);
 }
 
-TEST_P(TieredExperts, OnTheEmulatedDeviceWithinTheDeviceTolerance) {
-  device::EmulatedDeviceBackend device{kernels::HostExec{}};
+// Hot experts on `device`, cold ones on the CPU, against every expert on `device`.
+void expect_within_device_tolerance(Backend& device, const V4Model& model, const ExpertTiers& tiers,
+                                    Recipe recipe) {
+  const V4Config& c = model.weights.config;
   CpuBackend host(2);
-  Result<std::unique_ptr<DeviceWeights>> whole = DeviceWeights::upload(model_->weights, device);
+  Result<std::unique_ptr<DeviceWeights>> whole = DeviceWeights::upload(model.weights, device);
   Result<std::unique_ptr<DeviceWeights>> resident =
-      DeviceWeights::upload(model_->weights, device, {}, {}, &tiers_);
+      DeviceWeights::upload(model.weights, device, {}, {}, &tiers);
   ASSERT_TRUE(whole && resident);
-  auto tiered = TieredExpertDispatcher::create(device, host, model_->weights, tiers_);
+  auto tiered = TieredExpertDispatcher::create(device, host, model.weights, tiers);
   ASSERT_TRUE(tiered) << tiered.message();
   V4Forward all_device(whole.value()->weights(), device);
   V4Forward split(resident.value()->weights(), device, tiered->get());
-  const std::vector<float> want = run(all_device, config());
-  const std::vector<float> got = run(split, config());
+  const std::vector<float> want = run(all_device, c);
+  const std::vector<float> got = run(split, c);
   ASSERT_EQ(got.size(), want.size());
-  const size_t vocab = config().n_vocab, positions = want.size() / vocab;
+  const size_t vocab = c.n_vocab, positions = want.size() / vocab;
   float worst = 0;
   size_t top1 = 0;
   for (size_t p = 0; p < positions; ++p) {
@@ -147,7 +151,9 @@ TEST_P(TieredExperts, OnTheEmulatedDeviceWithinTheDeviceTolerance) {
     for (size_t i = 0; i < vocab; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
     top1 += std::max_element(a, a + vocab) - a == std::max_element(b, b + vocab) - b;
   }
-  if (GetParam() == Recipe::kF32) {
+  std::printf("[ report ] tiered experts %s: top-1 %zu/%zu, max |dlogit| %.3g\n",
+              std::string(recipe_name(recipe)).c_str(), top1, positions, worst);
+  if (recipe == Recipe::kF32) {
     // Float weights: only the order of the dot products' sums differs (device_forward_test).
     EXPECT_LT(worst, 1e-4f);
     EXPECT_EQ(top1, positions);
@@ -157,6 +163,18 @@ TEST_P(TieredExperts, OnTheEmulatedDeviceWithinTheDeviceTolerance) {
     EXPECT_LT(worst, 0.5f);
     EXPECT_GE(top1 * 5, positions * 4);
   }
+}
+
+TEST_P(TieredExperts, OnTheEmulatedDeviceWithinTheDeviceTolerance) {
+  device::EmulatedDeviceBackend device{kernels::HostExec{}};
+  expect_within_device_tolerance(device, *model_, tiers_, GetParam());
+}
+
+TEST_P(TieredExperts, OnTheGpuWithinTheDeviceTolerance) {
+  Result<std::unique_ptr<Backend>> device = device::make_backend({DeviceKind::kCuda, 0}, 1);
+  if (!device)
+    GTEST_SKIP() << "no usable GPU, CUDA tiered-experts test skipped: " << device.message();
+  expect_within_device_tolerance(**device, *model_, tiers_, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Recipes, TieredExperts, ::testing::Values(Recipe::kF32, Recipe::kDs4Q2),
