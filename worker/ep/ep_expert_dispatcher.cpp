@@ -17,11 +17,10 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Bytes of `bytes` that leave this rank.
-uint64_t to_peers(const std::vector<int64_t>& bytes, int me) {
+// Bytes of an all-to-all's segments (this rank's own is always empty).
+uint64_t total(const std::vector<int64_t>& bytes) {
   uint64_t sum = 0;
-  for (size_t r = 0; r < bytes.size(); ++r)
-    if (static_cast<int>(r) != me) sum += static_cast<uint64_t>(bytes[r]);
+  for (int64_t b : bytes) sum += static_cast<uint64_t>(b);
   return sum;
 }
 
@@ -79,9 +78,9 @@ void EpExpertDispatcher::pack(uint32_t layer, const RoutedTokens& in) {
     ++counts_[static_cast<size_t>(placement_.owner(layer, in.experts[i], me))];
   // The last entry carries the layer, so ranks that fell out of step notice.
   counts_[static_cast<size_t>(ranks)] = layer;
-  // Send order: the peers' rows by rank (the segments of the all-to-all), then this rank's own,
-  // which never leave it. Results come back in the same order, so a pair's send position is
-  // also its result row.
+  // Send order: the peers' rows by rank (the segments of the all-to-all). Results come back in
+  // the same order, so a pair's send position is also its result row; this rank's own pairs,
+  // which never leave it, take the result rows after them.
   std::vector<int64_t>& start = send_order_;
   start.assign(static_cast<size_t>(ranks), 0);
   int64_t at = 0;
@@ -92,14 +91,26 @@ void EpExpertDispatcher::pack(uint32_t layer, const RoutedTokens& in) {
   }
   own_begin_ = at;
   start[static_cast<size_t>(me)] = at;
+  const int64_t own = counts_[static_cast<size_t>(me)];
   slot_row_.resize(static_cast<size_t>(pairs));
-  float* send = fit(send_, static_cast<size_t>(pairs * width));
+  float* send = fit(send_, static_cast<size_t>(own_begin_ * width));
+  float* own_x = fit(own_x_, static_cast<size_t>(own * d));
+  int32_t* own_ids = fit(own_experts_, static_cast<size_t>(own));
+  float* own_weights = fit(own_weights_, static_cast<size_t>(own));
   for (int64_t i = 0; i < pairs; ++i) {
     const int owner = placement_.owner(layer, in.experts[i], me);
     const int64_t pos = start[static_cast<size_t>(owner)]++;
     slot_row_[static_cast<size_t>(i)] = pos;
+    const float* x = in.x + (i / in.k) * d;
+    if (owner == me) {
+      const int64_t j = pos - own_begin_;
+      std::memcpy(own_x + j * d, x, static_cast<size_t>(d) * sizeof(float));
+      own_ids[j] = in.experts[i];
+      own_weights[j] = in.weights[i];
+      continue;
+    }
     float* row = send + pos * width;
-    std::memcpy(row, in.x + (i / in.k) * d, static_cast<size_t>(d) * sizeof(float));
+    std::memcpy(row, x, static_cast<size_t>(d) * sizeof(float));
     std::memcpy(row + d, &in.experts[i], sizeof(int32_t));
     row[d + 1] = in.weights[i];
   }
@@ -178,20 +189,14 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   Status s = exchanges_.wait(&exposed);
   account(exposed, traffic_.dispatch_seconds);
   if (!s) return s;
-  traffic_.dispatch_bytes += to_peers(send_bytes_, me);
+  traffic_.dispatch_bytes += total(send_bytes_);
   rows_sent_ += static_cast<uint64_t>(from_peers);
   clock = Clock::now();
-  // The peers' rows and this rank's own (still in send_), unpacked for the experts.
-  const int64_t rows = received_ + own;
-  float* x = fit(recv_x_, static_cast<size_t>(rows * d));
-  int32_t* ids = fit(recv_experts_, static_cast<size_t>(rows));
-  float* weights = fit(recv_weights_, static_cast<size_t>(rows));
+  // The peers' rows, unpacked for the experts (this rank's own are in own_* already).
+  float* x = fit(recv_x_, static_cast<size_t>(received_ * d));
+  int32_t* ids = fit(recv_experts_, static_cast<size_t>(received_));
+  float* weights = fit(recv_weights_, static_cast<size_t>(received_));
   if (s = unpack(layer, recv_.data(), received_, d, x, ids, weights); !s) return s;
-  const float* own_rows = send_.data() + own_begin_ * width;
-  if (s = unpack(layer, own_rows, own, d, x + received_ * d, ids + received_, weights + received_);
-      !s) {
-    return s;
-  }
   traffic_.dispatch_seconds += seconds_since(clock);
   // (2) The peers' rows through this rank's experts (one slot per row: each comes back
   // weighted, unsummed).
@@ -223,13 +228,13 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   if (own > 0) {
     local_.dispatch_combine(
         layer, experts,
-        {x + received_ * d, ids + received_, weights + received_, own, 1, d, in.n_expert},
+        {own_x_.data(), own_experts_.data(), own_weights_.data(), own, 1, d, in.n_expert},
         returned + from_peers * d, [] {});
   }
   traffic_.expert_seconds += seconds_since(clock);
   s = exchanges_.wait(&exposed);
   account(exposed, traffic_.combine_seconds);
-  traffic_.combine_bytes += to_peers(send_bytes_, me);
+  traffic_.combine_bytes += total(send_bytes_);
   return s;
 }
 

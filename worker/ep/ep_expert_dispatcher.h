@@ -47,7 +47,8 @@ class EpExpertDispatcher final : public ExpertDispatcher {
  private:
   Status exchange(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& in,
                   FunctionRef<void()> meanwhile);
-  // Fills counts_, send_ (rows in send order), own_begin_ and slot_row_ (each pair's result row).
+  // Fills counts_, send_ (the peers' rows in send order), own_* (this rank's own pairs, which
+  // never leave it), own_begin_ and slot_row_ (each pair's result row).
   void pack(uint32_t layer, const RoutedTokens& in);
   // On the exchange thread: the counts' all-gather and the rows' all-to-all into recv_.
   Status send_rows(uint32_t layer, int64_t width);
@@ -69,7 +70,9 @@ class EpExpertDispatcher final : public ExpertDispatcher {
       recv_bytes_;
   std::vector<float> send_, recv_, recv_x_, recv_weights_, served_, returned_;
   std::vector<int32_t> recv_experts_;
-  int64_t own_begin_ = 0;     // where this rank's own rows start in send_
+  std::vector<float> own_x_, own_weights_;
+  std::vector<int32_t> own_experts_;
+  int64_t own_begin_ = 0;     // where this rank's own results start in returned_
   int64_t received_ = 0;      // rows from peers this layer
   ExchangeThread exchanges_;  // last: its thread stops before the buffers above go
 };
