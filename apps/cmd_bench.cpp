@@ -79,23 +79,31 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
          {"achieved_bytes_per_second", d.weight_bytes_per_second()},
          {"percent_of_bandwidth", percent_of(d.weight_bytes_per_second(), bandwidth)}});
   }
-  return {{"model", f.model},
-          {"model_tensor_bytes", r.model_bytes},
-          {"threads", r.threads},
-          {"token_ids", "synthetic"},
-          {"experts_per_token", config.n_expert_used},
-          {"n_expert", config.n_expert},
-          {"prefill",
-           {{"tokens", r.prefill.tokens},
-            {"seconds", r.prefill.seconds},
-            {"tokens_per_second", r.prefill.tokens_per_second()},
-            {"weight_bytes_touched", traffic_json(r.prefill.traffic)}}},
-          {"decode_prompt_tokens", f.options.decode_prompt_tokens},
-          {"decode", decode},
-          {"memory_bandwidth",
-           {{"buffer_bytes", r.bandwidth.buffer_bytes},
-            {"threads", r.bandwidth.threads},
-            {"bytes_per_second", bandwidth}}}};
+  nlohmann::json report = {{"model", f.model},
+                           {"model_tensor_bytes", r.model_bytes},
+                           {"threads", r.threads},
+                           {"token_ids", "synthetic"},
+                           {"experts_per_token", config.n_expert_used},
+                           {"n_expert", config.n_expert},
+                           {"prefill",
+                            {{"tokens", r.prefill.tokens},
+                             {"seconds", r.prefill.seconds},
+                             {"tokens_per_second", r.prefill.tokens_per_second()},
+                             {"weight_bytes_touched", traffic_json(r.prefill.traffic)}}},
+                           {"decode_prompt_tokens", f.options.decode_prompt_tokens},
+                           {"decode", decode},
+                           {"memory_bandwidth",
+                            {{"buffer_bytes", r.bandwidth.buffer_bytes},
+                             {"threads", r.bandwidth.threads},
+                             {"bytes_per_second", bandwidth}}}};
+  if (f.options.tiers) {
+    // Routed (token, expert) pairs since start, warm-up included; the CPU's weights are not in
+    // the bytes touched above.
+    report["expert_tiers"] = {{"hot_coverage", f.hot_coverage},
+                              {"device_pairs", r.hot_pairs},
+                              {"cpu_pairs", r.cold_pairs}};
+  }
+  return report;
 }
 
 void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchmarkResult& r,

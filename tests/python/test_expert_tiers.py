@@ -5,6 +5,7 @@ time and all at once agree bit for bit), `bench` reports the CPU's share, and ba
 clear error: tiers on the CPU device, in a worker group, a trace of another model."""
 
 import concurrent.futures
+import json
 import pathlib
 import subprocess
 import sys
@@ -76,6 +77,14 @@ def test_bench_reports_the_cpu_share(v4serve, model, trace):
     assert share, out.stdout
     percent = float(share[0].split()[2].rstrip("%"))
     assert 0 < percent < 100, share
+    out = subprocess.run([str(v4serve), "bench", "--model", str(model), "--device", "emulated",
+                          "--expert-tiers", str(trace), "--hot-coverage", "0.6",
+                          "--prompt-tokens", "16", "--decode-tokens", "4", "--batch", "1",
+                          "--bandwidth-mib", "16", "--json"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    tiers = json.loads(out.stdout)["expert_tiers"]
+    assert tiers["cpu_pairs"] > 0 and tiers["device_pairs"] > 0, tiers
 
 
 def test_bad_uses_are_refused(v4serve, model, trace, tmp_path):
