@@ -336,7 +336,9 @@ TEST_F(SpeculativeTest, BatchLimitPausesDraftsAndChangesNothing) {
   Streams streams;
   ASSERT_TRUE(core.add(1, with_drafts({rs[0]}, 2)[0]));
   for (int step = 0; core.has_work() && step < 10000; ++step) {
-    if (step == 12) ASSERT_TRUE(core.add(2, with_drafts({rs[1]}, 2)[0]));
+    if (step == 12) {
+      ASSERT_TRUE(core.add(2, with_drafts({rs[1]}, 2)[0]));
+    }
     for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
   }
   expect_same(plain, streams);
