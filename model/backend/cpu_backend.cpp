@@ -57,13 +57,13 @@ std::unique_ptr<DeviceBuffer> CpuBackend::allocate(size_t bytes) {
 Status CpuBackend::copy_to_device(const void* host, const Tensor& dst, size_t offset,
                                   size_t bytes) {
   if (Status s = check_span(dst, offset, bytes, "copy_to_device"); !s) return s;
-  std::memcpy(dst.data<uint8_t>() + offset, host, bytes);
+  if (bytes > 0) std::memcpy(dst.data<uint8_t>() + offset, host, bytes);  // host may be null then
   return Status::ok();
 }
 
 Status CpuBackend::copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) {
   if (Status s = check_span(src, offset, bytes, "copy_to_host"); !s) return s;
-  std::memcpy(host, src.data<uint8_t>() + offset, bytes);
+  if (bytes > 0) std::memcpy(host, src.data<uint8_t>() + offset, bytes);
   return Status::ok();
 }
 

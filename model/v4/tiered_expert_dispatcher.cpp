@@ -93,6 +93,8 @@ void TieredExpertDispatcher::run_cold(uint32_t layer, const RoutedTokens& in) {
   // pair cold_pair_of_row_[r]; pair j's result is row cold_row_of_pair_[j].
   const auto cold = static_cast<int64_t>(cold_ids_.size());
   const auto n = static_cast<size_t>(cold);
+  staging_.clear();
+  if (cold == 0) return;  // every pair of the step chose a hot expert
   cold_offsets_.resize(in.n_expert + 1);
   cold_pair_of_row_.resize(n);
   cold_row_of_pair_.resize(n);
@@ -180,8 +182,10 @@ void TieredExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWei
                                expert_out_);
   }
   run_cold(layer, in);
-  s = device_.copy_to_device(staging_.data(), arena, byte_offset(expert_out_ + hot_rows_ * d),
-                             staging_.size() * sizeof(float));
+  if (!staging_.empty()) {
+    s = device_.copy_to_device(staging_.data(), arena, byte_offset(expert_out_ + hot_rows_ * d),
+                               staging_.size() * sizeof(float));
+  }
   if (!s) {
     error_ = Status::error("tiered experts: " + s.message());
     return;

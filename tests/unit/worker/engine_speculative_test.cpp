@@ -139,7 +139,7 @@ class SpeculativeTest : public EngineTest {
       rs[i].sampling.top_logprobs = 2;
       if (i % 2 == 0) rs[i].sampling.temperature = 0.0f;  // greedy
     }
-    rs[1].sampling.repetition_penalty = 1.3f;
+    if (n > 1) rs[1].sampling.repetition_penalty = 1.3f;
     if (n > 3) rs[3].sampling.presence_penalty = 0.5f;
     return rs;
   }
