@@ -44,27 +44,37 @@ class ExpertDispatcher {
   virtual Status take_error() { return Status::ok(); }
 };
 
+// The device buffers of one dispatch plan and the rows through the experts (the arrays of
+// Backend::group_by_expert, the gathered rows and their results), for up to `pairs` rows of
+// `width` floats and `buckets` expert groups. They grow to the largest step seen and are reused.
+class ExpertDispatchBuffers {
+ public:
+  explicit ExpertDispatchBuffers(Backend& backend) : backend_(backend) {}
+  void ensure(int64_t pairs, int64_t width, uint32_t buckets);
+  DeviceBuffer* buffer() const { return arena_.get(); }
+
+  int64_t *offsets = nullptr, *source_token = nullptr, *slot_row = nullptr;
+  float *row_scale = nullptr, *gathered = nullptr, *expert_out = nullptr;
+
+ private:
+  Backend& backend_;
+  std::unique_ptr<DeviceBuffer> arena_;
+  int64_t pairs_ = 0, width_ = 0;
+  uint32_t buckets_ = 0;
+};
+
 // Every expert on this rank's backend: group the pairs by expert, gather their rows, run the
-// grouped FFN, sum each token's slots. All on the device; its buffers grow to the largest step
-// seen and are reused.
+// grouped FFN, sum each token's slots. All on the device.
 class LocalExpertDispatcher final : public ExpertDispatcher {
  public:
-  explicit LocalExpertDispatcher(Backend& backend) : backend_(backend) {}
+  explicit LocalExpertDispatcher(Backend& backend) : backend_(backend), buffers_(backend) {}
 
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
                         float* out, FunctionRef<void()> meanwhile) override;
 
  private:
-  // Carves the buffers below for `pairs` rows of `width` floats and n_expert experts.
-  void ensure(int64_t pairs, int64_t width, uint32_t n_expert);
-
   Backend& backend_;
-  std::unique_ptr<DeviceBuffer> arena_;
-  int64_t pairs_ = 0, width_ = 0;
-  uint32_t n_expert_ = 0;
-  // The dispatch plan (Backend::group_by_expert) and the rows through the experts.
-  int64_t *offsets_ = nullptr, *source_token_ = nullptr, *slot_row_ = nullptr;
-  float *row_scale_ = nullptr, *gathered_ = nullptr, *expert_out_ = nullptr;
+  ExpertDispatchBuffers buffers_;
 };
 
 }  // namespace v4

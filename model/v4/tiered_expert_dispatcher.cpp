@@ -30,28 +30,10 @@ TieredExpertDispatcher::TieredExpertDispatcher(Backend& device, Backend& host,
       host_(host),
       host_weights_(host_weights),
       tiers_(std::move(tiers)),
-      whole_(device) {
+      whole_(device),
+      device_buffers_(device) {
   for (uint32_t l = 0; l < tiers_.hot.size(); ++l)
     slots_.push_back(tiers_.slots(l, host_weights.config.n_expert));
-}
-
-void TieredExpertDispatcher::ensure(int64_t pairs, int64_t width, uint32_t buckets) {
-  if (pairs <= pairs_ && width <= width_ && buckets <= buckets_) return;
-  pairs_ = std::max(pairs, pairs_);
-  width_ = std::max(width, width_);
-  buckets_ = std::max(buckets, buckets_);
-  const size_t p = static_cast<size_t>(pairs_), rows = p * static_cast<size_t>(width_);
-  ints_bytes_ = ((buckets_ + 1) + 2 * p) * sizeof(int64_t);
-  scale_offset_ = ints_bytes_;
-  out_offset_ = scale_offset_ + (p + rows) * sizeof(float);
-  arena_ = device_.allocate(out_offset_ + rows * sizeof(float));
-  auto* base = static_cast<uint8_t*>(arena_->data());
-  offsets_ = reinterpret_cast<int64_t*>(base);
-  source_token_ = offsets_ + buckets_ + 1;
-  slot_row_ = source_token_ + p;
-  row_scale_dev_ = reinterpret_cast<float*>(base + scale_offset_);
-  gathered_ = row_scale_dev_ + p;
-  expert_out_ = reinterpret_cast<float*>(base + out_offset_);
 }
 
 void TieredExpertDispatcher::plan(uint32_t layer, const RoutedTokens& in) {
@@ -147,28 +129,28 @@ void TieredExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWei
   }
   plan(layer, in);
   const auto hot_buckets = static_cast<uint32_t>(tiers_.hot[layer].size());
-  ensure(pairs, d, hot_buckets + 1);
-  const Tensor arena = Tensor::contiguous(arena_.get(), 0, GgmlType::I8,
-                                          {static_cast<int64_t>(arena_->bytes()), 1, 1, 1});
+  ExpertDispatchBuffers& b = device_buffers_;
+  b.ensure(pairs, d, hot_buckets + 1);
+  const Tensor arena = Tensor::contiguous(b.buffer(), 0, GgmlType::I8,
+                                          {static_cast<int64_t>(b.buffer()->bytes()), 1, 1, 1});
   const auto byte_offset = [&](const void* p) {
     return static_cast<size_t>(static_cast<const uint8_t*>(p) -
-                               static_cast<const uint8_t*>(arena_->data()));
+                               static_cast<const uint8_t*>(b.buffer()->data()));
   };
   const int64_t* host_offsets = plan_ints_.data();
   const int64_t* host_source = host_offsets + hot_buckets + 2;
-  const int64_t* host_slot_row = host_source + pairs;
-  if (s)
-    s = device_.copy_to_device(host_offsets, arena, byte_offset(offsets_),
-                               (hot_buckets + 2) * sizeof(int64_t));
-  if (s)
-    s = device_.copy_to_device(host_source, arena, byte_offset(source_token_),
-                               pairs * sizeof(int64_t));
-  if (s)
-    s = device_.copy_to_device(host_slot_row, arena, byte_offset(slot_row_),
-                               pairs * sizeof(int64_t));
-  if (s)
-    s = device_.copy_to_device(row_scale_.data(), arena, byte_offset(row_scale_dev_),
-                               pairs * sizeof(float));
+  const struct {
+    const void* host;
+    const void* device;
+    size_t bytes;
+  } copies[] = {
+      {host_offsets, b.offsets, (hot_buckets + 2) * sizeof(int64_t)},
+      {host_source, b.source_token, pairs * sizeof(int64_t)},
+      {host_source + pairs, b.slot_row, pairs * sizeof(int64_t)},
+      {row_scale_.data(), b.row_scale, pairs * sizeof(float)},
+  };
+  for (const auto& c : copies)
+    if (s) s = device_.copy_to_device(c.host, arena, byte_offset(c.device), c.bytes);
   if (!s) {
     error_ = Status::error("tiered experts: " + s.message());
     meanwhile();
@@ -177,20 +159,20 @@ void TieredExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWei
   // The device's share is queued before the CPU takes its own.
   meanwhile();
   if (hot_rows_ > 0) {
-    device_.gather_rows(in.x, d, source_token_, hot_rows_, gathered_);
-    device_.grouped_expert_ffn(experts, offsets_, hot_buckets, hot_rows_, gathered_, row_scale_dev_,
-                               expert_out_);
+    device_.gather_rows(in.x, d, b.source_token, hot_rows_, b.gathered);
+    device_.grouped_expert_ffn(experts, b.offsets, hot_buckets, hot_rows_, b.gathered, b.row_scale,
+                               b.expert_out);
   }
   run_cold(layer, in);
   if (!staging_.empty()) {
-    s = device_.copy_to_device(staging_.data(), arena, byte_offset(expert_out_ + hot_rows_ * d),
+    s = device_.copy_to_device(staging_.data(), arena, byte_offset(b.expert_out + hot_rows_ * d),
                                staging_.size() * sizeof(float));
   }
   if (!s) {
     error_ = Status::error("tiered experts: " + s.message());
     return;
   }
-  device_.sum_slots(expert_out_, slot_row_, in.n_tokens, in.k, d, out);
+  device_.sum_slots(b.expert_out, b.slot_row, in.n_tokens, in.k, d, out);
   hot_pairs_ += static_cast<uint64_t>(hot_rows_);
   cold_pairs_ += static_cast<uint64_t>(pairs - hot_rows_);
 }

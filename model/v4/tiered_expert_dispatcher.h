@@ -45,8 +45,6 @@ class TieredExpertDispatcher final : public ExpertDispatcher {
  private:
   TieredExpertDispatcher(Backend& device, Backend& host, const V4Weights& host_weights,
                          ExpertTiers tiers);
-  // Device buffers for `pairs` rows of `width` floats and a plan of `buckets` groups.
-  void ensure(int64_t pairs, int64_t width, uint32_t buckets);
   // The plan on the host: hot pairs by slot, cold pairs after them.
   void plan(uint32_t layer, const RoutedTokens& in);
   // The cold rows through the host's experts, into staging_ in the plan's cold order.
@@ -73,13 +71,8 @@ class TieredExpertDispatcher final : public ExpertDispatcher {
       cold_row_token_;
   Status error_;
 
-  // Device side, one arena: the plan's ints, then row_scale, gathered rows and results.
-  std::unique_ptr<DeviceBuffer> arena_;
-  int64_t pairs_ = 0, width_ = 0;
-  uint32_t buckets_ = 0;
-  size_t ints_bytes_ = 0, scale_offset_ = 0, out_offset_ = 0;
-  int64_t *offsets_ = nullptr, *source_token_ = nullptr, *slot_row_ = nullptr;
-  float *row_scale_dev_ = nullptr, *gathered_ = nullptr, *expert_out_ = nullptr;
+  // Device side: the plan's arrays, the gathered hot rows and every pair's result row.
+  ExpertDispatchBuffers device_buffers_;
 };
 
 }  // namespace v4
