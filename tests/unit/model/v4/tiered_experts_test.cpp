@@ -7,8 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
@@ -19,40 +17,18 @@
 #include "model/v4/tiered_expert_dispatcher.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
-#include "tests/unit/common/test_models.h"
+#include "tests/unit/model/v4/forward_comparison.h"
 
 namespace v4 {
 namespace {
 
-std::string tiny_model(Recipe recipe) {
-  SyntheticModelOptions o;
-  o.config = *synthetic_preset("tiny");
-  o.config.n_vocab = 4096;
-  o.recipe = recipe;
-  o.tokenizer_json = test_support::tokenizer_json();
-  return test_support::cached_test_model("tiny-v4096-" + std::string(recipe_name(recipe)) + ".gguf",
-                                         o);
-}
-
-const std::vector<int32_t> kPrompt = {0, 1043, 77, 2048, 12, 5, 300, 41, 7, 99, 4000, 3};
-const std::vector<int32_t> kOther = {17, 2, 999, 31, 64};
+using forward_comparison::kOther;
+using forward_comparison::kPrompt;
+using forward_comparison::tiny_model;
 
 // Logits of the prompt's positions (one prefill), then of three decode steps.
 std::vector<float> run(V4Forward& forward, const V4Config& c) {
-  ContiguousKvState state(c, forward.backend());
-  std::vector<float> all;
-  std::vector<int32_t> tokens = kPrompt;
-  for (int32_t extra : {5, 1000, 42}) tokens.push_back(extra);
-  for (size_t first = 0; first < tokens.size();) {
-    const size_t n = first == 0 ? kPrompt.size() : 1;
-    SequenceInput in{&state, std::span<const int32_t>(tokens).subspan(first, n), true};
-    Result<ForwardOutput> out = forward.forward({&in, 1});
-    EXPECT_TRUE(out) << out.message();
-    if (!out) return {};
-    all.insert(all.end(), out->logits.begin(), out->logits.end());
-    first += n;
-  }
-  return all;
+  return forward_comparison::run(forward, c, kPrompt.size());
 }
 
 // Layer l keeps every expert (l % 3 == 0), none (1) or the even ones (2) on the device.
@@ -127,8 +103,8 @@ TEST_P(TieredExperts, LogitsDoNotDependOnTheOtherSequencesOfAStep) {
 }
 
 // Hot experts on `device`, cold ones on the CPU, against every expert on `device`.
-void expect_within_device_tolerance(Backend& device, const V4Model& model, const ExpertTiers& tiers,
-                                    Recipe recipe) {
+void expect_tiers_within_device_tolerance(Backend& device, const V4Model& model,
+                                          const ExpertTiers& tiers, Recipe recipe) {
   const V4Config& c = model.weights.config;
   CpuBackend host(2);
   Result<std::unique_ptr<DeviceWeights>> whole = DeviceWeights::upload(model.weights, device);
@@ -139,42 +115,21 @@ void expect_within_device_tolerance(Backend& device, const V4Model& model, const
   ASSERT_TRUE(tiered) << tiered.message();
   V4Forward all_device(whole.value()->weights(), device);
   V4Forward split(resident.value()->weights(), device, tiered->get());
-  const std::vector<float> want = run(all_device, c);
-  const std::vector<float> got = run(split, c);
-  ASSERT_EQ(got.size(), want.size());
-  const size_t vocab = c.n_vocab, positions = want.size() / vocab;
-  float worst = 0;
-  size_t top1 = 0;
-  for (size_t p = 0; p < positions; ++p) {
-    const float* a = &want[p * vocab];
-    const float* b = &got[p * vocab];
-    for (size_t i = 0; i < vocab; ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
-    top1 += std::max_element(a, a + vocab) - a == std::max_element(b, b + vocab) - b;
-  }
-  std::printf("[ report ] tiered experts %s: top-1 %zu/%zu, max |dlogit| %.3g\n",
-              std::string(recipe_name(recipe)).c_str(), top1, positions, worst);
-  if (recipe == Recipe::kF32) {
-    // Float weights: only the order of the dot products' sums differs (device_forward_test).
-    EXPECT_LT(worst, 1e-4f);
-    EXPECT_EQ(top1, positions);
-  } else {
-    // Quantized weights amplify last-place differences on this random model (the same bound
-    // and reason as device_forward_test's CPU comparison).
-    EXPECT_LT(worst, 0.5f);
-    EXPECT_GE(top1 * 5, positions * 4);
-  }
+  forward_comparison::expect_within_device_tolerance(
+      run(all_device, c), run(split, c), c.n_vocab, recipe,
+      "tiered experts " + std::string(recipe_name(recipe)));
 }
 
 TEST_P(TieredExperts, OnTheEmulatedDeviceWithinTheDeviceTolerance) {
   device::EmulatedDeviceBackend device{kernels::HostExec{}};
-  expect_within_device_tolerance(device, *model_, tiers_, GetParam());
+  expect_tiers_within_device_tolerance(device, *model_, tiers_, GetParam());
 }
 
 TEST_P(TieredExperts, OnTheGpuWithinTheDeviceTolerance) {
   Result<std::unique_ptr<Backend>> device = device::make_backend({DeviceKind::kCuda, 0}, 1);
   if (!device)
     GTEST_SKIP() << "no usable GPU, CUDA tiered-experts test skipped: " << device.message();
-  expect_within_device_tolerance(**device, *model_, tiers_, GetParam());
+  expect_tiers_within_device_tolerance(**device, *model_, tiers_, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Recipes, TieredExperts, ::testing::Values(Recipe::kF32, Recipe::kDs4Q2),
