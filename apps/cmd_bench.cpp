@@ -10,6 +10,7 @@
 
 #include "apps/command.h"
 #include "apps/device_setup.h"
+#include "apps/engine_flags.h"
 #include "apps/synthetic_bench_model.h"
 #include "apps/value_format.h"
 #include "model/backend/device/backend_factory.h"
@@ -224,20 +225,16 @@ int run_bench(BenchFlags f) {
       return replicated_host_mats(synthetic->scaled(), m);
     };
   }
-  std::optional<ExpertTiers> tiers;
-  if (!f.expert_tiers.empty()) {
-    // The cold experts run from the host's stacks, which a synthetic model only templates.
-    Result<ExpertTiers> t =
-        synthetic ? Result<ExpertTiers>(Status::error("needs --model, not --synthetic"))
-                  : apps::expert_tiers_from_stats(f.expert_tiers, f.hot_coverage, host.config);
-    if (!t) {
-      std::fprintf(stderr, "error: --expert-tiers %s: %s\n", f.expert_tiers.c_str(),
-                   t.message().c_str());
-      return 2;
-    }
-    tiers = std::move(*t);
-    f.options.tiers = &*tiers;
+  // The cold experts run from the host's stacks, which a synthetic model only templates.
+  Result<std::optional<ExpertTiers>> tiers =
+      synthetic && !f.expert_tiers.empty()
+          ? Status::error("--expert-tiers " + f.expert_tiers + ": needs --model, not --synthetic")
+          : apps::expert_tiers(f.expert_tiers, f.hot_coverage, host.config);
+  if (!tiers) {
+    std::fprintf(stderr, "error: %s\n", tiers.message().c_str());
+    return 2;
   }
+  if (*tiers) f.options.tiers = &**tiers;
   Result<apps::PreparedDevice> dev = apps::prepare_device(
       f.device, f.threads, host, 0, UploadProgressTo::kStderr, host_mats, f.options.tiers);
   if (!dev) {
@@ -303,14 +300,7 @@ CommandRegistration registration(
           ->capture_default_str();
       sub.add_option("--experts-per-token", f->overrides.experts_per_token,
                      "routed experts per token (default: the file's expert_used_count)");
-      sub.add_option("--expert-tiers", f->expert_tiers,
-                     "expert statistics (a /metrics dump): only each layer's hot experts on the "
-                     "device, the rest on the CPU from host memory; needs --device and --model")
-          ->check(CLI::ExistingFile);
-      sub.add_option("--hot-coverage", f->hot_coverage,
-                     "with --expert-tiers: the share of a layer's selections its hot set takes")
-          ->capture_default_str()
-          ->check(CLI::Range(0.01, 1.0));
+      apps::add_expert_tier_flags(sub, f->expert_tiers, f->hot_coverage);
       sub.add_flag("--json", f->json, "print one JSON object instead of the text report");
       return [f] { return run_bench(*f); };
     });

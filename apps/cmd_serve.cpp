@@ -93,7 +93,8 @@ int run_serve(const ServeFlags& f) {
                               {"num_gpu_blocks", std::to_string(*pages)},
                               {"kv_memory_mib", std::to_string(options->kv_memory_bytes >> 20)}});
   }
-  Result<std::optional<ExpertTiers>> tiers = expert_tiers(f.engine, (*model)->weights.config);
+  Result<std::optional<ExpertTiers>> tiers =
+      expert_tiers(f.engine.expert_tiers, f.engine.hot_coverage, (*model)->weights.config);
   if (!tiers) {
     spdlog::error("{}", tiers.message());
     return 2;

@@ -134,7 +134,8 @@ int run_worker(const WorkerFlags& f) {
     return 2;
   }
   if (auto vocabulary = token_vocabulary((*model)->file)) options->vocabulary = *vocabulary;
-  Result<std::optional<ExpertTiers>> tiers = expert_tiers(f.engine, (*model)->weights.config);
+  Result<std::optional<ExpertTiers>> tiers =
+      expert_tiers(f.engine.expert_tiers, f.engine.hot_coverage, (*model)->weights.config);
   if (!tiers || (*tiers && !f.group.name.empty())) {
     spdlog::error("{}", !tiers ? tiers.message()
                                : "--expert-tiers is for a worker of its own: in a group each rank "

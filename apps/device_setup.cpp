@@ -8,7 +8,6 @@
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
 #include "model/v4/tiered_expert_dispatcher.h"
-#include "worker/ep/expert_placement.h"
 
 namespace v4::apps {
 namespace {
@@ -95,14 +94,6 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
       static_cast<unsigned long long>(uint64_t{host.config.n_expert} * host.config.n_layer),
       gib(weights).c_str(), gib(resident_weight_bytes(host)).c_str());
   return out;
-}
-
-Result<ExpertTiers> expert_tiers_from_stats(const std::string& stats, double coverage,
-                                            const V4Config& config) {
-  if (!(coverage > 0 && coverage <= 1)) return Status::error("--hot-coverage must be in (0, 1]");
-  Result<ExpertLoad> load = read_expert_load(stats, config.n_layer, config.n_expert);
-  if (!load) return load.status();
-  return hot_experts(*load, coverage);
 }
 
 }  // namespace v4::apps

@@ -41,9 +41,4 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
                                       const DeviceWeights::HostMats& host_mats = {},
                                       const ExpertTiers* tiers = nullptr);
 
-// The hot sets of `stats` (a Prometheus dump of v4serve:expert_selections_total, see
-// `v4serve expert-placement`): per layer the experts taking `coverage` of its selections.
-Result<ExpertTiers> expert_tiers_from_stats(const std::string& stats, double coverage,
-                                            const V4Config& config);
-
 }  // namespace v4::apps

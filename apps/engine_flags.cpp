@@ -8,6 +8,7 @@
 
 #include "apps/device_setup.h"
 #include "model/backend/kv_row_codec.h"
+#include "worker/ep/expert_placement.h"
 #include "worker/kv_disk/model_identity.h"
 
 namespace v4::apps {
@@ -26,11 +27,27 @@ uint64_t default_kv_bytes() {
 
 }  // namespace
 
-Result<std::optional<ExpertTiers>> expert_tiers(const EngineFlags& f, const V4Config& config) {
-  if (f.expert_tiers.empty()) return std::optional<ExpertTiers>();
-  Result<ExpertTiers> t = expert_tiers_from_stats(f.expert_tiers, f.hot_coverage, config);
-  if (!t) return Status::error("--expert-tiers " + f.expert_tiers + ": " + t.message());
-  return std::optional<ExpertTiers>(std::move(*t));
+void add_expert_tier_flags(CLI::App& sub, std::string& stats, double& coverage) {
+  sub.add_option("--expert-tiers", stats,
+                 "expert statistics (a /metrics dump with --metrics-expert-detail): only each "
+                 "layer's hot experts go to the device (--device cuda or emulated), the rest run "
+                 "on the CPU from host memory")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--hot-coverage", coverage,
+                 "with --expert-tiers: the share of a layer's selections its hot set takes")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1.0));
+}
+
+Result<std::optional<ExpertTiers>> expert_tiers(const std::string& stats, double coverage,
+                                                const V4Config& config) {
+  if (stats.empty()) return std::optional<ExpertTiers>();
+  const std::string flag = "--expert-tiers " + stats + ": ";
+  if (!(coverage > 0 && coverage <= 1))
+    return Status::error(flag + "--hot-coverage must be in (0, 1]");
+  Result<ExpertLoad> load = read_expert_load(stats, config.n_layer, config.n_expert);
+  if (!load) return Status::error(flag + load.message());
+  return std::optional<ExpertTiers>(hot_experts(*load, coverage));
 }
 
 std::string default_model_name(const V4Model& model, const std::string& path) {
@@ -119,14 +136,7 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
                  "steps with more running requests than this verify no drafts (0: no limit); "
                  "on a CPU a larger batch is compute-bound and drafts slow it")
       ->capture_default_str();
-  sub.add_option("--expert-tiers", f.expert_tiers,
-                 "expert statistics (a /metrics dump with --metrics-expert-detail): only each "
-                 "layer's hot experts go to the device, the rest run on the CPU from host memory")
-      ->check(CLI::ExistingFile);
-  sub.add_option("--hot-coverage", f.hot_coverage,
-                 "with --expert-tiers: the share of a layer's selections its hot set takes")
-      ->capture_default_str()
-      ->check(CLI::Range(0.01, 1.0));
+  add_expert_tier_flags(sub, f.expert_tiers, f.hot_coverage);
   sub.add_option("--kv-disk-gb", f.kv_disk_gb, "size bound of --kv-disk in GiB (LRU eviction)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

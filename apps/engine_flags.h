@@ -46,8 +46,13 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f);
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& config);
 // The same for a loaded model: with --kv-disk, the page files carry the model's identity.
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Model& model);
-// With --expert-tiers, the hot sets of its statistics; none without.
-Result<std::optional<ExpertTiers>> expert_tiers(const EngineFlags& f, const V4Config& config);
+// --expert-tiers and --hot-coverage (serve, worker, bench).
+void add_expert_tier_flags(CLI::App& sub, std::string& stats, double& coverage);
+// With a statistics file (a Prometheus dump of v4serve:expert_selections_total, see
+// `v4serve expert-placement`), per layer the experts taking `coverage` of its selections; none
+// without one.
+Result<std::optional<ExpertTiers>> expert_tiers(const std::string& stats, double coverage,
+                                                const V4Config& config);
 // The file's general.name, or its file name without extension.
 std::string default_model_name(const V4Model& model, const std::string& path);
 
