@@ -109,9 +109,13 @@ std::vector<CutStack> cut_to_hot_sets(V4Weights& w, const ExpertTiers* tiers) {
 }  // namespace
 
 uint64_t resident_weight_bytes(const V4Weights& weights, const ExpertTiers* tiers) {
+  if (tiers) {
+    V4Weights cut = weights;  // a copy of the views: the tiers change its stacks' counts
+    cut_to_hot_sets(cut, tiers);
+    return resident_weight_bytes(cut);
+  }
   uint64_t total = 0;
-  V4Weights w = weights;  // a copy of the views: the tiers change its stacks' counts
-  cut_to_hot_sets(w, tiers);
+  V4Weights& w = const_cast<V4Weights&>(weights);  // visited read-only
   visit_weights(w, [&](const auto& x) { total += aligned(bytes_of(x)); });
   return total;
 }
@@ -132,7 +136,7 @@ Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
   auto out = std::unique_ptr<DeviceWeights>(new DeviceWeights());
   out->weights_ = host;
   const auto cut = cut_to_hot_sets(out->weights_, tiers);
-  out->bytes_ = resident_weight_bytes(host, tiers);
+  out->bytes_ = resident_weight_bytes(out->weights_);  // cut already
   try {
     out->buffer_ = backend.allocate(std::max<uint64_t>(out->bytes_, 1));
   } catch (const std::bad_alloc&) {
