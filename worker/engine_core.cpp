@@ -53,7 +53,8 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                options.max_context,
                {options.prefix_caching ? options.kv_disk_dir : std::string(), options.kv_disk_bytes,
                 options.model_identity},
-               options.vocabulary},
+               options.vocabulary,
+               options.select_candidates},
               group ? &group->dispatcher() : experts) {
   totals_.page_bytes = worker_.cache().page_bytes();
   // The MTP block's MoE would run outside the group's lockstep exchanges: no drafts in a group.

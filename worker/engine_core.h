@@ -41,6 +41,9 @@ struct EngineOptions {
   // Steps with more running requests than this verify no drafts (0: no limit;
   // SchedulerConfig::speculative_max_batch).
   uint32_t speculative_max_batch = 0;
+  // ModelWorkerOptions::select_candidates: sampled rows return their best tokens, not their
+  // logits, where the request's sampler allows (the same tokens and logprobs either way).
+  bool select_candidates = true;
 };
 
 struct GenerationRequest {

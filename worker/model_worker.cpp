@@ -149,7 +149,10 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
     // Only a sequence still scoring its prompt pays for the output head at every position.
     const bool all_logits =
         speculative || (r.prompt_logprobs && r.prompt_logprobs->wants(s.first_position));
-    inputs.push_back({r.kv.get(), tokens, all_logits, speculative});
+    const uint32_t candidates =
+        options_.select_candidates && s.samples && !all_logits ? r.sampler.candidates_needed() : 0;
+    inputs.push_back(
+        {r.kv.get(), tokens, all_logits, speculative, candidates, r.sampler.wants_logprobs()});
   }
   StepOutput out;
   if (inputs.empty() && !join_group_step) return out;
@@ -180,8 +183,20 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
       if (Status st = sample_speculative(r, s, *fwd, i, hidden_first, out, events); !st) return st;
       continue;
     }
-    const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
-    SampledChoice c = r.sampler.sample({&fwd->logits[row * vocab], vocab});
+    SampledChoice c;
+    if (const uint32_t k = inputs[i].top_candidates; k > 0) {
+      const TokenCandidate* best = &fwd->candidates[i * fwd->candidate_k];
+      int32_t ids[kMaxTopCandidates];
+      float logits[kMaxTopCandidates];
+      for (uint32_t j = 0; j < k; ++j) {
+        ids[j] = best[j].id;
+        logits[j] = best[j].logit;
+      }
+      c = r.sampler.sample_candidates({ids, k}, {logits, k}, fwd->log_normalizer[i]);
+    } else {
+      const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
+      c = r.sampler.sample({&fwd->logits[row * vocab], vocab});
+    }
     GenerationEvent e = token_event(s.id, r, std::move(c), s.first_position + s.tokens.size());
     out.sampled.push_back({s.id, e.token, e.finish != FinishReason::kNone});
     if (e.finish != FinishReason::kNone) sequences_.erase(s.id);

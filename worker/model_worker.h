@@ -62,6 +62,10 @@ struct ModelWorkerOptions {
   // Cached prefix pages spill to this store when evicted (dir empty: none).
   KvDiskOptions disk;
   std::shared_ptr<const TokenVocabulary> vocabulary;  // for structured outputs
+  // A sampled row returns only its best tokens and log-normalizer, selected where the logits
+  // are (on a GPU: no row of logits crosses to the host), for requests whose sampler can choose
+  // from them (RequestSampler::candidates_needed); the same tokens and logprobs either way.
+  bool select_candidates = true;
 };
 
 class ModelWorker {

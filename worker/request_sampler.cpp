@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/v4/v4_forward.h"
 #include "worker/dsml_token_mask.h"
 #include "worker/grammar_token_mask.h"
 #include "worker/prompt_logprobs.h"
@@ -180,11 +181,53 @@ SampledChoice RequestSampler::sample(std::span<const float> raw) {
     c.token = allowed[static_cast<size_t>(c.token)];
     for (TokenLogprob& t : c.top_logprobs) t.token = allowed[static_cast<size_t>(t.token)];
   }
-  ++output_counts_[c.token];
-  if (params_.repetition_penalty != 1.0f) seen_.insert(c.token);
-  if (guided_.active()) guided_.advance(c.token);
-  advance_constraint(c.token);
+  record(c.token);
+  return c;
+}
+
+void RequestSampler::record(int32_t token) {
+  ++output_counts_[token];
+  if (params_.repetition_penalty != 1.0f) seen_.insert(token);
+  if (guided_.active()) guided_.advance(token);
+  advance_constraint(token);
   ++generated_;
+}
+
+uint32_t RequestSampler::candidates_needed() const {
+  const SamplingParams& p = params_;
+  const bool processed = !p.logit_bias.empty() || p.repetition_penalty != 1.0f ||
+                         p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+  if (processed || guided_.active() || matcher_ || tools_) return 0;
+  const uint32_t need =
+      std::max<uint32_t>({1u, p.top_logprobs,
+                          p.temperature > 0.0f ? static_cast<uint32_t>(std::max(p.top_k, 0)) : 0u});
+  if (need > kMaxTopCandidates || !sampler_.samples_from_best(need)) return 0;
+  return need;
+}
+
+SampledChoice RequestSampler::sample_candidates(std::span<const int32_t> ids,
+                                                std::span<const float> logits,
+                                                double log_normalizer) {
+  // Only orderable tokens are candidates; a row with none (all NaN) takes token 0, as argmax
+  // over such a row does.
+  size_t valid = 0;
+  while (valid < ids.size() && ids[valid] >= 0) ++valid;
+  SampledChoice c;
+  if (valid == 0) {
+    sampler_.seek(sampler_.token_index() + 1);
+  } else {
+    c.token = sampler_.sample_ranked(ids.first(valid), logits.first(valid));
+  }
+  if (wants_logprobs()) {
+    // As score_token computes them from the row: own logit minus the log-normalizer.
+    for (size_t i = 0; i < valid; ++i) {
+      if (ids[i] == c.token) c.logprob = static_cast<float>(logits[i] - log_normalizer);
+    }
+    for (size_t i = 0; i < std::min<size_t>(params_.top_logprobs, valid); ++i) {
+      c.top_logprobs.push_back({ids[i], static_cast<float>(logits[i] - log_normalizer)});
+    }
+  }
+  record(c.token);
   return c;
 }
 

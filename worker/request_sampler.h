@@ -79,6 +79,17 @@ class RequestSampler {
   // applies to all of them. Idempotent, so recompute after preemption changes nothing.
   void observe(std::span<const int32_t> tokens);
   SampledChoice sample(std::span<const float> logits);
+  // How many of its row's best tokens the next token needs when the forward returns those
+  // instead of the row (V4Forward's top_candidates, selected where the logits are), or 0 when
+  // it needs the row: logit bias, penalties, a constraint or guided choice, or sampling without
+  // a top-k of at most kMaxTopCandidates. Enough for the choice and its logprobs.
+  uint32_t candidates_needed() const;
+  // Whether its tokens carry logprobs (sample_candidates then needs the row's log-normalizer).
+  bool wants_logprobs() const { return params_.logprobs || params_.top_logprobs > 0; }
+  // sample() from the row's best tokens (best first, as many as candidates_needed asked for,
+  // id -1 past the row's orderable ones) and its log Σ exp(logit): the same choice and logprobs.
+  SampledChoice sample_candidates(std::span<const int32_t> ids, std::span<const float> logits,
+                                  double log_normalizer);
   // The request resumes after `output`, tokens it already produced (elsewhere): penalties,
   // guided choice, the output count and the random draws continue as if it had sampled them.
   void resume(std::span<const int32_t> output);
@@ -96,6 +107,8 @@ class RequestSampler {
   // when the output may end).
   std::vector<int32_t> constrained_allowed(size_t n_logits);
   void advance_constraint(int32_t token);
+  // The bookkeeping of a sampled token: penalties' counts, guided choice, the constraint.
+  void record(int32_t token);
 
   SamplingParams params_;
   Sampler sampler_;

@@ -166,6 +166,14 @@ class Backend {
   // y[i] += a[i] for i < n.
   virtual void add(const float* a, int64_t n, float* y) = 0;
 
+  // What the sampler needs of n_rows rows of n_vocab logits, so that a step returns that instead
+  // of the rows: each row's k best tokens in sampling's order (kernels/cpu/token_candidates.h)
+  // into ids/values [n_rows][k] (id -1 past a row's orderable tokens), and, when
+  // log_normalizer is not null, its log Σ exp(logit) into log_normalizer[n_rows] (double, as
+  // the host's logprobs take it). 1 ≤ k ≤ kMaxTokenCandidates and k ≤ n_vocab.
+  virtual void top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k,
+                          int32_t* ids, float* values, double* log_normalizer) = 0;
+
   // The KV update of one layer for a step (spec §3.4.2–§3.4.4, §4.1). Each token's raw row
   // (kv_rows[t], head_dim floats) goes into its sequence's window ring; each compressor given
   // takes the token and, when the token completes a block, pools it, finishes the pooled row

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/token_candidates.h"
 
 namespace v4 {
 namespace {
@@ -175,6 +176,19 @@ void CpuBackend::add(const float* a, int64_t n, float* y) {
   constexpr int64_t kChunk = 4096;
   run((n + kChunk - 1) / kChunk, n, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin * kChunk; i < std::min(n, end * kChunk); ++i) y[i] += a[i];
+  });
+}
+
+void CpuBackend::top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k,
+                            int32_t* ids, float* values, double* log_normalizer) {
+  run(n_rows, n_rows * n_vocab * 8, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* row = logits + r * n_vocab;
+      int32_t* row_ids = ids + r * k;
+      float* row_values = values + r * k;
+      kernels::select_top_candidates(row, n_vocab, k, row_ids, row_values);
+      if (log_normalizer) log_normalizer[r] = kernels::log_normalizer(row, n_vocab, row_values[0]);
+    }
   });
 }
 

@@ -124,6 +124,12 @@ void ProfiledBackend::add(const float* a, int64_t n, float* y) {
   timed("add", [&] { inner_->add(a, n, y); });
 }
 
+void ProfiledBackend::top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k,
+                                 int32_t* ids, float* values, double* log_normalizer) {
+  timed("top_logits",
+        [&] { inner_->top_logits(logits, n_rows, n_vocab, k, ids, values, log_normalizer); });
+}
+
 void ProfiledBackend::kv_append(const KvPageFormat& format, const KvLayerAddress& layer,
                                 const KvStep& step, const float* kv_rows, const KvCompressor* main,
                                 const KvCompressor* indexer) {

@@ -57,6 +57,8 @@ class ProfiledBackend final : public Backend {
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override;
   void add(const float* a, int64_t n, float* y) override;
+  void top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k, int32_t* ids,
+                  float* values, double* log_normalizer) override;
   void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override;

@@ -44,11 +44,31 @@ int32_t Sampler::sample(std::span<const float> logits) {
   } else {
     std::sort(ids.begin(), ids.end(), by_logit);
   }
+  std::vector<float> ranked(keep);
+  for (size_t i = 0; i < keep; ++i) ranked[i] = logits[ids[i]];
+  return draw(std::span<const int32_t>(ids).first(keep), ranked, index);
+}
+
+bool Sampler::samples_from_best(size_t n) const {
+  if (options_.temperature <= 0.0f) return n >= 1;
+  return options_.top_k > 0 && static_cast<size_t>(options_.top_k) <= n;
+}
+
+int32_t Sampler::sample_ranked(std::span<const int32_t> ids, std::span<const float> logits) {
+  const uint64_t index = token_index_++;
+  if (options_.temperature <= 0.0f) return ids[0];
+  const size_t keep = std::min(ids.size(), static_cast<size_t>(options_.top_k));
+  return draw(ids.first(keep), logits.first(keep), index);
+}
+
+int32_t Sampler::draw(std::span<const int32_t> ids, std::span<const float> logits,
+                      uint64_t index) const {
+  size_t keep = ids.size();
   std::vector<double> p(keep);
-  const double mx = logits[ids[0]];
+  const double mx = logits[0];
   double sum = 0.0;
   for (size_t i = 0; i < keep; ++i) {
-    sum += p[i] = std::exp((logits[ids[i]] - mx) / options_.temperature);
+    sum += p[i] = std::exp((logits[i] - mx) / options_.temperature);
   }
   for (double& v : p) v /= sum;
   if (options_.min_p > 0.0f) {

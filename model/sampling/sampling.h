@@ -23,11 +23,21 @@ class Sampler {
   explicit Sampler(const SamplingOptions& options) : options_(options) {}
   // Samples output token number token_index() and advances the index.
   int32_t sample(std::span<const float> logits);
+  // Whether sample_ranked can take a row's n best tokens instead of the row: greedy needs the
+  // best one, sampling a top-k of at most n (every filter then acts on those k alone).
+  bool samples_from_best(size_t n) const;
+  // sample() given only the row's best tokens in sampling's order (logit descending, lower id
+  // first; kernels/cpu/token_candidates.h), as many as samples_from_best asked for: the same
+  // token sample() takes from the whole row.
+  int32_t sample_ranked(std::span<const int32_t> ids, std::span<const float> logits);
   uint64_t token_index() const { return token_index_; }
   // The next sample() is output token `index` (a request resumed after `index` tokens).
   void seek(uint64_t index) { token_index_ = index; }
 
  private:
+  // The draw of output token `index` among the kept candidates, best first.
+  int32_t draw(std::span<const int32_t> ids, std::span<const float> logits, uint64_t index) const;
+
   SamplingOptions options_;
   uint64_t token_index_ = 0;
 };

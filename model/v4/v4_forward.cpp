@@ -19,6 +19,13 @@ Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, For
   for (size_t s = 0; s < inputs.size(); ++s) {
     const SequenceInput& in = inputs[s];
     if (!in.state) return Status::error("sequence " + std::to_string(s) + " has no state");
+    if (in.top_candidates > std::min(kMaxTopCandidates, c.n_vocab) ||
+        (in.top_candidates > 0 && (in.all_logits || in.keep_hidden))) {
+      return Status::error("sequence " + std::to_string(s) + ": " +
+                           std::to_string(in.top_candidates) + " top candidates (at most " +
+                           std::to_string(kMaxTopCandidates) +
+                           ", and only for a sequence that wants its last row's logits alone)");
+    }
     if (std::find(b.states.begin(), b.states.end(), in.state) != b.states.end()) {
       return Status::error("sequence " + std::to_string(s) + " appears twice in one step");
     }
@@ -202,6 +209,9 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   out.hidden.clear();
   out.first_row.clear();
   out.row_count.clear();
+  out.candidate_k = 0;
+  out.candidates.clear();
+  out.log_normalizer.clear();
   if (!selection_status_) return selection_status_;
   if (!rope_status_) return rope_status_;
   if (inputs.empty()) return join_empty_step();
@@ -223,14 +233,19 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   int64_t* rows = ws_.rows.data<int64_t>();
   std::vector<int64_t>& host_rows = host_rows_;
   host_rows.clear();
+  row_target_.clear();
+  int64_t logit_rows = 0;
   for (size_t s = 0; s < inputs.size(); ++s) {
     const int64_t begin = b.sequence_begin[s], end = b.sequence_begin[s + 1];
-    out.first_row.push_back(host_rows.size());
+    const bool compact = inputs[s].top_candidates > 0;
+    out.candidate_k = std::max(out.candidate_k, inputs[s].top_candidates);
+    out.first_row.push_back(static_cast<size_t>(logit_rows));
     for (int64_t t = inputs[s].all_logits ? begin : std::max(begin, end - 1); t < end; ++t) {
       ws_.keep[host_rows.size()] = inputs[s].keep_hidden ? 1 : 0;
       host_rows.push_back(t);
+      row_target_.push_back(compact ? -1 - static_cast<int64_t>(s) : logit_rows++);
     }
-    out.row_count.push_back(host_rows.size() - out.first_row.back());
+    out.row_count.push_back(static_cast<size_t>(logit_rows) - out.first_row.back());
     b.states[s]->advance(static_cast<uint64_t>(end - begin));
   }
   const int64_t n_rows = static_cast<int64_t>(host_rows.size());
@@ -251,18 +266,77 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
       return s;
     }
   }
-  // Logits in batches of the workspace's logit rows, each copied out: the step's copy out.
-  out.logits.resize(static_cast<size_t>(n_rows) * c.n_vocab);
-  const size_t logit_row_bytes = size_t{c.n_vocab} * sizeof(float);
+  out.logits.resize(static_cast<size_t>(logit_rows) * c.n_vocab);
+  out.candidates.assign(inputs.size() * out.candidate_k, TokenCandidate{});
+  out.log_normalizer.assign(out.candidate_k > 0 ? inputs.size() : 0, 0.0);
+  return copy_out_logits(inputs, n_rows, out);
+}
+
+Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t n_rows,
+                                  ForwardOutput& out) {
+  const V4Config& c = weights_.config;
+  const int64_t flat = int64_t{c.n_hc} * c.n_embd;
+  const size_t vocab = c.n_vocab, k = out.candidate_k;
+  const size_t row_bytes = vocab * sizeof(float);
+  // Batches of the workspace's logit rows: the step's copy out.
   for (int64_t first = 0; first < n_rows; first += ws_.logit_rows()) {
     const int64_t count = std::min(ws_.logit_rows(), n_rows - first);
-    head_logits(selected + first * flat, count, weights_.output_hc, weights_.output_norm,
-                ws_.logits.data<float>());
-    if (Status s = backend_.copy_to_host(ws_.logits, 0,
-                                         out.logits.data() + static_cast<size_t>(first) * c.n_vocab,
-                                         static_cast<size_t>(count) * logit_row_bytes);
+    const int64_t* target = row_target_.data() + first;
+    head_logits(ws_.selected.data<float>() + first * flat, count, weights_.output_hc,
+                weights_.output_norm, ws_.logits.data<float>());
+    // Runs of rows that return their logits go out in one copy each.
+    for (int64_t r = 0; r < count;) {
+      int64_t run = 0;
+      while (r + run < count && target[r + run] >= 0) ++run;
+      if (run == 0) {
+        ++r;
+        continue;
+      }
+      if (Status s = backend_.copy_to_host(ws_.logits, static_cast<size_t>(r) * row_bytes,
+                                           out.logits.data() + target[r] * vocab,
+                                           static_cast<size_t>(run) * row_bytes);
+          !s) {
+        return s;
+      }
+      r += run;
+    }
+    bool any = false, normalize = false;
+    for (int64_t r = 0; r < count; ++r) {
+      if (target[r] >= 0) continue;
+      any = true;
+      normalize = normalize || inputs[static_cast<size_t>(-1 - target[r])].candidate_logprobs;
+    }
+    if (!any) continue;
+    // The batch's candidates: every row's (rows that return logits too: one launch), then the
+    // candidate rows' share of them.
+    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k),
+                        ws_.top_ids.data<int32_t>(), ws_.top_values.data<float>(),
+                        normalize ? ws_.log_normalizer.data<double>() : nullptr);
+    const size_t n = static_cast<size_t>(count);
+    if (Status s =
+            backend_.copy_to_host(ws_.top_ids, 0, fit(top_ids_, n * k), n * k * sizeof(int32_t));
         !s) {
       return s;
+    }
+    if (Status s = backend_.copy_to_host(ws_.top_values, 0, fit(top_values_, n * k),
+                                         n * k * sizeof(float));
+        !s) {
+      return s;
+    }
+    if (Status s = normalize
+                       ? backend_.copy_to_host(ws_.log_normalizer, 0, fit(top_log_normalizer_, n),
+                                               n * sizeof(double))
+                       : Status::ok();
+        !s) {
+      return s;
+    }
+    for (size_t r = 0; r < n; ++r) {
+      if (target[r] >= 0) continue;
+      const size_t seq = static_cast<size_t>(-1 - target[r]);
+      for (size_t j = 0; j < k; ++j) {
+        out.candidates[seq * k + j] = {top_ids_[r * k + j], top_values_[r * k + j]};
+      }
+      if (normalize) out.log_normalizer[seq] = top_log_normalizer_[r];
     }
   }
   return Status::ok();

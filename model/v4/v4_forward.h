@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/cpu/token_candidates.h"
 #include "model/backend/backend.h"
 #include "model/v4/attention.h"
 #include "model/v4/expert_dispatcher.h"
@@ -19,18 +20,40 @@
 
 namespace v4 {
 
+// The most best tokens a sequence's row returns instead of its logits (top_candidates).
+inline constexpr uint32_t kMaxTopCandidates = kernels::kMaxTokenCandidates;
+
 struct SequenceInput {
   KvStateStore* state = nullptr;    // advanced by tokens.size()
   std::span<const int32_t> tokens;  // at positions state->n_past() onwards
   bool all_logits = false;          // logits for every token instead of only the last
   bool keep_hidden = false;         // also return the final HC state of those tokens (MTP input)
+  // > 0: instead of its logits, the last token returns what a sampler needs of them: its
+  // top_candidates best tokens and its log-normalizer (Backend::top_logits), a few hundred bytes
+  // where a row of logits is 4·n_vocab. At most kMaxTopCandidates; not with
+  // all_logits or keep_hidden.
+  uint32_t top_candidates = 0;
+  bool candidate_logprobs = false;  // with top_candidates: also the row's log-normalizer
+};
+
+// One of a row's best tokens (Backend::top_logits): id -1 past the row's orderable tokens.
+struct TokenCandidate {
+  int32_t id = -1;
+  float logit = 0.0f;
 };
 
 struct ForwardOutput {
   std::vector<float> logits;      // rows of n_vocab floats
   std::vector<float> hidden;      // rows of n_hc·n_embd (sequences with keep_hidden)
   std::vector<size_t> first_row;  // per sequence: its first logits row
-  std::vector<size_t> row_count;  // per sequence: how many logits rows
+  std::vector<size_t> row_count;  // per sequence: how many logits rows (0 with top_candidates)
+  // Sequences with top_candidates: their best tokens, best first, at candidates[s·candidate_k ..]
+  // (candidate_k: the step's largest top_candidates; a sequence reads its own count), and
+  // log Σ exp(logit) of their row at log_normalizer[s] (with candidate_logprobs). Other
+  // sequences' entries are unused.
+  uint32_t candidate_k = 0;
+  std::vector<TokenCandidate> candidates;
+  std::vector<double> log_normalizer;
 };
 
 class V4Forward {
@@ -82,6 +105,9 @@ class V4Forward {
   Status copy_step_inputs();
   void head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                    const WeightVector<float>& norm, float* logits);
+  // The head over the step's selected rows (ws_.selected) in batches of the workspace's logit
+  // rows, and each row's copy out: its logits, or its candidates for a top_candidates sequence.
+  Status copy_out_logits(std::span<const SequenceInput> inputs, int64_t n_rows, ForwardOutput& out);
 
   const V4Weights& weights_;
   Backend& backend_;
@@ -91,6 +117,12 @@ class V4Forward {
   ForwardBatch batch_;
   KvStep kv_step_;
   std::vector<int64_t> host_rows_;  // the step's logit rows, before their copy to the device
+  // Per logit row: its row in ForwardOutput::logits, or -1 - s for sequence s's candidates.
+  std::vector<int64_t> row_target_;
+  // One batch of top_logits results, on the host.
+  std::vector<int32_t> top_ids_;
+  std::vector<float> top_values_;
+  std::vector<double> top_log_normalizer_;
   AttentionRope plain_rope_, compressed_rope_;
   mutable ForwardStats stats_;
   std::unique_ptr<DeviceBuffer> selection_counts_;  // [n_layer][n_expert] u64, on the device

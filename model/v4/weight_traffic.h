@@ -88,6 +88,10 @@ class WeightTrafficRecorder final : public Backend {
     inner_.sum_slots(slots, slot_rows, n_tokens, k, width, out);
   }
   void add(const float* a, int64_t n, float* y) override { inner_.add(a, n, y); }
+  void top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k, int32_t* ids,
+                  float* values, double* log_normalizer) override {
+    inner_.top_logits(logits, n_rows, n_vocab, k, ids, values, log_normalizer);
+  }
   Status read_back(const void* src, void* host, size_t bytes) override {
     return inner_.read_back(src, host, bytes);
   }

@@ -155,6 +155,12 @@ class DeviceBackend : public Backend {
   void add(const float* a, int64_t n, float* y) override {
     run_op("add", [&] { device::add(exec_, scratch_, a, n, y); });
   }
+  void top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k, int32_t* ids,
+                  float* values, double* log_normalizer) override {
+    run_op("top_logits", [&] {
+      device::top_logits(exec_, scratch_, logits, n_rows, n_vocab, k, ids, values, log_normalizer);
+    });
+  }
   void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override {

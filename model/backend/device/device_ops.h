@@ -93,6 +93,11 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
                       const float* q, int64_t n_head, const float* sinks, const uint32_t* chosen,
                       const uint32_t* chosen_count, uint32_t top_k, float* o);
 
+// --- sampling family (device_ops_sampling.h) ---
+template <class E>
+void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, int64_t n_vocab,
+                uint32_t k, int32_t* ids, float* values, double* log_normalizer);
+
 }  // namespace v4::device
 
 // Explicit instantiations, one macro per family, used by the family's translation units.
@@ -149,3 +154,7 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
   template void v4::device::sparse_attention<E>(                                                  \
       E&, DeviceScratch<E>&, const KvPageFormat&, const KvLayerAddress&, const KvStep&, uint32_t, \
       const float*, int64_t, const float*, const uint32_t*, const uint32_t*, uint32_t, float*);
+
+#define V4_DEVICE_OPS_SAMPLING(E)                                                                \
+  template void v4::device::top_logits<E>(E&, DeviceScratch<E>&, const float*, int64_t, int64_t, \
+                                          uint32_t, int32_t*, float*, double*);

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <numeric>
+#include <random>
 #include <vector>
 
 namespace v4 {
@@ -74,6 +77,56 @@ TEST(Sampling, CounterUniformIsUniform) {
     for (double b : buckets) chi2 += (b - 4096.0) * (b - 4096.0) / 4096.0;
     EXPECT_LT(chi2, 50.0) << (vary_seed ? "across seeds" : "across indices");
   }
+}
+
+}  // namespace
+}  // namespace v4
+
+namespace v4 {
+namespace {
+
+// The row's best n tokens in sampling's order, as a forward's top_candidates returns them.
+void best_of(const std::vector<float>& logits, size_t n, std::vector<int32_t>& ids,
+             std::vector<float>& values) {
+  ids.resize(logits.size());
+  std::iota(ids.begin(), ids.end(), 0);
+  std::stable_sort(ids.begin(), ids.end(),
+                   [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  ids.resize(n);
+  values.clear();
+  for (int32_t id : ids) values.push_back(logits[static_cast<size_t>(id)]);
+}
+
+// sample_ranked over the best tokens takes what sample() takes over the whole row, draw for
+// draw: greedy (ties to the lower id) and top-k sampling with top-p, min-p and temperatures.
+TEST(Sampling, RankedCandidatesSampleWhatTheWholeRowSamples) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> grid(-40, 40);
+  const SamplingOptions cases[] = {
+      {.temperature = 0.0f},
+      {.temperature = 1.0f, .top_k = 1, .seed = 3},
+      {.temperature = 0.7f, .top_k = 20, .seed = 4},
+      {.temperature = 1.3f, .top_p = 0.8f, .top_k = 64, .seed = 5},
+      {.temperature = 1.0f, .top_k = 40, .min_p = 0.05f, .seed = 6},
+  };
+  for (const SamplingOptions& o : cases) {
+    Sampler whole(o), ranked(o);
+    const size_t need = std::max(1, o.top_k);
+    ASSERT_TRUE(ranked.samples_from_best(need));
+    ASSERT_FALSE(ranked.samples_from_best(need - 1));
+    std::vector<int32_t> ids;
+    std::vector<float> values;
+    for (int step = 0; step < 200; ++step) {
+      std::vector<float> logits(500);
+      for (float& v : logits) v = static_cast<float>(grid(rng)) / 10.0f;  // many ties
+      best_of(logits, need, ids, values);
+      ASSERT_EQ(ranked.sample_ranked(ids, values), whole.sample(logits))
+          << "temperature " << o.temperature << " top_k " << o.top_k << " step " << step;
+    }
+  }
+  // Sampling with no top-k needs the whole row.
+  EXPECT_FALSE(Sampler({.temperature = 1.0f}).samples_from_best(64));
+  EXPECT_FALSE(Sampler({.temperature = 1.0f, .top_k = 65}).samples_from_best(64));
 }
 
 }  // namespace

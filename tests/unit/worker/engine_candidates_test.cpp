@@ -1,0 +1,116 @@
+// Sampled rows that return their best tokens instead of their logits (EngineOptions::
+// select_candidates): every request gets the tokens, logprobs and top logprobs it gets from the
+// whole row, whether its sampler can use the candidates (greedy, top-k sampling, logprobs) or
+// needs the row (no top-k, penalties), on the CPU and on the emulated device.
+#include <memory>
+
+#include "model/backend/device/emulated_backend.h"
+#include "model/backend/profiled_backend.h"
+#include "tests/unit/worker/tiny_engine_fixture.h"
+
+namespace v4 {
+namespace {
+
+class EngineCandidatesTest : public EngineTest {
+ protected:
+  static std::vector<GenerationRequest> requests() {
+    std::vector<GenerationRequest> rs;
+    auto add = [&](uint32_t seed, auto&& set) {
+      GenerationRequest r;
+      r.prompt = prompt(5 + seed * 11, seed);
+      r.sampling.max_tokens = 6;
+      set(r.sampling);
+      rs.push_back(std::move(r));
+    };
+    add(1, [](SamplingParams& p) { p.logprobs = true; });
+    add(2, [](SamplingParams& p) { p.top_logprobs = 20; });
+    add(3, [](SamplingParams& p) {
+      p.temperature = 0.8f;
+      p.top_k = 40;
+      p.top_p = 0.9f;
+      p.seed = 7;
+      p.top_logprobs = 3;
+    });
+    add(4, [](SamplingParams& p) {
+      p.temperature = 1.5f;
+      p.top_k = 64;
+      p.min_p = 0.01f;
+      p.seed = 8;
+      p.logprobs = true;
+    });
+    // These two need their rows: sampling without a top-k, and a penalty.
+    add(5, [](SamplingParams& p) {
+      p.temperature = 1.0f;
+      p.seed = 9;
+      p.logprobs = true;
+    });
+    add(6, [](SamplingParams& p) {
+      p.presence_penalty = 0.5f;
+      p.top_logprobs = 2;
+    });
+    return rs;
+  }
+
+  // Every request at once through one engine over `backend`; how often it selected candidates.
+  static Streams run_on(std::unique_ptr<Backend> inner, bool select, uint64_t* selections) {
+    ProfiledBackend backend(std::move(inner));
+    EngineOptions o = options();
+    o.select_candidates = select;
+    EngineCore core(weights(), backend, o);
+    const std::vector<GenerationRequest> rs = requests();
+    for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
+    Streams streams;
+    for (int step = 0; core.has_work() && step < 1000; ++step) {
+      for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
+    }
+    EXPECT_FALSE(core.has_work());
+    auto it = backend.profile().entries().find("top_logits");
+    *selections = it == backend.profile().entries().end() ? 0 : it->second.calls;
+    return streams;
+  }
+
+  // `logprob_tolerance`: 0 where both runs sum the log-normalizer in the host's order.
+  static void expect_same_streams(const Streams& got, const Streams& want,
+                                  float logprob_tolerance) {
+    ASSERT_EQ(got.size(), want.size());
+    for (const auto& [id, events] : want) {
+      const std::vector<GenerationEvent>& g = got.at(id);
+      ASSERT_EQ(tokens_of(g), tokens_of(events)) << "request " << id;
+      for (size_t i = 0; i < events.size(); ++i) {
+        EXPECT_NEAR(g[i].logprob, events[i].logprob, logprob_tolerance) << "request " << id;
+        ASSERT_EQ(g[i].top_logprobs.size(), events[i].top_logprobs.size()) << "request " << id;
+        for (size_t j = 0; j < events[i].top_logprobs.size(); ++j) {
+          EXPECT_EQ(g[i].top_logprobs[j].token, events[i].top_logprobs[j].token);
+          EXPECT_NEAR(g[i].top_logprobs[j].logprob, events[i].top_logprobs[j].logprob,
+                      logprob_tolerance);
+        }
+      }
+    }
+  }
+};
+
+TEST_F(EngineCandidatesTest, CpuCandidatesGiveTheWholeRowsChoicesBitForBit) {
+  uint64_t with = 0, without = 0;
+  const Streams selected = run_on(std::make_unique<CpuBackend>(2), true, &with);
+  const Streams rows = run_on(std::make_unique<CpuBackend>(2), false, &without);
+  EXPECT_GT(with, 0u);
+  EXPECT_EQ(without, 0u);
+  expect_same_streams(selected, rows, 0.0f);
+  EXPECT_EQ(selected.at(2).front().top_logprobs.size(), 20u);
+}
+
+// The emulated device selects with its own team code and sums the normalizer in another fp64
+// order: the same tokens, logprobs within float rounding of the same value.
+TEST_F(EngineCandidatesTest, EmulatedDeviceCandidatesGiveTheWholeRowsChoices) {
+  uint64_t with = 0, without = 0;
+  const Streams selected =
+      run_on(std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{}), true, &with);
+  const Streams rows =
+      run_on(std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{}), false, &without);
+  EXPECT_GT(with, 0u);
+  EXPECT_EQ(without, 0u);
+  expect_same_streams(selected, rows, 1e-6f);
+}
+
+}  // namespace
+}  // namespace v4
