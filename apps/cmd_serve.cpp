@@ -18,6 +18,7 @@
 #include "apps/local_engine_client.h"
 #include "apps/log_setup.h"
 #include "apps/serve_model.h"
+#include "apps/startup_phases.h"
 #include "apps/token_vocabulary_source.h"
 #include "model/backend/kv_row_codec.h"
 #include "model/text/tokenizer.h"
@@ -57,6 +58,7 @@ int run_serve(const ServeFlags& f) {
     return 2;
   }
   const sigset_t signals = block_stop_signals();
+  StartupPhases startup;
 
   std::string path = f.model;
   if (path.empty()) {
@@ -72,6 +74,7 @@ int run_serve(const ServeFlags& f) {
     spdlog::error("{}", model.message());
     return 1;
   }
+  startup.end("model");
   Result<Tokenizer> tokenizer = Tokenizer::from_gguf((*model)->file);
   if (!tokenizer) {
     spdlog::error("{}: {}", path, tokenizer.message());
@@ -83,6 +86,7 @@ int run_serve(const ServeFlags& f) {
     return 2;
   }
   options->vocabulary = token_vocabulary(*tokenizer);
+  startup.end("tokenizer");
   const router::ServiceOptions options_for_service = service_options(
       f.http, default_model_name(**model, path), system_fingerprint(path, f.engine));
   router::ServerMetrics metrics(options_for_service.model_name, f.http.metrics_expert_detail);
@@ -106,9 +110,12 @@ int run_serve(const ServeFlags& f) {
     spdlog::error("{}", device.message());
     return 1;
   }
+  startup.end("device");
   auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend),
                                          EngineGroup{}, std::move(device->experts));
   auto client = std::make_unique<LocalEngineClient>(*engine);
+  startup.end("engine");
+  std::printf("v4serve: %s\n", startup.summary().c_str());
   return serve_http(f.http, options_for_service, *tokenizer, *client, metrics, signals, [&] {
     client.reset();
     engine.reset();

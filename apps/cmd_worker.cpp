@@ -16,6 +16,7 @@
 #include "apps/http_front.h"
 #include "apps/log_setup.h"
 #include "apps/serve_model.h"
+#include "apps/startup_phases.h"
 #include "apps/token_vocabulary_source.h"
 #include "core/tls_files.h"
 #include "worker/engine.h"
@@ -114,6 +115,7 @@ int run_worker(const WorkerFlags& f) {
       return 2;
     }
   }
+  StartupPhases startup;
   std::string path = f.model;
   if (path.empty()) {
     Result<std::string> generated = default_model_path();
@@ -128,12 +130,14 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", model.message());
     return 1;
   }
+  startup.end("model");
   Result<EngineOptions> options = engine_options(f.engine, **model);
   if (!options) {
     spdlog::error("{}", options.message());
     return 2;
   }
   if (auto vocabulary = token_vocabulary((*model)->file)) options->vocabulary = *vocabulary;
+  startup.end("tokenizer");
   Result<std::optional<ExpertTiers>> tiers =
       expert_tiers(f.engine.expert_tiers, f.engine.hot_coverage, (*model)->weights.config);
   if (!tiers || (*tiers && !f.group.name.empty())) {
@@ -149,6 +153,7 @@ int run_worker(const WorkerFlags& f) {
     spdlog::error("{}", device.message());
     return 1;
   }
+  startup.end("device");
 
   Result<std::unique_ptr<WorkerGroup>> group =
       join_group(f, *device->backend, (*model)->weights.config);
@@ -163,8 +168,10 @@ int run_worker(const WorkerFlags& f) {
       leave_broken_group(name, why);
     };
   }
+  if (engine_group.group) startup.end("group");
   auto engine = std::make_unique<Engine>(*device->weights, *options, std::move(device->backend),
                                          std::move(engine_group), std::move(device->experts));
+  startup.end("engine");
   worker_grpc::WorkerServiceOptions service_options;
   service_options.worker_id = f.listen;
   service_options.model = default_model_name(**model, path);
@@ -182,7 +189,10 @@ int run_worker(const WorkerFlags& f) {
     return 1;
   }
   const std::string host = f.listen.substr(0, f.listen.rfind(':'));
-  // The one line on stdout: scripts read the bound port from it (useful with port 0).
+  // Stdout: where start-up time went, then the bound address, which scripts read the port from
+  // (useful with port 0).
+  startup.end("grpc");
+  std::printf("v4serve: %s\n", startup.summary().c_str());
   std::printf("v4serve: worker listening on %s:%d\n", host.c_str(), port);
   std::fflush(stdout);
 

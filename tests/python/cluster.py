@@ -23,11 +23,13 @@ class Process:
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=dict(os.environ))
         self.stderr_lines = []
+        self.stdout_lines = []  # up to the listening line
         threading.Thread(target=self._drain, args=(self.proc.stderr,), daemon=True).start()
         self.found = {}
 
         def read_address():
             for line in self.proc.stdout:
+                self.stdout_lines.append(line)
                 m = re.match(pattern, line)
                 if m:
                     self.found["address"] = m.group(1)
@@ -159,3 +161,17 @@ class Cluster:
     def __exit__(self, *exc):
         for p in ([self.router] if self.router else []) + self.workers:
             p.kill()
+
+
+def startup_phases(stdout_lines):
+    """The "v4serve: started in T s (name t s, ...)" line a server or worker prints before it
+    listens: (T, [(name, t), ...]); the phases' seconds add up to T up to their rounding."""
+    for line in stdout_lines:
+        m = re.match(r"v4serve: started in ([0-9.]+) s \((.*)\)$", line.strip())
+        if m:
+            phases = [(name, float(t)) for name, t in
+                      re.findall(r"([a-z]+) ([0-9.]+) s", m.group(2))]
+            total = float(m.group(1))
+            assert abs(sum(t for _, t in phases) - total) <= 0.01 * len(phases), line
+            return total, phases
+    raise AssertionError("no start-up line in %r" % stdout_lines)

@@ -1,7 +1,8 @@
 """Starts `v4serve serve` on a free loopback port for a test and stops it with SIGTERM.
 
-The server prints one line "v4serve: listening on http://HOST:PORT" on stdout once it accepts
-connections; nothing waits on sleeps. Stopping checks that a graceful drain exits with 0.
+The server prints "v4serve: started in ..." (where start-up time went) and then
+"v4serve: listening on http://HOST:PORT" on stdout once it accepts connections; nothing waits on
+sleeps; `stdout_lines` keeps what came before the listening line. Stopping checks that a graceful drain exits with 0.
 """
 
 import os
@@ -24,6 +25,7 @@ class Server:
         self.proc = None
         self.url = None
         self.stderr_lines = []
+        self.stdout_lines = []
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -34,6 +36,7 @@ class Server:
 
         def read_port():
             for line in self.proc.stdout:
+                self.stdout_lines.append(line)
                 m = re.match(r"v4serve: listening on (http://[0-9.]+:\d+)", line)
                 if m:
                     found["url"] = m.group(1)

@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from cluster import startup_phases
 from server import Server, metric_values
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -111,6 +112,13 @@ def test_health_and_metrics(server):
                  "v4serve:kv_cache_pages_used", "v4serve:kv_cache_pages_free",
                  "v4serve:time_to_first_token_seconds", "v4serve:prefix_cache_hit_ratio"]:
         assert name in metrics, name
+
+
+def test_start_up_says_where_its_time_went(server):
+    total, phases = startup_phases(server.stdout_lines)
+    assert [name for name, _ in phases] == ["model", "tokenizer", "device", "engine"], phases
+    assert 0 < total < 300
+    assert server.stdout_lines[-1].startswith("v4serve: listening on")
 
 
 def test_chat_greedy_usage_matches_the_official_encoder(client, encoder):

@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from oracle import models  # noqa: E402
-from cluster import Cluster  # noqa: E402
+from cluster import Cluster, startup_phases  # noqa: E402
 from server import Server  # noqa: E402
 
 N_REQUESTS = 16
@@ -109,6 +109,11 @@ def test_group_matches_serve(v4serve, model, reference, ranks, overlap):
             assert hidden, text[-3000:]
             assert (float(hidden.group(1)) > 0) == overlap, hidden.group(0)
             assert "all %d ranks connected" % ranks in rank.stderr()
+        for rank in cluster.groups[0]:
+            # Start-up says where its time went; a rank also waited for its group.
+            _, phases = startup_phases(rank.stdout_lines)
+            assert [name for name, _ in phases] == [
+                "model", "tokenizer", "device", "group", "engine", "grpc"], phases
 
 
 def test_killed_rank_takes_its_group_down_and_requests_move(v4serve, model, reference):
