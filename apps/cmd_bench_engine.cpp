@@ -36,6 +36,9 @@ struct BenchEngineFlags {
   std::string mtp;                       // ds4's separate MTP file
   std::string speculative_tokens = "0";  // draft counts to compare
   uint32_t speculative_max_batch = kDefaultSpeculativeMaxBatch;
+  float temperature = 0.0f;  // 0: greedy; else seeded sampling, one seed per request
+  int32_t top_k = 0;
+  bool select_candidates = true;  // EngineOptions::select_candidates
 };
 
 // A comma-separated list of integers in [low, high], for `flag`.
@@ -79,6 +82,9 @@ Result<LevelResult> run_level(const V4Weights& weights, Backend& backend,
       for (uint32_t i = 0; i < f.prompt_len; ++i)
         q.prompt.push_back(static_cast<int32_t>((i * 7919u + submitted * 104729u + 1) % vocab));
       q.sampling.max_tokens = f.output_len;
+      q.sampling.temperature = f.temperature;
+      q.sampling.top_k = f.top_k;
+      q.sampling.seed = submitted;
       q.speculative_tokens = speculative;
       Result<RequestId> id = core.add(q);
       if (!id) return id.status();
@@ -160,6 +166,7 @@ int run_bench_engine(const BenchEngineFlags& f) {
     o.max_batch_tokens = f.max_batch_tokens;
     o.max_seqs = max_seqs;
     o.speculative_max_batch = f.speculative_max_batch;
+    o.select_candidates = f.select_candidates;
     return o;
   };
   {
@@ -223,6 +230,17 @@ CommandRegistration registration(
           ->capture_default_str();
       sub.add_option("--speculative-max-batch", f->speculative_max_batch,
                      "steps with more running requests than this verify no drafts (0: no limit)")
+          ->capture_default_str();
+      sub.add_option("--temperature", f->temperature,
+                     "0: greedy; else seeded sampling (a seed per request)")
+          ->check(CLI::Range(0.0f, 100.0f))
+          ->capture_default_str();
+      sub.add_option("--top-k", f->top_k, "sampling's top-k (0: off)")
+          ->check(CLI::Range(0, 1 << 20))
+          ->capture_default_str();
+      sub.add_option("--select-candidates", f->select_candidates,
+                     "sampled rows return their best tokens, not their logits, where the "
+                     "sampler allows (the same tokens either way)")
           ->capture_default_str();
       sub.add_flag("--prefix-caching", f->prefix_caching,
                    "share cached pages of equal prompt prefixes between requests");
