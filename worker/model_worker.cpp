@@ -151,8 +151,10 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
         speculative || (r.prompt_logprobs && r.prompt_logprobs->wants(s.first_position));
     const uint32_t candidates =
         options_.select_candidates && s.samples && !all_logits ? r.sampler.candidates_needed() : 0;
-    inputs.push_back(
-        {r.kv.get(), tokens, all_logits, speculative, candidates, r.sampler.wants_logprobs()});
+    // A chunk that neither samples nor scores its prompt needs no logits.
+    const bool no_logits = !s.samples && !all_logits;
+    inputs.push_back({r.kv.get(), tokens, all_logits, speculative, candidates,
+                      r.sampler.wants_logprobs(), no_logits});
   }
   StepOutput out;
   if (inputs.empty() && !join_group_step) return out;

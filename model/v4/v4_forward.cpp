@@ -19,6 +19,10 @@ Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, For
   for (size_t s = 0; s < inputs.size(); ++s) {
     const SequenceInput& in = inputs[s];
     if (!in.state) return Status::error("sequence " + std::to_string(s) + " has no state");
+    if (in.no_logits && (in.all_logits || in.keep_hidden || in.top_candidates > 0)) {
+      return Status::error("sequence " + std::to_string(s) +
+                           ": no logits, yet logits, hidden states or candidates asked for");
+    }
     if (in.top_candidates > std::min(kMaxTopCandidates, c.n_vocab) ||
         (in.top_candidates > 0 && (in.all_logits || in.keep_hidden))) {
       return Status::error("sequence " + std::to_string(s) + ": " +
@@ -240,7 +244,10 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
     const bool compact = inputs[s].top_candidates > 0;
     out.candidate_k = std::max(out.candidate_k, inputs[s].top_candidates);
     out.first_row.push_back(static_cast<size_t>(logit_rows));
-    for (int64_t t = inputs[s].all_logits ? begin : std::max(begin, end - 1); t < end; ++t) {
+    const int64_t first = inputs[s].no_logits    ? end
+                          : inputs[s].all_logits ? begin
+                                                 : std::max(begin, end - 1);
+    for (int64_t t = first; t < end; ++t) {
       ws_.keep[host_rows.size()] = inputs[s].keep_hidden ? 1 : 0;
       host_rows.push_back(t);
       row_target_.push_back(compact ? -1 - static_cast<int64_t>(s) : logit_rows++);

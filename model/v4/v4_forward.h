@@ -34,6 +34,9 @@ struct SequenceInput {
   // all_logits or keep_hidden.
   uint32_t top_candidates = 0;
   bool candidate_logprobs = false;  // with top_candidates: also the row's log-normalizer
+  // No logits at all (a prefill chunk that does not sample: its last row would go unused, and
+  // the head reads n_vocab rows of weights for it). Not with the options above.
+  bool no_logits = false;
 };
 
 // One of a row's best tokens (Backend::top_logits): id -1 past the row's orderable tokens.

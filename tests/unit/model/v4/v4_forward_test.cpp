@@ -205,6 +205,62 @@ TEST_F(V4ForwardTest, RejectsBadInputs) {
   EXPECT_FALSE(fwd.forward(twice));
 }
 
+// A step mixing the kinds of output: every row's logits, candidates instead of logits, none
+// at all (a chunk that does not sample) and the last row's logits. Each sequence gets what a
+// step of its own gives: the same logits, and candidates that are the host's selection (and
+// normalizer) over the logits its last row has alone.
+TEST_F(V4ForwardTest, CandidatesAndNoLogitsRowsBesideLogitsRows) {
+  CpuBackend backend(2);
+  V4Forward fwd(weights(), backend);
+  std::vector<std::vector<int32_t>> seqs;
+  for (uint32_t s = 0; s < 4; ++s) seqs.push_back(tokens(9 + 4 * s, s));
+  std::vector<std::unique_ptr<ContiguousKvState>> states;
+  for (size_t s = 0; s < 4; ++s) {
+    states.push_back(std::make_unique<ContiguousKvState>(weights().config, backend));
+  }
+  std::vector<SequenceInput> inputs;
+  for (size_t s = 0; s < 4; ++s) inputs.push_back({states[s].get(), seqs[s]});
+  inputs[0].all_logits = true;
+  inputs[1].top_candidates = 5;
+  inputs[1].candidate_logprobs = true;
+  inputs[2].no_logits = true;
+  Result<ForwardOutput> out = fwd.forward(inputs);
+  ASSERT_TRUE(out) << out.message();
+  EXPECT_EQ(out->row_count, (std::vector<size_t>{seqs[0].size(), 0, 0, 1}));
+  EXPECT_EQ(out->logits.size(), (seqs[0].size() + 1) * vocab());
+  ASSERT_EQ(out->candidate_k, 5u);
+  const std::vector<float> alone0 = run(fwd, seqs[0], seqs[0].size());
+  EXPECT_TRUE(std::equal(alone0.begin(), alone0.end(), out->logits.begin()));
+  const std::vector<float> alone3 = run(fwd, seqs[3], seqs[3].size());
+  EXPECT_TRUE(std::equal(alone3.end() - vocab(), alone3.end(),
+                         out->logits.begin() + out->first_row[3] * vocab()));
+  const std::vector<float> alone1 = run(fwd, seqs[1], seqs[1].size());
+  const float* last = alone1.data() + alone1.size() - vocab();
+  int32_t ids[5];
+  float values[5];
+  kernels::select_top_candidates(last, vocab(), 5, ids, values);
+  for (size_t j = 0; j < 5; ++j) {
+    EXPECT_EQ(out->candidates[1 * 5 + j].id, ids[j]) << j;
+    EXPECT_EQ(out->candidates[1 * 5 + j].logit, values[j]) << j;
+    EXPECT_EQ(values[j], last[ids[j]]);
+  }
+  EXPECT_EQ(out->log_normalizer[1], kernels::log_normalizer(last, vocab(), values[0]));
+  EXPECT_EQ(values[0], *std::max_element(last, last + vocab()));
+  // Each state advanced by its chunk, rows or not.
+  for (size_t s = 0; s < 4; ++s) EXPECT_EQ(states[s]->n_past(), seqs[s].size());
+
+  // Asking for two kinds of output at once, or for too many candidates, is refused.
+  ContiguousKvState state(weights().config, backend);
+  const std::vector<int32_t> ok{0};
+  for (auto bad : {SequenceInput{&state, ok, true, false, 0, false, true},
+                   SequenceInput{&state, ok, false, false, 3, false, true},
+                   SequenceInput{&state, ok, true, false, 3},
+                   SequenceInput{&state, ok, false, false, kMaxTopCandidates + 1}}) {
+    Result<ForwardOutput> r = fwd.forward({&bad, 1});
+    EXPECT_FALSE(r);
+  }
+}
+
 // Quantized recipes of the same seeded float weights: the distance to the f32 recipe measures
 // the whole quantized path (weight formats and Q8 activations). Bounds are set from the formats'
 // resolution, not from our own outputs: see the per-recipe comment.
