@@ -2,10 +2,13 @@
 // (--device emulated): weight bytes per second for the V4-Flash shapes that a decode step reads,
 // per weight type and token count, so kernel changes are measured one shape at a time. The
 // weights are random values quantized to the type (the speed does not depend on the values).
+// Then what a sampled row costs after the head: its best tokens selected on the device and
+// copied back (Backend::top_logits) against the whole row copied back and scanned on the host.
 //
 //   build/bench/device_matmul_bench [--device cuda] [--benchmark_filter=Q8_0]
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -35,8 +38,8 @@ Tensor whole(DeviceBuffer* b) {
 }
 
 // rows × cols random weights of `type` in the backend's memory (one row generated, repeated).
-std::unique_ptr<DeviceBuffer> device_weights(Backend& be, GgmlType type, int64_t rows,
-                                             int64_t cols, size_t* row_bytes) {
+std::unique_ptr<DeviceBuffer> device_weights(Backend& be, GgmlType type, int64_t rows, int64_t cols,
+                                             size_t* row_bytes) {
   *row_bytes = *ggml_row_size(type, cols);
   std::mt19937 rng(7);
   std::normal_distribution<float> dist(0.0f, 0.5f);
@@ -79,6 +82,67 @@ void BM_Matmul(benchmark::State& state, GgmlType type, int64_t rows, int64_t col
   state.counters["weight_MB"] = static_cast<double>(row_bytes * rows) / 1e6;
 }
 
+constexpr int64_t kVocab = 129280;  // V4's vocabulary
+
+// Random logits for `rows` rows, on the backend.
+std::unique_ptr<DeviceBuffer> device_logits(Backend& be, int64_t rows) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 3.0f);
+  std::vector<float> host(static_cast<size_t>(rows * kVocab));
+  for (float& v : host) v = dist(rng);
+  auto buffer = be.allocate(host.size() * sizeof(float));
+  (void)be.copy_to_device(host.data(), whole(buffer.get()), 0, host.size() * sizeof(float));
+  return buffer;
+}
+
+// top_logits for `rows` rows and k = range(1), and the copy back of ids, logits and normalizers.
+void BM_SelectOnDevice(benchmark::State& state) {
+  Backend* be = backend();
+  if (!be) {
+    state.SkipWithError(("no usable device \"" + g_device + "\"").c_str());
+    return;
+  }
+  const int64_t rows = state.range(0), k = state.range(1);
+  auto logits = device_logits(*be, rows);
+  auto ids = be->allocate(rows * k * sizeof(int32_t));
+  auto values = be->allocate(rows * k * sizeof(float));
+  auto normalizers = be->allocate(rows * sizeof(double));
+  std::vector<int32_t> host_ids(rows * k);
+  std::vector<float> host_values(rows * k);
+  std::vector<double> host_normalizers(rows);
+  for (auto _ : state) {
+    be->top_logits(static_cast<const float*>(logits->data()), rows, kVocab,
+                   static_cast<uint32_t>(k), static_cast<int32_t*>(ids->data()),
+                   static_cast<float*>(values->data()), static_cast<double*>(normalizers->data()));
+    (void)be->copy_to_host(whole(ids.get()), 0, host_ids.data(), host_ids.size() * 4);
+    (void)be->copy_to_host(whole(values.get()), 0, host_values.data(), host_values.size() * 4);
+    (void)be->copy_to_host(whole(normalizers.get()), 0, host_normalizers.data(), rows * 8);
+  }
+  benchmark::DoNotOptimize(host_ids.data());
+}
+
+// The rows copied back whole and each scanned for its best token on the host (greedy before
+// the device selected).
+void BM_CopyRowsToHost(benchmark::State& state) {
+  Backend* be = backend();
+  if (!be) {
+    state.SkipWithError(("no usable device \"" + g_device + "\"").c_str());
+    return;
+  }
+  const int64_t rows = state.range(0);
+  auto logits = device_logits(*be, rows);
+  std::vector<float> host(static_cast<size_t>(rows * kVocab));
+  int64_t best = 0;
+  for (auto _ : state) {
+    (void)be->copy_to_host(whole(logits.get()), 0, host.data(), host.size() * sizeof(float));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = host.data() + r * kVocab;
+      best += std::max_element(row, row + kVocab) - row;
+    }
+  }
+  benchmark::DoNotOptimize(best);
+}
+
 // The products of a V4-Flash decode step (spec §1, §5.4) in the ds4 recipes' types.
 void register_all() {
   struct Shape {
@@ -87,10 +151,14 @@ void register_all() {
     int64_t rows, cols;
   };
   const Shape shapes[] = {
-      {"q_b", GgmlType::Q8_0, 32768, 1024},      {"output_b", GgmlType::Q8_0, 4096, 8192},
-      {"q_a", GgmlType::Q8_0, 1024, 4096},       {"head", GgmlType::Q8_0, 129280, 4096},
-      {"indexer_q_b", GgmlType::F16, 8192, 1024}, {"compressor", GgmlType::F16, 1024, 4096},
-      {"router", GgmlType::F16, 256, 4096},      {"hc_fn", GgmlType::F16, 24, 16384},
+      {"q_b", GgmlType::Q8_0, 32768, 1024},
+      {"output_b", GgmlType::Q8_0, 4096, 8192},
+      {"q_a", GgmlType::Q8_0, 1024, 4096},
+      {"head", GgmlType::Q8_0, 129280, 4096},
+      {"indexer_q_b", GgmlType::F16, 8192, 1024},
+      {"compressor", GgmlType::F16, 1024, 4096},
+      {"router", GgmlType::F16, 256, 4096},
+      {"hc_fn", GgmlType::F16, 24, 16384},
       {"expert_gate", GgmlType::IQ2_XXS, 2048, 4096},
       {"expert_down", GgmlType::Q2_K, 4096, 2048},
   };
@@ -104,6 +172,17 @@ void register_all() {
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }
+  benchmark::RegisterBenchmark("Select/top_logits", BM_SelectOnDevice)
+      ->ArgsProduct({{1, 64}, {1, 20, 64}})
+      ->ArgNames({"rows", "k"})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("Select/rows_to_host", BM_CopyRowsToHost)
+      ->Arg(1)
+      ->Arg(64)
+      ->ArgNames({"rows"})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace
