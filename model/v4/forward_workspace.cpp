@@ -80,9 +80,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   place(&mtp_cat, GgmlType::F32, 2 * flat, std::min<int64_t>(n, kMtpMaxRows));
   place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
-  place(&top_ids, GgmlType::I32, kernels::kMaxTokenCandidates, logit_rows);
-  place(&top_values, GgmlType::F32, kernels::kMaxTokenCandidates, logit_rows);
-  place(&log_normalizer, GgmlType::F64, 1, logit_rows);
+  place(&candidates, GgmlType::I8, 8 * int64_t{kernels::kMaxTokenCandidates} + 8, logit_rows);
   arena_ = backend_.allocate(bytes);
   for (const Slot& s : f32) s.tensor->buffer = arena_.get();
   for (const Slot& s : i32) s.tensor->buffer = arena_.get();
@@ -93,7 +91,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   mtp_cat.buffer = arena_.get();
   kv_views.buffer = arena_.get();
   logits.buffer = arena_.get();
-  for (Tensor* t : {&top_ids, &top_values, &log_normalizer}) t->buffer = arena_.get();
+  candidates.buffer = arena_.get();
   keep.resize(static_cast<size_t>(n));
   capacity_ = n_tokens;
   logit_rows_ = logit_rows;

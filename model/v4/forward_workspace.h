@@ -60,9 +60,11 @@ class ForwardWorkspace {
   // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
   // outputs and logits.
   Tensor tokens, positions, rows, selected, head_z, logits;
-  // Per logit row, what Backend::top_logits returns of it: its best tokens (i32) and logits
-  // ([logit rows][kMaxTokenCandidates]) and its log-normalizer (f64).
-  Tensor top_ids, top_values, log_normalizer;
+  // What Backend::top_logits returns of a batch of n logit rows with k candidates each, end to
+  // end so that one copy brings it back: ids (i32, n·k), logits (f32, n·k), then the
+  // log-normalizers (f64, n; at byte 8·n·k, so aligned). Room for logit_rows() rows of
+  // kMaxTokenCandidates.
+  Tensor candidates;
   // The KV step (kv_view.h): per token its sequence (u32), per sequence its first token (i64,
   // one more entry), its KvSequenceView (bytes) and, in block_tables, its block table.
   Tensor sequence_of, sequence_begin, kv_views, block_tables;

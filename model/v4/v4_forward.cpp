@@ -316,34 +316,26 @@ Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t
     if (!any) continue;
     // The batch's candidates: every row's (rows that return logits too: one launch), then the
     // candidate rows' share of them.
-    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k),
-                        ws_.top_ids.data<int32_t>(), ws_.top_values.data<float>(),
-                        normalize ? ws_.log_normalizer.data<double>() : nullptr);
     const size_t n = static_cast<size_t>(count);
-    if (Status s =
-            backend_.copy_to_host(ws_.top_ids, 0, fit(top_ids_, n * k), n * k * sizeof(int32_t));
-        !s) {
-      return s;
-    }
-    if (Status s = backend_.copy_to_host(ws_.top_values, 0, fit(top_values_, n * k),
-                                         n * k * sizeof(float));
-        !s) {
-      return s;
-    }
-    if (Status s = normalize
-                       ? backend_.copy_to_host(ws_.log_normalizer, 0, fit(top_log_normalizer_, n),
-                                               n * sizeof(double))
-                       : Status::ok();
-        !s) {
-      return s;
-    }
+    uint8_t* base = ws_.candidates.data<uint8_t>();
+    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k),
+                        reinterpret_cast<int32_t*>(base),
+                        reinterpret_cast<float*>(base + 4 * n * k),
+                        normalize ? reinterpret_cast<double*>(base + 8 * n * k) : nullptr);
+    // One copy back: ids, logits and (when asked for) the normalizers.
+    const size_t bytes = 8 * n * k + (normalize ? 8 * n : 0);
+    auto* host = reinterpret_cast<uint8_t*>(fit(candidates_host_, n * k + n));
+    if (Status s = backend_.copy_to_host(ws_.candidates, 0, host, bytes); !s) return s;
+    const auto* ids = reinterpret_cast<const int32_t*>(host);
+    const auto* logits = reinterpret_cast<const float*>(host + 4 * n * k);
+    const auto* normalizers = reinterpret_cast<const double*>(host + 8 * n * k);
     for (size_t r = 0; r < n; ++r) {
       if (target[r] >= 0) continue;
       const size_t seq = static_cast<size_t>(-1 - target[r]);
       for (size_t j = 0; j < k; ++j) {
-        out.candidates[seq * k + j] = {top_ids_[r * k + j], top_values_[r * k + j]};
+        out.candidates[seq * k + j] = {ids[r * k + j], logits[r * k + j]};
       }
-      if (normalize) out.log_normalizer[seq] = top_log_normalizer_[r];
+      if (normalize) out.log_normalizer[seq] = normalizers[r];
     }
   }
   return Status::ok();

@@ -122,10 +122,8 @@ class V4Forward {
   std::vector<int64_t> host_rows_;  // the step's logit rows, before their copy to the device
   // Per logit row: its row in ForwardOutput::logits, or -1 - s for sequence s's candidates.
   std::vector<int64_t> row_target_;
-  // One batch of top_logits results, on the host.
-  std::vector<int32_t> top_ids_;
-  std::vector<float> top_values_;
-  std::vector<double> top_log_normalizer_;
+  // One batch of top_logits results, on the host, laid out as ws_.candidates (doubles: aligned).
+  std::vector<double> candidates_host_;
   AttentionRope plain_rope_, compressed_rope_;
   mutable ForwardStats stats_;
   std::unique_ptr<DeviceBuffer> selection_counts_;  // [n_layer][n_expert] u64, on the device
