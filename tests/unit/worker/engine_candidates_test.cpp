@@ -1,11 +1,13 @@
 // Sampled rows that return their best tokens instead of their logits (EngineOptions::
 // select_candidates): every request gets the tokens, logprobs and top logprobs it gets from the
 // whole row, whether its sampler can use the candidates (greedy, top-k sampling, logprobs) or
-// needs the row (no top-k, penalties), on the CPU and on the emulated device.
+// needs the row (no top-k, penalties), on the CPU, on the emulated device and on a GPU (skipped,
+// saying why, where none is usable; scripts/test-gpu runs it).
 #include <memory>
 
 #include "model/backend/device/emulated_backend.h"
 #include "model/backend/profiled_backend.h"
+#include "tests/unit/model/backend/device_test_util.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 
 namespace v4 {
@@ -107,6 +109,23 @@ TEST_F(EngineCandidatesTest, EmulatedDeviceCandidatesGiveTheWholeRowsChoices) {
       run_on(std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{}), true, &with);
   const Streams rows =
       run_on(std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{}), false, &without);
+  EXPECT_GT(with, 0u);
+  EXPECT_EQ(without, 0u);
+  expect_same_streams(selected, rows, 1e-6f);
+}
+
+// The same on a GPU: its team selects from the logits its own forward made, which both runs
+// share (the forward is deterministic), so the tokens are the same; the normalizer's fp64 order
+// differs from the host's in its last bits only.
+TEST_F(EngineCandidatesTest, CudaCandidatesGiveTheWholeRowsChoices) {
+  std::string why;
+  std::unique_ptr<Backend> first = testing_device::make_device_backend("cuda", &why);
+  if (!first) GTEST_SKIP() << why;
+  uint64_t with = 0, without = 0;
+  const Streams selected = run_on(std::move(first), true, &with);
+  std::unique_ptr<Backend> second = testing_device::make_device_backend("cuda", &why);
+  ASSERT_TRUE(second) << why;
+  const Streams rows = run_on(std::move(second), false, &without);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
   expect_same_streams(selected, rows, 1e-6f);
