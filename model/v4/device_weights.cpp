@@ -17,23 +17,25 @@ uint64_t matrix_bytes(const WeightMatrix& m) {
   return m.present() ? static_cast<uint64_t>(m.n_mats) * m.mat_bytes : 0;
 }
 
-template <class F>
-void visit_hc(HcWeights& hc, F&& f) {
+// The visitors take const or mutable weights (W deduces either): resident_weight_bytes reads,
+// DeviceWeights::upload repoints.
+template <class W, class F>
+void visit_hc(W& hc, F&& f) {
   f(hc.fn);
   f(hc.scale);
   f(hc.base);
 }
 
-template <class F>
-void visit_compressor(CompressorWeights& c, F&& f) {
+template <class W, class F>
+void visit_compressor(W& c, F&& f) {
   f(c.kv);
   f(c.gate);
   f(c.ape);
   f(c.norm);
 }
 
-template <class F>
-void visit_layer(LayerWeights& l, F&& f) {
+template <class W, class F>
+void visit_layer(W& l, F&& f) {
   visit_hc(l.hc_attn, f);
   visit_hc(l.hc_ffn, f);
   for (auto* v : {&l.attn_norm, &l.q_a_norm, &l.kv_a_norm, &l.sinks, &l.ffn_norm, &l.exp_probs_b})
@@ -49,17 +51,17 @@ void visit_layer(LayerWeights& l, F&& f) {
 }
 
 // Calls f on every WeightMatrix and WeightVector of w (spec §5.4, MTP §5.5).
-template <class F>
-void visit_weights(V4Weights& w, F&& f) {
+template <class W, class F>
+void visit_weights(W& w, F&& f) {
   f(w.token_embd);
   f(w.output);
   f(w.output_hc.fn);
   f(w.output_hc.scale);
   f(w.output_hc.base);
   f(w.output_norm);
-  for (LayerWeights& l : w.layers) visit_layer(l, f);
+  for (auto& l : w.layers) visit_layer(l, f);
   if (w.mtp) {
-    MtpWeights& m = *w.mtp;
+    auto& m = *w.mtp;
     visit_layer(m.block, f);
     for (auto* x : {&m.e_proj, &m.h_proj, &m.eh_proj}) f(*x);
     for (auto* v : {&m.enorm, &m.hnorm, &m.norm}) f(*v);
@@ -115,8 +117,7 @@ uint64_t resident_weight_bytes(const V4Weights& weights, const ExpertTiers* tier
     return resident_weight_bytes(cut);
   }
   uint64_t total = 0;
-  V4Weights& w = const_cast<V4Weights&>(weights);  // visited read-only
-  visit_weights(w, [&](const auto& x) { total += aligned(bytes_of(x)); });
+  visit_weights(weights, [&](const auto& x) { total += aligned(bytes_of(x)); });
   return total;
 }
 
