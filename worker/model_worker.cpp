@@ -187,14 +187,9 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
     }
     SampledChoice c;
     if (const uint32_t k = inputs[i].top_candidates; k > 0) {
-      const TokenCandidate* best = &fwd->candidates[i * fwd->candidate_k];
-      int32_t ids[kMaxTopCandidates];
-      float logits[kMaxTopCandidates];
-      for (uint32_t j = 0; j < k; ++j) {
-        ids[j] = best[j].id;
-        logits[j] = best[j].logit;
-      }
-      c = r.sampler.sample_candidates({ids, k}, {logits, k}, fwd->log_normalizer[i]);
+      const size_t first = i * fwd->candidate_k;
+      c = r.sampler.sample_candidates({&fwd->candidate_ids[first], k},
+                                      {&fwd->candidate_logits[first], k}, fwd->log_normalizer[i]);
     } else {
       const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
       c = r.sampler.sample({&fwd->logits[row * vocab], vocab});

@@ -214,7 +214,8 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   out.first_row.clear();
   out.row_count.clear();
   out.candidate_k = 0;
-  out.candidates.clear();
+  out.candidate_ids.clear();
+  out.candidate_logits.clear();
   out.log_normalizer.clear();
   if (!selection_status_) return selection_status_;
   if (!rope_status_) return rope_status_;
@@ -274,7 +275,8 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
     }
   }
   out.logits.resize(static_cast<size_t>(logit_rows) * c.n_vocab);
-  out.candidates.assign(inputs.size() * out.candidate_k, TokenCandidate{});
+  out.candidate_ids.assign(inputs.size() * out.candidate_k, -1);
+  out.candidate_logits.assign(inputs.size() * out.candidate_k, 0.0f);
   out.log_normalizer.assign(out.candidate_k > 0 ? inputs.size() : 0, 0.0);
   return copy_out_logits(inputs, n_rows, out);
 }
@@ -332,9 +334,9 @@ Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t
     for (size_t r = 0; r < n; ++r) {
       if (target[r] >= 0) continue;
       const size_t seq = static_cast<size_t>(-1 - target[r]);
-      for (size_t j = 0; j < k; ++j) {
-        out.candidates[seq * k + j] = {ids[r * k + j], logits[r * k + j]};
-      }
+      std::copy_n(ids + r * k, k, out.candidate_ids.begin() + static_cast<ptrdiff_t>(seq * k));
+      std::copy_n(logits + r * k, k,
+                  out.candidate_logits.begin() + static_cast<ptrdiff_t>(seq * k));
       if (normalize) out.log_normalizer[seq] = normalizers[r];
     }
   }

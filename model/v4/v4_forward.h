@@ -39,23 +39,19 @@ struct SequenceInput {
   bool no_logits = false;
 };
 
-// One of a row's best tokens (Backend::top_logits): id -1 past the row's orderable tokens.
-struct TokenCandidate {
-  int32_t id = -1;
-  float logit = 0.0f;
-};
-
 struct ForwardOutput {
   std::vector<float> logits;      // rows of n_vocab floats
   std::vector<float> hidden;      // rows of n_hc·n_embd (sequences with keep_hidden)
   std::vector<size_t> first_row;  // per sequence: its first logits row
   std::vector<size_t> row_count;  // per sequence: how many logits rows (0 with top_candidates)
-  // Sequences with top_candidates: their best tokens, best first, at candidates[s·candidate_k ..]
-  // (candidate_k: the step's largest top_candidates; a sequence reads its own count), and
+  // Sequences with top_candidates: their best tokens, best first, ids and logits at
+  // [s·candidate_k ..] of candidate_ids and candidate_logits (candidate_k: the step's largest
+  // top_candidates; a sequence reads its own count; id -1 past the row's orderable tokens), and
   // log Σ exp(logit) of their row at log_normalizer[s] (with candidate_logprobs). Other
   // sequences' entries are unused.
   uint32_t candidate_k = 0;
-  std::vector<TokenCandidate> candidates;
+  std::vector<int32_t> candidate_ids;
+  std::vector<float> candidate_logits;
   std::vector<double> log_normalizer;
 };
 

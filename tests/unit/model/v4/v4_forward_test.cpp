@@ -240,8 +240,8 @@ TEST_F(V4ForwardTest, CandidatesAndNoLogitsRowsBesideLogitsRows) {
   float values[5];
   kernels::select_top_candidates(last, vocab(), 5, ids, values);
   for (size_t j = 0; j < 5; ++j) {
-    EXPECT_EQ(out->candidates[1 * 5 + j].id, ids[j]) << j;
-    EXPECT_EQ(out->candidates[1 * 5 + j].logit, values[j]) << j;
+    EXPECT_EQ(out->candidate_ids[1 * 5 + j], ids[j]) << j;
+    EXPECT_EQ(out->candidate_logits[1 * 5 + j], values[j]) << j;
     EXPECT_EQ(values[j], last[ids[j]]);
   }
   EXPECT_EQ(out->log_normalizer[1], kernels::log_normalizer(last, vocab(), values[0]));
