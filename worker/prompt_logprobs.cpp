@@ -1,16 +1,17 @@
 #include "worker/prompt_logprobs.h"
 
 #include <algorithm>
-#include <cmath>
 #include <numeric>
+
+#include "kernels/cpu/token_candidates.h"
 
 namespace v4 {
 
 PromptTokenLogprobs score_token(std::span<const float> logits, int32_t token, size_t top) {
   const float mx = *std::max_element(logits.begin(), logits.end());
-  double sum = 0.0;
-  for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
-  const double log_z = mx + std::log(sum);
+  // The one definition a backend's top_logits uses too, so logprobs agree on either path.
+  const double log_z =
+      kernels::log_normalizer(logits.data(), static_cast<int64_t>(logits.size()), mx);
   PromptTokenLogprobs out;
   out.token = token;
   const float own = logits[static_cast<size_t>(token)];

@@ -48,8 +48,8 @@ V4_HD inline void select_top_candidates(const float* row, int64_t n, uint32_t k,
 }
 
 // log Σ_i exp(row[i]) as max + log Σ exp(row[i] − max) in double, summed in index order: the
-// normalizer the host's logprobs use (worker/prompt_logprobs.cpp), so a row's logprobs are the
-// same whichever side selected it. `max` is the row's largest logit.
+// normalizer of the host's logprobs (worker/prompt_logprobs.cpp) and of CpuBackend::top_logits,
+// so a row's logprobs are the same whichever side selected it. `max` is the row's largest logit.
 inline double log_normalizer(const float* row, int64_t n, float max) {
   double sum = 0.0;
   for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(row[i]) - max);
