@@ -33,6 +33,13 @@ Backend* backend() {
   return be.get();
 }
 
+// The device, or null after marking the benchmark skipped with the reason.
+Backend* backend_or_skip(benchmark::State& state) {
+  Backend* be = backend();
+  if (!be) state.SkipWithError(("no usable device \"" + g_device + "\"").c_str());
+  return be;
+}
+
 Tensor whole(DeviceBuffer* b) {
   return Tensor::contiguous(b, 0, GgmlType::I8, {static_cast<int64_t>(b->bytes()), 1, 1, 1});
 }
@@ -59,11 +66,8 @@ std::unique_ptr<DeviceBuffer> device_weights(Backend& be, GgmlType type, int64_t
 }
 
 void BM_Matmul(benchmark::State& state, GgmlType type, int64_t rows, int64_t cols) {
-  Backend* be = backend();
-  if (!be) {
-    state.SkipWithError(("no usable device \"" + g_device + "\"").c_str());
-    return;
-  }
+  Backend* be = backend_or_skip(state);
+  if (!be) return;
   const int64_t tokens = state.range(0);
   size_t row_bytes = 0;
   auto w = device_weights(*be, type, rows, cols, &row_bytes);
@@ -97,11 +101,8 @@ std::unique_ptr<DeviceBuffer> device_logits(Backend& be, int64_t rows) {
 
 // top_logits for `rows` rows and k = range(1), and the copy back of ids, logits and normalizers.
 void BM_SelectOnDevice(benchmark::State& state) {
-  Backend* be = backend();
-  if (!be) {
-    state.SkipWithError(("no usable device \"" + g_device + "\"").c_str());
-    return;
-  }
+  Backend* be = backend_or_skip(state);
+  if (!be) return;
   const int64_t rows = state.range(0), k = state.range(1);
   auto logits = device_logits(*be, rows);
   auto ids = be->allocate(rows * k * sizeof(int32_t));
@@ -124,11 +125,8 @@ void BM_SelectOnDevice(benchmark::State& state) {
 // The rows copied back whole and each scanned for its best token on the host (greedy before
 // the device selected).
 void BM_CopyRowsToHost(benchmark::State& state) {
-  Backend* be = backend();
-  if (!be) {
-    state.SkipWithError(("no usable device \"" + g_device + "\"").c_str());
-    return;
-  }
+  Backend* be = backend_or_skip(state);
+  if (!be) return;
   const int64_t rows = state.range(0);
   auto logits = device_logits(*be, rows);
   std::vector<float> host(static_cast<size_t>(rows * kVocab));
