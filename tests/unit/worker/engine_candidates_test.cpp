@@ -5,7 +5,6 @@
 // saying why, where none is usable; scripts/test-gpu runs it).
 #include <memory>
 
-#include "model/backend/device/emulated_backend.h"
 #include "model/backend/profiled_backend.h"
 #include "tests/unit/model/backend/device_test_util.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
@@ -101,35 +100,29 @@ TEST_F(EngineCandidatesTest, CpuCandidatesGiveTheWholeRowsChoicesBitForBit) {
   EXPECT_EQ(selected.at(2).front().top_logprobs.size(), 20u);
 }
 
-// The emulated device selects with its own team code and sums the normalizer in another fp64
-// order: the same tokens, logprobs within float rounding of the same value.
-TEST_F(EngineCandidatesTest, EmulatedDeviceCandidatesGiveTheWholeRowsChoices) {
-  uint64_t with = 0, without = 0;
-  const Streams selected =
-      run_on(std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{}), true, &with);
-  const Streams rows =
-      run_on(std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{}), false, &without);
-  EXPECT_GT(with, 0u);
-  EXPECT_EQ(without, 0u);
-  expect_same_streams(selected, rows, 1e-6f);
-}
-
-// The same on a GPU: its team selects from the logits its own forward made, which both runs
+// On a device ("emulated", the kernels on the host executor; "cuda", skipped saying why where
+// no GPU is usable): its team selects from the logits its own forward made, which both runs
 // share (the forward is deterministic), so the tokens are the same; the normalizer's fp64 order
-// differs from the host's in its last bits only.
-TEST_F(EngineCandidatesTest, CudaCandidatesGiveTheWholeRowsChoices) {
+// differs from the host's in its last bits only, so logprobs agree within float rounding.
+class EngineCandidatesOnDevice : public EngineCandidatesTest,
+                                 public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
   std::string why;
-  std::unique_ptr<Backend> first = testing_device::make_device_backend("cuda", &why);
+  std::unique_ptr<Backend> first = testing_device::make_device_backend(GetParam(), &why);
   if (!first) GTEST_SKIP() << why;
   uint64_t with = 0, without = 0;
   const Streams selected = run_on(std::move(first), true, &with);
-  std::unique_ptr<Backend> second = testing_device::make_device_backend("cuda", &why);
+  std::unique_ptr<Backend> second = testing_device::make_device_backend(GetParam(), &why);
   ASSERT_TRUE(second) << why;
   const Streams rows = run_on(std::move(second), false, &without);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
   expect_same_streams(selected, rows, 1e-6f);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineCandidatesOnDevice,
+                         testing_device::device_backend_names());
 
 }  // namespace
 }  // namespace v4
