@@ -38,6 +38,7 @@ struct BenchEngineFlags {
   uint32_t speculative_max_batch = kDefaultSpeculativeMaxBatch;
   float temperature = 0.0f;  // 0: greedy; else seeded sampling, one seed per request
   int32_t top_k = 0;
+  float top_p = 1.0f;
   bool select_candidates = true;  // EngineOptions::select_candidates
 };
 
@@ -84,6 +85,7 @@ Result<LevelResult> run_level(const V4Weights& weights, Backend& backend,
       q.sampling.max_tokens = f.output_len;
       q.sampling.temperature = f.temperature;
       q.sampling.top_k = f.top_k;
+      q.sampling.top_p = f.top_p;
       q.sampling.seed = submitted;
       q.speculative_tokens = speculative;
       Result<RequestId> id = core.add(q);
@@ -237,6 +239,9 @@ CommandRegistration registration(
           ->capture_default_str();
       sub.add_option("--top-k", f->top_k, "sampling's top-k (0: off)")
           ->check(CLI::Range(0, 1 << 20))
+          ->capture_default_str();
+      sub.add_option("--top-p", f->top_p, "sampling's top-p (1: off)")
+          ->check(CLI::Range(0.0f, 1.0f))
           ->capture_default_str();
       sub.add_option("--select-candidates", f->select_candidates,
                      "sampled rows return their best tokens, not their logits, where the "

@@ -5,6 +5,8 @@
 #include <numeric>
 #include <vector>
 
+#include "model/sampling/whole_row_draw.h"
+
 namespace v4 {
 
 int32_t argmax(std::span<const float> logits) {
@@ -22,28 +24,30 @@ uint64_t splitmix64(uint64_t x) {
 
 }  // namespace
 
+uint64_t counter_bits53(uint64_t seed, uint64_t index) {
+  return splitmix64(splitmix64(seed) ^ splitmix64(index ^ 0x5851f42d4c957f2dull)) >> 11;
+}
+
 double counter_uniform(uint64_t seed, uint64_t index) {
-  const uint64_t bits = splitmix64(splitmix64(seed) ^ splitmix64(index ^ 0x5851f42d4c957f2dull));
-  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+  return static_cast<double>(counter_bits53(seed, index)) * 0x1.0p-53;
 }
 
 int32_t Sampler::sample(std::span<const float> logits) {
   // Every token advances the index, greedy ones too, so the index is the output position.
   const uint64_t index = token_index_++;
   if (options_.temperature <= 0.0f) return argmax(logits);
+  if (options_.top_k <= 0) {
+    return draw_whole_row(logits, {options_.temperature, options_.top_p, options_.min_p},
+                          counter_bits53(options_.seed, index));
+  }
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
   // Candidates in descending logit order (ties: lower id first) so every filter is a prefix.
   auto by_logit = [&](int32_t a, int32_t b) {
     return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
   };
-  size_t keep = ids.size();
-  if (options_.top_k > 0 && static_cast<size_t>(options_.top_k) < keep) {
-    keep = static_cast<size_t>(options_.top_k);
-    std::partial_sort(ids.begin(), ids.begin() + keep, ids.end(), by_logit);
-  } else {
-    std::sort(ids.begin(), ids.end(), by_logit);
-  }
+  const size_t keep = std::min(ids.size(), static_cast<size_t>(options_.top_k));
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<ptrdiff_t>(keep), ids.end(), by_logit);
   std::vector<float> ranked(keep);
   for (size_t i = 0; i < keep; ++i) ranked[i] = logits[ids[i]];
   return draw(std::span<const int32_t>(ids).first(keep), ranked, index);

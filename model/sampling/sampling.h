@@ -2,7 +2,8 @@
 // Temperature 0 is greedy (argmax, lowest id on ties). The random draw of output token i is a
 // pure function of (seed, i) (a counter-based generator, as Philox is for cuRAND), so a request
 // resumed at token i elsewhere draws exactly what it would have drawn (docs/design.md,
-// resumable requests).
+// resumable requests). With a top-k the draw is over the k best tokens, sorted; without one it
+// is over the whole row, which it never sorts (model/sampling/whole_row_draw.h).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +42,9 @@ class Sampler {
   SamplingOptions options_;
   uint64_t token_index_ = 0;
 };
+
+// The 53 random bits of draw (seed, index); counter_uniform is them times 2^-53.
+uint64_t counter_bits53(uint64_t seed, uint64_t index);
 
 // Uniform in [0, 1) from (seed, index): two rounds of SplitMix64's finalizer over the pair,
 // with 53 bits of the result as the mantissa. Every (seed, index) is an independent draw.

@@ -1,6 +1,7 @@
 """Smoke test of `v4serve bench-engine` on the tiny synthetic model: a row per concurrency
-level with every figure positive (no timing thresholds), greedy and seeded top-k sampling with
-and without candidate selection, and bad flags refused with a line naming them."""
+level with every figure positive (no timing thresholds), greedy, seeded top-k sampling with and
+without candidate selection, and seeded sampling over the whole row with and without top-p; bad
+flags refused with a line naming them."""
 
 import pathlib
 import re
@@ -37,6 +38,7 @@ def rows(stdout):
     ["--temperature", "0.8", "--top-k", "40"],
     ["--temperature", "0.8", "--top-k", "40", "--select-candidates", "false"],
     ["--temperature", "1.0"],
+    ["--temperature", "0.7", "--top-p", "0.9"],
 ])
 def test_a_row_per_level_with_every_figure_positive(v4serve, model, extra):
     result = run([v4serve, "bench-engine", "--model", model, *FAST, *extra])
@@ -49,7 +51,7 @@ def test_a_row_per_level_with_every_figure_positive(v4serve, model, extra):
 
 
 @pytest.mark.parametrize("flag,value", [("--top-k", "-1"), ("--temperature", "-0.5"),
-                                        ("--select-candidates", "perhaps")])
+                                        ("--top-p", "1.5"), ("--select-candidates", "perhaps")])
 def test_bad_sampling_flags_are_refused_naming_the_flag(v4serve, model, flag, value):
     result = run([v4serve, "bench-engine", "--model", model, *FAST, flag, value])
     assert result.returncode != 0

@@ -1,0 +1,65 @@
+// The arithmetic of sampling from a whole row (model/sampling/whole_row_draw.h): each token's
+// share of the draw, exp((logit − max)/T), as a fixed-point integer. The cumulative sums the draw
+// walks are then exact, so every order of summing them — a sort, a selection that partitions
+// the row, a device's radix passes with integer atomics — finds the same token, and finding it
+// never needs the row sorted.
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/hd.h"
+
+namespace v4::kernels {
+
+// Fraction bits of a row's weights: each weight is at most 1 (the best token's is exactly 1), so
+// n of them sum to less than 2^62 and a sum never overflows.
+V4_HD inline int draw_weight_bits(int64_t n) {
+  int width = 0;
+  for (auto v = static_cast<uint64_t>(n); v != 0; v >>= 1) ++width;
+  return 62 - width;
+}
+
+// Below this scaled logit, exp is under 2^-(bits+1)/e: the weight rounds to zero whatever the
+// last bit of exp, so it need not be computed.
+V4_HD inline float draw_weight_cutoff(int bits) {
+  return -0.693147182f * static_cast<float>(bits + 1) - 1.0f;
+}
+
+// (logit − max)/T: what the filters compare (min-p keeps x ≥ log(min_p), the best token's
+// weight times min_p) and what the weight is the exponential of.
+V4_HD inline float draw_scaled_logit(float logit, float max, float temperature) {
+  return (logit - max) / temperature;
+}
+
+// exp(x) in units of 2^-bits (scale = 2^bits), rounded to nearest; 0 below the cutoff and for
+// NaN (a NaN logit never ranks, so it is never drawn).
+V4_HD inline uint64_t draw_weight(float x, double scale, float cutoff) {
+  if (!(x >= cutoff)) return 0;
+  return static_cast<uint64_t>(static_cast<double>(expf(x)) * scale + 0.5);
+}
+
+// A key whose ascending order is sampling's order (kernels/cpu/token_candidates.h: logit
+// descending, lower id first) for a logit that is not NaN: the logit's bits mapped to an
+// unsigned order, inverted, above the id. −0 and +0 tie, as they compare equal.
+V4_HD inline uint64_t draw_rank_key(float logit, int32_t id) {
+  uint32_t bits;
+  const float v = logit == 0.0f ? 0.0f : logit;
+  memcpy(&bits, &v, sizeof bits);
+  const uint32_t ascending = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  return (static_cast<uint64_t>(~ascending) << 32) | static_cast<uint32_t>(id);
+}
+
+// floor(u · total) for the draw's u = bits53 · 2^-53 in [0, 1): exact, below total.
+V4_HD inline uint64_t draw_threshold(uint64_t bits53, uint64_t total) {
+#if defined(__CUDA_ARCH__)
+  const uint64_t lo = bits53 * total, hi = __umul64hi(bits53, total);
+  return (hi << 11) | (lo >> 53);
+#else
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(bits53) * total) >> 53);
+#endif
+}
+
+}  // namespace v4::kernels
