@@ -168,19 +168,15 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
     snapshots_[s.pages[kv.n_past() / cache_.page_tokens() - 1]] = std::move(*snap);
   }
   score_prompts(plan, inputs, *fwd);
-  const size_t vocab = config_.n_vocab;
+  if (Status st = sample_rows(plan, inputs, *fwd); !st) return st;
   size_t hidden_row = 0;  // the sequence's first row in fwd->hidden
+  size_t row_choice = 0;  // the next of row_choices_
   for (size_t i = 0; i < plan.sequences.size(); ++i) {
     const ScheduledSequence& s = plan.sequences[i];
     const size_t hidden_first = hidden_row;
     if (inputs[i].keep_hidden) hidden_row += fwd->row_count[i];
     if (!s.samples) continue;
     RequestState& r = sequences_.at(s.id);
-    if (r.prompt_logprobs && !r.prompt_logprobs->complete()) {
-      // Prompt tokens served from the prefix cache were never scored; the scheduler gives such
-      // requests no prefix hits.
-      return Status::error("request " + std::to_string(s.id) + ": prompt logprobs incomplete");
-    }
     if (inputs[i].keep_hidden) {
       if (Status st = sample_speculative(r, s, *fwd, i, hidden_first, out, events); !st) return st;
       continue;
@@ -191,8 +187,7 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
       c = r.sampler.sample_candidates({&fwd->candidate_ids[first], k},
                                       {&fwd->candidate_logits[first], k}, fwd->log_normalizer[i]);
     } else {
-      const size_t row = fwd->first_row[i] + fwd->row_count[i] - 1;
-      c = r.sampler.sample({&fwd->logits[row * vocab], vocab});
+      c = std::move(row_choices_[row_choice++]);
     }
     GenerationEvent e = token_event(s.id, r, std::move(c), s.first_position + s.tokens.size());
     out.sampled.push_back({s.id, e.token, e.finish != FinishReason::kNone});
@@ -200,6 +195,36 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
     events.push_back(std::move(e));
   }
   return out;
+}
+
+Status ModelWorker::sample_rows(const StepPlan& plan, std::span<const SequenceInput> inputs,
+                                const ForwardOutput& fwd) {
+  row_samplers_.clear();
+  for (size_t i = 0; i < plan.sequences.size(); ++i) {
+    const ScheduledSequence& s = plan.sequences[i];
+    if (!s.samples) continue;
+    const RequestState& r = sequences_.at(s.id);
+    if (r.prompt_logprobs && !r.prompt_logprobs->complete()) {
+      // Prompt tokens served from the prefix cache were never scored; the scheduler gives such
+      // requests no prefix hits.
+      return Status::error("request " + std::to_string(s.id) + ": prompt logprobs incomplete");
+    }
+    if (!inputs[i].keep_hidden && inputs[i].top_candidates == 0) row_samplers_.push_back(i);
+  }
+  // A choice depends only on its request's row and sampler, so the requests choose side by side
+  // (a whole-row draw is about a millisecond of host work per 129,280-token row).
+  const size_t vocab = config_.n_vocab;
+  row_choices_.resize(row_samplers_.size());
+  forward_.backend().parallel_for(
+      static_cast<int64_t>(row_samplers_.size()), [&](int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          const size_t i = row_samplers_[static_cast<size_t>(j)];
+          const size_t row = fwd.first_row[i] + fwd.row_count[i] - 1;
+          row_choices_[static_cast<size_t>(j)] =
+              sequences_.at(plan.sequences[i].id).sampler.sample({&fwd.logits[row * vocab], vocab});
+        }
+      });
+  return Status::ok();
 }
 
 void ModelWorker::score_prompts(const StepPlan& plan, std::span<const SequenceInput> inputs,

@@ -126,6 +126,11 @@ class ModelWorker {
   Status sample_speculative(RequestState& r, const ScheduledSequence& s, const ForwardOutput& fwd,
                             size_t index, size_t hidden_row, StepOutput& out,
                             std::vector<GenerationEvent>& events);
+  // The choices of the step's sequences that sample from a whole row (into row_choices_, in
+  // plan order), made in parallel on the backend's host threads; refuses a request whose
+  // prompt logprobs are incomplete.
+  Status sample_rows(const StepPlan& plan, std::span<const SequenceInput> inputs,
+                     const ForwardOutput& fwd);
   // Feeds the all-position logits of the sequences that asked to their prompt logprobs.
   void score_prompts(const StepPlan& plan, std::span<const SequenceInput> inputs,
                      const ForwardOutput& fwd);
@@ -136,6 +141,10 @@ class ModelWorker {
   const V4Config& config_;
   V4Forward forward_;
   ForwardOutput forward_out_;  // reused across steps
+  // Per step: the sequences that sample from a whole row on the host, and their choices (made
+  // in parallel before the step's events, which go out in plan order).
+  std::vector<size_t> row_samplers_;
+  std::vector<SampledChoice> row_choices_;
   ModelWorkerOptions options_;
   PagedKvCache cache_;
   std::map<RequestId, RequestState> sequences_;
