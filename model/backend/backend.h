@@ -205,8 +205,9 @@ class Backend {
                                 const float* sinks, const uint32_t* chosen,
                                 const uint32_t* chosen_count, uint32_t top_k, float* o) = 0;
 
-  // Runs fn on disjoint ranges of [0, n); each index is handled by exactly one call. Host
-  // backends only (benchmarks that touch host memory); the forward does not use it.
+  // Runs fn on disjoint ranges of [0, n); each index is handled by exactly one call, on the
+  // backend's host threads (a device backend runs it inline). For host work between steps
+  // (benchmarks, the worker's whole-row sampling); the forward does not use it.
   virtual void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) = 0;
 
   // Convenience: contiguous rows.
