@@ -149,12 +149,18 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
     // Only a sequence still scoring its prompt pays for the output head at every position.
     const bool all_logits =
         speculative || (r.prompt_logprobs && r.prompt_logprobs->wants(s.first_position));
-    const uint32_t candidates =
-        options_.select_candidates && s.samples && !all_logits ? r.sampler.candidates_needed() : 0;
+    // A sampled row that the backend can draw from, or choose the best tokens of, comes back
+    // as that alone.
+    std::optional<kernels::RowDrawParams> draw;
+    uint32_t candidates = 0;
+    if (options_.select_candidates && s.samples && !all_logits) {
+      draw = r.sampler.row_draw();
+      candidates = draw ? r.sampler.logprob_candidates() : r.sampler.candidates_needed();
+    }
     // A chunk that neither samples nor scores its prompt needs no logits.
     const bool no_logits = !s.samples && !all_logits;
     inputs.push_back({r.kv.get(), tokens, all_logits, speculative, candidates,
-                      r.sampler.wants_logprobs(), no_logits});
+                      r.sampler.wants_logprobs(), no_logits, draw});
   }
   StepOutput out;
   if (inputs.empty() && !join_group_step) return out;
@@ -182,8 +188,13 @@ Result<StepOutput> ModelWorker::execute(const StepPlan& plan, std::vector<Genera
       continue;
     }
     SampledChoice c;
-    if (const uint32_t k = inputs[i].top_candidates; k > 0) {
-      const size_t first = i * fwd->candidate_k;
+    const uint32_t k = inputs[i].top_candidates;
+    const size_t first = i * fwd->candidate_k;
+    if (inputs[i].draw) {
+      c = r.sampler.sample_drawn(
+          fwd->drawn_tokens[i], fwd->drawn_logits[i], {fwd->candidate_ids.data() + first, k},
+          {fwd->candidate_logits.data() + first, k}, k > 0 ? fwd->log_normalizer[i] : 0.0);
+    } else if (k > 0) {
       c = r.sampler.sample_candidates({&fwd->candidate_ids[first], k},
                                       {&fwd->candidate_logits[first], k}, fwd->log_normalizer[i]);
     } else {
@@ -209,7 +220,9 @@ Status ModelWorker::sample_rows(const StepPlan& plan, std::span<const SequenceIn
       // requests no prefix hits.
       return Status::error("request " + std::to_string(s.id) + ": prompt logprobs incomplete");
     }
-    if (!inputs[i].keep_hidden && inputs[i].top_candidates == 0) row_samplers_.push_back(i);
+    if (!inputs[i].keep_hidden && inputs[i].top_candidates == 0 && !inputs[i].draw) {
+      row_samplers_.push_back(i);
+    }
   }
   // A choice depends only on its request's row and sampler, so the requests choose side by side
   // (a whole-row draw is about a millisecond of host work per 129,280-token row).

@@ -193,11 +193,16 @@ void RequestSampler::record(int32_t token) {
   ++generated_;
 }
 
-uint32_t RequestSampler::candidates_needed() const {
+bool RequestSampler::row_untouched() const {
   const SamplingParams& p = params_;
   const bool processed = !p.logit_bias.empty() || p.repetition_penalty != 1.0f ||
                          p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-  if (processed || guided_.active() || matcher_ || tools_) return 0;
+  return !processed && !guided_.active() && !matcher_ && !tools_;
+}
+
+uint32_t RequestSampler::candidates_needed() const {
+  const SamplingParams& p = params_;
+  if (!row_untouched()) return 0;
   const uint32_t need =
       std::max<uint32_t>({1u, p.top_logprobs,
                           p.temperature > 0.0f ? static_cast<uint32_t>(std::max(p.top_k, 0)) : 0u});
@@ -223,9 +228,47 @@ SampledChoice RequestSampler::sample_candidates(std::span<const int32_t> ids,
     for (size_t i = 0; i < valid; ++i) {
       if (ids[i] == c.token) c.logprob = static_cast<float>(logits[i] - log_normalizer);
     }
-    for (size_t i = 0; i < std::min<size_t>(params_.top_logprobs, valid); ++i) {
-      c.top_logprobs.push_back({ids[i], static_cast<float>(logits[i] - log_normalizer)});
-    }
+    add_top_logprobs(ids, logits, log_normalizer, c);
+  }
+  record(c.token);
+  return c;
+}
+
+void RequestSampler::add_top_logprobs(std::span<const int32_t> ids, std::span<const float> logits,
+                                      double log_normalizer, SampledChoice& c) const {
+  for (size_t i = 0; i < std::min<size_t>(params_.top_logprobs, ids.size()) && ids[i] >= 0; ++i) {
+    c.top_logprobs.push_back({ids[i], static_cast<float>(logits[i] - log_normalizer)});
+  }
+}
+
+std::optional<kernels::RowDrawParams> RequestSampler::row_draw() const {
+  const SamplingParams& p = params_;
+  if (!(p.temperature > 0.0f) || p.top_k > 0 || !row_untouched() ||
+      p.top_logprobs > kMaxTopCandidates) {
+    return std::nullopt;
+  }
+  kernels::RowDrawParams draw;
+  draw.temperature = p.temperature;
+  draw.top_p = p.top_p;
+  draw.min_p = p.min_p;
+  draw.bits53 = counter_bits53(p.seed, sampler_.token_index());
+  return draw;
+}
+
+uint32_t RequestSampler::logprob_candidates() const {
+  return wants_logprobs() ? std::max<uint32_t>(1, params_.top_logprobs) : 0;
+}
+
+SampledChoice RequestSampler::sample_drawn(int32_t token, float token_logit,
+                                           std::span<const int32_t> ids,
+                                           std::span<const float> logits, double log_normalizer) {
+  // The draw used this token index's bits (row_draw); the sampler moves past it.
+  sampler_.seek(sampler_.token_index() + 1);
+  SampledChoice c;
+  c.token = token;
+  if (wants_logprobs()) {
+    c.logprob = static_cast<float>(token_logit - log_normalizer);
+    add_top_logprobs(ids, logits, log_normalizer, c);
   }
   record(c.token);
   return c;

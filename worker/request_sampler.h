@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/cpu/draw_weight.h"
 #include "model/grammar/dsml_tool_matcher.h"
 #include "model/grammar/grammar_matcher.h"
 #include "model/sampling/sampling.h"
@@ -84,6 +85,19 @@ class RequestSampler {
   // it needs the row: logit bias, penalties, a constraint or guided choice, or sampling without
   // a top-k of at most kMaxTopCandidates. Enough for the choice and its logprobs.
   uint32_t candidates_needed() const;
+  // The backend's draw of the next token (SequenceInput::draw) for a request that samples over
+  // its whole row (no top-k) with nothing done to the row first (no bias, penalty, constraint
+  // or guided choice): its filters and the draw's random bits. Empty when the choice needs
+  // the row here, or top logprobs beyond kMaxTopCandidates.
+  std::optional<kernels::RowDrawParams> row_draw() const;
+  // The best tokens a drawn request needs beside its token: enough for its top logprobs, and
+  // one to bring the row's log-normalizer (0 without logprobs).
+  uint32_t logprob_candidates() const;
+  // sample() given the token the backend drew with row_draw() and its logit, and, for
+  // logprobs, the row's best tokens (logprob_candidates() of them) and log Σ exp(logit): the
+  // same choice and logprobs.
+  SampledChoice sample_drawn(int32_t token, float token_logit, std::span<const int32_t> ids,
+                             std::span<const float> logits, double log_normalizer);
   // Whether its tokens carry logprobs (sample_candidates then needs the row's log-normalizer).
   bool wants_logprobs() const { return params_.logprobs || params_.top_logprobs > 0; }
   // sample() from the row's best tokens (best first, as many as candidates_needed asked for,
@@ -102,6 +116,11 @@ class RequestSampler {
 
  private:
   void process(std::vector<float>& logits) const;
+  // Nothing changes the row before the choice: no bias, penalty, constraint or guided choice.
+  bool row_untouched() const;
+  // The top logprobs of a choice from the row's best tokens (id -1 past its orderable ones).
+  void add_top_logprobs(std::span<const int32_t> ids, std::span<const float> logits,
+                        double log_normalizer, SampledChoice& c) const;
   SampledChoice choose(std::span<const float> logits);
   // Token ids the structured-output constraint allows next, ascending (the end token included
   // when the output may end).

@@ -1,4 +1,4 @@
-// The arithmetic of sampling from a whole row (model/sampling/whole_row_draw.h): each token's
+// The arithmetic of sampling from a whole row (kernels/cpu/whole_row_draw.h): each token's
 // share of the draw, exp((logit − max)/T), as a fixed-point integer. The cumulative sums the draw
 // walks are then exact, so every order of summing them — a sort, a selection that partitions
 // the row, a device's radix passes with integer atomics — finds the same token, and finding it
@@ -13,6 +13,17 @@
 #include "core/hd.h"
 
 namespace v4::kernels {
+
+// What a backend's draw of one row (Backend::draw_rows) takes: the request's filters and the
+// draw's 53 random bits (model/sampling/sampling.h's counter_bits53 for its token index).
+// temperature ≤ 0: the row is not drawn.
+struct RowDrawParams {
+  float temperature = 0.0f;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  uint32_t unused = 0;
+  uint64_t bits53 = 0;
+};
 
 // Fraction bits of a row's weights: each weight is at most 1 (the best token's is exactly 1), so
 // n of them sum to less than 2^62 and a sum never overflows.

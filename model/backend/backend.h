@@ -10,6 +10,7 @@
 
 #include "core/function_ref.h"
 #include "core/status.h"
+#include "kernels/cpu/draw_weight.h"
 #include "kernels/cpu/matmul.h"
 #include "model/backend/kv_view.h"
 #include "model/backend/tensor.h"
@@ -173,6 +174,15 @@ class Backend {
   // the host's logprobs take it). 1 ≤ k ≤ kMaxTokenCandidates and k ≤ n_vocab.
   virtual void top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k,
                           int32_t* ids, float* values, double* log_normalizer) = 0;
+
+  // Draws a token from every row r whose params[r].temperature > 0, over the whole row as
+  // kernels/cpu/whole_row_draw.h defines the draw (fixed-point weights, min-p, top-p, then the
+  // token where the cumulative weight passes params[r].bits53 · 2^-53 of the kept weight), into
+  // tokens[r], and that token's logit into token_logits[r]; other rows get -1 and 0. The sums
+  // are exact integers, so the token never depends on how a backend orders them.
+  virtual void draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
+                         const kernels::RowDrawParams* params, int32_t* tokens,
+                         float* token_logits) = 0;
 
   // The KV update of one layer for a step (spec §3.4.2–§3.4.4, §4.1). Each token's raw row
   // (kv_rows[t], head_dim floats) goes into its sequence's window ring; each compressor given

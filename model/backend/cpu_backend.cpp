@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/token_candidates.h"
+#include "kernels/cpu/whole_row_draw.h"
 
 namespace v4 {
 namespace {
@@ -188,6 +189,22 @@ void CpuBackend::top_logits(const float* logits, int64_t n_rows, int64_t n_vocab
       float* row_values = values + r * k;
       kernels::select_top_candidates(row, n_vocab, k, row_ids, row_values);
       if (log_normalizer) log_normalizer[r] = kernels::log_normalizer(row, n_vocab, row_values[0]);
+    }
+  });
+}
+
+void CpuBackend::draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
+                           const kernels::RowDrawParams* params, int32_t* tokens,
+                           float* token_logits) {
+  run(n_rows, n_rows * n_vocab * 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const kernels::RowDrawParams& p = params[r];
+      tokens[r] = -1;
+      token_logits[r] = 0.0f;
+      if (!(p.temperature > 0.0f)) continue;
+      const std::span<const float> row(logits + r * n_vocab, static_cast<size_t>(n_vocab));
+      tokens[r] = kernels::draw_whole_row(row, {p.temperature, p.top_p, p.min_p}, p.bits53);
+      token_logits[r] = row[static_cast<size_t>(tokens[r])];
     }
   });
 }

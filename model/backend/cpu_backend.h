@@ -59,6 +59,9 @@ class CpuBackend final : public Backend {
   void add(const float* a, int64_t n, float* y) override;
   void top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k, int32_t* ids,
                   float* values, double* log_normalizer) override;
+  void draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
+                 const kernels::RowDrawParams* params, int32_t* tokens,
+                 float* token_logits) override;
   void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override;

@@ -130,6 +130,13 @@ void ProfiledBackend::top_logits(const float* logits, int64_t n_rows, int64_t n_
         [&] { inner_->top_logits(logits, n_rows, n_vocab, k, ids, values, log_normalizer); });
 }
 
+void ProfiledBackend::draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
+                                const kernels::RowDrawParams* params, int32_t* tokens,
+                                float* token_logits) {
+  timed("draw_rows",
+        [&] { inner_->draw_rows(logits, n_rows, n_vocab, params, tokens, token_logits); });
+}
+
 void ProfiledBackend::kv_append(const KvPageFormat& format, const KvLayerAddress& layer,
                                 const KvStep& step, const float* kv_rows, const KvCompressor* main,
                                 const KvCompressor* indexer) {

@@ -5,7 +5,7 @@
 #include <numeric>
 #include <vector>
 
-#include "model/sampling/whole_row_draw.h"
+#include "kernels/cpu/whole_row_draw.h"
 
 namespace v4 {
 
@@ -37,8 +37,8 @@ int32_t Sampler::sample(std::span<const float> logits) {
   const uint64_t index = token_index_++;
   if (options_.temperature <= 0.0f) return argmax(logits);
   if (options_.top_k <= 0) {
-    return draw_whole_row(logits, {options_.temperature, options_.top_p, options_.min_p},
-                          counter_bits53(options_.seed, index));
+    return kernels::draw_whole_row(logits, {options_.temperature, options_.top_p, options_.min_p},
+                                   counter_bits53(options_.seed, index));
   }
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);

@@ -3,7 +3,7 @@
 // pure function of (seed, i) (a counter-based generator, as Philox is for cuRAND), so a request
 // resumed at token i elsewhere draws exactly what it would have drawn (docs/design.md,
 // resumable requests). With a top-k the draw is over the k best tokens, sorted; without one it
-// is over the whole row, which it never sorts (model/sampling/whole_row_draw.h).
+// is over the whole row, which it never sorts (kernels/cpu/whole_row_draw.h).
 #pragma once
 
 #include <cstdint>

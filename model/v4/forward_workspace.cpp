@@ -80,7 +80,10 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   place(&mtp_cat, GgmlType::F32, 2 * flat, std::min<int64_t>(n, kMtpMaxRows));
   place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
-  place(&candidates, GgmlType::I8, 8 * int64_t{kernels::kMaxTokenCandidates} + 8, logit_rows);
+  place(&candidates, GgmlType::I8,
+        8 * int64_t{kernels::kMaxTokenCandidates} + 16 +
+            static_cast<int64_t>(sizeof(kernels::RowDrawParams)),
+        logit_rows);
   arena_ = backend_.allocate(bytes);
   for (const Slot& s : f32) s.tensor->buffer = arena_.get();
   for (const Slot& s : i32) s.tensor->buffer = arena_.get();

@@ -60,10 +60,11 @@ class ForwardWorkspace {
   // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
   // outputs and logits.
   Tensor tokens, positions, rows, selected, head_z, logits;
-  // What Backend::top_logits returns of a batch of n logit rows with k candidates each, end to
-  // end so that one copy brings it back: ids (i32, n·k), logits (f32, n·k), then the
-  // log-normalizers (f64, n; at byte 8·n·k, so aligned). Room for logit_rows() rows of
-  // kMaxTokenCandidates.
+  // What Backend::top_logits and Backend::draw_rows return of a batch of n logit rows with k
+  // candidates each, end to end so that one copy brings it back: ids (i32, n·k), logits (f32,
+  // n·k), the log-normalizers (f64, n; at byte 8·n·k, so aligned), the drawn tokens (i32, n) and
+  // their logits (f32, n); then the draws' parameters (kernels::RowDrawParams, n), which go in.
+  // Room for logit_rows() rows of kMaxTokenCandidates.
   Tensor candidates;
   // The KV step (kv_view.h): per token its sequence (u32), per sequence its first token (i64,
   // one more entry), its KvSequenceView (bytes) and, in block_tables, its block table.

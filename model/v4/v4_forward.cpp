@@ -23,6 +23,11 @@ Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, For
       return Status::error("sequence " + std::to_string(s) +
                            ": no logits, yet logits, hidden states or candidates asked for");
     }
+    if (in.draw &&
+        (in.all_logits || in.keep_hidden || in.no_logits || !(in.draw->temperature > 0.0f))) {
+      return Status::error("sequence " + std::to_string(s) +
+                           ": a draw needs a temperature above 0 and the last row alone");
+    }
     if (in.top_candidates > std::min(kMaxTopCandidates, c.n_vocab) ||
         (in.top_candidates > 0 && (in.all_logits || in.keep_hidden))) {
       return Status::error("sequence " + std::to_string(s) + ": " +
@@ -217,6 +222,8 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   out.candidate_ids.clear();
   out.candidate_logits.clear();
   out.log_normalizer.clear();
+  out.drawn_tokens.clear();
+  out.drawn_logits.clear();
   if (!selection_status_) return selection_status_;
   if (!rope_status_) return rope_status_;
   if (inputs.empty()) return join_empty_step();
@@ -242,7 +249,7 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   int64_t logit_rows = 0;
   for (size_t s = 0; s < inputs.size(); ++s) {
     const int64_t begin = b.sequence_begin[s], end = b.sequence_begin[s + 1];
-    const bool compact = inputs[s].top_candidates > 0;
+    const bool compact = inputs[s].top_candidates > 0 || inputs[s].draw.has_value();
     out.candidate_k = std::max(out.candidate_k, inputs[s].top_candidates);
     out.first_row.push_back(static_cast<size_t>(logit_rows));
     const int64_t first = inputs[s].no_logits    ? end
@@ -278,6 +285,8 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   out.candidate_ids.assign(inputs.size() * out.candidate_k, -1);
   out.candidate_logits.assign(inputs.size() * out.candidate_k, 0.0f);
   out.log_normalizer.assign(out.candidate_k > 0 ? inputs.size() : 0, 0.0);
+  out.drawn_tokens.assign(inputs.size(), -1);
+  out.drawn_logits.assign(inputs.size(), 0.0f);
   return copy_out_logits(inputs, n_rows, out);
 }
 
@@ -285,7 +294,7 @@ Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t
                                   ForwardOutput& out) {
   const V4Config& c = weights_.config;
   const int64_t flat = int64_t{c.n_hc} * c.n_embd;
-  const size_t vocab = c.n_vocab, k = out.candidate_k;
+  const size_t vocab = c.n_vocab;
   const size_t row_bytes = vocab * sizeof(float);
   // Batches of the workspace's logit rows: the step's copy out.
   for (int64_t first = 0; first < n_rows; first += ws_.logit_rows()) {
@@ -309,35 +318,71 @@ Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t
       }
       r += run;
     }
-    bool any = false, normalize = false;
-    for (int64_t r = 0; r < count; ++r) {
-      if (target[r] >= 0) continue;
-      any = true;
-      normalize = normalize || inputs[static_cast<size_t>(-1 - target[r])].candidate_logprobs;
+    if (Status s = copy_out_compact(inputs, count, target, out); !s) return s;
+  }
+  return Status::ok();
+}
+
+// The batch's compact rows: every row's candidates when any row wants them (rows that return
+// logits too: one launch), the draws of the rows that asked for one, then one copy back and each
+// sequence's share.
+Status V4Forward::copy_out_compact(std::span<const SequenceInput> inputs, int64_t count,
+                                   const int64_t* target, ForwardOutput& out) {
+  const size_t n = static_cast<size_t>(count), k = out.candidate_k;
+  bool candidates = false, normalize = false, draws = false;
+  draw_params_.assign(n, kernels::RowDrawParams{});
+  for (size_t r = 0; r < n; ++r) {
+    if (target[r] >= 0) continue;
+    const SequenceInput& in = inputs[static_cast<size_t>(-1 - target[r])];
+    candidates = candidates || in.top_candidates > 0;
+    normalize = normalize || in.candidate_logprobs;
+    if (in.draw) draw_params_[r] = *in.draw;
+    draws = draws || in.draw.has_value();
+  }
+  if (!candidates && !draws) return Status::ok();
+  const V4Config& c = weights_.config;
+  uint8_t* base = ws_.candidates.data<uint8_t>();
+  auto* ids = reinterpret_cast<int32_t*>(base);
+  auto* logits = reinterpret_cast<float*>(base + 4 * n * k);
+  auto* normalizers = reinterpret_cast<double*>(base + 8 * n * k);
+  auto* tokens = reinterpret_cast<int32_t*>(base + 8 * n * k + 8 * n);
+  auto* token_logits = reinterpret_cast<float*>(base + 8 * n * k + 12 * n);
+  const size_t params_at = 8 * n * k + 16 * n;
+  if (candidates) {
+    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k), ids,
+                        logits, normalize ? normalizers : nullptr);
+  }
+  if (draws) {
+    if (Status s = backend_.copy_to_device(draw_params_.data(), ws_.candidates, params_at,
+                                           n * sizeof(kernels::RowDrawParams));
+        !s) {
+      return s;
     }
-    if (!any) continue;
-    // The batch's candidates: every row's (rows that return logits too: one launch), then the
-    // candidate rows' share of them.
-    const size_t n = static_cast<size_t>(count);
-    uint8_t* base = ws_.candidates.data<uint8_t>();
-    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k),
-                        reinterpret_cast<int32_t*>(base),
-                        reinterpret_cast<float*>(base + 4 * n * k),
-                        normalize ? reinterpret_cast<double*>(base + 8 * n * k) : nullptr);
-    // One copy back: ids, logits and (when asked for) the normalizers.
-    const size_t bytes = 8 * n * k + (normalize ? 8 * n : 0);
-    auto* host = reinterpret_cast<uint8_t*>(fit(candidates_host_, n * k + n));
-    if (Status s = backend_.copy_to_host(ws_.candidates, 0, host, bytes); !s) return s;
-    const auto* ids = reinterpret_cast<const int32_t*>(host);
-    const auto* logits = reinterpret_cast<const float*>(host + 4 * n * k);
-    const auto* normalizers = reinterpret_cast<const double*>(host + 8 * n * k);
-    for (size_t r = 0; r < n; ++r) {
-      if (target[r] >= 0) continue;
-      const size_t seq = static_cast<size_t>(-1 - target[r]);
-      std::copy_n(ids + r * k, k, out.candidate_ids.begin() + static_cast<ptrdiff_t>(seq * k));
-      std::copy_n(logits + r * k, k,
+    backend_.draw_rows(ws_.logits.data<float>(), count, c.n_vocab,
+                       reinterpret_cast<const kernels::RowDrawParams*>(base + params_at), tokens,
+                       token_logits);
+  }
+  // One copy back: ids, logits, the normalizers when asked for, the draws when any.
+  const size_t bytes = draws ? params_at : 8 * n * k + (normalize ? 8 * n : 0);
+  auto* host = reinterpret_cast<uint8_t*>(fit(candidates_host_, n * k + 2 * n));
+  if (Status s = backend_.copy_to_host(ws_.candidates, 0, host, bytes); !s) return s;
+  const auto* host_ids = reinterpret_cast<const int32_t*>(host);
+  const auto* host_logits = reinterpret_cast<const float*>(host + 4 * n * k);
+  const auto* host_normalizers = reinterpret_cast<const double*>(host + 8 * n * k);
+  const auto* host_tokens = reinterpret_cast<const int32_t*>(host + 8 * n * k + 8 * n);
+  const auto* host_token_logits = reinterpret_cast<const float*>(host + 8 * n * k + 12 * n);
+  for (size_t r = 0; r < n; ++r) {
+    if (target[r] >= 0) continue;
+    const size_t seq = static_cast<size_t>(-1 - target[r]);
+    if (candidates) {
+      std::copy_n(host_ids + r * k, k, out.candidate_ids.begin() + static_cast<ptrdiff_t>(seq * k));
+      std::copy_n(host_logits + r * k, k,
                   out.candidate_logits.begin() + static_cast<ptrdiff_t>(seq * k));
-      if (normalize) out.log_normalizer[seq] = normalizers[r];
+    }
+    if (normalize) out.log_normalizer[seq] = host_normalizers[r];
+    if (inputs[seq].draw) {
+      out.drawn_tokens[seq] = host_tokens[r];
+      out.drawn_logits[seq] = host_token_logits[r];
     }
   }
   return Status::ok();

@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/cpu/draw_weight.h"
 #include "kernels/cpu/token_candidates.h"
 #include "model/backend/backend.h"
 #include "model/v4/attention.h"
@@ -37,6 +39,11 @@ struct SequenceInput {
   // No logits at all (a prefill chunk that does not sample: its last row would go unused, and
   // the head reads n_vocab rows of weights for it). Not with the options above.
   bool no_logits = false;
+  // Set (temperature > 0): the last token's next token is drawn where its logits are
+  // (Backend::draw_rows, sampling over the whole row) and only it and its logit come back,
+  // with the top_candidates too when asked for (the logprobs). Not with all_logits, keep_hidden
+  // or no_logits.
+  std::optional<kernels::RowDrawParams> draw = std::nullopt;
 };
 
 struct ForwardOutput {
@@ -53,6 +60,9 @@ struct ForwardOutput {
   std::vector<int32_t> candidate_ids;
   std::vector<float> candidate_logits;
   std::vector<double> log_normalizer;
+  // Sequences with draw: the drawn token and its logit at [s] (other sequences': -1 and 0).
+  std::vector<int32_t> drawn_tokens;
+  std::vector<float> drawn_logits;
 };
 
 class V4Forward {
@@ -107,6 +117,9 @@ class V4Forward {
   // The head over the step's selected rows (ws_.selected) in batches of the workspace's logit
   // rows, and each row's copy out: its logits, or its candidates for a top_candidates sequence.
   Status copy_out_logits(std::span<const SequenceInput> inputs, int64_t n_rows, ForwardOutput& out);
+  // One logit batch's rows that return candidates or a drawn token (target: copy_out_logits').
+  Status copy_out_compact(std::span<const SequenceInput> inputs, int64_t count,
+                          const int64_t* target, ForwardOutput& out);
 
   const V4Weights& weights_;
   Backend& backend_;
@@ -118,8 +131,10 @@ class V4Forward {
   std::vector<int64_t> host_rows_;  // the step's logit rows, before their copy to the device
   // Per logit row: its row in ForwardOutput::logits, or -1 - s for sequence s's candidates.
   std::vector<int64_t> row_target_;
-  // One batch of top_logits results, on the host, laid out as ws_.candidates (doubles: aligned).
+  // One batch of top_logits and draw_rows results, on the host, laid out as ws_.candidates
+  // (doubles: aligned), and the batch's draw parameters on their way in.
   std::vector<double> candidates_host_;
+  std::vector<kernels::RowDrawParams> draw_params_;
   AttentionRope plain_rope_, compressed_rope_;
   mutable ForwardStats stats_;
   std::unique_ptr<DeviceBuffer> selection_counts_;  // [n_layer][n_expert] u64, on the device

@@ -92,6 +92,11 @@ class WeightTrafficRecorder final : public Backend {
                   float* values, double* log_normalizer) override {
     inner_.top_logits(logits, n_rows, n_vocab, k, ids, values, log_normalizer);
   }
+  void draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
+                 const kernels::RowDrawParams* params, int32_t* tokens,
+                 float* token_logits) override {
+    inner_.draw_rows(logits, n_rows, n_vocab, params, tokens, token_logits);
+  }
   Status read_back(const void* src, void* host, size_t bytes) override {
     return inner_.read_back(src, host, bytes);
   }

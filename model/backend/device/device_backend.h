@@ -161,6 +161,13 @@ class DeviceBackend : public Backend {
       device::top_logits(exec_, scratch_, logits, n_rows, n_vocab, k, ids, values, log_normalizer);
     });
   }
+  void draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
+                 const kernels::RowDrawParams* params, int32_t* tokens,
+                 float* token_logits) override {
+    run_op("draw_rows", [&] {
+      device::draw_rows(exec_, scratch_, logits, n_rows, n_vocab, params, tokens, token_logits);
+    });
+  }
   void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override {

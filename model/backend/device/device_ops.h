@@ -97,6 +97,9 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
 template <class E>
 void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, int64_t n_vocab,
                 uint32_t k, int32_t* ids, float* values, double* log_normalizer);
+template <class E>
+void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, int64_t n_vocab,
+               const kernels::RowDrawParams* params, int32_t* tokens, float* token_logits);
 
 }  // namespace v4::device
 
@@ -157,4 +160,6 @@ void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, 
 
 #define V4_DEVICE_OPS_SAMPLING(E)                                                                \
   template void v4::device::top_logits<E>(E&, DeviceScratch<E>&, const float*, int64_t, int64_t, \
-                                          uint32_t, int32_t*, float*, double*);
+                                          uint32_t, int32_t*, float*, double*);                  \
+  template void v4::device::draw_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t, int64_t,  \
+                                         const kernels::RowDrawParams*, int32_t*, float*);

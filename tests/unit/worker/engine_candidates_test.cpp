@@ -1,8 +1,9 @@
-// Sampled rows that return their best tokens instead of their logits (EngineOptions::
-// select_candidates): every request gets the tokens, logprobs and top logprobs it gets from the
-// whole row, whether its sampler can use the candidates (greedy, top-k sampling, logprobs) or
-// needs the row (no top-k, penalties), on the CPU, on the emulated device and on a GPU (skipped,
-// saying why, where none is usable; scripts/test-gpu runs it).
+// Sampled rows that return their best tokens or their drawn token instead of their logits
+// (EngineOptions::select_candidates): every request gets the tokens, logprobs and top logprobs
+// it gets from the whole row on the host, whether its sampler can use the candidates (greedy,
+// top-k sampling, logprobs), is drawn where the logits are (sampling without a top-k) or needs
+// the row (penalties), on the CPU, on the emulated device and on a GPU (skipped, saying why,
+// where none is usable; scripts/test-gpu runs it).
 #include <memory>
 
 #include "model/backend/profiled_backend.h"
@@ -39,12 +40,25 @@ class EngineCandidatesTest : public EngineTest {
       p.seed = 8;
       p.logprobs = true;
     });
-    // These two need their rows: sampling without a top-k, and a penalty.
+    // Sampling without a top-k: drawn by the backend, with and without logprobs.
     add(5, [](SamplingParams& p) {
       p.temperature = 1.0f;
       p.seed = 9;
       p.logprobs = true;
     });
+    add(7, [](SamplingParams& p) {
+      p.temperature = 0.05f;  // peaked: the nucleus is a few tokens
+      p.top_p = 0.9f;
+      p.min_p = 0.05f;
+      p.seed = 10;
+      p.top_logprobs = 5;
+    });
+    add(8, [](SamplingParams& p) {
+      p.temperature = 0.7f;
+      p.top_p = 0.95f;
+      p.seed = 11;
+    });
+    // A penalty needs the row.
     add(6, [](SamplingParams& p) {
       p.presence_penalty = 0.5f;
       p.top_logprobs = 2;
@@ -52,8 +66,10 @@ class EngineCandidatesTest : public EngineTest {
     return rs;
   }
 
-  // Every request at once through one engine over `backend`; how often it selected candidates.
-  static Streams run_on(std::unique_ptr<Backend> inner, bool select, uint64_t* selections) {
+  // Every request at once through one engine over `backend`; how often it selected candidates
+  // and drew tokens.
+  static Streams run_on(std::unique_ptr<Backend> inner, bool select, uint64_t* selections,
+                        uint64_t* draws) {
     ProfiledBackend backend(std::move(inner));
     EngineOptions o = options();
     o.select_candidates = select;
@@ -65,8 +81,12 @@ class EngineCandidatesTest : public EngineTest {
       for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
     }
     EXPECT_FALSE(core.has_work());
-    auto it = backend.profile().entries().find("top_logits");
-    *selections = it == backend.profile().entries().end() ? 0 : it->second.calls;
+    const auto calls = [&](const char* op) -> uint64_t {
+      auto it = backend.profile().entries().find(op);
+      return it == backend.profile().entries().end() ? 0 : it->second.calls;
+    };
+    *selections = calls("top_logits");
+    *draws = calls("draw_rows");
     return streams;
   }
 
@@ -91,18 +111,22 @@ class EngineCandidatesTest : public EngineTest {
 };
 
 TEST_F(EngineCandidatesTest, CpuCandidatesGiveTheWholeRowsChoicesBitForBit) {
-  uint64_t with = 0, without = 0;
-  const Streams selected = run_on(std::make_unique<CpuBackend>(2), true, &with);
-  const Streams rows = run_on(std::make_unique<CpuBackend>(2), false, &without);
+  uint64_t with = 0, without = 0, drawn = 0, undrawn = 0;
+  const Streams selected = run_on(std::make_unique<CpuBackend>(2), true, &with, &drawn);
+  const Streams rows = run_on(std::make_unique<CpuBackend>(2), false, &without, &undrawn);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
+  EXPECT_GT(drawn, 0u);
+  EXPECT_EQ(undrawn, 0u);
   expect_same_streams(selected, rows, 0.0f);
   EXPECT_EQ(selected.at(2).front().top_logprobs.size(), 20u);
 }
 
 // On a device ("emulated", the kernels on the host executor; "cuda", skipped saying why where
 // no GPU is usable): its team selects from the logits its own forward made, which both runs
-// share (the forward is deterministic), so the tokens are the same; the normalizer's fp64 order
+// share (the forward is deterministic), so the tokens are the same (a draw's sums are exact
+// integers; CUDA's expf may move a weight by a unit of 2^-45, which moves a draw only at a
+// boundary that close, and these seeded requests never meet one); the normalizer's fp64 order
 // differs from the host's in its last bits only, so logprobs agree within float rounding.
 class EngineCandidatesOnDevice : public EngineCandidatesTest,
                                  public ::testing::WithParamInterface<std::string> {};
@@ -111,13 +135,15 @@ TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
   std::string why;
   std::unique_ptr<Backend> first = testing_device::make_device_backend(GetParam(), &why);
   if (!first) GTEST_SKIP() << why;
-  uint64_t with = 0, without = 0;
-  const Streams selected = run_on(std::move(first), true, &with);
+  uint64_t with = 0, without = 0, drawn = 0, undrawn = 0;
+  const Streams selected = run_on(std::move(first), true, &with, &drawn);
   std::unique_ptr<Backend> second = testing_device::make_device_backend(GetParam(), &why);
   ASSERT_TRUE(second) << why;
-  const Streams rows = run_on(std::move(second), false, &without);
+  const Streams rows = run_on(std::move(second), false, &without, &undrawn);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
+  EXPECT_GT(drawn, 0u);
+  EXPECT_EQ(undrawn, 0u);
   expect_same_streams(selected, rows, 1e-6f);
 }
 

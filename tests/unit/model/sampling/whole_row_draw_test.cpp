@@ -2,7 +2,7 @@
 // token, walk the fixed-point weights; the draw must find the same token without the sort), and
 // textbook nucleus sampling in double (softmax, sort, walk; the token the sampler drew before it
 // stopped sorting), which it must agree with except within ~1e-12 of a boundary.
-#include "model/sampling/whole_row_draw.h"
+#include "kernels/cpu/whole_row_draw.h"
 
 #include <gtest/gtest.h>
 
@@ -17,6 +17,10 @@
 
 namespace v4 {
 namespace {
+
+using kernels::draw_whole_row;
+using kernels::WholeRowDraw;
+using kernels::WholeRowDrawOptions;
 
 // Every orderable token in rank order (logit descending, lower id first).
 std::vector<int32_t> ranked(const std::vector<float>& logits) {

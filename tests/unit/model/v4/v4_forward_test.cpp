@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 
+#include "kernels/cpu/whole_row_draw.h"
 #include "model/backend/cpu_backend.h"
 #include "model/sampling/sampling.h"
 #include "model/synthetic/synthetic_model.h"
@@ -259,6 +260,54 @@ TEST_F(V4ForwardTest, CandidatesAndNoLogitsRowsBesideLogitsRows) {
     Result<ForwardOutput> r = fwd.forward({&bad, 1});
     EXPECT_FALSE(r);
   }
+}
+
+// A drawn row (SequenceInput::draw) returns the token the host's whole-row draw takes from that
+// sequence's row computed alone, and its logit; with top_candidates its candidates too.
+TEST_F(V4ForwardTest, DrawnRowsBesideLogitsRows) {
+  CpuBackend backend(2);
+  V4Forward fwd(weights(), backend);
+  std::vector<std::vector<int32_t>> seqs;
+  for (uint32_t s = 0; s < 3; ++s) seqs.push_back(tokens(7 + 3 * s, 20 + s));
+  std::vector<std::unique_ptr<ContiguousKvState>> states;
+  std::vector<SequenceInput> inputs;
+  for (size_t s = 0; s < 3; ++s) {
+    states.push_back(std::make_unique<ContiguousKvState>(weights().config, backend));
+    inputs.push_back({states[s].get(), seqs[s]});
+  }
+  const kernels::RowDrawParams params[] = {{0.9f, 1.0f, 0.0f, 0, 77},
+                                           {0.3f, 0.8f, 0.02f, 0, 1234567}};
+  inputs[1].draw = params[0];
+  inputs[2].draw = params[1];
+  inputs[2].top_candidates = 3;
+  inputs[2].candidate_logprobs = true;
+  Result<ForwardOutput> out = fwd.forward(inputs);
+  ASSERT_TRUE(out) << out.message();
+  EXPECT_EQ(out->row_count, (std::vector<size_t>{1, 0, 0}));
+  EXPECT_EQ(out->drawn_tokens[0], -1);
+  for (size_t s = 1; s < 3; ++s) {
+    const std::vector<float> alone = run(fwd, seqs[s], seqs[s].size());
+    const std::span<const float> last(alone.data() + alone.size() - vocab(), vocab());
+    const kernels::RowDrawParams& p = params[s - 1];
+    const int32_t want = kernels::draw_whole_row(last, {p.temperature, p.top_p, p.min_p}, p.bits53);
+    EXPECT_EQ(out->drawn_tokens[s], want) << s;
+    EXPECT_EQ(out->drawn_logits[s], last[static_cast<size_t>(want)]) << s;
+  }
+  const std::vector<float> alone2 = run(fwd, seqs[2], seqs[2].size());
+  int32_t ids[3];
+  float values[3];
+  kernels::select_top_candidates(alone2.data() + alone2.size() - vocab(), vocab(), 3, ids, values);
+  for (size_t j = 0; j < 3; ++j) EXPECT_EQ(out->candidate_ids[2 * 3 + j], ids[j]) << j;
+
+  // A draw needs a temperature and the last row alone.
+  ContiguousKvState state(weights().config, backend);
+  const std::vector<int32_t> ok{0};
+  SequenceInput cold{&state, ok}, all{&state, ok, true}, none{&state, ok};
+  cold.draw = kernels::RowDrawParams{};
+  all.draw = params[0];
+  none.no_logits = true;
+  none.draw = params[0];
+  for (const SequenceInput& bad : {cold, all, none}) EXPECT_FALSE(fwd.forward({&bad, 1}));
 }
 
 // Quantized recipes of the same seeded float weights: the distance to the f32 recipe measures

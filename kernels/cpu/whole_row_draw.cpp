@@ -1,4 +1,4 @@
-#include "model/sampling/whole_row_draw.h"
+#include "kernels/cpu/whole_row_draw.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include "kernels/cpu/draw_weight.h"
 #include "kernels/cpu/token_candidates.h"
 
-namespace v4 {
+namespace v4::kernels {
 namespace {
 
 // Tokens few enough to sort and walk; more are narrowed by one more radix digit.
@@ -19,7 +19,7 @@ int32_t best_token(std::span<const float> logits) {
     const float v = logits[i];
     const auto id = static_cast<int32_t>(i);
     if (v == v &&
-        (best < 0 || kernels::ranks_before(v, id, logits[static_cast<size_t>(best)], best))) {
+        (best < 0 || ranks_before(v, id, logits[static_cast<size_t>(best)], best))) {
       best = id;
     }
   }
@@ -37,20 +37,20 @@ void WholeRowDraw::weigh(std::span<const float> logits, const WholeRowDrawOption
   if (best < 0) return;
   const float max = logits[static_cast<size_t>(best)];
   if (!std::isfinite(max)) return;
-  const int bits = kernels::draw_weight_bits(static_cast<int64_t>(logits.size()));
-  const float cutoff = kernels::draw_weight_cutoff(bits);
+  const int bits = draw_weight_bits(static_cast<int64_t>(logits.size()));
+  const float cutoff = draw_weight_cutoff(bits);
   const double scale = std::ldexp(1.0, bits);
   // min-p in the scaled-logit domain: p_i ≥ min_p·p_best ⇔ (logit_i − max)/T ≥ log(min_p).
   const float min_x = options.min_p > 0.0f ? std::log(options.min_p) : -INFINITY;
   uint64_t row_mass = 0;  // top-p's reference: the whole row's
   for (size_t i = 0; i < logits.size(); ++i) {
     const float v = logits[i];
-    const float x = kernels::draw_scaled_logit(v, max, options.temperature);
-    const uint64_t w = kernels::draw_weight(x, scale, cutoff);
+    const float x = draw_scaled_logit(v, max, options.temperature);
+    const uint64_t w = draw_weight(x, scale, cutoff);
     if (w == 0) continue;
     row_mass += w;
     if (x < min_x) continue;
-    const uint64_t key = kernels::draw_rank_key(v, static_cast<int32_t>(i));
+    const uint64_t key = draw_rank_key(v, static_cast<int32_t>(i));
     kept_.push_back({key, w});
     top_digit_mass_[key >> kTopShift] += w;
     kept_mass_ += w;
@@ -70,7 +70,7 @@ int32_t WholeRowDraw::token_passing(uint64_t x) {
 }
 
 int32_t WholeRowDraw::draw(uint64_t bits53) {
-  return fixed_ >= 0 ? fixed_ : crossing(kernels::draw_threshold(bits53, kept_mass_)).id;
+  return fixed_ >= 0 ? fixed_ : crossing(draw_threshold(bits53, kept_mass_)).id;
 }
 
 // A most-significant-digit radix search: the digit whose tokens' mass takes the cumulative sum
@@ -114,4 +114,4 @@ int32_t draw_whole_row(std::span<const float> logits, const WholeRowDrawOptions&
   return scratch.draw(bits53);
 }
 
-}  // namespace v4
+}  // namespace v4::kernels

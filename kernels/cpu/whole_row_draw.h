@@ -16,7 +16,7 @@
 #include <span>
 #include <vector>
 
-namespace v4 {
+namespace v4::kernels {
 
 struct WholeRowDrawOptions {
   float temperature = 1.0f;  // > 0
@@ -66,4 +66,4 @@ class WholeRowDraw {
 int32_t draw_whole_row(std::span<const float> logits, const WholeRowDrawOptions& options,
                        uint64_t bits53);
 
-}  // namespace v4
+}  // namespace v4::kernels
