@@ -3,7 +3,9 @@
 // per weight type and token count, so kernel changes are measured one shape at a time. The
 // weights are random values quantized to the type (the speed does not depend on the values).
 // Then what a sampled row costs after the head: its best tokens selected on the device and
-// copied back (Backend::top_logits) against the whole row copied back and scanned on the host.
+// copied back (Backend::top_logits) against the whole row copied back and scanned on the host,
+// and its token drawn on the device (Backend::draw_rows, sampling without a top-k) against the
+// row copied back and drawn from on the host.
 //
 //   build/bench/device_matmul_bench [--device cuda] [--benchmark_filter=Q8_0]
 #include <benchmark/benchmark.h>
@@ -12,10 +14,12 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/whole_row_draw.h"
 #include "model/backend/device/backend_factory.h"
 
 namespace v4 {
@@ -122,6 +126,50 @@ void BM_SelectOnDevice(benchmark::State& state) {
   benchmark::DoNotOptimize(host_ids.data());
 }
 
+// draw_rows for `rows` rows sampled without a top-k (temperature 0.8, top-p 0.95), and the copy
+// back of the tokens and their logits: what such a request's row costs with the draw on the
+// device, against Select/rows_whole_draw's copy and host draw.
+void BM_DrawOnDevice(benchmark::State& state) {
+  Backend* be = backend_or_skip(state);
+  if (!be) return;
+  const int64_t rows = state.range(0);
+  auto logits = device_logits(*be, rows);
+  std::vector<kernels::RowDrawParams> params(static_cast<size_t>(rows), {0.8f, 0.95f, 0.0f});
+  for (size_t r = 0; r < params.size(); ++r) params[r].bits53 = (r * 0x9e3779b97f4a7c15ull) >> 11;
+  auto device_params = be->allocate(params.size() * sizeof(kernels::RowDrawParams));
+  (void)be->copy_to_device(params.data(), whole(device_params.get()), 0,
+                           params.size() * sizeof(kernels::RowDrawParams));
+  auto drawn = be->allocate(rows * 2 * sizeof(int32_t));
+  std::vector<int32_t> host(static_cast<size_t>(rows * 2));
+  for (auto _ : state) {
+    auto* tokens = static_cast<int32_t*>(drawn->data());
+    be->draw_rows(static_cast<const float*>(logits->data()), rows, kVocab,
+                  static_cast<const kernels::RowDrawParams*>(device_params->data()), tokens,
+                  reinterpret_cast<float*>(tokens + rows));
+    (void)be->copy_to_host(whole(drawn.get()), 0, host.data(), host.size() * sizeof(int32_t));
+  }
+  benchmark::DoNotOptimize(host.data());
+}
+
+// The rows copied back whole and drawn from on the host (kernels::draw_whole_row; before the
+// device drew, and what a request that needs its row still pays).
+void BM_CopyRowsAndDrawOnHost(benchmark::State& state) {
+  Backend* be = backend_or_skip(state);
+  if (!be) return;
+  const int64_t rows = state.range(0);
+  auto logits = device_logits(*be, rows);
+  std::vector<float> host(static_cast<size_t>(rows * kVocab));
+  int64_t sum = 0;
+  for (auto _ : state) {
+    (void)be->copy_to_host(whole(logits.get()), 0, host.data(), host.size() * sizeof(float));
+    for (int64_t r = 0; r < rows; ++r) {
+      const std::span<const float> row(host.data() + r * kVocab, static_cast<size_t>(kVocab));
+      sum += kernels::draw_whole_row(row, {0.8f, 0.95f, 0.0f}, static_cast<uint64_t>(r) << 20);
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+}
+
 // The rows copied back whole and each scanned for its best token on the host (greedy before
 // the device selected).
 void BM_CopyRowsToHost(benchmark::State& state) {
@@ -173,6 +221,18 @@ void register_all() {
   benchmark::RegisterBenchmark("Select/top_logits", BM_SelectOnDevice)
       ->ArgsProduct({{1, 64}, {1, 20, 64}})
       ->ArgNames({"rows", "k"})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("Select/draw_rows", BM_DrawOnDevice)
+      ->Arg(1)
+      ->Arg(64)
+      ->ArgNames({"rows"})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("Select/rows_whole_draw", BM_CopyRowsAndDrawOnHost)
+      ->Arg(1)
+      ->Arg(64)
+      ->ArgNames({"rows"})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("Select/rows_to_host", BM_CopyRowsToHost)
