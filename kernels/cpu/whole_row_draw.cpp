@@ -18,8 +18,7 @@ int32_t best_token(std::span<const float> logits) {
   for (size_t i = 0; i < logits.size(); ++i) {
     const float v = logits[i];
     const auto id = static_cast<int32_t>(i);
-    if (v == v &&
-        (best < 0 || ranks_before(v, id, logits[static_cast<size_t>(best)], best))) {
+    if (v == v && (best < 0 || ranks_before(v, id, logits[static_cast<size_t>(best)], best))) {
       best = id;
     }
   }
@@ -60,7 +59,7 @@ void WholeRowDraw::weigh(std::span<const float> logits, const WholeRowDrawOption
   // top-p: the shortest ranked prefix whose mass reaches top_p of the row's.
   if (options.top_p < 1.0f) {
     const double target = std::ceil(static_cast<double>(options.top_p) * row_mass);
-    const uint64_t reach = std::max<uint64_t>(1, static_cast<uint64_t>(target));
+    const uint64_t reach = target < 1.0 ? 1 : static_cast<uint64_t>(target);  // top_p ≤ 0: greedy
     if (kept_mass_ >= reach) kept_mass_ = crossing(reach - 1).mass_through;
   }
 }

@@ -134,6 +134,87 @@ void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, 
   });
 }
 
+namespace detail {
+
+// Thread 0's st->best and st->max: the row's best token in sampling's order (as top_logits'
+// first round finds it), -1 when every logit is NaN.
+template <class Team>
+V4_HD void team_best_token(const Team& team, const float* row, int64_t n, float* best_value,
+                           int32_t* best_id, DrawState* st) {
+  const int size = team.size();
+  team.threads([&](int l) {
+    float bv = 0.0f;
+    int32_t bi = -1;
+    for (int64_t i = l; i < n; i += size) {
+      const float v = row[i];
+      if (v == v && better(v, static_cast<int32_t>(i), bv, bi)) {
+        bv = v;
+        bi = static_cast<int32_t>(i);
+      }
+    }
+    best_value[l] = bv;
+    best_id[l] = bi;
+  });
+  for (int half = size / 2; half > 0; half /= 2) {
+    team.threads([&](int l) {
+      if (l < half && better(best_value[l + half], best_id[l + half], best_value[l], best_id[l])) {
+        best_value[l] = best_value[l + half];
+        best_id[l] = best_id[l + half];
+      }
+    });
+  }
+  team.threads([&](int l) {
+    if (l != 0) return;
+    st->best = best_id[0];
+    st->max = best_value[0];
+    st->token = st->best < 0 ? 0 : st->best;
+  });
+}
+
+// The first kept token in rank order whose cumulative weight passes x, into st->token, and the
+// weight through it, st->before + st->found. `kept(i, key)`: token i's weight when min-p keeps
+// it (its rank key into key), else 0. A most-significant-digit radix search, 4 bits a round:
+// each thread sums its strided tokens that share the digits found so far into 16 integers per
+// next digit, a tree adds them up (exact), and thread 0 takes the digit where the sum passes x.
+template <class Team, class Kept>
+V4_HD void team_crossing(const Team& team, uint64_t x, int64_t n, const Kept& kept, uint64_t* sums,
+                         DrawState* st) {
+  const int size = team.size();
+  team.threads([&](int l) {
+    if (l != 0) return;
+    st->prefix = 0;
+    st->before = 0;
+  });
+  for (int shift = 64 - 4; shift >= 0; shift -= 4) {
+    team.threads([&](int l) {
+      uint64_t* mine = sums + l * kDrawDigits;
+      for (int d = 0; d < kDrawDigits; ++d) mine[d] = 0;
+      const uint64_t prefix = st->prefix;
+      for (int64_t i = l; i < n; i += size) {
+        uint64_t key = 0;
+        const uint64_t w = kept(i, key);
+        if (w == 0 || (shift < 60 && (key >> (shift + 4)) != prefix)) continue;
+        mine[(key >> shift) & (kDrawDigits - 1)] += w;
+      }
+    });
+    team_digit_sums(team, sums);
+    team.threads([&](int l) {
+      if (l != 0) return;
+      uint64_t before = st->before;
+      int digit = 0;
+      while (digit + 1 < kDrawDigits && before + sums[digit] <= x) before += sums[digit++];
+      st->before = before;
+      st->found = sums[digit];
+      st->prefix = (st->prefix << 4) | static_cast<uint64_t>(digit);
+    });
+  }
+  team.threads([&](int l) {
+    if (l == 0) st->token = static_cast<int32_t>(st->prefix & 0xffffffffu);
+  });
+}
+
+}  // namespace detail
+
 template <class E>
 void draw_rows(E& e, DeviceScratch<E>&, const float* logits, int64_t n_rows, int64_t n_vocab,
                const kernels::RowDrawParams* params, int32_t* tokens, float* token_logits) {
@@ -159,48 +240,11 @@ void draw_rows(E& e, DeviceScratch<E>&, const float* logits, int64_t n_rows, int
       });
     };
     if (!(p.temperature > 0.0f)) return finish(false);
-    // The best token (sampling's order), as top_logits' first round finds it.
-    team.threads([&](int l) {
-      float bv = 0.0f;
-      int32_t bi = -1;
-      for (int64_t i = l; i < n_vocab; i += kTeam) {
-        const float v = row[i];
-        if (v == v && detail::better(v, static_cast<int32_t>(i), bv, bi)) {
-          bv = v;
-          bi = static_cast<int32_t>(i);
-        }
-      }
-      best_value[l] = bv;
-      best_id[l] = bi;
-    });
-    for (int half = kTeam / 2; half > 0; half /= 2) {
-      team.threads([&](int l) {
-        if (l < half &&
-            detail::better(best_value[l + half], best_id[l + half], best_value[l], best_id[l])) {
-          best_value[l] = best_value[l + half];
-          best_id[l] = best_id[l + half];
-        }
-      });
-    }
-    team.threads([&](int l) {
-      if (l != 0) return;
-      st->best = best_id[0];
-      st->max = best_value[0];
-      st->token = st->best < 0 ? 0 : st->best;
-    });
+    detail::team_best_token(team, row, n_vocab, best_value, best_id, st);
     if (st->best < 0 || !isfinite(st->max)) return finish(true);
     const float max = st->max;
     const float min_x = p.min_p > 0.0f ? logf(p.min_p) : -INFINITY;
-    // Each thread's share of a token: its weight when min-p keeps it (else 0), and its key.
-    const auto kept_weight = [&](int64_t i, uint64_t& key) -> uint64_t {
-      const float v = row[i];
-      const float x = kernels::draw_scaled_logit(v, max, p.temperature);
-      const uint64_t w = kernels::draw_weight(x, scale, cutoff);
-      if (w == 0 || x < min_x) return 0;
-      key = kernels::draw_rank_key(v, static_cast<int32_t>(i));
-      return w;
-    };
-    // The row's and the kept tokens' masses.
+    // The row's and the kept tokens' masses, in sums[0] and sums[1] after the tree.
     team.threads([&](int l) {
       uint64_t row_mass = 0, kept = 0;
       for (int64_t i = l; i < n_vocab; i += kTeam) {
@@ -220,52 +264,26 @@ void draw_rows(E& e, DeviceScratch<E>&, const float* logits, int64_t n_rows, int
       st->kept_mass = sums[1];
     });
     if (st->kept_mass == 0) return finish(true);  // min-p above 1: the best token stands
-    // The first kept token in rank order whose cumulative weight passes x; leaves it in
-    // st->token and the weight through it in st->before + st->found.
-    const auto crossing = [&](uint64_t x) {
-      team.threads([&](int l) {
-        if (l != 0) return;
-        st->prefix = 0;
-        st->before = 0;
-      });
-      for (int shift = 64 - 4; shift >= 0; shift -= 4) {
-        team.threads([&](int l) {
-          uint64_t* mine = sums + l * kDigits;
-          for (int d = 0; d < kDigits; ++d) mine[d] = 0;
-          const uint64_t prefix = st->prefix;
-          for (int64_t i = l; i < n_vocab; i += kTeam) {
-            uint64_t key = 0;
-            const uint64_t w = kept_weight(i, key);
-            if (w == 0 || (shift < 60 && (key >> (shift + 4)) != prefix)) continue;
-            mine[(key >> shift) & (kDigits - 1)] += w;
-          }
-        });
-        detail::team_digit_sums(team, sums);
-        team.threads([&](int l) {
-          if (l != 0) return;
-          uint64_t before = st->before;
-          int digit = 0;
-          while (digit + 1 < kDigits && before + sums[digit] <= x) before += sums[digit++];
-          st->before = before;
-          st->found = sums[digit];
-          st->prefix = (st->prefix << 4) | static_cast<uint64_t>(digit);
-        });
-      }
-      team.threads([&](int l) {
-        if (l == 0) st->token = static_cast<int32_t>(st->prefix & 0xffffffffu);
-      });
+    const auto kept_weight = [&](int64_t i, uint64_t& key) -> uint64_t {
+      const float v = row[i];
+      const float x = kernels::draw_scaled_logit(v, max, p.temperature);
+      const uint64_t w = kernels::draw_weight(x, scale, cutoff);
+      if (w == 0 || x < min_x) return 0;
+      key = kernels::draw_rank_key(v, static_cast<int32_t>(i));
+      return w;
     };
-    if (p.top_p < 1.0f) {
+    if (p.top_p < 1.0f) {  // top-p's prefix first: its mass is the draw's total
       const double target = ceil(static_cast<double>(p.top_p) * static_cast<double>(st->row_mass));
       const uint64_t reach = target < 1.0 ? 1 : static_cast<uint64_t>(target);
       if (st->kept_mass >= reach) {
-        crossing(reach - 1);
+        detail::team_crossing(team, reach - 1, n_vocab, kept_weight, sums, st);
         team.threads([&](int l) {
           if (l == 0) st->kept_mass = st->before + st->found;
         });
       }
     }
-    crossing(kernels::draw_threshold(p.bits53, st->kept_mass));
+    detail::team_crossing(team, kernels::draw_threshold(p.bits53, st->kept_mass), n_vocab,
+                          kept_weight, sums, st);
     finish(true);
   });
 }

@@ -250,6 +250,9 @@ TEST(WholeRowDraw, RowsWithoutAnOrderableFiniteBestToken) {
   }
   EXPECT_EQ(seen[0], 32);
   EXPECT_EQ(seen[1], 32);
+  // top-p at or below 0 keeps the best token alone.
+  EXPECT_EQ(draw_whole_row(std::vector<float>{1.0f, 3.0f, 2.0f}, {1.0f, -0.5f, 0.0f}, 999), 1);
+  EXPECT_EQ(draw_whole_row(std::vector<float>{1.0f, 3.0f, 2.0f}, {1.0f, 0.0f, 0.0f}, 999), 1);
   // min-p above 1 keeps nothing but the best token.
   EXPECT_EQ(draw_whole_row(std::vector<float>{1.0f, 3.0f, 2.0f}, {1.0f, 1.0f, 2.0f}, 999), 1);
 }
