@@ -16,7 +16,7 @@ ALLOWED = {
     "model/text": ["model/gguf", "core"],
     "model/chat": ["model/text", "model/gguf", "core"],
     "model/grammar": ["core"],
-    "model/sampling": ["core"],
+    "model/sampling": ["kernels", "core"],
     "model/backend": ["kernels", "core"],
     "model/v4": ["model/backend", "model/gguf", "kernels", "core"],
     "model/synthetic": ["model/v4", "model/backend", "model/text", "model/gguf", "kernels", "core"],
