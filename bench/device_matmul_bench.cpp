@@ -126,7 +126,10 @@ void BM_SelectOnDevice(benchmark::State& state) {
   benchmark::DoNotOptimize(host_ids.data());
 }
 
-// draw_rows for `rows` rows sampled without a top-k (temperature 0.8, top-p 0.95), and the copy
+// The filters of the draw benchmarks: sampling without a top-k, as an OpenAI request does.
+constexpr kernels::WholeRowDrawOptions kDrawFilters{0.8f, 0.95f, 0.0f};
+
+// draw_rows for `rows` rows sampled without a top-k (kDrawFilters), and the copy
 // back of the tokens and their logits: what such a request's row costs with the draw on the
 // device, against Select/rows_whole_draw's copy and host draw.
 void BM_DrawOnDevice(benchmark::State& state) {
@@ -134,7 +137,7 @@ void BM_DrawOnDevice(benchmark::State& state) {
   if (!be) return;
   const int64_t rows = state.range(0);
   auto logits = device_logits(*be, rows);
-  std::vector<kernels::RowDrawParams> params(static_cast<size_t>(rows), {0.8f, 0.95f, 0.0f});
+  std::vector<kernels::RowDrawParams> params(static_cast<size_t>(rows), {kDrawFilters});
   for (size_t r = 0; r < params.size(); ++r) params[r].bits53 = (r * 0x9e3779b97f4a7c15ull) >> 11;
   auto device_params = be->allocate(params.size() * sizeof(kernels::RowDrawParams));
   (void)be->copy_to_device(params.data(), whole(device_params.get()), 0,
@@ -164,7 +167,7 @@ void BM_CopyRowsAndDrawOnHost(benchmark::State& state) {
     (void)be->copy_to_host(whole(logits.get()), 0, host.data(), host.size() * sizeof(float));
     for (int64_t r = 0; r < rows; ++r) {
       const std::span<const float> row(host.data() + r * kVocab, static_cast<size_t>(kVocab));
-      sum += kernels::draw_whole_row(row, {0.8f, 0.95f, 0.0f}, static_cast<uint64_t>(r) << 20);
+      sum += kernels::draw_whole_row(row, kDrawFilters, static_cast<uint64_t>(r) << 20);
     }
   }
   benchmark::DoNotOptimize(sum);
@@ -223,24 +226,18 @@ void register_all() {
       ->ArgNames({"rows", "k"})
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("Select/draw_rows", BM_DrawOnDevice)
-      ->Arg(1)
-      ->Arg(64)
-      ->ArgNames({"rows"})
-      ->UseRealTime()
-      ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("Select/rows_whole_draw", BM_CopyRowsAndDrawOnHost)
-      ->Arg(1)
-      ->Arg(64)
-      ->ArgNames({"rows"})
-      ->UseRealTime()
-      ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("Select/rows_to_host", BM_CopyRowsToHost)
-      ->Arg(1)
-      ->Arg(64)
-      ->ArgNames({"rows"})
-      ->UseRealTime()
-      ->Unit(benchmark::kMicrosecond);
+  // What a sampled row costs after the head, for a step of 1 and of 64 sampled rows.
+  const auto per_rows = [](const char* name, void (*fn)(benchmark::State&)) {
+    benchmark::RegisterBenchmark(name, fn)
+        ->Arg(1)
+        ->Arg(64)
+        ->ArgNames({"rows"})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  };
+  per_rows("Select/draw_rows", BM_DrawOnDevice);
+  per_rows("Select/rows_whole_draw", BM_CopyRowsAndDrawOnHost);
+  per_rows("Select/rows_to_host", BM_CopyRowsToHost);
 }
 
 }  // namespace
