@@ -242,17 +242,8 @@ void RequestSampler::add_top_logprobs(std::span<const int32_t> ids, std::span<co
 }
 
 std::optional<kernels::RowDrawParams> RequestSampler::row_draw() const {
-  const SamplingParams& p = params_;
-  if (!(p.temperature > 0.0f) || p.top_k > 0 || !row_untouched() ||
-      p.top_logprobs > kMaxTopCandidates) {
-    return std::nullopt;
-  }
-  kernels::RowDrawParams draw;
-  draw.temperature = p.temperature;
-  draw.top_p = p.top_p;
-  draw.min_p = p.min_p;
-  draw.bits53 = counter_bits53(p.seed, sampler_.token_index());
-  return draw;
+  if (!row_untouched() || params_.top_logprobs > kMaxTopCandidates) return std::nullopt;
+  return sampler_.whole_row_draw();
 }
 
 uint32_t RequestSampler::logprob_candidates() const {

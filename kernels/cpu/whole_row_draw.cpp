@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/draw_weight.h"
 #include "kernels/cpu/token_candidates.h"
 
 namespace v4::kernels {
@@ -12,40 +11,25 @@ namespace {
 // Tokens few enough to sort and walk; more are narrowed by one more radix digit.
 constexpr size_t kSortBelow = 64;
 
-// The row's best orderable token, or -1 when every logit is NaN.
-int32_t best_token(std::span<const float> logits) {
-  int32_t best = -1;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    const float v = logits[i];
-    const auto id = static_cast<int32_t>(i);
-    if (v == v && (best < 0 || ranks_before(v, id, logits[static_cast<size_t>(best)], best))) {
-      best = id;
-    }
-  }
-  return best;
-}
-
 }  // namespace
 
 void WholeRowDraw::weigh(std::span<const float> logits, const WholeRowDrawOptions& options) {
   kept_.clear();
   kept_mass_ = 0;
   top_digit_mass_.assign(size_t{1} << kDigitBits, 0);
-  const int32_t best = best_token(logits);
+  const auto n = static_cast<int64_t>(logits.size());
+  int32_t best = -1;  // the row's best orderable token (-1: every logit is NaN)
+  float max = 0.0f;
+  select_top_candidates(logits.data(), n, 1, &best, &max);
   fixed_ = std::max(best, 0);
-  if (best < 0) return;
-  const float max = logits[static_cast<size_t>(best)];
-  if (!std::isfinite(max)) return;
-  const int bits = draw_weight_bits(static_cast<int64_t>(logits.size()));
-  const float cutoff = draw_weight_cutoff(bits);
-  const double scale = std::ldexp(1.0, bits);
-  // min-p in the scaled-logit domain: p_i ≥ min_p·p_best ⇔ (logit_i − max)/T ≥ log(min_p).
-  const float min_x = options.min_p > 0.0f ? std::log(options.min_p) : -INFINITY;
+  if (best < 0 || !std::isfinite(max)) return;
+  const DrawWeightScale scale = draw_weight_scale(n);
+  const float min_x = draw_min_scaled_logit(options.min_p);
   uint64_t row_mass = 0;  // top-p's reference: the whole row's
   for (size_t i = 0; i < logits.size(); ++i) {
     const float v = logits[i];
     const float x = draw_scaled_logit(v, max, options.temperature);
-    const uint64_t w = draw_weight(x, scale, cutoff);
+    const uint64_t w = draw_weight(x, scale);
     if (w == 0) continue;
     row_mass += w;
     if (x < min_x) continue;
@@ -58,8 +42,7 @@ void WholeRowDraw::weigh(std::span<const float> logits, const WholeRowDrawOption
   fixed_ = -1;
   // top-p: the shortest ranked prefix whose mass reaches top_p of the row's.
   if (options.top_p < 1.0f) {
-    const double target = std::ceil(static_cast<double>(options.top_p) * row_mass);
-    const uint64_t reach = target < 1.0 ? 1 : static_cast<uint64_t>(target);  // top_p ≤ 0: greedy
+    const uint64_t reach = draw_top_p_reach(options.top_p, row_mass);
     if (kept_mass_ >= reach) kept_mass_ = crossing(reach - 1).mass_through;
   }
 }
@@ -111,6 +94,10 @@ int32_t draw_whole_row(std::span<const float> logits, const WholeRowDrawOptions&
   static thread_local WholeRowDraw scratch;
   scratch.weigh(logits, options);
   return scratch.draw(bits53);
+}
+
+int32_t draw_whole_row(std::span<const float> logits, const RowDrawParams& params) {
+  return draw_whole_row(logits, params.filters, params.bits53);
 }
 
 }  // namespace v4::kernels

@@ -6,23 +6,19 @@
 // (logit descending, lower id first) whose mass reaches top_p, and the draw walks the kept
 // prefix in rank order to where the cumulative mass passes u·(kept mass). Every probability is
 // a fixed-point weight (kernels/cpu/draw_weight.h), so the cumulative sums are exact integers:
-// the draw finds the prefix boundary and the drawn token by partitioning the row around a few
-// pivots (O(n) on average) instead of sorting all of it (O(n log n), 10 ms for a 129,280-token
-// row), and gets the token that a sort and walk would get. Tokens whose weight rounds to zero
-// (probability below about 2^-46 of the best token's) are never drawn.
+// the draw finds the prefix boundary and the drawn token by a most-significant-digit radix
+// search over the rank key (a few passes over the row) instead of sorting all of it (10 ms for
+// a 129,280-token row), and gets the token that a sort and walk would get. Tokens whose weight
+// rounds to zero (probability below about 2^-46 of the best token's) are never drawn.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
-namespace v4::kernels {
+#include "kernels/cpu/draw_weight.h"
 
-struct WholeRowDrawOptions {
-  float temperature = 1.0f;  // > 0
-  float top_p = 1.0f;        // 1: off
-  float min_p = 0.0f;        // 0: off
-};
+namespace v4::kernels {
 
 // One row's draw: weigh() its tokens once, then draw (or ask where a cumulative mass falls).
 class WholeRowDraw {
@@ -65,5 +61,7 @@ class WholeRowDraw {
 // WholeRowDraw's weigh and draw with a scratch of the calling thread's.
 int32_t draw_whole_row(std::span<const float> logits, const WholeRowDrawOptions& options,
                        uint64_t bits53);
+// The same for a backend's row parameters (filters and bits).
+int32_t draw_whole_row(std::span<const float> logits, const RowDrawParams& params);
 
 }  // namespace v4::kernels

@@ -198,12 +198,11 @@ void CpuBackend::draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
                            float* token_logits) {
   run(n_rows, n_rows * n_vocab * 16, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const kernels::RowDrawParams& p = params[r];
       tokens[r] = -1;
       token_logits[r] = 0.0f;
-      if (!(p.temperature > 0.0f)) continue;
+      if (!(params[r].filters.temperature > 0.0f)) continue;
       const std::span<const float> row(logits + r * n_vocab, static_cast<size_t>(n_vocab));
-      tokens[r] = kernels::draw_whole_row(row, {p.temperature, p.top_p, p.min_p}, p.bits53);
+      tokens[r] = kernels::draw_whole_row(row, params[r]);
       token_logits[r] = row[static_cast<size_t>(tokens[r])];
     }
   });

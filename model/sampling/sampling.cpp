@@ -32,14 +32,20 @@ double counter_uniform(uint64_t seed, uint64_t index) {
   return static_cast<double>(counter_bits53(seed, index)) * 0x1.0p-53;
 }
 
+std::optional<kernels::RowDrawParams> Sampler::whole_row_draw() const {
+  if (!(options_.temperature > 0.0f) || options_.top_k > 0) return std::nullopt;
+  kernels::RowDrawParams draw;
+  draw.filters = {options_.temperature, options_.top_p, options_.min_p};
+  draw.bits53 = counter_bits53(options_.seed, token_index_);
+  return draw;
+}
+
 int32_t Sampler::sample(std::span<const float> logits) {
+  const std::optional<kernels::RowDrawParams> whole_row = whole_row_draw();
   // Every token advances the index, greedy ones too, so the index is the output position.
   const uint64_t index = token_index_++;
-  if (options_.temperature <= 0.0f) return argmax(logits);
-  if (options_.top_k <= 0) {
-    return kernels::draw_whole_row(logits, {options_.temperature, options_.top_p, options_.min_p},
-                                   counter_bits53(options_.seed, index));
-  }
+  if (whole_row) return kernels::draw_whole_row(logits, *whole_row);
+  if (!(options_.temperature > 0.0f)) return argmax(logits);
   std::vector<int32_t> ids(logits.size());
   std::iota(ids.begin(), ids.end(), 0);
   // Candidates in descending logit order (ties: lower id first) so every filter is a prefix.

@@ -7,7 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
+
+#include "kernels/cpu/draw_weight.h"
 
 namespace v4 {
 
@@ -31,6 +34,10 @@ class Sampler {
   // first; kernels/cpu/token_candidates.h), as many as samples_from_best asked for: the same
   // token sample() takes from the whole row.
   int32_t sample_ranked(std::span<const int32_t> ids, std::span<const float> logits);
+  // When the next token is drawn from the whole row (sampling without a top-k), that draw:
+  // the filters and the token index's random bits, which sample() passes to
+  // kernels::draw_whole_row and a backend's draw_rows takes. Empty otherwise.
+  std::optional<kernels::RowDrawParams> whole_row_draw() const;
   uint64_t token_index() const { return token_index_; }
   // The next sample() is output token `index` (a request resumed after `index` tokens).
   void seek(uint64_t index) { token_index_ = index; }

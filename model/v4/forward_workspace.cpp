@@ -81,8 +81,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
   place(&candidates, GgmlType::I8,
-        8 * int64_t{kernels::kMaxTokenCandidates} + 16 +
-            static_cast<int64_t>(sizeof(kernels::RowDrawParams)),
+        static_cast<int64_t>(CompactRowsLayout::of(1, kernels::kMaxTokenCandidates).end),
         logit_rows);
   arena_ = backend_.allocate(bytes);
   for (const Slot& s : f32) s.tensor->buffer = arena_.get();

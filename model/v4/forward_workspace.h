@@ -30,6 +30,25 @@ struct ForwardLimits {
 
 // Grows `v` to at least `n` elements and returns its data. It never shrinks, so a step after a
 // larger one reuses the memory.
+// Where a batch of n logit rows with k candidates each keeps, in ForwardWorkspace::candidates,
+// what Backend::top_logits and Backend::draw_rows return, end to end so that one copy brings it
+// back (byte offsets): ids (i32, n·k), logits (f32, n·k), the log-normalizers (f64, n; at
+// 8·n·k, so aligned), the drawn tokens (i32, n) and their logits (f32, n); then the draws'
+// parameters (kernels::RowDrawParams, n), which go in. The host copy uses the same offsets.
+struct CompactRowsLayout {
+  size_t ids, logits, normalizers, tokens, token_logits, params, end;
+
+  static CompactRowsLayout of(size_t n, size_t k) {
+    return {0,
+            4 * n * k,
+            8 * n * k,
+            8 * n * k + 8 * n,
+            8 * n * k + 12 * n,
+            8 * n * k + 16 * n,
+            8 * n * k + 16 * n + n * sizeof(kernels::RowDrawParams)};
+  }
+};
+
 template <class T>
 T* fit(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
@@ -60,11 +79,8 @@ class ForwardWorkspace {
   // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
   // outputs and logits.
   Tensor tokens, positions, rows, selected, head_z, logits;
-  // What Backend::top_logits and Backend::draw_rows return of a batch of n logit rows with k
-  // candidates each, end to end so that one copy brings it back: ids (i32, n·k), logits (f32,
-  // n·k), the log-normalizers (f64, n; at byte 8·n·k, so aligned), the drawn tokens (i32, n) and
-  // their logits (f32, n); then the draws' parameters (kernels::RowDrawParams, n), which go in.
-  // Room for logit_rows() rows of kMaxTokenCandidates.
+  // A logit batch's candidates, draws and draw parameters (CompactRowsLayout). Room for
+  // logit_rows() rows of kMaxTokenCandidates.
   Tensor candidates;
   // The KV step (kv_view.h): per token its sequence (u32), per sequence its first token (i64,
   // one more entry), its KvSequenceView (bytes) and, in block_tables, its block table.

@@ -23,8 +23,8 @@ Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, For
       return Status::error("sequence " + std::to_string(s) +
                            ": no logits, yet logits, hidden states or candidates asked for");
     }
-    if (in.draw &&
-        (in.all_logits || in.keep_hidden || in.no_logits || !(in.draw->temperature > 0.0f))) {
+    if (in.draw && (in.all_logits || in.keep_hidden || in.no_logits ||
+                    !(in.draw->filters.temperature > 0.0f))) {
       return Status::error("sequence " + std::to_string(s) +
                            ": a draw needs a temperature above 0 and the last row alone");
     }
@@ -341,36 +341,34 @@ Status V4Forward::copy_out_compact(std::span<const SequenceInput> inputs, int64_
   }
   if (!candidates && !draws) return Status::ok();
   const V4Config& c = weights_.config;
+  const CompactRowsLayout at = CompactRowsLayout::of(n, k);
   uint8_t* base = ws_.candidates.data<uint8_t>();
-  auto* ids = reinterpret_cast<int32_t*>(base);
-  auto* logits = reinterpret_cast<float*>(base + 4 * n * k);
-  auto* normalizers = reinterpret_cast<double*>(base + 8 * n * k);
-  auto* tokens = reinterpret_cast<int32_t*>(base + 8 * n * k + 8 * n);
-  auto* token_logits = reinterpret_cast<float*>(base + 8 * n * k + 12 * n);
-  const size_t params_at = 8 * n * k + 16 * n;
   if (candidates) {
-    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k), ids,
-                        logits, normalize ? normalizers : nullptr);
+    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k),
+                        reinterpret_cast<int32_t*>(base + at.ids),
+                        reinterpret_cast<float*>(base + at.logits),
+                        normalize ? reinterpret_cast<double*>(base + at.normalizers) : nullptr);
   }
   if (draws) {
-    if (Status s = backend_.copy_to_device(draw_params_.data(), ws_.candidates, params_at,
-                                           n * sizeof(kernels::RowDrawParams));
+    if (Status s = backend_.copy_to_device(draw_params_.data(), ws_.candidates, at.params,
+                                           at.end - at.params);
         !s) {
       return s;
     }
     backend_.draw_rows(ws_.logits.data<float>(), count, c.n_vocab,
-                       reinterpret_cast<const kernels::RowDrawParams*>(base + params_at), tokens,
-                       token_logits);
+                       reinterpret_cast<const kernels::RowDrawParams*>(base + at.params),
+                       reinterpret_cast<int32_t*>(base + at.tokens),
+                       reinterpret_cast<float*>(base + at.token_logits));
   }
   // One copy back: ids, logits, the normalizers when asked for, the draws when any.
-  const size_t bytes = draws ? params_at : 8 * n * k + (normalize ? 8 * n : 0);
-  auto* host = reinterpret_cast<uint8_t*>(fit(candidates_host_, n * k + 2 * n));
+  const size_t bytes = draws ? at.params : normalize ? at.tokens : at.normalizers;
+  auto* host = reinterpret_cast<uint8_t*>(fit(candidates_host_, (at.params + 7) / 8));
   if (Status s = backend_.copy_to_host(ws_.candidates, 0, host, bytes); !s) return s;
-  const auto* host_ids = reinterpret_cast<const int32_t*>(host);
-  const auto* host_logits = reinterpret_cast<const float*>(host + 4 * n * k);
-  const auto* host_normalizers = reinterpret_cast<const double*>(host + 8 * n * k);
-  const auto* host_tokens = reinterpret_cast<const int32_t*>(host + 8 * n * k + 8 * n);
-  const auto* host_token_logits = reinterpret_cast<const float*>(host + 8 * n * k + 12 * n);
+  const auto* host_ids = reinterpret_cast<const int32_t*>(host + at.ids);
+  const auto* host_logits = reinterpret_cast<const float*>(host + at.logits);
+  const auto* host_normalizers = reinterpret_cast<const double*>(host + at.normalizers);
+  const auto* host_tokens = reinterpret_cast<const int32_t*>(host + at.tokens);
+  const auto* host_token_logits = reinterpret_cast<const float*>(host + at.token_logits);
   for (size_t r = 0; r < n; ++r) {
     if (target[r] >= 0) continue;
     const size_t seq = static_cast<size_t>(-1 - target[r]);

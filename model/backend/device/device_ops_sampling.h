@@ -41,6 +41,38 @@ V4_HD inline bool better(float v, int32_t id, float best_value, int32_t best_id)
   return id >= 0 && (best_id < 0 || kernels::ranks_before(v, id, best_value, best_id));
 }
 
+// Leaves in best_value[0] / best_id[0] the row's best token that ranks after (prev_value,
+// prev_id), or after nothing when `first` (id -1 when there is none): a strided scan per thread,
+// then a tree. The order is total, so this is the host's selection exactly.
+template <class Team>
+V4_HD void team_best_after(const Team& team, const float* row, int64_t n, bool first,
+                           float prev_value, int32_t prev_id, float* best_value, int32_t* best_id) {
+  const int size = team.size();
+  team.threads([&](int l) {
+    float bv = 0.0f;
+    int32_t bi = -1;
+    for (int64_t i = l; i < n; i += size) {
+      const float v = row[i];
+      const auto id = static_cast<int32_t>(i);
+      if (v != v || !follows(first, prev_value, prev_id, v, id)) continue;
+      if (better(v, id, bv, bi)) {
+        bv = v;
+        bi = id;
+      }
+    }
+    best_value[l] = bv;
+    best_id[l] = bi;
+  });
+  for (int half = size / 2; half > 0; half /= 2) {
+    team.threads([&](int l) {
+      if (l < half && better(best_value[l + half], best_id[l + half], best_value[l], best_id[l])) {
+        best_value[l] = best_value[l + half];
+        best_id[l] = best_id[l + half];
+      }
+    });
+  }
+}
+
 // One team's exact sum over threads of the kDrawDigits integers each thread left at
 // sums[thread·kDrawDigits ..]: a tree, so thread 0's holds the team's totals afterwards.
 inline constexpr int kDrawDigits = 16;  // a radix round takes 4 bits of the rank key
@@ -85,33 +117,10 @@ void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, 
     int32_t* row_ids = ids + r * k;
     float* row_values = values + r * k;
     for (uint32_t j = 0; j < k; ++j) {
-      team.threads([&](int l) {
-        const bool first = j == 0;
-        const float pv = first ? 0.0f : row_values[j - 1];
-        const int32_t pi = first ? -1 : row_ids[j - 1];
-        float bv = 0.0f;
-        int32_t bi = -1;
-        for (int64_t i = l; i < n_vocab; i += kTeam) {
-          const float v = row[i];
-          const auto id = static_cast<int32_t>(i);
-          if (v != v || !detail::follows(first, pv, pi, v, id)) continue;
-          if (detail::better(v, id, bv, bi)) {
-            bv = v;
-            bi = id;
-          }
-        }
-        best_value[l] = bv;
-        best_id[l] = bi;
-      });
-      for (int half = kTeam / 2; half > 0; half /= 2) {
-        team.threads([&](int l) {
-          if (l >= half) return;
-          if (detail::better(best_value[l + half], best_id[l + half], best_value[l], best_id[l])) {
-            best_value[l] = best_value[l + half];
-            best_id[l] = best_id[l + half];
-          }
-        });
-      }
+      // Round j takes the best token after round j − 1's pick (written before the last barrier).
+      const bool first = j == 0;
+      detail::team_best_after(team, row, n_vocab, first, first ? 0.0f : row_values[j - 1],
+                              first ? -1 : row_ids[j - 1], best_value, best_id);
       team.threads([&](int l) {
         if (l != 0) return;
         row_ids[j] = best_id[0];
@@ -135,41 +144,6 @@ void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, 
 }
 
 namespace detail {
-
-// Thread 0's st->best and st->max: the row's best token in sampling's order (as top_logits'
-// first round finds it), -1 when every logit is NaN.
-template <class Team>
-V4_HD void team_best_token(const Team& team, const float* row, int64_t n, float* best_value,
-                           int32_t* best_id, DrawState* st) {
-  const int size = team.size();
-  team.threads([&](int l) {
-    float bv = 0.0f;
-    int32_t bi = -1;
-    for (int64_t i = l; i < n; i += size) {
-      const float v = row[i];
-      if (v == v && better(v, static_cast<int32_t>(i), bv, bi)) {
-        bv = v;
-        bi = static_cast<int32_t>(i);
-      }
-    }
-    best_value[l] = bv;
-    best_id[l] = bi;
-  });
-  for (int half = size / 2; half > 0; half /= 2) {
-    team.threads([&](int l) {
-      if (l < half && better(best_value[l + half], best_id[l + half], best_value[l], best_id[l])) {
-        best_value[l] = best_value[l + half];
-        best_id[l] = best_id[l + half];
-      }
-    });
-  }
-  team.threads([&](int l) {
-    if (l != 0) return;
-    st->best = best_id[0];
-    st->max = best_value[0];
-    st->token = st->best < 0 ? 0 : st->best;
-  });
-}
 
 // The first kept token in rank order whose cumulative weight passes x, into st->token, and the
 // weight through it, st->before + st->found. `kept(i, key)`: token i's weight when min-p keeps
@@ -222,16 +196,15 @@ void draw_rows(E& e, DeviceScratch<E>&, const float* logits, int64_t n_rows, int
   constexpr int kTeam = kTopLogitsTeam, kDigits = detail::kDrawDigits;
   const size_t shared = kTeam * kDigits * sizeof(uint64_t) +
                         kTeam * (sizeof(float) + sizeof(int32_t)) + sizeof(detail::DrawState);
-  const int bits = kernels::draw_weight_bits(n_vocab);
-  const double scale = ldexp(1.0, bits);
-  const float cutoff = kernels::draw_weight_cutoff(bits);
+  const kernels::DrawWeightScale scale = kernels::draw_weight_scale(n_vocab);
   e.for_each_team(n_rows, kTeam, shared, [=] V4_HD(int64_t r, const typename E::Team& team) {
     uint64_t* sums = team.template shared<uint64_t>();
     float* best_value = reinterpret_cast<float*>(sums + kTeam * kDigits);
     int32_t* best_id = reinterpret_cast<int32_t*>(best_value + kTeam);
     auto* st = reinterpret_cast<detail::DrawState*>(best_id + kTeam);
     const float* row = logits + r * n_vocab;
-    const kernels::RowDrawParams p = params[r];
+    const kernels::WholeRowDrawOptions p = params[r].filters;
+    const uint64_t bits53 = params[r].bits53;
     const auto finish = [&](bool drawn) {
       team.threads([&](int l) {
         if (l != 0) return;
@@ -240,16 +213,22 @@ void draw_rows(E& e, DeviceScratch<E>&, const float* logits, int64_t n_rows, int
       });
     };
     if (!(p.temperature > 0.0f)) return finish(false);
-    detail::team_best_token(team, row, n_vocab, best_value, best_id, st);
+    detail::team_best_after(team, row, n_vocab, true, 0.0f, -1, best_value, best_id);
+    team.threads([&](int l) {
+      if (l != 0) return;
+      st->best = best_id[0];
+      st->max = best_value[0];
+      st->token = st->best < 0 ? 0 : st->best;
+    });
     if (st->best < 0 || !isfinite(st->max)) return finish(true);
     const float max = st->max;
-    const float min_x = p.min_p > 0.0f ? logf(p.min_p) : -INFINITY;
+    const float min_x = kernels::draw_min_scaled_logit(p.min_p);
     // The row's and the kept tokens' masses, in sums[0] and sums[1] after the tree.
     team.threads([&](int l) {
       uint64_t row_mass = 0, kept = 0;
       for (int64_t i = l; i < n_vocab; i += kTeam) {
         const float x = kernels::draw_scaled_logit(row[i], max, p.temperature);
-        const uint64_t w = kernels::draw_weight(x, scale, cutoff);
+        const uint64_t w = kernels::draw_weight(x, scale);
         row_mass += w;
         if (!(x < min_x)) kept += w;
       }
@@ -267,14 +246,13 @@ void draw_rows(E& e, DeviceScratch<E>&, const float* logits, int64_t n_rows, int
     const auto kept_weight = [&](int64_t i, uint64_t& key) -> uint64_t {
       const float v = row[i];
       const float x = kernels::draw_scaled_logit(v, max, p.temperature);
-      const uint64_t w = kernels::draw_weight(x, scale, cutoff);
+      const uint64_t w = kernels::draw_weight(x, scale);
       if (w == 0 || x < min_x) return 0;
       key = kernels::draw_rank_key(v, static_cast<int32_t>(i));
       return w;
     };
     if (p.top_p < 1.0f) {  // top-p's prefix first: its mass is the draw's total
-      const double target = ceil(static_cast<double>(p.top_p) * static_cast<double>(st->row_mass));
-      const uint64_t reach = target < 1.0 ? 1 : static_cast<uint64_t>(target);
+      const uint64_t reach = kernels::draw_top_p_reach(p.top_p, st->row_mass);
       if (st->kept_mass >= reach) {
         detail::team_crossing(team, reach - 1, n_vocab, kept_weight, sums, st);
         team.threads([&](int l) {
@@ -282,7 +260,7 @@ void draw_rows(E& e, DeviceScratch<E>&, const float* logits, int64_t n_rows, int
         });
       }
     }
-    detail::team_crossing(team, kernels::draw_threshold(p.bits53, st->kept_mass), n_vocab,
+    detail::team_crossing(team, kernels::draw_threshold(bits53, st->kept_mass), n_vocab,
                           kept_weight, sums, st);
     finish(true);
   });

@@ -87,12 +87,12 @@ TEST(CpuDrawRows, IsTheHostsWholeRowDraw) {
   const Draws got = draw(cpu, c.x, vocab, c.params);
   for (size_t r = 0; r < c.params.size(); ++r) {
     const RowDrawParams& p = c.params[r];
-    if (p.temperature <= 0.0f) {
+    if (p.filters.temperature <= 0.0f) {
       EXPECT_EQ(got.tokens[r], -1) << "row " << r;
       continue;
     }
     const std::span<const float> row(c.x.data() + r * vocab, static_cast<size_t>(vocab));
-    const int32_t want = kernels::draw_whole_row(row, {p.temperature, p.top_p, p.min_p}, p.bits53);
+    const int32_t want = kernels::draw_whole_row(row, p.filters, p.bits53);
     EXPECT_EQ(got.tokens[r], want) << "row " << r;
     const float logit = row[static_cast<size_t>(want)];
     EXPECT_TRUE(got.logits[r] == logit || (std::isnan(logit) && std::isnan(got.logits[r])))

@@ -40,14 +40,13 @@ int32_t sort_and_walk(const std::vector<float>& logits, const WholeRowDrawOption
   const std::vector<int32_t> ids = ranked(logits);
   const float max = logits[static_cast<size_t>(ids[0])];
   const int bits = kernels::draw_weight_bits(static_cast<int64_t>(logits.size()));
-  const float cutoff = kernels::draw_weight_cutoff(bits);
-  const double scale = std::ldexp(1.0, bits);
+  const kernels::DrawWeightScale scale{std::ldexp(1.0, bits), kernels::draw_weight_cutoff(bits)};
   std::vector<uint64_t> w;
   uint64_t row = 0;
   size_t keep = 0;
   for (int32_t id : ids) {
     const float x = kernels::draw_scaled_logit(logits[static_cast<size_t>(id)], max, o.temperature);
-    w.push_back(kernels::draw_weight(x, scale, cutoff));
+    w.push_back(kernels::draw_weight(x, scale));
     row += w.back();
     if (o.min_p <= 0.0f || x >= std::log(o.min_p)) keep = w.size();
   }
@@ -211,7 +210,7 @@ TEST(WholeRowDraw, CumulativeMassBoundariesFallOnTheRightToken) {
     for (int32_t id : ids) {
       const uint64_t w = kernels::draw_weight(
           kernels::draw_scaled_logit(row[static_cast<size_t>(id)], max, o.temperature),
-          std::ldexp(1.0, bits), kernels::draw_weight_cutoff(bits));
+          {std::ldexp(1.0, bits), kernels::draw_weight_cutoff(bits)});
       if (w == 0) continue;
       ends.emplace_back(through += w, id);
     }

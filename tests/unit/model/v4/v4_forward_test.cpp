@@ -289,7 +289,7 @@ TEST_F(V4ForwardTest, DrawnRowsBesideLogitsRows) {
     const std::vector<float> alone = run(fwd, seqs[s], seqs[s].size());
     const std::span<const float> last(alone.data() + alone.size() - vocab(), vocab());
     const kernels::RowDrawParams& p = params[s - 1];
-    const int32_t want = kernels::draw_whole_row(last, {p.temperature, p.top_p, p.min_p}, p.bits53);
+    const int32_t want = kernels::draw_whole_row(last, p.filters, p.bits53);
     EXPECT_EQ(out->drawn_tokens[s], want) << s;
     EXPECT_EQ(out->drawn_logits[s], last[static_cast<size_t>(want)]) << s;
   }
