@@ -71,10 +71,29 @@ __global__ void team_kernel(int64_t n, int size, F f) {
   }
 }
 
+// An instantiated graph; destroying it while a launch of it runs is safe (CUDA frees it after).
+class CudaGraph {
+ public:
+  explicit CudaGraph(cudaGraphExec_t exec = nullptr) : exec_(exec) {}
+  CudaGraph(CudaGraph&& o) noexcept : exec_(std::exchange(o.exec_, nullptr)) {}
+  CudaGraph& operator=(CudaGraph&& o) noexcept {
+    std::swap(exec_, o.exec_);
+    return *this;
+  }
+  ~CudaGraph() {
+    if (exec_) cudaGraphExecDestroy(exec_);
+  }
+  cudaGraphExec_t get() const { return exec_; }
+
+ private:
+  cudaGraphExec_t exec_;
+};
+
 class CudaExec {
  public:
   static constexpr bool kIsHost = false;
   using Team = CudaTeam;
+  using Graph = CudaGraph;
   static constexpr int kThreads = 256;
   static constexpr int64_t kMaxBlocks = int64_t{1} << 20;
 
@@ -95,6 +114,7 @@ class CudaExec {
   cudaStream_t stream() const { return stream_; }
 
   void* malloc(size_t bytes) {
+    broken("an allocation");
     void* p = nullptr;
     if (cudaMalloc(&p, std::max<size_t>(bytes, 1)) != cudaSuccess) {
       cudaGetLastError();  // an allocation failure is not sticky: clear it
@@ -103,17 +123,30 @@ class CudaExec {
     return p;
   }
   void free(void* p) {
-    if (p) {
-      cudaStreamSynchronize(stream_);
-      cudaFree(p);
+    if (!p) return;
+    if (capturing_) {
+      broken("a free");
+      deferred_frees_.push_back(p);
+      return;
     }
+    cudaStreamSynchronize(stream_);
+    cudaFree(p);
   }
   Status copy_in(void* dst, const void* host, size_t bytes) {
     if (!bytes) return Status::ok();
+    if (capturing_) {
+      // A pageable copy cannot join a graph: done now, outside the stream, and the capture fails.
+      broken("a copy from the host");
+      return check(cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice), "copy_in");
+    }
     // Pageable host memory: the call returns once the bytes are staged, so `host` may be reused.
     return check(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_), "copy_in");
   }
   Status copy_out(void* host, const void* src, size_t bytes) {
+    if (capturing_) {
+      broken("a copy to the host");
+      return check(cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost), "copy_out");
+    }
     if (Status s = record(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_));
         !s && bytes)
       return s;
@@ -126,9 +159,52 @@ class CudaExec {
     if (bytes) record(cudaMemsetAsync(dst, 0, bytes, stream_));
   }
   Status sync() {
+    if (capturing_) {
+      broken("a sync");
+      return Status::ok();
+    }
     record(cudaStreamSynchronize(stream_));
     if (!error_.empty()) return Status::error("CUDA: " + error_);
     return Status::ok();
+  }
+
+  // Relaxed mode: an allocation inside the capture is let through (and breaks it) instead of
+  // invalidating the stream's capture with an error that would outlive it.
+  void begin_capture() {
+    broken_by_.clear();
+    if (Status s = check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed),
+                         "cudaStreamBeginCapture");
+        !s) {
+      broken_by_ = s.message();
+      return;
+    }
+    capturing_ = true;
+  }
+  Result<CudaGraph> end_capture() {
+    if (!capturing_ && broken_by_.empty()) return Status::error("no capture to end");
+    cudaGraph_t graph = nullptr;
+    cudaError_t err = capturing_ ? cudaStreamEndCapture(stream_, &graph) : cudaSuccess;
+    capturing_ = false;
+    for (void* p : deferred_frees_) cudaFree(p);
+    deferred_frees_.clear();
+    if (err != cudaSuccess || !graph || !broken_by_.empty()) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();  // an invalidated capture's error is not the stream's
+      return Status::error("the capture was broken by " +
+                           (broken_by_.empty() ? std::string(cudaGetErrorString(err)) : broken_by_));
+    }
+    cudaGraphExec_t exec = nullptr;
+    err = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      return Status::error(std::string("cudaGraphInstantiate: ") + cudaGetErrorString(err));
+    }
+    return CudaGraph(exec);
+  }
+  Status replay(const CudaGraph& graph) {
+    if (capturing_) return Status::error("a replay inside a capture");
+    return record(cudaGraphLaunch(graph.get(), stream_));
   }
 
   template <class F>
@@ -172,8 +248,14 @@ class CudaExec {
     if (err != cudaSuccess && error_.empty()) error_ = cudaGetErrorString(err);
     return check(err, "CUDA");
   }
+  void broken(const char* what) {
+    if (capturing_ && broken_by_.empty()) broken_by_ = what;
+  }
 
   int device_ = 0;
+  bool capturing_ = false;
+  std::string broken_by_;
+  std::vector<void*> deferred_frees_;
   cudaStream_t stream_ = nullptr;
   std::string error_;
   uint64_t launches_ = 0;

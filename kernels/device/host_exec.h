@@ -21,11 +21,21 @@
 //                          wrote. Outside the phases the body must do the same for every thread
 //                          (a GPU runs it on each; the host once), and per-thread values that
 //                          outlive a phase live in shared memory.
+//   begin_capture / end_capture / replay
+//                          a CUDA graph's semantics: between the first two, launches, copies
+//                          and fills are recorded, not run; replay runs the recording again
+//                          with the arguments it had. Anything else in between (an allocation,
+//                          a free, a host copy, a sync) breaks the capture: it still takes effect
+//                          (frees wait for the end), and end_capture returns an error, no graph.
 #pragma once
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -67,59 +77,124 @@ class HostTeam {
   void* shared_;
 };
 
+// A recorded step: the launches, copies and fills of a capture, in order.
+struct HostGraph {
+  std::vector<std::function<void()>> work;
+};
+
 class HostExec {
  public:
   static constexpr bool kIsHost = true;
   using Team = HostTeam;
+  using Graph = HostGraph;
 
-  void* malloc(size_t bytes) { return std::malloc(bytes ? bytes : 1); }
-  void free(void* p) { std::free(p); }
+  void* malloc(size_t bytes) {
+    broken("an allocation");
+    return std::malloc(bytes ? bytes : 1);
+  }
+  void free(void* p) {
+    if (capture_) {
+      broken("a free");
+      deferred_frees_.push_back(p);
+      return;
+    }
+    std::free(p);
+  }
   Status copy_in(void* dst, const void* host, size_t bytes) {
+    broken("a copy from the host");
     if (bytes) std::memcpy(dst, host, bytes);
     return Status::ok();
   }
   Status copy_out(void* host, const void* src, size_t bytes) {
+    broken("a copy to the host");
     if (bytes) std::memcpy(host, src, bytes);
     return Status::ok();
   }
   void copy(void* dst, const void* src, size_t bytes) {
-    if (bytes) std::memmove(dst, src, bytes);
+    if (bytes) run([=] { std::memmove(dst, src, bytes); });
   }
   void zero(void* dst, size_t bytes) {
-    if (bytes) std::memset(dst, 0, bytes);
+    if (bytes) run([=] { std::memset(dst, 0, bytes); });
   }
-  Status sync() { return Status::ok(); }
+  Status sync() {
+    broken("a sync");
+    return Status::ok();
+  }
+
+  void begin_capture() {
+    capture_ = std::make_unique<HostGraph>();
+    broken_by_.clear();
+  }
+  Result<HostGraph> end_capture() {
+    std::unique_ptr<HostGraph> graph = std::move(capture_);
+    for (void* p : deferred_frees_) std::free(p);
+    deferred_frees_.clear();
+    if (!graph) return Status::error("no capture to end");
+    if (!broken_by_.empty()) return Status::error("the capture was broken by " + broken_by_);
+    return std::move(*graph);
+  }
+  Status replay(const HostGraph& graph) {
+    if (capture_) return Status::error("a replay inside a capture");
+    for (const std::function<void()>& work : graph.work) work();
+    return Status::ok();
+  }
 
   // Kernels launched so far (what a device would launch; the profile reports it per op).
   uint64_t launches() const { return launches_; }
 
   template <class F>
   void for_each(int64_t n, const F& f) {
-    launches_ += n > 0;
-    for (int64_t i = 0; i < n; ++i) f(i);
+    if (n <= 0) return;
+    ++launches_;
+    run([=] {
+      for (int64_t i = 0; i < n; ++i) f(i);
+    });
   }
 
   template <int N, class T = float, class P, class S>
   void warp_sums(int64_t n, const P& partial, const S& store) {
-    launches_ += n > 0;
-    for (int64_t i = 0; i < n; ++i) {
-      T acc[kWarpLanes][N] = {};
-      for (int lane = 0; lane < kWarpLanes; ++lane) partial(i, lane, acc[lane]);
-      warp_butterfly_sum<N, T>(acc);
-      store(i, acc[0]);
-    }
+    if (n <= 0) return;
+    ++launches_;
+    run([=] {
+      for (int64_t i = 0; i < n; ++i) {
+        T acc[kWarpLanes][N] = {};
+        for (int lane = 0; lane < kWarpLanes; ++lane) partial(i, lane, acc[lane]);
+        warp_butterfly_sum<N, T>(acc);
+        store(i, acc[0]);
+      }
+    });
   }
 
   template <class F>
   void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
-    launches_ += n > 0;
-    // Zeroed once, like nothing a kernel may rely on: every body writes before it reads.
-    std::vector<double> shared((shared_bytes + sizeof(double) - 1) / sizeof(double) + 1);
-    for (int64_t i = 0; i < n; ++i) f(i, HostTeam(size, shared.data()));
+    if (n <= 0) return;
+    ++launches_;
+    run([=] {
+      // Zeroed once, like nothing a kernel may rely on: every body writes before it reads.
+      std::vector<double> shared((shared_bytes + sizeof(double) - 1) / sizeof(double) + 1);
+      for (int64_t i = 0; i < n; ++i) f(i, HostTeam(size, shared.data()));
+    });
   }
 
  private:
+  // Runs `work` now, or records it while capturing (a copy: the kernels' lambdas hold their
+  // arguments by value, as a GPU launch does).
+  template <class W>
+  void run(W&& work) {
+    if (capture_) {
+      capture_->work.emplace_back(std::forward<W>(work));
+    } else {
+      work();
+    }
+  }
+  void broken(const char* what) {
+    if (capture_ && broken_by_.empty()) broken_by_ = what;
+  }
+
   uint64_t launches_ = 0;
+  std::unique_ptr<HostGraph> capture_;
+  std::string broken_by_;
+  std::vector<void*> deferred_frees_;
 };
 
 }  // namespace v4::kernels

@@ -61,6 +61,12 @@ struct ExpertRouting {
   uint32_t hash_width = 0;
 };
 
+// A step's device work recorded once and launched again (Backend::end_capture).
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -79,6 +85,21 @@ class Backend {
   virtual Status read_back(const void* src, void* host, size_t bytes) = 0;
   // bytes from src to dst, both on the device (the prefix cache's state snapshots, spec §4.4).
   virtual void copy_on_device(const void* src, void* dst, size_t bytes) = 0;
+
+  // Step graphs (CUDA graphs; docs/design.md, "Decode steps as graphs"). Between begin_capture
+  // and end_capture the ops are recorded, not run; replay runs the recording again with the
+  // arguments the ops had, so it may only read what lives at fixed device addresses. An op
+  // that needs the host inside a capture (an allocation, a free, a copy to or from the host)
+  // breaks it: end_capture returns an error and the caller runs the step without a graph.
+  virtual bool can_capture() const { return false; }
+  virtual void begin_capture() {}
+  virtual Result<std::unique_ptr<StepGraph>> end_capture() {
+    return Status::error("this backend records no step graphs");
+  }
+  virtual Status replay(StepGraph&) { return Status::error("this backend records no step graphs"); }
+  // Changes whenever the backend frees or moves memory its ops keep between calls (scratch):
+  // a graph captured before then may read freed memory.
+  virtual uint64_t scratch_generation() const { return 0; }
 
   // y[t·y_stride + r] = W[r] · x[t·x_stride ..] for n_tokens activation rows of w.cols floats.
   // Activations are quantized to the weight type's dot-product format first (like ggml).

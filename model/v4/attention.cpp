@@ -96,14 +96,6 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
     const IndexerQueries iq = indexer_queries(ctx, w, p.cq, h, rope.device());
     be.indexer_topk(format, address, kv, iq.q, iq.weights, c.indexer_n_head, top_k, chosen,
                     chosen_count);
-    // Host bookkeeping from the positions alone: how often the indexer had to drop rows.
-    for (int64_t t = 0; t < n; ++t) {
-      const uint64_t visible = (b.positions[static_cast<size_t>(t)] + 1) / 4;
-      if (visible > top_k) {
-        ++ctx.stats.indexer_selections;
-        ctx.stats.indexer_rows_dropped += visible - top_k;
-      }
-    }
   }
   float* o = ws.o.data<float>();
   be.sparse_attention(format, address, kv, c.sliding_window, p.q, nh, w.sinks.device(), chosen,

@@ -12,6 +12,7 @@ void ExpertDispatchBuffers::ensure(int64_t pairs, int64_t width, uint32_t bucket
   const size_t p = static_cast<size_t>(pairs_), rows = p * static_cast<size_t>(width_);
   // int64 arrays first, then floats: every piece stays 8-byte aligned.
   const size_t ints = (buckets_ + 1) + 2 * p, floats = p + 2 * rows;
+  ++generation_;
   arena_ = backend_.allocate(ints * sizeof(int64_t) + floats * sizeof(float));
   int64_t* i = static_cast<int64_t*>(arena_->data());
   offsets = i;

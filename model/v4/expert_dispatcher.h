@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "core/function_ref.h"
 #include "model/backend/backend.h"
@@ -42,6 +43,10 @@ class ExpertDispatcher {
   virtual bool collective() const { return false; }
   // The first failure since the last call (a lost peer, a rank out of step), then ok.
   virtual Status take_error() { return Status::ok(); }
+  // Set when a step's dispatch may be recorded into a step graph (Backend::begin_capture): all
+  // of it runs on the device with no host decision between its ops. The value changes whenever
+  // the buffers those ops read move. Unset (the default): never recorded.
+  virtual std::optional<uint64_t> graph_generation() const { return std::nullopt; }
 };
 
 // The device buffers of one dispatch plan and the rows through the experts (the arrays of
@@ -52,6 +57,8 @@ class ExpertDispatchBuffers {
   explicit ExpertDispatchBuffers(Backend& backend) : backend_(backend) {}
   void ensure(int64_t pairs, int64_t width, uint32_t buckets);
   DeviceBuffer* buffer() const { return arena_.get(); }
+  // Counts the reallocations: the pointers below change with it.
+  uint64_t generation() const { return generation_; }
 
   int64_t *offsets = nullptr, *source_token = nullptr, *slot_row = nullptr;
   float *row_scale = nullptr, *gathered = nullptr, *expert_out = nullptr;
@@ -61,6 +68,7 @@ class ExpertDispatchBuffers {
   std::unique_ptr<DeviceBuffer> arena_;
   int64_t pairs_ = 0, width_ = 0;
   uint32_t buckets_ = 0;
+  uint64_t generation_ = 0;
 };
 
 // Every expert on this rank's backend: group the pairs by expert, gather their rows, run the
@@ -71,6 +79,7 @@ class LocalExpertDispatcher final : public ExpertDispatcher {
 
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
                         float* out, FunctionRef<void()> meanwhile) override;
+  std::optional<uint64_t> graph_generation() const override { return buffers_.generation(); }
 
  private:
   Backend& backend_;

@@ -83,6 +83,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   place(&candidates, GgmlType::I8,
         static_cast<int64_t>(CompactRowsLayout::of(1, kernels::kMaxTokenCandidates).end),
         logit_rows);
+  ++generation_;
   arena_ = backend_.allocate(bytes);
   for (const Slot& s : f32) s.tensor->buffer = arena_.get();
   for (const Slot& s : i32) s.tensor->buffer = arena_.get();

@@ -26,6 +26,8 @@ struct V4Config;
 struct ForwardLimits {
   int64_t max_tokens = 0;
   int64_t max_context = 0;
+  // Decode-step recordings kept where the backend makes them (StepGraphs); 0: none.
+  size_t step_graphs = 64;
 };
 
 // Grows `v` to at least `n` elements and returns its data. It never shrinks, so a step after a
@@ -64,6 +66,9 @@ class ForwardWorkspace {
   // Makes block_tables hold `entries` page ids; allocates only when growing.
   void ensure_block_tables(size_t entries);
   int64_t capacity() const { return capacity_; }
+  // Counts the re-carvings of the tensors below (not the block tables, which the device reaches
+  // through the step's views): their addresses change with it.
+  uint64_t generation() const { return generation_; }
   // Rows of logits the head computes at once (ws.logits holds that many).
   int64_t logit_rows() const { return logit_rows_; }
 
@@ -94,6 +99,7 @@ class ForwardWorkspace {
   Backend& backend_;
   std::unique_ptr<DeviceBuffer> arena_, block_table_buffer_;
   int64_t capacity_ = 0, logit_rows_ = 0;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace v4

@@ -65,7 +65,10 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
       backend_(backend),
       local_experts_(experts ? nullptr : std::make_unique<LocalExpertDispatcher>(backend)),
       experts_(experts ? *experts : *local_experts_),
-      ws_(backend) {
+      ws_(backend),
+      graphs_(backend, limits.step_graphs) {
+  for (uint32_t il = 0; il < weights.config.n_layer; ++il)
+    ratio4_layers_ += weights.layers[il].compress_ratio == 4;
   plain_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 0));
   compressed_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 4));
   for (AttentionRope* rope : {&plain_rope_, &compressed_rope_}) {
@@ -141,6 +144,7 @@ Status V4Forward::join_empty_step() {
 const ForwardStats& V4Forward::stats() const {
   const V4Config& c = weights_.config;
   const size_t row_bytes = size_t{c.n_expert} * sizeof(uint64_t);
+  stats_.step_graphs = graphs_.stats();
   const Tensor counts =
       Tensor::contiguous(selection_counts_.get(), 0, GgmlType::I64,
                          {static_cast<int64_t>(c.n_expert), static_cast<int64_t>(c.n_layer), 1, 1});
@@ -228,21 +232,52 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   if (!rope_status_) return rope_status_;
   if (inputs.empty()) return join_empty_step();
   if (Status s = build_batch(c, inputs, b); !s) return s;
-  const int64_t n = b.size(), flat = int64_t{c.n_hc} * c.n_embd;
+  const int64_t n = b.size();
   ws_.ensure(c, n);
-  // The step's copies in: token ids, positions and the KV addresses. Embedding, copied into
-  // every HC stream (spec §3.1).
+  // The step's copies in: token ids, positions and the KV addresses.
   if (Status s = copy_step_inputs(); !s) return s;
+  count_indexer_drops(ratio4_layers_);
+  Result<int64_t> n_rows = plan_rows(inputs, out);
+  if (!n_rows) return n_rows.status();
   const ForwardContext ctx{c,       backend_, experts_, ws_, b, stats_, b.states.front()->layout(),
                            kv_step_};
+  if (recordable(inputs, *n_rows)) return recorded_step(ctx, inputs, *n_rows, out);
+  const float* x = run_layers(ctx);
+  if (Status s = experts_.take_error(); !s) return s;
+  backend_.gather_rows(x, int64_t{c.n_hc} * c.n_embd, ws_.rows.data<int64_t>(), *n_rows,
+                       ws_.selected.data<float>());
+  if (Status s = copy_out_hidden(*n_rows, out); !s) return s;
+  return copy_out_logits(inputs, *n_rows, out);
+}
+
+// Embedding, copied into every HC stream (spec §3.1), then every block; returns where the final
+// HC states are.
+const float* V4Forward::run_layers(const ForwardContext& ctx) {
+  const V4Config& c = weights_.config;
   float* x = ws_.x.data<float>();
   float* next = ws_.next.data<float>();
-  backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), n, c.n_hc, x);
+  backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), ctx.batch.size(), c.n_hc,
+                 x);
   for (uint32_t il = 0; il < c.n_layer; ++il) block_forward(ctx, weights_.layers[il], il, x, next);
-  if (Status s = experts_.take_error(); !s) return s;
+  return x;
+}
 
-  // Which rows get logits: host bookkeeping, then one copy of the row ids to the device.
-  int64_t* rows = ws_.rows.data<int64_t>();
+// Host bookkeeping from the positions alone: how often the indexer of each of `layers` ratio-4
+// layers had to drop rows (spec §3.4.4).
+void V4Forward::count_indexer_drops(uint64_t layers) {
+  const uint64_t top_k = weights_.config.indexer_top_k;
+  for (uint64_t p : batch_.positions) {
+    const uint64_t visible = (p + 1) / 4;
+    if (visible <= top_k) continue;
+    stats_.indexer_selections += layers;
+    stats_.indexer_rows_dropped += layers * (visible - top_k);
+  }
+}
+
+// Which rows get logits (host bookkeeping; the states advance past the step), then one copy of
+// the row ids to the device, and the output sized for them.
+Result<int64_t> V4Forward::plan_rows(std::span<const SequenceInput> inputs, ForwardOutput& out) {
+  const ForwardBatch& b = batch_;
   std::vector<int64_t>& host_rows = host_rows_;
   host_rows.clear();
   row_target_.clear();
@@ -269,8 +304,18 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
       !s) {
     return s;
   }
-  float* selected = ws_.selected.data<float>();
-  backend_.gather_rows(x, flat, rows, n_rows, selected);
+  out.logits.resize(static_cast<size_t>(logit_rows) * weights_.config.n_vocab);
+  out.candidate_ids.assign(inputs.size() * out.candidate_k, -1);
+  out.candidate_logits.assign(inputs.size() * out.candidate_k, 0.0f);
+  out.log_normalizer.assign(out.candidate_k > 0 ? inputs.size() : 0, 0.0);
+  out.drawn_tokens.assign(inputs.size(), -1);
+  out.drawn_logits.assign(inputs.size(), 0.0f);
+  return n_rows;
+}
+
+// The final HC states of the rows that keep them (ws_.selected), one copy each.
+Status V4Forward::copy_out_hidden(int64_t n_rows, ForwardOutput& out) {
+  const int64_t flat = int64_t{weights_.config.n_hc} * weights_.config.n_embd;
   const size_t row_bytes = static_cast<size_t>(flat) * sizeof(float);
   for (int64_t r = 0; r < n_rows; ++r) {
     if (!ws_.keep[static_cast<size_t>(r)]) continue;
@@ -281,87 +326,144 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
       return s;
     }
   }
-  out.logits.resize(static_cast<size_t>(logit_rows) * c.n_vocab);
-  out.candidate_ids.assign(inputs.size() * out.candidate_k, -1);
-  out.candidate_logits.assign(inputs.size() * out.candidate_k, 0.0f);
-  out.log_normalizer.assign(out.candidate_k > 0 ? inputs.size() : 0, 0.0);
-  out.drawn_tokens.assign(inputs.size(), -1);
-  out.drawn_logits.assign(inputs.size(), 0.0f);
-  return copy_out_logits(inputs, n_rows, out);
+  return Status::ok();
+}
+
+// A step may run from a recording when the backend and the dispatcher allow it and the step is
+// a decode step whose rows fit one logit batch: one token per sequence, and its row's logits or
+// compact outputs (not its hidden state) (docs/design.md, "Decode steps as graphs").
+bool V4Forward::recordable(std::span<const SequenceInput> inputs, int64_t n_rows) const {
+  if (!graphs_.enabled() || !experts_.graph_generation() || n_rows > ws_.logit_rows()) {
+    return false;
+  }
+  return std::all_of(inputs.begin(), inputs.end(), [](const SequenceInput& in) {
+    return in.tokens.size() == 1 && !in.keep_hidden && !in.no_logits;
+  });
+}
+
+// The step's device work as one recording: everything it reads from the host is copied in
+// before (inputs, row ids, draw parameters) and everything it returns is copied out after.
+Status V4Forward::recorded_step(const ForwardContext& ctx, std::span<const SequenceInput> inputs,
+                                int64_t n_rows, ForwardOutput& out) {
+  const V4Config& c = weights_.config;
+  const int64_t* target = row_target_.data();
+  Result<CompactPlan> plan = stage_compact(inputs, n_rows, target, out.candidate_k);
+  if (!plan) return plan.status();
+  // The recording is sized for a bound on the positions, not for this step's (step_graphs.h).
+  kv_step_.position_end = StepGraphs::position_bound(kv_step_.position_end);
+  const StepGraphShape shape{n_rows, kv_step_.position_end, plan->candidates ? out.candidate_k : 0,
+                             plan->normalize, plan->draws};
+  const StepGraphGenerations generations{backend_.scratch_generation(), ws_.generation(),
+                                         *experts_.graph_generation()};
+  float* selected = ws_.selected.data<float>();
+  Status s = graphs_.run(shape, generations, [&] {
+    const float* x = run_layers(ctx);
+    backend_.gather_rows(x, int64_t{c.n_hc} * c.n_embd, ws_.rows.data<int64_t>(), n_rows,
+                         selected);
+    head_logits(selected, n_rows, weights_.output_hc, weights_.output_norm,
+                ws_.logits.data<float>());
+    launch_compact(*plan, n_rows, out.candidate_k);
+  });
+  if (s) s = experts_.take_error();
+  if (s) s = copy_logit_runs(n_rows, target, out);
+  if (s) s = read_compact(*plan, inputs, n_rows, target, out);
+  return s;
 }
 
 Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t n_rows,
                                   ForwardOutput& out) {
   const V4Config& c = weights_.config;
   const int64_t flat = int64_t{c.n_hc} * c.n_embd;
-  const size_t vocab = c.n_vocab;
-  const size_t row_bytes = vocab * sizeof(float);
   // Batches of the workspace's logit rows: the step's copy out.
   for (int64_t first = 0; first < n_rows; first += ws_.logit_rows()) {
     const int64_t count = std::min(ws_.logit_rows(), n_rows - first);
     const int64_t* target = row_target_.data() + first;
     head_logits(ws_.selected.data<float>() + first * flat, count, weights_.output_hc,
                 weights_.output_norm, ws_.logits.data<float>());
-    // Runs of rows that return their logits go out in one copy each.
-    for (int64_t r = 0; r < count;) {
-      int64_t run = 0;
-      while (r + run < count && target[r + run] >= 0) ++run;
-      if (run == 0) {
-        ++r;
-        continue;
-      }
-      if (Status s = backend_.copy_to_host(ws_.logits, static_cast<size_t>(r) * row_bytes,
-                                           out.logits.data() + target[r] * vocab,
-                                           static_cast<size_t>(run) * row_bytes);
-          !s) {
-        return s;
-      }
-      r += run;
-    }
-    if (Status s = copy_out_compact(inputs, count, target, out); !s) return s;
+    Result<CompactPlan> plan = stage_compact(inputs, count, target, out.candidate_k);
+    if (!plan) return plan.status();
+    launch_compact(*plan, count, out.candidate_k);
+    if (Status s = copy_logit_runs(count, target, out); !s) return s;
+    if (Status s = read_compact(*plan, inputs, count, target, out); !s) return s;
   }
   return Status::ok();
 }
 
-// The batch's compact rows: every row's candidates when any row wants them (rows that return
-// logits too: one launch), the draws of the rows that asked for one, then one copy back and each
-// sequence's share.
-Status V4Forward::copy_out_compact(std::span<const SequenceInput> inputs, int64_t count,
-                                   const int64_t* target, ForwardOutput& out) {
-  const size_t n = static_cast<size_t>(count), k = out.candidate_k;
-  bool candidates = false, normalize = false, draws = false;
+// Runs of a logit batch's rows that return their logits go out in one copy each.
+Status V4Forward::copy_logit_runs(int64_t count, const int64_t* target, ForwardOutput& out) {
+  const size_t vocab = weights_.config.n_vocab;
+  const size_t row_bytes = vocab * sizeof(float);
+  for (int64_t r = 0; r < count;) {
+    int64_t run = 0;
+    while (r + run < count && target[r + run] >= 0) ++run;
+    if (run == 0) {
+      ++r;
+      continue;
+    }
+    if (Status s = backend_.copy_to_host(ws_.logits, static_cast<size_t>(r) * row_bytes,
+                                         out.logits.data() + target[r] * vocab,
+                                         static_cast<size_t>(run) * row_bytes);
+        !s) {
+      return s;
+    }
+    r += run;
+  }
+  return Status::ok();
+}
+
+// What a logit batch's compact rows need (candidates for every row when any row wants them:
+// one launch; the draws of the rows that asked for one), with the draws' parameters copied in.
+Result<V4Forward::CompactPlan> V4Forward::stage_compact(std::span<const SequenceInput> inputs,
+                                                        int64_t count, const int64_t* target,
+                                                        uint32_t k) {
+  const size_t n = static_cast<size_t>(count);
+  CompactPlan plan;
   draw_params_.assign(n, kernels::RowDrawParams{});
   for (size_t r = 0; r < n; ++r) {
     if (target[r] >= 0) continue;
     const SequenceInput& in = inputs[static_cast<size_t>(-1 - target[r])];
-    candidates = candidates || in.top_candidates > 0;
-    normalize = normalize || in.candidate_logprobs;
+    plan.candidates = plan.candidates || in.top_candidates > 0;
+    plan.normalize = plan.normalize || in.candidate_logprobs;
     if (in.draw) draw_params_[r] = *in.draw;
-    draws = draws || in.draw.has_value();
+    plan.draws = plan.draws || in.draw.has_value();
   }
-  if (!candidates && !draws) return Status::ok();
-  const V4Config& c = weights_.config;
-  const CompactRowsLayout at = CompactRowsLayout::of(n, k);
-  uint8_t* base = ws_.candidates.data<uint8_t>();
-  if (candidates) {
-    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, static_cast<uint32_t>(k),
-                        reinterpret_cast<int32_t*>(base + at.ids),
-                        reinterpret_cast<float*>(base + at.logits),
-                        normalize ? reinterpret_cast<double*>(base + at.normalizers) : nullptr);
-  }
-  if (draws) {
+  if (plan.draws) {
+    const CompactRowsLayout at = CompactRowsLayout::of(n, k);
     if (Status s = backend_.copy_to_device(draw_params_.data(), ws_.candidates, at.params,
                                            at.end - at.params);
         !s) {
       return s;
     }
+  }
+  return plan;
+}
+
+void V4Forward::launch_compact(const CompactPlan& plan, int64_t count, uint32_t k) {
+  const V4Config& c = weights_.config;
+  const CompactRowsLayout at = CompactRowsLayout::of(static_cast<size_t>(count), k);
+  uint8_t* base = ws_.candidates.data<uint8_t>();
+  if (plan.candidates) {
+    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, k,
+                        reinterpret_cast<int32_t*>(base + at.ids),
+                        reinterpret_cast<float*>(base + at.logits),
+                        plan.normalize ? reinterpret_cast<double*>(base + at.normalizers) : nullptr);
+  }
+  if (plan.draws) {
     backend_.draw_rows(ws_.logits.data<float>(), count, c.n_vocab,
                        reinterpret_cast<const kernels::RowDrawParams*>(base + at.params),
                        reinterpret_cast<int32_t*>(base + at.tokens),
                        reinterpret_cast<float*>(base + at.token_logits));
   }
-  // One copy back: ids, logits, the normalizers when asked for, the draws when any.
-  const size_t bytes = draws ? at.params : normalize ? at.tokens : at.normalizers;
+}
+
+// One copy back of what launch_compact left (ids, logits, the normalizers when asked for, the
+// draws when any), then each sequence's share.
+Status V4Forward::read_compact(const CompactPlan& plan, std::span<const SequenceInput> inputs,
+                               int64_t count, const int64_t* target, ForwardOutput& out) {
+  if (!plan.candidates && !plan.draws) return Status::ok();
+  const size_t n = static_cast<size_t>(count), k = out.candidate_k;
+  const CompactRowsLayout at = CompactRowsLayout::of(n, k);
+  const size_t bytes = plan.draws ? at.params : plan.normalize ? at.tokens : at.normalizers;
   auto* host = reinterpret_cast<uint8_t*>(fit(candidates_host_, (at.params + 7) / 8));
   if (Status s = backend_.copy_to_host(ws_.candidates, 0, host, bytes); !s) return s;
   const auto* host_ids = reinterpret_cast<const int32_t*>(host + at.ids);
@@ -372,12 +474,12 @@ Status V4Forward::copy_out_compact(std::span<const SequenceInput> inputs, int64_
   for (size_t r = 0; r < n; ++r) {
     if (target[r] >= 0) continue;
     const size_t seq = static_cast<size_t>(-1 - target[r]);
-    if (candidates) {
+    if (plan.candidates) {
       std::copy_n(host_ids + r * k, k, out.candidate_ids.begin() + static_cast<ptrdiff_t>(seq * k));
       std::copy_n(host_logits + r * k, k,
                   out.candidate_logits.begin() + static_cast<ptrdiff_t>(seq * k));
     }
-    if (normalize) out.log_normalizer[seq] = host_normalizers[r];
+    if (plan.normalize) out.log_normalizer[seq] = host_normalizers[r];
     if (inputs[seq].draw) {
       out.drawn_tokens[seq] = host_tokens[r];
       out.drawn_logits[seq] = host_token_logits[r];

@@ -17,6 +17,7 @@
 #include "model/v4/attention.h"
 #include "model/v4/expert_dispatcher.h"
 #include "model/v4/sequence_state.h"
+#include "model/v4/step_graphs.h"
 #include "model/v4/v4_forward_batch.h"
 #include "model/v4/v4_weights.h"
 
@@ -112,14 +113,28 @@ class V4Forward {
   // Copies batch_'s token ids, positions and KV addresses (views, block tables) into the
   // workspace and points kv_step_ at them.
   Status copy_step_inputs();
+  void count_indexer_drops(uint64_t layers);
+  Result<int64_t> plan_rows(std::span<const SequenceInput> inputs, ForwardOutput& out);
+  const float* run_layers(const ForwardContext& ctx);
+  Status copy_out_hidden(int64_t n_rows, ForwardOutput& out);
+  bool recordable(std::span<const SequenceInput> inputs, int64_t n_rows) const;
+  Status recorded_step(const ForwardContext& ctx, std::span<const SequenceInput> inputs,
+                       int64_t n_rows, ForwardOutput& out);
   void head_logits(const float* x, int64_t n, const HcHeadWeights& head,
                    const WeightVector<float>& norm, float* logits);
   // The head over the step's selected rows (ws_.selected) in batches of the workspace's logit
   // rows, and each row's copy out: its logits, or its candidates for a top_candidates sequence.
   Status copy_out_logits(std::span<const SequenceInput> inputs, int64_t n_rows, ForwardOutput& out);
-  // One logit batch's rows that return candidates or a drawn token (target: copy_out_logits').
-  Status copy_out_compact(std::span<const SequenceInput> inputs, int64_t count,
-                          const int64_t* target, ForwardOutput& out);
+  Status copy_logit_runs(int64_t count, const int64_t* target, ForwardOutput& out);
+  // A logit batch's rows that return candidates or a drawn token (target: row_target_'s).
+  struct CompactPlan {
+    bool candidates = false, normalize = false, draws = false;
+  };
+  Result<CompactPlan> stage_compact(std::span<const SequenceInput> inputs, int64_t count,
+                                    const int64_t* target, uint32_t k);
+  void launch_compact(const CompactPlan& plan, int64_t count, uint32_t k);
+  Status read_compact(const CompactPlan& plan, std::span<const SequenceInput> inputs,
+                      int64_t count, const int64_t* target, ForwardOutput& out);
 
   const V4Weights& weights_;
   Backend& backend_;
@@ -136,6 +151,8 @@ class V4Forward {
   std::vector<double> candidates_host_;
   std::vector<kernels::RowDrawParams> draw_params_;
   AttentionRope plain_rope_, compressed_rope_;
+  uint64_t ratio4_layers_ = 0;  // main layers whose indexer chooses rows
+  StepGraphs graphs_;
   mutable ForwardStats stats_;
   std::unique_ptr<DeviceBuffer> selection_counts_;  // [n_layer][n_expert] u64, on the device
   Status selection_status_;                         // of zeroing them

@@ -9,6 +9,7 @@
 #include "model/backend/backend.h"
 #include "model/v4/forward_workspace.h"
 #include "model/v4/sequence_state.h"
+#include "model/v4/step_graphs.h"
 #include "model/v4/v4_config.h"
 
 namespace v4 {
@@ -23,6 +24,8 @@ struct ForwardStats {
   // [layer][expert]: how many tokens picked each routed expert (spec §3.5), hash-routed and
   // scored layers alike; main layers only (the MTP block is not counted).
   std::vector<std::vector<uint64_t>> expert_selections;
+  // Decode steps run from recordings (StepGraphs).
+  StepGraphStats step_graphs;
 };
 
 struct ForwardBatch {

@@ -50,6 +50,7 @@ Result<std::vector<float>> V4Forward::mtp_forward(KvStateStore& state,
   ws_.ensure(c, n);
   // The step's copies in: the tokens, their positions and KV addresses, and the hidden states.
   if (Status s = copy_step_inputs(); !s) return s;
+  count_indexer_drops(m.block.compress_ratio == 4 ? 1 : 0);
   float* h = ws_.selected.data<float>();
   if (Status s = backend_.copy_to_device(hidden.data(), ws_.selected, 0,
                                          static_cast<size_t>(n * flat) * sizeof(float));

@@ -38,6 +38,13 @@ class ExecBuffer final : public DeviceBuffer {
 };
 
 template <class Exec>
+class ExecGraph final : public StepGraph {
+ public:
+  explicit ExecGraph(typename Exec::Graph graph) : graph(std::move(graph)) {}
+  typename Exec::Graph graph;
+};
+
+template <class Exec>
 class DeviceBackend : public Backend {
  public:
   // `exec` must be initialised; the backend keeps it (by value) for its lifetime.
@@ -73,6 +80,21 @@ class DeviceBackend : public Backend {
   void copy_on_device(const void* src, void* dst, size_t bytes) override {
     exec_.copy(dst, src, bytes);
   }
+
+  // Not while profiling: the profile waits for each op, which a capture cannot.
+  bool can_capture() const override { return !profile_; }
+  void begin_capture() override { exec_.begin_capture(); }
+  Result<std::unique_ptr<StepGraph>> end_capture() override {
+    Result<typename Exec::Graph> graph = exec_.end_capture();
+    if (!graph) return graph.status();
+    return std::unique_ptr<StepGraph>(std::make_unique<ExecGraph<Exec>>(std::move(*graph)));
+  }
+  Status replay(StepGraph& graph) override {
+    auto* g = dynamic_cast<ExecGraph<Exec>*>(&graph);
+    if (!g) return Status::error("a step graph of another backend");
+    return exec_.replay(g->graph);
+  }
+  uint64_t scratch_generation() const override { return scratch_.generation(); }
 
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override {

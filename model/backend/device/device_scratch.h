@@ -45,6 +45,7 @@ class DeviceScratch {
     Slot& s = slots_[static_cast<size_t>(slot)];
     const size_t bytes = count * sizeof(T);
     if (s.bytes < bytes) {
+      ++generation_;
       exec_.free(s.data);
       s.bytes = 0;
       s.data = exec_.malloc(std::max(bytes, 2 * s.bytes));
@@ -53,6 +54,9 @@ class DeviceScratch {
     }
     return static_cast<T*>(s.data);
   }
+
+  // Counts the reallocations of slots: pointers returned before a change may be freed.
+  uint64_t generation() const { return generation_; }
 
   // A device copy of `bytes` host bytes at `host` (a static table), made on first use.
   const void* constant(const void* host, size_t bytes) {
@@ -73,6 +77,7 @@ class DeviceScratch {
   };
   Exec& exec_;
   std::vector<Slot> slots_;
+  uint64_t generation_ = 0;
   std::map<const void*, void*> constants_;
 };
 
