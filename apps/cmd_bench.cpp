@@ -73,6 +73,9 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
          {"tokens", d.tokens()},
          {"seconds", d.seconds},
          {"tokens_per_second", d.tokens_per_second()},
+         {"replayed_steps", d.replayed_steps},
+         {"capture_seconds", d.capture_seconds},
+         {"seconds_without_graphs", d.seconds_without_graphs},
          {"weight_bytes_per_step", d.weight_bytes_per_step()},
          {"weight_bytes_per_token", d.weight_bytes_per_token()},
          {"routed_experts_per_step_per_layer", d.routed_experts_per_step_layer()},
@@ -126,6 +129,14 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
         "decode batch %u: %llu tokens (%u steps, %u-token prompts) in %.3f s = %.2f tokens/s\n",
         d.batch, static_cast<unsigned long long>(d.tokens()), d.steps,
         f.options.decode_prompt_tokens, d.seconds, d.tokens_per_second());
+    if (d.seconds_without_graphs > 0) {
+      std::printf(
+          "  step graphs: %llu of %u steps replayed (recording took %.1f ms of the time); "
+          "without them %.3f s = %.2f tokens/s (graphs %.2fx)\n",
+          static_cast<unsigned long long>(d.replayed_steps), d.steps, d.capture_seconds * 1e3,
+          d.seconds_without_graphs, static_cast<double>(d.tokens()) / d.seconds_without_graphs,
+          d.seconds_without_graphs / d.seconds);
+    }
     const StepTraffic per_step{d.traffic.matrix_bytes / d.steps,
                                d.traffic.embedding_bytes / d.steps, d.traffic.small_bytes / d.steps,
                                0, d.traffic.routed_expert_bytes / d.steps};
@@ -297,6 +308,10 @@ CommandRegistration registration(
           ->capture_default_str()
           ->check(CLI::PositiveNumber);
       sub.add_option("--seed", f->options.seed, "seed of the synthetic token ids")
+          ->capture_default_str();
+      sub.add_option("--step-graphs", f->options.step_graphs,
+                     "decode-step shapes kept recorded on a device backend (0: off); when on, "
+                     "decode is also timed without them")
           ->capture_default_str();
       sub.add_option("--experts-per-token", f->overrides.experts_per_token,
                      "routed experts per token (default: the file's expert_used_count)");

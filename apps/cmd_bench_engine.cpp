@@ -40,6 +40,7 @@ struct BenchEngineFlags {
   int32_t top_k = 0;
   float top_p = 1.0f;
   bool select_candidates = true;  // EngineOptions::select_candidates
+  uint32_t step_graphs = 64;      // EngineOptions::step_graphs
 };
 
 // A comma-separated list of integers in [low, high], for `flag`.
@@ -124,6 +125,18 @@ void print_row(uint32_t level, uint32_t drafts, const LevelResult& r, const Benc
               static_cast<double>(s.page_bytes) / o.page_tokens,
               static_cast<unsigned long long>(s.preemptions),
               accepted.empty() ? "-" : accepted.c_str());
+  // Where steps ran from recordings (a device backend): how many, and what recording cost.
+  const StepGraphStats& g = s.step_graphs;
+  if (g.captures + g.broken > 0) {
+    std::printf(
+        "  step graphs: %llu of %llu steps replayed; %llu recorded in %.1f ms (%.2f ms "
+        "each), %llu broken, %llu dropped when a buffer moved\n",
+        static_cast<unsigned long long>(g.replays), static_cast<unsigned long long>(s.steps),
+        static_cast<unsigned long long>(g.captures), g.capture_seconds * 1e3,
+        g.capture_seconds * 1e3 / static_cast<double>(g.captures + g.broken),
+        static_cast<unsigned long long>(g.broken),
+        static_cast<unsigned long long>(g.invalidations));
+  }
   std::fflush(stdout);
 }
 
@@ -169,6 +182,7 @@ int run_bench_engine(const BenchEngineFlags& f) {
     o.max_seqs = max_seqs;
     o.speculative_max_batch = f.speculative_max_batch;
     o.select_candidates = f.select_candidates;
+    o.step_graphs = f.step_graphs;
     return o;
   };
   {
@@ -246,6 +260,10 @@ CommandRegistration registration(
       sub.add_option("--select-candidates", f->select_candidates,
                      "sampled rows return their best tokens, not their logits, where the "
                      "sampler allows (the same tokens either way)")
+          ->capture_default_str();
+      sub.add_option("--step-graphs", f->step_graphs,
+                     "decode-step shapes kept recorded on a device backend (0: off)")
+          ->check(CLI::Range(0u, 4096u))
           ->capture_default_str();
       sub.add_flag("--prefix-caching", f->prefix_caching,
                    "share cached pages of equal prompt prefixes between requests");

@@ -66,6 +66,7 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& confi
   o.max_batch_tokens = f.max_batch_tokens;
   o.max_seqs = f.max_seqs;
   o.prefix_caching = !f.no_prefix_caching;
+  o.step_graphs = f.step_graphs;
   if (!f.kv_disk.empty()) {
     if (!o.prefix_caching) return Status::error("--kv-disk needs prefix caching");
     if (!(f.kv_disk_gb > 0)) return Status::error("--kv-disk-gb must be positive");
@@ -136,6 +137,11 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
                  "steps with more running requests than this verify no drafts (0: no limit); "
                  "on a CPU a larger batch is compute-bound and drafts slow it")
       ->capture_default_str();
+  sub.add_option("--step-graphs", f.step_graphs,
+                 "decode-step shapes kept recorded as CUDA graphs on a GPU (0: off; never "
+                 "changes a token)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 4096u));
   add_expert_tier_flags(sub, f.expert_tiers, f.hot_coverage);
   sub.add_option("--kv-disk-gb", f.kv_disk_gb, "size bound of --kv-disk in GiB (LRU eviction)")
       ->capture_default_str()

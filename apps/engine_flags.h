@@ -39,6 +39,7 @@ struct EngineFlags {
   std::string mtp;  // ds4's separate MTP file (llama.cpp files hold the block in the main file)
   std::string expert_tiers;  // expert statistics: only each layer's hot set on the device
   double hot_coverage = 0.9;
+  uint32_t step_graphs = 64;  // EngineOptions::step_graphs
 };
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f);

@@ -54,7 +54,8 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                {options.prefix_caching ? options.kv_disk_dir : std::string(), options.kv_disk_bytes,
                 options.model_identity},
                options.vocabulary,
-               options.select_candidates},
+               options.select_candidates,
+               options.step_graphs},
               group ? &group->dispatcher() : experts) {
   totals_.page_bytes = worker_.cache().page_bytes();
   // The MTP block's MoE would run outside the group's lockstep exchanges: no drafts in a group.
@@ -250,7 +251,9 @@ EngineStats EngineCore::stats() const {
     s.kv_disk_files = d.files;
     s.kv_disk_bytes = d.bytes;
   }
-  s.expert_selections = worker_.forward_stats().expert_selections;
+  const ForwardStats& forward = worker_.forward_stats();
+  s.expert_selections = forward.expert_selections;
+  s.step_graphs = forward.step_graphs;
   s.speculative = worker_.speculative_stats();
   if (group_) s.group = group_->traffic();
   return s;

@@ -12,6 +12,7 @@
 
 #include "core/histogram.h"
 #include "model/backend/backend.h"
+#include "model/v4/step_graphs.h"
 #include "model/v4/v4_weights.h"
 #include "scheduler/scheduler.h"
 #include "worker/model_worker.h"
@@ -44,6 +45,9 @@ struct EngineOptions {
   // ModelWorkerOptions::select_candidates: sampled rows return their best tokens, not their
   // logits, where the request's sampler allows (the same tokens and logprobs either way).
   bool select_candidates = true;
+  // Decode-step recordings kept on a backend that makes them (CUDA graphs; StepGraphs); 0: none.
+  // Never changes a token.
+  uint32_t step_graphs = 64;
 };
 
 struct GenerationRequest {
@@ -94,6 +98,7 @@ struct EngineStats {
   std::vector<std::vector<uint64_t>> expert_selections;
   GroupTraffic group;  // a worker group's expert exchanges (zero outside a group)
   SpeculativeStats speculative;
+  StepGraphStats step_graphs;  // decode steps recorded and replayed (ForwardStats)
 };
 
 class EngineCore {

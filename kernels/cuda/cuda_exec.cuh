@@ -190,8 +190,9 @@ class CudaExec {
     if (err != cudaSuccess || !graph || !broken_by_.empty()) {
       if (graph) cudaGraphDestroy(graph);
       cudaGetLastError();  // an invalidated capture's error is not the stream's
-      return Status::error("the capture was broken by " +
-                           (broken_by_.empty() ? std::string(cudaGetErrorString(err)) : broken_by_));
+      return Status::error(
+          "the capture was broken by " +
+          (broken_by_.empty() ? std::string(cudaGetErrorString(err)) : broken_by_));
     }
     cudaGraphExec_t exec = nullptr;
     err = cudaGraphInstantiate(&exec, graph, 0);

@@ -130,10 +130,11 @@ Status decode_pass(V4Forward& forward, WeightTrafficRecorder& recorder, const V4
   return Status::ok();
 }
 
-// Decode at one batch size: a timed pass, then the same pass untimed for its weight traffic.
-Result<DecodeMeasurement> measure_decode(V4Forward& forward, WeightTrafficRecorder& recorder,
-                                         const V4Config& config, uint32_t batch,
-                                         const ForwardBenchmarkOptions& o) {
+// Decode at one batch size: a timed pass (and one of `plain`, the forward without step
+// recordings, when given), then the same pass untimed for its weight traffic.
+Result<DecodeMeasurement> measure_decode(V4Forward& forward, V4Forward* plain,
+                                         WeightTrafficRecorder& recorder, const V4Config& config,
+                                         uint32_t batch, const ForwardBenchmarkOptions& o) {
   DecodeMeasurement m;
   m.batch = batch;
   m.steps = o.decode_tokens;
@@ -143,10 +144,21 @@ Result<DecodeMeasurement> measure_decode(V4Forward& forward, WeightTrafficRecord
       config.n_vocab, batch * (prompt + o.decode_tokens), splitmix64(o.seed + batch));
   std::vector<std::vector<ByteRange>> step_ranges;
   step_ranges.reserve(o.decode_tokens);
-  for (const bool timed : {true, false}) {
-    if (Status s = decode_pass(forward, recorder, config, batch, ids, o, timed, m, step_ranges); !s)
+  const StepGraphStats before = forward.stats().step_graphs;
+  if (Status s = decode_pass(forward, recorder, config, batch, ids, o, true, m, step_ranges); !s)
+    return s;
+  const StepGraphStats& after = forward.stats().step_graphs;
+  m.replayed_steps = after.replays - before.replays;
+  m.capture_seconds = after.capture_seconds - before.capture_seconds;
+  if (plain) {
+    DecodeMeasurement without;
+    if (Status s = decode_pass(*plain, recorder, config, batch, ids, o, true, without, step_ranges);
+        !s)
       return s;
+    m.seconds_without_graphs = without.seconds;
   }
+  if (Status s = decode_pass(forward, recorder, config, batch, ids, o, false, m, step_ranges); !s)
+    return s;
   const int32_t* decode_ids = ids.data() + batch * prompt;
   for (uint32_t step = 0; step < o.decode_tokens; ++step) {
     m.traffic += summarize_step_traffic(forward.weights(), step_ranges[step],
@@ -246,7 +258,12 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
     if (!t) return t.status();
     tiered = std::move(*t);
   }
-  V4Forward forward(weights, recorder, tiered.get());
+  V4Forward forward(weights, recorder, tiered.get(), {0, 0, options.step_graphs});
+  // The same steps without recordings, where this backend makes them.
+  std::unique_ptr<V4Forward> plain;
+  if (options.step_graphs > 0 && backend.can_capture() && !tiered) {
+    plain = std::make_unique<V4Forward>(weights, recorder, tiered.get(), ForwardLimits{0, 0, 0});
+  }
   {
     // Warm-up: wakes the pool and grows the per-call buffers before anything is timed.
     ContiguousKvState state(config, recorder);
@@ -259,7 +276,8 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
   if (!prefill) return prefill.status();
   result.prefill = *prefill;
   for (uint32_t batch : options.batch_sizes) {
-    Result<DecodeMeasurement> decode = measure_decode(forward, recorder, config, batch, options);
+    Result<DecodeMeasurement> decode =
+        measure_decode(forward, plain.get(), recorder, config, batch, options);
     if (!decode) return decode.status();
     result.decode.push_back(*decode);
   }

@@ -29,6 +29,9 @@ struct ForwardBenchmarkOptions {
   // With resident weights uploaded with these tiers: the cold experts run on a CPU backend of
   // as many threads, from the model's host weights (TieredExpertDispatcher).
   const ExpertTiers* tiers = nullptr;
+  // Decode-step recordings (ForwardLimits::step_graphs). Where the backend records steps, each
+  // batch's timed decode also runs without them, on the same backend, for the ratio.
+  size_t step_graphs = 64;
 };
 
 struct PrefillMeasurement {
@@ -45,6 +48,11 @@ struct DecodeMeasurement {
   double seconds = 0;   // of the timed steps only
   StepTraffic traffic;  // summed over the timed steps
   uint32_t moe_layers = 0;
+  // Where steps were recorded: of the timed steps, how many ran from a recording and what
+  // recording cost (within `seconds`), and the same steps' time without recordings.
+  uint64_t replayed_steps = 0;
+  double capture_seconds = 0;
+  double seconds_without_graphs = 0;  // 0: not measured
 
   uint64_t tokens() const { return uint64_t{batch} * steps; }
   double tokens_per_second() const { return static_cast<double>(tokens()) / seconds; }

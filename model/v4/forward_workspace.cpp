@@ -80,9 +80,9 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   place(&mtp_cat, GgmlType::F32, 2 * flat, std::min<int64_t>(n, kMtpMaxRows));
   place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
+  // Every logit batch of a step has its own block (a recorded step reads them all back after).
   place(&candidates, GgmlType::I8,
-        static_cast<int64_t>(CompactRowsLayout::of(1, kernels::kMaxTokenCandidates).end),
-        logit_rows);
+        static_cast<int64_t>(CompactRowsLayout::of(1, kernels::kMaxTokenCandidates).end), n);
   ++generation_;
   arena_ = backend_.allocate(bytes);
   for (const Slot& s : f32) s.tensor->buffer = arena_.get();

@@ -84,8 +84,8 @@ class ForwardWorkspace {
   // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
   // outputs and logits.
   Tensor tokens, positions, rows, selected, head_z, logits;
-  // A logit batch's candidates, draws and draw parameters (CompactRowsLayout). Room for
-  // logit_rows() rows of kMaxTokenCandidates.
+  // The logit batches' candidates, draws and draw parameters (CompactRowsLayout, a block per
+  // batch). Room for every row of a step with kMaxTokenCandidates.
   Tensor candidates;
   // The KV step (kv_view.h): per token its sequence (u32), per sequence its first token (i64,
   // one more entry), its KvSequenceView (bytes) and, in block_tables, its block table.

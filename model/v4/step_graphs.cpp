@@ -25,10 +25,9 @@ StepGraphs::Entry* StepGraphs::find(const StepGraphShape& shape) {
 
 StepGraphs::Entry& StepGraphs::add(const StepGraphShape& shape) {
   if (entries_.size() >= capacity_) {
-    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const Entry& a,
-                                                                        const Entry& b) {
-      return a.last_used < b.last_used;
-    });
+    auto oldest =
+        std::min_element(entries_.begin(), entries_.end(),
+                         [](const Entry& a, const Entry& b) { return a.last_used < b.last_used; });
     stats_.evictions += oldest->graph != nullptr;
     entries_.erase(oldest);
   }

@@ -40,13 +40,13 @@ struct StepGraphGenerations {
 };
 
 struct StepGraphStats {
-  uint64_t eager_steps = 0;     // shapes seen for the first time: run without a recording
-  uint64_t captures = 0;        // recordings made
-  uint64_t replays = 0;         // steps launched from a recording
-  uint64_t broken = 0;          // captures that failed (the step then ran without one)
-  uint64_t invalidations = 0;   // times every recording was dropped (a buffer moved)
-  uint64_t evictions = 0;       // recordings dropped to stay within the capacity
-  double capture_seconds = 0;   // spent recording and instantiating
+  uint64_t eager_steps = 0;    // shapes seen for the first time: run without a recording
+  uint64_t captures = 0;       // recordings made
+  uint64_t replays = 0;        // steps launched from a recording
+  uint64_t broken = 0;         // captures that failed (the step then ran without one)
+  uint64_t invalidations = 0;  // times every recording was dropped (a buffer moved)
+  uint64_t evictions = 0;      // recordings dropped to stay within the capacity
+  double capture_seconds = 0;  // spent recording and instantiating
 };
 
 class StepGraphs {

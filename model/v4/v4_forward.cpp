@@ -256,8 +256,7 @@ const float* V4Forward::run_layers(const ForwardContext& ctx) {
   const V4Config& c = weights_.config;
   float* x = ws_.x.data<float>();
   float* next = ws_.next.data<float>();
-  backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), ctx.batch.size(), c.n_hc,
-                 x);
+  backend_.embed(weights_.token_embd.view, ws_.tokens.data<int32_t>(), ctx.batch.size(), c.n_hc, x);
   for (uint32_t il = 0; il < c.n_layer; ++il) block_forward(ctx, weights_.layers[il], il, x, next);
   return x;
 }
@@ -330,10 +329,13 @@ Status V4Forward::copy_out_hidden(int64_t n_rows, ForwardOutput& out) {
 }
 
 // A step may run from a recording when the backend and the dispatcher allow it and the step is
-// a decode step whose rows fit one logit batch: one token per sequence, and its row's logits or
-// compact outputs (not its hidden state) (docs/design.md, "Decode steps as graphs").
+// a decode step: one token per sequence, and its row's logits or compact outputs (not its hidden
+// state). Rows past one logit batch must all be compact: logits go out batch by batch, which a
+// recording cannot (docs/design.md, "Decode steps as graphs").
 bool V4Forward::recordable(std::span<const SequenceInput> inputs, int64_t n_rows) const {
-  if (!graphs_.enabled() || !experts_.graph_generation() || n_rows > ws_.logit_rows()) {
+  if (!graphs_.enabled() || !experts_.graph_generation()) return false;
+  if (n_rows > ws_.logit_rows() &&
+      std::any_of(row_target_.begin(), row_target_.end(), [](int64_t t) { return t >= 0; })) {
     return false;
   }
   return std::all_of(inputs.begin(), inputs.end(), [](const SequenceInput& in) {
@@ -346,27 +348,39 @@ bool V4Forward::recordable(std::span<const SequenceInput> inputs, int64_t n_rows
 Status V4Forward::recorded_step(const ForwardContext& ctx, std::span<const SequenceInput> inputs,
                                 int64_t n_rows, ForwardOutput& out) {
   const V4Config& c = weights_.config;
-  const int64_t* target = row_target_.data();
-  Result<CompactPlan> plan = stage_compact(inputs, n_rows, target, out.candidate_k);
-  if (!plan) return plan.status();
+  const int64_t flat = int64_t{c.n_hc} * c.n_embd, batch = ws_.logit_rows();
+  // One plan for every logit batch (what any of them needs), so that the shape says it all.
+  CompactPlan plan;
+  for (int64_t first = 0; first < n_rows; first += batch) {
+    Result<CompactPlan> p = stage_compact(inputs, {first, std::min(batch, n_rows - first)}, out);
+    if (!p) return p.status();
+    plan.candidates = plan.candidates || p->candidates;
+    plan.normalize = plan.normalize || p->normalize;
+    plan.draws = plan.draws || p->draws;
+  }
   // The recording is sized for a bound on the positions, not for this step's (step_graphs.h).
   kv_step_.position_end = StepGraphs::position_bound(kv_step_.position_end);
-  const StepGraphShape shape{n_rows, kv_step_.position_end, plan->candidates ? out.candidate_k : 0,
-                             plan->normalize, plan->draws};
+  const StepGraphShape shape{n_rows, kv_step_.position_end, plan.candidates ? out.candidate_k : 0,
+                             plan.normalize, plan.draws};
   const StepGraphGenerations generations{backend_.scratch_generation(), ws_.generation(),
                                          *experts_.graph_generation()};
   float* selected = ws_.selected.data<float>();
   Status s = graphs_.run(shape, generations, [&] {
     const float* x = run_layers(ctx);
-    backend_.gather_rows(x, int64_t{c.n_hc} * c.n_embd, ws_.rows.data<int64_t>(), n_rows,
-                         selected);
-    head_logits(selected, n_rows, weights_.output_hc, weights_.output_norm,
-                ws_.logits.data<float>());
-    launch_compact(*plan, n_rows, out.candidate_k);
+    backend_.gather_rows(x, flat, ws_.rows.data<int64_t>(), n_rows, selected);
+    for (int64_t first = 0; first < n_rows; first += batch) {
+      const LogitBatch rows{first, std::min(batch, n_rows - first)};
+      head_logits(selected + first * flat, rows.count, weights_.output_hc, weights_.output_norm,
+                  ws_.logits.data<float>());
+      launch_compact(plan, rows, out.candidate_k);
+    }
   });
   if (s) s = experts_.take_error();
-  if (s) s = copy_logit_runs(n_rows, target, out);
-  if (s) s = read_compact(*plan, inputs, n_rows, target, out);
+  // Rows with logits are in one batch (recordable), the last the head computed.
+  if (s && n_rows <= batch) s = copy_logit_runs({0, n_rows}, out);
+  for (int64_t first = 0; s && first < n_rows; first += batch) {
+    s = read_compact(plan, inputs, {first, std::min(batch, n_rows - first)}, out);
+  }
   return s;
 }
 
@@ -376,26 +390,27 @@ Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t
   const int64_t flat = int64_t{c.n_hc} * c.n_embd;
   // Batches of the workspace's logit rows: the step's copy out.
   for (int64_t first = 0; first < n_rows; first += ws_.logit_rows()) {
-    const int64_t count = std::min(ws_.logit_rows(), n_rows - first);
-    const int64_t* target = row_target_.data() + first;
-    head_logits(ws_.selected.data<float>() + first * flat, count, weights_.output_hc,
+    const LogitBatch rows{first, std::min(ws_.logit_rows(), n_rows - first)};
+    head_logits(ws_.selected.data<float>() + first * flat, rows.count, weights_.output_hc,
                 weights_.output_norm, ws_.logits.data<float>());
-    Result<CompactPlan> plan = stage_compact(inputs, count, target, out.candidate_k);
+    Result<CompactPlan> plan = stage_compact(inputs, rows, out);
     if (!plan) return plan.status();
-    launch_compact(*plan, count, out.candidate_k);
-    if (Status s = copy_logit_runs(count, target, out); !s) return s;
-    if (Status s = read_compact(*plan, inputs, count, target, out); !s) return s;
+    launch_compact(*plan, rows, out.candidate_k);
+    if (Status s = copy_logit_runs(rows, out); !s) return s;
+    if (Status s = read_compact(*plan, inputs, rows, out); !s) return s;
   }
   return Status::ok();
 }
 
-// Runs of a logit batch's rows that return their logits go out in one copy each.
-Status V4Forward::copy_logit_runs(int64_t count, const int64_t* target, ForwardOutput& out) {
+// Runs of a logit batch's rows that return their logits go out in one copy each (from
+// ws_.logits, where the head left the batch).
+Status V4Forward::copy_logit_runs(LogitBatch rows, ForwardOutput& out) {
   const size_t vocab = weights_.config.n_vocab;
   const size_t row_bytes = vocab * sizeof(float);
-  for (int64_t r = 0; r < count;) {
+  const int64_t* target = row_target_.data() + rows.first;
+  for (int64_t r = 0; r < rows.count;) {
     int64_t run = 0;
-    while (r + run < count && target[r + run] >= 0) ++run;
+    while (r + run < rows.count && target[r + run] >= 0) ++run;
     if (run == 0) {
       ++r;
       continue;
@@ -411,12 +426,19 @@ Status V4Forward::copy_logit_runs(int64_t count, const int64_t* target, ForwardO
   return Status::ok();
 }
 
+// Where a logit batch's compact rows sit in ws_.candidates: the batches' CompactRowsLayout
+// blocks end to end (a block's size is linear in its rows, so the batch from row `first` starts
+// where a block of `first` rows would end).
+size_t V4Forward::compact_block(LogitBatch rows, uint32_t k) {
+  return CompactRowsLayout::of(static_cast<size_t>(rows.first), k).end;
+}
+
 // What a logit batch's compact rows need (candidates for every row when any row wants them:
 // one launch; the draws of the rows that asked for one), with the draws' parameters copied in.
 Result<V4Forward::CompactPlan> V4Forward::stage_compact(std::span<const SequenceInput> inputs,
-                                                        int64_t count, const int64_t* target,
-                                                        uint32_t k) {
-  const size_t n = static_cast<size_t>(count);
+                                                        LogitBatch rows, const ForwardOutput& out) {
+  const size_t n = static_cast<size_t>(rows.count);
+  const int64_t* target = row_target_.data() + rows.first;
   CompactPlan plan;
   draw_params_.assign(n, kernels::RowDrawParams{});
   for (size_t r = 0; r < n; ++r) {
@@ -428,8 +450,9 @@ Result<V4Forward::CompactPlan> V4Forward::stage_compact(std::span<const Sequence
     plan.draws = plan.draws || in.draw.has_value();
   }
   if (plan.draws) {
-    const CompactRowsLayout at = CompactRowsLayout::of(n, k);
-    if (Status s = backend_.copy_to_device(draw_params_.data(), ws_.candidates, at.params,
+    const CompactRowsLayout at = CompactRowsLayout::of(n, out.candidate_k);
+    if (Status s = backend_.copy_to_device(draw_params_.data(), ws_.candidates,
+                                           compact_block(rows, out.candidate_k) + at.params,
                                            at.end - at.params);
         !s) {
       return s;
@@ -438,18 +461,18 @@ Result<V4Forward::CompactPlan> V4Forward::stage_compact(std::span<const Sequence
   return plan;
 }
 
-void V4Forward::launch_compact(const CompactPlan& plan, int64_t count, uint32_t k) {
+void V4Forward::launch_compact(const CompactPlan& plan, LogitBatch rows, uint32_t k) {
   const V4Config& c = weights_.config;
-  const CompactRowsLayout at = CompactRowsLayout::of(static_cast<size_t>(count), k);
-  uint8_t* base = ws_.candidates.data<uint8_t>();
+  const CompactRowsLayout at = CompactRowsLayout::of(static_cast<size_t>(rows.count), k);
+  uint8_t* base = ws_.candidates.data<uint8_t>() + compact_block(rows, k);
   if (plan.candidates) {
-    backend_.top_logits(ws_.logits.data<float>(), count, c.n_vocab, k,
-                        reinterpret_cast<int32_t*>(base + at.ids),
-                        reinterpret_cast<float*>(base + at.logits),
-                        plan.normalize ? reinterpret_cast<double*>(base + at.normalizers) : nullptr);
+    backend_.top_logits(
+        ws_.logits.data<float>(), rows.count, c.n_vocab, k,
+        reinterpret_cast<int32_t*>(base + at.ids), reinterpret_cast<float*>(base + at.logits),
+        plan.normalize ? reinterpret_cast<double*>(base + at.normalizers) : nullptr);
   }
   if (plan.draws) {
-    backend_.draw_rows(ws_.logits.data<float>(), count, c.n_vocab,
+    backend_.draw_rows(ws_.logits.data<float>(), rows.count, c.n_vocab,
                        reinterpret_cast<const kernels::RowDrawParams*>(base + at.params),
                        reinterpret_cast<int32_t*>(base + at.tokens),
                        reinterpret_cast<float*>(base + at.token_logits));
@@ -459,13 +482,18 @@ void V4Forward::launch_compact(const CompactPlan& plan, int64_t count, uint32_t 
 // One copy back of what launch_compact left (ids, logits, the normalizers when asked for, the
 // draws when any), then each sequence's share.
 Status V4Forward::read_compact(const CompactPlan& plan, std::span<const SequenceInput> inputs,
-                               int64_t count, const int64_t* target, ForwardOutput& out) {
+                               LogitBatch rows, ForwardOutput& out) {
   if (!plan.candidates && !plan.draws) return Status::ok();
-  const size_t n = static_cast<size_t>(count), k = out.candidate_k;
+  const size_t n = static_cast<size_t>(rows.count), k = out.candidate_k;
+  const int64_t* target = row_target_.data() + rows.first;
   const CompactRowsLayout at = CompactRowsLayout::of(n, k);
   const size_t bytes = plan.draws ? at.params : plan.normalize ? at.tokens : at.normalizers;
   auto* host = reinterpret_cast<uint8_t*>(fit(candidates_host_, (at.params + 7) / 8));
-  if (Status s = backend_.copy_to_host(ws_.candidates, 0, host, bytes); !s) return s;
+  if (Status s =
+          backend_.copy_to_host(ws_.candidates, compact_block(rows, out.candidate_k), host, bytes);
+      !s) {
+    return s;
+  }
   const auto* host_ids = reinterpret_cast<const int32_t*>(host + at.ids);
   const auto* host_logits = reinterpret_cast<const float*>(host + at.logits);
   const auto* host_normalizers = reinterpret_cast<const double*>(host + at.normalizers);

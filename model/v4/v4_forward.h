@@ -125,16 +125,22 @@ class V4Forward {
   // The head over the step's selected rows (ws_.selected) in batches of the workspace's logit
   // rows, and each row's copy out: its logits, or its candidates for a top_candidates sequence.
   Status copy_out_logits(std::span<const SequenceInput> inputs, int64_t n_rows, ForwardOutput& out);
-  Status copy_logit_runs(int64_t count, const int64_t* target, ForwardOutput& out);
-  // A logit batch's rows that return candidates or a drawn token (target: row_target_'s).
+  // Rows [first, first + count) of the step's logit rows: one batch of the head.
+  struct LogitBatch {
+    int64_t first = 0, count = 0;
+  };
+  Status copy_logit_runs(LogitBatch rows, ForwardOutput& out);
+  // A logit batch's rows that return candidates or a drawn token (their targets in row_target_
+  // are negative): what they need, its launch, and its copy back.
   struct CompactPlan {
     bool candidates = false, normalize = false, draws = false;
   };
-  Result<CompactPlan> stage_compact(std::span<const SequenceInput> inputs, int64_t count,
-                                    const int64_t* target, uint32_t k);
-  void launch_compact(const CompactPlan& plan, int64_t count, uint32_t k);
+  static size_t compact_block(LogitBatch rows, uint32_t k);
+  Result<CompactPlan> stage_compact(std::span<const SequenceInput> inputs, LogitBatch rows,
+                                    const ForwardOutput& out);
+  void launch_compact(const CompactPlan& plan, LogitBatch rows, uint32_t k);
   Status read_compact(const CompactPlan& plan, std::span<const SequenceInput> inputs,
-                      int64_t count, const int64_t* target, ForwardOutput& out);
+                      LogitBatch rows, ForwardOutput& out);
 
   const V4Weights& weights_;
   Backend& backend_;

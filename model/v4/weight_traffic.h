@@ -33,6 +33,13 @@ class WeightTrafficRecorder final : public Backend {
   Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) override {
     return inner_.copy_to_host(src, offset, host, bytes);
   }
+  // Steps are recorded only while nothing is counted: counting is host work per op, which a
+  // replay would skip.
+  bool can_capture() const override { return !recording_ && inner_.can_capture(); }
+  void begin_capture() override { inner_.begin_capture(); }
+  Result<std::unique_ptr<StepGraph>> end_capture() override { return inner_.end_capture(); }
+  Status replay(StepGraph& graph) override { return inner_.replay(graph); }
+  uint64_t scratch_generation() const override { return inner_.scratch_generation(); }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,

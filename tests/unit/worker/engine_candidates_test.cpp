@@ -90,6 +90,24 @@ class EngineCandidatesTest : public EngineTest {
     return streams;
   }
 
+  // Every request at once through one engine straight on `backend` (no profile: it would stop
+  // step recordings), keeping `step_graphs` recordings; what the recordings did.
+  static Streams run_recorded(std::unique_ptr<Backend> backend, uint32_t step_graphs,
+                              StepGraphStats* graphs) {
+    EngineOptions o = options();
+    o.step_graphs = step_graphs;
+    EngineCore core(weights(), *backend, o);
+    const std::vector<GenerationRequest> rs = requests();
+    for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
+    Streams streams;
+    for (int step = 0; core.has_work() && step < 1000; ++step) {
+      for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
+    }
+    EXPECT_FALSE(core.has_work());
+    *graphs = core.stats().step_graphs;
+    return streams;
+  }
+
   // `logprob_tolerance`: 0 where both runs sum the log-normalizer in the host's order.
   static void expect_same_streams(const Streams& got, const Streams& want,
                                   float logprob_tolerance) {
@@ -145,6 +163,24 @@ TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
   EXPECT_GT(drawn, 0u);
   EXPECT_EQ(undrawn, 0u);
   expect_same_streams(selected, rows, 1e-6f);
+}
+
+// Decode steps replayed from recordings (CUDA graphs on a GPU) give every request the tokens,
+// logprobs and top logprobs of the same engine running each op: bit for bit, since both run the
+// same kernels on the same device.
+TEST_P(EngineCandidatesOnDevice, StepGraphsChangeNoToken) {
+  std::string why;
+  std::unique_ptr<Backend> first = testing_device::make_device_backend(GetParam(), &why);
+  if (!first) GTEST_SKIP() << why;
+  StepGraphStats recorded, plain;
+  const Streams with = run_recorded(std::move(first), 64, &recorded);
+  std::unique_ptr<Backend> second = testing_device::make_device_backend(GetParam(), &why);
+  ASSERT_TRUE(second) << why;
+  const Streams without = run_recorded(std::move(second), 0, &plain);
+  EXPECT_GT(recorded.replays, 0u);
+  EXPECT_EQ(recorded.broken, 0u);
+  EXPECT_EQ(plain.captures + plain.replays, 0u);
+  expect_same_streams(with, without, 0.0f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EngineCandidatesOnDevice,

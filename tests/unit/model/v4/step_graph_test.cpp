@@ -29,7 +29,8 @@ using forward_comparison::kPrompt;
 using forward_comparison::tiny_model;
 
 std::unique_ptr<Backend> make(const std::string& device, std::string* why) {
-  if (device == "emulated") return std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{});
+  if (device == "emulated")
+    return std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{});
   Result<std::unique_ptr<Backend>> be = device::make_backend({DeviceKind::kCuda, 0}, 1);
   if (!be) {
     *why = be.message();
@@ -135,8 +136,8 @@ class StepGraphForward : public ::testing::TestWithParam<std::string> {
   Pair start(const std::vector<int32_t>& prompt) {
     Pair p{std::make_unique<ContiguousKvState>(config(), *backend_),
            std::make_unique<ContiguousKvState>(config(), *backend_), prompt.back()};
-    for (auto [forward, state] : {std::pair{recorded_.get(), p.recorded.get()},
-                                  std::pair{plain_.get(), p.plain.get()}}) {
+    for (auto [forward, state] :
+         {std::pair{recorded_.get(), p.recorded.get()}, std::pair{plain_.get(), p.plain.get()}}) {
       SequenceInput in{state, std::span<const int32_t>(prompt).first(prompt.size() - 1)};
       in.no_logits = true;
       EXPECT_TRUE(forward->forward({&in, 1}));
@@ -144,20 +145,23 @@ class StepGraphForward : public ::testing::TestWithParam<std::string> {
     return p;
   }
 
-  // One decode step of `pairs` on both forwards: pair i asks for what kind i % 3 asks for
-  // (its logits; 8 candidates and the normalizer; a draw). Every output must be equal; each
-  // pair's next token is its best (or drawn) token.
-  void step(std::vector<Pair*> pairs, uint64_t seed) {
+  // One decode step of `pairs` on both forwards: pair i asks for what kind (i + skip) % 3 asks
+  // for (its logits; 8 candidates and the normalizer; a draw; skip 1 and no pair at index 2 mod
+  // 3: none asks for logits). Every output must be equal; each pair's next token is its best
+  // (or drawn) token.
+  void step(std::vector<Pair*> pairs, uint64_t seed, size_t skip = 0) {
     std::vector<SequenceInput> recorded, plain;
+    auto kind = [&](size_t i) { return (i + skip) % 3 == 0 && skip ? 1 : (i + skip) % 3; };
     for (size_t i = 0; i < pairs.size(); ++i) {
       for (auto [inputs, state] : {std::pair{&recorded, pairs[i]->recorded.get()},
                                    std::pair{&plain, pairs[i]->plain.get()}}) {
         SequenceInput in{state, std::span<const int32_t>(&pairs[i]->next, 1)};
-        if (i % 3 == 1) {
+        if (kind(i) == 1) {
           in.top_candidates = 8;
           in.candidate_logprobs = true;
-        } else if (i % 3 == 2) {
-          in.draw = kernels::RowDrawParams{{0.8f, 0.9f, 0.02f}, 0, (seed * 0x9E3779B97F4A7C15ull) >> 11};
+        } else if (kind(i) == 2) {
+          in.draw =
+              kernels::RowDrawParams{{0.8f, 0.9f, 0.02f}, 0, (seed * 0x9E3779B97F4A7C15ull) >> 11};
         }
         inputs->push_back(in);
       }
@@ -173,10 +177,10 @@ class StepGraphForward : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(a->drawn_logits, b->drawn_logits) << "seed " << seed;
     const size_t vocab = config().n_vocab;
     for (size_t i = 0; i < pairs.size(); ++i) {
-      if (i % 3 == 0) {
+      if (kind(i) == 0) {
         const float* row = a->logits.data() + a->first_row[i] * vocab;
         pairs[i]->next = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
-      } else if (i % 3 == 1) {
+      } else if (kind(i) == 1) {
         pairs[i]->next = a->candidate_ids[i * a->candidate_k];
       } else {
         ASSERT_GE(a->drawn_tokens[i], 0);
@@ -231,6 +235,22 @@ TEST_P(StepGraphForward, ABufferThatMovesDropsTheRecordings) {
   EXPECT_EQ(s.captures, 2u) << "the shape is recorded again on its first step after the move";
   EXPECT_EQ(s.replays, 6u);
   EXPECT_EQ(s.broken, 0u);
+}
+
+// More rows than the head takes at once (64): the recording runs every logit batch, each into
+// its own block of compact outputs, when no row wants its logits back.
+TEST_P(StepGraphForward, StepsWiderThanOneLogitBatch) {
+  std::vector<Pair> pairs;
+  for (int32_t i = 0; i < 66; ++i) pairs.push_back(start({i, 2 * i + 1}));
+  std::vector<Pair*> all;
+  for (Pair& p : pairs) all.push_back(&p);
+  for (uint64_t seed = 1; seed <= 3; ++seed) step(all, seed, 1);
+  const StepGraphStats& s = recorded_->stats().step_graphs;
+  EXPECT_EQ(s.captures, 1u);
+  EXPECT_EQ(s.replays, 2u);
+  // With one row that wants its logits the step runs op by op, and still equal.
+  step(all, 4);
+  EXPECT_EQ(recorded_->stats().step_graphs.replays, 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StepGraphForward,
