@@ -15,7 +15,10 @@ namespace v4 {
 
 class ProfiledBackend final : public Backend {
  public:
-  explicit ProfiledBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  explicit ProfiledBackend(std::unique_ptr<Backend> inner)
+      : owned_(std::move(inner)), inner_(owned_.get()) {}
+  // Times `inner`, which outlives it (memory allocated through it stays valid after).
+  explicit ProfiledBackend(Backend& inner) : inner_(&inner) {}
   ~ProfiledBackend() override;
 
   const OpProfile& profile() const { return profile_; }
@@ -90,7 +93,8 @@ class ProfiledBackend final : public Backend {
     return op();
   }
 
-  std::unique_ptr<Backend> inner_;
+  std::unique_ptr<Backend> owned_;
+  Backend* inner_;
   OpProfile profile_;
 };
 

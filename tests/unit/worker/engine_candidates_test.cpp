@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "model/backend/profiled_backend.h"
+#include "model/v4/device_weights.h"
 #include "tests/unit/model/backend/device_test_util.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 
@@ -66,14 +67,30 @@ class EngineCandidatesTest : public EngineTest {
     return rs;
   }
 
-  // Every request at once through one engine over `backend`; how often it selected candidates
-  // and drew tokens.
-  static Streams run_on(std::unique_ptr<Backend> inner, bool select, uint64_t* selections,
+  // A device backend with the model's weights in its memory (a GPU cannot read the host's
+  // mapping); null with the reason where the device is not usable.
+  struct OnDevice {
+    std::unique_ptr<Backend> backend;
+    std::unique_ptr<DeviceWeights> weights;
+  };
+  static OnDevice on_device(const std::string& name, std::string* why) {
+    OnDevice d;
+    d.backend = testing_device::make_device_backend(name, why);
+    if (!d.backend) return d;
+    Result<std::unique_ptr<DeviceWeights>> w = DeviceWeights::upload(weights(), *d.backend);
+    EXPECT_TRUE(w) << w.message();
+    if (w) d.weights = std::move(*w);
+    return d;
+  }
+
+  // Every request at once through one engine over `backend` (with `w`, weights in its memory);
+  // how often it selected candidates and drew tokens.
+  static Streams run_on(Backend& inner, const V4Weights& w, bool select, uint64_t* selections,
                         uint64_t* draws) {
-    ProfiledBackend backend(std::move(inner));
+    ProfiledBackend backend(inner);
     EngineOptions o = options();
     o.select_candidates = select;
-    EngineCore core(weights(), backend, o);
+    EngineCore core(w, backend, o);
     const std::vector<GenerationRequest> rs = requests();
     for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
     Streams streams;
@@ -92,11 +109,11 @@ class EngineCandidatesTest : public EngineTest {
 
   // Every request at once through one engine straight on `backend` (no profile: it would stop
   // step recordings), keeping `step_graphs` recordings; what the recordings did.
-  static Streams run_recorded(std::unique_ptr<Backend> backend, uint32_t step_graphs,
+  static Streams run_recorded(Backend& backend, const V4Weights& w, uint32_t step_graphs,
                               StepGraphStats* graphs) {
     EngineOptions o = options();
     o.step_graphs = step_graphs;
-    EngineCore core(weights(), *backend, o);
+    EngineCore core(w, backend, o);
     const std::vector<GenerationRequest> rs = requests();
     for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
     Streams streams;
@@ -130,8 +147,9 @@ class EngineCandidatesTest : public EngineTest {
 
 TEST_F(EngineCandidatesTest, CpuCandidatesGiveTheWholeRowsChoicesBitForBit) {
   uint64_t with = 0, without = 0, drawn = 0, undrawn = 0;
-  const Streams selected = run_on(std::make_unique<CpuBackend>(2), true, &with, &drawn);
-  const Streams rows = run_on(std::make_unique<CpuBackend>(2), false, &without, &undrawn);
+  CpuBackend cpu(2);
+  const Streams selected = run_on(cpu, weights(), true, &with, &drawn);
+  const Streams rows = run_on(cpu, weights(), false, &without, &undrawn);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
   EXPECT_GT(drawn, 0u);
@@ -151,13 +169,12 @@ class EngineCandidatesOnDevice : public EngineCandidatesTest,
 
 TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
   std::string why;
-  std::unique_ptr<Backend> first = testing_device::make_device_backend(GetParam(), &why);
-  if (!first) GTEST_SKIP() << why;
+  const OnDevice d = on_device(GetParam(), &why);
+  if (!d.backend) GTEST_SKIP() << why;
+  ASSERT_TRUE(d.weights);
   uint64_t with = 0, without = 0, drawn = 0, undrawn = 0;
-  const Streams selected = run_on(std::move(first), true, &with, &drawn);
-  std::unique_ptr<Backend> second = testing_device::make_device_backend(GetParam(), &why);
-  ASSERT_TRUE(second) << why;
-  const Streams rows = run_on(std::move(second), false, &without, &undrawn);
+  const Streams selected = run_on(*d.backend, d.weights->weights(), true, &with, &drawn);
+  const Streams rows = run_on(*d.backend, d.weights->weights(), false, &without, &undrawn);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
   EXPECT_GT(drawn, 0u);
@@ -170,13 +187,12 @@ TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
 // same kernels on the same device.
 TEST_P(EngineCandidatesOnDevice, StepGraphsChangeNoToken) {
   std::string why;
-  std::unique_ptr<Backend> first = testing_device::make_device_backend(GetParam(), &why);
-  if (!first) GTEST_SKIP() << why;
+  const OnDevice d = on_device(GetParam(), &why);
+  if (!d.backend) GTEST_SKIP() << why;
+  ASSERT_TRUE(d.weights);
   StepGraphStats recorded, plain;
-  const Streams with = run_recorded(std::move(first), 64, &recorded);
-  std::unique_ptr<Backend> second = testing_device::make_device_backend(GetParam(), &why);
-  ASSERT_TRUE(second) << why;
-  const Streams without = run_recorded(std::move(second), 0, &plain);
+  const Streams with = run_recorded(*d.backend, d.weights->weights(), 64, &recorded);
+  const Streams without = run_recorded(*d.backend, d.weights->weights(), 0, &plain);
   EXPECT_GT(recorded.replays, 0u);
   EXPECT_EQ(recorded.broken, 0u);
   EXPECT_EQ(plain.captures + plain.replays, 0u);

@@ -1,0 +1,109 @@
+// The engine's invariants on a device backend ("emulated": the device kernels on the host;
+// "cuda": skipped, saying why, where no GPU is usable; scripts/test-gpu runs it): a request's
+// tokens and logprobs are the same alone and in a continuous batch, whatever the prefill chunk
+// size, and after preemption by recompute. Decode steps replay recordings here (step graphs, on
+// by default), so the batch changes, preemptions and chunk sizes also check that a recording
+// gives each step's own bits. The oracle is each request run alone on the same device (the
+// device forward itself is compared with the CPU forward in device_forward_test).
+#include "model/v4/device_weights.h"
+#include "tests/unit/model/backend/device_test_util.h"
+#include "tests/unit/worker/tiny_engine_fixture.h"
+
+namespace v4 {
+namespace {
+
+class EngineDeviceInvariance : public EngineTest,
+                               public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    if (IsSkipped()) return;
+    std::string why;
+    backend_ = testing_device::make_device_backend(GetParam(), &why);
+    if (!backend_) GTEST_SKIP() << why;
+    Result<std::unique_ptr<DeviceWeights>> w = DeviceWeights::upload(weights(), *backend_);
+    ASSERT_TRUE(w) << w.message();
+    resident_ = std::move(*w);
+  }
+
+  // Every request through one engine on the device, to completion.
+  Streams run_here(const EngineOptions& o, const std::vector<GenerationRequest>& rs,
+                   EngineStats* stats = nullptr) {
+    EngineCore core(resident_->weights(), *backend_, o);
+    Streams streams;
+    for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
+    for (int step = 0; core.has_work() && step < 10000; ++step) {
+      for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
+    }
+    EXPECT_FALSE(core.has_work());
+    EXPECT_EQ(core.scheduler().allocator().used_count(), 0u) << "KV pages leaked";
+    if (stats) *stats = core.stats();
+    return streams;
+  }
+
+  // Greedy, top-k sampled and drawn (no top-k) requests of mixed prompt lengths, with logprobs.
+  static std::vector<GenerationRequest> requests(size_t n) {
+    std::vector<GenerationRequest> rs = mixed_requests(n, true);
+    for (size_t i = 0; i < rs.size(); ++i) {
+      SamplingParams& p = rs[i].sampling;
+      if (i % 3 == 0) p.temperature = 0.0f;
+      if (i % 3 == 2) p.top_k = 0;  // drawn over the whole row where the logits are
+    }
+    return rs;
+  }
+
+  static void expect_same(const Streams& want, const Streams& got, const std::string& what) {
+    ASSERT_EQ(want.size(), got.size()) << what;
+    for (const auto& [id, events] : want) {
+      const std::vector<GenerationEvent>& g = got.at(id);
+      ASSERT_EQ(tokens_of(g), tokens_of(events)) << what << ", request " << id;
+      for (size_t k = 0; k < events.size(); ++k) {
+        EXPECT_EQ(g[k].logprob, events[k].logprob) << what << ", request " << id;
+      }
+    }
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<DeviceWeights> resident_;
+};
+
+TEST_P(EngineDeviceInvariance, AloneInABatchAndInSmallerChunks) {
+  const std::vector<GenerationRequest> rs = requests(9);
+  EngineStats stats;
+  const Streams together = run_here(options(), rs, &stats);
+  EXPECT_GT(static_cast<double>(stats.step_sequences) / static_cast<double>(stats.steps), 3.0);
+  // A request alone decodes in steps of one shape: those replay a recording.
+  Streams alone;
+  uint64_t replays = 0;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    EngineStats one;
+    alone[i + 1] = run_here(options(), {rs[i]}, &one).at(1);
+    replays += one.step_graphs.replays;
+  }
+  EXPECT_GT(replays, 0u);
+  expect_same(alone, together, "alone against together");
+  EngineOptions chunked = options();
+  chunked.max_batch_tokens = 16;
+  expect_same(together, run_here(chunked, rs), "16-token chunks against 64");
+}
+
+TEST_P(EngineDeviceInvariance, PreemptionByRecompute) {
+  std::vector<GenerationRequest> rs = requests(4);
+  for (GenerationRequest& r : rs) {
+    r.prompt = prompt(110 + r.prompt.size() % 10, static_cast<uint32_t>(r.prompt.size()));
+    r.sampling.max_tokens = 24;  // every request crosses a 128-token page boundary
+  }
+  const Streams free_run = run_here(options(), rs);
+  EngineOptions tight = options();
+  tight.total_pages = 3;  // 4 requests needing 2 pages each at the end
+  EngineStats stats;
+  const Streams constrained = run_here(tight, rs, &stats);
+  EXPECT_GT(stats.preemptions, 0u);
+  EXPECT_GT(stats.step_graphs.replays, 0u);
+  expect_same(free_run, constrained, "preempted against free");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineDeviceInvariance, testing_device::device_backend_names());
+
+}  // namespace
+}  // namespace v4
