@@ -83,45 +83,20 @@ class EngineCandidatesTest : public EngineTest {
     return d;
   }
 
-  // Every request at once through one engine over `backend` (with `w`, weights in its memory);
-  // how often it selected candidates and drew tokens.
-  static Streams run_on(Backend& inner, const V4Weights& w, bool select, uint64_t* selections,
-                        uint64_t* draws) {
+  // Every request at once through one engine over `inner` (with `w`, weights in its memory),
+  // timed op by op; how often it selected candidates and drew tokens.
+  static Streams run_profiled(Backend& inner, const V4Weights& w, bool select, uint64_t* selections,
+                              uint64_t* draws) {
     ProfiledBackend backend(inner);
     EngineOptions o = options();
     o.select_candidates = select;
-    EngineCore core(w, backend, o);
-    const std::vector<GenerationRequest> rs = requests();
-    for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
-    Streams streams;
-    for (int step = 0; core.has_work() && step < 1000; ++step) {
-      for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
-    }
-    EXPECT_FALSE(core.has_work());
+    const Streams streams = run_on(w, backend, o, requests());
     const auto calls = [&](const char* op) -> uint64_t {
       auto it = backend.profile().entries().find(op);
       return it == backend.profile().entries().end() ? 0 : it->second.calls;
     };
     *selections = calls("top_logits");
     *draws = calls("draw_rows");
-    return streams;
-  }
-
-  // Every request at once through one engine straight on `backend` (no profile: it would stop
-  // step recordings), keeping `step_graphs` recordings; what the recordings did.
-  static Streams run_recorded(Backend& backend, const V4Weights& w, uint32_t step_graphs,
-                              StepGraphStats* graphs) {
-    EngineOptions o = options();
-    o.step_graphs = step_graphs;
-    EngineCore core(w, backend, o);
-    const std::vector<GenerationRequest> rs = requests();
-    for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
-    Streams streams;
-    for (int step = 0; core.has_work() && step < 1000; ++step) {
-      for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
-    }
-    EXPECT_FALSE(core.has_work());
-    *graphs = core.stats().step_graphs;
     return streams;
   }
 
@@ -148,8 +123,8 @@ class EngineCandidatesTest : public EngineTest {
 TEST_F(EngineCandidatesTest, CpuCandidatesGiveTheWholeRowsChoicesBitForBit) {
   uint64_t with = 0, without = 0, drawn = 0, undrawn = 0;
   CpuBackend cpu(2);
-  const Streams selected = run_on(cpu, weights(), true, &with, &drawn);
-  const Streams rows = run_on(cpu, weights(), false, &without, &undrawn);
+  const Streams selected = run_profiled(cpu, weights(), true, &with, &drawn);
+  const Streams rows = run_profiled(cpu, weights(), false, &without, &undrawn);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
   EXPECT_GT(drawn, 0u);
@@ -173,8 +148,8 @@ TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
   if (!d.backend) GTEST_SKIP() << why;
   ASSERT_TRUE(d.weights);
   uint64_t with = 0, without = 0, drawn = 0, undrawn = 0;
-  const Streams selected = run_on(*d.backend, d.weights->weights(), true, &with, &drawn);
-  const Streams rows = run_on(*d.backend, d.weights->weights(), false, &without, &undrawn);
+  const Streams selected = run_profiled(*d.backend, d.weights->weights(), true, &with, &drawn);
+  const Streams rows = run_profiled(*d.backend, d.weights->weights(), false, &without, &undrawn);
   EXPECT_GT(with, 0u);
   EXPECT_EQ(without, 0u);
   EXPECT_GT(drawn, 0u);
@@ -190,12 +165,16 @@ TEST_P(EngineCandidatesOnDevice, StepGraphsChangeNoToken) {
   const OnDevice d = on_device(GetParam(), &why);
   if (!d.backend) GTEST_SKIP() << why;
   ASSERT_TRUE(d.weights);
-  StepGraphStats recorded, plain;
-  const Streams with = run_recorded(*d.backend, d.weights->weights(), 64, &recorded);
-  const Streams without = run_recorded(*d.backend, d.weights->weights(), 0, &plain);
-  EXPECT_GT(recorded.replays, 0u);
-  EXPECT_EQ(recorded.broken, 0u);
-  EXPECT_EQ(plain.captures + plain.replays, 0u);
+  // Straight on the device: a profile would stop the recordings.
+  EngineOptions recorded = options(), plain = options();
+  plain.step_graphs = 0;
+  EngineStats with_stats, without_stats;
+  const Streams with = run_on(d.weights->weights(), *d.backend, recorded, requests(), &with_stats);
+  const Streams without =
+      run_on(d.weights->weights(), *d.backend, plain, requests(), &without_stats);
+  EXPECT_GT(with_stats.step_graphs.replays, 0u);
+  EXPECT_EQ(with_stats.step_graphs.broken, 0u);
+  EXPECT_EQ(without_stats.step_graphs.captures + without_stats.step_graphs.replays, 0u);
   expect_same_streams(with, without, 0.0f);
 }
 

@@ -26,19 +26,9 @@ class EngineDeviceInvariance : public EngineTest,
     resident_ = std::move(*w);
   }
 
-  // Every request through one engine on the device, to completion.
   Streams run_here(const EngineOptions& o, const std::vector<GenerationRequest>& rs,
                    EngineStats* stats = nullptr) {
-    EngineCore core(resident_->weights(), *backend_, o);
-    Streams streams;
-    for (size_t i = 0; i < rs.size(); ++i) EXPECT_TRUE(core.add(i + 1, rs[i]));
-    for (int step = 0; core.has_work() && step < 10000; ++step) {
-      for (GenerationEvent& e : core.step()) streams[e.id].push_back(std::move(e));
-    }
-    EXPECT_FALSE(core.has_work());
-    EXPECT_EQ(core.scheduler().allocator().used_count(), 0u) << "KV pages leaked";
-    if (stats) *stats = core.stats();
-    return streams;
+    return run_on(resident_->weights(), *backend_, o, rs, stats);
   }
 
   // Greedy, top-k sampled and drawn (no top-k) requests of mixed prompt lengths, with logprobs.

@@ -77,7 +77,14 @@ class EngineTest : public ::testing::Test {
   static Streams run(const EngineOptions& o, const std::vector<GenerationRequest>& requests,
                      EngineStats* stats = nullptr) {
     CpuBackend backend(2);
-    EngineCore core(weights(), backend, o);
+    return run_on(weights(), backend, o, requests, stats);
+  }
+
+  // The same over `backend`, whose memory holds `w` (the weights a device backend was given).
+  static Streams run_on(const V4Weights& w, Backend& backend, const EngineOptions& o,
+                        const std::vector<GenerationRequest>& requests,
+                        EngineStats* stats = nullptr) {
+    EngineCore core(w, backend, o);
     Streams streams;
     for (size_t i = 0; i < requests.size(); ++i) {
       EXPECT_TRUE(core.add(i + 1, requests[i]));
