@@ -100,6 +100,8 @@ router::EngineSnapshot to_engine_snapshot(const EngineStats& s, bool healthy,
   out.spec_num_draft_tokens = s.speculative.draft_tokens;
   out.spec_num_accepted_tokens = s.speculative.accepted_tokens;
   out.spec_accepted_per_position = s.speculative.accepted_per_position;
+  out.step_graph_captures = s.step_graphs.captures;
+  out.step_graph_replays = s.step_graphs.replays;
   return out;
 }
 

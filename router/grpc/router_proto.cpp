@@ -107,6 +107,8 @@ void add_stats(const pb::StatsResponse& s, EngineSnapshot& t) {
   t.kv_disk_evictions += s.kv_disk().evictions();
   t.kv_disk_ignored += s.kv_disk().ignored();
   t.kv_disk_dropped += s.kv_disk().dropped();
+  t.step_graph_captures += s.step_graphs().captures();
+  t.step_graph_replays += s.step_graphs().replays();
   const pb::SpeculativeCounts& spec = s.speculative();
   t.spec_num_drafts += spec.num_drafts();
   t.spec_num_draft_tokens += spec.num_draft_tokens();

@@ -123,6 +123,8 @@ struct EngineSnapshot {
   // drafts, drafts verified, drafts accepted, and accepted drafts by their place in the step.
   uint64_t spec_num_drafts = 0, spec_num_draft_tokens = 0, spec_num_accepted_tokens = 0;
   std::vector<uint64_t> spec_accepted_per_position;
+  // Decode steps recorded as graphs (CUDA graphs) and launched from a recording.
+  uint64_t step_graph_captures = 0, step_graph_replays = 0;
 };
 
 class EngineClient {

@@ -74,8 +74,9 @@ struct ServerMetrics::Series {
   prometheus::Counter* malformed_outputs;
   prometheus::Counter* replayed_tool_calls;
   prometheus::Counter* preemptions;
-  // (counter, its EngineSnapshot field) for the KV disk store's counts.
-  std::vector<std::pair<prometheus::Counter*, uint64_t EngineSnapshot::*>> kv_disk;
+  // (counter, its EngineSnapshot field) for the engine's plain counts: the KV disk store's and
+  // the step graphs'.
+  std::vector<std::pair<prometheus::Counter*, uint64_t EngineSnapshot::*>> counts;
   // The same for speculative decoding; the per-position counters are made as positions appear.
   std::vector<std::pair<prometheus::Counter*, uint64_t EngineSnapshot::*>> spec;
   prometheus::Family<prometheus::Counter>* spec_per_position_family;
@@ -194,7 +195,7 @@ ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
   s.prefix_hits =
       &counter("v4serve:prefix_cache_hits_total", "Prompt tokens found in the prefix cache");
   s.preemptions = &counter("v4serve:num_preemptions_total", "Requests preempted (recomputed)");
-  s.kv_disk = {
+  s.counts = {
       {&counter("v4serve:kv_disk_hits_total", "Prefix pages loaded from the KV disk store"),
        &EngineSnapshot::kv_disk_hits},
       {&counter("v4serve:kv_disk_writes_total", "Prefix page files written to the KV disk store"),
@@ -207,7 +208,13 @@ ServerMetrics::ServerMetrics(std::string model_name, bool expert_detail)
        &EngineSnapshot::kv_disk_ignored},
       {&counter("v4serve:kv_disk_dropped_total",
                 "Evicted prefix pages not written because the write queue was full"),
-       &EngineSnapshot::kv_disk_dropped}};
+       &EngineSnapshot::kv_disk_dropped},
+      {&counter("v4serve:step_graph_captures_total",
+                "Decode steps recorded as a graph (CUDA graph) for their shape"),
+       &EngineSnapshot::step_graph_captures},
+      {&counter("v4serve:step_graph_replays_total",
+                "Decode steps launched from a recording instead of kernel by kernel"),
+       &EngineSnapshot::step_graph_replays}};
   s.spec = {{&counter("v4serve:spec_decode_num_drafts_total",
                       "Speculative decoding: steps of a request that verified drafts"),
              &EngineSnapshot::spec_num_drafts},
@@ -357,7 +364,7 @@ void ServerMetrics::refresh(const EngineSnapshot& now) {
   grow(*s.prefix_queries, now.prefix_queries, last_.prefix_queries);
   grow(*s.prefix_hits, now.prefix_hits, last_.prefix_hits);
   grow(*s.preemptions, now.preemptions, last_.preemptions);
-  for (auto [c, field] : s.kv_disk) {
+  for (auto [c, field] : s.counts) {
     grow(*c, now.*field, last_.*field);
     last_.*field = std::max(now.*field, last_.*field);
   }

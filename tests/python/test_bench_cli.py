@@ -101,3 +101,21 @@ def test_bad_synthetic_flags_are_one_line_errors(v4serve, extra, message):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_device_decode_is_timed_with_and_without_step_graphs(v4serve, model):
+    # On a device backend each decode batch runs from recordings after its second step (the
+    # first runs op by op, the second is recorded), and is timed again without them.
+    steps = 4
+    report = bench_json(v4serve, model, "--device", "emulated", "--batch", "1,3")
+    for d in report["decode"]:
+        assert d["replayed_steps"] == steps - 1, d
+        assert d["seconds_without_graphs"] > 0, d
+        assert d["capture_seconds"] >= 0, d
+    off = bench_json(v4serve, model, "--device", "emulated", "--batch", "1", "--step-graphs", "0")
+    assert off["decode"][0]["replayed_steps"] == 0
+    assert off["decode"][0]["seconds_without_graphs"] == 0
+    # The CPU backend records nothing: nothing is timed twice.
+    cpu = bench_json(v4serve, model, "--batch", "1")
+    assert cpu["decode"][0]["replayed_steps"] == 0
+    assert cpu["decode"][0]["seconds_without_graphs"] == 0

@@ -128,6 +128,11 @@ void to_proto(const EngineStats& s, uint32_t page_tokens, pb::StatsResponse& out
     d->set_ignored(s.kv_disk_ignored);
     d->set_dropped(s.kv_disk_dropped);
   }
+  if (s.step_graphs.captures > 0) {
+    pb::StepGraphCounts* g = out.mutable_step_graphs();
+    g->set_captures(s.step_graphs.captures);
+    g->set_replays(s.step_graphs.replays);
+  }
   if (s.speculative.drafts > 0) {
     pb::SpeculativeCounts* c = out.mutable_speculative();
     c->set_num_drafts(s.speculative.drafts);

@@ -78,14 +78,14 @@ TEST_P(EngineDeviceInvariance, AloneInABatchAndInSmallerChunks) {
 }
 
 TEST_P(EngineDeviceInvariance, PreemptionByRecompute) {
-  std::vector<GenerationRequest> rs = requests(4);
+  std::vector<GenerationRequest> rs = requests(3);
   for (GenerationRequest& r : rs) {
-    r.prompt = prompt(110 + r.prompt.size() % 10, static_cast<uint32_t>(r.prompt.size()));
-    r.sampling.max_tokens = 24;  // every request crosses a 128-token page boundary
+    r.prompt = prompt(112 + r.prompt.size() % 5, static_cast<uint32_t>(r.prompt.size()));
+    r.sampling.max_tokens = 20;  // every request crosses a 128-token page boundary
   }
   const Streams free_run = run_here(options(), rs);
   EngineOptions tight = options();
-  tight.total_pages = 3;  // 4 requests needing 2 pages each at the end
+  tight.total_pages = 3;  // 3 requests needing 2 pages each at the end
   EngineStats stats;
   const Streams constrained = run_here(tight, rs, &stats);
   EXPECT_GT(stats.preemptions, 0u);
