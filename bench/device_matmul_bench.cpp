@@ -5,12 +5,14 @@
 // Then what a sampled row costs after the head: its best tokens selected on the device and
 // copied back (Backend::top_logits) against the whole row copied back and scanned on the host,
 // and its token drawn on the device (Backend::draw_rows, sampling without a top-k) against the
-// row copied back and drawn from on the host.
+// row copied back and drawn from on the host. And what batch invariance costs each product: the
+// invariant product against the fastest of a sweep of splits of its sums (InvarianceCost/).
 //
 //   build/bench/device_matmul_bench [--device cuda] [--benchmark_filter=Q8_0]
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -88,6 +90,66 @@ void BM_Matmul(benchmark::State& state, GgmlType type, int64_t rows, int64_t col
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(row_bytes) * rows);
   state.counters["weight_MB"] = static_cast<double>(row_bytes * rows) / 1e6;
+}
+
+// What batch invariance costs one product at `tokens` tokens: the invariant matmul (each row's
+// sum split by row length only) against the fastest of a sweep of splits (Backend::matmul_split,
+// 32 units to the whole row), the split a kernel free to choose by batch size would take. Times
+// are the best of 20 launches, each waited for; `cost` is invariant / fastest (1: free).
+void BM_InvarianceCost(benchmark::State& state, GgmlType type, int64_t rows, int64_t cols) {
+  Backend* be = backend_or_skip(state);
+  if (!be) return;
+  const int64_t tokens = state.range(0);
+  size_t row_bytes = 0;
+  auto w = device_weights(*be, type, rows, cols, &row_bytes);
+  std::vector<float> xs(tokens * cols, 0.25f);
+  auto x = be->allocate(xs.size() * sizeof(float));
+  (void)be->copy_to_device(xs.data(), whole(x.get()), 0, xs.size() * sizeof(float));
+  auto y = be->allocate(tokens * rows * sizeof(float));
+  const kernels::MatrixView m{type, static_cast<const uint8_t*>(w->data()), cols, rows, row_bytes};
+  const auto* xp = static_cast<const float*>(x->data());
+  auto* yp = static_cast<float*>(y->data());
+  float sink = 0;
+  const auto best_of = [&](auto&& launch) {
+    launch();
+    (void)be->read_back(yp, &sink, sizeof(sink));
+    double best = 1e30;
+    for (int rep = 0; rep < 20; ++rep) {
+      const auto start = std::chrono::steady_clock::now();
+      launch();
+      (void)be->read_back(yp, &sink, sizeof(sink));
+      best = std::min(
+          best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+  };
+  // Units of a row: blocks of the 32-value formats, 32-value groups of the 256-value ones,
+  // values of float weights (Backend::matmul_split).
+  const int64_t block = ggml_type_traits(type).block_size;
+  const int64_t units = block == 1 ? cols : cols / 32;
+  double invariant = 0, fastest = 0;
+  int64_t fastest_chunk = 0;
+  for (auto _ : state) {
+    invariant = best_of([&] { be->matmul(m, xp, cols, tokens, yp, rows); });
+    fastest = invariant;
+    for (int64_t chunk = 32; chunk < 2 * units; chunk *= 2) {
+      bool ran = true;
+      const double t =
+          best_of([&] { ran = be->matmul_split(m, xp, cols, tokens, yp, rows, chunk); });
+      if (!ran) {
+        state.SkipWithError("this backend has no split variant of its matmul");
+        return;
+      }
+      if (t < fastest) {
+        fastest = t;
+        fastest_chunk = std::min(chunk, units);
+      }
+    }
+  }
+  state.counters["invariant_us"] = invariant * 1e6;
+  state.counters["fastest_split_us"] = fastest * 1e6;
+  state.counters["fastest_chunk_units"] = static_cast<double>(fastest_chunk);  // 0: invariant's
+  state.counters["cost"] = invariant / fastest;
 }
 
 constexpr int64_t kVocab = 129280;  // V4's vocabulary
@@ -218,6 +280,14 @@ void register_all() {
     benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, s.type, s.rows, s.cols)
         ->Arg(1)
         ->Arg(16)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+    const std::string cost = "InvarianceCost" + name.substr(name.find('/'));
+    benchmark::RegisterBenchmark(cost.c_str(), BM_InvarianceCost, s.type, s.rows, s.cols)
+        ->Arg(1)
+        ->Arg(16)
+        ->Arg(64)
+        ->Iterations(1)
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
   }

@@ -105,6 +105,16 @@ class Backend {
   // Activations are quantized to the weight type's dot-product format first (like ggml).
   virtual void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride,
                       int64_t n_tokens, float* y, int64_t y_stride) = 0;
+  // A measuring aid, never called by the forward: matmul with each row's sum split into chunks
+  // of `chunk_units` dot-product units (blocks; 32-value groups of the 256-value formats; float
+  // values) instead of the fixed split by row length. A split chosen per batch is what a
+  // non-batch-invariant kernel does to fill the device; device_matmul_bench times the best such
+  // split against the invariant product (docs/design.md, "What batch invariance costs"). False:
+  // this backend has no such variant.
+  virtual bool matmul_split(const kernels::MatrixView& w, const float* x, int64_t x_stride,
+                            int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk_units) {
+    return false;
+  }
 
   // Row-wise RMSNorm of n_rows rows of n values: y = x / sqrt(mean(x²) + eps) ⊙ weight
   // (weight may be null: no weight). y may alias x.

@@ -101,6 +101,13 @@ class DeviceBackend : public Backend {
     run_op("matmul",
            [&] { device::matmul(exec_, scratch_, w, x, x_stride, n_tokens, y, y_stride); });
   }
+  bool matmul_split(const kernels::MatrixView& w, const float* x, int64_t x_stride,
+                    int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk_units) override {
+    run_op("matmul_split", [&] {
+      device::matmul_split(exec_, scratch_, w, x, x_stride, n_tokens, y, y_stride, chunk_units);
+    });
+    return true;
+  }
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override {
     run_op("rms_norm", [&] { device::rms_norm(exec_, scratch_, x, weight, n, n_rows, eps, y); });

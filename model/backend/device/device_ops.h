@@ -24,6 +24,10 @@ template <class E>
 void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
             int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride);
 template <class E>
+void matmul_split(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
+                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride,
+                  int64_t chunk_units);
+template <class E>
 void embed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& table, const int32_t* tokens,
            int64_t n_tokens, uint32_t copies, float* x);
 template <class E>
@@ -107,6 +111,9 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
 #define V4_DEVICE_OPS_MATMUL(E)                                                                    \
   template void v4::device::matmul<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,           \
                                       const float*, int64_t, int64_t, float*, int64_t);            \
+  template void v4::device::matmul_split<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,     \
+                                            const float*, int64_t, int64_t, float*, int64_t,       \
+                                            int64_t);                                              \
   template void v4::device::embed<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,            \
                                      const int32_t*, int64_t, uint32_t, float*);                   \
   template void v4::device::grouped_expert_ffn<E>(E&, DeviceScratch<E>&, const ExpertFfnWeights&,  \

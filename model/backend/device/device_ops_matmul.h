@@ -8,6 +8,7 @@
 // block layout: consecutive lanes read consecutive units, so a warp's loads are contiguous.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -279,15 +280,16 @@ inline int64_t chunk_units(GgmlType type) {
   return is_float_weight(type) ? kFloatChunkValues : kChunkUnits;
 }
 
+// The product with each row's sum in chunks of `chunk` units (chunk_units(T) in the forward).
 template <GgmlType T, int Tile, class E>
 void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
-                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
+                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk) {
   const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
                                              x_stride, w.cols, n_tokens);
   const kernels::QuantTables tables = quant_tables(s);
   const kernels::MatrixView m = w;
   const int64_t units = row_units(T, w.cols);
-  const int64_t chunk = chunk_units(T), chunks = (units + chunk - 1) / chunk;
+  const int64_t chunks = (units + chunk - 1) / chunk;
   const int64_t tiles = (n_tokens + Tile - 1) / Tile;
   // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
   // bytes of the weights.
@@ -331,10 +333,30 @@ void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float
   // One token (batch-1 decode) gets a kernel with a tile of one: fewer registers, more warps in
   // flight. A token's sum is the same sequence of operations in either (batch invariance).
   dispatch_weight_type(w.type, "matmul", [&](auto tag) {
+    constexpr GgmlType T = decltype(tag)::value;
     if (n_tokens == 1) {
-      matmul_typed<decltype(tag)::value, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride);
+      matmul_typed<T, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk_units(T));
     } else {
-      matmul_typed<decltype(tag)::value, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride);
+      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk_units(T));
+    }
+  });
+}
+
+// Backend::matmul_split: the same kernels with a split the caller chooses (float weights: a
+// multiple of kFloatRun values, as the lanes read them; rounded up to one).
+template <class E>
+void matmul_split(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
+                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride,
+                  int64_t chunk_units) {
+  if (n_tokens <= 0 || w.rows <= 0) return;
+  dispatch_weight_type(w.type, "matmul_split", [&](auto tag) {
+    constexpr GgmlType T = decltype(tag)::value;
+    const int64_t step = is_float_weight(T) ? kFloatRun : 1;
+    const int64_t chunk = std::max<int64_t>(step, (chunk_units + step - 1) / step * step);
+    if (n_tokens == 1) {
+      matmul_typed<T, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk);
+    } else {
+      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk);
     }
   });
 }

@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/quant.h"
 #include "model/backend/cpu_backend.h"
+#include "model/backend/device/device_ops_matmul.h"
 #include "tests/unit/model/backend/device_test_util.h"
 
 namespace v4 {
@@ -99,6 +100,41 @@ TEST_P(DeviceMatmul, ATokensOutputDoesNotDependOnItsBatch) {
     const std::vector<float> alone = download(*be_, one);
     EXPECT_TRUE(std::equal(alone.begin(), alone.end(), batched.begin() + t * rows)) << t;
   }
+}
+
+// Backend::matmul_split (the measuring aid of device_matmul_bench's InvarianceCost): with the
+// forward's own split it is the same product bit for bit; with others the same sums in other
+// chunks, within float rounding of the sum (expect_close's bound); the CPU has no such variant.
+TEST_P(DeviceMatmul, SplitVariantSumsTheSameProductsInOtherChunks) {
+  const GgmlType type = std::get<1>(GetParam());
+  const int64_t rows = 5, n = 2;
+  const int64_t own = device::chunk_units(type);
+  // Three of the forward's chunks per row (values of float weights, else 32-value units).
+  const int64_t cols = 3 * own * (device::is_float_weight(type) ? 1 : 32);
+  const auto dw = upload(*be_, weights_of(type, rows, cols, 13));
+  const std::vector<float> x = randoms(n * cols, 17);
+  kernels::MatrixView v{type, dw.get(), cols, rows, *ggml_row_size(type, cols)};
+  const auto dx = upload(*be_, x);
+  auto y = testing_device::zeros_on<float>(*be_, n * rows);
+  be_->matmul(v, dx.get(), n, y.get());
+  const std::vector<float> want = download(*be_, y);
+  float scale = 0;
+  for (float value : x) scale = std::max(scale, std::fabs(value));
+  for (int64_t chunk : {own, int64_t{32}, 3 * own}) {
+    auto split = testing_device::zeros_on<float>(*be_, n * rows);
+    ASSERT_TRUE(be_->matmul_split(v, dx.get(), cols, n, split.get(), rows, chunk));
+    const std::vector<float> got = download(*be_, split);
+    if (chunk == own) {
+      EXPECT_EQ(got, want) << "the forward's own split";
+    } else {
+      expect_close(got, want, scale * cols * 0.5f);
+      // The inputs are fixed: some output's last bits show that the sums were regrouped.
+      if (chunk == 32) {
+        EXPECT_NE(got, want) << "a split of 32 units summed as the forward's";
+      }
+    }
+  }
+  EXPECT_FALSE(cpu_.matmul_split(v, dx.get(), cols, n, y.get(), rows, own));
 }
 
 std::string name(const ::testing::TestParamInfo<DeviceMatmul::ParamType>& info) {
