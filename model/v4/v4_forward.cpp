@@ -349,14 +349,12 @@ Status V4Forward::recorded_step(const ForwardContext& ctx, std::span<const Seque
                                 int64_t n_rows, ForwardOutput& out) {
   const V4Config& c = weights_.config;
   const int64_t flat = int64_t{c.n_hc} * c.n_embd, batch = ws_.logit_rows();
-  // One plan for every logit batch (what any of them needs), so that the shape says it all.
-  CompactPlan plan;
-  for (int64_t first = 0; first < n_rows; first += batch) {
-    Result<CompactPlan> p = stage_compact(inputs, {first, std::min(batch, n_rows - first)}, out);
-    if (!p) return p.status();
-    plan.candidates = plan.candidates || p->candidates;
-    plan.normalize = plan.normalize || p->normalize;
-    plan.draws = plan.draws || p->draws;
+  // One plan for every logit batch (what any of them needs), so that the shape says it all; then
+  // every batch's draw parameters, since every batch draws when any does.
+  const CompactPlan plan = plan_compact(inputs, {0, n_rows});
+  for (int64_t first = 0; plan.draws && first < n_rows; first += batch) {
+    const LogitBatch rows{first, std::min(batch, n_rows - first)};
+    if (Status s = stage_draws(inputs, rows, out.candidate_k); !s) return s;
   }
   // The recording is sized for a bound on the positions, not for this step's (step_graphs.h).
   kv_step_.position_end = StepGraphs::position_bound(kv_step_.position_end);

@@ -136,8 +136,8 @@ class V4Forward {
     bool candidates = false, normalize = false, draws = false;
   };
   static size_t compact_block(LogitBatch rows, uint32_t k);
-  Result<CompactPlan> stage_compact(std::span<const SequenceInput> inputs, LogitBatch rows,
-                                    const ForwardOutput& out);
+  CompactPlan plan_compact(std::span<const SequenceInput> inputs, LogitBatch rows) const;
+  Status stage_draws(std::span<const SequenceInput> inputs, LogitBatch rows, uint32_t k);
   void launch_compact(const CompactPlan& plan, LogitBatch rows, uint32_t k);
   Status read_compact(const CompactPlan& plan, std::span<const SequenceInput> inputs,
                       LogitBatch rows, ForwardOutput& out);

@@ -16,11 +16,13 @@ Status V4Forward::copy_out_logits(std::span<const SequenceInput> inputs, int64_t
     const LogitBatch rows{first, std::min(ws_.logit_rows(), n_rows - first)};
     head_logits(ws_.selected.data<float>() + first * flat, rows.count, weights_.output_hc,
                 weights_.output_norm, ws_.logits.data<float>());
-    Result<CompactPlan> plan = stage_compact(inputs, rows, out);
-    if (!plan) return plan.status();
-    launch_compact(*plan, rows, out.candidate_k);
+    const CompactPlan plan = plan_compact(inputs, rows);
+    if (plan.draws) {
+      if (Status s = stage_draws(inputs, rows, out.candidate_k); !s) return s;
+    }
+    launch_compact(plan, rows, out.candidate_k);
     if (Status s = copy_logit_runs(rows, out); !s) return s;
-    if (Status s = read_compact(*plan, inputs, rows, out); !s) return s;
+    if (Status s = read_compact(plan, inputs, rows, out); !s) return s;
   }
   return Status::ok();
 }
@@ -56,32 +58,36 @@ size_t V4Forward::compact_block(LogitBatch rows, uint32_t k) {
   return CompactRowsLayout::of(static_cast<size_t>(rows.first), k).end;
 }
 
-// What a logit batch's compact rows need (candidates for every row when any row wants them:
-// one launch; the draws of the rows that asked for one), with the draws' parameters copied in.
-Result<V4Forward::CompactPlan> V4Forward::stage_compact(std::span<const SequenceInput> inputs,
-                                                        LogitBatch rows, const ForwardOutput& out) {
-  const size_t n = static_cast<size_t>(rows.count);
+// What the compact rows among `rows` need: candidates for every row when any row wants them (one
+// launch), their normalizers, the draws of the rows that asked for one.
+V4Forward::CompactPlan V4Forward::plan_compact(std::span<const SequenceInput> inputs,
+                                               LogitBatch rows) const {
   const int64_t* target = row_target_.data() + rows.first;
   CompactPlan plan;
-  draw_params_.assign(n, kernels::RowDrawParams{});
-  for (size_t r = 0; r < n; ++r) {
+  for (int64_t r = 0; r < rows.count; ++r) {
     if (target[r] >= 0) continue;
     const SequenceInput& in = inputs[static_cast<size_t>(-1 - target[r])];
     plan.candidates = plan.candidates || in.top_candidates > 0;
     plan.normalize = plan.normalize || in.candidate_logprobs;
-    if (in.draw) draw_params_[r] = *in.draw;
     plan.draws = plan.draws || in.draw.has_value();
   }
-  if (plan.draws) {
-    const CompactRowsLayout at = CompactRowsLayout::of(n, out.candidate_k);
-    if (Status s = backend_.copy_to_device(draw_params_.data(), ws_.candidates,
-                                           compact_block(rows, out.candidate_k) + at.params,
-                                           at.end - at.params);
-        !s) {
-      return s;
-    }
-  }
   return plan;
+}
+
+// The draw parameters of a logit batch's rows (temperature 0, not drawn, for the others) into
+// its block of ws_.candidates.
+Status V4Forward::stage_draws(std::span<const SequenceInput> inputs, LogitBatch rows, uint32_t k) {
+  const size_t n = static_cast<size_t>(rows.count);
+  const int64_t* target = row_target_.data() + rows.first;
+  draw_params_.assign(n, kernels::RowDrawParams{});
+  for (size_t r = 0; r < n; ++r) {
+    if (target[r] >= 0) continue;
+    const SequenceInput& in = inputs[static_cast<size_t>(-1 - target[r])];
+    if (in.draw) draw_params_[r] = *in.draw;
+  }
+  const CompactRowsLayout at = CompactRowsLayout::of(n, k);
+  return backend_.copy_to_device(draw_params_.data(), ws_.candidates,
+                                 compact_block(rows, k) + at.params, at.end - at.params);
 }
 
 void V4Forward::launch_compact(const CompactPlan& plan, LogitBatch rows, uint32_t k) {
