@@ -23,6 +23,7 @@
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/whole_row_draw.h"
 #include "model/backend/device/backend_factory.h"
+#include "model/backend/device/device_ops_matmul.h"
 
 namespace v4 {
 namespace {
@@ -71,25 +72,40 @@ std::unique_ptr<DeviceBuffer> device_weights(Backend& be, GgmlType type, int64_t
   return buffer;
 }
 
+// A product's operands in the backend's memory: the weights (device_weights), `tokens` rows of
+// activations and room for the outputs.
+struct DeviceProduct {
+  std::unique_ptr<DeviceBuffer> w, x, y;
+  kernels::MatrixView m;
+  const float* xp() const { return static_cast<const float*>(x->data()); }
+  float* yp() const { return static_cast<float*>(y->data()); }
+};
+
+DeviceProduct device_product(Backend& be, GgmlType type, int64_t rows, int64_t cols,
+                             int64_t tokens) {
+  DeviceProduct p;
+  size_t row_bytes = 0;
+  p.w = device_weights(be, type, rows, cols, &row_bytes);
+  std::vector<float> xs(tokens * cols, 0.25f);
+  p.x = be.allocate(xs.size() * sizeof(float));
+  (void)be.copy_to_device(xs.data(), whole(p.x.get()), 0, xs.size() * sizeof(float));
+  p.y = be.allocate(tokens * rows * sizeof(float));
+  p.m = {type, static_cast<const uint8_t*>(p.w->data()), cols, rows, row_bytes};
+  return p;
+}
+
 void BM_Matmul(benchmark::State& state, GgmlType type, int64_t rows, int64_t cols) {
   Backend* be = backend_or_skip(state);
   if (!be) return;
   const int64_t tokens = state.range(0);
-  size_t row_bytes = 0;
-  auto w = device_weights(*be, type, rows, cols, &row_bytes);
-  std::vector<float> xs(tokens * cols, 0.25f);
-  auto x = be->allocate(xs.size() * sizeof(float));
-  (void)be->copy_to_device(xs.data(), whole(x.get()), 0, xs.size() * sizeof(float));
-  auto y = be->allocate(tokens * rows * sizeof(float));
-  const kernels::MatrixView m{type, static_cast<const uint8_t*>(w->data()), cols, rows, row_bytes};
+  const DeviceProduct p = device_product(*be, type, rows, cols, tokens);
   float sink = 0;
   for (auto _ : state) {
-    be->matmul(m, static_cast<const float*>(x->data()), cols, tokens,
-               static_cast<float*>(y->data()), rows);
-    (void)be->read_back(y->data(), &sink, sizeof(sink));  // waits for the product
+    be->matmul(p.m, p.xp(), cols, tokens, p.yp(), rows);
+    (void)be->read_back(p.yp(), &sink, sizeof(sink));  // waits for the product
   }
-  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(row_bytes) * rows);
-  state.counters["weight_MB"] = static_cast<double>(row_bytes * rows) / 1e6;
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(p.m.row_bytes) * rows);
+  state.counters["weight_MB"] = static_cast<double>(p.m.row_bytes * rows) / 1e6;
 }
 
 // What batch invariance costs one product at `tokens` tokens: the invariant matmul (each row's
@@ -100,15 +116,10 @@ void BM_InvarianceCost(benchmark::State& state, GgmlType type, int64_t rows, int
   Backend* be = backend_or_skip(state);
   if (!be) return;
   const int64_t tokens = state.range(0);
-  size_t row_bytes = 0;
-  auto w = device_weights(*be, type, rows, cols, &row_bytes);
-  std::vector<float> xs(tokens * cols, 0.25f);
-  auto x = be->allocate(xs.size() * sizeof(float));
-  (void)be->copy_to_device(xs.data(), whole(x.get()), 0, xs.size() * sizeof(float));
-  auto y = be->allocate(tokens * rows * sizeof(float));
-  const kernels::MatrixView m{type, static_cast<const uint8_t*>(w->data()), cols, rows, row_bytes};
-  const auto* xp = static_cast<const float*>(x->data());
-  auto* yp = static_cast<float*>(y->data());
+  const DeviceProduct p = device_product(*be, type, rows, cols, tokens);
+  const kernels::MatrixView& m = p.m;
+  const float* xp = p.xp();
+  float* yp = p.yp();
   float sink = 0;
   const auto best_of = [&](auto&& launch) {
     launch();
@@ -123,10 +134,7 @@ void BM_InvarianceCost(benchmark::State& state, GgmlType type, int64_t rows, int
     }
     return best;
   };
-  // Units of a row: blocks of the 32-value formats, 32-value groups of the 256-value ones,
-  // values of float weights (Backend::matmul_split).
-  const int64_t block = ggml_type_traits(type).block_size;
-  const int64_t units = block == 1 ? cols : cols / 32;
+  const int64_t units = device::row_units(type, cols);  // what Backend::matmul_split counts
   double invariant = 0, fastest = 0;
   int64_t fastest_chunk = 0;
   for (auto _ : state) {

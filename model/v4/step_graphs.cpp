@@ -32,7 +32,6 @@ StepGraphs::Entry& StepGraphs::add(const StepGraphShape& shape) {
     entries_.erase(oldest);
   }
   entries_.push_back(Entry{shape, nullptr, 0, 0});
-  ++stats_.eager_steps;
   return entries_.back();
 }
 

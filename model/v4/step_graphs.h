@@ -40,7 +40,6 @@ struct StepGraphGenerations {
 };
 
 struct StepGraphStats {
-  uint64_t eager_steps = 0;    // shapes seen for the first time: run without a recording
   uint64_t captures = 0;       // recordings made
   uint64_t replays = 0;        // steps launched from a recording
   uint64_t broken = 0;         // captures that failed (the step then ran without one)

@@ -7,8 +7,7 @@
 #include <memory>
 
 #include "model/backend/profiled_backend.h"
-#include "model/v4/device_weights.h"
-#include "tests/unit/model/backend/device_test_util.h"
+#include "tests/unit/worker/engine_device.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 
 namespace v4 {
@@ -65,22 +64,6 @@ class EngineCandidatesTest : public EngineTest {
       p.top_logprobs = 2;
     });
     return rs;
-  }
-
-  // A device backend with the model's weights in its memory (a GPU cannot read the host's
-  // mapping); null with the reason where the device is not usable.
-  struct OnDevice {
-    std::unique_ptr<Backend> backend;
-    std::unique_ptr<DeviceWeights> weights;
-  };
-  static OnDevice on_device(const std::string& name, std::string* why) {
-    OnDevice d;
-    d.backend = testing_device::make_device_backend(name, why);
-    if (!d.backend) return d;
-    Result<std::unique_ptr<DeviceWeights>> w = DeviceWeights::upload(weights(), *d.backend);
-    EXPECT_TRUE(w) << w.message();
-    if (w) d.weights = std::move(*w);
-    return d;
   }
 
   // Every request at once through one engine over `inner` (with `w`, weights in its memory),
@@ -144,9 +127,9 @@ class EngineCandidatesOnDevice : public EngineCandidatesTest,
 
 TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
   std::string why;
-  const OnDevice d = on_device(GetParam(), &why);
+  const testing_device::EngineDevice d = testing_device::engine_device(GetParam(), weights(), &why);
   if (!d.backend) GTEST_SKIP() << why;
-  ASSERT_TRUE(d.weights);
+  ASSERT_TRUE(d.weights) << why;
   uint64_t with = 0, without = 0, drawn = 0, undrawn = 0;
   const Streams selected = run_profiled(*d.backend, d.weights->weights(), true, &with, &drawn);
   const Streams rows = run_profiled(*d.backend, d.weights->weights(), false, &without, &undrawn);
@@ -162,9 +145,9 @@ TEST_P(EngineCandidatesOnDevice, CandidatesGiveTheWholeRowsChoices) {
 // same kernels on the same device.
 TEST_P(EngineCandidatesOnDevice, StepGraphsChangeNoToken) {
   std::string why;
-  const OnDevice d = on_device(GetParam(), &why);
+  const testing_device::EngineDevice d = testing_device::engine_device(GetParam(), weights(), &why);
   if (!d.backend) GTEST_SKIP() << why;
-  ASSERT_TRUE(d.weights);
+  ASSERT_TRUE(d.weights) << why;
   // Straight on the device: a profile would stop the recordings.
   EngineOptions recorded = options(), plain = options();
   plain.step_graphs = 0;

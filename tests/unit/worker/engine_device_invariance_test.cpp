@@ -5,8 +5,7 @@
 // by default), so the batch changes, preemptions and chunk sizes also check that a recording
 // gives each step's own bits. The oracle is each request run alone on the same device (the
 // device forward itself is compared with the CPU forward in device_forward_test).
-#include "model/v4/device_weights.h"
-#include "tests/unit/model/backend/device_test_util.h"
+#include "tests/unit/worker/engine_device.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 
 namespace v4 {
@@ -19,16 +18,14 @@ class EngineDeviceInvariance : public EngineTest,
     EngineTest::SetUp();
     if (IsSkipped()) return;
     std::string why;
-    backend_ = testing_device::make_device_backend(GetParam(), &why);
-    if (!backend_) GTEST_SKIP() << why;
-    Result<std::unique_ptr<DeviceWeights>> w = DeviceWeights::upload(weights(), *backend_);
-    ASSERT_TRUE(w) << w.message();
-    resident_ = std::move(*w);
+    device_ = testing_device::engine_device(GetParam(), weights(), &why);
+    if (!device_.backend) GTEST_SKIP() << why;
+    ASSERT_TRUE(device_.weights) << why;
   }
 
   Streams run_here(const EngineOptions& o, const std::vector<GenerationRequest>& rs,
                    EngineStats* stats = nullptr) {
-    return run_on(resident_->weights(), *backend_, o, rs, stats);
+    return run_on(device_.weights->weights(), *device_.backend, o, rs, stats);
   }
 
   // Greedy, top-k sampled and drawn (no top-k) requests of mixed prompt lengths, with logprobs.
@@ -53,8 +50,7 @@ class EngineDeviceInvariance : public EngineTest,
     }
   }
 
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<DeviceWeights> resident_;
+  testing_device::EngineDevice device_;
 };
 
 TEST_P(EngineDeviceInvariance, AloneInABatchAndInSmallerChunks) {
