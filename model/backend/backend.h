@@ -85,6 +85,9 @@ class Backend {
   virtual Status read_back(const void* src, void* host, size_t bytes) = 0;
   // bytes from src to dst, both on the device (the prefix cache's state snapshots, spec §4.4).
   virtual void copy_on_device(const void* src, void* dst, size_t bytes) = 0;
+  // Waits for the work queued so far: a collective that reads the backend's memory on a stream of
+  // its own (NCCL) must see what the ops before it wrote.
+  virtual Status synchronize() { return Status::ok(); }
 
   // Step graphs (CUDA graphs; docs/design.md, "Decode steps as graphs"). Between begin_capture
   // and end_capture the ops are recorded, not run; replay runs the recording again with the
@@ -189,6 +192,11 @@ class Backend {
   // dst[i] = src[rows[i]] for n rows of `width` floats (the expert dispatch gather).
   virtual void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                            float* dst) = 0;
+  // dst[i·dst_stride + c] = src[r·src_stride + c] for c < width and i < n, r = rows ? rows[i] :
+  // i: a strided row copy (expert parallelism's wire rows carry a pair's expert and weight
+  // after its activations).
+  virtual void copy_rows(const float* src, int64_t src_stride, const int64_t* rows, int64_t n,
+                         int64_t width, float* dst, int64_t dst_stride) = 0;
 
   // The weighted expert combine (spec §3.5): out[t] = Σ_{s<k} slots[slot_rows[t·k + s]], summed
   // from zero in selection order s, so a token's sum never depends on where its experts ran.

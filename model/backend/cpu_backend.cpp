@@ -159,6 +159,14 @@ void CpuBackend::gather_rows(const float* src, int64_t width, const int64_t* row
   });
 }
 
+void CpuBackend::copy_rows(const float* src, int64_t src_stride, const int64_t* rows, int64_t n,
+                           int64_t width, float* dst, int64_t dst_stride) {
+  run(n, n * width, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      std::copy_n(src + (rows ? rows[i] : i) * src_stride, width, dst + i * dst_stride);
+  });
+}
+
 void CpuBackend::sum_slots(const float* slots, const int64_t* slot_rows, int64_t n, uint32_t k,
                            int64_t width, float* out) {
   run(n, n * k * width, [&](int64_t begin, int64_t end) {

@@ -54,6 +54,8 @@ class CpuBackend final : public Backend {
                           const float* row_scales, float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override;
+  void copy_rows(const float* src, int64_t src_stride, const int64_t* rows, int64_t n,
+                 int64_t width, float* dst, int64_t dst_stride) override;
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override;
   void add(const float* a, int64_t n, float* y) override;

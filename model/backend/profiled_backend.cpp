@@ -115,6 +115,11 @@ void ProfiledBackend::gather_rows(const float* src, int64_t width, const int64_t
   timed("gather_rows", [&] { inner_->gather_rows(src, width, rows, n, dst); });
 }
 
+void ProfiledBackend::copy_rows(const float* src, int64_t src_stride, const int64_t* rows,
+                                int64_t n, int64_t width, float* dst, int64_t dst_stride) {
+  timed("copy_rows", [&] { inner_->copy_rows(src, src_stride, rows, n, width, dst, dst_stride); });
+}
+
 void ProfiledBackend::sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens,
                                 uint32_t k, int64_t width, float* out) {
   timed("sum_slots", [&] { inner_->sum_slots(slots, slot_rows, n_tokens, k, width, out); });

@@ -30,6 +30,7 @@ class ProfiledBackend final : public Backend {
   Status copy_to_host(const Tensor& src, size_t offset, void* host, size_t bytes) override;
   Status read_back(const void* src, void* host, size_t bytes) override;
   void copy_on_device(const void* src, void* dst, size_t bytes) override;
+  Status synchronize() override { return inner_->synchronize(); }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
@@ -57,6 +58,8 @@ class ProfiledBackend final : public Backend {
                           const float* row_scales, float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override;
+  void copy_rows(const float* src, int64_t src_stride, const int64_t* rows, int64_t n,
+                 int64_t width, float* dst, int64_t dst_stride) override;
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override;
   void add(const float* a, int64_t n, float* y) override;

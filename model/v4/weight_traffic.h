@@ -90,6 +90,10 @@ class WeightTrafficRecorder final : public Backend {
                    float* dst) override {
     inner_.gather_rows(src, width, rows, n, dst);
   }
+  void copy_rows(const float* src, int64_t src_stride, const int64_t* rows, int64_t n,
+                 int64_t width, float* dst, int64_t dst_stride) override {
+    inner_.copy_rows(src, src_stride, rows, n, width, dst, dst_stride);
+  }
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override {
     inner_.sum_slots(slots, slot_rows, n_tokens, k, width, out);
@@ -110,6 +114,7 @@ class WeightTrafficRecorder final : public Backend {
   void copy_on_device(const void* src, void* dst, size_t bytes) override {
     inner_.copy_on_device(src, dst, bytes);
   }
+  Status synchronize() override { return inner_.synchronize(); }
   void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override {

@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
+#include <cmath>
 #include <string>
+#include <utility>
 
 namespace v4 {
 namespace {
 
-// A row on the wire: n_embd activations, then the expert id (its bits) and the routing weight.
+// A row on the wire: n_embd activations, then the expert id (a float: ids are far below 2^24,
+// exact) and the routing weight.
 constexpr int64_t kRowExtra = 2;
 
 using Clock = std::chrono::steady_clock;
@@ -24,23 +26,24 @@ uint64_t total(const std::vector<int64_t>& bytes) {
   return sum;
 }
 
-template <class T>
-T* fit(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-
 }  // namespace
+
+ExpertTiers held_experts(const ExpertPlacement& placement, int rank, uint32_t n_layer) {
+  ExpertTiers tiers;
+  for (uint32_t l = 0; l < n_layer; ++l) tiers.hot.push_back(placement.held(rank, l));
+  return tiers;
+}
 
 EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert,
                                        bool overlap)
     : EpExpertDispatcher(backend, comm, ExpertPlacement(n_expert, comm.size()), overlap) {}
 
 EpExpertDispatcher::EpExpertDispatcher(Backend& backend, ExpertComm& comm,
-                                       ExpertPlacement placement, bool overlap)
+                                       ExpertPlacement placement, bool overlap, bool held_only)
     : backend_(backend),
       comm_(comm),
       placement_(std::move(placement)),
+      held_only_(held_only),
       local_(backend),
       exchanges_(overlap && comm.size() > 1) {}  // one rank: nothing travels to overlap
 
@@ -48,6 +51,41 @@ Status EpExpertDispatcher::take_error() {
   Status s = error_;
   error_ = Status::ok();
   return s;
+}
+
+const std::vector<int32_t>& EpExpertDispatcher::slots(uint32_t layer) {
+  if (layer >= slots_.size()) slots_.resize(layer + 1);
+  std::vector<int32_t>& s = slots_[layer];
+  if (s.empty()) {
+    s.assign(placement_.n_expert(), -1);
+    int32_t next = 0;
+    for (int32_t e : placement_.held(comm_.rank(), layer)) s[static_cast<size_t>(e)] = next++;
+    if (!held_only_)
+      for (size_t e = 0; e < s.size(); ++e) s[e] = s[e] >= 0 ? static_cast<int32_t>(e) : -1;
+  }
+  return s;
+}
+
+uint32_t EpExpertDispatcher::stack_size(uint32_t layer, uint32_t n_expert) {
+  if (!held_only_) return n_expert;
+  const std::vector<int32_t>& s = slots(layer);
+  return static_cast<uint32_t>(std::count_if(s.begin(), s.end(), [](int32_t v) { return v >= 0; }));
+}
+
+void* EpExpertDispatcher::fit(Region& region, size_t bytes) {
+  if (!region.buffer || region.buffer->bytes() < bytes) {
+    const size_t have = region.buffer ? region.buffer->bytes() : 0;
+    region.buffer = backend_.allocate(std::max({bytes, 2 * have, size_t{256}}));
+  }
+  return region.buffer->data();
+}
+
+Status EpExpertDispatcher::upload(const void* host, Region& region, size_t bytes) {
+  fit(region, bytes);
+  if (bytes == 0) return Status::ok();
+  const Tensor all = Tensor::contiguous(region.buffer.get(), 0, GgmlType::I8,
+                                        {static_cast<int64_t>(region.buffer->bytes()), 1, 1, 1});
+  return backend_.copy_to_device(host, all, 0, bytes);
 }
 
 void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
@@ -59,30 +97,35 @@ void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights
     meanwhile();
     return;
   }
-  error_ = exchange(layer, experts, in, meanwhile);
+  // The shared expert runs exactly once, also when the exchange fails before its turn.
+  bool ran = false;
+  const auto once = [&] {
+    if (!std::exchange(ran, true)) meanwhile();
+  };
+  error_ = exchange(layer, experts, in, once);
+  if (!ran) meanwhile();
   if (!error_) return;
   const auto start = Clock::now();
   if (in.n_tokens > 0) {
-    backend_.sum_slots(returned_.data(), slot_row_.data(), in.n_tokens, in.k, in.n_embd, out);
+    backend_.sum_slots(returned_.get<float>(), plan_slot_row_.get<int64_t>(), in.n_tokens, in.k,
+                       in.n_embd, out);
   }
   traffic_.combine_seconds += seconds_since(start);
   ++traffic_.exchanges;
 }
 
-void EpExpertDispatcher::pack(uint32_t layer, const RoutedTokens& in) {
+void EpExpertDispatcher::plan(uint32_t layer, const RoutedTokens& in) {
   const int ranks = comm_.size(), me = comm_.rank();
-  const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
-  // Pairs per owning rank.
+  const int64_t pairs = in.n_tokens * in.k;
+  // Pairs per owning rank; the last entry carries the layer, so ranks out of step notice.
   counts_.assign(static_cast<size_t>(ranks) + 1, 0);
   for (int64_t i = 0; i < pairs; ++i)
-    ++counts_[static_cast<size_t>(placement_.owner(layer, in.experts[i], me))];
-  // The last entry carries the layer, so ranks that fell out of step notice.
+    ++counts_[static_cast<size_t>(placement_.owner(layer, ids_[static_cast<size_t>(i)], me))];
   counts_[static_cast<size_t>(ranks)] = layer;
   // Send order: the peers' rows by rank (the segments of the all-to-all). Results come back in
   // the same order, so a pair's send position is also its result row; this rank's own pairs,
-  // which never leave it, take the result rows after them.
-  std::vector<int64_t>& start = send_order_;
-  start.assign(static_cast<size_t>(ranks), 0);
+  // which never leave it, take the positions after them.
+  std::vector<int64_t> start(static_cast<size_t>(ranks), 0);
   int64_t at = 0;
   for (int r = 0; r < ranks; ++r) {
     if (r == me) continue;
@@ -91,36 +134,56 @@ void EpExpertDispatcher::pack(uint32_t layer, const RoutedTokens& in) {
   }
   own_begin_ = at;
   start[static_cast<size_t>(me)] = at;
-  const int64_t own = counts_[static_cast<size_t>(me)];
-  slot_row_.resize(static_cast<size_t>(pairs));
-  float* send = fit(send_, static_cast<size_t>(own_begin_ * width));
-  float* own_x = fit(own_x_, static_cast<size_t>(own * d));
-  int32_t* own_ids = fit(own_experts_, static_cast<size_t>(own));
-  float* own_weights = fit(own_weights_, static_cast<size_t>(own));
-  for (int64_t i = 0; i < pairs; ++i) {
-    const int owner = placement_.owner(layer, in.experts[i], me);
+  const auto n = static_cast<size_t>(pairs);
+  slot_row_.resize(n);
+  send_src_.resize(n);
+  meta_.resize(static_cast<size_t>(own_begin_) * 2);
+  own_ids_.resize(n - static_cast<size_t>(own_begin_));
+  own_weights_.resize(own_ids_.size());
+  const std::vector<int32_t>& slot = slots(layer);
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t e = ids_[i];
+    const int owner = placement_.owner(layer, e, me);
     const int64_t pos = start[static_cast<size_t>(owner)]++;
-    slot_row_[static_cast<size_t>(i)] = pos;
-    const float* x = in.x + (i / in.k) * d;
+    slot_row_[i] = pos;
+    send_src_[static_cast<size_t>(pos)] = static_cast<int64_t>(i) / in.k;
     if (owner == me) {
-      const int64_t j = pos - own_begin_;
-      std::memcpy(own_x + j * d, x, static_cast<size_t>(d) * sizeof(float));
-      own_ids[j] = in.experts[i];
-      own_weights[j] = in.weights[i];
+      const auto j = static_cast<size_t>(pos - own_begin_);
+      own_ids_[j] = slot[static_cast<size_t>(e)];
+      own_weights_[j] = weights_[i];
       continue;
     }
-    float* row = send + pos * width;
-    std::memcpy(row, x, static_cast<size_t>(d) * sizeof(float));
-    std::memcpy(row + d, &in.experts[i], sizeof(int32_t));
-    row[d + 1] = in.weights[i];
+    meta_[2 * static_cast<size_t>(pos)] = static_cast<float>(e);
+    meta_[2 * static_cast<size_t>(pos) + 1] = weights_[i];
   }
 }
 
-Status EpExpertDispatcher::send_rows(uint32_t layer, int64_t width) {
+Status EpExpertDispatcher::pack(const RoutedTokens& in) {
+  const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
+  const int64_t own = pairs - own_begin_;
+  Status s = upload(send_src_.data(), plan_src_, send_src_.size() * sizeof(int64_t));
+  if (s) s = upload(slot_row_.data(), plan_slot_row_, slot_row_.size() * sizeof(int64_t));
+  if (s) s = upload(meta_.data(), plan_meta_, meta_.size() * sizeof(float));
+  if (s) s = upload(own_ids_.data(), own_ids_dev_, own_ids_.size() * sizeof(int32_t));
+  if (s) s = upload(own_weights_.data(), own_weights_dev_, own_weights_.size() * sizeof(float));
+  if (!s) return s;
+  auto* send = static_cast<float*>(fit(send_, static_cast<size_t>(own_begin_ * width) * 4));
+  auto* own_x = static_cast<float*>(fit(own_x_, static_cast<size_t>(own * d) * 4));
+  const int64_t* src = plan_src_.get<int64_t>();
+  if (own_begin_ > 0) {
+    backend_.copy_rows(in.x, d, src, own_begin_, d, send, width);
+    backend_.copy_rows(plan_meta_.get<float>(), kRowExtra, nullptr, own_begin_, kRowExtra, send + d,
+                       width);
+  }
+  if (own > 0) backend_.gather_rows(in.x, d, src + own_begin_, own, own_x);
+  // The communicator may read the rows on a stream of its own.
+  return backend_.synchronize();
+}
+
+Status EpExpertDispatcher::agree_counts(uint32_t layer, int64_t width) {
   const int ranks = comm_.size(), me = comm_.rank();
-  // Who sends how many rows to whom.
   const int64_t n = ranks + 1;
-  fit(all_counts_, static_cast<size_t>(n * ranks));
+  all_counts_.resize(static_cast<size_t>(n * ranks));
   if (Status s = comm_.all_gather(counts_.data(), n, all_counts_.data()); !s) return s;
   from_.assign(static_cast<size_t>(ranks), 0);
   send_bytes_.assign(static_cast<size_t>(ranks), 0);
@@ -138,32 +201,53 @@ Status EpExpertDispatcher::send_rows(uint32_t layer, int64_t width) {
       return Status::error("expert parallelism: rank " + std::to_string(r) + " announced " +
                            std::to_string(from_r) + " rows");
     }
-    if (r == me) continue;  // this rank's own rows never leave send_
+    if (r == me) continue;  // this rank's own rows never leave it
     from_[static_cast<size_t>(r)] = from_r;
     recv_bytes_[static_cast<size_t>(r)] = from_r * width * static_cast<int64_t>(sizeof(float));
     send_bytes_[static_cast<size_t>(r)] =
         counts_[static_cast<size_t>(r)] * width * static_cast<int64_t>(sizeof(float));
     received_ += from_r;
   }
-  float* recv = fit(recv_, static_cast<size_t>(received_ * width));
-  return comm_.all_to_all(send_.data(), send_bytes_, recv, recv_bytes_);
+  fit(recv_, static_cast<size_t>(received_ * width) * sizeof(float));
+  return Status::ok();
 }
 
-Status EpExpertDispatcher::unpack(uint32_t layer, const float* rows, int64_t count, int64_t d,
-                                  float* x, int32_t* ids, float* weights) const {
+Status EpExpertDispatcher::unpack(uint32_t layer, int64_t d) {
   const int me = comm_.rank();
-  for (int64_t j = 0; j < count; ++j) {
-    const float* row = rows + j * (d + kRowExtra);
-    std::memcpy(x + j * d, row, static_cast<size_t>(d) * sizeof(float));
-    std::memcpy(&ids[j], row + d, sizeof(int32_t));
-    weights[j] = row[d + 1];
-    if (!placement_.holds(me, layer, ids[j])) {
-      return Status::error("expert parallelism: rank " + std::to_string(me) +
-                           " got a row for expert " + std::to_string(ids[j]) +
-                           ", which it does not own");
-    }
+  const int64_t m = received_, width = d + kRowExtra;
+  const auto n = static_cast<size_t>(m);
+  auto* x = static_cast<float*>(fit(recv_x_, n * static_cast<size_t>(d) * sizeof(float)));
+  auto* meta = static_cast<float*>(fit(recv_meta_dev_, n * kRowExtra * sizeof(float)));
+  if (m > 0) {
+    backend_.copy_rows(recv_.get<float>(), width, nullptr, m, d, x, d);
+    backend_.copy_rows(recv_.get<float>() + d, width, nullptr, m, kRowExtra, meta, kRowExtra);
   }
-  return Status::ok();
+  recv_meta_.resize(n * kRowExtra);
+  if (m > 0) {
+    if (Status s = backend_.read_back(meta, recv_meta_.data(), recv_meta_.size() * sizeof(float));
+        !s)
+      return s;
+  }
+  // A peer's row names its expert: check it before any kernel indexes a stack with it.
+  const std::vector<int32_t>& slot = slots(layer);
+  recv_ids_.resize(n);
+  recv_weights_.resize(n);
+  for (size_t j = 0; j < n; ++j) {
+    const float id = recv_meta_[kRowExtra * j];
+    const bool whole = std::isfinite(id) && id >= 0 && std::floor(id) == id &&
+                       id < static_cast<float>(slot.size());
+    const int32_t s = whole ? slot[static_cast<size_t>(id)] : -1;
+    if (s < 0) {
+      return Status::error("expert parallelism: rank " + std::to_string(me) +
+                           " got a row for expert " + std::to_string(id) +
+                           ", which it does not hold");
+    }
+    recv_ids_[j] = s;
+    recv_weights_[j] = recv_meta_[kRowExtra * j + 1];
+  }
+  Status s = upload(recv_ids_.data(), recv_ids_dev_, n * sizeof(int32_t));
+  if (s) s = upload(recv_weights_.data(), recv_weights_dev_, n * sizeof(float));
+  return s;
 }
 
 // The hidden exchange time of the job just waited for, and the part that was not hidden.
@@ -175,50 +259,68 @@ void EpExpertDispatcher::account(double exposed, double& phase_seconds) {
 Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& experts,
                                     const RoutedTokens& in, FunctionRef<void()> meanwhile) {
   auto clock = Clock::now();
-  const int me = comm_.rank();
+  const int me = comm_.rank(), ranks = comm_.size();
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
-  pack(layer, in);
+  // (1) The routing to the host (the plan's input), checked before anything indexes with it.
+  ids_.resize(static_cast<size_t>(pairs));
+  weights_.resize(static_cast<size_t>(pairs));
+  Status s = Status::ok();
+  if (pairs > 0) {
+    s = backend_.read_back(in.experts, ids_.data(), ids_.size() * sizeof(int32_t));
+    if (s) s = backend_.read_back(in.weights, weights_.data(), weights_.size() * sizeof(float));
+  }
+  if (s && std::any_of(ids_.begin(), ids_.end(), [&](int32_t e) {
+        return e < 0 || static_cast<uint32_t>(e) >= placement_.n_expert();
+      }))
+    s = Status::error("expert parallelism: an expert id out of range");
+  if (!s) return s;
+  plan(layer, in);
+  if (s = pack(in); !s) return s;
   const int64_t own = counts_[static_cast<size_t>(me)], from_peers = own_begin_;
-  // (1) Rows to the ranks owning their experts, while the shared expert runs here.
-  traffic_.dispatch_seconds += seconds_since(clock);  // the exchange itself: account() below
-  // The jobs live until their wait() below: the exchange thread holds only references to them.
-  const auto send = [this, layer, width] { return send_rows(layer, width); };
+  if (s = agree_counts(layer, width); !s) return s;
+  traffic_.dispatch_seconds += seconds_since(clock);
+  // (2) Rows to the ranks owning their experts, while the shared expert runs here. The jobs live
+  // until their wait() below: the exchange thread holds only references to them.
+  const auto send = [this] {
+    return comm_.all_to_all(send_.get<float>(), send_bytes_, recv_.get<float>(), recv_bytes_);
+  };
   exchanges_.start(send);
   meanwhile();
   double exposed = 0;
-  Status s = exchanges_.wait(&exposed);
+  s = exchanges_.wait(&exposed);
   account(exposed, traffic_.dispatch_seconds);
   if (!s) return s;
   traffic_.dispatch_bytes += total(send_bytes_);
   rows_sent_ += static_cast<uint64_t>(from_peers);
   clock = Clock::now();
-  // The peers' rows, unpacked for the experts (this rank's own are in own_* already).
-  float* x = fit(recv_x_, static_cast<size_t>(received_ * d));
-  int32_t* ids = fit(recv_experts_, static_cast<size_t>(received_));
-  float* weights = fit(recv_weights_, static_cast<size_t>(received_));
-  if (s = unpack(layer, recv_.data(), received_, d, x, ids, weights); !s) return s;
+  if (s = unpack(layer, d); !s) return s;
   traffic_.dispatch_seconds += seconds_since(clock);
-  // (2) The peers' rows through this rank's experts (one slot per row: each comes back
+  // (3) The peers' rows through this rank's experts (one slot per row: each comes back
   // weighted, unsummed).
   clock = Clock::now();
-  float* served = fit(served_, static_cast<size_t>(received_ * d));
+  const uint32_t stacks = stack_size(layer, in.n_expert);
+  auto* served =
+      static_cast<float*>(fit(served_, static_cast<size_t>(received_ * d) * sizeof(float)));
   if (received_ > 0) {
-    local_.dispatch_combine(layer, experts, {x, ids, weights, received_, 1, d, in.n_expert}, served,
-                            [] {});
+    local_.dispatch_combine(layer, experts,
+                            {recv_x_.get<float>(), recv_ids_dev_.get<int32_t>(),
+                             recv_weights_dev_.get<float>(), received_, 1, d, stacks},
+                            served, [] {});
   }
+  if (s = backend_.synchronize(); !s) return s;
   rows_served_ += static_cast<uint64_t>(received_);
   traffic_.expert_seconds += seconds_since(clock);
-  // (3) Their results back, arriving in this rank's send order without its own rows, while this
+  // (4) Their results back, arriving in this rank's send order without its own rows, while this
   // rank's own rows run through its experts into the place after them.
   clock = Clock::now();
-  const int ranks = comm_.size();
   for (int r = 0; r < ranks; ++r) {
     send_bytes_[static_cast<size_t>(r)] =
         from_[static_cast<size_t>(r)] * d * static_cast<int64_t>(sizeof(float));
     recv_bytes_[static_cast<size_t>(r)] =
         r == me ? 0 : counts_[static_cast<size_t>(r)] * d * static_cast<int64_t>(sizeof(float));
   }
-  float* returned = fit(returned_, static_cast<size_t>(pairs * d));
+  auto* returned =
+      static_cast<float*>(fit(returned_, static_cast<size_t>(pairs * d) * sizeof(float)));
   traffic_.combine_seconds += seconds_since(clock);
   const auto send_back = [this, served, returned] {
     return comm_.all_to_all(served, send_bytes_, returned, recv_bytes_);
@@ -226,10 +328,10 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   exchanges_.start(send_back);
   clock = Clock::now();
   if (own > 0) {
-    local_.dispatch_combine(
-        layer, experts,
-        {own_x_.data(), own_experts_.data(), own_weights_.data(), own, 1, d, in.n_expert},
-        returned + from_peers * d, [] {});
+    local_.dispatch_combine(layer, experts,
+                            {own_x_.get<float>(), own_ids_dev_.get<int32_t>(),
+                             own_weights_dev_.get<float>(), own, 1, d, stacks},
+                            returned + from_peers * d, [] {});
   }
   traffic_.expert_seconds += seconds_since(clock);
   s = exchanges_.wait(&exposed);

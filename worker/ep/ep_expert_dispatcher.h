@@ -1,22 +1,26 @@
 // The expert-parallel ExpertDispatcher (spec §3.5 across ranks). Per MoE layer every rank of the
-// group, busy or not: (1) sorts its (token, slot) pairs by the rank owning the expert and packs
-// each pair's row with its expert id and weight, (2) all-gathers the per-rank pair counts and
-// all-to-alls the rows to their owners, while the caller's shared expert runs, (3) runs the
-// peers' rows through LocalExpertDispatcher (one slot per row, so each row comes back weighted,
-// unsummed), (4) all-to-alls those results back while its own rows (which never leave it) run
-// through its experts, and (5) sums each token's slots in selection order
-// (Backend::sum_slots). A row's arithmetic is the same on any rank and in any call, and the sum
-// order is fixed, so every token's output is bit-identical to one rank running every expert.
-// The exchanges run on an ExchangeThread; with overlap off they run inline, in the same order.
+// group, busy or not: (1) reads its (token, slot) pairs' experts and weights back (n·k of each,
+// small) and plans on the host which rank runs each pair and where its row goes; (2) packs the
+// peers' rows on its backend — activations, then the expert id and the weight — and all-to-alls
+// them to their owners, while the caller's shared expert runs; (3) runs the rows it received
+// through LocalExpertDispatcher (one slot per row, so each row comes back weighted, unsummed);
+// (4) all-to-alls those results back while its own rows (which never leave it) run through its
+// experts; (5) sums each token's slots in selection order (Backend::sum_slots). A row's
+// arithmetic is the same on any rank and in any call, and the sum order is fixed, so every
+// token's output is bit-identical to one rank running every expert.
 //
-// The exchange buffers are host memory (the Gloo communicator's); with CpuBackend that is the
-// device memory the forward works in.
+// Every buffer the rows travel through is the backend's memory: host memory for CpuBackend (the
+// communicator is Gloo), device memory for a device backend (NCCL on a GPU; Gloo on the
+// emulated device, whose memory is the host's). Only the plan crosses between host and device.
+// The exchanges run on an ExchangeThread; with overlap off they run inline, in the same order.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "model/v4/expert_dispatcher.h"
+#include "model/v4/expert_tiers.h"
 #include "worker/ep/exchange_thread.h"
 #include "worker/ep/expert_comm.h"
 #include "worker/ep/expert_placement.h"
@@ -24,13 +28,19 @@
 
 namespace v4 {
 
+// The experts `rank` holds in each of the n_layer MoE layers, as the tiers DeviceWeights::upload
+// compacts a device's expert stacks to (a device rank keeps only its share in memory).
+ExpertTiers held_experts(const ExpertPlacement& placement, int rank, uint32_t n_layer);
+
 class EpExpertDispatcher final : public ExpertDispatcher {
  public:
   // Contiguous shards. `overlap`: the exchanges run beside the rank's own compute.
   EpExpertDispatcher(Backend& backend, ExpertComm& comm, uint32_t n_expert, bool overlap = true);
-  // `placement` must be the same on every rank (WorkerGroup compares digests).
+  // `placement` must be the same on every rank (WorkerGroup compares digests). `held_only`: the
+  // expert stacks the forward passes in hold only this rank's experts of each layer, ids
+  // ascending (held_experts()); otherwise every expert, at its id.
   EpExpertDispatcher(Backend& backend, ExpertComm& comm, ExpertPlacement placement,
-                     bool overlap = true);
+                     bool overlap = true, bool held_only = false);
 
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
                         float* out, FunctionRef<void()> meanwhile) override;
@@ -45,35 +55,55 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   const GroupTraffic& traffic() const { return traffic_; }
 
  private:
+  // A region of the backend's memory that grows to the largest size asked for.
+  struct Region {
+    std::unique_ptr<DeviceBuffer> buffer;
+    template <class T>
+    T* get() const {
+      return buffer ? static_cast<T*>(buffer->data()) : nullptr;
+    }
+  };
+
   Status exchange(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& in,
                   FunctionRef<void()> meanwhile);
-  // Fills counts_, send_ (the peers' rows in send order), own_* (this rank's own pairs, which
-  // never leave it), own_begin_ and slot_row_ (each pair's result row).
-  void pack(uint32_t layer, const RoutedTokens& in);
-  // On the exchange thread: the counts' all-gather and the rows' all-to-all into recv_.
-  Status send_rows(uint32_t layer, int64_t width);
-  // Wire rows into inputs for the experts; refuses a row for an expert this rank does not hold.
-  Status unpack(uint32_t layer, const float* rows, int64_t count, int64_t d, float* x, int32_t* ids,
-                float* weights) const;
+  // From the routing read back: counts_, the send order (send_src_: each row's token, peers'
+  // rows first, this rank's own after them), meta_ (the peers' rows' expert ids and weights),
+  // own_ids_/own_weights_, own_begin_ and slot_row_ (each pair's result row).
+  void plan(uint32_t layer, const RoutedTokens& in);
+  // The plan up, the rows packed on the backend.
+  Status pack(const RoutedTokens& in);
+  // The counts' all-gather: who sends how many rows to whom (received_, from_, the byte counts).
+  Status agree_counts(uint32_t layer, int64_t width);
+  // The received rows' activations into recv_x_, their experts (as stack slots) and weights
+  // checked on the host and sent back down; refuses a row for an expert this rank does not hold.
+  Status unpack(uint32_t layer, int64_t d);
+  // [expert] -> its slot in this rank's stacks of `layer` (its id unless held_only), or -1 where
+  // this rank does not hold it; made at a layer's first use.
+  const std::vector<int32_t>& slots(uint32_t layer);
+  uint32_t stack_size(uint32_t layer, uint32_t n_expert);
+  Status upload(const void* host, Region& region, size_t bytes);
+  void* fit(Region& region, size_t bytes);
   void account(double exposed, double& phase_seconds);
 
   Backend& backend_;
   ExpertComm& comm_;
   ExpertPlacement placement_;
+  bool held_only_;
+  std::vector<std::vector<int32_t>> slots_;  // [layer][expert] -> slot or -1
   LocalExpertDispatcher local_;
   Status error_;
   uint64_t rows_sent_ = 0, rows_served_ = 0;
   GroupTraffic traffic_;
-  // Reused across layers and steps: pairs in send order, the packed rows out and in, the
-  // received rows unpacked, their results, and per-rank counts.
-  std::vector<int64_t> send_order_, slot_row_, counts_, all_counts_, from_, send_bytes_,
-      recv_bytes_;
-  std::vector<float> send_, recv_, recv_x_, recv_weights_, served_, returned_;
-  std::vector<int32_t> recv_experts_;
-  std::vector<float> own_x_, own_weights_;
-  std::vector<int32_t> own_experts_;
-  int64_t own_begin_ = 0;     // where this rank's own results start in returned_
-  int64_t received_ = 0;      // rows from peers this layer
+  // Host side, reused across layers: the routing read back, the plan, the counts.
+  std::vector<int32_t> ids_, own_ids_, recv_ids_;
+  std::vector<float> weights_, meta_, own_weights_, recv_meta_, recv_weights_;
+  std::vector<int64_t> send_src_, slot_row_, counts_, all_counts_, from_, send_bytes_, recv_bytes_;
+  int64_t own_begin_ = 0;  // where this rank's own rows start in the send order and results
+  int64_t received_ = 0;   // rows from peers this layer
+  // Backend side: the plan (send_src, slot_row, meta, own ids and weights), the rows out, in
+  // and unpacked, the received rows' ids and weights, the results served and returned.
+  Region plan_src_, plan_slot_row_, plan_meta_, own_ids_dev_, own_weights_dev_, send_, recv_,
+      recv_x_, recv_meta_dev_, recv_ids_dev_, recv_weights_dev_, own_x_, served_, returned_;
   ExchangeThread exchanges_;  // last: its thread stops before the buffers above go
 };
 

@@ -100,6 +100,13 @@ bool ExpertPlacement::holds(int rank, uint32_t layer, int32_t expert) const {
   return std::find(holders.begin(), holders.end(), rank) != holders.end();
 }
 
+std::vector<int32_t> ExpertPlacement::held(int rank, uint32_t layer) const {
+  std::vector<int32_t> out;
+  for (uint32_t e = 0; e < n_expert_; ++e)
+    if (holds(rank, layer, static_cast<int32_t>(e))) out.push_back(static_cast<int32_t>(e));
+  return out;
+}
+
 std::span<const int32_t> ExpertPlacement::replicas(uint32_t layer, int32_t expert) const {
   return entry(layer, expert);
 }

@@ -32,6 +32,8 @@ class ExpertPlacement {
   // The rank that runs `expert` of `layer` for a pair `sender` routes.
   int owner(uint32_t layer, int32_t expert, int sender) const;
   bool holds(int rank, uint32_t layer, int32_t expert) const;
+  // The experts of `layer` that `rank` holds, ids ascending (what a device rank uploads).
+  std::vector<int32_t> held(int rank, uint32_t layer) const;
   int ranks() const { return ranks_; }
   uint32_t n_expert() const { return n_expert_; }
   // Replicas of `expert` in `layer` (ranks in ascending order).

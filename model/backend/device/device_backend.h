@@ -80,6 +80,7 @@ class DeviceBackend : public Backend {
   void copy_on_device(const void* src, void* dst, size_t bytes) override {
     exec_.copy(dst, src, bytes);
   }
+  Status synchronize() override { return exec_.sync(); }
 
   // Not while profiling: the profile waits for each op, which a capture cannot.
   bool can_capture() const override { return !profile_; }
@@ -175,6 +176,12 @@ class DeviceBackend : public Backend {
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override {
     run_op("gather_rows", [&] { device::gather_rows(exec_, scratch_, src, width, rows, n, dst); });
+  }
+  void copy_rows(const float* src, int64_t src_stride, const int64_t* rows, int64_t n,
+                 int64_t width, float* dst, int64_t dst_stride) override {
+    run_op("copy_rows", [&] {
+      device::copy_rows(exec_, scratch_, src, src_stride, rows, n, width, dst, dst_stride);
+    });
   }
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override {

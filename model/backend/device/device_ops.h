@@ -67,6 +67,9 @@ template <class E>
 void gather_rows(E& e, DeviceScratch<E>& s, const float* src, int64_t width, const int64_t* rows,
                  int64_t n, float* dst);
 template <class E>
+void copy_rows(E& e, DeviceScratch<E>& s, const float* src, int64_t src_stride, const int64_t* rows,
+               int64_t n, int64_t width, float* dst, int64_t dst_stride);
+template <class E>
 void sum_slots(E& e, DeviceScratch<E>& s, const float* slots, const int64_t* slot_rows,
                int64_t n_tokens, uint32_t k, int64_t width, float* out);
 
@@ -141,6 +144,8 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
   template void v4::device::add<E>(E&, DeviceScratch<E>&, const float*, int64_t, float*);      \
   template void v4::device::gather_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,       \
                                            const int64_t*, int64_t, float*);                   \
+  template void v4::device::copy_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,         \
+                                         const int64_t*, int64_t, int64_t, float*, int64_t);   \
   template void v4::device::sum_slots<E>(E&, DeviceScratch<E>&, const float*, const int64_t*,  \
                                          int64_t, uint32_t, int64_t, float*);
 

@@ -84,6 +84,15 @@ void gather_rows(E& e, DeviceScratch<E>& s, const float* src, int64_t width, con
 }
 
 template <class E>
+void copy_rows(E& e, DeviceScratch<E>& s, const float* src, int64_t src_stride, const int64_t* rows,
+               int64_t n, int64_t width, float* dst, int64_t dst_stride) {
+  e.for_each(n * width, [=] V4_HD(int64_t i) {
+    const int64_t r = i / width, c = i % width;
+    dst[r * dst_stride + c] = src[(rows ? rows[r] : r) * src_stride + c];
+  });
+}
+
+template <class E>
 void sum_slots(E& e, DeviceScratch<E>& s, const float* slots, const int64_t* slot_rows,
                int64_t n_tokens, uint32_t k, int64_t width, float* out) {
   e.for_each(n_tokens * width, [=] V4_HD(int64_t i) {

@@ -150,6 +150,17 @@ TEST_P(BackendOpsTest, EmbedGatherSumAddAndScale) {
   for (size_t i = 0; i < rows.size(); ++i) {
     EXPECT_EQ(0, std::memcmp(&gathered[i * kEmbd], &values[rows[i] * kEmbd], kEmbd * 4));
   }
+  // Strided copies: rows of kEmbd into rows of kEmbd + 2 (by index), then the two tail columns
+  // back out (in order); the untouched destination values stay.
+  std::vector<float> wide(rows.size() * (kEmbd + 2), -7.0f), tail(rows.size() * 2);
+  be.copy_rows(values.data(), kEmbd, rows.data(), 4, kEmbd, wide.data(), kEmbd + 2);
+  be.copy_rows(values.data() + 1, kEmbd, nullptr, 4, 2, wide.data() + kEmbd, kEmbd + 2);
+  be.copy_rows(wide.data() + kEmbd, kEmbd + 2, nullptr, 4, 2, tail.data(), 2);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(0, std::memcmp(&wide[i * (kEmbd + 2)], &values[rows[i] * kEmbd], kEmbd * 4));
+    EXPECT_EQ(tail[2 * i], values[i * kEmbd + 1]);
+    EXPECT_EQ(tail[2 * i + 1], values[i * kEmbd + 2]);
+  }
 
   // Slots summed from zero in selection order, per element.
   constexpr uint32_t kK = 3;

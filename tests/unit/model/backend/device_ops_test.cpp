@@ -95,6 +95,12 @@ TEST_P(DeviceOps, RopeGatherAndSlotSumsAreTheCpus) {
   be_->sum_slots(ds.get(), dsr.get(), 2, 3, width, dsum.get());
   EXPECT_EQ(download(*be_, dg), gathered);
   EXPECT_EQ(download(*be_, dsum), summed);
+  // Strided: 5 values of each indexed row at stride `width` into rows of 8 (the rest zero).
+  std::vector<float> strided(rows.size() * 8, 0.0f);
+  cpu_.copy_rows(src.data() + 3, width, rows.data(), 7, 5, strided.data(), 8);
+  auto dst = zeros_on<float>(*be_, strided.size());
+  be_->copy_rows(ds.get() + 3, width, dr.get(), 7, 5, dst.get(), 8);
+  EXPECT_EQ(download(*be_, dst), strided);
 }
 
 TEST_P(DeviceOps, ExpertRoutingAndTheDispatchPlanAreTheCpus) {
