@@ -2,6 +2,8 @@
 // store, bounded in time) each run their own sequences (data-parallel attention) while the MoE
 // layers exchange rows; every rank's logits must equal, bit for bit, those of the same batches
 // run on one rank that holds every expert. A rank with nothing to do joins with an empty step.
+// On the emulated device each rank holds only its own experts in its device memory, and the rows
+// travel between the ranks' device buffers, as a GPU rank's do over NCCL.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +17,8 @@
 #include <optional>
 #include <thread>
 
+#include "model/v4/device_weights.h"
+#include "tests/unit/model/backend/device_test_util.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 #include "worker/ep/ep_expert_dispatcher.h"
 #include "worker/ep/gloo_expert_comm.h"
@@ -79,6 +83,8 @@ class EpDispatcherTest : public EngineTest {
   static inline std::optional<ExpertPlacement> placement_;
   // Whether the exchanges run beside the ranks' own compute (the dispatcher's default) or inline.
   static inline bool overlap_ = true;
+  // Whether the ranks (and the one-rank reference) run on the emulated device.
+  static inline bool device_ = false;
 
   // Forks `ranks` processes; each writes its logits (or an error) to dir/rank<r>.
   static void run_group(int ranks, const std::filesystem::path& dir, int deserter = -1) {
@@ -124,13 +130,28 @@ class EpDispatcherTest : public EngineTest {
       return 1;
     }
     if (rank == deserter) return 0;
-    CpuBackend backend(1);
-    EpExpertDispatcher experts(
-        backend, **comm,
-        placement_ ? *placement_ : ExpertPlacement(weights().config.n_expert, ranks), overlap_);
-    V4Forward forward(weights(), backend, &experts);
-    Result<std::vector<float>> logits =
-        run_plan(forward, plan_for(rank, prompt), weights().config.n_vocab);
+    const ExpertPlacement placement =
+        placement_ ? *placement_ : ExpertPlacement(weights().config.n_expert, ranks);
+    std::unique_ptr<Backend> backend = std::make_unique<CpuBackend>(1);
+    const V4Weights* w = &weights();
+    std::unique_ptr<DeviceWeights> on_device;
+    if (device_) {
+      // Only this rank's experts go to its device memory (ids ascending in each stack).
+      std::string why;
+      backend = testing_device::make_device_backend("emulated", &why);
+      const ExpertTiers held = held_experts(placement, rank, weights().config.n_layer);
+      Result<std::unique_ptr<DeviceWeights>> up =
+          DeviceWeights::upload(weights(), *backend, {}, {}, &held);
+      if (!backend || !up) {
+        out << "error: " << (backend ? up.message() : why);
+        return 1;
+      }
+      on_device = std::move(*up);
+      w = &on_device->weights();
+    }
+    EpExpertDispatcher experts(*backend, **comm, placement, overlap_, device_);
+    V4Forward forward(*w, *backend, &experts);
+    Result<std::vector<float>> logits = run_plan(forward, plan_for(rank, prompt), w->config.n_vocab);
     if (!logits) {
       out << "error: " << logits.message();
       return 1;
@@ -148,8 +169,18 @@ class EpDispatcherTest : public EngineTest {
     const std::filesystem::path dir(tmpl);
     std::filesystem::create_directory(dir / "store");
     run_group(ranks, dir);
-    CpuBackend backend(1);
-    V4Forward one_rank(weights(), backend);
+    std::string why;
+    std::unique_ptr<Backend> backend = device_
+                                           ? testing_device::make_device_backend("emulated", &why)
+                                           : std::make_unique<CpuBackend>(1);
+    ASSERT_TRUE(backend) << why;
+    std::unique_ptr<DeviceWeights> on_device;
+    if (device_) {
+      Result<std::unique_ptr<DeviceWeights>> up = DeviceWeights::upload(weights(), *backend);
+      ASSERT_TRUE(up) << up.message();
+      on_device = std::move(*up);
+    }
+    V4Forward one_rank(on_device ? on_device->weights() : weights(), *backend);
     for (int r = 0; r < ranks; ++r) {
       std::ifstream in(dir / ("rank" + std::to_string(r)), std::ios::binary);
       const std::string bytes((std::istreambuf_iterator<char>(in)), {});
@@ -197,6 +228,29 @@ TEST_F(EpDispatcherTest, BalancedPlacementWithReplicasMatchesOneRank) {
 
 // A peer that leaves the group turns into an error on the rank waiting for it, within the
 // communicator's timeout: no hang, no crash.
+// Ranks on the emulated device, each holding only its share of the experts: the one-device
+// forward's logits, bit for bit (the device's kernels run a row the same in any call).
+TEST_F(EpDispatcherTest, DeviceRanksHoldingTheirOwnExpertsMatchOneDevice) {
+  device_ = true;
+  check_group(3);
+  device_ = false;
+}
+
+// The same with balanced placement and replicas: a rank's stacks hold an uneven, scattered set.
+TEST_F(EpDispatcherTest, DeviceRanksWithBalancedPlacementMatchOneDevice) {
+  const V4Config& c = weights().config;
+  ExpertLoad load(c.n_layer, std::vector<uint64_t>(c.n_expert, 1));
+  for (uint32_t l = 0; l < c.n_layer; ++l)
+    for (uint32_t e = 0; e < c.n_expert; ++e) load[l][e] = (e * 5 + l) % 7 == 0 ? 90 : 2 + e;
+  Result<ExpertPlacement> p = ExpertPlacement::balanced(load, 2, 1);
+  ASSERT_TRUE(p);
+  placement_ = *p;
+  device_ = true;
+  check_group(2);
+  device_ = false;
+  placement_.reset();
+}
+
 TEST_F(EpDispatcherTest, ALostPeerIsAnErrorNotAHang) {
   char tmpl[] = "/tmp/v4-ep-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
