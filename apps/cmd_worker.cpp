@@ -13,6 +13,7 @@
 #include "apps/command.h"
 #include "apps/device_setup.h"
 #include "apps/engine_flags.h"
+#include "apps/group_device.h"
 #include "apps/http_front.h"
 #include "apps/log_setup.h"
 #include "apps/serve_model.h"
@@ -43,13 +44,12 @@ struct WorkerFlags {
 
 // Joins the group the flags name (after the weights load, before the serving port opens, so
 // that a rank reports ready only once its whole group has met). Null without --group.
-Result<std::unique_ptr<WorkerGroup>> join_group(WorkerFlags f, Backend& backend,
-                                                const V4Config& config) {
+Result<std::unique_ptr<WorkerGroup>> join_group(const WorkerFlags& f, Backend& backend,
+                                                const V4Config& config, const GroupDevice& device) {
   if (f.group.name.empty()) return std::unique_ptr<WorkerGroup>();
-  f.group.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.group_timeout_s * 1000));
   spdlog::info("group {}: rank {} of {} meeting at {}", f.group.name, f.group.rank, f.group.ranks,
                f.group.leader);
-  Result<std::unique_ptr<WorkerGroup>> group = WorkerGroup::join(f.group, backend, config);
+  Result<std::unique_ptr<WorkerGroup>> group = WorkerGroup::join(f.group, backend, config, device);
   if (group) spdlog::info("group {}: all {} ranks connected", f.group.name, f.group.ranks);
   return group;
 }
@@ -85,7 +85,7 @@ bool load_security(const WorkerFlags& f, std::shared_ptr<grpc::ServerCredentials
   return true;
 }
 
-int run_worker(const WorkerFlags& f) {
+int run_worker(WorkerFlags f) {
   if (Status s = configure_logging(f.log_format, f.log_level); !s) {
     std::fprintf(stderr, "error: %s\n", s.message().c_str());
     return 2;
@@ -101,19 +101,16 @@ int run_worker(const WorkerFlags& f) {
       spdlog::error("{}", s.message());
       return 2;
     }
-    // The expert exchange packs rows in host memory: a GPU rank needs the device-side
-    // dispatch (over NcclExpertComm), which is not built yet.
     if (f.engine.speculative_tokens > 0) {
       spdlog::error(
           "--group: speculative decoding (--speculative-tokens) runs outside groups only");
       return 2;
     }
-    if (f.engine.device != "cpu") {
-      spdlog::error(
-          "--group: worker groups run on CPU workers only (--device cpu), not --device {}",
-          f.engine.device);
+    if (Status s = check_group_device(f.engine.device); !s) {
+      spdlog::error("{}", s.message());
       return 2;
     }
+    f.group.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.group_timeout_s * 1000));
   }
   StartupPhases startup;
   std::string path = f.model;
@@ -146,9 +143,18 @@ int run_worker(const WorkerFlags& f) {
                                  "holds only its share of the experts");
     return 2;
   }
+  // A device rank of a group uploads only its own experts.
+  Result<GroupDeviceSetup> group_device =
+      f.group.name.empty() ? Result<GroupDeviceSetup>(GroupDeviceSetup{})
+                           : group_device_setup(f.group, f.engine.device, (*model)->weights.config);
+  if (!group_device) {
+    spdlog::error("{}", group_device.message());
+    return 2;
+  }
   Result<PreparedDevice> device =
       prepare_device(f.engine.device, f.engine.threads, (*model)->weights, options->kv_memory_bytes,
-                     UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr);
+                     UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr,
+                     group_device->share ? &*group_device->share : nullptr);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;
@@ -156,7 +162,7 @@ int run_worker(const WorkerFlags& f) {
   startup.end("device");
 
   Result<std::unique_ptr<WorkerGroup>> group =
-      join_group(f, *device->backend, (*model)->weights.config);
+      join_group(f, *device->backend, (*model)->weights.config, group_device->device);
   if (!group) {
     spdlog::error("{}", group.message());
     return 1;

@@ -24,7 +24,7 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
                                       const V4Weights& host, uint64_t reserve_bytes,
                                       UploadProgressTo progress_to,
                                       const DeviceWeights::HostMats& host_mats,
-                                      const ExpertTiers* tiers) {
+                                      const ExpertTiers* tiers, const ExpertTiers* group_share) {
   Result<device::DeviceSpec> spec = device::parse_device(device);
   if (!spec) return spec.status();
   PreparedDevice out;
@@ -47,7 +47,10 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   // The forward's step workspace and the kernels' scratch: a fixed allowance (they grow with the
   // step size; 1 GiB covers steps of a few thousand tokens on the full-size model).
   constexpr uint64_t kWorkspace = uint64_t{1} << 30;
-  const uint64_t weights = resident_weight_bytes(host, tiers);
+  // Both name the experts that go to the device (a group rank has no tiers: tiers are refused in
+  // groups).
+  const ExpertTiers* on_device = tiers ? tiers : group_share;
+  const uint64_t weights = resident_weight_bytes(host, on_device);
   if (Status s = check_device_fit(weights + reserve_bytes + kWorkspace, memory->free_bytes,
                                   "weights " + gib(weights) + " + KV " + gib(reserve_bytes) +
                                       " + workspace " + gib(kWorkspace));
@@ -73,13 +76,23 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
                        rate > 0 ? (p.bytes_total - p.bytes_done) / rate : 0.0);
         }
       },
-      host_mats, tiers);
+      host_mats, on_device);
   if (!resident) return resident.status();
   if (bar) bar->finish();
   out.upload_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out.resident = std::move(*resident);
   out.weights = &out.resident->weights();
+  if (group_share && !tiers) {
+    std::fprintf(
+        stderr,
+        "expert parallelism: this rank holds %llu of %llu routed experts, %s of weights "
+        "on the device instead of %s\n",
+        static_cast<unsigned long long>(uint64_t{host.config.n_expert} * host.config.n_layer -
+                                        group_share->cold_count(host.config.n_expert)),
+        static_cast<unsigned long long>(uint64_t{host.config.n_expert} * host.config.n_layer),
+        gib(weights).c_str(), gib(resident_weight_bytes(host)).c_str());
+  }
   if (!tiers) return out;
   Result<std::unique_ptr<TieredExpertDispatcher>> experts = TieredExpertDispatcher::create(
       *out.backend, std::make_unique<CpuBackend>(threads), host, *tiers);

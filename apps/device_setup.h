@@ -34,11 +34,14 @@ enum class UploadProgressTo { kLog, kStderr };
 
 // `reserve_bytes`: device memory the caller needs beside the weights (KV pages, workspace);
 // `host_mats`: see DeviceWeights::upload; `tiers`: only each layer's hot experts go to the
-// device (a device backend only: on the CPU every expert is in host memory already).
+// device, the cold ones run on the CPU (a device backend only: on the CPU every expert is in
+// host memory already); `group_share`: a worker group rank's experts, the only ones that go to
+// the device (the other ranks run the rest; held_experts() in worker/ep).
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
                                       const V4Weights& host, uint64_t reserve_bytes,
                                       UploadProgressTo progress = UploadProgressTo::kStderr,
                                       const DeviceWeights::HostMats& host_mats = {},
-                                      const ExpertTiers* tiers = nullptr);
+                                      const ExpertTiers* tiers = nullptr,
+                                      const ExpertTiers* group_share = nullptr);
 
 }  // namespace v4::apps

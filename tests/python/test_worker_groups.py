@@ -116,6 +116,29 @@ def test_group_matches_serve(v4serve, model, reference, ranks, overlap):
                 "model", "tokenizer", "device", "group", "engine", "grpc"], phases
 
 
+DEVICE_REQUESTS = 6
+
+
+def test_device_ranks_hold_their_experts_and_match_serve_on_the_device(v4serve, model):
+    """Ranks on the emulated device (the GPU ranks' path: only the rank's own experts in device
+    memory, rows packed and exchanged between device buffers) against `serve` on the same
+    device: the same tokens and logprobs bit for bit."""
+    device = ["--device", "emulated"]
+    with Server(v4serve, model, "--threads", "1", "--kv-memory", "256", *device) as server:
+        want = [one(server.base_url, i) for i in range(DEVICE_REQUESTS)]
+    with Cluster(v4serve, model, workers=0, groups=[2], worker_args=CHUNKED + device) as cluster:
+        with concurrent.futures.ThreadPoolExecutor(DEVICE_REQUESTS) as pool:
+            got = list(pool.map(lambda i: one(cluster.base_url, i), range(DEVICE_REQUESTS)))
+        assert_same(got, want, "2 emulated-device ranks")
+        for rank in cluster.groups[0]:
+            assert rank.alive(), rank.stderr()[-2000:]
+            held = re.search(r"this rank holds (\d+) of (\d+) routed experts", rank.stderr())
+            assert held and 2 * int(held.group(1)) == int(held.group(2)), rank.stderr()[-2000:]
+        text = httpx.get(cluster.url + "/metrics", timeout=30).text
+        sent = re.search(r'v4serve:ep_alltoall_bytes_total\{direction="dispatch"[^}]*\} ([0-9.e+]+)', text)
+        assert sent and float(sent.group(1)) > 0, text[-3000:]
+
+
 def test_killed_rank_takes_its_group_down_and_requests_move(v4serve, model, reference):
     with Cluster(v4serve, model, workers=1, groups=[2], worker_args=CHUNKED) as cluster:
         group = cluster.groups[0]
@@ -213,7 +236,7 @@ LEADER = ["--group-leader", "127.0.0.1:1"]
     (["--rank", "2", "--ranks", "2", *LEADER], "--rank 2 is outside a group of 2"),
     (["--rank", "0", "--ranks", "0", *LEADER], "--ranks 0"),
     (["--rank", "0", "--ranks", "2", "--group-leader", "nohost"], "rank 0's rendezvous as host:port"),
-    (["--rank", "0", "--ranks", "2", "--device", "cuda", *LEADER], "CPU workers only"),
+    (["--rank", "0", "--ranks", "2", "--device", "cuda:x", *LEADER], "--device wants cpu, cuda"),
     (["--rank", "0", "--ranks", "2", "--redundant-experts", "1", *LEADER], "needs --expert-stats"),
 ])
 def test_bad_group_flags_are_refused_with_one_line(v4serve, model, flags, says):

@@ -51,7 +51,8 @@ WorkerGroup::~WorkerGroup() {
 }
 
 Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions& o,
-                                                       Backend& backend, const V4Config& config) {
+                                                       Backend& backend, const V4Config& config,
+                                                       const GroupDevice& device) {
   if (Status s = validate(o); !s) return s;
   // A bad trace fails here, before any peer waits on this rank.
   Result<ExpertPlacement> placement = make_placement(o, config);
@@ -85,8 +86,21 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
   if (Status s = group->compare_models(config, placement->digest()); !s)
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          s.message());
-  group->dispatcher_ = std::make_unique<EpExpertDispatcher>(backend, *group->comm_,
-                                                            std::move(*placement), o.overlap);
+  // Every rank has met on Gloo and agreed on the model: the rows' own communicator, if any, now.
+  if (device.exchange) {
+    Result<std::unique_ptr<ExpertComm>> exchange = device.exchange(*group->store_);
+    if (!exchange)
+      return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
+                           exchange.message());
+    group->exchange_ = std::move(*exchange);
+    if (group->exchange_->rank() != o.rank || group->exchange_->size() != o.ranks)
+      return Status::error("group " + o.name +
+                           ": the rows' communicator numbers its ranks "
+                           "otherwise than the group");
+  }
+  ExpertComm& rows = group->exchange_ ? *group->exchange_ : *group->comm_;
+  group->dispatcher_ = std::make_unique<EpExpertDispatcher>(backend, rows, std::move(*placement),
+                                                            o.overlap, device.held_only);
   return group;
 }
 

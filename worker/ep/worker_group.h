@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,15 @@ struct WorkerGroupOptions {
   bool overlap = true;
 };
 
+// Where a rank's expert rows live and travel. CPU ranks (the default): host memory over Gloo.
+// Device ranks: `held_only` when the device's expert stacks hold only this rank's experts
+// (held_experts()), and `exchange` makes the communicator for the rows from the group's store
+// (NCCL for GPU ranks; unset: the Gloo mesh, which the emulated device's host memory allows).
+struct GroupDevice {
+  bool held_only = false;
+  std::function<Result<std::unique_ptr<ExpertComm>>(gloo::rendezvous::Store& store)> exchange;
+};
+
 // Checks what flags alone can tell: names, rank range, addresses.
 Status validate(const WorkerGroupOptions& options);
 // The placement the options ask for: contiguous, or balanced from --expert-stats.
@@ -45,7 +55,8 @@ class WorkerGroup final : public StepGroup {
   // Blocks until the whole group has met, or the timeout passes. The ranks then compare their
   // models' shapes: a rank that loaded another model is refused before any step.
   static Result<std::unique_ptr<WorkerGroup>> join(const WorkerGroupOptions& options,
-                                                   Backend& backend, const V4Config& config);
+                                                   Backend& backend, const V4Config& config,
+                                                   const GroupDevice& device = {});
   ~WorkerGroup() override;
 
   ExpertDispatcher& dispatcher() override { return *dispatcher_; }
@@ -63,6 +74,7 @@ class WorkerGroup final : public StepGroup {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<GrpcRendezvousStore> store_;
   std::unique_ptr<GlooExpertComm> comm_;
+  std::unique_ptr<ExpertComm> exchange_;  // the rows' communicator when not comm_ (NCCL)
   std::unique_ptr<EpExpertDispatcher> dispatcher_;
   uint64_t turn_ = 0;
   uint64_t joined_steps_ = 0;

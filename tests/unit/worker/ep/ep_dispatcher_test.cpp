@@ -151,7 +151,8 @@ class EpDispatcherTest : public EngineTest {
     }
     EpExpertDispatcher experts(*backend, **comm, placement, overlap_, device_);
     V4Forward forward(*w, *backend, &experts);
-    Result<std::vector<float>> logits = run_plan(forward, plan_for(rank, prompt), w->config.n_vocab);
+    Result<std::vector<float>> logits =
+        run_plan(forward, plan_for(rank, prompt), w->config.n_vocab);
     if (!logits) {
       out << "error: " << logits.message();
       return 1;

@@ -1,0 +1,54 @@
+#include "apps/group_device.h"
+
+#include "model/backend/device/backend_factory.h"
+#include "worker/ep/ep_expert_dispatcher.h"
+#if V4_HAVE_NCCL
+#include "worker/ep/nccl/nccl_expert_comm.h"
+#endif
+
+namespace v4::apps {
+
+Status check_group_device(const std::string& device) {
+  Result<device::DeviceSpec> spec = device::parse_device(device);
+  if (!spec) return spec.status();
+#if !V4_HAVE_NCCL
+  if (spec->kind != DeviceKind::kCpu && !spec->emulated)
+    return Status::error("--group with --device " + device +
+                         ": GPU ranks exchange their rows over NCCL, and this build has none "
+                         "(build with CUDA and NCCL, or use --device cpu)");
+#endif
+  return Status::ok();
+}
+
+Result<GroupDeviceSetup> group_device_setup(const WorkerGroupOptions& group,
+                                            const std::string& device, const V4Config& config) {
+  if (Status s = check_group_device(device); !s) return s;
+  Result<device::DeviceSpec> spec = device::parse_device(device);
+  GroupDeviceSetup out;
+  if (spec->kind == DeviceKind::kCpu && !spec->emulated) return out;
+  Result<ExpertPlacement> placement = make_placement(group, config);
+  if (!placement) return placement.status();
+  out.share = held_experts(*placement, group.rank, config.n_layer);
+  out.device.held_only = true;
+#if V4_HAVE_NCCL
+  if (!spec->emulated) {
+    out.device.exchange =
+        [group, index = spec->index](
+            gloo::rendezvous::Store& store) -> Result<std::unique_ptr<ExpertComm>> {
+      NcclRendezvous rv;
+      rv.store = &store;
+      rv.group = group.name;
+      rv.rank = group.rank;
+      rv.size = group.ranks;
+      rv.device = index;
+      rv.timeout = group.timeout;
+      Result<std::unique_ptr<NcclExpertComm>> comm = NcclExpertComm::connect(rv);
+      if (!comm) return comm.status();
+      return std::unique_ptr<ExpertComm>(std::move(*comm));
+    };
+  }
+#endif
+  return out;
+}
+
+}  // namespace v4::apps
