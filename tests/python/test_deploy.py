@@ -554,6 +554,24 @@ def test_gpu_workers_get_a_gpu_and_the_routers_do_not():
     assert any(t["key"] == "nvidia.com/gpu" for t in tolerations["tolerations"])
 
 
+def test_gpu_worker_groups_give_each_rank_a_gpu_and_nccl_its_shared_memory():
+    docs = render(DEPLOY / "k8s" / "overlays" / "expert-parallel-gpu")
+    lws = find(docs, "LeaderWorkerSet", "v4serve-worker")
+    check_leader_worker_set(lws)
+    pod = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]
+    rank = pod["containers"][0]
+    assert "--device=cuda" in rank["args"] and any(a.startswith("--group=") for a in rank["args"])
+    assert rank["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert rank["image"].endswith(":cuda")
+    shm = [m for m in rank["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    assert shm and any(v["name"] == shm[0]["name"] and v["emptyDir"]["medium"] == "Memory"
+                       for v in pod["volumes"])
+    assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+    router = container(docs, "v4serve-router")
+    assert router["image"].endswith(":cpu") and "nvidia.com/gpu" not in router["resources"].get(
+        "limits", {})
+
+
 def test_alert_rules_check_and_unit_tests():
     rules = DEPLOY / "prometheus"
     r = promtool("check", "rules", "v4serve-rules.yaml", cwd=rules)
