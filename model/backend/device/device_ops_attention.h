@@ -174,13 +174,12 @@ void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAd
 }
 
 // For every token that sees more than top_k indexer rows: its scores S_i = Σ_h w_h·max(0,
-// q_h·K_i) in the CPU's order (bit-identical), turned in place into order keys, and the top_k-th
-// largest key (threshold[t]) by an exact radix select, a bit per launch from the top, each bit
-// counted by a warp per token.
+// q_h·K_i) in the CPU's order (bit-identical), turned in place into order keys (larger score,
+// larger key; −0 equal to +0, as the CPU's comparison has it).
 template <class E>
-void indexer_thresholds(E& e, const KvPageFormat& fmt, const KvLayerAddress& layer,
+void indexer_order_keys(E& e, const KvPageFormat& fmt, const KvLayerAddress& layer,
                         const KvStep& st, const float* q, const float* head_weights, int64_t heads,
-                        uint32_t top_k, int64_t keys, float* scores, uint32_t* threshold) {
+                        uint32_t top_k, int64_t keys, float* scores) {
   const int64_t n = st.n_tokens, dim = fmt.shape.indexer_dim;
   uint32_t* order = reinterpret_cast<uint32_t*>(scores);
   e.for_each(n * keys, [=] V4_HD(int64_t idx) {
@@ -205,32 +204,120 @@ void indexer_thresholds(E& e, const KvPageFormat& fmt, const KvLayerAddress& lay
     }
     scores[idx] = score;
   });
-  // The top_k by an exact radix select per token on order keys of the scores (larger score,
-  // larger key; −0 equal to +0, as the CPU's comparison has it): the top_k-th largest key is
-  // found bit by bit from the top, each bit counted by a warp per token; then the keys above it
-  // and the lowest-index ties, ascending — the CPU's partial sort's choice (ties: lower index).
   e.for_each(n * keys, [=] V4_HD(int64_t idx) {
     const int64_t t = idx / keys, i = idx % keys;
     const uint64_t visible = (st.positions[t] + 1) / 4;
     if (visible <= top_k || static_cast<uint64_t>(i) >= visible) return;
     order[idx] = score_order_key(scores[idx]);
   });
-  e.for_each(n, [=] V4_HD(int64_t t) { threshold[t] = 0; });
-  for (int bit = 31; bit >= 0; --bit) {
-    const uint32_t b = 1u << bit;
-    e.template warp_sums<1>(
-        n,
-        [=] V4_HD(int64_t t, int lane, float* acc) {
-          const int64_t visible = static_cast<int64_t>((st.positions[t] + 1) / 4);
-          if (visible <= top_k) return;
-          const uint32_t candidate = threshold[t] | b;
-          for (int64_t i = lane; i < visible; i += 32) acc[0] += order[t * keys + i] >= candidate;
-        },
-        [=] V4_HD(int64_t t, const float* count) {
-          // Counts stay far below 2^24: exact in float.
-          if (count[0] >= static_cast<float>(top_k)) threshold[t] |= b;
-        });
-  }
+}
+
+// Threads of a token's top-k selection team.
+inline constexpr int kSelectTeam = 512;
+
+// The sum of part[0..size) into part[0] (integer counts: exact in any order), in two phases:
+// 32 threads each sum a stride, then one sums those.
+template <class Team>
+V4_HD void team_count_sum(const Team& team, uint32_t* part) {
+  team.threads([&](int l) {
+    if (l >= 32) return;
+    uint32_t sum = 0;
+    for (int j = l; j < team.size(); j += 32) sum += part[j];
+    part[l] = sum;
+  });
+  team.threads([&](int l) {
+    if (l != 0) return;
+    uint32_t sum = 0;
+    for (int j = 0; j < 32 && j < team.size(); ++j) sum += part[j];
+    part[0] = sum;
+  });
+}
+
+// A team per token chooses its top_k rows, ascending — the CPU's partial sort's choice (ties:
+// the lower index): the top_k-th largest order key by an exact radix select, a bit at a time
+// from the top, each bit's count summed over the team; then every thread takes a contiguous
+// run of keys and writes the keys above that threshold and the first `top_k − above` equal to
+// it, at places from the runs before it (counts only, so the choice never depends on the team).
+// A token that sees at most top_k rows takes them all.
+template <class E>
+void indexer_select(E& e, const KvStep& st, uint32_t top_k, int64_t keys, const uint32_t* order,
+                    uint32_t* chosen, uint32_t* chosen_count, int team_size = kSelectTeam) {
+  const int64_t n = st.n_tokens;
+  const size_t shared = (2 * static_cast<size_t>(team_size) + 2) * sizeof(uint32_t);
+  e.for_each_team(n, team_size, shared, [=] V4_HD(int64_t t, const typename E::Team& team) {
+    uint32_t* part = team.template shared<uint32_t>();  // [size]: counts, then above-run starts
+    uint32_t* equal = part + team.size();               // [size]: equal-run starts
+    uint32_t* threshold = equal + team.size();          // [0]: the key, [1]: keys above it
+    const uint64_t visible = (st.positions[t] + 1) / 4;
+    uint32_t* out = chosen + t * top_k;
+    if (visible <= top_k) {
+      team.threads([&](int l) {
+        for (uint64_t i = static_cast<uint64_t>(l); i < visible; i += team.size())
+          out[i] = static_cast<uint32_t>(i);
+        if (l == 0) chosen_count[t] = static_cast<uint32_t>(visible);
+      });
+      return;
+    }
+    const uint32_t* key = order + t * keys;
+    team.threads([&](int l) {
+      if (l == 0) threshold[0] = 0;
+    });
+    for (int bit = 31; bit >= 0; --bit) {
+      team.threads([&](int l) {
+        const uint32_t candidate = threshold[0] | (1u << bit);
+        uint32_t count = 0;
+        for (uint64_t i = static_cast<uint64_t>(l); i < visible; i += team.size())
+          count += key[i] >= candidate ? 1u : 0u;
+        part[l] = count;
+      });
+      team_count_sum(team, part);
+      team.threads([&](int l) {
+        if (l == 0 && part[0] >= top_k) threshold[0] |= 1u << bit;
+      });
+    }
+    // Runs of ceil(visible / size) keys: each thread's counts above and equal, then the starts.
+    const uint64_t run = (visible + static_cast<uint64_t>(team.size()) - 1) / team.size();
+    team.threads([&](int l) {
+      uint32_t above = 0, same = 0;
+      const uint64_t end = (static_cast<uint64_t>(l) + 1) * run < visible
+                               ? (static_cast<uint64_t>(l) + 1) * run
+                               : visible;
+      for (uint64_t i = static_cast<uint64_t>(l) * run; i < end; ++i) {
+        above += key[i] > threshold[0] ? 1u : 0u;
+        same += key[i] == threshold[0] ? 1u : 0u;
+      }
+      part[l] = above;
+      equal[l] = same;
+    });
+    team.threads([&](int l) {
+      if (l != 0) return;
+      uint32_t above = 0, same = 0;
+      for (int j = 0; j < team.size(); ++j) {
+        const uint32_t a = part[j], q = equal[j];
+        part[j] = above;
+        equal[j] = same;
+        above += a;
+        same += q;
+      }
+      threshold[1] = above;
+    });
+    team.threads([&](int l) {
+      const uint32_t ties = top_k - threshold[1];
+      uint32_t seen_equal = equal[l];
+      uint32_t at = part[l] + (seen_equal < ties ? seen_equal : ties);
+      const uint64_t end = (static_cast<uint64_t>(l) + 1) * run < visible
+                               ? (static_cast<uint64_t>(l) + 1) * run
+                               : visible;
+      for (uint64_t i = static_cast<uint64_t>(l) * run; i < end; ++i) {
+        if (key[i] > threshold[0]) {
+          out[at++] = static_cast<uint32_t>(i);
+        } else if (key[i] == threshold[0] && seen_equal++ < ties) {
+          out[at++] = static_cast<uint32_t>(i);
+        }
+      }
+      if (l == 0) chosen_count[t] = top_k;
+    });
+  });
 }
 
 template <class E>
@@ -247,40 +334,12 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
   const int64_t keys = static_cast<int64_t>(step.position_end / 4) + 1;
   float* scores =
       s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * keys));
-  const KvPageFormat fmt = f;
-  const KvLayerAddress layer = l;
-  const KvStep st = step;
   // The host bound says whether any token sees more than top_k rows; if none does, every token
-  // takes all it sees and the scoring and selection launches are skipped. Then the keys above
-  // the threshold and the lowest-index ties, ascending — the CPU's partial sort's choice.
-  const bool any_select = step.position_end / 4 > top_k;
-  uint32_t* order = reinterpret_cast<uint32_t*>(scores);
-  uint32_t* threshold =
-      s.template get<uint32_t>(ScratchSlot::kAttentionAux, static_cast<size_t>(n));
-  if (any_select) {
-    indexer_thresholds(e, fmt, layer, st, q, head_weights, heads, top_k, keys, scores, threshold);
-  }
-  e.for_each(n, [=] V4_HD(int64_t t) {
-    const uint64_t visible = (st.positions[t] + 1) / 4;
-    uint32_t* out = chosen + t * top_k;
-    if (visible <= top_k) {
-      for (uint64_t i = 0; i < visible; ++i) out[i] = static_cast<uint32_t>(i);
-      chosen_count[t] = static_cast<uint32_t>(visible);
-      return;
-    }
-    const uint32_t* key = order + t * keys;
-    uint64_t above = 0;
-    for (uint64_t i = 0; i < visible; ++i) above += key[i] > threshold[t];
-    uint64_t ties = top_k - above;
-    uint32_t c = 0;
-    for (uint64_t i = 0; i < visible && c < top_k; ++i) {
-      if (key[i] > threshold[t] || (key[i] == threshold[t] && ties > 0)) {
-        if (key[i] == threshold[t]) --ties;
-        out[c++] = static_cast<uint32_t>(i);
-      }
-    }
-    chosen_count[t] = top_k;
-  });
+  // takes all it sees and the scoring launches are skipped.
+  if (step.position_end / 4 > top_k)
+    indexer_order_keys(e, f, l, step, q, head_weights, heads, top_k, keys, scores);
+  indexer_select(e, step, top_k, keys, reinterpret_cast<const uint32_t*>(scores), chosen,
+                 chosen_count);
 }
 
 template <class E>
