@@ -134,6 +134,7 @@ int run_worker(WorkerFlags f) {
     return 2;
   }
   if (auto vocabulary = token_vocabulary((*model)->file)) options->vocabulary = *vocabulary;
+  options->two_micro_batches = !f.group.name.empty() && f.group.two_micro_batches;
   startup.end("tokenizer");
   Result<std::optional<ExpertTiers>> tiers =
       expert_tiers(f.engine.expert_tiers, f.engine.hot_coverage, (*model)->weights.config);
@@ -265,6 +266,11 @@ CommandRegistration registration(
       sub.add_option("--expert-overlap", f->group.overlap,
                      "run each MoE layer's exchanges beside this rank's own compute (the shared "
                      "expert, its own rows); false: one after the other")
+          ->capture_default_str();
+      sub.add_option("--two-micro-batches", f->group.two_micro_batches,
+                     "split each step's sequences in two, so that one half's MoE exchange "
+                     "travels while the other half's attention runs (every rank of the group "
+                     "must agree)")
           ->capture_default_str();
       sub.add_option("--log-format", f->log_format, "text or json")->capture_default_str();
       sub.add_option("--log-level", f->log_level, "trace, debug, info, warn, error")

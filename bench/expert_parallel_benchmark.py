@@ -16,7 +16,9 @@ load. For each configuration it prints
                dispatch, their own rows during the combine), over the step time.
 
 Each group size runs with the exchanges beside the compute (the default, `--expert-overlap`)
-and inline (`--expert-overlap false`), so the two can be compared in one run.
+and inline (`--expert-overlap false`), so the two can be compared in one run; with
+`--micro-batches`, also in two micro-batches (`--two-micro-batches`: each layer's exchange of
+one half of the step beside the other half's attention).
 
 The figures come from the router's /metrics (v4serve:ep_alltoall_bytes_total,
 v4serve:ep_moe_phase_seconds_total, v4serve:ep_overlapped_seconds_total, summed over the
@@ -25,7 +27,8 @@ cores, so on a small machine the times measure contention as much as communicati
 counts do not depend on the machine.
 
     python bench/expert_parallel_benchmark.py --v4serve build/apps/v4serve [--gguf MODEL] \\
-        [--ranks 1,2,4] [--overlap both|on|off] [--requests 32] [--concurrency 8] [--json]
+        [--ranks 1,2,4] [--overlap both|on|off] [--micro-batches] [--requests 32]
+        [--concurrency 8] [--json]
 """
 
 import argparse
@@ -164,14 +167,15 @@ def measure(url, a):
             "overlapped_s": grew("v4serve:ep_overlapped_seconds_total")}
 
 
-def run_config(a, ranks, overlap=True):
+def run_config(a, ranks, overlap=True, micro=False):
     engine = ["--threads", str(a.threads), *a.engine_args]
     if ranks == 0:
         procs, url = start([a.v4serve, "serve", "--port", "0", "--log-level", "warn", "--model",
                             a.gguf, *engine], HTTP_LISTENING)
         procs = [procs]
     else:
-        group_engine = engine + ([] if overlap else ["--expert-overlap", "false"])
+        group_engine = engine + ([] if overlap else ["--expert-overlap", "false"]) + (
+            ["--two-micro-batches", "true"] if micro else [])
         procs, addresses = start_group(a.v4serve, a.gguf, ranks, group_engine, a.timeout_s)
         try:
             router, url = start([a.v4serve, "router", "--port", "0", "--log-level", "warn",
@@ -188,11 +192,12 @@ def run_config(a, ranks, overlap=True):
         stop(procs)
 
 
-def row(a, ranks, overlap, m, shape):
+def row(a, ranks, overlap, micro, m, shape):
     layers, n_embd, k = shape
     per = m["tokens"] * layers
-    form = "serve" if ranks == 0 else "%d ranks%s" % (ranks, "" if overlap else ", inline")
-    row = {"form": form, "ranks": max(ranks, 1), "overlap": overlap,
+    form = "serve" if ranks == 0 else "%d ranks%s%s" % (
+        ranks, "" if overlap else ", inline", ", 2 micro" if micro else "")
+    row = {"form": form, "ranks": max(ranks, 1), "overlap": overlap, "micro_batches": 2 if micro else 1,
            "output_tok_s": m["output_tokens"] / m["seconds"],
            "dispatch_bytes_per_token_layer": m["dispatch_bytes"] / per if per else 0.0,
            "combine_bytes_per_token_layer": m["combine_bytes"] / per if per else 0.0,
@@ -211,6 +216,8 @@ def main():
     p.add_argument("--ranks", default="1,2,4")
     p.add_argument("--overlap", choices=["both", "on", "off"], default="both",
                    help="groups with the exchanges beside the compute, inline, or each")
+    p.add_argument("--micro-batches", action="store_true",
+                   help="also run each group of 2 or more ranks in two micro-batches")
     p.add_argument("--requests", type=int, default=32)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--prompt-len", type=int, default=64)
@@ -227,8 +234,10 @@ def main():
                            check=True, capture_output=True)
     shape = model_shape(a.gguf)
     modes = {"both": [True, False], "on": [True], "off": [False]}[a.overlap]
-    configs = [(0, True)] + [(int(r), o) for r in a.ranks.split(",") for o in modes]
-    rows = [row(a, r, o, run_config(a, r, o), shape) for r, o in configs]
+    configs = [(0, True, False)] + [(int(r), o, False) for r in a.ranks.split(",") for o in modes]
+    if a.micro_batches:
+        configs += [(int(r), True, True) for r in a.ranks.split(",") if int(r) > 1]
+    rows = [row(a, r, o, m, run_config(a, r, o, m), shape) for r, o, m in configs]
     base = rows[0]["output_tok_s"]
     for r in rows:
         r["ratio_to_serve"] = r["output_tok_s"] / base if base else float("nan")
@@ -239,11 +248,11 @@ def main():
         return
     print("model %s: %d MoE layers, n_embd %d, %d experts per token; %d requests at "
           "concurrency %d" % (a.gguf, shape[0], shape[1], shape[2], a.requests, a.concurrency))
-    print("%-16s %9s %7s %12s %12s %12s %10s %8s %8s" % (
+    print("%-24s %9s %7s %12s %12s %12s %10s %8s %8s" % (
         "form", "tok/s", "ratio", "dispatch B", "uniform B", "combine B", "comm", "experts",
         "hidden"))
     for r in rows:
-        print("%-16s %9.1f %7.3f %12.0f %12.0f %12.0f %9.1f%% %7.1f%% %7.1f%%" % (
+        print("%-24s %9.1f %7.3f %12.0f %12.0f %12.0f %9.1f%% %7.1f%% %7.1f%%" % (
             r["form"], r["output_tok_s"], r["ratio_to_serve"],
             r["dispatch_bytes_per_token_layer"], r["uniform_bound_dispatch"],
             r["combine_bytes_per_token_layer"], 100 * r["comm_share"], 100 * r["experts_share"],

@@ -55,7 +55,8 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                 options.model_identity},
                options.vocabulary,
                options.select_candidates,
-               options.step_graphs},
+               options.step_graphs,
+               options.two_micro_batches},
               group ? &group->dispatcher() : experts) {
   totals_.page_bytes = worker_.cache().page_bytes();
   // The MTP block's MoE would run outside the group's lockstep exchanges: no drafts in a group.

@@ -48,6 +48,9 @@ struct EngineOptions {
   // Decode-step recordings kept on a backend that makes them (CUDA graphs; StepGraphs); 0: none.
   // Never changes a token.
   uint32_t step_graphs = 64;
+  // In a worker group: each step in two micro-batches, one's MoE exchange beside the other's
+  // attention (ForwardLimits::two_micro_batches). Never changes a token.
+  bool two_micro_batches = false;
 };
 
 struct GenerationRequest {

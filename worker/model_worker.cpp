@@ -30,7 +30,8 @@ ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
     : config_(weights.config),
       // A step holds at most max_chunk tokens (the scheduler's token budget).
       forward_(weights, backend, experts,
-               ForwardLimits{options.max_chunk, options.max_context, options.step_graphs}),
+               ForwardLimits{options.max_chunk, options.max_context, options.step_graphs,
+                             options.two_micro_batches}),
       options_(options),
       cache_(weights.config, options.kv, backend) {
   speculative_.accepted_per_position.assign(kMaxSpeculativeTokens, 0);

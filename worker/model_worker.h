@@ -66,7 +66,8 @@ struct ModelWorkerOptions {
   // are (on a GPU: no row of logits crosses to the host), for requests whose sampler can choose
   // from them (RequestSampler::candidates_needed); the same tokens and logprobs either way.
   bool select_candidates = true;
-  size_t step_graphs = 64;  // ForwardLimits::step_graphs
+  size_t step_graphs = 64;         // ForwardLimits::step_graphs
+  bool two_micro_batches = false;  // ForwardLimits::two_micro_batches
 };
 
 class ModelWorker {

@@ -27,7 +27,7 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
   const V4Config& c = ctx.config;
   Backend& be = ctx.backend;
   ForwardWorkspace& ws = ctx.ws;
-  const int64_t n = ctx.batch.size(), hd = c.head_dim, nh = c.n_head;
+  const int64_t n = ctx.size(), hd = c.head_dim, nh = c.n_head;
   Projections p;
   p.cq = ws.cq.data<float>();
   be.matmul(w.q_a.view, h, n, p.cq);
@@ -40,7 +40,7 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
   be.matmul(w.kv.view, h, n, p.kv);
   be.rms_norm(p.kv, w.kv_a_norm.device(), hd, n, c.rms_eps, p.kv);
   const int64_t tail = hd - c.rope_dim;
-  const uint64_t* positions = ws.positions.data<uint64_t>();
+  const uint64_t* positions = ctx.positions();
   be.rope(p.q, n, nh, hd, tail, c.rope_dim, positions, rope.device(), false);
   be.rope(p.kv, n, 1, hd, tail, c.rope_dim, positions, rope.device(), false);
   be.fp8_round_trip(p.kv, n, hd, tail, kFp8Block);  // the RoPE tail stays high precision
@@ -67,9 +67,8 @@ KvCompressor compressor_op(const V4Config& c, const CompressorWeights& w, const 
 void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
                        const AttentionRope& rope, const float* h, float* out) {
   const V4Config& c = ctx.config;
-  const ForwardBatch& b = ctx.batch;
   ForwardWorkspace& ws = ctx.ws;
-  const int64_t n = b.size(), hd = c.head_dim, nh = c.n_head;
+  const int64_t n = ctx.size(), hd = c.head_dim, nh = c.n_head;
   const Projections p = project(ctx, w, rope, h);
   const KvPageFormat& format = ctx.kv_layout.format;
   const KvLayerAddress& address = ctx.kv_layout.layers[layer];
@@ -101,8 +100,7 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
   be.sparse_attention(format, address, kv, c.sliding_window, p.q, nh, w.sinks.device(), chosen,
                       chosen_count, top_k, o);
   // Undo the keys' rotation on each head's output.
-  ctx.backend.rope(o, n, nh, hd, hd - c.rope_dim, c.rope_dim, ws.positions.data<uint64_t>(),
-                   rope.device(), true);
+  ctx.backend.rope(o, n, nh, hd, hd - c.rope_dim, c.rope_dim, ctx.positions(), rope.device(), true);
 
   // Grouped low-rank output: group g maps its heads' concatenation through rows g·o_lora.. of
   // attn_output_a, then attn_output_b mixes all groups (spec §3.4).

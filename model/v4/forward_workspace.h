@@ -28,6 +28,9 @@ struct ForwardLimits {
   int64_t max_context = 0;
   // Decode-step recordings kept where the backend makes them (StepGraphs); 0: none.
   size_t step_graphs = 64;
+  // With a collective expert dispatcher: every step in two micro-batches, so that one's MoE
+  // exchange travels while the other's attention runs (V4Forward::run_micro_batches).
+  bool two_micro_batches = false;
 };
 
 // Grows `v` to at least `n` elements and returns its data. It never shrinks, so a step after a

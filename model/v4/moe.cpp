@@ -56,23 +56,24 @@ ExpertChoice select_experts(const V4Config& c, const LayerWeights& w, const floa
 }
 
 void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, const float* u,
-                 float* out, uint64_t* selections) {
+                 float* out, uint64_t* selections, FunctionRef<void()> also) {
   const V4Config& c = ctx.config;
   Backend& be = ctx.backend;
   ForwardWorkspace& ws = ctx.ws;
-  const int64_t n = ctx.batch.size(), d = c.n_embd;
+  const int64_t n = ctx.size(), d = c.n_embd;
   const ExpertRouting routing = expert_routing(c, w);
   float* logits = ws.router_logits.data<float>();
   int32_t* experts = ws.experts.data<int32_t>();
   float* weights = ws.expert_weights.data<float>();
   float* routed = ws.routed.data<float>();
   be.matmul(w.router.view, u, n, logits);
-  be.route_experts(routing, logits, ws.tokens.data<int32_t>(), n, experts, weights);
+  be.route_experts(routing, logits, ctx.tokens(), n, experts, weights);
   if (selections) be.count_experts(experts, n * routing.k, selections);
   // The shared expert (one group of every row: {0, n} in the workspace) runs while an
   // expert-parallel dispatcher's rows travel.
   const auto shared = [&] {
-    be.grouped_expert_ffn(shared_expert(c, w), ws.all_rows.data<int64_t>(), 1, n, u, nullptr, out);
+    be.grouped_expert_ffn(shared_expert(c, w), ctx.all_rows(), 1, n, u, nullptr, out);
+    also();
   };
   ctx.experts.dispatch_combine(layer, routed_experts(c, w),
                                {u, experts, weights, n, routing.k, d, c.n_expert}, routed, shared);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/function_ref.h"
 #include "kernels/cpu/moe_routing.h"
 #include "model/v4/v4_forward_batch.h"
 
@@ -30,8 +31,11 @@ ExpertChoice select_experts(const V4Config& config, const LayerWeights& w, const
                             int32_t token);
 
 // u: [n][n_embd] ffn-normed inputs; out: [n][n_embd]. `selections` (n_expert counters, may be
-// null) gets one count per (token, chosen expert).
-void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, const float* u,
-                 float* out, uint64_t* selections = nullptr);
+// null) gets one count per (token, chosen expert). `also` runs after the shared expert, while an
+// expert-parallel dispatcher's rows travel (the other micro-batch's attention); it must not
+// touch this call's inputs, outputs or the workspace's routing buffers.
+void moe_forward(
+    const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, const float* u, float* out,
+    uint64_t* selections = nullptr, FunctionRef<void()> also = [] {});
 
 }  // namespace v4

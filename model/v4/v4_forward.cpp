@@ -66,7 +66,8 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
       local_experts_(experts ? nullptr : std::make_unique<LocalExpertDispatcher>(backend)),
       experts_(experts ? *experts : *local_experts_),
       ws_(backend),
-      graphs_(backend, limits.step_graphs) {
+      graphs_(backend, limits.step_graphs),
+      two_micro_batches_(limits.two_micro_batches && experts_.collective()) {
   for (uint32_t il = 0; il < weights.config.n_layer; ++il)
     ratio4_layers_ += weights.layers[il].compress_ratio == 4;
   plain_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 0));
@@ -95,26 +96,47 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
 // One block (spec §2): HC_pre → attention → HC_post, HC_pre → MoE → HC_post.
 void V4Forward::block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
                               float*& x, float*& next) {
+  attention_half(ctx, w, layer, x, next);
+  ffn_half(ctx, w, layer, x, next, [] {});
+}
+
+// The workspace rows of ctx's tokens: the HC mixes, the normed input and the sub-layer output.
+V4Forward::BlockRows V4Forward::block_rows(const ForwardContext& ctx) {
   const V4Config& c = ctx.config;
-  const int64_t n = ctx.batch.size();
-  ForwardWorkspace& ws = ctx.ws;
-  float* post = ws.post.data<float>();
-  float* comb = ws.comb.data<float>();
-  float* y = ws.y.data<float>();
-  float* f = ws.f.data<float>();
-  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x, n, y, post, comb);
-  backend_.rms_norm(y, w.attn_norm.device(), c.n_embd, n, c.rms_eps, y);
-  attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, y, f);
-  backend_.hc_post(f, x, post, comb, n, c.n_hc, c.n_embd, next);
+  const int64_t first = ctx.first_token;
+  return {ctx.ws.post.data<float>() + first * c.n_hc,
+          ctx.ws.comb.data<float>() + first * c.n_hc * c.n_hc,
+          ctx.ws.y.data<float>() + first * c.n_embd, ctx.ws.f.data<float>() + first * c.n_embd};
+}
+
+void V4Forward::attention_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
+                               float*& x, float*& next) {
+  const V4Config& c = ctx.config;
+  const int64_t n = ctx.size();
+  const BlockRows r = block_rows(ctx);
+  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x, n, r.y, r.post,
+                  r.comb);
+  backend_.rms_norm(r.y, w.attn_norm.device(), c.n_embd, n, c.rms_eps, r.y);
+  attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, r.y,
+                    r.f);
+  backend_.hc_post(r.f, x, r.post, r.comb, n, c.n_hc, c.n_embd, next);
   std::swap(x, next);
-  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x, n, y, post, comb);
-  backend_.rms_norm(y, w.ffn_norm.device(), c.n_embd, n, c.rms_eps, y);
+}
+
+void V4Forward::ffn_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
+                         float*& x, float*& next, FunctionRef<void()> also) {
+  const V4Config& c = ctx.config;
+  const int64_t n = ctx.size();
+  const BlockRows r = block_rows(ctx);
+  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x, n, r.y, r.post,
+                  r.comb);
+  backend_.rms_norm(r.y, w.ffn_norm.device(), c.n_embd, n, c.rms_eps, r.y);
   // The MTP block (layer n_layer) has no counters.
   uint64_t* selections = layer < c.n_layer ? static_cast<uint64_t*>(selection_counts_->data()) +
                                                  size_t{layer} * c.n_expert
                                            : nullptr;
-  moe_forward(ctx, w, layer, y, f, selections);
-  backend_.hc_post(f, x, post, comb, n, c.n_hc, c.n_embd, next);
+  moe_forward(ctx, w, layer, r.y, r.f, selections, also);
+  backend_.hc_post(r.f, x, r.post, r.comb, n, c.n_hc, c.n_embd, next);
   std::swap(x, next);
 }
 
@@ -137,6 +159,8 @@ Status V4Forward::join_empty_step() {
     const RoutedTokens none{nullptr,  nullptr,   nullptr, 0, expert_routing(c, w).k,
                             c.n_embd, c.n_expert};
     experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr, [] {});
+    if (two_micro_batches_)
+      experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr, [] {});
   }
   return experts_.take_error();
 }
@@ -242,7 +266,10 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   const ForwardContext ctx{c,       backend_, experts_, ws_, b, stats_, b.states.front()->layout(),
                            kv_step_};
   if (recordable(inputs, *n_rows)) return recorded_step(ctx, inputs, *n_rows, out);
-  const float* x = run_layers(ctx);
+  if (two_micro_batches_) {
+    if (Status s = split_micro_batches(); !s) return s;
+  }
+  const float* x = two_micro_batches_ ? run_micro_batches(ctx) : run_layers(ctx);
   if (Status s = experts_.take_error(); !s) return s;
   backend_.gather_rows(x, int64_t{c.n_hc} * c.n_embd, ws_.rows.data<int64_t>(), *n_rows,
                        ws_.selected.data<float>());

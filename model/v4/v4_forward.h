@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "core/function_ref.h"
 #include "core/status.h"
 #include "kernels/cpu/draw_weight.h"
 #include "kernels/cpu/token_candidates.h"
@@ -107,6 +108,25 @@ class V4Forward {
   // pointers are swapped).
   void block_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,
                      float*& next);
+  // The two halves of a block: HC_pre → attention → HC_post, and HC_pre → MoE → HC_post with
+  // `also` run while the MoE rows travel. Both work on ctx's tokens' rows of the workspace.
+  struct BlockRows {
+    float *post, *comb, *y, *f;
+  };
+  static BlockRows block_rows(const ForwardContext& ctx);
+  void attention_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,
+                      float*& next);
+  void ffn_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,
+                float*& next, FunctionRef<void()> also);
+  // Two micro-batches (v4_forward_micro_batches.cpp): the step's sequences split in two by
+  // tokens, each layer's MoE exchange of one beside the other's attention. Every rank of a group
+  // splits, so each MoE layer has two exchanges on every rank, empty halves included.
+  struct MicroBatch {
+    int64_t first_token = 0, n_tokens = 0, first_sequence = 0;
+    KvStep kv;
+  };
+  Status split_micro_batches();
+  const float* run_micro_batches(const ForwardContext& whole);
   // A step with no tokens: joins every MoE layer's collective with none, when the expert
   // dispatcher is collective (the other ranks of its group are waiting).
   Status join_empty_step();
@@ -159,6 +179,9 @@ class V4Forward {
   AttentionRope plain_rope_, compressed_rope_;
   uint64_t ratio4_layers_ = 0;  // main layers whose indexer chooses rows
   StepGraphs graphs_;
+  bool two_micro_batches_ = false;
+  MicroBatch halves_[2];
+  std::unique_ptr<DeviceBuffer> half_arrays_;  // B's rebased KV arrays and both halves' {0, n}
   mutable ForwardStats stats_;
   std::unique_ptr<DeviceBuffer> selection_counts_;  // [n_layer][n_expert] u64, on the device
   Status selection_status_;                         // of zeroing them

@@ -62,6 +62,19 @@ struct ForwardContext {
   // sequences share.
   const KvLayout& kv_layout;
   const KvStep& kv;
+  // The tokens [first_token, first_token + n_tokens) of the batch this context runs (two
+  // micro-batches, V4Forward), with `kv` their KV step and `shared_rows` the device's {0, n}
+  // for the shared expert; n_tokens < 0: the whole batch (and the workspace's all_rows).
+  int64_t first_token = 0;
+  int64_t n_tokens = -1;
+  const int64_t* shared_rows = nullptr;
+
+  int64_t size() const { return n_tokens < 0 ? batch.size() : n_tokens; }
+  const uint64_t* positions() const { return ws.positions.data<uint64_t>() + first_token; }
+  const int32_t* tokens() const { return ws.tokens.data<int32_t>() + first_token; }
+  const int64_t* all_rows() const {
+    return shared_rows ? shared_rows : ws.all_rows.data<int64_t>();
+  }
 };
 
 }  // namespace v4

@@ -4,7 +4,8 @@ router sees every rank as a worker. Against `serve` on the same tiny model (ever
 process, different chunking): groups of 1, 2 and 4 ranks give the same tokens and the same
 logprobs bit for bit, greedy and seeded, with chunked prefill (--max-batch-tokens 16), with
 ranks idle while others run (requests one at a time), and with the exchanges beside the ranks'
-compute or inline (--expert-overlap false). A rank killed mid-run takes its whole
+compute or inline (--expert-overlap false), and in two micro-batches (--two-micro-batches: one
+half's exchanges beside the other half's attention). A rank killed mid-run takes its whole
 group down within seconds (no collective hangs) and the router finishes every request on the
 remaining worker with unchanged tokens."""
 
@@ -85,9 +86,12 @@ def assert_same(results, reference, what):
         assert got == want, "%s: request %d (%s)" % (what, i, "seeded" if i % 2 else "greedy")
 
 
-@pytest.mark.parametrize("ranks,overlap", [(1, True), (2, True), (4, True), (2, False)])
-def test_group_matches_serve(v4serve, model, reference, ranks, overlap):
-    args = CHUNKED + ([] if overlap else ["--expert-overlap", "false"])
+@pytest.mark.parametrize("ranks,overlap,micro", [(1, True, False), (2, True, False),
+                                                 (4, True, False), (2, False, False),
+                                                 (2, True, True)])
+def test_group_matches_serve(v4serve, model, reference, ranks, overlap, micro):
+    args = CHUNKED + ([] if overlap else ["--expert-overlap", "false"]) + (
+        ["--two-micro-batches", "true"] if micro else [])
     with Cluster(v4serve, model, workers=0, groups=[ranks], worker_args=args) as cluster:
         assert_same(run(cluster.base_url), reference, "%d ranks, concurrent" % ranks)
         # One at a time: every rank but the one the router picked joins each step idle.

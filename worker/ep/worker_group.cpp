@@ -83,6 +83,7 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          comm.message());
   group->comm_ = std::move(*comm);
+  group->two_micro_batches_ = o.two_micro_batches;
   if (Status s = group->compare_models(config, placement->digest()); !s)
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          s.message());
@@ -107,8 +108,13 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
 // Ranks with different models would exchange rows of different widths (Gloo aborts on a size
 // mismatch) or route to experts a peer lacks: compare the shapes that matter once, up front.
 Status WorkerGroup::compare_models(const V4Config& c, uint64_t placement_digest) {
-  const int64_t mine[] = {c.n_layer,  c.n_embd,        c.n_vocab,
-                          c.n_expert, c.n_expert_used, static_cast<int64_t>(placement_digest)};
+  const int64_t mine[] = {c.n_layer,
+                          c.n_embd,
+                          c.n_vocab,
+                          c.n_expert,
+                          c.n_expert_used,
+                          static_cast<int64_t>(placement_digest),
+                          two_micro_batches_ ? 1 : 0};
   constexpr int64_t n = sizeof mine / sizeof mine[0];
   std::vector<int64_t> all(static_cast<size_t>(n * comm_->size()));
   if (Status s = comm_->all_gather(mine, n, all.data()); !s) return s;
@@ -117,8 +123,9 @@ Status WorkerGroup::compare_models(const V4Config& c, uint64_t placement_digest)
       return Status::error(
           "rank " + std::to_string(r) +
           " loaded a model of another shape (layers, width, vocabulary, experts, experts per "
-          "token) or placed the experts otherwise: every rank of a group must load the same "
-          "model with the same --expert-stats and --redundant-experts");
+          "token), placed the experts otherwise or splits its steps otherwise: every rank of a "
+          "group must load the same model with the same --expert-stats, --redundant-experts and "
+          "--two-micro-batches");
     }
   }
   return Status::ok();

@@ -34,6 +34,9 @@ struct WorkerGroupOptions {
   uint32_t redundant_experts = 0;
   // The MoE exchanges beside the rank's own compute (EpExpertDispatcher), or inline.
   bool overlap = true;
+  // Steps in two micro-batches (ForwardLimits::two_micro_batches): every rank must agree, since
+  // it doubles each MoE layer's exchanges.
+  bool two_micro_batches = false;
 };
 
 // Where a rank's expert rows live and travel. CPU ranks (the default): host memory over Gloo.
@@ -76,6 +79,7 @@ class WorkerGroup final : public StepGroup {
   std::unique_ptr<GlooExpertComm> comm_;
   std::unique_ptr<ExpertComm> exchange_;  // the rows' communicator when not comm_ (NCCL)
   std::unique_ptr<EpExpertDispatcher> dispatcher_;
+  bool two_micro_batches_ = false;
   uint64_t turn_ = 0;
   uint64_t joined_steps_ = 0;
 };

@@ -85,6 +85,8 @@ class EpDispatcherTest : public EngineTest {
   static inline bool overlap_ = true;
   // Whether the ranks (and the one-rank reference) run on the emulated device.
   static inline bool device_ = false;
+  // Whether the ranks split their steps in two micro-batches (the reference never does).
+  static inline bool micro_ = false;
 
   // Forks `ranks` processes; each writes its logits (or an error) to dir/rank<r>.
   static void run_group(int ranks, const std::filesystem::path& dir, int deserter = -1) {
@@ -150,7 +152,9 @@ class EpDispatcherTest : public EngineTest {
       w = &on_device->weights();
     }
     EpExpertDispatcher experts(*backend, **comm, placement, overlap_, device_);
-    V4Forward forward(*w, *backend, &experts);
+    ForwardLimits limits;
+    limits.two_micro_batches = micro_;
+    V4Forward forward(*w, *backend, &experts, limits);
     Result<std::vector<float>> logits =
         run_plan(forward, plan_for(rank, prompt), w->config.n_vocab);
     if (!logits) {
@@ -160,7 +164,8 @@ class EpDispatcherTest : public EngineTest {
     out.write(reinterpret_cast<const char*>(logits->data()),
               static_cast<std::streamsize>(logits->size() * sizeof(float)));
     std::ofstream(dir / ("rank" + std::to_string(rank) + ".rows"))
-        << experts.rows_sent() << " " << experts.rows_served();
+        << experts.rows_sent() << " " << experts.rows_served() << " "
+        << experts.traffic().exchanges;
     return out ? 0 : 1;
   }
 
@@ -193,10 +198,13 @@ class EpDispatcherTest : public EngineTest {
       EXPECT_EQ(0, std::memcmp(bytes.data(), want->data(), bytes.size()))
           << "rank " << r << " of " << ranks << " differs from one rank";
       // The experts really ran elsewhere: every rank shipped rows out and served its peers'.
-      uint64_t sent = 0, served = 0;
-      std::ifstream(dir / ("rank" + std::to_string(r) + ".rows")) >> sent >> served;
+      uint64_t sent = 0, served = 0, exchanges = 0;
+      std::ifstream(dir / ("rank" + std::to_string(r) + ".rows")) >> sent >> served >> exchanges;
       EXPECT_GT(sent, 0u) << "rank " << r;
       EXPECT_GT(served, 0u) << "rank " << r;
+      // Every MoE layer of every step, idle or not: twice with two micro-batches.
+      EXPECT_EQ(exchanges, uint64_t{kSteps} * weights().config.n_layer * (micro_ ? 2 : 1))
+          << "rank " << r;
     }
     std::filesystem::remove_all(dir);
   }
@@ -229,6 +237,23 @@ TEST_F(EpDispatcherTest, BalancedPlacementWithReplicasMatchesOneRank) {
 
 // A peer that leaves the group turns into an error on the rank waiting for it, within the
 // communicator's timeout: no hang, no crash.
+// Two micro-batches: rank 0 has one sequence (its second half is empty), the others two and
+// three, and rank 1 idles at one step (two empty exchanges per layer); every logit is one rank's.
+TEST_F(EpDispatcherTest, TwoMicroBatchesMatchOneRank) {
+  micro_ = true;
+  check_group(3);
+  micro_ = false;
+}
+
+// The same on the emulated device, whose ops read the halves' KV steps and rows on the device.
+TEST_F(EpDispatcherTest, TwoMicroBatchesOnDeviceRanksMatchOneDevice) {
+  micro_ = true;
+  device_ = true;
+  check_group(2);
+  device_ = false;
+  micro_ = false;
+}
+
 // Ranks on the emulated device, each holding only its share of the experts: the one-device
 // forward's logits, bit for bit (the device's kernels run a row the same in any call).
 TEST_F(EpDispatcherTest, DeviceRanksHoldingTheirOwnExpertsMatchOneDevice) {

@@ -124,7 +124,8 @@ class WorkerGroupEngineTest : public EngineTest {
   };
   static std::vector<Rank> join_two(std::chrono::milliseconds timeout = 20s,
                                     std::optional<V4Config> second = std::nullopt,
-                                    std::vector<std::string>* errors = nullptr) {
+                                    std::vector<std::string>* errors = nullptr,
+                                    bool second_splits_steps = false) {
     const int port = free_port();
     std::vector<Rank> ranks(2);
     std::vector<std::future<Result<std::unique_ptr<WorkerGroup>>>> joining;
@@ -132,7 +133,9 @@ class WorkerGroupEngineTest : public EngineTest {
       ranks[r].backend = std::make_unique<CpuBackend>(1);
       joining.push_back(std::async(std::launch::async, [&, r] {
         const V4Config& config = r == 1 && second ? *second : weights().config;
-        return WorkerGroup::join(group_options(r, 2, port, timeout), *ranks[r].backend, config);
+        WorkerGroupOptions o = group_options(r, 2, port, timeout);
+        o.two_micro_batches = r == 1 && second_splits_steps;
+        return WorkerGroup::join(o, *ranks[r].backend, config);
       }));
     }
     for (int r = 0; r < 2; ++r) {
@@ -212,6 +215,15 @@ TEST_F(WorkerGroupEngineTest, RanksWithDifferentModelsAreRefused) {
   ASSERT_EQ(errors.size(), 2u);
   for (const std::string& e : errors)
     EXPECT_NE(e.find("another shape"), std::string::npos) << "'" << e << "'";
+}
+
+// A rank in two micro-batches exchanges twice per MoE layer: its peers must too.
+TEST_F(WorkerGroupEngineTest, RanksThatSplitTheirStepsOtherwiseAreRefused) {
+  std::vector<std::string> errors;
+  std::vector<Rank> ranks = join_two(5s, std::nullopt, &errors, true);
+  ASSERT_EQ(errors.size(), 2u);
+  for (const std::string& e : errors)
+    EXPECT_NE(e.find("--two-micro-batches"), std::string::npos) << "'" << e << "'";
 }
 
 TEST_F(WorkerGroupEngineTest, ALeavingRankBreaksItsPeerWithoutAHang) {
