@@ -109,14 +109,22 @@ V4Forward::BlockRows V4Forward::block_rows(const ForwardContext& ctx) {
           ctx.ws.y.data<float>() + first * c.n_embd, ctx.ws.f.data<float>() + first * c.n_embd};
 }
 
+// HC_pre of x into the sub-layer input rows (normed) and their mixes.
+void V4Forward::sub_layer_input(const ForwardContext& ctx, const HcWeights& hc,
+                                const WeightVector<float>& norm, const float* x,
+                                const BlockRows& r) {
+  const V4Config& c = ctx.config;
+  const int64_t n = ctx.size();
+  backend_.hc_pre(hc_mixing(c, hc.fn, hc.scale, hc.base), x, n, r.y, r.post, r.comb);
+  backend_.rms_norm(r.y, norm.device(), c.n_embd, n, c.rms_eps, r.y);
+}
+
 void V4Forward::attention_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
                                float*& x, float*& next) {
   const V4Config& c = ctx.config;
   const int64_t n = ctx.size();
   const BlockRows r = block_rows(ctx);
-  backend_.hc_pre(hc_mixing(c, w.hc_attn.fn, w.hc_attn.scale, w.hc_attn.base), x, n, r.y, r.post,
-                  r.comb);
-  backend_.rms_norm(r.y, w.attn_norm.device(), c.n_embd, n, c.rms_eps, r.y);
+  sub_layer_input(ctx, w.hc_attn, w.attn_norm, x, r);
   attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, r.y,
                     r.f);
   backend_.hc_post(r.f, x, r.post, r.comb, n, c.n_hc, c.n_embd, next);
@@ -128,9 +136,7 @@ void V4Forward::ffn_half(const ForwardContext& ctx, const LayerWeights& w, uint3
   const V4Config& c = ctx.config;
   const int64_t n = ctx.size();
   const BlockRows r = block_rows(ctx);
-  backend_.hc_pre(hc_mixing(c, w.hc_ffn.fn, w.hc_ffn.scale, w.hc_ffn.base), x, n, r.y, r.post,
-                  r.comb);
-  backend_.rms_norm(r.y, w.ffn_norm.device(), c.n_embd, n, c.rms_eps, r.y);
+  sub_layer_input(ctx, w.hc_ffn, w.ffn_norm, x, r);
   // The MTP block (layer n_layer) has no counters.
   uint64_t* selections = layer < c.n_layer ? static_cast<uint64_t*>(selection_counts_->data()) +
                                                  size_t{layer} * c.n_expert

@@ -114,6 +114,8 @@ class V4Forward {
     float *post, *comb, *y, *f;
   };
   static BlockRows block_rows(const ForwardContext& ctx);
+  void sub_layer_input(const ForwardContext& ctx, const HcWeights& hc,
+                       const WeightVector<float>& norm, const float* x, const BlockRows& r);
   void attention_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,
                       float*& next);
   void ffn_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, float*& x,

@@ -169,6 +169,20 @@ class EpDispatcherTest : public EngineTest {
     return out ? 0 : 1;
   }
 
+  // Balanced placement from a made-up skewed trace: expert e of layer l is hot when
+  // (e·stride + l) mod period is 0. False when the placement is refused.
+  static bool place_from_skewed_trace(int ranks, uint32_t redundant, uint32_t stride,
+                                      uint32_t period) {
+    const V4Config& c = weights().config;
+    ExpertLoad load(c.n_layer, std::vector<uint64_t>(c.n_expert, 1));
+    for (uint32_t l = 0; l < c.n_layer; ++l)
+      for (uint32_t e = 0; e < c.n_expert; ++e)
+        load[l][e] = (e * stride + l) % period == 0 ? 100 : 1 + e;
+    Result<ExpertPlacement> p = ExpertPlacement::balanced(load, ranks, redundant);
+    if (p) placement_ = *p;
+    return static_cast<bool>(p);
+  }
+
   void check_group(int ranks) {
     char tmpl[] = "/tmp/v4-ep-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -224,19 +238,11 @@ TEST_F(EpDispatcherTest, ThreeRanksWithoutOverlapMatchOneRank) {
 // Balanced placement with replicas of the hottest experts (a skewed made-up trace): rows go to
 // other ranks than under contiguous shards, and to replicas, yet every logit stays the same.
 TEST_F(EpDispatcherTest, BalancedPlacementWithReplicasMatchesOneRank) {
-  const V4Config& c = weights().config;
-  ExpertLoad load(c.n_layer, std::vector<uint64_t>(c.n_expert, 1));
-  for (uint32_t l = 0; l < c.n_layer; ++l)
-    for (uint32_t e = 0; e < c.n_expert; ++e) load[l][e] = (e * 7 + l) % 5 == 0 ? 100 : 1 + e;
-  Result<ExpertPlacement> p = ExpertPlacement::balanced(load, 3, 2);
-  ASSERT_TRUE(p);
-  placement_ = *p;
+  ASSERT_TRUE(place_from_skewed_trace(3, 2, 7, 5));
   check_group(3);
   placement_.reset();
 }
 
-// A peer that leaves the group turns into an error on the rank waiting for it, within the
-// communicator's timeout: no hang, no crash.
 // Two micro-batches: rank 0 has one sequence (its second half is empty), the others two and
 // three, and rank 1 idles at one step (two empty exchanges per layer); every logit is one rank's.
 TEST_F(EpDispatcherTest, TwoMicroBatchesMatchOneRank) {
@@ -264,19 +270,15 @@ TEST_F(EpDispatcherTest, DeviceRanksHoldingTheirOwnExpertsMatchOneDevice) {
 
 // The same with balanced placement and replicas: a rank's stacks hold an uneven, scattered set.
 TEST_F(EpDispatcherTest, DeviceRanksWithBalancedPlacementMatchOneDevice) {
-  const V4Config& c = weights().config;
-  ExpertLoad load(c.n_layer, std::vector<uint64_t>(c.n_expert, 1));
-  for (uint32_t l = 0; l < c.n_layer; ++l)
-    for (uint32_t e = 0; e < c.n_expert; ++e) load[l][e] = (e * 5 + l) % 7 == 0 ? 90 : 2 + e;
-  Result<ExpertPlacement> p = ExpertPlacement::balanced(load, 2, 1);
-  ASSERT_TRUE(p);
-  placement_ = *p;
+  ASSERT_TRUE(place_from_skewed_trace(2, 1, 5, 7));
   device_ = true;
   check_group(2);
   device_ = false;
   placement_.reset();
 }
 
+// A peer that leaves the group turns into an error on the rank waiting for it, within the
+// communicator's timeout: no hang, no crash.
 TEST_F(EpDispatcherTest, ALostPeerIsAnErrorNotAHang) {
   char tmpl[] = "/tmp/v4-ep-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
