@@ -155,7 +155,7 @@ int run_worker(WorkerFlags f) {
   Result<PreparedDevice> device =
       prepare_device(f.engine.device, f.engine.threads, (*model)->weights, options->kv_memory_bytes,
                      UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr,
-                     group_device->share ? &*group_device->share : nullptr);
+                     group_device->device.held_only ? &group_device->share : nullptr);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;

@@ -5,7 +5,6 @@
 // host's).
 #pragma once
 
-#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -16,8 +15,8 @@
 namespace v4::apps {
 
 struct GroupDeviceSetup {
-  std::optional<ExpertTiers> share;  // the experts this rank uploads; unset on the CPU
   GroupDevice device;
+  ExpertTiers share;  // with device.held_only: the experts this rank uploads
 };
 
 // What flags alone can tell, before the model loads: a GPU rank needs a build with NCCL.

@@ -125,7 +125,8 @@ void EpExpertDispatcher::plan(uint32_t layer, const RoutedTokens& in) {
   // Send order: the peers' rows by rank (the segments of the all-to-all). Results come back in
   // the same order, so a pair's send position is also its result row; this rank's own pairs,
   // which never leave it, take the positions after them.
-  std::vector<int64_t> start(static_cast<size_t>(ranks), 0);
+  std::vector<int64_t>& start = starts_;
+  start.assign(static_cast<size_t>(ranks), 0);
   int64_t at = 0;
   for (int r = 0; r < ranks; ++r) {
     if (r == me) continue;

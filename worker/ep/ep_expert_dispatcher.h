@@ -97,7 +97,8 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   // Host side, reused across layers: the routing read back, the plan, the counts.
   std::vector<int32_t> ids_, own_ids_, recv_ids_;
   std::vector<float> weights_, meta_, own_weights_, recv_meta_, recv_weights_;
-  std::vector<int64_t> send_src_, slot_row_, counts_, all_counts_, from_, send_bytes_, recv_bytes_;
+  std::vector<int64_t> send_src_, slot_row_, counts_, all_counts_, from_, send_bytes_, recv_bytes_,
+      starts_;
   int64_t own_begin_ = 0;  // where this rank's own rows start in the send order and results
   int64_t received_ = 0;   // rows from peers this layer
   // Backend side: the plan (send_src, slot_row, meta, own ids and weights), the rows out, in
