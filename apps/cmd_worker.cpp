@@ -1,5 +1,5 @@
-// `v4serve worker --model F --listen ADDR`: one CPU engine behind the gRPC Worker service
-// (proto/worker.proto), for `v4serve router` to route to (docs/design.md, processes).
+// `v4serve worker --model F --listen ADDR`: one engine (CPU or a device) behind the gRPC Worker
+// service (proto/worker.proto), for `v4serve router` to route to (docs/design.md, processes).
 // SIGTERM / SIGINT drain: Health says DRAINING, new submissions are refused (the router moves
 // them), running requests finish within --drain-grace, then the process exits 0.
 #include <grpcpp/grpcpp.h>
