@@ -8,7 +8,10 @@
 
 namespace v4::apps {
 
-Status check_group_device(const std::string& device) {
+namespace {
+
+// The device a group rank runs on, refused where its rows could not travel.
+Result<device::DeviceSpec> group_spec(const std::string& device) {
   Result<device::DeviceSpec> spec = device::parse_device(device);
   if (!spec) return spec.status();
 #if !V4_HAVE_NCCL
@@ -17,13 +20,17 @@ Status check_group_device(const std::string& device) {
                          ": GPU ranks exchange their rows over NCCL, and this build has none "
                          "(build with CUDA and NCCL, or use --device cpu)");
 #endif
-  return Status::ok();
+  return spec;
 }
+
+}  // namespace
+
+Status check_group_device(const std::string& device) { return group_spec(device).status(); }
 
 Result<GroupDeviceSetup> group_device_setup(const WorkerGroupOptions& group,
                                             const std::string& device, const V4Config& config) {
-  if (Status s = check_group_device(device); !s) return s;
-  Result<device::DeviceSpec> spec = device::parse_device(device);
+  Result<device::DeviceSpec> spec = group_spec(device);
+  if (!spec) return spec.status();
   GroupDeviceSetup out;
   if (spec->kind == DeviceKind::kCpu && !spec->emulated) return out;
   Result<ExpertPlacement> placement = make_placement(group, config);

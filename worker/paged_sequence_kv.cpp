@@ -31,8 +31,7 @@ Result<KvSnapshot> snapshot_from_host(Backend& backend, uint64_t n_past, const u
   s.n_past = n_past;
   s.state = backend.allocate(bytes);
   if (!s.state) return Status::error("paged KV: out of device memory for a prefix snapshot");
-  const Tensor state =
-      Tensor::contiguous(s.state.get(), 0, GgmlType::I8, {static_cast<int64_t>(bytes), 1, 1, 1});
+  const Tensor state = Tensor::whole(s.state.get());
   if (Status st = backend.copy_to_device(host, state, 0, bytes); !st) return st;
   return s;
 }

@@ -35,6 +35,10 @@ struct Tensor {
   // A contiguous tensor of `type` with the given extents (innermost first) at `offset`.
   static Tensor contiguous(DeviceBuffer* buffer, size_t offset, GgmlType type,
                            std::array<int64_t, 4> ne);
+  // Every byte of `buffer` as one I8 tensor: the target of a copy at a byte offset.
+  static Tensor whole(DeviceBuffer* buffer) {
+    return contiguous(buffer, 0, GgmlType::I8, {static_cast<int64_t>(buffer->bytes()), 1, 1, 1});
+  }
 
   int64_t elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
   // Bytes from the first to one past the last element (contiguous layout).

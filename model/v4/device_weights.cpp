@@ -143,8 +143,7 @@ Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
   } catch (const std::bad_alloc&) {
     return Status::error("cannot allocate " + gib(out->bytes_) + " for the weights on the device");
   }
-  const Tensor all = Tensor::contiguous(out->buffer_.get(), 0, GgmlType::I8,
-                                        {static_cast<int64_t>(out->buffer_->bytes()), 1, 1, 1});
+  const Tensor all = Tensor::whole(out->buffer_.get());
   uint8_t* base = static_cast<uint8_t*>(out->buffer_->data());
   const auto start = std::chrono::steady_clock::now();
   UploadProgress p{0, out->bytes_, 0};

@@ -197,8 +197,7 @@ BandwidthMeasurement measure_device_bandwidth(Backend& backend, uint64_t bytes, 
   m.device_copy = true;
   m.buffer_bytes = bytes;
   std::unique_ptr<DeviceBuffer> a = backend.allocate(bytes), b = backend.allocate(bytes);
-  const Tensor t =
-      Tensor::contiguous(b.get(), 0, GgmlType::I8, {static_cast<int64_t>(bytes), 1, 1, 1});
+  const Tensor t = Tensor::whole(b.get());
   float sink = 0;
   // copy_to_host waits for the device, so each pass is timed to its end.
   backend.copy_on_device(a->data(), b->data(), bytes);

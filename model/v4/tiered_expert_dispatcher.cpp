@@ -131,8 +131,7 @@ void TieredExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWei
   const auto hot_buckets = static_cast<uint32_t>(tiers_.hot[layer].size());
   ExpertDispatchBuffers& b = device_buffers_;
   b.ensure(pairs, d, hot_buckets + 1);
-  const Tensor arena = Tensor::contiguous(b.buffer(), 0, GgmlType::I8,
-                                          {static_cast<int64_t>(b.buffer()->bytes()), 1, 1, 1});
+  const Tensor arena = Tensor::whole(b.buffer());
   const auto byte_offset = [&](const void* p) {
     return static_cast<size_t>(static_cast<const uint8_t*>(p) -
                                static_cast<const uint8_t*>(b.buffer()->data()));

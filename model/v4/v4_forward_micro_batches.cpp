@@ -58,8 +58,7 @@ Status V4Forward::split_micro_batches() {
   if (!half_arrays_ || half_arrays_->bytes() < bytes)
     half_arrays_ =
         backend_.allocate(std::max(bytes, 2 * (half_arrays_ ? half_arrays_->bytes() : 0)));
-  const Tensor all = Tensor::contiguous(half_arrays_.get(), 0, GgmlType::I8,
-                                        {static_cast<int64_t>(half_arrays_->bytes()), 1, 1, 1});
+  const Tensor all = Tensor::whole(half_arrays_.get());
   Status s = backend_.copy_to_device(ints.data(), all, 0, int_bytes);
   if (s && !sequence_of.empty())
     s = backend_.copy_to_device(sequence_of.data(), all, int_bytes,

@@ -59,9 +59,8 @@ const std::vector<int32_t>& EpExpertDispatcher::slots(uint32_t layer) {
   if (s.empty()) {
     s.assign(placement_.n_expert(), -1);
     int32_t next = 0;
-    for (int32_t e : placement_.held(comm_.rank(), layer)) s[static_cast<size_t>(e)] = next++;
-    if (!held_only_)
-      for (size_t e = 0; e < s.size(); ++e) s[e] = s[e] >= 0 ? static_cast<int32_t>(e) : -1;
+    for (int32_t e : placement_.held(comm_.rank(), layer))
+      s[static_cast<size_t>(e)] = held_only_ ? next++ : e;
   }
   return s;
 }
@@ -83,9 +82,7 @@ void* EpExpertDispatcher::fit(Region& region, size_t bytes) {
 Status EpExpertDispatcher::upload(const void* host, Region& region, size_t bytes) {
   fit(region, bytes);
   if (bytes == 0) return Status::ok();
-  const Tensor all = Tensor::contiguous(region.buffer.get(), 0, GgmlType::I8,
-                                        {static_cast<int64_t>(region.buffer->bytes()), 1, 1, 1});
-  return backend_.copy_to_device(host, all, 0, bytes);
+  return backend_.copy_to_device(host, Tensor::whole(region.buffer.get()), 0, bytes);
 }
 
 void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts,
