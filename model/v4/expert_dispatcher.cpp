@@ -1,8 +1,26 @@
 #include "model/v4/expert_dispatcher.h"
 
 #include <algorithm>
+#include <string>
 
 namespace v4 {
+
+Status read_back_routing(Backend& backend, const RoutedTokens& in, uint32_t n_expert,
+                         std::vector<int32_t>& ids, std::vector<float>& weights) {
+  const auto pairs = static_cast<size_t>(in.n_tokens * in.k);
+  ids.resize(pairs);
+  weights.resize(pairs);
+  if (pairs == 0) return Status::ok();
+  Status s = backend.read_back(in.experts, ids.data(), pairs * sizeof(int32_t));
+  if (s) s = backend.read_back(in.weights, weights.data(), pairs * sizeof(float));
+  if (!s) return s;
+  for (int32_t e : ids) {
+    if (e < 0 || static_cast<uint32_t>(e) >= n_expert)
+      return Status::error("expert id " + std::to_string(e) + " out of range (the model has " +
+                           std::to_string(n_expert) + " routed experts)");
+  }
+  return Status::ok();
+}
 
 void ExpertDispatchBuffers::ensure(int64_t pairs, int64_t width, uint32_t buckets) {
   if (pairs <= pairs_ && width <= width_ && buckets <= buckets_) return;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "core/function_ref.h"
 #include "model/backend/backend.h"
@@ -48,6 +49,11 @@ class ExpertDispatcher {
   // the buffers those ops read move. Unset (the default): never recorded.
   virtual std::optional<uint64_t> graph_generation() const { return std::nullopt; }
 };
+
+// A dispatcher that plans on the host: the routing's n·k expert ids and weights read back into
+// `ids` and `weights`, every id checked to be below `n_expert` before anything indexes with it.
+Status read_back_routing(Backend& backend, const RoutedTokens& in, uint32_t n_expert,
+                         std::vector<int32_t>& ids, std::vector<float>& weights);
 
 // The device buffers of one dispatch plan and the rows through the experts (the arrays of
 // Backend::group_by_expert, the gathered rows and their results), for up to `pairs` rows of

@@ -113,15 +113,9 @@ void TieredExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWei
     return;
   }
   // The routing and the rows come to the host; the plan goes back.
-  ids_.resize(static_cast<size_t>(pairs));
-  weights_.resize(static_cast<size_t>(pairs));
   x_.resize(static_cast<size_t>(in.n_tokens * d));
-  Status s = device_.read_back(in.experts, ids_.data(), ids_.size() * sizeof(int32_t));
-  if (s) s = device_.read_back(in.weights, weights_.data(), weights_.size() * sizeof(float));
+  Status s = read_back_routing(device_, in, in.n_expert, ids_, weights_);
   if (s) s = device_.read_back(in.x, x_.data(), x_.size() * sizeof(float));
-  if (s && std::any_of(ids_.begin(), ids_.end(),
-                       [&](int32_t e) { return e < 0 || static_cast<uint32_t>(e) >= in.n_expert; }))
-    s = Status::error("an expert id out of range");
   if (!s) {
     error_ = Status::error("tiered experts: " + s.message());
     meanwhile();

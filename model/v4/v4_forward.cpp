@@ -159,16 +159,19 @@ void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head
 
 Status V4Forward::join_empty_step() {
   if (!experts_.collective()) return Status::ok();
-  const V4Config& c = weights_.config;
-  for (uint32_t il = 0; il < c.n_layer; ++il) {
-    const LayerWeights& w = weights_.layers[il];
-    const RoutedTokens none{nullptr,  nullptr,   nullptr, 0, expert_routing(c, w).k,
-                            c.n_embd, c.n_expert};
-    experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr, [] {});
-    if (two_micro_batches_)
-      experts_.dispatch_combine(il, routed_experts(c, w), none, nullptr, [] {});
+  for (uint32_t il = 0; il < weights_.config.n_layer; ++il) {
+    join_layer_empty(il, [] {});
+    if (two_micro_batches_) join_layer_empty(il, [] {});
   }
   return experts_.take_error();
+}
+
+void V4Forward::join_layer_empty(uint32_t layer, FunctionRef<void()> also) {
+  const V4Config& c = weights_.config;
+  const LayerWeights& w = weights_.layers[layer];
+  const RoutedTokens none{nullptr,  nullptr,   nullptr, 0, expert_routing(c, w).k,
+                          c.n_embd, c.n_expert};
+  experts_.dispatch_combine(layer, routed_experts(c, w), none, nullptr, also);
 }
 
 const ForwardStats& V4Forward::stats() const {

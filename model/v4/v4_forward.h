@@ -132,6 +132,9 @@ class V4Forward {
   // A step with no tokens: joins every MoE layer's collective with none, when the expert
   // dispatcher is collective (the other ranks of its group are waiting).
   Status join_empty_step();
+  // One MoE layer's exchange with no rows of this rank's (an idle step, or an empty micro-batch),
+  // `also` beside it.
+  void join_layer_empty(uint32_t layer, FunctionRef<void()> also);
   // Copies batch_'s token ids, positions and KV addresses (views, block tables) into the
   // workspace and points kv_step_ at them.
   Status copy_step_inputs();

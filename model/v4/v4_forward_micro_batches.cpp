@@ -100,15 +100,12 @@ const float* V4Forward::run_micro_batches(const ForwardContext& whole) {
       std::swap(xs[h], nexts[h]);
   };
   const auto ffn = [&](int h, uint32_t layer, FunctionRef<void()> also) {
-    const LayerWeights& w = weights_.layers[layer];
     if (ctx[h].size() > 0) {
-      ffn_half(ctx[h], w, layer, xs[h], nexts[h], also);
+      ffn_half(ctx[h], weights_.layers[layer], layer, xs[h], nexts[h], also);
       return;
     }
     // An empty half still joins the layer's exchange (the other ranks' halves may have rows).
-    const RoutedTokens none{nullptr,  nullptr,   nullptr, 0, expert_routing(c, w).k,
-                            c.n_embd, c.n_expert};
-    experts_.dispatch_combine(layer, routed_experts(c, w), none, nullptr, also);
+    join_layer_empty(layer, also);
     std::swap(xs[h], nexts[h]);
   };
   attention(0, 0);

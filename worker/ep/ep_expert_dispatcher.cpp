@@ -116,8 +116,11 @@ void EpExpertDispatcher::plan(uint32_t layer, const RoutedTokens& in) {
   const int64_t pairs = in.n_tokens * in.k;
   // Pairs per owning rank; the last entry carries the layer, so ranks out of step notice.
   counts_.assign(static_cast<size_t>(ranks) + 1, 0);
-  for (int64_t i = 0; i < pairs; ++i)
-    ++counts_[static_cast<size_t>(placement_.owner(layer, ids_[static_cast<size_t>(i)], me))];
+  owners_.resize(static_cast<size_t>(pairs));
+  for (size_t i = 0; i < owners_.size(); ++i) {
+    owners_[i] = placement_.owner(layer, ids_[i], me);
+    ++counts_[static_cast<size_t>(owners_[i])];
+  }
   counts_[static_cast<size_t>(ranks)] = layer;
   // Send order: the peers' rows by rank (the segments of the all-to-all). Results come back in
   // the same order, so a pair's send position is also its result row; this rank's own pairs,
@@ -141,7 +144,7 @@ void EpExpertDispatcher::plan(uint32_t layer, const RoutedTokens& in) {
   const std::vector<int32_t>& slot = slots(layer);
   for (size_t i = 0; i < n; ++i) {
     const int32_t e = ids_[i];
-    const int owner = placement_.owner(layer, e, me);
+    const int owner = owners_[i];
     const int64_t pos = start[static_cast<size_t>(owner)]++;
     slot_row_[i] = pos;
     send_src_[static_cast<size_t>(pos)] = static_cast<int64_t>(i) / in.k;
@@ -178,7 +181,34 @@ Status EpExpertDispatcher::pack(const RoutedTokens& in) {
   return backend_.synchronize();
 }
 
-Status EpExpertDispatcher::agree_counts(uint32_t layer, int64_t width) {
+void EpExpertDispatcher::expect_step(std::span<const int64_t> tokens_per_rank) {
+  step_tokens_.assign(tokens_per_rank.begin(), tokens_per_rank.end());
+}
+
+Status EpExpertDispatcher::check_peer_counts(int r, const int64_t* counts, uint32_t k) const {
+  const int ranks = comm_.size();
+  // A step's rows are its tokens' (token, slot) pairs, each sent to one rank: their sum is at
+  // most the tokens the peer announced for the step times k (a micro-batch sends fewer).
+  const bool known = step_tokens_.size() == static_cast<size_t>(ranks);
+  const int64_t tokens = known ? step_tokens_[static_cast<size_t>(r)] : 0;
+  const int64_t bound =
+      known && tokens >= 0 && tokens <= int64_t{1} << 32 ? tokens * int64_t{k} : int64_t{1} << 32;
+  int64_t sum = 0;
+  for (int q = 0; q < ranks; ++q) {
+    const int64_t c = counts[q];
+    if (c < 0 || c > bound - sum) {
+      return Status::error(
+          "expert parallelism: rank " + std::to_string(r) + " announced " + std::to_string(c) +
+          " rows for rank " + std::to_string(q) + ", beyond the " + std::to_string(bound) +
+          " rows " +
+          (known ? "of its " + std::to_string(tokens) + " tokens this step" : "allowed"));
+    }
+    sum += c;
+  }
+  return Status::ok();
+}
+
+Status EpExpertDispatcher::agree_counts(uint32_t layer, int64_t width, uint32_t k) {
   const int ranks = comm_.size(), me = comm_.rank();
   const int64_t n = ranks + 1;
   all_counts_.resize(static_cast<size_t>(n * ranks));
@@ -194,12 +224,9 @@ Status EpExpertDispatcher::agree_counts(uint32_t layer, int64_t width) {
                            std::to_string(peer_layer) + ", rank " + std::to_string(me) +
                            " at layer " + std::to_string(layer));
     }
-    const int64_t from_r = all_counts_[static_cast<size_t>(r * n + me)];
-    if (from_r < 0 || from_r > int64_t{1} << 32) {
-      return Status::error("expert parallelism: rank " + std::to_string(r) + " announced " +
-                           std::to_string(from_r) + " rows");
-    }
+    if (Status s = check_peer_counts(r, &all_counts_[static_cast<size_t>(r * n)], k); !s) return s;
     if (r == me) continue;  // this rank's own rows never leave it
+    const int64_t from_r = all_counts_[static_cast<size_t>(r * n + me)];
     from_[static_cast<size_t>(r)] = from_r;
     recv_bytes_[static_cast<size_t>(r)] = from_r * width * static_cast<int64_t>(sizeof(float));
     send_bytes_[static_cast<size_t>(r)] =
@@ -260,22 +287,12 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   const int me = comm_.rank(), ranks = comm_.size();
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
   // (1) The routing to the host (the plan's input), checked before anything indexes with it.
-  ids_.resize(static_cast<size_t>(pairs));
-  weights_.resize(static_cast<size_t>(pairs));
-  Status s = Status::ok();
-  if (pairs > 0) {
-    s = backend_.read_back(in.experts, ids_.data(), ids_.size() * sizeof(int32_t));
-    if (s) s = backend_.read_back(in.weights, weights_.data(), weights_.size() * sizeof(float));
-  }
-  if (s && std::any_of(ids_.begin(), ids_.end(), [&](int32_t e) {
-        return e < 0 || static_cast<uint32_t>(e) >= placement_.n_expert();
-      }))
-    s = Status::error("expert parallelism: an expert id out of range");
-  if (!s) return s;
+  Status s = read_back_routing(backend_, in, placement_.n_expert(), ids_, weights_);
+  if (!s) return Status::error("expert parallelism: " + s.message());
   plan(layer, in);
   if (s = pack(in); !s) return s;
   const int64_t own = counts_[static_cast<size_t>(me)], from_peers = own_begin_;
-  if (s = agree_counts(layer, width); !s) return s;
+  if (s = agree_counts(layer, width, in.k); !s) return s;
   traffic_.dispatch_seconds += seconds_since(clock);
   // (2) Rows to the ranks owning their experts, while the shared expert runs here. The jobs live
   // until their wait() below: the exchange thread holds only references to them.

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "model/v4/expert_dispatcher.h"
@@ -47,6 +48,11 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   bool collective() const override { return true; }
   Status take_error() override;
 
+  // The tokens each rank runs in the coming step (the group's agreement, WorkerGroup::agree).
+  // A peer that announces more rows than its tokens × k is refused before any buffer is sized
+  // for them. Until the first call (a forward run outside a group's loop) the bound is 2^32 rows.
+  void expect_step(std::span<const int64_t> tokens_per_rank);
+
   const ExpertPlacement& placement() const { return placement_; }
   // Rows this rank sent to other ranks and computed for them, since construction.
   uint64_t rows_sent() const { return rows_sent_; }
@@ -73,7 +79,9 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   // The plan up, the rows packed on the backend.
   Status pack(const RoutedTokens& in);
   // The counts' all-gather: who sends how many rows to whom (received_, from_, the byte counts).
-  Status agree_counts(uint32_t layer, int64_t width);
+  Status agree_counts(uint32_t layer, int64_t width, uint32_t k);
+  // Rank r's announced rows to each rank (counts[q]): none negative, their sum within its bound.
+  Status check_peer_counts(int r, const int64_t* counts, uint32_t k) const;
   // The received rows' activations into recv_x_, their experts (as stack slots) and weights
   // checked on the host and sent back down; refuses a row for an expert this rank does not hold.
   Status unpack(uint32_t layer, int64_t d);
@@ -96,6 +104,8 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   GroupTraffic traffic_;
   // Host side, reused across layers: the routing read back, the plan, the counts.
   std::vector<int32_t> ids_, own_ids_, recv_ids_;
+  std::vector<int> owners_;           // [pair] -> the rank that runs it
+  std::vector<int64_t> step_tokens_;  // expect_step()
   std::vector<float> weights_, meta_, own_weights_, recv_meta_, recv_weights_;
   std::vector<int64_t> send_src_, slot_row_, counts_, all_counts_, from_, send_bytes_, recv_bytes_,
       starts_;

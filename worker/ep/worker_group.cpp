@@ -144,13 +144,21 @@ Result<uint64_t> WorkerGroup::agree(uint64_t local_tokens) {
   std::vector<int64_t> all(2 * static_cast<size_t>(ranks()));
   if (Status s = comm_->all_gather(mine, 2, all.data()); !s) return s;
   uint64_t total = 0;
+  std::vector<int64_t> tokens(static_cast<size_t>(ranks()));
   for (int r = 0; r < ranks(); ++r) {
     if (all[2 * r] != mine[0])
       return Status::error("rank " + std::to_string(r) + " is at loop turn " +
                            std::to_string(all[2 * r]) + ", this rank at " +
                            std::to_string(mine[0]) + ": the group is out of step");
-    total += static_cast<uint64_t>(all[2 * r + 1]);
+    const int64_t t = all[2 * r + 1];
+    if (t < 0 || t > int64_t{1} << 32)
+      return Status::error("rank " + std::to_string(r) + " announced " + std::to_string(t) +
+                           " tokens for a step");
+    tokens[static_cast<size_t>(r)] = t;
+    total += static_cast<uint64_t>(t);
   }
+  // The peers' rows in this step's MoE layers are bounded by the tokens they announced here.
+  dispatcher_->expect_step(tokens);
   ++turn_;
   if (total > 0 && local_tokens == 0) ++joined_steps_;
   return total;

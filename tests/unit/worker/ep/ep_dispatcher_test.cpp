@@ -33,6 +33,14 @@ constexpr int kSteps = 4;
 struct Plan {
   std::vector<std::vector<int32_t>> prompts;
   bool idle(int step) const { return rank == 1 && step == 2; }
+  // The tokens the rank runs at `step`: its prompts, then one per sequence.
+  int64_t step_tokens(int step) const {
+    if (idle(step)) return 0;
+    if (step > 0) return static_cast<int64_t>(prompts.size());
+    int64_t n = 0;
+    for (const std::vector<int32_t>& p : prompts) n += static_cast<int64_t>(p.size());
+    return n;
+  }
   int rank = 0;
 };
 
@@ -53,7 +61,8 @@ size_t argmax(const float* row, size_t n) {
 
 // Runs a rank's plan on `forward`: a prefill step, then greedy decode steps. Returns every
 // step's logits end to end, or an error.
-Result<std::vector<float>> run_plan(V4Forward& forward, const Plan& plan, uint32_t vocab) {
+Result<std::vector<float>> run_plan(V4Forward& forward, const Plan& plan, uint32_t vocab,
+                                    const std::function<void(int)>& before_step = {}) {
   std::vector<std::unique_ptr<ContiguousKvState>> states;
   for (size_t s = 0; s < plan.prompts.size(); ++s) {
     states.push_back(
@@ -67,6 +76,7 @@ Result<std::vector<float>> run_plan(V4Forward& forward, const Plan& plan, uint32
     if (!plan.idle(step)) {
       for (size_t s = 0; s < states.size(); ++s) inputs.push_back({states[s].get(), next[s]});
     }
+    if (before_step) before_step(step);
     if (Status st = forward.forward(inputs, out); !st) return st;
     all.insert(all.end(), out.logits.begin(), out.logits.end());
     for (size_t s = 0; s < inputs.size(); ++s) {
@@ -87,9 +97,32 @@ class EpDispatcherTest : public EngineTest {
   static inline bool device_ = false;
   // Whether the ranks split their steps in two micro-batches (the reference never does).
   static inline bool micro_ = false;
+  // A rank that announces one row more than it sends to rank 0 (its counts' all-gather lies).
+  static inline int liar_ = -1;
+
+  // Passes every call through, but adds one row to what this rank announces for rank 0.
+  class OneRowTooManyComm final : public ExpertComm {
+   public:
+    explicit OneRowTooManyComm(ExpertComm& inner) : inner_(inner) {}
+    int rank() const override { return inner_.rank(); }
+    int size() const override { return inner_.size(); }
+    Status all_gather(const int64_t* in, int64_t n, int64_t* out) override {
+      std::vector<int64_t> told(in, in + n);
+      if (n == size() + 1) ++told[0];  // the counts (and the layer, last)
+      return inner_.all_gather(told.data(), n, out);
+    }
+    Status all_to_all(const void* send, std::span<const int64_t> send_bytes, void* recv,
+                      std::span<const int64_t> recv_bytes) override {
+      return inner_.all_to_all(send, send_bytes, recv, recv_bytes);
+    }
+
+   private:
+    ExpertComm& inner_;
+  };
 
   // Forks `ranks` processes; each writes its logits (or an error) to dir/rank<r>.
-  static void run_group(int ranks, const std::filesystem::path& dir, int deserter = -1) {
+  static void run_group(int ranks, const std::filesystem::path& dir, int deserter = -1,
+                        bool may_fail = false) {
     std::vector<pid_t> children;
     for (int r = 0; r < ranks; ++r) {
       const pid_t pid = ::fork();
@@ -105,7 +138,7 @@ class EpDispatcherTest : public EngineTest {
       const pid_t pid = ::waitpid(-1, &status, WNOHANG);
       if (pid > 0) {
         ++done;
-        EXPECT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || deserter >= 0))
+        EXPECT_TRUE(WIFEXITED(status) && (WEXITSTATUS(status) == 0 || deserter >= 0 || may_fail))
             << "rank process " << pid;
       } else {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -125,7 +158,7 @@ class EpDispatcherTest : public EngineTest {
     rv.group = "test";
     rv.rank = rank;
     rv.size = ranks;
-    rv.timeout = std::chrono::seconds(deserter >= 0 ? 5 : 60);
+    rv.timeout = std::chrono::seconds(deserter >= 0 || liar_ >= 0 ? 5 : 60);
     Result<std::unique_ptr<GlooExpertComm>> comm = GlooExpertComm::connect(rv);
     if (!comm) {
       out << "error: " << comm.message();
@@ -151,12 +184,20 @@ class EpDispatcherTest : public EngineTest {
       on_device = std::move(*up);
       w = &on_device->weights();
     }
-    EpExpertDispatcher experts(*backend, **comm, placement, overlap_, device_);
+    OneRowTooManyComm liar(**comm);
+    EpExpertDispatcher experts(*backend, rank == liar_ ? static_cast<ExpertComm&>(liar) : **comm,
+                               placement, overlap_, device_);
     ForwardLimits limits;
     limits.two_micro_batches = micro_;
     V4Forward forward(*w, *backend, &experts, limits);
+    // Each step every rank knows the others' token counts, as WorkerGroup::agree tells it.
+    const auto expect = [&](int step) {
+      std::vector<int64_t> tokens;
+      for (int q = 0; q < ranks; ++q) tokens.push_back(plan_for(q, prompt).step_tokens(step));
+      experts.expect_step(tokens);
+    };
     Result<std::vector<float>> logits =
-        run_plan(forward, plan_for(rank, prompt), w->config.n_vocab);
+        run_plan(forward, plan_for(rank, prompt), w->config.n_vocab, expect);
     if (!logits) {
       out << "error: " << logits.message();
       return 1;
@@ -288,6 +329,27 @@ TEST_F(EpDispatcherTest, ALostPeerIsAnErrorNotAHang) {
   std::ifstream in(dir / "rank0");
   const std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(text.rfind("error: expert parallelism: ", 0), 0u) << text.substr(0, 200);
+  std::filesystem::remove_all(dir);
+}
+
+// A peer's announced rows are bounded by the tokens it agreed to run this step times k: one row
+// more is refused before any buffer is sized for it, on the ranks it told.
+TEST_F(EpDispatcherTest, APeerAnnouncingOneRowTooManyIsRefused) {
+  char tmpl[] = "/tmp/v4-ep-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::filesystem::path dir(tmpl);
+  std::filesystem::create_directory(dir / "store");
+  liar_ = 1;
+  run_group(2, dir, -1, true);
+  liar_ = -1;
+  std::ifstream in(dir / "rank0");
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  const Plan plan = plan_for(1, prompt);
+  const std::string want = "error: expert parallelism: rank 1 announced ";
+  EXPECT_EQ(text.rfind(want, 0), 0u) << text.substr(0, 200);
+  EXPECT_NE(text.find(" rows of its " + std::to_string(plan.step_tokens(0)) + " tokens this step"),
+            std::string::npos)
+      << text.substr(0, 200);
   std::filesystem::remove_all(dir);
 }
 
