@@ -176,8 +176,11 @@ class Backend {
                                uint32_t k, uint32_t n_expert, int64_t* expert_offsets,
                                int64_t* source_token, float* row_scale, int64_t* slot_row) = 0;
 
-  // counts[experts[i]] += 1 for i < n (the per-layer expert load the engine reports).
-  virtual void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) = 0;
+  // counts[experts[i]] += 1 for i < n (the per-layer expert load the engine reports), and only
+  // for i < *counted when `counted` (the backend's memory) is given: a recorded step's replay
+  // counts as many as it is told, its padding rows left out.
+  virtual void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
+                             uint64_t* counts) = 0;
 
   // Grouped expert FFN (spec §3.5): rows [expert_offsets[e], expert_offsets[e+1]) of x (n_embd
   // floats each) go through expert e's gate/up projections, the clamped SwiGLU scaled by

@@ -41,7 +41,9 @@ void CpuBackend::group_by_expert(const int32_t* experts, const float* weights, i
   }
 }
 
-void CpuBackend::count_experts(const int32_t* experts, int64_t n, uint64_t* counts) {
+void CpuBackend::count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
+                               uint64_t* counts) {
+  if (counted) n = std::clamp<int64_t>(*counted, 0, n);
   for (int64_t i = 0; i < n; ++i) ++counts[experts[i]];
 }
 

@@ -77,6 +77,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   // A step has at most one sequence per token.
   place(&sequence_begin, GgmlType::I64, 1, n + 1);
   place(&all_rows, GgmlType::I64, 2, 1);
+  place(&counted_pairs, GgmlType::I64, int64_t{c.n_expert_used} + 1, 1);
   place(&mtp_cat, GgmlType::F32, 2 * flat, std::min<int64_t>(n, kMtpMaxRows));
   place(&kv_views, GgmlType::I8, static_cast<int64_t>(sizeof(KvSequenceView)), n);
   place(&logits, GgmlType::F32, c.n_vocab, logit_rows);
@@ -91,6 +92,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   positions.buffer = arena_.get();
   sequence_begin.buffer = arena_.get();
   all_rows.buffer = arena_.get();
+  counted_pairs.buffer = arena_.get();
   mtp_cat.buffer = arena_.get();
   kv_views.buffer = arena_.get();
   logits.buffer = arena_.get();

@@ -28,6 +28,9 @@ struct ForwardLimits {
   int64_t max_context = 0;
   // Decode-step recordings kept where the backend makes them (StepGraphs); 0: none.
   size_t step_graphs = 64;
+  // Decode steps a recording may run are padded to one of a few batch sizes (decode_bucket()),
+  // so that a handful of recordings serve every batch size.
+  bool pad_decode_steps = true;
   // With a collective expert dispatcher: every step in two micro-batches, so that one's MoE
   // exchange travels while the other's attention runs (V4Forward::run_micro_batches).
   bool two_micro_batches = false;
@@ -84,6 +87,8 @@ class ForwardWorkspace {
   // MoE: router logits, routing (i32 experts), routed sum; the shared expert's one group of
   // every row ({0, n}, i64).
   Tensor router_logits, experts, expert_weights, routed, all_rows;
+  // A padded step's real tokens × j for j ≤ n_expert_used (ForwardContext::counted_pairs).
+  Tensor counted_pairs;
   // Input ids (i32) and positions (u64); rows that get logits (i64), their HC states, head
   // outputs and logits.
   Tensor tokens, positions, rows, selected, head_z, logits;

@@ -68,7 +68,9 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
   float* routed = ws.routed.data<float>();
   be.matmul(w.router.view, u, n, logits);
   be.route_experts(routing, logits, ctx.tokens(), n, experts, weights);
-  if (selections) be.count_experts(experts, n * routing.k, selections);
+  // A padded step counts its real tokens' selections only (v4_forward_batch.h).
+  const int64_t* counted = ctx.counted_pairs ? ctx.counted_pairs + routing.k : nullptr;
+  if (selections) be.count_experts(experts, n * routing.k, counted, selections);
   // The shared expert (one group of every row: {0, n} in the workspace) runs while an
   // expert-parallel dispatcher's rows travel.
   const auto shared = [&] {

@@ -15,7 +15,9 @@ HcMixing hc_mixing(const V4Config& c, const WeightMatrix& fn, const WeightVector
           c.n_embd, c.hc_sinkhorn_iters, c.hc_eps,      c.rms_eps};
 }
 
-Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, ForwardBatch& b) {
+// `shared`: the padding rows' state, which any number of a step's rows may name.
+Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs,
+                   const KvStateStore* shared, ForwardBatch& b) {
   for (size_t s = 0; s < inputs.size(); ++s) {
     const SequenceInput& in = inputs[s];
     if (!in.state) return Status::error("sequence " + std::to_string(s) + " has no state");
@@ -35,7 +37,8 @@ Status build_batch(const V4Config& c, std::span<const SequenceInput> inputs, For
                            std::to_string(kMaxTopCandidates) +
                            ", and only for a sequence that wants its last row's logits alone)");
     }
-    if (std::find(b.states.begin(), b.states.end(), in.state) != b.states.end()) {
+    if (in.state != shared &&
+        std::find(b.states.begin(), b.states.end(), in.state) != b.states.end()) {
       return Status::error("sequence " + std::to_string(s) + " appears twice in one step");
     }
     b.sequence_begin.push_back(b.size());
@@ -67,7 +70,9 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
       experts_(experts ? *experts : *local_experts_),
       ws_(backend),
       graphs_(backend, limits.step_graphs),
-      two_micro_batches_(limits.two_micro_batches && experts_.collective()) {
+      two_micro_batches_(limits.two_micro_batches && experts_.collective()),
+      pad_decode_steps_(limits.pad_decode_steps),
+      max_tokens_(limits.max_tokens) {
   for (uint32_t il = 0; il < weights.config.n_layer; ++il)
     ratio4_layers_ += weights.layers[il].compress_ratio == 4;
   plain_rope_.freqs = rope_frequencies(rope_params_for_ratio(weights.config, 0));
@@ -221,6 +226,10 @@ Status V4Forward::copy_step_inputs() {
     b.views[s].block_table = tables + offset;
   }
   const int64_t all_rows[2] = {0, static_cast<int64_t>(n)};
+  // The expert statistics count the real tokens' selections only (the padding rows are last).
+  counted_host_.resize(size_t{c.n_expert_used} + 1);
+  for (size_t j = 0; j < counted_host_.size(); ++j)
+    counted_host_[j] = static_cast<int64_t>(j * (n - padding_rows_));
   struct Copy {
     const void* host;
     const Tensor& dst;
@@ -234,6 +243,7 @@ Status V4Forward::copy_step_inputs() {
       {b.views.data(), ws_.kv_views, n_seqs * sizeof(KvSequenceView)},
       {b.block_tables.data(), ws_.block_tables, b.block_tables.size() * sizeof(uint32_t)},
       {all_rows, ws_.all_rows, sizeof all_rows},
+      {counted_host_.data(), ws_.counted_pairs, counted_host_.size() * sizeof(int64_t)},
   };
   for (const Copy& copy : copies) {
     if (Status s = backend_.copy_to_device(copy.host, copy.dst, 0, copy.bytes); !s) return s;
@@ -248,9 +258,6 @@ Status V4Forward::copy_step_inputs() {
 }
 
 Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& out) {
-  const V4Config& c = weights_.config;
-  ForwardBatch& b = batch_;
-  b.clear();
   out.logits.clear();
   out.hidden.clear();
   out.first_row.clear();
@@ -264,7 +271,18 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   if (!selection_status_) return selection_status_;
   if (!rope_status_) return rope_status_;
   if (inputs.empty()) return join_empty_step();
-  if (Status s = build_batch(c, inputs, b); !s) return s;
+  const size_t real = inputs.size();
+  const std::span<const SequenceInput> step = pad_decode_step(inputs);
+  Status s = run_step(step, out);
+  if (s && step.size() > real) drop_padding(real, out);
+  return s;
+}
+
+Status V4Forward::run_step(std::span<const SequenceInput> inputs, ForwardOutput& out) {
+  const V4Config& c = weights_.config;
+  ForwardBatch& b = batch_;
+  b.clear();
+  if (Status s = build_batch(c, inputs, padding_.get(), b); !s) return s;
   const int64_t n = b.size();
   ws_.ensure(c, n);
   // The step's copies in: token ids, positions and the KV addresses.
@@ -272,8 +290,8 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   count_indexer_drops(ratio4_layers_);
   Result<int64_t> n_rows = plan_rows(inputs, out);
   if (!n_rows) return n_rows.status();
-  const ForwardContext ctx{c,       backend_, experts_, ws_, b, stats_, b.states.front()->layout(),
-                           kv_step_};
+  ForwardContext ctx{c, backend_, experts_, ws_, b, stats_, b.states.front()->layout(), kv_step_};
+  ctx.counted_pairs = ws_.counted_pairs.data<int64_t>();
   if (recordable(inputs, *n_rows)) return recorded_step(ctx, inputs, *n_rows, out);
   if (two_micro_batches_) {
     if (Status s = split_micro_batches(); !s) return s;

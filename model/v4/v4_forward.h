@@ -17,6 +17,7 @@
 #include "model/backend/backend.h"
 #include "model/v4/attention.h"
 #include "model/v4/expert_dispatcher.h"
+#include "model/v4/padding_kv_state.h"
 #include "model/v4/sequence_state.h"
 #include "model/v4/step_graphs.h"
 #include "model/v4/v4_forward_batch.h"
@@ -66,6 +67,11 @@ struct ForwardOutput {
   std::vector<int32_t> drawn_tokens;
   std::vector<float> drawn_logits;
 };
+
+// The batch size a decode step of n sequences is padded to when a recording may run it: 1, 2,
+// 4, 8, then the next of 2^j and 1.5·2^j (12, 16, 24, 32, 48, ...). Above 8 at most a third of a
+// step's rows are padding; up to 256 sequences take 14 sizes.
+int64_t decode_bucket(int64_t n);
 
 class V4Forward {
  public:
@@ -128,6 +134,12 @@ class V4Forward {
     KvStep kv;
   };
   Status split_micro_batches();
+  // Padded decode steps (v4_forward_padding.cpp): a step a recording may run takes one of a few
+  // batch sizes (decode_bucket()), its extra rows one token at position 0 of padding_, so that
+  // a handful of recordings serve every batch size; the padding rows' outputs are dropped.
+  std::span<const SequenceInput> pad_decode_step(std::span<const SequenceInput> inputs);
+  void drop_padding(size_t real, ForwardOutput& out);
+  Status run_step(std::span<const SequenceInput> inputs, ForwardOutput& out);
   const float* run_micro_batches(const ForwardContext& whole);
   // A step with no tokens: joins every MoE layer's collective with none, when the expert
   // dispatcher is collective (the other ranks of its group are waiting).
@@ -185,6 +197,12 @@ class V4Forward {
   uint64_t ratio4_layers_ = 0;  // main layers whose indexer chooses rows
   StepGraphs graphs_;
   bool two_micro_batches_ = false;
+  bool pad_decode_steps_ = true;
+  int64_t max_tokens_ = 0;                   // ForwardLimits::max_tokens (0: no bound)
+  std::unique_ptr<PaddingKvState> padding_;  // made from the first padded step's layout
+  std::vector<SequenceInput> padded_inputs_;
+  size_t padding_rows_ = 0;            // of the step being run (the last of its rows)
+  std::vector<int64_t> counted_host_;  // ws_.counted_pairs on its way in
   MicroBatch halves_[2];
   std::unique_ptr<DeviceBuffer> half_arrays_;  // B's rebased KV arrays and both halves' {0, n}
   mutable ForwardStats stats_;

@@ -68,6 +68,10 @@ struct ForwardContext {
   int64_t first_token = 0;
   int64_t n_tokens = -1;
   const int64_t* shared_rows = nullptr;
+  // A step padded for a recording (padding_kv_state.h): on the device, entry j holds the real
+  // tokens × j, the (token, slot) pairs of a layer routing j experts that the expert statistics
+  // count. Null: every token counts.
+  const int64_t* counted_pairs = nullptr;
 
   int64_t size() const { return n_tokens < 0 ? batch.size() : n_tokens; }
   const uint64_t* positions() const { return ws.positions.data<uint64_t>() + first_token; }

@@ -79,8 +79,9 @@ class WeightTrafficRecorder final : public Backend {
     inner_.group_by_expert(experts, weights, n_tokens, k, n_expert, expert_offsets, source_token,
                            row_scale, slot_row);
   }
-  void count_experts(const int32_t* experts, int64_t n, uint64_t* counts) override {
-    inner_.count_experts(experts, n, counts);
+  void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
+                     uint64_t* counts) override {
+    inner_.count_experts(experts, n, counted, counts);
   }
   // Reads expert_offsets back from the backend's memory when recording (a device sync).
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,

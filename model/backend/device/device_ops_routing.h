@@ -99,15 +99,19 @@ void group_by_expert(E& e, DeviceScratch<E>& s, const int32_t* experts, const fl
 }
 
 template <class E>
-void count_experts(E& e, DeviceScratch<E>& s, const int32_t* experts, int64_t n, uint64_t* counts) {
+void count_experts(E& e, DeviceScratch<E>& s, const int32_t* experts, int64_t n,
+                   const int64_t* counted, uint64_t* counts) {
   // The op does not know the expert count, so the indices are the selections: the first
-  // selection of each expert adds that expert's total, and every counter has one writer.
+  // selection of each expert adds that expert's total, and every counter has one writer. The
+  // bound on the rows counted is read on the device (a replay's value, not the recording's).
   e.for_each(n, [=] V4_HD(int64_t i) {
+    const int64_t m = counted ? (*counted < n ? *counted : n) : n;
+    if (i >= m) return;
     for (int64_t j = 0; j < i; ++j) {
       if (experts[j] == experts[i]) return;
     }
     uint64_t c = 0;
-    for (int64_t j = i; j < n; ++j) c += experts[j] == experts[i];
+    for (int64_t j = i; j < m; ++j) c += experts[j] == experts[i];
     counts[experts[i]] += c;
   });
 }

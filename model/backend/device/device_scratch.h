@@ -45,12 +45,15 @@ class DeviceScratch {
     Slot& s = slots_[static_cast<size_t>(slot)];
     const size_t bytes = count * sizeof(T);
     if (s.bytes < bytes) {
+      // At least double: a slot that grows step by step moves (and drops every step recording
+      // that points into it) a logarithmic number of times.
+      const size_t grown = std::max(bytes, 2 * s.bytes);
       ++generation_;
       exec_.free(s.data);
       s.bytes = 0;
-      s.data = exec_.malloc(std::max(bytes, 2 * s.bytes));
+      s.data = exec_.malloc(grown);
       if (!s.data) throw std::bad_alloc();
-      s.bytes = std::max(bytes, 2 * s.bytes);
+      s.bytes = grown;
     }
     return static_cast<T*>(s.data);
   }

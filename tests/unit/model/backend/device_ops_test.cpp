@@ -150,10 +150,22 @@ TEST_P(DeviceOps, ExpertRoutingAndTheDispatchPlanAreTheCpus) {
     EXPECT_EQ(download(*be_, dslot), slot_row);
 
     std::vector<uint64_t> counts(n_expert, 3);
-    cpu_.count_experts(experts.data(), n * k, counts.data());
+    cpu_.count_experts(experts.data(), n * k, nullptr, counts.data());
     auto dc = upload(*be_, std::vector<uint64_t>(n_expert, 3));
-    be_->count_experts(de.get(), n * k, dc.get());
+    be_->count_experts(de.get(), n * k, nullptr, dc.get());
     EXPECT_EQ(download(*be_, dc), counts);
+    // Bounded by a count in the backend's memory: the first rows only (a padded step's real
+    // rows), the same on both backends.
+    const std::vector<int64_t> bound{(n - 1) * k};
+    std::vector<uint64_t> first(n_expert, 0);
+    cpu_.count_experts(experts.data(), n * k, bound.data(), first.data());
+    auto dbound = upload(*be_, bound);
+    auto dfirst = upload(*be_, std::vector<uint64_t>(n_expert, 0));
+    be_->count_experts(de.get(), n * k, dbound.get(), dfirst.get());
+    EXPECT_EQ(download(*be_, dfirst), first);
+    uint64_t total = 0;
+    for (uint64_t c : first) total += c;
+    EXPECT_EQ(total, static_cast<uint64_t>((n - 1) * k));
   }
 }
 

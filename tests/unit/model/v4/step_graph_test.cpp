@@ -100,6 +100,22 @@ TEST_P(StepGraphBackend, WhatNeedsTheHostBreaksACapture) {
 INSTANTIATE_TEST_SUITE_P(Backends, StepGraphBackend,
                          ::testing::Values(std::string("emulated"), std::string("cuda")));
 
+TEST(StepGraphShapes, DecodeBucketsAreFewAndWasteAtMostAThird) {
+  const std::vector<int64_t> want{1, 2, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12, 16, 16, 16, 16, 24};
+  for (int64_t n = 1; n <= static_cast<int64_t>(want.size()); ++n)
+    EXPECT_EQ(decode_bucket(n), want[static_cast<size_t>(n - 1)]) << n;
+  std::vector<int64_t> sizes;
+  for (int64_t n = 1; n <= 256; ++n) {
+    const int64_t b = decode_bucket(n);
+    EXPECT_GE(b, n);
+    if (n > 8) {
+      EXPECT_LT(3 * (b - n), b) << n;
+    }
+    if (sizes.empty() || sizes.back() != b) sizes.push_back(b);
+  }
+  EXPECT_EQ(sizes.size(), 14u);
+}
+
 TEST(StepGraphShapes, PositionBoundIsAPowerOfTwoOfAtLeast256) {
   EXPECT_EQ(StepGraphs::position_bound(0), 256u);
   EXPECT_EQ(StepGraphs::position_bound(1), 256u);
@@ -253,6 +269,24 @@ TEST_P(StepGraphForward, StepsWiderThanOneLogitBatch) {
   // With one row that wants its logits the step runs op by op, and still equal.
   step(all, 4);
   EXPECT_EQ(recorded_->stats().step_graphs.replays, 2u);
+}
+
+// Decode steps of 5 to 8 sequences are padded to 8 rows and share one recording; the real rows'
+// outputs equal the unpadded steps' run op by op, and the expert statistics count the real rows
+// alone (a replay counts as many as its step has, not as many as the recording had).
+TEST_P(StepGraphForward, PaddedStepsShareOneRecordingPerBatchSizeBucket) {
+  std::vector<Pair> pairs;
+  for (int32_t i = 0; i < 8; ++i) pairs.push_back(start({3 * i + 2, i + 7}));
+  std::vector<Pair*> all;
+  for (Pair& p : pairs) all.push_back(&p);
+  uint64_t seed = 1;
+  for (size_t n = 5; n <= 8; ++n) step({all.begin(), all.begin() + n}, seed++, 1);
+  const StepGraphStats& s = recorded_->stats().step_graphs;
+  EXPECT_EQ(s.captures, 1u) << "5, 6, 7 and 8 sequences: one bucket of 8 rows";
+  EXPECT_EQ(s.replays, 3u) << "the steps of 6 (recorded, then launched), 7 and 8";
+  step({all.begin(), all.begin() + 3}, seed++, 1);
+  EXPECT_EQ(recorded_->stats().step_graphs.captures, 1u) << "3 sequences: a bucket of 4, new";
+  EXPECT_EQ(recorded_->stats().expert_selections, plain_->stats().expert_selections);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StepGraphForward,
