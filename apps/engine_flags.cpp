@@ -67,6 +67,12 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& confi
   o.max_seqs = f.max_seqs;
   o.prefix_caching = !f.no_prefix_caching;
   o.step_graphs = f.step_graphs;
+  o.graph_positions = f.graph_positions;
+  o.graph_capture_seconds = f.graph_capture_seconds;
+  // auto: on a GPU, where a recording saves the launches; the emulated device is for tests.
+  o.capture_graphs =
+      f.step_graphs > 0 &&
+      (f.capture_graphs == "on" || (f.capture_graphs == "auto" && f.device.rfind("cuda", 0) == 0));
   if (!f.kv_disk.empty()) {
     if (!o.prefix_caching) return Status::error("--kv-disk needs prefix caching");
     if (!(f.kv_disk_gb > 0)) return Status::error("--kv-disk-gb must be positive");
@@ -142,6 +148,20 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
                  "changes a token)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 4096u));
+  sub.add_option("--capture-graphs", f.capture_graphs,
+                 "record the decode steps of every padded batch size up to --max-seqs before "
+                 "serving (auto: on a GPU)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  sub.add_option("--graph-capture-seconds", f.graph_capture_seconds,
+                 "the most start-up time --capture-graphs spends; the other shapes are recorded "
+                 "on first use")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
+  sub.add_option("--graph-positions", f.graph_positions,
+                 "decode steps whose positions are all below this share recordings sized for it")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{256}, uint64_t{1} << 24));
   add_expert_tier_flags(sub, f.expert_tiers, f.hot_coverage);
   sub.add_option("--kv-disk-gb", f.kv_disk_gb, "size bound of --kv-disk in GiB (LRU eviction)")
       ->capture_default_str()

@@ -40,6 +40,10 @@ struct EngineFlags {
   std::string expert_tiers;  // expert statistics: only each layer's hot set on the device
   double hot_coverage = 0.9;
   uint32_t step_graphs = 64;  // EngineOptions::step_graphs
+  // EngineOptions::capture_graphs: auto (on a GPU), on or off; its budget; graph_positions.
+  std::string capture_graphs = "auto";
+  double graph_capture_seconds = 60;
+  uint64_t graph_positions = 4096;
 };
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f);

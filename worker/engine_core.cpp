@@ -1,5 +1,7 @@
 #include "worker/engine_core.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -56,12 +58,36 @@ EngineCore::EngineCore(const V4Weights& weights, Backend& backend, const EngineO
                options.vocabulary,
                options.select_candidates,
                options.step_graphs,
+               options.graph_positions,
                options.two_micro_batches},
               group ? &group->dispatcher() : experts) {
   totals_.page_bytes = worker_.cache().page_bytes();
   // The MTP block's MoE would run outside the group's lockstep exchanges: no drafts in a group.
   if (group) worker_.set_draft_source(nullptr);
   scheduler_.set_page_store(worker_.disk_store());
+  if (options.capture_graphs) capture_graphs_at_start();
+}
+
+// Decode-step recordings before serving (V4Forward::capture_decode_graphs): a speed-up only,
+// so a failure is said and serving goes on, recording shapes on first use.
+void EngineCore::capture_graphs_at_start() {
+  Result<DecodeGraphCapture> got =
+      worker_.capture_decode_graphs(options_.max_seqs, options_.graph_capture_seconds);
+  if (!got) {
+    spdlog::warn("decode-step graphs not recorded at start: {}", got.message());
+    return;
+  }
+  const DecodeGraphCapture& c = *got;
+  totals_.start_graphs = c;
+  if (c.batch_sizes.empty()) {
+    spdlog::info("decode-step graphs: none recorded at start ({})", c.stopped);
+    return;
+  }
+  spdlog::info(
+      "decode-step graphs: recorded {} of {} at start in {:.2f} s ({} batch sizes from {} to {}, "
+      "{} sampling kinds, positions below {}){}{}",
+      c.recorded, c.shapes, c.seconds, c.batch_sizes.size(), c.batch_sizes.back(),
+      c.batch_sizes.front(), c.kinds, c.position_bound, c.stopped.empty() ? "" : "; ", c.stopped);
 }
 
 EngineCore::~EngineCore() {

@@ -48,6 +48,12 @@ struct EngineOptions {
   // Decode-step recordings kept on a backend that makes them (CUDA graphs; StepGraphs); 0: none.
   // Never changes a token.
   uint32_t step_graphs = 64;
+  // Decode steps whose positions are all below this share recordings (ForwardLimits).
+  uint64_t graph_positions = 4096;
+  // Record the decode steps of every padded batch size up to max_seqs before serving, within
+  // graph_capture_seconds (V4Forward::capture_decode_graphs); off: each shape on first use.
+  bool capture_graphs = false;
+  double graph_capture_seconds = 60;
   // In a worker group: each step in two micro-batches, one's MoE exchange beside the other's
   // attention (ForwardLimits::two_micro_batches). Never changes a token.
   bool two_micro_batches = false;
@@ -102,6 +108,8 @@ struct EngineStats {
   GroupTraffic group;  // a worker group's expert exchanges (zero outside a group)
   SpeculativeStats speculative;
   StepGraphStats step_graphs;  // decode steps recorded and replayed (ForwardStats)
+  // What EngineOptions::capture_graphs recorded before serving (empty when off).
+  DecodeGraphCapture start_graphs;
 };
 
 class EngineCore {
@@ -161,6 +169,7 @@ class EngineCore {
   static SchedulerConfig scheduler_config(const V4Config& config, const EngineOptions& options);
   Status validate_guided(const SamplingParams& sampling) const;
   void note_scheduled(const StepPlan& plan, Clock::time_point start);
+  void capture_graphs_at_start();
   // Fills in the first-event fields if `e` is its request's first event.
   void stamp_first(GenerationEvent& e);
 

@@ -25,13 +25,24 @@ const char* finish_reason_name(FinishReason reason) {
   return "?";
 }
 
+namespace {
+
+ForwardLimits forward_limits(const ModelWorkerOptions& o) {
+  ForwardLimits l;
+  l.max_tokens = o.max_chunk;  // a step holds at most max_chunk tokens (the token budget)
+  l.max_context = o.max_context;
+  l.step_graphs = o.step_graphs;
+  l.graph_positions = o.graph_positions;
+  l.two_micro_batches = o.two_micro_batches;
+  return l;
+}
+
+}  // namespace
+
 ModelWorker::ModelWorker(const V4Weights& weights, Backend& backend,
                          const ModelWorkerOptions& options, ExpertDispatcher* experts)
     : config_(weights.config),
-      // A step holds at most max_chunk tokens (the scheduler's token budget).
-      forward_(weights, backend, experts,
-               ForwardLimits{options.max_chunk, options.max_context, options.step_graphs,
-                             options.two_micro_batches}),
+      forward_(weights, backend, experts, forward_limits(options)),
       options_(options),
       cache_(weights.config, options.kv, backend) {
   speculative_.accepted_per_position.assign(kMaxSpeculativeTokens, 0);

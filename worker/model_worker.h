@@ -67,6 +67,7 @@ struct ModelWorkerOptions {
   // from them (RequestSampler::candidates_needed); the same tokens and logprobs either way.
   bool select_candidates = true;
   size_t step_graphs = 64;         // ForwardLimits::step_graphs
+  uint64_t graph_positions = 256;  // ForwardLimits::graph_positions
   bool two_micro_batches = false;  // ForwardLimits::two_micro_batches
 };
 
@@ -95,6 +96,10 @@ class ModelWorker {
   const SpeculativeStats& speculative_stats() const { return speculative_; }
   // Counters of the forward pass, expert selections per layer among them.
   const ForwardStats& forward_stats() const { return forward_.stats(); }
+  // Decode steps of up to max_sequences sequences recorded before any request (V4Forward).
+  Result<DecodeGraphCapture> capture_decode_graphs(int64_t max_sequences, double budget_seconds) {
+    return forward_.capture_decode_graphs(cache_.layout(), max_sequences, budget_seconds);
+  }
   // Prefix-cache snapshots held (spec §4.4), one per cached page the scheduler asked for.
   size_t snapshot_count() const { return snapshots_.size(); }
   size_t snapshot_bytes() const;

@@ -101,8 +101,12 @@ class Backend {
   }
   virtual Status replay(StepGraph&) { return Status::error("this backend records no step graphs"); }
   // Changes whenever the backend frees or moves memory its ops keep between calls (scratch):
-  // a graph captured before then may read freed memory.
+  // a graph captured before then may read freed memory. It counts the step scratch's moves.
   virtual uint64_t scratch_generation() const { return 0; }
+  // While on, the ops keep what they keep between calls in a scratch of their own for recorded
+  // steps (a recorded shape's first run, its capture and its replays): a prefill step that grows
+  // the other scratch then moves nothing a recording points into.
+  virtual void use_step_scratch(bool) {}
 
   // y[t·y_stride + r] = W[r] · x[t·x_stride ..] for n_tokens activation rows of w.cols floats.
   // Activations are quantized to the weight type's dot-product format first (like ggml).

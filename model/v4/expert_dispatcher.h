@@ -48,6 +48,9 @@ class ExpertDispatcher {
   // of it runs on the device with no host decision between its ops. The value changes whenever
   // the buffers those ops read move. Unset (the default): never recorded.
   virtual std::optional<uint64_t> graph_generation() const { return std::nullopt; }
+  // Sizes what the dispatcher keeps between steps for steps of up to `tokens` tokens routed to
+  // `k` of `n_expert` experts, so that no such step moves it (and the recordings with it).
+  virtual void reserve(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) {}
 };
 
 // A dispatcher that plans on the host: the routing's n·k expert ids and weights read back into
@@ -86,6 +89,9 @@ class LocalExpertDispatcher final : public ExpertDispatcher {
   void dispatch_combine(uint32_t layer, const ExpertFfnWeights& experts, const RoutedTokens& tokens,
                         float* out, FunctionRef<void()> meanwhile) override;
   std::optional<uint64_t> graph_generation() const override { return buffers_.generation(); }
+  void reserve(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) override {
+    buffers_.ensure(tokens * k, n_embd, n_expert);
+  }
 
  private:
   Backend& backend_;

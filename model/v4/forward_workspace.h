@@ -28,6 +28,8 @@ struct ForwardLimits {
   int64_t max_context = 0;
   // Decode-step recordings kept where the backend makes them (StepGraphs); 0: none.
   size_t step_graphs = 64;
+  // Decode steps whose positions are all below this share recordings sized for it (StepGraphs).
+  uint64_t graph_positions = 256;
   // Decode steps a recording may run are padded to one of a few batch sizes (decode_bucket()),
   // so that a handful of recordings serve every batch size.
   bool pad_decode_steps = true;

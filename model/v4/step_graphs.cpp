@@ -12,6 +12,9 @@ constexpr uint64_t kSmallestPositionBound = 256;
 
 }  // namespace
 
+StepGraphs::StepGraphs(Backend& backend, size_t capacity, uint64_t min_positions)
+    : backend_(backend), capacity_(capacity), min_bound_(position_bound(min_positions)) {}
+
 uint64_t StepGraphs::position_bound(uint64_t position_end) {
   return std::bit_ceil(std::max(position_end, kSmallestPositionBound));
 }

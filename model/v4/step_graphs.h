@@ -12,6 +12,7 @@
 // buffers it points into stay where they were (the generations below).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -51,12 +52,18 @@ struct StepGraphStats {
 class StepGraphs {
  public:
   // At most `capacity` recordings are kept (the least recently used goes); 0 turns graphs off.
-  StepGraphs(Backend& backend, size_t capacity) : backend_(backend), capacity_(capacity) {}
+  // Steps whose positions are all below `min_positions` (rounded up to a power of two) share
+  // recordings sized for it.
+  StepGraphs(Backend& backend, size_t capacity, uint64_t min_positions = 0);
 
   // The positions bound a recorded step is sized for: one past its largest position, rounded up
   // to a power of two of at least 256, so that a sequence's decode steps share a recording for
   // long stretches.
   static uint64_t position_bound(uint64_t position_end);
+  // position_bound, and at least this instance's min_positions.
+  uint64_t bound_for(uint64_t position_end) const {
+    return std::max(position_bound(position_end), min_bound_);
+  }
 
   bool enabled() const { return capacity_ > 0 && backend_.can_capture(); }
 
@@ -82,6 +89,7 @@ class StepGraphs {
 
   Backend& backend_;
   size_t capacity_;
+  uint64_t min_bound_;
   std::vector<Entry> entries_;
   StepGraphGenerations generations_;
   uint64_t clock_ = 0;

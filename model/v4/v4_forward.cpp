@@ -69,7 +69,7 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
       local_experts_(experts ? nullptr : std::make_unique<LocalExpertDispatcher>(backend)),
       experts_(experts ? *experts : *local_experts_),
       ws_(backend),
-      graphs_(backend, limits.step_graphs),
+      graphs_(backend, limits.step_graphs, limits.graph_positions),
       two_micro_batches_(limits.two_micro_batches && experts_.collective()),
       pad_decode_steps_(limits.pad_decode_steps),
       max_tokens_(limits.max_tokens) {
@@ -96,6 +96,11 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
                                                 {static_cast<int64_t>(counters), 1, 1, 1}),
                              0, counters * sizeof(uint64_t));
   ws_.ensure(weights.config, limits.max_tokens);
+  // A prefill of up to max_tokens then moves no dispatch buffer a decode recording points into.
+  if (graphs_.enabled() && limits.max_tokens > 0) {
+    const V4Config& c = weights.config;
+    experts_.reserve(limits.max_tokens, c.n_expert_used, c.n_embd, c.n_expert);
+  }
 }
 
 // One block (spec §2): HC_pre → attention → HC_post, HC_pre → MoE → HC_post.
@@ -258,16 +263,7 @@ Status V4Forward::copy_step_inputs() {
 }
 
 Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& out) {
-  out.logits.clear();
-  out.hidden.clear();
-  out.first_row.clear();
-  out.row_count.clear();
-  out.candidate_k = 0;
-  out.candidate_ids.clear();
-  out.candidate_logits.clear();
-  out.log_normalizer.clear();
-  out.drawn_tokens.clear();
-  out.drawn_logits.clear();
+  clear_output(out);
   if (!selection_status_) return selection_status_;
   if (!rope_status_) return rope_status_;
   if (inputs.empty()) return join_empty_step();
@@ -278,7 +274,21 @@ Status V4Forward::forward(std::span<const SequenceInput> inputs, ForwardOutput& 
   return s;
 }
 
+void V4Forward::clear_output(ForwardOutput& out) {
+  out.logits.clear();
+  out.hidden.clear();
+  out.first_row.clear();
+  out.row_count.clear();
+  out.candidate_k = 0;
+  out.candidate_ids.clear();
+  out.candidate_logits.clear();
+  out.log_normalizer.clear();
+  out.drawn_tokens.clear();
+  out.drawn_logits.clear();
+}
+
 Status V4Forward::run_step(std::span<const SequenceInput> inputs, ForwardOutput& out) {
+  clear_output(out);
   const V4Config& c = weights_.config;
   ForwardBatch& b = batch_;
   b.clear();
@@ -411,12 +421,14 @@ Status V4Forward::recorded_step(const ForwardContext& ctx, std::span<const Seque
     if (Status s = stage_draws(inputs, rows, out.candidate_k); !s) return s;
   }
   // The recording is sized for a bound on the positions, not for this step's (step_graphs.h).
-  kv_step_.position_end = StepGraphs::position_bound(kv_step_.position_end);
+  kv_step_.position_end = graphs_.bound_for(kv_step_.position_end);
   const StepGraphShape shape{n_rows, kv_step_.position_end, plan.candidates ? out.candidate_k : 0,
                              plan.normalize, plan.draws};
   const StepGraphGenerations generations{backend_.scratch_generation(), ws_.generation(),
                                          *experts_.graph_generation()};
   float* selected = ws_.selected.data<float>();
+  // The ops keep their scratch apart from other steps' (Backend::use_step_scratch).
+  backend_.use_step_scratch(true);
   Status s = graphs_.run(shape, generations, [&] {
     const float* x = run_layers(ctx);
     backend_.gather_rows(x, flat, ws_.rows.data<int64_t>(), n_rows, selected);
@@ -427,6 +439,7 @@ Status V4Forward::recorded_step(const ForwardContext& ctx, std::span<const Seque
       launch_compact(plan, rows, out.candidate_k);
     }
   });
+  backend_.use_step_scratch(false);
   if (s) s = experts_.take_error();
   // Rows with logits are in one batch (recordable), the last the head computed.
   if (s && n_rows <= batch) s = copy_logit_runs({0, n_rows}, out);

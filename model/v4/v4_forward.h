@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/function_ref.h"
@@ -73,6 +74,17 @@ struct ForwardOutput {
 // step's rows are padding; up to 256 sequences take 14 sizes.
 int64_t decode_bucket(int64_t n);
 
+// What V4Forward::capture_decode_graphs recorded.
+struct DecodeGraphCapture {
+  std::vector<int64_t> batch_sizes;  // the padded sizes, largest first
+  uint32_t kinds = 0;                // sampling kinds per size (sampled, greedy, both)
+  uint64_t position_bound = 0;       // decode steps below it replay these recordings
+  uint64_t recorded = 0;             // shapes recorded
+  uint64_t shapes = 0;               // shapes asked for
+  double seconds = 0;
+  std::string stopped;  // why it stopped before recording every shape; empty when it did not
+};
+
 class V4Forward {
  public:
   // Routed experts run through `experts` (not owned) when given, else on `backend` alone.
@@ -102,6 +114,15 @@ class V4Forward {
   Result<std::vector<float>> mtp_forward(KvStateStore& state, std::span<const float> hidden,
                                          std::span<const int32_t> tokens,
                                          std::vector<float>* hidden_out, bool want_logits);
+
+  // Records the decode steps of every padded batch size up to max_sequences sequences (decode
+  // steps of up to max_sequences are padded to one of them), for sampled, greedy and mixed rows,
+  // at positions below ForwardLimits::graph_positions: a server's decode steps then replay from
+  // the first step on. Stops once budget_seconds are spent (the rest are recorded on first use,
+  // as without it). `layout`: the KV layout of the sequences the steps will run. The rows run
+  // are padding rows: no sequence's state changes and the expert statistics count none.
+  Result<DecodeGraphCapture> capture_decode_graphs(const KvLayout& layout, int64_t max_sequences,
+                                                   double budget_seconds);
 
   // The counters, the expert selections read back from the device.
   const ForwardStats& stats() const;
@@ -138,8 +159,10 @@ class V4Forward {
   // batch sizes (decode_bucket()), its extra rows one token at position 0 of padding_, so that
   // a handful of recordings serve every batch size; the padding rows' outputs are dropped.
   std::span<const SequenceInput> pad_decode_step(std::span<const SequenceInput> inputs);
+  void make_padding_state(const KvLayout& layout);
   void drop_padding(size_t real, ForwardOutput& out);
   Status run_step(std::span<const SequenceInput> inputs, ForwardOutput& out);
+  static void clear_output(ForwardOutput& out);
   const float* run_micro_batches(const ForwardContext& whole);
   // A step with no tokens: joins every MoE layer's collective with none, when the expert
   // dispatcher is collective (the other ranks of its group are waiting).

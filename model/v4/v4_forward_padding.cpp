@@ -6,6 +6,9 @@
 // unpadded step, bit for bit; the expert statistics count the real rows alone
 // (ForwardContext::counted_pairs).
 #include <algorithm>
+#include <chrono>
+#include <functional>
+#include <string>
 
 #include "model/v4/v4_forward.h"
 
@@ -49,9 +52,7 @@ std::span<const SequenceInput> V4Forward::pad_decode_step(std::span<const Sequen
   int64_t bucket = decode_bucket(n);
   if (max_tokens_ > 0) bucket = std::min(bucket, std::max(max_tokens_, n));
   if (bucket == n) return inputs;
-  const KvLayout& layout = inputs.front().state->layout();
-  if (!padding_ || !same_layout(padding_->layout(), layout))
-    padding_ = std::make_unique<PaddingKvState>(layout, backend_, weights_.config.sliding_window);
+  make_padding_state(inputs.front().state->layout());
   // The padding rows ask for what the last real row asks for, so that the step's compact
   // outputs, and with them its recording's shape, are those of the real rows.
   static const int32_t token = kPaddingToken;
@@ -64,6 +65,11 @@ std::span<const SequenceInput> V4Forward::pad_decode_step(std::span<const Sequen
   return padded_inputs_;
 }
 
+void V4Forward::make_padding_state(const KvLayout& layout) {
+  if (!padding_ || !same_layout(padding_->layout(), layout))
+    padding_ = std::make_unique<PaddingKvState>(layout, backend_, weights_.config.sliding_window);
+}
+
 // Every per-sequence output back to the real sequences' (the padding rows return no logits).
 void V4Forward::drop_padding(size_t real, ForwardOutput& out) {
   out.first_row.resize(real);
@@ -73,6 +79,88 @@ void V4Forward::drop_padding(size_t real, ForwardOutput& out) {
   if (!out.log_normalizer.empty()) out.log_normalizer.resize(real);
   out.drawn_tokens.resize(real);
   out.drawn_logits.resize(real);
+}
+
+namespace {
+
+// The padded sizes of steps of 1 to max_sequences sequences, largest first.
+std::vector<int64_t> padded_sizes(int64_t max_sequences, int64_t max_tokens) {
+  std::vector<int64_t> sizes;
+  for (int64_t n = std::max<int64_t>(max_sequences, 1); n >= 1; --n) {
+    int64_t b = decode_bucket(n);
+    if (max_tokens > 0) b = std::min(b, std::max(max_tokens, n));
+    if (sizes.empty() || sizes.back() != b) sizes.push_back(b);
+  }
+  std::sort(sizes.begin(), sizes.end(), std::greater<>());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  return sizes;
+}
+
+// A row of each sampling kind a server's decode steps have: drawn (temperature > 0), greedy
+// (its best token), and both (a step that mixes them records the same way).
+std::vector<SequenceInput> sampling_kinds(KvStateStore* state) {
+  static const int32_t token = kPaddingToken;
+  SequenceInput sampled{state, {&token, 1}};
+  sampled.draw = kernels::RowDrawParams{{1.0f, 1.0f, 0.0f}, 0, 0};
+  SequenceInput greedy{state, {&token, 1}};
+  greedy.top_candidates = 1;
+  SequenceInput both = sampled;
+  both.top_candidates = 1;
+  return {sampled, greedy, both};
+}
+
+}  // namespace
+
+Result<DecodeGraphCapture> V4Forward::capture_decode_graphs(const KvLayout& layout,
+                                                            int64_t max_sequences,
+                                                            double budget_seconds) {
+  DecodeGraphCapture report;
+  if (!graphs_.enabled() || !experts_.graph_generation()) {
+    report.stopped = "this backend or expert dispatcher records no step graphs";
+    return report;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const auto spent = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  make_padding_state(layout);
+  report.batch_sizes = padded_sizes(max_sequences, max_tokens_);
+  const std::vector<SequenceInput> kinds = sampling_kinds(padding_.get());
+  report.kinds = static_cast<uint32_t>(kinds.size());
+  report.position_bound = graphs_.bound_for(1);
+  report.shapes = report.batch_sizes.size() * kinds.size();
+  const uint64_t captured_before = graphs_.stats().captures;
+  ForwardOutput out;
+  // A padding-only step: every row is padding, so none is counted.
+  const auto run = [&](const SequenceInput& kind, int64_t rows) -> Status {
+    padded_inputs_.assign(static_cast<size_t>(rows), kind);
+    padding_rows_ = static_cast<size_t>(rows);
+    Status s = run_step(padded_inputs_, out);
+    padding_rows_ = 0;
+    return s;
+  };
+  // The largest steps first, once each (a shape's first step runs as it is): every buffer is
+  // then as large as any of these steps needs, and no later step moves one a recording uses.
+  for (const SequenceInput& kind : kinds) {
+    if (Status s = run(kind, report.batch_sizes.front()); !s) return s;
+  }
+  for (const SequenceInput& kind : kinds) {
+    for (size_t i = 0; i < report.batch_sizes.size(); ++i) {
+      if (spent() > budget_seconds) {
+        report.stopped = "the start-up budget of " + std::to_string(budget_seconds) +
+                         " s was spent; the other shapes are recorded on first use";
+        break;
+      }
+      // Sized above for the largest; the others' first step, then the recording.
+      if (i > 0) {
+        if (Status s = run(kind, report.batch_sizes[i]); !s) return s;
+      }
+      if (Status s = run(kind, report.batch_sizes[i]); !s) return s;
+    }
+  }
+  report.recorded = graphs_.stats().captures - captured_before;
+  report.seconds = spent();
+  return report;
 }
 
 }  // namespace v4

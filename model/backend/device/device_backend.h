@@ -48,7 +48,8 @@ template <class Exec>
 class DeviceBackend : public Backend {
  public:
   // `exec` must be initialised; the backend keeps it (by value) for its lifetime.
-  explicit DeviceBackend(Exec exec) : exec_(std::move(exec)), scratch_(exec_) {
+  explicit DeviceBackend(Exec exec)
+      : exec_(std::move(exec)), scratch_(exec_), step_scratch_(exec_) {
     if (std::getenv("V4_DEVICE_PROFILE")) profile_ = std::make_unique<OpProfile>();
   }
   ~DeviceBackend() override {
@@ -95,129 +96,130 @@ class DeviceBackend : public Backend {
     if (!g) return Status::error("a step graph of another backend");
     return exec_.replay(g->graph);
   }
-  uint64_t scratch_generation() const override { return scratch_.generation(); }
+  uint64_t scratch_generation() const override { return step_scratch_.generation(); }
+  void use_step_scratch(bool on) override { step_mode_ = on; }
 
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override {
     run_op("matmul",
-           [&] { device::matmul(exec_, scratch_, w, x, x_stride, n_tokens, y, y_stride); });
+           [&] { device::matmul(exec_, scratch(), w, x, x_stride, n_tokens, y, y_stride); });
   }
   bool matmul_split(const kernels::MatrixView& w, const float* x, int64_t x_stride,
                     int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk_units) override {
     run_op("matmul_split", [&] {
-      device::matmul_split(exec_, scratch_, w, x, x_stride, n_tokens, y, y_stride, chunk_units);
+      device::matmul_split(exec_, scratch(), w, x, x_stride, n_tokens, y, y_stride, chunk_units);
     });
     return true;
   }
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override {
-    run_op("rms_norm", [&] { device::rms_norm(exec_, scratch_, x, weight, n, n_rows, eps, y); });
+    run_op("rms_norm", [&] { device::rms_norm(exec_, scratch(), x, weight, n, n_rows, eps, y); });
   }
   void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,
              uint32_t copies, float* x) override {
-    run_op("embed", [&] { device::embed(exec_, scratch_, table, tokens, n_tokens, copies, x); });
+    run_op("embed", [&] { device::embed(exec_, scratch(), table, tokens, n_tokens, copies, x); });
   }
   void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
               float* comb) override {
-    run_op("hc_pre", [&] { device::hc_pre(exec_, scratch_, hc, x, n_tokens, y, post, comb); });
+    run_op("hc_pre", [&] { device::hc_pre(exec_, scratch(), hc, x, n_tokens, y, post, comb); });
   }
   void hc_post(const float* f, const float* x, const float* post, const float* comb,
                int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override {
     run_op("hc_post", [&] {
-      device::hc_post(exec_, scratch_, f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
+      device::hc_post(exec_, scratch(), f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
     });
   }
   void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override {
-    run_op("hc_head", [&] { device::hc_head(exec_, scratch_, hc, x, n_tokens, z); });
+    run_op("hc_head", [&] { device::hc_head(exec_, scratch(), hc, x, n_tokens, z); });
   }
   void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,
             int64_t rope_dim, const uint64_t* positions, const float* freqs,
             bool inverse) override {
     run_op("rope", [&] {
-      device::rope(exec_, scratch_, x, n_tokens, heads, head_stride, offset, rope_dim, positions,
+      device::rope(exec_, scratch(), x, n_tokens, heads, head_stride, offset, rope_dim, positions,
                    freqs, inverse);
     });
   }
   void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block) override {
     run_op("fp8_round_trip",
-           [&] { device::fp8_round_trip(exec_, scratch_, x, n_rows, stride, n, block); });
+           [&] { device::fp8_round_trip(exec_, scratch(), x, n_rows, stride, n, block); });
   }
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
-    run_op("indexer_qat", [&] { device::indexer_qat(exec_, scratch_, x, n_rows, dim); });
+    run_op("indexer_qat", [&] { device::indexer_qat(exec_, scratch(), x, n_rows, dim); });
   }
   void scale(float* x, int64_t n, float s) override {
-    run_op("scale", [&] { device::scale(exec_, scratch_, x, n, s); });
+    run_op("scale", [&] { device::scale(exec_, scratch(), x, n, s); });
   }
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override {
     run_op("route_experts", [&] {
-      device::route_experts(exec_, scratch_, routing, logits, tokens, n_tokens, experts, weights);
+      device::route_experts(exec_, scratch(), routing, logits, tokens, n_tokens, experts, weights);
     });
   }
   void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens, uint32_t k,
                        uint32_t n_expert, int64_t* expert_offsets, int64_t* source_token,
                        float* row_scale, int64_t* slot_row) override {
     run_op("group_by_expert", [&] {
-      device::group_by_expert(exec_, scratch_, experts, weights, n_tokens, k, n_expert,
+      device::group_by_expert(exec_, scratch(), experts, weights, n_tokens, k, n_expert,
                               expert_offsets, source_token, row_scale, slot_row);
     });
   }
   void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
                      uint64_t* counts) override {
     run_op("count_experts",
-           [&] { device::count_experts(exec_, scratch_, experts, n, counted, counts); });
+           [&] { device::count_experts(exec_, scratch(), experts, n, counted, counts); });
   }
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                           uint32_t n_expert, int64_t n_rows, const float* x,
                           const float* row_scales, float* y) override {
     run_op("grouped_expert_ffn", [&] {
-      device::grouped_expert_ffn(exec_, scratch_, w, expert_offsets, n_expert, n_rows, x,
+      device::grouped_expert_ffn(exec_, scratch(), w, expert_offsets, n_expert, n_rows, x,
                                  row_scales, y);
     });
   }
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override {
-    run_op("gather_rows", [&] { device::gather_rows(exec_, scratch_, src, width, rows, n, dst); });
+    run_op("gather_rows", [&] { device::gather_rows(exec_, scratch(), src, width, rows, n, dst); });
   }
   void copy_rows(const float* src, int64_t src_stride, const int64_t* rows, int64_t n,
                  int64_t width, float* dst, int64_t dst_stride) override {
     run_op("copy_rows", [&] {
-      device::copy_rows(exec_, scratch_, src, src_stride, rows, n, width, dst, dst_stride);
+      device::copy_rows(exec_, scratch(), src, src_stride, rows, n, width, dst, dst_stride);
     });
   }
   void sum_slots(const float* slots, const int64_t* slot_rows, int64_t n_tokens, uint32_t k,
                  int64_t width, float* out) override {
     run_op("sum_slots",
-           [&] { device::sum_slots(exec_, scratch_, slots, slot_rows, n_tokens, k, width, out); });
+           [&] { device::sum_slots(exec_, scratch(), slots, slot_rows, n_tokens, k, width, out); });
   }
   void add(const float* a, int64_t n, float* y) override {
-    run_op("add", [&] { device::add(exec_, scratch_, a, n, y); });
+    run_op("add", [&] { device::add(exec_, scratch(), a, n, y); });
   }
   void top_logits(const float* logits, int64_t n_rows, int64_t n_vocab, uint32_t k, int32_t* ids,
                   float* values, double* log_normalizer) override {
     run_op("top_logits", [&] {
-      device::top_logits(exec_, scratch_, logits, n_rows, n_vocab, k, ids, values, log_normalizer);
+      device::top_logits(exec_, scratch(), logits, n_rows, n_vocab, k, ids, values, log_normalizer);
     });
   }
   void draw_rows(const float* logits, int64_t n_rows, int64_t n_vocab,
                  const kernels::RowDrawParams* params, int32_t* tokens,
                  float* token_logits) override {
     run_op("draw_rows", [&] {
-      device::draw_rows(exec_, scratch_, logits, n_rows, n_vocab, params, tokens, token_logits);
+      device::draw_rows(exec_, scratch(), logits, n_rows, n_vocab, params, tokens, token_logits);
     });
   }
   void kv_append(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override {
     run_op("kv_append", [&] {
-      device::kv_append(exec_, scratch_, format, layer, step, kv_rows, main, indexer);
+      device::kv_append(exec_, scratch(), format, layer, step, kv_rows, main, indexer);
     });
   }
   void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                     const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
                     uint32_t* chosen, uint32_t* chosen_count) override {
     run_op("indexer_topk", [&] {
-      device::indexer_topk(exec_, scratch_, format, layer, step, q, head_weights, heads, top_k,
+      device::indexer_topk(exec_, scratch(), format, layer, step, q, head_weights, heads, top_k,
                            chosen, chosen_count);
     });
   }
@@ -226,7 +228,7 @@ class DeviceBackend : public Backend {
                         const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,
                         float* o) override {
     run_op("sparse_attention", [&] {
-      device::sparse_attention(exec_, scratch_, format, layer, step, window, q, n_head, sinks,
+      device::sparse_attention(exec_, scratch(), format, layer, step, window, q, n_head, sinks,
                                chosen, chosen_count, top_k, o);
     });
   }
@@ -254,8 +256,12 @@ class DeviceBackend : public Backend {
                   exec_.launches() - launched);
   }
 
+  DeviceScratch<Exec>& scratch() { return step_mode_ ? step_scratch_ : scratch_; }
+
   Exec exec_;
-  DeviceScratch<Exec> scratch_;
+  // Recorded steps keep theirs apart (use_step_scratch), so that other steps move none of it.
+  DeviceScratch<Exec> scratch_, step_scratch_;
+  bool step_mode_ = false;
   std::unique_ptr<OpProfile> profile_;
 };
 

@@ -151,6 +151,10 @@ TEST_P(EngineCandidatesOnDevice, StepGraphsChangeNoToken) {
   // Straight on the device: a profile would stop the recordings.
   EngineOptions recorded = options(), plain = options();
   plain.step_graphs = 0;
+  // Recorded at start for up to 8 sequences (8, 4, 2 and 1 rows, three sampling kinds); steps of
+  // other shapes are recorded on first use. Batch sizes change no token either.
+  recorded.capture_graphs = true;
+  recorded.max_seqs = 8;
   EngineStats with_stats, without_stats;
   const Streams with = run_on(d.weights->weights(), *d.backend, recorded, requests(), &with_stats);
   const Streams without =
@@ -158,6 +162,11 @@ TEST_P(EngineCandidatesOnDevice, StepGraphsChangeNoToken) {
   EXPECT_GT(with_stats.step_graphs.replays, 0u);
   EXPECT_EQ(with_stats.step_graphs.broken, 0u);
   EXPECT_EQ(without_stats.step_graphs.captures + without_stats.step_graphs.replays, 0u);
+  EXPECT_EQ(with_stats.start_graphs.batch_sizes, (std::vector<int64_t>{8, 4, 2, 1}));
+  EXPECT_EQ(with_stats.start_graphs.recorded, 12u) << with_stats.start_graphs.stopped;
+  EXPECT_TRUE(without_stats.start_graphs.batch_sizes.empty());
+  // Neither the rows run at start nor a step's padding rows count as expert selections.
+  EXPECT_EQ(with_stats.expert_selections, without_stats.expert_selections);
   expect_same_streams(with, without, 0.0f);
 }
 

@@ -167,7 +167,7 @@ class StepGraphForward : public ::testing::TestWithParam<std::string> {
   // for (its logits; 8 candidates and the normalizer; a draw; skip 1 and no pair at index 2 mod
   // 3: none asks for logits). Every output must be equal; each pair's next token is its best
   // (or drawn) token.
-  void step(std::vector<Pair*> pairs, uint64_t seed, size_t skip = 0) {
+  void step(std::vector<Pair*> pairs, uint64_t seed, size_t skip = 0, uint32_t candidates = 8) {
     std::vector<SequenceInput> recorded, plain;
     auto kind = [&](size_t i) { return (i + skip) % 3 == 0 && skip ? 1 : (i + skip) % 3; };
     for (size_t i = 0; i < pairs.size(); ++i) {
@@ -175,8 +175,8 @@ class StepGraphForward : public ::testing::TestWithParam<std::string> {
                                    std::pair{&plain, pairs[i]->plain.get()}}) {
         SequenceInput in{state, std::span<const int32_t>(&pairs[i]->next, 1)};
         if (kind(i) == 1) {
-          in.top_candidates = 8;
-          in.candidate_logprobs = true;
+          in.top_candidates = candidates;
+          in.candidate_logprobs = candidates > 1;
         } else if (kind(i) == 2) {
           in.draw =
               kernels::RowDrawParams{{0.8f, 0.9f, 0.02f}, 0, (seed * 0x9E3779B97F4A7C15ull) >> 11};
@@ -287,6 +287,44 @@ TEST_P(StepGraphForward, PaddedStepsShareOneRecordingPerBatchSizeBucket) {
   step({all.begin(), all.begin() + 3}, seed++, 1);
   EXPECT_EQ(recorded_->stats().step_graphs.captures, 1u) << "3 sequences: a bucket of 4, new";
   EXPECT_EQ(recorded_->stats().expert_selections, plain_->stats().expert_selections);
+}
+
+// Recorded before any sequence: every padded batch size up to 6 sequences (8, 4, 2, 1) for
+// sampled, greedy and mixed rows. Prefill steps after that move nothing the recordings use (they
+// keep their scratch apart, and the dispatch buffers are sized for max_tokens), so the decode
+// steps replay from their first step on, equal to the steps run op by op, and the padding rows
+// run at start count in no expert statistics.
+TEST_P(StepGraphForward, RecordedAtStartAndKeptThroughPrefills) {
+  ForwardLimits limits;
+  limits.max_tokens = 64;
+  limits.graph_positions = 512;
+  recorded_ = std::make_unique<V4Forward>(resident_->weights(), *backend_, nullptr, limits);
+  const ContiguousKvState layout_of(config(), *backend_);
+  Result<DecodeGraphCapture> got = recorded_->capture_decode_graphs(layout_of.layout(), 6, 600);
+  ASSERT_TRUE(got) << got.message();
+  EXPECT_EQ(got->batch_sizes, (std::vector<int64_t>{8, 4, 2, 1}));
+  EXPECT_EQ(got->position_bound, 512u);
+  EXPECT_EQ(got->shapes, 12u);
+  EXPECT_EQ(got->recorded, 12u);
+  EXPECT_TRUE(got->stopped.empty()) << got->stopped;
+  std::vector<int32_t> longer(60);
+  for (size_t i = 0; i < longer.size(); ++i) longer[i] = static_cast<int32_t>(i * 53 % 4096);
+  Pair a = start(kPrompt), b = start(longer), c = start({9, 8, 7});
+  uint64_t seed = 1;
+  // Greedy and drawn rows in one step (the mixed kind), then all greedy, then all drawn.
+  for (int i = 0; i < 2; ++i) step({&a, &b, &c}, seed++, 1, 1);
+  step({&a, &c}, seed++, 0, 1);
+  step({&b}, seed++, 2, 1);
+  const StepGraphStats& s = recorded_->stats().step_graphs;
+  EXPECT_EQ(s.captures, 12u) << "no decode step needed a recording of its own";
+  EXPECT_EQ(s.invalidations, 0u) << "a prefill moved a buffer the recordings use";
+  EXPECT_EQ(s.replays, 12u + 4u);
+  EXPECT_EQ(recorded_->stats().expert_selections, plain_->stats().expert_selections);
+  // Without a budget nothing is recorded, and it says why.
+  Result<DecodeGraphCapture> none = recorded_->capture_decode_graphs(layout_of.layout(), 6, 0);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->recorded, 0u);
+  EXPECT_NE(none->stopped.find("budget"), std::string::npos) << none->stopped;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StepGraphForward,
