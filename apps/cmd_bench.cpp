@@ -100,6 +100,14 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
                             {{"buffer_bytes", r.bandwidth.buffer_bytes},
                              {"threads", r.bandwidth.threads},
                              {"bytes_per_second", bandwidth}}}};
+  const DecodeGraphCapture& g = r.start_graphs;
+  report["start_graphs"] = {{"batch_sizes", g.batch_sizes},
+                            {"sampling_kinds", g.kinds},
+                            {"position_bound", g.position_bound},
+                            {"recorded", g.recorded},
+                            {"shapes", g.shapes},
+                            {"seconds", g.seconds},
+                            {"stopped", g.stopped}};
   if (f.options.tiers) {
     // Routed (token, expert) pairs since start, warm-up included; the CPU's weights are not in
     // the bytes touched above.
@@ -124,6 +132,17 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
   std::printf("experts per token: %u of %u\n", config.n_expert_used, config.n_expert);
   std::printf("prefill: %u tokens in %.3f s = %.2f tokens/s\n", r.prefill.tokens, r.prefill.seconds,
               r.prefill.tokens_per_second());
+  if (const DecodeGraphCapture& g = r.start_graphs; !g.batch_sizes.empty()) {
+    std::printf(
+        "decode-step graphs recorded before decode: %llu of %llu in %.3f s (%zu batch sizes from "
+        "%lld to %lld, %u sampling kinds, positions below %llu)%s%s\n",
+        static_cast<unsigned long long>(g.recorded), static_cast<unsigned long long>(g.shapes),
+        g.seconds, g.batch_sizes.size(), static_cast<long long>(g.batch_sizes.back()),
+        static_cast<long long>(g.batch_sizes.front()), g.kinds,
+        static_cast<unsigned long long>(g.position_bound), g.stopped.empty() ? "" : "; ",
+        g.stopped.c_str());
+  }
+  std::printf("decode rows return their best token (a greedy server's rows), not their logits\n");
   for (const DecodeMeasurement& d : r.decode) {
     std::printf(
         "decode batch %u: %llu tokens (%u steps, %u-token prompts) in %.3f s = %.2f tokens/s\n",
@@ -313,6 +332,12 @@ CommandRegistration registration(
                      "decode-step shapes kept recorded on a device backend (0: off); when on, "
                      "decode is also timed without them")
           ->capture_default_str();
+      sub.add_option("--graph-capture-seconds", f->options.graph_capture_seconds,
+                     "before the decode passes, record every padded batch size up to the largest "
+                     "--batch, as a server does at start, within this many seconds (0: on first "
+                     "use)")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, 3600.0));
       sub.add_option("--experts-per-token", f->overrides.experts_per_token,
                      "routed experts per token (default: the file's expert_used_count)");
       apps::add_expert_tier_flags(sub, f->expert_tiers, f->hot_coverage);

@@ -117,8 +117,10 @@ Status decode_pass(V4Forward& forward, WeightTrafficRecorder& recorder, const V4
   }
   recorder.take_ranges();
   for (uint32_t step = 0; step < o.decode_tokens; ++step) {
+    // As a server's greedy rows: the best token comes back, not the row of logits.
     for (uint32_t s = 0; s < batch; ++s) {
       inputs[s].tokens = std::span<const int32_t>(decode_ids + step * batch + s, 1);
+      inputs[s].top_candidates = 1;
     }
     const Clock::time_point start = Clock::now();
     Result<ForwardOutput> out = forward.forward(inputs);
@@ -257,7 +259,16 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
     if (!t) return t.status();
     tiered = std::move(*t);
   }
-  V4Forward forward(weights, recorder, tiered.get(), {0, 0, options.step_graphs});
+  // Sized, as an engine's, for the largest step the benchmark runs: no later step moves a
+  // buffer a recording uses.
+  const uint32_t max_batch =
+      *std::max_element(options.batch_sizes.begin(), options.batch_sizes.end());
+  ForwardLimits limits;
+  limits.max_tokens =
+      std::max<int64_t>({int64_t{options.prompt_tokens},
+                         int64_t{max_batch} * options.decode_prompt_tokens, int64_t{max_batch}});
+  limits.step_graphs = options.step_graphs;
+  V4Forward forward(weights, recorder, tiered.get(), limits);
   // The same steps without recordings, where this backend makes them.
   std::unique_ptr<V4Forward> plain;
   if (options.step_graphs > 0 && backend.can_capture() && !tiered) {
@@ -274,6 +285,15 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
   Result<PrefillMeasurement> prefill = measure_prefill(forward, recorder, config, options);
   if (!prefill) return prefill.status();
   result.prefill = *prefill;
+  if (options.graph_capture_seconds > 0) {
+    recorder.set_recording(false);  // the recorder refuses captures while it records traffic
+    const ContiguousKvState probe(config, recorder);
+    Result<DecodeGraphCapture> graphs =
+        forward.capture_decode_graphs(probe.layout(), max_batch, options.graph_capture_seconds);
+    recorder.set_recording(true);
+    if (!graphs) return Status::error("decode-step graphs at start: " + graphs.message());
+    result.start_graphs = *graphs;
+  }
   for (uint32_t batch : options.batch_sizes) {
     Result<DecodeMeasurement> decode =
         measure_decode(forward, plain.get(), recorder, config, batch, options);

@@ -11,6 +11,7 @@
 #include "core/status.h"
 #include "model/backend/backend.h"
 #include "model/v4/expert_tiers.h"
+#include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
 #include "model/v4/weight_traffic.h"
 
@@ -32,6 +33,10 @@ struct ForwardBenchmarkOptions {
   // Decode-step recordings (ForwardLimits::step_graphs). Where the backend records steps, each
   // batch's timed decode also runs without them, on the same backend, for the ratio.
   size_t step_graphs = 64;
+  // Before the decode passes, every padded batch size up to the largest is recorded, as an
+  // engine does at start (V4Forward::capture_decode_graphs), within this many seconds; 0: each
+  // shape on its second step.
+  double graph_capture_seconds = 120;
 };
 
 struct PrefillMeasurement {
@@ -84,6 +89,7 @@ struct ForwardBenchmarkResult {
   BandwidthMeasurement bandwidth;
   // With tiers: routed (token, expert) pairs run on the device and on the CPU.
   uint64_t hot_pairs = 0, cold_pairs = 0;
+  DecodeGraphCapture start_graphs;  // what was recorded before the decode passes
 };
 
 // Runs prefill, then decode at each batch size, then the bandwidth probe, on `backend`. The

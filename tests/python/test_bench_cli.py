@@ -104,14 +104,25 @@ def test_bad_synthetic_flags_are_one_line_errors(v4serve, extra, message):
 
 
 def test_device_decode_is_timed_with_and_without_step_graphs(v4serve, model):
-    # On a device backend each decode batch runs from recordings after its second step (the
-    # first runs op by op, the second is recorded), and is timed again without them.
+    # On a device backend every padded batch size up to the largest (4, 2 and 1 rows for batches
+    # of 1 and 3) is recorded before the decode passes, as a server does at start, for three
+    # sampling kinds; every timed step then runs from a recording (none is made while timing,
+    # the prefills between them move nothing a recording uses), and is timed again without.
     steps = 4
     report = bench_json(v4serve, model, "--device", "emulated", "--batch", "1,3")
+    start = report["start_graphs"]
+    assert start["batch_sizes"] == [4, 2, 1], start
+    assert start["recorded"] == start["shapes"] == 9, start
+    assert start["stopped"] == "", start
     for d in report["decode"]:
-        assert d["replayed_steps"] == steps - 1, d
+        assert d["replayed_steps"] == steps, d
         assert d["seconds_without_graphs"] > 0, d
-        assert d["capture_seconds"] >= 0, d
+        assert d["capture_seconds"] == 0, d
+    # Without recording at start each shape is recorded on its second step.
+    lazy = bench_json(v4serve, model, "--device", "emulated", "--batch", "1",
+                      "--graph-capture-seconds", "0")
+    assert lazy["start_graphs"]["batch_sizes"] == []
+    assert lazy["decode"][0]["replayed_steps"] == steps - 1
     off = bench_json(v4serve, model, "--device", "emulated", "--batch", "1", "--step-graphs", "0")
     assert off["decode"][0]["replayed_steps"] == 0
     assert off["decode"][0]["seconds_without_graphs"] == 0
@@ -119,3 +130,4 @@ def test_device_decode_is_timed_with_and_without_step_graphs(v4serve, model):
     cpu = bench_json(v4serve, model, "--batch", "1")
     assert cpu["decode"][0]["replayed_steps"] == 0
     assert cpu["decode"][0]["seconds_without_graphs"] == 0
+    assert "records no step graphs" in cpu["start_graphs"]["stopped"]
