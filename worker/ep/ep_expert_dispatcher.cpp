@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -104,8 +105,7 @@ void EpExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWeights
   if (!error_) return;
   const auto start = Clock::now();
   if (in.n_tokens > 0) {
-    backend_.sum_slots(returned_.get<float>(), plan_slot_row_.get<int64_t>(), in.n_tokens, in.k,
-                       in.n_embd, out);
+    backend_.sum_slots(returned_.get<float>(), plan_slot_row_, in.n_tokens, in.k, in.n_embd, out);
   }
   traffic_.combine_seconds += seconds_since(start);
   ++traffic_.exchanges;
@@ -162,19 +162,26 @@ void EpExpertDispatcher::plan(uint32_t layer, const RoutedTokens& in) {
 Status EpExpertDispatcher::pack(const RoutedTokens& in) {
   const int64_t pairs = in.n_tokens * in.k, d = in.n_embd, width = d + kRowExtra;
   const int64_t own = pairs - own_begin_;
-  Status s = upload(send_src_.data(), plan_src_, send_src_.size() * sizeof(int64_t));
-  if (s) s = upload(slot_row_.data(), plan_slot_row_, slot_row_.size() * sizeof(int64_t));
-  if (s) s = upload(meta_.data(), plan_meta_, meta_.size() * sizeof(float));
-  if (s) s = upload(own_ids_.data(), own_ids_dev_, own_ids_.size() * sizeof(int32_t));
-  if (s) s = upload(own_weights_.data(), own_weights_dev_, own_weights_.size() * sizeof(float));
-  if (!s) return s;
+  // The whole plan in one copy: on a GPU each copy is a round trip.
+  const size_t at[] = {
+      stage(send_src_.data(), send_src_.size() * sizeof(int64_t), true),
+      stage(slot_row_.data(), slot_row_.size() * sizeof(int64_t)),
+      stage(meta_.data(), meta_.size() * sizeof(float)),
+      stage(own_ids_.data(), own_ids_.size() * sizeof(int32_t)),
+      stage(own_weights_.data(), own_weights_.size() * sizeof(float)),
+  };
+  if (Status s = upload(staging_.data(), plan_, staging_.size()); !s) return s;
+  const auto* base = plan_.get<uint8_t>();
+  const auto* src = reinterpret_cast<const int64_t*>(base + at[0]);
+  plan_slot_row_ = reinterpret_cast<const int64_t*>(base + at[1]);
+  const auto* meta = reinterpret_cast<const float*>(base + at[2]);
+  own_ids_dev_ = reinterpret_cast<const int32_t*>(base + at[3]);
+  own_weights_dev_ = reinterpret_cast<const float*>(base + at[4]);
   auto* send = static_cast<float*>(fit(send_, static_cast<size_t>(own_begin_ * width) * 4));
   auto* own_x = static_cast<float*>(fit(own_x_, static_cast<size_t>(own * d) * 4));
-  const int64_t* src = plan_src_.get<int64_t>();
   if (own_begin_ > 0) {
     backend_.copy_rows(in.x, d, src, own_begin_, d, send, width);
-    backend_.copy_rows(plan_meta_.get<float>(), kRowExtra, nullptr, own_begin_, kRowExtra, send + d,
-                       width);
+    backend_.copy_rows(meta, kRowExtra, nullptr, own_begin_, kRowExtra, send + d, width);
   }
   if (own > 0) backend_.gather_rows(in.x, d, src + own_begin_, own, own_x);
   // The communicator may read the rows on a stream of its own.
@@ -270,9 +277,20 @@ Status EpExpertDispatcher::unpack(uint32_t layer, int64_t d) {
     recv_ids_[j] = s;
     recv_weights_[j] = recv_meta_[kRowExtra * j + 1];
   }
-  Status s = upload(recv_ids_.data(), recv_ids_dev_, n * sizeof(int32_t));
-  if (s) s = upload(recv_weights_.data(), recv_weights_dev_, n * sizeof(float));
-  return s;
+  const size_t ids_at = stage(recv_ids_.data(), n * sizeof(int32_t), true);
+  const size_t weights_at = stage(recv_weights_.data(), n * sizeof(float));
+  if (Status s = upload(staging_.data(), recv_plan_, staging_.size()); !s) return s;
+  recv_ids_dev_ = reinterpret_cast<const int32_t*>(recv_plan_.get<uint8_t>() + ids_at);
+  recv_weights_dev_ = reinterpret_cast<const float*>(recv_plan_.get<uint8_t>() + weights_at);
+  return Status::ok();
+}
+
+size_t EpExpertDispatcher::stage(const void* host, size_t bytes, bool first) {
+  if (first) staging_.clear();
+  const size_t at = (staging_.size() + 7) / 8 * 8;  // every array 8-byte aligned
+  staging_.resize(at + bytes);
+  if (bytes > 0) std::memcpy(staging_.data() + at, host, bytes);
+  return at;
 }
 
 // The hidden exchange time of the job just waited for, and the part that was not hidden.
@@ -317,10 +335,10 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   auto* served =
       static_cast<float*>(fit(served_, static_cast<size_t>(received_ * d) * sizeof(float)));
   if (received_ > 0) {
-    local_.dispatch_combine(layer, experts,
-                            {recv_x_.get<float>(), recv_ids_dev_.get<int32_t>(),
-                             recv_weights_dev_.get<float>(), received_, 1, d, stacks},
-                            served, [] {});
+    local_.dispatch_combine(
+        layer, experts,
+        {recv_x_.get<float>(), recv_ids_dev_, recv_weights_dev_, received_, 1, d, stacks}, served,
+        [] {});
   }
   if (s = backend_.synchronize(); !s) return s;
   rows_served_ += static_cast<uint64_t>(received_);
@@ -343,10 +361,9 @@ Status EpExpertDispatcher::exchange(uint32_t layer, const ExpertFfnWeights& expe
   exchanges_.start(send_back);
   clock = Clock::now();
   if (own > 0) {
-    local_.dispatch_combine(layer, experts,
-                            {own_x_.get<float>(), own_ids_dev_.get<int32_t>(),
-                             own_weights_dev_.get<float>(), own, 1, d, stacks},
-                            returned + from_peers * d, [] {});
+    local_.dispatch_combine(
+        layer, experts, {own_x_.get<float>(), own_ids_dev_, own_weights_dev_, own, 1, d, stacks},
+        returned + from_peers * d, [] {});
   }
   traffic_.expert_seconds += seconds_since(clock);
   s = exchanges_.wait(&exposed);

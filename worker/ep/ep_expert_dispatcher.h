@@ -90,6 +90,9 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   const std::vector<int32_t>& slots(uint32_t layer);
   uint32_t stack_size(uint32_t layer, uint32_t n_expert);
   Status upload(const void* host, Region& region, size_t bytes);
+  // Appends `bytes` of host data to staging_ (cleared first when `first`), 8-byte aligned;
+  // returns where it starts: several small arrays then go to the backend in one copy.
+  size_t stage(const void* host, size_t bytes, bool first = false);
   void* fit(Region& region, size_t bytes);
   void account(double exposed, double& phase_seconds);
 
@@ -109,12 +112,16 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   std::vector<float> weights_, meta_, own_weights_, recv_meta_, recv_weights_;
   std::vector<int64_t> send_src_, slot_row_, counts_, all_counts_, from_, send_bytes_, recv_bytes_,
       starts_;
-  int64_t own_begin_ = 0;  // where this rank's own rows start in the send order and results
-  int64_t received_ = 0;   // rows from peers this layer
-  // Backend side: the plan (send_src, slot_row, meta, own ids and weights), the rows out, in
-  // and unpacked, the received rows' ids and weights, the results served and returned.
-  Region plan_src_, plan_slot_row_, plan_meta_, own_ids_dev_, own_weights_dev_, send_, recv_,
-      recv_x_, recv_meta_dev_, recv_ids_dev_, recv_weights_dev_, own_x_, served_, returned_;
+  int64_t own_begin_ = 0;         // where this rank's own rows start in the send order and results
+  int64_t received_ = 0;          // rows from peers this layer
+  std::vector<uint8_t> staging_;  // stage(): arrays on their way to the backend in one copy
+  // Backend side: the plan (send_src, slot_row, meta, own ids and weights, staged in one
+  // region), the rows out, in and unpacked, the received rows' ids and weights (one region),
+  // the results served and returned; and where the plan's arrays are in their regions.
+  Region plan_, send_, recv_, recv_x_, recv_meta_dev_, recv_plan_, own_x_, served_, returned_;
+  const int64_t* plan_slot_row_ = nullptr;
+  const int32_t *own_ids_dev_ = nullptr, *recv_ids_dev_ = nullptr;
+  const float *own_weights_dev_ = nullptr, *recv_weights_dev_ = nullptr;
   ExchangeThread exchanges_;  // last: its thread stops before the buffers above go
 };
 
