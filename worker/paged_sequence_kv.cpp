@@ -59,24 +59,17 @@ Status PagedSequenceKv::reserve(uint64_t n_new) {
   if (state_) return Status::ok();
   // The state slot, its carries fresh: the sequence's first step (or its first after a
   // preemption, which starts it over).
-  const KvLayout& layout = cache_.layout();
-  Backend& backend = cache_.backend();
-  state_ = backend.allocate(layout.state_floats(ring_rows_) * sizeof(float));
-  if (!state_) return Status::error("paged KV: out of device memory for a sequence's state");
-  const Tensor carry = Tensor::contiguous(state_.get(), 0, GgmlType::F32,
-                                          {static_cast<int64_t>(layout.carry_floats), 1, 1, 1});
-  return backend.copy_to_device(layout.initial_carry.data(), carry, 0,
-                                layout.carry_floats * sizeof(float));
+  Result<std::unique_ptr<DeviceBuffer>> slot =
+      fresh_state_slot(cache_.backend(), cache_.layout(), ring_rows_);
+  if (!slot) return Status::error("paged KV: " + slot.message());
+  state_ = std::move(*slot);
+  return Status::ok();
 }
 
 KvSequenceView PagedSequenceKv::view() {
-  KvSequenceView v;
+  KvSequenceView v = state_slot_view(state_.get(), cache_.layout(), ring_rows_);
   v.pages = cache_.pages();
   v.n_pages = static_cast<uint32_t>(pages_.size());
-  float* state = state_ ? static_cast<float*>(state_->data()) : nullptr;
-  v.carry = state;
-  v.raw = state ? slot_ring(state, 0, ring_rows_) : nullptr;
-  v.ring_rows = ring_rows_;
   return v;
 }
 

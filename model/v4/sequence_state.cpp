@@ -14,6 +14,30 @@ constexpr uint32_t kPageTokens = 128;
 
 }  // namespace
 
+Result<std::unique_ptr<DeviceBuffer>> fresh_state_slot(Backend& backend, const KvLayout& layout,
+                                                       uint64_t ring_rows) {
+  std::unique_ptr<DeviceBuffer> slot =
+      backend.allocate(layout.state_floats(ring_rows) * sizeof(float));
+  if (!slot) return Status::error("out of device memory for a sequence's KV state");
+  const Tensor carry = Tensor::contiguous(slot.get(), 0, GgmlType::F32,
+                                          {static_cast<int64_t>(layout.carry_floats), 1, 1, 1});
+  if (Status s = backend.copy_to_device(layout.initial_carry.data(), carry, 0,
+                                        layout.carry_floats * sizeof(float));
+      !s) {
+    return s;
+  }
+  return slot;
+}
+
+KvSequenceView state_slot_view(DeviceBuffer* slot, const KvLayout& layout, uint64_t ring_rows) {
+  KvSequenceView v;
+  float* state = slot ? static_cast<float*>(slot->data()) : nullptr;
+  v.carry = state;
+  v.raw = state ? state + layout.carry_floats : nullptr;
+  v.ring_rows = ring_rows;
+  return v;
+}
+
 ContiguousKvState::ContiguousKvState(const V4Config& c, Backend& backend, bool with_mtp)
     : backend_(backend),
       layout_(make_kv_layout(c, KvStorage::kF32, kPageTokens, with_mtp)),
@@ -24,9 +48,9 @@ Status ContiguousKvState::reserve(uint64_t n_new) {
   const uint64_t ring = uint64_t{window_} + n_new;
   if (ring > ring_rows_) {
     // A deeper ring: carries and the live window rows move to a new slot.
-    auto grown = backend_.allocate(layout_.state_floats(ring) * sizeof(float));
-    if (!grown) return Status::error("KV state: out of device memory");
-    float* to = static_cast<float*>(grown->data());
+    Result<std::unique_ptr<DeviceBuffer>> grown = fresh_state_slot(backend_, layout_, ring);
+    if (!grown) return grown.status();
+    float* to = static_cast<float*>((*grown)->data());
     if (state_) {
       float* from = static_cast<float*>(state_->data());
       backend_.copy_on_device(from, to, layout_.carry_floats * sizeof(float));
@@ -37,16 +61,8 @@ Status ContiguousKvState::reserve(uint64_t n_new) {
         copy_ring_rows(backend_, {old_ring, ring_rows_, 0}, {new_ring, ring, 0}, first, n_past_,
                        static_cast<uint32_t>(head_dim));
       }
-    } else {
-      const Tensor carry = Tensor::contiguous(
-          grown.get(), 0, GgmlType::F32, {static_cast<int64_t>(layout_.carry_floats), 1, 1, 1});
-      if (Status s = backend_.copy_to_device(layout_.initial_carry.data(), carry, 0,
-                                             layout_.carry_floats * sizeof(float));
-          !s) {
-        return s;
-      }
     }
-    state_ = std::move(grown);
+    state_ = std::move(*grown);
     ring_rows_ = ring;
   }
   const uint64_t pages = (n_past_ + n_new + kPageTokens - 1) / kPageTokens;
@@ -67,13 +83,9 @@ Status ContiguousKvState::reserve(uint64_t n_new) {
 }
 
 KvSequenceView ContiguousKvState::view() {
-  KvSequenceView v;
+  KvSequenceView v = state_slot_view(state_.get(), layout_, ring_rows_);
   v.pages = pages_ ? static_cast<uint8_t*>(pages_->data()) : nullptr;
   v.n_pages = static_cast<uint32_t>(block_table_.size());
-  float* state = state_ ? static_cast<float*>(state_->data()) : nullptr;
-  v.carry = state;
-  v.raw = state ? state + layout_.carry_floats : nullptr;
-  v.ring_rows = ring_rows_;
   return v;
 }
 

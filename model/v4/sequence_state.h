@@ -37,6 +37,13 @@ class KvStateStore {
   virtual std::span<const uint32_t> block_table() const = 0;
 };
 
+// A sequence's state slot of `layout.state_floats(ring_rows)` floats on `backend`, its carry area
+// at the layout's starting values (a sequence's first step, or its first after a preemption).
+Result<std::unique_ptr<DeviceBuffer>> fresh_state_slot(Backend& backend, const KvLayout& layout,
+                                                       uint64_t ring_rows);
+// The view of such a slot (null: none yet): its carry area, then its rings. No pages.
+KvSequenceView state_slot_view(DeviceBuffer* slot, const KvLayout& layout, uint64_t ring_rows);
+
 // A sequence on its own: F32 rows in pages of 128 positions that grow with it (block table
 // 0, 1, 2, ...), and rings as deep as the largest chunk so far. For tools and tests; the
 // worker's requests use the paged cache.
