@@ -7,6 +7,7 @@
 // (ForwardContext::counted_pairs).
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <string>
 
@@ -119,6 +120,12 @@ Result<DecodeGraphCapture> V4Forward::capture_decode_graphs(const KvLayout& layo
     report.stopped = "this backend or expert dispatcher records no step graphs";
     return report;
   }
+  char budget[32];
+  std::snprintf(budget, sizeof budget, "%g", budget_seconds);
+  if (!(budget_seconds > 0)) {
+    report.stopped = "no start-up budget (" + std::string(budget) + " s)";
+    return report;
+  }
   const auto start = std::chrono::steady_clock::now();
   const auto spent = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -147,7 +154,7 @@ Result<DecodeGraphCapture> V4Forward::capture_decode_graphs(const KvLayout& layo
   for (const SequenceInput& kind : kinds) {
     for (size_t i = 0; i < report.batch_sizes.size(); ++i) {
       if (spent() > budget_seconds) {
-        report.stopped = "the start-up budget of " + std::to_string(budget_seconds) +
+        report.stopped = "the start-up budget of " + std::string(budget) +
                          " s was spent; the other shapes are recorded on first use";
         break;
       }
