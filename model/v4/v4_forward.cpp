@@ -428,8 +428,13 @@ Status V4Forward::recorded_step(const ForwardContext& ctx, std::span<const Seque
   const StepGraphGenerations generations{backend_.scratch_generation(), ws_.generation(),
                                          *experts_.graph_generation()};
   float* selected = ws_.selected.data<float>();
-  // The ops keep their scratch apart from other steps' (Backend::use_step_scratch).
-  backend_.use_step_scratch(true);
+  // The ops keep their scratch apart from other steps' (Backend::use_step_scratch), until the
+  // end of this scope, however it ends.
+  struct StepScratch {
+    Backend& backend;
+    explicit StepScratch(Backend& b) : backend(b) { backend.use_step_scratch(true); }
+    ~StepScratch() { backend.use_step_scratch(false); }
+  } step_scratch(backend_);
   Status s = graphs_.run(shape, generations, [&] {
     const float* x = run_layers(ctx);
     backend_.gather_rows(x, flat, ws_.rows.data<int64_t>(), n_rows, selected);
@@ -440,7 +445,6 @@ Status V4Forward::recorded_step(const ForwardContext& ctx, std::span<const Seque
       launch_compact(plan, rows, out.candidate_k);
     }
   });
-  backend_.use_step_scratch(false);
   if (s) s = experts_.take_error();
   // Rows with logits are in one batch (recordable), the last the head computed.
   if (s && n_rows <= batch) s = copy_logit_runs({0, n_rows}, out);
