@@ -289,7 +289,6 @@ void V4Forward::clear_output(ForwardOutput& out) {
 }
 
 Status V4Forward::run_step(std::span<const SequenceInput> inputs, ForwardOutput& out) {
-  clear_output(out);
   const V4Config& c = weights_.config;
   ForwardBatch& b = batch_;
   b.clear();

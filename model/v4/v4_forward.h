@@ -160,7 +160,12 @@ class V4Forward {
   // a handful of recordings serve every batch size; the padding rows' outputs are dropped.
   std::span<const SequenceInput> pad_decode_step(std::span<const SequenceInput> inputs);
   void make_padding_state(const KvLayout& layout);
+  // The rows a decode step of n sequences is padded to: decode_bucket(n), within max_tokens_.
+  int64_t padded_size(int64_t n) const;
+  // Every padded size of steps of 1 to max_sequences sequences, largest first.
+  std::vector<int64_t> padded_sizes(int64_t max_sequences) const;
   void drop_padding(size_t real, ForwardOutput& out);
+  // One step of `inputs` into `out`, which the caller has cleared (clear_output).
   Status run_step(std::span<const SequenceInput> inputs, ForwardOutput& out);
   static void clear_output(ForwardOutput& out);
   const float* run_micro_batches(const ForwardContext& whole);

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <functional>
 #include <string>
 
 #include "model/v4/v4_forward.h"
@@ -50,8 +49,7 @@ std::span<const SequenceInput> V4Forward::pad_decode_step(std::span<const Sequen
     return inputs;
   }
   const auto n = static_cast<int64_t>(inputs.size());
-  int64_t bucket = decode_bucket(n);
-  if (max_tokens_ > 0) bucket = std::min(bucket, std::max(max_tokens_, n));
+  const int64_t bucket = padded_size(n);
   if (bucket == n) return inputs;
   make_padding_state(inputs.front().state->layout());
   // The padding rows ask for what the last real row asks for, so that the step's compact
@@ -64,6 +62,12 @@ std::span<const SequenceInput> V4Forward::pad_decode_step(std::span<const Sequen
   padded_inputs_.resize(static_cast<size_t>(bucket), pad);
   padding_rows_ = static_cast<size_t>(bucket - n);
   return padded_inputs_;
+}
+
+int64_t V4Forward::padded_size(int64_t n) const {
+  const int64_t bucket = decode_bucket(n);
+  // No step holds more than max_tokens tokens (the workspace is sized for that many).
+  return max_tokens_ > 0 ? std::min(bucket, std::max(max_tokens_, n)) : bucket;
 }
 
 void V4Forward::make_padding_state(const KvLayout& layout) {
@@ -82,20 +86,20 @@ void V4Forward::drop_padding(size_t real, ForwardOutput& out) {
   out.drawn_logits.resize(real);
 }
 
-namespace {
-
-// The padded sizes of steps of 1 to max_sequences sequences, largest first.
-std::vector<int64_t> padded_sizes(int64_t max_sequences, int64_t max_tokens) {
+std::vector<int64_t> V4Forward::padded_sizes(int64_t max_sequences) const {
+  // A decode step has one token per sequence, so no more sequences than max_tokens; below that
+  // padded_size() does not decrease as n falls, and equal sizes are neighbours.
+  int64_t most = std::max<int64_t>(max_sequences, 1);
+  if (max_tokens_ > 0) most = std::min(most, max_tokens_);
   std::vector<int64_t> sizes;
-  for (int64_t n = std::max<int64_t>(max_sequences, 1); n >= 1; --n) {
-    int64_t b = decode_bucket(n);
-    if (max_tokens > 0) b = std::min(b, std::max(max_tokens, n));
+  for (int64_t n = most; n >= 1; --n) {
+    const int64_t b = padded_size(n);
     if (sizes.empty() || sizes.back() != b) sizes.push_back(b);
   }
-  std::sort(sizes.begin(), sizes.end(), std::greater<>());
-  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
   return sizes;
 }
+
+namespace {
 
 // A row of each sampling kind a server's decode steps have: drawn (temperature > 0), greedy
 // (its best token), and both (a step that mixes them records the same way).
@@ -131,7 +135,7 @@ Result<DecodeGraphCapture> V4Forward::capture_decode_graphs(const KvLayout& layo
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   make_padding_state(layout);
-  report.batch_sizes = padded_sizes(max_sequences, max_tokens_);
+  report.batch_sizes = padded_sizes(max_sequences);
   const std::vector<SequenceInput> kinds = sampling_kinds(padding_.get());
   report.kinds = static_cast<uint32_t>(kinds.size());
   report.position_bound = graphs_.bound_for(1);
@@ -142,6 +146,7 @@ Result<DecodeGraphCapture> V4Forward::capture_decode_graphs(const KvLayout& layo
   const auto run = [&](const SequenceInput& kind, int64_t rows) -> Status {
     padded_inputs_.assign(static_cast<size_t>(rows), kind);
     padding_rows_ = static_cast<size_t>(rows);
+    clear_output(out);
     Status s = run_step(padded_inputs_, out);
     padding_rows_ = 0;
     return s;

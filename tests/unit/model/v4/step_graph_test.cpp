@@ -325,6 +325,13 @@ TEST_P(StepGraphForward, RecordedAtStartAndKeptThroughPrefills) {
   ASSERT_TRUE(none);
   EXPECT_EQ(none->recorded, 0u);
   EXPECT_NE(none->stopped.find("budget of 1e-09 s was spent"), std::string::npos) << none->stopped;
+  // No decode step holds more sequences than the forward's max_tokens: more asked for add no
+  // size beyond it.
+  limits.max_tokens = 4;
+  V4Forward small(resident_->weights(), *backend_, nullptr, limits);
+  Result<DecodeGraphCapture> capped = small.capture_decode_graphs(layout_of.layout(), 100, 1e-9);
+  ASSERT_TRUE(capped) << capped.message();
+  EXPECT_EQ(capped->batch_sizes, (std::vector<int64_t>{4, 2, 1}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StepGraphForward,
