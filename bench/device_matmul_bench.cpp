@@ -6,7 +6,8 @@
 // copied back (Backend::top_logits) against the whole row copied back and scanned on the host,
 // and its token drawn on the device (Backend::draw_rows, sampling without a top-k) against the
 // row copied back and drawn from on the host. And what batch invariance costs each product: the
-// invariant product against the fastest of a sweep of splits of its sums (InvarianceCost/).
+// invariant product against the fastest of a sweep of splits of its sums (InvarianceCost/). And
+// prefill's products on the tensor cores against the warp kernels (TensorCores/).
 //
 //   build/bench/device_matmul_bench [--device cuda] [--benchmark_filter=Q8_0]
 #include <benchmark/benchmark.h>
@@ -22,6 +23,7 @@
 
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/whole_row_draw.h"
+#include "kernels/device/quant_units_i8.h"
 #include "model/backend/device/backend_factory.h"
 #include "model/backend/device/device_ops_matmul.h"
 
@@ -30,13 +32,22 @@ namespace {
 
 std::string g_device = "cuda";
 
+std::unique_ptr<Backend> make_device(bool tensor_cores) {
+  Result<device::DeviceSpec> spec = device::parse_device(g_device);
+  if (!spec) return nullptr;
+  spec->tensor_cores = tensor_cores;
+  Result<std::unique_ptr<Backend>> made = device::make_backend(*spec, 1);
+  return made ? std::move(*made) : std::unique_ptr<Backend>();
+}
+
 Backend* backend() {
-  static std::unique_ptr<Backend> be = [] {
-    Result<device::DeviceSpec> spec = device::parse_device(g_device);
-    if (!spec) return std::unique_ptr<Backend>();
-    Result<std::unique_ptr<Backend>> made = device::make_backend(*spec, 1);
-    return made ? std::move(*made) : std::unique_ptr<Backend>();
-  }();
+  static std::unique_ptr<Backend> be = make_device(true);
+  return be.get();
+}
+
+// The same device with prefill's products kept on the warp kernels (TensorCores/).
+Backend* warp_only_backend() {
+  static std::unique_ptr<Backend> be = make_device(false);
   return be.get();
 }
 
@@ -158,6 +169,47 @@ void BM_InvarianceCost(benchmark::State& state, GgmlType type, int64_t rows, int
   state.counters["fastest_split_us"] = fastest * 1e6;
   state.counters["fastest_chunk_units"] = static_cast<double>(fastest_chunk);  // 0: invariant's
   state.counters["cost"] = invariant / fastest;
+}
+
+// Prefill's products: the tensor-core tiles (device_ops_matmul_mma.h) against the warp kernels
+// decode uses, on the same device, at `tokens` tokens. Best of 10 launches each, waited for;
+// `speedup` is warp / tensor cores. The two outputs must be the same bits (the design's claim,
+// checked here at full size on the benchmark's device): the benchmark fails if they are not.
+void BM_TensorCores(benchmark::State& state, GgmlType type, int64_t rows, int64_t cols) {
+  Backend* mma = backend_or_skip(state);
+  Backend* warp = mma ? warp_only_backend() : nullptr;
+  if (!mma || !warp) return;
+  const int64_t tokens = state.range(0);
+  const DeviceProduct a = device_product(*mma, type, rows, cols, tokens);
+  const DeviceProduct b = device_product(*warp, type, rows, cols, tokens);
+  const auto best_of = [&](Backend& be, const DeviceProduct& p) {
+    float sink = 0;
+    double best = 1e30;
+    for (int rep = 0; rep < 11; ++rep) {
+      const auto start = std::chrono::steady_clock::now();
+      be.matmul(p.m, p.xp(), cols, tokens, p.yp(), rows);
+      (void)be.read_back(p.yp(), &sink, sizeof(sink));
+      const double t =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (rep > 0) best = std::min(best, t);  // the first launch also sizes the scratch
+    }
+    return best;
+  };
+  double tensor = 0, plain = 0;
+  for (auto _ : state) {
+    tensor = best_of(*mma, a);
+    plain = best_of(*warp, b);
+  }
+  std::vector<float> ya(static_cast<size_t>(tokens * rows)), yb(ya.size());
+  (void)mma->read_back(a.yp(), ya.data(), ya.size() * sizeof(float));
+  (void)warp->read_back(b.yp(), yb.data(), yb.size() * sizeof(float));
+  if (ya != yb) {
+    state.SkipWithError("the tensor-core product differs from the warp kernel's");
+    return;
+  }
+  state.counters["tensor_core_us"] = tensor * 1e6;
+  state.counters["warp_us"] = plain * 1e6;
+  state.counters["speedup"] = plain / tensor;
 }
 
 constexpr int64_t kVocab = 129280;  // V4's vocabulary
@@ -295,6 +347,18 @@ void register_all() {
         ->Arg(1)
         ->Arg(16)
         ->Arg(64)
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+  for (const Shape& s : shapes) {
+    if (!kernels::has_int8_units(s.type) || s.rows > 8192) continue;
+    const std::string name = std::string("TensorCores/") + s.name + "/" +
+                             std::string(ggml_type_name(s.type)) + "/" + std::to_string(s.rows) +
+                             "x" + std::to_string(s.cols);
+    benchmark::RegisterBenchmark(name.c_str(), BM_TensorCores, s.type, s.rows, s.cols)
+        ->Arg(64)
+        ->Arg(512)
         ->Iterations(1)
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);

@@ -120,14 +120,50 @@ V4_HD inline int dot_q8_0_split(const int32_t* w, const uint8_t* a_qs) {
 #endif
 }
 
+// --- the float part of a unit's product ---
+// Each unit's result is an exact integer sum of 32 products, then the float expression of its
+// scales below. The lane loops here and the integer tensor-core product
+// (model/backend/device/device_ops_matmul_mma.h) both finish a unit with these functions, so a
+// unit adds the same float value whichever kernel summed its integers.
+
+V4_HD inline float finish_mxfp4(const BlockMXFP4& x, uint16_t y_d, int32_t sumi) {
+  const float d = fp16_to_fp32(y_d) * e8m0_to_fp32_half(x.e);
+  return d * sumi;
+}
+
+// Q2_K group g: isum is Σ scale·q·a over the group's two sub-blocks of 16 (the 4-bit scales
+// folded into the integer sum); the mins meet the activation's sums of 16.
+V4_HD inline float finish_q2_k(const BlockQ2K& x, int g, float y_d, const int16_t* bsums,
+                               int32_t isum) {
+  int summs = 0;
+  for (int sub = 0; sub < 2; ++sub) summs += bsums[sub] * (x.scales[2 * g + sub] >> 4);
+  return y_d * fp16_to_fp32(x.d) * isum - y_d * fp16_to_fp32(x.dmin) * summs;
+}
+
+// Q4_K and Q5_K group g: s is Σ code·a.
+template <class Block>
+V4_HD inline float finish_k4(const Block& x, int g, float y_d, const int16_t* bsums, int32_t s) {
+  uint8_t scale, min;
+  unpack_scale_min_k4(g, x.scales, &scale, &min);
+  const int sumi_min = (bsums[0] + bsums[1]) * min;
+  return fp16_to_fp32(x.d) * y_d * (s * scale) - fp16_to_fp32(x.dmin) * y_d * sumi_min;
+}
+
+// IQ2_XXS group g: sumi is Σ (±grid value)·a.
+V4_HD inline float finish_iq2_xxs(const BlockIQ2XXS& x, int g, float y_d, int32_t sumi) {
+  uint32_t aux1;
+  memcpy(&aux1, x.qs + 4 * g + 2, sizeof(aux1));
+  const uint32_t ls = 2 * (aux1 >> 28) + 1;
+  return 0.125f * (fp16_to_fp32(x.d) * y_d * (sumi * static_cast<int32_t>(ls)));
+}
+
 V4_HD inline float block_dot_mxfp4(const BlockMXFP4& x, const BlockQ8_0& y, const QuantTables& t) {
-  const float d = fp16_to_fp32(y.d) * e8m0_to_fp32_half(x.e);
   int sumi1 = 0, sumi2 = 0;
   for (int j = 0; j < kQK_MXFP4 / 2; ++j) {
     sumi1 += y.qs[j] * t.kvalues_mxfp4[x.qs[j] & 0xF];
     sumi2 += y.qs[j + kQK_MXFP4 / 2] * t.kvalues_mxfp4[x.qs[j] >> 4];
   }
-  return d * (sumi1 + sumi2);
+  return finish_mxfp4(x, y.d, sumi1 + sumi2);
 }
 
 // --- helpers of the group dot products ---
@@ -212,25 +248,20 @@ V4_HD inline float group_dot_q2_k(const BlockQ2K& x, const Q8KGroup& y, int g) {
   uint8_t q2[32];  // an 84-byte block's quants start 16 bytes in: 4-byte aligned
   load_32_bytes(x.qs + 32 * half, q2);
   const int8_t* q8 = y.qs;
-  int isum = 0, summs = 0;
+  int isum = 0;
   for (int sub = 0; sub < 2; ++sub) {
-    const uint8_t sc = x.scales[2 * g + sub];
     int isuml = 0;
     for (int l = 16 * sub; l < 16 * sub + 16; ++l) isuml += q8[l] * ((q2[l] >> shift) & 3);
-    isum += (sc & 0xF) * isuml;
-    summs += y.bsums[sub] * (sc >> 4);
+    isum += (x.scales[2 * g + sub] & 0xF) * isuml;
   }
-  return y.d * fp16_to_fp32(x.d) * isum - y.d * fp16_to_fp32(x.dmin) * summs;
+  return finish_q2_k(x, g, y.d, y.bsums, isum);
 }
 
 template <class Block>
 V4_HD inline float group_dot_k4(const Block& x, const Q8KGroup& y, int g) {
-  uint8_t scale, min;
-  unpack_scale_min_k4(g, x.scales, &scale, &min);
   int s = 0;
   for (int l = 0; l < 32; ++l) s += y.qs[l] * k4_code(x, g, l);
-  const int sumi_min = (y.bsums[0] + y.bsums[1]) * min;
-  return fp16_to_fp32(x.d) * y.d * (s * scale) - fp16_to_fp32(x.dmin) * y.d * sumi_min;
+  return finish_k4(x, g, y.d, y.bsums, s);
 }
 
 V4_HD inline float group_dot_q6_k(const BlockQ6K& x, const Q8KGroup& y, int g) {
@@ -251,14 +282,13 @@ V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const Q8KGroup& y, in
                                      const QuantTables& t) {
   uint32_t aux[2];
   memcpy(aux, x.qs + 4 * g, sizeof(aux));
-  const uint32_t ls = 2 * (aux[1] >> 28) + 1;
   const int8_t* q8 = y.qs;
   int32_t sumi = 0;
   for (int k = 0; k < 4; ++k, q8 += 8) {
     sumi += iq2_octet_dot(t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF],
                           t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127], q8);
   }
-  return 0.125f * (fp16_to_fp32(x.d) * y.d * (sumi * static_cast<int32_t>(ls)));
+  return finish_iq2_xxs(x, g, y.d, sumi);
 }
 
 V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const Q8KGroup& y, int g,

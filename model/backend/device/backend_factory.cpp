@@ -51,7 +51,9 @@ Result<DeviceMemory> device_memory(const DeviceSpec& spec) {
 
 Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned threads) {
   if (spec.emulated) {
-    return std::unique_ptr<Backend>(std::make_unique<EmulatedDeviceBackend>(kernels::HostExec{}));
+    auto emulated = std::make_unique<EmulatedDeviceBackend>(kernels::HostExec{});
+    emulated->set_tensor_cores(spec.tensor_cores);
+    return std::unique_ptr<Backend>(std::move(emulated));
   }
   if (spec.kind == DeviceKind::kCpu) {
     std::unique_ptr<Backend> cpu = std::make_unique<CpuBackend>(threads);
@@ -61,7 +63,7 @@ Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned t
     return cpu;
   }
 #if V4_HAVE_CUDA
-  return make_cuda_backend(spec.index);
+  return make_cuda_backend(spec.index, spec.tensor_cores);
 #else
   return Status::error(
       "this build has no CUDA backend (nvcc was not found when it was configured)");

@@ -16,6 +16,9 @@ struct DeviceSpec {
   // The device kernels run on the host (EmulatedDeviceBackend): the GPU path's logic, weights
   // copied as to a device, on any machine. For checking, not for speed.
   bool emulated = false;
+  // Device backends: prefill's quantized products may run on the integer tensor cores. They give
+  // the same bits as the kernels decode uses; off only to measure what they gain.
+  bool tensor_cores = true;
 };
 
 // "cpu", "cuda", "cuda:N" or "emulated"; an error naming the accepted forms otherwise.

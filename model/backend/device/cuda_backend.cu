@@ -45,12 +45,14 @@ Result<CudaDeviceInfo> cuda_device_info(int index) {
   return info;
 }
 
-Result<std::unique_ptr<Backend>> make_cuda_backend(int index) {
+Result<std::unique_ptr<Backend>> make_cuda_backend(int index, bool tensor_cores) {
   Result<CudaDeviceInfo> info = cuda_device_info(index);
   if (!info) return info.status();
   kernels::CudaExec exec(index);
   if (Status s = exec.init(); !s) return s;
-  return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(std::move(exec)));
+  auto backend = std::make_unique<CudaBackend>(std::move(exec));
+  backend->set_tensor_cores(tensor_cores);
+  return std::unique_ptr<Backend>(std::move(backend));
 }
 
 }  // namespace v4::device

@@ -24,6 +24,7 @@ struct CudaDeviceInfo {
 Result<CudaDeviceInfo> cuda_device_info(int index);
 
 // A backend on device `index`; an error (never a crash) when no usable GPU is there.
-Result<std::unique_ptr<Backend>> make_cuda_backend(int index);
+// `tensor_cores`: see DeviceScratch::tensor_cores (the same bits either way).
+Result<std::unique_ptr<Backend>> make_cuda_backend(int index, bool tensor_cores = true);
 
 }  // namespace v4::device

@@ -57,6 +57,11 @@ class DeviceBackend : public Backend {
   }
 
   Exec& exec() { return exec_; }
+  // Whether prefill's quantized products may use the tensor cores (DeviceScratch::tensor_cores).
+  void set_tensor_cores(bool on) {
+    scratch_.set_tensor_cores(on);
+    step_scratch_.set_tensor_cores(on);
+  }
   DeviceKind kind() const { return Exec::kIsHost ? DeviceKind::kCpu : DeviceKind::kCuda; }
 
   unsigned threads() const override { return 1; }

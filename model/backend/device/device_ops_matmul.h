@@ -21,6 +21,7 @@
 #include "kernels/cpu/quant_tables.h"
 #include "kernels/device/quant_dot.h"
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_matmul_mma.h"
 
 namespace v4::device {
 
@@ -280,10 +281,55 @@ inline int64_t chunk_units(GgmlType type) {
   return is_float_weight(type) ? kFloatChunkValues : kChunkUnits;
 }
 
-// The product with each row's sum in chunks of `chunk` units (chunk_units(T) in the forward).
+// Tokens from which a product whose weight type has int8 units runs on the tensor cores
+// (device_ops_matmul_mma.h), and rows per expert on average for the grouped expert products.
+// Either kernel gives the same bits: these only choose the faster one.
+inline constexpr int64_t kMmaMinTokens = 32;
+inline constexpr int64_t kMmaMinRowsPerExpert = 4;
+
+// The tensor-core tiles of a product (see matmul_typed): a team per (chunk, 16 rows, 16 tokens),
+// chunk fastest, then rows, as the warps of the warp kernel are ordered.
+template <GgmlType T, class E>
+void matmul_mma_tiles(E& e, const kernels::QuantTables& tables, const kernels::MatrixView& m,
+                      const Activations& a, int64_t units, int64_t chunk, int64_t n_tokens,
+                      float* y, int64_t y_stride, float* partials) {
+  constexpr int64_t kTile = kernels::kMmaTile;
+  const int64_t chunks = (units + chunk - 1) / chunk;
+  const int64_t row_tiles = (m.rows + kTile - 1) / kTile;
+  const int64_t token_tiles = (n_tokens + kTile - 1) / kTile;
+  e.for_each_team(chunks * row_tiles * token_tiles, kMmaTeam, kMmaSharedBytes,
+                  [=] V4_HD(int64_t i, const typename E::Team& team) {
+                    const int64_t c = i % chunks, r0 = i / chunks % row_tiles * kTile;
+                    const int64_t t0 = i / chunks / row_tiles * kTile;
+                    MmaTile job;
+                    job.w = m.data + r0 * m.row_bytes;
+                    job.w_row_bytes = m.row_bytes;
+                    job.rows = m.rows - r0 < kTile ? m.rows - r0 : kTile;
+                    job.a = a.rows + t0 * a.row_bytes;
+                    job.a_row_bytes = a.row_bytes;
+                    job.tokens = n_tokens - t0 < kTile ? n_tokens - t0 : kTile;
+                    job.units = units;
+                    job.begin = c * chunk;
+                    job.end = job.begin + chunk < units ? job.begin + chunk : units;
+                    if (chunks == 1) {
+                      job.out = y + t0 * y_stride + r0;
+                      job.token_stride = y_stride;
+                      job.row_stride = 1;
+                    } else {
+                      job.out = partials + (t0 * m.rows + r0) * chunks + c;
+                      job.token_stride = m.rows * chunks;
+                      job.row_stride = chunks;
+                    }
+                    mma_tile<T>(job, tables, team);
+                  });
+}
+
+// The product with each row's sum in chunks of `chunk` units (chunk_units(T) in the forward), by
+// the warp kernel or, for `mma`, the tensor-core tiles (the same bits).
 template <GgmlType T, int Tile, class E>
 void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
-                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk) {
+                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk,
+                  bool mma = false) {
   const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
                                              x_stride, w.cols, n_tokens);
   const kernels::QuantTables tables = quant_tables(s);
@@ -291,39 +337,52 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
   const int64_t units = row_units(T, w.cols);
   const int64_t chunks = (units + chunk - 1) / chunk;
   const int64_t tiles = (n_tokens + Tile - 1) / Tile;
-  // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
-  // bytes of the weights.
   float* partials = chunks == 1
                         ? nullptr
                         : s.template get<float>(ScratchSlot::kMatmulMid,
                                                 static_cast<size_t>(n_tokens * w.rows * chunks));
-  e.template warp_sums<Tile>(
-      w.rows * tiles * chunks,
-      [=] V4_HD(int64_t i, int lane, float* acc) {
-        const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
-        const int64_t begin = c * chunk, end = begin + chunk < units ? begin + chunk : units;
-        lane_dot_tile<T, Tile>(begin, end, units, m.data + r * m.row_bytes,
-                               a.rows + t0 * a.row_bytes, a.row_bytes, n_tokens - t0, lane, tables,
-                               acc);
-      },
-      [=] V4_HD(int64_t i, const float* sum) {
-        const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
-        V4_UNROLL_ALL
-        for (int k = 0; k < Tile; ++k) {
-          if (t0 + k >= n_tokens) continue;
-          if (chunks == 1) {
-            y[(t0 + k) * y_stride + r] = sum[k];
-          } else {
-            partials[((t0 + k) * m.rows + r) * chunks + c] = sum[k];
+  if constexpr (kernels::has_int8_units(T)) {
+    if (mma) {
+      matmul_mma_tiles<T>(e, tables, m, a, units, chunk, n_tokens, y, y_stride, partials);
+    }
+  }
+  // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
+  // bytes of the weights.
+  if (!mma || !kernels::has_int8_units(T)) {
+    e.template warp_sums<Tile>(
+        w.rows * tiles * chunks,
+        [=] V4_HD(int64_t i, int lane, float* acc) {
+          const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
+          const int64_t begin = c * chunk, end = begin + chunk < units ? begin + chunk : units;
+          lane_dot_tile<T, Tile>(begin, end, units, m.data + r * m.row_bytes,
+                                 a.rows + t0 * a.row_bytes, a.row_bytes, n_tokens - t0, lane,
+                                 tables, acc);
+        },
+        [=] V4_HD(int64_t i, const float* sum) {
+          const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
+          V4_UNROLL_ALL
+          for (int k = 0; k < Tile; ++k) {
+            if (t0 + k >= n_tokens) continue;
+            if (chunks == 1) {
+              y[(t0 + k) * y_stride + r] = sum[k];
+            } else {
+              partials[((t0 + k) * m.rows + r) * chunks + c] = sum[k];
+            }
           }
-        }
-      });
+        });
+  }
   if (chunks == 1) return;
   e.for_each(n_tokens * w.rows, [=] V4_HD(int64_t i) {
     float acc = 0.0f;
     for (int64_t c = 0; c < chunks; ++c) acc += partials[i * chunks + c];
     y[i / m.rows * y_stride + i % m.rows] = acc;
   });
+}
+
+// Whether a product of `n_tokens` tokens runs on the tensor cores.
+template <class E>
+bool use_mma(const DeviceScratch<E>& s, GgmlType type, int64_t n_tokens) {
+  return s.tensor_cores() && kernels::has_int8_units(type) && n_tokens >= kMmaMinTokens;
 }
 
 template <class E>
@@ -337,7 +396,8 @@ void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float
     if (n_tokens == 1) {
       matmul_typed<T, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk_units(T));
     } else {
-      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk_units(T));
+      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk_units(T),
+                                   use_mma(s, T, n_tokens));
     }
   });
 }
@@ -356,7 +416,8 @@ void matmul_split(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
     if (n_tokens == 1) {
       matmul_typed<T, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk);
     } else {
-      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk);
+      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk,
+                                   use_mma(s, T, n_tokens));
     }
   });
 }
@@ -447,13 +508,80 @@ void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
       });
 }
 
+// expert_rows_matvec on the tensor cores (the same bits): a team per (product, 16 outputs, tile of
+// up to 16 rows of one expert). The tiles are numbered on the device, expert by expert
+// (tile_start[e]: the first tile of expert e), so a recorded step needs no host round trip;
+// teams past the last tile return at once.
+template <GgmlType T, class E>
+void expert_rows_mma(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
+                     const ExpertProduct& second, bool both, const int64_t* expert_offsets,
+                     uint32_t n_expert, int64_t n_rows) {
+  constexpr int64_t kTile = kernels::kMmaTile;
+  const kernels::QuantTables tables = quant_tables(s);
+  const ExpertProduct p0 = first, p1 = second;
+  const int64_t units = row_units(T, first.w.cols), outs = first.w.rows;
+  int64_t* tile_start = s.template get<int64_t>(ScratchSlot::kMatmulTiles, n_expert + 1);
+  e.for_each(1, [=] V4_HD(int64_t) {
+    int64_t next = 0;
+    for (uint32_t x = 0; x < n_expert; ++x) {
+      tile_start[x] = next;
+      next += (expert_offsets[x + 1] - expert_offsets[x] + kTile - 1) / kTile;
+    }
+    tile_start[n_expert] = next;
+  });
+  const int64_t max_tiles = (n_rows + kTile - 1) / kTile + n_expert;
+  const int64_t out_tiles = (outs + kTile - 1) / kTile;
+  e.for_each_team((both ? 2 : 1) * out_tiles * max_tiles, kMmaTeam, kMmaSharedBytes,
+                  [=] V4_HD(int64_t i, const typename E::Team& team) {
+                    const int64_t tile = i % max_tiles;
+                    if (tile >= tile_start[n_expert]) return;
+                    // Scalars picked, not a reference to either product (as in expert_rows_matvec).
+                    const bool second_product = i / max_tiles >= out_tiles;
+                    const int64_t r0 = i / max_tiles % out_tiles * kTile;
+                    // The expert: the last one whose tiles start at or before this one (an expert
+                    // without rows starts where the next one does).
+                    int64_t lo = 0, hi = n_expert;  // tile_start[lo] <= tile < tile_start[hi]
+                    while (hi - lo > 1) {
+                      const int64_t mid = (lo + hi) / 2;
+                      if (tile_start[mid] <= tile) {
+                        lo = mid;
+                      } else {
+                        hi = mid;
+                      }
+                    }
+                    const int64_t row0 = expert_offsets[lo] + (tile - tile_start[lo]) * kTile;
+                    const int64_t rows_left = expert_offsets[lo + 1] - row0;
+                    MmaTile job;
+                    job.w_row_bytes = second_product ? p1.w.row_bytes : p0.w.row_bytes;
+                    job.w = (second_product ? p1.w.data : p0.w.data) +
+                            lo * (second_product ? p1.stride : p0.stride) + r0 * job.w_row_bytes;
+                    job.rows = outs - r0 < kTile ? outs - r0 : kTile;
+                    job.a_row_bytes = second_product ? p1.act.row_bytes : p0.act.row_bytes;
+                    job.a = (second_product ? p1.act.rows : p0.act.rows) + row0 * job.a_row_bytes;
+                    job.tokens = rows_left < kTile ? rows_left : kTile;
+                    job.units = units;
+                    job.begin = 0;
+                    job.end = units;
+                    job.out = (second_product ? p1.out : p0.out) + row0 * outs + r0;
+                    job.token_stride = outs;
+                    job.row_stride = 1;
+                    mma_tile<T>(job, tables, team);
+                  });
+}
+
 template <class E>
 void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
                         const ExpertProduct& second, bool both, const int64_t* expert_offsets,
                         uint32_t n_expert, int64_t n_rows) {
   dispatch_weight_type(first.w.type, "grouped_expert_ffn", [&](auto tag) {
-    expert_rows_matvec<decltype(tag)::value>(e, s, first, second, both, expert_offsets, n_expert,
-                                             n_rows);
+    constexpr GgmlType T = decltype(tag)::value;
+    if constexpr (kernels::has_int8_units(T)) {
+      if (s.tensor_cores() && n_rows >= kMmaMinRowsPerExpert * int64_t{n_expert}) {
+        expert_rows_mma<T>(e, s, first, second, both, expert_offsets, n_expert, n_rows);
+        return;
+      }
+    }
+    expert_rows_matvec<T>(e, s, first, second, both, expert_offsets, n_expert, n_rows);
   });
 }
 

@@ -1,6 +1,7 @@
 // Memory a device backend's ops keep between calls, owned by one executor: scratch slots that
-// grow to the largest step seen (so steady-state steps do not allocate), and constant copies of
-// host tables (the quant grids, made once). One DeviceScratch serves one backend.
+// grow to the largest step seen (so steady-state steps do not allocate), constant copies of
+// host tables (the quant grids, made once), and the backend's choice of product kernels. One
+// DeviceScratch serves one backend.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +18,7 @@ enum class ScratchSlot : int {
   kMatmulActivations,  // quantized activation rows
   kMatmulMid,          // the expert FFN's SwiGLU rows
   kMatmulAux,
+  kMatmulTiles,  // the expert products' tile numbering (tensor cores)
   kAttentionScores,
   kAttentionAux,
   kAttentionAux2,
@@ -58,6 +60,12 @@ class DeviceScratch {
     return static_cast<T*>(s.data);
   }
 
+  // Whether the quantized products of prefill and large batches may run on the tensor cores
+  // (device_ops_matmul_mma.h). Off or on, every product gives the same bits: the switch lets a
+  // benchmark compare the two kernels.
+  bool tensor_cores() const { return tensor_cores_; }
+  void set_tensor_cores(bool on) { tensor_cores_ = on; }
+
   // Counts the reallocations of slots: pointers returned before a change may be freed.
   uint64_t generation() const { return generation_; }
 
@@ -81,6 +89,7 @@ class DeviceScratch {
   Exec& exec_;
   std::vector<Slot> slots_;
   uint64_t generation_ = 0;
+  bool tensor_cores_ = true;
   std::map<const void*, void*> constants_;
 };
 

@@ -70,6 +70,31 @@ TEST_P(DeviceForward, LogitsDoNotDependOnPrefillChunking) {
   EXPECT_EQ(run(forward, config(), 5), whole);
 }
 
+// A prompt of 48 tokens at once runs its quantized products on the tensor cores (ds4-q2: Q8_0
+// dense weights from 32 tokens on, IQ2_XXS/Q2_K experts from 4 rows per expert on average); in
+// chunks of 8 it runs the warp kernels decode uses. The logits must be the same bits.
+TEST_P(DeviceForward, PrefillOnTheTensorCoresGivesTheDecodeKernelsLogits) {
+  V4Forward forward(resident_->weights(), *backend_);
+  std::vector<int32_t> prompt;
+  for (int32_t i = 0; i < 48; ++i) prompt.push_back((i * 7919 + 13) % 4000);
+  auto logits = [&](size_t chunk) {
+    ContiguousKvState state(config(), *backend_);
+    std::vector<float> all;
+    for (size_t first = 0; first < prompt.size(); first += chunk) {
+      const size_t n = std::min(chunk, prompt.size() - first);
+      SequenceInput in{&state, std::span<const int32_t>(prompt).subspan(first, n), true};
+      Result<ForwardOutput> out = forward.forward({&in, 1});
+      EXPECT_TRUE(out) << out.message();
+      if (!out) return all;
+      all.insert(all.end(), out->logits.begin(), out->logits.end());
+    }
+    return all;
+  };
+  const std::vector<float> whole = logits(prompt.size());
+  ASSERT_EQ(whole.size(), prompt.size() * config().n_vocab);
+  EXPECT_EQ(logits(8), whole);
+}
+
 TEST_P(DeviceForward, LogitsDoNotDependOnTheOtherSequencesOfAStep) {
   V4Forward forward(resident_->weights(), *backend_);
   ContiguousKvState alone(config(), *backend_), a(config(), *backend_), b(config(), *backend_);
