@@ -341,6 +341,7 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
                         ? nullptr
                         : s.template get<float>(ScratchSlot::kMatmulMid,
                                                 static_cast<size_t>(n_tokens * w.rows * chunks));
+  mma = mma && chunk <= kMmaMaxUnits;
   if constexpr (kernels::has_int8_units(T)) {
     if (mma) {
       matmul_mma_tiles<T>(e, tables, m, a, units, chunk, n_tokens, y, y_stride, partials);
@@ -576,7 +577,8 @@ void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
   dispatch_weight_type(first.w.type, "grouped_expert_ffn", [&](auto tag) {
     constexpr GgmlType T = decltype(tag)::value;
     if constexpr (kernels::has_int8_units(T)) {
-      if (s.tensor_cores() && n_rows >= kMmaMinRowsPerExpert * int64_t{n_expert}) {
+      if (s.tensor_cores() && n_rows >= kMmaMinRowsPerExpert * int64_t{n_expert} &&
+          row_units(T, first.w.cols) <= kMmaMaxUnits) {
         expert_rows_mma<T>(e, s, first, second, both, expert_offsets, n_expert, n_rows);
         return;
       }
