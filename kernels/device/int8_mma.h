@@ -1,8 +1,8 @@
 // One warp's integer product on the tensor cores: a 16×16 tile of int32 sums over 32 int8
-// products, S[m][n] = Σ_k A[m][k]·B[n][k]. On a GPU the warp's 32 threads run it together with
-// two 16×16×16 WMMA steps (integer accumulation, exact, so the tensor cores' internal order does
-// not matter); on the host executor lane 0 computes the same integers and the other lanes do
-// nothing (a host team runs its threads one after another, lane 0 first).
+// products, S[m][n] = Σ_k A[m][k]·B[n][k] (or the two halves of 16 apart). On a GPU the warp's 32
+// threads run it together with two 16×16×16 WMMA steps (integer accumulation, exact, so the tensor
+// cores' internal order does not matter); on the host executor lane 0 computes the same integers
+// and the other lanes do nothing (a host team runs its threads one after another, lane 0 first).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +20,11 @@ namespace v4::kernels {
 // ints a row, 32-byte aligned.
 inline constexpr int kMmaTile = 16;
 inline constexpr int kMmaHalfBytes = kMmaTile * kMmaTile;
+inline constexpr int kMmaTileOutputs = kMmaTile * kMmaTile;
 
+// With `halves`, the two k-halves' sums are kept apart: S over k < 16 to s, over k ≥ 16 to
+// s + 256.
+template <bool halves = false>
 V4_HD inline void warp_mma_16x16x32(int lane, const int8_t* a, const int8_t* b, int32_t* s) {
 #if defined(__CUDA_ARCH__)
   (void)lane;
@@ -33,19 +37,28 @@ V4_HD inline void warp_mma_16x16x32(int lane, const int8_t* a, const int8_t* b, 
     wmma::load_matrix_sync(fa, a + h * kMmaHalfBytes, kMmaTile);
     wmma::load_matrix_sync(fb, b + h * kMmaHalfBytes, kMmaTile);
     wmma::mma_sync(fc, fa, fb, fc);
+    if (halves) {
+      wmma::store_matrix_sync(s + h * kMmaTileOutputs, fc, kMmaTile, wmma::mem_row_major);
+      wmma::fill_fragment(fc, 0);
+    }
   }
-  wmma::store_matrix_sync(s, fc, kMmaTile, wmma::mem_row_major);
+  if (!halves) wmma::store_matrix_sync(s, fc, kMmaTile, wmma::mem_row_major);
 #else
   if (lane != 0) return;
   for (int m = 0; m < kMmaTile; ++m) {
     for (int n = 0; n < kMmaTile; ++n) {
-      int32_t sum = 0;
+      int32_t sum[2] = {0, 0};
       for (int h = 0; h < 2; ++h) {
         const int8_t* am = a + h * kMmaHalfBytes + m * kMmaTile;
         const int8_t* bn = b + h * kMmaHalfBytes + n * kMmaTile;
-        for (int k = 0; k < kMmaTile; ++k) sum += am[k] * bn[k];
+        for (int k = 0; k < kMmaTile; ++k) sum[h] += am[k] * bn[k];
       }
-      s[m * kMmaTile + n] = sum;
+      if (halves) {
+        s[m * kMmaTile + n] = sum[0];
+        s[kMmaTileOutputs + m * kMmaTile + n] = sum[1];
+      } else {
+        s[m * kMmaTile + n] = sum[0] + sum[1];
+      }
     }
   }
 #endif

@@ -157,6 +157,37 @@ V4_HD inline float finish_iq2_xxs(const BlockIQ2XXS& x, int g, float y_d, int32_
   return 0.125f * (fp16_to_fp32(x.d) * y_d * (sumi * static_cast<int32_t>(ls)));
 }
 
+// Q6_K group g: sumi is Σ scale·q·a with the two sub-blocks' signed 8-bit scales applied to
+// their halves' sums.
+V4_HD inline float finish_q6_k(const BlockQ6K& x, float y_d, int32_t sumi) {
+  return fp16_to_fp32(x.d) * y_d * sumi;
+}
+
+// IQ2_XS group g: bsum is Σ over the halves of 16 of ls(half)·Σ (±grid value)·a.
+V4_HD inline float finish_iq2_xs(const BlockIQ2XS& x, float y_d, int32_t bsum) {
+  return 0.125f * (fp16_to_fp32(x.d) * y_d * bsum);
+}
+
+// IQ1_S group g: lsum is Σ grid value·a; the delta meets the activation's sums of 16.
+V4_HD inline float finish_iq1_s(const BlockIQ1S& x, int g, float y_d, const int16_t* bsums,
+                                int32_t lsum) {
+  const uint16_t qh = x.qh[g];
+  const int ls = 2 * ((qh >> 12) & 7) + 1;
+  const int delta = qh & 0x8000 ? -1 : 1;
+  const int sumi1 = ls * delta * (bsums[0] + bsums[1]);
+  return fp16_to_fp32(x.d) * y_d * (ls * lsum + 0.125f * sumi1);
+}
+
+// IQ1_M group g: eighths is 8·Σ ls·grid value·a + Σ ls·(±1)·a (the deltas), each half of 16
+// under its own 3-bit scale ls. ggml sums the two parts apart and adds grid + delta/8 in
+// float; both parts are below 2^17 in magnitude, so that float sum is exact and equals
+// eighths/8, which is exact too.
+V4_HD inline float finish_iq1_m(const BlockIQ1M& x, float y_d, int32_t eighths) {
+  uint16_t sc[4];
+  memcpy(sc, x.scales, sizeof(sc));
+  return fp16_to_fp32(iq1m_block_scale_bits(sc)) * y_d * (eighths * 0.125f);
+}
+
 V4_HD inline float block_dot_mxfp4(const BlockMXFP4& x, const BlockQ8_0& y, const QuantTables& t) {
   int sumi1 = 0, sumi2 = 0;
   for (int j = 0; j < kQK_MXFP4 / 2; ++j) {
@@ -275,7 +306,7 @@ V4_HD inline float group_dot_q6_k(const BlockQ6K& x, const Q8KGroup& y, int g) {
     const int a = (low | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
     sumi += x.scales[(32 * g + l) / 16] * a * q8[l];
   }
-  return fp16_to_fp32(x.d) * y.d * sumi;
+  return finish_q6_k(x, y.d, sumi);
 }
 
 V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const Q8KGroup& y, int g,
@@ -304,22 +335,19 @@ V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const Q8KGroup& y, int 
     }
     bsum += sumi * ls[half];
   }
-  return 0.125f * (fp16_to_fp32(x.d) * y.d * bsum);
+  return finish_iq2_xs(x, y.d, bsum);
 }
 
 V4_HD inline float group_dot_iq1_s(const BlockIQ1S& x, const Q8KGroup& y, int g,
                                    const QuantTables& t) {
   const uint16_t qh = x.qh[g];
-  const int ls = 2 * ((qh >> 12) & 7) + 1;
-  const int delta = qh & 0x8000 ? -1 : 1;
   const int8_t* q8 = y.qs;
   const uint8_t* qs = x.qs + 4 * g;
   int lsum = 0;
   for (int k = 0; k < 4; ++k, q8 += 8) {
     lsum += iq1_octet_dot(t.iq1s_grid[qs[k] | (((qh >> (3 * k)) & 7) << 8)], q8);
   }
-  const int sumi1 = ls * delta * (y.bsums[0] + y.bsums[1]);
-  return fp16_to_fp32(x.d) * y.d * (ls * lsum + 0.125f * sumi1);
+  return finish_iq1_s(x, g, y.d, y.bsums, lsum);
 }
 
 V4_HD inline float group_dot_iq1_m(const BlockIQ1M& x, const Q8KGroup& y, int g,
@@ -340,7 +368,7 @@ V4_HD inline float group_dot_iq1_m(const BlockIQ1M& x, const Q8KGroup& y, int g,
   const int ls1 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 0)) & 0x7) + 1;
   const int ls2 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3)) & 0x7) + 1;
   const int sumi1 = sum1[0] * ls1 + sum1[1] * ls2, sumi2 = sum2[0] * ls1 + sum2[1] * ls2;
-  return fp16_to_fp32(iq1m_block_scale_bits(sc)) * y.d * (sumi1 + 0.125f * sumi2);
+  return finish_iq1_m(x, y.d, 8 * sumi1 + sumi2);
 }
 
 // Dot-product units per block: 8 groups of 32 for the 256-value formats, else the block.

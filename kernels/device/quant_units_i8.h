@@ -1,12 +1,11 @@
 // A dot-product unit of a weight row as 32 signed bytes, for the integer tensor-core product
-// (model/backend/device/device_ops_matmul_mma.h): the unit's integer sum is Σ w[l]·a[l] over
-// those bytes and the unit's 32 activation quants, exactly the integer the lane loops of
-// quant_dot.h compute, and the finish_* functions there turn it into the same float. Only the
-// formats whose integer sum runs over all 32 values with one weight per byte take this form:
-// Q8_0, MXFP4 (E2M1 codes doubled), Q2_K (2-bit codes times their 4-bit scale, at most 45),
-// Q4_K and Q5_K (codes up to 31, the 6-bit scale applied after), IQ2_XXS (signed grid values).
-// Q6_K, IQ2_XS and IQ1_M sum halves of 16 under separate scales and IQ1_S mixes in the
-// activation sums; they keep the lane loops at every batch size.
+// (model/backend/device/device_ops_matmul_mma.h): the unit's integer sums are Σ w[l]·a[l] over
+// those bytes and the unit's 32 activation quants — over all 32, or over each half of 16 for the
+// formats that scale their halves apart — and the finish_* functions of quant_dot.h turn them
+// into the float the lane loops there compute for the unit. Every quantized weight type has this
+// form: the bytes are the codes (Q8_0, Q4_K, Q5_K, Q6_K), the doubled E2M1 values (MXFP4), the
+// 2-bit codes times their 4-bit scale (Q2_K, at most 45), the signed grid values (IQ2_XXS,
+// IQ2_XS, IQ1_S), or 8·grid value + delta sign (IQ1_M, at most 9).
 #pragma once
 
 #include <string.h>
@@ -23,7 +22,22 @@ namespace v4::kernels {
 
 constexpr bool has_int8_units(GgmlType t) {
   return t == GgmlType::Q8_0 || t == GgmlType::MXFP4 || t == GgmlType::Q2_K ||
-         t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::IQ2_XXS;
+         t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K ||
+         t == GgmlType::IQ2_XXS || t == GgmlType::IQ2_XS || t == GgmlType::IQ1_S ||
+         t == GgmlType::IQ1_M;
+}
+
+// Integer sums per unit: 2 where the halves of 16 have scales of their own.
+constexpr int unit_sums(GgmlType t) {
+  return t == GgmlType::Q6_K || t == GgmlType::IQ2_XS || t == GgmlType::IQ1_M ? 2 : 1;
+}
+
+// An IQ2 octet: eight unsigned grid values with their signs.
+V4_HD inline void iq2_octet_i8(uint64_t grid, uint8_t signs, int8_t* out) {
+  for (int j = 0; j < 8; ++j) {
+    const int v = static_cast<int>((grid >> (8 * j)) & 0xFF);
+    out[j] = static_cast<int8_t>(signs & (1u << j) ? -v : v);
+  }
 }
 
 // Unit u of a weight row as 32 signed bytes, in the order of the unit's activation quants.
@@ -54,17 +68,46 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
     } else if constexpr (T == GgmlType::Q5_K) {
       const BlockQ5K& x = reinterpret_cast<const BlockQ5K*>(w_row)[b];
       for (int l = 0; l < 32; ++l) out[l] = static_cast<int8_t>(k4_code(x, g, l));
+    } else if constexpr (T == GgmlType::Q6_K) {
+      const BlockQ6K& x = reinterpret_cast<const BlockQ6K*>(w_row)[b];
+      const int chunk = (g / 4) * 128, quarter = g % 4;
+      const uint8_t* ql = x.ql + chunk / 2 + (quarter % 2) * 32;
+      const uint8_t* qh = x.qh + chunk / 4;
+      for (int l = 0; l < 32; ++l) {
+        const int low = quarter < 2 ? ql[l] & 0xF : ql[l] >> 4;
+        out[l] = static_cast<int8_t>((low | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32);
+      }
+    } else if constexpr (T == GgmlType::IQ2_XS) {
+      const BlockIQ2XS& x = reinterpret_cast<const BlockIQ2XS*>(w_row)[b];
+      for (int k = 0; k < 4; ++k) {
+        const uint16_t code = x.qs[4 * g + k];
+        iq2_octet_i8(t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9], out + 8 * k);
+      }
+    } else if constexpr (T == GgmlType::IQ1_S) {
+      const BlockIQ1S& x = reinterpret_cast<const BlockIQ1S*>(w_row)[b];
+      const uint16_t qh = x.qh[g];
+      for (int k = 0; k < 4; ++k) {
+        const uint64_t grid = t.iq1s_grid[x.qs[4 * g + k] | (((qh >> (3 * k)) & 7) << 8)];
+        for (int j = 0; j < 8; ++j) out[8 * k + j] = static_cast<int8_t>((grid >> (8 * j)) & 0xFF);
+      }
+    } else if constexpr (T == GgmlType::IQ1_M) {
+      const BlockIQ1M& x = reinterpret_cast<const BlockIQ1M*>(w_row)[b];
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t nibble = (x.qh[2 * g + k / 2] >> (4 * (k % 2))) & 0xF;
+        const uint64_t grid = t.iq1s_grid[x.qs[4 * g + k] | ((nibble & 7) << 8)];
+        const int delta = nibble & 0x8 ? -1 : 1;
+        for (int j = 0; j < 8; ++j) {
+          out[8 * k + j] =
+              static_cast<int8_t>(8 * static_cast<int8_t>((grid >> (8 * j)) & 0xFF) + delta);
+        }
+      }
     } else if constexpr (T == GgmlType::IQ2_XXS) {
       const BlockIQ2XXS& x = reinterpret_cast<const BlockIQ2XXS*>(w_row)[b];
       uint32_t aux[2];
       memcpy(aux, x.qs + 4 * g, sizeof(aux));
       for (int k = 0; k < 4; ++k) {
-        const uint64_t grid = t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF];
-        const uint8_t signs = t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127];
-        for (int j = 0; j < 8; ++j) {
-          const int v = static_cast<int>((grid >> (8 * j)) & 0xFF);
-          out[8 * k + j] = static_cast<int8_t>(signs & (1u << j) ? -v : v);
-        }
+        iq2_octet_i8(t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF],
+                     t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127], out + 8 * k);
       }
     }
   }
@@ -84,34 +127,50 @@ V4_HD inline const int8_t* unit_activation_i8(const uint8_t* a_row, int64_t u) {
   }
 }
 
-// The float value unit u adds to a lane's partial sum, from its integer sum: what the lane loops
-// of device_ops_matmul.h add for the unit (Q8_0: its block sum times both scales, as the lane
-// loop's own Q8_0 branch computes it).
+// The float value unit u adds to a lane's partial sum, from its integer sums s (unit_sums(T) of
+// them): what the lane loops of device_ops_matmul.h add for the unit (Q8_0: its block sum times
+// both scales, as the lane loop's own Q8_0 branch computes it).
 template <GgmlType T>
 V4_HD inline float unit_finish(const uint8_t* w_row, const uint8_t* a_row, int64_t units, int64_t u,
-                               int32_t isum) {
+                               const int32_t* s) {
   if constexpr (T == GgmlType::Q8_0) {
     const float dw = fp16_to_fp32(reinterpret_cast<const BlockQ8_0*>(w_row)[u].d);
     uint16_t da;
     memcpy(&da, a_row + units * kQK8_0 + 2 * u, 2);
-    return isum * (dw * fp16_to_fp32(da));
+    return s[0] * (dw * fp16_to_fp32(da));
   } else if constexpr (T == GgmlType::MXFP4) {
     return finish_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u],
-                        reinterpret_cast<const BlockQ8_0*>(a_row)[u].d, isum);
+                        reinterpret_cast<const BlockQ8_0*>(a_row)[u].d, s[0]);
   } else {
     const int64_t b = u / 8;
     const int g = static_cast<int>(u % 8);
     const BlockQ8K& y = reinterpret_cast<const BlockQ8K*>(a_row)[b];
+    const int16_t* bsums = y.bsums + 2 * g;
     if constexpr (T == GgmlType::Q2_K) {
-      return finish_q2_k(reinterpret_cast<const BlockQ2K*>(w_row)[b], g, y.d, y.bsums + 2 * g,
-                         isum);
+      return finish_q2_k(reinterpret_cast<const BlockQ2K*>(w_row)[b], g, y.d, bsums, s[0]);
     } else if constexpr (T == GgmlType::Q4_K) {
-      return finish_k4(reinterpret_cast<const BlockQ4K*>(w_row)[b], g, y.d, y.bsums + 2 * g, isum);
+      return finish_k4(reinterpret_cast<const BlockQ4K*>(w_row)[b], g, y.d, bsums, s[0]);
     } else if constexpr (T == GgmlType::Q5_K) {
-      return finish_k4(reinterpret_cast<const BlockQ5K*>(w_row)[b], g, y.d, y.bsums + 2 * g, isum);
+      return finish_k4(reinterpret_cast<const BlockQ5K*>(w_row)[b], g, y.d, bsums, s[0]);
+    } else if constexpr (T == GgmlType::Q6_K) {
+      const BlockQ6K& x = reinterpret_cast<const BlockQ6K*>(w_row)[b];
+      return finish_q6_k(x, y.d, x.scales[2 * g] * s[0] + x.scales[2 * g + 1] * s[1]);
+    } else if constexpr (T == GgmlType::IQ2_XXS) {
+      return finish_iq2_xxs(reinterpret_cast<const BlockIQ2XXS*>(w_row)[b], g, y.d, s[0]);
+    } else if constexpr (T == GgmlType::IQ2_XS) {
+      const BlockIQ2XS& x = reinterpret_cast<const BlockIQ2XS*>(w_row)[b];
+      const int ls0 = 2 * (x.scales[g] & 0xF) + 1, ls1 = 2 * (x.scales[g] >> 4) + 1;
+      return finish_iq2_xs(x, y.d, s[0] * ls0 + s[1] * ls1);
+    } else if constexpr (T == GgmlType::IQ1_S) {
+      return finish_iq1_s(reinterpret_cast<const BlockIQ1S*>(w_row)[b], g, y.d, bsums, s[0]);
     } else {
-      static_assert(T == GgmlType::IQ2_XXS, "a format without int8 units");
-      return finish_iq2_xxs(reinterpret_cast<const BlockIQ2XXS*>(w_row)[b], g, y.d, isum);
+      static_assert(T == GgmlType::IQ1_M, "a format without int8 units");
+      const BlockIQ1M& x = reinterpret_cast<const BlockIQ1M*>(w_row)[b];
+      uint16_t sc[4];
+      memcpy(sc, x.scales, sizeof(sc));
+      const int ls0 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 0)) & 0x7) + 1;
+      const int ls1 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3)) & 0x7) + 1;
+      return finish_iq1_m(x, y.d, s[0] * ls0 + s[1] * ls1);
     }
   }
 }

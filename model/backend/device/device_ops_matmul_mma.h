@@ -111,6 +111,13 @@ V4_HD inline MmaShared mma_shared(const Team& team) {
   return m;
 }
 
+// Units per round for type T: the integer sums of a round fill the same memory whichever the
+// number of sums per unit.
+template <GgmlType T>
+constexpr int mma_round_units() {
+  return kMmaRoundUnits / kernels::unit_sums(T);
+}
+
 template <GgmlType T>
 V4_HD inline void mma_load_round(const MmaTile& job, const kernels::QuantTables& tables,
                                  int64_t first, int64_t count, const MmaShared& m, int th) {
@@ -141,10 +148,13 @@ V4_HD inline void mma_finish_round(const MmaTile& job, int64_t first, int64_t co
   int open = first == 0 ? 0 : m.order_leaf[first - 1];
   const uint8_t* w_row = job.w + r * job.w_row_bytes;
   const uint8_t* a_row = job.a + t * job.a_row_bytes;
+  constexpr int kSums = kernels::unit_sums(T);
   for (int64_t k = 0; k < count; ++k) {
     for (; open < m.order_leaf[first + k]; ++open) mma_close_leaf(open, acc, stack);
+    int32_t isums[kSums];
+    for (int h = 0; h < kSums; ++h) isums[h] = m.sums[(k * kSums + h) * kMmaTeam + th];
     acc += kernels::unit_finish<T>(w_row, a_row, job.units, job.begin + m.order_unit[first + k],
-                                   m.sums[k * kMmaTeam + th]);
+                                   isums);
   }
   if (first + count == job.end - job.begin) {
     for (; open < kMmaLanes; ++open) mma_close_leaf(open, acc, stack);
@@ -170,14 +180,16 @@ V4_HD inline void mma_tile(const MmaTile& job, const kernels::QuantTables& table
       m.order_leaf[p] = static_cast<uint8_t>(leaf);
     }
   });
-  for (int64_t first = 0; first < n; first += kMmaRoundUnits) {
-    const int64_t count = n - first < kMmaRoundUnits ? n - first : kMmaRoundUnits;
+  constexpr int kRound = mma_round_units<T>(), kSums = kernels::unit_sums(T);
+  for (int64_t first = 0; first < n; first += kRound) {
+    const int64_t count = n - first < kRound ? n - first : kRound;
     team.threads([&](int th) { mma_load_round<T>(job, tables, first, count, m, th); });
     team.threads([&](int th) {
       const int warp = th / 32, lane = th % 32;
       for (int64_t k = warp; k < count; k += kMmaTeam / 32) {
-        kernels::warp_mma_16x16x32(lane, m.wq + k * kMmaUnitBytes, m.aq + k * kMmaUnitBytes,
-                                   m.sums + k * kMmaTeam);
+        kernels::warp_mma_16x16x32<kSums == 2>(lane, m.wq + k * kMmaUnitBytes,
+                                               m.aq + k * kMmaUnitBytes,
+                                               m.sums + k * kSums * kMmaTeam);
       }
     });
     team.threads([&](int th) { mma_finish_round<T>(job, first, count, m, th); });

@@ -23,8 +23,9 @@ using testing_device::download;
 using testing_device::randoms;
 using testing_device::upload;
 
-const GgmlType kInt8Types[] = {GgmlType::Q8_0, GgmlType::MXFP4, GgmlType::Q2_K,
-                               GgmlType::Q4_K, GgmlType::Q5_K,  GgmlType::IQ2_XXS};
+const GgmlType kInt8Types[] = {
+    GgmlType::Q8_0, GgmlType::MXFP4,   GgmlType::Q2_K,   GgmlType::Q4_K,  GgmlType::Q5_K,
+    GgmlType::Q6_K, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S, GgmlType::IQ1_M};
 
 std::vector<uint8_t> weights_of(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
   const size_t row_bytes = ggml_row_size(type, cols).value_or(0);
@@ -96,9 +97,11 @@ TEST_P(TensorCores, AUnitsIntegerFormFinishesToTheLaneLoopsValue) {
         int8_t wq[32];
         kernels::unit_weights_i8<T>(w.data(), u, tables, wq);
         const int8_t* aq = kernels::unit_activation_i8<T>(a.data(), u);
-        int32_t isum = 0;
-        for (int l = 0; l < 32; ++l) isum += wq[l] * aq[l];
-        const float got = kernels::unit_finish<T>(w.data(), a.data(), units, u, isum);
+        int32_t isums[2] = {0, 0};
+        for (int l = 0; l < 32; ++l) {
+          isums[kernels::unit_sums(T) == 2 ? l / 16 : 0] += wq[l] * aq[l];
+        }
+        const float got = kernels::unit_finish<T>(w.data(), a.data(), units, u, isums);
         float want = 0.0f;
         device::lane_dot_tile<T, 1>(u, u + 1, units, w.data(), a.data(), 0, 1, 0, tables, &want);
         ASSERT_EQ(got, want) << "unit " << u;
