@@ -19,6 +19,7 @@ namespace {
 
 using testing_device::download;
 using testing_device::OnDevice;
+using testing_device::quantized_weights;
 using testing_device::randoms;
 using testing_device::upload;
 
@@ -26,20 +27,6 @@ const GgmlType kTypes[] = {GgmlType::F32,   GgmlType::F16,     GgmlType::BF16,  
                            GgmlType::MXFP4, GgmlType::Q2_K,    GgmlType::Q4_K,   GgmlType::Q5_K,
                            GgmlType::Q6_K,  GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S,
                            GgmlType::IQ1_M};
-
-// rows × cols weights quantized to `type`.
-std::vector<uint8_t> weights_of(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
-  const std::optional<uint64_t> size = ggml_row_size(type, cols);
-  EXPECT_TRUE(size.has_value()) << cols << " values are not whole blocks of "
-                                << ggml_type_name(type);
-  const size_t row_bytes = size.value_or(0);
-  std::vector<uint8_t> bytes(row_bytes * rows);
-  const std::vector<float> values = randoms(rows * cols, seed, 0.5f);
-  for (int64_t r = 0; r < rows; ++r) {
-    kernels::quantize_row(type, values.data() + r * cols, bytes.data() + r * row_bytes, cols);
-  }
-  return bytes;
-}
 
 class DeviceMatmul : public ::testing::TestWithParam<std::tuple<std::string, GgmlType>> {
  protected:
@@ -66,9 +53,9 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
 TEST_P(DeviceMatmul, MatchesTheCpuForEveryTokenCountAndStride) {
   const GgmlType type = std::get<1>(GetParam());
   const int64_t cols = 512, rows = 37, x_stride = cols + 3, y_stride = rows + 2;
-  const std::vector<uint8_t> w = weights_of(type, rows, cols, 7);
+  const std::vector<uint8_t> w = quantized_weights(type, rows, cols, 7);
   const auto dw = upload(*be_, w);
-  for (int64_t n : {1, 3, 17}) {
+  for (int64_t n : {1, 3, 17, 40}) {  // 40: the tensor-core tiles for quantized types
     const std::vector<float> x = randoms(n * x_stride, 11 + static_cast<uint32_t>(n));
     std::vector<float> want(n * y_stride, 0.0f);
     kernels::MatrixView hv{type, w.data(), cols, rows, *ggml_row_size(type, cols)};
@@ -87,7 +74,7 @@ TEST_P(DeviceMatmul, MatchesTheCpuForEveryTokenCountAndStride) {
 TEST_P(DeviceMatmul, ATokensOutputDoesNotDependOnItsBatch) {
   const GgmlType type = std::get<1>(GetParam());
   const int64_t cols = 256, rows = 19, n = 9;
-  const auto dw = upload(*be_, weights_of(type, rows, cols, 3));
+  const auto dw = upload(*be_, quantized_weights(type, rows, cols, 3));
   const std::vector<float> x = randoms(n * cols, 5);
   kernels::MatrixView v{type, dw.get(), cols, rows, *ggml_row_size(type, cols)};
   const auto dx = upload(*be_, x);
@@ -111,7 +98,7 @@ TEST_P(DeviceMatmul, SplitVariantSumsTheSameProductsInOtherChunks) {
   const int64_t own = device::chunk_units(type);
   // Three of the forward's chunks per row (values of float weights, else 32-value units).
   const int64_t cols = 3 * own * (device::is_float_weight(type) ? 1 : 32);
-  const auto dw = upload(*be_, weights_of(type, rows, cols, 13));
+  const auto dw = upload(*be_, quantized_weights(type, rows, cols, 13));
   const std::vector<float> x = randoms(n * cols, 17);
   kernels::MatrixView v{type, dw.get(), cols, rows, *ggml_row_size(type, cols)};
   const auto dx = upload(*be_, x);
@@ -151,7 +138,7 @@ class DeviceExperts : public testing_device::OnEachDevice {};
 TEST_P(DeviceExperts, EmbeddingRowsAreTheCpusBitForBit) {
   for (GgmlType type : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0}) {
     const int64_t cols = 64, rows = 10;
-    const std::vector<uint8_t> table = weights_of(type, rows, cols, 9);
+    const std::vector<uint8_t> table = quantized_weights(type, rows, cols, 9);
     const std::vector<int32_t> tokens = {3, 0, 9, 3};
     kernels::MatrixView hv{type, table.data(), cols, rows, *ggml_row_size(type, cols)};
     std::vector<float> want(tokens.size() * cols * 2);
@@ -171,10 +158,10 @@ TEST_P(DeviceExperts, GroupedExpertFfnMatchesTheCpu) {
   const int64_t d = 256, ff = 256;  // K-format rows need whole 256-value blocks
   const uint32_t n_expert = 4;
   for (GgmlType type : {GgmlType::F32, GgmlType::Q8_0, GgmlType::IQ2_XXS, GgmlType::Q2_K}) {
-    const std::vector<uint8_t> gate = weights_of(type, n_expert * ff, d, 1);
-    const std::vector<uint8_t> up = weights_of(type, n_expert * ff, d, 2);
+    const std::vector<uint8_t> gate = quantized_weights(type, n_expert * ff, d, 1);
+    const std::vector<uint8_t> up = quantized_weights(type, n_expert * ff, d, 2);
     const GgmlType down_type = type == GgmlType::IQ2_XXS ? GgmlType::Q2_K : type;
-    const std::vector<uint8_t> down = weights_of(down_type, n_expert * d, ff, 3);
+    const std::vector<uint8_t> down = quantized_weights(down_type, n_expert * d, ff, 3);
     const std::vector<int64_t> offsets = {0, 3, 3, 4, 7};
     const std::vector<float> x = randoms(7 * d, 4), scales = randoms(7, 5);
     auto weights = [&](const uint8_t* g, const uint8_t* u, const uint8_t* dn) {

@@ -20,23 +20,13 @@ namespace v4 {
 namespace {
 
 using testing_device::download;
+using testing_device::quantized_weights;
 using testing_device::randoms;
 using testing_device::upload;
 
 const GgmlType kInt8Types[] = {
     GgmlType::Q8_0, GgmlType::MXFP4,   GgmlType::Q2_K,   GgmlType::Q4_K,  GgmlType::Q5_K,
     GgmlType::Q6_K, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S, GgmlType::IQ1_M};
-
-std::vector<uint8_t> weights_of(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
-  const size_t row_bytes = ggml_row_size(type, cols).value_or(0);
-  EXPECT_NE(row_bytes, 0u) << cols << " values are not whole blocks of " << ggml_type_name(type);
-  std::vector<uint8_t> bytes(row_bytes * rows);
-  const std::vector<float> values = randoms(rows * cols, seed, 0.5f);
-  for (int64_t r = 0; r < rows; ++r) {
-    kernels::quantize_row(type, values.data() + r * cols, bytes.data() + r * row_bytes, cols);
-  }
-  return bytes;
-}
 
 // A device backend of the test's kind, with the tensor cores on or off.
 std::unique_ptr<Backend> device_backend(const std::string& name, bool tensor_cores,
@@ -83,7 +73,7 @@ TEST_P(TensorCores, AUnitsIntegerFormFinishesToTheLaneLoopsValue) {
   if (std::get<0>(GetParam()) != "emulated") GTEST_SKIP() << "host arithmetic, checked once";
   const GgmlType t = type();
   const int64_t cols = 512, units = device::row_units(t, cols);
-  const std::vector<uint8_t> w = weights_of(t, 1, cols, 21);
+  const std::vector<uint8_t> w = quantized_weights(t, 1, cols, 21);
   const std::vector<float> x = randoms(cols, 22);
   const device::ActivationFormat f = device::activation_format(t, cols);
   std::vector<uint8_t> a(f.row_bytes + 16);
@@ -119,7 +109,7 @@ TEST_P(TensorCores, DenseProductsAreTheWarpKernelsBits) {
       << "45 tokens must take the tensor cores, or this test compares a kernel with itself";
   for (int64_t cols : {int64_t{72 * 32}, int64_t{520 * 32}}) {
     const int64_t rows = 37, n = 45, x_stride = cols + 5, y_stride = rows + 3;
-    const std::vector<uint8_t> w = weights_of(type(), rows, cols, 31);
+    const std::vector<uint8_t> w = quantized_weights(type(), rows, cols, 31);
     const std::vector<float> x = randoms(n * x_stride, 32);
     const std::vector<float> got = product(*mma_, w, rows, cols, x, x_stride, n, y_stride);
     const std::vector<float> want = product(*warp_, w, rows, cols, x, x_stride, n, y_stride);
@@ -136,9 +126,9 @@ TEST_P(TensorCores, ExpertProductsAreTheWarpKernelsBits) {
   const int64_t n_rows = offsets.back();
   ASSERT_GE(n_rows, device::kMmaMinRowsPerExpert * n_expert);
   const GgmlType t = type();
-  const std::vector<uint8_t> gate = weights_of(t, n_expert * ff, d, 1);
-  const std::vector<uint8_t> up = weights_of(t, n_expert * ff, d, 2);
-  const std::vector<uint8_t> down = weights_of(t, n_expert * d, ff, 3);
+  const std::vector<uint8_t> gate = quantized_weights(t, n_expert * ff, d, 1);
+  const std::vector<uint8_t> up = quantized_weights(t, n_expert * ff, d, 2);
+  const std::vector<uint8_t> down = quantized_weights(t, n_expert * d, ff, 3);
   const std::vector<float> x = randoms(n_rows * d, 4), scales = randoms(n_rows, 5);
   auto run = [&](Backend& be) {
     const auto dg = upload(be, gate), du = upload(be, up), dd = upload(be, down);

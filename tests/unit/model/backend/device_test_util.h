@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/quant.h"
 #include "model/backend/backend.h"
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
@@ -73,6 +75,21 @@ inline std::vector<float> randoms(size_t n, uint32_t seed, float scale = 1.0f) {
   std::vector<float> v(n);
   for (float& x : v) x = dist(rng);
   return v;
+}
+
+// rows × cols weights drawn from N(0, 0.25) and quantized to `type` (whole blocks per row).
+inline std::vector<uint8_t> quantized_weights(GgmlType type, int64_t rows, int64_t cols,
+                                              uint32_t seed) {
+  const std::optional<uint64_t> size = ggml_row_size(type, cols);
+  EXPECT_TRUE(size.has_value()) << cols << " values are not whole blocks of "
+                                << ggml_type_name(type);
+  const size_t row_bytes = size.value_or(0);
+  std::vector<uint8_t> bytes(row_bytes * rows);
+  const std::vector<float> values = randoms(rows * cols, seed, 0.5f);
+  for (int64_t r = 0; r < rows; ++r) {
+    kernels::quantize_row(type, values.data() + r * cols, bytes.data() + r * row_bytes, cols);
+  }
+  return bytes;
 }
 
 // A test run once per device backend (device_backend_names), skipped with the reason where that
