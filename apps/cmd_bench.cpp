@@ -108,6 +108,9 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
                             {"shapes", g.shapes},
                             {"seconds", g.seconds},
                             {"stopped", g.stopped}};
+  report["step_memory"] = {{"max_tokens", r.max_tokens},
+                           {"workspace_bytes", r.workspace_bytes},
+                           {"kernel_scratch_bytes", r.scratch_bytes}};
   if (f.options.tiers) {
     // Routed (token, expert) pairs since start, warm-up included; the CPU's weights are not in
     // the bytes touched above.
@@ -171,6 +174,14 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
         "bandwidth\n",
         format_bytes(static_cast<uint64_t>(d.weight_bytes_per_token())).c_str(),
         d.weight_bytes_per_second() / 1e9, percent_of(d.weight_bytes_per_second(), bandwidth));
+  }
+  if (r.scratch_bytes > 0) {
+    std::printf(
+        "step memory beyond weights and KV: workspace %s (steps up to %lld tokens) + kernel "
+        "scratch %s at its largest = %s\n",
+        format_bytes(r.workspace_bytes).c_str(), static_cast<long long>(r.max_tokens),
+        format_bytes(r.scratch_bytes).c_str(),
+        format_bytes(r.workspace_bytes + r.scratch_bytes).c_str());
   }
   if (f.options.tiers) {
     const uint64_t pairs = r.hot_pairs + r.cold_pairs;

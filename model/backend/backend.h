@@ -103,6 +103,9 @@ class Backend {
   // Changes whenever the backend frees or moves memory its ops keep between calls (scratch):
   // a graph captured before then may read freed memory. It counts the step scratch's moves.
   virtual uint64_t scratch_generation() const { return 0; }
+  // Device bytes the ops keep between calls (scratch, both kinds): it grows to the largest step
+  // seen. 0 for a backend whose ops keep none on a device (the CPU).
+  virtual uint64_t scratch_bytes() const { return 0; }
   // While on, the ops keep what they keep between calls in a scratch of their own for recorded
   // steps (a recorded shape's first run, its capture and its replays): a prefill step that grows
   // the other scratch then moves nothing a recording points into.

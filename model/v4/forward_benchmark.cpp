@@ -304,6 +304,9 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
       options.resident_weights
           ? measure_device_bandwidth(backend, options.bandwidth_bytes, options.bandwidth_repeats)
           : measure_read_bandwidth(backend, options.bandwidth_bytes, options.bandwidth_repeats);
+  result.max_tokens = limits.max_tokens;
+  result.workspace_bytes = forward.workspace_bytes();
+  result.scratch_bytes = backend.scratch_bytes();
   if (tiered) {
     result.hot_pairs = tiered->hot_pairs();
     result.cold_pairs = tiered->cold_pairs();

@@ -90,6 +90,12 @@ struct ForwardBenchmarkResult {
   // With tiers: routed (token, expert) pairs run on the device and on the CPU.
   uint64_t hot_pairs = 0, cold_pairs = 0;
   DecodeGraphCapture start_graphs;  // what was recorded before the decode passes
+  // Device memory of the step beyond weights and KV, after every pass: the forward's workspace
+  // (sized for the largest step, max_tokens) and the kernels' scratch at its largest. What the
+  // device fit check of a server allows for them is a fixed figure (apps/device_setup.cpp);
+  // these say what it has to cover at the benchmark's sizes.
+  int64_t max_tokens = 0;
+  uint64_t workspace_bytes = 0, scratch_bytes = 0;
 };
 
 // Runs prefill, then decode at each batch size, then the bandwidth probe, on `backend`. The

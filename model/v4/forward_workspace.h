@@ -79,6 +79,10 @@ class ForwardWorkspace {
   uint64_t generation() const { return generation_; }
   // Rows of logits the head computes at once (ws.logits holds that many).
   int64_t logit_rows() const { return logit_rows_; }
+  // Device bytes the workspace holds (the tensors' arena and the block tables).
+  uint64_t bytes() const {
+    return (arena_ ? arena_->bytes() : 0) + (block_table_buffer_ ? block_table_buffer_->bytes() : 0);
+  }
 
   // Residual state [n][n_hc·n_embd] (x, next) and sub-layer buffers, on the device.
   Tensor x, next, y, f, post, comb;

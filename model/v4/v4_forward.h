@@ -129,6 +129,8 @@ class V4Forward {
   const V4Weights& weights() const { return weights_; }
   // The backend the forward runs on; KV states for it allocate there.
   Backend& backend() const { return backend_; }
+  // Device bytes of the step workspace (grown to the largest step so far).
+  uint64_t workspace_bytes() const { return ws_.bytes(); }
 
  private:
   // Advances the HC states at x through one block; `next` is scratch of the same size (the two

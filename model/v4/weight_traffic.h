@@ -40,6 +40,7 @@ class WeightTrafficRecorder final : public Backend {
   Result<std::unique_ptr<StepGraph>> end_capture() override { return inner_.end_capture(); }
   Status replay(StepGraph& graph) override { return inner_.replay(graph); }
   uint64_t scratch_generation() const override { return inner_.scratch_generation(); }
+  uint64_t scratch_bytes() const override { return inner_.scratch_bytes(); }
   void use_step_scratch(bool on) override { inner_.use_step_scratch(on); }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;

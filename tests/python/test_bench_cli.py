@@ -132,3 +132,17 @@ def test_device_decode_is_timed_with_and_without_step_graphs(v4serve, model):
     assert cpu["decode"][0]["replayed_steps"] == 0
     assert cpu["decode"][0]["seconds_without_graphs"] == 0
     assert "records no step graphs" in cpu["start_graphs"]["stopped"]
+
+
+def test_step_memory_beyond_weights_and_kv_is_reported(v4serve, model):
+    # The device's step workspace is sized for the largest step the benchmark runs (its prompt
+    # here), and the kernels' scratch is what they kept at their largest; the CPU keeps no
+    # scratch on a device.
+    device = bench_json(v4serve, model, "--device", "emulated", "--batch", "1",
+                        "--graph-capture-seconds", "0")
+    memory = device["step_memory"]
+    assert memory["max_tokens"] >= 1, memory
+    assert memory["workspace_bytes"] > 0, memory
+    assert memory["kernel_scratch_bytes"] > 0, memory
+    cpu = bench_json(v4serve, model, "--batch", "1")
+    assert cpu["step_memory"]["kernel_scratch_bytes"] == 0, cpu["step_memory"]

@@ -66,6 +66,13 @@ class DeviceScratch {
   bool tensor_cores() const { return tensor_cores_; }
   void set_tensor_cores(bool on) { tensor_cores_ = on; }
 
+  // Bytes the slots hold now.
+  uint64_t bytes() const {
+    uint64_t total = 0;
+    for (const Slot& s : slots_) total += s.bytes;
+    return total;
+  }
+
   // Counts the reallocations of slots: pointers returned before a change may be freed.
   uint64_t generation() const { return generation_; }
 
