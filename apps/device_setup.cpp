@@ -44,16 +44,20 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
       spec->emulated ? Result<device::DeviceMemory>(device::DeviceMemory{~uint64_t{0}, 0, "host"})
                      : device::device_memory(*spec);
   if (!memory) return memory.status();
-  // The forward's step workspace and the kernels' scratch: a fixed allowance (they grow with the
-  // step size; 1 GiB covers steps of a few thousand tokens on the full-size model).
-  constexpr uint64_t kWorkspace = uint64_t{1} << 30;
+  // The kernels' scratch: a fixed allowance. The attention ops keep theirs under
+  // DeviceOpOptions::attention_scratch_bytes (256 MiB, taking a step's tokens in groups), the
+  // indexer's too; the rest grows with the step (the expert FFN's hidden rows, quantized
+  // activations: about 100 KiB a token on the full-size model). The forward's own workspace is
+  // the caller's, in reserve_bytes.
+  constexpr uint64_t kKernelScratch = uint64_t{1} << 30;
   // Both name the experts that go to the device (a group rank has no tiers: tiers are refused in
   // groups).
   const ExpertTiers* on_device = tiers ? tiers : group_share;
   const uint64_t weights = resident_weight_bytes(host, on_device);
-  if (Status s = check_device_fit(weights + reserve_bytes + kWorkspace, memory->free_bytes,
-                                  "weights " + gib(weights) + " + KV " + gib(reserve_bytes) +
-                                      " + workspace " + gib(kWorkspace));
+  if (Status s =
+          check_device_fit(weights + reserve_bytes + kKernelScratch, memory->free_bytes,
+                           "weights " + gib(weights) + " + KV and step workspace " +
+                               gib(reserve_bytes) + " + kernel scratch " + gib(kKernelScratch));
       !s)
     return s;
   Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);

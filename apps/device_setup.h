@@ -32,7 +32,8 @@ struct PreparedDevice {
 // Where upload progress goes: the log (servers), or stderr (commands whose stdout is data).
 enum class UploadProgressTo { kLog, kStderr };
 
-// `reserve_bytes`: device memory the caller needs beside the weights (KV pages, workspace);
+// `reserve_bytes`: device memory the caller needs beside the weights and the kernels' scratch (KV
+// pages, the forward's step workspace: ForwardWorkspace::bytes_for);
 // `host_mats`: see DeviceWeights::upload; `tiers`: only each layer's hot experts go to the
 // device, the cold ones run on the CPU (a device backend only: on the CPU every expert is in
 // host memory already); `group_share`: a worker group rank's experts, the only ones that go to

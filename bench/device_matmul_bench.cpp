@@ -35,7 +35,7 @@ std::string g_device = "cuda";
 std::unique_ptr<Backend> make_device(bool tensor_cores) {
   Result<device::DeviceSpec> spec = device::parse_device(g_device);
   if (!spec) return nullptr;
-  spec->tensor_cores = tensor_cores;
+  spec->ops.tensor_cores = tensor_cores;
   Result<std::unique_ptr<Backend>> made = device::make_backend(*spec, 1);
   return made ? std::move(*made) : std::unique_ptr<Backend>();
 }

@@ -65,25 +65,8 @@ T* fit(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
-class ForwardWorkspace {
- public:
-  explicit ForwardWorkspace(Backend& backend) : backend_(backend) {}
-
-  // Makes every tensor below hold steps of `tokens` tokens; allocates only when growing.
-  void ensure(const V4Config& config, int64_t tokens);
-  // Makes block_tables hold `entries` page ids; allocates only when growing.
-  void ensure_block_tables(size_t entries);
-  int64_t capacity() const { return capacity_; }
-  // Counts the re-carvings of the tensors below (not the block tables, which the device reaches
-  // through the step's views): their addresses change with it.
-  uint64_t generation() const { return generation_; }
-  // Rows of logits the head computes at once (ws.logits holds that many).
-  int64_t logit_rows() const { return logit_rows_; }
-  // Device bytes the workspace holds (the tensors' arena and the block tables).
-  uint64_t bytes() const {
-    return (arena_ ? arena_->bytes() : 0) + (block_table_buffer_ ? block_table_buffer_->bytes() : 0);
-  }
-
+// The step workspace's device tensors (ForwardWorkspace places them in one buffer).
+struct WorkspaceTensors {
   // Residual state [n][n_hc·n_embd] (x, next) and sub-layer buffers, on the device.
   Tensor x, next, y, f, post, comb;
   // Attention: projections, compressor inputs, indexer queries, head outputs, low-rank output.
@@ -106,6 +89,32 @@ class ForwardWorkspace {
   Tensor sequence_of, sequence_begin, kv_views, block_tables;
   // The MTP block's [ê | h_s] rows of up to kMtpMaxRows tokens (n_hc·2·n_embd each).
   Tensor mtp_cat;
+};
+
+class ForwardWorkspace : public WorkspaceTensors {
+ public:
+  explicit ForwardWorkspace(Backend& backend) : backend_(backend) {}
+
+  // Makes every tensor of WorkspaceTensors hold steps of `tokens` tokens; allocates only when
+  // growing.
+  void ensure(const V4Config& config, int64_t tokens);
+  // Makes block_tables hold `entries` page ids; allocates only when growing.
+  void ensure_block_tables(size_t entries);
+  int64_t capacity() const { return capacity_; }
+  // Counts the re-carvings of the tensors below (not the block tables, which the device reaches
+  // through the step's views): their addresses change with it.
+  uint64_t generation() const { return generation_; }
+  // Rows of logits the head computes at once (ws.logits holds that many).
+  int64_t logit_rows() const { return logit_rows_; }
+  // Device bytes ensure(config, tokens) allocates for its tensors (what a server reserves for
+  // the step workspace before the weights go to the device).
+  static uint64_t bytes_for(const V4Config& config, int64_t tokens);
+  // Device bytes the workspace holds (the tensors' arena and the block tables).
+  uint64_t bytes() const {
+    return (arena_ ? arena_->bytes() : 0) +
+           (block_table_buffer_ ? block_table_buffer_->bytes() : 0);
+  }
+
   // Host: which logit rows also return their hidden state.
   std::vector<uint8_t> keep;
 

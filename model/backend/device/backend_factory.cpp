@@ -52,7 +52,7 @@ Result<DeviceMemory> device_memory(const DeviceSpec& spec) {
 Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned threads) {
   if (spec.emulated) {
     auto emulated = std::make_unique<EmulatedDeviceBackend>(kernels::HostExec{});
-    emulated->set_tensor_cores(spec.tensor_cores);
+    emulated->set_op_options(spec.ops);
     return std::unique_ptr<Backend>(std::move(emulated));
   }
   if (spec.kind == DeviceKind::kCpu) {
@@ -63,7 +63,7 @@ Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned t
     return cpu;
   }
 #if V4_HAVE_CUDA
-  return make_cuda_backend(spec.index, spec.tensor_cores);
+  return make_cuda_backend(spec.index, spec.ops);
 #else
   return Status::error(
       "this build has no CUDA backend (nvcc was not found when it was configured)");

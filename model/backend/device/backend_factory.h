@@ -7,6 +7,7 @@
 
 #include "core/status.h"
 #include "model/backend/backend.h"
+#include "model/backend/device/device_scratch.h"
 
 namespace v4::device {
 
@@ -16,9 +17,8 @@ struct DeviceSpec {
   // The device kernels run on the host (EmulatedDeviceBackend): the GPU path's logic, weights
   // copied as to a device, on any machine. For checking, not for speed.
   bool emulated = false;
-  // Device backends: prefill's quantized products may run on the integer tensor cores. They give
-  // the same bits as the kernels decode uses; off only to measure what they gain.
-  bool tensor_cores = true;
+  // Device backends: how the ops choose kernels and bound scratch (no choice changes a bit).
+  DeviceOpOptions ops = {};
 };
 
 // "cpu", "cuda", "cuda:N" or "emulated"; an error naming the accepted forms otherwise.

@@ -45,13 +45,13 @@ Result<CudaDeviceInfo> cuda_device_info(int index) {
   return info;
 }
 
-Result<std::unique_ptr<Backend>> make_cuda_backend(int index, bool tensor_cores) {
+Result<std::unique_ptr<Backend>> make_cuda_backend(int index, const DeviceOpOptions& ops) {
   Result<CudaDeviceInfo> info = cuda_device_info(index);
   if (!info) return info.status();
   kernels::CudaExec exec(index);
   if (Status s = exec.init(); !s) return s;
   auto backend = std::make_unique<CudaBackend>(std::move(exec));
-  backend->set_tensor_cores(tensor_cores);
+  backend->set_op_options(ops);
   return std::unique_ptr<Backend>(std::move(backend));
 }
 

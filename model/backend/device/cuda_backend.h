@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "model/backend/backend.h"
+#include "model/backend/device/device_scratch.h"
 
 namespace v4::device {
 
@@ -24,7 +25,6 @@ struct CudaDeviceInfo {
 Result<CudaDeviceInfo> cuda_device_info(int index);
 
 // A backend on device `index`; an error (never a crash) when no usable GPU is there.
-// `tensor_cores`: see DeviceScratch::tensor_cores (the same bits either way).
-Result<std::unique_ptr<Backend>> make_cuda_backend(int index, bool tensor_cores = true);
+Result<std::unique_ptr<Backend>> make_cuda_backend(int index, const DeviceOpOptions& ops = {});
 
 }  // namespace v4::device

@@ -57,10 +57,9 @@ class DeviceBackend : public Backend {
   }
 
   Exec& exec() { return exec_; }
-  // Whether prefill's quantized products may use the tensor cores (DeviceScratch::tensor_cores).
-  void set_tensor_cores(bool on) {
-    scratch_.set_tensor_cores(on);
-    step_scratch_.set_tensor_cores(on);
+  void set_op_options(const DeviceOpOptions& options) {
+    scratch_.set_options(options);
+    step_scratch_.set_options(options);
   }
   DeviceKind kind() const { return Exec::kIsHost ? DeviceKind::kCpu : DeviceKind::kCuda; }
 

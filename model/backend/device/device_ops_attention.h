@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -320,6 +321,24 @@ void indexer_select(E& e, const KvStep& st, uint32_t top_k, int64_t keys, const 
   });
 }
 
+// Tokens [first, first + count) of a step, for the ops that read a token's own inputs only
+// (sequence_of and positions per token; sequence_begin still describes the whole step).
+inline KvStep step_tokens(const KvStep& step, int64_t first, int64_t count) {
+  KvStep part = step;
+  part.sequence_of += first;
+  part.positions += first;
+  part.n_tokens = count;
+  return part;
+}
+
+// Tokens per group when each takes `per_token` bytes of scratch: as many as fit the options'
+// attention scratch bound, at least one.
+template <class E>
+int64_t attention_group(const DeviceScratch<E>& s, size_t per_token, int64_t n) {
+  const uint64_t fit = s.options().attention_scratch_bytes / std::max<size_t>(per_token, 1);
+  return std::clamp<int64_t>(static_cast<int64_t>(std::min<uint64_t>(fit, INT64_MAX)), 1, n);
+}
+
 template <class E>
 void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
                   const KvStep& step, const float* q, const float* head_weights, int64_t heads,
@@ -332,38 +351,41 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
     std::abort();
   }
   const int64_t keys = static_cast<int64_t>(step.position_end / 4) + 1;
+  const int64_t group = attention_group(s, static_cast<size_t>(keys) * sizeof(float), n);
   float* scores =
-      s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * keys));
-  // The host bound says whether any token sees more than top_k rows; if none does, every token
-  // takes all it sees and the scoring launches are skipped.
-  if (step.position_end / 4 > top_k)
-    indexer_order_keys(e, f, l, step, q, head_weights, heads, top_k, keys, scores);
-  indexer_select(e, step, top_k, keys, reinterpret_cast<const uint32_t*>(scores), chosen,
-                 chosen_count);
+      s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(group * keys));
+  for (int64_t t0 = 0; t0 < n; t0 += group) {
+    const KvStep part = step_tokens(step, t0, std::min(group, n - t0));
+    // The host bound says whether any token sees more than top_k rows; if none does, every
+    // token takes all it sees and the scoring launches are skipped.
+    if (step.position_end / 4 > top_k) {
+      indexer_order_keys(e, f, l, part, q + t0 * heads * dim, head_weights + t0 * heads, heads,
+                         top_k, keys, scores);
+    }
+    indexer_select(e, part, top_k, keys, reinterpret_cast<const uint32_t*>(scores),
+                   chosen + t0 * top_k, chosen_count + t0);
+  }
 }
 
+// Host-side bound on a token's compressed rows in layer l: the indexer's k, or every finished row.
+inline int64_t most_compressed_rows(const KvLayerAddress& l, const KvStep& step, uint32_t top_k) {
+  return l.ratio == 0   ? 0
+         : l.ratio == 4 ? top_k
+                        : static_cast<int64_t>(step.position_end / l.ratio);
+}
+
+// Sparse attention for tokens of a step whose scratch is given (sparse_attention sizes it).
 template <class E>
-void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
-                      const KvStep& step, uint32_t window, const float* q, int64_t n_head,
-                      const float* sinks, const uint32_t* chosen, const uint32_t* chosen_count,
-                      uint32_t top_k, float* o) {
+void sparse_attention_tokens(E& e, const KvPageFormat& f, const KvLayerAddress& l,
+                             const KvStep& step, uint32_t window, const float* q, int64_t n_head,
+                             const float* sinks, const uint32_t* chosen,
+                             const uint32_t* chosen_count, uint32_t top_k, float* o,
+                             const float** rows, uint32_t* total, float* decoded, float* scores,
+                             float* dens) {
   const int64_t n = step.n_tokens, hd = f.shape.head_dim;
-  if (n == 0) return;
-  // Host-side bound on a token's compressed rows: the indexer's k, or every finished row.
-  const int64_t most = l.ratio == 0   ? 0
-                       : l.ratio == 4 ? top_k
-                                      : static_cast<int64_t>(step.position_end / l.ratio);
+  const int64_t most = most_compressed_rows(l, step, top_k);
   const int64_t slice = window + most;
-  const float** rows =
-      s.template get<const float*>(ScratchSlot::kAttentionAux, static_cast<size_t>(n * slice));
-  uint32_t* total = s.template get<uint32_t>(ScratchSlot::kElementwiseAux, static_cast<size_t>(n));
   const bool raw_f32 = f.storage == KvStorage::kF32;
-  float* decoded = raw_f32 ? nullptr
-                           : s.template get<float>(ScratchSlot::kAttentionAux2,
-                                                   static_cast<size_t>(n * most * hd) + 1);
-  float* scores =
-      s.template get<float>(ScratchSlot::kAttentionScores, static_cast<size_t>(n * n_head * slice));
-  float* dens = s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(n * n_head));
   const KvPageFormat fmt = f;
   const KvLayerAddress layer = l;
   const KvStep st = step;
@@ -425,6 +447,43 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const Kv
     for (uint32_t j = 0; j < total[t]; ++j) acc += w[j] * rows[t * slice + j][d];
     o[idx] = acc / dens[th];
   });
+}
+
+// Every token's sparse attention (spec §3.4.4), in groups of tokens whose scratch fits the
+// options' bound (the rows a token reads, its decoded compressed rows, its heads' scores).
+template <class E>
+void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
+                      const KvStep& step, uint32_t window, const float* q, int64_t n_head,
+                      const float* sinks, const uint32_t* chosen, const uint32_t* chosen_count,
+                      uint32_t top_k, float* o) {
+  const int64_t n = step.n_tokens, hd = f.shape.head_dim;
+  if (n == 0) return;
+  const int64_t most = most_compressed_rows(l, step, top_k);
+  const int64_t slice = window + most;
+  const bool raw_f32 = f.storage == KvStorage::kF32;
+  const size_t per_token = static_cast<size_t>(slice) * sizeof(const float*) + sizeof(uint32_t) +
+                           (raw_f32 ? 0 : static_cast<size_t>(most * hd) * sizeof(float)) +
+                           static_cast<size_t>(n_head * (slice + 1)) * sizeof(float);
+  const int64_t group = attention_group(s, per_token, n);
+  const float** rows =
+      s.template get<const float*>(ScratchSlot::kAttentionAux, static_cast<size_t>(group * slice));
+  uint32_t* total =
+      s.template get<uint32_t>(ScratchSlot::kElementwiseAux, static_cast<size_t>(group));
+  float* decoded = raw_f32 ? nullptr
+                           : s.template get<float>(ScratchSlot::kAttentionAux2,
+                                                   static_cast<size_t>(group * most * hd) + 1);
+  float* scores = s.template get<float>(ScratchSlot::kAttentionScores,
+                                        static_cast<size_t>(group * n_head * slice));
+  float* dens =
+      s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(group * n_head));
+  for (int64_t t0 = 0; t0 < n; t0 += group) {
+    const KvStep part = step_tokens(step, t0, std::min(group, n - t0));
+    // Only ratio-4 layers have the indexer's choice.
+    sparse_attention_tokens(e, f, l, part, window, q + t0 * n_head * hd, n_head, sinks,
+                            chosen ? chosen + t0 * top_k : nullptr,
+                            chosen_count ? chosen_count + t0 : nullptr, top_k, o + t0 * n_head * hd,
+                            rows, total, decoded, scores, dens);
+  }
 }
 
 }  // namespace v4::device

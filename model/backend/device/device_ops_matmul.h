@@ -383,7 +383,7 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
 // Whether a product of `n_tokens` tokens runs on the tensor cores.
 template <class E>
 bool use_mma(const DeviceScratch<E>& s, GgmlType type, int64_t n_tokens) {
-  return s.tensor_cores() && kernels::has_int8_units(type) && n_tokens >= kMmaMinTokens;
+  return s.options().tensor_cores && kernels::has_int8_units(type) && n_tokens >= kMmaMinTokens;
 }
 
 template <class E>
@@ -577,7 +577,7 @@ void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
   dispatch_weight_type(first.w.type, "grouped_expert_ffn", [&](auto tag) {
     constexpr GgmlType T = decltype(tag)::value;
     if constexpr (kernels::has_int8_units(T)) {
-      if (s.tensor_cores() && n_rows >= kMmaMinRowsPerExpert * int64_t{n_expert} &&
+      if (s.options().tensor_cores && n_rows >= kMmaMinRowsPerExpert * int64_t{n_expert} &&
           row_units(T, first.w.cols) <= kMmaMaxUnits) {
         expert_rows_mma<T>(e, s, first, second, both, expert_offsets, n_expert, n_rows);
         return;

@@ -28,6 +28,20 @@ enum class ScratchSlot : int {
   kCount
 };
 
+// How a device backend's ops choose their kernels and bound their scratch. No choice here changes
+// a bit of any result.
+struct DeviceOpOptions {
+  // Prefill's quantized products may run on the tensor cores (device_ops_matmul_mma.h); off only
+  // to measure what they gain.
+  bool tensor_cores = true;
+  // Scratch an attention op (the indexer's scores, sparse attention's scores and decoded rows)
+  // may take at once: a step's tokens are taken in groups that fit it. Each token's work is its
+  // own, so the grouping changes nothing but the memory. Without a bound a 2048-token prefill
+  // chunk asks for gigabytes (a ratio-4 layer decodes top-k = 512 rows of 512 values per token),
+  // and more as the context grows.
+  uint64_t attention_scratch_bytes = uint64_t{256} << 20;
+};
+
 template <class Exec>
 class DeviceScratch {
  public:
@@ -60,11 +74,8 @@ class DeviceScratch {
     return static_cast<T*>(s.data);
   }
 
-  // Whether the quantized products of prefill and large batches may run on the tensor cores
-  // (device_ops_matmul_mma.h). Off or on, every product gives the same bits: the switch lets a
-  // benchmark compare the two kernels.
-  bool tensor_cores() const { return tensor_cores_; }
-  void set_tensor_cores(bool on) { tensor_cores_ = on; }
+  const DeviceOpOptions& options() const { return options_; }
+  void set_options(const DeviceOpOptions& options) { options_ = options; }
 
   // Bytes the slots hold now.
   uint64_t bytes() const {
@@ -96,7 +107,7 @@ class DeviceScratch {
   Exec& exec_;
   std::vector<Slot> slots_;
   uint64_t generation_ = 0;
-  bool tensor_cores_ = true;
+  DeviceOpOptions options_;
   std::map<const void*, void*> constants_;
 };
 

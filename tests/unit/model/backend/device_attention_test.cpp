@@ -318,17 +318,20 @@ struct AttentionResult {
   std::vector<float> o;
 };
 
-std::vector<AttentionResult> attend(KvWorld& w, const StepOnDevice& d, AttentionInputs& in) {
+// The ops run on `via` when given (another backend of the same device), else on the world's.
+std::vector<AttentionResult> attend(KvWorld& w, const StepOnDevice& d, AttentionInputs& in,
+                                    Backend* via = nullptr) {
+  Backend& be = via ? *via : w.be;
   std::vector<AttentionResult> out;
   for (uint32_t il = 0; il < kRatios.size(); ++il) {
     const KvLayerAddress& a = w.layout.layers[il];
     if (a.ratio == 4) {
-      w.be.indexer_topk(w.layout.format, a, d.step, in.iq.get(), in.iw.get(), kIndexHeads, kTopK,
-                        in.chosen.get(), in.count.get());
+      be.indexer_topk(w.layout.format, a, d.step, in.iq.get(), in.iw.get(), kIndexHeads, kTopK,
+                      in.chosen.get(), in.count.get());
     }
-    w.be.sparse_attention(w.layout.format, a, d.step, kWindow, in.q.get(), kHeads, in.sinks.get(),
-                          in.chosen.get(), in.count.get(), kTopK, in.o.get());
-    out.push_back({download(w.be, in.chosen), download(w.be, in.count), download(w.be, in.o)});
+    be.sparse_attention(w.layout.format, a, d.step, kWindow, in.q.get(), kHeads, in.sinks.get(),
+                        in.chosen.get(), in.count.get(), kTopK, in.o.get());
+    out.push_back({download(be, in.chosen), download(be, in.count), download(be, in.o)});
   }
   return out;
 }
@@ -401,6 +404,32 @@ TEST_P(DeviceAttention, IndexerAndSparseAttentionAreBatchInvariant) {
                            together[il].chosen.begin() + skip * kTopK))
         << il;
   }
+}
+
+// The attention ops take a step's tokens in groups whose scratch fits a bound
+// (DeviceOpOptions::attention_scratch_bytes); a bound of one byte makes every group one token.
+// Each token's work is its own, so the outputs are the same bits, in less scratch.
+TEST_P(DeviceAttention, TokensInGroupsUnderAScratchBoundGiveTheSameBits) {
+  KvWorld w(*be_, storage(), 4);
+  const std::vector<uint64_t> length = run_steps(w, true);
+  const StepOnDevice all = last_tokens(w, length, {0, 1, 2, 3});
+  AttentionInputs in = attention_inputs(*be_, all.step.n_tokens);
+  const std::vector<AttentionResult> whole = attend(w, all, in);
+  device::DeviceSpec spec{DeviceKind::kCuda, 0};
+  spec.emulated = std::get<0>(GetParam()) == "emulated";
+  spec.ops.attention_scratch_bytes = 1;
+  Result<std::unique_ptr<Backend>> small = device::make_backend(spec, 1);
+  ASSERT_TRUE(small) << small.message();
+  const std::vector<AttentionResult> grouped = attend(w, all, in, small->get());
+  ASSERT_EQ(grouped.size(), whole.size());
+  for (size_t il = 0; il < whole.size(); ++il) {
+    EXPECT_EQ(grouped[il].count, whole[il].count) << il;
+    EXPECT_EQ(grouped[il].chosen, whole[il].chosen) << il;
+    ASSERT_EQ(grouped[il].o.size(), whole[il].o.size());
+    EXPECT_EQ(std::memcmp(grouped[il].o.data(), whole[il].o.data(), whole[il].o.size() * 4), 0)
+        << il;
+  }
+  EXPECT_LT((*small)->scratch_bytes() * 4, be_->scratch_bytes());
 }
 
 TEST_P(DeviceAttention, KvSimulationsAreBitIdentical) {

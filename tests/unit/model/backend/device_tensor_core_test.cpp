@@ -33,7 +33,7 @@ std::unique_ptr<Backend> device_backend(const std::string& name, bool tensor_cor
                                         std::string* why) {
   device::DeviceSpec spec{DeviceKind::kCuda, 0};
   spec.emulated = name == "emulated";
-  spec.tensor_cores = tensor_cores;
+  spec.ops.tensor_cores = tensor_cores;
   Result<std::unique_ptr<Backend>> be = device::make_backend(spec, 1);
   if (!be) {
     *why = "no usable GPU, CUDA variant skipped: " + be.message();
