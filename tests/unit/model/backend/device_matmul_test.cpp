@@ -1,6 +1,7 @@
 // The device backends' matrix products against CpuBackend for every weight format the models
 // ship, the embedding lookup, and the grouped expert FFN, plus batch invariance: a token's output
-// is bit-identical alone and in a batch.
+// is bit-identical alone and in a batch; and prefill's tensor-core products against the warp
+// kernels, bit for bit.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <tuple>
 
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/quant_tables.h"
+#include "kernels/device/quant_units_i8.h"
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/device_ops_matmul.h"
 #include "tests/unit/model/backend/device_test_util.h"
@@ -194,6 +197,147 @@ TEST_P(DeviceExperts, GroupedExpertFfnMatchesTheCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceExperts, testing_device::device_backend_names());
+
+// --- Prefill's tensor-core products (device_ops_matmul_mma.h) against the warp kernels that
+// decode uses, on the same backend kind: bit for bit, for every weight type with int8 units, at
+// shapes that leave ragged tiles, lanes with fewer units than others, empty lanes in a row's
+// last chunk, and experts with no rows, one row, and more than one tile of rows. Equal bits are
+// what lets the engine pick either kernel by batch size and stay batch-invariant. A unit's
+// integer form is checked on its own against the lane loops' value.
+
+const GgmlType kInt8Types[] = {
+    GgmlType::Q8_0, GgmlType::MXFP4,   GgmlType::Q2_K,   GgmlType::Q4_K,  GgmlType::Q5_K,
+    GgmlType::Q6_K, GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ1_S, GgmlType::IQ1_M};
+
+// A device backend of the test's kind, with the tensor cores on or off.
+std::unique_ptr<Backend> device_backend(const std::string& name, bool tensor_cores,
+                                        std::string* why) {
+  device::DeviceSpec spec{DeviceKind::kCuda, 0};
+  spec.emulated = name == "emulated";
+  spec.ops.tensor_cores = tensor_cores;
+  Result<std::unique_ptr<Backend>> be = device::make_backend(spec, 1);
+  if (!be) {
+    *why = "no usable GPU, CUDA variant skipped: " + be.message();
+    return nullptr;
+  }
+  return std::move(*be);
+}
+
+class TensorCores : public ::testing::TestWithParam<std::tuple<std::string, GgmlType>> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    mma_ = device_backend(std::get<0>(GetParam()), true, &why);
+    if (!mma_) GTEST_SKIP() << why;
+    warp_ = device_backend(std::get<0>(GetParam()), false, &why);
+    ASSERT_TRUE(warp_) << why;
+  }
+  GgmlType type() const { return std::get<1>(GetParam()); }
+
+  // y = W·x on `be` (n tokens of cols values, x_stride and y_stride apart).
+  std::vector<float> product(Backend& be, const std::vector<uint8_t>& w, int64_t rows, int64_t cols,
+                             const std::vector<float>& x, int64_t x_stride, int64_t n,
+                             int64_t y_stride) {
+    const auto dw = upload(be, w);
+    const auto dx = upload(be, x);
+    auto dy = testing_device::zeros_on<float>(be, n * y_stride);
+    kernels::MatrixView v{type(), dw.get(), cols, rows, *ggml_row_size(type(), cols)};
+    be.matmul(v, dx.get(), x_stride, n, dy.get(), y_stride);
+    return download(be, dy);
+  }
+
+  std::unique_ptr<Backend> mma_, warp_;
+};
+
+// The int8 form of a unit and its finish give what the lane loops' unit functions give.
+TEST_P(TensorCores, AUnitsIntegerFormFinishesToTheLaneLoopsValue) {
+  if (std::get<0>(GetParam()) != "emulated") GTEST_SKIP() << "host arithmetic, checked once";
+  const GgmlType t = type();
+  const int64_t cols = 512, units = device::row_units(t, cols);
+  const std::vector<uint8_t> w = quantized_weights(t, 1, cols, 21);
+  const std::vector<float> x = randoms(cols, 22);
+  const device::ActivationFormat f = device::activation_format(t, cols);
+  std::vector<uint8_t> a(f.row_bytes + 16);
+  for (int64_t u = 0; u < f.units; ++u) device::quantize_unit(f, x.data(), a.data(), u);
+  const kernels::QuantTables tables{kernels::iq2xxs_grid, kernels::iq2xs_grid, kernels::iq1s_grid,
+                                    kernels::ksigns_iq2xs, kernels::kvalues_mxfp4};
+  device::dispatch_weight_type(t, "test", [&](auto tag) {
+    constexpr GgmlType T = decltype(tag)::value;
+    if constexpr (kernels::has_int8_units(T)) {
+      for (int64_t u = 0; u < units; ++u) {
+        int8_t wq[32];
+        kernels::unit_weights_i8<T>(w.data(), u, tables, wq);
+        const int8_t* aq = kernels::unit_activation_i8<T>(a.data(), u);
+        int32_t isums[2] = {0, 0};
+        for (int l = 0; l < 32; ++l) {
+          isums[kernels::unit_sums(T) == 2 ? l / 16 : 0] += wq[l] * aq[l];
+        }
+        const float got = kernels::unit_finish<T>(w.data(), a.data(), units, u, isums);
+        float want = 0.0f;
+        device::lane_dot_tile<T, 1>(u, u + 1, units, w.data(), a.data(), 0, 1, 0, tables, &want);
+        ASSERT_EQ(got, want) << "unit " << u;
+      }
+    }
+  });
+}
+
+TEST_P(TensorCores, DenseProductsAreTheWarpKernelsBits) {
+  // 37 rows and 45 tokens: ragged tiles both ways. 72 units: lanes 0-7 take three, the others
+  // two. 520 units: two chunks, the second of 8 units (lanes 8-31 empty).
+  kernels::HostExec exec;
+  const device::DeviceScratch<kernels::HostExec> defaults(exec);
+  ASSERT_TRUE(device::use_mma(defaults, type(), 45))
+      << "45 tokens must take the tensor cores, or this test compares a kernel with itself";
+  for (int64_t cols : {int64_t{72 * 32}, int64_t{520 * 32}}) {
+    const int64_t rows = 37, n = 45, x_stride = cols + 5, y_stride = rows + 3;
+    const std::vector<uint8_t> w = quantized_weights(type(), rows, cols, 31);
+    const std::vector<float> x = randoms(n * x_stride, 32);
+    const std::vector<float> got = product(*mma_, w, rows, cols, x, x_stride, n, y_stride);
+    const std::vector<float> want = product(*warp_, w, rows, cols, x, x_stride, n, y_stride);
+    EXPECT_EQ(got, want) << cols << " columns";
+  }
+}
+
+TEST_P(TensorCores, ExpertProductsAreTheWarpKernelsBits) {
+  // 6 experts: empty, 1 row, 17 rows (two tiles), empty, 40 rows, 6 rows; 64 rows in all, past
+  // the average of kMmaMinRowsPerExpert rows per expert from which the tensor cores take over.
+  const int64_t d = 512, ff = 256;
+  const uint32_t n_expert = 6;
+  const std::vector<int64_t> offsets = {0, 0, 1, 18, 18, 58, 64};
+  const int64_t n_rows = offsets.back();
+  ASSERT_GE(n_rows, device::kMmaMinRowsPerExpert * n_expert);
+  const GgmlType t = type();
+  const std::vector<uint8_t> gate = quantized_weights(t, n_expert * ff, d, 1);
+  const std::vector<uint8_t> up = quantized_weights(t, n_expert * ff, d, 2);
+  const std::vector<uint8_t> down = quantized_weights(t, n_expert * d, ff, 3);
+  const std::vector<float> x = randoms(n_rows * d, 4), scales = randoms(n_rows, 5);
+  auto run = [&](Backend& be) {
+    const auto dg = upload(be, gate), du = upload(be, up), dd = upload(be, down);
+    const auto doff = upload(be, offsets);
+    const auto dx = upload(be, x), ds = upload(be, scales);
+    auto dy = testing_device::zeros_on<float>(be, n_rows * d);
+    ExpertFfnWeights w;
+    const size_t gb = *ggml_row_size(t, d), db = *ggml_row_size(t, ff);
+    w.gate = {{t, dg.get(), d, ff, gb}, gb * ff};
+    w.up = {{t, du.get(), d, ff, gb}, gb * ff};
+    w.down = {{t, dd.get(), ff, d, db}, db * d};
+    w.swiglu_limit = 7.0f;
+    be.grouped_expert_ffn(w, doff.get(), n_expert, n_rows, dx.get(), ds.get(), dy.get());
+    return download(be, dy);
+  };
+  const std::vector<float> got = run(*mma_);
+  EXPECT_EQ(got, run(*warp_));
+  EXPECT_TRUE(std::any_of(got.begin(), got.end(), [](float v) { return v != 0.0f; }));
+}
+
+std::string tensor_core_name(const ::testing::TestParamInfo<TensorCores::ParamType>& info) {
+  return std::get<0>(info.param) + "_" + std::string(ggml_type_name(std::get<1>(info.param)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, TensorCores,
+                         ::testing::Combine(testing_device::device_backend_names(),
+                                            ::testing::ValuesIn(kInt8Types)),
+                         tensor_core_name);
 
 }  // namespace
 }  // namespace v4

@@ -14,6 +14,7 @@
 #include "model/backend/device/emulated_backend.h"
 #include "model/synthetic/synthetic_model.h"
 #include "model/v4/device_weights.h"
+#include "model/v4/forward_workspace.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
 #include "tests/unit/model/v4/forward_comparison.h"
@@ -74,6 +75,7 @@ TEST_P(DeviceForward, LogitsDoNotDependOnPrefillChunking) {
 // dense weights from 32 tokens on, IQ2_XXS/Q2_K experts from 4 rows per expert on average); in
 // chunks of 8 it runs the warp kernels decode uses. The logits must be the same bits.
 TEST_P(DeviceForward, PrefillOnTheTensorCoresGivesTheDecodeKernelsLogits) {
+  if (std::get<1>(GetParam()) == Recipe::kF32) GTEST_SKIP() << "f32 weights have no int8 units";
   V4Forward forward(resident_->weights(), *backend_);
   std::vector<int32_t> prompt;
   for (int32_t i = 0; i < 48; ++i) prompt.push_back((i * 7919 + 13) % 4000);
@@ -121,6 +123,23 @@ INSTANTIATE_TEST_SUITE_P(Backends, DeviceForward,
                                                               std::string("cuda")),
                                             ::testing::Values(Recipe::kF32, Recipe::kDs4Q2)),
                          name);
+
+// What a server reserves for the forward's step workspace before the weights go to the device
+// (ForwardWorkspace::bytes_for) is what the workspace then allocates for steps of that size.
+TEST(ForwardWorkspace, ReservedBytesAreWhatTheWorkspaceAllocates) {
+  Result<V4Config> config = synthetic_preset("tiny");
+  ASSERT_TRUE(config) << config.message();
+  device::EmulatedDeviceBackend backend(kernels::HostExec{});
+  uint64_t previous = 0;
+  for (int64_t tokens : {1, 63, 64, 65, 300}) {
+    ForwardWorkspace ws(backend);
+    ws.ensure(*config, tokens);
+    const uint64_t reserved = ForwardWorkspace::bytes_for(*config, tokens);
+    EXPECT_EQ(reserved, ws.bytes()) << tokens << " tokens";
+    EXPECT_GT(reserved, previous) << tokens << " tokens";
+    previous = reserved;
+  }
+}
 
 }  // namespace
 }  // namespace v4
