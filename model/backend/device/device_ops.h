@@ -19,7 +19,7 @@
 
 namespace v4::device {
 
-// --- matmul family (device_ops_matmul.h) ---
+// --- matmul family (device_ops_matmul.h, device_ops_experts.h) ---
 template <class E>
 void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
             int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride);

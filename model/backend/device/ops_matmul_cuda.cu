@@ -1,5 +1,6 @@
 // The matmul ops on the CUDA executor (CudaBackend).
 #include "kernels/cuda/cuda_exec.cuh"
+#include "model/backend/device/device_ops_experts.h"
 #include "model/backend/device/device_ops_matmul.h"
 
 namespace v4::device {

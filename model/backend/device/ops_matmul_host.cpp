@@ -1,5 +1,6 @@
 // The matmul ops on the host executor (EmulatedDeviceBackend).
 #include "kernels/device/host_exec.h"
+#include "model/backend/device/device_ops_experts.h"
 #include "model/backend/device/device_ops_matmul.h"
 
 namespace v4::device {
