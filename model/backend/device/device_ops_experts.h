@@ -14,7 +14,9 @@ namespace v4::device {
 // Threads of the team that finishes an expert FFN row (SwiGLU, then its quantization).
 inline constexpr int kSwigluTeam = 256;
 
-// The expert a row belongs to: the last e with offsets[e] <= row (offsets ascending).
+// The expert a row belongs to: the last e with offsets[e] <= row (offsets non-decreasing; an
+// expert without rows starts where the next one does). Also finds a tile's expert from the
+// experts' first tiles.
 V4_HD inline int64_t expert_of_row(const int64_t* offsets, uint32_t n_expert, int64_t row) {
   int64_t lo = 0, hi = n_expert;  // offsets[lo] <= row < offsets[hi]
   while (hi - lo > 1) {
@@ -114,15 +116,7 @@ void expert_rows_mma(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
                     const int64_t r0 = i / max_tiles % out_tiles * kTile;
                     // The expert: the last one whose tiles start at or before this one (an expert
                     // without rows starts where the next one does).
-                    int64_t lo = 0, hi = n_expert;  // tile_start[lo] <= tile < tile_start[hi]
-                    while (hi - lo > 1) {
-                      const int64_t mid = (lo + hi) / 2;
-                      if (tile_start[mid] <= tile) {
-                        lo = mid;
-                      } else {
-                        hi = mid;
-                      }
-                    }
+                    const int64_t lo = expert_of_row(tile_start, n_expert, tile);
                     const int64_t row0 = expert_offsets[lo] + (tile - tile_start[lo]) * kTile;
                     const int64_t rows_left = expert_offsets[lo + 1] - row0;
                     MmaTile job;
