@@ -151,8 +151,9 @@ int run_bench_engine(const BenchEngineFlags& f) {
     std::fprintf(stderr, "error: %s\n", storage.message().c_str());
     return 2;
   }
-  Result<PreparedDevice> device =
-      prepare_device(f.device, f.threads, (*model)->weights, f.kv_memory_mib << 20);
+  Result<PreparedDevice> device = prepare_device(
+      f.device, f.threads, (*model)->weights,
+      engine_reserve_bytes((*model)->weights.config, f.kv_memory_mib << 20, f.max_batch_tokens));
   if (!device) {
     std::fprintf(stderr, "error: %s\n", device.message().c_str());
     return 1;

@@ -22,7 +22,6 @@
 #include "apps/token_vocabulary_source.h"
 #include "model/backend/kv_row_codec.h"
 #include "model/text/tokenizer.h"
-#include "model/v4/forward_workspace.h"
 #include "router/http/http_server.h"
 #include "router/openai/metrics.h"
 #include "router/openai/openai_service.h"
@@ -104,11 +103,11 @@ int run_serve(const ServeFlags& f) {
     spdlog::error("{}", tiers.message());
     return 2;
   }
-  Result<PreparedDevice> device = prepare_device(
-      f.engine.device, f.engine.threads, (*model)->weights,
-      options->kv_memory_bytes +
-          ForwardWorkspace::bytes_for((*model)->weights.config, options->max_batch_tokens),
-      UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr);
+  Result<PreparedDevice> device =
+      prepare_device(f.engine.device, f.engine.threads, (*model)->weights,
+                     engine_reserve_bytes((*model)->weights.config, options->kv_memory_bytes,
+                                          options->max_batch_tokens),
+                     UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;

@@ -20,7 +20,6 @@
 #include "apps/startup_phases.h"
 #include "apps/token_vocabulary_source.h"
 #include "core/tls_files.h"
-#include "model/v4/forward_workspace.h"
 #include "worker/engine.h"
 #include "worker/ep/worker_group.h"
 #include "worker/grpc/server_credentials.h"
@@ -153,12 +152,12 @@ int run_worker(WorkerFlags f) {
     spdlog::error("{}", group_device.message());
     return 2;
   }
-  Result<PreparedDevice> device = prepare_device(
-      f.engine.device, f.engine.threads, (*model)->weights,
-      options->kv_memory_bytes +
-          ForwardWorkspace::bytes_for((*model)->weights.config, options->max_batch_tokens),
-      UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr,
-      group_device->device.held_only ? &group_device->share : nullptr);
+  Result<PreparedDevice> device =
+      prepare_device(f.engine.device, f.engine.threads, (*model)->weights,
+                     engine_reserve_bytes((*model)->weights.config, options->kv_memory_bytes,
+                                          options->max_batch_tokens),
+                     UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr,
+                     group_device->device.held_only ? &group_device->share : nullptr);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;

@@ -7,6 +7,7 @@
 #include "apps/progress_bar.h"
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
+#include "model/v4/forward_workspace.h"
 #include "model/v4/tiered_expert_dispatcher.h"
 
 namespace v4::apps {
@@ -19,6 +20,11 @@ std::string gib(uint64_t bytes) {
 }
 
 }  // namespace
+
+uint64_t engine_reserve_bytes(const V4Config& config, uint64_t kv_memory_bytes,
+                              uint32_t max_batch_tokens) {
+  return kv_memory_bytes + ForwardWorkspace::bytes_for(config, max_batch_tokens);
+}
 
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
                                       const V4Weights& host, uint64_t reserve_bytes,

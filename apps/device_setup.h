@@ -32,8 +32,13 @@ struct PreparedDevice {
 // Where upload progress goes: the log (servers), or stderr (commands whose stdout is data).
 enum class UploadProgressTo { kLog, kStderr };
 
-// `reserve_bytes`: device memory the caller needs beside the weights and the kernels' scratch (KV
-// pages, the forward's step workspace: ForwardWorkspace::bytes_for);
+// Device memory an engine needs beside the weights and the kernels' scratch: its KV pages, and the
+// forward's step workspace for its largest step (ForwardWorkspace::bytes_for).
+uint64_t engine_reserve_bytes(const V4Config& config, uint64_t kv_memory_bytes,
+                              uint32_t max_batch_tokens);
+
+// `reserve_bytes`: device memory the caller needs beside the weights and the kernels' scratch
+// (for an engine, engine_reserve_bytes);
 // `host_mats`: see DeviceWeights::upload; `tiers`: only each layer's hot experts go to the
 // device, the cold ones run on the CPU (a device backend only: on the CPU every expert is in
 // host memory already); `group_share`: a worker group rank's experts, the only ones that go to

@@ -119,6 +119,24 @@ void BM_Matmul(benchmark::State& state, GgmlType type, int64_t rows, int64_t col
   state.counters["weight_MB"] = static_cast<double>(p.m.row_bytes * rows) / 1e6;
 }
 
+// The best wall time of `reps` launches, each waited for by reading a float of `y` back, after
+// one untimed launch (the first launch also sizes the kernels' scratch).
+template <class Launch>
+double best_launch_seconds(Backend& be, const float* y, int reps, Launch&& launch) {
+  float sink = 0;
+  launch();
+  (void)be.read_back(y, &sink, sizeof(sink));
+  double best = 1e30;
+  for (int rep = 0; rep < reps; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    launch();
+    (void)be.read_back(y, &sink, sizeof(sink));
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
 // What batch invariance costs one product at `tokens` tokens: the invariant matmul (each row's
 // sum split by row length only) against the fastest of a sweep of splits (Backend::matmul_split,
 // 32 units to the whole row), the split a kernel free to choose by batch size would take. Times
@@ -131,20 +149,7 @@ void BM_InvarianceCost(benchmark::State& state, GgmlType type, int64_t rows, int
   const kernels::MatrixView& m = p.m;
   const float* xp = p.xp();
   float* yp = p.yp();
-  float sink = 0;
-  const auto best_of = [&](auto&& launch) {
-    launch();
-    (void)be->read_back(yp, &sink, sizeof(sink));
-    double best = 1e30;
-    for (int rep = 0; rep < 20; ++rep) {
-      const auto start = std::chrono::steady_clock::now();
-      launch();
-      (void)be->read_back(yp, &sink, sizeof(sink));
-      best = std::min(
-          best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-    }
-    return best;
-  };
+  const auto best_of = [&](auto&& launch) { return best_launch_seconds(*be, yp, 20, launch); };
   const int64_t units = device::row_units(type, cols);  // what Backend::matmul_split counts
   double invariant = 0, fastest = 0;
   int64_t fastest_chunk = 0;
@@ -183,17 +188,8 @@ void BM_TensorCores(benchmark::State& state, GgmlType type, int64_t rows, int64_
   const DeviceProduct a = device_product(*mma, type, rows, cols, tokens);
   const DeviceProduct b = device_product(*warp, type, rows, cols, tokens);
   const auto best_of = [&](Backend& be, const DeviceProduct& p) {
-    float sink = 0;
-    double best = 1e30;
-    for (int rep = 0; rep < 11; ++rep) {
-      const auto start = std::chrono::steady_clock::now();
-      be.matmul(p.m, p.xp(), cols, tokens, p.yp(), rows);
-      (void)be.read_back(p.yp(), &sink, sizeof(sink));
-      const double t =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (rep > 0) best = std::min(best, t);  // the first launch also sizes the scratch
-    }
-    return best;
+    return best_launch_seconds(be, p.yp(), 10,
+                               [&] { be.matmul(p.m, p.xp(), cols, tokens, p.yp(), rows); });
   };
   double tensor = 0, plain = 0;
   for (auto _ : state) {

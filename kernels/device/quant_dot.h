@@ -157,15 +157,16 @@ V4_HD inline float finish_iq2_xxs(const BlockIQ2XXS& x, int g, float y_d, int32_
   return 0.125f * (fp16_to_fp32(x.d) * y_d * (sumi * static_cast<int32_t>(ls)));
 }
 
-// Q6_K group g: sumi is Σ scale·q·a with the two sub-blocks' signed 8-bit scales applied to
-// their halves' sums.
-V4_HD inline float finish_q6_k(const BlockQ6K& x, float y_d, int32_t sumi) {
-  return fp16_to_fp32(x.d) * y_d * sumi;
+// Q6_K group g: s0 and s1 are Σ q·a over its halves of 16, each under a signed 8-bit scale.
+V4_HD inline float finish_q6_k(const BlockQ6K& x, int g, float y_d, int32_t s0, int32_t s1) {
+  return fp16_to_fp32(x.d) * y_d * (x.scales[2 * g] * s0 + x.scales[2 * g + 1] * s1);
 }
 
-// IQ2_XS group g: bsum is Σ over the halves of 16 of ls(half)·Σ (±grid value)·a.
-V4_HD inline float finish_iq2_xs(const BlockIQ2XS& x, float y_d, int32_t bsum) {
-  return 0.125f * (fp16_to_fp32(x.d) * y_d * bsum);
+// IQ2_XS group g: s0 and s1 are Σ (±grid value)·a over its halves of 16, each under a 4-bit
+// scale ls = 2·code + 1.
+V4_HD inline float finish_iq2_xs(const BlockIQ2XS& x, int g, float y_d, int32_t s0, int32_t s1) {
+  const int ls0 = 2 * (x.scales[g] & 0xF) + 1, ls1 = 2 * (x.scales[g] >> 4) + 1;
+  return 0.125f * (fp16_to_fp32(x.d) * y_d * (s0 * ls0 + s1 * ls1));
 }
 
 // IQ1_S group g: lsum is Σ grid value·a; the delta meets the activation's sums of 16.
@@ -178,14 +179,22 @@ V4_HD inline float finish_iq1_s(const BlockIQ1S& x, int g, float y_d, const int1
   return fp16_to_fp32(x.d) * y_d * (ls * lsum + 0.125f * sumi1);
 }
 
-// IQ1_M group g: eighths is 8·Σ ls·grid value·a + Σ ls·(±1)·a (the deltas), each half of 16
-// under its own 3-bit scale ls. ggml sums the two parts apart and adds grid + delta/8 in
-// float; both parts are below 2^17 in magnitude, so that float sum is exact and equals
-// eighths/8, which is exact too.
-V4_HD inline float finish_iq1_m(const BlockIQ1M& x, float y_d, int32_t eighths) {
+// IQ1_M group g: s0 and s1 are 8·Σ grid value·a + Σ (±1)·a (the deltas) over its halves of 16,
+// each under its own 3-bit scale ls. ggml sums the grid and delta parts apart and adds
+// grid + delta/8 in float; both parts are below 2^17 in magnitude, so that float sum is exact and
+// equals the eighths below divided by 8, which is exact too.
+V4_HD inline float finish_iq1_m(const BlockIQ1M& x, int g, float y_d, int32_t s0, int32_t s1) {
   uint16_t sc[4];
   memcpy(sc, x.scales, sizeof(sc));
+  const int ls0 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 0)) & 0x7) + 1;
+  const int ls1 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3)) & 0x7) + 1;
+  const int32_t eighths = s0 * ls0 + s1 * ls1;
   return fp16_to_fp32(iq1m_block_scale_bits(sc)) * y_d * (eighths * 0.125f);
+}
+
+// Q8_0 block: s is Σ code·a, dw the weight block's scale, da the activation block's fp16 scale.
+V4_HD inline float finish_q8_0(float dw, uint16_t da, int32_t s) {
+  return s * (dw * fp16_to_fp32(da));
 }
 
 V4_HD inline float block_dot_mxfp4(const BlockMXFP4& x, const BlockQ8_0& y, const QuantTables& t) {
@@ -210,18 +219,35 @@ V4_HD inline int k4_code(const BlockQ5K& x, int sub, int l) {
   return (sub % 2 ? q >> 4 : q & 0xF) + 16 * high;
 }
 
-V4_HD inline int iq2_octet_dot(uint64_t row, uint8_t signs, const int8_t* q8) {
+// Q6_K: code l of group g, signed (−32…31): 4 low bits in ql, 2 high bits in qh.
+V4_HD inline int q6_k_code(const BlockQ6K& x, int g, int l) {
+  const int chunk = (g / 4) * 128, quarter = g % 4;
+  const uint8_t ql = x.ql[chunk / 2 + (quarter % 2) * 32 + l];
+  const uint8_t qh = x.qh[chunk / 4 + l];
+  const int low = quarter < 2 ? ql & 0xF : ql >> 4;
+  return (low | (((qh >> (2 * quarter)) & 3) << 4)) - 32;
+}
+
+// Value j of an IQ2 octet: an unsigned grid byte under its sign bit.
+V4_HD inline int iq2_octet_value(uint64_t grid, uint8_t signs, int j) {
+  const int v = static_cast<int>((grid >> (8 * j)) & 0xFF);
+  return signs & (1u << j) ? -v : v;
+}
+
+// Value j of an IQ1 octet: a signed grid byte.
+V4_HD inline int iq1_octet_value(uint64_t grid, int j) {
+  return static_cast<int8_t>((grid >> (8 * j)) & 0xFF);
+}
+
+V4_HD inline int iq2_octet_dot(uint64_t grid, uint8_t signs, const int8_t* q8) {
   int sum = 0;
-  for (int j = 0; j < 8; ++j) {
-    const int g = static_cast<int>((row >> (8 * j)) & 0xFF);
-    sum += g * q8[j] * (signs & (1u << j) ? -1 : 1);
-  }
+  for (int j = 0; j < 8; ++j) sum += iq2_octet_value(grid, signs, j) * q8[j];
   return sum;
 }
 
-V4_HD inline int iq1_octet_dot(uint64_t row, const int8_t* q8) {
+V4_HD inline int iq1_octet_dot(uint64_t grid, const int8_t* q8) {
   int sum = 0;
-  for (int j = 0; j < 8; ++j) sum += q8[j] * static_cast<int8_t>((row >> (8 * j)) & 0xFF);
+  for (int j = 0; j < 8; ++j) sum += iq1_octet_value(grid, j) * q8[j];
   return sum;
 }
 
@@ -296,17 +322,9 @@ V4_HD inline float group_dot_k4(const Block& x, const Q8KGroup& y, int g) {
 }
 
 V4_HD inline float group_dot_q6_k(const BlockQ6K& x, const Q8KGroup& y, int g) {
-  const int chunk = (g / 4) * 128, quarter = g % 4;
-  const uint8_t* ql = x.ql + chunk / 2 + (quarter % 2) * 32;
-  const uint8_t* qh = x.qh + chunk / 4;
-  const int8_t* q8 = y.qs;
-  int sumi = 0;
-  for (int l = 0; l < 32; ++l) {
-    const int low = quarter < 2 ? ql[l] & 0xF : ql[l] >> 4;
-    const int a = (low | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
-    sumi += x.scales[(32 * g + l) / 16] * a * q8[l];
-  }
-  return finish_q6_k(x, y.d, sumi);
+  int32_t s[2] = {0, 0};
+  for (int l = 0; l < 32; ++l) s[l / 16] += q6_k_code(x, g, l) * y.qs[l];
+  return finish_q6_k(x, g, y.d, s[0], s[1]);
 }
 
 V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const Q8KGroup& y, int g,
@@ -324,18 +342,13 @@ V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const Q8KGroup& y, in
 
 V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const Q8KGroup& y, int g,
                                     const QuantTables& t) {
-  const int ls[2] = {2 * (x.scales[g] & 0xF) + 1, 2 * (x.scales[g] >> 4) + 1};
   const int8_t* q8 = y.qs;
-  int32_t bsum = 0;
-  for (int half = 0; half < 2; ++half) {
-    int32_t sumi = 0;
-    for (int k = 2 * half; k < 2 * half + 2; ++k, q8 += 8) {
-      const uint16_t code = x.qs[4 * g + k];
-      sumi += iq2_octet_dot(t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9], q8);
-    }
-    bsum += sumi * ls[half];
+  int32_t s[2] = {0, 0};
+  for (int k = 0; k < 4; ++k, q8 += 8) {
+    const uint16_t code = x.qs[4 * g + k];
+    s[k / 2] += iq2_octet_dot(t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9], q8);
   }
-  return finish_iq2_xs(x, y.d, bsum);
+  return finish_iq2_xs(x, g, y.d, s[0], s[1]);
 }
 
 V4_HD inline float group_dot_iq1_s(const BlockIQ1S& x, const Q8KGroup& y, int g,
@@ -352,23 +365,18 @@ V4_HD inline float group_dot_iq1_s(const BlockIQ1S& x, const Q8KGroup& y, int g,
 
 V4_HD inline float group_dot_iq1_m(const BlockIQ1M& x, const Q8KGroup& y, int g,
                                    const QuantTables& t) {
-  uint16_t sc[4];
-  memcpy(sc, x.scales, sizeof(sc));
   const int8_t* q8 = y.qs;
   const uint8_t* qs = x.qs + 4 * g;
   const uint8_t* qh = x.qh + 2 * g;
-  int sum1[2] = {0, 0}, sum2[2] = {0, 0};
+  int32_t s[2] = {0, 0};
   for (int k = 0; k < 4; ++k, q8 += 8) {
     const uint8_t nibble = (qh[k / 2] >> (4 * (k % 2))) & 0xF;
     int octet_sum = 0;
     for (int j = 0; j < 8; ++j) octet_sum += q8[j];
-    sum1[k / 2] += iq1_octet_dot(t.iq1s_grid[qs[k] | ((nibble & 7) << 8)], q8);
-    sum2[k / 2] += octet_sum * (nibble & 0x8 ? -1 : 1);
+    s[k / 2] += 8 * iq1_octet_dot(t.iq1s_grid[qs[k] | ((nibble & 7) << 8)], q8) +
+                octet_sum * (nibble & 0x8 ? -1 : 1);
   }
-  const int ls1 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 0)) & 0x7) + 1;
-  const int ls2 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3)) & 0x7) + 1;
-  const int sumi1 = sum1[0] * ls1 + sum1[1] * ls2, sumi2 = sum2[0] * ls1 + sum2[1] * ls2;
-  return finish_iq1_m(x, y.d, 8 * sumi1 + sumi2);
+  return finish_iq1_m(x, g, y.d, s[0], s[1]);
 }
 
 // Dot-product units per block: 8 groups of 32 for the 256-value formats, else the block.

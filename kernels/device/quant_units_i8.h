@@ -34,10 +34,7 @@ constexpr int unit_sums(GgmlType t) {
 
 // An IQ2 octet: eight unsigned grid values with their signs.
 V4_HD inline void iq2_octet_i8(uint64_t grid, uint8_t signs, int8_t* out) {
-  for (int j = 0; j < 8; ++j) {
-    const int v = static_cast<int>((grid >> (8 * j)) & 0xFF);
-    out[j] = static_cast<int8_t>(signs & (1u << j) ? -v : v);
-  }
+  for (int j = 0; j < 8; ++j) out[j] = static_cast<int8_t>(iq2_octet_value(grid, signs, j));
 }
 
 // Unit u of a weight row as 32 signed bytes, in the order of the unit's activation quants.
@@ -70,13 +67,7 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
       for (int l = 0; l < 32; ++l) out[l] = static_cast<int8_t>(k4_code(x, g, l));
     } else if constexpr (T == GgmlType::Q6_K) {
       const BlockQ6K& x = reinterpret_cast<const BlockQ6K*>(w_row)[b];
-      const int chunk = (g / 4) * 128, quarter = g % 4;
-      const uint8_t* ql = x.ql + chunk / 2 + (quarter % 2) * 32;
-      const uint8_t* qh = x.qh + chunk / 4;
-      for (int l = 0; l < 32; ++l) {
-        const int low = quarter < 2 ? ql[l] & 0xF : ql[l] >> 4;
-        out[l] = static_cast<int8_t>((low | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32);
-      }
+      for (int l = 0; l < 32; ++l) out[l] = static_cast<int8_t>(q6_k_code(x, g, l));
     } else if constexpr (T == GgmlType::IQ2_XS) {
       const BlockIQ2XS& x = reinterpret_cast<const BlockIQ2XS*>(w_row)[b];
       for (int k = 0; k < 4; ++k) {
@@ -88,7 +79,7 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
       const uint16_t qh = x.qh[g];
       for (int k = 0; k < 4; ++k) {
         const uint64_t grid = t.iq1s_grid[x.qs[4 * g + k] | (((qh >> (3 * k)) & 7) << 8)];
-        for (int j = 0; j < 8; ++j) out[8 * k + j] = static_cast<int8_t>((grid >> (8 * j)) & 0xFF);
+        for (int j = 0; j < 8; ++j) out[8 * k + j] = static_cast<int8_t>(iq1_octet_value(grid, j));
       }
     } else if constexpr (T == GgmlType::IQ1_M) {
       const BlockIQ1M& x = reinterpret_cast<const BlockIQ1M*>(w_row)[b];
@@ -97,8 +88,7 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
         const uint64_t grid = t.iq1s_grid[x.qs[4 * g + k] | ((nibble & 7) << 8)];
         const int delta = nibble & 0x8 ? -1 : 1;
         for (int j = 0; j < 8; ++j) {
-          out[8 * k + j] =
-              static_cast<int8_t>(8 * static_cast<int8_t>((grid >> (8 * j)) & 0xFF) + delta);
+          out[8 * k + j] = static_cast<int8_t>(8 * iq1_octet_value(grid, j) + delta);
         }
       }
     } else if constexpr (T == GgmlType::IQ2_XXS) {
@@ -128,16 +118,15 @@ V4_HD inline const int8_t* unit_activation_i8(const uint8_t* a_row, int64_t u) {
 }
 
 // The float value unit u adds to a lane's partial sum, from its integer sums s (unit_sums(T) of
-// them): what the lane loops of device_ops_matmul.h add for the unit (Q8_0: its block sum times
-// both scales, as the lane loop's own Q8_0 branch computes it).
+// them): through the same finish_* function, what the lane loops of device_ops_matmul.h and
+// quant_dot.h add for the unit.
 template <GgmlType T>
 V4_HD inline float unit_finish(const uint8_t* w_row, const uint8_t* a_row, int64_t units, int64_t u,
                                const int32_t* s) {
   if constexpr (T == GgmlType::Q8_0) {
-    const float dw = fp16_to_fp32(reinterpret_cast<const BlockQ8_0*>(w_row)[u].d);
     uint16_t da;
     memcpy(&da, a_row + units * kQK8_0 + 2 * u, 2);
-    return s[0] * (dw * fp16_to_fp32(da));
+    return finish_q8_0(fp16_to_fp32(reinterpret_cast<const BlockQ8_0*>(w_row)[u].d), da, s[0]);
   } else if constexpr (T == GgmlType::MXFP4) {
     return finish_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u],
                         reinterpret_cast<const BlockQ8_0*>(a_row)[u].d, s[0]);
@@ -153,24 +142,16 @@ V4_HD inline float unit_finish(const uint8_t* w_row, const uint8_t* a_row, int64
     } else if constexpr (T == GgmlType::Q5_K) {
       return finish_k4(reinterpret_cast<const BlockQ5K*>(w_row)[b], g, y.d, bsums, s[0]);
     } else if constexpr (T == GgmlType::Q6_K) {
-      const BlockQ6K& x = reinterpret_cast<const BlockQ6K*>(w_row)[b];
-      return finish_q6_k(x, y.d, x.scales[2 * g] * s[0] + x.scales[2 * g + 1] * s[1]);
+      return finish_q6_k(reinterpret_cast<const BlockQ6K*>(w_row)[b], g, y.d, s[0], s[1]);
     } else if constexpr (T == GgmlType::IQ2_XXS) {
       return finish_iq2_xxs(reinterpret_cast<const BlockIQ2XXS*>(w_row)[b], g, y.d, s[0]);
     } else if constexpr (T == GgmlType::IQ2_XS) {
-      const BlockIQ2XS& x = reinterpret_cast<const BlockIQ2XS*>(w_row)[b];
-      const int ls0 = 2 * (x.scales[g] & 0xF) + 1, ls1 = 2 * (x.scales[g] >> 4) + 1;
-      return finish_iq2_xs(x, y.d, s[0] * ls0 + s[1] * ls1);
+      return finish_iq2_xs(reinterpret_cast<const BlockIQ2XS*>(w_row)[b], g, y.d, s[0], s[1]);
     } else if constexpr (T == GgmlType::IQ1_S) {
       return finish_iq1_s(reinterpret_cast<const BlockIQ1S*>(w_row)[b], g, y.d, bsums, s[0]);
     } else {
       static_assert(T == GgmlType::IQ1_M, "a format without int8 units");
-      const BlockIQ1M& x = reinterpret_cast<const BlockIQ1M*>(w_row)[b];
-      uint16_t sc[4];
-      memcpy(sc, x.scales, sizeof(sc));
-      const int ls0 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 0)) & 0x7) + 1;
-      const int ls1 = 2 * ((sc[g / 2] >> (6 * (g % 2) + 3)) & 0x7) + 1;
-      return finish_iq1_m(x, y.d, s[0] * ls0 + s[1] * ls1);
+      return finish_iq1_m(reinterpret_cast<const BlockIQ1M*>(w_row)[b], g, y.d, s[0], s[1]);
     }
   }
 }

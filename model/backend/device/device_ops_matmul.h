@@ -244,7 +244,8 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
         const uint8_t* a_row = a_rows + k * a_row_bytes;
         uint16_t da;
         memcpy(&da, a_row + row_units * kernels::kQK8_0 + 2 * u, 2);
-        acc[k] += kernels::dot_q8_0_split(w, a_row + u * kernels::kQK8_0) * (dw * fp16_to_fp32(da));
+        acc[k] +=
+            kernels::finish_q8_0(dw, da, kernels::dot_q8_0_split(w, a_row + u * kernels::kQK8_0));
       }
     }
   } else {

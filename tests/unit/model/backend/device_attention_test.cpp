@@ -415,12 +415,13 @@ TEST_P(DeviceAttention, TokensInGroupsUnderAScratchBoundGiveTheSameBits) {
   const StepOnDevice all = last_tokens(w, length, {0, 1, 2, 3});
   AttentionInputs in = attention_inputs(*be_, all.step.n_tokens);
   const std::vector<AttentionResult> whole = attend(w, all, in);
-  device::DeviceSpec spec{DeviceKind::kCuda, 0};
-  spec.emulated = std::get<0>(GetParam()) == "emulated";
-  spec.ops.attention_scratch_bytes = 1;
-  Result<std::unique_ptr<Backend>> small = device::make_backend(spec, 1);
-  ASSERT_TRUE(small) << small.message();
-  const std::vector<AttentionResult> grouped = attend(w, all, in, small->get());
+  device::DeviceOpOptions ops;
+  ops.attention_scratch_bytes = 1;
+  std::string why;
+  const std::unique_ptr<Backend> small =
+      testing_device::make_device_backend(std::get<0>(GetParam()), &why, ops);
+  ASSERT_TRUE(small) << why;
+  const std::vector<AttentionResult> grouped = attend(w, all, in, small.get());
   ASSERT_EQ(grouped.size(), whole.size());
   for (size_t il = 0; il < whole.size(); ++il) {
     EXPECT_EQ(grouped[il].count, whole[il].count) << il;
@@ -429,7 +430,7 @@ TEST_P(DeviceAttention, TokensInGroupsUnderAScratchBoundGiveTheSameBits) {
     EXPECT_EQ(std::memcmp(grouped[il].o.data(), whole[il].o.data(), whole[il].o.size() * 4), 0)
         << il;
   }
-  EXPECT_LT((*small)->scratch_bytes() * 4, be_->scratch_bytes());
+  EXPECT_LT(small->scratch_bytes() * 4, be_->scratch_bytes());
 }
 
 TEST_P(DeviceAttention, KvSimulationsAreBitIdentical) {

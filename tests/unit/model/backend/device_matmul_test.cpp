@@ -212,15 +212,9 @@ const GgmlType kInt8Types[] = {
 // A device backend of the test's kind, with the tensor cores on or off.
 std::unique_ptr<Backend> device_backend(const std::string& name, bool tensor_cores,
                                         std::string* why) {
-  device::DeviceSpec spec{DeviceKind::kCuda, 0};
-  spec.emulated = name == "emulated";
-  spec.ops.tensor_cores = tensor_cores;
-  Result<std::unique_ptr<Backend>> be = device::make_backend(spec, 1);
-  if (!be) {
-    *why = "no usable GPU, CUDA variant skipped: " + be.message();
-    return nullptr;
-  }
-  return std::move(*be);
+  device::DeviceOpOptions ops;
+  ops.tensor_cores = tensor_cores;
+  return testing_device::make_device_backend(name, why, ops);
 }
 
 class TensorCores : public ::testing::TestWithParam<std::tuple<std::string, GgmlType>> {

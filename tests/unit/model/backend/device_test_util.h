@@ -55,12 +55,14 @@ std::vector<T> download(Backend& be, const OnDevice<T>& d) {
   return host;
 }
 
-// "emulated" or "cuda": the backend, or a skip (GTEST_SKIP from the caller) with the reason.
-inline std::unique_ptr<Backend> make_device_backend(const std::string& name, std::string* why) {
-  if (name == "emulated") {
-    return std::make_unique<device::EmulatedDeviceBackend>(kernels::HostExec{});
-  }
-  Result<std::unique_ptr<Backend>> be = device::make_backend({DeviceKind::kCuda, 0}, 1);
+// "emulated" or "cuda" with the given op options: the backend, or a skip (GTEST_SKIP from the
+// caller) with the reason.
+inline std::unique_ptr<Backend> make_device_backend(const std::string& name, std::string* why,
+                                                    const device::DeviceOpOptions& ops = {}) {
+  device::DeviceSpec spec{DeviceKind::kCuda, 0};
+  spec.emulated = name == "emulated";
+  spec.ops = ops;
+  Result<std::unique_ptr<Backend>> be = device::make_backend(spec, 1);
   if (!be) {
     *why = "no usable GPU, CUDA variant skipped: " + be.message();
     return nullptr;
