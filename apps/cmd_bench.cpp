@@ -236,6 +236,11 @@ Result<BenchModel> open_bench_model(const BenchFlags& f) {
         "--synthetic scales the weights up as they are copied to a device: use --device cuda "
         "(or emulated)");
   }
+  if (!spec->emulated) {
+    // Asked before the template is written, which takes minutes at full scale.
+    Result<device::DeviceMemory> memory = device::device_memory(*spec);
+    if (!memory) return Status::error("--device " + f.device + ": " + memory.message());
+  }
   SyntheticBenchSpec s = f.synthetic;
   s.preset = f.synthetic_preset;
   s.threads = f.threads;

@@ -104,6 +104,17 @@ def test_bad_synthetic_flags_are_one_line_errors(v4serve, extra, message):
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+def test_a_missing_gpu_is_said_before_the_template_is_written(v4serve):
+    # The full-scale template takes minutes to write: a device that cannot be used is one line
+    # at once, not an error after the work.
+    result = run([v4serve, "bench", *SYNTHETIC, *FAST, "--device", "cuda"])
+    if result.returncode == 0:
+        pytest.skip("this machine has a usable GPU")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --device cuda: "), result.stderr
+    assert "writing the template" not in result.stderr
+
+
 def test_device_decode_is_timed_with_and_without_step_graphs(v4serve, model):
     # On a device backend every padded batch size up to the largest (4, 2 and 1 rows for batches
     # of 1 and 3) is recorded before the decode passes, as a server does at start, for three

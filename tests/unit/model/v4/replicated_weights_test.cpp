@@ -31,7 +31,7 @@ using test_support::tokenizer_json;
 class ReplicatedWeights_ : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const auto dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
+    const std::filesystem::path dir = test_support::test_models_dir();
     std::filesystem::create_directories(dir);
     path_ = (dir / ("replicate-template-" + std::to_string(::getpid()) + ".gguf")).string();
     SyntheticModelOptions o;

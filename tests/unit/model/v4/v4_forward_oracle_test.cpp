@@ -23,7 +23,7 @@ using test_support::tokenizer_json;
 // The fixtures' model: tiny preset, vocabulary cut to 4096, f32 recipe, seed 1234 (the
 // generator's default); `mtp` adds ds4's separate MTP file. Written once per build tree.
 std::vector<std::string> fixture_model(bool mtp) {
-  const std::filesystem::path dir = std::filesystem::path(V4_BINARY_DIR) / "test-models";
+  const std::filesystem::path dir = test_support::test_models_dir();
   const std::string stem = mtp ? "tiny-v4096-f32-ds4mtp" : "tiny-v4096-f32";
   const std::filesystem::path main = dir / (stem + ".gguf");
   const std::filesystem::path side = dir / (stem + "-mtp.gguf");
