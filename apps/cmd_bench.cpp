@@ -32,6 +32,8 @@ struct BenchFlags {
   V4ConfigOverrides overrides;
   std::string expert_tiers;  // expert statistics: only each layer's hot set on the device
   double hot_coverage = 0.9;
+  // What the fit check counted for the kernels' scratch (apps::step_reserve); 0 on the CPU.
+  uint64_t reserved_scratch_bytes = 0;
 };
 
 Result<std::vector<uint32_t>> parse_batches(const std::string& text) {
@@ -110,7 +112,9 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
                             {"stopped", g.stopped}};
   report["step_memory"] = {{"max_tokens", r.max_tokens},
                            {"workspace_bytes", r.workspace_bytes},
-                           {"kernel_scratch_bytes", r.scratch_bytes}};
+                           {"kernel_scratch_bytes", r.scratch_bytes},
+                           {"kernel_scratch_requested_bytes", r.scratch_requested_bytes},
+                           {"kernel_scratch_reserved_bytes", f.reserved_scratch_bytes}};
   if (f.options.tiers) {
     // Routed (token, expert) pairs since start, warm-up included; the CPU's weights are not in
     // the bytes touched above.
@@ -182,6 +186,12 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
         format_bytes(r.workspace_bytes).c_str(), static_cast<long long>(r.max_tokens),
         format_bytes(r.scratch_bytes).c_str(),
         format_bytes(r.workspace_bytes + r.scratch_bytes).c_str());
+    std::printf(
+        "  kernel scratch asked for %s at most; the fit check reserved %s for it (twice its "
+        "bound %s: slots grow twofold)\n",
+        format_bytes(r.scratch_requested_bytes).c_str(),
+        format_bytes(f.reserved_scratch_bytes).c_str(),
+        format_bytes(f.reserved_scratch_bytes / 2).c_str());
   }
   if (f.options.tiers) {
     const uint64_t pairs = r.hot_pairs + r.cold_pairs;
@@ -281,8 +291,11 @@ int run_bench(BenchFlags f) {
     return 2;
   }
   if (*tiers) f.options.tiers = &**tiers;
+  const apps::DeviceReserve reserve = apps::step_reserve(
+      host, f.options.largest_step(), f.options.max_batch(), f.options.longest_context());
+  if (f.device != "cpu") f.reserved_scratch_bytes = reserve.scratch_bytes;
   Result<apps::PreparedDevice> dev = apps::prepare_device(
-      f.device, f.threads, host, 0, UploadProgressTo::kStderr, host_mats, f.options.tiers);
+      f.device, f.threads, host, reserve, UploadProgressTo::kStderr, host_mats, f.options.tiers);
   if (!dev) {
     std::fprintf(stderr, "error: %s\n", dev.message().c_str());
     return 1;

@@ -151,14 +151,6 @@ int run_bench_engine(const BenchEngineFlags& f) {
     std::fprintf(stderr, "error: %s\n", storage.message().c_str());
     return 2;
   }
-  Result<PreparedDevice> device = prepare_device(
-      f.device, f.threads, (*model)->weights,
-      engine_reserve_bytes((*model)->weights.config, f.kv_memory_mib << 20, f.max_batch_tokens));
-  if (!device) {
-    std::fprintf(stderr, "error: %s\n", device.message().c_str());
-    return 1;
-  }
-  Backend& backend = *device->backend;
   Result<std::vector<uint32_t>> levels = parse_list(f.concurrency, "--concurrency", 1, 1u << 16);
   Result<std::vector<uint32_t>> drafts =
       parse_list(f.speculative_tokens, "--speculative-tokens", 0, kMaxSpeculativeTokens);
@@ -166,6 +158,15 @@ int run_bench_engine(const BenchEngineFlags& f) {
     std::fprintf(stderr, "error: %s\n", (levels ? drafts.message() : levels.message()).c_str());
     return 2;
   }
+  Result<PreparedDevice> device = prepare_device(
+      f.device, f.threads, (*model)->weights,
+      engine_reserve((*model)->weights, f.kv_memory_mib << 20, *storage, f.max_batch_tokens,
+                     *std::max_element(levels->begin(), levels->end()), f.ctx));
+  if (!device) {
+    std::fprintf(stderr, "error: %s\n", device.message().c_str());
+    return 1;
+  }
+  Backend& backend = *device->backend;
   if (!(*model)->weights.mtp && *std::max_element(drafts->begin(), drafts->end()) > 0) {
     std::fprintf(stderr, "error: --speculative-tokens needs a model with an MTP block (--mtp)\n");
     return 2;

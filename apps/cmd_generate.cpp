@@ -87,8 +87,10 @@ int run_generate(const GenerateFlags& f) {
     std::fprintf(stderr, "error: %s\n", prompt.message().c_str());
     return 2;
   }
-  Result<apps::PreparedDevice> dev =
-      apps::prepare_device(f.device, f.threads, (*model)->weights, 0);
+  Result<apps::PreparedDevice> dev = apps::prepare_device(
+      f.device, f.threads, (*model)->weights,
+      apps::step_reserve((*model)->weights, static_cast<int64_t>(prompt->size()), 1,
+                         static_cast<int64_t>(prompt->size()) + f.n_predict));
   if (!dev) {
     std::fprintf(stderr, "error: %s\n", dev.message().c_str());
     return 1;

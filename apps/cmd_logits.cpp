@@ -69,8 +69,11 @@ int run_logits(const LogitsFlags& f) {
     return 1;
   }
   const V4Config& c = (*model)->weights.config;
-  Result<apps::PreparedDevice> dev =
-      apps::prepare_device(f.device, f.threads, (*model)->weights, 0);
+  const size_t chunk = f.decode ? 1 : f.chunk ? f.chunk : tokens.size();
+  Result<apps::PreparedDevice> dev = apps::prepare_device(
+      f.device, f.threads, (*model)->weights,
+      apps::step_reserve((*model)->weights, static_cast<int64_t>(std::min(chunk, tokens.size())), 1,
+                         static_cast<int64_t>(tokens.size())));
   if (!dev) {
     std::fprintf(stderr, "error: %s\n", dev.message().c_str());
     return 1;
@@ -78,7 +81,6 @@ int run_logits(const LogitsFlags& f) {
   Backend& backend = *dev->backend;
   V4Forward forward(*dev->weights, backend);
   ContiguousKvState state(c, backend);
-  const size_t chunk = f.decode ? 1 : f.chunk ? f.chunk : tokens.size();
   std::FILE* raw = f.raw.empty() ? nullptr : std::fopen(f.raw.c_str(), "wb");
   if (!f.raw.empty() && !raw) {
     std::fprintf(stderr, "error: cannot write %s\n", f.raw.c_str());

@@ -103,11 +103,11 @@ int run_serve(const ServeFlags& f) {
     spdlog::error("{}", tiers.message());
     return 2;
   }
-  Result<PreparedDevice> device =
-      prepare_device(f.engine.device, f.engine.threads, (*model)->weights,
-                     engine_reserve_bytes((*model)->weights.config, options->kv_memory_bytes,
-                                          options->max_batch_tokens),
-                     UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr);
+  Result<PreparedDevice> device = prepare_device(
+      f.engine.device, f.engine.threads, (*model)->weights,
+      engine_reserve((*model)->weights, options->kv_memory_bytes, options->storage,
+                     options->max_batch_tokens, options->max_seqs, options->max_context),
+      UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr);
   if (!device) {
     spdlog::error("{}", device.message());
     return 1;

@@ -154,8 +154,9 @@ int run_worker(WorkerFlags f) {
   }
   Result<PreparedDevice> device =
       prepare_device(f.engine.device, f.engine.threads, (*model)->weights,
-                     engine_reserve_bytes((*model)->weights.config, options->kv_memory_bytes,
-                                          options->max_batch_tokens),
+                     engine_reserve((*model)->weights, options->kv_memory_bytes, options->storage,
+                                    options->max_batch_tokens, options->max_seqs,
+                                    options->max_context, f.group.name.empty() ? 1 : f.group.ranks),
                      UploadProgressTo::kLog, {}, *tiers ? &**tiers : nullptr,
                      group_device->device.held_only ? &group_device->share : nullptr);
   if (!device) {

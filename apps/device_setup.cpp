@@ -1,5 +1,8 @@
 #include "apps/device_setup.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -7,8 +10,11 @@
 #include "apps/progress_bar.h"
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
+#include "model/backend/device/scratch_bound.h"
 #include "model/v4/forward_workspace.h"
+#include "model/v4/step_shapes.h"
 #include "model/v4/tiered_expert_dispatcher.h"
+#include "model/v4/v4_forward.h"
 
 namespace v4::apps {
 namespace {
@@ -21,13 +27,44 @@ std::string gib(uint64_t bytes) {
 
 }  // namespace
 
-uint64_t engine_reserve_bytes(const V4Config& config, uint64_t kv_memory_bytes,
-                              uint32_t max_batch_tokens) {
-  return kv_memory_bytes + ForwardWorkspace::bytes_for(config, max_batch_tokens);
+namespace {
+
+// What the kernels' scratch can grow to: the main scratch for steps of up to `tokens` tokens, and
+// the recorded decode steps' own scratch for up to `rows` sequences (padded as recorded steps are,
+// never past `tokens`).
+uint64_t scratch_reserve(const V4Weights& weights, int64_t tokens, int64_t rows, int64_t context,
+                         int64_t routed_rows_per_token, KvStorage storage) {
+  const auto held = [&](int64_t n) {
+    return device::scratch_held(
+        device::scratch_need(step_shapes(weights, n, context, routed_rows_per_token, storage), {}));
+  };
+  return held(tokens) + held(std::min<int64_t>(decode_bucket(rows), tokens));
+}
+
+}  // namespace
+
+DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t decode_rows,
+                           int64_t context) {
+  DeviceReserve r;
+  r.workspace_bytes = ForwardWorkspace::bytes_for(weights.config, tokens);
+  r.scratch_bytes = scratch_reserve(weights, tokens, decode_rows, context,
+                                    weights.config.n_expert_used, KvStorage::kF32);
+  return r;
+}
+
+DeviceReserve engine_reserve(const V4Weights& weights, uint64_t kv_memory_bytes, KvStorage storage,
+                             uint32_t max_batch_tokens, uint32_t max_seqs, uint32_t max_context,
+                             uint32_t ranks) {
+  DeviceReserve r;
+  r.kv_bytes = kv_memory_bytes;
+  r.workspace_bytes = ForwardWorkspace::bytes_for(weights.config, max_batch_tokens);
+  r.scratch_bytes = scratch_reserve(weights, max_batch_tokens, max_seqs, max_context,
+                                    int64_t{ranks} * weights.config.n_expert_used, storage);
+  return r;
 }
 
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
-                                      const V4Weights& host, uint64_t reserve_bytes,
+                                      const V4Weights& host, const DeviceReserve& reserve,
                                       UploadProgressTo progress_to,
                                       const DeviceWeights::HostMats& host_mats,
                                       const ExpertTiers* tiers, const ExpertTiers* group_share) {
@@ -50,22 +87,23 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
       spec->emulated ? Result<device::DeviceMemory>(device::DeviceMemory{~uint64_t{0}, 0, "host"})
                      : device::device_memory(*spec);
   if (!memory) return memory.status();
-  // The kernels' scratch: a fixed allowance. The attention ops keep theirs under
-  // DeviceOpOptions::attention_scratch_bytes (256 MiB, taking a step's tokens in groups), the
-  // indexer's too; the rest grows with the step (the expert FFN's hidden rows, quantized
-  // activations: about 100 KiB a token on the full-size model). The forward's own workspace is
-  // the caller's, in reserve_bytes.
-  constexpr uint64_t kKernelScratch = uint64_t{1} << 30;
   // Both name the experts that go to the device (a group rank has no tiers: tiers are refused in
   // groups).
   const ExpertTiers* on_device = tiers ? tiers : group_share;
   const uint64_t weights = resident_weight_bytes(host, on_device);
-  if (Status s =
-          check_device_fit(weights + reserve_bytes + kKernelScratch, memory->free_bytes,
-                           "weights " + gib(weights) + " + KV and step workspace " +
-                               gib(reserve_bytes) + " + kernel scratch " + gib(kKernelScratch));
-      !s)
+  const std::string plan = "weights " + gib(weights) + " + KV " + gib(reserve.kv_bytes) +
+                           " + step workspace " + gib(reserve.workspace_bytes) +
+                           " + kernel scratch " + gib(reserve.scratch_bytes);
+  if (Status s = check_device_fit(weights + reserve.total(), memory->free_bytes, plan); !s)
     return s;
+  const std::string fits =
+      "device memory: " + plan + " = " + gib(weights + reserve.total()) +
+      (spec->emulated ? " (host memory)" : ", " + gib(memory->free_bytes) + " free");
+  if (progress_to == UploadProgressTo::kLog) {
+    spdlog::info("{}", fits);
+  } else {
+    std::fprintf(stderr, "%s\n", fits.c_str());
+  }
   Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
   if (!be) return be.status();
   out.backend = std::move(*be);

@@ -32,19 +32,34 @@ struct PreparedDevice {
 // Where upload progress goes: the log (servers), or stderr (commands whose stdout is data).
 enum class UploadProgressTo { kLog, kStderr };
 
-// Device memory an engine needs beside the weights and the kernels' scratch: its KV pages, and the
-// forward's step workspace for its largest step (ForwardWorkspace::bytes_for).
-uint64_t engine_reserve_bytes(const V4Config& config, uint64_t kv_memory_bytes,
-                              uint32_t max_batch_tokens);
+// Device memory a forward needs beside its weights; the fit check counts it before they upload.
+struct DeviceReserve {
+  uint64_t kv_bytes = 0;         // the KV pages
+  uint64_t workspace_bytes = 0;  // the forward's step workspace (ForwardWorkspace::bytes_for)
+  uint64_t scratch_bytes = 0;    // what the kernels' scratch can grow to (device/scratch_bound.h)
+  uint64_t total() const { return kv_bytes + workspace_bytes + scratch_bytes; }
+};
 
-// `reserve_bytes`: device memory the caller needs beside the weights and the kernels' scratch
-// (for an engine, engine_reserve_bytes);
+// Steps of up to `tokens` tokens, decode steps of up to `decode_rows` sequences (recorded, with a
+// scratch of their own), at positions below `context`, no KV pages (a command that keeps its
+// sequences in ContiguousKvStates, F32).
+DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t decode_rows,
+                           int64_t context);
+
+// An engine: its KV pages, its largest step (max_batch_tokens), and the scratch its recorded
+// decode steps keep apart (up to max_seqs rows, padded). On a rank of a group of `ranks`, the
+// rank's experts may take every rank's routed rows.
+DeviceReserve engine_reserve(const V4Weights& weights, uint64_t kv_memory_bytes, KvStorage storage,
+                             uint32_t max_batch_tokens, uint32_t max_seqs, uint32_t max_context,
+                             uint32_t ranks = 1);
+
+// `reserve`: device memory the caller needs beside the weights;
 // `host_mats`: see DeviceWeights::upload; `tiers`: only each layer's hot experts go to the
 // device, the cold ones run on the CPU (a device backend only: on the CPU every expert is in
 // host memory already); `group_share`: a worker group rank's experts, the only ones that go to
 // the device (the other ranks run the rest; held_experts() in worker/ep).
 Result<PreparedDevice> prepare_device(const std::string& device, unsigned threads,
-                                      const V4Weights& host, uint64_t reserve_bytes,
+                                      const V4Weights& host, const DeviceReserve& reserve,
                                       UploadProgressTo progress = UploadProgressTo::kStderr,
                                       const DeviceWeights::HostMats& host_mats = {},
                                       const ExpertTiers* tiers = nullptr,

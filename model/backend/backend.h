@@ -106,6 +106,9 @@ class Backend {
   // Device bytes the ops keep between calls (scratch, both kinds): it grows to the largest step
   // seen. 0 for a backend whose ops keep none on a device (the CPU).
   virtual uint64_t scratch_bytes() const { return 0; }
+  // The largest request each of those scratch slots has had, summed (scratch_bytes() holds up to
+  // twice that: a slot grows at least twofold).
+  virtual uint64_t scratch_requested_bytes() const { return 0; }
   // While on, the ops keep what they keep between calls in a scratch of their own for recorded
   // steps (a recorded shape's first run, its capture and its replays): a prefill step that grows
   // the other scratch then moves nothing a recording points into.

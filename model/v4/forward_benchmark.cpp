@@ -242,6 +242,11 @@ BandwidthMeasurement measure_read_bandwidth(Backend& backend, uint64_t bytes, ui
   return m;
 }
 
+int64_t ForwardBenchmarkOptions::largest_step() const {
+  const int64_t batch = max_batch();
+  return std::max<int64_t>({int64_t{prompt_tokens}, batch * decode_prompt_tokens, batch});
+}
+
 Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backend& backend,
                                                      const ForwardBenchmarkOptions& options) {
   if (Status s = validate_options(options); !s) return s;
@@ -261,12 +266,8 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
   }
   // Sized, as an engine's, for the largest step the benchmark runs: no later step moves a
   // buffer a recording uses.
-  const uint32_t max_batch =
-      *std::max_element(options.batch_sizes.begin(), options.batch_sizes.end());
   ForwardLimits limits;
-  limits.max_tokens =
-      std::max<int64_t>({int64_t{options.prompt_tokens},
-                         int64_t{max_batch} * options.decode_prompt_tokens, int64_t{max_batch}});
+  limits.max_tokens = options.largest_step();
   limits.step_graphs = options.step_graphs;
   V4Forward forward(weights, recorder, tiered.get(), limits);
   // The same steps without recordings, where this backend makes them.
@@ -288,8 +289,8 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
   if (options.graph_capture_seconds > 0) {
     recorder.set_recording(false);  // the recorder refuses captures while it records traffic
     const ContiguousKvState probe(config, recorder);
-    Result<DecodeGraphCapture> graphs =
-        forward.capture_decode_graphs(probe.layout(), max_batch, options.graph_capture_seconds);
+    Result<DecodeGraphCapture> graphs = forward.capture_decode_graphs(
+        probe.layout(), options.max_batch(), options.graph_capture_seconds);
     recorder.set_recording(true);
     if (!graphs) return Status::error("decode-step graphs at start: " + graphs.message());
     result.start_graphs = *graphs;
@@ -307,6 +308,7 @@ Result<ForwardBenchmarkResult> run_forward_benchmark(const V4Model& model, Backe
   result.max_tokens = limits.max_tokens;
   result.workspace_bytes = forward.workspace_bytes();
   result.scratch_bytes = backend.scratch_bytes();
+  result.scratch_requested_bytes = backend.scratch_requested_bytes();
   if (tiered) {
     result.hot_pairs = tiered->hot_pairs();
     result.cold_pairs = tiered->cold_pairs();

@@ -5,6 +5,7 @@
 // sequence): throughput does not depend on the text, only on which experts get routed.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -37,6 +38,17 @@ struct ForwardBenchmarkOptions {
   // engine does at start (V4Forward::capture_decode_graphs), within this many seconds; 0: each
   // shape on its second step.
   double graph_capture_seconds = 120;
+
+  uint32_t max_batch() const {
+    return batch_sizes.empty() ? 0 : *std::max_element(batch_sizes.begin(), batch_sizes.end());
+  }
+  // Tokens of the largest step the benchmark runs: the prompt, or every decoding sequence's
+  // prompt at once.
+  int64_t largest_step() const;
+  // A bound on the positions its sequences reach.
+  int64_t longest_context() const {
+    return int64_t{prompt_tokens} + decode_prompt_tokens + decode_tokens;
+  }
 };
 
 struct PrefillMeasurement {
@@ -91,11 +103,12 @@ struct ForwardBenchmarkResult {
   uint64_t hot_pairs = 0, cold_pairs = 0;
   DecodeGraphCapture start_graphs;  // what was recorded before the decode passes
   // Device memory of the step beyond weights and KV, after every pass: the forward's workspace
-  // (sized for the largest step, max_tokens) and the kernels' scratch at its largest. What the
-  // device fit check of a server allows for them is a fixed figure (apps/device_setup.cpp);
-  // these say what it has to cover at the benchmark's sizes.
+  // (sized for the largest step, max_tokens) and the kernels' scratch at its largest, which the
+  // device fit check bounds beforehand (apps/device_setup.cpp, device/scratch_bound.h).
   int64_t max_tokens = 0;
   uint64_t workspace_bytes = 0, scratch_bytes = 0;
+  // The largest request each scratch slot had, summed (Backend::scratch_requested_bytes).
+  uint64_t scratch_requested_bytes = 0;
 };
 
 // Runs prefill, then decode at each batch size, then the bandwidth probe, on `backend`. The

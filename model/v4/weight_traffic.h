@@ -41,6 +41,7 @@ class WeightTrafficRecorder final : public Backend {
   Status replay(StepGraph& graph) override { return inner_.replay(graph); }
   uint64_t scratch_generation() const override { return inner_.scratch_generation(); }
   uint64_t scratch_bytes() const override { return inner_.scratch_bytes(); }
+  uint64_t scratch_requested_bytes() const override { return inner_.scratch_requested_bytes(); }
   void use_step_scratch(bool on) override { inner_.use_step_scratch(on); }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;

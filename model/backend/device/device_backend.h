@@ -102,6 +102,9 @@ class DeviceBackend : public Backend {
   }
   uint64_t scratch_generation() const override { return step_scratch_.generation(); }
   uint64_t scratch_bytes() const override { return scratch_.bytes() + step_scratch_.bytes(); }
+  uint64_t scratch_requested_bytes() const override {
+    return scratch_.requested_bytes() + step_scratch_.requested_bytes();
+  }
   void use_step_scratch(bool on) override { step_mode_ = on; }
 
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,

@@ -4,6 +4,7 @@
 // DeviceScratch serves one backend.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -60,6 +61,7 @@ class DeviceScratch {
   T* get(ScratchSlot slot, size_t count) {
     Slot& s = slots_[static_cast<size_t>(slot)];
     const size_t bytes = count * sizeof(T);
+    s.most_asked = std::max(s.most_asked, bytes);
     if (s.bytes < bytes) {
       // At least double: a slot that grows step by step moves (and drops every step recording
       // that points into it) a logarithmic number of times.
@@ -84,6 +86,13 @@ class DeviceScratch {
     return total;
   }
 
+  // The largest request each slot has had, summed: what scratch_need (scratch_bound.h) bounds.
+  uint64_t requested_bytes() const {
+    uint64_t total = 0;
+    for (const Slot& s : slots_) total += s.most_asked;
+    return total;
+  }
+
   // Counts the reallocations of slots: pointers returned before a change may be freed.
   uint64_t generation() const { return generation_; }
 
@@ -103,6 +112,7 @@ class DeviceScratch {
   struct Slot {
     void* data = nullptr;
     size_t bytes = 0;
+    size_t most_asked = 0;
   };
   Exec& exec_;
   std::vector<Slot> slots_;

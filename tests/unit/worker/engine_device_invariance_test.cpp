@@ -5,6 +5,8 @@
 // by default), so the batch changes, preemptions and chunk sizes also check that a recording
 // gives each step's own bits. The oracle is each request run alone on the same device (the
 // device forward itself is compared with the CPU forward in device_forward_test).
+#include "model/backend/device/scratch_bound.h"
+#include "model/v4/step_shapes.h"
 #include "tests/unit/worker/engine_device.h"
 #include "tests/unit/worker/tiny_engine_fixture.h"
 
@@ -87,6 +89,28 @@ TEST_P(EngineDeviceInvariance, PreemptionByRecompute) {
   EXPECT_GT(stats.preemptions, 0u);
   EXPECT_GT(stats.step_graphs.replays, 0u);
   expect_same(free_run, constrained, "preempted against free");
+}
+
+// What the device fit check reserves for the kernels' scratch (apps::engine_reserve: the bound of
+// device/scratch_bound.h for the engine's largest step and for its recorded decode steps) covers
+// what an engine over FP8 pages asked for, decoded rows included.
+TEST_P(EngineDeviceInvariance, ScratchStaysWithinWhatTheFitCheckCounts) {
+  EngineOptions o = options();
+  o.storage = KvStorage::kFp8;
+  const std::vector<GenerationRequest> rs = requests(9);
+  run_here(o, rs);
+  int64_t context = 0;  // the positions the requests reach (max_context would loosen the bound)
+  for (const GenerationRequest& r : rs) {
+    context = std::max<int64_t>(context, r.prompt.size() + r.sampling.max_tokens);
+  }
+  const V4Weights& w = device_.weights->weights();
+  const auto need = [&](int64_t tokens, KvStorage storage) {
+    return device::scratch_need(step_shapes(w, tokens, context, w.config.n_expert_used, storage),
+                                {});
+  };
+  const int64_t recorded = std::min<int64_t>(decode_bucket(o.max_seqs), o.max_batch_tokens);
+  const uint64_t asked = device_.backend->scratch_requested_bytes();
+  EXPECT_LE(asked, need(o.max_batch_tokens, KvStorage::kFp8) + need(recorded, KvStorage::kFp8));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EngineDeviceInvariance, testing_device::device_backend_names());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "model/backend/cpu_backend.h"
+#include "model/backend/device/scratch_bound.h"
 #include "model/backend/kv_view.h"
 #include "tests/unit/model/backend/device_test_util.h"
 
@@ -431,6 +432,39 @@ TEST_P(DeviceAttention, TokensInGroupsUnderAScratchBoundGiveTheSameBits) {
         << il;
   }
   EXPECT_LT(small->scratch_bytes() * 4, be_->scratch_bytes());
+}
+
+// What the device fit check counts for the attention ops' scratch (device::scratch_need, one
+// StepShapes::Attention per layer kind) is what they ask for, slot by slot: the indexer's scores
+// and sparse attention's rows, decoded rows (encoded pages only), scores and sums, for a step of
+// 97 tokens on a fresh backend of the same device, in groups under an 8 KiB bound.
+TEST_P(DeviceAttention, ScratchNeedIsWhatTheAttentionOpsAskFor) {
+  KvWorld w(*be_, storage(), 4);
+  const std::vector<uint64_t> length = run_steps(w, true);
+  const StepOnDevice all = last_tokens(w, length, {0, 1, 2, 3});
+  AttentionInputs in = attention_inputs(*be_, all.step.n_tokens);
+  device::DeviceOpOptions ops;
+  ops.attention_scratch_bytes = 8 << 10;
+  std::string why;
+  const std::unique_ptr<Backend> fresh =
+      testing_device::make_device_backend(std::get<0>(GetParam()), &why, ops);
+  ASSERT_TRUE(fresh) << why;
+  attend(w, all, in, fresh.get());
+  StepShapes shapes;
+  const int64_t context = static_cast<int64_t>(all.step.position_end);
+  for (uint32_t ratio : kRatios) {
+    StepShapes::Attention a;
+    a.tokens = all.step.n_tokens;
+    a.window = kWindow;
+    a.compressed = ratio == 0 ? 0 : ratio == 4 ? int64_t{kTopK} : context / ratio;
+    a.index_keys = ratio == 4 ? context / 4 + 1 : 0;
+    a.head_dim = kHeadDim;
+    a.n_head = kHeads;
+    a.decoded = storage() != KvStorage::kF32;
+    shapes.attention.push_back(a);
+  }
+  EXPECT_EQ(fresh->scratch_requested_bytes(), device::scratch_need(shapes, ops));
+  EXPECT_LT(fresh->scratch_requested_bytes(), device::scratch_need(shapes, {}));  // groups
 }
 
 TEST_P(DeviceAttention, KvSimulationsAreBitIdentical) {

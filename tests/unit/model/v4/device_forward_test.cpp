@@ -12,9 +12,11 @@
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/backend_factory.h"
 #include "model/backend/device/emulated_backend.h"
+#include "model/backend/device/scratch_bound.h"
 #include "model/synthetic/synthetic_model.h"
 #include "model/v4/device_weights.h"
 #include "model/v4/forward_workspace.h"
+#include "model/v4/step_shapes.h"
 #include "model/v4/v4_forward.h"
 #include "model/v4/v4_forward_model.h"
 #include "tests/unit/model/v4/forward_comparison.h"
@@ -110,6 +112,34 @@ TEST_P(DeviceForward, LogitsDoNotDependOnTheOtherSequencesOfAStep) {
   const std::vector<float> mine(batched->logits.begin() + kOther.size() * vocab,
                                 batched->logits.end());
   EXPECT_EQ(mine, solo->logits);
+}
+
+// What the fit check counts for the kernels' scratch (device::scratch_need over the forward's
+// step shapes) bounds what the ops ask for: a 48-token prompt in one step, then decode steps of
+// one token, which the forward records (their scratch is apart: a step of one row). The bound is
+// met within the slack of what it cannot know (which layers and ops of a step ask for the most).
+TEST_P(DeviceForward, ScratchNeedBoundsWhatTheOpsAskFor) {
+  V4Forward forward(resident_->weights(), *backend_);
+  ContiguousKvState state(config(), *backend_);
+  std::vector<int32_t> prompt;
+  for (int32_t i = 0; i < 48; ++i) prompt.push_back((i * 7919 + 13) % 4000);
+  SequenceInput in{&state, prompt, true};
+  ASSERT_TRUE(forward.forward({&in, 1}));
+  for (int32_t token : {5, 9, 77}) {
+    const int32_t one[1] = {token};
+    SequenceInput next{&state, one, true};
+    ASSERT_TRUE(forward.forward({&next, 1}));
+  }
+  const auto need = [&](int64_t tokens) {
+    return device::scratch_need(step_shapes(resident_->weights(), tokens, 48 + 3,
+                                            int64_t{config().n_expert_used}, KvStorage::kF32),
+                                device::DeviceOpOptions{});
+  };
+  const uint64_t bound = need(48) + need(decode_bucket(1));
+  const uint64_t asked = backend_->scratch_requested_bytes();
+  EXPECT_LE(asked, bound);
+  EXPECT_GE(asked, bound - bound / 10) << "the bound is loose: " << asked << " of " << bound;
+  EXPECT_LE(backend_->scratch_bytes(), device::scratch_held(bound));
 }
 
 std::string name(const ::testing::TestParamInfo<DeviceForward::ParamType>& info) {

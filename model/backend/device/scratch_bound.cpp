@@ -1,0 +1,106 @@
+#include "model/backend/device/scratch_bound.h"
+
+#include <algorithm>
+#include <array>
+
+#include "model/backend/device/device_ops_matmul.h"
+
+namespace v4::device {
+namespace {
+
+class SlotPeaks {
+ public:
+  void ask(ScratchSlot slot, uint64_t bytes) {
+    uint64_t& peak = peaks_[static_cast<size_t>(slot)];
+    peak = std::max(peak, bytes);
+  }
+  uint64_t total() const {
+    uint64_t sum = 0;
+    for (uint64_t p : peaks_) sum += p;
+    return sum;
+  }
+
+ private:
+  std::array<uint64_t, static_cast<size_t>(ScratchSlot::kCount)> peaks_{};
+};
+
+// quantize_activations / activation_rows: n quantized rows and their padding; float weights take
+// their activations as they are.
+void ask_activations(SlotPeaks& p, ScratchSlot slot, GgmlType type, int64_t cols, int64_t n) {
+  const ActivationFormat f = activation_format(type, cols);
+  if (f.kind == ActivationFormat::kFloat) return;
+  const size_t pad = f.kind == ActivationFormat::kSplitQ8_0 ? 16 : 1;
+  p.ask(slot, f.row_bytes * static_cast<uint64_t>(n) + pad);
+}
+
+// matmul_typed: the activations, and each chunk's partial sums when a row has several chunks.
+void ask_product(SlotPeaks& p, const StepShapes::Product& m) {
+  ask_activations(p, ScratchSlot::kMatmulActivations, m.type, m.cols, m.inputs);
+  const int64_t chunk = chunk_units(m.type);
+  const int64_t chunks = (row_units(m.type, m.cols) + chunk - 1) / chunk;
+  if (chunks > 1) {
+    p.ask(ScratchSlot::kMatmulMid, static_cast<uint64_t>(m.inputs * m.rows * chunks) * 4);
+  }
+}
+
+// grouped_expert_ffn: gate (and up, when its type differs) activations, the gate and up rows,
+// the down product's activations, and the tensor-core tile numbering.
+void ask_expert_ffn(SlotPeaks& p, const StepShapes::ExpertFfn& x) {
+  ask_activations(p, ScratchSlot::kMatmulActivations, x.gate, x.d, x.rows);
+  if (x.up != x.gate) ask_activations(p, ScratchSlot::kMatmulAux, x.up, x.d, x.rows);
+  p.ask(ScratchSlot::kMatmulMid, 2 * static_cast<uint64_t>(x.rows * x.ff) * 4);
+  ask_activations(p, ScratchSlot::kMatmulAux, x.down, x.ff, x.rows);
+  p.ask(ScratchSlot::kMatmulTiles, (uint64_t{x.n_expert} + 1) * 8);
+}
+
+// hc_mixes: the normed streams and the mixes (the fn product is one of the products).
+void ask_hc_mix(SlotPeaks& p, const StepShapes::HcMix& h) {
+  p.ask(ScratchSlot::kElementwise, static_cast<uint64_t>(h.tokens * h.flat) * 4);
+  p.ask(ScratchSlot::kElementwiseAux, static_cast<uint64_t>(h.tokens * h.rows) * 4);
+}
+
+// attention_group: tokens per group under the bound, at least one.
+int64_t group_of(uint64_t bound, uint64_t per_token, int64_t n) {
+  const uint64_t fit = bound / std::max<uint64_t>(per_token, 1);
+  return std::clamp<int64_t>(static_cast<int64_t>(std::min<uint64_t>(fit, INT64_MAX)), 1, n);
+}
+
+// kv_append, indexer_topk and sparse_attention (device_ops_attention.h).
+void ask_attention(SlotPeaks& p, const StepShapes::Attention& a, uint64_t bound) {
+  const int64_t n = a.tokens;
+  if (n <= 0) return;
+  p.ask(ScratchSlot::kAttentionAux, static_cast<uint64_t>(n * a.kv_values) * 4);
+  if (a.index_keys > 0) {
+    const int64_t group = group_of(bound, static_cast<uint64_t>(a.index_keys) * 4, n);
+    p.ask(ScratchSlot::kAttentionScores, static_cast<uint64_t>(group * a.index_keys) * 4);
+  }
+  const int64_t slice = a.window + a.compressed;
+  const uint64_t per_token =
+      static_cast<uint64_t>(slice) * sizeof(const float*) + 4 +
+      (a.decoded ? static_cast<uint64_t>(a.compressed * a.head_dim) * 4 : 0) +
+      static_cast<uint64_t>(a.n_head * (slice + 1)) * 4;
+  const int64_t group = group_of(bound, per_token, n);
+  p.ask(ScratchSlot::kAttentionAux, static_cast<uint64_t>(group * slice) * sizeof(const float*));
+  p.ask(ScratchSlot::kElementwiseAux, static_cast<uint64_t>(group) * 4);
+  if (a.decoded) {
+    p.ask(ScratchSlot::kAttentionAux2,
+          (static_cast<uint64_t>(group * a.compressed * a.head_dim) + 1) * 4);
+  }
+  p.ask(ScratchSlot::kAttentionScores, static_cast<uint64_t>(group * a.n_head * slice) * 4);
+  p.ask(ScratchSlot::kElementwise, static_cast<uint64_t>(group * a.n_head) * 4);
+}
+
+}  // namespace
+
+uint64_t scratch_need(const StepShapes& shapes, const DeviceOpOptions& options) {
+  SlotPeaks peaks;
+  for (const StepShapes::Product& m : shapes.products) ask_product(peaks, m);
+  for (const StepShapes::ExpertFfn& x : shapes.expert_ffns) ask_expert_ffn(peaks, x);
+  for (const StepShapes::HcMix& h : shapes.hc_mixes) ask_hc_mix(peaks, h);
+  for (const StepShapes::Attention& a : shapes.attention) {
+    ask_attention(peaks, a, options.attention_scratch_bytes);
+  }
+  return peaks.total();
+}
+
+}  // namespace v4::device

@@ -1,0 +1,83 @@
+#include "model/v4/step_shapes.h"
+
+#include <algorithm>
+
+#include "model/v4/forward_workspace.h"
+
+namespace v4 {
+namespace {
+
+void add_product(StepShapes& s, const WeightMatrix& m, int64_t inputs) {
+  if (!m.present() || inputs <= 0) return;
+  s.products.push_back({m.view.type, m.rows(), m.cols(), inputs});
+}
+
+void add_expert_ffn(StepShapes& s, const WeightMatrix& gate, const WeightMatrix& up,
+                    const WeightMatrix& down, int64_t rows) {
+  if (!gate.present() || rows <= 0) return;
+  s.expert_ffns.push_back({gate.view.type, up.view.type, down.view.type, gate.cols(), gate.rows(),
+                           rows, static_cast<uint32_t>(gate.n_mats)});
+}
+
+// One block (spec §3.3): its two HC mixes, attention with its compressor and indexer, the MoE
+// layer's router, routed and shared experts.
+void add_layer(StepShapes& s, const V4Config& c, const LayerWeights& l, int64_t n, int64_t context,
+               int64_t routed_rows_per_token, KvStorage storage) {
+  const int64_t flat = int64_t{c.n_hc} * c.n_embd;
+  for (const HcWeights* hc : {&l.hc_attn, &l.hc_ffn}) {
+    add_product(s, hc->fn, n);
+    s.hc_mixes.push_back({flat, hc->fn.rows(), n});
+  }
+  for (const WeightMatrix* m :
+       {&l.q_a, &l.q_b, &l.kv, &l.output_b, &l.router, &l.compressor.kv, &l.compressor.gate,
+        &l.indexer.q_b, &l.indexer.proj, &l.indexer.compressor.kv, &l.indexer.compressor.gate}) {
+    add_product(s, *m, n);
+  }
+  // The grouped low-rank output: o_groups products of o_lora_rank rows each (attention.cpp).
+  if (l.output_a.present()) {
+    s.products.push_back({l.output_a.view.type, c.o_lora_rank, l.output_a.cols(), n});
+  }
+  add_expert_ffn(s, l.gate_exps, l.up_exps, l.down_exps, n * routed_rows_per_token);
+  add_expert_ffn(s, l.gate_shexp, l.up_shexp, l.down_shexp, n);
+  const uint32_t ratio = l.compress_ratio;
+  StepShapes::Attention a;
+  a.tokens = n;
+  a.window = c.sliding_window;
+  a.compressed = ratio == 0 ? 0 : ratio == 4 ? int64_t{c.indexer_top_k} : context / ratio;
+  a.index_keys = ratio == 4 ? context / 4 + 1 : 0;
+  a.head_dim = c.head_dim;
+  a.n_head = c.n_head;
+  a.kv_values = int64_t{c.head_dim} + c.indexer_head_dim;
+  a.decoded = storage != KvStorage::kF32;
+  s.attention.push_back(a);
+}
+
+}  // namespace
+
+StepShapes step_shapes(const V4Weights& w, int64_t tokens, int64_t context,
+                       int64_t routed_rows_per_token, KvStorage storage) {
+  const V4Config& c = w.config;
+  StepShapes s;
+  for (const LayerWeights& l : w.layers) {
+    add_layer(s, c, l, tokens, context, routed_rows_per_token, storage);
+  }
+  // The head: HC mix, then the vocabulary's rows for the rows that get logits (at most all).
+  add_product(s, w.output_hc.fn, tokens);
+  s.hc_mixes.push_back({int64_t{c.n_hc} * c.n_embd, w.output_hc.fn.rows(), tokens});
+  add_product(s, w.output, tokens);
+  if (w.mtp) {
+    // The MTP block drafts up to kMtpMaxRows tokens at once; its projections take each token's
+    // n_hc streams (spec §3.7).
+    const MtpWeights& m = *w.mtp;
+    const int64_t n = std::min<int64_t>(tokens, kMtpMaxRows);
+    add_product(s, m.e_proj, n);
+    add_product(s, m.h_proj, n * c.n_hc);
+    add_product(s, m.eh_proj, n * c.n_hc);
+    add_layer(s, c, m.block, n, context, routed_rows_per_token, storage);
+    add_product(s, m.hc_head.fn, n);
+    s.hc_mixes.push_back({int64_t{c.n_hc} * c.n_embd, m.hc_head.fn.rows(), n});
+  }
+  return s;
+}
+
+}  // namespace v4
