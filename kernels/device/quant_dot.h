@@ -239,6 +239,33 @@ V4_HD inline int iq1_octet_value(uint64_t grid, int j) {
   return static_cast<int8_t>((grid >> (8 * j)) & 0xFF);
 }
 
+// Octet k (of 4) of group g in the IQ formats: the grid row and, for IQ2, its sign bits; for IQ1_M
+// the delta's sign. The lane loops below and the unit decoders (quant_units_i8.h) both read the
+// octets through these.
+struct Iq2Octet {
+  uint64_t grid;
+  uint8_t signs;
+};
+// IQ2_XXS: aux is the group's two words (grid indices, then 7-bit sign indices).
+V4_HD inline Iq2Octet iq2_xxs_octet(const uint32_t aux[2], int k, const QuantTables& t) {
+  return {t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF], t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127]};
+}
+V4_HD inline Iq2Octet iq2_xs_octet(const BlockIQ2XS& x, int g, int k, const QuantTables& t) {
+  const uint16_t code = x.qs[4 * g + k];
+  return {t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9]};
+}
+V4_HD inline uint64_t iq1_s_octet(const BlockIQ1S& x, int g, int k, const QuantTables& t) {
+  return t.iq1s_grid[x.qs[4 * g + k] | (((x.qh[g] >> (3 * k)) & 7) << 8)];
+}
+struct Iq1mOctet {
+  uint64_t grid;
+  int delta;  // ±1
+};
+V4_HD inline Iq1mOctet iq1_m_octet(const BlockIQ1M& x, int g, int k, const QuantTables& t) {
+  const uint8_t nibble = (x.qh[2 * g + k / 2] >> (4 * (k % 2))) & 0xF;
+  return {t.iq1s_grid[x.qs[4 * g + k] | ((nibble & 7) << 8)], nibble & 0x8 ? -1 : 1};
+}
+
 V4_HD inline int iq2_octet_dot(uint64_t grid, uint8_t signs, const int8_t* q8) {
   int sum = 0;
   for (int j = 0; j < 8; ++j) sum += iq2_octet_value(grid, signs, j) * q8[j];
@@ -334,8 +361,8 @@ V4_HD inline float group_dot_iq2_xxs(const BlockIQ2XXS& x, const Q8KGroup& y, in
   const int8_t* q8 = y.qs;
   int32_t sumi = 0;
   for (int k = 0; k < 4; ++k, q8 += 8) {
-    sumi += iq2_octet_dot(t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF],
-                          t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127], q8);
+    const Iq2Octet o = iq2_xxs_octet(aux, k, t);
+    sumi += iq2_octet_dot(o.grid, o.signs, q8);
   }
   return finish_iq2_xxs(x, g, y.d, sumi);
 }
@@ -345,36 +372,29 @@ V4_HD inline float group_dot_iq2_xs(const BlockIQ2XS& x, const Q8KGroup& y, int 
   const int8_t* q8 = y.qs;
   int32_t s[2] = {0, 0};
   for (int k = 0; k < 4; ++k, q8 += 8) {
-    const uint16_t code = x.qs[4 * g + k];
-    s[k / 2] += iq2_octet_dot(t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9], q8);
+    const Iq2Octet o = iq2_xs_octet(x, g, k, t);
+    s[k / 2] += iq2_octet_dot(o.grid, o.signs, q8);
   }
   return finish_iq2_xs(x, g, y.d, s[0], s[1]);
 }
 
 V4_HD inline float group_dot_iq1_s(const BlockIQ1S& x, const Q8KGroup& y, int g,
                                    const QuantTables& t) {
-  const uint16_t qh = x.qh[g];
   const int8_t* q8 = y.qs;
-  const uint8_t* qs = x.qs + 4 * g;
   int lsum = 0;
-  for (int k = 0; k < 4; ++k, q8 += 8) {
-    lsum += iq1_octet_dot(t.iq1s_grid[qs[k] | (((qh >> (3 * k)) & 7) << 8)], q8);
-  }
+  for (int k = 0; k < 4; ++k, q8 += 8) lsum += iq1_octet_dot(iq1_s_octet(x, g, k, t), q8);
   return finish_iq1_s(x, g, y.d, y.bsums, lsum);
 }
 
 V4_HD inline float group_dot_iq1_m(const BlockIQ1M& x, const Q8KGroup& y, int g,
                                    const QuantTables& t) {
   const int8_t* q8 = y.qs;
-  const uint8_t* qs = x.qs + 4 * g;
-  const uint8_t* qh = x.qh + 2 * g;
   int32_t s[2] = {0, 0};
   for (int k = 0; k < 4; ++k, q8 += 8) {
-    const uint8_t nibble = (qh[k / 2] >> (4 * (k % 2))) & 0xF;
+    const Iq1mOctet o = iq1_m_octet(x, g, k, t);
     int octet_sum = 0;
     for (int j = 0; j < 8; ++j) octet_sum += q8[j];
-    s[k / 2] += 8 * iq1_octet_dot(t.iq1s_grid[qs[k] | ((nibble & 7) << 8)], q8) +
-                octet_sum * (nibble & 0x8 ? -1 : 1);
+    s[k / 2] += 8 * iq1_octet_dot(o.grid, q8) + octet_sum * o.delta;
   }
   return finish_iq1_m(x, g, y.d, s[0], s[1]);
 }

@@ -71,24 +71,21 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
     } else if constexpr (T == GgmlType::IQ2_XS) {
       const BlockIQ2XS& x = reinterpret_cast<const BlockIQ2XS*>(w_row)[b];
       for (int k = 0; k < 4; ++k) {
-        const uint16_t code = x.qs[4 * g + k];
-        iq2_octet_i8(t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9], out + 8 * k);
+        const Iq2Octet o = iq2_xs_octet(x, g, k, t);
+        iq2_octet_i8(o.grid, o.signs, out + 8 * k);
       }
     } else if constexpr (T == GgmlType::IQ1_S) {
       const BlockIQ1S& x = reinterpret_cast<const BlockIQ1S*>(w_row)[b];
-      const uint16_t qh = x.qh[g];
       for (int k = 0; k < 4; ++k) {
-        const uint64_t grid = t.iq1s_grid[x.qs[4 * g + k] | (((qh >> (3 * k)) & 7) << 8)];
+        const uint64_t grid = iq1_s_octet(x, g, k, t);
         for (int j = 0; j < 8; ++j) out[8 * k + j] = static_cast<int8_t>(iq1_octet_value(grid, j));
       }
     } else if constexpr (T == GgmlType::IQ1_M) {
       const BlockIQ1M& x = reinterpret_cast<const BlockIQ1M*>(w_row)[b];
       for (int k = 0; k < 4; ++k) {
-        const uint8_t nibble = (x.qh[2 * g + k / 2] >> (4 * (k % 2))) & 0xF;
-        const uint64_t grid = t.iq1s_grid[x.qs[4 * g + k] | ((nibble & 7) << 8)];
-        const int delta = nibble & 0x8 ? -1 : 1;
+        const Iq1mOctet o = iq1_m_octet(x, g, k, t);
         for (int j = 0; j < 8; ++j) {
-          out[8 * k + j] = static_cast<int8_t>(8 * iq1_octet_value(grid, j) + delta);
+          out[8 * k + j] = static_cast<int8_t>(8 * iq1_octet_value(o.grid, j) + o.delta);
         }
       }
     } else if constexpr (T == GgmlType::IQ2_XXS) {
@@ -96,8 +93,8 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
       uint32_t aux[2];
       memcpy(aux, x.qs + 4 * g, sizeof(aux));
       for (int k = 0; k < 4; ++k) {
-        iq2_octet_i8(t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF],
-                     t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127], out + 8 * k);
+        const Iq2Octet o = iq2_xxs_octet(aux, k, t);
+        iq2_octet_i8(o.grid, o.signs, out + 8 * k);
       }
     }
   }
