@@ -32,7 +32,8 @@ struct BenchFlags {
   V4ConfigOverrides overrides;
   std::string expert_tiers;  // expert statistics: only each layer's hot set on the device
   double hot_coverage = 0.9;
-  // What the fit check counted for the kernels' scratch (apps::step_reserve); 0 on the CPU.
+  // What the fit check counted for the kernels' scratch (apps::step_reserve); 0 on the CPU,
+  // whose weights are read in place.
   uint64_t reserved_scratch_bytes = 0;
 };
 
@@ -293,7 +294,6 @@ int run_bench(BenchFlags f) {
   if (*tiers) f.options.tiers = &**tiers;
   const apps::DeviceReserve reserve = apps::step_reserve(
       host, f.options.largest_step(), f.options.max_batch(), f.options.longest_context());
-  if (f.device != "cpu") f.reserved_scratch_bytes = reserve.scratch_bytes;
   Result<apps::PreparedDevice> dev = apps::prepare_device(
       f.device, f.threads, host, reserve, UploadProgressTo::kStderr, host_mats, f.options.tiers);
   if (!dev) {
@@ -302,7 +302,10 @@ int run_bench(BenchFlags f) {
   }
   // The bench runs its own dispatcher over its traffic recorder (ForwardBenchmarkOptions::tiers).
   dev->experts.reset();
-  if (dev->resident) f.options.resident_weights = dev->weights;
+  if (dev->resident) {
+    f.options.resident_weights = dev->weights;
+    f.reserved_scratch_bytes = reserve.scratch_bytes;
+  }
   Result<ForwardBenchmarkResult> result =
       run_forward_benchmark(model->model(), *dev->backend, f.options);
   if (!result) {

@@ -25,10 +25,6 @@ std::string gib(uint64_t bytes) {
   return text;
 }
 
-}  // namespace
-
-namespace {
-
 // What the kernels' scratch can grow to: the main scratch for steps of up to `tokens` tokens, and
 // the recorded decode steps' own scratch for up to `rows` sequences (padded as recorded steps are,
 // never past `tokens`).

@@ -19,15 +19,18 @@ void add_expert_ffn(StepShapes& s, const WeightMatrix& gate, const WeightMatrix&
                            rows, static_cast<uint32_t>(gate.n_mats)});
 }
 
+// A hyper-connection mix (spec §3.2): RMSNorm of the n_hc streams, then fn.
+void add_hc_mix(StepShapes& s, const V4Config& c, const WeightMatrix& fn, int64_t n) {
+  add_product(s, fn, n);
+  s.hc_mixes.push_back({int64_t{c.n_hc} * c.n_embd, fn.rows(), n});
+}
+
 // One block (spec §3.3): its two HC mixes, attention with its compressor and indexer, the MoE
 // layer's router, routed and shared experts.
 void add_layer(StepShapes& s, const V4Config& c, const LayerWeights& l, int64_t n, int64_t context,
                int64_t routed_rows_per_token, KvStorage storage) {
-  const int64_t flat = int64_t{c.n_hc} * c.n_embd;
-  for (const HcWeights* hc : {&l.hc_attn, &l.hc_ffn}) {
-    add_product(s, hc->fn, n);
-    s.hc_mixes.push_back({flat, hc->fn.rows(), n});
-  }
+  add_hc_mix(s, c, l.hc_attn.fn, n);
+  add_hc_mix(s, c, l.hc_ffn.fn, n);
   for (const WeightMatrix* m :
        {&l.q_a, &l.q_b, &l.kv, &l.output_b, &l.router, &l.compressor.kv, &l.compressor.gate,
         &l.indexer.q_b, &l.indexer.proj, &l.indexer.compressor.kv, &l.indexer.compressor.gate}) {
@@ -62,8 +65,7 @@ StepShapes step_shapes(const V4Weights& w, int64_t tokens, int64_t context,
     add_layer(s, c, l, tokens, context, routed_rows_per_token, storage);
   }
   // The head: HC mix, then the vocabulary's rows for the rows that get logits (at most all).
-  add_product(s, w.output_hc.fn, tokens);
-  s.hc_mixes.push_back({int64_t{c.n_hc} * c.n_embd, w.output_hc.fn.rows(), tokens});
+  add_hc_mix(s, c, w.output_hc.fn, tokens);
   add_product(s, w.output, tokens);
   if (w.mtp) {
     // The MTP block drafts up to kMtpMaxRows tokens at once; its projections take each token's
@@ -74,8 +76,7 @@ StepShapes step_shapes(const V4Weights& w, int64_t tokens, int64_t context,
     add_product(s, m.h_proj, n * c.n_hc);
     add_product(s, m.eh_proj, n * c.n_hc);
     add_layer(s, c, m.block, n, context, routed_rows_per_token, storage);
-    add_product(s, m.hc_head.fn, n);
-    s.hc_mixes.push_back({int64_t{c.n_hc} * c.n_embd, m.hc_head.fn.rows(), n});
+    add_hc_mix(s, c, m.hc_head.fn, n);
   }
   return s;
 }
