@@ -32,8 +32,8 @@ struct BenchFlags {
   V4ConfigOverrides overrides;
   std::string expert_tiers;  // expert statistics: only each layer's hot set on the device
   double hot_coverage = 0.9;
-  // What the fit check counted for the kernels' scratch (apps::step_reserve); 0 on the CPU,
-  // whose weights are read in place.
+  // What the fit check counted for the kernels' scratch and the backend reserved
+  // (apps::step_reserve); 0 on the CPU, whose weights are read in place.
   uint64_t reserved_scratch_bytes = 0;
 };
 
@@ -188,11 +188,10 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
         format_bytes(r.scratch_bytes).c_str(),
         format_bytes(r.workspace_bytes + r.scratch_bytes).c_str());
     std::printf(
-        "  kernel scratch asked for %s at most; the fit check reserved %s for it (twice its "
-        "bound %s: slots grow twofold)\n",
+        "  kernel scratch asked for %s at most, of %s reserved before the first step (its "
+        "bound)\n",
         format_bytes(r.scratch_requested_bytes).c_str(),
-        format_bytes(f.reserved_scratch_bytes).c_str(),
-        format_bytes(f.reserved_scratch_bytes / 2).c_str());
+        format_bytes(f.reserved_scratch_bytes).c_str());
   }
   if (f.options.tiers) {
     const uint64_t pairs = r.hot_pairs + r.cold_pairs;

@@ -25,16 +25,13 @@ std::string gib(uint64_t bytes) {
   return text;
 }
 
-// What the kernels' scratch can grow to: the main scratch for steps of up to `tokens` tokens, and
-// the recorded decode steps' own scratch for up to `rows` sequences (padded as recorded steps are,
-// never past `tokens`).
-uint64_t scratch_reserve(const V4Weights& weights, int64_t tokens, int64_t rows, int64_t context,
-                         int64_t routed_rows_per_token, KvStorage storage) {
-  const auto held = [&](int64_t n) {
-    return device::scratch_held(
-        device::scratch_need(step_shapes(weights, n, context, routed_rows_per_token, storage), {}));
-  };
-  return held(tokens) + held(std::min<int64_t>(decode_bucket(rows), tokens));
+// The kernels' scratch for steps of up to `tokens` tokens and recorded decode steps of up to
+// `rows` sequences: what the backend reserves, and what the fit check counts.
+void reserve_scratch(DeviceReserve& r, const V4Weights& weights, int64_t tokens, int64_t rows,
+                     int64_t context, int64_t routed_rows_per_token, KvStorage storage) {
+  r.scratch = scratch_shapes(weights, tokens, rows, context, routed_rows_per_token, storage);
+  r.scratch_bytes = device::scratch_need(r.scratch.steps, {}).total() +
+                    device::scratch_need(r.scratch.recorded_steps, {}).total();
 }
 
 }  // namespace
@@ -43,8 +40,8 @@ DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t dec
                            int64_t context) {
   DeviceReserve r;
   r.workspace_bytes = ForwardWorkspace::bytes_for(weights.config, tokens);
-  r.scratch_bytes = scratch_reserve(weights, tokens, decode_rows, context,
-                                    weights.config.n_expert_used, KvStorage::kF32);
+  reserve_scratch(r, weights, tokens, decode_rows, context, weights.config.n_expert_used,
+                  KvStorage::kF32);
   return r;
 }
 
@@ -54,8 +51,8 @@ DeviceReserve engine_reserve(const V4Weights& weights, uint64_t kv_memory_bytes,
   DeviceReserve r;
   r.kv_bytes = kv_memory_bytes;
   r.workspace_bytes = ForwardWorkspace::bytes_for(weights.config, max_batch_tokens);
-  r.scratch_bytes = scratch_reserve(weights, max_batch_tokens, max_seqs, max_context,
-                                    int64_t{ranks} * weights.config.n_expert_used, storage);
+  reserve_scratch(r, weights, max_batch_tokens, max_seqs, max_context,
+                  int64_t{ranks} * weights.config.n_expert_used, storage);
   return r;
 }
 
@@ -103,6 +100,10 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   Result<std::unique_ptr<Backend>> be = device::make_backend(*spec, threads);
   if (!be) return be.status();
   out.backend = std::move(*be);
+  if (Status s =
+          out.backend->reserve_scratch(reserve.scratch.steps, reserve.scratch.recorded_steps);
+      !s)
+    return s;
   const std::string label = "weights → " + device + " (" + memory->name + ")";
   std::optional<ProgressBar> bar;
   if (progress_to == UploadProgressTo::kLog) bar.emplace(label, weights);

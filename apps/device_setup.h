@@ -12,6 +12,7 @@
 #include "model/v4/device_weights.h"
 #include "model/v4/expert_dispatcher.h"
 #include "model/v4/expert_tiers.h"
+#include "model/v4/step_shapes.h"
 #include "model/v4/v4_weights.h"
 
 namespace v4::apps {
@@ -36,7 +37,8 @@ enum class UploadProgressTo { kLog, kStderr };
 struct DeviceReserve {
   uint64_t kv_bytes = 0;         // the KV pages
   uint64_t workspace_bytes = 0;  // the forward's step workspace (ForwardWorkspace::bytes_for)
-  uint64_t scratch_bytes = 0;    // what the kernels' scratch can grow to (device/scratch_bound.h)
+  uint64_t scratch_bytes = 0;    // the kernels' scratch for `scratch` (device/scratch_bound.h)
+  ScratchShapes scratch;         // the steps the backend's scratch is reserved for
   uint64_t total() const { return kv_bytes + workspace_bytes + scratch_bytes; }
 };
 
@@ -53,7 +55,8 @@ DeviceReserve engine_reserve(const V4Weights& weights, uint64_t kv_memory_bytes,
                              uint32_t max_batch_tokens, uint32_t max_seqs, uint32_t max_context,
                              uint32_t ranks = 1);
 
-// `reserve`: device memory the caller needs beside the weights;
+// `reserve`: device memory the caller needs beside the weights (the backend's scratch is reserved
+// for its steps before the weights upload);
 // `host_mats`: see DeviceWeights::upload; `tiers`: only each layer's hot experts go to the
 // device, the cold ones run on the CPU (a device backend only: on the CPU every expert is in
 // host memory already); `group_share`: a worker group rank's experts, the only ones that go to

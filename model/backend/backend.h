@@ -13,6 +13,7 @@
 #include "kernels/cpu/draw_weight.h"
 #include "kernels/cpu/matmul.h"
 #include "model/backend/kv_view.h"
+#include "model/backend/step_shapes.h"
 #include "model/backend/tensor.h"
 
 namespace v4 {
@@ -103,11 +104,18 @@ class Backend {
   // Changes whenever the backend frees or moves memory its ops keep between calls (scratch):
   // a graph captured before then may read freed memory. It counts the step scratch's moves.
   virtual uint64_t scratch_generation() const { return 0; }
-  // Device bytes the ops keep between calls (scratch, both kinds): it grows to the largest step
-  // seen. 0 for a backend whose ops keep none on a device (the CPU).
+  // Sizes what the ops keep between calls before the first step: for steps of up to the first
+  // StepShapes, and for the recorded steps' own scratch (use_step_scratch) of up to the second.
+  // Steps within them then allocate nothing and move nothing a recording points into. An error
+  // where the device has no room; nothing to do for a backend whose ops keep nothing on a device
+  // (the CPU).
+  virtual Status reserve_scratch(const StepShapes&, const StepShapes&) { return Status::ok(); }
+  // Device bytes the ops keep between calls (scratch, both kinds): what reserve_scratch sized, or
+  // what the largest step seen grew it to. 0 for a backend whose ops keep none on a device (the
+  // CPU).
   virtual uint64_t scratch_bytes() const { return 0; }
-  // The largest request each of those scratch slots has had, summed (scratch_bytes() holds up to
-  // twice that: a slot grows at least twofold).
+  // The largest request each of those scratch slots has had, summed (where nothing was reserved,
+  // scratch_bytes() holds up to twice that: a slot grows at least twofold).
   virtual uint64_t scratch_requested_bytes() const { return 0; }
   // While on, the ops keep what they keep between calls in a scratch of their own for recorded
   // steps (a recorded shape's first run, its capture and its replays): a prefill step that grows

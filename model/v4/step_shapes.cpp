@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "model/v4/forward_workspace.h"
+#include "model/v4/v4_forward.h"
 
 namespace v4 {
 namespace {
@@ -79,6 +80,13 @@ StepShapes step_shapes(const V4Weights& w, int64_t tokens, int64_t context,
     add_hc_mix(s, c, m.hc_head.fn, n);
   }
   return s;
+}
+
+ScratchShapes scratch_shapes(const V4Weights& w, int64_t tokens, int64_t decode_rows,
+                             int64_t context, int64_t routed_rows_per_token, KvStorage storage) {
+  const int64_t recorded = std::min<int64_t>(decode_bucket(decode_rows), tokens);
+  return {step_shapes(w, tokens, context, routed_rows_per_token, storage),
+          step_shapes(w, recorded, context, routed_rows_per_token, storage)};
 }
 
 }  // namespace v4

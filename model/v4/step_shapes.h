@@ -16,4 +16,13 @@ namespace v4 {
 StepShapes step_shapes(const V4Weights& weights, int64_t tokens, int64_t context,
                        int64_t routed_rows_per_token, KvStorage storage);
 
+// What a device backend's two scratches are sized for (Backend::reserve_scratch) and the fit check
+// counts: every step of up to `tokens` tokens, and the recorded decode steps of up to
+// `decode_rows` sequences, padded as they are recorded (decode_bucket) and never past `tokens`.
+struct ScratchShapes {
+  StepShapes steps, recorded_steps;
+};
+ScratchShapes scratch_shapes(const V4Weights& weights, int64_t tokens, int64_t decode_rows,
+                             int64_t context, int64_t routed_rows_per_token, KvStorage storage);
+
 }  // namespace v4

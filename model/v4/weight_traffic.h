@@ -39,6 +39,9 @@ class WeightTrafficRecorder final : public Backend {
   void begin_capture() override { inner_.begin_capture(); }
   Result<std::unique_ptr<StepGraph>> end_capture() override { return inner_.end_capture(); }
   Status replay(StepGraph& graph) override { return inner_.replay(graph); }
+  Status reserve_scratch(const StepShapes& steps, const StepShapes& recorded_steps) override {
+    return inner_.reserve_scratch(steps, recorded_steps);
+  }
   uint64_t scratch_generation() const override { return inner_.scratch_generation(); }
   uint64_t scratch_bytes() const override { return inner_.scratch_bytes(); }
   uint64_t scratch_requested_bytes() const override { return inner_.scratch_requested_bytes(); }

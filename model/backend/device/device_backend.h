@@ -7,10 +7,12 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "model/backend/backend.h"
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/scratch_bound.h"
 #include "model/backend/op_profile.h"
 
 namespace v4::device {
@@ -100,10 +102,22 @@ class DeviceBackend : public Backend {
     if (!g) return Status::error("a step graph of another backend");
     return exec_.replay(g->graph);
   }
+  Status reserve_scratch(const StepShapes& steps, const StepShapes& recorded_steps) override {
+    const ScratchSizes main = scratch_need(steps, scratch_.options());
+    const ScratchSizes recorded = scratch_need(recorded_steps, step_scratch_.options());
+    try {
+      scratch_.reserve(main);
+      step_scratch_.reserve(recorded);
+    } catch (const std::bad_alloc&) {
+      return Status::error("the device has no room for the kernels' scratch (" +
+                           std::to_string((main.total() + recorded.total()) >> 20) + " MiB)");
+    }
+    return Status::ok();
+  }
   uint64_t scratch_generation() const override { return step_scratch_.generation(); }
   uint64_t scratch_bytes() const override { return scratch_.bytes() + step_scratch_.bytes(); }
   uint64_t scratch_requested_bytes() const override {
-    return scratch_.requested_bytes() + step_scratch_.requested_bytes();
+    return scratch_.requested().total() + step_scratch_.requested().total();
   }
   void use_step_scratch(bool on) override { step_mode_ = on; }
 

@@ -1,10 +1,12 @@
-// Memory a device backend's ops keep between calls, owned by one executor: scratch slots that
-// grow to the largest step seen (so steady-state steps do not allocate), constant copies of
+// Memory a device backend's ops keep between calls, owned by one executor: scratch slots, sized
+// for the largest step before the first (reserve) or else grown to the largest step seen, so that
+// steady-state steps do not allocate; constant copies of
 // host tables (the quant grids, made once), and the backend's choice of product kernels. One
 // DeviceScratch serves one backend.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -27,6 +29,18 @@ enum class ScratchSlot : int {
   kElementwiseAux,
   kElementwiseAux2,
   kCount
+};
+
+// Bytes per scratch slot.
+struct ScratchSizes {
+  std::array<uint64_t, static_cast<size_t>(ScratchSlot::kCount)> bytes{};
+  uint64_t& operator[](ScratchSlot slot) { return bytes[static_cast<size_t>(slot)]; }
+  uint64_t operator[](ScratchSlot slot) const { return bytes[static_cast<size_t>(slot)]; }
+  uint64_t total() const {
+    uint64_t sum = 0;
+    for (uint64_t b : bytes) sum += b;
+    return sum;
+  }
 };
 
 // How a device backend's ops choose their kernels and bound their scratch. No choice here changes
@@ -62,18 +76,19 @@ class DeviceScratch {
     Slot& s = slots_[static_cast<size_t>(slot)];
     const size_t bytes = count * sizeof(T);
     s.most_asked = std::max(s.most_asked, bytes);
-    if (s.bytes < bytes) {
-      // At least double: a slot that grows step by step moves (and drops every step recording
-      // that points into it) a logarithmic number of times.
-      const size_t grown = std::max(bytes, 2 * s.bytes);
-      ++generation_;
-      exec_.free(s.data);
-      s.bytes = 0;
-      s.data = exec_.malloc(grown);
-      if (!s.data) throw std::bad_alloc();
-      s.bytes = grown;
-    }
+    // At least double: a slot that grows step by step moves (and drops every step recording that
+    // points into it) a logarithmic number of times. A reserved slot does not grow.
+    if (s.bytes < bytes) resize(s, std::max(bytes, 2 * s.bytes));
     return static_cast<T*>(s.data);
+  }
+
+  // Each slot holds at least `sizes` from now on, exactly that where it held less: sized before
+  // the first step, no slot moves again while the steps stay within the sizes, so no recorded
+  // step is dropped and nothing is held twice over for growth. Throws std::bad_alloc.
+  void reserve(const ScratchSizes& sizes) {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].bytes < sizes.bytes[i]) resize(slots_[i], sizes.bytes[i]);
+    }
   }
 
   const DeviceOpOptions& options() const { return options_; }
@@ -86,11 +101,11 @@ class DeviceScratch {
     return total;
   }
 
-  // The largest request each slot has had, summed: what scratch_need (scratch_bound.h) bounds.
-  uint64_t requested_bytes() const {
-    uint64_t total = 0;
-    for (const Slot& s : slots_) total += s.most_asked;
-    return total;
+  // The largest request each slot has had: what scratch_need (scratch_bound.h) bounds.
+  ScratchSizes requested() const {
+    ScratchSizes sizes;
+    for (size_t i = 0; i < slots_.size(); ++i) sizes.bytes[i] = slots_[i].most_asked;
+    return sizes;
   }
 
   // Counts the reallocations of slots: pointers returned before a change may be freed.
@@ -114,6 +129,16 @@ class DeviceScratch {
     size_t bytes = 0;
     size_t most_asked = 0;
   };
+
+  void resize(Slot& s, size_t bytes) {
+    ++generation_;
+    exec_.free(s.data);
+    s.bytes = 0;
+    s.data = exec_.malloc(bytes);
+    if (!s.data) throw std::bad_alloc();
+    s.bytes = bytes;
+  }
+
   Exec& exec_;
   std::vector<Slot> slots_;
   uint64_t generation_ = 0;

@@ -1,7 +1,6 @@
 #include "model/backend/device/scratch_bound.h"
 
 #include <algorithm>
-#include <array>
 
 #include "model/backend/device/device_ops_matmul.h"
 
@@ -10,18 +9,11 @@ namespace {
 
 class SlotPeaks {
  public:
-  void ask(ScratchSlot slot, uint64_t bytes) {
-    uint64_t& peak = peaks_[static_cast<size_t>(slot)];
-    peak = std::max(peak, bytes);
-  }
-  uint64_t total() const {
-    uint64_t sum = 0;
-    for (uint64_t p : peaks_) sum += p;
-    return sum;
-  }
+  void ask(ScratchSlot slot, uint64_t bytes) { peaks_[slot] = std::max(peaks_[slot], bytes); }
+  const ScratchSizes& sizes() const { return peaks_; }
 
  private:
-  std::array<uint64_t, static_cast<size_t>(ScratchSlot::kCount)> peaks_{};
+  ScratchSizes peaks_;
 };
 
 // quantize_activations / activation_rows: n quantized rows and their padding; float weights take
@@ -92,7 +84,7 @@ void ask_attention(SlotPeaks& p, const StepShapes::Attention& a, uint64_t bound)
 
 }  // namespace
 
-uint64_t scratch_need(const StepShapes& shapes, const DeviceOpOptions& options) {
+ScratchSizes scratch_need(const StepShapes& shapes, const DeviceOpOptions& options) {
   SlotPeaks peaks;
   for (const StepShapes::Product& m : shapes.products) ask_product(peaks, m);
   for (const StepShapes::ExpertFfn& x : shapes.expert_ffns) ask_expert_ffn(peaks, x);
@@ -100,7 +92,7 @@ uint64_t scratch_need(const StepShapes& shapes, const DeviceOpOptions& options) 
   for (const StepShapes::Attention& a : shapes.attention) {
     ask_attention(peaks, a, options.attention_scratch_bytes);
   }
-  return peaks.total();
+  return peaks.sizes();
 }
 
 }  // namespace v4::device

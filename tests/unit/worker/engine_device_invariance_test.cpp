@@ -91,26 +91,34 @@ TEST_P(EngineDeviceInvariance, PreemptionByRecompute) {
   expect_same(free_run, constrained, "preempted against free");
 }
 
-// What the device fit check reserves for the kernels' scratch (apps::engine_reserve: the bound of
-// device/scratch_bound.h for the engine's largest step and for its recorded decode steps) covers
-// what an engine over FP8 pages asked for, decoded rows included.
-TEST_P(EngineDeviceInvariance, ScratchStaysWithinWhatTheFitCheckCounts) {
+// The kernels' scratch that a server reserves before the weights go to the device
+// (apps::engine_reserve: the bound of device/scratch_bound.h for the engine's largest step and
+// for its recorded decode steps, reserved by Backend::reserve_scratch) is all an engine over FP8
+// pages takes, decoded rows included: no slot grows past it, and no recording is dropped for a
+// moved slot.
+TEST_P(EngineDeviceInvariance, ReservedScratchHoldsEveryStep) {
   EngineOptions o = options();
   o.storage = KvStorage::kFp8;
   const std::vector<GenerationRequest> rs = requests(9);
-  run_here(o, rs);
   int64_t context = 0;  // the positions the requests reach (max_context would loosen the bound)
   for (const GenerationRequest& r : rs) {
     context = std::max<int64_t>(context, r.prompt.size() + r.sampling.max_tokens);
   }
   const V4Weights& w = device_.weights->weights();
-  const auto need = [&](int64_t tokens, KvStorage storage) {
-    return device::scratch_need(step_shapes(w, tokens, context, w.config.n_expert_used, storage),
-                                {});
-  };
-  const int64_t recorded = std::min<int64_t>(decode_bucket(o.max_seqs), o.max_batch_tokens);
-  const uint64_t asked = device_.backend->scratch_requested_bytes();
-  EXPECT_LE(asked, need(o.max_batch_tokens, KvStorage::kFp8) + need(recorded, KvStorage::kFp8));
+  const ScratchShapes shapes = scratch_shapes(w, o.max_batch_tokens, o.max_seqs, context,
+                                              w.config.n_expert_used, KvStorage::kFp8);
+  ASSERT_TRUE(device_.backend->reserve_scratch(shapes.steps, shapes.recorded_steps));
+  const uint64_t reserved = device::scratch_need(shapes.steps, {}).total() +
+                            device::scratch_need(shapes.recorded_steps, {}).total();
+  const uint64_t generation = device_.backend->scratch_generation();
+  EXPECT_EQ(device_.backend->scratch_bytes(), reserved);
+  run_here(o, rs);
+  EngineStats alone;  // a request alone decodes in steps of one shape: those replay a recording
+  run_here(o, {rs[0]}, &alone);
+  EXPECT_GT(alone.step_graphs.replays, 0u);
+  EXPECT_LE(device_.backend->scratch_requested_bytes(), reserved);
+  EXPECT_EQ(device_.backend->scratch_bytes(), reserved);
+  EXPECT_EQ(device_.backend->scratch_generation(), generation);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EngineDeviceInvariance, testing_device::device_backend_names());

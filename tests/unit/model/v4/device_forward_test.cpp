@@ -114,13 +114,9 @@ TEST_P(DeviceForward, LogitsDoNotDependOnTheOtherSequencesOfAStep) {
   EXPECT_EQ(mine, solo->logits);
 }
 
-// What the fit check counts for the kernels' scratch (device::scratch_need over the forward's
-// step shapes) bounds what the ops ask for: a 48-token prompt in one step, then decode steps of
-// one token, which the forward records (their scratch is apart: a step of one row). The bound is
-// met within the slack of what it cannot know (which layers and ops of a step ask for the most).
-TEST_P(DeviceForward, ScratchNeedBoundsWhatTheOpsAskFor) {
-  V4Forward forward(resident_->weights(), *backend_);
-  ContiguousKvState state(config(), *backend_);
+// A 48-token prompt in one step, then decode steps of one token, which the forward records (their
+// scratch is apart: a step of one row).
+void prompt_then_decode(V4Forward& forward, ContiguousKvState& state) {
   std::vector<int32_t> prompt;
   for (int32_t i = 0; i < 48; ++i) prompt.push_back((i * 7919 + 13) % 4000);
   SequenceInput in{&state, prompt, true};
@@ -130,16 +126,47 @@ TEST_P(DeviceForward, ScratchNeedBoundsWhatTheOpsAskFor) {
     SequenceInput next{&state, one, true};
     ASSERT_TRUE(forward.forward({&next, 1}));
   }
-  const auto need = [&](int64_t tokens) {
-    return device::scratch_need(step_shapes(resident_->weights(), tokens, 48 + 3,
-                                            int64_t{config().n_expert_used}, KvStorage::kF32),
-                                device::DeviceOpOptions{});
-  };
-  const uint64_t bound = need(48) + need(decode_bucket(1));
+}
+
+// The steps of prompt_then_decode, as the commands reserve scratch for them.
+ScratchShapes prompt_then_decode_shapes(const V4Weights& w) {
+  return scratch_shapes(w, 48, 1, 48 + 3, int64_t{w.config.n_expert_used}, KvStorage::kF32);
+}
+
+// The bound the fit check counts for the kernels' scratch (device::scratch_need over the step
+// shapes), summed over the backend's two scratches.
+uint64_t scratch_bound(const ScratchShapes& shapes) {
+  return device::scratch_need(shapes.steps, {}).total() +
+         device::scratch_need(shapes.recorded_steps, {}).total();
+}
+
+// Unreserved, the scratch grows to what the ops ask for, and the bound holds it. It is met within
+// the slack of what it cannot know (which layers and ops of a step ask for the most).
+TEST_P(DeviceForward, ScratchNeedBoundsWhatTheOpsAskFor) {
+  V4Forward forward(resident_->weights(), *backend_);
+  ContiguousKvState state(config(), *backend_);
+  prompt_then_decode(forward, state);
+  const uint64_t bound = scratch_bound(prompt_then_decode_shapes(resident_->weights()));
   const uint64_t asked = backend_->scratch_requested_bytes();
   EXPECT_LE(asked, bound);
   EXPECT_GE(asked, bound - bound / 10) << "the bound is loose: " << asked << " of " << bound;
-  EXPECT_LE(backend_->scratch_bytes(), device::scratch_held(bound));
+  EXPECT_LE(backend_->scratch_bytes(), 2 * bound);  // a slot grows at least twofold
+}
+
+// Reserved to the bound before the first step (as the commands do, apps/device_setup.cpp), the
+// scratch holds every step slot by slot: no slot grows or moves, so the recordings stay valid.
+TEST_P(DeviceForward, ReservedScratchNeverGrows) {
+  const V4Weights& w = resident_->weights();
+  const ScratchShapes shapes = prompt_then_decode_shapes(w);
+  ASSERT_TRUE(backend_->reserve_scratch(shapes.steps, shapes.recorded_steps));
+  const uint64_t reserved = scratch_bound(shapes);
+  EXPECT_EQ(backend_->scratch_bytes(), reserved);
+  const uint64_t generation = backend_->scratch_generation();
+  V4Forward forward(w, *backend_);
+  ContiguousKvState state(config(), *backend_);
+  prompt_then_decode(forward, state);
+  EXPECT_EQ(backend_->scratch_bytes(), reserved);
+  EXPECT_EQ(backend_->scratch_generation(), generation);
 }
 
 std::string name(const ::testing::TestParamInfo<DeviceForward::ParamType>& info) {
