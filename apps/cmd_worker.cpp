@@ -135,6 +135,7 @@ int run_worker(WorkerFlags f) {
   }
   if (auto vocabulary = token_vocabulary((*model)->file)) options->vocabulary = *vocabulary;
   options->two_micro_batches = !f.group.name.empty() && f.group.two_micro_batches;
+  f.group.max_step_tokens = options->max_batch_tokens;
   startup.end("tokenizer");
   Result<std::optional<ExpertTiers>> tiers =
       expert_tiers(f.engine.expert_tiers, f.engine.hot_coverage, (*model)->weights.config);

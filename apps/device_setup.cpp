@@ -15,6 +15,7 @@
 #include "model/v4/step_shapes.h"
 #include "model/v4/tiered_expert_dispatcher.h"
 #include "model/v4/v4_forward.h"
+#include "worker/ep/ep_expert_dispatcher.h"
 
 namespace v4::apps {
 namespace {
@@ -34,6 +35,19 @@ void reserve_scratch(DeviceReserve& r, const V4Weights& weights, int64_t tokens,
                     device::scratch_need(r.scratch.recorded_steps, {}).total();
 }
 
+// What the routed experts' dispatcher keeps on the device for the reserve's steps (each
+// dispatcher's bytes_for): a group rank's exchange regions, the tiers' two paths, or one rank's.
+uint64_t dispatcher_bytes(const V4Config& c, const DeviceReserve& r, bool tiered) {
+  const int64_t n = r.dispatch_tokens;
+  if (n <= 0) return 0;
+  if (r.ranks > 1) {
+    return EpExpertDispatcher::bytes_for(static_cast<int>(r.ranks), n, c.n_expert_used, c.n_embd,
+                                         c.n_expert);
+  }
+  if (tiered) return TieredExpertDispatcher::bytes_for(n, c.n_expert_used, c.n_embd, c.n_expert);
+  return LocalExpertDispatcher::bytes_for(n, c.n_expert_used, c.n_embd, c.n_expert);
+}
+
 }  // namespace
 
 DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t decode_rows,
@@ -42,6 +56,7 @@ DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t dec
   r.workspace_bytes = ForwardWorkspace::bytes_for(weights.config, tokens);
   reserve_scratch(r, weights, tokens, decode_rows, context, weights.config.n_expert_used,
                   KvStorage::kF32);
+  r.dispatch_tokens = tokens;
   return r;
 }
 
@@ -53,6 +68,8 @@ DeviceReserve engine_reserve(const V4Weights& weights, uint64_t kv_memory_bytes,
   r.workspace_bytes = ForwardWorkspace::bytes_for(weights.config, max_batch_tokens);
   reserve_scratch(r, weights, max_batch_tokens, max_seqs, max_context,
                   int64_t{ranks} * weights.config.n_expert_used, storage);
+  r.dispatch_tokens = max_batch_tokens;
+  r.ranks = ranks;
   return r;
 }
 
@@ -84,13 +101,15 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   // groups).
   const ExpertTiers* on_device = tiers ? tiers : group_share;
   const uint64_t weights = resident_weight_bytes(host, on_device);
+  const uint64_t dispatch = dispatcher_bytes(host.config, reserve, tiers != nullptr);
+  const uint64_t need = weights + reserve.total() + dispatch;
   const std::string plan = "weights " + gib(weights) + " + KV " + gib(reserve.kv_bytes) +
                            " + step workspace " + gib(reserve.workspace_bytes) +
-                           " + kernel scratch " + gib(reserve.scratch_bytes);
-  if (Status s = check_device_fit(weights + reserve.total(), memory->free_bytes, plan); !s)
-    return s;
+                           " + kernel scratch " + gib(reserve.scratch_bytes) +
+                           " + expert dispatch " + gib(dispatch);
+  if (Status s = check_device_fit(need, memory->free_bytes, plan); !s) return s;
   const std::string fits =
-      "device memory: " + plan + " = " + gib(weights + reserve.total()) +
+      "device memory: " + plan + " = " + gib(need) +
       (spec->emulated ? " (host memory)" : ", " + gib(memory->free_bytes) + " free");
   if (progress_to == UploadProgressTo::kLog) {
     spdlog::info("{}", fits);

@@ -39,6 +39,11 @@ struct DeviceReserve {
   uint64_t workspace_bytes = 0;  // the forward's step workspace (ForwardWorkspace::bytes_for)
   uint64_t scratch_bytes = 0;    // the kernels' scratch for `scratch` (device/scratch_bound.h)
   ScratchShapes scratch;         // the steps the backend's scratch is reserved for
+  // The routed experts' dispatcher reserves its buffers for steps of up to `dispatch_tokens`
+  // tokens (ExpertDispatcher::reserve); on a rank of a group of `ranks`, its peers' rows too.
+  // prepare_device counts them, as it knows whether the experts are tiered.
+  int64_t dispatch_tokens = 0;
+  uint32_t ranks = 1;
   uint64_t total() const { return kv_bytes + workspace_bytes + scratch_bytes; }
 };
 

@@ -22,16 +22,22 @@ Status read_back_routing(Backend& backend, const RoutedTokens& in, uint32_t n_ex
   return Status::ok();
 }
 
+uint64_t ExpertDispatchBuffers::bytes_for(int64_t pairs, int64_t width, uint32_t buckets) {
+  const auto p = static_cast<uint64_t>(pairs), rows = p * static_cast<uint64_t>(width);
+  // int64 arrays first (offsets, source tokens, slot rows), then floats (row scales, gathered
+  // rows, expert outputs): every piece stays 8-byte aligned.
+  const uint64_t ints = (uint64_t{buckets} + 1) + 2 * p, floats = p + 2 * rows;
+  return ints * sizeof(int64_t) + floats * sizeof(float);
+}
+
 void ExpertDispatchBuffers::ensure(int64_t pairs, int64_t width, uint32_t buckets) {
   if (pairs <= pairs_ && width <= width_ && buckets <= buckets_) return;
   pairs_ = std::max(pairs, pairs_);
   width_ = std::max(width, width_);
   buckets_ = std::max(buckets, buckets_);
   const size_t p = static_cast<size_t>(pairs_), rows = p * static_cast<size_t>(width_);
-  // int64 arrays first, then floats: every piece stays 8-byte aligned.
-  const size_t ints = (buckets_ + 1) + 2 * p, floats = p + 2 * rows;
   ++generation_;
-  arena_ = backend_.allocate(ints * sizeof(int64_t) + floats * sizeof(float));
+  arena_ = backend_.allocate(bytes_for(pairs_, width_, buckets_));
   int64_t* i = static_cast<int64_t*>(arena_->data());
   offsets = i;
   source_token = offsets + buckets_ + 1;

@@ -49,8 +49,12 @@ class ExpertDispatcher {
   // the buffers those ops read move. Unset (the default): never recorded.
   virtual std::optional<uint64_t> graph_generation() const { return std::nullopt; }
   // Sizes what the dispatcher keeps between steps for steps of up to `tokens` tokens routed to
-  // `k` of `n_expert` experts, so that no such step moves it (and the recordings with it).
+  // `k` of `n_expert` experts, so that no such step moves it (and the recordings with it), nor
+  // allocates halfway through a step. Each dispatcher's bytes_for says how much that is, for the
+  // device fit check.
   virtual void reserve(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) {}
+  // Bytes of its backend's memory the dispatcher keeps between steps now.
+  virtual uint64_t buffer_bytes() const { return 0; }
 };
 
 // A dispatcher that plans on the host: the routing's n·k expert ids and weights read back into
@@ -65,6 +69,9 @@ class ExpertDispatchBuffers {
  public:
   explicit ExpertDispatchBuffers(Backend& backend) : backend_(backend) {}
   void ensure(int64_t pairs, int64_t width, uint32_t buckets);
+  // What ensure(pairs, width, buckets) allocates, the first time.
+  static uint64_t bytes_for(int64_t pairs, int64_t width, uint32_t buckets);
+  uint64_t bytes() const { return arena_ ? arena_->bytes() : 0; }
   DeviceBuffer* buffer() const { return arena_.get(); }
   // Counts the reallocations: the pointers below change with it.
   uint64_t generation() const { return generation_; }
@@ -92,6 +99,10 @@ class LocalExpertDispatcher final : public ExpertDispatcher {
   void reserve(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) override {
     buffers_.ensure(tokens * k, n_embd, n_expert);
   }
+  static uint64_t bytes_for(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) {
+    return ExpertDispatchBuffers::bytes_for(tokens * k, n_embd, n_expert);
+  }
+  uint64_t buffer_bytes() const override { return buffers_.bytes(); }
 
  private:
   Backend& backend_;

@@ -37,6 +37,17 @@ class TieredExpertDispatcher final : public ExpertDispatcher {
                         float* out, FunctionRef<void()> meanwhile) override;
   // A failed copy between the memories (the layer's sum was not written).
   Status take_error() override { return std::exchange(error_, Status::ok()); }
+  // The device buffers of both paths: the layers held whole, and the split ones' (the hot
+  // experts' buckets and one for the cold rows' results).
+  void reserve(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) override {
+    whole_.reserve(tokens, k, n_embd, n_expert);
+    device_buffers_.ensure(tokens * k, n_embd, n_expert + 1);
+  }
+  static uint64_t bytes_for(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) {
+    return LocalExpertDispatcher::bytes_for(tokens, k, n_embd, n_expert) +
+           ExpertDispatchBuffers::bytes_for(tokens * k, n_embd, n_expert + 1);
+  }
+  uint64_t buffer_bytes() const override { return whole_.buffer_bytes() + device_buffers_.bytes(); }
 
   // Pairs run on each side since start (the share the CPU carries).
   uint64_t hot_pairs() const { return hot_pairs_; }

@@ -96,9 +96,9 @@ V4Forward::V4Forward(const V4Weights& weights, Backend& backend, ExpertDispatche
                                                 {static_cast<int64_t>(counters), 1, 1, 1}),
                              0, counters * sizeof(uint64_t));
   ws_.ensure(weights.config, limits.max_tokens);
-  // A prefill of up to max_tokens then moves no dispatch buffer a decode recording points into.
-  // (Whether the backend records may change later: a traffic recorder records none meanwhile.)
-  if (limits.step_graphs > 0 && limits.max_tokens > 0) {
+  // A prefill of up to max_tokens then moves no dispatch buffer a decode recording points into,
+  // and no step allocates one halfway (the device fit check counted them: bytes_for).
+  if (limits.max_tokens > 0) {
     const V4Config& c = weights.config;
     experts_.reserve(limits.max_tokens, c.n_expert_used, c.n_embd, c.n_expert);
   }

@@ -27,6 +27,30 @@ uint64_t total(const std::vector<int64_t>& bytes) {
   return sum;
 }
 
+// A region's smallest allocation (EpExpertDispatcher::fit).
+constexpr uint64_t kMinRegionBytes = 256;
+
+// The most each region holds for steps of up to `tokens` tokens on every rank: this rank's
+// p = tokens·k pairs, and up to m = (ranks − 1)·p rows from its peers. In the order of
+// EpExpertDispatcher::regions.
+std::array<uint64_t, 9> region_bounds(int ranks, int64_t tokens, uint32_t k, int64_t d) {
+  const auto p = static_cast<uint64_t>(tokens) * k;
+  const uint64_t m = static_cast<uint64_t>(std::max(ranks - 1, 0)) * p;
+  const auto width = static_cast<uint64_t>(d + kRowExtra), f = sizeof(float);
+  return {
+      24 * p + 8,         // the plan (pack): source and result rows (i64), then the peers' rows'
+                          // (id, weight) pairs or the own rows' ids and weights, 8-byte aligned
+      p * width * f,      // the rows out
+      m * width * f,      // the rows in
+      m * d * f,          // their activations
+      m * kRowExtra * f,  // their ids and weights
+      8 * m + 8,          // the same, checked, as ids (i32) and weights, 8-byte aligned
+      p * d * f,          // this rank's own rows
+      m * d * f,          // the results served to the peers
+      p * d * f,          // every pair's result
+  };
+}
+
 }  // namespace
 
 ExpertTiers held_experts(const ExpertPlacement& placement, int rank, uint32_t n_layer) {
@@ -72,10 +96,33 @@ uint32_t EpExpertDispatcher::stack_size(uint32_t layer, uint32_t n_expert) {
   return static_cast<uint32_t>(std::count_if(s.begin(), s.end(), [](int32_t v) { return v >= 0; }));
 }
 
+void EpExpertDispatcher::reserve(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) {
+  const std::array<uint64_t, 9> bounds = region_bounds(comm_.size(), tokens, k, n_embd);
+  const auto all = regions(*this);
+  for (size_t i = 0; i < all.size(); ++i) fit(*all[i], bounds[i]);
+  const int64_t pairs = tokens * k;
+  local_.reserve(std::max<int64_t>(int64_t{comm_.size() - 1} * pairs, pairs), 1, n_embd, n_expert);
+}
+
+uint64_t EpExpertDispatcher::bytes_for(int ranks, int64_t tokens, uint32_t k, int64_t n_embd,
+                                       uint32_t n_expert) {
+  uint64_t total = 0;
+  for (uint64_t b : region_bounds(ranks, tokens, k, n_embd)) total += std::max(b, kMinRegionBytes);
+  const int64_t pairs = tokens * k;
+  return total + LocalExpertDispatcher::bytes_for(
+                     std::max<int64_t>(int64_t{ranks - 1} * pairs, pairs), 1, n_embd, n_expert);
+}
+
+uint64_t EpExpertDispatcher::buffer_bytes() const {
+  uint64_t total = local_.buffer_bytes();
+  for (const Region* r : regions(*this)) total += r->buffer ? r->buffer->bytes() : 0;
+  return total;
+}
+
 void* EpExpertDispatcher::fit(Region& region, size_t bytes) {
   if (!region.buffer || region.buffer->bytes() < bytes) {
     const size_t have = region.buffer ? region.buffer->bytes() : 0;
-    region.buffer = backend_.allocate(std::max({bytes, 2 * have, size_t{256}}));
+    region.buffer = backend_.allocate(std::max({bytes, 2 * have, size_t{kMinRegionBytes}}));
   }
   return region.buffer->data();
 }

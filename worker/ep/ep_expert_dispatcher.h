@@ -15,6 +15,7 @@
 // The exchanges run on an ExchangeThread; with overlap off they run inline, in the same order.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -47,6 +48,13 @@ class EpExpertDispatcher final : public ExpertDispatcher {
                         float* out, FunctionRef<void()> meanwhile) override;
   bool collective() const override { return true; }
   Status take_error() override;
+  // Every region sized for steps of up to `tokens` tokens on every rank of the group (this rank's
+  // tokens·k pairs, and up to (ranks − 1)·tokens·k rows from its peers: every rank serves with
+  // the same --max-batch-tokens), and the local dispatcher for the larger of the two.
+  void reserve(int64_t tokens, uint32_t k, int64_t n_embd, uint32_t n_expert) override;
+  static uint64_t bytes_for(int ranks, int64_t tokens, uint32_t k, int64_t n_embd,
+                            uint32_t n_expert);
+  uint64_t buffer_bytes() const override;
 
   // The tokens each rank runs in the coming step (the group's agreement, WorkerGroup::agree).
   // A peer that announces more rows than its tokens × k is refused before any buffer is sized
@@ -94,6 +102,13 @@ class EpExpertDispatcher final : public ExpertDispatcher {
   // returns where it starts: several small arrays then go to the backend in one copy.
   size_t stage(const void* host, size_t bytes, bool first = false);
   void* fit(Region& region, size_t bytes);
+  // The backend-side regions, in region_bounds' order (ep_expert_dispatcher.cpp).
+  template <class Self>
+  static auto regions(Self& self) {
+    return std::array{&self.plan_,   &self.send_,          &self.recv_,
+                      &self.recv_x_, &self.recv_meta_dev_, &self.recv_plan_,
+                      &self.own_x_,  &self.served_,        &self.returned_};
+  }
   void account(double exposed, double& phase_seconds);
 
   Backend& backend_;

@@ -84,6 +84,7 @@ Result<std::unique_ptr<WorkerGroup>> WorkerGroup::join(const WorkerGroupOptions&
                          comm.message());
   group->comm_ = std::move(*comm);
   group->two_micro_batches_ = o.two_micro_batches;
+  group->max_step_tokens_ = o.max_step_tokens;
   if (Status s = group->compare_models(config, placement->digest()); !s)
     return Status::error("group " + o.name + " rank " + std::to_string(o.rank) + ": " +
                          s.message());
@@ -114,7 +115,8 @@ Status WorkerGroup::compare_models(const V4Config& c, uint64_t placement_digest)
                           c.n_expert,
                           c.n_expert_used,
                           static_cast<int64_t>(placement_digest),
-                          two_micro_batches_ ? 1 : 0};
+                          two_micro_batches_ ? 1 : 0,
+                          max_step_tokens_};
   constexpr int64_t n = sizeof mine / sizeof mine[0];
   std::vector<int64_t> all(static_cast<size_t>(n * comm_->size()));
   if (Status s = comm_->all_gather(mine, n, all.data()); !s) return s;
@@ -123,9 +125,9 @@ Status WorkerGroup::compare_models(const V4Config& c, uint64_t placement_digest)
       return Status::error(
           "rank " + std::to_string(r) +
           " loaded a model of another shape (layers, width, vocabulary, experts, experts per "
-          "token), placed the experts otherwise or splits its steps otherwise: every rank of a "
-          "group must load the same model with the same --expert-stats, --redundant-experts and "
-          "--two-micro-batches");
+          "token), placed the experts otherwise or sizes or splits its steps otherwise: every "
+          "rank of a group must load the same model with the same --expert-stats, "
+          "--redundant-experts, --max-batch-tokens and --two-micro-batches");
     }
   }
   return Status::ok();
@@ -151,9 +153,12 @@ Result<uint64_t> WorkerGroup::agree(uint64_t local_tokens) {
                            std::to_string(all[2 * r]) + ", this rank at " +
                            std::to_string(mine[0]) + ": the group is out of step");
     const int64_t t = all[2 * r + 1];
-    if (t < 0 || t > int64_t{1} << 32)
-      return Status::error("rank " + std::to_string(r) + " announced " + std::to_string(t) +
-                           " tokens for a step");
+    const int64_t most = max_step_tokens_ > 0 ? int64_t{max_step_tokens_} : int64_t{1} << 32;
+    if (t < 0 || t > most)
+      return Status::error(
+          "rank " + std::to_string(r) + " announced " + std::to_string(t) + " tokens for a step" +
+          (max_step_tokens_ > 0 ? ", beyond --max-batch-tokens " + std::to_string(max_step_tokens_)
+                                : std::string()));
     tokens[static_cast<size_t>(r)] = t;
     total += static_cast<uint64_t>(t);
   }

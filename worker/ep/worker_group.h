@@ -37,6 +37,10 @@ struct WorkerGroupOptions {
   // Steps in two micro-batches (ForwardLimits::two_micro_batches): every rank must agree, since
   // it doubles each MoE layer's exchanges.
   bool two_micro_batches = false;
+  // The most tokens a rank's step holds (its --max-batch-tokens; 0: unbounded). Every rank must
+  // have the same: each sizes its exchange buffers for its peers' steps of up to this many
+  // (EpExpertDispatcher::reserve), and a peer announcing more is refused.
+  uint32_t max_step_tokens = 0;
 };
 
 // Where a rank's expert rows live and travel. CPU ranks (the default): host memory over Gloo.
@@ -80,6 +84,7 @@ class WorkerGroup final : public StepGroup {
   std::unique_ptr<ExpertComm> exchange_;  // the rows' communicator when not comm_ (NCCL)
   std::unique_ptr<EpExpertDispatcher> dispatcher_;
   bool two_micro_batches_ = false;
+  uint32_t max_step_tokens_ = 0;
   uint64_t turn_ = 0;
   uint64_t joined_steps_ = 0;
 };

@@ -155,18 +155,29 @@ TEST_P(DeviceForward, ScratchNeedBoundsWhatTheOpsAskFor) {
 
 // Reserved to the bound before the first step (as the commands do, apps/device_setup.cpp), the
 // scratch holds every step slot by slot: no slot grows or moves, so the recordings stay valid.
-TEST_P(DeviceForward, ReservedScratchNeverGrows) {
+// The same for the expert dispatcher's buffers, sized when the forward is made for its steps of
+// up to 48 tokens (LocalExpertDispatcher::bytes_for, what the fit check counts).
+TEST_P(DeviceForward, ReservedScratchAndDispatchBuffersNeverGrow) {
   const V4Weights& w = resident_->weights();
   const ScratchShapes shapes = prompt_then_decode_shapes(w);
   ASSERT_TRUE(backend_->reserve_scratch(shapes.steps, shapes.recorded_steps));
   const uint64_t reserved = scratch_bound(shapes);
   EXPECT_EQ(backend_->scratch_bytes(), reserved);
   const uint64_t generation = backend_->scratch_generation();
-  V4Forward forward(w, *backend_);
+  LocalExpertDispatcher experts(*backend_);
+  ForwardLimits limits;
+  limits.max_tokens = 48;
+  V4Forward forward(w, *backend_, &experts, limits);
+  const uint64_t dispatch = LocalExpertDispatcher::bytes_for(48, config().n_expert_used,
+                                                             config().n_embd, config().n_expert);
+  EXPECT_EQ(experts.buffer_bytes(), dispatch);
+  const std::optional<uint64_t> buffers = experts.graph_generation();
   ContiguousKvState state(config(), *backend_);
   prompt_then_decode(forward, state);
   EXPECT_EQ(backend_->scratch_bytes(), reserved);
   EXPECT_EQ(backend_->scratch_generation(), generation);
+  EXPECT_EQ(experts.buffer_bytes(), dispatch);
+  EXPECT_EQ(experts.graph_generation(), buffers);
 }
 
 std::string name(const ::testing::TestParamInfo<DeviceForward::ParamType>& info) {

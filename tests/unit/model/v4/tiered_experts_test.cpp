@@ -64,12 +64,19 @@ TEST_P(TieredExperts, OnTheCpuLogitsAreBitIdenticalToOneMemory) {
   Result<std::unique_ptr<TieredExpertDispatcher>> tiered =
       TieredExpertDispatcher::create(device, host, model_->weights, tiers_);
   ASSERT_TRUE(tiered) << tiered.message();
-  V4Forward forward(resident.value()->weights(), device, tiered->get());
+  ForwardLimits limits;  // steps of up to the prompt: the dispatcher's buffers are sized for it
+  limits.max_tokens = static_cast<int64_t>(kPrompt.size());
+  V4Forward forward(resident.value()->weights(), device, tiered->get(), limits);
   V4Forward reference(model_->weights, device);
   const std::vector<float> want = run(reference, config());
   EXPECT_EQ(run(forward, config()), want);
   EXPECT_GT((*tiered)->hot_pairs(), 0u);
   EXPECT_GT((*tiered)->cold_pairs(), 0u);
+  // What the device fit check counts for the dispatcher is what it keeps: sized when the forward
+  // was made, nothing grew.
+  EXPECT_EQ((*tiered)->buffer_bytes(),
+            TieredExpertDispatcher::bytes_for(limits.max_tokens, config().n_expert_used,
+                                              config().n_embd, config().n_expert));
   // The cold experts' bytes stay on the host.
   const LayerWeights& l1 = model_->weights.layers[1];
   const uint64_t per_expert =

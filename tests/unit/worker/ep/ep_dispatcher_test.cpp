@@ -27,6 +27,8 @@ namespace v4 {
 namespace {
 
 constexpr int kSteps = 4;
+// The most tokens a rank's step holds (its prefill: at most 111 for rank 2).
+constexpr int64_t kMaxStepTokens = 128;
 
 // Rank r's sequences: r + 1 of them, prompts of different lengths; at step 2 rank 1 has nothing
 // to run and joins with an empty step.
@@ -189,6 +191,7 @@ class EpDispatcherTest : public EngineTest {
                                placement, overlap_, device_);
     ForwardLimits limits;
     limits.two_micro_batches = micro_;
+    limits.max_tokens = kMaxStepTokens;
     V4Forward forward(*w, *backend, &experts, limits);
     // Each step every rank knows the others' token counts, as WorkerGroup::agree tells it.
     const auto expect = [&](int step) {
@@ -205,8 +208,8 @@ class EpDispatcherTest : public EngineTest {
     out.write(reinterpret_cast<const char*>(logits->data()),
               static_cast<std::streamsize>(logits->size() * sizeof(float)));
     std::ofstream(dir / ("rank" + std::to_string(rank) + ".rows"))
-        << experts.rows_sent() << " " << experts.rows_served() << " "
-        << experts.traffic().exchanges;
+        << experts.rows_sent() << " " << experts.rows_served() << " " << experts.traffic().exchanges
+        << " " << experts.buffer_bytes();
     return out ? 0 : 1;
   }
 
@@ -253,12 +256,19 @@ class EpDispatcherTest : public EngineTest {
       EXPECT_EQ(0, std::memcmp(bytes.data(), want->data(), bytes.size()))
           << "rank " << r << " of " << ranks << " differs from one rank";
       // The experts really ran elsewhere: every rank shipped rows out and served its peers'.
-      uint64_t sent = 0, served = 0, exchanges = 0;
-      std::ifstream(dir / ("rank" + std::to_string(r) + ".rows")) >> sent >> served >> exchanges;
+      uint64_t sent = 0, served = 0, exchanges = 0, buffers = 0;
+      std::ifstream(dir / ("rank" + std::to_string(r) + ".rows")) >> sent >> served >> exchanges >>
+          buffers;
       EXPECT_GT(sent, 0u) << "rank " << r;
       EXPECT_GT(served, 0u) << "rank " << r;
       // Every MoE layer of every step, idle or not: twice with two micro-batches.
       EXPECT_EQ(exchanges, uint64_t{kSteps} * weights().config.n_layer * (micro_ ? 2 : 1))
+          << "rank " << r;
+      // The exchange buffers were sized when the forward was made, for every rank's steps of up
+      // to kMaxStepTokens (what the device fit check counts), and no step grew them.
+      const V4Config& c = weights().config;
+      EXPECT_EQ(buffers, EpExpertDispatcher::bytes_for(ranks, kMaxStepTokens, c.n_expert_used,
+                                                       c.n_embd, c.n_expert))
           << "rank " << r;
     }
     std::filesystem::remove_all(dir);

@@ -122,10 +122,10 @@ class WorkerGroupEngineTest : public EngineTest {
     std::unique_ptr<CpuBackend> backend;
     std::unique_ptr<WorkerGroup> group;
   };
-  static std::vector<Rank> join_two(std::chrono::milliseconds timeout = 20s,
-                                    std::optional<V4Config> second = std::nullopt,
-                                    std::vector<std::string>* errors = nullptr,
-                                    bool second_splits_steps = false) {
+  static std::vector<Rank> join_two(
+      std::chrono::milliseconds timeout = 20s, std::optional<V4Config> second = std::nullopt,
+      std::vector<std::string>* errors = nullptr,
+      const std::function<void(WorkerGroupOptions&)>& second_flags = {}) {
     const int port = free_port();
     std::vector<Rank> ranks(2);
     std::vector<std::future<Result<std::unique_ptr<WorkerGroup>>>> joining;
@@ -134,7 +134,7 @@ class WorkerGroupEngineTest : public EngineTest {
       joining.push_back(std::async(std::launch::async, [&, r] {
         const V4Config& config = r == 1 && second ? *second : weights().config;
         WorkerGroupOptions o = group_options(r, 2, port, timeout);
-        o.two_micro_batches = r == 1 && second_splits_steps;
+        if (r == 1 && second_flags) second_flags(o);
         return WorkerGroup::join(o, *ranks[r].backend, config);
       }));
     }
@@ -220,10 +220,48 @@ TEST_F(WorkerGroupEngineTest, RanksWithDifferentModelsAreRefused) {
 // A rank in two micro-batches exchanges twice per MoE layer: its peers must too.
 TEST_F(WorkerGroupEngineTest, RanksThatSplitTheirStepsOtherwiseAreRefused) {
   std::vector<std::string> errors;
-  std::vector<Rank> ranks = join_two(5s, std::nullopt, &errors, true);
+  std::vector<Rank> ranks = join_two(5s, std::nullopt, &errors,
+                                     [](WorkerGroupOptions& o) { o.two_micro_batches = true; });
   ASSERT_EQ(errors.size(), 2u);
   for (const std::string& e : errors)
     EXPECT_NE(e.find("--two-micro-batches"), std::string::npos) << "'" << e << "'";
+}
+
+// Each rank sizes its exchange buffers for its peers' steps of up to its own --max-batch-tokens:
+// a rank with another budget is refused when the group meets, and a step beyond it at agree().
+TEST_F(WorkerGroupEngineTest, RanksWithAnotherStepBudgetAreRefused) {
+  std::vector<std::string> errors;
+  std::vector<Rank> ranks =
+      join_two(5s, std::nullopt, &errors, [](WorkerGroupOptions& o) { o.max_step_tokens = 128; });
+  ASSERT_EQ(errors.size(), 2u);
+  for (const std::string& e : errors)
+    EXPECT_NE(e.find("--max-batch-tokens"), std::string::npos) << "'" << e << "'";
+}
+
+TEST_F(WorkerGroupEngineTest, AStepBeyondTheBudgetIsRefused) {
+  const int port = free_port();
+  std::vector<Rank> ranks(2);
+  std::vector<std::future<Result<uint64_t>>> agreed;
+  for (int r = 0; r < 2; ++r) {
+    ranks[r].backend = std::make_unique<CpuBackend>(1);
+    agreed.push_back(std::async(std::launch::async, [&, r]() -> Result<uint64_t> {
+      WorkerGroupOptions o = group_options(r, 2, port, 5s);
+      o.max_step_tokens = 64;
+      Result<std::unique_ptr<WorkerGroup>> g =
+          WorkerGroup::join(o, *ranks[r].backend, weights().config);
+      if (!g) return g.status();
+      ranks[r].group = std::move(*g);
+      return ranks[r].group->agree(r == 1 ? 65 : 1);
+    }));
+  }
+  for (int r = 0; r < 2; ++r) {
+    Result<uint64_t> a = agreed[r].get();
+    ASSERT_FALSE(a) << "rank " << r;
+    EXPECT_NE(
+        a.message().find("rank 1 announced 65 tokens for a step, beyond --max-batch-tokens 64"),
+        std::string::npos)
+        << a.message();
+  }
 }
 
 TEST_F(WorkerGroupEngineTest, ALeavingRankBreaksItsPeerWithoutAHang) {
