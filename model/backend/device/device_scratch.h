@@ -1,8 +1,7 @@
 // Memory a device backend's ops keep between calls, owned by one executor: scratch slots, sized
 // for the largest step before the first (reserve) or else grown to the largest step seen, so that
-// steady-state steps do not allocate; constant copies of
-// host tables (the quant grids, made once), and the backend's choice of product kernels. One
-// DeviceScratch serves one backend.
+// steady-state steps do not allocate; constant copies of host tables (the quant grids, made
+// once); and the backend's choice of product kernels. One DeviceScratch serves one backend.
 #pragma once
 
 #include <algorithm>
