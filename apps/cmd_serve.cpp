@@ -90,18 +90,24 @@ int run_serve(const ServeFlags& f) {
   const router::ServiceOptions options_for_service = service_options(
       f.http, default_model_name(**model, path), system_fingerprint(path, f.engine));
   router::ServerMetrics metrics(options_for_service.model_name, f.http.metrics_expert_detail);
+  Result<std::optional<ExpertTiers>> tiers =
+      expert_tiers(f.engine.expert_tiers, f.engine.hot_coverage, (*model)->weights.config);
+  if (!tiers) {
+    spdlog::error("{}", tiers.message());
+    return 2;
+  }
+  if (Status s =
+          size_kv_for_device(f.engine, (*model)->weights, *options, 1, *tiers ? &**tiers : nullptr);
+      !s) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
   if (Result<uint32_t> pages = EngineCore::pages_for_budget((*model)->weights.config, *options)) {
     metrics.set_cache_config({{"block_size", std::to_string(options->page_tokens)},
                               {"cache_dtype", f.engine.kv_storage},
                               {"enable_prefix_caching", options->prefix_caching ? "True" : "False"},
                               {"num_gpu_blocks", std::to_string(*pages)},
                               {"kv_memory_mib", std::to_string(options->kv_memory_bytes >> 20)}});
-  }
-  Result<std::optional<ExpertTiers>> tiers =
-      expert_tiers(f.engine.expert_tiers, f.engine.hot_coverage, (*model)->weights.config);
-  if (!tiers) {
-    spdlog::error("{}", tiers.message());
-    return 2;
   }
   Result<PreparedDevice> device = prepare_device(
       f.engine.device, f.engine.threads, (*model)->weights,

@@ -153,6 +153,14 @@ int run_worker(WorkerFlags f) {
     spdlog::error("{}", group_device.message());
     return 2;
   }
+  if (Status s =
+          size_kv_for_device(f.engine, (*model)->weights, *options,
+                             f.group.name.empty() ? 1 : f.group.ranks, *tiers ? &**tiers : nullptr,
+                             group_device->device.held_only ? &group_device->share : nullptr);
+      !s) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
   Result<PreparedDevice> device =
       prepare_device(f.engine.device, f.engine.threads, (*model)->weights,
                      engine_reserve((*model)->weights, options->kv_memory_bytes, options->storage,

@@ -48,7 +48,51 @@ uint64_t dispatcher_bytes(const V4Config& c, const DeviceReserve& r, bool tiered
   return LocalExpertDispatcher::bytes_for(n, c.n_expert_used, c.n_embd, c.n_expert);
 }
 
+std::string usable_share() {
+  return std::to_string(static_cast<int>(kDeviceMemoryUtilization * 100 + 0.5)) + "%";
+}
+
+// The memory the fit check sees: a GPU's free memory; an emulated device's size when it has one
+// ("emulated:G"), else the host's, unbounded (reported as 0 total).
+Result<device::DeviceMemory> memory_of(const device::DeviceSpec& spec) {
+  if (!spec.emulated) return device::device_memory(spec);
+  if (spec.emulated_bytes > 0)
+    return device::DeviceMemory{spec.emulated_bytes, spec.emulated_bytes, "emulated device"};
+  return device::DeviceMemory{~uint64_t{0}, 0, "host"};
+}
+
+// What goes on the device beside the KV pages: the weights (only the experts in `on_device`
+// where set) and the rest of `reserve`, its KV part left out.
+uint64_t beside_kv(const V4Weights& host, const DeviceReserve& reserve, const ExpertTiers* tiers,
+                   const ExpertTiers* on_device) {
+  return resident_weight_bytes(host, on_device) + reserve.total() - reserve.kv_bytes +
+         dispatcher_bytes(host.config, reserve, tiers != nullptr);
+}
+
 }  // namespace
+
+Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& host,
+                                  const DeviceReserve& reserve, const ExpertTiers* tiers,
+                                  const ExpertTiers* group_share) {
+  Result<device::DeviceSpec> spec = device::parse_device(device);
+  if (!spec) return spec.status();
+  if (!spec->emulated && spec->kind == DeviceKind::kCpu) return uint64_t{0};
+  Result<device::DeviceMemory> memory = memory_of(*spec);
+  if (!memory) return memory.status();
+  if (memory->total_bytes == 0) return uint64_t{0};  // the host's memory: no device bound
+  const uint64_t usable =
+      static_cast<uint64_t>(static_cast<double>(memory->free_bytes) * kDeviceMemoryUtilization);
+  const uint64_t other = beside_kv(host, reserve, tiers, tiers ? tiers : group_share);
+  if (other >= usable) {
+    return Status::error(
+        "no room for the KV cache on the device: the weights and the step "
+        "memory take " +
+        gib(other) + " of the " + gib(usable) + " usable (" + usable_share() + " of " +
+        gib(memory->free_bytes) +
+        " free); a smaller --max-batch-tokens or --ctx shrinks the step memory");
+  }
+  return usable - other;
+}
 
 DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t decode_rows,
                            int64_t context) {
@@ -93,9 +137,7 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
     out.backend = std::move(*be);
     return out;
   }
-  Result<device::DeviceMemory> memory =
-      spec->emulated ? Result<device::DeviceMemory>(device::DeviceMemory{~uint64_t{0}, 0, "host"})
-                     : device::device_memory(*spec);
+  Result<device::DeviceMemory> memory = memory_of(*spec);
   if (!memory) return memory.status();
   // Both name the experts that go to the device (a group rank has no tiers: tiers are refused in
   // groups).
@@ -110,7 +152,7 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   if (Status s = check_device_fit(need, memory->free_bytes, plan); !s) return s;
   const std::string fits =
       "device memory: " + plan + " = " + gib(need) +
-      (spec->emulated ? " (host memory)" : ", " + gib(memory->free_bytes) + " free");
+      (memory->total_bytes == 0 ? " (host memory)" : ", " + gib(memory->free_bytes) + " free");
   if (progress_to == UploadProgressTo::kLog) {
     spdlog::info("{}", fits);
   } else {

@@ -18,7 +18,8 @@
 namespace v4::apps {
 
 inline constexpr const char* kDeviceHelp =
-    "where the forward runs: cpu, cuda or cuda:N (emulated: the GPU kernels on the host, slow)";
+    "where the forward runs: cpu, cuda or cuda:N (emulated: the GPU kernels on the host, slow; "
+    "emulated:G: as on a device of G GiB)";
 
 struct PreparedDevice {
   std::unique_ptr<Backend> backend;
@@ -59,6 +60,20 @@ DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t dec
 DeviceReserve engine_reserve(const V4Weights& weights, uint64_t kv_memory_bytes, KvStorage storage,
                              uint32_t max_batch_tokens, uint32_t max_seqs, uint32_t max_context,
                              uint32_t ranks = 1);
+
+// The share of a device's free memory the KV budget fills when --kv-memory is not given, after
+// the weights and the step memory: the rest is for what the plan does not count (the CUDA
+// graphs' instantiations, NCCL's own buffers, the allocator's fragmentation). vLLM's default
+// device memory utilization is the same 0.9.
+inline constexpr double kDeviceMemoryUtilization = 0.9;
+
+// The KV budget a device leaves when --kv-memory is not given: kDeviceMemoryUtilization of its
+// free memory, less the weights that go there and the rest of `reserve` (its kv_bytes ignored).
+// 0 where the forward runs in host memory (the CPU; "emulated" without a size): the caller keeps
+// its host default. An error when nothing is left.
+Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& host,
+                                  const DeviceReserve& reserve, const ExpertTiers* tiers = nullptr,
+                                  const ExpertTiers* group_share = nullptr);
 
 // `reserve`: device memory the caller needs beside the weights (the backend's scratch is reserved
 // for its steps before the weights upload);

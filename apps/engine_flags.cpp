@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "apps/device_setup.h"
+#include "model/backend/device/backend_factory.h"
 #include "model/backend/kv_row_codec.h"
 #include "worker/ep/expert_placement.h"
 #include "worker/kv_disk/model_identity.h"
@@ -25,7 +26,41 @@ uint64_t default_kv_bytes() {
   return uint64_t{1} << 30;
 }
 
+// The KV budget's pages, logged; an error naming the budget when it buys none.
+Status check_kv_budget(const V4Config& config, const EngineOptions& o, const std::string& storage,
+                       const char* source) {
+  Result<uint32_t> pages = EngineCore::pages_for_budget(config, o);
+  if (!pages) return pages.status();
+  spdlog::info(
+      "KV cache: {:.0f} MiB budget ({}), {} pages of {} tokens, {} storage, prefix "
+      "caching {}",
+      o.kv_memory_bytes / 1048576.0, source, *pages, o.page_tokens, storage,
+      o.prefix_caching ? "on" : "off");
+  return Status::ok();
+}
+
+// Whether the device sizes the KV budget (size_kv_for_device): no --kv-memory, and a GPU or an
+// emulated device of a given size.
+bool device_sizes_kv(const EngineFlags& f) {
+  if (f.kv_memory_mib) return false;
+  Result<device::DeviceSpec> spec = device::parse_device(f.device);
+  return spec && (spec->kind == DeviceKind::kCuda || spec->emulated_bytes > 0);
+}
+
 }  // namespace
+
+Status size_kv_for_device(const EngineFlags& f, const V4Weights& weights, EngineOptions& options,
+                          uint32_t ranks, const ExpertTiers* tiers,
+                          const ExpertTiers* group_share) {
+  if (!device_sizes_kv(f)) return Status::ok();
+  const DeviceReserve beside = engine_reserve(weights, 0, options.storage, options.max_batch_tokens,
+                                              options.max_seqs, options.max_context, ranks);
+  Result<uint64_t> kv = device_kv_budget(f.device, weights, beside, tiers, group_share);
+  if (!kv) return kv.status();
+  options.kv_memory_bytes = *kv;
+  return check_kv_budget(weights.config, options, f.kv_storage,
+                         "what the device leaves: --kv-memory sets it");
+}
 
 void add_expert_tier_flags(CLI::App& sub, std::string& stats, double& coverage) {
   sub.add_option("--expert-tiers", stats,
@@ -84,11 +119,11 @@ Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& confi
     o.kv_disk_dir = f.kv_disk;
     o.kv_disk_bytes = static_cast<uint64_t>(f.kv_disk_gb * double(uint64_t{1} << 30));
   }
-  Result<uint32_t> pages = EngineCore::pages_for_budget(config, o);
-  if (!pages) return pages.status();
-  spdlog::info("KV cache: {:.0f} MiB budget, {} pages of {} tokens, {} storage, prefix caching {}",
-               o.kv_memory_bytes / 1048576.0, *pages, o.page_tokens, f.kv_storage,
-               o.prefix_caching ? "on" : "off");
+  if (device_sizes_kv(f)) return o;
+  if (Status s = check_kv_budget(config, o, f.kv_storage,
+                                 f.kv_memory_mib ? "--kv-memory" : "a quarter of available memory");
+      !s)
+    return s;
   return o;
 }
 
@@ -115,7 +150,8 @@ void add_engine_flags(CLI::App& sub, EngineFlags& f) {
   sub.add_option("--threads", f.threads, "engine threads (default: one per core)");
   sub.add_option("--device", f.device, kDeviceHelp)->capture_default_str();
   sub.add_option("--kv-memory", f.kv_memory_mib,
-                 "KV cache budget in MiB (default: a quarter of available memory)");
+                 "KV cache budget in MiB (default: a quarter of available memory; on a GPU, "
+                 "90% of its free memory less the weights and the step memory)");
   sub.add_option("--ctx", f.ctx, "per-request context limit (prompt + output)")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1u << 20));

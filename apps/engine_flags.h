@@ -47,10 +47,18 @@ struct EngineFlags {
 };
 
 void add_engine_flags(CLI::App& sub, EngineFlags& f);
-// Logs the KV budget it buys.
+// Logs the KV budget it buys (or, without --kv-memory on a device that bounds memory, leaves it
+// to size_kv_for_device).
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Config& config);
 // The same for a loaded model: with --kv-disk, the page files carry the model's identity.
 Result<EngineOptions> engine_options(const EngineFlags& f, const V4Model& model);
+// Without --kv-memory, on a device that bounds memory (cuda, emulated:G): the KV budget becomes
+// what the device leaves after the weights and the step memory (device_kv_budget), checked and
+// logged as engine_options does the host default. `ranks`, `tiers` and `group_share` as for
+// engine_reserve and prepare_device. Nothing in the other cases.
+Status size_kv_for_device(const EngineFlags& f, const V4Weights& weights, EngineOptions& options,
+                          uint32_t ranks = 1, const ExpertTiers* tiers = nullptr,
+                          const ExpertTiers* group_share = nullptr);
 // --expert-tiers and --hot-coverage (serve, worker, bench).
 void add_expert_tier_flags(CLI::App& sub, std::string& stats, double& coverage);
 // With a statistics file (a Prometheus dump of v4serve:expert_selections_total, see

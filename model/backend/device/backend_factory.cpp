@@ -15,6 +15,15 @@ namespace v4::device {
 Result<DeviceSpec> parse_device(const std::string& text) {
   if (text == "cpu") return DeviceSpec{DeviceKind::kCpu, 0};
   if (text == "emulated") return DeviceSpec{DeviceKind::kCpu, 0, true};
+  if (text.rfind("emulated:", 0) == 0 && text.size() > 9) {
+    double gib = 0;
+    const char* first = text.data() + 9;
+    const char* last = text.data() + text.size();
+    auto [end, ec] = std::from_chars(first, last, gib);
+    if (ec == std::errc() && end == last && gib > 0 && gib <= 1 << 20) {
+      return DeviceSpec{DeviceKind::kCpu, 0, true, static_cast<uint64_t>(gib * (1 << 30))};
+    }
+  }
   if (text == "cuda") return DeviceSpec{DeviceKind::kCuda, 0};
   if (text.rfind("cuda:", 0) == 0 && text.size() > 5) {
     int index = -1;
@@ -25,8 +34,10 @@ Result<DeviceSpec> parse_device(const std::string& text) {
       return DeviceSpec{DeviceKind::kCuda, index};
     }
   }
-  return Status::error("--device wants cpu, cuda or cuda:N (N a device index), or emulated, not '" +
-                       text + "'");
+  return Status::error(
+      "--device wants cpu, cuda or cuda:N (N a device index), or emulated[:G] (a device of G GiB), "
+      "not '" +
+      text + "'");
 }
 
 bool cuda_built() {

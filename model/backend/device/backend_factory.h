@@ -17,11 +17,16 @@ struct DeviceSpec {
   // The device kernels run on the host (EmulatedDeviceBackend): the GPU path's logic, weights
   // copied as to a device, on any machine. For checking, not for speed.
   bool emulated = false;
+  // "emulated:G": the fit check sees a device of G GiB, all of it free, so that the memory plan
+  // (what fits, the KV budget it leaves) can be checked without a GPU. 0: the host's memory, no
+  // bound. The host's allocations are not limited by it.
+  uint64_t emulated_bytes = 0;
   // Device backends: how the ops choose kernels and bound scratch (no choice changes a bit).
   DeviceOpOptions ops = {};
 };
 
-// "cpu", "cuda", "cuda:N" or "emulated"; an error naming the accepted forms otherwise.
+// "cpu", "cuda", "cuda:N", "emulated" or "emulated:G" (G GiB); an error naming the accepted forms
+// otherwise.
 Result<DeviceSpec> parse_device(const std::string& text);
 
 // True when this build has the CUDA backend (nvcc was found when it was configured).

@@ -34,12 +34,16 @@ TEST_P(DeviceBackendMemory, CopiesRoundTripAndStayInsideTheirTensor) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceBackendMemory, testing_device::device_backend_names());
 
-TEST(ParseDevice, AcceptsCpuCudaAndCudaIndexOnly) {
+TEST(ParseDevice, AcceptsCpuCudaCudaIndexAndEmulatedOnly) {
   EXPECT_EQ(device::parse_device("cpu")->kind, DeviceKind::kCpu);
   EXPECT_EQ(device::parse_device("cuda")->kind, DeviceKind::kCuda);
   EXPECT_EQ(device::parse_device("cuda:3")->index, 3);
   EXPECT_TRUE(device::parse_device("emulated")->emulated);
-  for (const char* bad : {"", "gpu", "cuda:", "cuda:-1", "cuda:x", "cuda:1x", "CPU"}) {
+  EXPECT_EQ(device::parse_device("emulated")->emulated_bytes, 0u);  // the host's memory
+  EXPECT_EQ(device::parse_device("emulated:80")->emulated_bytes, uint64_t{80} << 30);
+  EXPECT_EQ(device::parse_device("emulated:1.5")->emulated_bytes, uint64_t{3} << 29);
+  for (const char* bad : {"", "gpu", "cuda:", "cuda:-1", "cuda:x", "cuda:1x", "CPU", "emulated:",
+                          "emulated:0", "emulated:-2", "emulated:2G", "emulated:nan"}) {
     Result<device::DeviceSpec> r = device::parse_device(bad);
     EXPECT_FALSE(r.is_ok()) << bad;
     if (!r) {
