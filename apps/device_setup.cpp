@@ -84,12 +84,11 @@ Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& ho
       static_cast<uint64_t>(static_cast<double>(memory->free_bytes) * kDeviceMemoryUtilization);
   const uint64_t other = beside_kv(host, reserve, tiers, tiers ? tiers : group_share);
   if (other >= usable) {
-    return Status::error(
-        "no room for the KV cache on the device: the weights and the step "
-        "memory take " +
-        gib(other) + " of the " + gib(usable) + " usable (" + usable_share() + " of " +
-        gib(memory->free_bytes) +
-        " free); a smaller --max-batch-tokens or --ctx shrinks the step memory");
+    const std::string take = gib(other) + " of the " + gib(usable) + " usable (" + usable_share() +
+                             " of " + gib(memory->free_bytes) + " free)";
+    return Status::error("no room for the KV cache on the device: the weights and the step " +
+                         ("memory take " + take) +
+                         "; a smaller --max-batch-tokens or --ctx shrinks the step memory");
   }
   return usable - other;
 }
