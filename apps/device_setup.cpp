@@ -61,12 +61,21 @@ Result<device::DeviceMemory> memory_of(const device::DeviceSpec& spec) {
   return device::DeviceMemory{~uint64_t{0}, 0, "host"};
 }
 
-// What goes on the device beside the KV pages: the weights (only the experts in `on_device`
-// where set) and the rest of `reserve`, its KV part left out.
-uint64_t beside_kv(const V4Weights& host, const DeviceReserve& reserve, const ExpertTiers* tiers,
-                   const ExpertTiers* on_device) {
-  return resident_weight_bytes(host, on_device) + reserve.total() - reserve.kv_bytes +
-         dispatcher_bytes(host.config, reserve, tiers != nullptr);
+// The routed experts that go to the device where not all of them: the tiers' hot sets, or a group
+// rank's share (a group rank has no tiers: tiers are refused in groups).
+const ExpertTiers* experts_on_device(const ExpertTiers* tiers, const ExpertTiers* group_share) {
+  return tiers ? tiers : group_share;
+}
+
+// What goes on the device beside `reserve`: the weights (of experts_on_device) and the routed
+// experts' dispatcher's buffers.
+struct BesideReserve {
+  uint64_t weights = 0, dispatch = 0;
+};
+BesideReserve beside_reserve(const V4Weights& host, const DeviceReserve& reserve,
+                             const ExpertTiers* tiers, const ExpertTiers* group_share) {
+  return {resident_weight_bytes(host, experts_on_device(tiers, group_share)),
+          dispatcher_bytes(host.config, reserve, tiers != nullptr)};
 }
 
 }  // namespace
@@ -76,13 +85,13 @@ Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& ho
                                   const ExpertTiers* group_share) {
   Result<device::DeviceSpec> spec = device::parse_device(device);
   if (!spec) return spec.status();
-  if (!spec->emulated && spec->kind == DeviceKind::kCpu) return uint64_t{0};
+  if (!spec->bounds_memory()) return uint64_t{0};
   Result<device::DeviceMemory> memory = memory_of(*spec);
   if (!memory) return memory.status();
-  if (memory->total_bytes == 0) return uint64_t{0};  // the host's memory: no device bound
   const uint64_t usable =
       static_cast<uint64_t>(static_cast<double>(memory->free_bytes) * kDeviceMemoryUtilization);
-  const uint64_t other = beside_kv(host, reserve, tiers, tiers ? tiers : group_share);
+  const BesideReserve beside = beside_reserve(host, reserve, tiers, group_share);
+  const uint64_t other = beside.weights + beside.dispatch + reserve.total() - reserve.kv_bytes;
   if (other >= usable) {
     const std::string take = gib(other) + " of the " + gib(usable) + " usable (" + usable_share() +
                              " of " + gib(memory->free_bytes) + " free)";
@@ -138,11 +147,8 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   }
   Result<device::DeviceMemory> memory = memory_of(*spec);
   if (!memory) return memory.status();
-  // Both name the experts that go to the device (a group rank has no tiers: tiers are refused in
-  // groups).
-  const ExpertTiers* on_device = tiers ? tiers : group_share;
-  const uint64_t weights = resident_weight_bytes(host, on_device);
-  const uint64_t dispatch = dispatcher_bytes(host.config, reserve, tiers != nullptr);
+  const ExpertTiers* on_device = experts_on_device(tiers, group_share);
+  const auto [weights, dispatch] = beside_reserve(host, reserve, tiers, group_share);
   const uint64_t need = weights + reserve.total() + dispatch;
   const std::string plan = "weights " + gib(weights) + " + KV " + gib(reserve.kv_bytes) +
                            " + step workspace " + gib(reserve.workspace_bytes) +
@@ -151,7 +157,7 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   if (Status s = check_device_fit(need, memory->free_bytes, plan); !s) return s;
   const std::string fits =
       "device memory: " + plan + " = " + gib(need) +
-      (memory->total_bytes == 0 ? " (host memory)" : ", " + gib(memory->free_bytes) + " free");
+      (spec->bounds_memory() ? ", " + gib(memory->free_bytes) + " free" : " (host memory)");
   if (progress_to == UploadProgressTo::kLog) {
     spdlog::info("{}", fits);
   } else {

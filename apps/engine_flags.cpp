@@ -44,7 +44,7 @@ Status check_kv_budget(const V4Config& config, const EngineOptions& o, const std
 bool device_sizes_kv(const EngineFlags& f) {
   if (f.kv_memory_mib) return false;
   Result<device::DeviceSpec> spec = device::parse_device(f.device);
-  return spec && (spec->kind == DeviceKind::kCuda || spec->emulated_bytes > 0);
+  return spec && spec->bounds_memory();
 }
 
 }  // namespace

@@ -51,6 +51,13 @@ std::array<uint64_t, 9> region_bounds(int ranks, int64_t tokens, uint32_t k, int
   };
 }
 
+// The most rows the local dispatcher takes in one call: the rows served to the peers, or this
+// rank's own pairs.
+int64_t local_rows_bound(int ranks, int64_t tokens, uint32_t k) {
+  const int64_t pairs = tokens * k;
+  return std::max<int64_t>(int64_t{ranks - 1} * pairs, pairs);
+}
+
 }  // namespace
 
 ExpertTiers held_experts(const ExpertPlacement& placement, int rank, uint32_t n_layer) {
@@ -100,17 +107,15 @@ void EpExpertDispatcher::reserve(int64_t tokens, uint32_t k, int64_t n_embd, uin
   const std::array<uint64_t, 9> bounds = region_bounds(comm_.size(), tokens, k, n_embd);
   const auto all = regions(*this);
   for (size_t i = 0; i < all.size(); ++i) fit(*all[i], bounds[i]);
-  const int64_t pairs = tokens * k;
-  local_.reserve(std::max<int64_t>(int64_t{comm_.size() - 1} * pairs, pairs), 1, n_embd, n_expert);
+  local_.reserve(local_rows_bound(comm_.size(), tokens, k), 1, n_embd, n_expert);
 }
 
 uint64_t EpExpertDispatcher::bytes_for(int ranks, int64_t tokens, uint32_t k, int64_t n_embd,
                                        uint32_t n_expert) {
   uint64_t total = 0;
   for (uint64_t b : region_bounds(ranks, tokens, k, n_embd)) total += std::max(b, kMinRegionBytes);
-  const int64_t pairs = tokens * k;
-  return total + LocalExpertDispatcher::bytes_for(
-                     std::max<int64_t>(int64_t{ranks - 1} * pairs, pairs), 1, n_embd, n_expert);
+  return total +
+         LocalExpertDispatcher::bytes_for(local_rows_bound(ranks, tokens, k), 1, n_embd, n_expert);
 }
 
 uint64_t EpExpertDispatcher::buffer_bytes() const {

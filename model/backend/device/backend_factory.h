@@ -23,6 +23,9 @@ struct DeviceSpec {
   uint64_t emulated_bytes = 0;
   // Device backends: how the ops choose kernels and bound scratch (no choice changes a bit).
   DeviceOpOptions ops = {};
+
+  // The forward's memory is a device's, of a known size (a GPU, or "emulated:G"), not the host's.
+  bool bounds_memory() const { return kind == DeviceKind::kCuda || emulated_bytes > 0; }
 };
 
 // "cpu", "cuda", "cuda:N", "emulated" or "emulated:G" (G GiB); an error naming the accepted forms
