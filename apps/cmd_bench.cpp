@@ -23,6 +23,8 @@ struct BenchFlags {
   std::string model;
   SyntheticBenchSpec synthetic;
   std::string synthetic_preset;  // set: --synthetic instead of --model
+  std::string layers;            // --layers: a count, or "fit"
+  bool fit_layers = false;       // --layers fit
   unsigned threads = 0;
   std::string device = "cpu";
   std::string batches = "1,16";
@@ -35,6 +37,8 @@ struct BenchFlags {
   // What the fit check counted for the kernels' scratch and the backend reserved
   // (apps::step_reserve); 0 on the CPU, whose weights are read in place.
   uint64_t reserved_scratch_bytes = 0;
+  // The fit check's sum and the free memory it was checked against (PreparedDevice).
+  uint64_t planned_device_bytes = 0, device_free_bytes = 0;
 };
 
 Result<std::vector<uint32_t>> parse_batches(const std::string& text) {
@@ -87,6 +91,7 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
          {"percent_of_bandwidth", percent_of(d.weight_bytes_per_second(), bandwidth)}});
   }
   nlohmann::json report = {{"model", f.model},
+                           {"layers", config.n_layer},
                            {"model_tensor_bytes", r.model_bytes},
                            {"threads", r.threads},
                            {"token_ids", "synthetic"},
@@ -116,6 +121,10 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
                            {"kernel_scratch_bytes", r.scratch_bytes},
                            {"kernel_scratch_requested_bytes", r.scratch_requested_bytes},
                            {"kernel_scratch_reserved_bytes", f.reserved_scratch_bytes}};
+  if (f.planned_device_bytes > 0) {
+    report["device_memory"] = {{"planned_bytes", f.planned_device_bytes},
+                               {"free_bytes", f.device_free_bytes}};
+  }
   if (f.options.tiers) {
     // Routed (token, expert) pairs since start, warm-up included; the CPU's weights are not in
     // the bytes touched above.
@@ -229,8 +238,31 @@ struct BenchModel {
   const V4Model& model() const { return synthetic ? synthetic->template_model() : *file; }
 };
 
-Result<BenchModel> open_bench_model(const BenchFlags& f) {
+// --layers: a count, or "fit" (as many of V4-Flash's layers as fit the device, chosen once the
+// device's memory is known).
+Status parse_layers(BenchFlags& f) {
+  if (f.layers.empty()) return Status::ok();
+  if (f.synthetic_preset.empty()) return Status::error("--layers needs --synthetic");
+  if (f.layers == "fit") {
+    f.fit_layers = true;
+    f.synthetic.layers = V4Config{}.n_layer;
+    return Status::ok();
+  }
+  try {
+    size_t used = 0;
+    const long value = std::stol(f.layers, &used);
+    if (used != f.layers.size() || value < 1 || value > 4096) throw std::invalid_argument(f.layers);
+    f.synthetic.layers = static_cast<uint32_t>(value);
+    return Status::ok();
+  } catch (...) {
+    return Status::error("--layers: \"" + f.layers +
+                         "\" is neither a layer count in 1..4096 nor fit");
+  }
+}
+
+Result<BenchModel> open_bench_model(BenchFlags& f) {
   BenchModel m;
+  if (Status s = parse_layers(f); !s) return s;
   if (f.synthetic_preset.empty()) {
     if (f.model.empty()) return Status::error("give --model FILE or --synthetic PRESET");
     Result<std::unique_ptr<V4Model>> model = load_v4_model(f.model, "", f.overrides);
@@ -273,6 +305,19 @@ int run_bench(BenchFlags f) {
     std::fprintf(stderr, "error: %s\n", model.message().c_str());
     return 1;
   }
+  if (f.fit_layers) {
+    Result<uint32_t> layers = layers_that_fit(
+        f.device, model->synthetic->scaled().weights, model->synthetic->template_layers(),
+        [&f](const V4Weights& w) {
+          return apps::step_reserve(w, f.options.largest_step(), f.options.max_batch(),
+                                    f.options.longest_context());
+        });
+    if (!layers) {
+      std::fprintf(stderr, "error: --layers fit: %s\n", layers.message().c_str());
+      return 1;
+    }
+    model->synthetic->keep_layers(*layers);
+  }
   const SyntheticBenchModel* synthetic = model->synthetic.get();
   const V4Weights& host = synthetic ? synthetic->scaled().weights : model->model().weights;
   DeviceWeights::HostMats host_mats;
@@ -304,6 +349,8 @@ int run_bench(BenchFlags f) {
   if (dev->resident) {
     f.options.resident_weights = dev->weights;
     f.reserved_scratch_bytes = reserve.scratch_bytes;
+    f.planned_device_bytes = dev->planned_bytes;
+    f.device_free_bytes = dev->free_bytes;
   }
   Result<ForwardBenchmarkResult> result =
       run_forward_benchmark(model->model(), *dev->backend, f.options);
@@ -330,8 +377,9 @@ CommandRegistration registration(
       sub.add_option("--synthetic", f->synthetic_preset,
                      "instead of --model: a synthetic model of this preset (flash-shape, small, "
                      "tiny) scaled up on the device from a small template; needs --device");
-      sub.add_option("--layers", f->synthetic.layers,
-                     "--synthetic: layers (default: the preset's)");
+      sub.add_option("--layers", f->layers,
+                     "--synthetic: layers (default: the preset's), or fit: as many of V4-Flash's "
+                     "43 as fit the device (the figures per layer hold at any depth)");
       sub.add_option("--experts", f->synthetic.experts,
                      "--synthetic: routed experts (default: the preset's)");
       sub.add_option("--recipe", f->synthetic.recipe,

@@ -102,6 +102,30 @@ Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& ho
   return usable - other;
 }
 
+Result<uint32_t> layers_that_fit(
+    const std::string& device, const V4Weights& host, uint32_t min_layers,
+    const std::function<DeviceReserve(const V4Weights&)>& reserve_for) {
+  Result<device::DeviceSpec> spec = device::parse_device(device);
+  if (!spec) return spec.status();
+  if (!spec->bounds_memory()) return host.config.n_layer;
+  Result<device::DeviceMemory> memory = memory_of(*spec);
+  if (!memory) return memory.status();
+  const uint64_t usable =
+      static_cast<uint64_t>(static_cast<double>(memory->free_bytes) * kDeviceMemoryUtilization);
+  min_layers = std::clamp<uint32_t>(min_layers, 1, host.config.n_layer);
+  uint64_t need = 0;
+  for (uint32_t n = host.config.n_layer; n >= min_layers; --n) {
+    const V4Weights cut = first_layers(host, n);
+    const DeviceReserve reserve = reserve_for(cut);
+    const BesideReserve beside = beside_reserve(cut, reserve, nullptr, nullptr);
+    need = beside.weights + beside.dispatch + reserve.total();
+    if (need <= usable) return n;
+  }
+  return Status::error("not even " + std::to_string(min_layers) +
+                       " layers fit the device: " + gib(need) + " of the " + gib(usable) +
+                       " usable (" + usable_share() + " of " + gib(memory->free_bytes) + " free)");
+}
+
 DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t decode_rows,
                            int64_t context) {
   DeviceReserve r;
@@ -155,6 +179,8 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
                            " + kernel scratch " + gib(reserve.scratch_bytes) +
                            " + expert dispatch " + gib(dispatch);
   if (Status s = check_device_fit(need, memory->free_bytes, plan); !s) return s;
+  out.planned_bytes = need;
+  out.free_bytes = spec->bounds_memory() ? memory->free_bytes : 0;
   const std::string fits =
       "device memory: " + plan + " = " + gib(need) +
       (spec->bounds_memory() ? ", " + gib(memory->free_bytes) + " free" : " (host memory)");

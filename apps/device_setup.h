@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,9 @@ struct PreparedDevice {
   std::unique_ptr<DeviceWeights> resident;  // null on the CPU: the mapped file is read in place
   const V4Weights* weights = nullptr;       // what the forward reads
   double upload_seconds = 0;
+  // The fit check's sum (weights on the device + the reserve + the expert dispatch buffers) and
+  // the free memory it was checked against (0 where unbounded); 0 and 0 on the CPU.
+  uint64_t planned_bytes = 0, free_bytes = 0;
   // With expert tiers: the dispatcher that runs the cold experts on the CPU (it owns that
   // backend); the forward and the engines take it as their ExpertDispatcher.
   std::unique_ptr<ExpertDispatcher> experts;
@@ -74,6 +78,15 @@ inline constexpr double kDeviceMemoryUtilization = 0.9;
 Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& host,
                                   const DeviceReserve& reserve, const ExpertTiers* tiers = nullptr,
                                   const ExpertTiers* group_share = nullptr);
+
+// The most of `host`'s first layers, at least `min_layers`, whose weights and step memory
+// (`reserve_for` of the cut model) fit in kDeviceMemoryUtilization of the device's free memory,
+// as the KV default leaves the rest; every layer where the device's memory is not bounded. An
+// error naming the shortfall when not even `min_layers` fit. For measurements of a model larger
+// than the device (bench --synthetic --layers fit): the per-layer figures hold at any depth.
+Result<uint32_t> layers_that_fit(const std::string& device, const V4Weights& host,
+                                 uint32_t min_layers,
+                                 const std::function<DeviceReserve(const V4Weights&)>& reserve_for);
 
 // `reserve`: device memory the caller needs beside the weights (the backend's scratch is reserved
 // for its steps before the weights upload);

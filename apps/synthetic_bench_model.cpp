@@ -77,18 +77,28 @@ Result<std::unique_ptr<SyntheticBenchModel>> SyntheticBenchModel::create(
   Result<ReplicatedWeights> scaled = replicate_weights(out->template_->weights, *target, spec.seed);
   if (!scaled) return scaled.status();
   out->scaled_ = std::move(*scaled);
+  out->asked_layers_ = target->n_layer;
   return out;
+}
+
+void SyntheticBenchModel::keep_layers(uint32_t n) {
+  scaled_.weights = first_layers(scaled_.weights, n);
 }
 
 std::string SyntheticBenchModel::describe() const {
   const V4Config& c = scaled_.weights.config;
-  char text[512];
+  char cut[128] = "";
+  if (c.n_layer < asked_layers_) {
+    std::snprintf(cut, sizeof(cut), " (the first %u of %u: as many as fit the device)", c.n_layer,
+                  asked_layers_);
+  }
+  char text[640];
   std::snprintf(text, sizeof(text),
-                "synthetic %s, %u layers, %u experts, %s (template of %u layers and %lld experts "
-                "written in %.0f s; each layer a copy of the template layer of its kind, expert "
-                "e a copy of template expert e mod %lld, routers generated for all %u)",
-                spec_.preset.c_str(), c.n_layer, c.n_expert, spec_.recipe.c_str(), template_layers_,
-                static_cast<long long>(scaled_.template_experts), write_seconds_,
+                "synthetic %s, %u layers%s, %u experts, %s (template of %u layers and %lld "
+                "experts written in %.0f s; each layer a copy of the template layer of its kind, "
+                "expert e a copy of template expert e mod %lld, routers generated for all %u)",
+                spec_.preset.c_str(), c.n_layer, cut, c.n_expert, spec_.recipe.c_str(),
+                template_layers_, static_cast<long long>(scaled_.template_experts), write_seconds_,
                 static_cast<long long>(scaled_.template_experts), c.n_expert);
   return text;
 }

@@ -31,8 +31,12 @@ class SyntheticBenchModel {
   ~SyntheticBenchModel();
   const V4Model& template_model() const { return *template_; }
   const ReplicatedWeights& scaled() const { return scaled_; }
+  uint32_t template_layers() const { return template_layers_; }
   // One line for the report: what was generated and how it was scaled.
   std::string describe() const;
+  // Keeps the first `n` layers (bench --layers fit, on a device too small for all of them); the
+  // report then says how many were asked for.
+  void keep_layers(uint32_t n);
 
   static Result<std::unique_ptr<SyntheticBenchModel>> create(const SyntheticBenchSpec& spec);
 
@@ -42,6 +46,7 @@ class SyntheticBenchModel {
   std::unique_ptr<V4Model> template_;
   ReplicatedWeights scaled_;
   uint32_t template_layers_ = 0;
+  uint32_t asked_layers_ = 0;  // before keep_layers
   double write_seconds_ = 0;
 };
 

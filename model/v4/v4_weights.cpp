@@ -1,5 +1,6 @@
 #include "model/v4/v4_weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -265,6 +266,16 @@ Result<V4Weights> bind_v4_weights(const GgufFile& file, const V4Config& c,
     w.mtp = std::move(*m);
   }
   return w;
+}
+
+V4Weights first_layers(const V4Weights& weights, uint32_t n) {
+  V4Weights out = weights;
+  n = std::clamp<uint32_t>(n, 1, weights.config.n_layer);
+  out.config.n_layer = n;
+  out.config.n_hash_layers = std::min(out.config.n_hash_layers, n);
+  out.config.compress_ratios.resize(n);
+  out.layers.resize(n);
+  return out;
 }
 
 }  // namespace v4

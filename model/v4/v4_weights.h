@@ -98,4 +98,10 @@ struct V4Weights {
 Result<V4Weights> bind_v4_weights(const GgufFile& file, const V4Config& config,
                                   const GgufFile* mtp_file = nullptr);
 
+// The model's first `n` layers (1 ≤ n ≤ config.n_layer) and everything outside the layers: the
+// same matrices, a config that counts n layers. Layer kinds follow the layer index (spec §3.4),
+// so the cut model is the one a file of n layers would make; a measurement on a device too
+// small for every layer runs it.
+V4Weights first_layers(const V4Weights& weights, uint32_t n);
+
 }  // namespace v4

@@ -104,6 +104,62 @@ def test_bad_synthetic_flags_are_one_line_errors(v4serve, extra, message):
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+# One prefill and one decode step: these runs check which layers are measured, not the figures.
+QUICK = ["--prompt-tokens", "4", "--decode-tokens", "1", "--decode-prompt-tokens", "2",
+         "--batch", "1", "--bandwidth-mib", "16", "--threads", "2", "--step-graphs", "0",
+         "--template-experts", "8"]
+
+
+def test_layers_fit_measures_the_most_layers_the_device_holds(v4serve):
+    # A device smaller than every layer (an 80 GB GPU and the 82.7 GB model) measures the most
+    # layers whose plan fits in 90% of its free memory, the share the KV default fills. The plans
+    # of 20 and 21 layers, from the fit check of two runs on an unbounded device, set a device
+    # size between them: the fit must then take 20, and its own plan must be the 20-layer one.
+    def bench(layers, device):
+        return run([v4serve, "bench", "--synthetic", "tiny", "--layers", layers, *QUICK,
+                    "--device", device, "--json"])
+
+    def planned(result):
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["device_memory"]["planned_bytes"]
+
+    need = {n: planned(bench(str(n), "emulated")) for n in (20, 21)}
+    assert need[20] < need[21]
+    size_gib = (need[20] + need[21]) / 2 / 0.9 / 2**30
+    fit = bench("fit", f"emulated:{size_gib:.9f}")
+    assert fit.returncode == 0, fit.stderr
+    report = json.loads(fit.stdout)
+    assert report["layers"] == 20
+    assert "20 layers (the first 20 of 43: as many as fit the device)" in report["model"]
+    assert report["device_memory"]["planned_bytes"] == need[20]
+    assert report["device_memory"]["free_bytes"] == int(size_gib * 2**30)
+    # Where every layer fits, every layer is measured, and the report says nothing of a cut.
+    whole = bench("fit", "emulated")
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["layers"] == 43
+    assert "as many as fit" not in json.loads(whole.stdout)["model"]
+
+
+@pytest.mark.parametrize("layers, device, message", [
+    ("fit", "emulated:0.001", "--layers fit: not even 5 layers fit the device"),
+    ("0", "emulated", "--layers: \"0\" is neither a layer count in 1..4096 nor fit"),
+    ("most", "emulated", "--layers: \"most\" is neither a layer count"),
+])
+def test_bad_layer_counts_are_one_line_errors(v4serve, layers, device, message):
+    result = run([v4serve, "bench", "--synthetic", "tiny", "--layers", layers, *QUICK,
+                  "--device", device])
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert message in lines[-1], result.stderr
+    assert not any(line.startswith("device memory:") for line in lines), result.stderr
+
+
+def test_layers_need_a_synthetic_model(v4serve, model):
+    result = run([v4serve, "bench", "--model", model, "--layers", "4", *QUICK])
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: --layers needs --synthetic", result.stderr
+
+
 def test_a_missing_gpu_is_said_before_the_template_is_written(v4serve):
     # The full-scale template takes minutes to write: a device that cannot be used is one line
     # at once, not an error after the work.

@@ -36,15 +36,16 @@ class V4WeightsTest : public ::testing::Test {
   }
 
   // Tiny preset with a 1024-token vocabulary (binding does not depend on the vocabulary size).
-  std::vector<std::string> write(Recipe recipe, MtpLayout mtp, uint64_t split_bytes = 0) {
+  std::vector<std::string> write(Recipe recipe, MtpLayout mtp, uint64_t split_bytes = 0,
+                                 uint32_t layers = 0) {
     SyntheticModelOptions o;
-    o.config = *synthetic_preset("tiny");
+    o.config = *synthetic_preset("tiny", layers);
     o.config.n_vocab = 1024;
     o.recipe = recipe;
     o.mtp = mtp;
     o.max_split_bytes = split_bytes;
     o.tokenizer_json = tokenizer_json();
-    o.out_path = (dir_ / "model.gguf").string();
+    o.out_path = (dir_ / ("model" + std::to_string(layers) + ".gguf")).string();
     Result<std::vector<std::string>> paths = write_synthetic_model(o);
     EXPECT_TRUE(paths) << paths.message();
     return paths ? *paths : std::vector<std::string>{};
@@ -151,6 +152,45 @@ TEST_F(V4WeightsTest, MtpForwardOfSeveralPairsEqualsOneCallPerPair) {
     EXPECT_FALSE(fwd.mtp_forward(together, std::vector<float>(5 * flat), five, nullptr, false));
     EXPECT_FALSE(fwd.mtp_forward(together, hidden, five, nullptr, false));
   }
+}
+
+// The logits of a short prompt through the CPU forward.
+std::vector<float> prompt_logits(const V4Weights& w) {
+  CpuBackend backend(2);
+  V4Forward fwd(w, backend);
+  ContiguousKvState state(w.config, backend, false);
+  const std::vector<int32_t> prompt{3, 17, 99, 512, 8};
+  SequenceInput in{&state, prompt, false, true};
+  Result<ForwardOutput> out = fwd.forward({&in, 1});
+  EXPECT_TRUE(out) << out.message();
+  return out ? out->logits : std::vector<float>{};
+}
+
+// A model cut to its first n layers is the model a file of n layers holds (the synthetic tensors
+// are seeded by name, so the 2- and 4-layer files hold the 6-layer file's first layers): the
+// same config, and the same logits bit for bit. 2 layers cut into the hash-routed ones.
+TEST_F(V4WeightsTest, FirstLayersAreTheModelOfAFileWithThatManyLayers) {
+  Result<std::unique_ptr<V4Model>> six =
+      load_v4_model(write(Recipe::kDs4Q2, MtpLayout::kNone).at(0));
+  ASSERT_TRUE(six) << six.message();
+  for (uint32_t n : {2u, 4u}) {
+    Result<std::unique_ptr<V4Model>> file =
+        load_v4_model(write(Recipe::kDs4Q2, MtpLayout::kNone, 0, n).at(0));
+    ASSERT_TRUE(file) << file.message();
+    const V4Weights cut = first_layers((*six)->weights, n);
+    const V4Config& want = (*file)->weights.config;
+    EXPECT_EQ(cut.config.n_layer, want.n_layer);
+    EXPECT_EQ(cut.config.n_hash_layers, want.n_hash_layers);
+    EXPECT_EQ(cut.config.compress_ratios, want.compress_ratios);
+    ASSERT_TRUE(cut.config.validate());
+    ASSERT_EQ(cut.layers.size(), n);
+    const std::vector<float> logits = prompt_logits(cut);
+    ASSERT_FALSE(logits.empty());
+    EXPECT_EQ(logits, prompt_logits((*file)->weights)) << n << " layers";
+  }
+  // Not fewer than one layer, not more than the model has.
+  EXPECT_EQ(first_layers((*six)->weights, 0).config.n_layer, 1u);
+  EXPECT_EQ(first_layers((*six)->weights, 9).layers.size(), 6u);
 }
 
 TEST_F(V4WeightsTest, MismatchedConfigNamesTheTensor) {
