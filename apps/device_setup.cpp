@@ -48,8 +48,16 @@ uint64_t dispatcher_bytes(const V4Config& c, const DeviceReserve& r, bool tiered
   return LocalExpertDispatcher::bytes_for(n, c.n_expert_used, c.n_embd, c.n_expert);
 }
 
-std::string usable_share() {
-  return std::to_string(static_cast<int>(kDeviceMemoryUtilization * 100 + 0.5)) + "%";
+// What the plans may fill: kDeviceMemoryUtilization of the device's free memory.
+uint64_t usable_bytes(const device::DeviceMemory& memory) {
+  return static_cast<uint64_t>(static_cast<double>(memory.free_bytes) * kDeviceMemoryUtilization);
+}
+
+// "X of the Y usable (90% of Z free)", for the refusals.
+std::string share_of_usable(uint64_t bytes, const device::DeviceMemory& memory) {
+  const int percent = static_cast<int>(kDeviceMemoryUtilization * 100 + 0.5);
+  return gib(bytes) + " of the " + gib(usable_bytes(memory)) + " usable (" +
+         std::to_string(percent) + "% of " + gib(memory.free_bytes) + " free)";
 }
 
 // The memory the fit check sees: a GPU's free memory; an emulated device's size when it has one
@@ -88,15 +96,12 @@ Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& ho
   if (!spec->bounds_memory()) return uint64_t{0};
   Result<device::DeviceMemory> memory = memory_of(*spec);
   if (!memory) return memory.status();
-  const uint64_t usable =
-      static_cast<uint64_t>(static_cast<double>(memory->free_bytes) * kDeviceMemoryUtilization);
+  const uint64_t usable = usable_bytes(*memory);
   const BesideReserve beside = beside_reserve(host, reserve, tiers, group_share);
   const uint64_t other = beside.weights + beside.dispatch + reserve.total() - reserve.kv_bytes;
   if (other >= usable) {
-    const std::string take = gib(other) + " of the " + gib(usable) + " usable (" + usable_share() +
-                             " of " + gib(memory->free_bytes) + " free)";
     return Status::error("no room for the KV cache on the device: the weights and the step " +
-                         ("memory take " + take) +
+                         ("memory take " + share_of_usable(other, *memory)) +
                          "; a smaller --max-batch-tokens or --ctx shrinks the step memory");
   }
   return usable - other;
@@ -110,8 +115,7 @@ Result<uint32_t> layers_that_fit(
   if (!spec->bounds_memory()) return host.config.n_layer;
   Result<device::DeviceMemory> memory = memory_of(*spec);
   if (!memory) return memory.status();
-  const uint64_t usable =
-      static_cast<uint64_t>(static_cast<double>(memory->free_bytes) * kDeviceMemoryUtilization);
+  const uint64_t usable = usable_bytes(*memory);
   min_layers = std::clamp<uint32_t>(min_layers, 1, host.config.n_layer);
   uint64_t need = 0;
   for (uint32_t n = host.config.n_layer; n >= min_layers; --n) {
@@ -122,8 +126,7 @@ Result<uint32_t> layers_that_fit(
     if (need <= usable) return n;
   }
   return Status::error("not even " + std::to_string(min_layers) +
-                       " layers fit the device: " + gib(need) + " of the " + gib(usable) +
-                       " usable (" + usable_share() + " of " + gib(memory->free_bytes) + " free)");
+                       " layers fit the device: " + share_of_usable(need, *memory));
 }
 
 DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t decode_rows,

@@ -170,12 +170,11 @@ std::vector<float> prompt_logits(const V4Weights& w) {
 // are seeded by name, so the 2- and 4-layer files hold the 6-layer file's first layers): the
 // same config, and the same logits bit for bit. 2 layers cut into the hash-routed ones.
 TEST_F(V4WeightsTest, FirstLayersAreTheModelOfAFileWithThatManyLayers) {
-  Result<std::unique_ptr<V4Model>> six =
-      load_v4_model(write(Recipe::kDs4Q2, MtpLayout::kNone).at(0));
+  Result<std::unique_ptr<V4Model>> six = load_v4_model(write(Recipe::kF32, MtpLayout::kNone).at(0));
   ASSERT_TRUE(six) << six.message();
   for (uint32_t n : {2u, 4u}) {
     Result<std::unique_ptr<V4Model>> file =
-        load_v4_model(write(Recipe::kDs4Q2, MtpLayout::kNone, 0, n).at(0));
+        load_v4_model(write(Recipe::kF32, MtpLayout::kNone, 0, n).at(0));
     ASSERT_TRUE(file) << file.message();
     const V4Weights cut = first_layers((*six)->weights, n);
     const V4Config& want = (*file)->weights.config;
