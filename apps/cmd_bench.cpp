@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #include "apps/command.h"
 #include "apps/device_setup.h"
@@ -41,19 +42,26 @@ struct BenchFlags {
   uint64_t planned_device_bytes = 0, device_free_bytes = 0;
 };
 
+// A whole decimal count in 1..4096 (the batch sizes and layer counts bench takes), or nothing.
+std::optional<uint32_t> parse_count(const std::string& text) {
+  try {
+    size_t used = 0;
+    const long value = std::stol(text, &used);
+    if (used == text.size() && value >= 1 && value <= 4096) return static_cast<uint32_t>(value);
+  } catch (const std::logic_error&) {
+    // std::stol's invalid_argument and out_of_range: not a count either.
+  }
+  return std::nullopt;
+}
+
 Result<std::vector<uint32_t>> parse_batches(const std::string& text) {
   std::vector<uint32_t> out;
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      const long value = std::stol(item, &used);
-      if (used != item.size() || value < 1 || value > 4096) throw std::invalid_argument(item);
-      out.push_back(static_cast<uint32_t>(value));
-    } catch (...) {
-      return Status::error("--batch: \"" + item + "\" is not a batch size in 1..4096");
-    }
+    const std::optional<uint32_t> batch = parse_count(item);
+    if (!batch) return Status::error("--batch: \"" + item + "\" is not a batch size in 1..4096");
+    out.push_back(*batch);
   }
   if (out.empty()) return Status::error("--batch: no batch sizes given");
   return out;
@@ -248,16 +256,12 @@ Status parse_layers(BenchFlags& f) {
     f.synthetic.layers = V4Config{}.n_layer;
     return Status::ok();
   }
-  try {
-    size_t used = 0;
-    const long value = std::stol(f.layers, &used);
-    if (used != f.layers.size() || value < 1 || value > 4096) throw std::invalid_argument(f.layers);
-    f.synthetic.layers = static_cast<uint32_t>(value);
-    return Status::ok();
-  } catch (...) {
+  const std::optional<uint32_t> layers = parse_count(f.layers);
+  if (!layers)
     return Status::error("--layers: \"" + f.layers +
                          "\" is neither a layer count in 1..4096 nor fit");
-  }
+  f.synthetic.layers = *layers;
+  return Status::ok();
 }
 
 Result<BenchModel> open_bench_model(BenchFlags& f) {

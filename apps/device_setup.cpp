@@ -79,6 +79,8 @@ const ExpertTiers* experts_on_device(const ExpertTiers* tiers, const ExpertTiers
 // experts' dispatcher's buffers.
 struct BesideReserve {
   uint64_t weights = 0, dispatch = 0;
+  // The fit check's sum: these, and the reserve itself.
+  uint64_t plus(const DeviceReserve& reserve) const { return weights + dispatch + reserve.total(); }
 };
 BesideReserve beside_reserve(const V4Weights& host, const DeviceReserve& reserve,
                              const ExpertTiers* tiers, const ExpertTiers* group_share) {
@@ -86,22 +88,31 @@ BesideReserve beside_reserve(const V4Weights& host, const DeviceReserve& reserve
           dispatcher_bytes(host.config, reserve, tiers != nullptr)};
 }
 
+// The free memory of a device that bounds the plans; nullopt where the forward runs in host
+// memory (the CPU; "emulated" without a size).
+Result<std::optional<device::DeviceMemory>> bounded_memory(const std::string& device) {
+  Result<device::DeviceSpec> spec = device::parse_device(device);
+  if (!spec) return spec.status();
+  if (!spec->bounds_memory()) return std::optional<device::DeviceMemory>{};
+  Result<device::DeviceMemory> memory = memory_of(*spec);
+  if (!memory) return memory.status();
+  return std::optional<device::DeviceMemory>{*memory};
+}
+
 }  // namespace
 
 Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& host,
                                   const DeviceReserve& reserve, const ExpertTiers* tiers,
                                   const ExpertTiers* group_share) {
-  Result<device::DeviceSpec> spec = device::parse_device(device);
-  if (!spec) return spec.status();
-  if (!spec->bounds_memory()) return uint64_t{0};
-  Result<device::DeviceMemory> memory = memory_of(*spec);
+  Result<std::optional<device::DeviceMemory>> memory = bounded_memory(device);
   if (!memory) return memory.status();
-  const uint64_t usable = usable_bytes(*memory);
-  const BesideReserve beside = beside_reserve(host, reserve, tiers, group_share);
-  const uint64_t other = beside.weights + beside.dispatch + reserve.total() - reserve.kv_bytes;
+  if (!*memory) return uint64_t{0};
+  const uint64_t usable = usable_bytes(**memory);
+  const uint64_t other =
+      beside_reserve(host, reserve, tiers, group_share).plus(reserve) - reserve.kv_bytes;
   if (other >= usable) {
     return Status::error("no room for the KV cache on the device: the weights and the step " +
-                         ("memory take " + share_of_usable(other, *memory)) +
+                         ("memory take " + share_of_usable(other, **memory)) +
                          "; a smaller --max-batch-tokens or --ctx shrinks the step memory");
   }
   return usable - other;
@@ -110,23 +121,20 @@ Result<uint64_t> device_kv_budget(const std::string& device, const V4Weights& ho
 Result<uint32_t> layers_that_fit(
     const std::string& device, const V4Weights& host, uint32_t min_layers,
     const std::function<DeviceReserve(const V4Weights&)>& reserve_for) {
-  Result<device::DeviceSpec> spec = device::parse_device(device);
-  if (!spec) return spec.status();
-  if (!spec->bounds_memory()) return host.config.n_layer;
-  Result<device::DeviceMemory> memory = memory_of(*spec);
+  Result<std::optional<device::DeviceMemory>> memory = bounded_memory(device);
   if (!memory) return memory.status();
-  const uint64_t usable = usable_bytes(*memory);
+  if (!*memory) return host.config.n_layer;
+  const uint64_t usable = usable_bytes(**memory);
   min_layers = std::clamp<uint32_t>(min_layers, 1, host.config.n_layer);
   uint64_t need = 0;
   for (uint32_t n = host.config.n_layer; n >= min_layers; --n) {
     const V4Weights cut = first_layers(host, n);
     const DeviceReserve reserve = reserve_for(cut);
-    const BesideReserve beside = beside_reserve(cut, reserve, nullptr, nullptr);
-    need = beside.weights + beside.dispatch + reserve.total();
+    need = beside_reserve(cut, reserve, nullptr, nullptr).plus(reserve);
     if (need <= usable) return n;
   }
   return Status::error("not even " + std::to_string(min_layers) +
-                       " layers fit the device: " + share_of_usable(need, *memory));
+                       " layers fit the device: " + share_of_usable(need, **memory));
 }
 
 DeviceReserve step_reserve(const V4Weights& weights, int64_t tokens, int64_t decode_rows,
@@ -175,8 +183,9 @@ Result<PreparedDevice> prepare_device(const std::string& device, unsigned thread
   Result<device::DeviceMemory> memory = memory_of(*spec);
   if (!memory) return memory.status();
   const ExpertTiers* on_device = experts_on_device(tiers, group_share);
-  const auto [weights, dispatch] = beside_reserve(host, reserve, tiers, group_share);
-  const uint64_t need = weights + reserve.total() + dispatch;
+  const BesideReserve beside = beside_reserve(host, reserve, tiers, group_share);
+  const auto [weights, dispatch] = beside;
+  const uint64_t need = beside.plus(reserve);
   const std::string plan = "weights " + gib(weights) + " + KV " + gib(reserve.kv_bytes) +
                            " + step workspace " + gib(reserve.workspace_bytes) +
                            " + kernel scratch " + gib(reserve.scratch_bytes) +
