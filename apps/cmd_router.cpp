@@ -77,15 +77,12 @@ int run_router(const RouterFlags& f) {
     spdlog::warn(
         "--workers-auth-token-file without --workers-tls-ca: the token travels in clear "
         "(acceptable on loopback only)");
-  std::string path = f.model;
-  if (path.empty()) {
-    Result<std::string> generated = default_model_path();
-    if (!generated) {
-      spdlog::error("{}", generated.message());
-      return 1;
-    }
-    path = *generated;
+  Result<std::string> model_path = model_path_or_default(f.model);
+  if (!model_path) {
+    spdlog::error("{}", model_path.message());
+    return 1;
   }
+  const std::string& path = *model_path;
   Result<GgufFile> file = GgufFile::open(path);
   if (!file) {
     spdlog::error("{}", file.message());

@@ -113,15 +113,12 @@ int run_worker(WorkerFlags f) {
     f.group.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.group_timeout_s * 1000));
   }
   StartupPhases startup;
-  std::string path = f.model;
-  if (path.empty()) {
-    Result<std::string> generated = default_model_path();
-    if (!generated) {
-      spdlog::error("{}", generated.message());
-      return 1;
-    }
-    path = *generated;
+  Result<std::string> model_path = model_path_or_default(f.model);
+  if (!model_path) {
+    spdlog::error("{}", model_path.message());
+    return 1;
   }
+  const std::string& path = *model_path;
   Result<std::unique_ptr<V4Model>> model = load_model_with_progress(path, f.engine.mtp);
   if (!model) {
     spdlog::error("{}", model.message());

@@ -53,6 +53,11 @@ Result<std::string> default_model_path() {
   return path.string();
 }
 
+Result<std::string> model_path_or_default(const std::string& model_flag) {
+  if (!model_flag.empty()) return model_flag;
+  return default_model_path();
+}
+
 Result<std::unique_ptr<V4Model>> load_model_with_progress(const std::string& path,
                                                           const std::string& mtp_path) {
   spdlog::info("loading {}{}", path, mtp_path.empty() ? "" : " with MTP file " + mtp_path);

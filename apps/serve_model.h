@@ -14,6 +14,9 @@ namespace v4::apps {
 // with a progress bar when missing.
 Result<std::string> default_model_path();
 
+// The file `--model` names, or default_model_path() when it names none.
+Result<std::string> model_path_or_default(const std::string& model_flag);
+
 // Opens and binds the model, then reads every weight page once with a progress bar, so that
 // the first requests do not pay for page faults on a cold file. `mtp_path`: ds4's separate MTP
 // file, or empty.
