@@ -154,6 +154,19 @@ def test_bad_layer_counts_are_one_line_errors(v4serve, layers, device, message):
     assert not any(line.startswith("device memory:") for line in lines), result.stderr
 
 
+@pytest.mark.parametrize("batches, bad", [
+    ("0", "0"), ("1,4097", "4097"), ("1,x", "x"), ("2.5", "2.5"),
+    ("99999999999999999999", "99999999999999999999"), ("1,,2", ""),
+])
+def test_bad_batch_sizes_are_one_line_errors(v4serve, batches, bad):
+    i = QUICK.index("--batch")
+    flags = QUICK[:i] + ["--batch", batches] + QUICK[i + 2:]
+    result = run([v4serve, "bench", "--synthetic", "tiny", *flags])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f'error: --batch: "{bad}" is not a batch size in 1..4096', \
+        result.stderr
+
+
 def test_layers_need_a_synthetic_model(v4serve, model):
     result = run([v4serve, "bench", "--model", model, "--layers", "4", *QUICK])
     assert result.returncode != 0
