@@ -20,6 +20,16 @@ def cached_model(cache):
     return cache / "v4serve" / "models" / "tiny-ds4-q2.gguf"
 
 
+def hello(server):
+    """The served model's id and its seeded reply to one short chat request."""
+    client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0, timeout=120)
+    [served] = client.models.list().data
+    r = client.chat.completions.create(model=served.id, max_tokens=4, seed=1,
+                                       messages=[{"role": "user", "content": "Hello"}])
+    assert r.usage.completion_tokens >= 1
+    return served.id, r.choices[0].message.content
+
+
 def test_serve_without_a_model_generates_the_tiny_model_once(v4serve, tmp_path):
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     path = cached_model(tmp_path)
@@ -28,20 +38,12 @@ def test_serve_without_a_model_generates_the_tiny_model_once(v4serve, tmp_path):
         reader = gguf.GGUFReader(path)
         assert reader.fields["general.architecture"].contents() == "deepseek4"
         assert reader.fields["deepseek4.block_count"].contents() == 6
-        client = openai.OpenAI(base_url=s.base_url, api_key="unused", max_retries=0, timeout=120)
-        [served] = client.models.list().data
-        r = client.chat.completions.create(model=served.id, max_tokens=4, seed=1,
-                                           messages=[{"role": "user", "content": "Hello"}])
-        assert r.usage.completion_tokens >= 1
-        first = r.choices[0].message.content
+        first = hello(s)
     written = path.stat().st_mtime_ns
 
     # The second start reads the same file (not a second generation) and answers the same.
     with Server(v4serve, None, *SMALL, env=env) as s:
-        client = openai.OpenAI(base_url=s.base_url, api_key="unused", max_retries=0, timeout=120)
-        r = client.chat.completions.create(model=served.id, max_tokens=4, seed=1,
-                                           messages=[{"role": "user", "content": "Hello"}])
-        assert r.choices[0].message.content == first
+        assert hello(s) == first
     assert path.stat().st_mtime_ns == written
 
 
