@@ -62,6 +62,12 @@ struct ExpertRouting {
   uint32_t hash_width = 0;
 };
 
+// One product of Backend::matmul_shared: y (rows of w.rows floats) = w · x.
+struct MatmulTarget {
+  kernels::MatrixView w;
+  float* y = nullptr;
+};
+
 // A step's device work recorded once and launched again (Backend::end_capture).
 class StepGraph {
  public:
@@ -126,6 +132,29 @@ class Backend {
   // Activations are quantized to the weight type's dot-product format first (like ggml).
   virtual void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride,
                       int64_t n_tokens, float* y, int64_t y_stride) = 0;
+  // matmul(target.w, x, target.y) for every target, all reading the same n_tokens rows of x
+  // (of the targets' common width w.cols, contiguous). A layer's projections of its normed input
+  // share it (spec §3.4: q_a, kv, the compressors', the indexer's head weights): a device backend
+  // quantizes x once per weight format and runs the products of one format as one launch. Every
+  // y is bit for bit what matmul gives it alone.
+  virtual void matmul_shared(const float* x, int64_t n_tokens,
+                             std::span<const MatmulTarget> targets) {
+    for (const MatmulTarget& t : targets) matmul(t.w, x, t.w.cols, n_tokens, t.y, t.w.rows);
+  }
+  // The grouped low-rank product (spec §3.4, attn_output_a): w's rows fall in `groups` equal
+  // groups, and group g's rows read the g-th slice of w.cols values of each x row (rows of
+  // groups·w.cols floats, contiguous) into y (rows of w.rows floats). Bit for bit the groups'
+  // matmuls; a device backend quantizes x once and runs every group in one launch.
+  virtual void matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x,
+                             int64_t n_tokens, float* y) {
+    const int64_t rows = w.rows / groups;
+    for (int64_t g = 0; g < groups; ++g) {
+      kernels::MatrixView part = w;
+      part.data += static_cast<size_t>(g * rows) * w.row_bytes;
+      part.rows = rows;
+      matmul(part, x + g * w.cols, groups * w.cols, n_tokens, y + g * rows, w.rows);
+    }
+  }
   // A measuring aid, never called by the forward: matmul with each row's sum split into chunks
   // of `chunk_units` dot-product units (blocks; 32-value groups of the 256-value formats; float
   // values) instead of the fixed split by row length. A split chosen per batch is what a

@@ -37,6 +37,19 @@ void ProfiledBackend::matmul(const kernels::MatrixView& w, const float* x, int64
   timed(matrix_name("matmul", w), [&] { inner_->matmul(w, x, x_stride, n_tokens, y, y_stride); });
 }
 
+void ProfiledBackend::matmul_shared(const float* x, int64_t n_tokens,
+                                    std::span<const MatmulTarget> targets) {
+  // Named by the first weight: the targets of one call are one layer's projections of its input.
+  const std::string name = targets.empty() ? std::string("matmul_shared")
+                                           : matrix_name("matmul_shared", targets.front().w);
+  timed(name, [&] { inner_->matmul_shared(x, n_tokens, targets); });
+}
+
+void ProfiledBackend::matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x,
+                                    int64_t n_tokens, float* y) {
+  timed(matrix_name("matmul_groups", w), [&] { inner_->matmul_groups(w, groups, x, n_tokens, y); });
+}
+
 void ProfiledBackend::rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows,
                                float eps, float* y) {
   timed("rms_norm", [&] { inner_->rms_norm(x, weight, n, n_rows, eps, y); });

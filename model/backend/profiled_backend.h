@@ -33,6 +33,10 @@ class ProfiledBackend final : public Backend {
   Status synchronize() override { return inner_->synchronize(); }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
+  void matmul_shared(const float* x, int64_t n_tokens,
+                     std::span<const MatmulTarget> targets) override;
+  void matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x, int64_t n_tokens,
+                     float* y) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override;
   void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,

@@ -19,7 +19,9 @@ struct IndexerQueries {
   const float* weights = nullptr;
 };
 
+// `weights` holds proj·h (computed with the layer's other projections of h) and is scaled in
+// place.
 IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
-                               const float* h, const float* freqs);
+                               float* weights, const float* freqs);
 
 }  // namespace v4

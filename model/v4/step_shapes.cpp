@@ -1,6 +1,7 @@
 #include "model/v4/step_shapes.h"
 
 #include <algorithm>
+#include <initializer_list>
 
 #include "model/v4/forward_workspace.h"
 #include "model/v4/v4_forward.h"
@@ -11,6 +12,22 @@ namespace {
 void add_product(StepShapes& s, const WeightMatrix& m, int64_t inputs) {
   if (!m.present() || inputs <= 0) return;
   s.products.push_back({m.view.type, m.rows(), m.cols(), inputs});
+}
+
+// Backend::matmul_shared over these matrices (attention.cpp): the products of one weight type
+// may run as one, of all their rows.
+void add_products_of_one_input(StepShapes& s, std::initializer_list<const WeightMatrix*> ms,
+                               int64_t inputs) {
+  for (const WeightMatrix* m : ms) {
+    if (!m->present()) continue;
+    int64_t rows = 0;
+    for (const WeightMatrix* same : ms) {
+      if (same->present() && same->view.type == m->view.type && same->cols() == m->cols()) {
+        rows += same->rows();
+      }
+    }
+    if (inputs > 0) s.products.push_back({m->view.type, rows, m->cols(), inputs});
+  }
 }
 
 void add_expert_ffn(StepShapes& s, const WeightMatrix& gate, const WeightMatrix& up,
@@ -32,14 +49,18 @@ void add_layer(StepShapes& s, const V4Config& c, const LayerWeights& l, int64_t 
                int64_t routed_rows_per_token, KvStorage storage) {
   add_hc_mix(s, c, l.hc_attn.fn, n);
   add_hc_mix(s, c, l.hc_ffn.fn, n);
-  for (const WeightMatrix* m :
-       {&l.q_a, &l.q_b, &l.kv, &l.output_b, &l.router, &l.compressor.kv, &l.compressor.gate,
-        &l.indexer.q_b, &l.indexer.proj, &l.indexer.compressor.kv, &l.indexer.compressor.gate}) {
+  for (const WeightMatrix* m : {&l.q_b, &l.output_b, &l.router, &l.indexer.q_b}) {
     add_product(s, *m, n);
   }
-  // The grouped low-rank output: o_groups products of o_lora_rank rows each (attention.cpp).
+  add_products_of_one_input(s,
+                            {&l.q_a, &l.kv, &l.compressor.kv, &l.compressor.gate, &l.indexer.proj,
+                             &l.indexer.compressor.kv, &l.indexer.compressor.gate},
+                            n);
+  // The grouped low-rank output (attention.cpp): each token's o_groups slices are activation
+  // rows of their own, and its outputs are all the matrix's rows.
   if (l.output_a.present()) {
-    s.products.push_back({l.output_a.view.type, c.o_lora_rank, l.output_a.cols(), n});
+    s.products.push_back(
+        {l.output_a.view.type, l.output_a.rows() / c.o_groups, l.output_a.cols(), n * c.o_groups});
   }
   add_expert_ffn(s, l.gate_exps, l.up_exps, l.down_exps, n * routed_rows_per_token);
   add_expert_ffn(s, l.gate_shexp, l.up_shexp, l.down_shexp, n);

@@ -56,6 +56,20 @@ void WeightTrafficRecorder::matmul(const kernels::MatrixView& w, const float* x,
   inner_.matmul(w, x, x_stride, n_tokens, y, y_stride);
 }
 
+void WeightTrafficRecorder::matmul_shared(const float* x, int64_t n_tokens,
+                                          std::span<const MatmulTarget> targets) {
+  if (n_tokens > 0) {
+    for (const MatmulTarget& t : targets) record(t.w);
+  }
+  inner_.matmul_shared(x, n_tokens, targets);
+}
+
+void WeightTrafficRecorder::matmul_groups(const kernels::MatrixView& w, int64_t groups,
+                                          const float* x, int64_t n_tokens, float* y) {
+  if (n_tokens > 0) record(w);
+  inner_.matmul_groups(w, groups, x, n_tokens, y);
+}
+
 void WeightTrafficRecorder::hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y,
                                    float* post, float* comb) {
   if (n_tokens > 0) record(*hc.fn);

@@ -48,6 +48,10 @@ class WeightTrafficRecorder final : public Backend {
   void use_step_scratch(bool on) override { inner_.use_step_scratch(on); }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
+  void matmul_shared(const float* x, int64_t n_tokens,
+                     std::span<const MatmulTarget> targets) override;
+  void matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x, int64_t n_tokens,
+                     float* y) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override {
     inner_.rms_norm(x, weight, n, n_rows, eps, y);

@@ -126,6 +126,17 @@ class DeviceBackend : public Backend {
     run_op("matmul",
            [&] { device::matmul(exec_, scratch(), w, x, x_stride, n_tokens, y, y_stride); });
   }
+  void matmul_shared(const float* x, int64_t n_tokens,
+                     std::span<const MatmulTarget> targets) override {
+    run_op("matmul_shared", [&] {
+      device::matmul_shared(exec_, scratch(), x, n_tokens, targets.data(), targets.size());
+    });
+  }
+  void matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x, int64_t n_tokens,
+                     float* y) override {
+    run_op("matmul_groups",
+           [&] { device::matmul_groups(exec_, scratch(), w, groups, x, n_tokens, y); });
+  }
   bool matmul_split(const kernels::MatrixView& w, const float* x, int64_t x_stride,
                     int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk_units) override {
     run_op("matmul_split", [&] {

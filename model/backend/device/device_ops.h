@@ -28,6 +28,12 @@ void matmul_split(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride,
                   int64_t chunk_units);
 template <class E>
+void matmul_groups(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, int64_t groups,
+                   const float* x, int64_t n_tokens, float* y);
+template <class E>
+void matmul_shared(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tokens,
+                   const MatmulTarget* targets, size_t n_targets);
+template <class E>
 void embed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& table, const int32_t* tokens,
            int64_t n_tokens, uint32_t copies, float* x);
 template <class E>
@@ -118,6 +124,10 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
   template void v4::device::matmul_split<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,     \
                                             const float*, int64_t, int64_t, float*, int64_t,       \
                                             int64_t);                                              \
+  template void v4::device::matmul_groups<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,    \
+                                             int64_t, const float*, int64_t, float*);              \
+  template void v4::device::matmul_shared<E>(E&, DeviceScratch<E>&, const float*, int64_t,         \
+                                             const MatmulTarget*, size_t);                         \
   template void v4::device::embed<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,            \
                                      const int32_t*, int64_t, uint32_t, float*);                   \
   template void v4::device::grouped_expert_ffn<E>(E&, DeviceScratch<E>&, const ExpertFfnWeights&,  \

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "core/hd.h"
@@ -285,95 +286,161 @@ inline int64_t chunk_units(GgmlType type) {
 inline constexpr int64_t kMmaMinTokens = 32;
 inline constexpr int64_t kMmaMinRowsPerExpert = 4;
 
+// The rows one product launch computes: up to kMaxRowParts matrices of one type and width,
+// read as one matrix of their rows in order (a layer's projections of one input, or the groups
+// of the grouped output). Token t's activations for part j are activation row
+// t·per_token + part[j].activation, and its outputs go to part[j].y + t·part[j].y_stride + (the
+// row within the part). Which part a row lies in changes no arithmetic: each output is the
+// same sequence of operations as in a product of its part alone.
+inline constexpr int kMaxRowParts = 8;
+struct RowPart {
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;
+  float* y = nullptr;
+  int64_t y_stride = 0;
+  int64_t activation = 0;
+};
+struct RowParts {
+  RowPart part[kMaxRowParts];
+  int count = 0;
+  int64_t rows = 0;  // of all the parts
+  size_t row_bytes = 0;
+  int64_t per_token = 1;  // activation rows per token
+
+  void add(const RowPart& p) {
+    part[count++] = p;
+    rows += p.rows;
+  }
+  // The part holding row r of all the parts; r becomes the row within it. Every index into
+  // `part` is a constant after unrolling, so a kernel reads the parts from its parameters
+  // instead of copying them to local memory.
+  V4_HD RowPart find(int64_t& r) const {
+    RowPart found = part[0];
+    int64_t first = 0, local = r;
+    V4_UNROLL_ALL
+    for (int j = 0; j < kMaxRowParts; ++j) {
+      if (j < count && r >= first) {
+        found = part[j];
+        local = r - first;
+      }
+      if (j < count) first += part[j].rows;
+    }
+    r = local;
+    return found;
+  }
+  // A tensor-core tile of 16 rows never spans two parts.
+  bool tiles_align(int64_t tile) const {
+    for (int j = 0; j + 1 < count; ++j) {
+      if (part[j].rows % tile != 0) return false;
+    }
+    return true;
+  }
+};
+
+// The parts of one matrix w written to y (rows y_stride apart), one activation row per token.
+inline RowParts whole_matrix(const kernels::MatrixView& w, float* y, int64_t y_stride) {
+  RowParts p;
+  p.row_bytes = w.row_bytes;
+  p.add({w.data, w.rows, y, y_stride, 0});
+  return p;
+}
+
 // The tensor-core tiles of a product (see matmul_typed): a team per (chunk, 16 rows, 16 tokens),
 // chunk fastest, then rows, as the warps of the warp kernel are ordered.
 template <GgmlType T, class E>
-void matmul_mma_tiles(E& e, const kernels::QuantTables& tables, const kernels::MatrixView& m,
+void matmul_mma_tiles(E& e, const kernels::QuantTables& tables, const RowParts& p,
                       const Activations& a, int64_t units, int64_t chunk, int64_t n_tokens,
-                      float* y, int64_t y_stride, float* partials) {
+                      float* partials) {
   constexpr int64_t kTile = kernels::kMmaTile;
   const int64_t chunks = (units + chunk - 1) / chunk;
-  const int64_t row_tiles = (m.rows + kTile - 1) / kTile;
+  const int64_t row_tiles = (p.rows + kTile - 1) / kTile;
   const int64_t token_tiles = (n_tokens + kTile - 1) / kTile;
   e.for_each_team(chunks * row_tiles * token_tiles, kMmaTeam, kMmaSharedBytes,
                   [=] V4_HD(int64_t i, const typename E::Team& team) {
                     const int64_t c = i % chunks, r0 = i / chunks % row_tiles * kTile;
                     const int64_t t0 = i / chunks / row_tiles * kTile;
+                    int64_t local = r0;
+                    const RowPart part = p.find(local);
                     MmaTile job;
-                    job.w = m.data + r0 * m.row_bytes;
-                    job.w_row_bytes = m.row_bytes;
-                    job.rows = m.rows - r0 < kTile ? m.rows - r0 : kTile;
-                    job.a = a.rows + t0 * a.row_bytes;
-                    job.a_row_bytes = a.row_bytes;
+                    job.w = part.data + local * p.row_bytes;
+                    job.w_row_bytes = p.row_bytes;
+                    job.rows = part.rows - local < kTile ? part.rows - local : kTile;
+                    job.a = a.rows + (t0 * p.per_token + part.activation) * a.row_bytes;
+                    job.a_row_bytes = p.per_token * a.row_bytes;
                     job.tokens = n_tokens - t0 < kTile ? n_tokens - t0 : kTile;
                     job.units = units;
                     job.begin = c * chunk;
                     job.end = job.begin + chunk < units ? job.begin + chunk : units;
                     if (chunks == 1) {
-                      job.out = y + t0 * y_stride + r0;
-                      job.token_stride = y_stride;
+                      job.out = part.y + t0 * part.y_stride + local;
+                      job.token_stride = part.y_stride;
                       job.row_stride = 1;
                     } else {
-                      job.out = partials + (t0 * m.rows + r0) * chunks + c;
-                      job.token_stride = m.rows * chunks;
+                      job.out = partials + (t0 * p.rows + r0) * chunks + c;
+                      job.token_stride = p.rows * chunks;
                       job.row_stride = chunks;
                     }
                     mma_tile<T>(job, tables, team);
                   });
 }
 
-// The product with each row's sum in chunks of `chunk` units (chunk_units(T) in the forward), by
-// the warp kernel or, for `mma`, the tensor-core tiles (the same bits).
+// The product of the parts' rows with the activations `a` (quantized for T, per_token rows per
+// token), each row's sum in chunks of `chunk` units (chunk_units(T) in the forward), by the warp
+// kernel or, for `mma`, the tensor-core tiles (the same bits).
 template <GgmlType T, int Tile, class E>
-void matmul_typed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
-                  int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride, int64_t chunk,
-                  bool mma = false) {
-  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
-                                             x_stride, w.cols, n_tokens);
+void matmul_typed(E& e, DeviceScratch<E>& s, const RowParts& p, const Activations& a, int64_t cols,
+                  int64_t n_tokens, int64_t chunk, bool mma = false) {
   const kernels::QuantTables tables = quant_tables(s);
-  const kernels::MatrixView m = w;
-  const int64_t units = row_units(T, w.cols);
+  const int64_t units = row_units(T, cols);
   const int64_t chunks = (units + chunk - 1) / chunk;
   const int64_t tiles = (n_tokens + Tile - 1) / Tile;
   float* partials = chunks == 1
                         ? nullptr
                         : s.template get<float>(ScratchSlot::kMatmulMid,
-                                                static_cast<size_t>(n_tokens * w.rows * chunks));
-  const bool tiles_on_tensor_cores = kernels::has_int8_units(T) && mma && chunk <= kMmaMaxUnits;
+                                                static_cast<size_t>(n_tokens * p.rows * chunks));
+  const bool tiles_on_tensor_cores = kernels::has_int8_units(T) && mma && chunk <= kMmaMaxUnits &&
+                                     p.tiles_align(kernels::kMmaTile);
   if constexpr (kernels::has_int8_units(T)) {
     if (tiles_on_tensor_cores)
-      matmul_mma_tiles<T>(e, tables, m, a, units, chunk, n_tokens, y, y_stride, partials);
+      matmul_mma_tiles<T>(e, tables, p, a, units, chunk, n_tokens, partials);
   }
   // Index i: chunk fastest, then row, then token tile — consecutive warps read consecutive
   // bytes of the weights.
   if (!tiles_on_tensor_cores) {
     e.template warp_sums<Tile>(
-        w.rows * tiles * chunks,
+        p.rows * tiles * chunks,
         [=] V4_HD(int64_t i, int lane, float* acc) {
-          const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
+          const int64_t c = i % chunks, t0 = i / chunks / p.rows * Tile;
+          int64_t r = i / chunks % p.rows;
+          const RowPart part = p.find(r);
           const int64_t begin = c * chunk, end = begin + chunk < units ? begin + chunk : units;
-          lane_dot_tile<T, Tile>(begin, end, units, m.data + r * m.row_bytes,
-                                 a.rows + t0 * a.row_bytes, a.row_bytes, n_tokens - t0, lane,
-                                 tables, acc);
+          lane_dot_tile<T, Tile>(begin, end, units, part.data + r * p.row_bytes,
+                                 a.rows + (t0 * p.per_token + part.activation) * a.row_bytes,
+                                 p.per_token * a.row_bytes, n_tokens - t0, lane, tables, acc);
         },
         [=] V4_HD(int64_t i, const float* sum) {
-          const int64_t c = i % chunks, r = i / chunks % m.rows, t0 = i / chunks / m.rows * Tile;
+          const int64_t c = i % chunks, r_all = i / chunks % p.rows;
+          const int64_t t0 = i / chunks / p.rows * Tile;
+          int64_t r = r_all;
+          const RowPart part = p.find(r);
           V4_UNROLL_ALL
           for (int k = 0; k < Tile; ++k) {
             if (t0 + k >= n_tokens) continue;
             if (chunks == 1) {
-              y[(t0 + k) * y_stride + r] = sum[k];
+              part.y[(t0 + k) * part.y_stride + r] = sum[k];
             } else {
-              partials[((t0 + k) * m.rows + r) * chunks + c] = sum[k];
+              partials[((t0 + k) * p.rows + r_all) * chunks + c] = sum[k];
             }
           }
         });
   }
   if (chunks == 1) return;
-  e.for_each(n_tokens * w.rows, [=] V4_HD(int64_t i) {
+  e.for_each(n_tokens * p.rows, [=] V4_HD(int64_t i) {
     float acc = 0.0f;
     for (int64_t c = 0; c < chunks; ++c) acc += partials[i * chunks + c];
-    y[i / m.rows * y_stride + i % m.rows] = acc;
+    int64_t r = i % p.rows;
+    const RowPart part = p.find(r);
+    part.y[i / p.rows * part.y_stride + r] = acc;
   });
 }
 
@@ -383,20 +450,28 @@ bool use_mma(const DeviceScratch<E>& s, GgmlType type, int64_t n_tokens) {
   return s.options().tensor_cores && kernels::has_int8_units(type) && n_tokens >= kMmaMinTokens;
 }
 
+// The parts' product for weight type T, with each row's sum in chunks of `chunk` units. One token
+// (batch-1 decode) gets a kernel with a tile of one: fewer registers, more warps in flight. A
+// token's sum is the same sequence of operations in either (batch invariance).
+template <GgmlType T, class E>
+void matmul_parts(E& e, DeviceScratch<E>& s, const RowParts& p, const Activations& a, int64_t cols,
+                  int64_t n_tokens, int64_t chunk) {
+  if (n_tokens == 1) {
+    matmul_typed<T, 1>(e, s, p, a, cols, n_tokens, chunk);
+  } else {
+    matmul_typed<T, kMatmulTile>(e, s, p, a, cols, n_tokens, chunk, use_mma(s, T, n_tokens));
+  }
+}
+
 template <class E>
 void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
             int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
   if (n_tokens <= 0 || w.rows <= 0) return;
-  // One token (batch-1 decode) gets a kernel with a tile of one: fewer registers, more warps in
-  // flight. A token's sum is the same sequence of operations in either (batch invariance).
+  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
+                                             x_stride, w.cols, n_tokens);
   dispatch_weight_type(w.type, "matmul", [&](auto tag) {
     constexpr GgmlType T = decltype(tag)::value;
-    if (n_tokens == 1) {
-      matmul_typed<T, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk_units(T));
-    } else {
-      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk_units(T),
-                                   use_mma(s, T, n_tokens));
-    }
+    matmul_parts<T>(e, s, whole_matrix(w, y, y_stride), a, w.cols, n_tokens, chunk_units(T));
   });
 }
 
@@ -407,17 +482,71 @@ void matmul_split(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride,
                   int64_t chunk_units) {
   if (n_tokens <= 0 || w.rows <= 0) return;
+  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
+                                             x_stride, w.cols, n_tokens);
   dispatch_weight_type(w.type, "matmul_split", [&](auto tag) {
     constexpr GgmlType T = decltype(tag)::value;
     const int64_t step = is_float_weight(T) ? kFloatRun : 1;
     const int64_t chunk = std::max<int64_t>(step, (chunk_units + step - 1) / step * step);
-    if (n_tokens == 1) {
-      matmul_typed<T, 1>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk);
-    } else {
-      matmul_typed<T, kMatmulTile>(e, s, w, x, x_stride, n_tokens, y, y_stride, chunk,
-                                   use_mma(s, T, n_tokens));
+    matmul_parts<T>(e, s, whole_matrix(w, y, y_stride), a, w.cols, n_tokens, chunk);
+  });
+}
+
+// Backend::matmul_groups: x read as n_tokens·groups activation rows of w.cols values, quantized
+// once; up to kMaxRowParts groups per launch.
+template <class E>
+void matmul_groups(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, int64_t groups,
+                   const float* x, int64_t n_tokens, float* y) {
+  if (n_tokens <= 0 || w.rows <= 0 || groups <= 0) return;
+  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
+                                             w.cols, w.cols, n_tokens * groups);
+  const int64_t rows = w.rows / groups;
+  dispatch_weight_type(w.type, "matmul_groups", [&](auto tag) {
+    constexpr GgmlType T = decltype(tag)::value;
+    for (int64_t first = 0; first < groups; first += kMaxRowParts) {
+      RowParts p;
+      p.row_bytes = w.row_bytes;
+      p.per_token = groups;
+      for (int64_t g = first; g < std::min<int64_t>(groups, first + kMaxRowParts); ++g) {
+        p.add(
+            {w.data + static_cast<size_t>(g * rows) * w.row_bytes, rows, y + g * rows, w.rows, g});
+      }
+      matmul_parts<T>(e, s, p, a, w.cols, n_tokens, chunk_units(T));
     }
   });
+}
+
+// Backend::matmul_shared: consecutive targets of one weight type and width (up to kMaxRowParts)
+// run as one launch; x is quantized again only when the next run's activation format differs.
+template <class E>
+void matmul_shared(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tokens,
+                   const MatmulTarget* targets, size_t n_targets) {
+  if (n_tokens <= 0) return;
+  Activations a;
+  std::optional<ActivationFormat> quantized;  // the format `a` holds
+  for (size_t first = 0; first < n_targets;) {
+    const kernels::MatrixView& w = targets[first].w;
+    RowParts p;
+    p.row_bytes = w.row_bytes;
+    size_t next = first;
+    for (; next < n_targets && p.count < kMaxRowParts; ++next) {
+      const kernels::MatrixView& m = targets[next].w;
+      if (m.type != w.type || m.cols != w.cols || m.row_bytes != w.row_bytes) break;
+      if (m.rows > 0) p.add({m.data, m.rows, targets[next].y, m.rows, 0});
+    }
+    first = next;
+    if (p.count == 0) continue;
+    const ActivationFormat f = activation_format(w.type, w.cols);
+    if (!quantized || quantized->kind != f.kind || quantized->row_bytes != f.row_bytes) {
+      a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x, w.cols, w.cols,
+                               n_tokens);
+      quantized = f;
+    }
+    dispatch_weight_type(w.type, "matmul_shared", [&](auto tag) {
+      constexpr GgmlType T = decltype(tag)::value;
+      matmul_parts<T>(e, s, p, a, w.cols, n_tokens, chunk_units(T));
+    });
+  }
 }
 
 template <class E>

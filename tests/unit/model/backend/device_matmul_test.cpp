@@ -15,6 +15,7 @@
 #include "kernels/device/quant_units_i8.h"
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/device_ops_matmul.h"
+#include "model/backend/device/emulated_backend.h"
 #include "tests/unit/model/backend/device_test_util.h"
 
 namespace v4 {
@@ -135,6 +136,86 @@ INSTANTIATE_TEST_SUITE_P(Backends, DeviceMatmul,
                          ::testing::Combine(testing_device::device_backend_names(),
                                             ::testing::ValuesIn(kTypes)),
                          name);
+
+// --- Products of several parts in one launch (RowParts): Backend::matmul_groups and
+// Backend::matmul_shared against the matmuls of their parts, one by one, on the same backend
+// (Backend's own loop), bit for bit. The kernels launched are counted on the emulated device.
+
+// Kernels the backend launched so far, where it can tell (the emulated device).
+std::optional<uint64_t> launches(Backend& be) {
+  if (auto* emulated = dynamic_cast<device::EmulatedDeviceBackend*>(&be)) {
+    return emulated->exec().launches();
+  }
+  return std::nullopt;
+}
+
+TEST_P(DeviceMatmul, GroupsAreTheirGroupsMatmulsBitForBit) {
+  const GgmlType type = std::get<1>(GetParam());
+  const int64_t cols = 256;
+  // 3 groups of 37 rows (tensor-core tiles would span groups: the warp kernel runs), and 10 of
+  // 16 (more groups than one launch takes; tiles align).
+  for (auto [groups, rows] : {std::pair<int64_t, int64_t>{3, 37}, {10, 16}}) {
+    const auto dw = upload(*be_, quantized_weights(type, groups * rows, cols, 41));
+    const kernels::MatrixView v{type, dw.get(), cols, groups * rows, *ggml_row_size(type, cols)};
+    for (int64_t n : {1, 3, 40}) {
+      const auto dx = upload(*be_, randoms(n * groups * cols, 43 + static_cast<uint32_t>(n)));
+      auto fused = testing_device::zeros_on<float>(*be_, n * groups * rows);
+      auto each = testing_device::zeros_on<float>(*be_, n * groups * rows);
+      const std::optional<uint64_t> before = launches(*be_);
+      be_->matmul_groups(v, groups, dx.get(), n, fused.get());
+      if (before) {
+        // One quantization (none for float weights) and a product per kMaxRowParts groups.
+        const uint64_t want = (device::is_float_weight(type) ? 0 : 1) +
+                              (groups + device::kMaxRowParts - 1) / device::kMaxRowParts;
+        EXPECT_EQ(*launches(*be_) - *before, want) << groups << " groups, " << n << " tokens";
+      }
+      be_->Backend::matmul_groups(v, groups, dx.get(), n, each.get());
+      const std::vector<float> got = download(*be_, fused);
+      EXPECT_EQ(got, download(*be_, each)) << groups << " groups, " << n << " tokens";
+      EXPECT_TRUE(std::any_of(got.begin(), got.end(), [](float y) { return y != 0.0f; }));
+    }
+  }
+}
+
+TEST_P(DeviceMatmul, SharedInputProductsAreEachMatmulBitForBit) {
+  const GgmlType type = std::get<1>(GetParam());
+  const int64_t cols = 256;
+  // Runs of one type: 2 of `type`, 1 of Q8_0, then 10 of `type` with an empty one among them
+  // (9 parts: two launches); rows not multiples of a tensor-core tile in the first run.
+  std::vector<std::pair<GgmlType, int64_t>> shapes = {{type, 21}, {type, 16}, {GgmlType::Q8_0, 5}};
+  for (int i = 0; i < 10; ++i) shapes.push_back({type, i == 4 ? 0 : 16 + i});
+  std::vector<testing_device::OnDevice<uint8_t>> weights;
+  std::vector<MatmulTarget> targets;
+  std::vector<testing_device::OnDevice<float>> fused;
+  for (int64_t n : {1, 3, 40}) {
+    weights.clear();
+    targets.clear();
+    fused.clear();
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const auto [t, rows] = shapes[i];
+      weights.push_back(upload(*be_, quantized_weights(t, rows, cols, 50 + i)));
+      fused.push_back(testing_device::zeros_on<float>(*be_, std::max<int64_t>(n * rows, 1)));
+      targets.push_back(
+          {{t, weights.back().get(), cols, rows, *ggml_row_size(t, cols)}, fused.back().get()});
+    }
+    const auto dx = upload(*be_, randoms(n * cols, 60 + static_cast<uint32_t>(n)));
+    const std::optional<uint64_t> before = launches(*be_);
+    be_->matmul_shared(dx.get(), n, targets);
+    if (before && type != GgmlType::Q8_0) {
+      // Four products (the last run in two), and x quantized for each run whose format differs
+      // from the one before: only the Q8_0 run's for float weights.
+      const uint64_t quantizations = device::is_float_weight(type) ? 1 : 3;
+      EXPECT_EQ(*launches(*be_) - *before, 4 + quantizations) << n << " tokens";
+    }
+    for (size_t i = 0; i < targets.size(); ++i) {
+      const MatmulTarget& target = targets[i];
+      auto alone = testing_device::zeros_on<float>(*be_, std::max<int64_t>(n * target.w.rows, 1));
+      be_->matmul(target.w, dx.get(), n, alone.get());
+      EXPECT_EQ(download(*be_, fused[i]), download(*be_, alone))
+          << "target " << i << ", " << n << " tokens";
+    }
+  }
+}
 
 class DeviceExperts : public testing_device::OnEachDevice {};
 
