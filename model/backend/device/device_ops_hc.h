@@ -11,21 +11,31 @@
 #include "kernels/cpu/hyper_connections.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_elementwise.h"
+#include "model/backend/device/device_ops_matmul.h"
 
 namespace v4::device {
 
 // Hyper-connection streams the device ops hold in thread-local memory (V4: 4).
 inline constexpr uint32_t kMaxHc = 8;
 
-// fn · RMSNorm(x) for n tokens into scratch ([n][fn rows]); returns the mixes.
+// fn · RMSNorm(x) for n tokens into scratch ([n][fn rows]). fn's rows are long (n_hc·n_embd
+// values: several chunks), and the kernel that uses the mixes adds each one's chunks itself,
+// in the matmul's order: one launch fewer, the same bits.
 template <class E>
-float* hc_mixes(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n) {
+UnreducedRows hc_mixes(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n) {
   const int64_t flat = int64_t{hc.n_hc} * hc.n_embd;
+  const kernels::MatrixView& fn = *hc.fn;
   float* normed = s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(n * flat));
-  float* mixes =
-      s.template get<float>(ScratchSlot::kElementwiseAux, static_cast<size_t>(n * hc.fn->rows));
+  float* out =
+      s.template get<float>(ScratchSlot::kElementwiseAux, static_cast<size_t>(n * fn.rows));
   rms_norm(e, s, x, nullptr, flat, n, hc.rms_eps, normed);
-  matmul(e, s, *hc.fn, normed, flat, n, mixes, hc.fn->rows);
+  const Activations a =
+      quantize_activations(e, s, ScratchSlot::kMatmulActivations, fn.type, normed, flat, flat, n);
+  UnreducedRows mixes;
+  dispatch_weight_type(fn.type, "hc_mixes", [&](auto tag) {
+    constexpr GgmlType T = decltype(tag)::value;
+    matmul_parts<T>(e, s, whole_matrix(fn, out, fn.rows), a, flat, n, chunk_units(T), &mixes);
+  });
   return mixes;
 }
 
@@ -47,15 +57,15 @@ V4_HD inline void hc_normalize_element(const float* c_in, float* c_out, uint32_t
 // The CPU's hc_split_sinkhorn (kernels/cpu/hyper_connections.h) over a team: the gates a thread
 // per stream, the combine matrix a thread per element, one phase per row or column step (read one
 // buffer, write the other). `sm` holds 2n + n² mixes then three n² buffers; returns the buffer
-// with the result.
+// with the result. The mixes are token t's of `mixes`.
 template <class Team>
-V4_HD float* hc_sinkhorn_team(const Team& team, const float* mixes, const float* scale,
-                              const float* base, uint32_t h, uint32_t iters, float eps, float* pre,
-                              float* post, float* sm) {
+V4_HD float* hc_sinkhorn_team(const Team& team, const UnreducedRows& mixes, int64_t t,
+                              const float* scale, const float* base, uint32_t h, uint32_t iters,
+                              float eps, float* pre, float* post, float* sm) {
   const uint32_t rows = 2 * h + h * h, hh = h * h;
   float *m = sm, *c = sm + rows, *other = c + hh, *ex = other + hh;
   team.threads([&](int k) {
-    if (k < static_cast<int>(rows)) m[k] = mixes[k];
+    if (k < static_cast<int>(rows)) m[k] = mixes.at(t, k);
   });
   team.threads([&](int k) {
     const uint32_t u = static_cast<uint32_t>(k);
@@ -99,7 +109,7 @@ template <class E>
 void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
             float* y, float* post, float* comb) {
   if (n_tokens <= 0) return;
-  const float* mixes = hc_mixes(e, s, hc, x, n_tokens);
+  const UnreducedRows mixes = hc_mixes(e, s, hc, x, n_tokens);
   const uint32_t h = hc.n_hc;
   const int64_t d = hc.n_embd, rows = hc.fn->rows;
   const float *scale = hc.scale, *base = hc.base;
@@ -115,7 +125,7 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
     float* sm = team.template shared<float>();
     float* pre = sm + rows + 3 * h * h;
     const float* c =
-        hc_sinkhorn_team(team, mixes + t * rows, scale, base, h, iters, eps, pre, post + t * h, sm);
+        hc_sinkhorn_team(team, mixes, t, scale, base, h, iters, eps, pre, post + t * h, sm);
     team.threads([&](int k) {
       if (k < static_cast<int>(h * h)) comb[t * h * h + k] = c[k];
       for (int64_t i = k; i < d; i += team.size()) {
@@ -141,19 +151,23 @@ template <class E>
 void hc_head(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
              float* z) {
   if (n_tokens <= 0) return;
-  const float* mixes = hc_mixes(e, s, hc, x, n_tokens);
+  const UnreducedRows mixes = hc_mixes(e, s, hc, x, n_tokens);
   const uint32_t h = hc.n_hc;
   const int64_t d = hc.n_embd;
   const float* base = hc.base;
   const float* scale = hc.scale;
   const float eps = hc.eps;
-  // A team per token: its weights (one thread), then z = Σ_s w_s·X_s an element per thread.
-  e.for_each_team(n_tokens, kHcTeam, h * sizeof(float),
+  // A team per token: its mixes, its weights (one thread), then z = Σ_s w_s·X_s an element per
+  // thread.
+  e.for_each_team(n_tokens, kHcTeam, 2 * h * sizeof(float),
                   [=] V4_HD(int64_t t, const typename E::Team& team) {
                     float* w = team.template shared<float>();
+                    float* m = w + h;
                     team.threads([&](int k) {
-                      if (k == 0)
-                        kernels::hc_head_weights(mixes + t * h, scale[0], base, h, eps, w);
+                      if (k < static_cast<int>(h)) m[k] = mixes.at(t, k);
+                    });
+                    team.threads([&](int k) {
+                      if (k == 0) kernels::hc_head_weights(m, scale[0], base, h, eps, w);
                     });
                     team.threads([&](int k) {
                       for (int64_t i = k; i < d; i += team.size()) {

@@ -337,6 +337,21 @@ struct RowParts {
   }
 };
 
+// A product's outputs left before its chunk pass (matmul_typed with `unreduced`): output (t, r)
+// is its chunks' partial sums added in order from zero, which is what that pass writes, so a
+// consumer that reads them through `at` gets the same bits one launch sooner. Rows of one chunk
+// are the outputs themselves.
+struct UnreducedRows {
+  const float* data = nullptr;
+  int64_t rows = 0, chunks = 1;
+  V4_HD float at(int64_t t, int64_t r) const {
+    if (chunks == 1) return data[t * rows + r];
+    float acc = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) acc += data[(t * rows + r) * chunks + c];
+    return acc;
+  }
+};
+
 // The parts of one matrix w written to y (rows y_stride apart), one activation row per token.
 inline RowParts whole_matrix(const kernels::MatrixView& w, float* y, int64_t y_stride) {
   RowParts p;
@@ -386,10 +401,12 @@ void matmul_mma_tiles(E& e, const kernels::QuantTables& tables, const RowParts& 
 
 // The product of the parts' rows with the activations `a` (quantized for T, per_token rows per
 // token), each row's sum in chunks of `chunk` units (chunk_units(T) in the forward), by the warp
-// kernel or, for `mma`, the tensor-core tiles (the same bits).
+// kernel or, for `mma`, the tensor-core tiles (the same bits). With `unreduced` (one part whose y
+// rows are p.rows apart) the chunk pass is left to the consumer, which reads the outputs from it.
 template <GgmlType T, int Tile, class E>
 void matmul_typed(E& e, DeviceScratch<E>& s, const RowParts& p, const Activations& a, int64_t cols,
-                  int64_t n_tokens, int64_t chunk, bool mma = false) {
+                  int64_t n_tokens, int64_t chunk, bool mma = false,
+                  UnreducedRows* unreduced = nullptr) {
   const kernels::QuantTables tables = quant_tables(s);
   const int64_t units = row_units(T, cols);
   const int64_t chunks = (units + chunk - 1) / chunk;
@@ -434,7 +451,8 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const RowParts& p, const Activation
           }
         });
   }
-  if (chunks == 1) return;
+  if (unreduced) *unreduced = {chunks == 1 ? p.part[0].y : partials, p.rows, chunks};
+  if (chunks == 1 || unreduced) return;
   e.for_each(n_tokens * p.rows, [=] V4_HD(int64_t i) {
     float acc = 0.0f;
     for (int64_t c = 0; c < chunks; ++c) acc += partials[i * chunks + c];
@@ -455,11 +473,12 @@ bool use_mma(const DeviceScratch<E>& s, GgmlType type, int64_t n_tokens) {
 // token's sum is the same sequence of operations in either (batch invariance).
 template <GgmlType T, class E>
 void matmul_parts(E& e, DeviceScratch<E>& s, const RowParts& p, const Activations& a, int64_t cols,
-                  int64_t n_tokens, int64_t chunk) {
+                  int64_t n_tokens, int64_t chunk, UnreducedRows* unreduced = nullptr) {
   if (n_tokens == 1) {
-    matmul_typed<T, 1>(e, s, p, a, cols, n_tokens, chunk);
+    matmul_typed<T, 1>(e, s, p, a, cols, n_tokens, chunk, false, unreduced);
   } else {
-    matmul_typed<T, kMatmulTile>(e, s, p, a, cols, n_tokens, chunk, use_mma(s, T, n_tokens));
+    matmul_typed<T, kMatmulTile>(e, s, p, a, cols, n_tokens, chunk, use_mma(s, T, n_tokens),
+                                 unreduced);
   }
 }
 

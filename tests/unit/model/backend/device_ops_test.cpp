@@ -204,62 +204,69 @@ TEST_P(DeviceOps, ExpertChoiceWithTiesAndNanIsTheCpus) {
 
 TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
   const uint32_t h = 4;
-  const int64_t d = 72, n = 3, flat = h * d, mixes = 2 * h + h * h;
-  const std::vector<float> fn = randoms(mixes * flat, 9, 0.05f);
-  const std::vector<float> scale = {0.8f, 1.1f, 0.9f}, base = randoms(mixes, 10, 0.3f);
-  const std::vector<float> x = randoms(n * flat, 11), f = randoms(n * d, 12);
-  kernels::MatrixView hv{GgmlType::F32, reinterpret_cast<const uint8_t*>(fn.data()), flat, mixes,
-                         flat * sizeof(float)};
-  const HcMixing host{&hv, scale.data(), base.data(), h, d, 3, 1e-6f, 1e-6f};
-  std::vector<float> y(n * d), post(n * h), comb(n * h * h), out(n * flat), z(n * d);
-  cpu_.hc_pre(host, x.data(), n, y.data(), post.data(), comb.data());
-  cpu_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, h, d, out.data());
-  kernels::MatrixView head_view = hv;
-  head_view.rows = h;
-  const HcMixing head{&head_view, scale.data(), base.data(), h, d, 0, 1e-6f, 1e-6f};
-  cpu_.hc_head(head, x.data(), n, z.data());
+  // Streams of 72 values: fn's rows are one chunk of the float product; of 1100: two (4400
+  // values, the second chunk ragged), which the kernels that use the mixes add themselves.
+  for (const int64_t d : {int64_t{72}, int64_t{1100}}) {
+    SCOPED_TRACE(d);
+    const int64_t n = 3, flat = h * d, mixes = 2 * h + h * h;
+    const std::vector<float> fn = randoms(mixes * flat, 9, 0.05f);
+    const std::vector<float> scale = {0.8f, 1.1f, 0.9f}, base = randoms(mixes, 10, 0.3f);
+    const std::vector<float> x = randoms(n * flat, 11), f = randoms(n * d, 12);
+    kernels::MatrixView hv{GgmlType::F32, reinterpret_cast<const uint8_t*>(fn.data()), flat, mixes,
+                           flat * sizeof(float)};
+    const HcMixing host{&hv, scale.data(), base.data(), h, d, 3, 1e-6f, 1e-6f};
+    std::vector<float> y(n * d), post(n * h), comb(n * h * h), out(n * flat), z(n * d);
+    cpu_.hc_pre(host, x.data(), n, y.data(), post.data(), comb.data());
+    cpu_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, h, d, out.data());
+    kernels::MatrixView head_view = hv;
+    head_view.rows = h;
+    const HcMixing head{&head_view, scale.data(), base.data(), h, d, 0, 1e-6f, 1e-6f};
+    cpu_.hc_head(head, x.data(), n, z.data());
 
-  auto dfn = upload(*be_, fn), dsc = upload(*be_, scale), dba = upload(*be_, base);
-  auto dx = upload(*be_, x), dfv = upload(*be_, f);
-  kernels::MatrixView dv = hv;
-  dv.data = reinterpret_cast<const uint8_t*>(dfn.get());
-  const HcMixing dev{&dv, dsc.get(), dba.get(), h, d, 3, 1e-6f, 1e-6f};
-  auto dy = zeros_on<float>(*be_, y.size()), dpost = zeros_on<float>(*be_, post.size()),
-       dcomb = zeros_on<float>(*be_, comb.size()), dout = zeros_on<float>(*be_, out.size()),
-       dz = zeros_on<float>(*be_, z.size());
-  be_->hc_pre(dev, dx.get(), n, dy.get(), dpost.get(), dcomb.get());
-  be_->hc_post(dfv.get(), dx.get(), dpost.get(), dcomb.get(), n, h, d, dout.get());
-  kernels::MatrixView dhead = dv;
-  dhead.rows = h;
-  const HcMixing dev_head{&dhead, dsc.get(), dba.get(), h, d, 0, 1e-6f, 1e-6f};
-  be_->hc_head(dev_head, dx.get(), n, dz.get());
-  // The mixes come from a float matmul summed in another order than the CPU's double lanes, and
-  // the gates pass through expf: relative differences of a few ulps, amplified by the Sinkhorn
-  // divisions; 1e-4 relative is far below what a wrong index or stream would give.
-  auto near = [](const std::vector<float>& got, const std::vector<float>& want, const char* what) {
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      ASSERT_NEAR(got[i], want[i], 1e-4f * std::max(1.0f, std::fabs(want[i]))) << what << " " << i;
-    }
-  };
-  near(download(*be_, dpost), post, "post");
-  near(download(*be_, dcomb), comb, "comb");
-  near(download(*be_, dy), y, "y");
-  near(download(*be_, dout), out, "hc_post");
-  near(download(*be_, dz), z, "hc_head");
+    auto dfn = upload(*be_, fn), dsc = upload(*be_, scale), dba = upload(*be_, base);
+    auto dx = upload(*be_, x), dfv = upload(*be_, f);
+    kernels::MatrixView dv = hv;
+    dv.data = reinterpret_cast<const uint8_t*>(dfn.get());
+    const HcMixing dev{&dv, dsc.get(), dba.get(), h, d, 3, 1e-6f, 1e-6f};
+    auto dy = zeros_on<float>(*be_, y.size()), dpost = zeros_on<float>(*be_, post.size()),
+         dcomb = zeros_on<float>(*be_, comb.size()), dout = zeros_on<float>(*be_, out.size()),
+         dz = zeros_on<float>(*be_, z.size());
+    be_->hc_pre(dev, dx.get(), n, dy.get(), dpost.get(), dcomb.get());
+    be_->hc_post(dfv.get(), dx.get(), dpost.get(), dcomb.get(), n, h, d, dout.get());
+    kernels::MatrixView dhead = dv;
+    dhead.rows = h;
+    const HcMixing dev_head{&dhead, dsc.get(), dba.get(), h, d, 0, 1e-6f, 1e-6f};
+    be_->hc_head(dev_head, dx.get(), n, dz.get());
+    // The mixes come from a float matmul summed in another order than the CPU's double lanes, and
+    // the gates pass through expf: relative differences of a few ulps, amplified by the Sinkhorn
+    // divisions; 1e-4 relative is far below what a wrong index or stream would give.
+    auto near = [](const std::vector<float>& got, const std::vector<float>& want,
+                   const char* what) {
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 1e-4f * std::max(1.0f, std::fabs(want[i])))
+            << what << " " << i;
+      }
+    };
+    near(download(*be_, dpost), post, "post");
+    near(download(*be_, dcomb), comb, "comb");
+    near(download(*be_, dy), y, "y");
+    near(download(*be_, dout), out, "hc_post");
+    near(download(*be_, dz), z, "hc_head");
 
-  // Batch invariance: the middle token alone gives the batch's bits.
-  auto dy1 = zeros_on<float>(*be_, d), dpost1 = zeros_on<float>(*be_, h),
-       dcomb1 = zeros_on<float>(*be_, h * h), dz1 = zeros_on<float>(*be_, d);
-  be_->hc_pre(dev, dx.get() + flat, 1, dy1.get(), dpost1.get(), dcomb1.get());
-  be_->hc_head(dev_head, dx.get() + flat, 1, dz1.get());
-  auto slice = [](const std::vector<float>& v, size_t at, size_t len) {
-    return std::vector<float>(v.begin() + at * len, v.begin() + (at + 1) * len);
-  };
-  EXPECT_EQ(download(*be_, dy1), slice(download(*be_, dy), 1, d)) << "y alone";
-  EXPECT_EQ(download(*be_, dpost1), slice(download(*be_, dpost), 1, h)) << "post alone";
-  EXPECT_EQ(download(*be_, dcomb1), slice(download(*be_, dcomb), 1, h * h)) << "comb alone";
-  EXPECT_EQ(download(*be_, dz1), slice(download(*be_, dz), 1, d)) << "hc_head alone";
+    // Batch invariance: the middle token alone gives the batch's bits.
+    auto dy1 = zeros_on<float>(*be_, d), dpost1 = zeros_on<float>(*be_, h),
+         dcomb1 = zeros_on<float>(*be_, h * h), dz1 = zeros_on<float>(*be_, d);
+    be_->hc_pre(dev, dx.get() + flat, 1, dy1.get(), dpost1.get(), dcomb1.get());
+    be_->hc_head(dev_head, dx.get() + flat, 1, dz1.get());
+    auto slice = [](const std::vector<float>& v, size_t at, size_t len) {
+      return std::vector<float>(v.begin() + at * len, v.begin() + (at + 1) * len);
+    };
+    EXPECT_EQ(download(*be_, dy1), slice(download(*be_, dy), 1, d)) << "y alone";
+    EXPECT_EQ(download(*be_, dpost1), slice(download(*be_, dpost), 1, h)) << "post alone";
+    EXPECT_EQ(download(*be_, dcomb1), slice(download(*be_, dcomb), 1, h * h)) << "comb alone";
+    EXPECT_EQ(download(*be_, dz1), slice(download(*be_, dz), 1, d)) << "hc_head alone";
+  }
 }
 
 // The Sinkhorn a team runs (a thread per element, a phase per row or column step) is the CPU's
@@ -276,8 +283,8 @@ TEST(DeviceHyperConnections, TeamSinkhornIsTheCpusBitForBit) {
       std::vector<float> shared(rows + 3 * h * h), team_pre(h), team_post(h);
       const kernels::HostTeam team(device::kHcTeam, shared.data());
       const float* c =
-          device::hc_sinkhorn_team(team, m.data(), scale.data(), base.data(), h, iters, 1e-6f,
-                                   team_pre.data(), team_post.data(), shared.data());
+          device::hc_sinkhorn_team(team, {m.data(), rows, 1}, 0, scale.data(), base.data(), h,
+                                   iters, 1e-6f, team_pre.data(), team_post.data(), shared.data());
       EXPECT_EQ(team_pre, pre) << "h " << h << " iters " << iters;
       EXPECT_EQ(team_post, post) << "h " << h << " iters " << iters;
       EXPECT_EQ(std::vector<float>(c, c + h * h), comb) << "h " << h << " iters " << iters;
