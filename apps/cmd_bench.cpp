@@ -91,6 +91,7 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
          {"replayed_steps", d.replayed_steps},
          {"capture_seconds", d.capture_seconds},
          {"seconds_without_graphs", d.seconds_without_graphs},
+         {"kernel_launches_per_step", d.kernel_launches_per_step()},
          {"weight_bytes_per_step", d.weight_bytes_per_step()},
          {"weight_bytes_per_token", d.weight_bytes_per_token()},
          {"routed_experts_per_step_per_layer", d.routed_experts_per_step_layer()},
@@ -180,6 +181,10 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
           static_cast<unsigned long long>(d.replayed_steps), d.steps, d.capture_seconds * 1e3,
           d.seconds_without_graphs, static_cast<double>(d.tokens()) / d.seconds_without_graphs,
           d.seconds_without_graphs / d.seconds);
+    }
+    if (d.kernel_launches > 0) {
+      std::printf("  kernel launches per step (without graphs): %.1f, %.1f per layer\n",
+                  d.kernel_launches_per_step(), d.kernel_launches_per_step() / config.n_layer);
     }
     const StepTraffic per_step{d.traffic.matrix_bytes / d.steps,
                                d.traffic.embedding_bytes / d.steps, d.traffic.small_bytes / d.steps,

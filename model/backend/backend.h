@@ -110,6 +110,9 @@ class Backend {
   // Changes whenever the backend frees or moves memory its ops keep between calls (scratch):
   // a graph captured before then may read freed memory. It counts the step scratch's moves.
   virtual uint64_t scratch_generation() const { return 0; }
+  // Kernels launched so far, outside replays of recorded steps (device backends; 0 for backends
+  // that launch none). A decode step's count is what a GPU pays in launch gaps without graphs.
+  virtual uint64_t kernel_launches() const { return 0; }
   // Sizes what the ops keep between calls before the first step: for steps of up to the first
   // StepShapes, and for the recorded steps' own scratch (use_step_scratch) of up to the second.
   // Steps within them then allocate nothing and move nothing a recording points into. An error

@@ -31,6 +31,7 @@ class ProfiledBackend final : public Backend {
   Status read_back(const void* src, void* host, size_t bytes) override;
   void copy_on_device(const void* src, void* dst, size_t bytes) override;
   Status synchronize() override { return inner_->synchronize(); }
+  uint64_t kernel_launches() const override { return inner_->kernel_launches(); }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void matmul_shared(const float* x, int64_t n_tokens,

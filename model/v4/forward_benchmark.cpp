@@ -122,9 +122,11 @@ Status decode_pass(V4Forward& forward, WeightTrafficRecorder& recorder, const V4
       inputs[s].tokens = std::span<const int32_t>(decode_ids + step * batch + s, 1);
       inputs[s].top_candidates = 1;
     }
+    const uint64_t launched = recorder.kernel_launches();
     const Clock::time_point start = Clock::now();
     Result<ForwardOutput> out = forward.forward(inputs);
     if (timed) m.seconds += seconds_since(start);
+    if (timed) m.kernel_launches += recorder.kernel_launches() - launched;
     if (!out) return Status::error(what + out.message());
     if (!timed) step_ranges.push_back(recorder.take_ranges());
   }
@@ -152,12 +154,15 @@ Result<DecodeMeasurement> measure_decode(V4Forward& forward, V4Forward* plain,
   const StepGraphStats& after = forward.stats().step_graphs;
   m.replayed_steps = after.replays - before.replays;
   m.capture_seconds = after.capture_seconds - before.capture_seconds;
+  // A replayed step's launches are not counted (and a recording's first run counts its own).
+  if (m.replayed_steps > 0) m.kernel_launches = 0;
   if (plain) {
     DecodeMeasurement without;
     if (Status s = decode_pass(*plain, recorder, config, batch, ids, o, true, without, step_ranges);
         !s)
       return s;
     m.seconds_without_graphs = without.seconds;
+    m.kernel_launches = without.kernel_launches;
   }
   if (Status s = decode_pass(forward, recorder, config, batch, ids, o, false, m, step_ranges); !s)
     return s;

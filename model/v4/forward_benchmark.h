@@ -70,10 +70,14 @@ struct DecodeMeasurement {
   uint64_t replayed_steps = 0;
   double capture_seconds = 0;
   double seconds_without_graphs = 0;  // 0: not measured
+  // Kernels the steps launched, counted on a pass without recordings (Backend::kernel_launches;
+  // 0: a backend that launches none, or every pass replayed).
+  uint64_t kernel_launches = 0;
 
   uint64_t tokens() const { return uint64_t{batch} * steps; }
   double tokens_per_second() const { return static_cast<double>(tokens()) / seconds; }
   double weight_bytes_per_step() const { return static_cast<double>(traffic.total()) / steps; }
+  double kernel_launches_per_step() const { return static_cast<double>(kernel_launches) / steps; }
   double weight_bytes_per_token() const {
     return static_cast<double>(traffic.total()) / static_cast<double>(tokens());
   }

@@ -207,10 +207,15 @@ def test_device_decode_is_timed_with_and_without_step_graphs(v4serve, model):
     off = bench_json(v4serve, model, "--device", "emulated", "--batch", "1", "--step-graphs", "0")
     assert off["decode"][0]["replayed_steps"] == 0
     assert off["decode"][0]["seconds_without_graphs"] == 0
+    # A step's kernel launches are counted where nothing replays: the pass without recordings,
+    # or the only pass when there are none; the same steps launch the same kernels either way.
+    launches = report["decode"][0]["kernel_launches_per_step"]
+    assert launches > 0 and launches == off["decode"][0]["kernel_launches_per_step"], (report, off)
     # The CPU backend records nothing: nothing is timed twice.
     cpu = bench_json(v4serve, model, "--batch", "1")
     assert cpu["decode"][0]["replayed_steps"] == 0
     assert cpu["decode"][0]["seconds_without_graphs"] == 0
+    assert cpu["decode"][0]["kernel_launches_per_step"] == 0
     assert "records no step graphs" in cpu["start_graphs"]["stopped"]
 
 

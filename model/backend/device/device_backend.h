@@ -115,6 +115,7 @@ class DeviceBackend : public Backend {
     return Status::ok();
   }
   uint64_t scratch_generation() const override { return step_scratch_.generation(); }
+  uint64_t kernel_launches() const override { return exec_.launches(); }
   uint64_t scratch_bytes() const override { return scratch_.bytes() + step_scratch_.bytes(); }
   uint64_t scratch_requested_bytes() const override {
     return scratch_.requested().total() + step_scratch_.requested().total();
