@@ -14,12 +14,28 @@
 
 #include <cstdint>
 
+#include "core/hd.h"
 #include "model/backend/backend.h"
 #include "model/backend/device/device_scratch.h"
 
 namespace v4::device {
 
 // --- matmul family (device_ops_matmul.h, device_ops_experts.h) ---
+// A product's outputs left before its chunk pass (matmul_typed with `unreduced`): output (t, r)
+// is its chunks' partial sums added in order from zero, which is what that pass writes, so a
+// consumer that reads them through `at` gets the same bits one launch sooner. Rows of one chunk
+// are the outputs themselves.
+struct UnreducedRows {
+  const float* data = nullptr;
+  int64_t rows = 0, chunks = 1;
+  V4_HD float at(int64_t t, int64_t r) const {
+    if (chunks == 1) return data[t * rows + r];
+    float acc = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c) acc += data[(t * rows + r) * chunks + c];
+    return acc;
+  }
+};
+
 template <class E>
 void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
             int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride);
@@ -27,6 +43,11 @@ template <class E>
 void matmul_split(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride,
                   int64_t chunk_units);
+// matmul (x rows of w.cols floats, y rows of w.rows) with the chunk pass left to the consumer,
+// which reads the outputs through the returned UnreducedRows (the HC mixes).
+template <class E>
+UnreducedRows matmul_unreduced(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w,
+                               const float* x, int64_t n_tokens, float* y);
 template <class E>
 void matmul_groups(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, int64_t groups,
                    const float* x, int64_t n_tokens, float* y);
@@ -124,6 +145,8 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
   template void v4::device::matmul_split<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,     \
                                             const float*, int64_t, int64_t, float*, int64_t,       \
                                             int64_t);                                              \
+  template v4::device::UnreducedRows v4::device::matmul_unreduced<E>(                              \
+      E&, DeviceScratch<E>&, const kernels::MatrixView&, const float*, int64_t, float*);           \
   template void v4::device::matmul_groups<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,    \
                                              int64_t, const float*, int64_t, float*);              \
   template void v4::device::matmul_shared<E>(E&, DeviceScratch<E>&, const float*, int64_t,         \

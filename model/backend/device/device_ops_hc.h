@@ -11,7 +11,6 @@
 #include "kernels/cpu/hyper_connections.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_elementwise.h"
-#include "model/backend/device/device_ops_matmul.h"
 
 namespace v4::device {
 
@@ -29,14 +28,7 @@ UnreducedRows hc_mixes(E& e, DeviceScratch<E>& s, const HcMixing& hc, const floa
   float* out =
       s.template get<float>(ScratchSlot::kElementwiseAux, static_cast<size_t>(n * fn.rows));
   rms_norm(e, s, x, nullptr, flat, n, hc.rms_eps, normed);
-  const Activations a =
-      quantize_activations(e, s, ScratchSlot::kMatmulActivations, fn.type, normed, flat, flat, n);
-  UnreducedRows mixes;
-  dispatch_weight_type(fn.type, "hc_mixes", [&](auto tag) {
-    constexpr GgmlType T = decltype(tag)::value;
-    matmul_parts<T>(e, s, whole_matrix(fn, out, fn.rows), a, flat, n, chunk_units(T), &mixes);
-  });
-  return mixes;
+  return matmul_unreduced(e, s, fn, normed, n, out);
 }
 
 // Threads of the team that finishes a token's hyper-connection (the Sinkhorn uses h² of them,

@@ -337,21 +337,6 @@ struct RowParts {
   }
 };
 
-// A product's outputs left before its chunk pass (matmul_typed with `unreduced`): output (t, r)
-// is its chunks' partial sums added in order from zero, which is what that pass writes, so a
-// consumer that reads them through `at` gets the same bits one launch sooner. Rows of one chunk
-// are the outputs themselves.
-struct UnreducedRows {
-  const float* data = nullptr;
-  int64_t rows = 0, chunks = 1;
-  V4_HD float at(int64_t t, int64_t r) const {
-    if (chunks == 1) return data[t * rows + r];
-    float acc = 0.0f;
-    for (int64_t c = 0; c < chunks; ++c) acc += data[(t * rows + r) * chunks + c];
-    return acc;
-  }
-};
-
 // The parts of one matrix w written to y (rows y_stride apart), one activation row per token.
 inline RowParts whole_matrix(const kernels::MatrixView& w, float* y, int64_t y_stride) {
   RowParts p;
@@ -492,6 +477,20 @@ void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float
     constexpr GgmlType T = decltype(tag)::value;
     matmul_parts<T>(e, s, whole_matrix(w, y, y_stride), a, w.cols, n_tokens, chunk_units(T));
   });
+}
+
+template <class E>
+UnreducedRows matmul_unreduced(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w,
+                               const float* x, int64_t n_tokens, float* y) {
+  UnreducedRows out{y, w.rows, 1};
+  if (n_tokens <= 0 || w.rows <= 0) return out;
+  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
+                                             w.cols, w.cols, n_tokens);
+  dispatch_weight_type(w.type, "matmul_unreduced", [&](auto tag) {
+    constexpr GgmlType T = decltype(tag)::value;
+    matmul_parts<T>(e, s, whole_matrix(w, y, w.rows), a, w.cols, n_tokens, chunk_units(T), &out);
+  });
+  return out;
 }
 
 // Backend::matmul_split: the same kernels with a split the caller chooses (float weights: a
