@@ -467,16 +467,25 @@ void matmul_parts(E& e, DeviceScratch<E>& s, const RowParts& p, const Activation
   }
 }
 
+// y = w · x for the whole matrix: x quantized for w, then the product with each row's sum in
+// chunks of `chunk` units (see matmul_typed for `unreduced`).
+template <class E>
+void whole_matrix_product(E& e, DeviceScratch<E>& s, const char* op, const kernels::MatrixView& w,
+                          const float* x, int64_t x_stride, int64_t n_tokens, float* y,
+                          int64_t y_stride, int64_t chunk, UnreducedRows* unreduced = nullptr) {
+  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
+                                             x_stride, w.cols, n_tokens);
+  dispatch_weight_type(w.type, op, [&](auto tag) {
+    constexpr GgmlType T = decltype(tag)::value;
+    matmul_parts<T>(e, s, whole_matrix(w, y, y_stride), a, w.cols, n_tokens, chunk, unreduced);
+  });
+}
+
 template <class E>
 void matmul(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const float* x,
             int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride) {
   if (n_tokens <= 0 || w.rows <= 0) return;
-  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
-                                             x_stride, w.cols, n_tokens);
-  dispatch_weight_type(w.type, "matmul", [&](auto tag) {
-    constexpr GgmlType T = decltype(tag)::value;
-    matmul_parts<T>(e, s, whole_matrix(w, y, y_stride), a, w.cols, n_tokens, chunk_units(T));
-  });
+  whole_matrix_product(e, s, "matmul", w, x, x_stride, n_tokens, y, y_stride, chunk_units(w.type));
 }
 
 template <class E>
@@ -484,12 +493,8 @@ UnreducedRows matmul_unreduced(E& e, DeviceScratch<E>& s, const kernels::MatrixV
                                const float* x, int64_t n_tokens, float* y) {
   UnreducedRows out{y, w.rows, 1};
   if (n_tokens <= 0 || w.rows <= 0) return out;
-  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
-                                             w.cols, w.cols, n_tokens);
-  dispatch_weight_type(w.type, "matmul_unreduced", [&](auto tag) {
-    constexpr GgmlType T = decltype(tag)::value;
-    matmul_parts<T>(e, s, whole_matrix(w, y, w.rows), a, w.cols, n_tokens, chunk_units(T), &out);
-  });
+  whole_matrix_product(e, s, "matmul_unreduced", w, x, w.cols, n_tokens, y, w.rows,
+                       chunk_units(w.type), &out);
   return out;
 }
 
@@ -500,14 +505,9 @@ void matmul_split(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, const
                   int64_t x_stride, int64_t n_tokens, float* y, int64_t y_stride,
                   int64_t chunk_units) {
   if (n_tokens <= 0 || w.rows <= 0) return;
-  const Activations a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x,
-                                             x_stride, w.cols, n_tokens);
-  dispatch_weight_type(w.type, "matmul_split", [&](auto tag) {
-    constexpr GgmlType T = decltype(tag)::value;
-    const int64_t step = is_float_weight(T) ? kFloatRun : 1;
-    const int64_t chunk = std::max<int64_t>(step, (chunk_units + step - 1) / step * step);
-    matmul_parts<T>(e, s, whole_matrix(w, y, y_stride), a, w.cols, n_tokens, chunk);
-  });
+  const int64_t step = is_float_weight(w.type) ? kFloatRun : 1;
+  const int64_t chunk = std::max<int64_t>(step, (chunk_units + step - 1) / step * step);
+  whole_matrix_product(e, s, "matmul_split", w, x, x_stride, n_tokens, y, y_stride, chunk);
 }
 
 // Backend::matmul_groups: x read as n_tokens·groups activation rows of w.cols values, quantized
