@@ -378,7 +378,7 @@ int run_bench(BenchFlags f) {
   return 0;
 }
 
-CommandRegistration registration(
+CommandRegistration bench_command(
     "bench", "Measure prefill/decode throughput and decode memory bandwidth use",
     [](CLI::App& sub) {
       auto f = std::make_shared<BenchFlags>();

@@ -225,7 +225,7 @@ int run_bench_engine(const BenchEngineFlags& f) {
   return 0;
 }
 
-CommandRegistration registration(
+CommandRegistration bench_engine_command(
     "bench-engine", "Throughput of the continuous-batching engine at several concurrencies",
     [](CLI::App& sub) {
       auto f = std::make_shared<BenchEngineFlags>();

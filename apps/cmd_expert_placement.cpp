@@ -92,7 +92,7 @@ int run(const PlacementFlags& f) {
   return 0;
 }
 
-CommandRegistration registration(
+CommandRegistration expert_placement_command(
     "expert-placement", "expert load balance and hot sets of a recorded trace", [](CLI::App& sub) {
       auto f = std::make_shared<PlacementFlags>();
       sub.add_option("--model", f->model, "model GGUF (its shape and expert sizes)")->required();

@@ -99,7 +99,7 @@ int run_gen_model(const GenModelFlags& f) {
   return 0;
 }
 
-CommandRegistration registration(
+CommandRegistration gen_model_command(
     "gen-model", "Write a synthetic DeepSeek-V4 GGUF (random weights, real tokenizer)",
     [](CLI::App& sub) {
       auto f = std::make_shared<GenModelFlags>();

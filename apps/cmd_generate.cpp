@@ -139,7 +139,7 @@ int run_generate(const GenerateFlags& f) {
   return 0;
 }
 
-CommandRegistration registration(
+CommandRegistration generate_command(
     "generate", "Generate text with the CPU forward pass", [](CLI::App& sub) {
       auto f = std::make_shared<GenerateFlags>();
       sub.add_option("--model", f->model, "model GGUF (first part of a split set)")->required();

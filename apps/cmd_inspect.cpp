@@ -168,7 +168,7 @@ int run_inspect(const InspectFlags& f) {
   return print_validation(*file);
 }
 
-CommandRegistration registration(
+CommandRegistration inspect_command(
     "inspect", "Show a GGUF file's metadata and tensors and validate it against the V4 schema",
     [](CLI::App& sub) {
       auto f = std::make_shared<InspectFlags>();

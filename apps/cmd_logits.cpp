@@ -102,7 +102,7 @@ int run_logits(const LogitsFlags& f) {
   return 0;
 }
 
-CommandRegistration registration(
+CommandRegistration logits_command(
     "logits", "Print top-20 logits and logsumexp per position for a list of token ids",
     [](CLI::App& sub) {
       auto f = std::make_shared<LogitsFlags>();

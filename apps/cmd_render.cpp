@@ -24,35 +24,35 @@ struct RenderOptions {
   bool ids = false;
 };
 
-int fail(const std::string& message) {
+int render_failed(const std::string& message) {
   std::fprintf(stderr, "v4serve render: %s\n", message.c_str());
   return 1;
 }
 
 int run_render(const RenderOptions& options) {
   if (!options.model.empty() && !std::filesystem::exists(options.model)) {
-    return fail(options.model + ": no such file");
+    return render_failed(options.model + ": no such file");
   }
   const std::string input((std::istreambuf_iterator<char>(std::cin)),
                           std::istreambuf_iterator<char>());
   Result<ChatRequest> request = parse_chat_request(input);
-  if (!request) return fail(request.message());
+  if (!request) return render_failed(request.message());
   Result<std::string> prompt = render_chat_prompt(*request);
-  if (!prompt) return fail(prompt.message());
+  if (!prompt) return render_failed(prompt.message());
   if (!options.ids) {
     std::fwrite(prompt->data(), 1, prompt->size(), stdout);
     return 0;
   }
-  if (options.model.empty()) return fail("--ids needs --model");
+  if (options.model.empty()) return render_failed("--ids needs --model");
   Result<GgufFile> file = GgufFile::open(options.model);
-  if (!file) return fail(file.message());
+  if (!file) return render_failed(file.message());
   Result<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
-  if (!tokenizer) return fail(tokenizer.message());
+  if (!tokenizer) return render_failed(tokenizer.message());
   std::cout << nlohmann::json(tokenizer->encode(*prompt, /*allow_special=*/true)).dump() << '\n';
   return 0;
 }
 
-const CommandRegistration kRegistration{
+const CommandRegistration kRenderCommand{
     "render", "Chat request JSON on stdin -> DeepSeek-V4 prompt text", [](CLI::App& sub) {
       auto options = std::make_shared<RenderOptions>();
       sub.add_option("--model", options->model, "GGUF model file");

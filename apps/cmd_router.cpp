@@ -125,7 +125,7 @@ int run_router(const RouterFlags& f) {
   });
 }
 
-CommandRegistration registration(
+CommandRegistration router_command(
     "router", "OpenAI-compatible HTTP router over gRPC workers", [](CLI::App& sub) {
       auto f = std::make_shared<RouterFlags>();
       sub.add_option("--workers", f->workers, "worker addresses, host:port,host:port,...");

