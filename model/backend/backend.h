@@ -68,6 +68,22 @@ struct MatmulTarget {
   float* y = nullptr;
 };
 
+// What Backend::transform_heads does to each head vector of head_dim floats, in this order:
+// the RMSNorm of spec §3.4 (when `norm`; weighted by norm_weight, or weightless when it is null),
+// the RoPE of its last rope_dim values to its token's position (spec §3.4.1), then the FP8 round
+// trip of the values before them in blocks of fp8_block (spec §3.4.2; 0: none) or the indexer's
+// QAT transform of the whole vector (`qat`, spec §3.4.4).
+struct HeadTransform {
+  bool norm = false;
+  const float* norm_weight = nullptr;
+  float eps = 0.0f;
+  int64_t rope_dim = 0;
+  const uint64_t* positions = nullptr;
+  const float* freqs = nullptr;
+  int64_t fp8_block = 0;
+  bool qat = false;
+};
+
 // A step's device work recorded once and launched again (Backend::end_capture).
 class StepGraph {
  public:
@@ -208,6 +224,18 @@ class Backend {
   // Walsh–Hadamard rotation, then the FP4 (E2M1) round-trip in blocks of 32.
   virtual void indexer_qat(float* x, int64_t n_rows, int64_t dim) = 0;
 
+  // `t` on n_tokens × heads contiguous head vectors of head_dim floats, in place: bit for bit
+  // rms_norm, rope, then fp8_round_trip or indexer_qat, as these ops give it. A device backend
+  // runs all of it in one launch (the q, kv and indexer-query rows of spec §3.4).
+  virtual void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
+                               const HeadTransform& t) {
+    const int64_t rows = n_tokens * heads, rotated_from = head_dim - t.rope_dim;
+    if (t.norm) rms_norm(x, t.norm_weight, head_dim, rows, t.eps, x);
+    rope(x, n_tokens, heads, head_dim, rotated_from, t.rope_dim, t.positions, t.freqs, false);
+    if (t.fp8_block > 0) fp8_round_trip(x, rows, head_dim, rotated_from, t.fp8_block);
+    if (t.qat) indexer_qat(x, rows, head_dim);
+  }
+
   // x[i] *= s for i < n.
   virtual void scale(float* x, int64_t n, float s) = 0;
 
@@ -291,10 +319,11 @@ class Backend {
   // indexer keys its sequence has, all when n ≤ top_k, else the top_k highest scores
   // S_i = Σ_h w_h·max(0, q_h·K_i) (ties: lower index first). Writes their indices ascending to
   // chosen[t·top_k ..] and their count to chosen_count[t]. q: [n_tokens][heads][indexer_dim]
-  // (RoPE'd, QAT-transformed), head_weights: [n_tokens][heads].
+  // (RoPE'd, QAT-transformed), head_weights: [n_tokens][heads], each multiplied by weight_scale
+  // into w_h (the scale is applied here, not in a pass of its own over the weights).
   virtual void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer,
                             const KvStep& step, const float* q, const float* head_weights,
-                            int64_t heads, uint32_t top_k, uint32_t* chosen,
+                            float weight_scale, int64_t heads, uint32_t top_k, uint32_t* chosen,
                             uint32_t* chosen_count) = 0;
 
   // Sparse attention (spec §3.4): each head of each token attends, with its sink logit, over

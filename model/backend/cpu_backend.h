@@ -69,8 +69,8 @@ class CpuBackend final : public Backend {
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override;
   void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
-                    const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
-                    uint32_t* chosen, uint32_t* chosen_count) override;
+                    const float* q, const float* head_weights, float weight_scale, int64_t heads,
+                    uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) override;
   void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                         uint32_t window, const float* q, int64_t n_head, const float* sinks,
                         const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,

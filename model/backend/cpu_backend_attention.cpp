@@ -29,8 +29,9 @@ uint32_t max_pages(const KvStep& step) {
 }  // namespace
 
 void CpuBackend::indexer_topk(const KvPageFormat& f, const KvLayerAddress& l, const KvStep& step,
-                              const float* q, const float* head_weights, int64_t heads,
-                              uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) {
+                              const float* q, const float* head_weights, float weight_scale,
+                              int64_t heads, uint32_t top_k, uint32_t* chosen,
+                              uint32_t* chosen_count) {
   const int64_t n = step.n_tokens, dim = f.shape.indexer_dim;
   // A sequence's block table bounds the keys it can have: scratch grows with the longest one.
   const size_t slice = size_t{max_pages(step)} * f.page_tokens / 4 + 1;
@@ -66,7 +67,7 @@ void CpuBackend::indexer_topk(const KvPageFormat& f, const KvLayerAddress& l, co
           for (int64_t h = 0; h < heads; ++h) {
             float dot = 0.0f;
             for (int64_t d = 0; d < dim; ++d) dot += qt[h * dim + d] * k[d];
-            s += wt[h] * std::max(0.0f, dot);
+            s += wt[h] * weight_scale * std::max(0.0f, dot);
           }
           score[i] = s;
         }

@@ -91,6 +91,11 @@ void ProfiledBackend::indexer_qat(float* x, int64_t n_rows, int64_t dim) {
   timed("indexer_qat", [&] { inner_->indexer_qat(x, n_rows, dim); });
 }
 
+void ProfiledBackend::transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
+                                      const HeadTransform& t) {
+  timed("transform_heads", [&] { inner_->transform_heads(x, n_tokens, heads, head_dim, t); });
+}
+
 void ProfiledBackend::scale(float* x, int64_t n, float s) {
   timed("scale", [&] { inner_->scale(x, n, s); });
 }
@@ -164,10 +169,11 @@ void ProfiledBackend::kv_append(const KvPageFormat& format, const KvLayerAddress
 
 void ProfiledBackend::indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer,
                                    const KvStep& step, const float* q, const float* head_weights,
-                                   int64_t heads, uint32_t top_k, uint32_t* chosen,
-                                   uint32_t* chosen_count) {
+                                   float weight_scale, int64_t heads, uint32_t top_k,
+                                   uint32_t* chosen, uint32_t* chosen_count) {
   timed("indexer_topk", [&] {
-    inner_->indexer_topk(format, layer, step, q, head_weights, heads, top_k, chosen, chosen_count);
+    inner_->indexer_topk(format, layer, step, q, head_weights, weight_scale, heads, top_k, chosen,
+                         chosen_count);
   });
 }
 

@@ -51,6 +51,8 @@ class ProfiledBackend final : public Backend {
             int64_t rope_dim, const uint64_t* positions, const float* freqs, bool inverse) override;
   void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block) override;
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override;
+  void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
+                       const HeadTransform& t) override;
   void scale(float* x, int64_t n, float s) override;
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override;
@@ -78,8 +80,8 @@ class ProfiledBackend final : public Backend {
                  const float* kv_rows, const KvCompressor* main,
                  const KvCompressor* indexer) override;
   void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
-                    const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
-                    uint32_t* chosen, uint32_t* chosen_count) override;
+                    const float* q, const float* head_weights, float weight_scale, int64_t heads,
+                    uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) override;
   void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                         uint32_t window, const float* q, int64_t n_head, const float* sinks,
                         const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,

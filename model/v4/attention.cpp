@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <span>
 
 #include "model/v4/indexer.h"
 #include "model/v4/rope.h"
@@ -22,7 +23,19 @@ struct Projections {
   float* kv = nullptr;  // [n][head_dim]
   float *comp_a = nullptr, *comp_g = nullptr, *idx_a = nullptr, *idx_g = nullptr;  // [n][width]
   float* idx_w = nullptr;  // [n][indexer_n_head]: the indexer's head weights, unscaled
+  float* idx_q = nullptr;  // [n][indexer_n_head][indexer_head_dim]: its queries, before RoPE
 };
+
+// A stable insertion sort of products by weight type (Backend::matmul_shared runs the products of
+// one type as one): std::stable_sort may take heap memory, and a decode step allocates none.
+void sort_by_type(std::span<MatmulTarget> targets) {
+  const auto by_type = [](const MatmulTarget& a, const MatmulTarget& b) {
+    return a.w.type < b.w.type;
+  };
+  for (auto it = targets.begin() + 1; it < targets.end(); ++it) {
+    std::rotate(std::upper_bound(targets.begin(), it, *it, by_type), it, it + 1);
+  }
+}
 
 // At most q_a, kv, the two compressors' kv and gate, and the indexer's head weights.
 constexpr size_t kMaxInputProjections = 7;
@@ -56,26 +69,32 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
     of_h[n_of_h++] = {w.indexer.compressor.gate.view, p.idx_g};
     of_h[n_of_h++] = {w.indexer.proj.view, p.idx_w};
   }
-  // A stable insertion sort by type: std::stable_sort may take heap memory, and a decode step
-  // allocates none.
-  const auto by_type = [](const MatmulTarget& a, const MatmulTarget& b) {
-    return a.w.type < b.w.type;
-  };
-  for (auto it = of_h.begin() + 1; it < of_h.begin() + n_of_h; ++it) {
-    std::rotate(std::upper_bound(of_h.begin(), it, *it, by_type), it, it + 1);
-  }
+  sort_by_type(std::span(of_h.data(), n_of_h));
   be.matmul_shared(h, n, std::span(of_h.data(), n_of_h));
   be.rms_norm(p.cq, w.q_a_norm.device(), c.q_lora_rank, n, c.rms_eps, p.cq);
+  // The products of the normed cq: the queries, and on ratio-4 layers the indexer's.
   p.q = ws.q.data<float>();
-  be.matmul(w.q_b.view, p.cq, n, p.q);
-  // Per-head RMS norm without weight (spec §3.9).
-  be.rms_norm(p.q, nullptr, hd, n * nh, c.rms_eps, p.q);
-  be.rms_norm(p.kv, w.kv_a_norm.device(), hd, n, c.rms_eps, p.kv);
-  const int64_t tail = hd - c.rope_dim;
-  const uint64_t* positions = ctx.positions();
-  be.rope(p.q, n, nh, hd, tail, c.rope_dim, positions, rope.device(), false);
-  be.rope(p.kv, n, 1, hd, tail, c.rope_dim, positions, rope.device(), false);
-  be.fp8_round_trip(p.kv, n, hd, tail, kFp8Block);  // the RoPE tail stays high precision
+  std::array<MatmulTarget, 2> of_cq{MatmulTarget{w.q_b.view, p.q}};
+  size_t n_of_cq = 1;
+  if (w.compress_ratio == 4) {
+    p.idx_q = ws.idx_q.data<float>();
+    of_cq[n_of_cq++] = {w.indexer.q_b.view, p.idx_q};
+  }
+  sort_by_type(std::span(of_cq.data(), n_of_cq));
+  be.matmul_shared(p.cq, n, std::span(of_cq.data(), n_of_cq));
+  // Each query head: RMSNorm without weight (spec §3.9), then RoPE. The kv row: its RMSNorm,
+  // RoPE, then the FP8 round trip of all but the RoPE tail, which stays high precision.
+  HeadTransform tq;
+  tq.norm = true;
+  tq.eps = c.rms_eps;
+  tq.rope_dim = c.rope_dim;
+  tq.positions = ctx.positions();
+  tq.freqs = rope.device();
+  be.transform_heads(p.q, n, nh, hd, tq);
+  HeadTransform tkv = tq;
+  tkv.norm_weight = w.kv_a_norm.device();
+  tkv.fp8_block = kFp8Block;
+  be.transform_heads(p.kv, n, 1, hd, tkv);
   return p;
 }
 
@@ -114,9 +133,9 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
   uint32_t* chosen = ws.chosen.data<uint32_t>();
   uint32_t* chosen_count = ws.chosen_count.data<uint32_t>();
   if (w.compress_ratio == 4) {
-    const IndexerQueries iq = indexer_queries(ctx, w, p.cq, p.idx_w, rope.device());
-    be.indexer_topk(format, address, kv, iq.q, iq.weights, c.indexer_n_head, top_k, chosen,
-                    chosen_count);
+    const IndexerQueries iq = indexer_queries(ctx, p.idx_q, p.idx_w, rope.device());
+    be.indexer_topk(format, address, kv, iq.q, iq.weights, iq.weight_scale, c.indexer_n_head, top_k,
+                    chosen, chosen_count);
   }
   float* o = ws.o.data<float>();
   be.sparse_attention(format, address, kv, c.sliding_window, p.q, nh, w.sinks.device(), chosen,

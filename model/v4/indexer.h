@@ -10,18 +10,19 @@
 
 namespace v4 {
 
-struct LayerWeights;
-
 // Queries of the whole batch, in workspace buffers: q[t][head][dim] (RoPE'd at the token's
-// position, QAT-transformed) and head weights w[t][head] = (proj·h) / sqrt(dim·heads).
+// position, QAT-transformed) and head weights w[t][head] = (proj·h)[t][head] · weight_scale, the
+// scale being 1/sqrt(dim·heads).
 struct IndexerQueries {
   const float* q = nullptr;
   const float* weights = nullptr;
+  float weight_scale = 1.0f;  // what indexer_topk multiplies each of `weights` by
 };
 
-// `weights` holds proj·h (computed with the layer's other projections of h) and is scaled in
-// place.
-IndexerQueries indexer_queries(const ForwardContext& ctx, const LayerWeights& w, const float* cq,
-                               float* weights, const float* freqs);
+// `q` holds q_b·cq and `weights` proj·h (both computed with the layer's other projections of
+// their inputs). The queries are rotated and QAT-transformed in place; the weights' scale
+// 1/sqrt(dim·heads) is left to indexer_topk.
+IndexerQueries indexer_queries(const ForwardContext& ctx, float* q, float* weights,
+                               const float* freqs);
 
 }  // namespace v4

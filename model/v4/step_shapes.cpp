@@ -14,8 +14,8 @@ void add_product(StepShapes& s, const WeightMatrix& m, int64_t inputs) {
   s.products.push_back({m.view.type, m.rows(), m.cols(), inputs});
 }
 
-// Backend::matmul_shared over these matrices (attention.cpp): the products of one weight type
-// may run as one, of all their rows.
+// Backend::matmul_shared over these matrices (attention.cpp: the projections of h, and those of
+// the normed cq): the products of one weight type may run as one, of all their rows.
 void add_products_of_one_input(StepShapes& s, std::initializer_list<const WeightMatrix*> ms,
                                int64_t inputs) {
   for (const WeightMatrix* m : ms) {
@@ -49,9 +49,8 @@ void add_layer(StepShapes& s, const V4Config& c, const LayerWeights& l, int64_t 
                int64_t routed_rows_per_token, KvStorage storage) {
   add_hc_mix(s, c, l.hc_attn.fn, n);
   add_hc_mix(s, c, l.hc_ffn.fn, n);
-  for (const WeightMatrix* m : {&l.q_b, &l.output_b, &l.router, &l.indexer.q_b}) {
-    add_product(s, *m, n);
-  }
+  for (const WeightMatrix* m : {&l.output_b, &l.router}) add_product(s, *m, n);
+  add_products_of_one_input(s, {&l.q_b, &l.indexer.q_b}, n);
   add_products_of_one_input(s,
                             {&l.q_a, &l.kv, &l.compressor.kv, &l.compressor.gate, &l.indexer.proj,
                              &l.indexer.compressor.kv, &l.indexer.compressor.gate},

@@ -79,6 +79,10 @@ class WeightTrafficRecorder final : public Backend {
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
     inner_.indexer_qat(x, n_rows, dim);
   }
+  void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
+                       const HeadTransform& t) override {
+    inner_.transform_heads(x, n_tokens, heads, head_dim, t);
+  }
   void scale(float* x, int64_t n, float s) override { inner_.scale(x, n, s); }
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override {
@@ -133,9 +137,10 @@ class WeightTrafficRecorder final : public Backend {
     inner_.kv_append(format, layer, step, kv_rows, main, indexer);
   }
   void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
-                    const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
-                    uint32_t* chosen, uint32_t* chosen_count) override {
-    inner_.indexer_topk(format, layer, step, q, head_weights, heads, top_k, chosen, chosen_count);
+                    const float* q, const float* head_weights, float weight_scale, int64_t heads,
+                    uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) override {
+    inner_.indexer_topk(format, layer, step, q, head_weights, weight_scale, heads, top_k, chosen,
+                        chosen_count);
   }
   void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                         uint32_t window, const float* q, int64_t n_head, const float* sinks,

@@ -181,6 +181,11 @@ class DeviceBackend : public Backend {
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
     run_op("indexer_qat", [&] { device::indexer_qat(exec_, scratch(), x, n_rows, dim); });
   }
+  void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
+                       const HeadTransform& t) override {
+    run_op("transform_heads",
+           [&] { device::transform_heads(exec_, scratch(), x, n_tokens, heads, head_dim, t); });
+  }
   void scale(float* x, int64_t n, float s) override {
     run_op("scale", [&] { device::scale(exec_, scratch(), x, n, s); });
   }
@@ -250,11 +255,11 @@ class DeviceBackend : public Backend {
     });
   }
   void indexer_topk(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
-                    const float* q, const float* head_weights, int64_t heads, uint32_t top_k,
-                    uint32_t* chosen, uint32_t* chosen_count) override {
+                    const float* q, const float* head_weights, float weight_scale, int64_t heads,
+                    uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) override {
     run_op("indexer_topk", [&] {
-      device::indexer_topk(exec_, scratch(), format, layer, step, q, head_weights, heads, top_k,
-                           chosen, chosen_count);
+      device::indexer_topk(exec_, scratch(), format, layer, step, q, head_weights, weight_scale,
+                           heads, top_k, chosen, chosen_count);
     });
   }
   void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,

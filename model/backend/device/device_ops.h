@@ -87,6 +87,9 @@ void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t
 template <class E>
 void indexer_qat(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t dim);
 template <class E>
+void transform_heads(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads,
+                     int64_t head_dim, const HeadTransform& t);
+template <class E>
 void scale(E& e, DeviceScratch<E>& s, float* x, int64_t n, float factor);
 template <class E>
 void add(E& e, DeviceScratch<E>& s, const float* a, int64_t n, float* y);
@@ -120,8 +123,8 @@ void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& format, const KvLa
 template <class E>
 void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
                   const KvLayerAddress& layer, const KvStep& step, const float* q,
-                  const float* head_weights, int64_t heads, uint32_t top_k, uint32_t* chosen,
-                  uint32_t* chosen_count);
+                  const float* head_weights, float weight_scale, int64_t heads, uint32_t top_k,
+                  uint32_t* chosen, uint32_t* chosen_count);
 template <class E>
 void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
                       const KvLayerAddress& layer, const KvStep& step, uint32_t window,
@@ -166,21 +169,23 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
   template void v4::device::hc_head<E>(E&, DeviceScratch<E>&, const HcMixing&, const float*,   \
                                        int64_t, float*);
 
-#define V4_DEVICE_OPS_ELEMENTWISE(E)                                                           \
-  template void v4::device::rms_norm<E>(E&, DeviceScratch<E>&, const float*, const float*,     \
-                                        int64_t, int64_t, float, float*);                      \
-  template void v4::device::rope<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, int64_t,  \
-                                    int64_t, int64_t, const uint64_t*, const float*, bool);    \
-  template void v4::device::fp8_round_trip<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, \
-                                              int64_t, int64_t);                               \
-  template void v4::device::indexer_qat<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t);   \
-  template void v4::device::scale<E>(E&, DeviceScratch<E>&, float*, int64_t, float);           \
-  template void v4::device::add<E>(E&, DeviceScratch<E>&, const float*, int64_t, float*);      \
-  template void v4::device::gather_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,       \
-                                           const int64_t*, int64_t, float*);                   \
-  template void v4::device::copy_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,         \
-                                         const int64_t*, int64_t, int64_t, float*, int64_t);   \
-  template void v4::device::sum_slots<E>(E&, DeviceScratch<E>&, const float*, const int64_t*,  \
+#define V4_DEVICE_OPS_ELEMENTWISE(E)                                                            \
+  template void v4::device::rms_norm<E>(E&, DeviceScratch<E>&, const float*, const float*,      \
+                                        int64_t, int64_t, float, float*);                       \
+  template void v4::device::rope<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, int64_t,   \
+                                    int64_t, int64_t, const uint64_t*, const float*, bool);     \
+  template void v4::device::fp8_round_trip<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t,  \
+                                              int64_t, int64_t);                                \
+  template void v4::device::indexer_qat<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t);    \
+  template void v4::device::transform_heads<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, \
+                                               int64_t, const HeadTransform&);                  \
+  template void v4::device::scale<E>(E&, DeviceScratch<E>&, float*, int64_t, float);            \
+  template void v4::device::add<E>(E&, DeviceScratch<E>&, const float*, int64_t, float*);       \
+  template void v4::device::gather_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,        \
+                                           const int64_t*, int64_t, float*);                    \
+  template void v4::device::copy_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,          \
+                                         const int64_t*, int64_t, int64_t, float*, int64_t);    \
+  template void v4::device::sum_slots<E>(E&, DeviceScratch<E>&, const float*, const int64_t*,   \
                                          int64_t, uint32_t, int64_t, float*);
 
 #define V4_DEVICE_OPS_ROUTING(E)                                                              \
@@ -199,7 +204,7 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
                                          const KvCompressor*, const KvCompressor*);               \
   template void v4::device::indexer_topk<E>(                                                      \
       E&, DeviceScratch<E>&, const KvPageFormat&, const KvLayerAddress&, const KvStep&,           \
-      const float*, const float*, int64_t, uint32_t, uint32_t*, uint32_t*);                       \
+      const float*, const float*, float, int64_t, uint32_t, uint32_t*, uint32_t*);                \
   template void v4::device::sparse_attention<E>(                                                  \
       E&, DeviceScratch<E>&, const KvPageFormat&, const KvLayerAddress&, const KvStep&, uint32_t, \
       const float*, int64_t, const float*, const uint32_t*, const uint32_t*, uint32_t, float*);

@@ -179,8 +179,9 @@ void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAd
 // larger key; −0 equal to +0, as the CPU's comparison has it).
 template <class E>
 void indexer_order_keys(E& e, const KvPageFormat& fmt, const KvLayerAddress& layer,
-                        const KvStep& st, const float* q, const float* head_weights, int64_t heads,
-                        uint32_t top_k, int64_t keys, float* scores) {
+                        const KvStep& st, const float* q, const float* head_weights,
+                        float weight_scale, int64_t heads, uint32_t top_k, int64_t keys,
+                        float* scores) {
   const int64_t n = st.n_tokens, dim = fmt.shape.indexer_dim;
   uint32_t* order = reinterpret_cast<uint32_t*>(scores);
   e.for_each(n * keys, [=] V4_HD(int64_t idx) {
@@ -201,7 +202,7 @@ void indexer_order_keys(E& e, const KvPageFormat& fmt, const KvLayerAddress& lay
     for (int64_t h = 0; h < heads; ++h) {
       float dot = 0.0f;
       for (int64_t d = 0; d < dim; ++d) dot += qt[h * dim + d] * k[d];
-      score += wt[h] * fmaxf(0.0f, dot);
+      score += wt[h] * weight_scale * fmaxf(0.0f, dot);
     }
     scores[idx] = score;
   });
@@ -341,8 +342,8 @@ int64_t attention_group(const DeviceScratch<E>& s, size_t per_token, int64_t n) 
 
 template <class E>
 void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
-                  const KvStep& step, const float* q, const float* head_weights, int64_t heads,
-                  uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) {
+                  const KvStep& step, const float* q, const float* head_weights, float weight_scale,
+                  int64_t heads, uint32_t top_k, uint32_t* chosen, uint32_t* chosen_count) {
   const int64_t n = step.n_tokens, dim = f.shape.indexer_dim;
   if (n == 0) return;
   if (dim > kMaxIndexerDim) {
@@ -359,8 +360,8 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
     // The host bound says whether any token sees more than top_k rows; if none does, every
     // token takes all it sees and the scoring launches are skipped.
     if (step.position_end / 4 > top_k) {
-      indexer_order_keys(e, f, l, part, q + t0 * heads * dim, head_weights + t0 * heads, heads,
-                         top_k, keys, scores);
+      indexer_order_keys(e, f, l, part, q + t0 * heads * dim, head_weights + t0 * heads,
+                         weight_scale, heads, top_k, keys, scores);
     }
     indexer_select(e, part, top_k, keys, reinterpret_cast<const uint32_t*>(scores),
                    chosen + t0 * top_k, chosen_count + t0);

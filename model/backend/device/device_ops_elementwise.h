@@ -18,39 +18,41 @@ namespace v4::device {
 inline constexpr int kNormLanes = 32;
 inline constexpr int kNormTeam = 256;
 
+// The RMSNorm of one row of n values over a team (kNormLanes doubles of shared memory): 32 threads
+// sum the squares in fp64, lane-strided, then a tree that is the warp butterfly's order for lane
+// 0 (step o: s[l] = s[l] + s[l + o]), so the sum is the same whatever the batch or the team's
+// size; the double sum differs from the CPU's sequential one in its last bits only, which the
+// float scale almost never sees. Then each element as the CPU multiplies. `y` may be `x`: every
+// element is read before its own thread writes it.
+template <class Team>
+V4_HD void rms_norm_team(const Team& team, const float* x, const float* weight, int64_t n,
+                         float eps, float* y) {
+  double* part = team.template shared<double>();
+  team.threads([&](int l) {
+    if (l >= kNormLanes) return;
+    double acc = 0.0;
+    for (int64_t i = l; i < n; i += kNormLanes) acc += static_cast<double>(x[i]) * x[i];
+    part[l] = acc;
+  });
+  for (int o = kNormLanes / 2; o > 0; o /= 2) {
+    team.threads([&](int l) {
+      if (l < o) part[l] = part[l] + part[l + o];
+    });
+  }
+  team.threads([&](int l) {
+    const float sc = static_cast<float>(1.0 / sqrt(part[0] / static_cast<double>(n) + eps));
+    for (int64_t i = l; i < n; i += team.size()) y[i] = x[i] * sc * (weight ? weight[i] : 1.0f);
+  });
+}
+
 template <class E>
 void rms_norm(E& e, DeviceScratch<E>& s, const float* x, const float* weight, int64_t n,
               int64_t n_rows, float eps, float* y) {
-  // A team per row, one launch: 32 threads sum the squares in fp64, lane-strided, then a tree
-  // that is the warp butterfly's order for lane 0 (step o: s[l] = s[l] + s[l + o]), so the sum
-  // is the same whatever the batch; the double sum differs from the CPU's sequential one in its
-  // last bits only, which the float scale almost never sees. Then each element as the CPU
-  // multiplies. `y` may be `x`: every element is read before its own thread writes it.
+  // A team per row, one launch.
   if (n_rows <= 0) return;
   e.for_each_team(n_rows, kNormTeam, kNormLanes * sizeof(double),
                   [=] V4_HD(int64_t r, const typename E::Team& team) {
-                    double* part = team.template shared<double>();
-                    const float* xr = x + r * n;
-                    team.threads([&](int l) {
-                      if (l >= kNormLanes) return;
-                      double acc = 0.0;
-                      for (int64_t i = l; i < n; i += kNormLanes) {
-                        acc += static_cast<double>(xr[i]) * xr[i];
-                      }
-                      part[l] = acc;
-                    });
-                    for (int o = kNormLanes / 2; o > 0; o /= 2) {
-                      team.threads([&](int l) {
-                        if (l < o) part[l] = part[l] + part[l + o];
-                      });
-                    }
-                    team.threads([&](int l) {
-                      const float sc =
-                          static_cast<float>(1.0 / sqrt(part[0] / static_cast<double>(n) + eps));
-                      for (int64_t i = l; i < n; i += team.size()) {
-                        y[r * n + i] = xr[i] * sc * (weight ? weight[i] : 1.0f);
-                      }
-                    });
+                    rms_norm_team(team, x + r * n, weight, n, eps, y + r * n);
                   });
 }
 
@@ -64,6 +66,51 @@ void rope(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads, 
     kernels::rope_rotate_pair(x + row * head_stride + offset, freqs, i % pairs,
                               positions[row / heads], inverse);
   });
+}
+
+// Threads of the team that transforms one head vector (Backend::transform_heads).
+inline constexpr int kHeadTeam = 128;
+
+// Backend::transform_heads in one launch: a team per head vector runs rms_norm_team, then a
+// thread per RoPE pair, then an FP8 block per thread (each block's rounding is its own) or the
+// QAT (hadamard_team and the FP4 blocks, as indexer_qat runs them). Every value goes through
+// the same functions in the same order as the separate ops give it, so the bits are theirs.
+template <class E>
+void transform_heads(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads,
+                     int64_t head_dim, const HeadTransform& t) {
+  if (n_tokens <= 0 || heads <= 0) return;
+  const HeadTransform tr = t;
+  const int64_t pairs = t.rope_dim / 2, rotated_from = head_dim - t.rope_dim;
+  e.for_each_team(n_tokens * heads, kHeadTeam, kNormLanes * sizeof(double),
+                  [=] V4_HD(int64_t r, const typename E::Team& team) {
+                    float* row = x + r * head_dim;
+                    if (tr.norm) rms_norm_team(team, row, tr.norm_weight, head_dim, tr.eps, row);
+                    const uint64_t pos = tr.positions[r / heads];
+                    team.threads([&](int l) {
+                      for (int64_t p = l; p < pairs; p += team.size()) {
+                        kernels::rope_rotate_pair(row + rotated_from, tr.freqs, p, pos, false);
+                      }
+                    });
+                    if (tr.fp8_block > 0) {
+                      const int64_t block = tr.fp8_block;
+                      team.threads([&](int l) {
+                        for (int64_t b0 = l * block; b0 < rotated_from; b0 += team.size() * block) {
+                          const int64_t len = rotated_from - b0 < block ? rotated_from - b0 : block;
+                          kernels::fp8_round_trip(row + b0, len, block);
+                        }
+                      });
+                    }
+                    if (tr.qat) {
+                      hadamard_team(team, row, head_dim);
+                      team.threads([&](int l) {
+                        for (int64_t b0 = l * kFp4Block; b0 < head_dim;
+                             b0 += team.size() * kFp4Block) {
+                          const int64_t len = head_dim - b0 < kFp4Block ? head_dim - b0 : kFp4Block;
+                          kernels::fp4_round_trip(row + b0, len, kFp4Block);
+                        }
+                      });
+                    }
+                  });
 }
 
 template <class E>

@@ -327,8 +327,8 @@ std::vector<AttentionResult> attend(KvWorld& w, const StepOnDevice& d, Attention
   for (uint32_t il = 0; il < kRatios.size(); ++il) {
     const KvLayerAddress& a = w.layout.layers[il];
     if (a.ratio == 4) {
-      be.indexer_topk(w.layout.format, a, d.step, in.iq.get(), in.iw.get(), kIndexHeads, kTopK,
-                      in.chosen.get(), in.count.get());
+      be.indexer_topk(w.layout.format, a, d.step, in.iq.get(), in.iw.get(), 0.3f, kIndexHeads,
+                      kTopK, in.chosen.get(), in.count.get());
     }
     be.sparse_attention(w.layout.format, a, d.step, kWindow, in.q.get(), kHeads, in.sinks.get(),
                         in.chosen.get(), in.count.get(), kTopK, in.o.get());

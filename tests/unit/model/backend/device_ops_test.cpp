@@ -103,6 +103,59 @@ TEST_P(DeviceOps, RopeGatherAndSlotSumsAreTheCpus) {
   EXPECT_EQ(download(*be_, dst), strided);
 }
 
+// Backend::transform_heads runs the q, kv and indexer-query transforms of spec §3.4 in one
+// launch: bit for bit the separate ops on the same device, and the CPU's within RoPE's ulps.
+TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
+  const int64_t tokens = 3, heads = 4, rope_dim = 16;
+  const std::vector<float> freqs = randoms(rope_dim / 2, 5, 0.1f);
+  const std::vector<uint64_t> pos = {0, 7, 4000};
+  auto df = upload(*be_, freqs);
+  auto dp = upload(*be_, pos);
+  struct Case {
+    const char* name;
+    int64_t dim;  // 96: an FP8 tail of 80 values, a short last block
+    bool norm, weighted;
+    int64_t fp8_block;
+    bool qat;
+  };
+  const Case cases[] = {{"q: weightless norm, RoPE", 96, true, false, 0, false},
+                        {"kv: norm, RoPE, FP8", 96, true, true, 64, false},
+                        {"indexer query: RoPE, QAT", 64, false, false, 0, true}};
+  for (const Case& c : cases) {
+    const std::vector<float> x = randoms(tokens * heads * c.dim, 8, 3.0f);
+    const std::vector<float> w = randoms(c.dim, 9);
+    auto dw = upload(*be_, w);
+    HeadTransform t;
+    t.norm = c.norm;
+    t.norm_weight = c.weighted ? dw.get() : nullptr;
+    t.eps = 1e-6f;
+    t.rope_dim = rope_dim;
+    t.positions = dp.get();
+    t.freqs = df.get();
+    t.fp8_block = c.fp8_block;
+    t.qat = c.qat;
+    auto fused = upload(*be_, x), separate = upload(*be_, x);
+    const uint64_t before = be_->kernel_launches();
+    be_->transform_heads(fused.get(), tokens, heads, c.dim, t);
+    if (be_->kernel_launches() != 0) {
+      EXPECT_EQ(be_->kernel_launches() - before, 1u) << c.name;
+    }
+    be_->Backend::transform_heads(separate.get(), tokens, heads, c.dim, t);
+    const std::vector<float> got = download(*be_, fused);
+    EXPECT_EQ(got, download(*be_, separate)) << c.name;
+    std::vector<float> want = x;
+    HeadTransform on_cpu = t;
+    on_cpu.norm_weight = c.weighted ? w.data() : nullptr;
+    on_cpu.positions = pos.data();
+    on_cpu.freqs = freqs.data();
+    cpu_.transform_heads(want.data(), tokens, heads, c.dim, on_cpu);
+    // RoPE's cos/sin may differ by an ulp (as above); FP8 and FP4 rounding can turn that into
+    // a step of the format near a rounding boundary, so the CPU comparison is for the plain
+    // transforms only, and the device's own separate ops are the bit-exact reference.
+    if (c.fp8_block == 0 && !c.qat) expect_ulps(got, want, 8, c.name);
+  }
+}
+
 TEST_P(DeviceOps, ExpertRoutingAndTheDispatchPlanAreTheCpus) {
   const uint32_t n_expert = 16, k = 6;
   const int64_t n = 9;
