@@ -30,6 +30,10 @@ struct HcMixing {
   uint32_t sinkhorn_iters = 0;
   float eps = 0.0f;      // hc epsilon
   float rms_eps = 0.0f;  // of the weightless RMSNorm before fn
+  // When set, the op's output rows (hc_pre's y, hc_head's z) leave through the RMSNorm that the
+  // forward applies next (eps rms_eps, weighted by out_norm: attn_norm, ffn_norm, the output
+  // norm; spec §3.4, §3.5, §3.6), bit for bit Backend::rms_norm.
+  const float* out_norm = nullptr;
 };
 
 // A stack of equal expert matrices (spec §5.4: ne2 = expert): matrix e starts e·stride bytes

@@ -30,6 +30,7 @@ void CpuBackend::hc_pre(const HcMixing& hc, const float* x, int64_t n, float* y,
       kernels::hc_weighted_sum(x + t * flat, pre, h, hc.n_embd, y + t * hc.n_embd);
     }
   });
+  if (hc.out_norm) rms_norm(y, hc.out_norm, hc.n_embd, n, hc.rms_eps, y);
 }
 
 void CpuBackend::hc_post(const float* f, const float* x, const float* post, const float* comb,
@@ -55,6 +56,7 @@ void CpuBackend::hc_head(const HcMixing& hc, const float* x, int64_t n, float* z
       kernels::hc_weighted_sum(x + t * flat, w, h, hc.n_embd, z + t * hc.n_embd);
     }
   });
+  if (hc.out_norm) rms_norm(z, hc.out_norm, hc.n_embd, n, hc.rms_eps, z);
 }
 
 }  // namespace v4

@@ -126,8 +126,9 @@ void V4Forward::sub_layer_input(const ForwardContext& ctx, const HcWeights& hc,
                                 const BlockRows& r) {
   const V4Config& c = ctx.config;
   const int64_t n = ctx.size();
-  backend_.hc_pre(hc_mixing(c, hc.fn, hc.scale, hc.base), x, n, r.y, r.post, r.comb);
-  backend_.rms_norm(r.y, norm.device(), c.n_embd, n, c.rms_eps, r.y);
+  HcMixing mixing = hc_mixing(c, hc.fn, hc.scale, hc.base);
+  mixing.out_norm = norm.device();
+  backend_.hc_pre(mixing, x, n, r.y, r.post, r.comb);
 }
 
 void V4Forward::attention_half(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
@@ -163,8 +164,9 @@ void V4Forward::head_logits(const float* x, int64_t n, const HcHeadWeights& head
                             const WeightVector<float>& norm, float* logits) {
   const V4Config& c = weights_.config;
   float* z = ws_.head_z.data<float>();
-  backend_.hc_head(hc_mixing(c, head.fn, head.scale, head.base), x, n, z);
-  backend_.rms_norm(z, norm.device(), c.n_embd, n, c.rms_eps, z);
+  HcMixing mixing = hc_mixing(c, head.fn, head.scale, head.base);
+  mixing.out_norm = norm.device();
+  backend_.hc_head(mixing, x, n, z);
   backend_.matmul(weights_.output.view, z, n, logits);
 }
 

@@ -2,7 +2,8 @@
 // through the device RMSNorm and matmul, then the CPU's per-token functions
 // (kernels/cpu/hyper_connections.h) — the Sinkhorn and the weighted sum a team (GPU block) per
 // token, the Sinkhorn's elements over the threads, HC_post an element per index — each value in
-// the CPU's summation order.
+// the CPU's summation order. The team that writes a token's output row also norms it when asked
+// (HcMixing::out_norm), as the device RMSNorm would in a launch of its own.
 #pragma once
 
 #include <cstdio>
@@ -97,6 +98,13 @@ V4_HD float* hc_sinkhorn_team(const Team& team, const UnreducedRows& mixes, int6
   return c;
 }
 
+// Shared memory of an HC team: `own` bytes, or the RMSNorm's sums where the team norms its
+// output and they need more (rms_norm_team).
+inline size_t hc_team_shared(size_t own, const float* out_norm) {
+  const size_t norm = out_norm ? kNormLanes * sizeof(double) : 0;
+  return own > norm ? own : norm;
+}
+
 template <class E>
 void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
             float* y, float* post, float* comb) {
@@ -111,8 +119,11 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
     std::fprintf(stderr, "hc_pre: %u streams exceed the device limit %u\n", h, kMaxHc);
     std::abort();
   }
-  // A team per token: the Sinkhorn in shared memory, then y = Σ_s pre_s·X_s an element per thread.
-  const size_t shared = (rows + 3 * h * h + h) * sizeof(float);
+  const float* out_norm = hc.out_norm;
+  const float rms_eps = hc.rms_eps;
+  // A team per token: the Sinkhorn in shared memory, then y = Σ_s pre_s·X_s an element per
+  // thread, then (out_norm) the row's RMSNorm, whose sums reuse the shared memory.
+  const size_t shared = hc_team_shared((rows + 3 * h * h + h) * sizeof(float), out_norm);
   e.for_each_team(n_tokens, kHcTeam, shared, [=] V4_HD(int64_t t, const typename E::Team& team) {
     float* sm = team.template shared<float>();
     float* pre = sm + rows + 3 * h * h;
@@ -124,6 +135,7 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
         y[t * d + i] = kernels::hc_weighted_value(x + t * h * d, pre, h, d, i);
       }
     });
+    if (out_norm) rms_norm_team(team, y + t * d, out_norm, d, rms_eps, y + t * d);
   });
 }
 
@@ -149,9 +161,11 @@ void hc_head(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int6
   const float* base = hc.base;
   const float* scale = hc.scale;
   const float eps = hc.eps;
+  const float* out_norm = hc.out_norm;
+  const float rms_eps = hc.rms_eps;
   // A team per token: its mixes, its weights (one thread), then z = Σ_s w_s·X_s an element per
-  // thread.
-  e.for_each_team(n_tokens, kHcTeam, 2 * h * sizeof(float),
+  // thread, then (out_norm) the row's RMSNorm.
+  e.for_each_team(n_tokens, kHcTeam, hc_team_shared(2 * h * sizeof(float), out_norm),
                   [=] V4_HD(int64_t t, const typename E::Team& team) {
                     float* w = team.template shared<float>();
                     float* m = w + h;
@@ -166,6 +180,7 @@ void hc_head(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int6
                         z[t * d + i] = kernels::hc_weighted_value(x + t * h * d, w, h, d, i);
                       }
                     });
+                    if (out_norm) rms_norm_team(team, z + t * d, out_norm, d, rms_eps, z + t * d);
                   });
 }
 

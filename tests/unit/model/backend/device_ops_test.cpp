@@ -322,6 +322,44 @@ TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
   }
 }
 
+// HcMixing::out_norm: the team that writes a token's HC_pre or head row norms it too, bit for
+// bit the RMSNorm op after it, one launch fewer.
+TEST_P(DeviceOps, HyperConnectionRowsNormedByTheirTeamAreTheRmsNorms) {
+  const uint32_t h = 4;
+  const int64_t d = 1100, n = 3, flat = h * d, mixes = 2 * h + h * h;
+  auto dfn = upload(*be_, randoms(mixes * flat, 9, 0.05f));
+  auto dsc = upload(*be_, std::vector<float>{0.8f, 1.1f, 0.9f});
+  auto dba = upload(*be_, randoms(mixes, 10, 0.3f)), dx = upload(*be_, randoms(n * flat, 11));
+  auto dnorm = upload(*be_, randoms(d, 12));
+  kernels::MatrixView fn{GgmlType::F32, reinterpret_cast<const uint8_t*>(dfn.get()), flat, mixes,
+                         flat * sizeof(float)};
+  kernels::MatrixView head_fn = fn;
+  head_fn.rows = h;
+  for (const bool head : {false, true}) {
+    SCOPED_TRACE(head ? "hc_head" : "hc_pre");
+    HcMixing mixing{head ? &head_fn : &fn, dsc.get(), dba.get(), h, d, 3, 1e-6f, 1e-6f};
+    auto run = [&](float* y) {
+      auto post = zeros_on<float>(*be_, n * h), comb = zeros_on<float>(*be_, n * h * h);
+      const uint64_t before = be_->kernel_launches();
+      if (head) {
+        be_->hc_head(mixing, dx.get(), n, y);
+      } else {
+        be_->hc_pre(mixing, dx.get(), n, y, post.get(), comb.get());
+      }
+      return be_->kernel_launches() - before;
+    };
+    auto separate = zeros_on<float>(*be_, n * d), fused = zeros_on<float>(*be_, n * d);
+    const uint64_t unfused_launches = run(separate.get());
+    be_->rms_norm(separate.get(), dnorm.get(), d, n, 1e-6f, separate.get());
+    mixing.out_norm = dnorm.get();
+    const uint64_t fused_launches = run(fused.get());
+    EXPECT_EQ(download(*be_, fused), download(*be_, separate));
+    if (be_->kernel_launches() != 0) {
+      EXPECT_EQ(fused_launches, unfused_launches);
+    }
+  }
+}
+
 // The Sinkhorn a team runs (a thread per element, a phase per row or column step) is the CPU's
 // per-token function bit for bit, given the same mixes.
 TEST(DeviceHyperConnections, TeamSinkhornIsTheCpusBitForBit) {
