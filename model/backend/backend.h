@@ -88,6 +88,14 @@ struct HeadTransform {
   bool qat = false;
 };
 
+// The RoPE that Backend::sparse_attention undoes on each head's output (spec §3.4.1): the last
+// rope_dim values rotated by −θ at the token's position (positions: one per token).
+struct OutputRope {
+  int64_t rope_dim = 0;
+  const uint64_t* positions = nullptr;
+  const float* freqs = nullptr;
+};
+
 // A step's device work recorded once and launched again (Backend::end_capture).
 class StepGraph {
  public:
@@ -334,11 +342,14 @@ class Backend {
   // its sequence's raw rows of the last `window` positions up to its own and its compressed
   // rows: for ratio 4 the indexer's choice (chosen / chosen_count as indexer_topk wrote them),
   // for ratio 128 every row i < (pos+1)/128, none for ratio 0. K = V; scores scaled by
-  // 1/sqrt(head_dim). q and o: [n_tokens][n_head][head_dim].
+  // 1/sqrt(head_dim). q and o: [n_tokens][n_head][head_dim]. With undo_rope, each head's output
+  // then leaves through rope(o, .., inverse) as that op gives it (a device backend rotates the
+  // pairs in the kernel that writes them).
   virtual void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer,
                                 const KvStep& step, uint32_t window, const float* q, int64_t n_head,
                                 const float* sinks, const uint32_t* chosen,
-                                const uint32_t* chosen_count, uint32_t top_k, float* o) = 0;
+                                const uint32_t* chosen_count, uint32_t top_k, float* o,
+                                const OutputRope* undo_rope) = 0;
 
   // Runs fn on disjoint ranges of [0, n); each index is handled by exactly one call, on the
   // backend's host threads (a device backend runs it inline). For host work between steps

@@ -86,7 +86,8 @@ void CpuBackend::indexer_topk(const KvPageFormat& f, const KvLayerAddress& l, co
 void CpuBackend::sparse_attention(const KvPageFormat& f, const KvLayerAddress& l,
                                   const KvStep& step, uint32_t window, const float* q,
                                   int64_t n_head, const float* sinks, const uint32_t* chosen,
-                                  const uint32_t* chosen_count, uint32_t top_k, float* o) {
+                                  const uint32_t* chosen_count, uint32_t top_k, float* o,
+                                  const OutputRope* undo_rope) {
   const int64_t n = step.n_tokens, hd = f.shape.head_dim;
   if (n == 0) return;
   uint32_t most = 0;
@@ -133,6 +134,10 @@ void CpuBackend::sparse_attention(const KvPageFormat& f, const KvLayerAddress& l
       }
     }
   });
+  if (undo_rope) {
+    rope(o, n, n_head, hd, hd - undo_rope->rope_dim, undo_rope->rope_dim, undo_rope->positions,
+         undo_rope->freqs, true);
+  }
 }
 
 }  // namespace v4

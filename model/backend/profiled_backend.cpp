@@ -180,10 +180,11 @@ void ProfiledBackend::indexer_topk(const KvPageFormat& format, const KvLayerAddr
 void ProfiledBackend::sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer,
                                        const KvStep& step, uint32_t window, const float* q,
                                        int64_t n_head, const float* sinks, const uint32_t* chosen,
-                                       const uint32_t* chosen_count, uint32_t top_k, float* o) {
+                                       const uint32_t* chosen_count, uint32_t top_k, float* o,
+                                       const OutputRope* undo_rope) {
   timed("sparse_attention", [&] {
     inner_->sparse_attention(format, layer, step, window, q, n_head, sinks, chosen, chosen_count,
-                             top_k, o);
+                             top_k, o, undo_rope);
   });
 }
 

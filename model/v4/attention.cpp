@@ -109,7 +109,7 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
                        const AttentionRope& rope, const float* h, float* out) {
   const V4Config& c = ctx.config;
   ForwardWorkspace& ws = ctx.ws;
-  const int64_t n = ctx.size(), hd = c.head_dim, nh = c.n_head;
+  const int64_t n = ctx.size(), nh = c.n_head;
   const Projections p = project(ctx, w, rope, h);
   const KvPageFormat& format = ctx.kv_layout.format;
   const KvLayerAddress& address = ctx.kv_layout.layers[layer];
@@ -138,10 +138,10 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
                     chosen, chosen_count);
   }
   float* o = ws.o.data<float>();
+  // The keys' rotation is undone on each head's output (spec §3.4.1).
+  const OutputRope undo{c.rope_dim, ctx.positions(), rope.device()};
   be.sparse_attention(format, address, kv, c.sliding_window, p.q, nh, w.sinks.device(), chosen,
-                      chosen_count, top_k, o);
-  // Undo the keys' rotation on each head's output.
-  ctx.backend.rope(o, n, nh, hd, hd - c.rope_dim, c.rope_dim, ctx.positions(), rope.device(), true);
+                      chosen_count, top_k, o, &undo);
 
   // Grouped low-rank output: group g maps its heads' concatenation through rows g·o_lora.. of
   // attn_output_a, then attn_output_b mixes all groups (spec §3.4).

@@ -145,9 +145,9 @@ class WeightTrafficRecorder final : public Backend {
   void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                         uint32_t window, const float* q, int64_t n_head, const float* sinks,
                         const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,
-                        float* o) override {
+                        float* o, const OutputRope* undo_rope) override {
     inner_.sparse_attention(format, layer, step, window, q, n_head, sinks, chosen, chosen_count,
-                            top_k, o);
+                            top_k, o, undo_rope);
   }
   void parallel_for(int64_t n, FunctionRef<void(int64_t, int64_t)> fn) override {
     inner_.parallel_for(n, fn);

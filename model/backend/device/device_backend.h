@@ -265,10 +265,10 @@ class DeviceBackend : public Backend {
   void sparse_attention(const KvPageFormat& format, const KvLayerAddress& layer, const KvStep& step,
                         uint32_t window, const float* q, int64_t n_head, const float* sinks,
                         const uint32_t* chosen, const uint32_t* chosen_count, uint32_t top_k,
-                        float* o) override {
+                        float* o, const OutputRope* undo_rope) override {
     run_op("sparse_attention", [&] {
       device::sparse_attention(exec_, scratch(), format, layer, step, window, q, n_head, sinks,
-                               chosen, chosen_count, top_k, o);
+                               chosen, chosen_count, top_k, o, undo_rope);
     });
   }
   // Device memory is not the host's: benchmarks that need host loops run them inline.

@@ -129,7 +129,8 @@ template <class E>
 void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& format,
                       const KvLayerAddress& layer, const KvStep& step, uint32_t window,
                       const float* q, int64_t n_head, const float* sinks, const uint32_t* chosen,
-                      const uint32_t* chosen_count, uint32_t top_k, float* o);
+                      const uint32_t* chosen_count, uint32_t top_k, float* o,
+                      const OutputRope* undo_rope);
 
 // --- sampling family (device_ops_sampling.h) ---
 template <class E>
@@ -207,7 +208,8 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
       const float*, const float*, float, int64_t, uint32_t, uint32_t*, uint32_t*);                \
   template void v4::device::sparse_attention<E>(                                                  \
       E&, DeviceScratch<E>&, const KvPageFormat&, const KvLayerAddress&, const KvStep&, uint32_t, \
-      const float*, int64_t, const float*, const uint32_t*, const uint32_t*, uint32_t, float*);
+      const float*, int64_t, const float*, const uint32_t*, const uint32_t*, uint32_t, float*,    \
+      const OutputRope*);
 
 #define V4_DEVICE_OPS_SAMPLING(E)                                                                \
   template void v4::device::top_logits<E>(E&, DeviceScratch<E>&, const float*, int64_t, int64_t, \

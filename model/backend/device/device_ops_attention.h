@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "kernels/cpu/float_dot_lanes.h"
+#include "kernels/cpu/rope.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_kv_simulation.h"
 #include "model/backend/kv_append.h"
@@ -381,8 +382,8 @@ void sparse_attention_tokens(E& e, const KvPageFormat& f, const KvLayerAddress& 
                              const KvStep& step, uint32_t window, const float* q, int64_t n_head,
                              const float* sinks, const uint32_t* chosen,
                              const uint32_t* chosen_count, uint32_t top_k, float* o,
-                             const float** rows, uint32_t* total, float* decoded, float* scores,
-                             float* dens) {
+                             const OutputRope* undo_rope, const float** rows, uint32_t* total,
+                             float* decoded, float* scores, float* dens) {
   const int64_t n = step.n_tokens, hd = f.shape.head_dim;
   const int64_t most = most_compressed_rows(l, step, top_k);
   const int64_t slice = window + most;
@@ -441,12 +442,28 @@ void sparse_attention_tokens(E& e, const KvPageFormat& f, const KvLayerAddress& 
     }
     dens[th] = den;
   });
+  // Each output value, then (undo_rope) the RoPE pairs of each head's tail rotated back: the
+  // thread of a pair's first value computes both values and rotates them, as rope() would.
+  const OutputRope rot = undo_rope ? *undo_rope : OutputRope{};
+  const int64_t rotated_from = undo_rope ? hd - rot.rope_dim : hd;
   e.for_each(n * n_head * hd, [=] V4_HD(int64_t idx) {
     const int64_t d = idx % hd, th = idx / hd, t = th / n_head;
     const float* w = scores + th * slice;
-    float acc = 0.0f;
-    for (uint32_t j = 0; j < total[t]; ++j) acc += w[j] * rows[t * slice + j][d];
-    o[idx] = acc / dens[th];
+    const auto value = [&](int64_t at) {
+      float acc = 0.0f;
+      for (uint32_t j = 0; j < total[t]; ++j) acc += w[j] * rows[t * slice + j][at];
+      return acc / dens[th];
+    };
+    if (d < rotated_from) {
+      o[idx] = value(d);
+      return;
+    }
+    const int64_t k = d - rotated_from;
+    if (k % 2 != 0) return;
+    float pair[2] = {value(d), value(d + 1)};
+    kernels::rope_rotate_pair(pair, rot.freqs + k / 2, 0, rot.positions[t], true);
+    o[idx] = pair[0];
+    o[idx + 1] = pair[1];
   });
 }
 
@@ -456,7 +473,7 @@ template <class E>
 void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
                       const KvStep& step, uint32_t window, const float* q, int64_t n_head,
                       const float* sinks, const uint32_t* chosen, const uint32_t* chosen_count,
-                      uint32_t top_k, float* o) {
+                      uint32_t top_k, float* o, const OutputRope* undo_rope) {
   const int64_t n = step.n_tokens, hd = f.shape.head_dim;
   if (n == 0) return;
   const int64_t most = most_compressed_rows(l, step, top_k);
@@ -479,11 +496,16 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const Kv
       s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(group * n_head));
   for (int64_t t0 = 0; t0 < n; t0 += group) {
     const KvStep part = step_tokens(step, t0, std::min(group, n - t0));
+    OutputRope part_rope;
+    if (undo_rope) {
+      part_rope = *undo_rope;
+      part_rope.positions += t0;
+    }
     // Only ratio-4 layers have the indexer's choice.
     sparse_attention_tokens(e, f, l, part, window, q + t0 * n_head * hd, n_head, sinks,
                             chosen ? chosen + t0 * top_k : nullptr,
                             chosen_count ? chosen_count + t0 : nullptr, top_k, o + t0 * n_head * hd,
-                            rows, total, decoded, scores, dens);
+                            undo_rope ? &part_rope : nullptr, rows, total, decoded, scores, dens);
   }
 }
 

@@ -319,9 +319,10 @@ struct AttentionResult {
   std::vector<float> o;
 };
 
-// The ops run on `via` when given (another backend of the same device), else on the world's.
+// The ops run on `via` when given (another backend of the same device), else on the world's;
+// `undo` is sparse attention's output RoPE.
 std::vector<AttentionResult> attend(KvWorld& w, const StepOnDevice& d, AttentionInputs& in,
-                                    Backend* via = nullptr) {
+                                    Backend* via = nullptr, const OutputRope* undo = nullptr) {
   Backend& be = via ? *via : w.be;
   std::vector<AttentionResult> out;
   for (uint32_t il = 0; il < kRatios.size(); ++il) {
@@ -331,7 +332,7 @@ std::vector<AttentionResult> attend(KvWorld& w, const StepOnDevice& d, Attention
                       kTopK, in.chosen.get(), in.count.get());
     }
     be.sparse_attention(w.layout.format, a, d.step, kWindow, in.q.get(), kHeads, in.sinks.get(),
-                        in.chosen.get(), in.count.get(), kTopK, in.o.get());
+                        in.chosen.get(), in.count.get(), kTopK, in.o.get(), undo);
     out.push_back({download(be, in.chosen), download(be, in.count), download(be, in.o)});
   }
   return out;
@@ -432,6 +433,42 @@ TEST_P(DeviceAttention, TokensInGroupsUnderAScratchBoundGiveTheSameBits) {
         << il;
   }
   EXPECT_LT(small->scratch_bytes() * 4, be_->scratch_bytes());
+}
+
+// With undo_rope, sparse attention rotates each head's output tail back in the kernel that writes
+// it: bit for bit the rope op after the attention, with no launch of its own, also when the
+// tokens go in groups (each group's positions are its own tokens').
+TEST_P(DeviceAttention, OutputRopeUndoneByTheAttentionKernelIsTheRopeOp) {
+  KvWorld w(*be_, storage(), 4);
+  const std::vector<uint64_t> length = run_steps(w, true);
+  const StepOnDevice all = last_tokens(w, length, {0, 1, 2, 3});
+  AttentionInputs in = attention_inputs(*be_, all.step.n_tokens);
+  const int64_t n = all.step.n_tokens, rope_dim = kRopeDim;
+  auto freqs = upload(*be_, randoms(rope_dim / 2, 9, 0.1f));
+  const OutputRope undo{rope_dim, all.positions.get(), freqs.get()};
+  const uint64_t launches0 = be_->kernel_launches();
+  const std::vector<AttentionResult> plain = attend(w, all, in);
+  const uint64_t launches1 = be_->kernel_launches();
+  const std::vector<AttentionResult> rotated = attend(w, all, in, nullptr, &undo);
+  EXPECT_EQ(be_->kernel_launches() - launches1, launches1 - launches0);
+  device::DeviceOpOptions ops;
+  ops.attention_scratch_bytes = 1;
+  std::string why;
+  const std::unique_ptr<Backend> small =
+      testing_device::make_device_backend(std::get<0>(GetParam()), &why, ops);
+  ASSERT_TRUE(small) << why;
+  const std::vector<AttentionResult> grouped = attend(w, all, in, small.get(), &undo);
+  ASSERT_EQ(rotated.size(), plain.size());
+  for (size_t il = 0; il < plain.size(); ++il) {
+    SCOPED_TRACE(il);
+    auto o = upload(*be_, plain[il].o);
+    be_->rope(o.get(), n, kHeads, kHeadDim, kHeadDim - rope_dim, rope_dim, all.positions.get(),
+              freqs.get(), true);
+    const std::vector<float> want = download(*be_, o);
+    EXPECT_NE(want, plain[il].o);
+    EXPECT_EQ(std::memcmp(rotated[il].o.data(), want.data(), want.size() * 4), 0);
+    EXPECT_EQ(std::memcmp(grouped[il].o.data(), want.data(), want.size() * 4), 0);
+  }
 }
 
 // What the device fit check counts for the attention ops' scratch (device::scratch_need, one
