@@ -272,6 +272,19 @@ class DeviceAttention : public ::testing::TestWithParam<std::tuple<std::string, 
     }
   }
 
+  // Another backend of the same device whose attention scratch bound (1 byte) makes every token
+  // group one token (DeviceOpOptions::attention_scratch_bytes). Null, with the reason printed,
+  // where it cannot be made.
+  std::unique_ptr<Backend> one_token_groups() const {
+    device::DeviceOpOptions ops;
+    ops.attention_scratch_bytes = 1;
+    std::string why;
+    std::unique_ptr<Backend> small =
+        testing_device::make_device_backend(std::get<0>(GetParam()), &why, ops);
+    if (!small) ADD_FAILURE() << why;
+    return small;
+  }
+
   std::unique_ptr<Backend> be_;
   CpuBackend cpu_{2};
 };
@@ -417,12 +430,8 @@ TEST_P(DeviceAttention, TokensInGroupsUnderAScratchBoundGiveTheSameBits) {
   const StepOnDevice all = last_tokens(w, length, {0, 1, 2, 3});
   AttentionInputs in = attention_inputs(*be_, all.step.n_tokens);
   const std::vector<AttentionResult> whole = attend(w, all, in);
-  device::DeviceOpOptions ops;
-  ops.attention_scratch_bytes = 1;
-  std::string why;
-  const std::unique_ptr<Backend> small =
-      testing_device::make_device_backend(std::get<0>(GetParam()), &why, ops);
-  ASSERT_TRUE(small) << why;
+  const std::unique_ptr<Backend> small = one_token_groups();
+  ASSERT_TRUE(small);
   const std::vector<AttentionResult> grouped = attend(w, all, in, small.get());
   ASSERT_EQ(grouped.size(), whole.size());
   for (size_t il = 0; il < whole.size(); ++il) {
@@ -451,12 +460,8 @@ TEST_P(DeviceAttention, OutputRopeUndoneByTheAttentionKernelIsTheRopeOp) {
   const uint64_t launches1 = be_->kernel_launches();
   const std::vector<AttentionResult> rotated = attend(w, all, in, nullptr, &undo);
   EXPECT_EQ(be_->kernel_launches() - launches1, launches1 - launches0);
-  device::DeviceOpOptions ops;
-  ops.attention_scratch_bytes = 1;
-  std::string why;
-  const std::unique_ptr<Backend> small =
-      testing_device::make_device_backend(std::get<0>(GetParam()), &why, ops);
-  ASSERT_TRUE(small) << why;
+  const std::unique_ptr<Backend> small = one_token_groups();
+  ASSERT_TRUE(small);
   const std::vector<AttentionResult> grouped = attend(w, all, in, small.get(), &undo);
   ASSERT_EQ(rotated.size(), plain.size());
   for (size_t il = 0; il < plain.size(); ++il) {
