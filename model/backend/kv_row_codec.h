@@ -150,6 +150,18 @@ V4_HD inline void encode_fp8_main(const KvRowShape& s, const float* row, uint8_t
   }
 }
 
+// Value i of decode_fp8_main's row, alone (a GPU lane per value reads a row coalesced).
+V4_HD inline float fp8_main_value(const KvRowShape& s, const uint8_t* in, uint32_t i) {
+  const uint32_t nope = s.head_dim - s.rope_dim;
+  if (i < nope) {
+    const uint8_t* scales = in + nope + 2 * size_t{s.rope_dim};
+    return e4m3_decode(in[i]) * ldexpf(1.0f, static_cast<int>(scales[i / kFp8Block]) - 127);
+  }
+  uint16_t h;
+  memcpy(&h, in + nope + 2 * size_t{i - nope}, 2);
+  return bf16_to_fp32(h);
+}
+
 V4_HD inline void decode_fp8_main(const KvRowShape& s, const uint8_t* in, float* row) {
   const uint32_t nope = s.head_dim - s.rope_dim;
   const uint8_t* scales = in + nope + 2 * size_t{s.rope_dim};
@@ -237,6 +249,26 @@ V4_HD inline void decode_main_row(KvStorage storage, const KvRowShape& s, const 
       kv_codec::decode_fp8_main(s, in, row);
       return;
   }
+}
+
+// Value i of decode_main_row's row, alone: the same bits, one value at a time.
+V4_HD inline float decode_main_value(KvStorage storage, const KvRowShape& s, const uint8_t* in,
+                                     uint32_t i) {
+  switch (storage) {
+    case KvStorage::kF32: {
+      float v;
+      memcpy(&v, in + 4 * size_t{i}, 4);
+      return v;
+    }
+    case KvStorage::kF16: {
+      uint16_t h;
+      memcpy(&h, in + 2 * size_t{i}, 2);
+      return fp16_to_fp32(h);
+    }
+    case KvStorage::kFp8:
+      return kv_codec::fp8_main_value(s, in, i);
+  }
+  return 0.0f;
 }
 
 V4_HD inline void encode_indexer_row(KvStorage storage, const KvRowShape& s, const float* row,

@@ -115,7 +115,7 @@ template <class E>
 void count_experts(E& e, DeviceScratch<E>& s, const int32_t* experts, int64_t n,
                    const int64_t* counted, uint64_t* counts);
 
-// --- attention family (device_ops_attention.h) ---
+// --- attention family (device_ops_attention.h, device_ops_sparse_attention.h) ---
 template <class E>
 void kv_append(E& e, DeviceScratch<E>& s, const KvPageFormat& format, const KvLayerAddress& layer,
                const KvStep& step, const float* kv_rows, const KvCompressor* main,

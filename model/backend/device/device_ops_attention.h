@@ -1,8 +1,8 @@
-// The device ops' KV update, lightning indexer and sparse attention (spec §3.4). Every
-// per-element step is the CPU backend's own arithmetic in the same order (kv_append.h, the row
-// codecs, the score and softmax loops of cpu_backend_attention.cpp), spread over indices that are
-// independent: so a token's scores and its top-k choice are the CPU's bit for bit, and its
-// attention output differs only by the device's expf.
+// The device ops' KV update and lightning indexer (spec §3.4; sparse attention, which reads
+// what they leave, is device_ops_sparse_attention.h). Every per-element step is the CPU
+// backend's own arithmetic in the same order (kv_append.h, the row codecs, the score loops of
+// cpu_backend_attention.cpp), spread over indices that are independent: so a token's indexer
+// scores and its top-k choice are the CPU's bit for bit.
 #pragma once
 
 #include <math.h>
@@ -32,6 +32,8 @@ V4_HD inline uint32_t score_order_key(float x) {
 
 // Indexer keys decoded per (token, key) in thread-local memory (V4-Flash: 128 values).
 inline constexpr uint32_t kMaxIndexerDim = 256;
+// Heads whose indexer dots a thread sums together (V4-Flash: 64 heads).
+inline constexpr int kIndexerHeadsAtOnce = 4;
 
 V4_HD inline uint32_t visible_compressed_rows(const KvLayerAddress& l, const KvStep& step,
                                               const uint32_t* chosen_count, int64_t t) {
@@ -199,11 +201,21 @@ void indexer_order_keys(E& e, const KvPageFormat& fmt, const KvLayerAddress& lay
     }
     const float* qt = q + t * heads * dim;
     const float* wt = head_weights + t * heads;
+    // kIndexerHeadsAtOnce heads' dots side by side: independent chains a GPU thread overlaps,
+    // each still summed over d in order, and added to the score in head order.
     float score = 0.0f;
-    for (int64_t h = 0; h < heads; ++h) {
-      float dot = 0.0f;
-      for (int64_t d = 0; d < dim; ++d) dot += qt[h * dim + d] * k[d];
-      score += wt[h] * weight_scale * fmaxf(0.0f, dot);
+    for (int64_t h0 = 0; h0 < heads; h0 += kIndexerHeadsAtOnce) {
+      float dot[kIndexerHeadsAtOnce] = {};
+      for (int64_t d = 0; d < dim; ++d) {
+        V4_UNROLL_ALL
+        for (int u = 0; u < kIndexerHeadsAtOnce; ++u) {
+          if (h0 + u < heads) dot[u] += qt[(h0 + u) * dim + d] * k[d];
+        }
+      }
+      V4_UNROLL_ALL
+      for (int u = 0; u < kIndexerHeadsAtOnce; ++u) {
+        if (h0 + u < heads) score += wt[h0 + u] * weight_scale * fmaxf(0.0f, dot[u]);
+      }
     }
     scores[idx] = score;
   });
@@ -366,146 +378,6 @@ void indexer_topk(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLaye
     }
     indexer_select(e, part, top_k, keys, reinterpret_cast<const uint32_t*>(scores),
                    chosen + t0 * top_k, chosen_count + t0);
-  }
-}
-
-// Host-side bound on a token's compressed rows in layer l: the indexer's k, or every finished row.
-inline int64_t most_compressed_rows(const KvLayerAddress& l, const KvStep& step, uint32_t top_k) {
-  return l.ratio == 0   ? 0
-         : l.ratio == 4 ? top_k
-                        : static_cast<int64_t>(step.position_end / l.ratio);
-}
-
-// Sparse attention for tokens of a step whose scratch is given (sparse_attention sizes it).
-template <class E>
-void sparse_attention_tokens(E& e, const KvPageFormat& f, const KvLayerAddress& l,
-                             const KvStep& step, uint32_t window, const float* q, int64_t n_head,
-                             const float* sinks, const uint32_t* chosen,
-                             const uint32_t* chosen_count, uint32_t top_k, float* o,
-                             const OutputRope* undo_rope, const float** rows, uint32_t* total,
-                             float* decoded, float* scores, float* dens) {
-  const int64_t n = step.n_tokens, hd = f.shape.head_dim;
-  const int64_t most = most_compressed_rows(l, step, top_k);
-  const int64_t slice = window + most;
-  const bool raw_f32 = f.storage == KvStorage::kF32;
-  const KvPageFormat fmt = f;
-  const KvLayerAddress layer = l;
-  const KvStep st = step;
-  // The rows token t attends to, in the CPU's order: its raw window, then its compressed rows
-  // (decoded once here when the pages are encoded).
-  e.for_each(n * slice, [=] V4_HD(int64_t idx) {
-    const int64_t t = idx / slice, j = idx % slice;
-    const KvSequenceView& seq = st.sequences[st.sequence_of[t]];
-    const uint64_t pos = st.positions[t];
-    const uint64_t first = pos + 1 > window ? pos + 1 - window : 0;
-    const int64_t n_raw = static_cast<int64_t>(pos - first + 1);
-    const uint32_t count = visible_compressed_rows(layer, st, chosen_count, t);
-    if (j == 0) total[t] = static_cast<uint32_t>(n_raw) + count;
-    if (j < n_raw) {
-      rows[idx] = kv_raw_row(seq, layer.raw_slot, static_cast<uint32_t>(hd), first + j);
-      return;
-    }
-    const int64_t c = j - n_raw;
-    if (c >= count) {
-      rows[idx] = nullptr;
-      return;
-    }
-    const uint64_t index = layer.ratio == 4 ? chosen[t * top_k + c] : static_cast<uint64_t>(c);
-    const uint8_t* bytes = kv_main_row(fmt, layer, seq, index);
-    if (raw_f32) {
-      rows[idx] = reinterpret_cast<const float*>(bytes);
-    } else {
-      float* row = decoded + (t * most + c) * hd;
-      decode_main_row(fmt.storage, fmt.shape, bytes, row);
-      rows[idx] = row;
-    }
-  });
-  const float scale = 1.0f / sqrtf(static_cast<float>(hd));
-  e.for_each(n * n_head * slice, [=] V4_HD(int64_t idx) {
-    const int64_t j = idx % slice, th = idx / slice, t = th / n_head;
-    if (j >= total[t]) return;
-    const float* row = rows[t * slice + j];
-    const float* qh = q + th * hd;
-    scores[idx] = kernels::float_dot(qh, row, hd) * scale;
-  });
-  // Softmax with the sink logit (not scaled), per (token, head): the weights replace the scores.
-  e.for_each(n * n_head, [=] V4_HD(int64_t th) {
-    const int64_t t = th / n_head, h = th % n_head;
-    float* sc = scores + th * slice;
-    const float sink = sinks[h];
-    float mx = sink;
-    for (uint32_t j = 0; j < total[t]; ++j) mx = fmaxf(mx, sc[j]);
-    float den = expf(sink - mx);
-    for (uint32_t j = 0; j < total[t]; ++j) {
-      sc[j] = expf(sc[j] - mx);
-      den += sc[j];
-    }
-    dens[th] = den;
-  });
-  // Each output value, then (undo_rope) the RoPE pairs of each head's tail rotated back: the
-  // thread of a pair's first value computes both values and rotates them, as rope() would.
-  const OutputRope rot = undo_rope ? *undo_rope : OutputRope{};
-  const int64_t rotated_from = undo_rope ? hd - rot.rope_dim : hd;
-  e.for_each(n * n_head * hd, [=] V4_HD(int64_t idx) {
-    const int64_t d = idx % hd, th = idx / hd, t = th / n_head;
-    const float* w = scores + th * slice;
-    const auto value = [&](int64_t at) {
-      float acc = 0.0f;
-      for (uint32_t j = 0; j < total[t]; ++j) acc += w[j] * rows[t * slice + j][at];
-      return acc / dens[th];
-    };
-    if (d < rotated_from) {
-      o[idx] = value(d);
-      return;
-    }
-    const int64_t k = d - rotated_from;
-    if (k % 2 != 0) return;
-    float pair[2] = {value(d), value(d + 1)};
-    kernels::rope_rotate_pair(pair, rot.freqs + k / 2, 0, rot.positions[t], true);
-    o[idx] = pair[0];
-    o[idx + 1] = pair[1];
-  });
-}
-
-// Every token's sparse attention (spec §3.4.4), in groups of tokens whose scratch fits the
-// options' bound (the rows a token reads, its decoded compressed rows, its heads' scores).
-template <class E>
-void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const KvLayerAddress& l,
-                      const KvStep& step, uint32_t window, const float* q, int64_t n_head,
-                      const float* sinks, const uint32_t* chosen, const uint32_t* chosen_count,
-                      uint32_t top_k, float* o, const OutputRope* undo_rope) {
-  const int64_t n = step.n_tokens, hd = f.shape.head_dim;
-  if (n == 0) return;
-  const int64_t most = most_compressed_rows(l, step, top_k);
-  const int64_t slice = window + most;
-  const bool raw_f32 = f.storage == KvStorage::kF32;
-  const size_t per_token = static_cast<size_t>(slice) * sizeof(const float*) + sizeof(uint32_t) +
-                           (raw_f32 ? 0 : static_cast<size_t>(most * hd) * sizeof(float)) +
-                           static_cast<size_t>(n_head * (slice + 1)) * sizeof(float);
-  const int64_t group = attention_group(s, per_token, n);
-  const float** rows =
-      s.template get<const float*>(ScratchSlot::kAttentionAux, static_cast<size_t>(group * slice));
-  uint32_t* total =
-      s.template get<uint32_t>(ScratchSlot::kElementwiseAux, static_cast<size_t>(group));
-  float* decoded = raw_f32 ? nullptr
-                           : s.template get<float>(ScratchSlot::kAttentionAux2,
-                                                   static_cast<size_t>(group * most * hd) + 1);
-  float* scores = s.template get<float>(ScratchSlot::kAttentionScores,
-                                        static_cast<size_t>(group * n_head * slice));
-  float* dens =
-      s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(group * n_head));
-  for (int64_t t0 = 0; t0 < n; t0 += group) {
-    const KvStep part = step_tokens(step, t0, std::min(group, n - t0));
-    OutputRope part_rope;
-    if (undo_rope) {
-      part_rope = *undo_rope;
-      part_rope.positions += t0;
-    }
-    // Only ratio-4 layers have the indexer's choice.
-    sparse_attention_tokens(e, f, l, part, window, q + t0 * n_head * hd, n_head, sinks,
-                            chosen ? chosen + t0 * top_k : nullptr,
-                            chosen_count ? chosen_count + t0 : nullptr, top_k, o + t0 * n_head * hd,
-                            undo_rope ? &part_rope : nullptr, rows, total, decoded, scores, dens);
   }
 }
 

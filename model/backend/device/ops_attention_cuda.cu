@@ -1,6 +1,6 @@
 // The attention ops on the CUDA executor (CudaBackend).
 #include "kernels/cuda/cuda_exec.cuh"
-#include "model/backend/device/device_ops_attention.h"
+#include "model/backend/device/device_ops_sparse_attention.h"
 
 namespace v4::device {
 using kernels::CudaExec;

@@ -57,7 +57,8 @@ int64_t group_of(uint64_t bound, uint64_t per_token, int64_t n) {
   return std::clamp<int64_t>(static_cast<int64_t>(std::min<uint64_t>(fit, INT64_MAX)), 1, n);
 }
 
-// kv_append, indexer_topk and sparse_attention (device_ops_attention.h).
+// kv_append, indexer_topk and sparse_attention (device_ops_attention.h,
+// device_ops_sparse_attention.h).
 void ask_attention(SlotPeaks& p, const StepShapes::Attention& a, uint64_t bound) {
   const int64_t n = a.tokens;
   if (n <= 0) return;

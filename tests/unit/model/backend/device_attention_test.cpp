@@ -30,8 +30,8 @@ using testing_device::OnDevice;
 using testing_device::randoms;
 using testing_device::upload;
 
-constexpr uint32_t kHeadDim = 160, kRopeDim = 32, kIndexerDim = 64, kPageTokens = 128;
-constexpr uint32_t kRingRows = 64, kWindow = 16, kPagesPerSeq = 3, kHeads = 3, kIndexHeads = 2;
+constexpr uint32_t kHeadDim = 144, kRopeDim = 32, kIndexerDim = 64, kPageTokens = 128;
+constexpr uint32_t kRingRows = 64, kWindow = 16, kPagesPerSeq = 3, kHeads = 11, kIndexHeads = 6;
 constexpr uint32_t kTopK = 5;
 const std::vector<uint32_t> kRatios = {4, 128, 0};
 

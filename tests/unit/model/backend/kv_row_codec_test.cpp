@@ -94,5 +94,29 @@ TEST(KvRowCodec, Fp4IndexerRowWhenTheRoundedMaximumHalvesTheScale) {
   EXPECT_EQ(key, back);
 }
 
+// decode_main_value (a device lane's decoding of one value) is decode_main_row's value, bit for
+// bit, in every storage, on rows whose last FP8 block is partial and on the real model's shape.
+TEST(KvRowCodec, MainRowValueAloneIsTheRowsDecodedValue) {
+  std::mt19937 rng(11);
+  for (const KvRowShape shape : {KvRowShape{512, 64, 128}, KvRowShape{160, 32, 64}}) {
+    for (KvStorage storage : {KvStorage::kF32, KvStorage::kF16, KvStorage::kFp8}) {
+      std::vector<float> row(shape.head_dim);
+      std::normal_distribution<float> d(0.0f, 0.7f);
+      for (float& v : row) v = d(rng);
+      row[3] = 0.0f;
+      row[5] = -1e-30f;  // below every scale's smallest step: decodes to a signed zero
+      std::vector<uint8_t> bytes(main_row_bytes(storage, shape));
+      std::vector<float> whole(shape.head_dim);
+      encode_main_row(storage, shape, row.data(), bytes.data());
+      decode_main_row(storage, shape, bytes.data(), whole.data());
+      for (uint32_t i = 0; i < shape.head_dim; ++i) {
+        const float alone = decode_main_value(storage, shape, bytes.data(), i);
+        ASSERT_EQ(std::memcmp(&alone, &whole[i], sizeof(float)), 0)
+            << kv_storage_name(storage) << " value " << i << ": " << alone << " vs " << whole[i];
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace v4
