@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "core/function_ref.h"
 #include "core/status.h"
@@ -141,6 +142,10 @@ class Backend {
   // Kernels launched so far, outside replays of recorded steps (device backends; 0 for backends
   // that launch none). A decode step's count is what a GPU pays in launch gaps without graphs.
   virtual uint64_t kernel_launches() const { return 0; }
+  // Names the part of a run the ops that follow belong to (a benchmark's prefill, its decode
+  // steps): a backend that times its ops (V4_DEVICE_PROFILE) prints a table per part. Nothing
+  // else changes.
+  virtual void profile_section(const std::string& name) {}
   // Sizes what the ops keep between calls before the first step: for steps of up to the first
   // StepShapes, and for the recorded steps' own scratch (use_step_scratch) of up to the second.
   // Steps within them then allocate nothing and move nothing a recording points into. An error

@@ -32,6 +32,10 @@ class ProfiledBackend final : public Backend {
   void copy_on_device(const void* src, void* dst, size_t bytes) override;
   Status synchronize() override { return inner_->synchronize(); }
   uint64_t kernel_launches() const override { return inner_->kernel_launches(); }
+  void profile_section(const std::string& name) override {
+    profile_.begin_section(name);
+    inner_->profile_section(name);
+  }
   void matmul(const kernels::MatrixView& w, const float* x, int64_t x_stride, int64_t n_tokens,
               float* y, int64_t y_stride) override;
   void matmul_shared(const float* x, int64_t n_tokens,

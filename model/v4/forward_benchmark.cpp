@@ -79,6 +79,7 @@ Result<PrefillMeasurement> measure_prefill(V4Forward& forward, WeightTrafficReco
   PrefillMeasurement m;
   m.tokens = o.prompt_tokens;
   const std::vector<int32_t> ids = synthetic_token_ids(config.n_vocab, o.prompt_tokens, o.seed);
+  recorder.profile_section("prefill of " + std::to_string(o.prompt_tokens) + " tokens");
   for (const bool timed : {true, false}) {
     ContiguousKvState state(config, recorder);
     SequenceInput in{&state, ids};
@@ -111,10 +112,13 @@ Status decode_pass(V4Forward& forward, WeightTrafficRecorder& recorder, const V4
     states.push_back(std::make_unique<ContiguousKvState>(config, recorder));
     inputs[s] = {states.back().get(), ids.subspan(s * prompt, prompt)};
   }
+  const std::string pass = "decode batch " + std::to_string(batch);
+  recorder.profile_section(pass + ", its " + std::to_string(prompt) + "-token prompts");
   if (prompt > 0) {
     Result<ForwardOutput> out = forward.forward(inputs);
     if (!out) return Status::error(what + out.message());
   }
+  recorder.profile_section(pass + ", steps");
   recorder.take_ranges();
   for (uint32_t step = 0; step < o.decode_tokens; ++step) {
     // As a server's greedy rows: the best token comes back, not the row of logits.

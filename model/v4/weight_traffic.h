@@ -44,6 +44,7 @@ class WeightTrafficRecorder final : public Backend {
   }
   uint64_t scratch_generation() const override { return inner_.scratch_generation(); }
   uint64_t kernel_launches() const override { return inner_.kernel_launches(); }
+  void profile_section(const std::string& name) override { inner_.profile_section(name); }
   uint64_t scratch_bytes() const override { return inner_.scratch_bytes(); }
   uint64_t scratch_requested_bytes() const override { return inner_.scratch_requested_bytes(); }
   void use_step_scratch(bool on) override { inner_.use_step_scratch(on); }

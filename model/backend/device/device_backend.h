@@ -57,6 +57,9 @@ class DeviceBackend : public Backend {
   ~DeviceBackend() override {
     if (profile_) profile_->print("device op profile (each op timed to its end)");
   }
+  void profile_section(const std::string& name) override {
+    if (profile_) profile_->begin_section(name);
+  }
 
   Exec& exec() { return exec_; }
   void set_op_options(const DeviceOpOptions& options) {

@@ -75,8 +75,9 @@ class EngineCandidatesTest : public EngineTest {
     o.select_candidates = select;
     const Streams streams = run_on(w, backend, o, requests());
     const auto calls = [&](const char* op) -> uint64_t {
-      auto it = backend.profile().entries().find(op);
-      return it == backend.profile().entries().end() ? 0 : it->second.calls;
+      const OpProfile::Table entries = backend.profile().entries();
+      const auto it = entries.find(op);
+      return it == entries.end() ? 0 : it->second.calls;
     };
     *selections = calls("top_logits");
     *draws = calls("draw_rows");

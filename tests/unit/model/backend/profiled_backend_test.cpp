@@ -54,5 +54,29 @@ TEST(ProfiledBackend, ForwardsEveryOpUnchangedAndCountsItByName) {
   EXPECT_EQ(profiled.threads(), plain.threads());
 }
 
+// Backend::profile_section splits the table by part of the run: each op call lands in the part
+// named last before it, naming a part again adds to it, and entries() sums the parts.
+TEST(ProfiledBackend, OpsLandInThePartOfTheRunNamedBeforeThem) {
+  ProfiledBackend profiled(std::make_unique<CpuBackend>(1));
+  std::vector<float> x(64, 1.0f), y(64);
+  profiled.rms_norm(x.data(), nullptr, 16, 4, 1e-6f, y.data());
+  profiled.profile_section("prefill");
+  profiled.rms_norm(x.data(), nullptr, 16, 4, 1e-6f, y.data());
+  profiled.scale(y.data(), 64, 2.0f);
+  profiled.profile_section("decode steps");
+  profiled.scale(y.data(), 64, 2.0f);
+  profiled.profile_section("prefill");
+  profiled.scale(y.data(), 64, 2.0f);
+  const OpProfile& p = profiled.profile();
+  EXPECT_EQ(p.section("").at("rms_norm").calls, 1u);
+  EXPECT_EQ(p.section("prefill").at("rms_norm").calls, 1u);
+  EXPECT_EQ(p.section("prefill").at("scale").calls, 2u);
+  EXPECT_EQ(p.section("decode steps").size(), 1u);
+  EXPECT_EQ(p.section("decode steps").at("scale").calls, 1u);
+  EXPECT_TRUE(p.section("never named").empty());
+  EXPECT_EQ(p.entries().at("rms_norm").calls, 2u);
+  EXPECT_EQ(p.entries().at("scale").calls, 3u);
+}
+
 }  // namespace
 }  // namespace v4
