@@ -70,12 +70,17 @@ V4_HD inline void hc_weighted_sum(const float* x, const float* w, uint32_t n, in
   for (int64_t i = 0; i < d; ++i) y[i] = hc_weighted_value(x, w, n, d, i);
 }
 
-// Element i of stream b of X'_b = post_b·f + Σ_a comb[a][b]·X_a.
-V4_HD inline float hc_post_value(const float* f, const float* x, const float* post,
-                                 const float* comb, uint32_t n, int64_t d, uint32_t b, int64_t i) {
-  float acc = post[b] * f[i];
+// Element i of stream b of X'_b = post_b·f + Σ_a comb[a][b]·X_a, given f's element i.
+V4_HD inline float hc_post_element(float f_i, const float* x, const float* post, const float* comb,
+                                   uint32_t n, int64_t d, uint32_t b, int64_t i) {
+  float acc = post[b] * f_i;
   for (uint32_t a = 0; a < n; ++a) acc += comb[a * n + b] * x[a * d + i];
   return acc;
+}
+
+V4_HD inline float hc_post_value(const float* f, const float* x, const float* post,
+                                 const float* comb, uint32_t n, int64_t d, uint32_t b, int64_t i) {
+  return hc_post_element(f[i], x, post, comb, n, d, b, i);
 }
 
 // X'_b for every stream; `x_out` must not alias `x`.

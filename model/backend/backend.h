@@ -217,10 +217,14 @@ class Backend {
   virtual void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
                       float* comb) = 0;
 
-  // HC_post (spec §3.3): x_out[t] stream b = post_b·f[t] + Σ_a comb[a][b]·x[t] stream a.
+  // HC_post (spec §3.3): x_out[t] stream b = post_b·F[t] + Σ_a comb[a][b]·x[t] stream a, where
+  // the sub-layer output F is f, or f + f_added (each value's sum as Backend::add takes it) when
+  // f_added is set: the MoE's output comes as its shared and routed sums (spec §3.5), and
+  // adding them here saves a pass over the rows (a launch per layer on a device).
   // x_out must not alias x.
-  virtual void hc_post(const float* f, const float* x, const float* post, const float* comb,
-                       int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) = 0;
+  virtual void hc_post(const float* f, const float* f_added, const float* x, const float* post,
+                       const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd,
+                       float* x_out) = 0;
 
   // HC head (spec §3.6): z[t] = Σ_s w_s·x[t] stream s with w = sigmoid(mixes·scale0 + base) + eps.
   virtual void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) = 0;

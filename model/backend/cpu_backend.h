@@ -35,8 +35,9 @@ class CpuBackend final : public Backend {
              uint32_t copies, float* x) override;
   void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
               float* comb) override;
-  void hc_post(const float* f, const float* x, const float* post, const float* comb,
-               int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override;
+  void hc_post(const float* f, const float* f_added, const float* x, const float* post,
+               const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd,
+               float* x_out) override;
   void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override;
   void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,
             int64_t rope_dim, const uint64_t* positions, const float* freqs, bool inverse) override;

@@ -33,13 +33,25 @@ void CpuBackend::hc_pre(const HcMixing& hc, const float* x, int64_t n, float* y,
   if (hc.out_norm) rms_norm(y, hc.out_norm, hc.n_embd, n, hc.rms_eps, y);
 }
 
-void CpuBackend::hc_post(const float* f, const float* x, const float* post, const float* comb,
-                         int64_t n, uint32_t n_hc, int64_t n_embd, float* x_out) {
+void CpuBackend::hc_post(const float* f, const float* f_added, const float* x, const float* post,
+                         const float* comb, int64_t n, uint32_t n_hc, int64_t n_embd,
+                         float* x_out) {
   const int64_t flat = int64_t{n_hc} * n_embd;
   run(n, n * flat * (n_hc + 1), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      kernels::hc_post(f + t * n_embd, x + t * flat, post + t * n_hc, comb + t * n_hc * n_hc, n_hc,
-                       n_embd, x_out + t * flat);
+      const float* ft = f + t * n_embd;
+      const float *xt = x + t * flat, *pt = post + t * n_hc, *ct = comb + t * n_hc * n_hc;
+      if (!f_added) {
+        kernels::hc_post(ft, xt, pt, ct, n_hc, n_embd, x_out + t * flat);
+        continue;
+      }
+      const float* at = f_added + t * n_embd;
+      for (uint32_t b = 0; b < n_hc; ++b) {
+        for (int64_t i = 0; i < n_embd; ++i) {
+          x_out[t * flat + b * n_embd + i] =
+              kernels::hc_post_element(ft[i] + at[i], xt, pt, ct, n_hc, n_embd, b, i);
+        }
+      }
     }
   });
 }

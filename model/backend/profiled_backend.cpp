@@ -65,9 +65,11 @@ void ProfiledBackend::hc_pre(const HcMixing& hc, const float* x, int64_t n_token
   timed("hc_pre", [&] { inner_->hc_pre(hc, x, n_tokens, y, post, comb); });
 }
 
-void ProfiledBackend::hc_post(const float* f, const float* x, const float* post, const float* comb,
-                              int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) {
-  timed("hc_post", [&] { inner_->hc_post(f, x, post, comb, n_tokens, n_hc, n_embd, x_out); });
+void ProfiledBackend::hc_post(const float* f, const float* f_added, const float* x,
+                              const float* post, const float* comb, int64_t n_tokens, uint32_t n_hc,
+                              int64_t n_embd, float* x_out) {
+  timed("hc_post",
+        [&] { inner_->hc_post(f, f_added, x, post, comb, n_tokens, n_hc, n_embd, x_out); });
 }
 
 void ProfiledBackend::hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) {

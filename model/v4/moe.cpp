@@ -55,8 +55,9 @@ ExpertChoice select_experts(const V4Config& c, const LayerWeights& w, const floa
   return out;
 }
 
-void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, const float* u,
-                 float* out, uint64_t* selections, FunctionRef<void()> also) {
+const float* moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t layer,
+                         const float* u, float* out, uint64_t* selections,
+                         FunctionRef<void()> also) {
   const V4Config& c = ctx.config;
   Backend& be = ctx.backend;
   ForwardWorkspace& ws = ctx.ws;
@@ -79,7 +80,7 @@ void moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_t laye
   };
   ctx.experts.dispatch_combine(layer, routed_experts(c, w),
                                {u, experts, weights, n, routing.k, d, c.n_expert}, routed, shared);
-  be.add(routed, n * d, out);  // Σ routed, then + shared
+  return routed;
 }
 
 }  // namespace v4

@@ -30,11 +30,14 @@ ExpertFfnWeights shared_expert(const V4Config& config, const LayerWeights& w);
 ExpertChoice select_experts(const V4Config& config, const LayerWeights& w, const float* logits,
                             int32_t token);
 
-// u: [n][n_embd] ffn-normed inputs; out: [n][n_embd]. `selections` (n_expert counters, may be
-// null) gets one count per (token, chosen expert). `also` runs after the shared expert, while an
-// expert-parallel dispatcher's rows travel (the other micro-batch's attention); it must not
-// touch this call's inputs, outputs or the workspace's routing buffers.
-void moe_forward(
+// u: [n][n_embd] ffn-normed inputs. The MoE's output is the sum of two [n][n_embd] parts: the
+// shared expert's, written to `out`, and the routed experts' weighted sum, returned (workspace
+// rows, valid until the next MoE call); Backend::hc_post adds them as it reads them.
+// `selections` (n_expert counters, may be null) gets one count per (token, chosen expert).
+// `also` runs after the shared expert, while an expert-parallel dispatcher's rows travel (the
+// other micro-batch's attention); it must not touch this call's inputs, outputs or the
+// workspace's routing buffers.
+const float* moe_forward(
     const ForwardContext& ctx, const LayerWeights& w, uint32_t layer, const float* u, float* out,
     uint64_t* selections = nullptr, FunctionRef<void()> also = [] {});
 

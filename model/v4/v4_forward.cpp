@@ -139,7 +139,7 @@ void V4Forward::attention_half(const ForwardContext& ctx, const LayerWeights& w,
   sub_layer_input(ctx, w.hc_attn, w.attn_norm, x, r);
   attention_forward(ctx, w, layer, w.compress_ratio == 0 ? plain_rope_ : compressed_rope_, r.y,
                     r.f);
-  backend_.hc_post(r.f, x, r.post, r.comb, n, c.n_hc, c.n_embd, next);
+  backend_.hc_post(r.f, nullptr, x, r.post, r.comb, n, c.n_hc, c.n_embd, next);
   std::swap(x, next);
 }
 
@@ -153,8 +153,9 @@ void V4Forward::ffn_half(const ForwardContext& ctx, const LayerWeights& w, uint3
   uint64_t* selections = layer < c.n_layer ? static_cast<uint64_t*>(selection_counts_->data()) +
                                                  size_t{layer} * c.n_expert
                                            : nullptr;
-  moe_forward(ctx, w, layer, r.y, r.f, selections, also);
-  backend_.hc_post(r.f, x, r.post, r.comb, n, c.n_hc, c.n_embd, next);
+  // The MoE's output is the shared expert's (in r.f) plus the routed sum: HC_post adds them.
+  const float* routed = moe_forward(ctx, w, layer, r.y, r.f, selections, also);
+  backend_.hc_post(r.f, routed, x, r.post, r.comb, n, c.n_hc, c.n_embd, next);
   std::swap(x, next);
 }
 

@@ -64,9 +64,10 @@ class WeightTrafficRecorder final : public Backend {
   }
   void hc_pre(const HcMixing& hc, const float* x, int64_t n_tokens, float* y, float* post,
               float* comb) override;
-  void hc_post(const float* f, const float* x, const float* post, const float* comb,
-               int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override {
-    inner_.hc_post(f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
+  void hc_post(const float* f, const float* f_added, const float* x, const float* post,
+               const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd,
+               float* x_out) override {
+    inner_.hc_post(f, f_added, x, post, comb, n_tokens, n_hc, n_embd, x_out);
   }
   void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override;
   void rope(float* x, int64_t n_tokens, int64_t heads, int64_t head_stride, int64_t offset,

@@ -160,10 +160,11 @@ class DeviceBackend : public Backend {
               float* comb) override {
     run_op("hc_pre", [&] { device::hc_pre(exec_, scratch(), hc, x, n_tokens, y, post, comb); });
   }
-  void hc_post(const float* f, const float* x, const float* post, const float* comb,
-               int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) override {
+  void hc_post(const float* f, const float* f_added, const float* x, const float* post,
+               const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd,
+               float* x_out) override {
     run_op("hc_post", [&] {
-      device::hc_post(exec_, scratch(), f, x, post, comb, n_tokens, n_hc, n_embd, x_out);
+      device::hc_post(exec_, scratch(), f, f_added, x, post, comb, n_tokens, n_hc, n_embd, x_out);
     });
   }
   void hc_head(const HcMixing& hc, const float* x, int64_t n_tokens, float* z) override {

@@ -67,8 +67,9 @@ template <class E>
 void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
             float* y, float* post, float* comb);
 template <class E>
-void hc_post(E& e, DeviceScratch<E>& s, const float* f, const float* x, const float* post,
-             const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out);
+void hc_post(E& e, DeviceScratch<E>& s, const float* f, const float* f_added, const float* x,
+             const float* post, const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd,
+             float* x_out);
 template <class E>
 void hc_head(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n_tokens,
              float* z);
@@ -161,13 +162,13 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
                                                   const int64_t*, uint32_t, int64_t, const float*, \
                                                   const float*, float*);
 
-#define V4_DEVICE_OPS_HC(E)                                                                    \
-  template void v4::device::hc_pre<E>(E&, DeviceScratch<E>&, const HcMixing&, const float*,    \
-                                      int64_t, float*, float*, float*);                        \
-  template void v4::device::hc_post<E>(E&, DeviceScratch<E>&, const float*, const float*,      \
-                                       const float*, const float*, int64_t, uint32_t, int64_t, \
-                                       float*);                                                \
-  template void v4::device::hc_head<E>(E&, DeviceScratch<E>&, const HcMixing&, const float*,   \
+#define V4_DEVICE_OPS_HC(E)                                                                  \
+  template void v4::device::hc_pre<E>(E&, DeviceScratch<E>&, const HcMixing&, const float*,  \
+                                      int64_t, float*, float*, float*);                      \
+  template void v4::device::hc_post<E>(E&, DeviceScratch<E>&, const float*, const float*,    \
+                                       const float*, const float*, const float*, int64_t,    \
+                                       uint32_t, int64_t, float*);                           \
+  template void v4::device::hc_head<E>(E&, DeviceScratch<E>&, const HcMixing&, const float*, \
                                        int64_t, float*);
 
 #define V4_DEVICE_OPS_ELEMENTWISE(E)                                                            \

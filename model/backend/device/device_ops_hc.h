@@ -140,14 +140,16 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
 }
 
 template <class E>
-void hc_post(E& e, DeviceScratch<E>& s, const float* f, const float* x, const float* post,
-             const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd, float* x_out) {
+void hc_post(E& e, DeviceScratch<E>& s, const float* f, const float* f_added, const float* x,
+             const float* post, const float* comb, int64_t n_tokens, uint32_t n_hc, int64_t n_embd,
+             float* x_out) {
   const int64_t flat = int64_t{n_hc} * n_embd;
   e.for_each(n_tokens * flat, [=] V4_HD(int64_t i) {
     const int64_t t = i / flat, b = (i % flat) / n_embd, j = i % n_embd;
-    x_out[i] =
-        kernels::hc_post_value(f + t * n_embd, x + t * flat, post + t * n_hc,
-                               comb + t * n_hc * n_hc, n_hc, n_embd, static_cast<uint32_t>(b), j);
+    const int64_t at = t * n_embd + j;
+    const float f_j = f_added ? f[at] + f_added[at] : f[at];
+    x_out[i] = kernels::hc_post_element(f_j, x + t * flat, post + t * n_hc, comb + t * n_hc * n_hc,
+                                        n_hc, n_embd, static_cast<uint32_t>(b), j);
   });
 }
 

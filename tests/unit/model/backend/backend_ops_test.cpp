@@ -68,12 +68,24 @@ TEST_P(BackendOpsTest, HyperConnectionOpsEqualThePerTokenKernels) {
   EXPECT_TRUE(same_bits(comb, want_comb));
 
   std::vector<float> out(x.size()), want_out(x.size());
-  be.hc_post(y.data(), x.data(), post.data(), comb.data(), kTokens, kHc, kEmbd, out.data());
+  be.hc_post(y.data(), nullptr, x.data(), post.data(), comb.data(), kTokens, kHc, kEmbd,
+             out.data());
   for (int64_t t = 0; t < kTokens; ++t) {
     kernels::hc_post(&y[t * kEmbd], &x[t * flat], &post[t * kHc], &comb[t * kHc * kHc], kHc, kEmbd,
                      &want_out[t * flat]);
   }
   EXPECT_TRUE(same_bits(out, want_out));
+
+  // With f_added the sub-layer output is y + f_added, each value summed as Backend::add sums it.
+  const std::vector<float> more = gaussian(y.size(), 4);
+  std::vector<float> sum = y, added(x.size()), want_added(x.size());
+  be.add(more.data(), static_cast<int64_t>(sum.size()), sum.data());
+  be.hc_post(sum.data(), nullptr, x.data(), post.data(), comb.data(), kTokens, kHc, kEmbd,
+             want_added.data());
+  be.hc_post(y.data(), more.data(), x.data(), post.data(), comb.data(), kTokens, kHc, kEmbd,
+             added.data());
+  EXPECT_TRUE(same_bits(added, want_added));
+  EXPECT_FALSE(same_bits(added, out));
 
   // The head uses the first n_hc mixes of its own fn.
   const kernels::MatrixView head_fn{fn.type, fn.data, flat, kHc, fn.row_bytes};

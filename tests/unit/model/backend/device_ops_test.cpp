@@ -270,7 +270,11 @@ TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
     const HcMixing host{&hv, scale.data(), base.data(), h, d, 3, 1e-6f, 1e-6f};
     std::vector<float> y(n * d), post(n * h), comb(n * h * h), out(n * flat), z(n * d);
     cpu_.hc_pre(host, x.data(), n, y.data(), post.data(), comb.data());
-    cpu_.hc_post(f.data(), x.data(), post.data(), comb.data(), n, h, d, out.data());
+    const std::vector<float> f_added = randoms(n * d, 13);
+    std::vector<float> out_added(n * flat);
+    cpu_.hc_post(f.data(), nullptr, x.data(), post.data(), comb.data(), n, h, d, out.data());
+    cpu_.hc_post(f.data(), f_added.data(), x.data(), post.data(), comb.data(), n, h, d,
+                 out_added.data());
     kernels::MatrixView head_view = hv;
     head_view.rows = h;
     const HcMixing head{&head_view, scale.data(), base.data(), h, d, 0, 1e-6f, 1e-6f};
@@ -285,7 +289,13 @@ TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
          dcomb = zeros_on<float>(*be_, comb.size()), dout = zeros_on<float>(*be_, out.size()),
          dz = zeros_on<float>(*be_, z.size());
     be_->hc_pre(dev, dx.get(), n, dy.get(), dpost.get(), dcomb.get());
-    be_->hc_post(dfv.get(), dx.get(), dpost.get(), dcomb.get(), n, h, d, dout.get());
+    be_->hc_post(dfv.get(), nullptr, dx.get(), dpost.get(), dcomb.get(), n, h, d, dout.get());
+    // The CPU's post and comb, so that only the op itself is compared: with the second part of
+    // the sub-layer output added in the kernel it is the CPU's bit for bit.
+    auto dfa = upload(*be_, f_added), cpu_post = upload(*be_, post), cpu_comb = upload(*be_, comb);
+    auto dout_added = zeros_on<float>(*be_, out.size());
+    be_->hc_post(dfv.get(), dfa.get(), dx.get(), cpu_post.get(), cpu_comb.get(), n, h, d,
+                 dout_added.get());
     kernels::MatrixView dhead = dv;
     dhead.rows = h;
     const HcMixing dev_head{&dhead, dsc.get(), dba.get(), h, d, 0, 1e-6f, 1e-6f};
@@ -305,6 +315,10 @@ TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
     near(download(*be_, dcomb), comb, "comb");
     near(download(*be_, dy), y, "y");
     near(download(*be_, dout), out, "hc_post");
+    const std::vector<float> got_added = download(*be_, dout_added);
+    ASSERT_EQ(got_added.size(), out_added.size());
+    EXPECT_EQ(std::memcmp(got_added.data(), out_added.data(), out_added.size() * sizeof(float)), 0);
+    EXPECT_NE(got_added, out);
     near(download(*be_, dz), z, "hc_head");
 
     // Batch invariance: the middle token alone gives the batch's bits.
