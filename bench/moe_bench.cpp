@@ -134,7 +134,7 @@ void BM_Moe(benchmark::State& state, bool grouped) {
   const size_t rows = r.scales.size();
   std::vector<float> y(rows * kEmbd), check(rows * kEmbd), g(rows * kFf), u(rows * kFf);
   be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.offsets[kExperts],
-                        r.x.data(), r.scales.data(), check.data());
+                        r.x.data(), nullptr, r.scales.data(), check.data());
   per_expert(be, r, g, u, y.data());
   if (std::memcmp(y.data(), check.data(), y.size() * sizeof(float)) != 0) {
     state.SkipWithError("grouped and per-expert outputs differ");
@@ -143,7 +143,7 @@ void BM_Moe(benchmark::State& state, bool grouped) {
   for (auto _ : state) {
     if (grouped) {
       be.grouped_expert_ffn(layer().weights(), r.offsets.data(), kExperts, r.offsets[kExperts],
-                            r.x.data(), r.scales.data(), y.data());
+                            r.x.data(), nullptr, r.scales.data(), y.data());
     } else {
       per_expert(be, r, g, u, y.data());
     }

@@ -281,15 +281,17 @@ class Backend {
   virtual void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
                              uint64_t* counts) = 0;
 
-  // Grouped expert FFN (spec §3.5): rows [expert_offsets[e], expert_offsets[e+1]) of x (n_embd
-  // floats each) go through expert e's gate/up projections, the clamped SwiGLU scaled by
-  // row_scales[row] (null: 1), and its down projection into y[row], for e < n_expert. One
-  // weight block serves every row routed to its expert, and all experts share one pass over
-  // the threads. `n_rows` is expert_offsets[n_expert], which the caller knows on the host: a
-  // device backend launches without reading its plan back (no host round trip per layer).
+  // Grouped expert FFN (spec §3.5): rows [expert_offsets[e], expert_offsets[e+1]) go through
+  // expert e's gate/up projections, the clamped SwiGLU scaled by row_scales[row] (null: 1), and
+  // its down projection into y[row], for e < n_expert. Row r's input is x[x_rows[r]] (n_embd
+  // floats), or x[r] when x_rows is null: the dispatch gather happens as the rows are quantized
+  // (bit for bit gather_rows, then the FFN). One weight block serves every row routed to its
+  // expert, and all experts share one pass over the threads. `n_rows` is
+  // expert_offsets[n_expert], which the caller knows on the host: a device backend launches
+  // without reading its plan back (no host round trip per layer). y must not alias x.
   virtual void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                                   uint32_t n_expert, int64_t n_rows, const float* x,
-                                  const float* row_scales, float* y) = 0;
+                                  const int64_t* x_rows, const float* row_scales, float* y) = 0;
 
   // dst[i] = src[rows[i]] for n rows of `width` floats (the expert dispatch gather).
   virtual void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,

@@ -78,14 +78,15 @@ void CpuBackend::run(int64_t n, int64_t work, FunctionRef<void(int64_t, int64_t)
   pool_.parallel_for(n, fn);
 }
 
-void CpuBackend::quantize_rows(GgmlType type, const float* x, int64_t cols, int64_t rows,
-                               std::vector<uint8_t>& out) {
+void CpuBackend::quantize_rows(GgmlType type, const float* x, const int64_t* x_rows, int64_t cols,
+                               int64_t rows, std::vector<uint8_t>& out) {
   const size_t bytes = kernels::activation_row_bytes(type, cols);
   if (out.size() < bytes * static_cast<size_t>(rows)) out.resize(bytes * static_cast<size_t>(rows));
   uint8_t* q = out.data();
   run(rows, rows * cols * 8, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      kernels::quantize_activation_row(type, x + t * cols, cols, q + t * bytes);
+      const int64_t from = x_rows ? x_rows[t] : t;
+      kernels::quantize_activation_row(type, x + from * cols, cols, q + t * bytes);
     }
   });
 }

@@ -52,7 +52,7 @@ class CpuBackend final : public Backend {
   void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
                      uint64_t* counts) override;
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                          uint32_t n_expert, int64_t n_rows, const float* x,
+                          uint32_t n_expert, int64_t n_rows, const float* x, const int64_t* x_rows,
                           const float* row_scales, float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override;
@@ -93,8 +93,9 @@ class CpuBackend final : public Backend {
   // fn · RMSNorm(x) for the HC ops (see cpu_backend_hc.cpp).
   void hc_mix(const HcMixing& hc, const float* x, int64_t n);
   // Quantizes rows of x into `out` in the dot-product format of `type`.
-  void quantize_rows(GgmlType type, const float* x, int64_t cols, int64_t rows,
-                     std::vector<uint8_t>& out);
+  // Row t of x, or row x_rows[t] when x_rows is given, into row t of `out`.
+  void quantize_rows(GgmlType type, const float* x, const int64_t* x_rows, int64_t cols,
+                     int64_t rows, std::vector<uint8_t>& out);
   // Calls block(expert, r0, r1) for every block of kRowsPerTask output rows (of `rows`, each a
   // dot product over `cols`) of every expert with rows, all experts in one pass over the threads.
   void for_each_expert_block(const int64_t* expert_offsets, uint32_t n_expert, int64_t rows,

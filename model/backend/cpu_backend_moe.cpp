@@ -71,15 +71,15 @@ void CpuBackend::for_each_expert_block(const int64_t* offsets, uint32_t n_expert
 
 void CpuBackend::grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* offsets,
                                     uint32_t n_expert, int64_t n_rows, const float* x,
-                                    const float* row_scales, float* y) {
+                                    const int64_t* x_rows, const float* row_scales, float* y) {
   if (n_rows <= 0) return;
   const int64_t d = w.gate.first.cols, ff = w.gate.first.rows;
   const size_t hidden = static_cast<size_t>(n_rows * ff);
   if (ffn_hidden_.size() < hidden) ffn_hidden_.resize(hidden);
   if (ffn_up_.size() < hidden) ffn_up_.resize(hidden);
-  quantize_rows(w.gate.first.type, x, d, n_rows, ffn_xq_gate_);
+  quantize_rows(w.gate.first.type, x, x_rows, d, n_rows, ffn_xq_gate_);
   const bool shared_format = w.up.first.type == w.gate.first.type;
-  if (!shared_format) quantize_rows(w.up.first.type, x, d, n_rows, ffn_xq_up_);
+  if (!shared_format) quantize_rows(w.up.first.type, x, x_rows, d, n_rows, ffn_xq_up_);
   const uint8_t* xq_up = shared_format ? ffn_xq_gate_.data() : ffn_xq_up_.data();
   const size_t gate_bytes = kernels::activation_row_bytes(w.gate.first.type, d);
   const size_t up_bytes = kernels::activation_row_bytes(w.up.first.type, d);
@@ -98,7 +98,7 @@ void CpuBackend::grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* of
                           row_scales ? row_scales[r] : 1.0f);
     }
   });
-  quantize_rows(w.down.first.type, h, ff, n_rows, ffn_hq_);
+  quantize_rows(w.down.first.type, h, nullptr, ff, n_rows, ffn_hq_);
   const size_t down_bytes = kernels::activation_row_bytes(w.down.first.type, ff);
   for_each_expert_block(offsets, n_expert, d, ff, [&](int32_t e, int64_t r0, int64_t r1) {
     const int64_t first = offsets[e], count = offsets[e + 1] - first;

@@ -126,9 +126,10 @@ void ProfiledBackend::count_experts(const int32_t* experts, int64_t n, const int
 
 void ProfiledBackend::grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                                          uint32_t n_expert, int64_t n_rows, const float* x,
-                                         const float* row_scales, float* y) {
-  timed(matrix_name("grouped_expert_ffn", w.gate.first),
-        [&] { inner_->grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, row_scales, y); });
+                                         const int64_t* x_rows, const float* row_scales, float* y) {
+  timed(matrix_name("grouped_expert_ffn", w.gate.first), [&] {
+    inner_->grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, x_rows, row_scales, y);
+  });
 }
 
 void ProfiledBackend::gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,

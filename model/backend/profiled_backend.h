@@ -67,7 +67,7 @@ class ProfiledBackend final : public Backend {
   void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
                      uint64_t* counts) override;
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                          uint32_t n_expert, int64_t n_rows, const float* x,
+                          uint32_t n_expert, int64_t n_rows, const float* x, const int64_t* x_rows,
                           const float* row_scales, float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override;

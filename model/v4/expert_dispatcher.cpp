@@ -24,9 +24,9 @@ Status read_back_routing(Backend& backend, const RoutedTokens& in, uint32_t n_ex
 
 uint64_t ExpertDispatchBuffers::bytes_for(int64_t pairs, int64_t width, uint32_t buckets) {
   const auto p = static_cast<uint64_t>(pairs), rows = p * static_cast<uint64_t>(width);
-  // int64 arrays first (offsets, source tokens, slot rows), then floats (row scales, gathered
-  // rows, expert outputs): every piece stays 8-byte aligned.
-  const uint64_t ints = (uint64_t{buckets} + 1) + 2 * p, floats = p + 2 * rows;
+  // int64 arrays first (offsets, source tokens, slot rows), then floats (row scales, expert
+  // outputs): every piece stays 8-byte aligned.
+  const uint64_t ints = (uint64_t{buckets} + 1) + 2 * p, floats = p + rows;
   return ints * sizeof(int64_t) + floats * sizeof(float);
 }
 
@@ -35,7 +35,7 @@ void ExpertDispatchBuffers::ensure(int64_t pairs, int64_t width, uint32_t bucket
   pairs_ = std::max(pairs, pairs_);
   width_ = std::max(width, width_);
   buckets_ = std::max(buckets, buckets_);
-  const size_t p = static_cast<size_t>(pairs_), rows = p * static_cast<size_t>(width_);
+  const size_t p = static_cast<size_t>(pairs_);
   ++generation_;
   arena_ = backend_.allocate(bytes_for(pairs_, width_, buckets_));
   int64_t* i = static_cast<int64_t*>(arena_->data());
@@ -44,8 +44,7 @@ void ExpertDispatchBuffers::ensure(int64_t pairs, int64_t width, uint32_t bucket
   slot_row = source_token + p;
   float* f = reinterpret_cast<float*>(slot_row + p);
   row_scale = f;
-  gathered = row_scale + p;
-  expert_out = gathered + rows;
+  expert_out = row_scale + p;
 }
 
 void LocalExpertDispatcher::dispatch_combine([[maybe_unused]] uint32_t layer,
@@ -57,12 +56,12 @@ void LocalExpertDispatcher::dispatch_combine([[maybe_unused]] uint32_t layer,
   if (pairs == 0) return;
   ExpertDispatchBuffers& b = buffers_;
   b.ensure(pairs, d, in.n_expert);
-  // Each expert's rows contiguous, in token then slot order, so one weight block serves all.
+  // Each expert's rows contiguous, in token then slot order, so one weight block serves all;
+  // the FFN gathers each row's token as it quantizes it.
   backend_.group_by_expert(in.experts, in.weights, in.n_tokens, in.k, in.n_expert, b.offsets,
                            b.source_token, b.row_scale, b.slot_row);
-  backend_.gather_rows(in.x, d, b.source_token, pairs, b.gathered);
-  backend_.grouped_expert_ffn(experts, b.offsets, in.n_expert, pairs, b.gathered, b.row_scale,
-                              b.expert_out);
+  backend_.grouped_expert_ffn(experts, b.offsets, in.n_expert, pairs, in.x, b.source_token,
+                              b.row_scale, b.expert_out);
   backend_.sum_slots(b.expert_out, b.slot_row, in.n_tokens, in.k, d, out);
 }
 

@@ -63,7 +63,7 @@ Status read_back_routing(Backend& backend, const RoutedTokens& in, uint32_t n_ex
                          std::vector<int32_t>& ids, std::vector<float>& weights);
 
 // The device buffers of one dispatch plan and the rows through the experts (the arrays of
-// Backend::group_by_expert, the gathered rows and their results), for up to `pairs` rows of
+// Backend::group_by_expert and the rows' results), for up to `pairs` rows of
 // `width` floats and `buckets` expert groups. They grow to the largest step seen and are reused.
 class ExpertDispatchBuffers {
  public:
@@ -77,7 +77,7 @@ class ExpertDispatchBuffers {
   uint64_t generation() const { return generation_; }
 
   int64_t *offsets = nullptr, *source_token = nullptr, *slot_row = nullptr;
-  float *row_scale = nullptr, *gathered = nullptr, *expert_out = nullptr;
+  float *row_scale = nullptr, *expert_out = nullptr;
 
  private:
   Backend& backend_;
@@ -87,8 +87,8 @@ class ExpertDispatchBuffers {
   uint64_t generation_ = 0;
 };
 
-// Every expert on this rank's backend: group the pairs by expert, gather their rows, run the
-// grouped FFN, sum each token's slots. All on the device.
+// Every expert on this rank's backend: group the pairs by expert, run the grouped FFN on their
+// tokens' rows, sum each token's slots. All on the device.
 class LocalExpertDispatcher final : public ExpertDispatcher {
  public:
   explicit LocalExpertDispatcher(Backend& backend) : backend_(backend), buffers_(backend) {}

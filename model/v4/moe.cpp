@@ -75,7 +75,7 @@ const float* moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint3
   // The shared expert (one group of every row: {0, n} in the workspace) runs while an
   // expert-parallel dispatcher's rows travel.
   const auto shared = [&] {
-    be.grouped_expert_ffn(shared_expert(c, w), ctx.all_rows(), 1, n, u, nullptr, out);
+    be.grouped_expert_ffn(shared_expert(c, w), ctx.all_rows(), 1, n, u, nullptr, nullptr, out);
     also();
   };
   ctx.experts.dispatch_combine(layer, routed_experts(c, w),

@@ -91,7 +91,7 @@ void TieredExpertDispatcher::run_cold(uint32_t layer, const RoutedTokens& in) {
   cold_out_.resize(n * static_cast<size_t>(d));
   host_.gather_rows(x_.data(), d, cold_row_token_.data(), cold, cold_in_.data());
   host_.grouped_expert_ffn(routed_experts(host_weights_.config, host_weights_.layers[layer]),
-                           cold_offsets_.data(), in.n_expert, cold, cold_in_.data(),
+                           cold_offsets_.data(), in.n_expert, cold, cold_in_.data(), nullptr,
                            cold_row_scale_.data(), cold_out_.data());
   staging_.resize(n * static_cast<size_t>(d));
   for (size_t j = 0; j < n; ++j)
@@ -152,9 +152,8 @@ void TieredExpertDispatcher::dispatch_combine(uint32_t layer, const ExpertFfnWei
   // The device's share is queued before the CPU takes its own.
   meanwhile();
   if (hot_rows_ > 0) {
-    device_.gather_rows(in.x, d, b.source_token, hot_rows_, b.gathered);
-    device_.grouped_expert_ffn(experts, b.offsets, hot_buckets, hot_rows_, b.gathered, b.row_scale,
-                               b.expert_out);
+    device_.grouped_expert_ffn(experts, b.offsets, hot_buckets, hot_rows_, in.x, b.source_token,
+                               b.row_scale, b.expert_out);
   }
   run_cold(layer, in);
   if (!staging_.empty()) {

@@ -82,7 +82,7 @@ class TieredExpertDispatcher final : public ExpertDispatcher {
       cold_row_token_;
   Status error_;
 
-  // Device side: the plan's arrays, the gathered hot rows and every pair's result row.
+  // Device side: the plan's arrays and every pair's result row.
   ExpertDispatchBuffers device_buffers_;
 };
 

@@ -85,9 +85,10 @@ void WeightTrafficRecorder::hc_head(const HcMixing& hc, const float* x, int64_t 
 void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
                                                const int64_t* expert_offsets, uint32_t n_expert,
                                                int64_t n_rows, const float* x,
-                                               const float* row_scales, float* y) {
+                                               const int64_t* x_rows, const float* row_scales,
+                                               float* y) {
   if (!recording_) {
-    inner_.grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, row_scales, y);
+    inner_.grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, x_rows, row_scales, y);
     return;
   }
   // The dispatch plan is in the backend's memory: read it back (a GPU's is not the host's).
@@ -102,7 +103,7 @@ void WeightTrafficRecorder::grouped_expert_ffn(const ExpertFfnWeights& w,
     record(w.up.matrix(id));
     record(w.down.matrix(id));
   }
-  inner_.grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, row_scales, y);
+  inner_.grouped_expert_ffn(w, expert_offsets, n_expert, n_rows, x, x_rows, row_scales, y);
 }
 
 std::vector<ByteRange> WeightTrafficRecorder::take_ranges() {

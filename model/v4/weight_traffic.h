@@ -102,7 +102,7 @@ class WeightTrafficRecorder final : public Backend {
   }
   // Reads expert_offsets back from the backend's memory when recording (a device sync).
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                          uint32_t n_expert, int64_t n_rows, const float* x,
+                          uint32_t n_expert, int64_t n_rows, const float* x, const int64_t* x_rows,
                           const float* row_scales, float* y) override;
   void gather_rows(const float* src, int64_t width, const int64_t* rows, int64_t n,
                    float* dst) override {

@@ -213,10 +213,10 @@ class DeviceBackend : public Backend {
            [&] { device::count_experts(exec_, scratch(), experts, n, counted, counts); });
   }
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
-                          uint32_t n_expert, int64_t n_rows, const float* x,
+                          uint32_t n_expert, int64_t n_rows, const float* x, const int64_t* x_rows,
                           const float* row_scales, float* y) override {
     run_op("grouped_expert_ffn", [&] {
-      device::grouped_expert_ffn(exec_, scratch(), w, expert_offsets, n_expert, n_rows, x,
+      device::grouped_expert_ffn(exec_, scratch(), w, expert_offsets, n_expert, n_rows, x, x_rows,
                                  row_scales, y);
     });
   }

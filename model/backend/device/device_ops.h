@@ -60,7 +60,7 @@ void embed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& table, const in
 template <class E>
 void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
                         const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
-                        const float* x, const float* row_scales, float* y);
+                        const float* x, const int64_t* x_rows, const float* row_scales, float* y);
 
 // --- hyper-connection family (device_ops_hc.h) ---
 template <class E>
@@ -160,7 +160,7 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
                                      const int32_t*, int64_t, uint32_t, float*);                   \
   template void v4::device::grouped_expert_ffn<E>(E&, DeviceScratch<E>&, const ExpertFfnWeights&,  \
                                                   const int64_t*, uint32_t, int64_t, const float*, \
-                                                  const float*, float*);
+                                                  const int64_t*, const float*, float*);
 
 #define V4_DEVICE_OPS_HC(E)                                                                  \
   template void v4::device::hc_pre<E>(E&, DeviceScratch<E>&, const HcMixing&, const float*,  \

@@ -157,15 +157,25 @@ void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
 template <class E>
 void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
                         const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
-                        const float* x, const float* row_scales, float* y) {
+                        const float* x, const int64_t* x_rows, const float* row_scales, float* y) {
   if (n_rows <= 0) return;
   const kernels::MatrixView gate = w.gate.first, up = w.up.first, down = w.down.first;
   const int64_t d = gate.cols, ff = gate.rows;
-  const Activations xg =
-      quantize_activations(e, s, ScratchSlot::kMatmulActivations, gate.type, x, d, d, n_rows);
-  const Activations xu = up.type == gate.type ? xg
-                                              : quantize_activations(e, s, ScratchSlot::kMatmulAux,
-                                                                     up.type, x, d, d, n_rows);
+  // Quantized formats gather the rows as they quantize them. Float weights read the rows as
+  // they are: those are gathered into y first (its shape), which the down product overwrites
+  // last.
+  if (x_rows && (activation_format(gate.type, d).kind == ActivationFormat::kFloat ||
+                 activation_format(up.type, d).kind == ActivationFormat::kFloat)) {
+    gather_rows(e, s, x, d, x_rows, n_rows, y);
+    x = y;
+    x_rows = nullptr;
+  }
+  const Activations xg = quantize_activations(e, s, ScratchSlot::kMatmulActivations, gate.type, x,
+                                              d, d, n_rows, x_rows);
+  const Activations xu =
+      up.type == gate.type
+          ? xg
+          : quantize_activations(e, s, ScratchSlot::kMatmulAux, up.type, x, d, d, n_rows, x_rows);
   const size_t hidden = static_cast<size_t>(n_rows * ff);
   float* g = s.template get<float>(ScratchSlot::kMatmulMid, 2 * hidden);
   float* u = g + hidden;

@@ -101,9 +101,13 @@ uint8_t* activation_rows(DeviceScratch<E>& s, ScratchSlot slot, const Activation
   return s.template get<uint8_t>(slot, f.row_bytes * static_cast<size_t>(n) + pad);
 }
 
+// Row t of the result is row t of x, or row x_rows[t] when x_rows is given (the expert
+// dispatch's gather, done as the rows are quantized). Float weights read x itself, which only a
+// caller without x_rows may ask for.
 template <class E>
 Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, GgmlType weight,
-                                 const float* x, int64_t x_stride, int64_t cols, int64_t n) {
+                                 const float* x, int64_t x_stride, int64_t cols, int64_t n,
+                                 const int64_t* x_rows = nullptr) {
   const ActivationFormat f = activation_format(weight, cols);
   if (f.kind == ActivationFormat::kFloat) {
     return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(x_stride) * sizeof(float)};
@@ -112,7 +116,8 @@ Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, Gg
   const int64_t units = f.units;
   e.for_each(n * units, [=] V4_HD(int64_t i) {
     const int64_t t = i / units;
-    quantize_unit(f, x + t * x_stride, out + t * f.row_bytes, i % units);
+    const int64_t from = x_rows ? x_rows[t] : t;
+    quantize_unit(f, x + from * x_stride, out + t * f.row_bytes, i % units);
   });
   return {out, f.row_bytes};
 }

@@ -84,7 +84,7 @@ TEST_F(CpuBackendMoeTest, GroupedExpertFfnEqualsOneMatmulPerRow) {
   for (unsigned threads : {1u, 2u, 3u}) {
     CpuBackend be(threads);
     std::vector<float> y(kRows * kEmbd, -1.0f);
-    be.grouped_expert_ffn(weights(), offsets.data(), n_expert, offsets[n_expert], x.data(),
+    be.grouped_expert_ffn(weights(), offsets.data(), n_expert, offsets[n_expert], x.data(), nullptr,
                           scales.data(), y.data());
     for (int32_t e = 0; e < static_cast<int32_t>(n_expert); ++e) {
       for (int64_t r = offsets[e]; r < offsets[e + 1]; ++r) {
@@ -102,8 +102,9 @@ TEST_F(CpuBackendMoeTest, NullRowScalesMeanOne) {
   const int64_t offsets[] = {0, 0, 0, 3};  // every row through expert 2
   CpuBackend be(2);
   std::vector<float> a(3 * kEmbd), b(3 * kEmbd);
-  be.grouped_expert_ffn(weights(), offsets, 3, offsets[3], x.data(), nullptr, a.data());
-  be.grouped_expert_ffn(weights(), offsets, 3, offsets[3], x.data(), ones.data(), b.data());
+  be.grouped_expert_ffn(weights(), offsets, 3, offsets[3], x.data(), nullptr, nullptr, a.data());
+  be.grouped_expert_ffn(weights(), offsets, 3, offsets[3], x.data(), nullptr, ones.data(),
+                        b.data());
   EXPECT_TRUE(a == b);
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <random>
 #include <tuple>
@@ -259,13 +260,13 @@ TEST_P(DeviceExperts, GroupedExpertFfnMatchesTheCpu) {
     };
     std::vector<float> want(7 * d);
     cpu_.grouped_expert_ffn(weights(gate.data(), up.data(), down.data()), offsets.data(), n_expert,
-                            offsets[n_expert], x.data(), scales.data(), want.data());
+                            offsets[n_expert], x.data(), nullptr, scales.data(), want.data());
     const auto dg = upload(*be_, gate), du = upload(*be_, up), dd = upload(*be_, down);
     const auto doff = upload(*be_, offsets);
     const auto dx = upload(*be_, x), ds = upload(*be_, scales);
     auto dy = testing_device::zeros_on<float>(*be_, want.size());
     be_->grouped_expert_ffn(weights(dg.get(), du.get(), dd.get()), doff.get(), n_expert,
-                            offsets[n_expert], dx.get(), ds.get(), dy.get());
+                            offsets[n_expert], dx.get(), nullptr, ds.get(), dy.get());
     const std::vector<float> got = download(*be_, dy);
     float scale = 0;
     for (float v : want) scale = std::max(scale, std::fabs(v));
@@ -274,6 +275,35 @@ TEST_P(DeviceExperts, GroupedExpertFfnMatchesTheCpu) {
     for (size_t i = 0; i < got.size(); ++i) {
       ASSERT_NEAR(got[i], want[i], 1e-3f * scale) << ggml_type_name(type) << " output " << i;
     }
+
+    // x_rows: each row reads its token's row of x, gathered as the rows are quantized (float
+    // weights: gathered first), bit for bit gather_rows and then the FFN, on each backend.
+    const std::vector<float> tokens_x = randoms(3 * d, 6);
+    const std::vector<int64_t> row_token = {2, 0, 1, 2, 2, 0, 1};
+    std::vector<float> gathered(7 * d), cpu_gathered(7 * d), cpu_mapped(7 * d);
+    cpu_.gather_rows(tokens_x.data(), d, row_token.data(), 7, gathered.data());
+    const ExpertFfnWeights host_w = weights(gate.data(), up.data(), down.data());
+    cpu_.grouped_expert_ffn(host_w, offsets.data(), n_expert, 7, gathered.data(), nullptr,
+                            scales.data(), cpu_gathered.data());
+    cpu_.grouped_expert_ffn(host_w, offsets.data(), n_expert, 7, tokens_x.data(), row_token.data(),
+                            scales.data(), cpu_mapped.data());
+    EXPECT_EQ(cpu_mapped, cpu_gathered) << ggml_type_name(type);
+    const ExpertFfnWeights dev_w = weights(dg.get(), du.get(), dd.get());
+    const auto dtx = upload(*be_, tokens_x);
+    const auto drows = upload(*be_, row_token);
+    auto dgathered = testing_device::zeros_on<float>(*be_, 7 * d);
+    auto dy_gathered = testing_device::zeros_on<float>(*be_, 7 * d);
+    auto dy_mapped = testing_device::zeros_on<float>(*be_, 7 * d);
+    be_->gather_rows(dtx.get(), d, drows.get(), 7, dgathered.get());
+    be_->grouped_expert_ffn(dev_w, doff.get(), n_expert, 7, dgathered.get(), nullptr, ds.get(),
+                            dy_gathered.get());
+    be_->grouped_expert_ffn(dev_w, doff.get(), n_expert, 7, dtx.get(), drows.get(), ds.get(),
+                            dy_mapped.get());
+    const std::vector<float> mapped = download(*be_, dy_mapped);
+    EXPECT_EQ(std::memcmp(mapped.data(), download(*be_, dy_gathered).data(), 7 * d * sizeof(float)),
+              0)
+        << ggml_type_name(type);
+    EXPECT_NE(mapped, got) << ggml_type_name(type);
   }
 }
 
@@ -397,7 +427,7 @@ TEST_P(TensorCores, ExpertProductsAreTheWarpKernelsBits) {
     w.up = {{t, du.get(), d, ff, gb}, gb * ff};
     w.down = {{t, dd.get(), ff, d, db}, db * d};
     w.swiglu_limit = 7.0f;
-    be.grouped_expert_ffn(w, doff.get(), n_expert, n_rows, dx.get(), ds.get(), dy.get());
+    be.grouped_expert_ffn(w, doff.get(), n_expert, n_rows, dx.get(), nullptr, ds.get(), dy.get());
     return download(be, dy);
   };
   const std::vector<float> got = run(*mma_);
