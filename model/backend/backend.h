@@ -65,6 +65,12 @@ struct ExpertRouting {
   const float* bias = nullptr;
   const int32_t* hash_table = nullptr;
   uint32_t hash_width = 0;
+  // When set, Backend::route_experts also adds one to counts[expert] per selection (the
+  // per-layer expert load the engine reports), only for the first *counted (token, slot) pairs
+  // when `counted` (the backend's memory) is set: a recorded step's replay counts as many as it
+  // is told, its padding rows left out.
+  uint64_t* counts = nullptr;
+  const int64_t* counted = nullptr;
 };
 
 // One product of Backend::matmul_shared: y (rows of w.rows floats) = w · x.
@@ -274,12 +280,6 @@ class Backend {
   virtual void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens,
                                uint32_t k, uint32_t n_expert, int64_t* expert_offsets,
                                int64_t* source_token, float* row_scale, int64_t* slot_row) = 0;
-
-  // counts[experts[i]] += 1 for i < n (the per-layer expert load the engine reports), and only
-  // for i < *counted when `counted` (the backend's memory) is given: a recorded step's replay
-  // counts as many as it is told, its padding rows left out.
-  virtual void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
-                             uint64_t* counts) = 0;
 
   // Grouped expert FFN (spec §3.5): rows [expert_offsets[e], expert_offsets[e+1]) go through
   // expert e's gate/up projections, the clamped SwiGLU scaled by row_scales[row] (null: 1), and

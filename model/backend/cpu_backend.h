@@ -49,8 +49,6 @@ class CpuBackend final : public Backend {
   void group_by_expert(const int32_t* experts, const float* weights, int64_t n_tokens, uint32_t k,
                        uint32_t n_expert, int64_t* expert_offsets, int64_t* source_token,
                        float* row_scale, int64_t* slot_row) override;
-  void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
-                     uint64_t* counts) override;
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                           uint32_t n_expert, int64_t n_rows, const float* x, const int64_t* x_rows,
                           const float* row_scales, float* y) override;

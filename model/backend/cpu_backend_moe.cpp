@@ -22,6 +22,10 @@ void CpuBackend::route_experts(const ExpertRouting& r, const float* logits, cons
     kernels::select_experts_row(sel, logits + t * r.n_expert, r.bias, hash_row, route_probs_.data(),
                                 experts + t * r.k, weights + t * r.k);
   }
+  if (!r.counts) return;
+  const int64_t pairs = n * r.k;
+  const int64_t counted = r.counted ? std::clamp<int64_t>(*r.counted, 0, pairs) : pairs;
+  for (int64_t i = 0; i < counted; ++i) ++r.counts[experts[i]];
 }
 
 void CpuBackend::group_by_expert(const int32_t* experts, const float* weights, int64_t n,
@@ -39,12 +43,6 @@ void CpuBackend::group_by_expert(const int32_t* experts, const float* weights, i
     row_scale[row] = weights[i];
     slot_row[i] = row;
   }
-}
-
-void CpuBackend::count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
-                               uint64_t* counts) {
-  if (counted) n = std::clamp<int64_t>(*counted, 0, n);
-  for (int64_t i = 0; i < n; ++i) ++counts[experts[i]];
 }
 
 void CpuBackend::for_each_expert_block(const int64_t* offsets, uint32_t n_expert, int64_t rows,

@@ -119,11 +119,6 @@ void ProfiledBackend::group_by_expert(const int32_t* experts, const float* weigh
   });
 }
 
-void ProfiledBackend::count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
-                                    uint64_t* counts) {
-  timed("count_experts", [&] { inner_->count_experts(experts, n, counted, counts); });
-}
-
 void ProfiledBackend::grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                                          uint32_t n_expert, int64_t n_rows, const float* x,
                                          const int64_t* x_rows, const float* row_scales, float* y) {

@@ -62,16 +62,17 @@ const float* moe_forward(const ForwardContext& ctx, const LayerWeights& w, uint3
   Backend& be = ctx.backend;
   ForwardWorkspace& ws = ctx.ws;
   const int64_t n = ctx.size(), d = c.n_embd;
-  const ExpertRouting routing = expert_routing(c, w);
+  ExpertRouting routing = expert_routing(c, w);
+  // The load counters count as the experts are chosen; a padded step counts its real tokens'
+  // selections only (v4_forward_batch.h).
+  routing.counts = selections;
+  routing.counted = ctx.counted_pairs ? ctx.counted_pairs + routing.k : nullptr;
   float* logits = ws.router_logits.data<float>();
   int32_t* experts = ws.experts.data<int32_t>();
   float* weights = ws.expert_weights.data<float>();
   float* routed = ws.routed.data<float>();
   be.matmul(w.router.view, u, n, logits);
   be.route_experts(routing, logits, ctx.tokens(), n, experts, weights);
-  // A padded step counts its real tokens' selections only (v4_forward_batch.h).
-  const int64_t* counted = ctx.counted_pairs ? ctx.counted_pairs + routing.k : nullptr;
-  if (selections) be.count_experts(experts, n * routing.k, counted, selections);
   // The shared expert (one group of every row: {0, n} in the workspace) runs while an
   // expert-parallel dispatcher's rows travel.
   const auto shared = [&] {

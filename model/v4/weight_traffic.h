@@ -96,10 +96,6 @@ class WeightTrafficRecorder final : public Backend {
     inner_.group_by_expert(experts, weights, n_tokens, k, n_expert, expert_offsets, source_token,
                            row_scale, slot_row);
   }
-  void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
-                     uint64_t* counts) override {
-    inner_.count_experts(experts, n, counted, counts);
-  }
   // Reads expert_offsets back from the backend's memory when recording (a device sync).
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                           uint32_t n_expert, int64_t n_rows, const float* x, const int64_t* x_rows,

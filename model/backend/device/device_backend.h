@@ -207,11 +207,6 @@ class DeviceBackend : public Backend {
                               expert_offsets, source_token, row_scale, slot_row);
     });
   }
-  void count_experts(const int32_t* experts, int64_t n, const int64_t* counted,
-                     uint64_t* counts) override {
-    run_op("count_experts",
-           [&] { device::count_experts(exec_, scratch(), experts, n, counted, counts); });
-  }
   void grouped_expert_ffn(const ExpertFfnWeights& w, const int64_t* expert_offsets,
                           uint32_t n_expert, int64_t n_rows, const float* x, const int64_t* x_rows,
                           const float* row_scales, float* y) override {

@@ -112,9 +112,6 @@ template <class E>
 void group_by_expert(E& e, DeviceScratch<E>& s, const int32_t* experts, const float* weights,
                      int64_t n_tokens, uint32_t k, uint32_t n_expert, int64_t* expert_offsets,
                      int64_t* source_token, float* row_scale, int64_t* slot_row);
-template <class E>
-void count_experts(E& e, DeviceScratch<E>& s, const int32_t* experts, int64_t n,
-                   const int64_t* counted, uint64_t* counts);
 
 // --- attention family (device_ops_attention.h, device_ops_sparse_attention.h) ---
 template <class E>
@@ -196,9 +193,7 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
                                              float*);                                         \
   template void v4::device::group_by_expert<E>(E&, DeviceScratch<E>&, const int32_t*,         \
                                                const float*, int64_t, uint32_t, uint32_t,     \
-                                               int64_t*, int64_t*, float*, int64_t*);         \
-  template void v4::device::count_experts<E>(E&, DeviceScratch<E>&, const int32_t*, int64_t,  \
-                                             const int64_t*, uint64_t*);
+                                               int64_t*, int64_t*, float*, int64_t*);
 
 #define V4_DEVICE_OPS_ATTENTION(E)                                                                \
   template void v4::device::kv_append<E>(E&, DeviceScratch<E>&, const KvPageFormat&,              \

@@ -1,7 +1,8 @@
 // The device ops' MoE routing (spec §3.5): each token's expert choice as the CPU's own function
 // (kernels/cpu/moe_routing.h) chooses, a team per token, and the dispatch plan as a counting sort
 // in which every expert is one index walking the (token, slot) pairs in order — the CPU's row order
-// exactly, without atomics.
+// exactly, without atomics. The load counters (ExpertRouting::counts) are integer atomic adds:
+// the same totals in any order.
 #pragma once
 
 #include "kernels/cpu/moe_routing.h"
@@ -11,6 +12,16 @@ namespace v4::device {
 
 // Threads of the team that routes one token.
 inline constexpr int kRouteTeam = 256;
+
+// counter += 1 from any thread: integer adds, the same total in any order. The host executor
+// runs one thread at a time.
+V4_HD inline void count_one(uint64_t* counter) {
+#if defined(__CUDA_ARCH__)
+  atomicAdd(reinterpret_cast<unsigned long long*>(counter), 1ull);
+#else
+  ++*counter;
+#endif
+}
 
 template <class E>
 void route_experts(E& e, DeviceScratch<E>& s, const ExpertRouting& r, const float* logits,
@@ -64,6 +75,15 @@ void route_experts(E& e, DeviceScratch<E>& s, const ExpertRouting& r, const floa
       kernels::select_experts_from_probs(sel, p, routing.bias, *serial ? hash_row : chosen, chosen,
                                          chosen_weights);
     });
+    // The load counters: a thread per slot; the bound is read on the device (a replay's value,
+    // not the recording's).
+    team.threads([&](int l) {
+      if (!routing.counts) return;
+      for (uint32_t slot = static_cast<uint32_t>(l); slot < k; slot += team.size()) {
+        if (routing.counted && t * k + slot >= *routing.counted) return;
+        count_one(routing.counts + chosen[slot]);
+      }
+    });
   });
 }
 
@@ -95,24 +115,6 @@ void group_by_expert(E& e, DeviceScratch<E>& s, const int32_t* experts, const fl
         }
       }
     });
-  });
-}
-
-template <class E>
-void count_experts(E& e, DeviceScratch<E>& s, const int32_t* experts, int64_t n,
-                   const int64_t* counted, uint64_t* counts) {
-  // The op does not know the expert count, so the indices are the selections: the first
-  // selection of each expert adds that expert's total, and every counter has one writer. The
-  // bound on the rows counted is read on the device (a replay's value, not the recording's).
-  e.for_each(n, [=] V4_HD(int64_t i) {
-    const int64_t m = counted ? (*counted < n ? *counted : n) : n;
-    if (i >= m) return;
-    for (int64_t j = 0; j < i; ++j) {
-      if (experts[j] == experts[i]) return;
-    }
-    uint64_t c = 0;
-    for (int64_t j = i; j < m; ++j) c += experts[j] == experts[i];
-    counts[experts[i]] += c;
   });
 }
 

@@ -202,23 +202,34 @@ TEST_P(DeviceOps, ExpertRoutingAndTheDispatchPlanAreTheCpus) {
     EXPECT_EQ(download(*be_, dscale), row_scale);
     EXPECT_EQ(download(*be_, dslot), slot_row);
 
-    std::vector<uint64_t> counts(n_expert, 3);
-    cpu_.count_experts(experts.data(), n * k, nullptr, counts.data());
-    auto dc = upload(*be_, std::vector<uint64_t>(n_expert, 3));
-    be_->count_experts(de.get(), n * k, nullptr, dc.get());
-    EXPECT_EQ(download(*be_, dc), counts);
-    // Bounded by a count in the backend's memory: the first rows only (a padded step's real
-    // rows), the same on both backends.
+    // The load counters, counted as the experts are chosen: every pair, then the first rows only
+    // (bounded by a count in the backend's memory: a padded step's real rows), the same on both
+    // backends, and nothing else changes.
     const std::vector<int64_t> bound{(n - 1) * k};
-    std::vector<uint64_t> first(n_expert, 0);
-    cpu_.count_experts(experts.data(), n * k, bound.data(), first.data());
-    auto dbound = upload(*be_, bound);
-    auto dfirst = upload(*be_, std::vector<uint64_t>(n_expert, 0));
-    be_->count_experts(de.get(), n * k, dbound.get(), dfirst.get());
-    EXPECT_EQ(download(*be_, dfirst), first);
-    uint64_t total = 0;
-    for (uint64_t c : first) total += c;
-    EXPECT_EQ(total, static_cast<uint64_t>((n - 1) * k));
+    const auto dbound = upload(*be_, bound);
+    for (const bool bounded : {false, true}) {
+      std::vector<uint64_t> counts(n_expert, 3);
+      ExpertRouting host_counting = host;
+      host_counting.counts = counts.data();
+      host_counting.counted = bounded ? bound.data() : nullptr;
+      std::vector<int32_t> counted_experts(n * k);
+      std::vector<float> counted_weights(n * k);
+      cpu_.route_experts(host_counting, logits.data(), tokens.data(), n, counted_experts.data(),
+                         counted_weights.data());
+      auto dc = upload(*be_, std::vector<uint64_t>(n_expert, 3));
+      ExpertRouting dev_counting = dev;
+      dev_counting.counts = dc.get();
+      dev_counting.counted = bounded ? dbound.get() : nullptr;
+      auto dce = zeros_on<int32_t>(*be_, experts.size());
+      auto dcw = zeros_on<float>(*be_, weights.size());
+      be_->route_experts(dev_counting, dl.get(), dtok.get(), n, dce.get(), dcw.get());
+      EXPECT_EQ(download(*be_, dc), counts) << "bounded " << bounded;
+      uint64_t total = 0;
+      for (uint64_t c : counts) total += c - 3;
+      EXPECT_EQ(total, static_cast<uint64_t>((bounded ? n - 1 : n) * k));
+      EXPECT_EQ(counted_experts, experts);
+      EXPECT_EQ(download(*be_, dce), experts);
+    }
   }
 }
 
