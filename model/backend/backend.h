@@ -183,6 +183,15 @@ class Backend {
                              std::span<const MatmulTarget> targets) {
     for (const MatmulTarget& t : targets) matmul(t.w, x, t.w.cols, n_tokens, t.y, t.w.rows);
   }
+  // rms_norm(x, norm_weight, width, n_tokens, eps, x) in place, then matmul_shared(x, ...):
+  // the normed rows feed every product (spec §3.4: q_a's output through q_a_norm, then q_b and
+  // the indexer's q_b). `width` is the targets' common w.cols. A device backend norms each row
+  // in the launch that quantizes it, bit for bit the two ops.
+  virtual void norm_matmul_shared(float* x, const float* norm_weight, int64_t width, float eps,
+                                  int64_t n_tokens, std::span<const MatmulTarget> targets) {
+    rms_norm(x, norm_weight, width, n_tokens, eps, x);
+    matmul_shared(x, n_tokens, targets);
+  }
   // The grouped low-rank product (spec §3.4, attn_output_a): w's rows fall in `groups` equal
   // groups, and group g's rows read the g-th slice of w.cols values of each x row (rows of
   // groups·w.cols floats, contiguous) into y (rows of w.rows floats). Bit for bit the groups'

@@ -45,6 +45,14 @@ void ProfiledBackend::matmul_shared(const float* x, int64_t n_tokens,
   timed(name, [&] { inner_->matmul_shared(x, n_tokens, targets); });
 }
 
+void ProfiledBackend::norm_matmul_shared(float* x, const float* norm_weight, int64_t width,
+                                         float eps, int64_t n_tokens,
+                                         std::span<const MatmulTarget> targets) {
+  const std::string name = targets.empty() ? std::string("norm_matmul_shared")
+                                           : matrix_name("norm_matmul_shared", targets.front().w);
+  timed(name, [&] { inner_->norm_matmul_shared(x, norm_weight, width, eps, n_tokens, targets); });
+}
+
 void ProfiledBackend::matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x,
                                     int64_t n_tokens, float* y) {
   timed(matrix_name("matmul_groups", w), [&] { inner_->matmul_groups(w, groups, x, n_tokens, y); });

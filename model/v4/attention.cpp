@@ -71,8 +71,7 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
   }
   sort_by_type(std::span(of_h.data(), n_of_h));
   be.matmul_shared(h, n, std::span(of_h.data(), n_of_h));
-  be.rms_norm(p.cq, w.q_a_norm.device(), c.q_lora_rank, n, c.rms_eps, p.cq);
-  // The products of the normed cq: the queries, and on ratio-4 layers the indexer's.
+  // The products of cq after q_a_norm: the queries, and on ratio-4 layers the indexer's.
   p.q = ws.q.data<float>();
   std::array<MatmulTarget, 2> of_cq{MatmulTarget{w.q_b.view, p.q}};
   size_t n_of_cq = 1;
@@ -81,7 +80,8 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
     of_cq[n_of_cq++] = {w.indexer.q_b.view, p.idx_q};
   }
   sort_by_type(std::span(of_cq.data(), n_of_cq));
-  be.matmul_shared(p.cq, n, std::span(of_cq.data(), n_of_cq));
+  be.norm_matmul_shared(p.cq, w.q_a_norm.device(), c.q_lora_rank, c.rms_eps, n,
+                        std::span(of_cq.data(), n_of_cq));
   // Each query head: RMSNorm without weight (spec §3.9), then RoPE. The kv row: its RMSNorm,
   // RoPE, then the FP8 round trip of all but the RoPE tail, which stays high precision.
   HeadTransform tq;

@@ -64,6 +64,15 @@ void WeightTrafficRecorder::matmul_shared(const float* x, int64_t n_tokens,
   inner_.matmul_shared(x, n_tokens, targets);
 }
 
+void WeightTrafficRecorder::norm_matmul_shared(float* x, const float* norm_weight, int64_t width,
+                                               float eps, int64_t n_tokens,
+                                               std::span<const MatmulTarget> targets) {
+  if (n_tokens > 0) {
+    for (const MatmulTarget& t : targets) record(t.w);
+  }
+  inner_.norm_matmul_shared(x, norm_weight, width, eps, n_tokens, targets);
+}
+
 void WeightTrafficRecorder::matmul_groups(const kernels::MatrixView& w, int64_t groups,
                                           const float* x, int64_t n_tokens, float* y) {
   if (n_tokens > 0) record(w);

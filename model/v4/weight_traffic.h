@@ -52,6 +52,8 @@ class WeightTrafficRecorder final : public Backend {
               float* y, int64_t y_stride) override;
   void matmul_shared(const float* x, int64_t n_tokens,
                      std::span<const MatmulTarget> targets) override;
+  void norm_matmul_shared(float* x, const float* norm_weight, int64_t width, float eps,
+                          int64_t n_tokens, std::span<const MatmulTarget> targets) override;
   void matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x, int64_t n_tokens,
                      float* y) override;
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,

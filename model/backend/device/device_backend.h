@@ -130,6 +130,13 @@ class DeviceBackend : public Backend {
     run_op("matmul",
            [&] { device::matmul(exec_, scratch(), w, x, x_stride, n_tokens, y, y_stride); });
   }
+  void norm_matmul_shared(float* x, const float* norm_weight, int64_t width, float eps,
+                          int64_t n_tokens, std::span<const MatmulTarget> targets) override {
+    run_op("norm_matmul_shared", [&] {
+      device::norm_matmul_shared(exec_, scratch(), x, norm_weight, width, eps, n_tokens,
+                                 targets.data(), targets.size());
+    });
+  }
   void matmul_shared(const float* x, int64_t n_tokens,
                      std::span<const MatmulTarget> targets) override {
     run_op("matmul_shared", [&] {

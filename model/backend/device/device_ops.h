@@ -55,6 +55,10 @@ template <class E>
 void matmul_shared(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tokens,
                    const MatmulTarget* targets, size_t n_targets);
 template <class E>
+void norm_matmul_shared(E& e, DeviceScratch<E>& s, float* x, const float* norm_weight,
+                        int64_t width, float eps, int64_t n_tokens, const MatmulTarget* targets,
+                        size_t n_targets);
+template <class E>
 void embed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& table, const int32_t* tokens,
            int64_t n_tokens, uint32_t copies, float* x);
 template <class E>
@@ -153,6 +157,9 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
                                              int64_t, const float*, int64_t, float*);              \
   template void v4::device::matmul_shared<E>(E&, DeviceScratch<E>&, const float*, int64_t,         \
                                              const MatmulTarget*, size_t);                         \
+  template void v4::device::norm_matmul_shared<E>(E&, DeviceScratch<E>&, float*, const float*,     \
+                                                  int64_t, float, int64_t, const MatmulTarget*,    \
+                                                  size_t);                                         \
   template void v4::device::embed<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,            \
                                      const int32_t*, int64_t, uint32_t, float*);                   \
   template void v4::device::grouped_expert_ffn<E>(E&, DeviceScratch<E>&, const ExpertFfnWeights&,  \

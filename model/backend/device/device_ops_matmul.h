@@ -21,6 +21,7 @@
 #include "kernels/cpu/quant_tables.h"
 #include "kernels/device/quant_dot.h"
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_elementwise.h"
 #include "model/backend/device/device_ops_matmul_mma.h"
 
 namespace v4::device {
@@ -540,13 +541,13 @@ void matmul_groups(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, int6
 }
 
 // Backend::matmul_shared: consecutive targets of one weight type and width (up to kMaxRowParts)
-// run as one launch; x is quantized again only when the next run's activation format differs.
+// run as one launch; x is quantized again only when the next quantized run's activation format
+// differs from the last one quantized.
+// `a` holds x already quantized to `quantized`, if anything.
 template <class E>
-void matmul_shared(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tokens,
-                   const MatmulTarget* targets, size_t n_targets) {
-  if (n_tokens <= 0) return;
-  Activations a;
-  std::optional<ActivationFormat> quantized;  // the format `a` holds
+void matmul_shared_from(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tokens,
+                        const MatmulTarget* targets, size_t n_targets, Activations a,
+                        std::optional<ActivationFormat> quantized) {
   for (size_t first = 0; first < n_targets;) {
     const kernels::MatrixView& w = targets[first].w;
     RowParts p;
@@ -559,17 +560,59 @@ void matmul_shared(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tokens,
     }
     first = next;
     if (p.count == 0) continue;
+    // Float weights read x itself; the quantized rows stay for the runs after them.
     const ActivationFormat f = activation_format(w.type, w.cols);
-    if (!quantized || quantized->kind != f.kind || quantized->row_bytes != f.row_bytes) {
-      a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x, w.cols, w.cols,
-                               n_tokens);
-      quantized = f;
+    Activations run = {reinterpret_cast<const uint8_t*>(x), w.cols * sizeof(float)};
+    if (f.kind != ActivationFormat::kFloat) {
+      if (!quantized || quantized->kind != f.kind || quantized->row_bytes != f.row_bytes) {
+        a = quantize_activations(e, s, ScratchSlot::kMatmulActivations, w.type, x, w.cols, w.cols,
+                                 n_tokens);
+        quantized = f;
+      }
+      run = a;
     }
     dispatch_weight_type(w.type, "matmul_shared", [&](auto tag) {
       constexpr GgmlType T = decltype(tag)::value;
-      matmul_parts<T>(e, s, p, a, w.cols, n_tokens, chunk_units(T));
+      matmul_parts<T>(e, s, p, run, w.cols, n_tokens, chunk_units(T));
     });
   }
+}
+
+template <class E>
+void matmul_shared(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tokens,
+                   const MatmulTarget* targets, size_t n_targets) {
+  if (n_tokens <= 0) return;
+  matmul_shared_from(e, s, x, n_tokens, targets, n_targets, Activations{}, std::nullopt);
+}
+
+// Backend::norm_matmul_shared: a team per row norms it in place (rms_norm_team, as the RMSNorm
+// op) and then quantizes it to the format of the first target that has one, in one launch; the
+// products follow as matmul_shared runs them (float weights read the normed rows). Where every
+// target is a float weight: the RMSNorm op, then the products.
+template <class E>
+void norm_matmul_shared(E& e, DeviceScratch<E>& s, float* x, const float* norm_weight,
+                        int64_t width, float eps, int64_t n_tokens, const MatmulTarget* targets,
+                        size_t n_targets) {
+  if (n_tokens <= 0) return;
+  ActivationFormat f;
+  for (size_t i = 0; i < n_targets && f.kind == ActivationFormat::kFloat; ++i)
+    f = activation_format(targets[i].w.type, width);
+  if (f.kind == ActivationFormat::kFloat) {
+    rms_norm(e, s, x, norm_weight, width, n_tokens, eps, x);
+    matmul_shared(e, s, x, n_tokens, targets, n_targets);
+    return;
+  }
+  uint8_t* out = activation_rows(s, ScratchSlot::kMatmulActivations, f, n_tokens);
+  e.for_each_team(n_tokens, kNormTeam, kNormLanes * sizeof(double),
+                  [=] V4_HD(int64_t t, const typename E::Team& team) {
+                    float* row = x + t * width;
+                    rms_norm_team(team, row, norm_weight, width, eps, row);
+                    team.threads([&](int l) {
+                      for (int64_t u = l; u < f.units; u += team.size())
+                        quantize_unit(f, row, out + t * f.row_bytes, u);
+                    });
+                  });
+  matmul_shared_from(e, s, x, n_tokens, targets, n_targets, Activations{out, f.row_bytes}, f);
 }
 
 template <class E>

@@ -218,6 +218,51 @@ TEST_P(DeviceMatmul, SharedInputProductsAreEachMatmulBitForBit) {
   }
 }
 
+// norm_matmul_shared norms the rows in place in the launch that quantizes them for the first
+// quantized product (float weights read the rows as the norm leaves them): bit for bit the
+// RMSNorm op and then matmul_shared, the rows left normed, one launch fewer.
+TEST_P(DeviceMatmul, NormedSharedInputProductsAreTheNormThenTheProducts) {
+  const GgmlType type = std::get<1>(GetParam());
+  const int64_t cols = 256;
+  const std::vector<std::pair<GgmlType, int64_t>> shapes = {{type, 21}, {GgmlType::Q8_0, 5}};
+  const auto norm = upload(*be_, randoms(cols, 70, 0.5f));
+  std::vector<testing_device::OnDevice<uint8_t>> weights;
+  for (size_t i = 0; i < shapes.size(); ++i)
+    weights.push_back(
+        upload(*be_, quantized_weights(shapes[i].first, shapes[i].second, cols, 71 + i)));
+  for (int64_t n : {1, 3, 40}) {
+    std::vector<testing_device::OnDevice<float>> outputs;
+    std::vector<MatmulTarget> fused, each;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const auto [t, rows] = shapes[i];
+      const kernels::MatrixView w{t, weights[i].get(), cols, rows, *ggml_row_size(t, cols)};
+      outputs.push_back(testing_device::zeros_on<float>(*be_, n * rows));
+      fused.push_back({w, outputs.back().get()});
+      outputs.push_back(testing_device::zeros_on<float>(*be_, n * rows));
+      each.push_back({w, outputs.back().get()});
+    }
+    const std::vector<float> x = randoms(n * cols, 72 + static_cast<uint32_t>(n), 3.0f);
+    auto x_fused = upload(*be_, x), x_each = upload(*be_, x);
+    const std::optional<uint64_t> before = launches(*be_);
+    be_->norm_matmul_shared(x_fused.get(), norm.get(), cols, 1e-6f, n, fused);
+    const std::optional<uint64_t> middle = launches(*be_);
+    be_->rms_norm(x_each.get(), norm.get(), cols, n, 1e-6f, x_each.get());
+    be_->matmul_shared(x_each.get(), n, each);
+    if (before) {
+      EXPECT_EQ(*middle - *before + 1, *launches(*be_) - *middle) << n << " tokens";
+    }
+    const std::vector<float> normed = download(*be_, x_fused);
+    EXPECT_EQ(std::memcmp(normed.data(), download(*be_, x_each).data(), normed.size() * 4), 0);
+    EXPECT_NE(normed, x);
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      const std::vector<float> got = download(*be_, outputs[2 * i]);
+      EXPECT_EQ(std::memcmp(got.data(), download(*be_, outputs[2 * i + 1]).data(), got.size() * 4),
+                0)
+          << "target " << i << ", " << n << " tokens";
+    }
+  }
+}
+
 class DeviceExperts : public testing_device::OnEachDevice {};
 
 TEST_P(DeviceExperts, EmbeddingRowsAreTheCpusBitForBit) {
