@@ -39,17 +39,13 @@ void CpuBackend::hc_post(const float* f, const float* f_added, const float* x, c
   const int64_t flat = int64_t{n_hc} * n_embd;
   run(n, n * flat * (n_hc + 1), [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      const float* ft = f + t * n_embd;
+      const float *ft = f + t * n_embd, *at = f_added ? f_added + t * n_embd : nullptr;
       const float *xt = x + t * flat, *pt = post + t * n_hc, *ct = comb + t * n_hc * n_hc;
-      if (!f_added) {
-        kernels::hc_post(ft, xt, pt, ct, n_hc, n_embd, x_out + t * flat);
-        continue;
-      }
-      const float* at = f_added + t * n_embd;
       for (uint32_t b = 0; b < n_hc; ++b) {
         for (int64_t i = 0; i < n_embd; ++i) {
+          const float f_i = at ? ft[i] + at[i] : ft[i];
           x_out[t * flat + b * n_embd + i] =
-              kernels::hc_post_element(ft[i] + at[i], xt, pt, ct, n_hc, n_embd, b, i);
+              kernels::hc_post_element(f_i, xt, pt, ct, n_hc, n_embd, b, i);
         }
       }
     }
