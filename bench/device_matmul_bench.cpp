@@ -7,7 +7,8 @@
 // and its token drawn on the device (Backend::draw_rows, sampling without a top-k) against the
 // row copied back and drawn from on the host. And what batch invariance costs each product: the
 // invariant product against the fastest of a sweep of splits of its sums (InvarianceCost/). And
-// prefill's products on the tensor cores against the warp kernels (TensorCores/).
+// prefill's products on the tensor cores against the warp kernels (TensorCores/). And Q8_0
+// weights in the GGUF layout against the split layout the upload writes (Q8_0Layout/).
 //
 //   build/bench/device_matmul_bench [--device cuda] [--benchmark_filter=Q8_0]
 #include <benchmark/benchmark.h>
@@ -208,6 +209,46 @@ void BM_TensorCores(benchmark::State& state, GgmlType type, int64_t rows, int64_
   state.counters["speedup"] = plain / tensor;
 }
 
+// A Q8_0 product with the weights in the GGUF block layout against the same weights rewritten
+// in the split layout (Backend::split_q8_0_rows, the upload's default), on the same device at
+// `tokens` tokens. Best of 20 launches each, alternating, waited for; `speedup` is GGUF / split,
+// and the GB/s counters are weight bytes over each time. The outputs must be the same bits: the
+// benchmark fails if they are not.
+void BM_Q8_0Layout(benchmark::State& state, int64_t rows, int64_t cols) {
+  Backend* be = backend_or_skip(state);
+  if (!be) return;
+  const int64_t tokens = state.range(0);
+  const DeviceProduct gguf = device_product(*be, GgmlType::Q8_0, rows, cols, tokens);
+  DeviceProduct split = device_product(*be, GgmlType::Q8_0, rows, cols, tokens);
+  if (!be->split_q8_0_rows(split.m, rows)) {
+    state.SkipWithError("this backend keeps Q8_0 weights in the GGUF layout");
+    return;
+  }
+  const auto best_of = [&](const DeviceProduct& p) {
+    return best_launch_seconds(*be, p.yp(), 20,
+                               [&] { be->matmul(p.m, p.xp(), cols, tokens, p.yp(), rows); });
+  };
+  double gguf_s = 0, split_s = 0;
+  for (auto _ : state) {
+    gguf_s = best_of(gguf);
+    split_s = best_of(split);
+    gguf_s = std::min(gguf_s, best_of(gguf));
+  }
+  std::vector<float> ya(static_cast<size_t>(tokens * rows)), yb(ya.size());
+  (void)be->read_back(gguf.yp(), ya.data(), ya.size() * sizeof(float));
+  (void)be->read_back(split.yp(), yb.data(), yb.size() * sizeof(float));
+  if (ya != yb) {
+    state.SkipWithError("the split layout's product differs from the GGUF layout's");
+    return;
+  }
+  const double bytes = static_cast<double>(gguf.m.row_bytes) * static_cast<double>(rows);
+  state.counters["gguf_us"] = gguf_s * 1e6;
+  state.counters["split_us"] = split_s * 1e6;
+  state.counters["gguf_GBps"] = bytes / gguf_s / 1e9;
+  state.counters["split_GBps"] = bytes / split_s / 1e9;
+  state.counters["speedup"] = gguf_s / split_s;
+}
+
 constexpr int64_t kVocab = 129280;  // V4's vocabulary
 
 // Random logits for `rows` rows, on the backend.
@@ -355,6 +396,17 @@ void register_all() {
     benchmark::RegisterBenchmark(name.c_str(), BM_TensorCores, s.type, s.rows, s.cols)
         ->Arg(64)
         ->Arg(512)
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+  for (const Shape& s : shapes) {
+    if (s.type != GgmlType::Q8_0) continue;
+    const std::string name = std::string("Q8_0Layout/") + s.name + "/" + std::to_string(s.rows) +
+                             "x" + std::to_string(s.cols);
+    benchmark::RegisterBenchmark(name.c_str(), BM_Q8_0Layout, s.rows, s.cols)
+        ->Arg(1)
+        ->Arg(16)
         ->Iterations(1)
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);

@@ -21,6 +21,10 @@ struct MatrixView {
   int64_t cols = 0;
   int64_t rows = 0;
   size_t row_bytes = 0;
+  // Q8_0 rows in the device's split layout (device_ops_matmul.h, split_q8_0_rows): each row holds
+  // its blocks' 32 quants, then their fp16 scales. Only a device backend makes or reads it; the
+  // CPU kernels read the GGUF block layout alone.
+  bool q8_0_split = false;
 };
 
 // Bytes one quantized activation row of `cols` values takes for a `weight_type` matrix.

@@ -96,6 +96,27 @@ V4_HD inline void load_q8_0_weights(const int8_t* qs, int32_t* w) {
 #endif
 }
 
+// Block u's 32 quants of a Q8_0 row in the split layout (quants of all blocks, then the scales;
+// the row 16-byte aligned): two 16-byte loads on the device, so a warp's lanes read 1 KiB of
+// contiguous bytes per block instead of 16 scattered 2-byte loads each.
+V4_HD inline void load_q8_0_split_weights(const uint8_t* row, int64_t u, int32_t* w) {
+#if defined(__CUDA_ARCH__)
+  const uint4* q = reinterpret_cast<const uint4*>(row + u * kQK8_0);
+  const uint4 lo = q[0], hi = q[1];
+  memcpy(w, &lo, 16);
+  memcpy(w + 4, &hi, 16);
+#else
+  memcpy(w, row + u * kQK8_0, kQK8_0);
+#endif
+}
+
+// The fp16 scale of block u of a Q8_0 row of `blocks` blocks, in either layout (2-byte aligned
+// in both: one 16-bit load).
+V4_HD inline uint16_t q8_0_scale(const uint8_t* row, int64_t blocks, int64_t u, bool split) {
+  if (split) return reinterpret_cast<const uint16_t*>(row + blocks * kQK8_0)[u];
+  return reinterpret_cast<const BlockQ8_0*>(row)[u].d;
+}
+
 // Σ w·a over a weight block loaded by load_q8_0_weights and 32 activation quants that are 16-byte
 // aligned (the device's split activation rows): two 16-byte loads and eight __dp4a on the
 // device. The integer sum is exact either way.
@@ -450,11 +471,15 @@ V4_HD inline float unit_dot(GgmlType type, const uint8_t* w_row, const uint8_t* 
   }
 }
 
-// Dequantized value i of a row of an embedding-table type (F32, F16, BF16, Q8_0).
-V4_HD inline float dequantized_value(GgmlType type, const uint8_t* row, int64_t i) {
+// Dequantized value i of a row of `cols` values of an embedding-table type (F32, F16, BF16,
+// Q8_0 in either layout).
+V4_HD inline float dequantized_value(GgmlType type, const uint8_t* row, int64_t cols, int64_t i,
+                                     bool q8_0_split) {
   if (type == GgmlType::Q8_0) {
-    const BlockQ8_0& b = reinterpret_cast<const BlockQ8_0*>(row)[i / kQK8_0];
-    return fp16_to_fp32(b.d) * static_cast<float>(b.qs[i % kQK8_0]);
+    const int64_t u = i / kQK8_0;
+    const int8_t q = q8_0_split ? static_cast<int8_t>(row[i])
+                                : reinterpret_cast<const BlockQ8_0*>(row)[u].qs[i % kQK8_0];
+    return fp16_to_fp32(q8_0_scale(row, cols / kQK8_0, u, q8_0_split)) * static_cast<float>(q);
   }
   return float_weight(type, row, i);
 }

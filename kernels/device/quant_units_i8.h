@@ -37,12 +37,19 @@ V4_HD inline void iq2_octet_i8(uint64_t grid, uint8_t signs, int8_t* out) {
   for (int j = 0; j < 8; ++j) out[j] = static_cast<int8_t>(iq2_octet_value(grid, signs, j));
 }
 
-// Unit u of a weight row as 32 signed bytes, in the order of the unit's activation quants.
+// Unit u of a weight row as 32 signed bytes, in the order of the unit's activation quants
+// (`q8_0_split`: a Q8_0 row in the split layout, see load_q8_0_split_weights).
 template <GgmlType T>
 V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTables& t,
-                                  int8_t* out) {
+                                  int8_t* out, bool q8_0_split = false) {
   if constexpr (T == GgmlType::Q8_0) {
-    memcpy(out, reinterpret_cast<const BlockQ8_0*>(w_row)[u].qs, kQK8_0);
+    if (q8_0_split) {
+      int32_t w[kQK8_0 / 4];
+      load_q8_0_split_weights(w_row, u, w);  // two 16-byte loads on the device
+      memcpy(out, w, kQK8_0);
+    } else {
+      memcpy(out, reinterpret_cast<const BlockQ8_0*>(w_row)[u].qs, kQK8_0);
+    }
   } else if constexpr (T == GgmlType::MXFP4) {
     const BlockMXFP4& x = reinterpret_cast<const BlockMXFP4*>(w_row)[u];
     for (int j = 0; j < kQK_MXFP4 / 2; ++j) {
@@ -119,11 +126,10 @@ V4_HD inline const int8_t* unit_activation_i8(const uint8_t* a_row, int64_t u) {
 // quant_dot.h add for the unit.
 template <GgmlType T>
 V4_HD inline float unit_finish(const uint8_t* w_row, const uint8_t* a_row, int64_t units, int64_t u,
-                               const int32_t* s) {
+                               const int32_t* s, bool q8_0_split = false) {
   if constexpr (T == GgmlType::Q8_0) {
-    uint16_t da;
-    memcpy(&da, a_row + units * kQK8_0 + 2 * u, 2);
-    return finish_q8_0(fp16_to_fp32(reinterpret_cast<const BlockQ8_0*>(w_row)[u].d), da, s[0]);
+    return finish_q8_0(fp16_to_fp32(q8_0_scale(w_row, units, u, q8_0_split)),
+                       q8_0_scale(a_row, units, u, true), s[0]);
   } else if constexpr (T == GgmlType::MXFP4) {
     return finish_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u],
                         reinterpret_cast<const BlockQ8_0*>(a_row)[u].d, s[0]);

@@ -217,6 +217,13 @@ class Backend {
     return false;
   }
 
+  // Rewrites `rows` rows of the Q8_0 matrix w, in this backend's memory (a stack of matrices
+  // counts all its rows), in the layout this backend's products read fastest, in place, and
+  // marks w (MatrixView::q8_0_split). The products give the same bits in either layout. False,
+  // with nothing changed, where the backend reads the GGUF layout alone or w's rows do not
+  // allow it. Called once per matrix after its upload (DeviceWeights).
+  virtual bool split_q8_0_rows(kernels::MatrixView& w, int64_t rows) { return false; }
+
   // Row-wise RMSNorm of n_rows rows of n values: y = x / sqrt(mean(x²) + eps) ⊙ weight
   // (weight may be null: no weight). y may alias x.
   virtual void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,

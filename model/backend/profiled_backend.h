@@ -44,6 +44,9 @@ class ProfiledBackend final : public Backend {
                           int64_t n_tokens, std::span<const MatmulTarget> targets) override;
   void matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x, int64_t n_tokens,
                      float* y) override;
+  bool split_q8_0_rows(kernels::MatrixView& w, int64_t rows) override {
+    return inner_->split_q8_0_rows(w, rows);
+  }
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override;
   void embed(const kernels::MatrixView& table, const int32_t* tokens, int64_t n_tokens,

@@ -178,6 +178,10 @@ Result<std::unique_ptr<DeviceWeights>> DeviceWeights::upload(
     }
     if constexpr (std::is_same_v<X, WeightMatrix>) {
       x.view.data = base + offset;
+      // Q8_0 rows in the layout the device's products read coalesced (the same values).
+      if (status && x.view.type == GgmlType::Q8_0 &&
+          x.mat_bytes == static_cast<size_t>(x.view.rows) * x.view.row_bytes)
+        backend.split_q8_0_rows(x.view, x.n_mats * x.view.rows);
     } else {
       x.set_device(reinterpret_cast<const typename std::decay_t<decltype(x[0])>*>(base + offset));
     }

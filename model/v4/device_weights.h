@@ -1,8 +1,10 @@
 // The weights of a V4 model resident in a backend's memory (the CUDA backend's GPU): one
 // allocation holds every matrix, in the GGUF block layout the file has (the device kernels read
-// blocks per warp lane, so consecutive lanes read consecutive blocks: coalesced without a
-// repack, and the bytes stay identical to the file's), and the small vectors widened at bind
-// time. The copy of V4Weights it holds points there; the host weights are left unchanged.
+// blocks per warp lane, so consecutive lanes read consecutive blocks), except that a device
+// rewrites each Q8_0 row in place as its quants, then its scales (Backend::split_q8_0_rows: a
+// 34-byte block allows only 16-bit loads, the split row 16-byte loads; the same values and
+// size), and the small vectors widened at bind time. The copy of V4Weights it holds points there;
+// the host weights are left unchanged.
 #pragma once
 
 #include <cstdint>

@@ -56,6 +56,9 @@ class WeightTrafficRecorder final : public Backend {
                           int64_t n_tokens, std::span<const MatmulTarget> targets) override;
   void matmul_groups(const kernels::MatrixView& w, int64_t groups, const float* x, int64_t n_tokens,
                      float* y) override;
+  bool split_q8_0_rows(kernels::MatrixView& w, int64_t rows) override {
+    return inner_.split_q8_0_rows(w, rows);
+  }
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override {
     inner_.rms_norm(x, weight, n, n_rows, eps, y);

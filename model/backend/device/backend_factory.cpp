@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 
 #include "model/backend/cpu_backend.h"
 #include "model/backend/device/emulated_backend.h"
@@ -60,7 +61,13 @@ Result<DeviceMemory> device_memory(const DeviceSpec& spec) {
 #endif
 }
 
-Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& spec, unsigned threads) {
+Result<std::unique_ptr<Backend>> make_backend(const DeviceSpec& given, unsigned threads) {
+  DeviceSpec spec = given;
+  // A measuring aid: V4_DEVICE_Q8_0_LAYOUT=gguf keeps Q8_0 weights in the file's layout, to time
+  // a whole forward against the split layout (the same bits either way).
+  if (const char* layout = std::getenv("V4_DEVICE_Q8_0_LAYOUT");
+      layout && !std::strcmp(layout, "gguf"))
+    spec.ops.split_q8_0_weights = false;
   if (spec.emulated) {
     auto emulated = std::make_unique<EmulatedDeviceBackend>(kernels::HostExec{});
     emulated->set_op_options(spec.ops);

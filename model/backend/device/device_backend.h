@@ -155,6 +155,12 @@ class DeviceBackend : public Backend {
     });
     return true;
   }
+  bool split_q8_0_rows(kernels::MatrixView& w, int64_t rows) override {
+    if (!scratch_.options().split_q8_0_weights) return false;
+    bool split = false;
+    run_op("split_q8_0_rows", [&] { split = device::split_q8_0_rows(exec_, scratch(), w, rows); });
+    return split;
+  }
   void rms_norm(const float* x, const float* weight, int64_t n, int64_t n_rows, float eps,
                 float* y) override {
     run_op("rms_norm", [&] { device::rms_norm(exec_, scratch(), x, weight, n, n_rows, eps, y); });

@@ -61,6 +61,11 @@ void norm_matmul_shared(E& e, DeviceScratch<E>& s, float* x, const float* norm_w
 template <class E>
 void embed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& table, const int32_t* tokens,
            int64_t n_tokens, uint32_t copies, float* x);
+// Rewrites rows [0, rows) of the Q8_0 matrix w (device memory; a stack counts all its rows) in
+// the split layout, in place, and marks w (device_ops_q8_0_split.h); false, with nothing changed,
+// where its rows do not allow it.
+template <class E>
+bool split_q8_0_rows(E& e, DeviceScratch<E>& s, kernels::MatrixView& w, int64_t rows);
 template <class E>
 void grouped_expert_ffn(E& e, DeviceScratch<E>& s, const ExpertFfnWeights& w,
                         const int64_t* expert_offsets, uint32_t n_expert, int64_t n_rows,
@@ -162,6 +167,8 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
                                                   size_t);                                         \
   template void v4::device::embed<E>(E&, DeviceScratch<E>&, const kernels::MatrixView&,            \
                                      const int32_t*, int64_t, uint32_t, float*);                   \
+  template bool v4::device::split_q8_0_rows<E>(E&, DeviceScratch<E>&, kernels::MatrixView&,        \
+                                               int64_t);                                           \
   template void v4::device::grouped_expert_ffn<E>(E&, DeviceScratch<E>&, const ExpertFfnWeights&,  \
                                                   const int64_t*, uint32_t, int64_t, const float*, \
                                                   const int64_t*, const float*, float*);

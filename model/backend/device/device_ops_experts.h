@@ -62,6 +62,7 @@ void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
         const size_t wrow = second_product ? p1.w.row_bytes : p0.w.row_bytes;
         const uint8_t* arows = second_product ? p1.act.rows : p0.act.rows;
         const size_t arow = second_product ? p1.act.row_bytes : p0.act.row_bytes;
+        const bool split = second_product ? p1.w.q8_0_split : p0.w.q8_0_split;
         const int64_t j = i % per_product;
         const int64_t r = j % outs, tile_first = j / outs * kMatmulTile;
         V4_UNROLL_ALL
@@ -70,7 +71,7 @@ void expert_rows_matvec(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
           if (row >= n_rows) continue;
           const int64_t ex = expert_of_row(expert_offsets, n_expert, row);
           acc[k] += lane_dot<T>(0, units, units, wdata + ex * wstride + r * wrow,
-                                arows + row * arow, lane, tables);
+                                arows + row * arow, lane, tables, split);
         }
       },
       [=] V4_HD(int64_t i, const float* sum) {
@@ -133,6 +134,7 @@ void expert_rows_mma(E& e, DeviceScratch<E>& s, const ExpertProduct& first,
                     job.out = (second_product ? p1.out : p0.out) + row0 * outs + r0;
                     job.token_stride = outs;
                     job.row_stride = 1;
+                    job.q8_0_split = second_product ? p1.w.q8_0_split : p0.w.q8_0_split;
                     mma_tile<T>(job, tables, team);
                   });
 }

@@ -208,11 +208,13 @@ V4_HD inline void float_run(const uint8_t* row, int64_t i, float* out) {
 // weights: every 32nd run of kFloatRun values) from begin + lane, added to acc[k]. Each weight
 // unit is loaded once for all the tile's tokens; a token's sum runs over its units in the same
 // order whatever the tile holds (batch invariance). T is a constant, so unit_dot's switch folds
-// away after inlining and the loops unroll.
+// away after inlining and the loops unroll. `q8_0_split`: a Q8_0 row in the split layout
+// (split_q8_0_rows); either layout gives the same sums.
 template <GgmlType T, int Tile>
 V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, const uint8_t* w_row,
                                 const uint8_t* a_rows, size_t a_row_bytes, int64_t n, int lane,
-                                const kernels::QuantTables& t, float* acc) {
+                                const kernels::QuantTables& t, float* acc,
+                                bool q8_0_split = false) {
   if constexpr (is_float_weight(T)) {
     // Whole runs, then (rows of a length that is not a multiple of kFloatRun) the tail a value
     // per lane.
@@ -241,16 +243,18 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
     // Activations in the split layout (split_q8_0_row_bytes); `row_units` blocks per row.
     V4_UNROLL(2)
     for (int64_t u = begin + lane; u < end; u += kLanes) {
-      const kernels::BlockQ8_0& wb = reinterpret_cast<const kernels::BlockQ8_0*>(w_row)[u];
       int32_t w[kernels::kQK8_0 / 4];
-      kernels::load_q8_0_weights(wb.qs, w);
-      const float dw = fp16_to_fp32(wb.d);
+      if (q8_0_split) {
+        kernels::load_q8_0_split_weights(w_row, u, w);
+      } else {
+        kernels::load_q8_0_weights(reinterpret_cast<const kernels::BlockQ8_0*>(w_row)[u].qs, w);
+      }
+      const float dw = fp16_to_fp32(kernels::q8_0_scale(w_row, row_units, u, q8_0_split));
       V4_UNROLL_ALL
       for (int k = 0; k < Tile; ++k) {
         if (k >= n) continue;
         const uint8_t* a_row = a_rows + k * a_row_bytes;
-        uint16_t da;
-        memcpy(&da, a_row + row_units * kernels::kQK8_0 + 2 * u, 2);
+        const uint16_t da = kernels::q8_0_scale(a_row, row_units, u, true);
         acc[k] +=
             kernels::finish_q8_0(dw, da, kernels::dot_q8_0_split(w, a_row + u * kernels::kQK8_0));
       }
@@ -269,9 +273,10 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
 // lane_dot_tile for one activation row: the lane's partial sum.
 template <GgmlType T>
 V4_HD inline float lane_dot(int64_t begin, int64_t end, int64_t row_units, const uint8_t* w_row,
-                            const uint8_t* a_row, int lane, const kernels::QuantTables& t) {
+                            const uint8_t* a_row, int lane, const kernels::QuantTables& t,
+                            bool q8_0_split = false) {
   float one[1] = {};
-  lane_dot_tile<T, 1>(begin, end, row_units, w_row, a_row, 0, 1, lane, t, one);
+  lane_dot_tile<T, 1>(begin, end, row_units, w_row, a_row, 0, 1, lane, t, one, q8_0_split);
   return one[0];
 }
 
@@ -311,7 +316,8 @@ struct RowParts {
   int count = 0;
   int64_t rows = 0;  // of all the parts
   size_t row_bytes = 0;
-  int64_t per_token = 1;  // activation rows per token
+  int64_t per_token = 1;    // activation rows per token
+  bool q8_0_split = false;  // every part's rows (see MatrixView)
 
   void add(const RowPart& p) {
     part[count++] = p;
@@ -347,6 +353,7 @@ struct RowParts {
 inline RowParts whole_matrix(const kernels::MatrixView& w, float* y, int64_t y_stride) {
   RowParts p;
   p.row_bytes = w.row_bytes;
+  p.q8_0_split = w.q8_0_split;
   p.add({w.data, w.rows, y, y_stride, 0});
   return p;
 }
@@ -377,6 +384,7 @@ void matmul_mma_tiles(E& e, const kernels::QuantTables& tables, const RowParts& 
                     job.units = units;
                     job.begin = c * chunk;
                     job.end = job.begin + chunk < units ? job.begin + chunk : units;
+                    job.q8_0_split = p.q8_0_split;
                     if (chunks == 1) {
                       job.out = part.y + t0 * part.y_stride + local;
                       job.token_stride = part.y_stride;
@@ -424,7 +432,8 @@ void matmul_typed(E& e, DeviceScratch<E>& s, const RowParts& p, const Activation
           const int64_t begin = c * chunk, end = begin + chunk < units ? begin + chunk : units;
           lane_dot_tile<T, Tile>(begin, end, units, part.data + r * p.row_bytes,
                                  a.rows + (t0 * p.per_token + part.activation) * a.row_bytes,
-                                 p.per_token * a.row_bytes, n_tokens - t0, lane, tables, acc);
+                                 p.per_token * a.row_bytes, n_tokens - t0, lane, tables, acc,
+                                 p.q8_0_split);
         },
         [=] V4_HD(int64_t i, const float* sum) {
           const int64_t c = i % chunks, r_all = i / chunks % p.rows;
@@ -530,6 +539,7 @@ void matmul_groups(E& e, DeviceScratch<E>& s, const kernels::MatrixView& w, int6
     for (int64_t first = 0; first < groups; first += kMaxRowParts) {
       RowParts p;
       p.row_bytes = w.row_bytes;
+      p.q8_0_split = w.q8_0_split;
       p.per_token = groups;
       for (int64_t g = first; g < std::min<int64_t>(groups, first + kMaxRowParts); ++g) {
         p.add(
@@ -552,10 +562,13 @@ void matmul_shared_from(E& e, DeviceScratch<E>& s, const float* x, int64_t n_tok
     const kernels::MatrixView& w = targets[first].w;
     RowParts p;
     p.row_bytes = w.row_bytes;
+    p.q8_0_split = w.q8_0_split;
     size_t next = first;
     for (; next < n_targets && p.count < kMaxRowParts; ++next) {
       const kernels::MatrixView& m = targets[next].w;
-      if (m.type != w.type || m.cols != w.cols || m.row_bytes != w.row_bytes) break;
+      if (m.type != w.type || m.cols != w.cols || m.row_bytes != w.row_bytes ||
+          m.q8_0_split != w.q8_0_split)
+        break;
       if (m.rows > 0) p.add({m.data, m.rows, targets[next].y, m.rows, 0});
     }
     first = next;
@@ -629,7 +642,7 @@ void embed(E& e, DeviceScratch<E>& s, const kernels::MatrixView& table, const in
   e.for_each(n_tokens * flat, [=] V4_HD(int64_t i) {
     const int64_t t = i / flat, col = i % d;
     x[i] = kernels::dequantized_value(m.type, m.data + static_cast<size_t>(tokens[t]) * m.row_bytes,
-                                      col);
+                                      d, col, m.q8_0_split);
   });
 }
 

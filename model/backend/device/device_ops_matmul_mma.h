@@ -83,6 +83,7 @@ struct MmaTile {
   int64_t units = 0, begin = 0, end = 0;
   float* out = nullptr;
   int64_t token_stride = 0, row_stride = 0;
+  bool q8_0_split = false;  // the weight rows' layout (see MatrixView)
 };
 
 // The team's shared memory: one round's operands (unit k's weight rows and activation rows,
@@ -125,7 +126,9 @@ V4_HD inline void mma_load_round(const MmaTile& job, const kernels::QuantTables&
   int8_t w[32] = {}, a[32] = {};
   if (k < count) {
     const int64_t u = job.begin + m.order_unit[first + k];
-    if (i < job.rows) kernels::unit_weights_i8<T>(job.w + i * job.w_row_bytes, u, tables, w);
+    if (i < job.rows) {
+      kernels::unit_weights_i8<T>(job.w + i * job.w_row_bytes, u, tables, w, job.q8_0_split);
+    }
     if (i < job.tokens) {
       memcpy(a, kernels::unit_activation_i8<T>(job.a + i * job.a_row_bytes, u), 32);
     }
@@ -154,7 +157,7 @@ V4_HD inline void mma_finish_round(const MmaTile& job, int64_t first, int64_t co
     int32_t isums[kSums];
     for (int h = 0; h < kSums; ++h) isums[h] = m.sums[(k * kSums + h) * kMmaTeam + th];
     acc += kernels::unit_finish<T>(w_row, a_row, job.units, job.begin + m.order_unit[first + k],
-                                   isums);
+                                   isums, job.q8_0_split);
   }
   if (first + count == job.end - job.begin) {
     for (; open < kMmaLanes; ++open) mma_close_leaf(open, acc, stack);

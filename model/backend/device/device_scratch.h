@@ -48,6 +48,9 @@ struct DeviceOpOptions {
   // Prefill's quantized products may run on the tensor cores (device_ops_matmul_mma.h); off only
   // to measure what they gain.
   bool tensor_cores = true;
+  // Q8_0 weights are rewritten in the split layout after their upload (Backend::split_q8_0_rows,
+  // device_ops_q8_0_split.h); off only to measure what it gains.
+  bool split_q8_0_weights = true;
   // Scratch an attention op (the indexer's scores, sparse attention's scores and decoded rows)
   // may take at once: a step's tokens are taken in groups that fit it. Each token's work is its
   // own, so the grouping changes nothing but the memory. Without a bound a 2048-token prefill

@@ -99,6 +99,33 @@ TEST_P(DeviceForward, PrefillOnTheTensorCoresGivesTheDecodeKernelsLogits) {
   EXPECT_EQ(logits(8), whole);
 }
 
+// The upload rewrites the Q8_0 matrices (ds4-q2: the dense weights) in the split layout where
+// their rows allow it (tiny: q_a's 256-value rows do, q_b's 128-value rows of 136 bytes do not,
+// so the forward reads both layouts); a device told not to keeps the GGUF layout. The logits
+// are the same bits.
+TEST_P(DeviceForward, Q8_0WeightsSplitOnUploadGiveTheGgufLayoutsLogits) {
+  if (std::get<1>(GetParam()) == Recipe::kF32) GTEST_SKIP() << "f32 weights have no Q8_0";
+  device::DeviceSpec spec{DeviceKind::kCuda, 0};
+  spec.emulated = std::get<0>(GetParam()) == "emulated";
+  spec.ops.split_q8_0_weights = false;
+  Result<std::unique_ptr<Backend>> gguf_backend = device::make_backend(spec, 1);
+  ASSERT_TRUE(gguf_backend) << gguf_backend.message();
+  Result<std::unique_ptr<DeviceWeights>> gguf =
+      DeviceWeights::upload(model_->weights, **gguf_backend);
+  ASSERT_TRUE(gguf) << gguf.message();
+  const V4Weights& split = resident_->weights();
+  for (const WeightMatrix* m : {&split.layers[0].q_a, &split.output})
+    EXPECT_TRUE(m->view.type == GgmlType::Q8_0 && m->view.q8_0_split);
+  EXPECT_TRUE(split.layers[0].q_b.view.type == GgmlType::Q8_0 &&
+              !split.layers[0].q_b.view.q8_0_split);
+  EXPECT_FALSE((*gguf)->weights().layers[0].q_a.view.q8_0_split);
+  EXPECT_FALSE(model_->weights.layers[0].q_a.view.q8_0_split) << "the host weights stay GGUF";
+  V4Forward split_forward(resident_->weights(), *backend_);
+  V4Forward gguf_forward((*gguf)->weights(), **gguf_backend);
+  EXPECT_EQ(run(split_forward, config(), kPrompt.size()),
+            run(gguf_forward, config(), kPrompt.size()));
+}
+
 TEST_P(DeviceForward, LogitsDoNotDependOnTheOtherSequencesOfAStep) {
   V4Forward forward(resident_->weights(), *backend_);
   ContiguousKvState alone(config(), *backend_), a(config(), *backend_), b(config(), *backend_);
