@@ -9,20 +9,42 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "core/status.h"
 
 namespace v4::kernels {
 
+// Programmatic dependent launch (compute capability 9.0 on; CudaExec::init decides): a kernel may
+// be scheduled while the one before it in the stream drains, so the launch latency and the ramp
+// of each small kernel of a decode step hide under its predecessor's tail. Every kernel of the
+// executor first waits until the kernel before it has finished and its writes are visible, so
+// the stream's order holds for every memory access; only then does it let the next kernel be
+// scheduled (at most two kernels' blocks are resident at once). Without the launch attribute, or
+// compiled for an older architecture, both are no-ops.
+__device__ __forceinline__ void after_the_kernel_before() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Compiled like every kernel, to ask which architecture's code this device runs (a template: one
+// definition across the translation units that include this header).
+template <int = 0>
+__global__ void architecture_probe_kernel() {}
+
 template <class F>
 __global__ void for_each_kernel(int64_t n, F f) {
+  after_the_kernel_before();
   const int64_t stride = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) f(i);
 }
 
 template <int N, class T, class P, class S>
 __global__ void warp_sums_kernel(int64_t n, P partial, S store) {
+  after_the_kernel_before();
   const int lane = static_cast<int>(threadIdx.x & 31u);
   const int64_t warps = (int64_t{gridDim.x} * blockDim.x) / 32;
   for (int64_t i = (int64_t{blockIdx.x} * blockDim.x + threadIdx.x) / 32; i < n; i += warps) {
@@ -65,6 +87,7 @@ class CudaTeam {
 template <class F>
 __global__ void team_kernel(int64_t n, int size, F f) {
   extern __shared__ double team_shared[];  // double: 8-byte aligned for any element type used
+  after_the_kernel_before();
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     f(i, CudaTeam(size, team_shared));
     __syncthreads();  // the next index's team reuses the shared memory
@@ -99,11 +122,20 @@ class CudaExec {
 
   explicit CudaExec(int device = 0) : device_(device) {}
 
-  // Selects the device and creates the stream; an error when either fails.
+  // Selects the device and creates the stream; an error when either fails. Kernels are launched
+  // with programmatic dependent launch (after_the_kernel_before) where the code this device runs
+  // was compiled for compute capability 9.0 or later, unless V4_DEVICE_PDL=0 (a measuring aid).
   Status init() {
     if (Status s = check(cudaSetDevice(device_), "cudaSetDevice"); !s) return s;
+    cudaFuncAttributes probe{};
+    const char* pdl = std::getenv("V4_DEVICE_PDL");
+    programmatic_ = cudaFuncGetAttributes(&probe, architecture_probe_kernel<>) == cudaSuccess &&
+                    probe.binaryVersion >= 90 && !(pdl && std::string(pdl) == "0");
+    cudaGetLastError();
     return check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
+  // Whether kernels are launched with programmatic dependent launch (see init).
+  bool programmatic_launch() const { return programmatic_; }
   void destroy() {
     if (stream_) cudaStreamDestroy(stream_);
     stream_ = nullptr;
@@ -212,9 +244,7 @@ class CudaExec {
   void for_each(int64_t n, const F& f) {
     if (n <= 0) return;
     const int64_t blocks = std::min(kMaxBlocks, (n + kThreads - 1) / kThreads);
-    ++launches_;
-    for_each_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(n, f);
-    record(cudaGetLastError());
+    launch(for_each_kernel<F>, blocks, kThreads, 0, n, f);
   }
 
   template <int N, class T = float, class P, class S>
@@ -222,10 +252,7 @@ class CudaExec {
     if (n <= 0) return;
     constexpr int64_t kWarpsPerBlock = kThreads / 32;
     const int64_t blocks = std::min(kMaxBlocks, (n + kWarpsPerBlock - 1) / kWarpsPerBlock);
-    ++launches_;
-    warp_sums_kernel<N, T>
-        <<<static_cast<unsigned>(blocks), kThreads, 0, stream_>>>(n, partial, store);
-    record(cudaGetLastError());
+    launch(warp_sums_kernel<N, T, P, S>, blocks, kThreads, 0, n, partial, store);
   }
 
   // A block of `size` threads (rounded up to whole warps) per team; at most 48 KiB shared.
@@ -234,12 +261,30 @@ class CudaExec {
     if (n <= 0) return;
     const int64_t blocks = std::min(kMaxBlocks, n);
     const unsigned threads = static_cast<unsigned>((size + 31) / 32 * 32);
-    ++launches_;
-    team_kernel<<<static_cast<unsigned>(blocks), threads, shared_bytes, stream_>>>(n, size, f);
-    record(cudaGetLastError());
+    launch(team_kernel<F>, blocks, threads, shared_bytes, n, size, f);
   }
 
  private:
+  // kernel<<<blocks, threads, shared_bytes, stream>>>(args...), with the programmatic attribute
+  // when init chose it.
+  template <class... Params, class... Args>
+  void launch(void (*kernel)(Params...), int64_t blocks, unsigned threads, size_t shared_bytes,
+              const Args&... args) {
+    ++launches_;
+    cudaLaunchConfig_t config = {};
+    config.gridDim = dim3(static_cast<unsigned>(blocks));
+    config.blockDim = dim3(threads);
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream_;
+    cudaLaunchAttribute attribute[1] = {};
+    if (programmatic_) {
+      attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attribute[0].val.programmaticStreamSerializationAllowed = 1;
+      config.attrs = attribute;
+      config.numAttrs = 1;
+    }
+    record(cudaLaunchKernelEx(&config, kernel, args...));
+  }
   static Status check(cudaError_t err, const char* what) {
     if (err == cudaSuccess) return Status::ok();
     return Status::error(std::string(what) + ": " + cudaGetErrorString(err));
@@ -254,6 +299,7 @@ class CudaExec {
   }
 
   int device_ = 0;
+  bool programmatic_ = false;
   bool capturing_ = false;
   std::string broken_by_;
   std::vector<void*> deferred_frees_;
