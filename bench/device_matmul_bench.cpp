@@ -84,8 +84,9 @@ std::unique_ptr<DeviceBuffer> device_weights(Backend& be, GgmlType type, int64_t
   return buffer;
 }
 
-// A product's operands in the backend's memory: the weights (device_weights), `tokens` rows of
-// activations and room for the outputs.
+// A product's operands in the backend's memory: the weights (device_weights; Q8_0 rows in the
+// split layout the upload writes, unless `gguf_layout`), `tokens` rows of activations and room
+// for the outputs.
 struct DeviceProduct {
   std::unique_ptr<DeviceBuffer> w, x, y;
   kernels::MatrixView m;
@@ -93,8 +94,8 @@ struct DeviceProduct {
   float* yp() const { return static_cast<float*>(y->data()); }
 };
 
-DeviceProduct device_product(Backend& be, GgmlType type, int64_t rows, int64_t cols,
-                             int64_t tokens) {
+DeviceProduct device_product(Backend& be, GgmlType type, int64_t rows, int64_t cols, int64_t tokens,
+                             bool gguf_layout = false) {
   DeviceProduct p;
   size_t row_bytes = 0;
   p.w = device_weights(be, type, rows, cols, &row_bytes);
@@ -103,6 +104,7 @@ DeviceProduct device_product(Backend& be, GgmlType type, int64_t rows, int64_t c
   (void)be.copy_to_device(xs.data(), whole(p.x.get()), 0, xs.size() * sizeof(float));
   p.y = be.allocate(tokens * rows * sizeof(float));
   p.m = {type, static_cast<const uint8_t*>(p.w->data()), cols, rows, row_bytes};
+  if (type == GgmlType::Q8_0 && !gguf_layout) be.split_q8_0_rows(p.m, rows);
   return p;
 }
 
@@ -218,9 +220,9 @@ void BM_Q8_0Layout(benchmark::State& state, int64_t rows, int64_t cols) {
   Backend* be = backend_or_skip(state);
   if (!be) return;
   const int64_t tokens = state.range(0);
-  const DeviceProduct gguf = device_product(*be, GgmlType::Q8_0, rows, cols, tokens);
-  DeviceProduct split = device_product(*be, GgmlType::Q8_0, rows, cols, tokens);
-  if (!be->split_q8_0_rows(split.m, rows)) {
+  const DeviceProduct gguf = device_product(*be, GgmlType::Q8_0, rows, cols, tokens, true);
+  const DeviceProduct split = device_product(*be, GgmlType::Q8_0, rows, cols, tokens);
+  if (!split.m.q8_0_split) {
     state.SkipWithError("this backend keeps Q8_0 weights in the GGUF layout");
     return;
   }
