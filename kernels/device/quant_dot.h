@@ -21,12 +21,12 @@
 namespace v4::kernels {
 
 // The lookup tables of the IQ and MXFP4 formats, where the executing code can read them: the
-// host arrays of quant_tables.h, or their copies in device memory.
+// host arrays of quant_tables.h, or their copies in device memory. (The IQ2 sign table is
+// computed instead: iq2_signs.)
 struct QuantTables {
   const uint64_t* iq2xxs_grid = nullptr;
   const uint64_t* iq2xs_grid = nullptr;
   const uint64_t* iq1s_grid = nullptr;
-  const uint8_t* ksigns_iq2xs = nullptr;
   const int8_t* kvalues_mxfp4 = nullptr;
 };
 
@@ -267,13 +267,25 @@ struct Iq2Octet {
   uint64_t grid;
   uint8_t signs;
 };
+// The sign byte of an IQ2 octet from its 7 stored sign bits: the eighth makes the number of set
+// bits even, which is ggml's ksigns_iq2xs table entry for entry (quant_tables_test). Computed
+// rather than looked up: a warp's 32 lanes would read the table at 32 places, 4 loads per unit.
+V4_HD inline uint8_t iq2_signs(uint32_t seven_bits) {
+#if defined(__CUDA_ARCH__)
+  const uint32_t parity = __popc(seven_bits) & 1u;
+#else
+  const uint32_t parity = static_cast<uint32_t>(__builtin_popcount(seven_bits)) & 1u;
+#endif
+  return static_cast<uint8_t>(seven_bits | (parity << 7));
+}
+
 // IQ2_XXS: aux is the group's two words (grid indices, then 7-bit sign indices).
 V4_HD inline Iq2Octet iq2_xxs_octet(const uint32_t aux[2], int k, const QuantTables& t) {
-  return {t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF], t.ksigns_iq2xs[(aux[1] >> (7 * k)) & 127]};
+  return {t.iq2xxs_grid[(aux[0] >> (8 * k)) & 0xFF], iq2_signs((aux[1] >> (7 * k)) & 127)};
 }
 V4_HD inline Iq2Octet iq2_xs_octet(const BlockIQ2XS& x, int g, int k, const QuantTables& t) {
   const uint16_t code = x.qs[4 * g + k];
-  return {t.iq2xs_grid[code & 511], t.ksigns_iq2xs[code >> 9]};
+  return {t.iq2xs_grid[code & 511], iq2_signs(code >> 9)};
 }
 V4_HD inline uint64_t iq1_s_octet(const BlockIQ1S& x, int g, int k, const QuantTables& t) {
   return t.iq1s_grid[x.qs[4 * g + k] | (((x.qh[g] >> (3 * k)) & 7) << 8)];

@@ -37,7 +37,6 @@ kernels::QuantTables quant_tables(DeviceScratch<E>& s) {
   return {static_cast<const uint64_t*>(s.constant(iq2xxs_grid, sizeof iq2xxs_grid)),
           static_cast<const uint64_t*>(s.constant(iq2xs_grid, sizeof iq2xs_grid)),
           static_cast<const uint64_t*>(s.constant(iq1s_grid, sizeof iq1s_grid)),
-          static_cast<const uint8_t*>(s.constant(ksigns_iq2xs, sizeof ksigns_iq2xs)),
           static_cast<const int8_t*>(s.constant(kvalues_mxfp4, sizeof kvalues_mxfp4))};
 }
 

@@ -27,6 +27,8 @@
 #include <cstring>
 #include <set>
 
+#include "kernels/device/quant_dot.h"
+
 namespace v4::kernels {
 namespace {
 
@@ -68,6 +70,11 @@ TEST(QuantTables, SignTableHasEvenParityInBit7) {
     EXPECT_EQ(std::popcount(static_cast<unsigned>(ksigns_iq2xs[i])) % 2, 0) << "index " << i;
   }
   for (int j = 0; j < 8; ++j) EXPECT_EQ(kmask_iq2xs[j], 1u << j);
+}
+
+// The device computes the sign bytes instead of reading the table: the same byte for every index.
+TEST(QuantTables, ComputedSignBytesAreTheTables) {
+  for (uint32_t i = 0; i < 128; ++i) EXPECT_EQ(iq2_signs(i), ksigns_iq2xs[i]) << "index " << i;
 }
 
 template <size_t N>
