@@ -5,7 +5,8 @@
 // are summed by the executor's fixed butterfly. Each output is the same sequence of operations
 // whatever the batch, the tile or the launch geometry (batch invariance); it differs from the
 // CPU's vec_dot only in the order of the float sum across units. The weights stay in the GGUF
-// block layout: consecutive lanes read consecutive units, so a warp's loads are contiguous.
+// block layout (consecutive lanes read consecutive units, so a warp's loads are contiguous),
+// except Q8_0 rows the upload rewrote in the split layout (device_ops_q8_0_split.h).
 #pragma once
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "kernels/cpu/quant_tables.h"
 #include "kernels/device/quant_dot.h"
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_activations.h"
 #include "model/backend/device/device_ops_elementwise.h"
 #include "model/backend/device/device_ops_matmul_mma.h"
 
@@ -38,88 +40,6 @@ kernels::QuantTables quant_tables(DeviceScratch<E>& s) {
           static_cast<const uint64_t*>(s.constant(iq2xs_grid, sizeof iq2xs_grid)),
           static_cast<const uint64_t*>(s.constant(iq1s_grid, sizeof iq1s_grid)),
           static_cast<const int8_t*>(s.constant(kvalues_mxfp4, sizeof kvalues_mxfp4))};
-}
-
-// n activation rows of `cols` floats (`x_stride` apart) in the format `weight`'s dot product
-// reads: quantized into `slot` (act_bytes per row), or, for float weights, the rows as they are.
-struct Activations {
-  const uint8_t* rows = nullptr;
-  size_t row_bytes = 0;
-};
-
-// Activations for Q8_0 weights are split: a row holds its blocks' 32 quants each (16-byte
-// aligned, so a lane reads a block with two 16-byte loads and a warp's loads are contiguous),
-// then their fp16 scales, padded to 16 bytes. The values are the CPU's Q8_0 blocks.
-inline size_t split_q8_0_row_bytes(int64_t blocks) {
-  return (static_cast<size_t>(blocks) * (kernels::kQK8_0 + 2) + 15) / 16 * 16;
-}
-
-// How the activations for a weight type are laid out, and quantized a unit (block, or group
-// of 32 of a 256-value block) at a time.
-struct ActivationFormat {
-  enum Kind { kFloat, kSplitQ8_0, kQ8_0, kQ8_K } kind = kFloat;
-  int64_t units = 0;     // quantized units per row
-  size_t row_bytes = 0;  // of a quantized row
-};
-
-inline ActivationFormat activation_format(GgmlType weight, int64_t cols) {
-  const GgmlType act = kernels::vec_dot_activation_type(weight);
-  if (act != GgmlType::Q8_0 && act != GgmlType::Q8_K) return {};
-  if (weight == GgmlType::Q8_0) {
-    const int64_t blocks = cols / kernels::kQK8_0;
-    return {ActivationFormat::kSplitQ8_0, blocks, split_q8_0_row_bytes(blocks)};
-  }
-  const size_t row_bytes = kernels::activation_row_bytes(weight, cols);
-  if (act == GgmlType::Q8_0) return {ActivationFormat::kQ8_0, cols / kernels::kQK8_0, row_bytes};
-  return {ActivationFormat::kQ8_K, cols / 32, row_bytes};
-}
-
-// Unit u of the quantized row `row` from the float row `x` (the CPU's block quantizers).
-V4_HD inline void quantize_unit(const ActivationFormat& f, const float* x, uint8_t* row,
-                                int64_t u) {
-  if (f.kind == ActivationFormat::kSplitQ8_0) {
-    kernels::BlockQ8_0 block;
-    kernels::quantize_block_q8_0(x + u * kernels::kQK8_0, &block);
-    memcpy(row + u * kernels::kQK8_0, block.qs, kernels::kQK8_0);
-    memcpy(row + f.units * kernels::kQK8_0 + 2 * u, &block.d, 2);
-  } else if (f.kind == ActivationFormat::kQ8_0) {
-    kernels::quantize_block_q8_0(x + u * kernels::kQK8_0,
-                                 reinterpret_cast<kernels::BlockQ8_0*>(row) + u);
-  } else if (f.kind == ActivationFormat::kQ8_K) {
-    // A thread per group of 32 (8 per 256-value block): short serial chains.
-    kernels::quantize_group_q8_k(x + u / 8 * kernels::kQK_K,
-                                 reinterpret_cast<kernels::BlockQ8K*>(row) + u / 8,
-                                 static_cast<int>(u % 8));
-  }
-}
-
-// Scratch for n quantized rows (with the padding the dot products may read past a row).
-template <class E>
-uint8_t* activation_rows(DeviceScratch<E>& s, ScratchSlot slot, const ActivationFormat& f,
-                         int64_t n) {
-  const size_t pad = f.kind == ActivationFormat::kSplitQ8_0 ? 16 : 1;
-  return s.template get<uint8_t>(slot, f.row_bytes * static_cast<size_t>(n) + pad);
-}
-
-// Row t of the result is row t of x, or row x_rows[t] when x_rows is given (the expert
-// dispatch's gather, done as the rows are quantized). Float weights read x itself, which only a
-// caller without x_rows may ask for.
-template <class E>
-Activations quantize_activations(E& e, DeviceScratch<E>& s, ScratchSlot slot, GgmlType weight,
-                                 const float* x, int64_t x_stride, int64_t cols, int64_t n,
-                                 const int64_t* x_rows = nullptr) {
-  const ActivationFormat f = activation_format(weight, cols);
-  if (f.kind == ActivationFormat::kFloat) {
-    return {reinterpret_cast<const uint8_t*>(x), static_cast<size_t>(x_stride) * sizeof(float)};
-  }
-  uint8_t* out = activation_rows(s, slot, f, n);
-  const int64_t units = f.units;
-  e.for_each(n * units, [=] V4_HD(int64_t i) {
-    const int64_t t = i / units;
-    const int64_t from = x_rows ? x_rows[t] : t;
-    quantize_unit(f, x + from * x_stride, out + t * f.row_bytes, i % units);
-  });
-  return {out, f.row_bytes};
 }
 
 // The weight types the device dot products read, each dispatched to kernels compiled for it, so
