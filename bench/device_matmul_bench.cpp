@@ -179,6 +179,16 @@ void BM_InvarianceCost(benchmark::State& state, GgmlType type, int64_t rows, int
   state.counters["cost"] = invariant / fastest;
 }
 
+// Whether the first `n` outputs of product a (on be_a) and of product b (on be_b) are the same
+// bits: what a benchmark timing two kernels of one product checks before it reports.
+bool same_outputs(Backend& be_a, const DeviceProduct& a, Backend& be_b, const DeviceProduct& b,
+                  int64_t n) {
+  std::vector<float> ya(static_cast<size_t>(n)), yb(ya.size());
+  (void)be_a.read_back(a.yp(), ya.data(), ya.size() * sizeof(float));
+  (void)be_b.read_back(b.yp(), yb.data(), yb.size() * sizeof(float));
+  return ya == yb;
+}
+
 // Prefill's products: the tensor-core tiles (device_ops_matmul_mma.h) against the warp kernels
 // decode uses, on the same device, at `tokens` tokens. Best of 10 launches each, waited for;
 // `speedup` is warp / tensor cores. The two outputs must be the same bits (the design's claim,
@@ -199,10 +209,7 @@ void BM_TensorCores(benchmark::State& state, GgmlType type, int64_t rows, int64_
     tensor = best_of(*mma, a);
     plain = best_of(*warp, b);
   }
-  std::vector<float> ya(static_cast<size_t>(tokens * rows)), yb(ya.size());
-  (void)mma->read_back(a.yp(), ya.data(), ya.size() * sizeof(float));
-  (void)warp->read_back(b.yp(), yb.data(), yb.size() * sizeof(float));
-  if (ya != yb) {
+  if (!same_outputs(*mma, a, *warp, b, tokens * rows)) {
     state.SkipWithError("the tensor-core product differs from the warp kernel's");
     return;
   }
@@ -236,10 +243,7 @@ void BM_Q8_0Layout(benchmark::State& state, int64_t rows, int64_t cols) {
     split_s = best_of(split);
     gguf_s = std::min(gguf_s, best_of(gguf));
   }
-  std::vector<float> ya(static_cast<size_t>(tokens * rows)), yb(ya.size());
-  (void)be->read_back(gguf.yp(), ya.data(), ya.size() * sizeof(float));
-  (void)be->read_back(split.yp(), yb.data(), yb.size() * sizeof(float));
-  if (ya != yb) {
+  if (!same_outputs(*be, gguf, *be, split, tokens * rows)) {
     state.SkipWithError("the split layout's product differs from the GGUF layout's");
     return;
   }

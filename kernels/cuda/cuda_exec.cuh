@@ -134,8 +134,6 @@ class CudaExec {
     cudaGetLastError();
     return check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
-  // Whether kernels are launched with programmatic dependent launch (see init).
-  bool programmatic_launch() const { return programmatic_; }
   void destroy() {
     if (stream_) cudaStreamDestroy(stream_);
     stream_ = nullptr;

@@ -96,18 +96,28 @@ V4_HD inline void load_q8_0_weights(const int8_t* qs, int32_t* w) {
 #endif
 }
 
-// Block u's 32 quants of a Q8_0 row in the split layout (quants of all blocks, then the scales;
-// the row 16-byte aligned): two 16-byte loads on the device, so a warp's lanes read 1 KiB of
+// --- Q8_0 rows in the split layout ---
+// The device's activation rows for Q8_0 weights, and the Q8_0 weight rows the upload rewrites
+// (model/backend/device/device_ops_q8_0_split.h): a row of `blocks` blocks holds every block's
+// 32 quants (the row 16-byte aligned), then their fp16 scales.
+
+// Block u's 32 quants: two 16-byte loads on the device, so a warp's lanes read 1 KiB of
 // contiguous bytes per block instead of 16 scattered 2-byte loads each.
-V4_HD inline void load_q8_0_split_weights(const uint8_t* row, int64_t u, int32_t* w) {
+V4_HD inline void load_q8_0_split_quants(const uint8_t* row, int64_t u, int32_t* q) {
 #if defined(__CUDA_ARCH__)
-  const uint4* q = reinterpret_cast<const uint4*>(row + u * kQK8_0);
-  const uint4 lo = q[0], hi = q[1];
-  memcpy(w, &lo, 16);
-  memcpy(w + 4, &hi, 16);
+  const uint4* p = reinterpret_cast<const uint4*>(row + u * kQK8_0);
+  const uint4 lo = p[0], hi = p[1];
+  memcpy(q, &lo, 16);
+  memcpy(q + 4, &hi, 16);
 #else
-  memcpy(w, row + u * kQK8_0, kQK8_0);
+  memcpy(q, row + u * kQK8_0, kQK8_0);
 #endif
+}
+
+// Block b written as block u of a split row of `blocks` blocks.
+V4_HD inline void store_q8_0_split(const BlockQ8_0& b, uint8_t* row, int64_t blocks, int64_t u) {
+  memcpy(row + u * kQK8_0, b.qs, kQK8_0);
+  memcpy(row + blocks * kQK8_0 + 2 * u, &b.d, 2);
 }
 
 // The fp16 scale of block u of a Q8_0 row of `blocks` blocks, in either layout (2-byte aligned
@@ -122,17 +132,13 @@ V4_HD inline uint16_t q8_0_scale(const uint8_t* row, int64_t blocks, int64_t u, 
 // device. The integer sum is exact either way.
 V4_HD inline int dot_q8_0_split(const int32_t* w, const uint8_t* a_qs) {
   int32_t a[kQK8_0 / 4];
+  load_q8_0_split_quants(a_qs, 0, a);
 #if defined(__CUDA_ARCH__)
-  const uint4 lo = reinterpret_cast<const uint4*>(a_qs)[0];
-  const uint4 hi = reinterpret_cast<const uint4*>(a_qs)[1];
-  memcpy(a, &lo, 16);
-  memcpy(a + 4, &hi, 16);
   int sum = 0;
 #pragma unroll
   for (int j = 0; j < kQK8_0 / 4; ++j) sum = __dp4a(w[j], a[j], sum);
   return sum;
 #else
-  memcpy(a, a_qs, kQK8_0);
   const int8_t* wb = reinterpret_cast<const int8_t*>(w);
   const int8_t* ab = reinterpret_cast<const int8_t*>(a);
   int sum = 0;

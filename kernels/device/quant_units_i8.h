@@ -38,14 +38,14 @@ V4_HD inline void iq2_octet_i8(uint64_t grid, uint8_t signs, int8_t* out) {
 }
 
 // Unit u of a weight row as 32 signed bytes, in the order of the unit's activation quants
-// (`q8_0_split`: a Q8_0 row in the split layout, see load_q8_0_split_weights).
+// (`q8_0_split`: a Q8_0 row in the split layout, see load_q8_0_split_quants).
 template <GgmlType T>
 V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTables& t,
                                   int8_t* out, bool q8_0_split = false) {
   if constexpr (T == GgmlType::Q8_0) {
     if (q8_0_split) {
       int32_t w[kQK8_0 / 4];
-      load_q8_0_split_weights(w_row, u, w);  // two 16-byte loads on the device
+      load_q8_0_split_quants(w_row, u, w);  // two 16-byte loads on the device
       memcpy(out, w, kQK8_0);
     } else {
       memcpy(out, reinterpret_cast<const BlockQ8_0*>(w_row)[u].qs, kQK8_0);

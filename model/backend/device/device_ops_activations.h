@@ -55,8 +55,7 @@ V4_HD inline void quantize_unit(const ActivationFormat& f, const float* x, uint8
   if (f.kind == ActivationFormat::kSplitQ8_0) {
     kernels::BlockQ8_0 block;
     kernels::quantize_block_q8_0(x + u * kernels::kQK8_0, &block);
-    memcpy(row + u * kernels::kQK8_0, block.qs, kernels::kQK8_0);
-    memcpy(row + f.units * kernels::kQK8_0 + 2 * u, &block.d, 2);
+    kernels::store_q8_0_split(block, row, f.units, u);
   } else if (f.kind == ActivationFormat::kQ8_0) {
     kernels::quantize_block_q8_0(x + u * kernels::kQK8_0,
                                  reinterpret_cast<kernels::BlockQ8_0*>(row) + u);

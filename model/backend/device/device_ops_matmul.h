@@ -164,7 +164,7 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
     for (int64_t u = begin + lane; u < end; u += kLanes) {
       int32_t w[kernels::kQK8_0 / 4];
       if (q8_0_split) {
-        kernels::load_q8_0_split_weights(w_row, u, w);
+        kernels::load_q8_0_split_quants(w_row, u, w);
       } else {
         kernels::load_q8_0_weights(reinterpret_cast<const kernels::BlockQ8_0*>(w_row)[u].qs, w);
       }

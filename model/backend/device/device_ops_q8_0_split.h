@@ -14,6 +14,7 @@
 #include "core/hd.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/quant_blocks.h"
+#include "kernels/device/quant_dot.h"
 #include "model/backend/device/device_ops.h"
 
 namespace v4::device {
@@ -50,10 +51,8 @@ bool split_q8_0_rows(E& e, DeviceScratch<E>&, kernels::MatrixView& w, int64_t ro
                       });
                       const auto* block = reinterpret_cast<const kernels::BlockQ8_0*>(held);
                       team.threads([&](int l) {
-                        for (int64_t b = l; b < blocks; b += team.size()) {
-                          memcpy(row + b * kernels::kQK8_0, block[b].qs, kernels::kQK8_0);
-                          memcpy(row + blocks * kernels::kQK8_0 + 2 * b, &block[b].d, 2);
-                        }
+                        for (int64_t b = l; b < blocks; b += team.size())
+                          kernels::store_q8_0_split(block[b], row, blocks, b);
                       });
                     });
   }
