@@ -18,16 +18,14 @@ namespace v4::device {
 inline constexpr int kNormLanes = 32;
 inline constexpr int kNormTeam = 256;
 
-// The RMSNorm of one row of n values over a team (kNormLanes doubles of shared memory): 32 threads
-// sum the squares in fp64, lane-strided, then a tree that is the warp butterfly's order for lane
-// 0 (step o: s[l] = s[l] + s[l + o]), so the sum is the same whatever the batch or the team's
-// size; the double sum differs from the CPU's sequential one in its last bits only, which the
-// float scale almost never sees. Then each element as the CPU multiplies. `y` may be `x`: every
-// element is read before its own thread writes it.
+// 1/sqrt(mean(x²) + eps) of one row of n values over a team, `part` kNormLanes doubles of its
+// shared memory: 32 threads sum the squares in fp64, lane-strided, then a tree that is the warp
+// butterfly's order for lane 0 (step o: s[l] = s[l] + s[l + o]), so the sum is the same whatever
+// the batch or the team's size; the double sum differs from the CPU's sequential one in its last
+// bits only, which the float scale almost never sees. Every thread gets the scale; `part` must
+// not be written again before they have all read it (the next team.threads phase).
 template <class Team>
-V4_HD void rms_norm_team(const Team& team, const float* x, const float* weight, int64_t n,
-                         float eps, float* y) {
-  double* part = team.template shared<double>();
+V4_HD float rms_scale_team(const Team& team, const float* x, int64_t n, float eps, double* part) {
   team.threads([&](int l) {
     if (l >= kNormLanes) return;
     double acc = 0.0;
@@ -39,8 +37,17 @@ V4_HD void rms_norm_team(const Team& team, const float* x, const float* weight, 
       if (l < o) part[l] = part[l] + part[l + o];
     });
   }
+  return static_cast<float>(1.0 / sqrt(part[0] / static_cast<double>(n) + eps));
+}
+
+// The RMSNorm of one row of n values over a team (kNormLanes doubles of shared memory): the scale
+// of rms_scale_team, then each element as the CPU multiplies. `y` may be `x`: every element is
+// read before its own thread writes it.
+template <class Team>
+V4_HD void rms_norm_team(const Team& team, const float* x, const float* weight, int64_t n,
+                         float eps, float* y) {
+  const float sc = rms_scale_team(team, x, n, eps, team.template shared<double>());
   team.threads([&](int l) {
-    const float sc = static_cast<float>(1.0 / sqrt(part[0] / static_cast<double>(n) + eps));
     for (int64_t i = l; i < n; i += team.size()) y[i] = x[i] * sc * (weight ? weight[i] : 1.0f);
   });
 }

@@ -1,5 +1,6 @@
-// The device ops' hyper-connections (spec §3.2, §3.3, §3.6): the mixes fn · RMSNorm(flat X)
-// through the device RMSNorm and matmul, then the CPU's per-token functions
+// The device ops' hyper-connections (spec §3.2, §3.3, §3.6): the mixes fn · RMSNorm(flat X) as
+// the reference computes them, fn · flat X through the device matmul times the row's RMS scale,
+// then the CPU's per-token functions
 // (kernels/cpu/hyper_connections.h) — the Sinkhorn and the weighted sum a team (GPU block) per
 // token, the Sinkhorn's elements over the threads, HC_post an element per index — each value in
 // the CPU's summation order. The team that writes a token's output row also norms it when asked
@@ -18,18 +19,22 @@ namespace v4::device {
 // Hyper-connection streams the device ops hold in thread-local memory (V4: 4).
 inline constexpr uint32_t kMaxHc = 8;
 
-// fn · RMSNorm(x) for n tokens into scratch ([n][fn rows]). fn's rows are long (n_hc·n_embd
-// values: several chunks), and the kernel that uses the mixes adds each one's chunks itself,
-// in the matmul's order: one launch fewer, the same bits.
+// fn · flat X for n tokens into scratch ([n][fn rows]), not yet scaled: the team that uses the
+// mixes multiplies them by the RMS scale of flat X (hc_scaled_mix), in the reference's order
+// (spec §3.2 step 2: fn·flat(X) times the rsqrt), so no launch writes the normed streams. fn's
+// rows are long (n_hc·n_embd values: several chunks), and that team adds each one's chunks
+// itself, in the matmul's order: two launches fewer than a norm, a product and a reduction.
 template <class E>
 UnreducedRows hc_mixes(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64_t n) {
-  const int64_t flat = int64_t{hc.n_hc} * hc.n_embd;
   const kernels::MatrixView& fn = *hc.fn;
-  float* normed = s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(n * flat));
   float* out =
       s.template get<float>(ScratchSlot::kElementwiseAux, static_cast<size_t>(n * fn.rows));
-  rms_norm(e, s, x, nullptr, flat, n, hc.rms_eps, normed);
-  return matmul_unreduced(e, s, fn, normed, n, out);
+  return matmul_unreduced(e, s, fn, x, n, out);
+}
+
+// Mix k of token t: its unscaled sum times the RMS scale of the token's flat X.
+V4_HD inline float hc_scaled_mix(const UnreducedRows& mixes, int64_t t, int64_t k, float rms) {
+  return mixes.at(t, k) * rms;
 }
 
 // Threads of the team that finishes a token's hyper-connection (the Sinkhorn uses h² of them,
@@ -50,15 +55,15 @@ V4_HD inline void hc_normalize_element(const float* c_in, float* c_out, uint32_t
 // The CPU's hc_split_sinkhorn (kernels/cpu/hyper_connections.h) over a team: the gates a thread
 // per stream, the combine matrix a thread per element, one phase per row or column step (read one
 // buffer, write the other). `sm` holds 2n + n² mixes then three n² buffers; returns the buffer
-// with the result. The mixes are token t's of `mixes`.
+// with the result. The mixes are token t's of `mixes`, scaled by `rms` (hc_scaled_mix).
 template <class Team>
-V4_HD float* hc_sinkhorn_team(const Team& team, const UnreducedRows& mixes, int64_t t,
+V4_HD float* hc_sinkhorn_team(const Team& team, const UnreducedRows& mixes, int64_t t, float rms,
                               const float* scale, const float* base, uint32_t h, uint32_t iters,
                               float eps, float* pre, float* post, float* sm) {
   const uint32_t rows = 2 * h + h * h, hh = h * h;
   float *m = sm, *c = sm + rows, *other = c + hh, *ex = other + hh;
   team.threads([&](int k) {
-    if (k < static_cast<int>(rows)) m[k] = mixes.at(t, k);
+    if (k < static_cast<int>(rows)) m[k] = hc_scaled_mix(mixes, t, k, rms);
   });
   team.threads([&](int k) {
     const uint32_t u = static_cast<uint32_t>(k);
@@ -98,11 +103,22 @@ V4_HD float* hc_sinkhorn_team(const Team& team, const UnreducedRows& mixes, int6
   return c;
 }
 
-// Shared memory of an HC team: `own` bytes, or the RMSNorm's sums where the team norms its
-// output and they need more (rms_norm_team).
-inline size_t hc_team_shared(size_t own, const float* out_norm) {
-  const size_t norm = out_norm ? kNormLanes * sizeof(double) : 0;
-  return own > norm ? own : norm;
+// Shared memory of an HC team: the RMS sums of its flat X (rms_scale_team; those of the out_norm
+// RMSNorm reuse them at the end, rms_norm_team), then `own` bytes.
+inline constexpr size_t kHcRmsBytes = kNormLanes * sizeof(double);
+inline size_t hc_team_shared(size_t own) { return kHcRmsBytes + own; }
+
+// The RMS scale of token t's flat X (n values), summed as the device RMSNorm sums (spec §3.2
+// step 1), in the first kHcRmsBytes of the team's shared memory.
+template <class Team>
+V4_HD float hc_rms_team(const Team& team, const float* x, int64_t n, float eps) {
+  return rms_scale_team(team, x, n, eps, team.template shared<double>());
+}
+
+// The team's shared memory past the RMS sums.
+template <class T, class Team>
+V4_HD T* hc_team_own(const Team& team) {
+  return reinterpret_cast<T*>(team.template shared<double>() + kNormLanes);
 }
 
 template <class E>
@@ -121,14 +137,15 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
   }
   const float* out_norm = hc.out_norm;
   const float rms_eps = hc.rms_eps;
-  // A team per token: the Sinkhorn in shared memory, then y = Σ_s pre_s·X_s an element per
-  // thread, then (out_norm) the row's RMSNorm, whose sums reuse the shared memory.
-  const size_t shared = hc_team_shared((rows + 3 * h * h + h) * sizeof(float), out_norm);
+  // A team per token: the RMS scale of its flat X, the Sinkhorn in shared memory, then
+  // y = Σ_s pre_s·X_s an element per thread, then (out_norm) the row's RMSNorm.
+  const size_t shared = hc_team_shared((rows + 3 * h * h + h) * sizeof(float));
   e.for_each_team(n_tokens, kHcTeam, shared, [=] V4_HD(int64_t t, const typename E::Team& team) {
-    float* sm = team.template shared<float>();
+    const float rms = hc_rms_team(team, x + t * h * d, h * d, rms_eps);
+    float* sm = hc_team_own<float>(team);
     float* pre = sm + rows + 3 * h * h;
     const float* c =
-        hc_sinkhorn_team(team, mixes, t, scale, base, h, iters, eps, pre, post + t * h, sm);
+        hc_sinkhorn_team(team, mixes, t, rms, scale, base, h, iters, eps, pre, post + t * h, sm);
     team.threads([&](int k) {
       if (k < static_cast<int>(h * h)) comb[t * h * h + k] = c[k];
       for (int64_t i = k; i < d; i += team.size()) {
@@ -165,14 +182,15 @@ void hc_head(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int6
   const float eps = hc.eps;
   const float* out_norm = hc.out_norm;
   const float rms_eps = hc.rms_eps;
-  // A team per token: its mixes, its weights (one thread), then z = Σ_s w_s·X_s an element per
-  // thread, then (out_norm) the row's RMSNorm.
-  e.for_each_team(n_tokens, kHcTeam, hc_team_shared(2 * h * sizeof(float), out_norm),
+  // A team per token: the RMS scale of its flat X, its mixes, its weights (one thread), then
+  // z = Σ_s w_s·X_s an element per thread, then (out_norm) the row's RMSNorm.
+  e.for_each_team(n_tokens, kHcTeam, hc_team_shared(2 * h * sizeof(float)),
                   [=] V4_HD(int64_t t, const typename E::Team& team) {
-                    float* w = team.template shared<float>();
+                    const float rms = hc_rms_team(team, x + t * h * d, h * d, rms_eps);
+                    float* w = hc_team_own<float>(team);
                     float* m = w + h;
                     team.threads([&](int k) {
-                      if (k < static_cast<int>(h)) m[k] = mixes.at(t, k);
+                      if (k < static_cast<int>(h)) m[k] = hc_scaled_mix(mixes, t, k, rms);
                     });
                     team.threads([&](int k) {
                       if (k == 0) kernels::hc_head_weights(m, scale[0], base, h, eps, w);

@@ -45,9 +45,8 @@ void ask_expert_ffn(SlotPeaks& p, const StepShapes::ExpertFfn& x) {
   p.ask(ScratchSlot::kMatmulTiles, (uint64_t{x.n_expert} + 1) * 8);
 }
 
-// hc_mixes: the normed streams and the mixes (the fn product is one of the products).
+// hc_mixes: the unscaled mixes (the fn product is one of the products).
 void ask_hc_mix(SlotPeaks& p, const StepShapes::HcMix& h) {
-  p.ask(ScratchSlot::kElementwise, static_cast<uint64_t>(h.tokens * h.flat) * 4);
   p.ask(ScratchSlot::kElementwiseAux, static_cast<uint64_t>(h.tokens * h.rows) * 4);
 }
 

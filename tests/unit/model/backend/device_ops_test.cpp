@@ -299,7 +299,13 @@ TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
     auto dy = zeros_on<float>(*be_, y.size()), dpost = zeros_on<float>(*be_, post.size()),
          dcomb = zeros_on<float>(*be_, comb.size()), dout = zeros_on<float>(*be_, out.size()),
          dz = zeros_on<float>(*be_, z.size());
+    const uint64_t before_pre = be_->kernel_launches();
     be_->hc_pre(dev, dx.get(), n, dy.get(), dpost.get(), dcomb.get());
+    if (be_->kernel_launches() != 0) {
+      // The fn product, then a team per token that scales its mixes by the RMS of its streams:
+      // no launch of its own for the norm, none for the product's chunk sums.
+      EXPECT_EQ(be_->kernel_launches() - before_pre, 2u);
+    }
     be_->hc_post(dfv.get(), nullptr, dx.get(), dpost.get(), dcomb.get(), n, h, d, dout.get());
     // The CPU's post and comb, so that only the op itself is compared: with the second part of
     // the sub-layer output added in the kernel it is the CPU's bit for bit.
@@ -311,9 +317,11 @@ TEST_P(DeviceOps, HyperConnectionsAreTheCpus) {
     dhead.rows = h;
     const HcMixing dev_head{&dhead, dsc.get(), dba.get(), h, d, 0, 1e-6f, 1e-6f};
     be_->hc_head(dev_head, dx.get(), n, dz.get());
-    // The mixes come from a float matmul summed in another order than the CPU's double lanes, and
-    // the gates pass through expf: relative differences of a few ulps, amplified by the Sinkhorn
-    // divisions; 1e-4 relative is far below what a wrong index or stream would give.
+    // The mixes come from a float matmul summed in another order than the CPU's double lanes and
+    // scaled by the RMS after the sum (the reference's order) where the CPU scales the streams
+    // before, and the gates pass through expf: relative differences of a few ulps, amplified by
+    // the Sinkhorn divisions; 1e-4 relative is far below what a wrong index, stream or scale
+    // would give.
     auto near = [](const std::vector<float>& got, const std::vector<float>& want,
                    const char* what) {
       ASSERT_EQ(got.size(), want.size());
@@ -399,7 +407,7 @@ TEST(DeviceHyperConnections, TeamSinkhornIsTheCpusBitForBit) {
       std::vector<float> shared(rows + 3 * h * h), team_pre(h), team_post(h);
       const kernels::HostTeam team(device::kHcTeam, shared.data());
       const float* c =
-          device::hc_sinkhorn_team(team, {m.data(), rows, 1}, 0, scale.data(), base.data(), h,
+          device::hc_sinkhorn_team(team, {m.data(), rows, 1}, 0, 1.0f, scale.data(), base.data(), h,
                                    iters, 1e-6f, team_pre.data(), team_post.data(), shared.data());
       EXPECT_EQ(team_pre, pre) << "h " << h << " iters " << iters;
       EXPECT_EQ(team_post, post) << "h " << h << " iters " << iters;
