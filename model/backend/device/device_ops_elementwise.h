@@ -13,17 +13,20 @@
 
 namespace v4::device {
 
-// Threads of a row's RMSNorm team: kNormLanes sum the squares (a warp's lanes), all apply
-// the scale.
-inline constexpr int kNormLanes = 32;
+// Threads of a row's RMSNorm team: kNormLanes sum the squares, all apply the scale. Four warps'
+// lanes: a row is read by four times the loads in flight of one warp's, which is what a team
+// alone on its GPU multiprocessor waits on (a decode step's one or few rows of 4096 or 16384
+// values), and every team that norms (the smallest has 128 threads) sums in the same order.
+inline constexpr int kNormLanes = 128;
 inline constexpr int kNormTeam = 256;
+static_assert(kNormTeam >= kNormLanes);
 
 // 1/sqrt(mean(x²) + eps) of one row of n values over a team, `part` kNormLanes doubles of its
-// shared memory: 32 threads sum the squares in fp64, lane-strided, then a tree that is the warp
-// butterfly's order for lane 0 (step o: s[l] = s[l] + s[l + o]), so the sum is the same whatever
-// the batch or the team's size; the double sum differs from the CPU's sequential one in its last
-// bits only, which the float scale almost never sees. Every thread gets the scale; `part` must
-// not be written again before they have all read it (the next team.threads phase).
+// shared memory: kNormLanes threads sum the squares in fp64, lane-strided, then a tree (step o:
+// s[l] = s[l] + s[l + o]), so the sum is the same whatever the batch or the team's size; the
+// double sum differs from the CPU's sequential one in its last bits only, which the float scale
+// almost never sees. Every thread gets the scale; `part` must not be written again before they
+// have all read it (the next team.threads phase).
 template <class Team>
 V4_HD float rms_scale_team(const Team& team, const float* x, int64_t n, float eps, double* part) {
   team.threads([&](int l) {
@@ -77,6 +80,7 @@ void rope(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads, 
 
 // Threads of the team that transforms one head vector (Backend::transform_heads).
 inline constexpr int kHeadTeam = 128;
+static_assert(kHeadTeam >= kNormLanes);
 
 // Backend::transform_heads in one launch: a team per head vector runs rms_norm_team, then a
 // thread per RoPE pair, then an FP8 block per thread (each block's rounding is its own) or the

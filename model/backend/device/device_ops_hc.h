@@ -40,6 +40,7 @@ V4_HD inline float hc_scaled_mix(const UnreducedRows& mixes, int64_t t, int64_t 
 // Threads of the team that finishes a token's hyper-connection (the Sinkhorn uses h² of them,
 // the weighted sum all).
 inline constexpr int kHcTeam = 256;
+static_assert(kHcTeam >= kNormLanes);
 
 // c_out = c_in with each row (by_rows) or column divided by its sum + eps: thread k owns element
 // k = a·h + b and sums its row or column from zero in the CPU's order (hc_normalize_rows /
