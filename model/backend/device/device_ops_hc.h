@@ -53,6 +53,12 @@ V4_HD inline void hc_normalize_element(const float* c_in, float* c_out, uint32_t
   c_out[k] = c_in[k] / (sum + eps);
 }
 
+// Pre weight u from the mixes m, as the CPU's hc_split_sinkhorn gives it.
+V4_HD inline float hc_pre_weight(const float* m, const float* scale, const float* base, uint32_t u,
+                                 float eps) {
+  return kernels::hc_sigmoid(m[u] * scale[0] + base[u]) + eps;
+}
+
 // The CPU's hc_split_sinkhorn (kernels/cpu/hyper_connections.h) over a team: the gates a thread
 // per stream, the combine matrix a thread per element, one phase per row or column step (read one
 // buffer, write the other). `sm` holds 2n + n² mixes then three n² buffers; returns the buffer
@@ -69,7 +75,7 @@ V4_HD float* hc_sinkhorn_team(const Team& team, const UnreducedRows& mixes, int6
   team.threads([&](int k) {
     const uint32_t u = static_cast<uint32_t>(k);
     if (u < h) {
-      pre[u] = kernels::hc_sigmoid(m[u] * scale[0] + base[u]) + eps;
+      pre[u] = hc_pre_weight(m, scale, base, u, eps);
       post[u] = 2.0f * kernels::hc_sigmoid(m[h + u] * scale[1] + base[h + u]);
     }
     if (u < hh) c[u] = m[2 * h + u] * scale[2] + base[2 * h + u];
@@ -138,23 +144,41 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
   }
   const float* out_norm = hc.out_norm;
   const float rms_eps = hc.rms_eps;
-  // A team per token: the RMS scale of its flat X, the Sinkhorn in shared memory, then
-  // y = Σ_s pre_s·X_s an element per thread, then (out_norm) the row's RMSNorm.
+  // Two teams per token, which a GPU runs side by side: the first n_tokens run the Sinkhorn in
+  // shared memory (post and comb, which only HC_post reads), the next n_tokens the pre weights,
+  // y = Σ_s pre_s·X_s an element per thread, then (out_norm) the row's RMSNorm. Each sums the
+  // RMS scale of the token's flat X itself (the same bits), so the weighted sum no longer waits
+  // on the Sinkhorn's 40 phases: a decode step's lone token runs the two at once.
   const size_t shared = hc_team_shared((rows + 3 * h * h + h) * sizeof(float));
-  e.for_each_team(n_tokens, kHcTeam, shared, [=] V4_HD(int64_t t, const typename E::Team& team) {
-    const float rms = hc_rms_team(team, x + t * h * d, h * d, rms_eps);
-    float* sm = hc_team_own<float>(team);
-    float* pre = sm + rows + 3 * h * h;
-    const float* c =
-        hc_sinkhorn_team(team, mixes, t, rms, scale, base, h, iters, eps, pre, post + t * h, sm);
-    team.threads([&](int k) {
-      if (k < static_cast<int>(h * h)) comb[t * h * h + k] = c[k];
-      for (int64_t i = k; i < d; i += team.size()) {
-        y[t * d + i] = kernels::hc_weighted_value(x + t * h * d, pre, h, d, i);
-      }
-    });
-    if (out_norm) rms_norm_team(team, y + t * d, out_norm, d, rms_eps, y + t * d);
-  });
+  e.for_each_team(2 * n_tokens, kHcTeam, shared,
+                  [=] V4_HD(int64_t i, const typename E::Team& team) {
+                    const int64_t t = i % n_tokens;
+                    const float rms = hc_rms_team(team, x + t * h * d, h * d, rms_eps);
+                    float* sm = hc_team_own<float>(team);
+                    if (i < n_tokens) {
+                      float* unused_pre = sm + rows + 3 * h * h;
+                      const float* c = hc_sinkhorn_team(team, mixes, t, rms, scale, base, h, iters,
+                                                        eps, unused_pre, post + t * h, sm);
+                      team.threads([&](int k) {
+                        if (k < static_cast<int>(h * h)) comb[t * h * h + k] = c[k];
+                      });
+                      return;
+                    }
+                    float *m = sm, *pre = sm + h;
+                    team.threads([&](int k) {
+                      if (k < static_cast<int>(h)) m[k] = hc_scaled_mix(mixes, t, k, rms);
+                    });
+                    team.threads([&](int k) {
+                      if (k < static_cast<int>(h))
+                        pre[k] = hc_pre_weight(m, scale, base, static_cast<uint32_t>(k), eps);
+                    });
+                    team.threads([&](int k) {
+                      for (int64_t j = k; j < d; j += team.size()) {
+                        y[t * d + j] = kernels::hc_weighted_value(x + t * h * d, pre, h, d, j);
+                      }
+                    });
+                    if (out_norm) rms_norm_team(team, y + t * d, out_norm, d, rms_eps, y + t * d);
+                  });
 }
 
 template <class E>
