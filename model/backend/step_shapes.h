@@ -1,6 +1,7 @@
 // The shapes of a step's ops that size what a backend's ops keep between calls (a device
 // backend's scratch): each matrix product's weight and most input rows, each grouped expert
-// FFN's, the hyper-connection mixes, and the attention of the step's widest token. The model
+// FFN's, the hyper-connection mixes, the attention of the step's widest token, and the selection
+// of the best tokens of its logit rows. The model
 // fills it for its largest step (v4::step_shapes); a device backend bounds its scratch from it
 // (device::scratch_need) before anything is on the device.
 #pragma once
@@ -38,10 +39,15 @@ struct StepShapes {
     int64_t head_dim = 0, n_head = 0, kv_values = 0;
     bool decoded = true;
   };
+  // Backend::top_logits over up to `rows` rows of `vocab` logits, k ≤ `k`.
+  struct Selection {
+    int64_t rows = 0, vocab = 0, k = 0;
+  };
   std::vector<Product> products;
   std::vector<ExpertFfn> expert_ffns;
   std::vector<HcMix> hc_mixes;
   std::vector<Attention> attention;
+  std::vector<Selection> selections;
 };
 
 }  // namespace v4

@@ -11,17 +11,13 @@ namespace {
 // Tensors start on cache-line boundaries.
 constexpr size_t kAlign = 64;
 
-// Rows of logits the head computes at once for steps of n tokens: a prompt-logprobs chunk would
-// otherwise need tokens × vocab floats on the device.
-int64_t logit_rows_for(int64_t n) { return std::min<int64_t>(n, 64); }
-
 // Places every tensor of `ws` for steps of n_tokens tokens at its offset in `buffer` (null: only
 // the offsets); returns the buffer's size.
 size_t lay_out(WorkspaceTensors& ws, const V4Config& c, int64_t n_tokens, DeviceBuffer* buffer) {
   const int64_t n = n_tokens, flat = int64_t{c.n_hc} * c.n_embd, d = c.n_embd;
   // Ratio-4 layers project to 2·head_dim (overlapping halves, spec §3.4.3), the widest.
   const int64_t comp_width = 2 * int64_t{c.head_dim};
-  const int64_t logit_rows = logit_rows_for(n);
+  const int64_t logit_rows = ForwardWorkspace::logit_rows_for(n);
   const int64_t k = c.n_expert_used;
   struct Slot {
     Tensor* tensor;
@@ -102,7 +98,7 @@ void ForwardWorkspace::ensure(const V4Config& c, int64_t n_tokens) {
   lay_out(*this, c, n_tokens, arena_.get());
   keep.resize(static_cast<size_t>(n_tokens));
   capacity_ = n_tokens;
-  logit_rows_ = logit_rows_for(n_tokens);
+  logit_rows_ = ForwardWorkspace::logit_rows_for(n_tokens);
 }
 
 }  // namespace v4

@@ -106,6 +106,9 @@ class ForwardWorkspace : public WorkspaceTensors {
   uint64_t generation() const { return generation_; }
   // Rows of logits the head computes at once (ws.logits holds that many).
   int64_t logit_rows() const { return logit_rows_; }
+  // The same for steps of n_tokens tokens: a prompt-logprobs chunk would otherwise need tokens ×
+  // vocab floats on the device.
+  static int64_t logit_rows_for(int64_t n_tokens) { return n_tokens < 64 ? n_tokens : 64; }
   // Device bytes ensure(config, tokens) allocates for its tensors (what a server reserves for
   // the step workspace before the weights go to the device).
   static uint64_t bytes_for(const V4Config& config, int64_t tokens);

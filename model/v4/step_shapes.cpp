@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <initializer_list>
 
+#include "kernels/cpu/token_candidates.h"
 #include "model/v4/forward_workspace.h"
 #include "model/v4/v4_forward.h"
 
@@ -88,6 +89,8 @@ StepShapes step_shapes(const V4Weights& w, int64_t tokens, int64_t context,
   // The head: HC mix, then the vocabulary's rows for the rows that get logits (at most all).
   add_hc_mix(s, c, w.output_hc.fn, tokens);
   add_product(s, w.output, tokens);
+  s.selections.push_back({ForwardWorkspace::logit_rows_for(tokens), int64_t{c.n_vocab},
+                          int64_t{kernels::kMaxTokenCandidates}});
   if (w.mtp) {
     // The MTP block drafts up to kMtpMaxRows tokens at once; its projections take each token's
     // n_hc streams (spec §3.7).

@@ -1,19 +1,10 @@
-// The device op that lets a step return what the sampler needs instead of whole rows of logits
-// (Backend::top_logits): a team per row selects the row's k best tokens in sampling's order
-// (kernels/cpu/token_candidates.h) and, when asked, sums its log-normalizer. Only ids, logits and
-// one double per row then cross to the host: 8·k + 8 bytes where a row is 4·n_vocab.
-//
-// The selection is exact: round j takes the best token that ranks after round j−1's, a strided
-// scan per thread and a tree over the team; the order is total (ties by id, NaN never ranks),
-// so the result is CpuBackend's bit for bit. The log-normalizer is summed in double in a fixed
-// lane-strided order, not the CPU's index order, so it may differ in its last bits only.
-//
-// draw_rows draws a row's token on the device (Backend::draw_rows), so that a request sampling
-// without a top-k sends back 8 bytes, not its row. It is the host's whole-row draw
+// The device op that draws a row's token on the device (Backend::draw_rows), so that a request
+// sampling without a top-k sends back 8 bytes, not its row. It is the host's whole-row draw
 // (kernels/cpu/whole_row_draw.h) as a team: the fixed-point weights' sums are integers, so the
 // team's tree sums are exact, and a most-significant-digit radix search over the rank key, 4 bits
 // a round (16 sums per thread, then a tree), finds the token where the cumulative weight passes
-// the draw's target: the token the host's search finds, with no sort and no atomics.
+// the draw's target: the token the host's search finds, with no sort and no atomics. The row's
+// best token is found as top_logits finds it (device_ops_top_logits.h).
 #pragma once
 
 #include <math.h>
@@ -23,55 +14,11 @@
 #include "kernels/cpu/draw_weight.h"
 #include "kernels/cpu/token_candidates.h"
 #include "model/backend/device/device_ops.h"
+#include "model/backend/device/device_ops_top_logits.h"
 
 namespace v4::device {
 
-// Threads of a row's team.
-inline constexpr int kTopLogitsTeam = 256;
-
 namespace detail {
-
-// Whether candidate (v, id) may be round j's: it ranks after the previous round's pick.
-V4_HD inline bool follows(bool first, float prev_value, int32_t prev_id, float v, int32_t id) {
-  return first || (prev_id >= 0 && kernels::ranks_before(prev_value, prev_id, v, id));
-}
-
-// Whether (v, id) is better than the best so far (id -1: none yet).
-V4_HD inline bool better(float v, int32_t id, float best_value, int32_t best_id) {
-  return id >= 0 && (best_id < 0 || kernels::ranks_before(v, id, best_value, best_id));
-}
-
-// Leaves in best_value[0] / best_id[0] the row's best token that ranks after (prev_value,
-// prev_id), or after nothing when `first` (id -1 when there is none): a strided scan per thread,
-// then a tree. The order is total, so this is the host's selection exactly.
-template <class Team>
-V4_HD void team_best_after(const Team& team, const float* row, int64_t n, bool first,
-                           float prev_value, int32_t prev_id, float* best_value, int32_t* best_id) {
-  const int size = team.size();
-  team.threads([&](int l) {
-    float bv = 0.0f;
-    int32_t bi = -1;
-    for (int64_t i = l; i < n; i += size) {
-      const float v = row[i];
-      const auto id = static_cast<int32_t>(i);
-      if (v != v || !follows(first, prev_value, prev_id, v, id)) continue;
-      if (better(v, id, bv, bi)) {
-        bv = v;
-        bi = id;
-      }
-    }
-    best_value[l] = bv;
-    best_id[l] = bi;
-  });
-  for (int half = size / 2; half > 0; half /= 2) {
-    team.threads([&](int l) {
-      if (l < half && better(best_value[l + half], best_id[l + half], best_value[l], best_id[l])) {
-        best_value[l] = best_value[l + half];
-        best_id[l] = best_id[l + half];
-      }
-    });
-  }
-}
 
 // One team's exact sum over threads of the kDrawDigits integers each thread left at
 // sums[thread·kDrawDigits ..]: a tree, so thread 0's holds the team's totals afterwards.
@@ -102,46 +49,6 @@ struct DrawState {
 };
 
 }  // namespace detail
-
-template <class E>
-void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, int64_t n_vocab,
-                uint32_t k, int32_t* ids, float* values, double* log_normalizer) {
-  if (n_rows <= 0 || k == 0) return;
-  constexpr int kTeam = kTopLogitsTeam;
-  const size_t shared = kTeam * (sizeof(double) + sizeof(float) + sizeof(int32_t));
-  e.for_each_team(n_rows, kTeam, shared, [=] V4_HD(int64_t r, const typename E::Team& team) {
-    double* part = team.template shared<double>();
-    float* best_value = reinterpret_cast<float*>(part + kTeam);
-    int32_t* best_id = reinterpret_cast<int32_t*>(best_value + kTeam);
-    const float* row = logits + r * n_vocab;
-    int32_t* row_ids = ids + r * k;
-    float* row_values = values + r * k;
-    for (uint32_t j = 0; j < k; ++j) {
-      // Round j takes the best token after round j − 1's pick (written before the last barrier).
-      const bool first = j == 0;
-      detail::team_best_after(team, row, n_vocab, first, first ? 0.0f : row_values[j - 1],
-                              first ? -1 : row_ids[j - 1], best_value, best_id);
-      team.threads([&](int l) {
-        if (l != 0) return;
-        row_ids[j] = best_id[0];
-        row_values[j] = best_id[0] >= 0 ? best_value[0] : -std::numeric_limits<float>::infinity();
-      });
-    }
-    if (!log_normalizer) return;
-    team.threads([&](int l) {
-      const double mx = row_values[0];
-      double sum = 0.0;
-      for (int64_t i = l; i < n_vocab; i += kTeam) sum += ::exp(static_cast<double>(row[i]) - mx);
-      part[l] = sum;
-    });
-    team.threads([&](int l) {
-      if (l != 0) return;
-      double sum = 0.0;
-      for (int t = 0; t < kTeam; ++t) sum += part[t];
-      log_normalizer[r] = static_cast<double>(row_values[0]) + ::log(sum);
-    });
-  });
-}
 
 namespace detail {
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "model/backend/device/device_ops_matmul.h"
+#include "model/backend/device/device_ops_top_logits.h"
 
 namespace v4::device {
 namespace {
@@ -50,6 +51,13 @@ void ask_hc_mix(SlotPeaks& p, const StepShapes::HcMix& h) {
   p.ask(ScratchSlot::kElementwiseAux, static_cast<uint64_t>(h.tokens * h.rows) * 4);
 }
 
+// top_logits: each (row, part)'s picks (values and ids) and, when normalizing, its sum.
+void ask_selection(SlotPeaks& p, const StepShapes::Selection& x) {
+  const auto parts = static_cast<uint64_t>(x.rows * top_logits_parts(x.vocab));
+  p.ask(ScratchSlot::kElementwise, parts * static_cast<uint64_t>(x.k) * 8);
+  p.ask(ScratchSlot::kElementwiseAux, parts * 8);
+}
+
 // attention_group: tokens per group under the bound, at least one.
 int64_t group_of(uint64_t bound, uint64_t per_token, int64_t n) {
   const uint64_t fit = bound / std::max<uint64_t>(per_token, 1);
@@ -92,6 +100,7 @@ ScratchSizes scratch_need(const StepShapes& shapes, const DeviceOpOptions& optio
   for (const StepShapes::Attention& a : shapes.attention) {
     ask_attention(peaks, a, options.attention_scratch_bytes);
   }
+  for (const StepShapes::Selection& x : shapes.selections) ask_selection(peaks, x);
   return peaks.sizes();
 }
 

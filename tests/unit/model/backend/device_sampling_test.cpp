@@ -33,7 +33,8 @@ struct Selection {
 };
 
 // Rows of `vocab` logits on a grid of 1/8 (many exact ties), with NaN and ±inf sprinkled in
-// row 1, a row with fewer orderable tokens than any k here (row 2) and an all-NaN row (row 3).
+// row 1, a row with fewer orderable tokens than any k here (row 2), an all-NaN row (row 3) and a
+// row whose second half is -inf (row 4: a device part of -inf logits where the row is wide).
 std::vector<float> test_rows(int64_t rows, int64_t vocab, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> grid(-80, 40);
@@ -46,6 +47,7 @@ std::vector<float> test_rows(int64_t rows, int64_t vocab, uint32_t seed) {
   float* r2 = x.data() + 2 * vocab;
   for (int64_t i = 3; i < vocab; ++i) r2[i] = kNan;
   std::fill(x.data() + 3 * vocab, x.data() + 4 * vocab, kNan);
+  std::fill(x.data() + 4 * vocab + vocab / 2, x.data() + 5 * vocab, -kInf);
   return x;
 }
 
@@ -101,6 +103,31 @@ void expect_same_normalizers(const std::vector<double>& got, const std::vector<d
   }
 }
 
+// The device's selection of x's rows against the CPU's for several k: the same ids and values,
+// the normalizers within 1e-12 relative, and each of rows 0 and 4 alone what it gave in the batch.
+void expect_cpus_selection(Backend& be, Backend& cpu, const std::vector<float>& x, int64_t rows,
+                           int64_t vocab) {
+  for (uint32_t k : {1u, 7u, kernels::kMaxTokenCandidates}) {
+    const Selection want = select(cpu, x, rows, vocab, k);
+    const Selection got = select(be, x, rows, vocab, k);
+    EXPECT_EQ(got.ids, want.ids) << "k " << k;
+    EXPECT_EQ(got.values, want.values) << "k " << k;
+    expect_same_normalizers(got.log_normalizer, want.log_normalizer, 1e-12, "device");
+    const Selection bare = select(be, x, rows, vocab, k, false);
+    EXPECT_EQ(bare.ids, want.ids) << "k " << k << ", no normalizers";
+    // Each row alone gives what it gave in the batch, bit for bit.
+    for (int64_t r = 0; r < rows; r += 4) {
+      const std::vector<float> one(x.begin() + r * vocab, x.begin() + (r + 1) * vocab);
+      const Selection alone = select(be, one, 1, vocab, k);
+      EXPECT_TRUE(std::equal(alone.ids.begin(), alone.ids.end(), got.ids.begin() + r * k));
+      EXPECT_TRUE(std::equal(alone.values.begin(), alone.values.end(), got.values.begin() + r * k));
+      if (!std::isnan(alone.log_normalizer[0])) {
+        EXPECT_EQ(alone.log_normalizer[0], got.log_normalizer[static_cast<size_t>(r)]);
+      }
+    }
+  }
+}
+
 TEST(CpuTopLogits, IsTheHostsOrderAndNormalizerBitForBit) {
   CpuBackend cpu(2);
   const int64_t rows = 6, vocab = 3001;
@@ -116,27 +143,13 @@ TEST(CpuTopLogits, IsTheHostsOrderAndNormalizerBitForBit) {
 
 class DeviceTopLogits : public testing_device::OnEachDevice {};
 
+// Rows narrower than a device part (3001: not a multiple of the team) and rows of three parts,
+// the last ragged (10007), whose ties, NaN, ±inf and missing tokens fall in different parts.
 TEST_P(DeviceTopLogits, SelectsTheCpusTokensWhateverTheBatch) {
-  const int64_t rows = 6, vocab = 3001;  // not a multiple of the team
-  const std::vector<float> x = test_rows(rows, vocab, 2);
-  for (uint32_t k : {1u, 7u, kernels::kMaxTokenCandidates}) {
-    const Selection want = select(cpu_, x, rows, vocab, k);
-    const Selection got = select(*be_, x, rows, vocab, k);
-    EXPECT_EQ(got.ids, want.ids) << "k " << k;
-    EXPECT_EQ(got.values, want.values) << "k " << k;
-    expect_same_normalizers(got.log_normalizer, want.log_normalizer, 1e-12, "device");
-    const Selection bare = select(*be_, x, rows, vocab, k, false);
-    EXPECT_EQ(bare.ids, want.ids) << "k " << k << ", no normalizers";
-    // Each row alone gives what it gave in the batch, bit for bit.
-    for (int64_t r = 0; r < rows; r += 4) {
-      const std::vector<float> one(x.begin() + r * vocab, x.begin() + (r + 1) * vocab);
-      const Selection alone = select(*be_, one, 1, vocab, k);
-      EXPECT_TRUE(std::equal(alone.ids.begin(), alone.ids.end(), got.ids.begin() + r * k));
-      EXPECT_TRUE(std::equal(alone.values.begin(), alone.values.end(), got.values.begin() + r * k));
-      if (!std::isnan(alone.log_normalizer[0])) {
-        EXPECT_EQ(alone.log_normalizer[0], got.log_normalizer[static_cast<size_t>(r)]);
-      }
-    }
+  const int64_t rows = 6;
+  for (const int64_t vocab : {int64_t{3001}, int64_t{10007}}) {
+    SCOPED_TRACE(vocab);
+    expect_cpus_selection(*be_, cpu_, test_rows(rows, vocab, 2), rows, vocab);
   }
 }
 
