@@ -147,6 +147,80 @@ V4_HD inline int dot_q8_0_split(const int32_t* w, const uint8_t* a_qs) {
 #endif
 }
 
+// --- MXFP4 blocks against split activation rows ---
+// MXFP4 weights meet the split Q8_0 activation rows as Q8_0 weights do (the same blocks of 32,
+// so the same values): a block's 32 activation quants are two 16-byte loads. The weight codes
+// become their doubled E2M1 values by byte selects from the 16 values held in registers, not
+// by 32 table loads per block.
+
+// Byte n of the result is byte (s >> 4n) & 7 of the eight bytes lo (bytes 0–3) and hi (4–7)
+// (the upper 16 bits of s unused): CUDA's __byte_perm, spelled out for the host.
+V4_HD inline uint32_t byte_select(uint32_t lo, uint32_t hi, uint32_t s) {
+#if defined(__CUDA_ARCH__)
+  return __byte_perm(lo, hi, s);
+#else
+  const uint64_t all = (static_cast<uint64_t>(hi) << 32) | lo;
+  uint32_t r = 0;
+  for (int n = 0; n < 4; ++n) {
+    const uint32_t from = (s >> (4 * n)) & 7u;
+    r |= static_cast<uint32_t>((all >> (8 * from)) & 0xFFu) << (8 * n);
+  }
+  return r;
+#endif
+}
+
+// The doubled E2M1 values (kvalues_mxfp4, checked against it) as four words: value c is byte
+// c % 4 of word c / 4.
+inline constexpr uint32_t kMxfp4ValueWords[4] = {0x03020100u, 0x0C080604u, 0xFDFEFF00u,
+                                                 0xF4F8FAFCu};
+
+// The values of the eight codes of q, four bytes of an MXFP4 block's quants: *lo the values of
+// the bytes' low codes (byte i: byte i's), *hi those of their high codes. Each 16-bit half of q
+// selects the values of its four codes twice, from values 0–7 and from 8–15, then bit 3 of each
+// code picks one of the two; two more selects gather the low and the high codes' values.
+V4_HD inline void mxfp4_word_values(uint32_t q, uint32_t* lo, uint32_t* hi) {
+  const uint32_t pick = 0x32103210u | ((q & 0x88888888u) >> 1);
+  uint32_t halves[2];
+  for (int h = 0; h < 2; ++h) {
+    const uint32_t codes = q >> (16 * h);
+    const uint32_t low_eight = byte_select(kMxfp4ValueWords[0], kMxfp4ValueWords[1], codes);
+    const uint32_t high_eight = byte_select(kMxfp4ValueWords[2], kMxfp4ValueWords[3], codes);
+    halves[h] = byte_select(low_eight, high_eight, pick >> (16 * h));
+  }
+  *lo = byte_select(halves[0], halves[1], 0x6420u);
+  *hi = byte_select(halves[0], halves[1], 0x7531u);
+}
+
+// Σ of the four products of the signed bytes of a and b, added to sum (__dp4a on the device).
+V4_HD inline int32_t dot4_i8(uint32_t a, uint32_t b, int32_t sum) {
+#if defined(__CUDA_ARCH__)
+  return __dp4a(static_cast<int>(a), static_cast<int>(b), sum);
+#else
+  for (int i = 0; i < 4; ++i) {
+    sum +=
+        static_cast<int8_t>((a >> (8 * i)) & 0xFFu) * static_cast<int8_t>((b >> (8 * i)) & 0xFFu);
+  }
+  return sum;
+#endif
+}
+
+// An MXFP4 block's 32 values from its 16 quant bytes `qs`, as eight words in the order of its
+// activation quants: words 0–3 the low codes' values (values 0–15), words 4–7 the high codes'.
+V4_HD inline void mxfp4_block_values(const uint8_t* qs, uint32_t* v) {
+  for (int w = 0; w < 4; ++w) {
+    uint32_t q;
+    memcpy(&q, qs + 4 * w, sizeof(q));
+    mxfp4_word_values(q, &v[w], &v[w + 4]);
+  }
+}
+
+// Σ v·a over 32 signed bytes each, held as eight words: an exact integer sum.
+V4_HD inline int32_t dot32_i8(const uint32_t* v, const int32_t* a) {
+  int32_t sum = 0;
+  for (int w = 0; w < 8; ++w) sum = dot4_i8(v[w], static_cast<uint32_t>(a[w]), sum);
+  return sum;
+}
+
 // --- the float part of a unit's product ---
 // Each unit's result is an exact integer sum of 32 products, then the float expression of its
 // scales below. The lane loops here and the integer tensor-core product
@@ -222,15 +296,6 @@ V4_HD inline float finish_iq1_m(const BlockIQ1M& x, int g, float y_d, int32_t s0
 // Q8_0 block: s is Σ code·a, dw the weight block's scale, da the activation block's fp16 scale.
 V4_HD inline float finish_q8_0(float dw, uint16_t da, int32_t s) {
   return s * (dw * fp16_to_fp32(da));
-}
-
-V4_HD inline float block_dot_mxfp4(const BlockMXFP4& x, const BlockQ8_0& y, const QuantTables& t) {
-  int sumi1 = 0, sumi2 = 0;
-  for (int j = 0; j < kQK_MXFP4 / 2; ++j) {
-    sumi1 += y.qs[j] * t.kvalues_mxfp4[x.qs[j] & 0xF];
-    sumi2 += y.qs[j + kQK_MXFP4 / 2] * t.kvalues_mxfp4[x.qs[j] >> 4];
-  }
-  return finish_mxfp4(x, y.d, sumi1 + sumi2);
 }
 
 // --- helpers of the group dot products ---
@@ -456,14 +521,10 @@ V4_HD inline int units_per_block(GgmlType type) {
 }
 
 // Unit u of a weight row against its quantized activation row: group u % 8 of block u / 8 for the
-// 256-value formats, block u for MXFP4. Q8_0 and float weights are not units here: the device
-// matmul reads them itself (Q8_0 against its split activation rows).
+// 256-value formats. Q8_0, MXFP4 and float weights are not units here: the device matmul reads
+// them itself (Q8_0 and MXFP4 against split activation rows).
 V4_HD inline float unit_dot(GgmlType type, const uint8_t* w_row, const uint8_t* a_row, int64_t u,
                             const QuantTables& t) {
-  if (type == GgmlType::MXFP4) {
-    return block_dot_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u],
-                           reinterpret_cast<const BlockQ8_0*>(a_row)[u], t);
-  }
   const int64_t b = u / 8;
   const int g = static_cast<int>(u % 8);
   const Q8KGroup y = load_q8k_group(reinterpret_cast<const BlockQ8K*>(a_row)[b], g);

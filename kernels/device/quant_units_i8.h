@@ -51,11 +51,9 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
       memcpy(out, reinterpret_cast<const BlockQ8_0*>(w_row)[u].qs, kQK8_0);
     }
   } else if constexpr (T == GgmlType::MXFP4) {
-    const BlockMXFP4& x = reinterpret_cast<const BlockMXFP4*>(w_row)[u];
-    for (int j = 0; j < kQK_MXFP4 / 2; ++j) {
-      out[j] = t.kvalues_mxfp4[x.qs[j] & 0xF];
-      out[j + kQK_MXFP4 / 2] = t.kvalues_mxfp4[x.qs[j] >> 4];
-    }
+    uint32_t v[8];
+    mxfp4_block_values(reinterpret_cast<const BlockMXFP4*>(w_row)[u].qs, v);
+    memcpy(out, v, 32);
   } else {
     const int64_t b = u / 8;
     const int g = static_cast<int>(u % 8);
@@ -112,10 +110,8 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
 // blocks, or Q8_K blocks).
 template <GgmlType T>
 V4_HD inline const int8_t* unit_activation_i8(const uint8_t* a_row, int64_t u) {
-  if constexpr (T == GgmlType::Q8_0) {
+  if constexpr (T == GgmlType::Q8_0 || T == GgmlType::MXFP4) {
     return reinterpret_cast<const int8_t*>(a_row + u * kQK8_0);
-  } else if constexpr (T == GgmlType::MXFP4) {
-    return reinterpret_cast<const BlockQ8_0*>(a_row)[u].qs;
   } else {
     return reinterpret_cast<const BlockQ8K*>(a_row)[u / 8].qs + 32 * (u % 8);
   }
@@ -132,7 +128,7 @@ V4_HD inline float unit_finish(const uint8_t* w_row, const uint8_t* a_row, int64
                        q8_0_scale(a_row, units, u, true), s[0]);
   } else if constexpr (T == GgmlType::MXFP4) {
     return finish_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u],
-                        reinterpret_cast<const BlockQ8_0*>(a_row)[u].d, s[0]);
+                        q8_0_scale(a_row, units, u, true), s[0]);
   } else {
     const int64_t b = u / 8;
     const int g = static_cast<int>(u % 8);

@@ -22,9 +22,10 @@ struct Activations {
   size_t row_bytes = 0;
 };
 
-// Activations for Q8_0 weights are split: a row holds its blocks' 32 quants each (16-byte
-// aligned, so a lane reads a block with two 16-byte loads and a warp's loads are contiguous),
-// then their fp16 scales, padded to 16 bytes. The values are the CPU's Q8_0 blocks.
+// Activations for Q8_0 and MXFP4 weights (the CPU's Q8_0 blocks) are split: a row holds its
+// blocks' 32 quants each (16-byte aligned, so a lane reads a block with two 16-byte loads and a
+// warp's loads are contiguous), then their fp16 scales, padded to 16 bytes. The values are the
+// CPU's Q8_0 blocks.
 inline size_t split_q8_0_row_bytes(int64_t blocks) {
   return (static_cast<size_t>(blocks) * (kernels::kQK8_0 + 2) + 15) / 16 * 16;
 }
@@ -32,21 +33,19 @@ inline size_t split_q8_0_row_bytes(int64_t blocks) {
 // How the activations for a weight type are laid out, and quantized a unit (block, or group
 // of 32 of a 256-value block) at a time.
 struct ActivationFormat {
-  enum Kind { kFloat, kSplitQ8_0, kQ8_0, kQ8_K } kind = kFloat;
+  enum Kind { kFloat, kSplitQ8_0, kQ8_K } kind = kFloat;
   int64_t units = 0;     // quantized units per row
   size_t row_bytes = 0;  // of a quantized row
 };
 
 inline ActivationFormat activation_format(GgmlType weight, int64_t cols) {
   const GgmlType act = kernels::vec_dot_activation_type(weight);
-  if (act != GgmlType::Q8_0 && act != GgmlType::Q8_K) return {};
-  if (weight == GgmlType::Q8_0) {
+  if (act == GgmlType::Q8_0) {  // Q8_0 and MXFP4 weights
     const int64_t blocks = cols / kernels::kQK8_0;
     return {ActivationFormat::kSplitQ8_0, blocks, split_q8_0_row_bytes(blocks)};
   }
-  const size_t row_bytes = kernels::activation_row_bytes(weight, cols);
-  if (act == GgmlType::Q8_0) return {ActivationFormat::kQ8_0, cols / kernels::kQK8_0, row_bytes};
-  return {ActivationFormat::kQ8_K, cols / 32, row_bytes};
+  if (act != GgmlType::Q8_K) return {};
+  return {ActivationFormat::kQ8_K, cols / 32, kernels::activation_row_bytes(weight, cols)};
 }
 
 // Unit u of the quantized row `row` from the float row `x` (the CPU's block quantizers).
@@ -56,9 +55,6 @@ V4_HD inline void quantize_unit(const ActivationFormat& f, const float* x, uint8
     kernels::BlockQ8_0 block;
     kernels::quantize_block_q8_0(x + u * kernels::kQK8_0, &block);
     kernels::store_q8_0_split(block, row, f.units, u);
-  } else if (f.kind == ActivationFormat::kQ8_0) {
-    kernels::quantize_block_q8_0(x + u * kernels::kQK8_0,
-                                 reinterpret_cast<kernels::BlockQ8_0*>(row) + u);
   } else if (f.kind == ActivationFormat::kQ8_K) {
     // A thread per group of 32 (8 per 256-value block): short serial chains.
     kernels::quantize_group_q8_k(x + u / 8 * kernels::kQK_K,

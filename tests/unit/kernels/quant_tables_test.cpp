@@ -100,5 +100,29 @@ TEST(QuantTables, MxFp4ValuesAreDoubledE2M1) {
   }
 }
 
+// The device's MXFP4 values in registers (kMxfp4ValueWords) are the table, and the byte selects
+// that decode a block give, for every code byte at every place, the table's value of its low
+// code at the byte's place and of its high code 16 places on.
+TEST(QuantTables, Mxfp4RegisterValuesAreTheTable) {
+  int8_t words[16];
+  std::memcpy(words, kMxfp4ValueWords, sizeof(words));
+  for (int c = 0; c < 16; ++c) EXPECT_EQ(words[c], kvalues_mxfp4[c]) << "code " << c;
+  for (int byte = 0; byte < 256; ++byte) {
+    for (int place = 0; place < 16; ++place) {
+      uint8_t qs[16];
+      for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(byte * 7 + j * 29);
+      qs[place] = static_cast<uint8_t>(byte);
+      uint32_t v[8];
+      mxfp4_block_values(qs, v);
+      int8_t got[32];
+      std::memcpy(got, v, sizeof(got));
+      for (int j = 0; j < 16; ++j) {
+        ASSERT_EQ(got[j], kvalues_mxfp4[qs[j] & 0xF]) << "byte " << byte << " place " << place;
+        ASSERT_EQ(got[j + 16], kvalues_mxfp4[qs[j] >> 4]) << "byte " << byte << " place " << place;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace v4::kernels

@@ -204,8 +204,13 @@ TEST_P(DeviceMatmul, SharedInputProductsAreEachMatmulBitForBit) {
     be_->matmul_shared(dx.get(), n, targets);
     if (before && type != GgmlType::Q8_0) {
       // Four products (the last run in two), and x quantized for each run whose format differs
-      // from the one before: only the Q8_0 run's for float weights.
-      const uint64_t quantizations = device::is_float_weight(type) ? 1 : 3;
+      // from the one before: only the Q8_0 run's for float weights, and only the first run's
+      // where the type takes Q8_0's split rows (MXFP4).
+      const device::ActivationFormat::Kind kind = device::activation_format(type, cols).kind;
+      const uint64_t quantizations =
+          kind == device::ActivationFormat::kFloat || kind == device::ActivationFormat::kSplitQ8_0
+              ? 1
+              : 3;
       EXPECT_EQ(*launches(*be_) - *before, 4 + quantizations) << n << " tokens";
     }
     for (size_t i = 0; i < targets.size(); ++i) {
