@@ -204,14 +204,52 @@ V4_HD inline int32_t dot4_i8(uint32_t a, uint32_t b, int32_t sum) {
 #endif
 }
 
-// An MXFP4 block's 32 values from its 16 quant bytes `qs`, as eight words in the order of its
-// activation quants: words 0–3 the low codes' values (values 0–15), words 4–7 the high codes'.
-V4_HD inline void mxfp4_block_values(const uint8_t* qs, uint32_t* v) {
-  for (int w = 0; w < 4; ++w) {
-    uint32_t q;
-    memcpy(&q, qs + 4 * w, sizeof(q));
-    mxfp4_word_values(q, &v[w], &v[w + 4]);
-  }
+// An MXFP4 block's 32 values from its quant bytes as four words `q` (bytes 0–15), as eight words
+// in the order of its activation quants: words 0–3 the low codes' values (values 0–15), words
+// 4–7 the high codes'.
+V4_HD inline void mxfp4_block_values(const uint32_t* q, uint32_t* v) {
+  for (int w = 0; w < 4; ++w) mxfp4_word_values(q[w], &v[w], &v[w + 4]);
+}
+
+// Bits `bits` (0–32) to 63 + bits of the 64-bit hi:lo, the low 32 of them: CUDA's
+// __funnelshift_rc, spelled out for the host.
+V4_HD inline uint32_t funnel_right(uint32_t lo, uint32_t hi, uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __funnelshift_rc(lo, hi, bits);
+#else
+  return static_cast<uint32_t>(((static_cast<uint64_t>(hi) << 32) | lo) >> bits);
+#endif
+}
+
+// An MXFP4 block (17 bytes: its scale byte, then 16 quant bytes) from the five aligned words
+// that hold it, the block starting `offset` (0–3) bytes into the first: its scale and its quants
+// as four words.
+V4_HD inline void mxfp4_block_from_words(const uint32_t* words, uint32_t offset, uint8_t* e,
+                                         uint32_t* q) {
+  *e = static_cast<uint8_t>(words[0] >> (8 * offset));
+  // The quants start offset + 1 bytes in: word w is bytes offset + 1 + 4w onwards.
+  const uint32_t bits = 8 * ((offset + 1) % 4), first = (offset + 1) / 4;
+  for (int w = 0; w < 4; ++w) q[w] = funnel_right(words[first + w], words[first + w + 1], bits);
+}
+
+// Block u of an MXFP4 row: its scale byte and its quants as four words. MXFP4 blocks are 17 bytes
+// apart, so a block may start at any byte: on the device five aligned 4-byte loads fetch the
+// words that hold it (each holds one of its bytes, so none reads past it) and shifts take it out,
+// instead of 17 byte loads; the host copies the bytes.
+V4_HD inline void load_mxfp4_block(const uint8_t* row, int64_t u, uint8_t* e, uint32_t* q) {
+  const uint8_t* at = row + u * static_cast<int64_t>(sizeof(BlockMXFP4));
+#if defined(__CUDA_ARCH__)
+  const auto address = reinterpret_cast<uintptr_t>(at);
+  const auto* aligned = reinterpret_cast<const uint32_t*>(address & ~uintptr_t{3});
+  uint32_t words[6];
+#pragma unroll
+  for (int w = 0; w < 5; ++w) words[w] = aligned[w];
+  words[5] = 0;  // read only where the quants end a word: shifted out
+  mxfp4_block_from_words(words, static_cast<uint32_t>(address & 3), e, q);
+#else
+  *e = at[0];
+  memcpy(q, at + 1, 16);
+#endif
 }
 
 // Σ v·a over 32 signed bytes each, held as eight words: an exact integer sum.
@@ -227,8 +265,9 @@ V4_HD inline int32_t dot32_i8(const uint32_t* v, const int32_t* a) {
 // (model/backend/device/device_ops_matmul_mma.h) both finish a unit with these functions, so a
 // unit adds the same float value whichever kernel summed its integers.
 
-V4_HD inline float finish_mxfp4(const BlockMXFP4& x, uint16_t y_d, int32_t sumi) {
-  const float d = fp16_to_fp32(y_d) * e8m0_to_fp32_half(x.e);
+// MXFP4 block: e the weight block's E8M0 scale byte.
+V4_HD inline float finish_mxfp4(uint8_t e, uint16_t y_d, int32_t sumi) {
+  const float d = fp16_to_fp32(y_d) * e8m0_to_fp32_half(e);
   return d * sumi;
 }
 

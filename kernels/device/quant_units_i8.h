@@ -52,7 +52,10 @@ V4_HD inline void unit_weights_i8(const uint8_t* w_row, int64_t u, const QuantTa
     }
   } else if constexpr (T == GgmlType::MXFP4) {
     uint32_t v[8];
-    mxfp4_block_values(reinterpret_cast<const BlockMXFP4*>(w_row)[u].qs, v);
+    uint8_t e;
+    uint32_t q[4];
+    load_mxfp4_block(w_row, u, &e, q);
+    mxfp4_block_values(q, v);
     memcpy(out, v, 32);
   } else {
     const int64_t b = u / 8;
@@ -127,7 +130,7 @@ V4_HD inline float unit_finish(const uint8_t* w_row, const uint8_t* a_row, int64
     return finish_q8_0(fp16_to_fp32(q8_0_scale(w_row, units, u, q8_0_split)),
                        q8_0_scale(a_row, units, u, true), s[0]);
   } else if constexpr (T == GgmlType::MXFP4) {
-    return finish_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u],
+    return finish_mxfp4(reinterpret_cast<const BlockMXFP4*>(w_row)[u].e,
                         q8_0_scale(a_row, units, u, true), s[0]);
   } else {
     const int64_t b = u / 8;

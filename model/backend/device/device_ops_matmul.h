@@ -183,16 +183,17 @@ V4_HD inline void lane_dot_tile(int64_t begin, int64_t end, int64_t row_units, c
     // selects, no table loads), then met by each row's two 16-byte loads of quants.
     V4_UNROLL(2)
     for (int64_t u = begin + lane; u < end; u += kLanes) {
-      const kernels::BlockMXFP4& x = reinterpret_cast<const kernels::BlockMXFP4*>(w_row)[u];
-      uint32_t v[8];
-      kernels::mxfp4_block_values(x.qs, v);
+      uint8_t e;
+      uint32_t q[4], v[8];
+      kernels::load_mxfp4_block(w_row, u, &e, q);
+      kernels::mxfp4_block_values(q, v);
       V4_UNROLL_ALL
       for (int k = 0; k < Tile; ++k) {
         if (k >= n) continue;
         const uint8_t* a_row = a_rows + k * a_row_bytes;
         int32_t a[kernels::kQK8_0 / 4];
         kernels::load_q8_0_split_quants(a_row, u, a);
-        acc[k] += kernels::finish_mxfp4(x, kernels::q8_0_scale(a_row, row_units, u, true),
+        acc[k] += kernels::finish_mxfp4(e, kernels::q8_0_scale(a_row, row_units, u, true),
                                         kernels::dot32_i8(v, a));
       }
     }

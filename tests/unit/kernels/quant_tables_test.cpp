@@ -112,8 +112,9 @@ TEST(QuantTables, Mxfp4RegisterValuesAreTheTable) {
       uint8_t qs[16];
       for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(byte * 7 + j * 29);
       qs[place] = static_cast<uint8_t>(byte);
-      uint32_t v[8];
-      mxfp4_block_values(qs, v);
+      uint32_t q[4], v[8];
+      std::memcpy(q, qs, sizeof(q));
+      mxfp4_block_values(q, v);
       int8_t got[32];
       std::memcpy(got, v, sizeof(got));
       for (int j = 0; j < 16; ++j) {
@@ -121,6 +122,22 @@ TEST(QuantTables, Mxfp4RegisterValuesAreTheTable) {
         ASSERT_EQ(got[j + 16], kvalues_mxfp4[qs[j] >> 4]) << "byte " << byte << " place " << place;
       }
     }
+  }
+}
+
+// A byte-aligned MXFP4 block out of the five aligned words that hold it, at each of the four
+// offsets a 17-byte block can start at within a word: its scale and quants, as the bytes are.
+TEST(QuantTables, Mxfp4BlocksComeOutOfTheirAlignedWords) {
+  uint8_t bytes[24];
+  for (int i = 0; i < 24; ++i) bytes[i] = static_cast<uint8_t>(0xA0 + 7 * i);
+  for (uint32_t offset = 0; offset < 4; ++offset) {
+    uint32_t words[6] = {};
+    std::memcpy(words, bytes, 20);
+    uint8_t e = 0;
+    uint32_t q[4];
+    mxfp4_block_from_words(words, offset, &e, q);
+    EXPECT_EQ(e, bytes[offset]) << "offset " << offset;
+    EXPECT_EQ(std::memcmp(q, bytes + offset + 1, 16), 0) << "offset " << offset;
   }
 }
 
