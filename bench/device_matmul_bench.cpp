@@ -357,7 +357,8 @@ void BM_CopyRowsToHost(benchmark::State& state) {
   benchmark::DoNotOptimize(best);
 }
 
-// The products of a V4-Flash decode step (spec §1, §5.4) in the ds4 recipes' types.
+// The products of a V4-Flash decode step (spec §1, §5.4) in the ds4 recipes' types, and the
+// routed experts' MXFP4 of the llama.cpp family's files.
 void register_all() {
   struct Shape {
     const char* name;
@@ -375,6 +376,7 @@ void register_all() {
       {"hc_fn", GgmlType::F16, 24, 16384},
       {"expert_gate", GgmlType::IQ2_XXS, 2048, 4096},
       {"expert_down", GgmlType::Q2_K, 4096, 2048},
+      {"expert_gate", GgmlType::MXFP4, 2048, 4096},  // the llama.cpp family's routed experts
   };
   for (const Shape& s : shapes) {
     const std::string name = std::string("Matmul/") + s.name + "/" +
