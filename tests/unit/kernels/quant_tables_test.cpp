@@ -27,6 +27,7 @@
 #include <cstring>
 #include <set>
 
+#include "kernels/device/mxfp4_block.h"
 #include "kernels/device/quant_dot.h"
 
 namespace v4::kernels {
