@@ -21,14 +21,13 @@
 
 namespace v4::kernels {
 
-// The lookup tables of the IQ and MXFP4 formats, where the executing code can read them: the
-// host arrays of quant_tables.h, or their copies in device memory. (The IQ2 sign table is
-// computed instead: iq2_signs.)
+// The lookup tables of the IQ formats, where the executing code can read them: the host arrays
+// of quant_tables.h, or their copies in device memory. (The IQ2 sign table is computed instead,
+// iq2_signs, and MXFP4's values are held in registers, mxfp4_block.h.)
 struct QuantTables {
   const uint64_t* iq2xxs_grid = nullptr;
   const uint64_t* iq2xs_grid = nullptr;
   const uint64_t* iq1s_grid = nullptr;
-  const int8_t* kvalues_mxfp4 = nullptr;
 };
 
 // --- activation blocks (bit-identical to activation_quant.cpp) ---
@@ -134,18 +133,7 @@ V4_HD inline uint16_t q8_0_scale(const uint8_t* row, int64_t blocks, int64_t u, 
 V4_HD inline int dot_q8_0_split(const int32_t* w, const uint8_t* a_qs) {
   int32_t a[kQK8_0 / 4];
   load_q8_0_split_quants(a_qs, 0, a);
-#if defined(__CUDA_ARCH__)
-  int sum = 0;
-#pragma unroll
-  for (int j = 0; j < kQK8_0 / 4; ++j) sum = __dp4a(w[j], a[j], sum);
-  return sum;
-#else
-  const int8_t* wb = reinterpret_cast<const int8_t*>(w);
-  const int8_t* ab = reinterpret_cast<const int8_t*>(a);
-  int sum = 0;
-  for (int j = 0; j < kQK8_0; ++j) sum += wb[j] * ab[j];
-  return sum;
-#endif
+  return dot32_i8(reinterpret_cast<const uint32_t*>(w), a);
 }
 
 // --- the float part of a unit's product ---

@@ -165,12 +165,10 @@ void hc_pre(E& e, DeviceScratch<E>& s, const HcMixing& hc, const float* x, int64
                       return;
                     }
                     float *m = sm, *pre = sm + h;
-                    team.threads([&](int k) {
-                      if (k < static_cast<int>(h)) m[k] = hc_scaled_mix(mixes, t, k, rms);
-                    });
-                    team.threads([&](int k) {
-                      if (k < static_cast<int>(h))
-                        pre[k] = hc_pre_weight(m, scale, base, static_cast<uint32_t>(k), eps);
+                    team.threads([&](int k) {  // pre weight k reads only mix k, its own
+                      if (k >= static_cast<int>(h)) return;
+                      m[k] = hc_scaled_mix(mixes, t, k, rms);
+                      pre[k] = hc_pre_weight(m, scale, base, static_cast<uint32_t>(k), eps);
                     });
                     team.threads([&](int k) {
                       for (int64_t j = k; j < d; j += team.size()) {

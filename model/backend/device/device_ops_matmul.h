@@ -38,8 +38,7 @@ kernels::QuantTables quant_tables(DeviceScratch<E>& s) {
   using namespace kernels;
   return {static_cast<const uint64_t*>(s.constant(iq2xxs_grid, sizeof iq2xxs_grid)),
           static_cast<const uint64_t*>(s.constant(iq2xs_grid, sizeof iq2xs_grid)),
-          static_cast<const uint64_t*>(s.constant(iq1s_grid, sizeof iq1s_grid)),
-          static_cast<const int8_t*>(s.constant(kvalues_mxfp4, sizeof kvalues_mxfp4))};
+          static_cast<const uint64_t*>(s.constant(iq1s_grid, sizeof iq1s_grid))};
 }
 
 // The weight types the device dot products read, each dispatched to kernels compiled for it, so

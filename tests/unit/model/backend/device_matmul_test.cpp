@@ -414,8 +414,7 @@ TEST_P(TensorCores, AUnitsIntegerFormFinishesToTheLaneLoopsValue) {
   const device::ActivationFormat f = device::activation_format(t, cols);
   std::vector<uint8_t> a(f.row_bytes + 16);
   for (int64_t u = 0; u < f.units; ++u) device::quantize_unit(f, x.data(), a.data(), u);
-  const kernels::QuantTables tables{kernels::iq2xxs_grid, kernels::iq2xs_grid, kernels::iq1s_grid,
-                                    kernels::kvalues_mxfp4};
+  const kernels::QuantTables tables{kernels::iq2xxs_grid, kernels::iq2xs_grid, kernels::iq1s_grid};
   device::dispatch_weight_type(t, "test", [&](auto tag) {
     constexpr GgmlType T = decltype(tag)::value;
     if constexpr (kernels::has_int8_units(T)) {
