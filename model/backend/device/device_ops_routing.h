@@ -6,22 +6,13 @@
 #pragma once
 
 #include "kernels/cpu/moe_routing.h"
+#include "kernels/device/integer_atomics.h"
 #include "model/backend/device/device_ops.h"
 
 namespace v4::device {
 
 // Threads of the team that routes one token.
 inline constexpr int kRouteTeam = 256;
-
-// counter += 1 from any thread: integer adds, the same total in any order. The host executor
-// runs one thread at a time.
-V4_HD inline void count_one(uint64_t* counter) {
-#if defined(__CUDA_ARCH__)
-  atomicAdd(reinterpret_cast<unsigned long long*>(counter), 1ull);
-#else
-  ++*counter;
-#endif
-}
 
 template <class E>
 void route_experts(E& e, DeviceScratch<E>& s, const ExpertRouting& r, const float* logits,
@@ -81,7 +72,7 @@ void route_experts(E& e, DeviceScratch<E>& s, const ExpertRouting& r, const floa
       if (!routing.counts) return;
       for (uint32_t slot = static_cast<uint32_t>(l); slot < k; slot += team.size()) {
         if (routing.counted && t * k + slot >= *routing.counted) return;
-        count_one(routing.counts + chosen[slot]);
+        kernels::add_exact(routing.counts + chosen[slot], 1);
       }
     });
   });

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "model/backend/device/device_ops_matmul.h"
+#include "model/backend/device/device_ops_sampling.h"
 #include "model/backend/device/device_ops_top_logits.h"
 
 namespace v4::device {
@@ -52,10 +53,13 @@ void ask_hc_mix(SlotPeaks& p, const StepShapes::HcMix& h) {
 }
 
 // top_logits: each (row, part)'s picks (values and ids) and, when normalizing, its sum.
+// draw_rows, over the same rows: each (row, part)'s range, and each row's totals.
 void ask_selection(SlotPeaks& p, const StepShapes::Selection& x) {
   const auto parts = static_cast<uint64_t>(x.rows * top_logits_parts(x.vocab));
   p.ask(ScratchSlot::kElementwise, parts * static_cast<uint64_t>(x.k) * 8);
   p.ask(ScratchSlot::kElementwiseAux, parts * 8);
+  p.ask(ScratchSlot::kElementwise, parts * sizeof(detail::DrawPart));
+  p.ask(ScratchSlot::kElementwiseAux, static_cast<uint64_t>(x.rows * kDrawTotals) * 8);
 }
 
 // attention_group: tokens per group under the bound, at least one.

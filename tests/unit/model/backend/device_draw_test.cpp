@@ -11,8 +11,10 @@
 #include <limits>
 #include <random>
 
+#include "kernels/cpu/token_candidates.h"
 #include "kernels/cpu/whole_row_draw.h"
 #include "model/backend/cpu_backend.h"
+#include "model/backend/device/scratch_bound.h"
 #include "tests/unit/model/backend/device_test_util.h"
 
 namespace v4 {
@@ -140,6 +142,57 @@ TEST_P(DeviceDrawRows, FullVocabularyRows) {
     params[0].bits53 = b;
     expect_same(draw(*be_, x, vocab, params), draw(cpu_, x, vocab, params), "full rows");
   }
+}
+
+// Rows whose crossing falls where many tokens share a bin of the device's search
+// (device_ops_draw_search.h): tied logits at the top, more of them than the row team holds (its
+// radix search over the row), fewer (its held tokens), a row of one logit repeated (every token
+// in one bin), and a wide row with −inf in it; top-p's crossing and the draw's in the same bin
+// and in different ones.
+TEST_P(DeviceDrawRows, CrowdedBinsAreSearchedExactly) {
+  const int64_t vocab = 129280;
+  const size_t n = static_cast<size_t>(vocab);
+  std::vector<float> x = testing_device::randoms(6 * n, 7);
+  const auto row = [&](size_t r) { return x.data() + r * n; };
+  for (size_t i = 0; i < 3000; ++i) row(0)[(i * 37) % n] = 5.0f;
+  for (size_t i = 0; i < 600; ++i) row(1)[(i * 211) % n] = 5.0f;
+  std::fill(row(2), row(2) + n, 0.25f);
+  for (size_t i = 0; i < n; ++i) row(3)[i] *= 30.0f;
+  for (size_t i = 0; i < n; i += 101) row(3)[i] = -kInf;
+  for (size_t i = 0; i < 2000; ++i) row(4)[(i * 53) % n] = 2.0f;
+  for (size_t i = 0; i < 40; ++i) row(5)[(i * 997) % n] = 3.0f + 0.01f * static_cast<float>(i);
+  std::vector<RowDrawParams> params{
+      {1.0f, 1.0f, 0.0f},   {0.7f, 0.9f, 0.0f},   {1.0f, 0.5f, 0.0f},
+      {0.9f, 0.95f, 0.01f}, {1.0f, 0.999f, 0.0f}, {0.6f, 0.3f, 0.0f},
+  };
+  for (uint64_t b : {uint64_t{0}, (uint64_t{1} << 53) - 1, uint64_t{0x1f2e3d4c5b6a7}}) {
+    for (size_t r = 0; r < params.size(); ++r) {
+      params[r].bits53 = (b ^ (r * 0x9e3779b97f4a7ull)) & ((uint64_t{1} << 53) - 1);
+    }
+    const Draws got = draw(*be_, x, vocab, params);
+    expect_same(got, draw(cpu_, x, vocab, params), "crowded bins");
+  }
+}
+
+// What the device fit check counts for a step's selection (device::scratch_need of its
+// StepShapes::Selection, which both top_logits and draw_rows run under) holds what the two ops
+// ask for, and not loosely: the draw's row totals are most of it.
+TEST_P(DeviceDrawRows, ScratchNeedHoldsWhatTheSelectionOpsAskFor) {
+  const int64_t vocab = 129280, rows = 5;
+  const uint32_t k = kernels::kMaxTokenCandidates;
+  const std::vector<float> x = testing_device::randoms(static_cast<size_t>(rows * vocab), 11);
+  (void)draw(*be_, x, vocab, std::vector<RowDrawParams>(rows, {1.0f, 0.9f, 0.0f, 0, 7}));
+  auto dx = upload(*be_, x);
+  auto ids = zeros_on<int32_t>(*be_, static_cast<size_t>(rows * k));
+  auto values = zeros_on<float>(*be_, static_cast<size_t>(rows * k));
+  auto normalizers = zeros_on<double>(*be_, static_cast<size_t>(rows));
+  be_->top_logits(dx.get(), rows, vocab, k, ids.get(), values.get(), normalizers.get());
+  StepShapes shapes;
+  shapes.selections.push_back({rows, vocab, int64_t{k}});
+  const uint64_t need = device::scratch_need(shapes, {}).total();
+  const uint64_t asked = be_->scratch_requested_bytes();
+  EXPECT_LE(asked, need);
+  EXPECT_GE(asked, need - need / 10) << "the bound is loose: " << asked << " of " << need;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceDrawRows, testing_device::device_backend_names());
