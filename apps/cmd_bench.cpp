@@ -112,6 +112,7 @@ nlohmann::json report_json(const BenchFlags& f, const V4Config& config,
                              {"tokens_per_second", r.prefill.tokens_per_second()},
                              {"weight_bytes_touched", traffic_json(r.prefill.traffic)}}},
                            {"decode_prompt_tokens", f.options.decode_prompt_tokens},
+                           {"decode_rows", f.options.sampled ? "drawn" : "greedy"},
                            {"decode", decode},
                            {"memory_bandwidth",
                             {{"buffer_bytes", r.bandwidth.buffer_bytes},
@@ -168,7 +169,11 @@ void print_text(const BenchFlags& f, const V4Config& config, const ForwardBenchm
         static_cast<unsigned long long>(g.position_bound), g.stopped.empty() ? "" : "; ",
         g.stopped.c_str());
   }
-  std::printf("decode rows return their best token (a greedy server's rows), not their logits\n");
+  std::printf(f.options.sampled
+                  ? "decode rows are drawn on the device (temperature 1, top-p 0.95; a sampling "
+                    "server's rows), not returned as logits\n"
+                  : "decode rows return their best token (a greedy server's rows), not their "
+                    "logits\n");
   for (const DecodeMeasurement& d : r.decode) {
     std::printf(
         "decode batch %u: %llu tokens (%u steps, %u-token prompts) in %.3f s = %.2f tokens/s\n",
@@ -411,6 +416,8 @@ CommandRegistration bench_command(
           ->capture_default_str();
       sub.add_option("--batch", f->batches, "comma-separated decode batch sizes")
           ->capture_default_str();
+      sub.add_flag("--sampled", f->options.sampled,
+                   "decode rows drawn on the device (temperature 1, top-p 0.95) instead of greedy");
       sub.add_option("--bandwidth-mib", f->bandwidth_mib, "bandwidth probe buffer (MiB, ≫ LLC)")
           ->capture_default_str()
           ->check(CLI::PositiveNumber);

@@ -121,10 +121,16 @@ Status decode_pass(V4Forward& forward, WeightTrafficRecorder& recorder, const V4
   recorder.profile_section(pass + ", steps");
   recorder.take_ranges();
   for (uint32_t step = 0; step < o.decode_tokens; ++step) {
-    // As a server's greedy rows: the best token comes back, not the row of logits.
+    // As a server's rows: the best token (greedy) or a drawn one comes back, not the row of
+    // logits.
     for (uint32_t s = 0; s < batch; ++s) {
       inputs[s].tokens = std::span<const int32_t>(decode_ids + step * batch + s, 1);
-      inputs[s].top_candidates = 1;
+      if (o.sampled) {
+        const uint64_t bits = splitmix64(o.seed ^ (uint64_t{step} << 32 | s)) >> 11;
+        inputs[s].draw = kernels::RowDrawParams{{1.0f, 0.95f, 0.0f}, 0, bits};
+      } else {
+        inputs[s].top_candidates = 1;
+      }
     }
     const uint64_t launched = recorder.kernel_launches();
     const Clock::time_point start = Clock::now();

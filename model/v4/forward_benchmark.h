@@ -22,6 +22,9 @@ struct ForwardBenchmarkOptions {
   uint32_t prompt_tokens = 128;        // prefill: one sequence, one forward call
   uint32_t decode_prompt_tokens = 16;  // prefilled (untimed) for each decoding sequence
   uint32_t decode_tokens = 32;         // timed decode steps per batch size
+  // Decode rows drawn on the device (Backend::draw_rows: temperature 1, top-p 0.95, a sampling
+  // server's rows) instead of returning their best token (a greedy server's).
+  bool sampled = false;
   std::vector<uint32_t> batch_sizes = {1, 16};
   uint64_t bandwidth_bytes = uint64_t{1} << 30;  // ≫ LLC, so the read streams from DRAM
   uint32_t bandwidth_repeats = 5;                // the best pass is reported
