@@ -1,17 +1,16 @@
 // The device's sparse attention (spec §3.4): each token's query heads over its raw window and
 // its compressed rows, with the heads' sinks, then the output RoPE undone. Every value is the
-// CPU's (kernels/cpu/attend_heads.cpp) bit for bit but for the device's expf, in four launches
+// CPU's (kernels/cpu/attend_heads.cpp) bit for bit but for the device's expf, in three launches
 // whose reads are coalesced, so a long context costs bandwidth rather than latency:
 //  1. the rows each token reads, in the CPU's order (pointers), and how many;
 //  2. the scores: a warp per (token, row, kScoreHeads heads). Lane l takes the row's values l,
 //     l + 32, … — float_dot's lanes (kernels/cpu/float_dot_lanes.h) — so the warp's butterfly is
 //     float_dot's tree. The warp reads the row once for all its heads, decoding an encoded row
-//     value by value; the first head group's warp writes the decoded row for launch 4;
-//  3. the softmax with the sink: a team per (token, head) takes the maximum over its threads,
-//     the exponentials in parallel, and one thread sums the denominator in row order, as the CPU
-//     does;
-//  4. each output value, a thread per (token, head, value) summing the rows in order, and the
-//     RoPE of each head's tail undone by the thread of a pair's first value.
+//     value by value; the first head group's warp writes the decoded row for launch 3;
+//  3. a team per (token, head): the softmax with the sink (the maximum over its threads, the
+//     exponentials in parallel, and one thread summing the denominator in row order, as the CPU
+//     does), then each output value summed over the rows in order, kAttendValues a thread, and
+//     the RoPE of the head's tail undone.
 #pragma once
 
 #include <math.h>
@@ -27,8 +26,6 @@ namespace v4::device {
 
 // Heads whose scores one warp computes from the row it reads once.
 inline constexpr int kScoreHeads = 8;
-// Threads of a (token, head)'s softmax team.
-inline constexpr int kSoftmaxTeam = 128;
 
 // Host-side bound on a token's compressed rows in layer l: the indexer's k, or every finished row.
 inline int64_t most_compressed_rows(const KvLayerAddress& l, const KvStep& step, uint32_t top_k) {
@@ -77,7 +74,6 @@ struct AttentionScratch {
   uint32_t* total = nullptr;     // [n] how many
   float* decoded = nullptr;      // [n][most][head_dim] decoded compressed rows (encoded pages)
   float* scores = nullptr;       // [n][n_head][slice] scores, then softmax weights
-  float* dens = nullptr;         // [n][n_head] softmax denominators
 };
 
 // Launches 1 and 2: the rows, then every (token, head, row) score, scaled.
@@ -151,73 +147,88 @@ void attention_scores(E& e, const KvPageFormat& f, const KvLayerAddress& l, cons
       });
 }
 
-// Launch 3: the softmax with the sink logit (not scaled) per (token, head); the weights replace
-// the scores.
-template <class E>
-void attention_softmax(E& e, int64_t n, int64_t n_head, int64_t slice, const float* sinks,
-                       const AttentionScratch& a) {
-  const AttentionScratch s = a;
-  e.for_each_team(n * n_head, kSoftmaxTeam, (kSoftmaxTeam + 1) * sizeof(float),
-                  [=] V4_HD(int64_t th, const typename E::Team& team) {
-                    float* part =
-                        team.template shared<float>();  // each thread's maximum, then the maximum
-                    float* sc = s.scores + th * slice;
-                    const uint32_t seen = s.total[th / n_head];
-                    const float sink = sinks[th % n_head];
-                    const int size = team.size();
-                    team.threads([&](int l) {
-                      float mx = sink;
-                      for (uint32_t j = static_cast<uint32_t>(l); j < seen; j += size)
-                        mx = ordered_max(mx, sc[j]);
-                      part[l] = mx;
-                    });
-                    team.threads([&](int l) {
-                      if (l != 0) return;
-                      float mx = part[0];
-                      for (int k = 1; k < size; ++k) mx = ordered_max(mx, part[k]);
-                      part[size] = mx;
-                    });
-                    team.threads([&](int l) {
-                      for (uint32_t j = static_cast<uint32_t>(l); j < seen; j += size)
-                        sc[j] = expf(sc[j] - part[size]);
-                    });
-                    team.threads([&](int l) {
-                      if (l != 0) return;
-                      float den = expf(sink - part[size]);
-                      for (uint32_t j = 0; j < seen; ++j) den = den + sc[j];
-                      s.dens[th] = den;
-                    });
-                  });
-}
+// Threads of a (token, head)'s team in launch 3.
+inline constexpr int kAttendTeam = 256;
+// Output values a thread of that team sums at once: one pass over the rows' weights and
+// pointers serves them all.
+inline constexpr int kAttendValues = 2;
 
-// Launch 4: each output value, then (undo_rope) the RoPE pairs of each head's tail rotated back:
-// the thread of a pair's first value computes both values and rotates them, as rope() would.
+// Launch 3, a team per (token, head): the softmax with the sink logit (not scaled) over the
+// head's scores, then its output values, then (undo_rope) the RoPE pairs of the head's tail
+// rotated back, as rope() would. The weights replace the scores. The maximum is folded per
+// thread, then over the threads (the same value for any split, ordered_max); the denominator
+// is summed in row order by one thread, and each output value over the rows in order, divided
+// by it: the CPU's operations in the CPU's order.
 template <class E>
-void attention_output(E& e, int64_t n, int64_t n_head, int64_t hd, int64_t slice,
-                      const OutputRope* undo_rope, const AttentionScratch& a, float* o) {
+void attention_weights_output(E& e, int64_t n, int64_t n_head, int64_t hd, int64_t slice,
+                              const float* sinks, const OutputRope* undo_rope,
+                              const AttentionScratch& a, float* o) {
   const AttentionScratch s = a;
   const OutputRope rot = undo_rope ? *undo_rope : OutputRope{};
   const int64_t rotated_from = undo_rope ? hd - rot.rope_dim : hd;
-  e.for_each(n * n_head * hd, [=] V4_HD(int64_t idx) {
-    const int64_t d = idx % hd, th = idx / hd, t = th / n_head;
-    const float* w = s.scores + th * slice;
-    const float* const* rows = s.rows + t * slice;
+  constexpr int kTeam = kAttendTeam;
+  const size_t shared = static_cast<size_t>(kTeam + 2 + hd) * sizeof(float);
+  e.for_each_team(n * n_head, kTeam, shared, [=] V4_HD(int64_t th, const typename E::Team& team) {
+    float* part = team.template shared<float>();  // each thread's maximum, then the maximum
+    float* den = part + kTeam + 1;
+    float* values = den + 1;  // the head's output values, before the division
+    float* sc = s.scores + th * slice;
+    const int64_t t = th / n_head;
     const uint32_t seen = s.total[t];
-    const auto value = [&](int64_t at) {
-      float acc = 0.0f;
-      for (uint32_t j = 0; j < seen; ++j) acc += w[j] * rows[j][at];
-      return acc / s.dens[th];
-    };
-    if (d < rotated_from) {
-      o[idx] = value(d);
-      return;
-    }
-    const int64_t k = d - rotated_from;
-    if (k % 2 != 0) return;
-    float pair[2] = {value(d), value(d + 1)};
-    kernels::rope_rotate_pair(pair, rot.freqs + k / 2, 0, rot.positions[t], true);
-    o[idx] = pair[0];
-    o[idx + 1] = pair[1];
+    const float sink = sinks[th % n_head];
+    team.threads([&](int l) {
+      float mx = sink;
+      for (uint32_t j = static_cast<uint32_t>(l); j < seen; j += kTeam) mx = ordered_max(mx, sc[j]);
+      part[l] = mx;
+    });
+    team.threads([&](int l) {
+      if (l != 0) return;
+      float mx = part[0];
+      for (int k = 1; k < kTeam; ++k) mx = ordered_max(mx, part[k]);
+      part[kTeam] = mx;
+    });
+    team.threads([&](int l) {
+      for (uint32_t j = static_cast<uint32_t>(l); j < seen; j += kTeam)
+        sc[j] = expf(sc[j] - part[kTeam]);
+    });
+    const float* const* rows = s.rows + t * slice;
+    team.threads([&](int l) {
+      if (l == 0) {
+        float sum = expf(sink - part[kTeam]);
+        for (uint32_t j = 0; j < seen; ++j) sum = sum + sc[j];
+        *den = sum;
+      }
+      for (int64_t d0 = l; d0 < hd; d0 += kAttendValues * kTeam) {
+        float acc[kAttendValues] = {};
+        for (uint32_t j = 0; j < seen; ++j) {
+          const float w = sc[j];
+          const float* row = rows[j];
+          V4_UNROLL_ALL
+          for (int v = 0; v < kAttendValues; ++v) {
+            if (d0 + v * kTeam < hd) acc[v] += w * row[d0 + v * kTeam];
+          }
+        }
+        V4_UNROLL_ALL
+        for (int v = 0; v < kAttendValues; ++v) {
+          if (d0 + v * kTeam < hd) values[d0 + v * kTeam] = acc[v];
+        }
+      }
+    });
+    float* out = o + th * hd;
+    team.threads([&](int l) {
+      for (int64_t d = l; d < hd; d += kTeam) {
+        if (d < rotated_from) {
+          out[d] = values[d] / *den;
+          continue;
+        }
+        const int64_t k = d - rotated_from;
+        if (k % 2 != 0) continue;
+        float pair[2] = {values[d] / *den, values[d + 1] / *den};
+        kernels::rope_rotate_pair(pair, rot.freqs + k / 2, 0, rot.positions[t], true);
+        out[d] = pair[0];
+        out[d + 1] = pair[1];
+      }
+    });
   });
 }
 
@@ -235,7 +246,7 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const Kv
   const bool raw_f32 = f.storage == KvStorage::kF32;
   const size_t per_token = static_cast<size_t>(slice) * sizeof(const float*) + sizeof(uint32_t) +
                            (raw_f32 ? 0 : static_cast<size_t>(most * hd) * sizeof(float)) +
-                           static_cast<size_t>(n_head * (slice + 1)) * sizeof(float);
+                           static_cast<size_t>(n_head * slice) * sizeof(float);
   const int64_t group = attention_group(s, per_token, n);
   AttentionScratch a;
   a.rows =
@@ -246,7 +257,6 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const Kv
                                               static_cast<size_t>(group * most * hd) + 1);
   a.scores = s.template get<float>(ScratchSlot::kAttentionScores,
                                    static_cast<size_t>(group * n_head * slice));
-  a.dens = s.template get<float>(ScratchSlot::kElementwise, static_cast<size_t>(group * n_head));
   for (int64_t t0 = 0; t0 < n; t0 += group) {
     const KvStep part = step_tokens(step, t0, std::min(group, n - t0));
     OutputRope part_rope;
@@ -258,9 +268,8 @@ void sparse_attention(E& e, DeviceScratch<E>& s, const KvPageFormat& f, const Kv
     attention_scores(e, f, l, part, window, q + t0 * n_head * hd, n_head,
                      chosen ? chosen + t0 * top_k : nullptr,
                      chosen_count ? chosen_count + t0 : nullptr, top_k, a);
-    attention_softmax(e, part.n_tokens, n_head, slice, sinks, a);
-    attention_output(e, part.n_tokens, n_head, hd, slice, undo_rope ? &part_rope : nullptr, a,
-                     o + t0 * n_head * hd);
+    attention_weights_output(e, part.n_tokens, n_head, hd, slice, sinks,
+                             undo_rope ? &part_rope : nullptr, a, o + t0 * n_head * hd);
   }
 }
 

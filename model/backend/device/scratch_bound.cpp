@@ -82,7 +82,7 @@ void ask_attention(SlotPeaks& p, const StepShapes::Attention& a, uint64_t bound)
   const uint64_t per_token =
       static_cast<uint64_t>(slice) * sizeof(const float*) + 4 +
       (a.decoded ? static_cast<uint64_t>(a.compressed * a.head_dim) * 4 : 0) +
-      static_cast<uint64_t>(a.n_head * (slice + 1)) * 4;
+      static_cast<uint64_t>(a.n_head * slice) * 4;
   const int64_t group = group_of(bound, per_token, n);
   p.ask(ScratchSlot::kAttentionAux, static_cast<uint64_t>(group * slice) * sizeof(const float*));
   p.ask(ScratchSlot::kElementwiseAux, static_cast<uint64_t>(group) * 4);
@@ -91,7 +91,6 @@ void ask_attention(SlotPeaks& p, const StepShapes::Attention& a, uint64_t bound)
           (static_cast<uint64_t>(group * a.compressed * a.head_dim) + 1) * 4);
   }
   p.ask(ScratchSlot::kAttentionScores, static_cast<uint64_t>(group * a.n_head * slice) * 4);
-  p.ask(ScratchSlot::kElementwise, static_cast<uint64_t>(group * a.n_head) * 4);
 }
 
 }  // namespace
