@@ -95,6 +95,18 @@ struct HeadTransform {
   bool qat = false;
 };
 
+// Head vectors for Backend::transform_heads: n_tokens × heads contiguous vectors of head_dim
+// floats at x, transformed by t.
+struct HeadRows {
+  float* x = nullptr;
+  int64_t heads = 0;
+  int64_t head_dim = 0;
+  HeadTransform t;
+};
+// Tensors one device launch of Backend::transform_heads takes (a layer's q, kv and indexer
+// queries); more are taken in turn.
+inline constexpr size_t kMaxHeadRows = 3;
+
 // The RoPE that Backend::sparse_attention undoes on each head's output (spec §3.4.1): the last
 // rope_dim values rotated by −θ at the token's position (positions: one per token).
 struct OutputRope {
@@ -267,16 +279,20 @@ class Backend {
   // Walsh–Hadamard rotation, then the FP4 (E2M1) round-trip in blocks of 32.
   virtual void indexer_qat(float* x, int64_t n_rows, int64_t dim) = 0;
 
-  // `t` on n_tokens × heads contiguous head vectors of head_dim floats, in place: bit for bit
-  // rms_norm, rope, then fp8_round_trip or indexer_qat, as these ops give it. A device backend
-  // runs all of it in one launch (the q, kv and indexer-query rows of spec §3.4).
-  virtual void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
-                               const HeadTransform& t) {
-    const int64_t rows = n_tokens * heads, rotated_from = head_dim - t.rope_dim;
-    if (t.norm) rms_norm(x, t.norm_weight, head_dim, rows, t.eps, x);
-    rope(x, n_tokens, heads, head_dim, rotated_from, t.rope_dim, t.positions, t.freqs, false);
-    if (t.fp8_block > 0) fp8_round_trip(x, rows, head_dim, rotated_from, t.fp8_block);
-    if (t.qat) indexer_qat(x, rows, head_dim);
+  // Each tensor of `rows` (n_tokens tokens' head vectors) transformed by its HeadTransform, in
+  // place: bit for bit rms_norm, rope, then fp8_round_trip or indexer_qat, as these ops give it.
+  // A device backend runs all of it in one launch for up to kMaxHeadRows tensors (a layer's q,
+  // kv and indexer-query rows, spec §3.4).
+  virtual void transform_heads(int64_t n_tokens, std::span<const HeadRows> rows) {
+    for (const HeadRows& r : rows) {
+      const HeadTransform& t = r.t;
+      const int64_t vectors = n_tokens * r.heads, rotated_from = r.head_dim - t.rope_dim;
+      if (t.norm) rms_norm(r.x, t.norm_weight, r.head_dim, vectors, t.eps, r.x);
+      rope(r.x, n_tokens, r.heads, r.head_dim, rotated_from, t.rope_dim, t.positions, t.freqs,
+           false);
+      if (t.fp8_block > 0) fp8_round_trip(r.x, vectors, r.head_dim, rotated_from, t.fp8_block);
+      if (t.qat) indexer_qat(r.x, vectors, r.head_dim);
+    }
   }
 
   // x[i] *= s for i < n.

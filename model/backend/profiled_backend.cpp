@@ -101,9 +101,8 @@ void ProfiledBackend::indexer_qat(float* x, int64_t n_rows, int64_t dim) {
   timed("indexer_qat", [&] { inner_->indexer_qat(x, n_rows, dim); });
 }
 
-void ProfiledBackend::transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
-                                      const HeadTransform& t) {
-  timed("transform_heads", [&] { inner_->transform_heads(x, n_tokens, heads, head_dim, t); });
+void ProfiledBackend::transform_heads(int64_t n_tokens, std::span<const HeadRows> rows) {
+  timed("transform_heads", [&] { inner_->transform_heads(n_tokens, rows); });
 }
 
 void ProfiledBackend::scale(float* x, int64_t n, float s) {

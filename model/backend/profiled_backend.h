@@ -61,8 +61,7 @@ class ProfiledBackend final : public Backend {
             int64_t rope_dim, const uint64_t* positions, const float* freqs, bool inverse) override;
   void fp8_round_trip(float* x, int64_t n_rows, int64_t stride, int64_t n, int64_t block) override;
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override;
-  void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
-                       const HeadTransform& t) override;
+  void transform_heads(int64_t n_tokens, std::span<const HeadRows> rows) override;
   void scale(float* x, int64_t n, float s) override;
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,
                      int64_t n_tokens, int32_t* experts, float* weights) override;

@@ -83,18 +83,23 @@ Projections project(const ForwardContext& ctx, const LayerWeights& w, const Atte
   be.norm_matmul_shared(p.cq, w.q_a_norm.device(), c.q_lora_rank, c.rms_eps, n,
                         std::span(of_cq.data(), n_of_cq));
   // Each query head: RMSNorm without weight (spec §3.9), then RoPE. The kv row: its RMSNorm,
-  // RoPE, then the FP8 round trip of all but the RoPE tail, which stays high precision.
+  // RoPE, then the FP8 round trip of all but the RoPE tail, which stays high precision. On
+  // ratio-4 layers the indexer's queries too (indexer_query_rows): all in one call.
+  std::array<HeadRows, 3> heads;
   HeadTransform tq;
   tq.norm = true;
   tq.eps = c.rms_eps;
   tq.rope_dim = c.rope_dim;
   tq.positions = ctx.positions();
   tq.freqs = rope.device();
-  be.transform_heads(p.q, n, nh, hd, tq);
+  heads[0] = {p.q, nh, hd, tq};
   HeadTransform tkv = tq;
   tkv.norm_weight = w.kv_a_norm.device();
   tkv.fp8_block = kFp8Block;
-  be.transform_heads(p.kv, n, 1, hd, tkv);
+  heads[1] = {p.kv, 1, hd, tkv};
+  size_t n_heads = 2;
+  if (w.compress_ratio == 4) heads[n_heads++] = indexer_query_rows(ctx, p.idx_q, rope.device());
+  be.transform_heads(n, std::span(heads.data(), n_heads));
   return p;
 }
 
@@ -133,7 +138,7 @@ void attention_forward(const ForwardContext& ctx, const LayerWeights& w, uint32_
   uint32_t* chosen = ws.chosen.data<uint32_t>();
   uint32_t* chosen_count = ws.chosen_count.data<uint32_t>();
   if (w.compress_ratio == 4) {
-    const IndexerQueries iq = indexer_queries(ctx, p.idx_q, p.idx_w, rope.device());
+    const IndexerQueries iq = indexer_queries(ctx, p.idx_q, p.idx_w);
     be.indexer_topk(format, address, kv, iq.q, iq.weights, iq.weight_scale, c.indexer_n_head, top_k,
                     chosen, chosen_count);
   }

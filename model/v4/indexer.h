@@ -19,10 +19,13 @@ struct IndexerQueries {
   float weight_scale = 1.0f;  // what indexer_topk multiplies each of `weights` by
 };
 
-// `q` holds q_b·cq and `weights` proj·h (both computed with the layer's other projections of
-// their inputs). The queries are rotated and QAT-transformed in place; the weights' scale
-// 1/sqrt(dim·heads) is left to indexer_topk.
-IndexerQueries indexer_queries(const ForwardContext& ctx, float* q, float* weights,
-                               const float* freqs);
+// The transform of the queries `q` (q_b·cq, computed with the layer's other products of cq):
+// RoPE at the token's position, then QAT, in place, for Backend::transform_heads (which runs it
+// beside the layer's q and kv rows).
+HeadRows indexer_query_rows(const ForwardContext& ctx, float* q, const float* freqs);
+
+// `q` transformed by indexer_query_rows, `weights` proj·h (computed with the layer's other
+// projections of h). The weights' scale 1/sqrt(dim·heads) is left to indexer_topk.
+IndexerQueries indexer_queries(const ForwardContext& ctx, const float* q, const float* weights);
 
 }  // namespace v4

@@ -86,9 +86,8 @@ class WeightTrafficRecorder final : public Backend {
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
     inner_.indexer_qat(x, n_rows, dim);
   }
-  void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
-                       const HeadTransform& t) override {
-    inner_.transform_heads(x, n_tokens, heads, head_dim, t);
+  void transform_heads(int64_t n_tokens, std::span<const HeadRows> rows) override {
+    inner_.transform_heads(n_tokens, rows);
   }
   void scale(float* x, int64_t n, float s) override { inner_.scale(x, n, s); }
   void route_experts(const ExpertRouting& routing, const float* logits, const int32_t* tokens,

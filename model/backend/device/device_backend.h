@@ -198,10 +198,8 @@ class DeviceBackend : public Backend {
   void indexer_qat(float* x, int64_t n_rows, int64_t dim) override {
     run_op("indexer_qat", [&] { device::indexer_qat(exec_, scratch(), x, n_rows, dim); });
   }
-  void transform_heads(float* x, int64_t n_tokens, int64_t heads, int64_t head_dim,
-                       const HeadTransform& t) override {
-    run_op("transform_heads",
-           [&] { device::transform_heads(exec_, scratch(), x, n_tokens, heads, head_dim, t); });
+  void transform_heads(int64_t n_tokens, std::span<const HeadRows> rows) override {
+    run_op("transform_heads", [&] { device::transform_heads(exec_, scratch(), n_tokens, rows); });
   }
   void scale(float* x, int64_t n, float s) override {
     run_op("scale", [&] { device::scale(exec_, scratch(), x, n, s); });

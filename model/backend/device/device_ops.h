@@ -97,8 +97,7 @@ void fp8_round_trip(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t
 template <class E>
 void indexer_qat(E& e, DeviceScratch<E>& s, float* x, int64_t n_rows, int64_t dim);
 template <class E>
-void transform_heads(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads,
-                     int64_t head_dim, const HeadTransform& t);
+void transform_heads(E& e, DeviceScratch<E>& s, int64_t n_tokens, std::span<const HeadRows> rows);
 template <class E>
 void scale(E& e, DeviceScratch<E>& s, float* x, int64_t n, float factor);
 template <class E>
@@ -182,23 +181,23 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
   template void v4::device::hc_head<E>(E&, DeviceScratch<E>&, const HcMixing&, const float*, \
                                        int64_t, float*);
 
-#define V4_DEVICE_OPS_ELEMENTWISE(E)                                                            \
-  template void v4::device::rms_norm<E>(E&, DeviceScratch<E>&, const float*, const float*,      \
-                                        int64_t, int64_t, float, float*);                       \
-  template void v4::device::rope<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, int64_t,   \
-                                    int64_t, int64_t, const uint64_t*, const float*, bool);     \
-  template void v4::device::fp8_round_trip<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t,  \
-                                              int64_t, int64_t);                                \
-  template void v4::device::indexer_qat<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t);    \
-  template void v4::device::transform_heads<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, \
-                                               int64_t, const HeadTransform&);                  \
-  template void v4::device::scale<E>(E&, DeviceScratch<E>&, float*, int64_t, float);            \
-  template void v4::device::add<E>(E&, DeviceScratch<E>&, const float*, int64_t, float*);       \
-  template void v4::device::gather_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,        \
-                                           const int64_t*, int64_t, float*);                    \
-  template void v4::device::copy_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,          \
-                                         const int64_t*, int64_t, int64_t, float*, int64_t);    \
-  template void v4::device::sum_slots<E>(E&, DeviceScratch<E>&, const float*, const int64_t*,   \
+#define V4_DEVICE_OPS_ELEMENTWISE(E)                                                           \
+  template void v4::device::rms_norm<E>(E&, DeviceScratch<E>&, const float*, const float*,     \
+                                        int64_t, int64_t, float, float*);                      \
+  template void v4::device::rope<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, int64_t,  \
+                                    int64_t, int64_t, const uint64_t*, const float*, bool);    \
+  template void v4::device::fp8_round_trip<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t, \
+                                              int64_t, int64_t);                               \
+  template void v4::device::indexer_qat<E>(E&, DeviceScratch<E>&, float*, int64_t, int64_t);   \
+  template void v4::device::transform_heads<E>(E&, DeviceScratch<E>&, int64_t,                 \
+                                               std::span<const HeadRows>);                     \
+  template void v4::device::scale<E>(E&, DeviceScratch<E>&, float*, int64_t, float);           \
+  template void v4::device::add<E>(E&, DeviceScratch<E>&, const float*, int64_t, float*);      \
+  template void v4::device::gather_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,       \
+                                           const int64_t*, int64_t, float*);                   \
+  template void v4::device::copy_rows<E>(E&, DeviceScratch<E>&, const float*, int64_t,         \
+                                         const int64_t*, int64_t, int64_t, float*, int64_t);   \
+  template void v4::device::sum_slots<E>(E&, DeviceScratch<E>&, const float*, const int64_t*,  \
                                          int64_t, uint32_t, int64_t, float*);
 
 #define V4_DEVICE_OPS_ROUTING(E)                                                              \

@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include <algorithm>
+
 #include "kernels/cpu/rope.h"
 #include "model/backend/device/device_ops.h"
 #include "model/backend/device/device_ops_kv_simulation.h"
@@ -82,46 +84,70 @@ void rope(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads, 
 inline constexpr int kHeadTeam = 128;
 static_assert(kHeadTeam >= kNormLanes);
 
-// Backend::transform_heads in one launch: a team per head vector runs rms_norm_team, then a
-// thread per RoPE pair, then an FP8 block per thread (each block's rounding is its own) or the
-// QAT (hadamard_team and the FP4 blocks, as indexer_qat runs them). Every value goes through
-// the same functions in the same order as the separate ops give it, so the bits are theirs.
-template <class E>
-void transform_heads(E& e, DeviceScratch<E>& s, float* x, int64_t n_tokens, int64_t heads,
-                     int64_t head_dim, const HeadTransform& t) {
-  if (n_tokens <= 0 || heads <= 0) return;
-  const HeadTransform tr = t;
+// transform_heads' team on head vector v (of n_tokens × heads at x): its token is v / heads.
+template <class Team>
+V4_HD void transform_head(const Team& team, float* x, int64_t heads, int64_t head_dim,
+                          const HeadTransform& t, int64_t v) {
   const int64_t pairs = t.rope_dim / 2, rotated_from = head_dim - t.rope_dim;
-  e.for_each_team(n_tokens * heads, kHeadTeam, kNormLanes * sizeof(double),
-                  [=] V4_HD(int64_t r, const typename E::Team& team) {
-                    float* row = x + r * head_dim;
-                    if (tr.norm) rms_norm_team(team, row, tr.norm_weight, head_dim, tr.eps, row);
-                    const uint64_t pos = tr.positions[r / heads];
-                    team.threads([&](int l) {
-                      for (int64_t p = l; p < pairs; p += team.size()) {
-                        kernels::rope_rotate_pair(row + rotated_from, tr.freqs, p, pos, false);
-                      }
+  float* row = x + v * head_dim;
+  if (t.norm) rms_norm_team(team, row, t.norm_weight, head_dim, t.eps, row);
+  const uint64_t pos = t.positions[v / heads];
+  team.threads([&](int l) {
+    for (int64_t p = l; p < pairs; p += team.size()) {
+      kernels::rope_rotate_pair(row + rotated_from, t.freqs, p, pos, false);
+    }
+  });
+  if (t.fp8_block > 0) {
+    const int64_t block = t.fp8_block;
+    team.threads([&](int l) {
+      for (int64_t b0 = l * block; b0 < rotated_from; b0 += team.size() * block) {
+        const int64_t len = rotated_from - b0 < block ? rotated_from - b0 : block;
+        kernels::fp8_round_trip(row + b0, len, block);
+      }
+    });
+  }
+  if (t.qat) {
+    hadamard_team(team, row, head_dim);
+    team.threads([&](int l) {
+      for (int64_t b0 = l * kFp4Block; b0 < head_dim; b0 += team.size() * kFp4Block) {
+        const int64_t len = head_dim - b0 < kFp4Block ? head_dim - b0 : kFp4Block;
+        kernels::fp4_round_trip(row + b0, len, kFp4Block);
+      }
+    });
+  }
+}
+
+// One launch of transform_heads: its tensors by value, and where each one's teams start.
+struct HeadRowsLaunch {
+  HeadRows rows[kMaxHeadRows];
+  int64_t first_team[kMaxHeadRows + 1];
+};
+
+// Backend::transform_heads in one launch per kMaxHeadRows tensors: a team per head vector runs
+// rms_norm_team, then a thread per RoPE pair, then an FP8 block per thread (each block's
+// rounding is its own) or the QAT (hadamard_team and the FP4 blocks, as indexer_qat runs them).
+// Every value goes through the same functions in the same order as the separate ops give it,
+// so the bits are theirs; which tensors share the launch changes none.
+template <class E>
+void transform_heads(E& e, DeviceScratch<E>& s, int64_t n_tokens, std::span<const HeadRows> rows) {
+  if (n_tokens <= 0) return;
+  for (size_t first = 0; first < rows.size(); first += kMaxHeadRows) {
+    HeadRowsLaunch job{};
+    const size_t count = std::min(kMaxHeadRows, rows.size() - first);
+    for (size_t j = 0; j < count; ++j) {
+      job.rows[j] = rows[first + j];
+      job.first_team[j + 1] = job.first_team[j] + n_tokens * rows[first + j].heads;
+    }
+    for (size_t j = count; j < kMaxHeadRows; ++j) job.first_team[j + 1] = job.first_team[j];
+    if (job.first_team[kMaxHeadRows] == 0) continue;
+    e.for_each_team(job.first_team[kMaxHeadRows], kHeadTeam, kNormLanes * sizeof(double),
+                    [=] V4_HD(int64_t i, const typename E::Team& team) {
+                      size_t j = 0;
+                      while (i >= job.first_team[j + 1]) ++j;
+                      const HeadRows& r = job.rows[j];
+                      transform_head(team, r.x, r.heads, r.head_dim, r.t, i - job.first_team[j]);
                     });
-                    if (tr.fp8_block > 0) {
-                      const int64_t block = tr.fp8_block;
-                      team.threads([&](int l) {
-                        for (int64_t b0 = l * block; b0 < rotated_from; b0 += team.size() * block) {
-                          const int64_t len = rotated_from - b0 < block ? rotated_from - b0 : block;
-                          kernels::fp8_round_trip(row + b0, len, block);
-                        }
-                      });
-                    }
-                    if (tr.qat) {
-                      hadamard_team(team, row, head_dim);
-                      team.threads([&](int l) {
-                        for (int64_t b0 = l * kFp4Block; b0 < head_dim;
-                             b0 += team.size() * kFp4Block) {
-                          const int64_t len = head_dim - b0 < kFp4Block ? head_dim - b0 : kFp4Block;
-                          kernels::fp4_round_trip(row + b0, len, kFp4Block);
-                        }
-                      });
-                    }
-                  });
+  }
 }
 
 template <class E>

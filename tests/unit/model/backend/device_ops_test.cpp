@@ -106,25 +106,29 @@ TEST_P(DeviceOps, RopeGatherAndSlotSumsAreTheCpus) {
 // Backend::transform_heads runs the q, kv and indexer-query transforms of spec §3.4 in one
 // launch: bit for bit the separate ops on the same device, and the CPU's within RoPE's ulps.
 TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
-  const int64_t tokens = 3, heads = 4, rope_dim = 16;
+  const int64_t tokens = 3, rope_dim = 16;
   const std::vector<float> freqs = randoms(rope_dim / 2, 5, 0.1f);
   const std::vector<uint64_t> pos = {0, 7, 4000};
   auto df = upload(*be_, freqs);
   auto dp = upload(*be_, pos);
   struct Case {
     const char* name;
+    int64_t heads;
     int64_t dim;  // 96: an FP8 tail of 80 values, a short last block
     bool norm, weighted;
     int64_t fp8_block;
     bool qat;
   };
-  const Case cases[] = {{"q: weightless norm, RoPE", 96, true, false, 0, false},
-                        {"kv: norm, RoPE, FP8", 96, true, true, 64, false},
-                        {"indexer query: RoPE, QAT", 64, false, false, 0, true}};
+  const Case cases[] = {{"q: weightless norm, RoPE", 4, 96, true, false, 0, false},
+                        {"kv: norm, RoPE, FP8", 1, 96, true, true, 64, false},
+                        {"indexer query: RoPE, QAT", 3, 64, false, false, 0, true}};
+  const std::vector<float> w = randoms(96, 9);
+  auto dw = upload(*be_, w);
+  std::vector<std::vector<float>> inputs;
+  std::vector<testing_device::OnDevice<float>> together;
+  std::vector<HeadRows> all;
   for (const Case& c : cases) {
-    const std::vector<float> x = randoms(tokens * heads * c.dim, 8, 3.0f);
-    const std::vector<float> w = randoms(c.dim, 9);
-    auto dw = upload(*be_, w);
+    const std::vector<float> x = randoms(tokens * c.heads * c.dim, 8, 3.0f);
     HeadTransform t;
     t.norm = c.norm;
     t.norm_weight = c.weighted ? dw.get() : nullptr;
@@ -135,12 +139,14 @@ TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
     t.fp8_block = c.fp8_block;
     t.qat = c.qat;
     auto fused = upload(*be_, x), separate = upload(*be_, x);
+    const HeadRows one{fused.get(), c.heads, c.dim, t};
     const uint64_t before = be_->kernel_launches();
-    be_->transform_heads(fused.get(), tokens, heads, c.dim, t);
+    be_->transform_heads(tokens, {&one, 1});
     if (be_->kernel_launches() != 0) {
       EXPECT_EQ(be_->kernel_launches() - before, 1u) << c.name;
     }
-    be_->Backend::transform_heads(separate.get(), tokens, heads, c.dim, t);
+    const HeadRows apart{separate.get(), c.heads, c.dim, t};
+    be_->Backend::transform_heads(tokens, {&apart, 1});
     const std::vector<float> got = download(*be_, fused);
     EXPECT_EQ(got, download(*be_, separate)) << c.name;
     std::vector<float> want = x;
@@ -148,11 +154,44 @@ TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
     on_cpu.norm_weight = c.weighted ? w.data() : nullptr;
     on_cpu.positions = pos.data();
     on_cpu.freqs = freqs.data();
-    cpu_.transform_heads(want.data(), tokens, heads, c.dim, on_cpu);
+    const HeadRows host{want.data(), c.heads, c.dim, on_cpu};
+    cpu_.transform_heads(tokens, {&host, 1});
     // RoPE's cos/sin may differ by an ulp (as above); FP8 and FP4 rounding can turn that into
     // a step of the format near a rounding boundary, so the CPU comparison is for the plain
     // transforms only, and the device's own separate ops are the bit-exact reference.
     if (c.fp8_block == 0 && !c.qat) expect_ulps(got, want, 8, c.name);
+    together.push_back(upload(*be_, x));
+    all.push_back({together.back().get(), c.heads, c.dim, t});
+    inputs.push_back(got);
+  }
+  // The three in one call: one launch, each tensor's bits as alone. Then four tensors, the
+  // fourth taken by a second launch.
+  const uint64_t before = be_->kernel_launches();
+  be_->transform_heads(tokens, all);
+  if (be_->kernel_launches() != 0) {
+    EXPECT_EQ(be_->kernel_launches() - before, 1u);
+  }
+  for (size_t j = 0; j < all.size(); ++j) {
+    EXPECT_EQ(download(*be_, together[j]), inputs[j]) << cases[j].name << ", together";
+  }
+  std::vector<float> x4 = randoms(tokens * 2 * 96, 10, 3.0f);
+  auto d4 = upload(*be_, x4), d4_alone = upload(*be_, x4);
+  std::vector<HeadRows> four = all;
+  for (size_t j = 0; j < all.size(); ++j) {
+    together[j] = upload(*be_, randoms(tokens * cases[j].heads * cases[j].dim, 8, 3.0f));
+    four[j].x = together[j].get();
+  }
+  four.push_back({d4.get(), 2, 96, all[1].t});
+  const uint64_t before4 = be_->kernel_launches();
+  be_->transform_heads(tokens, four);
+  if (be_->kernel_launches() != 0) {
+    EXPECT_EQ(be_->kernel_launches() - before4, 2u);
+  }
+  const HeadRows alone4{d4_alone.get(), 2, 96, all[1].t};
+  be_->transform_heads(tokens, {&alone4, 1});
+  EXPECT_EQ(download(*be_, d4), download(*be_, d4_alone)) << "a fourth tensor";
+  for (size_t j = 0; j < all.size(); ++j) {
+    EXPECT_EQ(download(*be_, together[j]), inputs[j]) << cases[j].name << ", of four";
   }
 }
 
