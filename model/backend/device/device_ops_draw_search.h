@@ -73,12 +73,16 @@ V4_HD inline int draw_bin(float v, float max, float scale) {
   return t < static_cast<float>(kDrawBins) ? static_cast<int>(t) : kDrawBins - 1;
 }
 
-// What one row's draw weighs its tokens with (kernels/cpu/whole_row_draw.cpp's weigh).
+// What one row's draw weighs and bins its tokens with (kernels/cpu/whole_row_draw.cpp's weigh):
+// launches 2 and 3 of draw_rows each make it with draw_weigher, so both bin every token alike.
 struct DrawWeigher {
   float max;
   float temperature;
   float min_x;  // min-p's lowest scaled logit
   kernels::DrawWeightScale scale;
+  float bin_scale;  // draw_bin_scale's
+
+  V4_HD int bin(float v) const { return draw_bin(v, max, bin_scale); }
 
   V4_HD float scaled(float v) const { return kernels::draw_scaled_logit(v, max, temperature); }
   // The weight of scaled logit x: 0 when it weighs nothing.
@@ -94,6 +98,12 @@ struct DrawWeigher {
     return w;
   }
 };
+
+V4_HD inline DrawWeigher draw_weigher(const DrawRange& r, const kernels::WholeRowDrawOptions& p,
+                                      const kernels::DrawWeightScale& scale) {
+  return {r.max, p.temperature, kernels::draw_min_scaled_logit(p.min_p), scale,
+          draw_bin_scale(r, p.temperature, scale.cutoff)};
+}
 
 // What a row's team keeps between phases of its search (shared memory).
 struct DrawState {

@@ -76,71 +76,70 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
 
   // 1. The parts' best tokens and lowest logits; the row's totals zeroed.
   const size_t shared_1 = kTeam * (2 * sizeof(float) + sizeof(int32_t));
-  e.for_each_team(
-      n_rows * parts, kTeam, shared_1, [=] V4_HD(int64_t i, const typename E::Team& team) {
-        auto* best_value = team.template shared<float>();
-        auto* best_id = reinterpret_cast<int32_t*>(best_value + kTeam);
-        auto* low = reinterpret_cast<float*>(best_id + kTeam);
-        const int64_t r = i / parts, part = i % parts;
-        team.threads([&](int l) {
-          uint64_t* row_totals = totals + r * kDrawTotals;
-          for (int64_t j = part * kTeam + l; j < kDrawTotals; j += parts * kTeam) row_totals[j] = 0;
-        });
-        if (!(params[r].filters.temperature > 0.0f)) return;
-        const int64_t first = part * kTopLogitsPart;
-        const int64_t n = n_vocab - first < kTopLogitsPart ? n_vocab - first : kTopLogitsPart;
-        detail::draw_part_range(team, logits + r * n_vocab + first, n, first, best_value, best_id,
-                                low, part_ranges + i);
-      });
+  e.for_each_team(n_rows * parts, kTeam, shared_1,
+                  [=] V4_HD(int64_t i, const typename E::Team& team) {
+                    auto* best_value = team.template shared<float>();
+                    auto* best_id = reinterpret_cast<int32_t*>(best_value + kTeam);
+                    auto* low = reinterpret_cast<float*>(best_id + kTeam);
+                    const int64_t r = i / parts, part = i % parts;
+                    team.threads([&](int l) {
+                      uint64_t* row_totals = totals + r * kDrawTotals;
+                      for (int64_t j = part * kTeam + l; j < kDrawTotals; j += parts * kTeam)
+                        row_totals[j] = 0;
+                    });
+                    if (!(params[r].filters.temperature > 0.0f)) return;
+                    const int64_t first = part * kTopLogitsPart;
+                    const int64_t n = top_logits_part_size(n_vocab, part);
+                    detail::draw_part_range(team, logits + r * n_vocab + first, n, first,
+                                            best_value, best_id, low, part_ranges + i);
+                  });
 
   // 2. The parts' weights into the row's masses and bin masses.
   const size_t shared_2 = (kDrawBins + 2) * sizeof(uint64_t) + sizeof(detail::DrawRange);
-  e.for_each_team(
-      n_rows * parts, kTeam, shared_2, [=] V4_HD(int64_t i, const typename E::Team& team) {
-        uint64_t* bins = team.template shared<uint64_t>();
-        uint64_t* masses = bins + kDrawBins;
-        auto* range = reinterpret_cast<detail::DrawRange*>(masses + 2);
-        const int64_t r = i / parts, part = i % parts;
-        const kernels::WholeRowDrawOptions p = params[r].filters;
-        if (!(p.temperature > 0.0f)) return;
-        team.threads([&](int l) {
-          for (int b = l; b < kDrawBins; b += kTeam) bins[b] = 0;
-          if (l != 0) return;
-          *range = detail::draw_range(part_ranges + r * parts, parts);
-          masses[0] = masses[1] = 0;
-        });
-        const detail::DrawRange rr = *range;
-        if (rr.best < 0 || !isfinite(rr.max)) return;
-        const detail::DrawWeigher weigh{rr.max, p.temperature,
-                                        kernels::draw_min_scaled_logit(p.min_p), scale};
-        const float bin_scale = detail::draw_bin_scale(rr, p.temperature, scale.cutoff);
-        const int64_t first = part * kTopLogitsPart;
-        const int64_t n = n_vocab - first < kTopLogitsPart ? n_vocab - first : kTopLogitsPart;
-        const float* x = logits + r * n_vocab + first;
-        team.threads([&](int l) {
-          uint64_t row_mass = 0, kept = 0;
-          for (int64_t q = l; q < n; q += kTeam) {
-            const float sx = weigh.scaled(x[q]);
-            const uint64_t w = weigh.weight(sx);
-            if (w == 0) continue;
-            row_mass += w;
-            if (!weigh.keeps(sx)) continue;
-            kept += w;
-            kernels::add_exact(bins + detail::draw_bin(x[q], rr.max, bin_scale), w);
-          }
-          kernels::add_exact(masses, row_mass);
-          kernels::add_exact(masses + 1, kept);
-        });
-        team.threads([&](int l) {
-          uint64_t* row_totals = totals + r * kDrawTotals;
-          for (int b = l; b < kDrawBins; b += kTeam) {
-            if (bins[b] != 0) kernels::add_exact(row_totals + b, bins[b]);
-          }
-          if (l != 0) return;
-          kernels::add_exact(row_totals + kDrawBins, masses[0]);
-          kernels::add_exact(row_totals + kDrawBins + 1, masses[1]);
-        });
-      });
+  e.for_each_team(n_rows * parts, kTeam, shared_2,
+                  [=] V4_HD(int64_t i, const typename E::Team& team) {
+                    uint64_t* bins = team.template shared<uint64_t>();
+                    uint64_t* masses = bins + kDrawBins;
+                    auto* range = reinterpret_cast<detail::DrawRange*>(masses + 2);
+                    const int64_t r = i / parts, part = i % parts;
+                    const kernels::WholeRowDrawOptions p = params[r].filters;
+                    if (!(p.temperature > 0.0f)) return;
+                    team.threads([&](int l) {
+                      for (int b = l; b < kDrawBins; b += kTeam) bins[b] = 0;
+                      if (l != 0) return;
+                      *range = detail::draw_range(part_ranges + r * parts, parts);
+                      masses[0] = masses[1] = 0;
+                    });
+                    const detail::DrawRange rr = *range;
+                    if (rr.best < 0 || !isfinite(rr.max)) return;
+                    const detail::DrawWeigher weigh = detail::draw_weigher(rr, p, scale);
+                    const int64_t first = part * kTopLogitsPart;
+                    const int64_t n = top_logits_part_size(n_vocab, part);
+                    const float* x = logits + r * n_vocab + first;
+                    team.threads([&](int l) {
+                      uint64_t row_mass = 0, kept = 0;
+                      for (int64_t q = l; q < n; q += kTeam) {
+                        const float sx = weigh.scaled(x[q]);
+                        const uint64_t w = weigh.weight(sx);
+                        if (w == 0) continue;
+                        row_mass += w;
+                        if (!weigh.keeps(sx)) continue;
+                        kept += w;
+                        kernels::add_exact(bins + weigh.bin(x[q]), w);
+                      }
+                      kernels::add_exact(masses, row_mass);
+                      kernels::add_exact(masses + 1, kept);
+                    });
+                    team.threads([&](int l) {
+                      uint64_t* row_totals = totals + r * kDrawTotals;
+                      for (int b = l; b < kDrawBins; b += kTeam) {
+                        if (bins[b] != 0) kernels::add_exact(row_totals + b, bins[b]);
+                      }
+                      if (l != 0) return;
+                      kernels::add_exact(row_totals + kDrawBins, masses[0]);
+                      kernels::add_exact(row_totals + kDrawBins + 1, masses[1]);
+                    });
+                  });
 
   // 3. A team per row: the crossings, from the bins down to the token.
   constexpr int kCrossWidth = 256;  // team_crossing's threads over a bin too full to hold
@@ -175,9 +174,7 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
     const uint64_t row_mass = row_totals[kDrawBins];
     uint64_t kept_mass = row_totals[kDrawBins + 1];
     if (kept_mass == 0) return finish(true);  // min-p above 1: the best token stands
-    const detail::DrawWeigher weigh{rr.max, p.temperature, kernels::draw_min_scaled_logit(p.min_p),
-                                    scale};
-    const float bin_scale = detail::draw_bin_scale(rr, p.temperature, scale.cutoff);
+    const detail::DrawWeigher weigh = detail::draw_weigher(rr, p, scale);
     // The first kept token in rank order whose cumulative weight passes x: its id, the weight
     // before it and its own into st.
     const auto cross = [&](uint64_t x) {
@@ -189,7 +186,7 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
         });
         team.threads([&](int l) {
           for (int64_t i = l; i < n_vocab; i += kRow) {
-            if (detail::draw_bin(row[i], rr.max, bin_scale) != bin) continue;
+            if (weigh.bin(row[i]) != bin) continue;
             uint64_t key = 0;
             const uint64_t w = weigh.kept(row[i], static_cast<int32_t>(i), key);
             if (w == 0) continue;
@@ -205,7 +202,7 @@ void draw_rows(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, i
         detail::team_held_crossing(team, in_bin, st->held, held_keys, held_weights, st);
       } else {
         const auto in_the_bin = [&](int64_t i, uint64_t& key) -> uint64_t {
-          if (detail::draw_bin(row[i], rr.max, bin_scale) != bin) return 0;
+          if (weigh.bin(row[i]) != bin) return 0;
           return weigh.kept(row[i], static_cast<int32_t>(i), key);
         };
         detail::team_crossing(team, kCrossWidth, in_bin, n_vocab, in_the_bin, work, st);

@@ -36,6 +36,12 @@ inline int64_t top_logits_parts(int64_t n_vocab) {
   return (n_vocab + kTopLogitsPart - 1) / kTopLogitsPart;
 }
 
+// The logits of part `part` of a row of n_vocab: kTopLogitsPart, fewer in the last.
+V4_HD inline int64_t top_logits_part_size(int64_t n_vocab, int64_t part) {
+  const int64_t left = n_vocab - part * kTopLogitsPart;
+  return left < kTopLogitsPart ? left : kTopLogitsPart;
+}
+
 namespace detail {
 
 // Whether candidate (v, id) may be round j's: it ranks after the previous round's pick.
@@ -138,7 +144,7 @@ void top_logits(E& e, DeviceScratch<E>& s, const float* logits, int64_t n_rows, 
         auto* best_value = reinterpret_cast<float*>(part + kTeam);
         auto* best_id = reinterpret_cast<int32_t*>(best_value + kTeam);
         const int64_t first = i % parts * kTopLogitsPart;
-        const int64_t n = n_vocab - first < kTopLogitsPart ? n_vocab - first : kTopLogitsPart;
+        const int64_t n = top_logits_part_size(n_vocab, i % parts);
         const float* x = logits + i / parts * n_vocab + first;
         float* own_values = part_values + i * k;
         int32_t* own_ids = part_ids + i * k;

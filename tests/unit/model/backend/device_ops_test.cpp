@@ -124,7 +124,7 @@ TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
                         {"indexer query: RoPE, QAT", 3, 64, false, false, 0, true}};
   const std::vector<float> w = randoms(96, 9);
   auto dw = upload(*be_, w);
-  std::vector<std::vector<float>> inputs;
+  std::vector<std::vector<float>> each_alone;  // each tensor transformed alone
   std::vector<testing_device::OnDevice<float>> together;
   std::vector<HeadRows> all;
   for (const Case& c : cases) {
@@ -162,7 +162,7 @@ TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
     if (c.fp8_block == 0 && !c.qat) expect_ulps(got, want, 8, c.name);
     together.push_back(upload(*be_, x));
     all.push_back({together.back().get(), c.heads, c.dim, t});
-    inputs.push_back(got);
+    each_alone.push_back(got);
   }
   // The three in one call: one launch, each tensor's bits as alone. Then four tensors, the
   // fourth taken by a second launch.
@@ -172,7 +172,7 @@ TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
     EXPECT_EQ(be_->kernel_launches() - before, 1u);
   }
   for (size_t j = 0; j < all.size(); ++j) {
-    EXPECT_EQ(download(*be_, together[j]), inputs[j]) << cases[j].name << ", together";
+    EXPECT_EQ(download(*be_, together[j]), each_alone[j]) << cases[j].name << ", together";
   }
   std::vector<float> x4 = randoms(tokens * 2 * 96, 10, 3.0f);
   auto d4 = upload(*be_, x4), d4_alone = upload(*be_, x4);
@@ -191,7 +191,7 @@ TEST_P(DeviceOps, HeadTransformsAreTheSeparateOpsInOneLaunch) {
   be_->transform_heads(tokens, {&alone4, 1});
   EXPECT_EQ(download(*be_, d4), download(*be_, d4_alone)) << "a fourth tensor";
   for (size_t j = 0; j < all.size(); ++j) {
-    EXPECT_EQ(download(*be_, together[j]), inputs[j]) << cases[j].name << ", of four";
+    EXPECT_EQ(download(*be_, together[j]), each_alone[j]) << cases[j].name << ", of four";
   }
 }
 
