@@ -27,6 +27,12 @@
 //                          with the arguments it had. Anything else in between (an allocation,
 //                          a free, a host copy, a sync) breaks the capture: it still takes effect
 //                          (frees wait for the end), and end_capture returns an error, no graph.
+//
+// A GPU runs a launch's indices, and a phase's threads, in no order at all, and at once. The host
+// visits them in a fixed order, which HostOrder chooses: a kernel whose bits differ between the
+// two orders depends on one, which on a GPU is a race (a thread reading what another writes in the
+// same phase, a team reading another team's output of the same launch). Running the same work in
+// both orders and comparing the bits finds such a race on any machine.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +49,25 @@
 namespace v4::kernels {
 
 inline constexpr int kWarpLanes = 32;
+
+enum class HostOrder { kAscending, kDescending };
+
+// V4_HOST_EXEC_ORDER=descending: any program's host executors visit in descending order.
+inline HostOrder host_order_from_environment() {
+  const char* order = std::getenv("V4_HOST_EXEC_ORDER");
+  return order && std::string(order) == "descending" ? HostOrder::kDescending
+                                                     : HostOrder::kAscending;
+}
+
+// f(i) for i = 0 … n − 1 in `order`.
+template <class F>
+void visit_in_order(int64_t n, HostOrder order, const F& f) {
+  if (order == HostOrder::kAscending) {
+    for (int64_t i = 0; i < n; ++i) f(i);
+  } else {
+    for (int64_t i = n - 1; i >= 0; --i) f(i);
+  }
+}
 
 // The lane reduction both executors perform, spelled out for the host: after the step with
 // offset o, lane l holds v[l] + v[l ^ o] (own value first, as __shfl_xor_sync gives it).
@@ -61,7 +86,8 @@ void warp_butterfly_sum(T (&v)[kWarpLanes][N]) {
 // between phases by construction.
 class HostTeam {
  public:
-  HostTeam(int size, void* shared) : size_(size), shared_(shared) {}
+  HostTeam(int size, void* shared, HostOrder order = HostOrder::kAscending)
+      : size_(size), shared_(shared), order_(order) {}
   int size() const { return size_; }
   template <class T>
   T* shared() const {
@@ -69,12 +95,13 @@ class HostTeam {
   }
   template <class G>
   void threads(const G& g) const {
-    for (int thread = 0; thread < size_; ++thread) g(thread);
+    visit_in_order(size_, order_, [&](int64_t thread) { g(static_cast<int>(thread)); });
   }
 
  private:
   int size_;
   void* shared_;
+  HostOrder order_;
 };
 
 // A recorded step: the launches, copies and fills of a capture, in order.
@@ -87,6 +114,9 @@ class HostExec {
   static constexpr bool kIsHost = true;
   using Team = HostTeam;
   using Graph = HostGraph;
+
+  explicit HostExec(HostOrder order = host_order_from_environment()) : order_(order) {}
+  HostOrder order() const { return order_; }
 
   void* malloc(size_t bytes) {
     broken("an allocation");
@@ -146,22 +176,21 @@ class HostExec {
   void for_each(int64_t n, const F& f) {
     if (n <= 0) return;
     ++launches_;
-    run([=] {
-      for (int64_t i = 0; i < n; ++i) f(i);
-    });
+    run([=, order = order_] { visit_in_order(n, order, f); });
   }
 
   template <int N, class T = float, class P, class S>
   void warp_sums(int64_t n, const P& partial, const S& store) {
     if (n <= 0) return;
     ++launches_;
-    run([=] {
-      for (int64_t i = 0; i < n; ++i) {
+    run([=, order = order_] {
+      visit_in_order(n, order, [&](int64_t i) {
         T acc[kWarpLanes][N] = {};
-        for (int lane = 0; lane < kWarpLanes; ++lane) partial(i, lane, acc[lane]);
+        visit_in_order(kWarpLanes, order,
+                       [&](int64_t lane) { partial(i, static_cast<int>(lane), acc[lane]); });
         warp_butterfly_sum<N, T>(acc);
         store(i, acc[0]);
-      }
+      });
     });
   }
 
@@ -169,10 +198,10 @@ class HostExec {
   void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
     if (n <= 0) return;
     ++launches_;
-    run([=] {
+    run([=, order = order_] {
       // Zeroed once, like nothing a kernel may rely on: every body writes before it reads.
       std::vector<double> shared((shared_bytes + sizeof(double) - 1) / sizeof(double) + 1);
-      for (int64_t i = 0; i < n; ++i) f(i, HostTeam(size, shared.data()));
+      visit_in_order(n, order, [&](int64_t i) { f(i, HostTeam(size, shared.data(), order)); });
     });
   }
 
@@ -191,6 +220,7 @@ class HostExec {
     if (capture_ && broken_by_.empty()) broken_by_ = what;
   }
 
+  HostOrder order_;
   uint64_t launches_ = 0;
   std::unique_ptr<HostGraph> capture_;
   std::string broken_by_;
