@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "kernels/device/team_limits.h"
 
 namespace v4::kernels {
 
@@ -84,8 +85,10 @@ class CudaTeam {
   void* shared_;
 };
 
+// Compiled for blocks of up to kMaxTeamThreads: registers are capped at what such a block may
+// have, so a launch never fails for want of them (a kernel that needs more spills instead).
 template <class F>
-__global__ void team_kernel(int64_t n, int size, F f) {
+__global__ void __launch_bounds__(kMaxTeamThreads) team_kernel(int64_t n, int size, F f) {
   extern __shared__ double team_shared[];  // double: 8-byte aligned for any element type used
   after_the_kernel_before();
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
@@ -253,10 +256,14 @@ class CudaExec {
     launch(warp_sums_kernel<N, T, P, S>, blocks, kThreads, 0, n, partial, store);
   }
 
-  // A block of `size` threads (rounded up to whole warps) per team; at most 48 KiB shared.
+  // A block of `size` threads (rounded up to whole warps) per team, within team_limits.h's.
   template <class F>
   void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
     if (n <= 0) return;
+    if (size < 1 || size > kMaxTeamThreads || shared_bytes > kMaxTeamSharedBytes) {
+      record(cudaErrorInvalidConfiguration);
+      return;
+    }
     const int64_t blocks = std::min(kMaxBlocks, n);
     const unsigned threads = static_cast<unsigned>((size + 31) / 32 * 32);
     launch(team_kernel<F>, blocks, threads, shared_bytes, n, size, f);

@@ -7,7 +7,8 @@
 //   malloc / free          memory on the executor's device (nullptr when it cannot be had)
 //   copy_in / copy_out     host → device and device → host (copy_out waits for the work before)
 //   copy / zero            device → device, and zero fill, ordered with the kernels
-//   sync                   waits for all work; reports the first asynchronous error
+//   sync                   waits for all work; reports the first asynchronous error (a team
+//                          over kernels/device/team_limits.h's limits is one, and does not run)
 //   for_each(n, f)         f(i) for every i < n, independently and in no particular order
 //   warp_sums<N, T>(n, p, s)  for every i < n: 32 lanes each add their partials
 //                          p(i, lane, acc[N]) (T: float by default, or double),
@@ -45,6 +46,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "kernels/device/team_limits.h"
 
 namespace v4::kernels {
 
@@ -138,7 +140,7 @@ class HostExec {
   Status copy_out(void* host, const void* src, size_t bytes) {
     broken("a copy to the host");
     if (bytes) std::memcpy(host, src, bytes);
-    return Status::ok();
+    return sync();
   }
   void copy(void* dst, const void* src, size_t bytes) {
     if (bytes) run([=] { std::memmove(dst, src, bytes); });
@@ -148,6 +150,7 @@ class HostExec {
   }
   Status sync() {
     broken("a sync");
+    if (!error_.empty()) return Status::error("host executor: " + error_);
     return Status::ok();
   }
 
@@ -198,6 +201,15 @@ class HostExec {
   void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
     if (n <= 0) return;
     ++launches_;
+    // Not run, as a GPU would not run it; the first such launch is what sync() reports.
+    if (size < 1 || size > kMaxTeamThreads || shared_bytes > kMaxTeamSharedBytes) {
+      if (error_.empty()) {
+        error_ = "a team of " + std::to_string(size) + " threads and " +
+                 std::to_string(shared_bytes) + " bytes of shared memory is over the limits (" +
+                 std::to_string(kMaxTeamThreads) + ", " + std::to_string(kMaxTeamSharedBytes) + ")";
+      }
+      return;
+    }
     run([=, order = order_] {
       // Zeroed once, like nothing a kernel may rely on: every body writes before it reads.
       std::vector<double> shared((shared_bytes + sizeof(double) - 1) / sizeof(double) + 1);
@@ -221,6 +233,7 @@ class HostExec {
   }
 
   HostOrder order_;
+  std::string error_;  // the first launch refused
   uint64_t launches_ = 0;
   std::unique_ptr<HostGraph> capture_;
   std::string broken_by_;
