@@ -61,14 +61,11 @@ inline HostOrder host_order_from_environment() {
                                                      : HostOrder::kAscending;
 }
 
-// f(i) for i = 0 … n − 1 in `order`.
+// f(i) for i = 0 … n − 1 in `order`. One loop, so that each kernel's body is compiled once.
 template <class F>
 void visit_in_order(int64_t n, HostOrder order, const F& f) {
-  if (order == HostOrder::kAscending) {
-    for (int64_t i = 0; i < n; ++i) f(i);
-  } else {
-    for (int64_t i = n - 1; i >= 0; --i) f(i);
-  }
+  const bool descending = order == HostOrder::kDescending;
+  for (int64_t k = 0; k < n; ++k) f(descending ? n - 1 - k : k);
 }
 
 // The lane reduction both executors perform, spelled out for the host: after the step with
