@@ -260,7 +260,7 @@ class CudaExec {
   template <class F>
   void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
     if (n <= 0) return;
-    if (size < 1 || size > kMaxTeamThreads || shared_bytes > kMaxTeamSharedBytes) {
+    if (!team_fits(size, shared_bytes)) {
       record(cudaErrorInvalidConfiguration);
       return;
     }

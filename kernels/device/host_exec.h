@@ -115,7 +115,6 @@ class HostExec {
   using Graph = HostGraph;
 
   explicit HostExec(HostOrder order = host_order_from_environment()) : order_(order) {}
-  HostOrder order() const { return order_; }
 
   void* malloc(size_t bytes) {
     broken("an allocation");
@@ -197,9 +196,9 @@ class HostExec {
   template <class F>
   void for_each_team(int64_t n, int size, size_t shared_bytes, const F& f) {
     if (n <= 0) return;
-    ++launches_;
-    // Not run, as a GPU would not run it; the first such launch is what sync() reports.
-    if (size < 1 || size > kMaxTeamThreads || shared_bytes > kMaxTeamSharedBytes) {
+    // Not run (nor counted), as a GPU would not run it; the first such launch is what sync()
+    // reports.
+    if (!team_fits(size, shared_bytes)) {
       if (error_.empty()) {
         error_ = "a team of " + std::to_string(size) + " threads and " +
                  std::to_string(shared_bytes) + " bytes of shared memory is over the limits (" +
@@ -207,6 +206,7 @@ class HostExec {
       }
       return;
     }
+    ++launches_;
     run([=, order = order_] {
       // Zeroed once, like nothing a kernel may rely on: every body writes before it reads.
       std::vector<double> shared((shared_bytes + sizeof(double) - 1) / sizeof(double) + 1);

@@ -13,4 +13,9 @@ inline constexpr int kMaxTeamThreads = 512;
 // Shared memory of a team: a block gets 48 KiB without asking for more (cudaFuncSetAttribute).
 inline constexpr size_t kMaxTeamSharedBytes = 48 * 1024;
 
+// Whether a team of `size` threads with `shared_bytes` of shared memory is within the limits.
+constexpr bool team_fits(int size, size_t shared_bytes) {
+  return size >= 1 && size <= kMaxTeamThreads && shared_bytes <= kMaxTeamSharedBytes;
+}
+
 }  // namespace v4::kernels
